@@ -1,0 +1,142 @@
+/**
+ * Running certbot: argument arrays through execa (never a shell), non-interactive, with the ACME error pulled out
+ * of its output, or out of its log when certbot 2.1 prints only a Python traceback.
+ *
+ * certbot takes a non-blocking lock on its config/work/logs directories (certbot #8703): a second run on the
+ * same directories exits at once. Runs sharing directories are therefore queued here, per directory set, so
+ * many domains in one process never trip over the lock.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { AutoSslError } from '../errors.js';
+import { readLineage, type Lineage } from './lineage.js';
+
+export interface CertbotSettings {
+  binary: string;
+  configDir: string;
+  workDir: string;
+  logsDir: string;
+  /** ACME directory URL; certbot's default (Let's Encrypt production) when absent. */
+  server?: string;
+  /** Account email; none registers without one. */
+  email?: string;
+  keyType: 'ecdsa' | 'rsa';
+  extraArgs: string[];
+  /** Extra environment (REQUESTS_CA_BUNDLE for a private CA). */
+  env?: Record<string, string>;
+  timeoutMs: number;
+}
+
+export interface AcmeProblem {
+  domain?: string;
+  type?: string;
+  detail: string;
+}
+
+const queues = new Map<string, Promise<unknown>>();
+
+function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = queues.get(key) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(fn);
+  queues.set(key, next);
+  void next.finally(() => {
+    if (queues.get(key) === next) queues.delete(key);
+  }).catch(() => undefined);
+  return next;
+}
+
+export function commonArgs(s: CertbotSettings): string[] {
+  const args = ['--non-interactive', '--config-dir', s.configDir, '--work-dir', s.workDir, '--logs-dir', s.logsDir];
+  if (s.server) args.push('--server', s.server);
+  return args;
+}
+
+/** The ACME problems certbot reports ("Domain: / Type: / Detail:"), or its one-line error. */
+export function parseCertbotProblems(output: string): AcmeProblem[] {
+  const problems: AcmeProblem[] = [];
+  const re = /Domain:\s*(\S+)\s*\n\s*Type:\s*(\S+)\s*\n\s*Detail:\s*(.+)/g;
+  for (let m = re.exec(output); m; m = re.exec(output)) problems.push({ domain: m[1], type: m[2], detail: m[3]!.trim() });
+  if (problems.length) return problems;
+  const unexpected = /An unexpected error occurred:\s*\n(.+)/.exec(output);
+  if (unexpected && !/Traceback|AttributeError: can't set attribute/.test(unexpected[1]!)) problems.push({ detail: unexpected[1]!.trim() });
+  return problems;
+}
+
+/** certbot 2.1 sometimes prints only a traceback; the ACME error document is in letsencrypt.log. */
+export function problemsFromLog(logsDir: string): AcmeProblem[] {
+  let log: string;
+  try {
+    log = fs.readFileSync(path.join(logsDir, 'letsencrypt.log'), 'utf8');
+  } catch {
+    return [];
+  }
+  // only the last run: certbot starts each run's log with a "Root logging level" line
+  const lastRun = log.slice(Math.max(0, log.lastIndexOf('Root logging level')));
+  const problems: AcmeProblem[] = [];
+  const re = /"type":\s*"urn:ietf:params:acme:error:([^"]+)",\s*"detail":\s*"((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(lastRun); m; m = re.exec(lastRun)) problems.push({ type: m[1], detail: JSON.parse(`"${m[2]}"`) as string });
+  if (problems.length) return problems;
+  const errorLine = /^.*(?:Error|error):.*$/m.exec(lastRun.split('\n').filter((l) => /Error|error/.test(l) && !/DEBUG/.test(l)).pop() ?? '');
+  return errorLine ? [{ detail: errorLine[0].trim() }] : [];
+}
+
+export interface CertonlyRequest {
+  certName: string;
+  names: string[];
+  webroot: string;
+  force?: boolean;
+}
+
+export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const full = [...args, ...commonArgs(s), ...s.extraArgs];
+  return serialized(`${s.configDir}\0${s.workDir}\0${s.logsDir}`, async () => {
+    let result;
+    try {
+      result = await execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: s.env, all: false });
+    } catch (error) {
+      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
+    }
+    if (result.failed && result.exitCode === undefined && !result.timedOut) {
+      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.shortMessage ?? result.message}`);
+    }
+    const stdout = String(result.stdout);
+    const stderr = String(result.stderr);
+    if (result.timedOut) {
+      throw new AutoSslError('TIMEOUT', `certbot did not finish within ${s.timeoutMs / 1000} s.`, { hint: 'Check that the ACME server is reachable and that no other certbot holds its lock.', details: { stderr } });
+    }
+    if (result.exitCode !== 0) {
+      let problems = parseCertbotProblems(`${stdout}\n${stderr}`);
+      if (problems.length === 0) problems = problemsFromLog(s.logsDir);
+      if (problems.length === 0 && /Another instance of Certbot is already running/.test(stderr)) problems.push({ detail: 'Another instance of Certbot is already running' });
+      const summary = problems.length ? problems.map((p) => `${p.domain ? `${p.domain}: ` : ''}${p.type ? `${p.type}: ` : ''}${p.detail}`).join('; ') : stderr.trim().split('\n').pop() ?? 'certbot failed';
+      throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, { details: { exitCode: result.exitCode, problems, stderr: stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') } });
+    }
+    return { stdout, stderr };
+  });
+}
+
+/** `certbot certonly --webroot`: returns the lineage certbot reports. */
+export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest): Promise<Lineage> {
+  const args = ['certonly', '--webroot', '-w', req.webroot, '--cert-name', req.certName, '-d', req.names.join(','), '--agree-tos', '--key-type', s.keyType];
+  args.push(...(s.email ? ['-m', s.email] : ['--register-unsafely-without-email']));
+  if (req.force) args.push('--force-renewal');
+  else args.push('--keep-until-expiring');
+  const { stdout, stderr } = await runCertbot(s, args);
+  return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
+}
+
+/** "Certificate is saved at: /etc/letsencrypt/live/x/fullchain.pem" names the lineage; else the --cert-name. */
+export function lineageFromOutput(configDir: string, output: string, certName: string): Lineage {
+  const saved = /Certificate is saved at:\s*(\S+)/.exec(output)?.[1];
+  let name = certName;
+  if (saved) {
+    const live = path.resolve(configDir, 'live');
+    const dir = path.dirname(path.resolve(saved));
+    if (path.dirname(dir) !== live) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot saved the certificate at ${saved}, outside ${live}.`);
+    name = path.basename(dir);
+  }
+  const lineage = readLineage(configDir, name);
+  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot reported success but ${path.join(configDir, 'renewal', `${name}.conf`)} does not exist.`);
+  return lineage;
+}

@@ -1,0 +1,75 @@
+/**
+ * A certbot lineage: `live/<name>/{cert,chain,fullchain,privkey}.pem` and `renewal/<name>.conf`.
+ * Paths always come from what certbot wrote (its renewal config), never built from a domain by hand:
+ * a wildcard `*.x` is stored as `x`, a clash becomes `x-0001`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { X509Certificate } from '@peculiar/x509';
+import { AutoSslError } from '../errors.js';
+
+export interface Lineage {
+  name: string;
+  cert: string;
+  chain: string;
+  fullchain: string;
+  privkey: string;
+  renewalConf: string;
+}
+
+export interface CertificateInfo {
+  names: string[];
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  issuer: string;
+}
+
+/** Reads `renewal/<name>.conf` ("cert = /path" lines). Returns null when certbot has no such lineage. */
+export function readLineage(configDir: string, name: string): Lineage | null {
+  if (!/^[A-Za-z0-9._*-]+$/.test(name) || name.includes('..')) {
+    throw new AutoSslError('CONFIG_INVALID', `Invalid certificate name ${JSON.stringify(name)}.`);
+  }
+  const renewalConf = path.join(configDir, 'renewal', `${name}.conf`);
+  let text: string;
+  try {
+    text = fs.readFileSync(renewalConf, 'utf8');
+  } catch {
+    return null;
+  }
+  const get = (key: string): string | undefined => new RegExp(`^${key}\\s*=\\s*(.+?)\\s*$`, 'm').exec(text)?.[1];
+  const cert = get('cert');
+  const chain = get('chain');
+  const fullchain = get('fullchain');
+  const privkey = get('privkey');
+  if (!cert || !chain || !fullchain || !privkey) {
+    throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${renewalConf} does not name cert, chain, fullchain and privkey.`);
+  }
+  return { name, cert, chain, fullchain, privkey, renewalConf };
+}
+
+/** Parses the first certificate of a PEM file. */
+export function readCertificate(file: string): CertificateInfo {
+  const pem = fs.readFileSync(file, 'utf8');
+  const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+  if (!block) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${file} holds no certificate.`);
+  return certificateInfo(new X509Certificate(block));
+}
+
+export function certificateInfo(cert: X509Certificate): CertificateInfo {
+  const names: string[] = [];
+  const san = cert.getExtension('2.5.29.17') as unknown as { names?: { items: Array<{ type: string; value: string }> } } | null;
+  for (const item of san?.names?.items ?? []) if (item.type === 'dns') names.push(item.value.toLowerCase());
+  return {
+    names,
+    serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''),
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    issuer: cert.issuer,
+  };
+}
+
+/** Normalises a serial as Node's TLS and @peculiar/x509 print it differently (case, leading zeros). */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+/, '');
+}

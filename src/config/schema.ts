@@ -1,0 +1,271 @@
+/**
+ * The configuration: defaults, and validation whose errors name the bad key and what was expected.
+ * Paths in a config file are resolved against the file's directory.
+ */
+import path from 'node:path';
+import { AutoSslError } from '../errors.js';
+import { normalizeDomain, normalizeDomains } from '../domain.js';
+
+export interface PluginSpec {
+  /** A package name or a file path (relative to the config file). */
+  module: string;
+  options: Record<string, unknown>;
+}
+
+export interface SiteConfig {
+  domain: string;
+  aliases: string[];
+  documentRoot?: string;
+  /** The vhost file; found by server_name when absent. */
+  vhost?: string;
+  redirect?: boolean;
+  hsts?: boolean;
+  /** certbot's --cert-name; the domain when absent. */
+  certName?: string;
+}
+
+export interface AutoSslConfig {
+  /** The file the config was read from, if any. */
+  filepath?: string;
+  certbot: {
+    binary: string;
+    configDir: string;
+    workDir: string;
+    logsDir: string;
+    server?: string;
+    email?: string;
+    keyType: 'ecdsa' | 'rsa';
+    extraArgs: string[];
+    env: Record<string, string>;
+    timeoutMs: number;
+  };
+  nginx: {
+    binary: string;
+    config: string;
+    reloadCommand?: string[];
+    extraArgs: string[];
+    httpsPort: number;
+    http2: boolean;
+  };
+  /** This server's public addresses (pre-flight compares DNS with them). */
+  serverAddresses: string[];
+  /** autossl's own state: journal of in-flight edits, locks. */
+  stateDir: string;
+  /** Webroot for sites whose vhost has no usable document root. */
+  challengeDir: string;
+  defaults: {
+    redirect: boolean;
+    hsts: boolean;
+    /** A domain taking longer than this is reported with the stage it is stuck in. */
+    domainTimeoutMs: number;
+    /** How long after reload the TLS check keeps trying to see the new certificate. */
+    verifyTimeoutMs: number;
+  };
+  plugins: PluginSpec[];
+  sites: SiteConfig[];
+}
+
+export const DEFAULT_CONFIG: AutoSslConfig = {
+  certbot: {
+    binary: 'certbot',
+    configDir: '/etc/letsencrypt',
+    workDir: '/var/lib/letsencrypt',
+    logsDir: '/var/log/letsencrypt',
+    keyType: 'ecdsa',
+    extraArgs: [],
+    env: {},
+    timeoutMs: 120_000,
+  },
+  nginx: { binary: 'nginx', config: '/etc/nginx/nginx.conf', extraArgs: [], httpsPort: 443, http2: true },
+  serverAddresses: [],
+  stateDir: '/var/lib/autossl',
+  challengeDir: '/var/lib/autossl/acme-challenge',
+  defaults: { redirect: false, hsts: false, domainTimeoutMs: 30_000, verifyTimeoutMs: 5_000 },
+  plugins: [],
+  sites: [],
+};
+
+type Json = Record<string, unknown>;
+
+class Validator {
+  constructor(private readonly source: string, private readonly baseDir: string) {}
+
+  fail(key: string, expected: string, got: unknown): never {
+    const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 80);
+    throw new AutoSslError('CONFIG_INVALID', `${this.source}: "${key}" must be ${expected}, got ${shown}.`, { details: { key } });
+  }
+
+  object(value: unknown, key: string): Json {
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) this.fail(key, 'an object', value);
+    return value as Json;
+  }
+
+  known(obj: Json, key: string, allowed: readonly string[]): void {
+    for (const k of Object.keys(obj)) {
+      if (!allowed.includes(k)) this.fail(`${key ? `${key}.` : ''}${k}`, `one of the known keys (${allowed.join(', ')})`, k);
+    }
+  }
+
+  string(value: unknown, key: string, fallback: string): string;
+  string(value: unknown, key: string, fallback?: undefined): string | undefined;
+  string(value: unknown, key: string, fallback?: string): string | undefined {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'string' || value.length === 0) this.fail(key, 'a non-empty string', value);
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f]/.test(value)) this.fail(key, 'a string without control characters', value);
+    return value;
+  }
+
+  path(value: unknown, key: string, fallback: string): string;
+  path(value: unknown, key: string, fallback?: undefined): string | undefined;
+  path(value: unknown, key: string, fallback?: string): string | undefined {
+    const s = this.string(value, key, fallback as string);
+    return s === undefined ? undefined : path.resolve(this.baseDir, s);
+  }
+
+  /** A command: a bare name is looked up on PATH; anything with a slash is a path. */
+  command(value: unknown, key: string, fallback: string): string {
+    const s = this.string(value, key, fallback);
+    return s.includes('/') ? path.resolve(this.baseDir, s) : s;
+  }
+
+  boolean(value: unknown, key: string, fallback: boolean): boolean {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') this.fail(key, 'true or false', value);
+    return value;
+  }
+
+  integer(value: unknown, key: string, fallback: number, min: number, max: number): number {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(key, `an integer from ${min} to ${max}`, value);
+    return value;
+  }
+
+  strings(value: unknown, key: string, fallback: string[]): string[] {
+    if (value === undefined) return fallback;
+    if (!Array.isArray(value)) this.fail(key, 'a list of strings', value);
+    return value.map((v, i) => this.string(v, `${key}[${i}]`, undefined) ?? this.fail(`${key}[${i}]`, 'a non-empty string', v));
+  }
+}
+
+const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
+
+export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
+  const v = new Validator(source, baseDir);
+  const root = v.object(raw, '(top level)');
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'plugins', 'sites']);
+  const d = DEFAULT_CONFIG;
+
+  const cb = v.object(root.certbot, 'certbot');
+  v.known(cb, 'certbot', ['binary', 'configDir', 'workDir', 'logsDir', 'server', 'email', 'keyType', 'extraArgs', 'env', 'timeoutMs']);
+  const keyType = v.string(cb.keyType, 'certbot.keyType', d.certbot.keyType);
+  if (keyType !== 'ecdsa' && keyType !== 'rsa') v.fail('certbot.keyType', '"ecdsa" or "rsa"', keyType);
+  const server = v.string(cb.server, 'certbot.server');
+  if (server !== undefined && !/^https:\/\/[^\s]+$/.test(server)) v.fail('certbot.server', 'an https:// ACME directory URL', server);
+  const email = v.string(cb.email, 'certbot.email');
+  if (email !== undefined && !/^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/.test(email)) v.fail('certbot.email', 'an email address (or leave it out to register without one)', email);
+  const env = v.object(cb.env, 'certbot.env');
+  for (const [k, val] of Object.entries(env)) v.string(val, `certbot.env.${k}`);
+  const extraArgs = v.strings(cb.extraArgs, 'certbot.extraArgs', []);
+  for (const [i, a] of extraArgs.entries()) if (!a.startsWith('-')) v.fail(`certbot.extraArgs[${i}]`, 'a certbot option starting with "-" (option values go in the same string: "--rsa-key-size=4096")', a);
+
+  const ng = v.object(root.nginx, 'nginx');
+  v.known(ng, 'nginx', ['binary', 'config', 'reloadCommand', 'extraArgs', 'httpsPort', 'http2']);
+
+  const defaults = v.object(root.defaults, 'defaults');
+  v.known(defaults, 'defaults', ['redirect', 'hsts', 'domainTimeoutMs', 'verifyTimeoutMs']);
+
+  const addresses = v.strings(root.serverAddresses, 'serverAddresses', []);
+  for (const [i, a] of addresses.entries()) if (!IP.test(a)) v.fail(`serverAddresses[${i}]`, 'an IPv4 or IPv6 address', a);
+
+  if (root.plugins !== undefined && !Array.isArray(root.plugins)) v.fail('plugins', 'a list of plugin names, paths, or [name, options]', root.plugins);
+  const plugins: PluginSpec[] = ((root.plugins as unknown[] | undefined) ?? []).map((p, i) => {
+    const key = `plugins[${i}]`;
+    if (typeof p === 'string') return { module: resolvePluginPath(v.string(p, key)!, baseDir), options: {} };
+    if (Array.isArray(p) && typeof p[0] === 'string') return { module: resolvePluginPath(p[0], baseDir), options: v.object(p[1], `${key}[1]`) };
+    return v.fail(key, 'a plugin name or path, or [name, options]', p);
+  });
+
+  if (root.sites !== undefined && !Array.isArray(root.sites)) v.fail('sites', 'a list of sites', root.sites);
+  const sites: SiteConfig[] = ((root.sites as unknown[] | undefined) ?? []).map((s, i) => {
+    const key = `sites[${i}]`;
+    const site = v.object(s, key);
+    v.known(site, key, ['domain', 'aliases', 'documentRoot', 'vhost', 'redirect', 'hsts', 'certName']);
+    const domain = normalizeForConfig(site.domain, `${key}.domain`, v);
+    const aliases = v.strings(site.aliases, `${key}.aliases`, []).map((a, j) => normalizeForConfig(a, `${key}.aliases[${j}]`, v));
+    const certName = v.string(site.certName, `${key}.certName`);
+    if (certName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_")', certName);
+    return {
+      domain,
+      aliases: aliases.filter((a) => a !== domain),
+      documentRoot: v.path(site.documentRoot, `${key}.documentRoot`),
+      vhost: v.path(site.vhost, `${key}.vhost`),
+      redirect: site.redirect === undefined ? undefined : v.boolean(site.redirect, `${key}.redirect`, false),
+      hsts: site.hsts === undefined ? undefined : v.boolean(site.hsts, `${key}.hsts`, false),
+      certName,
+    };
+  });
+  const seen = new Set<string>();
+  for (const s of sites) {
+    if (seen.has(s.domain)) v.fail('sites', 'a list with each domain once', s.domain);
+    seen.add(s.domain);
+  }
+
+  const reloadCommand = ng.reloadCommand === undefined ? undefined : v.strings(ng.reloadCommand, 'nginx.reloadCommand', []);
+  if (reloadCommand && reloadCommand.length === 0) v.fail('nginx.reloadCommand', 'a non-empty argument list such as ["systemctl", "reload", "nginx"]', reloadCommand);
+
+  const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
+  return {
+    filepath: source === 'config' ? undefined : source,
+    certbot: {
+      binary: v.command(cb.binary, 'certbot.binary', d.certbot.binary),
+      configDir: v.path(cb.configDir, 'certbot.configDir', d.certbot.configDir),
+      workDir: v.path(cb.workDir, 'certbot.workDir', d.certbot.workDir),
+      logsDir: v.path(cb.logsDir, 'certbot.logsDir', d.certbot.logsDir),
+      server,
+      email,
+      keyType: keyType as 'ecdsa' | 'rsa',
+      extraArgs,
+      env: env as Record<string, string>,
+      timeoutMs: v.integer(cb.timeoutMs, 'certbot.timeoutMs', d.certbot.timeoutMs, 1000, 3_600_000),
+    },
+    nginx: {
+      binary: v.command(ng.binary, 'nginx.binary', d.nginx.binary),
+      config: v.path(ng.config, 'nginx.config', d.nginx.config),
+      reloadCommand,
+      extraArgs: v.strings(ng.extraArgs, 'nginx.extraArgs', []),
+      httpsPort: v.integer(ng.httpsPort, 'nginx.httpsPort', d.nginx.httpsPort, 1, 65535),
+      http2: v.boolean(ng.http2, 'nginx.http2', d.nginx.http2),
+    },
+    serverAddresses: addresses,
+    stateDir,
+    challengeDir: v.path(root.challengeDir, 'challengeDir', root.stateDir === undefined ? d.challengeDir : path.join(stateDir, 'acme-challenge')),
+    defaults: {
+      redirect: v.boolean(defaults.redirect, 'defaults.redirect', d.defaults.redirect),
+      hsts: v.boolean(defaults.hsts, 'defaults.hsts', d.defaults.hsts),
+      domainTimeoutMs: v.integer(defaults.domainTimeoutMs, 'defaults.domainTimeoutMs', d.defaults.domainTimeoutMs, 1000, 3_600_000),
+      verifyTimeoutMs: v.integer(defaults.verifyTimeoutMs, 'defaults.verifyTimeoutMs', d.defaults.verifyTimeoutMs, 100, 600_000),
+    },
+    plugins,
+    sites,
+  };
+}
+
+function normalizeForConfig(value: unknown, key: string, v: Validator): string {
+  try {
+    return normalizeDomain(value);
+  } catch (error) {
+    return v.fail(key, `a domain name (${(error as AutoSslError).message})`, value);
+  }
+}
+
+function resolvePluginPath(spec: string, baseDir: string): string {
+  return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec;
+}
+
+export function siteFor(config: AutoSslConfig, domain: string): SiteConfig {
+  return config.sites.find((s) => s.domain === domain) ?? { domain, aliases: [] };
+}
+
+export { normalizeDomains };

@@ -1,0 +1,110 @@
+/**
+ * Running nginx: `nginx -t` against the real main config, reload, version. Always an argument array through
+ * execa, never a shell. Reloads are coalesced: every request made while one is pending shares it, so a batch of
+ * many domains reloads nginx once.
+ */
+import { execa, type ExecaError } from 'execa';
+import { AutoSslError } from '../errors.js';
+
+export interface NginxSettings {
+  binary: string;
+  /** The main config file nginx loads (absolute). */
+  config: string;
+  /** The reload command as an argument array; default: [binary, '-c', config, '-s', 'reload']. */
+  reloadCommand?: string[];
+  /** Extra arguments for every nginx call (e.g. ['-p', prefix]). */
+  extraArgs?: string[];
+}
+
+export interface NginxProblem {
+  message: string;
+  file?: string;
+  line?: number;
+}
+
+/** Pulls nginx's own words and the file:line out of its stderr ("nginx: [emerg] ... in /f.conf:12"). */
+export function parseNginxError(stderr: string): NginxProblem {
+  const lines = stderr.split('\n').filter((l) => /\[(emerg|alert|crit|error)\]/.test(l));
+  const first = lines[0] ?? stderr.trim().split('\n')[0] ?? 'nginx failed';
+  const m = / in (\S+):(\d+)\s*$/.exec(first);
+  const message = first.replace(/^nginx: /, '');
+  return m ? { message, file: m[1], line: Number(m[2]) } : { message };
+}
+
+export class NginxControl {
+  private versionCache: Promise<[number, number, number]> | null = null;
+  private reloading: Promise<void> | null = null;
+  private queued: Promise<void> | null = null;
+
+  constructor(readonly settings: NginxSettings) {}
+
+  private baseArgs(): string[] {
+    return [...(this.settings.extraArgs ?? []), '-c', this.settings.config];
+  }
+
+  private async run(args: string[], timeout = 30_000) {
+    try {
+      return await execa(this.settings.binary, args, { reject: false, timeout, stdin: 'ignore' });
+    } catch (error) {
+      throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */
+  async test(): Promise<void> {
+    const result = await this.run([...this.baseArgs(), '-t', '-q']);
+    if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
+      throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${result.message ?? 'not found'}`);
+    }
+    if (result.exitCode !== 0) {
+      const problem = parseNginxError(String(result.stderr));
+      throw new AutoSslError('NGINX_TEST_FAILED', `nginx -t failed: ${problem.message}`, { details: { ...problem, stderr: String(result.stderr) } });
+    }
+  }
+
+  private async reloadNow(): Promise<void> {
+    const [bin, ...args] = this.settings.reloadCommand ?? [this.settings.binary, ...this.baseArgs(), '-s', 'reload'];
+    let result;
+    try {
+      result = await execa(bin!, args, { reject: false, timeout: 30_000, stdin: 'ignore' });
+    } catch (error) {
+      throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${(error as ExecaError).message}`, { cause: error });
+    }
+    if (result.exitCode !== 0) {
+      throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${parseNginxError(String(result.stderr)).message}`, { details: { stderr: String(result.stderr) } });
+    }
+  }
+
+  /**
+   * Reloads nginx. Calls made while a reload is queued share it; a call made while one is running queues the
+   * next one (the running reload may have read the config before the caller's change).
+   */
+  reload(): Promise<void> {
+    if (this.queued) return this.queued;
+    const start = async (): Promise<void> => {
+      await new Promise((r) => setImmediate(r)); // let concurrent callers join
+      this.queued = null;
+      const run = this.reloadNow();
+      this.reloading = run;
+      try {
+        await run;
+      } finally {
+        if (this.reloading === run) this.reloading = null;
+      }
+    };
+    const previous = this.reloading;
+    this.queued = (previous ? previous.catch(() => undefined).then(start) : start());
+    return this.queued;
+  }
+
+  /** The installed nginx's version, e.g. [1, 22, 1]: decides how HTTP/2 is spelled. */
+  version(): Promise<[number, number, number]> {
+    this.versionCache ??= (async () => {
+      const result = await this.run(['-v']);
+      const m = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(String(result.stderr) + String(result.stdout));
+      if (!m) throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary} -v: ${String(result.stderr).trim() || result.message}`);
+      return [Number(m[1]), Number(m[2]), Number(m[3])] as [number, number, number];
+    })();
+    return this.versionCache;
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * The splice engine: every edit to a user's file is a replacement of a byte range, placed with the
+ * neighbours' indentation and the file's own line ending. After splicing, the result is parsed again and
+ * compared statement by statement with the original (verifySplices): anything other than the intended
+ * additions and argument changes (a statement moved, swallowed, or a comment turned into code) refuses the
+ * edit before a byte is written.
+ */
+import { AutoSslError } from '../errors.js';
+import { fingerprint, parseConfig, type Directive, type ParsedConfig } from './parse.js';
+
+export interface Splice {
+  start: number;
+  end: number;
+  text: string;
+  /** insert: new statements only; args: replaces one directive's arguments; remove: drops whole statements. */
+  kind: 'insert' | 'args' | 'remove';
+  /** Human description for --dry-run and logs. */
+  why: string;
+}
+
+/** A statement to place: a directive, or a block with its children. Arguments are written as raw nginx text. */
+export interface NewStatement {
+  name: string;
+  args: string[];
+  children?: NewStatement[];
+}
+
+function lineStart(src: string, offset: number): number {
+  const i = src.lastIndexOf('\n', offset - 1);
+  return i + 1;
+}
+
+/** The whitespace that starts the line holding `offset`. */
+export function indentOf(src: string, offset: number): string {
+  const start = lineStart(src, offset);
+  return /^[ \t]*/.exec(src.slice(start, offset))![0];
+}
+
+/** The indentation one level deeper: the file's own habit (tabs or N spaces), 4 spaces if it has none. */
+export function indentUnit(config: ParsedConfig): string {
+  const counts = new Map<string, number>();
+  const visit = (dir: Directive): void => {
+    if (!dir.block || dir.block.verbatim !== undefined) return;
+    const outer = indentOf(config.source, dir.start);
+    for (const child of dir.block.children) {
+      if (lineStart(config.source, child.start) === lineStart(config.source, dir.start)) continue;
+      const inner = indentOf(config.source, child.start);
+      if (inner.startsWith(outer) && inner.length > outer.length) {
+        const unit = inner.slice(outer.length);
+        counts.set(unit, (counts.get(unit) ?? 0) + 1);
+      }
+      if (child.kind === 'directive') visit(child);
+    }
+  };
+  for (const node of config.children) if (node.kind === 'directive') visit(node);
+  let best = '    ';
+  let bestCount = 0;
+  for (const [unit, count] of counts) if (count > bestCount) [best, bestCount] = [unit, count];
+  return best;
+}
+
+/** Offset of the end of the line that holds `offset` (before its CR/LF), skipping a same-line comment. */
+function endOfLine(src: string, offset: number): number {
+  let i = src.indexOf('\n', offset);
+  if (i < 0) i = src.length;
+  if (i > 0 && src[i - 1] === '\r') i--;
+  return i;
+}
+
+export function renderStatements(statements: readonly NewStatement[], indent: string, unit: string, eol: string): string[] {
+  const lines: string[] = [];
+  for (const s of statements) {
+    const head = [s.name, ...s.args].join(' ');
+    if (s.children) {
+      lines.push(`${indent}${head} {`);
+      lines.push(...renderStatements(s.children, indent + unit, unit, eol));
+      lines.push(`${indent}}`);
+    } else lines.push(`${indent}${head};`);
+  }
+  return lines;
+}
+
+/** Inserts statements on new lines after `anchor` (a child of `block`), with the anchor's indentation. */
+export function insertAfter(config: ParsedConfig, anchor: Directive, statements: readonly NewStatement[], why: string): Splice {
+  const { source, eol } = config;
+  const at = endOfLine(source, anchor.end);
+  const lines = renderStatements(statements, indentOf(source, anchor.start), indentUnit(config), eol);
+  return { start: at, end: at, text: lines.map((l) => eol + l).join(''), kind: 'insert', why };
+}
+
+/** Inserts statements as the first lines of `block`'s body. */
+export function insertAtBlockStart(config: ParsedConfig, block: Directive, statements: readonly NewStatement[], why: string): Splice {
+  const { source, eol } = config;
+  const body = block.block!;
+  const firstChild = body.children[0];
+  const unit = indentUnit(config);
+  const sameLineAsOpen = (offset: number): boolean => lineStart(source, offset) === lineStart(source, body.open);
+  let indent: string;
+  if (firstChild && !sameLineAsOpen(firstChild.start)) indent = indentOf(source, firstChild.start);
+  else indent = indentOf(source, block.start) + unit;
+  // After the `{` and any comment on its line; if the block closes on that same line, open it up.
+  const afterOpen = endOfLine(source, body.open);
+  const lines = renderStatements(statements, indent, unit, eol);
+  if (body.children.length === 0 && sameLineAsOpen(body.close) && /^[ \t]*$/.test(source.slice(body.open + 1, body.close))) {
+    // `location / {}`: open the empty block up
+    return { start: body.open + 1, end: body.close, text: eol + lines.join(eol) + eol + indentOf(source, block.start), kind: 'insert', why };
+  }
+  if (firstChild && sameLineAsOpen(firstChild.start)) {
+    // `server { listen 80; ... }` on one line: our lines first, the existing statements move to a line of their own
+    return { start: body.open + 1, end: firstChild.start, text: eol + lines.join(eol) + eol + indent, kind: 'insert', why };
+  }
+  return { start: afterOpen, end: afterOpen, text: lines.map((l) => eol + l).join(''), kind: 'insert', why };
+}
+
+/** Inserts a whole new top-level block after `anchor` (a top-level directive of the file), a blank line between. */
+export function insertBlockAfter(config: ParsedConfig, anchor: Directive, statements: readonly NewStatement[], why: string): Splice {
+  const { source, eol } = config;
+  const at = endOfLine(source, anchor.end);
+  const lines = renderStatements(statements, indentOf(source, anchor.start), indentUnit(config), eol);
+  return { start: at, end: at, text: eol + eol + lines.join(eol), kind: 'insert', why };
+}
+
+/** Replaces a directive's arguments (the bytes from its first argument to its last). */
+export function replaceArgs(directive: Directive, args: string[], why: string): Splice {
+  const first = directive.words[1];
+  const last = directive.words[directive.words.length - 1]!;
+  if (!first) {
+    const at = directive.words[0]!.end;
+    return { start: at, end: at, text: ' ' + args.join(' '), kind: 'args', why };
+  }
+  return { start: first.start, end: last.end, text: args.join(' '), kind: 'args', why };
+}
+
+/** Removes a statement; when it is alone on its line, the whole line goes (its own trailing comment too). */
+export function removeStatement(config: ParsedConfig, directive: Directive, why: string): Splice {
+  const { source } = config;
+  const ls = lineStart(source, directive.start);
+  const before = source.slice(ls, directive.start);
+  let end = directive.end;
+  const rest = source.slice(end, endOfLine(source, end));
+  const aloneBefore = /^[ \t]*$/.test(before);
+  const trailing = /^[ \t]*(#.*)?$/.test(rest);
+  if (aloneBefore && trailing) {
+    let lineEnd = endOfLine(source, end);
+    if (source[lineEnd] === '\r') lineEnd++;
+    if (source[lineEnd] === '\n') lineEnd++;
+    return { start: ls, end: lineEnd, text: '', kind: 'remove', why };
+  }
+  return { start: directive.start, end, text: '', kind: 'remove', why };
+}
+
+export function applySplices(source: string, splices: readonly Splice[]): string {
+  const sorted = [...splices].sort((a, b) => b.start - a.start || b.end - a.end);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i]!.end > sorted[i - 1]!.start) throw new AutoSslError('INTERNAL', `overlapping edits: ${sorted[i]!.why} / ${sorted[i - 1]!.why}`);
+  }
+  let out = source;
+  for (const s of sorted) out = out.slice(0, s.start) + s.text + out.slice(s.end);
+  return out;
+}
+
+/**
+ * Applies the splices and proves they did only what they claim: every statement and comment outside the
+ * splices is still there, in the same order, at the same depth, with the same words; statements inside
+ * an `args` splice keep their name; only `insert` splices add statements; only `remove` splices drop them.
+ */
+export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]): string {
+  const text = applySplices(config.source, splices);
+  let after: ParsedConfig;
+  try {
+    after = parseConfig(text, config.file);
+  } catch (error) {
+    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: the edited file would not parse (${(error as Error).message}); nothing was written.`, { cause: error });
+  }
+  const sorted = [...splices].sort((a, b) => a.start - b.start);
+  const shift = (pos: number): number => {
+    let delta = 0;
+    for (const s of sorted) if (s.end <= pos) delta += s.text.length - (s.end - s.start);
+    return pos + delta;
+  };
+  // ranges of inserted text in the new file
+  const inserted: Array<[number, number]> = [];
+  {
+    let delta = 0;
+    for (const s of sorted) {
+      const start = s.start + delta;
+      if (s.kind === 'insert') inserted.push([start, start + s.text.length]);
+      delta += s.text.length - (s.end - s.start);
+    }
+  }
+  const before = fingerprint(config);
+  const afterPrints = fingerprint(after);
+  const expected = new Map<number, { text: string; depth: number; argsChanged: boolean; name: string }>();
+  for (const fp of before) {
+    const removed = sorted.some((s) => s.kind === 'remove' && s.start <= fp.start && fp.end <= s.end);
+    if (removed) continue;
+    const argsSplice = sorted.find((s) => s.kind === 'args' && fp.start <= s.start && s.end <= fp.end && fp.node.kind === 'directive' && s.start < ((fp.node as Directive).block?.open ?? fp.end));
+    const name = fp.node.kind === 'directive' ? fp.node.name : '#';
+    expected.set(shift(fp.start), { text: fp.text, depth: fp.depth, argsChanged: argsSplice !== undefined, name });
+  }
+  const fail = (what: string): never => {
+    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: refusing the edit, it would change more than intended (${what}); nothing was written.`);
+  };
+  let seen = 0;
+  for (const fp of afterPrints) {
+    const isNew = inserted.some(([a, b]) => a <= fp.start && fp.start < b);
+    if (isNew) continue;
+    const want = expected.get(fp.start);
+    if (!want) return fail(`unexpected statement ${JSON.stringify(fp.text.slice(0, 60))}`);
+    seen++;
+    if (want.depth !== fp.depth) fail(`statement ${JSON.stringify(want.text.slice(0, 60))} changed depth`);
+    if (want.argsChanged) {
+      if (fp.node.kind !== 'directive' || fp.node.name !== want.name) fail(`statement ${want.name} changed name`);
+    } else if (want.text !== fp.text) fail(`statement ${JSON.stringify(want.text.slice(0, 60))} changed`);
+  }
+  if (seen !== expected.size) fail(`${expected.size - seen} statement(s) disappeared`);
+  return text;
+}

@@ -1,0 +1,299 @@
+/**
+ * A private ACME world on 127.0.0.1: pebble (Let's Encrypt's test CA), pebble-challtestsrv as its DNS, and a
+ * private nginx with its own `-c` config and prefix. Used by `autossl demo`, the end-to-end tests and the
+ * benchmarks. Nothing here touches /etc/nginx or /etc/letsencrypt, and nothing binds 0.0.0.0.
+ * Facts behind the flags: shared/notes/acme-test-rig.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import https from 'node:https';
+import { execa } from 'execa';
+import { AutoSslError } from '../errors.js';
+
+export const RIG_PORTS = { acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055, http: 80, https: 443 } as const;
+export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble'];
+export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: '/usr/bin/pebble', challtestsrv: '/usr/bin/pebble-challtestsrv', openssl: '/usr/bin/openssl' };
+
+export interface RigInfo {
+  dir: string;
+  caCert: string;
+  acmeDirectory: string;
+  nginxConf: string;
+  nginxPrefix: string;
+  nginxErrorLog: string;
+  sitesDir: string;
+  wwwDir: string;
+  pebbleLog: string;
+}
+
+function missingBinaries(): string[] {
+  return Object.entries(BINARIES).filter(([, p]) => !fs.existsSync(p)).map(([n]) => n);
+}
+
+/** Installs the Debian packages the rig needs, only those missing, never upgrading. */
+export async function ensurePackages(log: (line: string) => void): Promise<void> {
+  if (missingBinaries().length === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new AutoSslError('SANDBOX_FAILED', `Missing ${missingBinaries().join(', ')}; run as root so autossl can install ${PACKAGES.join(' ')} with apt-get.`);
+  }
+  const missing: string[] = [];
+  for (const pkg of PACKAGES) {
+    const status = await execa('dpkg-query', ['-W', '-f=${Status}', pkg], { reject: false });
+    if (!String(status.stdout).includes('install ok installed')) missing.push(pkg);
+  }
+  log(`installing ${missing.join(' ')} (apt-get, --no-upgrade)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  await execa('apt-get', ['update', '-qq'], { env, stdio: 'inherit' });
+  await execa('apt-get', ['install', '-y', '-qq', '--no-upgrade', ...missing], { env, stdio: 'inherit' });
+  // Debian's nginx package starts the system nginx on :80 where systemd runs; the rig needs the port.
+  await execa('systemctl', ['stop', 'nginx'], { reject: false });
+}
+
+function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = (): void => {
+      const socket = net.connect({ port, host }, () => {
+        socket.destroy();
+        resolve();
+      });
+      socket.on('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) reject(new AutoSslError('SANDBOX_FAILED', `Nothing answered on ${host}:${port} within ${timeoutMs / 1000} s.`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host }, () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on('error', () => resolve(true));
+  });
+}
+
+export function nginxMainConfig(prefix: string, sitesDir: string): string {
+  const tmp = path.join(prefix, 'tmp');
+  return `# autossl sandbox nginx: private prefix, loopback only
+user root;
+worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 256; }
+http {
+    access_log off;
+    types { text/html html; text/plain txt; application/json json; }
+    default_type application/octet-stream;
+    client_body_temp_path ${tmp}/client;
+    proxy_temp_path ${tmp}/proxy;
+    fastcgi_temp_path ${tmp}/fastcgi;
+    uwsgi_temp_path ${tmp}/uwsgi;
+    scgi_temp_path ${tmp}/scgi;
+    server_names_hash_bucket_size 128;
+    include ${sitesDir}/*.conf;
+}
+`;
+}
+
+export class AcmeRig {
+  private readonly children: ChildProcess[] = [];
+  private nginxStarted = false;
+
+  private constructor(readonly info: RigInfo, private readonly log: (line: string) => void) {}
+
+  /** The arguments every nginx call of the sandbox needs (private prefix and error log). */
+  get nginxArgs(): string[] {
+    return ['-p', this.info.nginxPrefix, '-e', this.info.nginxErrorLog];
+  }
+
+  static async start(options: { dir?: string; log?: (line: string) => void; install?: boolean } = {}): Promise<AcmeRig> {
+    const log = options.log ?? (() => undefined);
+    if (options.install) await ensurePackages(log);
+    const missing = missingBinaries();
+    if (missing.length) throw new AutoSslError('SANDBOX_FAILED', `Missing ${missing.join(', ')} (Debian packages: ${PACKAGES.join(' ')}).`);
+    for (const port of Object.values(RIG_PORTS)) {
+      if (!(await portFree(port))) throw new AutoSslError('SANDBOX_FAILED', `Port ${port} on 127.0.0.1 is in use; stop what holds it (another sandbox, or the system nginx: systemctl stop nginx).`);
+    }
+    const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-rig-'));
+    fs.chmodSync(dir, 0o755);
+    const prefix = path.join(dir, 'nginx');
+    const info: RigInfo = {
+      dir,
+      caCert: path.join(dir, 'ca', 'ca.pem'),
+      acmeDirectory: `https://127.0.0.1:${RIG_PORTS.acme}/dir`,
+      nginxConf: path.join(prefix, 'nginx.conf'),
+      nginxPrefix: prefix,
+      nginxErrorLog: path.join(prefix, 'error.log'),
+      sitesDir: path.join(prefix, 'sites'),
+      wwwDir: path.join(dir, 'www'),
+      pebbleLog: path.join(dir, 'pebble.log'),
+    };
+    const rig = new AcmeRig(info, log);
+    try {
+      await rig.makeCertificates();
+      await rig.startDns();
+      await rig.startPebble();
+      await rig.startNginx();
+    } catch (error) {
+      await rig.stop();
+      throw error;
+    }
+    return rig;
+  }
+
+  private async makeCertificates(): Promise<void> {
+    const ca = path.dirname(this.info.caCert);
+    fs.mkdirSync(ca, { recursive: true });
+    const ssl = (args: string[]) => execa(BINARIES.openssl, args, { cwd: ca });
+    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', '/CN=autossl sandbox CA']);
+    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'localhost.key', '-out', 'localhost.csr', '-subj', '/CN=localhost']);
+    fs.writeFileSync(path.join(ca, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n');
+    await ssl(['x509', '-req', '-in', 'localhost.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'localhost.pem', '-days', '3', '-extfile', 'san.ext']);
+  }
+
+  private spawnService(name: string, command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+    const out = fs.openSync(path.join(this.info.dir, `${name}.log`), 'a');
+    const child = spawn(command, args, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
+    fs.closeSync(out);
+    this.children.push(child);
+    return child;
+  }
+
+  private async startDns(): Promise<void> {
+    this.log('starting pebble-challtestsrv (DNS on 127.0.0.1:8053)');
+    this.spawnService('challtestsrv', BINARIES.challtestsrv, [
+      '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
+      '-dns01', `127.0.0.1:${RIG_PORTS.dns}`, '-management', `127.0.0.1:${RIG_PORTS.dnsManagement}`,
+      '-http01', '', '-https01', '', '-tlsalpn01', '',
+    ]);
+    await waitForPort(RIG_PORTS.dnsManagement);
+  }
+
+  private async startPebble(): Promise<void> {
+    this.log('starting pebble (ACME on https://127.0.0.1:14000/dir)');
+    const ca = path.dirname(this.info.caCert);
+    const cfg = path.join(this.info.dir, 'pebble.json');
+    fs.writeFileSync(cfg, JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${RIG_PORTS.acme}`,
+        managementListenAddress: `127.0.0.1:${RIG_PORTS.acmeManagement}`,
+        certificate: path.join(ca, 'localhost.pem'),
+        privateKey: path.join(ca, 'localhost.key'),
+        httpPort: RIG_PORTS.http,
+        tlsPort: 15001,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+      },
+    }, null, 2));
+    this.spawnService('pebble', BINARIES.pebble, ['-config', cfg, '-dnsserver', `127.0.0.1:${RIG_PORTS.dns}`], {
+      PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0',
+    });
+    await waitForPort(RIG_PORTS.acme);
+    await waitForPort(RIG_PORTS.acmeManagement);
+  }
+
+  private async startNginx(): Promise<void> {
+    this.log('starting a private nginx (127.0.0.1:80 and :443)');
+    const { nginxPrefix: prefix, sitesDir } = this.info;
+    for (const d of ['tmp', 'sites']) fs.mkdirSync(path.join(prefix, d), { recursive: true });
+    fs.mkdirSync(this.info.wwwDir, { recursive: true });
+    fs.writeFileSync(this.info.nginxConf, nginxMainConfig(prefix, sitesDir));
+    // a catch-all so nginx has a server even before any site exists
+    fs.writeFileSync(path.join(sitesDir, '000-default.conf'), 'server {\n    listen 127.0.0.1:80 default_server;\n    server_name _;\n    return 404;\n}\n');
+    await execa(BINARIES.nginx, [...this.nginxArgs, '-c', this.info.nginxConf]);
+    this.nginxStarted = true;
+    await waitForPort(RIG_PORTS.http);
+  }
+
+  /** Adds a vhost file to the sandbox nginx and a document root with an index page. */
+  addSite(name: string, body: string, options: { index?: string } = {}): { file: string; root: string } {
+    const root = path.join(this.info.wwwDir, name);
+    fs.mkdirSync(root, { recursive: true });
+    fs.writeFileSync(path.join(root, 'index.html'), options.index ?? `<h1>${name}</h1>\n`);
+    const file = path.join(this.info.sitesDir, `${name}.conf`);
+    fs.writeFileSync(file, body.replaceAll('{root}', root).replaceAll('{name}', name));
+    return { file, root };
+  }
+
+  async reloadNginx(): Promise<void> {
+    await execa(BINARIES.nginx, [...this.nginxArgs, '-c', this.info.nginxConf, '-s', 'reload']);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+
+  /** certbot directories of its own under the rig (a restarted pebble forgets accounts). */
+  certbotDirs(name = 'certbot'): { configDir: string; workDir: string; logsDir: string } {
+    const base = path.join(this.info.dir, name);
+    const dirs = { configDir: path.join(base, 'config'), workDir: path.join(base, 'work'), logsDir: path.join(base, 'logs') };
+    for (const d of Object.values(dirs)) fs.mkdirSync(d, { recursive: true });
+    return dirs;
+  }
+
+  /** An autossl config object for this sandbox. */
+  autosslConfig(extra: Record<string, unknown> = {}, certbotName = 'certbot'): Record<string, unknown> {
+    return {
+      certbot: { binary: BINARIES.certbot, ...this.certbotDirs(certbotName), server: this.info.acmeDirectory, env: { REQUESTS_CA_BUNDLE: this.info.caCert }, timeoutMs: 60_000 },
+      nginx: { binary: BINARIES.nginx, config: this.info.nginxConf, extraArgs: this.nginxArgs },
+      serverAddresses: ['127.0.0.1'],
+      stateDir: path.join(this.info.dir, 'state'),
+      ...extra,
+    };
+  }
+
+  /** challtestsrv management API (POST JSON). */
+  async dns(endpoint: string, body: Record<string, unknown>): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${RIG_PORTS.dnsManagement}${endpoint}`, { method: 'POST', body: JSON.stringify(body) });
+    if (!res.ok) throw new AutoSslError('SANDBOX_FAILED', `challtestsrv ${endpoint} answered ${res.status}`);
+  }
+
+  /** pebble's current issuing root (new at every pebble start). */
+  async issuingRoot(): Promise<string> {
+    const ca = fs.readFileSync(this.info.caCert);
+    return new Promise((resolve, reject) => {
+      https.get(`https://127.0.0.1:${RIG_PORTS.acmeManagement}/roots/0`, { ca }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      }).on('error', reject);
+    });
+  }
+
+  /** Leaves the services running after this process exits (demo --keep); their pids go to <dir>/pids. */
+  detach(): void {
+    const pids = [...this.children.map((c) => c.pid), Number(fs.readFileSync(path.join(this.info.nginxPrefix, 'nginx.pid'), 'utf8'))];
+    fs.writeFileSync(path.join(this.info.dir, 'pids'), pids.join(' ') + '\n');
+    for (const child of this.children) child.unref();
+    this.children.length = 0;
+    this.nginxStarted = false;
+  }
+
+  async stop(): Promise<void> {
+    if (this.nginxStarted) {
+      await execa(BINARIES.nginx, [...this.nginxArgs, '-c', this.info.nginxConf, '-s', 'stop'], { reject: false });
+      this.nginxStarted = false;
+    }
+    for (const child of this.children.splice(0)) {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => {
+          const t = setTimeout(() => {
+            child.kill('SIGKILL');
+            r(undefined);
+          }, 3000);
+          child.once('exit', () => {
+            clearTimeout(t);
+            r(undefined);
+          });
+        });
+      }
+    }
+  }
+}
