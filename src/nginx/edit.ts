@@ -13,7 +13,7 @@ import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives, parseConfig, type Directive, type ParsedConfig } from './parse.js';
 import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, type Listen } from './listen.js';
-import { insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
+import { insertAfter, insertAtBlockStart, insertBlockAfter, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
 import { ACME_PREFIX, challengeRouting, parseLocation } from './routing.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 
@@ -248,7 +248,7 @@ function socketTaken(tree: NginxTree, socket: string, what: 'socket' | 'default'
 }
 
 /** The `listen ... ssl` lines a plain-HTTP block needs, mirroring its own port-80 addresses (IPv6 included). */
-function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2Listen: boolean, planned: Set<string>): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }> } {
+function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2Listen: boolean, planned: Set<string>): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }>; sources: Listen[] } {
   const add: NewStatement[] = [];
   const upgrade: Array<{ listen: Listen; args: string[] }> = [];
   const sources = server.listens.filter(isPlainHttp);
@@ -271,7 +271,7 @@ function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2
     if (ipv6only && !socketTaken(tree, socket, 'socket')) args.push(ipv6only);
     add.push({ name: 'listen', args });
   }
-  return { add, upgrade };
+  return { add, upgrade, sources };
 }
 
 /**
@@ -302,7 +302,12 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
     ensureBlockEditable(tree, target);
     const label = `server ${target.names[0] ?? ''} (${serverLabel(target)})`;
     if (!tls && listenSpec) {
-      const { add, upgrade } = mirrorListens(tree, target, port, http2 && !newHttp2, new Set());
+      const { add, upgrade, sources } = mirrorListens(tree, target, port, http2 && !newHttp2, new Set());
+      if (edit.redirect && sources.length === add.length && sources.every((l) => !l.implicit && l.directive.parent === target.directive)) {
+        // The port-80 listens move to a new redirect block (planRedirect); here they become the TLS ones.
+        sources.forEach((l, i) => builder.add(target.config, replaceArgs(l.directive, add[i]!.args, `${label}: listen ${l.socket} -> ${add[i]!.args.join(' ')} (port 80 moves to a redirect block)`)));
+        add.length = 0;
+      }
       for (const u of upgrade) builder.add(target.config, replaceArgs(u.listen.directive, u.args, `${label}: add ssl to listen ${u.listen.socket}`));
       if (http2 && newHttp2 && !childDirectives(target.directive, 'http2').length) add.push({ name: 'http2', args: ['on'] });
       placeStatements(builder, target, add, ['listen'], `${label}: ${add.map((s) => [s.name, ...s.args].join(' ')).join('; ')}`);
@@ -363,7 +368,6 @@ function planRedirect(builder: PlanBuilder, plain: ServerBlock, tls: ServerBlock
       REDIRECT,
     ],
   };
-  for (const l of moved) builder.add(plain.config, removeStatement(plain.config, l.directive, `${label}: move listen ${l.socket} to the redirect block`));
   builder.add(plain.config, insertBlockAfter(plain.config, plain.directive, [block], `${label}: add a port-80 server that redirects to HTTPS`));
 }
 
@@ -448,8 +452,8 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         throw new AutoSslError('VHOST_UNSUPPORTED', `${label} has a server-level "return" (it runs before any location, so the challenge cannot get through) and a "location /" autossl cannot merge it into.`);
       }
       const ret = serverReturn[0]!;
-      builder.add(server.config, removeStatement(server.config, ret, `${label}: move server-level return into location /`));
-      ensureStatements(builder, server, [acmeLocation(webroot), { name: 'location', args: ['/'], children: [{ name: 'return', args: ret.words.slice(1).map((w) => w.raw) }] }], label);
+      const locations = [acmeLocation(webroot), { name: 'location', args: ['/'], children: [{ name: 'return', args: ret.words.slice(1).map((w) => w.raw) }] }];
+      for (const splice of replaceStatement(server.config, ret, locations, `${label}: move server-level return into location / beside the ACME location`)) builder.add(server.config, splice);
       notes.push(`${label}: server-level return moved into "location /" so the challenge gets through`);
       continue;
     }

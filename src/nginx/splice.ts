@@ -83,9 +83,29 @@ export function renderStatements(statements: readonly NewStatement[], indent: st
 /** Inserts statements on new lines after `anchor` (a child of `block`), with the anchor's indentation. */
 export function insertAfter(config: ParsedConfig, anchor: Directive, statements: readonly NewStatement[], why: string): Splice {
   const { source, eol } = config;
-  const at = endOfLine(source, anchor.end);
-  const lines = renderStatements(statements, indentOf(source, anchor.start), indentUnit(config), eol);
-  return { start: at, end: at, text: lines.map((l) => eol + l).join(''), kind: 'insert', why };
+  const parent = anchor.parent;
+  const unit = indentUnit(config);
+  // An anchor sharing its line with the block's `{` (a one-line block) is indented one level past the block.
+  const indent = parent?.block && lineStart(source, anchor.start) === lineStart(source, parent.block.open) ? indentOf(source, parent.start) + unit : indentOf(source, anchor.start);
+  const lines = renderStatements(statements, indent, unit, eol);
+  const lineEnd = endOfLine(source, anchor.end);
+  if (/^[ \t]*(#.*)?$/.test(source.slice(anchor.end, lineEnd))) {
+    return { start: lineEnd, end: lineEnd, text: lines.map((l) => eol + l).join(''), kind: 'insert', why };
+  }
+  // More statements follow on the anchor's line: ours go on new lines, the rest continues on a line of its own.
+  let next = anchor.end;
+  while (source[next] === ' ' || source[next] === '\t') next++;
+  return { start: anchor.end, end: next, text: lines.map((l) => eol + l).join('') + eol + indent, kind: 'insert', why };
+}
+
+/** Replaces a statement alone on its line by new statements at the same place (its line's indentation). */
+export function replaceStatement(config: ParsedConfig, directive: Directive, statements: readonly NewStatement[], why: string): Splice[] {
+  const { source, eol } = config;
+  const removal = removeStatement(config, directive, why);
+  const ls = lineStart(source, directive.start);
+  if (removal.start !== ls) return [removal, insertAfter(config, directive, statements, why)];
+  const lines = renderStatements(statements, indentOf(source, directive.start), indentUnit(config), eol);
+  return [removal, { start: ls, end: ls, text: lines.map((l) => l + eol).join(''), kind: 'insert', why }];
 }
 
 /** Inserts statements as the first lines of `block`'s body. */
@@ -172,7 +192,7 @@ export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]
   } catch (error) {
     throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: the edited file would not parse (${(error as Error).message}); nothing was written.`, { cause: error });
   }
-  const sorted = [...splices].sort((a, b) => a.start - b.start);
+  const sorted = [...splices].sort((a, b) => a.start - b.start || a.end - b.end);
   const shift = (pos: number): number => {
     let delta = 0;
     for (const s of sorted) if (s.end <= pos) delta += s.text.length - (s.end - s.start);

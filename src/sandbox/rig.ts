@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { AutoSslError } from '../errors.js';
 
 export const RIG_PORTS = { acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055, http: 80, https: 443 } as const;
-export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble'];
+export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble', 'libnginx-mod-http-lua'];
 export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: '/usr/bin/pebble', challtestsrv: '/usr/bin/pebble-challtestsrv', openssl: '/usr/bin/openssl' };
 
 export interface RigInfo {
@@ -80,10 +80,14 @@ function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
+/** Dynamic modules of Debian's packages that vhosts may use (Lua needs NDK loaded first). */
+const OPTIONAL_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
+
 export function nginxMainConfig(prefix: string, sitesDir: string): string {
   const tmp = path.join(prefix, 'tmp');
+  const modules = OPTIONAL_MODULES.every((m) => fs.existsSync(m)) ? OPTIONAL_MODULES.map((m) => `load_module ${m};\n`).join('') : '';
   return `# autossl sandbox nginx: private prefix, loopback only
-user root;
+${modules}user root;
 worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;

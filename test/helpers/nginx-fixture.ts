@@ -1,0 +1,95 @@
+/**
+ * A private nginx config tree for one fixture: the fixture's site.conf under sites/, its snippets, stub
+ * includes and throwaway certificates, and a main nginx.conf of its own, so `nginx -t` runs on the real thing
+ * without touching /etc/nginx.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { nginxMainConfig, BINARIES } from '../../src/sandbox/rig.js';
+import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
+import { newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '../../src/nginx/edit.js';
+import { NginxControl } from '../../src/nginx/control.js';
+
+export const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/nginx');
+
+export interface FixtureCase {
+  names: string[];
+  redirect?: boolean;
+  hsts?: boolean;
+}
+
+let certPair: { cert: string; key: string } | null = null;
+
+/** One self-signed certificate reused by every fixture (nginx -t loads the files named by ssl_certificate). */
+export async function testCertificate(): Promise<{ cert: string; key: string }> {
+  if (certPair) return certPair;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-cert-'));
+  const cert = path.join(dir, 'fullchain.pem');
+  const key = path.join(dir, 'privkey.pem');
+  await execa(BINARIES.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=fixture']);
+  certPair = { cert, key };
+  return certPair;
+}
+
+export interface NginxSandboxTree {
+  dir: string;
+  main: string;
+  site: string;
+  control: NginxControl;
+  live: string;
+}
+
+export async function makeTree(siteSource: string, extraFiles: Record<string, string> = {}): Promise<NginxSandboxTree> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fx-'));
+  const { cert, key } = await testCertificate();
+  for (const sub of ['old', 'live/site', 'sites', 'tmp', 'acme']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  for (const d of ['old', 'live/site']) {
+    fs.copyFileSync(cert, path.join(dir, d, 'fullchain.pem'));
+    fs.copyFileSync(key, path.join(dir, d, 'privkey.pem'));
+  }
+  fs.writeFileSync(path.join(dir, 'fastcgi_params'), 'fastcgi_param QUERY_STRING $query_string;\n');
+  for (const [rel, text] of Object.entries(extraFiles)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  const main = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(main, nginxMainConfig(dir, path.join(dir, 'sites')));
+  const site = path.join(dir, 'sites', 'site.conf');
+  fs.writeFileSync(site, siteSource.replaceAll('{{DIR}}', dir), { encoding: 'latin1' });
+  const control = new NginxControl({ binary: BINARIES.nginx, config: main, extraArgs: ['-p', dir, '-e', path.join(dir, 'error.log')] });
+  return { dir, main, site, control, live: path.join(dir, 'live', 'site') };
+}
+
+export async function loadFixture(name: string): Promise<{ tree: NginxSandboxTree; fixtureCase: FixtureCase; input: string; expected: string | null }> {
+  const fdir = path.join(FIXTURES, name);
+  const input = fs.readFileSync(path.join(fdir, 'site.conf'), 'latin1');
+  const extra: Record<string, string> = {};
+  const snippets = path.join(fdir, 'snippets');
+  if (fs.existsSync(snippets)) for (const f of fs.readdirSync(snippets)) extra[`snippets/${f}`] = fs.readFileSync(path.join(snippets, f), 'latin1');
+  const fixtureCase = JSON.parse(fs.readFileSync(path.join(fdir, 'case.json'), 'utf8')) as FixtureCase;
+  const expectedFile = path.join(fdir, 'expected.conf');
+  const expected = fs.existsSync(expectedFile) ? fs.readFileSync(expectedFile, 'latin1') : null;
+  return { tree: await makeTree(input, extra), fixtureCase, input, expected };
+}
+
+function write(edits: readonly FileEdit[]): void {
+  for (const e of edits) fs.writeFileSync(e.file, e.after, 'latin1');
+  clearConfigCache();
+}
+
+/** The edits `autossl issue` makes for a fixture: the challenge edit, then the HTTPS edit. Returns the edits. */
+export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promise<FileEdit[]> {
+  const version = await t.control.version();
+  const challenge = planChallengeEdit(NginxTree.load(t.main), c.names, { fallbackWebroot: path.join(t.dir, 'acme') });
+  write(challenge.edits);
+  const edit = newVhostEdit(c.names, c.redirect === true);
+  edit.https._add('listen', '443 ssl http2');
+  edit.https._add('ssl_certificate', path.join(t.live, 'fullchain.pem'));
+  edit.https._add('ssl_certificate_key', path.join(t.live, 'privkey.pem'));
+  if (c.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');
+  const https = planHttpsEdit(NginxTree.load(t.main), edit, { nginxVersion: version });
+  write(https.edits);
+  return [...challenge.edits, ...https.edits];
+}
