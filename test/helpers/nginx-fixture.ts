@@ -84,6 +84,17 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promis
   const version = await t.control.version();
   const challenge = planChallengeEdit(NginxTree.load(t.main), c.names, { fallbackWebroot: path.join(t.dir, 'acme') });
   write(challenge.edits);
+  try {
+    return [...challenge.edits, ...httpsEdits(t, c, version)];
+  } catch (error) {
+    // as the pipeline's transaction does: a refused HTTPS edit leaves the challenge edit undone too
+    for (const e of challenge.edits) fs.writeFileSync(e.file, e.before, 'latin1');
+    clearConfigCache();
+    throw error;
+  }
+}
+
+function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, number, number]): FileEdit[] {
   const edit = newVhostEdit(c.names, c.redirect === true);
   edit.https._add('listen', '443 ssl http2');
   edit.https._add('ssl_certificate', path.join(t.live, 'fullchain.pem'));
@@ -91,5 +102,5 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promis
   if (c.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');
   const https = planHttpsEdit(NginxTree.load(t.main), edit, { nginxVersion: version });
   write(https.edits);
-  return [...challenge.edits, ...https.edits];
+  return https.edits;
 }
