@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeDomain, normalizeDomains } from '../../src/domain.js';
+import { NginxTree } from '../../src/nginx/tree.js';
+import { newVhostEdit, planHttpsEdit } from '../../src/nginx/edit.js';
+import { makeTree } from '../helpers/nginx-fixture.js';
+
+const HOSTILE = ['a.com;', 'a.com\n}', 'a.com{', '../x', '-a.com', `${'a'.repeat(250)}.com`, `${'b'.repeat(64)}.com`, '$host', 'a b', 'a\u0000.com', '`id`.a.com', '', 'com', 'a..com', '*.a.com', '1.2.3.4', 'ex\u00e4mple.com'];
+
+describe('domain validation', () => {
+  it.each(HOSTILE)('refuses %j with DOMAIN_INVALID and a message naming the value', (input) => {
+    expect(() => normalizeDomain(input)).toThrow(expect.objectContaining({ code: 'DOMAIN_INVALID', message: expect.stringMatching(/^Invalid domain "/) }));
+  });
+
+  it('normalises case and the root dot', () => {
+    expect(normalizeDomain('EXAMPLE.com.')).toBe('example.com');
+    expect(normalizeDomains(['A.example.com', 'a.example.com.', 'b.example.com'])).toEqual(['a.example.com', 'b.example.com']);
+  });
+
+  it('allows a wildcard only when asked (DNS-01)', () => {
+    expect(normalizeDomain('*.Example.com', { allowWildcard: true })).toBe('*.example.com');
+  });
+
+  it('accepts the longest legal names', () => {
+    const label = 'a'.repeat(63);
+    expect(normalizeDomain(`${label}.com`)).toBe(`${label}.com`);
+  });
+
+  it('the editor refuses hostile names too, before planning anything', async () => {
+    const tree = await makeTree('server {\n    listen 80;\n    server_name ok.example.test;\n    root /var/www;\n}\n');
+    for (const bad of HOSTILE) {
+      expect(() => planHttpsEdit(NginxTree.load(tree.main), newVhostEdit([bad]), { nginxVersion: [1, 22, 1] })).toThrow(expect.objectContaining({ code: 'DOMAIN_INVALID' }));
+    }
+  });
+});
