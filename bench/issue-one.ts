@@ -57,7 +57,7 @@ try {
     results['certbot --nginx']!.push(await time(() => execa(BINARIES.certbot, ['--nginx', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', n, ...certbotBase(nd)], { env: nginxEnv })));
   }
   const base = median(results['certbot --nginx']!);
-  console.log(`issue-one: ${runs} runs each, one fresh domain per run, same pebble`);
+  console.log(`issue-one: ${runs} runs each, one fresh domain per run, pebble with NOSLEEP (certbot --nginx: a fresh sandbox per run)`);
   for (const [name, xs] of Object.entries(results)) {
     console.log(`${name.padEnd(20)} median ${median(xs).toFixed(2)} s   (${xs.map((x) => x.toFixed(2)).join(', ')})   ratio to certbot --nginx ${(median(xs) / base).toFixed(2)}`);
   }

@@ -23,8 +23,8 @@ for (let i = 0; i < count; i++) {
   const name = `site${i}.scale.test`;
   fs.writeFileSync(path.join(sites, `${name}.conf`), `# vhost ${i}
 server {
-    listen 80;
-    listen [::]:80;
+    listen 127.0.0.1:80;
+    listen [::1]:80;
     server_name ${name} www.${name};
     root /var/www/${name}/public;
     index index.php index.html;
@@ -85,6 +85,8 @@ t = performance.now();
 const cb = await execa(BINARIES.certbot, ['install', '--nginx', '--nginx-server-root', dir, '--nginx-ctl', BINARIES.nginx, '--cert-name', 'scale', '--cert-path', cert, '--key-path', key, '--fullchain-path', cert, '-d', target,
   '--config-dir', path.join(dir, 'le'), '--work-dir', path.join(dir, 'le-work'), '--logs-dir', path.join(dir, 'le-logs'), '--non-interactive', '--no-redirect'], { reject: false });
 const certbotMs = performance.now() - t;
+// certbot starts nginx itself when none runs with this config (loopback listens only): stop it.
+await execa(BINARIES.nginx, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf'), '-s', 'stop'], { reject: false });
 console.log(`vhost-scale: ${count} vhost files, target ${target}`);
 console.log(`autossl locate + edit, cold index   ${cold.toFixed(0)} ms`);
 console.log(`autossl locate + edit, warm index   ${warm.toFixed(0)} ms`);

@@ -124,6 +124,8 @@ export class AcmeRig {
     const missing = missingBinaries();
     if (missing.length) throw new AutoSslError('SANDBOX_FAILED', `Missing ${missing.join(', ')} (Debian packages: ${PACKAGES.join(' ')}).`);
     for (const port of Object.values(RIG_PORTS)) {
+      // a sandbox stopped a moment ago may still be releasing its ports
+      for (let i = 0; i < 50 && !(await portFree(port)); i++) await new Promise((r) => setTimeout(r, 100));
       if (!(await portFree(port))) throw new AutoSslError('SANDBOX_FAILED', `Port ${port} on 127.0.0.1 is in use; stop what holds it (another sandbox, or the system nginx: systemctl stop nginx).`);
     }
     const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-rig-'));
@@ -281,7 +283,18 @@ export class AcmeRig {
 
   async stop(): Promise<void> {
     if (this.nginxStarted) {
+      const pidFile = path.join(this.info.nginxPrefix, 'nginx.pid');
+      const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : 0);
       await execa(BINARIES.nginx, [...this.nginxArgs, '-c', this.info.nginxConf, '-s', 'stop'], { reject: false });
+      // `-s stop` only signals: wait for the master to exit so the ports are free for the next sandbox
+      for (let i = 0; pid && i < 100; i++) {
+        try {
+          process.kill(pid, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
       this.nginxStarted = false;
     }
     for (const child of this.children.splice(0)) {
