@@ -22,13 +22,14 @@ const USAGE = `autossl: trusted certificates for every nginx vhost
 Usage:
   autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
   autossl issue --all [--dry-run] [--json]                   every site in the config
+  autossl check <domain...> [--json]                         pre-flight only: what Let's Encrypt would see
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain
   autossl recover                                            undo edits left by a crashed run
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
-  --skip-check NAME    skip a named pre-flight check (repeatable)
+  --skip-check NAME    skip a pre-flight check: dns, caa, cloudflare, port80, budget (repeatable)
   --json               machine-readable output
 `;
 
@@ -103,6 +104,28 @@ async function cmdIssue(positionals: string[], values: Record<string, unknown>):
         out(`FAIL  ${r.domain}: ${r.error?.code}: ${r.error?.message}`);
         out(`      hint: ${r.error?.hint}`);
         if (r.rolledBack.length) out(`      restored: ${r.rolledBack.join(', ')}`);
+      }
+    }
+  }
+  return results.every((r) => r.ok) ? 0 : 1;
+}
+
+async function cmdCheck(positionals: string[], values: Record<string, unknown>): Promise<number> {
+  const json = values.json === true;
+  const cfg = await config(values as { config?: string });
+  const domains = (values.all ? cfg.sites.map((s) => s.domain) : positionals).map((d) => normalizeDomain(d));
+  if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', 'No domain given.', { hint: 'autossl check example.com' });
+  const engine = await createAutoSsl(cfg);
+  const results = await engine.check(domains, { skipChecks: (values['skip-check'] as string[] | undefined) ?? [] });
+  if (json) {
+    out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => ({ ...r, ms: Math.round(r.ms) })) }, null, 2));
+  } else {
+    for (const r of results) {
+      out(`${r.ok ? 'ok  ' : 'FAIL'} ${r.domain}${r.names.length > 1 ? ` (${r.names.slice(1).join(', ')})` : ''}  ${fmtMs(r.ms)}`);
+      for (const f of r.findings) {
+        const mark = f.severity === 'error' ? 'x' : f.severity === 'warning' ? '!' : '+';
+        out(`  [${mark}] ${f.check.padEnd(10)} ${f.code ? `${f.code}: ` : ''}${f.message}`);
+        if (f.severity !== 'info' && f.hint) out(`      ${''.padEnd(10)} fix: ${f.hint}`);
       }
     }
   }
@@ -185,6 +208,8 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'issue':
         return await cmdIssue(rest, values);
+      case 'check':
+        return await cmdCheck(rest, values);
       case 'vhost':
         return await cmdVhostShow(rest, values);
       case 'recover': {

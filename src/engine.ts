@@ -12,9 +12,12 @@ import { NginxControl } from './nginx/control.js';
 import { EditTransaction, recoverJournal } from './nginx/transaction.js';
 import { NginxTree } from './nginx/tree.js';
 import { createHooks, type Hooks } from './pipeline/hooks.js';
-import type { DomainContext, Plugin, Services, StageEvent } from './pipeline/context.js';
+import type { DomainContext, Finding, Plugin, Services, StageEvent } from './pipeline/context.js';
+import { planChallengeEdit } from './nginx/edit.js';
+import { port80Check } from './stages/preflight.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
 import { BUILTIN_PLUGINS } from './stages/index.js';
+import { StateStore } from './state/store.js';
 
 export interface IssueOptions {
   dryRun?: boolean;
@@ -25,11 +28,35 @@ export interface IssueOptions {
   onEvent?: (event: StageEvent) => void;
 }
 
+export interface CheckResult {
+  domain: string;
+  names: string[];
+  ok: boolean;
+  findings: Finding[];
+  ms: number;
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, keeping order. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
 export interface AutoSsl {
   readonly config: AutoSslConfig;
   readonly hooks: Hooks;
   readonly nginx: NginxControl;
   issue(domains: readonly string[], options?: IssueOptions): Promise<DomainResult[]>;
+  /** Pre-flight only: what Let's Encrypt would see, touching no vhost. */
+  check(domains: readonly string[], options?: IssueOptions): Promise<CheckResult[]>;
   /** Restores files left half-edited by a process that died; returns them. */
   recover(): Promise<string[]>;
   loadTree(): NginxTree;
@@ -60,7 +87,9 @@ export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonl
   instrumentHooks(hooks);
   const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
   const loadTree = (): NginxTree => NginxTree.load(config.nginx.config);
-  const services: Services = { config, nginx, loadTree, hooks };
+  let store: StateStore | null = null;
+  const state = (): StateStore => (store ??= new StateStore(config.stateDir));
+  const services: Services = { config, nginx, loadTree, hooks, state };
   const userPlugins = [...(await Promise.all(config.plugins.map(loadPlugin))), ...extraPlugins];
   const optionsFor = (plugin: Plugin): Record<string, unknown> => config.plugins[userPlugins.indexOf(plugin)]?.options ?? {};
   for (const plugin of BUILTIN_PLUGINS) plugin.apply(hooks, { config, options: {} });
@@ -79,32 +108,22 @@ export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonl
     nginx,
     loadTree,
     recover: () => recoverJournal(journalDir),
+    async check(domains, options = {}) {
+      const names = domains.map((d) => normalizeDomain(d));
+      return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));
+    },
     async issue(domains, options = {}) {
       const restored = await recoverJournal(journalDir);
       if (restored.length) options.onEvent?.({ domain: '*', stage: 'recover', status: 'info', message: `restored files left half-edited by a crashed run: ${restored.join(', ')}` });
-      const results: DomainResult[] = new Array(domains.length);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < domains.length) {
-          const index = next++;
-          results[index] = await issueOne(domains[index]!, options);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency ?? 8, domains.length)) }, worker));
-      return results;
+      return mapBounded(domains, options.concurrency ?? 8, (d) => issueOne(d, options));
     },
   };
 
-  async function issueOne(input: string, options: IssueOptions): Promise<DomainResult> {
-    let domain: string;
-    try {
-      domain = normalizeDomain(input);
-    } catch (error) {
-      return { domain: String(input), names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], rolledBack: [], events: [], ms: 0 };
-    }
+  function makeContext(domain: string, options: IssueOptions): DomainContext {
     const site = siteFor(config, domain);
     const events: StageEvent[] = [];
-    const ctx: DomainContext = {
+    const memos = new Map<string, Promise<unknown>>();
+    return {
       domain,
       plan: {
         names: [site.domain, ...site.aliases],
@@ -124,13 +143,47 @@ export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonl
       needsReload: false,
       tlsEndpoints: [],
       events,
+      memo<T>(key: string, compute: () => Promise<T>): Promise<T> {
+        let p = memos.get(key) as Promise<T> | undefined;
+        if (!p) {
+          p = compute();
+          memos.set(key, p);
+        }
+        return p;
+      },
       emit(event) {
         const full = { domain, ...event };
         events.push(full);
         options.onEvent?.(full);
       },
     };
-    return runDomain(ctx, { timeoutMs: config.defaults.domainTimeoutMs });
+  }
+
+  async function issueOne(input: string, options: IssueOptions): Promise<DomainResult> {
+    let domain: string;
+    try {
+      domain = normalizeDomain(input);
+    } catch (error) {
+      return { domain: String(input), names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], rolledBack: [], events: [], ms: 0 };
+    }
+    return runDomain(makeContext(domain, options), { timeoutMs: config.defaults.domainTimeoutMs });
+  }
+
+  async function checkOne(domain: string, options: IssueOptions): Promise<CheckResult> {
+    const started = performance.now();
+    const ctx = makeContext(domain, { ...options, dryRun: true });
+    await hooks.preflight.promise(ctx);
+    await hooks.findings.promise(ctx);
+    if (!ctx.skipChecks.has('port80')) {
+      try {
+        const plan = planChallengeEdit(loadTree(), ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir });
+        await port80Check(ctx, plan.webroot, plan.edits.length > 0);
+      } catch (error) {
+        const e = toAutoSslError(error);
+        ctx.findings.push({ check: 'port80', severity: 'error', code: e.code, message: e.message, hint: e.hint });
+      }
+    }
+    return { domain, names: ctx.plan.names, ok: ctx.findings.every((f) => f.severity !== 'error' || f.resolved), findings: ctx.findings, ms: performance.now() - started };
   }
 
   return engine;

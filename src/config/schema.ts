@@ -61,6 +61,21 @@ export interface AutoSslConfig {
     /** How long after reload the TLS check keeps trying to see the new certificate. */
     verifyTimeoutMs: number;
   };
+  preflight: {
+    /** Every probe (DNS query, HTTP fetch) gives up after this long. */
+    timeoutMs: number;
+    /** DNS resolvers ("1.1.1.1", "127.0.0.1:8053"); empty = the system's. */
+    resolvers: string[];
+    /** Ask the zone's authoritative servers (no caches in between). */
+    authoritative: boolean;
+    /** Domains checked at once by `autossl check`. */
+    concurrency: number;
+    /** Cloudflare's proxy ranges; the shipped list when absent. */
+    cloudflareRanges?: string[];
+    /** Refuse a name after this many failed ACME validations within the window (Let's Encrypt's limit is 5 an hour). */
+    maxFailedValidations: number;
+    failedValidationWindowMinutes: number;
+  };
   plugins: PluginSpec[];
   sites: SiteConfig[];
 }
@@ -81,6 +96,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   stateDir: '/var/lib/autossl',
   challengeDir: '/var/lib/autossl/acme-challenge',
   defaults: { redirect: false, hsts: false, domainTimeoutMs: 30_000, verifyTimeoutMs: 5_000 },
+  preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
   sites: [],
 };
@@ -154,7 +170,13 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'preflight', 'plugins', 'sites']);
+  const pf = v.object(root.preflight, 'preflight');
+  v.known(pf, 'preflight', ['timeoutMs', 'resolvers', 'authoritative', 'concurrency', 'cloudflareRanges', 'maxFailedValidations', 'failedValidationWindowMinutes']);
+  const resolvers = v.strings(pf.resolvers, 'preflight.resolvers', []);
+  for (const [i, r] of resolvers.entries()) if (!/^(\d{1,3}(\.\d{1,3}){3}(:\d+)?|\[[0-9a-f:]+\](:\d+)?|[0-9a-f:]+)$/i.test(r)) v.fail(`preflight.resolvers[${i}]`, 'an IP address, optionally with :port', r);
+  const cfRanges = pf.cloudflareRanges === undefined ? undefined : v.strings(pf.cloudflareRanges, 'preflight.cloudflareRanges', []);
+  for (const [i, r] of (cfRanges ?? []).entries()) if (!/^[0-9a-f:.]+\/\d{1,3}$/i.test(r)) v.fail(`preflight.cloudflareRanges[${i}]`, 'a CIDR range like 104.16.0.0/13', r);
   const d = DEFAULT_CONFIG;
 
   const cb = v.object(root.certbot, 'certbot');
@@ -246,6 +268,15 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       hsts: v.boolean(defaults.hsts, 'defaults.hsts', d.defaults.hsts),
       domainTimeoutMs: v.integer(defaults.domainTimeoutMs, 'defaults.domainTimeoutMs', d.defaults.domainTimeoutMs, 1000, 3_600_000),
       verifyTimeoutMs: v.integer(defaults.verifyTimeoutMs, 'defaults.verifyTimeoutMs', d.defaults.verifyTimeoutMs, 100, 600_000),
+    },
+    preflight: {
+      timeoutMs: v.integer(pf.timeoutMs, 'preflight.timeoutMs', d.preflight.timeoutMs, 100, 120_000),
+      resolvers,
+      authoritative: v.boolean(pf.authoritative, 'preflight.authoritative', d.preflight.authoritative),
+      concurrency: v.integer(pf.concurrency, 'preflight.concurrency', d.preflight.concurrency, 1, 1024),
+      cloudflareRanges: cfRanges,
+      maxFailedValidations: v.integer(pf.maxFailedValidations, 'preflight.maxFailedValidations', d.preflight.maxFailedValidations, 1, 100),
+      failedValidationWindowMinutes: v.integer(pf.failedValidationWindowMinutes, 'preflight.failedValidationWindowMinutes', d.preflight.failedValidationWindowMinutes, 1, 10_080),
     },
     plugins,
     sites,

@@ -11,6 +11,7 @@ import type { NginxControl } from '../nginx/control.js';
 import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { Hooks } from './hooks.js';
+import type { StateStore } from '../state/store.js';
 
 export interface DomainPlan {
   /** The certificate's names: the domain first, then its aliases. */
@@ -31,7 +32,10 @@ export interface ChallengeSetup {
 }
 
 export interface Finding {
+  /** The check's name, as `--skip-check` takes it: dns, caa, cloudflare, port80, budget. */
   check: string;
+  /** The name (domain or alias) the finding is about. */
+  name?: string;
   severity: 'error' | 'warning' | 'info';
   code?: string;
   message: string;
@@ -59,6 +63,8 @@ export interface Outcome {
 /** What the engine lends every stage. */
 export interface Services {
   config: AutoSslConfig;
+  /** The state store, opened on first use. */
+  state(): StateStore;
   nginx: NginxControl;
   /** The config tree as nginx loads it now (cached per file: cheap to call again after an edit). */
   loadTree(): NginxTree;
@@ -91,6 +97,8 @@ export interface DomainContext {
   tlsEndpoints: Array<{ host: string; port: number; servername: string }>;
   events: StageEvent[];
   emit(event: Omit<StageEvent, 'domain'>): void;
+  /** Per-domain memo: checks running in parallel share one DNS lookup per name. */
+  memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }
 
 export interface AutoSslApi {

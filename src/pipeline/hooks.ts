@@ -6,9 +6,10 @@
  * | hook        | type                          | payload                    | built-in taps                       |
  * |-------------|-------------------------------|----------------------------|-------------------------------------|
  * | plan        | AsyncSeriesWaterfallHook      | DomainPlan, ctx            | config defaults                     |
- * | preflight   | AsyncParallelHook             | ctx (adds findings)        | (pre-flight issue)                  |
+ * | preflight   | AsyncParallelHook             | ctx (adds findings)        | preflight-dns, -caa, -budget        |
+ * | findings    | AsyncSeriesHook               | ctx (may resolve findings) | (cloudflare plugin resolves its own)|
  * | challenge   | AsyncSeriesBailHook           | ctx -> ChallengeSetup      | challenge-webroot                   |
- * | beforeIssue | AsyncSeriesHook               | ctx                        |                                     |
+ * | beforeIssue | AsyncSeriesHook               | ctx                        | preflight-port80 (self-check)       |
  * | issue       | AsyncSeriesBailHook           | ctx -> Lineage             | issue-certbot                       |
  * | vhost       | AsyncSeriesWaterfallHook      | VhostEdit, ctx             | vhost-https, vhost-hsts             |
  * | validate    | AsyncSeriesHook               | ctx                        | nginx-validate                      |
@@ -38,6 +39,8 @@ export function createHooks() {
     plan: new AsyncSeriesWaterfallHook<[DomainPlan, DomainContext]>(['plan', 'ctx']),
     /** AsyncParallelHook<[DomainContext]>: checks that add findings; an error finding stops the domain. */
     preflight: new AsyncParallelHook<[DomainContext]>(['ctx']),
+    /** AsyncSeriesHook<[DomainContext]>: after pre-flight; a plugin that can act on a finding marks it resolved. */
+    findings: new AsyncSeriesHook<[DomainContext]>(['ctx']),
     /** AsyncSeriesBailHook<[DomainContext], ChallengeSetup>: the first tap that returns a setup wins. */
     challenge: new AsyncSeriesBailHook<[DomainContext], ChallengeSetup | undefined>(['ctx']),
     /** AsyncSeriesHook<[DomainContext]>: last moment before the CA is asked. */
@@ -60,4 +63,4 @@ export function createHooks() {
 export type Hooks = ReturnType<typeof createHooks>;
 export type HookName = keyof Hooks;
 /** The order one domain passes the hooks (finally always last). */
-export const HOOK_ORDER: readonly HookName[] = ['plan', 'preflight', 'challenge', 'beforeIssue', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally'];
+export const HOOK_ORDER: readonly HookName[] = ['plan', 'preflight', 'findings', 'challenge', 'beforeIssue', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally'];

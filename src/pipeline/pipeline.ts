@@ -90,14 +90,12 @@ export async function runDomain(ctx: DomainContext, options: { timeoutMs: number
   try {
     ctx.plan = await at('plan', () => hooks.plan.promise(ctx.plan, ctx));
     await at('preflight', () => hooks.preflight.promise(ctx));
-    const blocking = ctx.findings.filter((f) => f.severity === 'error' && !f.resolved);
-    if (blocking.length) {
-      const first = blocking[0]!;
-      throw new AutoSslError((first.code ?? 'INTERNAL') as never, blocking.map((f) => f.message).join(' '), { hint: first.hint, details: { findings: blocking } });
-    }
+    await at('findings', () => hooks.findings.promise(ctx));
+    stopOnFindings(ctx);
     ctx.challenge = await at('challenge', () => hooks.challenge.promise(ctx));
     if (!ctx.challenge) throw new AutoSslError('INTERNAL', 'No plugin set up a challenge.');
     await at('beforeIssue', () => hooks.beforeIssue.promise(ctx));
+    stopOnFindings(ctx);
     ctx.lineage = await at('issue', () => hooks.issue.promise(ctx));
     if (!ctx.lineage) throw new AutoSslError('INTERNAL', 'No plugin obtained a certificate.');
     await at('vhost', async () => {
@@ -138,6 +136,14 @@ export async function runDomain(ctx: DomainContext, options: { timeoutMs: number
     events: ctx.events,
     ms: performance.now() - started,
   };
+}
+
+/** Any unresolved error finding stops the domain before the CA is asked, with the first finding's code. */
+function stopOnFindings(ctx: DomainContext): void {
+  const blocking = ctx.findings.filter((f) => f.severity === 'error' && !f.resolved);
+  if (!blocking.length) return;
+  const first = blocking[0]!;
+  throw new AutoSslError((first.code ?? 'INTERNAL') as never, blocking.map((f) => f.message).join(' '), { hint: first.hint, details: { findings: blocking } });
 }
 
 /** Restores every file this domain wrote; if nginx had loaded them, validates and reloads the originals. */

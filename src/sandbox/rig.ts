@@ -247,8 +247,9 @@ export class AcmeRig {
     return {
       certbot: { binary: BINARIES.certbot, ...this.certbotDirs(certbotName), server: this.info.acmeDirectory, env: { REQUESTS_CA_BUNDLE: this.info.caCert }, timeoutMs: 60_000 },
       nginx: { binary: BINARIES.nginx, config: this.info.nginxConf, extraArgs: this.nginxArgs },
-      serverAddresses: ['127.0.0.1'],
+      serverAddresses: ['127.0.0.1', '::1'],
       stateDir: path.join(this.info.dir, 'state'),
+      preflight: { resolvers: [`127.0.0.1:${RIG_PORTS.dns}`], timeoutMs: 2000 },
       ...extra,
     };
   }

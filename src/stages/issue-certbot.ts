@@ -16,6 +16,15 @@ export function certbotSettings(ctx: DomainContext) {
   return ctx.services.config.certbot;
 }
 
+/** The existing lineage for this plan when it can be reused as is (same names, outside its renewal window). */
+export function reusableLineage(ctx: DomainContext): Promise<Lineage | null> {
+  return ctx.memo('reusable-lineage', async () => {
+    if (ctx.force) return null;
+    const existing = readLineage(certbotSettings(ctx).configDir, ctx.plan.certName);
+    return existing && reusable(ctx, existing) ? existing : null;
+  });
+}
+
 function reusable(ctx: DomainContext, lineage: Lineage): boolean {
   try {
     const info = readCertificate(lineage.cert);
@@ -33,12 +42,13 @@ export const issueCertbotPlugin: Plugin = {
   apply(hooks) {
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       const settings = certbotSettings(ctx);
-      const existing = readLineage(settings.configDir, ctx.plan.certName);
-      if (existing && !ctx.force && reusable(ctx, existing)) {
+      const reuse = await reusableLineage(ctx);
+      if (reuse) {
         ctx.reusedLineage = true;
-        ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
-        return existing;
+        ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${reuse.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
+        return reuse;
       }
+      const existing = readLineage(settings.configDir, ctx.plan.certName);
       if (ctx.dryRun) {
         // What certbot would create; shown in the dry-run diff only, never written anywhere.
         const dir = path.join(settings.configDir, 'live', ctx.plan.certName);

@@ -1,0 +1,188 @@
+/**
+ * Pre-flight: know what Let's Encrypt will see before asking it, so no validation (5 failures per name per hour)
+ * is wasted. Each check adds findings to the context; an unresolved error finding stops the domain before
+ * certbot runs. Checks are named (`--skip-check NAME`): dns, caa, cloudflare, port80, budget.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { checkCaa, resolveName, type Resolution, type ResolverOptions } from '../preflight/dns.js';
+import { cloudflareMatcher } from '../preflight/cloudflare.js';
+import { probeChallenge } from '../preflight/port80.js';
+import { ERROR_CODES } from '../errors.js';
+import { STAGE } from '../pipeline/hooks.js';
+import type { DomainContext, Finding, Plugin } from '../pipeline/context.js';
+import { lineColumn } from '../nginx/parse.js';
+import { challengeRouting } from '../nginx/routing.js';
+import { reusableLineage } from './issue-certbot.js';
+
+export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget'] as const;
+
+function resolverOptions(ctx: DomainContext): ResolverOptions {
+  const p = ctx.services.config.preflight;
+  return { servers: p.resolvers, timeoutMs: p.timeoutMs, authoritative: p.authoritative };
+}
+
+/** This server's addresses: configured, or every non-loopback address of its interfaces. */
+export function serverAddresses(configured: readonly string[]): string[] {
+  if (configured.length) return [...configured];
+  return Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address.toLowerCase());
+}
+
+function normalizeIp(address: string): string {
+  return address.toLowerCase().replace(/^::ffff:/, '');
+}
+
+export function resolution(ctx: DomainContext, name: string): Promise<Resolution> {
+  return ctx.memo(`dns:${name}`, () => resolveName(name, resolverOptions(ctx)));
+}
+
+function add(ctx: DomainContext, finding: Finding): void {
+  if (finding.severity === 'error' && finding.code && !finding.hint) finding.hint = ERROR_CODES[finding.code as keyof typeof ERROR_CODES];
+  ctx.findings.push(finding);
+}
+
+async function dnsCheck(ctx: DomainContext): Promise<void> {
+  const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
+  const isCloudflare = cloudflareMatcher(ctx.services.config.preflight.cloudflareRanges);
+  await Promise.all(ctx.plan.names.map(async (name) => {
+    const r = await resolution(ctx, name);
+    const via = r.cnames.length ? ` (via CNAME ${r.cnames.join(' -> ')})` : '';
+    if (r.failure && r.a.length === 0 && r.aaaa.length === 0) {
+      const code = r.failure.kind === 'SERVFAIL' ? 'DNS_SERVFAIL' : 'DNS_TIMEOUT';
+      add(ctx, { check: 'dns', name, severity: 'error', code, message: `${name}: DNS ${r.failure.kind === 'SERVFAIL' ? 'answered SERVFAIL' : r.failure.kind === 'TIMEOUT' ? 'did not answer in time' : `failed (${r.failure.message})`}.` });
+      return;
+    }
+    if (r.a.length === 0 && r.aaaa.length === 0) {
+      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_NO_RECORDS', message: `${name} has no A or AAAA record${via}; Let's Encrypt cannot reach it.` });
+      return;
+    }
+    const all = [...r.a, ...r.aaaa];
+    const proxied = all.filter((a) => isCloudflare(a));
+    if (proxied.length && !ctx.skipChecks.has('cloudflare')) {
+      add(ctx, { check: 'cloudflare', name, severity: 'error', code: 'CLOUDFLARE_PROXIED', message: `${name} resolves to Cloudflare's proxy (${proxied.join(', ')})${via}: the CA's request would reach Cloudflare, not this server.` });
+      return;
+    }
+    const foreignA = r.a.filter((a) => !ours.has(normalizeIp(a)));
+    const foreignAaaa = r.aaaa.filter((a) => !ours.has(normalizeIp(a)));
+    const expected = [...ours].join(', ') || '(none detected: set serverAddresses)';
+    if (foreignA.length) {
+      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_MISMATCH', message: `${name} resolves to ${r.a.join(', ')}${via}, not to this server (${expected}).` });
+      return;
+    }
+    if (foreignAaaa.length) {
+      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_AAAA_MISMATCH', message: `${name} has AAAA ${r.aaaa.join(', ')}${via}, not this server (${expected}); Let's Encrypt tries IPv6 first.` });
+      return;
+    }
+    add(ctx, { check: 'dns', name, severity: 'info', message: `${name} -> ${all.join(', ')}${via}` });
+  }));
+}
+
+async function caaCheck(ctx: DomainContext): Promise<void> {
+  await Promise.all(ctx.plan.names.map(async (name) => {
+    const caa = await checkCaa(name, resolverOptions(ctx));
+    if (caa.failure) {
+      add(ctx, { check: 'caa', name, severity: 'error', code: caa.failure.kind === 'SERVFAIL' ? 'DNS_SERVFAIL' : 'DNS_TIMEOUT', message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.` });
+    } else if (!caa.allowsLetsEncrypt) {
+      add(ctx, { check: 'caa', name, severity: 'error', code: 'CAA_FORBIDS', message: `${name}: CAA records at ${caa.at} allow only ${caa.issuers.map((i) => JSON.stringify(i)).join(', ')}, not letsencrypt.org.` });
+    } else {
+      add(ctx, { check: 'caa', name, severity: 'info', message: caa.at ? `${name}: CAA at ${caa.at} allows letsencrypt.org` : `${name}: no CAA records (any CA may issue)` });
+    }
+  }));
+}
+
+function budgetCheck(ctx: DomainContext): void {
+  const { maxFailedValidations: max, failedValidationWindowMinutes: minutes } = ctx.services.config.preflight;
+  const windowMs = minutes * 60_000;
+  const now = Date.now();
+  for (const name of ctx.plan.names) {
+    const failures = ctx.services.state().validationFailures(name, now - windowMs);
+    if (failures.length >= max) {
+      const next = new Date(failures[failures.length - max]!.at + windowMs);
+      add(ctx, { check: 'budget', name, severity: 'error', code: 'VALIDATION_BUDGET_EXHAUSTED', message: `${name} failed validation ${failures.length} times in the last ${minutes} minutes (last: ${failures[failures.length - 1]!.detail}); next try allowed at ${next.toISOString()}.` });
+    }
+  }
+}
+
+/**
+ * Writes a random token into the webroot, fetches it for every name from every address the name resolves
+ * to, deletes it. `pendingEdit` (check mode): the challenge location is not in place yet, so a token that is not
+ * served is a warning (issue will add the location), while an unreachable port stays an error.
+ */
+export async function port80Check(ctx: DomainContext, webroot: string, pendingEdit = false): Promise<void> {
+  const token = `autossl-${crypto.randomBytes(16).toString('hex')}`;
+  const body = crypto.randomBytes(24).toString('base64url');
+  const dir = path.join(webroot, '.well-known', 'acme-challenge');
+  const file = path.join(dir, token);
+  await fs.mkdir(dir, { recursive: true });
+  await fs.writeFile(file, body, { mode: 0o644 });
+  const timeoutMs = ctx.services.config.preflight.timeoutMs;
+  try {
+    await Promise.all(ctx.plan.names.map(async (name) => {
+      const r = await resolution(ctx, name);
+      // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work
+      const addresses = [...r.aaaa, ...r.a];
+      if (addresses.length === 0) {
+        if (ctx.skipChecks.has('dns')) addresses.push(...serverAddresses(ctx.services.config.serverAddresses));
+        if (addresses.length === 0) return; // the dns check already reported it
+      }
+      // nginx applies a reload asynchronously (old workers finish first): right after the challenge stage
+      // reloaded, a probe that reaches the old configuration is tried again for a short while.
+      const settleUntil = ctx.reloadedWithChanges ? Date.now() + Math.min(3000, timeoutMs) : 0;
+      const probe = async (a: string) => {
+        for (;;) {
+          const res = await probeChallenge(name, a, token, body, timeoutMs);
+          if (res.ok || res.code !== 'CHALLENGE_NOT_SERVED' || Date.now() > settleUntil) return res;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      const results = await Promise.all(addresses.map(probe));
+      for (const res of results) {
+        if (res.ok) {
+          add(ctx, { check: 'port80', name, severity: 'info', message: `${name} via ${res.address}: ${res.message}` });
+          continue;
+        }
+        let message = `${name} via ${res.address}: ${res.message}.`;
+        if (res.code === 'CHALLENGE_NOT_SERVED') message += ` ${whoAnswers(ctx, name)}`;
+        const soft = pendingEdit && res.code === 'CHALLENGE_NOT_SERVED';
+        add(ctx, { check: 'port80', name, severity: soft ? 'warning' : 'error', code: res.code, message: soft ? `${message} autossl issue will add the challenge location first.` : message });
+      }
+    }));
+  } finally {
+    await fs.rm(file, { force: true });
+  }
+}
+
+/** Names the server block nginx picks for the name here, and why it would not serve the token. */
+function whoAnswers(ctx: DomainContext, name: string): string {
+  try {
+    const server = ctx.services.loadTree().findServers(name).http[0];
+    if (!server) return 'No server block here has this server_name on port 80, so the default server answered.';
+    const routing = challengeRouting(server);
+    return `nginx here picks ${server.file}:${lineColumn(server.config.source, server.directive.start).line}${routing.served ? ` (it serves ${routing.webroot}: is another server or proxy in front?)` : ` (${routing.reason})`}.`;
+  } catch {
+    return '';
+  }
+}
+
+export const preflightPlugin: Plugin = {
+  name: 'preflight',
+  apply(hooks) {
+    hooks.preflight.tapPromise({ name: 'preflight-dns', stage: STAGE.BUILTIN }, async (ctx) => {
+      if (!ctx.skipChecks.has('dns')) await dnsCheck(ctx);
+    });
+    hooks.preflight.tapPromise({ name: 'preflight-caa', stage: STAGE.BUILTIN }, async (ctx) => {
+      if (!ctx.skipChecks.has('caa')) await caaCheck(ctx);
+    });
+    hooks.preflight.tapPromise({ name: 'preflight-budget', stage: STAGE.BUILTIN }, async (ctx) => {
+      if (!ctx.skipChecks.has('budget') && !ctx.dryRun) budgetCheck(ctx);
+    });
+    // The self-check runs once the challenge is set up (the vhost serves the webroot), right before certbot.
+    hooks.beforeIssue.tapPromise({ name: 'preflight-port80', stage: STAGE.LAST }, async (ctx) => {
+      if (ctx.skipChecks.has('port80') || ctx.dryRun || ctx.challenge?.type !== 'http-01' || !ctx.challenge.webroot) return;
+      if (await reusableLineage(ctx)) return; // the existing certificate will be reused: nothing to validate
+      await port80Check(ctx, ctx.challenge.webroot);
+    });
+  },
+};
