@@ -144,7 +144,44 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     expect(sha256(fs.readFileSync(files['fail.e2e.test']!))).toBe(before);
     // nginx still serves everything else
     expect((await get('static.e2e.test', '127.0.0.1', await rig.issuingRoot())).status).toBe(200);
+  });
+
+  it('after 3 failed validations in an hour the 4th attempt is refused without calling certbot', async () => {
+    const skip = ['--skip-check', 'dns', '--skip-check', 'port80'];
+    for (let i = 0; i < 2; i++) {
+      const again = await cli(['issue', 'fail.e2e.test', '--json', ...skip]);
+      expect(JSON.parse(again.stdout).results[0].error.code).toBe('CERTBOT_FAILED');
+    }
+    const logs = path.join(rig.info.dir, 'certbot', 'logs', 'letsencrypt.log');
+    const logBefore = fs.statSync(logs).mtimeMs;
+    const ordersBefore = fs.readFileSync(rig.info.pebbleLog, 'utf8').split('Value:"fail.e2e.test"').length;
+    const run = await cli(['issue', 'fail.e2e.test', '--json', ...skip]);
+    expect(run.exitCode).toBe(1);
+    const error = JSON.parse(run.stdout).results[0].error as { code: string; message: string };
+    expect(error.code).toBe('VALIDATION_BUDGET_EXHAUSTED');
+    expect(error.message).toMatch(/failed validation 3 times .*next try allowed at \d{4}-\d\d-\d\dT/);
+    expect(fs.statSync(logs).mtimeMs).toBe(logBefore); // certbot did not run
+    expect(fs.readFileSync(rig.info.pebbleLog, 'utf8').split('Value:"fail.e2e.test"').length).toBe(ordersBefore);
     await rig.dns('/clear-a', { host: 'fail.e2e.test' });
+  });
+
+  it('a domain whose DNS points elsewhere is refused with DNS_MISMATCH and no order reaches pebble', async () => {
+    const name = 'elsewhere.e2e.test';
+    const { file } = rig.addSite(name, `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root {root};\n}\n`);
+    await rig.dns('/add-a', { host: name, addresses: ['127.0.0.9'] });
+    const before = sha256(fs.readFileSync(file));
+    const run = await cli(['issue', name, '--json']);
+    expect(run.exitCode).toBe(1);
+    const error = JSON.parse(run.stdout).results[0].error as { code: string; message: string };
+    expect(error.code).toBe('DNS_MISMATCH');
+    expect(error.message).toContain('127.0.0.9');
+    expect(fs.readFileSync(rig.info.pebbleLog, 'utf8')).not.toContain(name);
+    expect(sha256(fs.readFileSync(file))).toBe(before);
+    // and `autossl check` says the same, with the fix
+    const check = await cli(['check', name]);
+    expect(check.exitCode).toBe(1);
+    expect(check.stdout).toMatch(/\[x\] dns +DNS_MISMATCH/);
+    expect(check.stdout).toContain('fix: Point the A record at this server');
   });
 
   it('refuses hostile domains before any file write or subprocess', async () => {
