@@ -16,6 +16,8 @@ import { lineColumn } from './nginx/parse.js';
 import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 import { runDemo } from './sandbox/demo.js';
+import { collectStatus, deployHook, installHooks, renew } from './renewal/renewal.js';
+import { needsAttention } from './renewal/status.js';
 
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
@@ -23,6 +25,10 @@ Usage:
   autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
   autossl issue --all [--dry-run] [--json]                   every site in the config
   autossl check <domain...> [--json]                         pre-flight only: what Let's Encrypt would see
+  autossl status [--json]                                    every certificate, most urgent first (exit 1: needs attention)
+  autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
+  autossl install-hooks                                      make every certbot renewal run autossl's deploy hook
+  autossl deploy-hook                                        (run by certbot) re-point vhosts, nginx -t, reload
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain
   autossl recover                                            undo edits left by a crashed run
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
@@ -132,6 +138,37 @@ async function cmdCheck(positionals: string[], values: Record<string, unknown>):
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
+async function cmdStatus(values: Record<string, unknown>): Promise<number> {
+  const engine = await createAutoSsl(await config(values as { config?: string }));
+  const rows = await collectStatus(engine);
+  if (values.json === true) out(JSON.stringify({ attention: needsAttention(rows), certificates: rows }, null, 2));
+  else if (rows.length === 0) out('no certificates');
+  else {
+    out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
+    for (const r of rows) {
+      const err = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
+      out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${err}`);
+    }
+  }
+  return needsAttention(rows) ? 1 : 0;
+}
+
+async function cmdRenew(values: Record<string, unknown>): Promise<number> {
+  const engine = await createAutoSsl(await config(values as { config?: string }));
+  const outcomes = await renew(engine, { certName: values['cert-name'] as string | undefined, force: values.force === true });
+  if (values.json === true) out(JSON.stringify({ ok: outcomes.every((o) => o.outcome !== 'failed'), results: outcomes }, null, 2));
+  else for (const o of outcomes) out(`${o.outcome.padEnd(8)} ${o.lineage}${o.message ? `: ${o.message}` : ''}`);
+  return outcomes.some((o) => o.outcome === 'failed') ? 1 : 0;
+}
+
+async function cmdDeployHook(values: Record<string, unknown>): Promise<number> {
+  const engine = await createAutoSsl(await config(values as { config?: string }));
+  const result = await deployHook(engine);
+  if (values.json === true) out(JSON.stringify(result, null, 2));
+  else out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
+  return result.served.every((s) => s.ok) ? 0 : 1;
+}
+
 async function cmdVhostShow(positionals: string[], values: Record<string, unknown>): Promise<number> {
   const json = values.json === true;
   const [sub, input] = positionals;
@@ -184,6 +221,7 @@ async function main(argv: string[]): Promise<number> {
         diff: { type: 'boolean' },
         keep: { type: 'boolean' },
         'skip-check': { type: 'string', multiple: true },
+        'cert-name': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -208,6 +246,18 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'issue':
         return await cmdIssue(rest, values);
+      case 'status':
+        return await cmdStatus(values);
+      case 'renew':
+        return await cmdRenew(values);
+      case 'deploy-hook':
+        return await cmdDeployHook(values);
+      case 'install-hooks': {
+        const cfg = await config(values);
+        const hook = installHooks(await createAutoSsl(cfg), cfg.filepath);
+        out(`installed ${hook}: every certbot renewal (certbot.timer or autossl renew) now runs autossl deploy-hook`);
+        return 0;
+      }
       case 'check':
         return await cmdCheck(rest, values);
       case 'vhost':

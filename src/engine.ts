@@ -57,6 +57,8 @@ export interface AutoSsl {
   issue(domains: readonly string[], options?: IssueOptions): Promise<DomainResult[]>;
   /** Pre-flight only: what Let's Encrypt would see, touching no vhost. */
   check(domains: readonly string[], options?: IssueOptions): Promise<CheckResult[]>;
+  /** The state store (SQLite under stateDir), opened on first use. */
+  state(): StateStore;
   /** Restores files left half-edited by a process that died; returns them. */
   recover(): Promise<string[]>;
   loadTree(): NginxTree;
@@ -66,11 +68,17 @@ function isPlugin(value: unknown): value is Plugin {
   return typeof value === 'object' && value !== null && typeof (value as Plugin).name === 'string' && typeof (value as Plugin).apply === 'function';
 }
 
+/** "autossl:webhook" names a plugin shipped in plugins/ (compiled next to this file's dist tree). */
+function shippedPlugin(name: string): string | null {
+  const m = /^autossl:([a-z0-9-]+)$/.exec(name);
+  return m ? new URL(`../plugins/${m[1]}/index.js`, import.meta.url).href : null;
+}
+
 /** Imports a plugin module: its default export is a plugin object, or a factory taking the options. */
 export async function loadPlugin(spec: { module: string; options: Record<string, unknown> }): Promise<Plugin> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(path.isAbsolute(spec.module) ? pathToFileURL(spec.module).href : spec.module)) as Record<string, unknown>;
+    mod = (await import(path.isAbsolute(spec.module) ? pathToFileURL(spec.module).href : shippedPlugin(spec.module) ?? spec.module)) as Record<string, unknown>;
   } catch (error) {
     throw new AutoSslError('PLUGIN_LOAD_FAILED', `Cannot load plugin ${spec.module}: ${(error as Error).message.split('\n')[0]}`, { cause: error, details: { plugin: spec.module } });
   }
@@ -107,6 +115,7 @@ export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonl
     hooks,
     nginx,
     loadTree,
+    state,
     recover: () => recoverJournal(journalDir),
     async check(domains, options = {}) {
       const names = domains.map((d) => normalizeDomain(d));

@@ -88,7 +88,15 @@ export interface CertonlyRequest {
   force?: boolean;
 }
 
-export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
+export interface CertbotRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  problems: AcmeProblem[];
+}
+
+/** Runs certbot (queued per directory set) and returns its exit code, output and the ACME problems found. */
+export async function execCertbot(s: CertbotSettings, args: string[]): Promise<CertbotRun> {
   const full = [...args, ...commonArgs(s), ...s.extraArgs];
   return serialized(`${s.configDir}\0${s.workDir}\0${s.logsDir}`, async () => {
     let result;
@@ -105,15 +113,28 @@ export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ 
     if (result.timedOut) {
       throw new AutoSslError('TIMEOUT', `certbot did not finish within ${s.timeoutMs / 1000} s.`, { hint: 'Check that the ACME server is reachable and that no other certbot holds its lock.', details: { stderr } });
     }
+    let problems: AcmeProblem[] = [];
     if (result.exitCode !== 0) {
-      let problems = parseCertbotProblems(`${stdout}\n${stderr}`);
+      problems = parseCertbotProblems(`${stdout}\n${stderr}`);
       if (problems.length === 0) problems = problemsFromLog(s.logsDir);
       if (problems.length === 0 && /Another instance of Certbot is already running/.test(stderr)) problems.push({ detail: 'Another instance of Certbot is already running' });
-      const summary = problems.length ? problems.map((p) => `${p.domain ? `${p.domain}: ` : ''}${p.type ? `${p.type}: ` : ''}${p.detail}`).join('; ') : stderr.trim().split('\n').pop() ?? 'certbot failed';
-      throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, { details: { exitCode: result.exitCode, problems, stderr: stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') } });
     }
-    return { stdout, stderr };
+    return { exitCode: result.exitCode ?? 1, stdout, stderr, problems };
   });
+}
+
+export function summarizeProblems(problems: readonly AcmeProblem[]): string {
+  return problems.map((p) => `${p.domain ? `${p.domain}: ` : ''}${p.type ? `${p.type}: ` : ''}${p.detail}`).join('; ');
+}
+
+/** Runs certbot; a non-zero exit becomes CERTBOT_FAILED carrying the ACME error itself. */
+export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  const run = await execCertbot(s, args);
+  if (run.exitCode !== 0) {
+    const summary = run.problems.length ? summarizeProblems(run.problems) : run.stderr.trim().split('\n').pop() ?? 'certbot failed';
+    throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, { details: { exitCode: run.exitCode, problems: run.problems, stderr: run.stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') } });
+  }
+  return { stdout: run.stdout, stderr: run.stderr };
 }
 
 /** `certbot certonly --webroot`: returns the lineage certbot reports. */

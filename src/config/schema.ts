@@ -61,6 +61,10 @@ export interface AutoSslConfig {
     /** How long after reload the TLS check keeps trying to see the new certificate. */
     verifyTimeoutMs: number;
   };
+  renewal: {
+    /** The renewal window: the last this-fraction of a certificate's lifetime (1/3: the last 30 of 90 days). */
+    windowFraction: number;
+  };
   preflight: {
     /** Every probe (DNS query, HTTP fetch) gives up after this long. */
     timeoutMs: number;
@@ -96,6 +100,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   stateDir: '/var/lib/autossl',
   challengeDir: '/var/lib/autossl/acme-challenge',
   defaults: { redirect: false, hsts: false, domainTimeoutMs: 30_000, verifyTimeoutMs: 5_000 },
+  renewal: { windowFraction: 1 / 3 },
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
   sites: [],
@@ -170,7 +175,10 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'preflight', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'plugins', 'sites']);
+  const rn = v.object(root.renewal, 'renewal');
+  v.known(rn, 'renewal', ['windowFraction']);
+  if (rn.windowFraction !== undefined && (typeof rn.windowFraction !== 'number' || !(rn.windowFraction > 0 && rn.windowFraction < 1))) v.fail('renewal.windowFraction', 'a number between 0 and 1 (1/3 renews in the last third of the lifetime)', rn.windowFraction);
   const pf = v.object(root.preflight, 'preflight');
   v.known(pf, 'preflight', ['timeoutMs', 'resolvers', 'authoritative', 'concurrency', 'cloudflareRanges', 'maxFailedValidations', 'failedValidationWindowMinutes']);
   const resolvers = v.strings(pf.resolvers, 'preflight.resolvers', []);
@@ -269,6 +277,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       domainTimeoutMs: v.integer(defaults.domainTimeoutMs, 'defaults.domainTimeoutMs', d.defaults.domainTimeoutMs, 1000, 3_600_000),
       verifyTimeoutMs: v.integer(defaults.verifyTimeoutMs, 'defaults.verifyTimeoutMs', d.defaults.verifyTimeoutMs, 100, 600_000),
     },
+    renewal: { windowFraction: (rn.windowFraction as number | undefined) ?? d.renewal.windowFraction },
     preflight: {
       timeoutMs: v.integer(pf.timeoutMs, 'preflight.timeoutMs', d.preflight.timeoutMs, 100, 120_000),
       resolvers,
@@ -292,7 +301,7 @@ function normalizeForConfig(value: unknown, key: string, v: Validator): string {
 }
 
 function resolvePluginPath(spec: string, baseDir: string): string {
-  return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec;
+  return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec; // "autossl:webhook" and package names as given
 }
 
 export function siteFor(config: AutoSslConfig, domain: string): SiteConfig {

@@ -101,6 +101,18 @@ export interface DomainContext {
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }
 
+/** What the `notify` hook carries (the webhook plugin POSTs it as JSON). */
+export interface Notification {
+  kind: 'renewal-failed' | 'renewal-due' | 'expired';
+  lineage: string;
+  names: string[];
+  notAfter: string | null;
+  daysLeft: number | null;
+  error?: { code: string | null; message: string | null };
+  at: string;
+  host: string;
+}
+
 export interface AutoSslApi {
   readonly config: AutoSslConfig;
 }

@@ -15,13 +15,14 @@
  * | validate    | AsyncSeriesHook               | ctx                        | nginx-validate                      |
  * | reload      | AsyncSeriesHook               | ctx                        | nginx-reload (coalesced)            |
  * | verify      | AsyncSeriesHook               | ctx                        | verify-tls                          |
- * | finally     | AsyncSeriesHook               | ctx, Outcome               | (always runs; state, notifications) |
+ * | finally     | AsyncSeriesHook               | ctx, Outcome               | state-record (always runs)          |
+ * | notify      | AsyncSeriesHook               | Notification               | (webhook plugin) renewal failed/due |
  *
  * Rollback is not a hook: restoring every file the domain's transaction touched is the pipeline's own duty
  * on any failure, so no plugin can forget it.
  */
 import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
-import type { DomainContext, DomainPlan, ChallengeSetup, Outcome } from './context.js';
+import type { DomainContext, DomainPlan, ChallengeSetup, Notification, Outcome } from './context.js';
 import type { Lineage } from '../certbot/lineage.js';
 import type { VhostEdit } from '../nginx/edit.js';
 
@@ -57,6 +58,9 @@ export function createHooks() {
     verify: new AsyncSeriesHook<[DomainContext]>(['ctx']),
     /** AsyncSeriesHook<[DomainContext, Outcome]>: always runs, after success or failure. */
     finally: new AsyncSeriesHook<[DomainContext, Outcome]>(['ctx', 'outcome']),
+    /** AsyncSeriesHook<[Notification]>: not per domain run; fired when a renewal fails or a certificate enters
+     * its renewal window without a successful renewal (once per certificate and expiry date). */
+    notify: new AsyncSeriesHook<[Notification]>(['notification']),
   });
 }
 

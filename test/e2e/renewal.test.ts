@@ -1,0 +1,116 @@
+/**
+ * Renewal end to end (pebble, certbot, nginx): `autossl renew --force` renews three certificates and certbot runs
+ * autossl's deploy hook for each (state updated, new serial served without a manual reload); then one domain's
+ * DNS points elsewhere: renew exits non-zero, status shows it failing with the ACME error, the other two renew,
+ * it keeps serving its old certificate, and the webhook plugin delivers the failure, correctly signed.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AcmeRig } from '../../src/sandbox/rig.js';
+import { readCertificate } from '../../src/certbot/lineage.js';
+import { servedSerial } from '../../src/stages/verify-tls.js';
+import { StateStore } from '../../src/state/store.js';
+
+const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
+const DOMAINS = ['r1.renew.test', 'r2.renew.test', 'r3.renew.test'];
+const SECRET = 'test-secret-0123456789abcdef';
+
+let rig: AcmeRig;
+let configFile: string;
+let receiver: http.Server;
+const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
+
+const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false });
+const liveSerial = (d: string) => readCertificate(path.join(rig.info.dir, 'certbot', 'config', 'live', d, 'cert.pem')).serial;
+
+beforeAll(async () => {
+  receiver = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  const port = (receiver.address() as { port: number }).port;
+  rig = await AcmeRig.start();
+  for (const d of DOMAINS) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
+  await rig.reloadNginx();
+  configFile = path.join(rig.info.dir, 'autossl.config.json');
+  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
+    plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
+  }), null, 2));
+  const issued = await cli(['issue', ...DOMAINS]);
+  expect(issued.exitCode, issued.stdout).toBe(0);
+  const hooks = await cli(['install-hooks']);
+  expect(hooks.exitCode, hooks.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await rig?.stop();
+  receiver?.close();
+});
+
+describe('renewal', () => {
+  it('autossl renew --force renews all three; the deploy hook records each and nginx serves the new serials', async () => {
+    const before = Object.fromEntries(DOMAINS.map((d) => [d, liveSerial(d)]));
+    const run = await cli(['renew', '--force', '--json']);
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as { results: Array<{ lineage: string; outcome: string }> };
+    expect(report.results.map((r) => [r.lineage, r.outcome]).sort()).toEqual(DOMAINS.map((d) => [d, 'renewed']));
+    const store = new StateStore(path.join(rig.info.dir, 'state'));
+    try {
+      for (const d of DOMAINS) {
+        const now = liveSerial(d);
+        expect(now).not.toBe(before[d]);
+        expect(await servedSerial('127.0.0.1', 443, d)).toBe(now); // no manual reload: the deploy hook did it
+        const deploys = store.attempts(d).filter((a) => a.kind === 'deploy');
+        expect(deploys.length).toBe(1);
+        expect(deploys[0]!.ok).toBe(true);
+        expect(store.certificate(d)!.serial).toBe(now);
+      }
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a renewal failure: non-zero exit, failing in status with the ACME error, others renewed, old certificate still served, webhook signed', async () => {
+    await rig.dns('/add-a', { host: 'r2.renew.test', addresses: ['127.0.0.9'] });
+    const before = Object.fromEntries(DOMAINS.map((d) => [d, liveSerial(d)]));
+    const run = await cli(['renew', '--force', '--json']);
+    expect(run.exitCode).toBe(1);
+    const report = JSON.parse(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> };
+    const byName = Object.fromEntries(report.results.map((r) => [r.lineage, r]));
+    expect(byName['r1.renew.test']!.outcome).toBe('renewed');
+    expect(byName['r3.renew.test']!.outcome).toBe('renewed');
+    expect(byName['r2.renew.test']!.outcome).toBe('failed');
+    expect(byName['r2.renew.test']!.message).toContain('127.0.0.9');
+    expect(liveSerial('r2.renew.test')).toBe(before['r2.renew.test']);
+    expect(await servedSerial('127.0.0.1', 443, 'r2.renew.test')).toBe(before['r2.renew.test']);
+    for (const d of ['r1.renew.test', 'r3.renew.test']) expect(await servedSerial('127.0.0.1', 443, d)).not.toBe(before[d]);
+
+    const status = await cli(['status', '--json']);
+    expect(status.exitCode).toBe(1); // something needs attention
+    const rows = (JSON.parse(status.stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
+    expect(rows[0]!.lineage).toBe('r2.renew.test'); // most urgent first
+    expect(rows[0]!.state).toBe('failing');
+    expect(rows[0]!.lastError!.message).toContain('127.0.0.9');
+    expect(rows.filter((r) => r.state === 'ok').map((r) => r.lineage).sort()).toEqual(['r1.renew.test', 'r3.renew.test']);
+    const table = await cli(['status']);
+    expect(table.stdout).toMatch(/r2\.renew\.test +\S+ +[\d.]+ +failing +CERTBOT_FAILED: /);
+
+    const failure = received.find((r) => r.headers['x-autossl-event'] === 'renewal-failed');
+    expect(failure).toBeDefined();
+    const body = JSON.parse(failure!.body) as { lineage: string; error: { message: string } };
+    expect(body.lineage).toBe('r2.renew.test');
+    expect(body.error.message).toContain('127.0.0.9');
+    const expected = `sha256=${crypto.createHmac('sha256', SECRET).update(`${failure!.headers['x-autossl-timestamp']}.${failure!.body}`).digest('hex')}`;
+    expect(failure!.headers['x-autossl-signature']).toBe(expected);
+    await rig.dns('/clear-a', { host: 'r2.renew.test' });
+  });
+});
