@@ -1,0 +1,68 @@
+/**
+ * Status classification on generated certificates, each judged by its own lifetime (renewal window: the last
+ * third by default), and the scan that feeds it (unchanged files are not parsed again).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { StateStore } from '../../src/state/store.js';
+import { scanLineages } from '../../src/renewal/scan.js';
+import { classify, statusRows } from '../../src/renewal/status.js';
+import { writeLineage } from '../helpers/certs.js';
+
+const CASES: Array<[string, number, number, string]> = [
+  ['expired.status.test', 90, -1, 'expired'],
+  ['five-of-90.status.test', 90, 5, 'due'],
+  ['twenty-of-90.status.test', 90, 20, 'due'],
+  ['six-day-3-left.status.test', 6, 3, 'ok'],
+  ['forty-five-day-20-left.status.test', 45, 20, 'ok'],
+  ['fresh.status.test', 90, 80, 'ok'],
+  ['six-day-1-left.status.test', 6, 1, 'due'],
+];
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-status-'));
+}
+
+describe('status classification', () => {
+  it('classifies generated certificates by their own lifetimes', async () => {
+    const dir = tempDir();
+    for (const [name, lifetime, left] of CASES) await writeLineage(path.join(dir, 'le'), name, lifetime, left);
+    const store = new StateStore(path.join(dir, 'state'));
+    const rows = statusRows(scanLineages(path.join(dir, 'le'), store), [], Date.now(), 1 / 3);
+    for (const [name, , , state] of CASES) expect(rows.find((r) => r.lineage === name)?.state, name).toBe(state);
+    // most urgent first: expired, then due by days left, then ok
+    expect(rows.map((r) => r.lineage).slice(0, 4)).toEqual(['expired.status.test', 'six-day-1-left.status.test', 'five-of-90.status.test', 'twenty-of-90.status.test']);
+    store.close();
+  });
+
+  it('a failed renewal makes a certificate failing until a renewal succeeds', () => {
+    const now = Date.now();
+    const cert = { notBefore: now - 80 * 86_400_000, notAfter: now + 10 * 86_400_000, lastOutcome: 'failed', consecutiveFailures: 1 };
+    expect(classify(cert, now, 1 / 3)).toBe('failing');
+    expect(classify({ ...cert, lastOutcome: 'ok', consecutiveFailures: 0 }, now, 1 / 3)).toBe('due');
+  });
+
+  it('the window is configurable', () => {
+    const now = Date.now();
+    const cert = { notBefore: now - 50 * 86_400_000, notAfter: now + 40 * 86_400_000, lastOutcome: null, consecutiveFailures: 0 };
+    expect(classify(cert, now, 1 / 3)).toBe('ok');
+    expect(classify(cert, now, 0.5)).toBe('due');
+  });
+
+  it('does not parse unchanged certificates again, and notices a renewed one', async () => {
+    const dir = tempDir();
+    const le = path.join(dir, 'le');
+    await writeLineage(le, 'a.status.test', 90, 50);
+    const store = new StateStore(path.join(dir, 'state'));
+    const first = scanLineages(le, store)[0]!;
+    store.db.prepare('UPDATE certificates SET serial = ? WHERE lineage = ?').run('sentinel', 'a.status.test');
+    expect(scanLineages(le, store)[0]!.serial).toBe('sentinel'); // unchanged file: the row is trusted as is
+    await writeLineage(le, 'a.status.test', 90, 89); // renewed: new archive file behind the same symlink
+    const renewed = scanLineages(le, store)[0]!;
+    expect(renewed.serial).not.toBe('sentinel');
+    expect(renewed.notAfter).toBeGreaterThan(first.notAfter!);
+    store.close();
+  });
+});
