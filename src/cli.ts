@@ -15,7 +15,6 @@ import { locateServers, newVhostEdit, planHttpsEdit } from './nginx/edit.js';
 import { lineColumn } from './nginx/parse.js';
 import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
-import { runDemo } from './sandbox/demo.js';
 import { collectStatus, deployHook, installHooks, renew } from './renewal/renewal.js';
 import { needsAttention } from './renewal/status.js';
 
@@ -269,7 +268,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       case 'demo':
-        return await runDemo({ keep: values.keep === true, log: out });
+        return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
       default:
         err(`error: unknown command "${command}"`);
         err(USAGE);

@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
 
@@ -101,6 +100,7 @@ export async function execCertbot(s: CertbotSettings, args: string[]): Promise<C
   return serialized(`${s.configDir}\0${s.workDir}\0${s.logsDir}`, async () => {
     let result;
     try {
+      const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
       result = await execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: s.env, all: false });
     } catch (error) {
       throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });

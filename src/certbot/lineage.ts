@@ -4,9 +4,19 @@
  * a wildcard `*.x` is stored as `x`, a clash becomes `x-0001`.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { X509Certificate } from '@peculiar/x509';
+import type { X509Certificate } from '@peculiar/x509';
 import { AutoSslError } from '../errors.js';
+import { firstPemCertificate, readCertificateFields } from './der.js';
+
+// @peculiar/x509 takes ~150 ms to load; commands that never need it (status on a healthy tree) do not pay for it.
+const require = createRequire(import.meta.url);
+let peculiar: typeof import('@peculiar/x509') | null = null;
+function x509(): typeof import('@peculiar/x509') {
+  peculiar ??= require('@peculiar/x509') as typeof import('@peculiar/x509');
+  return peculiar;
+}
 
 export interface Lineage {
   name: string;
@@ -18,6 +28,8 @@ export interface Lineage {
 }
 
 export interface CertificateInfo {
+  /** ecdsa / rsa (certbot's --key-type), from the public key's algorithm. */
+  keyType?: string;
   names: string[];
   serial: string;
   notBefore: Date;
@@ -48,19 +60,31 @@ export function readLineage(configDir: string, name: string): Lineage | null {
   return { name, cert, chain, fullchain, privkey, renewalConf };
 }
 
-/** Parses the first certificate of a PEM file. */
+/** Parses the first certificate of a PEM file with @peculiar/x509. */
 export function readCertificate(file: string): CertificateInfo {
   const pem = fs.readFileSync(file, 'utf8');
   const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
   if (!block) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${file} holds no certificate.`);
-  return certificateInfo(new X509Certificate(block));
+  return certificateInfo(new (x509().X509Certificate)(block));
+}
+
+/**
+ * The same fields, read in place from the DER (see der.ts) for scans of thousands of lineages; falls back to
+ * @peculiar/x509 for anything the small reader does not expect.
+ */
+export function readCertificateQuick(file: string): CertificateInfo {
+  const der = firstPemCertificate(fs.readFileSync(file, 'latin1'));
+  const fields = der && readCertificateFields(der);
+  return fields ?? readCertificate(file);
 }
 
 export function certificateInfo(cert: X509Certificate): CertificateInfo {
   const names: string[] = [];
   const san = cert.getExtension('2.5.29.17') as unknown as { names?: { items: Array<{ type: string; value: string }> } } | null;
   for (const item of san?.names?.items ?? []) if (item.type === 'dns') names.push(item.value.toLowerCase());
+  const algorithm = cert.publicKey.algorithm.name;
   return {
+    keyType: algorithm === 'ECDSA' ? 'ecdsa' : algorithm.startsWith('RSA') ? 'rsa' : 'other',
     names,
     serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''),
     notBefore: cert.notBefore,

@@ -3,7 +3,10 @@
  * execa, never a shell. Reloads are coalesced: every request made while one is pending shares it, so a batch of
  * many domains reloads nginx once.
  */
-import { execa, type ExecaError } from 'execa';
+import type { ExecaError } from 'execa';
+
+// execa takes ~130 ms to load: only commands that run nginx pay for it.
+const loadExeca = () => import('execa').then((m) => m.execa);
 import { AutoSslError } from '../errors.js';
 
 export interface NginxSettings {
@@ -44,6 +47,7 @@ export class NginxControl {
 
   private async run(args: string[], timeout = 30_000) {
     try {
+      const execa = await loadExeca();
       return await execa(this.settings.binary, args, { reject: false, timeout, stdin: 'ignore' });
     } catch (error) {
       throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${(error as Error).message}`, { cause: error });
@@ -66,6 +70,7 @@ export class NginxControl {
     const [bin, ...args] = this.settings.reloadCommand ?? [this.settings.binary, ...this.baseArgs(), '-s', 'reload'];
     let result;
     try {
+      const execa = await loadExeca();
       result = await execa(bin!, args, { reject: false, timeout: 30_000, stdin: 'ignore' });
     } catch (error) {
       throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${(error as ExecaError).message}`, { cause: error });

@@ -34,16 +34,15 @@ export async function collectStatus(engine: AutoSsl, now = Date.now()): Promise<
   const certs = scanLineages(config.certbot.configDir, store, refs);
   const rows = statusRows(certs, refs, now, config.renewal.windowFraction);
   // A certificate entering its renewal window (or expiring) without a renewal is announced once per expiry date.
-  for (const row of rows) {
-    if ((row.state === 'due' || row.state === 'expired') && row.lineage && store.markNotified(row.lineage, row.state, row.notAfter ?? '')) {
-      await engine.hooks.notify.promise(notification(row.state === 'due' ? 'renewal-due' : 'expired', row));
-    }
-  }
+  const fresh = store.db.transaction(() => rows.filter((row) => (row.state === 'due' || row.state === 'expired') && row.lineage && store.markNotified(row.lineage, row.state, row.notAfter ?? ''))).immediate();
+  for (const row of fresh) await engine.hooks.notify.promise(notification(row.state === 'due' ? 'renewal-due' : 'expired', row));
   return rows;
 }
 
+const HOST = os.hostname();
+
 function notification(kind: Notification['kind'], row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
-  return { kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: os.hostname() };
+  return { kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: HOST };
 }
 
 // ------------------------------------------------------------------------------------------------- renew

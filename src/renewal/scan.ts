@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readCertificate } from '../certbot/lineage.js';
+import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
 import { argValues, walkDirectives } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { CertificateRow, StateStore } from '../state/store.js';
@@ -32,14 +32,6 @@ function fileKey(file: string): string | null {
   }
 }
 
-function keyTypeOf(renewalConf: string): string | null {
-  try {
-    return /^key_type\s*=\s*(\S+)/m.exec(fs.readFileSync(renewalConf, 'utf8'))?.[1] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** Updates the store from certbot's config dir; returns the lineages found. */
 export function scanLineages(configDir: string, store: StateStore, vhostRefs: readonly VhostCertificateRef[] = []): CertificateRow[] {
   const live = path.join(configDir, 'live');
@@ -57,33 +49,66 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
     if (!list.includes(ref.file)) list.push(ref.file);
     vhostsByLineage.set(ref.lineage, list);
   }
-  const updates: Array<Parameters<StateStore['upsertCertificate']>[0]> = [];
-  for (const name of names) {
+  const updates: CertificateRow[] = [];
+  const rows: CertificateRow[] = [];
+  for (const name of names.sort()) {
     const certPath = path.join(live, name, 'cert.pem');
     const key = fileKey(certPath);
-    const vhosts = (vhostsByLineage.get(name) ?? []).sort();
+    const list = vhostsByLineage.get(name);
+    const vhosts = list ? list.sort() : NO_VHOSTS;
     const prior = known.get(name);
     if (prior && key && prior.fileKey === key) {
-      if (JSON.stringify(prior.vhosts) !== JSON.stringify(vhosts)) updates.push({ ...prior, vhosts });
+      if (prior.vhosts.length !== vhosts.length || prior.vhosts.some((v, i) => v !== vhosts[i])) {
+        prior.vhosts = vhosts;
+        updates.push(prior);
+      }
+      rows.push(prior);
       continue;
     }
-    if (!key) {
-      updates.push({ lineage: name, names: prior?.names ?? [], certPath, fileKey: null, notBefore: null, notAfter: null, serial: null, issuer: null, keyType: null, vhosts });
-      continue;
+    // a new or changed certificate (renewed: the live symlink now leads to another archive file)
+    let info: ReturnType<typeof readCertificate> | null = null;
+    if (key) {
+      try {
+        info = readCertificate(certPath);
+      } catch {
+        info = null;
+      }
     }
-    try {
-      const info = readCertificate(certPath);
-      updates.push({ lineage: name, names: info.names, certPath, fileKey: key, notBefore: info.notBefore.getTime(), notAfter: info.notAfter.getTime(), serial: info.serial, issuer: info.issuer, keyType: keyTypeOf(path.join(configDir, 'renewal', `${name}.conf`)), vhosts });
-    } catch {
-      updates.push({ lineage: name, names: prior?.names ?? [], certPath, fileKey: key, notBefore: null, notAfter: null, serial: null, issuer: null, keyType: null, vhosts });
-    }
+    const row: CertificateRow = {
+      lineage: name,
+      names: info ? info.names : prior?.names ?? [],
+      certPath,
+      fileKey: key,
+      notBefore: info ? info.notBefore.getTime() : null,
+      notAfter: info ? info.notAfter.getTime() : null,
+      serial: info ? info.serial : null,
+      issuer: info ? info.issuer : null,
+      keyType: info?.keyType ?? null,
+      vhosts,
+      lastAttemptAt: prior?.lastAttemptAt ?? null,
+      lastAttemptKind: prior?.lastAttemptKind ?? null,
+      lastOutcome: prior?.lastOutcome ?? null,
+      lastErrorCode: prior?.lastErrorCode ?? null,
+      lastErrorMessage: prior?.lastErrorMessage ?? null,
+      lastErrorAt: prior?.lastErrorAt ?? null,
+      consecutiveFailures: prior?.consecutiveFailures ?? 0,
+      renewedAt: prior?.renewedAt ?? null,
+    };
+    updates.push(row);
+    rows.push(row);
   }
-  store.db.transaction(() => {
-    for (const u of updates) store.upsertCertificate(u);
-  }).immediate();
-  store.deleteCertificatesExcept(names);
-  return store.certificates();
+  const present = new Set(names);
+  const gone = [...known.keys()].filter((l) => !present.has(l));
+  if (updates.length) {
+    store.db.transaction(() => {
+      for (const u of updates) store.upsertCertificate(u);
+    }).immediate();
+  }
+  if (gone.length) store.deleteCertificatesExcept(names);
+  return rows;
 }
+
+const NO_VHOSTS: string[] = [];
 
 /** Every ssl_certificate in the nginx tree, resolved and checked. */
 export function vhostCertificateRefs(tree: NginxTree, configDir: string): VhostCertificateRef[] {

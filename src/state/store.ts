@@ -92,6 +92,17 @@ export interface CertificateRow {
 
 export class StateStore {
   readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Prepared once per store: thousands of rows in a scan reuse the same statement. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
 
   constructor(readonly dir: string) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -148,7 +159,7 @@ export class StateStore {
   }
 
   upsertCertificate(row: Omit<CertificateRow, 'lastAttemptAt' | 'lastAttemptKind' | 'lastOutcome' | 'lastErrorCode' | 'lastErrorMessage' | 'lastErrorAt' | 'consecutiveFailures' | 'renewedAt'>): void {
-    this.db.prepare(`INSERT INTO certificates (lineage, names, cert_path, file_key, not_before, not_after, serial, issuer, key_type, vhosts, updated_at)
+    this.sql(`INSERT INTO certificates (lineage, names, cert_path, file_key, not_before, not_after, serial, issuer, key_type, vhosts, updated_at)
       VALUES (@lineage, @names, @certPath, @fileKey, @notBefore, @notAfter, @serial, @issuer, @keyType, @vhosts, @now)
       ON CONFLICT(lineage) DO UPDATE SET names = excluded.names, cert_path = excluded.cert_path, file_key = excluded.file_key, not_before = excluded.not_before,
         not_after = excluded.not_after, serial = excluded.serial, issuer = excluded.issuer, key_type = excluded.key_type, vhosts = excluded.vhosts, updated_at = excluded.updated_at`)
@@ -175,7 +186,7 @@ export class StateStore {
 
   /** Records that a notification was sent; false when this (lineage, kind, key) was already notified. */
   markNotified(lineage: string, kind: string, key: string): boolean {
-    const r = this.db.prepare('INSERT OR IGNORE INTO notifications (lineage, kind, key, at) VALUES (?, ?, ?, ?)').run(lineage, kind, key, Date.now());
+    const r = this.sql('INSERT OR IGNORE INTO notifications (lineage, kind, key, at) VALUES (?, ?, ?, ?)').run(lineage, kind, key, Date.now());
     return r.changes === 1;
   }
 }
