@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/schema.js';
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-cfg-'));
+
+describe('config', () => {
+  it.each([
+    [{ certbot: { keyType: 'dsa' } }, 'certbot.keyType', '"ecdsa" or "rsa"'],
+    [{ certbot: { email: 'not an email' } }, 'certbot.email', 'an email address'],
+    [{ certbot: { extraArgs: ['; rm -rf /'] } }, 'certbot.extraArgs[0]', 'a certbot option'],
+    [{ certbot: { server: 'http://insecure/dir' } }, 'certbot.server', 'an https:// ACME directory URL'],
+    [{ nginx: { httpsPort: 70000 } }, 'nginx.httpsPort', 'an integer from 1 to 65535'],
+    [{ nginx: { reloadCommand: [] } }, 'nginx.reloadCommand', 'a non-empty argument list'],
+    [{ sites: [{ domain: 'a.com;' }] }, 'sites[0].domain', 'a domain name'],
+    [{ sites: [{ domain: 'ok.example.com', aliases: ['$host'] }] }, 'sites[0].aliases[0]', 'a domain name'],
+    [{ sites: [{ domain: 'ok.example.com', sudo: true }] }, 'sites[0].sudo', 'one of the known keys'],
+    [{ serverAddresses: ['not-an-ip'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address'],
+    [{ preflight: { resolvers: ['8.8.8.8;x'] } }, 'preflight.resolvers[0]', 'an IP address'],
+    [{ renewal: { windowFraction: 2 } }, 'renewal.windowFraction', 'a number between 0 and 1'],
+    [{ cerbot: {} }, 'cerbot', 'one of the known keys'],
+  ])('refuses %j naming the key and what was expected', (raw, key, expected) => {
+    expect(() => validateConfig(raw, '/etc/autossl/autossl.config.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`) }));
+  });
+
+  it('resolves paths against the config file and fills defaults', () => {
+    const cfg = validateConfig({ certbot: { configDir: 'le' }, sites: [{ domain: 'EXAMPLE.com.', aliases: ['www.example.com'] }] }, '/srv/x/autossl.config.json', '/srv/x');
+    expect(cfg.certbot.configDir).toBe('/srv/x/le');
+    expect(cfg.certbot.keyType).toBe('ecdsa');
+    expect(cfg.sites[0]).toMatchObject({ domain: 'example.com', aliases: ['www.example.com'] });
+    expect(cfg.renewal.windowFraction).toBeCloseTo(1 / 3);
+  });
+
+  it('is found by cosmiconfig: autossl.config.json, .autosslrc.yaml, package.json#autossl', async () => {
+    const a = tmp();
+    fs.writeFileSync(path.join(a, 'autossl.config.json'), JSON.stringify({ stateDir: './state-a' }));
+    expect((await loadConfig({ cwd: a })).stateDir).toBe(path.join(a, 'state-a'));
+    const b = tmp();
+    fs.writeFileSync(path.join(b, '.autosslrc.yaml'), 'stateDir: ./state-b\n');
+    expect((await loadConfig({ cwd: b })).stateDir).toBe(path.join(b, 'state-b'));
+    const c = tmp();
+    fs.writeFileSync(path.join(c, 'package.json'), JSON.stringify({ name: 'x', autossl: { stateDir: './state-c' } }));
+    expect((await loadConfig({ cwd: c })).stateDir).toBe(path.join(c, 'state-c'));
+  });
+
+  it('names the file of a syntax error, and a missing --config file', async () => {
+    const d = tmp();
+    fs.writeFileSync(path.join(d, 'autossl.config.json'), '{ "stateDir": ');
+    await expect(loadConfig({ cwd: d })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(path.join(d, 'autossl.config.json')) });
+    await expect(loadConfig({ file: path.join(d, 'nope.json') })).rejects.toMatchObject({ code: 'CONFIG_NOT_FOUND' });
+  });
+});
