@@ -141,8 +141,11 @@ export function locateServers(tree: NginxTree, names: readonly string[]): { http
       throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served over TLS by ${found.https.length} server blocks equally: ${found.https.map(serverLabel).join(', ')}.`);
     }
     if (found.http.length === 0 && found.https.length === 0) {
-      const broken = tree.errors.length ? ` (nginx files autossl could not read: ${tree.errors.map((e) => e.message).join('; ')})` : '';
-      throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}${broken}.`);
+      if (tree.errors.length) {
+        // the name may well be in a file autossl could not read: never guess, say where the syntax breaks
+        throw new AutoSslError('NGINX_PARSE_ERROR', `${name} was not found, and autossl cannot read ${tree.errors.map((e) => e.message).join('; ')}.`, { details: tree.errors[0]!.details });
+      }
+      throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`);
     }
     http.set(name, found.http[0] ?? null);
     https.set(name, found.https[0] ?? null);

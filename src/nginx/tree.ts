@@ -239,6 +239,7 @@ export class NginxTree {
           }
           continue;
         }
+        if (out.some((s) => s.directive === server.directive)) continue; // the same file included twice
         if (serverRank > rank) {
           rank = serverRank;
           out = [server];

@@ -66,3 +66,21 @@ describe('status classification', () => {
     store.close();
   });
 });
+
+describe('status: what the vhosts point at', () => {
+  it('a vhost pointing at a missing or an expired certificate file is reported', async () => {
+    const { makeTree } = await import('../helpers/nginx-fixture.js');
+    const { makeCertificatePem } = await import('../helpers/certs.js');
+    const { NginxTree } = await import('../../src/nginx/tree.js');
+    const { vhostCertificateRefs } = await import('../../src/renewal/scan.js');
+    const t = await makeTree('server {\n    listen 127.0.0.1:443 ssl;\n    server_name gone.status.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n\nserver {\n    listen 127.0.0.1:443 ssl;\n    server_name stale.status.test;\n    ssl_certificate {{DIR}}/stale.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n');
+    fs.writeFileSync(path.join(t.dir, 'stale.pem'), await makeCertificatePem(['stale.status.test'], new Date(Date.now() - 100 * 86_400_000), new Date(Date.now() - 10 * 86_400_000)));
+    fs.rmSync(path.join(t.dir, 'old', 'fullchain.pem'));
+    const refs = vhostCertificateRefs(NginxTree.load(t.main), path.join(t.dir, 'le'));
+    const rows = statusRows([], refs, Date.now(), 1 / 3);
+    expect(rows.map((r) => [r.domain, r.state, r.lastError?.code])).toEqual([
+      [`${t.site}:11`, 'expired', 'CERT_FILE_EXPIRED'], // the ssl_certificate line
+      [`${t.site}:4`, 'missing', 'CERT_FILE_MISSING'],
+    ]);
+  });
+});
