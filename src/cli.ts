@@ -17,6 +17,7 @@ import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 import { collectStatus, deployHook, installHooks, renew } from './renewal/renewal.js';
 import { needsAttention } from './renewal/status.js';
+import { addHttpsDirectives } from './stages/vhost-https.js';
 
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
@@ -185,12 +186,9 @@ async function cmdVhostShow(positionals: string[], values: Record<string, unknow
   let diffs: string[] = [];
   if (values.diff) {
     const edit = newVhostEdit(names, site?.redirect ?? cfg.defaults.redirect);
-    const live = `${cfg.certbot.configDir}/live/${site?.certName ?? domain}`;
     // placeholder paths for display only: the real ones come from the lineage certbot reports
-    const listen = [String(cfg.nginx.httpsPort), 'ssl', ...(cfg.nginx.http2 ? ['http2'] : [])];
-    edit.https._add('listen', listen.join(' '));
-    edit.https._add('ssl_certificate', `${live}/fullchain.pem`);
-    edit.https._add('ssl_certificate_key', `${live}/privkey.pem`);
+    const live = `${cfg.certbot.configDir}/live/${site?.certName ?? domain}`;
+    addHttpsDirectives(edit, { fullchain: `${live}/fullchain.pem`, privkey: `${live}/privkey.pem` }, { port: cfg.nginx.httpsPort, http2: cfg.nginx.http2 });
     const plan = planHttpsEdit(tree, edit, { nginxVersion: await engine.nginx.version(), httpsPort: cfg.nginx.httpsPort });
     diffs = plan.edits.map((e) => unifiedDiff(e.file, e.before, e.after));
   }

@@ -41,19 +41,35 @@ export function instrumentHooks(hooks: Hooks): void {
           }
           return new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" failed in hook "${hookName}": ${(error as Error)?.message ?? String(error)}`, { cause: error, details: { plugin, hook: hookName } });
         };
-        if (tapInfo.type !== 'promise') return tapInfo; // all taps here are promise taps; sync ones stay as they are
-        tapInfo.fn = async (...args: unknown[]) => {
+        const record = (args: unknown[], status: 'done' | 'error', started: number): void => {
           const ctx = contextOf(args);
-          const started = performance.now();
-          try {
-            const result = await original(...args);
-            ctx?.events.push({ domain: ctx.domain, stage: hookName, plugin, status: 'done', ms: performance.now() - started });
-            return result;
-          } catch (error) {
-            ctx?.events.push({ domain: ctx.domain, stage: hookName, plugin, status: 'error', ms: performance.now() - started });
-            throw tag(error);
-          }
+          ctx?.events.push({ domain: ctx.domain, stage: hookName, plugin, status, ms: performance.now() - started });
         };
+        if (tapInfo.type === 'sync') {
+          tapInfo.fn = (...args: unknown[]) => {
+            const started = performance.now();
+            try {
+              const result = original(...args);
+              record(args, 'done', started);
+              return result;
+            } catch (error) {
+              record(args, 'error', started);
+              throw tag(error);
+            }
+          };
+        } else if (tapInfo.type === 'promise') {
+          tapInfo.fn = async (...args: unknown[]) => {
+            const started = performance.now();
+            try {
+              const result = await original(...args);
+              record(args, 'done', started);
+              return result;
+            } catch (error) {
+              record(args, 'error', started);
+              throw tag(error);
+            }
+          };
+        } // callback-style (tapAsync) taps keep their own error path
         return tapInfo;
       },
     });

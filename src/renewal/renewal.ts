@@ -13,7 +13,8 @@ import { normalizeSerial, readCertificate, readLineage } from '../certbot/lineag
 import { normalizeDomain } from '../domain.js';
 import type { AutoSsl } from '../engine.js';
 import { AutoSslError } from '../errors.js';
-import { newVhostEdit, planHttpsEdit, quoteIfNeeded } from '../nginx/edit.js';
+import { newVhostEdit, planHttpsEdit } from '../nginx/edit.js';
+import { addHttpsDirectives } from '../stages/vhost-https.js';
 import { EditTransaction } from '../nginx/transaction.js';
 import type { Notification } from '../pipeline/context.js';
 import { servedSerial } from '../stages/verify-tls.js';
@@ -173,9 +174,7 @@ export async function deployHook(engine: AutoSsl, env: NodeJS.ProcessEnv = proce
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = engine.loadTree();
   const tlsNames = domains.filter((d) => !d.startsWith('*.') && tree.findServers(d).https.length === 1);
-  const edit = newVhostEdit(tlsNames);
-  edit.https._add('ssl_certificate', quoteIfNeeded(lineage.fullchain));
-  edit.https._add('ssl_certificate_key', quoteIfNeeded(lineage.privkey));
+  const edit = addHttpsDirectives(newVhostEdit(tlsNames), lineage); // no listen: only re-point the certificate
   const plan = tlsNames.length ? planHttpsEdit(tree, edit, { nginxVersion: await engine.nginx.version(), httpsPort: config.nginx.httpsPort }) : { edits: [], tlsEndpoints: [] };
   const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal') });
   try {

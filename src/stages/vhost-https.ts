@@ -3,23 +3,29 @@
  * mirror the block's own port-80 addresses on the TLS port; the certificate paths are the lineage's.
  */
 import { AutoSslError } from '../errors.js';
-import { quoteIfNeeded } from '../nginx/edit.js';
+import { quoteIfNeeded, type VhostEdit } from '../nginx/edit.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/context.js';
 
 export const PLUGIN_NAME = 'vhost-https';
+
+/**
+ * What HTTPS needs in the TLS server: `listen <port> ssl [http2]` (the editor mirrors the block's own port-80
+ * addresses on that port; pass no port to keep the listens as they are) and the lineage's certificate paths.
+ */
+export function addHttpsDirectives(edit: VhostEdit, cert: { fullchain: string; privkey: string }, listen?: { port: number; http2: boolean }): VhostEdit {
+  if (listen) edit.https._add('listen', [String(listen.port), 'ssl', ...(listen.http2 ? ['http2'] : [])].join(' '));
+  edit.https._add('ssl_certificate', quoteIfNeeded(cert.fullchain));
+  edit.https._add('ssl_certificate_key', quoteIfNeeded(cert.privkey));
+  return edit;
+}
 
 export const vhostHttpsPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks, api) {
     hooks.vhost.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (edit, ctx) => {
       if (!ctx.lineage) throw new AutoSslError('INTERNAL', 'No certificate lineage: the issue stage did not run.');
-      const listenArgs = [String(api.config.nginx.httpsPort), 'ssl'];
-      if (api.config.nginx.http2) listenArgs.push('http2');
-      edit.https._add('listen', listenArgs.join(' '));
-      edit.https._add('ssl_certificate', quoteIfNeeded(ctx.lineage.fullchain));
-      edit.https._add('ssl_certificate_key', quoteIfNeeded(ctx.lineage.privkey));
-      return edit;
+      return addHttpsDirectives(edit, ctx.lineage, { port: api.config.nginx.httpsPort, http2: api.config.nginx.http2 });
     });
     hooks.vhost.tapPromise({ name: 'vhost-hsts', stage: STAGE.BUILTIN + 1 }, async (edit, ctx) => {
       if (ctx.plan.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');

@@ -11,6 +11,7 @@ import { nginxMainConfig, BINARIES } from '../../src/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '../../src/nginx/edit.js';
 import { NginxControl } from '../../src/nginx/control.js';
+import { addHttpsDirectives } from '../../src/stages/vhost-https.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/nginx');
 
@@ -95,10 +96,7 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promis
 }
 
 function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, number, number]): FileEdit[] {
-  const edit = newVhostEdit(c.names, c.redirect === true);
-  edit.https._add('listen', '443 ssl http2');
-  edit.https._add('ssl_certificate', path.join(t.live, 'fullchain.pem'));
-  edit.https._add('ssl_certificate_key', path.join(t.live, 'privkey.pem'));
+  const edit = addHttpsDirectives(newVhostEdit(c.names, c.redirect === true), { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') }, { port: 443, http2: true });
   if (c.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');
   const https = planHttpsEdit(NginxTree.load(t.main), edit, { nginxVersion: version });
   write(https.edits);

@@ -1,0 +1,43 @@
+/** The pipeline's own duties: hook order, per-plugin timing, and errors tagged with the plugin that threw. */
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/schema.js';
+import { createAutoSsl } from '../../src/engine.js';
+import type { Plugin } from '../../src/pipeline/context.js';
+import { BINARIES } from '../../src/sandbox/rig.js';
+import { makeTree } from '../helpers/nginx-fixture.js';
+
+async function engineWith(plugins: Plugin[]) {
+  const t = await makeTree('server {\n    listen 80;\n    server_name pipe.example.test;\n    root /var/www;\n}\n');
+  const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') });
+  return createAutoSsl(config, plugins);
+}
+
+describe('pipeline', () => {
+  it('runs the hooks in order and times each plugin on the domain\'s own context', async () => {
+    const engine = await engineWith([]);
+    const [r] = await engine.issue(['pipe.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(r!.ok).toBe(true);
+    expect(r!.events.filter((e) => !e.plugin && e.status === 'done').map((e) => e.stage)).toEqual(['plan', 'preflight', 'findings', 'challenge', 'beforeIssue', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']);
+    expect(r!.events.filter((e) => e.plugin && e.status === 'done').map((e) => e.plugin)).toEqual(expect.arrayContaining(['challenge-webroot', 'issue-certbot', 'vhost-https', 'nginx-validate']));
+  });
+
+  it('tags an error thrown by a plugin with its name (PLUGIN_ERROR), sync or async', async () => {
+    const syncThrower: Plugin = { name: 'sync-thrower', apply: (hooks) => hooks.plan.tap('sync-thrower', () => { throw new Error('boom'); }) };
+    const [a] = await (await engineWith([syncThrower])).issue(['pipe.example.test'], { dryRun: true });
+    expect(a!.error).toMatchObject({ code: 'PLUGIN_ERROR', details: { plugin: 'sync-thrower', hook: 'plan' } });
+    expect(a!.error!.message).toBe('Plugin "sync-thrower" failed in hook "plan": boom');
+    const asyncThrower: Plugin = { name: 'async-thrower', apply: (hooks) => hooks.vhost.tapPromise('async-thrower', async () => { throw new Error('late'); }) };
+    const [b] = await (await engineWith([asyncThrower])).issue(['pipe.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(b!.error).toMatchObject({ code: 'PLUGIN_ERROR', details: { plugin: 'async-thrower', hook: 'vhost' } });
+  });
+
+  it('domains run concurrently, each with its own context', async () => {
+    const seen: string[] = [];
+    const spy: Plugin = { name: 'spy', apply: (hooks) => hooks.plan.tapPromise('spy', async (plan, ctx) => { seen.push(`${ctx.domain}:${plan.names.join(',')}`); await new Promise((r) => setTimeout(r, 20)); return plan; }) };
+    const engine = await engineWith([spy]);
+    const results = await engine.issue(['pipe.example.test', 'nope.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(seen.sort()).toEqual(['nope.example.test:nope.example.test', 'pipe.example.test:pipe.example.test']);
+    expect(results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([['pipe.example.test', true, undefined], ['nope.example.test', false, 'VHOST_NOT_FOUND']]);
+  });
+});
