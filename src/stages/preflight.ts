@@ -120,13 +120,15 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
   const timeoutMs = ctx.services.config.preflight.timeoutMs;
   try {
     await Promise.all(ctx.plan.names.map(async (name) => {
-      const r = await resolution(ctx, name);
-      // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work
-      const addresses = [...r.aaaa, ...r.a];
-      if (addresses.length === 0) {
-        if (ctx.skipChecks.has('dns')) addresses.push(...serverAddresses(ctx.services.config.serverAddresses));
-        if (addresses.length === 0) return; // the dns check already reported it
+      // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work. With the dns check skipped,
+      // nothing is resolved: the probe goes to this server's own addresses.
+      let addresses: string[];
+      if (ctx.skipChecks.has('dns')) addresses = serverAddresses(ctx.services.config.serverAddresses);
+      else {
+        const r = await resolution(ctx, name);
+        addresses = [...r.aaaa, ...r.a];
       }
+      if (addresses.length === 0) return; // the dns check already reported it
       // nginx applies a reload asynchronously (old workers finish first): right after the challenge stage
       // reloaded, a probe that reaches the old configuration is tried again for a short while.
       const settleUntil = ctx.reloadedWithChanges ? Date.now() + Math.min(3000, timeoutMs) : 0;
