@@ -69,6 +69,7 @@ function globToRegExp(segment: string): RegExp {
 export function expandInclude(pattern: string): string[] {
   if (!/[*?[]/.test(pattern)) return [pattern];
   const segments = pattern.split('/');
+  const kinds = new Map<string, fs.Dirent>();
   let bases = [segments[0] === '' ? '/' : '.'];
   for (const segment of segments.slice(segments[0] === '' ? 1 : 0)) {
     if (segment === '') continue;
@@ -78,18 +79,26 @@ export function expandInclude(pattern: string): string[] {
     } else {
       const re = globToRegExp(segment);
       for (const base of bases) {
-        let names: string[];
+        let entries: fs.Dirent[];
         try {
-          names = fs.readdirSync(base);
+          entries = fs.readdirSync(base, { withFileTypes: true });
         } catch {
           continue;
         }
-        for (const name of names.sort()) if (re.test(name)) next.push(path.join(base, name));
+        for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+          if (!re.test(e.name)) continue;
+          const full = path.join(base, e.name);
+          next.push(full);
+          kinds.set(full, e);
+        }
       }
     }
     bases = next;
   }
+  // the directory listing already says what is a file; only symlinks need a stat of their own
   return bases.filter((p) => {
+    const entry = kinds.get(p);
+    if (entry && !entry.isSymbolicLink()) return entry.isFile();
     try {
       return fs.statSync(p).isFile();
     } catch {
