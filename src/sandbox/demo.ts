@@ -93,7 +93,7 @@ export async function runDemo(options: { keep: boolean; log: (line: string) => v
   } finally {
     if (!options.keep) {
       await rig.stop();
-      log('sandbox stopped (pass --keep to leave it running and try the curl commands)');
+      log('sandbox stopped (npm run demo -- --keep leaves it running, to try the curl commands)');
     }
   }
   return ok ? 0 : 1;
