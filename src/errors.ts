@@ -7,7 +7,6 @@ export const ERROR_CODES = {
   CONFIG_NOT_FOUND: 'Create autossl.config.json (see README "Configuration") or pass --config FILE.',
   CONFIG_INVALID: 'Fix the named key in the config file; the README lists every key and its type.',
   DOMAIN_INVALID: 'Use a plain DNS name such as example.com: letters, digits and hyphens, dot-separated.',
-  SITE_NOT_CONFIGURED: 'Add the domain to "sites" in the config, or pass a domain nginx already serves.',
   VHOST_NOT_FOUND: 'Add the domain to a server_name of a server block nginx loads (port 80), then run again.',
   VHOST_AMBIGUOUS: 'Give the site a "vhost" file in the config so autossl knows which server block to edit.',
   VHOST_UNSUPPORTED: 'Edit this server block by hand once (see the message); autossl will keep it up to date after.',

@@ -132,7 +132,7 @@ export class EditTransaction {
   private readonly locks: FileLocks;
   private readonly writer: FileWriter;
 
-  constructor(private readonly options: TransactionOptions) {
+  constructor(options: TransactionOptions) {
     this.dir = path.join(options.journalDir, `${Date.now()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
     this.locks = new FileLocks(path.join(options.journalDir, 'locks'), options.lockTimeoutMs);
     this.writer = options.writer ?? defaultWriter;

@@ -50,7 +50,7 @@ async function dnsCheck(ctx: DomainContext): Promise<void> {
     const r = await resolution(ctx, name);
     const via = r.cnames.length ? ` (via CNAME ${r.cnames.join(' -> ')})` : '';
     if (r.failure && r.a.length === 0 && r.aaaa.length === 0) {
-      const code = r.failure.kind === 'SERVFAIL' ? 'DNS_SERVFAIL' : 'DNS_TIMEOUT';
+      const code = r.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL';
       add(ctx, { check: 'dns', name, severity: 'error', code, message: `${name}: DNS ${r.failure.kind === 'SERVFAIL' ? 'answered SERVFAIL' : r.failure.kind === 'TIMEOUT' ? 'did not answer in time' : `failed (${r.failure.message})`}.` });
       return;
     }
@@ -83,7 +83,7 @@ async function caaCheck(ctx: DomainContext): Promise<void> {
   await Promise.all(ctx.plan.names.map(async (name) => {
     const caa = await checkCaa(name, resolverOptions(ctx));
     if (caa.failure) {
-      add(ctx, { check: 'caa', name, severity: 'error', code: caa.failure.kind === 'SERVFAIL' ? 'DNS_SERVFAIL' : 'DNS_TIMEOUT', message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.` });
+      add(ctx, { check: 'caa', name, severity: 'error', code: caa.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL', message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.` });
     } else if (!caa.allowsLetsEncrypt) {
       add(ctx, { check: 'caa', name, severity: 'error', code: 'CAA_FORBIDS', message: `${name}: CAA records at ${caa.at} allow only ${caa.issuers.map((i) => JSON.stringify(i)).join(', ')}, not letsencrypt.org.` });
     } else {
