@@ -41,3 +41,14 @@ describe('pipeline', () => {
     expect(results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([['pipe.example.test', true, undefined], ['nope.example.test', false, 'VHOST_NOT_FOUND']]);
   });
 });
+
+describe('a slow domain', () => {
+  it('tells the user which stage is stuck once it runs past defaults.domainTimeoutMs', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name slow.example.test;\n    root /var/www;\n}\n');
+    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), defaults: { domainTimeoutMs: 1000 } });
+    const sleepy: Plugin = { name: 'sleepy', apply: (hooks) => hooks.beforeIssue.tapPromise('sleepy', () => new Promise((r) => setTimeout(r, 1500))) };
+    const [r] = await (await createAutoSsl(config, [sleepy])).issue(['slow.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(r!.ok).toBe(true);
+    expect(r!.events.find((e) => e.status === 'info' && e.message?.startsWith('still in'))?.message).toBe('still in "beforeIssue" after 1 s: this normally takes a few seconds');
+  });
+});
