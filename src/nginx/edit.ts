@@ -7,17 +7,25 @@
  * `vhost` hook; this module decides where each statement goes in the user's file and what "already there"
  * means for it (see `ensureKey`).
  */
+import path from 'node:path';
 import nginxConf from 'nginx-conf';
 import type { NginxConfItem } from 'nginx-conf/dist/src/conf.js';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives, parseConfig, type Directive, type ParsedConfig } from './parse.js';
 import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, type Listen } from './listen.js';
-import { insertAfter, insertAtBlockStart, insertBlockAfter, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
+import { insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
 import { ACME_PREFIX, challengeRouting, parseLocation } from './routing.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
+import { serverView, type ServerView } from './view.js';
+import { quote } from '../errors.js';
+import { readCertificateQuick } from '../certbot/lineage.js';
+import type { DomainContext } from '../pipeline/context.js';
 
 const { NginxConfFile } = nginxConf;
+
+/** How a directive is told apart from others of its name when deciding whether it is "already there". */
+export type IdentityRule = 'name' | 'first-arg';
 
 /** The `vhost` hook's payload. */
 export interface VhostEdit {
@@ -29,6 +37,21 @@ export interface VhostEdit {
   http: NginxConfItem;
   /** Redirect plain HTTP to HTTPS (the ACME challenge stays reachable over HTTP). */
   redirect: boolean;
+  /** The server blocks as they are now, read-only: the TLS server and the port-80 server of the names. */
+  current: { https: readonly ServerView[]; http: readonly ServerView[] };
+  /** Takes directives out of the TLS (`https`) or port-80 (`http`) server: by name, or only the one whose first argument is `firstArg`. */
+  remove(where: 'https' | 'http', name: string, firstArg?: string): void;
+  removals: Array<{ where: 'https' | 'http'; name: string; firstArg?: string }>;
+  /**
+   * Overrides the rule deciding when a directive of this name is "already there" (see IDENTITY in edit.ts):
+   * `first-arg` for a directive a block may hold once per key, `name` for one it holds once.
+   */
+  keyBy(name: string, rule: IdentityRule): void;
+  identity: Map<string, IdentityRule>;
+  /** The vhost file the site's config names: only server blocks in it are edited. */
+  vhostFile?: string;
+  /** The key type of the certificate being installed (one block may hold an RSA and an ECDSA pair). */
+  keyType?: string;
 }
 
 /** An empty `server { }` tree to fill through nginx-conf's API (`_add(name, value)`). */
@@ -42,7 +65,42 @@ export function newServerTree(): NginxConfItem {
 }
 
 export function newVhostEdit(names: string[], redirect = false): VhostEdit {
-  return { names, https: newServerTree(), http: newServerTree(), redirect };
+  const removals: VhostEdit['removals'] = [];
+  const identity = new Map<string, IdentityRule>();
+  return {
+    names,
+    https: newServerTree(),
+    http: newServerTree(),
+    redirect,
+    current: { https: [], http: [] },
+    removals,
+    remove(where, name, firstArg) {
+      if (where !== 'https' && where !== 'http') throw new AutoSslError('PLUGIN_ERROR', `edit.remove: "where" must be "https" or "http", got ${quote(where)}.`);
+      if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(name)) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: ${quote(name)} is not a directive name.`);
+      if (firstArg !== undefined && (typeof firstArg !== 'string' || /[\u0000-\u001f]/.test(firstArg))) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: the first argument must be a plain string, got ${quote(firstArg)}.`);
+      removals.push({ where, name, ...(firstArg === undefined ? {} : { firstArg }) });
+    },
+    identity,
+    keyBy(name, rule) {
+      if (rule !== 'name' && rule !== 'first-arg') throw new AutoSslError('PLUGIN_ERROR', `edit.keyBy: the rule must be "name" or "first-arg", got ${quote(rule)}.`);
+      identity.set(name, rule);
+    },
+  };
+}
+
+/** The `vhost` hook's payload for a domain run: what to ensure, and a read-only view of what is there now. */
+export function vhostEditFor(ctx: DomainContext): VhostEdit {
+  const edit = newVhostEdit([...ctx.plan.names], ctx.plan.redirect);
+  edit.vhostFile = ctx.plan.site.vhost;
+  edit.keyType = ctx.certificate?.keyType ?? ctx.services.config.certbot.keyType;
+  try {
+    const located = locateServers(ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined), edit.names, { vhostFile: edit.vhostFile });
+    const views = (m: Map<string, ServerBlock | null>): ServerView[] => [...new Set([...m.values()].filter((s): s is ServerBlock => s !== null))].map(serverView);
+    edit.current = { https: views(located.https), http: views(located.http) };
+  } catch {
+    // the edit itself reports what cannot be found, with the error it deserves
+  }
+  return edit;
 }
 
 const ITEM_API = new Set(['toString']);
@@ -127,19 +185,34 @@ function lineOf(source: string, offset: number): { line: number } {
   return { line };
 }
 
+export interface LocateOptions {
+  /** Only server blocks in this file (the site's configured "vhost") are candidates. */
+  vhostFile?: string;
+}
+
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
-export function locateServers(tree: NginxTree, names: readonly string[]): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
-  for (const n of names) normalizeDomain(n); // a domain never reaches a config line unvalidated
+export function locateServers(tree: NginxTree, names: readonly string[], options: LocateOptions = {}): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
+  for (const n of names) normalizeDomain(n, { allowWildcard: true }); // a domain never reaches a config line unvalidated
   const http = new Map<string, ServerBlock | null>();
   const https = new Map<string, ServerBlock | null>();
+  const vhostFile = options.vhostFile ? path.resolve(options.vhostFile) : undefined;
+  const pick = (name: string, found: ServerBlock[], where: string): ServerBlock | null => {
+    let candidates = found;
+    if (vhostFile && found.length) {
+      candidates = found.filter((s) => path.resolve(s.file) === vhostFile);
+      if (!candidates.length) {
+        throw new AutoSslError('VHOST_NOT_FOUND', `${name} is served ${where} by ${found.map(serverLabel).join(', ')}, not by a block in the site's configured vhost ${vhostFile}.`, {
+          hint: `Put ${name} in a server_name of ${vhostFile}, or fix the site's "vhost" in the config.`,
+        });
+      }
+    }
+    if (candidates.length > 1) {
+      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served ${where} by ${candidates.length} server blocks equally: ${candidates.map(serverLabel).join(', ')}.`);
+    }
+    return candidates[0] ?? null;
+  };
   for (const name of names) {
     const found = tree.findServers(name);
-    if (found.http.length > 1) {
-      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served on port 80 by ${found.http.length} server blocks equally: ${found.http.map(serverLabel).join(', ')}.`);
-    }
-    if (found.https.length > 1) {
-      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served over TLS by ${found.https.length} server blocks equally: ${found.https.map(serverLabel).join(', ')}.`);
-    }
     if (found.http.length === 0 && found.https.length === 0) {
       if (tree.errors.length) {
         // the name may well be in a file autossl could not read: never guess, say where the syntax breaks
@@ -147,8 +220,8 @@ export function locateServers(tree: NginxTree, names: readonly string[]): { http
       }
       throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`);
     }
-    http.set(name, found.http[0] ?? null);
-    https.set(name, found.https[0] ?? null);
+    http.set(name, pick(name, found.http, 'on port 80'));
+    https.set(name, pick(name, found.https, 'over TLS'));
   }
   return { http, https };
 }
@@ -159,18 +232,83 @@ function ensureBlockEditable(tree: NginxTree, server: ServerBlock): void {
 }
 
 /**
- * What "already there" means for a statement: two statements with the same key are the same setting.
- * Repeatable directives are keyed by their first argument (one add_header per header name).
+ * Directives nginx lets one block hold several times, once per key (their first argument: a header, a parameter, a
+ * variable, a status code).
  */
-function ensureKey(statement: { name: string; args: string[] }): string {
-  const repeatable = ['add_header', 'proxy_set_header', 'fastcgi_param', 'set', 'more_set_headers', 'include', 'map', 'error_page'];
-  if (statement.name === 'location') return `location ${statement.args.join(' ')}`;
-  if (repeatable.includes(statement.name)) return `${statement.name} ${(statement.args[0] ?? '').toLowerCase()}`;
-  return statement.name;
+export const REPEATABLE_BY_KEY: readonly string[] = [
+  'add_header', 'add_trailer', 'more_set_headers', 'more_clear_headers', 'proxy_set_header', 'proxy_hide_header', 'proxy_pass_header',
+  'fastcgi_param', 'fastcgi_hide_header', 'uwsgi_param', 'scgi_param', 'grpc_set_header', 'set', 'map', 'include', 'error_page',
+  'ssl_conf_command', 'sub_filter', 'env', 'allow', 'deny',
+];
+
+/** The values nginx sees for raw argument text ("a" and a are the same argument). */
+function valuesOf(args: readonly string[]): string[] {
+  if (!args.length) return [];
+  try {
+    return parseConfig(`x ${args.join(' ')};`).children.flatMap((n) => (n.kind === 'directive' ? n.words.slice(1).map((w) => w.value) : []));
+  } catch {
+    return [...args];
+  }
 }
 
-function existingKey(d: Directive): string {
-  return ensureKey({ name: d.name, args: d.words.slice(1).map((w) => w.raw) });
+/** The key type (rsa / ecdsa) of the certificate a path holds, or null when it cannot be read. */
+export function certificateKeyType(file: string): string | null {
+  try {
+    return readCertificateQuick(file).keyType ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * When a statement is "already there": two statements with the same identity are the same setting, so an existing
+ * one with other arguments is replaced and a missing one is added. The rule, in order:
+ *  1. `location`: the same modifier and path;
+ *  2. `ssl_certificate` / `ssl_certificate_key`: a block may hold one pair per key type (RSA and ECDSA); the pair of
+ *     the new certificate's key type is the same setting, and a block with a single pair has just that one;
+ *  3. a directive the edit names with `keyBy(name, rule)`: that rule;
+ *  4. a directive in REPEATABLE_BY_KEY, or one the block already holds more than once: the same name and first
+ *     argument (case-insensitive);
+ *  5. any other directive: the same name (nginx allows it once per block).
+ */
+class Identities {
+  private readonly counts = new Map<string, number>();
+  private readonly certTypes: Array<string | null>;
+
+  constructor(
+    private readonly server: ServerBlock,
+    private readonly rules: ReadonlyMap<string, IdentityRule>,
+    private readonly keyType: string | undefined,
+    private readonly prefix: string,
+  ) {
+    for (const d of childDirectives(server.directive)) this.counts.set(d.name, (this.counts.get(d.name) ?? 0) + 1);
+    this.certTypes = childDirectives(server.directive, 'ssl_certificate').map((d) => {
+      const p = argValues(d)[0];
+      return p && !p.includes('$') ? certificateKeyType(path.isAbsolute(p) ? p : path.join(this.prefix, p)) : null;
+    });
+  }
+
+  private certSlot(type: string | null | undefined): string {
+    // one pair: it is the one to re-point, whatever its type (also a stale path whose file is gone)
+    if (this.certTypes.length <= 1) return 'pair';
+    return type ?? 'unknown';
+  }
+
+  of(name: string, args: readonly string[], existing?: Directive): string {
+    if (name === 'location') {
+      const values = valuesOf(args);
+      const spec = parseLocation({ kind: 'directive', name, words: [{ raw: name, value: name, start: 0, end: 0, quoted: false }, ...values.map((v) => ({ raw: v, value: v, start: 0, end: 0, quoted: false }))], start: 0, end: 0, innerComments: [], parent: null });
+      return spec ? `location ${spec.modifier} ${spec.path}` : `location ${values.join(' ')}`;
+    }
+    if (name === 'ssl_certificate' || name === 'ssl_certificate_key') {
+      if (!existing) return `${name} ${this.certSlot(this.keyType)}`;
+      const index = childDirectives(this.server.directive, name).indexOf(existing);
+      return `${name} ${this.certSlot(this.certTypes[index])}`;
+    }
+    const rule = this.rules.get(name) ?? (REPEATABLE_BY_KEY.includes(name) || (this.counts.get(name) ?? 0) > 1 ? 'first-arg' : 'name');
+    if (rule === 'name') return name;
+    return `${name} ${(valuesOf(args.slice(0, 1))[0] ?? '').toLowerCase()}`;
+  }
 }
 
 /** The statement after which new server-level lines read best: the last of these names present. */
@@ -189,22 +327,32 @@ function placeStatements(builder: PlanBuilder, server: ServerBlock, statements: 
   builder.add(server.config, anchor ? insertAfter(server.config, anchor, statements, why) : insertAtBlockStart(server.config, server.directive, statements, why));
 }
 
+export interface EnsureRules {
+  identity?: ReadonlyMap<string, IdentityRule>;
+  keyType?: string;
+  prefix: string;
+}
+
 /** Ensures generic statements (not listen) in a server block: add what is missing, update what differs. */
-function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements: readonly NewStatement[], label: string): void {
+function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements: readonly NewStatement[], label: string, rules: EnsureRules): void {
+  const ids = new Identities(server, rules.identity ?? new Map(), rules.keyType, rules.prefix);
   const existing = new Map<string, Directive>();
-  for (const d of childDirectives(server.directive)) existing.set(existingKey(d), d);
+  for (const d of childDirectives(server.directive)) {
+    const id = ids.of(d.name, d.words.slice(1).map((w) => w.raw), d);
+    if (!existing.has(id)) existing.set(id, d);
+  }
   const missingLocations: NewStatement[] = [];
   const missing: NewStatement[] = [];
   for (const statement of statements) {
     if (statement.name === 'listen') continue;
-    const current = existing.get(ensureKey(statement));
+    const current = existing.get(ids.of(statement.name, statement.args));
     if (!current) {
       (statement.children ? missingLocations : missing).push(statement);
       continue;
     }
     if (statement.children) continue; // a block the user already has is theirs: never rewritten
     const currentArgs = current.words.slice(1).map((w) => w.raw);
-    if (currentArgs.join(' ') !== statement.args.join(' ')) {
+    if (valuesOf(currentArgs).join('\u0000') !== valuesOf(statement.args).join('\u0000')) {
       builder.add(server.config, replaceArgs(current, statement.args, `${label}: ${statement.name} ${currentArgs.join(' ')} -> ${statement.args.join(' ')}`));
     }
   }
@@ -212,10 +360,10 @@ function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements:
   for (const statement of [...missing]) {
     for (const inc of server.includes) {
       const { config } = readConfigFile(inc);
-      const shared = config?.children.find((n): n is Directive => n.kind === 'directive' && existingKey(n) === ensureKey(statement));
+      const shared = config?.children.find((n): n is Directive => n.kind === 'directive' && ids.of(n.name, n.words.slice(1).map((w) => w.raw)) === ids.of(statement.name, statement.args));
       if (!shared) continue;
       const sharedArgs = shared.words.slice(1).map((w) => w.raw).join(' ');
-      if (sharedArgs !== statement.args.join(' ')) {
+      if (valuesOf(shared.words.slice(1).map((w) => w.raw)).join('\u0000') !== valuesOf(statement.args).join('\u0000')) {
         throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${statement.name}" is set in ${inc}, a file it includes (and other servers may too), to ${sharedArgs}.`, {
           hint: `Move "${statement.name}" out of ${inc} into the server block, or point it at ${statement.args.join(' ')} yourself.`,
         });
@@ -235,6 +383,23 @@ function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements:
       const prev = children[children.indexOf(firstLocation) - 1];
       builder.add(server.config, prev ? insertAfter(server.config, prev, missingLocations, why) : insertAtBlockStart(server.config, server.directive, missingLocations, why));
     } else builder.add(server.config, insertAtBlockStart(server.config, server.directive, missingLocations, why));
+  }
+}
+
+/** Takes out the directives a plugin asked to remove (only from the block itself: a snippet is shared). */
+function applyRemovals(builder: PlanBuilder, server: ServerBlock, removals: VhostEdit['removals'], label: string): void {
+  for (const r of removals) {
+    for (const d of childDirectives(server.directive, r.name)) {
+      if (r.firstArg !== undefined && (argValues(d)[0] ?? '').toLowerCase() !== r.firstArg.toLowerCase()) continue;
+      builder.add(server.config, removeStatement(server.config, d, `${label}: remove ${r.name}${r.firstArg ? ` ${r.firstArg}` : ''}`));
+    }
+    for (const inc of server.includes) {
+      const { config } = readConfigFile(inc);
+      const shared = config?.children.some((n) => n.kind === 'directive' && n.name === r.name && (r.firstArg === undefined || (argValues(n)[0] ?? '').toLowerCase() === r.firstArg.toLowerCase()));
+      if (shared) {
+        throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${r.name}" is set in ${inc}, a file it includes (other servers may too); autossl does not remove it there.`, { hint: `Remove "${r.name}" from ${inc} yourself, or move it into the server blocks that need it.` });
+      }
+    }
   }
 }
 
@@ -282,8 +447,11 @@ function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2
  * in the TLS server of each name; `edit.http` statements and the optional redirect in the port-80 server.
  */
 export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptions): EditPlan {
-  const located = locateServers(tree, edit.names);
+  const located = locateServers(tree, edit.names, { vhostFile: edit.vhostFile });
   const builder = new PlanBuilder();
+  const rules: EnsureRules = { identity: edit.identity, keyType: edit.keyType, prefix: tree.prefix };
+  const httpsRemovals = edit.removals.filter((r) => r.where === 'https');
+  const httpRemovals = edit.removals.filter((r) => r.where === 'http');
   const httpsStatements = statementsOf(edit.https, 'vhost hook (https)');
   const httpStatements = statementsOf(edit.http, 'vhost hook (http)');
   // `listen <port> ssl [http2]` in the https tree means: mirror the block's port-80 addresses on <port>.
@@ -315,10 +483,11 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       if (http2 && newHttp2 && !childDirectives(target.directive, 'http2').length) add.push({ name: 'http2', args: ['on'] });
       placeStatements(builder, target, add, ['listen'], `${label}: ${add.map((s) => [s.name, ...s.args].join(' ')).join('; ')}`);
     }
-    ensureStatements(builder, target, httpsStatements, label);
+    ensureStatements(builder, target, httpsStatements, label, rules);
+    applyRemovals(builder, target, httpsRemovals, label);
     addEndpoints(tlsEndpoints, target, name, port, tls === null);
   }
-  if (httpStatements.length || edit.redirect) {
+  if (httpStatements.length || httpRemovals.length || edit.redirect) {
     const httpDone = new Set<ServerBlock>();
     for (const name of edit.names) {
       const plain = located.http.get(name) ?? null;
@@ -326,8 +495,9 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       httpDone.add(plain);
       ensureBlockEditable(tree, plain);
       const label = `server ${plain.names[0] ?? ''} (${serverLabel(plain)})`;
-      ensureStatements(builder, plain, httpStatements, label);
-      if (edit.redirect) planRedirect(builder, plain, located.https.get(name) ?? null, label);
+      ensureStatements(builder, plain, httpStatements, label, rules);
+      applyRemovals(builder, plain, httpRemovals, label);
+      if (edit.redirect) planRedirect(builder, plain, located.https.get(name) ?? null, label, rules);
     }
   }
   return { edits: builder.build(), tlsEndpoints };
@@ -344,14 +514,14 @@ function addEndpoints(out: EditPlan['tlsEndpoints'], server: ServerBlock, name: 
 const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
 
 /** HTTP -> HTTPS redirect that keeps /.well-known/acme-challenge/ reachable over plain HTTP. */
-function planRedirect(builder: PlanBuilder, plain: ServerBlock, tls: ServerBlock | null, label: string): void {
+function planRedirect(builder: PlanBuilder, plain: ServerBlock, tls: ServerBlock | null, label: string, rules: EnsureRules): void {
   const routing = challengeRouting(plain);
   const hasServerReturn = childDirectives(plain.directive).some((d) => d.name === 'return');
   if (hasServerReturn) return; // already a redirect block (the challenge stage made it challenge-safe)
   if (tls && tls !== plain) {
     // a separate port-80 block: it becomes the redirect unless it serves a site of its own
     if (childDirectives(plain.directive, 'location').some((d) => parseLocation(d)?.path === '/')) return;
-    ensureStatements(builder, plain, [REDIRECT], label);
+    ensureStatements(builder, plain, [REDIRECT], label, rules);
     return;
   }
   // One block serves both: move its port-80 listens into a new redirect block beside it.
@@ -405,8 +575,8 @@ export interface ChallengePlan {
  * where its routing already does; otherwise a `location ^~ /.well-known/acme-challenge/`, and a server-level
  * `return` moved into `location /` (it runs before any location and would redirect the challenge away).
  */
-export function planChallengeEdit(tree: NginxTree, names: readonly string[], opts: { documentRoot?: string; fallbackWebroot: string }): ChallengePlan {
-  const located = locateServers(tree, names);
+export function planChallengeEdit(tree: NginxTree, names: readonly string[], opts: { documentRoot?: string; fallbackWebroot: string; vhostFile?: string }): ChallengePlan {
+  const located = locateServers(tree, names, { vhostFile: opts.vhostFile });
   const builder = new PlanBuilder();
   const notes: string[] = [];
   let webroot: string | undefined;
@@ -460,7 +630,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       notes.push(`${label}: server-level return moved into "location /" so the challenge gets through`);
       continue;
     }
-    ensureStatements(builder, server, [acmeLocation(webroot)], label);
+    ensureStatements(builder, server, [acmeLocation(webroot)], label, { prefix: tree.prefix });
     notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}`);
   }
   return { edits: builder.build(), webroot, notes };

@@ -19,7 +19,7 @@ describe('pipeline', () => {
     const [r] = await engine.issue(['pipe.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
     expect(r!.ok).toBe(true);
     expect(r!.events.filter((e) => !e.plugin && e.status === 'done').map((e) => e.stage)).toEqual(['plan', 'preflight', 'findings', 'challenge', 'beforeIssue', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']);
-    expect(r!.events.filter((e) => e.plugin && e.status === 'done').map((e) => e.plugin)).toEqual(expect.arrayContaining(['challenge-webroot', 'issue-certbot', 'vhost-https', 'nginx-validate']));
+    expect(r!.events.filter((e) => e.plugin && e.status === 'done').map((e) => e.plugin)).toEqual(expect.arrayContaining(['challenge-webroot', 'issue-certbot', 'vhost-https', 'nginx-reload', 'verify-tls', 'state-record']));
   });
 
   it('tags an error thrown by a plugin with its name (PLUGIN_ERROR), sync or async', async () => {
