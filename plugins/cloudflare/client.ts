@@ -481,7 +481,8 @@ export class CloudflareClient {
       }
 
       if (status === 429) {
-        const waitMs = parseRetryAfter(retryAfter) ?? DEFAULT_RETRY_AFTER_MS;
+        // At least 1 s a time (Cloudflare rounds up to whole seconds), so a "Retry-After: 0" loop still ends at the bound.
+        const waitMs = Math.max(1000, parseRetryAfter(retryAfter) ?? DEFAULT_RETRY_AFTER_MS);
         if (rateLimitWaited + waitMs <= this.maxRetryWaitMs) {
           rateLimitWaited += waitMs;
           await sleep(waitMs);
@@ -529,7 +530,10 @@ export class CloudflareClient {
     const details = { status, cloudflareErrors: errors, request: where };
     let code: ErrorCode = 'CLOUDFLARE_API_ERROR';
     let message = `Cloudflare refused ${where} (to ${what}): HTTP ${status}: ${said}.`;
-    if (codes.some((c) => AUTH_CODES.has(c)) || status === 401) {
+    // A 403 is a token problem when Cloudflare says so by code, or by naming a missing permission (zone.list...);
+    // other 403s (e.g. 1038, API not offered for some TLDs) are not.
+    const permission = status === 403 && errors.some((e) => /permission|not authori[sz]ed|unauthori[sz]ed/i.test(e.message));
+    if (codes.some((c) => AUTH_CODES.has(c)) || status === 401 || permission) {
       code = 'CLOUDFLARE_AUTH_FAILED';
       const why = codes.includes(CF_CODES.INVALID_TOKEN) ? 'the token is not valid (revoked, mistyped, expired, or not allowed from this address)'
         : codes.includes(CF_CODES.INVALID_HEADERS) || codes.includes(CF_CODES.INVALID_AUTH_HEADER_FORMAT) ? 'the token is malformed (a Global API Key is not an API token)'

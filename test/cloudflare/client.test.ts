@@ -149,6 +149,13 @@ describe('CloudflareClient against the stand-in', () => {
     const e5 = await rejection(readOnly.createTxt(zone, '_acme-challenge.app.example.com', 'x'));
     expect(e5.code).toBe('CLOUDFLARE_AUTH_FAILED');
 
+    // A token without Zone:Read is told so by name, not by one of the codes.
+    cf.failNext({ status: 403, body: { success: false, errors: [{ code: 0, message: "Actor 'com.cloudflare.api.token' requires permission 'com.cloudflare.api.account.zone.list' to list zones" }], messages: [], result: null } });
+    expect((await rejection(client.findZone('example.com'))).code).toBe('CLOUDFLARE_AUTH_FAILED');
+    // A 403 about something else is not a token problem.
+    cf.failNext({ status: 403, body: { success: false, errors: [{ code: 1038, message: 'You cannot use this API for domains with a .cf, .ga, .gq, .ml, or .tk TLD (top-level domain).' }], messages: [], result: null } });
+    expect((await rejection(client.findZone('example.com'))).code).toBe('CLOUDFLARE_API_ERROR');
+
     expect(cf.listRecords()).toEqual(before);
   });
 
@@ -176,6 +183,9 @@ describe('CloudflareClient against the stand-in', () => {
     cf.rateLimitNext(3, 1);
     const e2 = await rejection(tight.listRecords(zone));
     expect(e2).toMatchObject({ code: 'CLOUDFLARE_RATE_LIMITED', details: { waitedMs: 2000 } });
+    // "Retry-After: 0" forever still ends: each wait counts at least 1 s against the bound.
+    cf.rateLimitNext(100, 0);
+    expect(await rejection(tight.listRecords(zone))).toMatchObject({ code: 'CLOUDFLARE_RATE_LIMITED', details: { waitedMs: 2000 } });
   });
 
   it('the stand-in enforces its own per-token rate limit with Retry-After, and the client waits it out', async () => {

@@ -13,7 +13,8 @@
  * (zanjie1999/cloudflare-api-v4-ddns#5; its HTTP status was not shown there: 404 here), 9005
  * (yulewang/cloudflare-api-v4-ddns#16), 9000 and 9015 (cisagov/manage.get.gov#5244); certbot PR #10725 for
  * 81057/81058 on TXT creation; error_chain dropped for DNS validation errors since October 2024
- * (cloudflare/cloudflare-docs#15317).
+ * (cloudflare/cloudflare-docs#15317); PATCH keeping unsent fields (proxied) where PUT resets them
+ * (nickbabcock/dness#201, openwrt/packages#6364).
  *
  * What it models (as the real API behaves, per the sources in the note):
  * - The envelope {success, errors: [{code, message}], messages, result, result_info} and its field names;
