@@ -48,6 +48,13 @@ export const ERROR_CODES = {
   HOOK_INPUT_INVALID: 'This command is run by certbot with its own environment (see autossl install-hooks); do not run it by hand.',
   VHOST_CERT_CONFLICT: 'One server block serves both sites but can hold one certificate: put both names on one certificate (aliases of one site), or give them separate server blocks.',
   INTERNAL: 'This is a bug in autossl; please report it with the command you ran.',
+  CLOUDFLARE_AUTH_FAILED: 'Check the Cloudflare API token named in the config: it must be active, allowed from this server\'s address, and have Zone:Zone:Read and Zone:DNS:Edit on the zone.',
+  CLOUDFLARE_ZONE_NOT_FOUND: 'Add the domain\'s zone to the Cloudflare account (and activate it), or give the API token access to that zone (Zone:Zone:Read).',
+  CLOUDFLARE_RECORD_NOT_FOUND: 'The DNS record was deleted or replaced in Cloudflare meanwhile; check the zone\'s DNS records in the Cloudflare dashboard.',
+  CLOUDFLARE_RECORD_INVALID: 'A DNS name or value given to the Cloudflare client is not valid (see the message); fix the config value or report the plugin that passed it.',
+  CLOUDFLARE_RATE_LIMITED: 'Cloudflare allows 1200 API requests per 5 minutes per user; wait a few minutes (other tools using the same account count too), then run again.',
+  CLOUDFLARE_UNAVAILABLE: 'Cloudflare\'s API could not be reached or kept failing (network, timeout or 5xx): check this server reaches api.cloudflare.com over HTTPS and Cloudflare\'s status page, then run again.',
+  CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
