@@ -70,6 +70,10 @@ export interface AutoSslConfig {
     /** How long after reload the TLS check keeps trying to see the new certificate. */
     verifyTimeoutMs: number;
   };
+  notify: {
+    /** A notification whose delivery failed is tried again after this (doubling per attempt, at most 6 hours). */
+    retryBaseMs: number;
+  };
   dns01: {
     /** How long to wait for a TXT record to be visible before telling certbot to go on. */
     propagationTimeoutMs: number;
@@ -117,6 +121,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   challengeDir: '/var/lib/autossl/acme-challenge',
   defaults: { redirect: false, hsts: false, challenge: 'http-01', domainTimeoutMs: 30_000, deadlineMs: 600_000, verifyTimeoutMs: 5_000 },
   dns01: { propagationTimeoutMs: 120_000, resolvers: [] },
+  notify: { retryBaseMs: 60_000 },
   renewal: { windowFraction: 1 / 3 },
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
@@ -193,7 +198,9 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'plugins', 'sites']);
+  const notify = v.object(root.notify, 'notify');
+  v.known(notify, 'notify', ['retryBaseMs']);
   const dns01 = v.object(root.dns01, 'dns01');
   v.known(dns01, 'dns01', ['propagationTimeoutMs', 'resolvers']);
   const dnsResolvers = v.strings(dns01.resolvers, 'dns01.resolvers', []);
@@ -314,6 +321,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       propagationTimeoutMs: v.integer(dns01.propagationTimeoutMs, 'dns01.propagationTimeoutMs', d.dns01.propagationTimeoutMs, 0, 3_600_000),
       resolvers: dnsResolvers,
     },
+    notify: { retryBaseMs: v.integer(notify.retryBaseMs, 'notify.retryBaseMs', d.notify.retryBaseMs, 0, 86_400_000) },
     renewal: { windowFraction: (rn.windowFraction as number | undefined) ?? d.renewal.windowFraction },
     preflight: {
       timeoutMs: v.integer(pf.timeoutMs, 'preflight.timeoutMs', d.preflight.timeoutMs, 100, 120_000),

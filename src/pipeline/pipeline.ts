@@ -202,7 +202,9 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
       outcome.error = e;
     }
   }
-  if (!ctx.dryRun && ctx.mode !== 'dns-hook') {
+  // certbot's DNS hook only asks which solver a site uses: not a run of the domain, nothing to finish
+  if (ctx.mode === 'dns-hook') return resultOf(ctx, outcome, performance.now() - started);
+  if (!ctx.dryRun) {
     try {
       const undo = await ctx.services.undo.finishRun(ctx.runId, outcome.ok);
       for (const f of undo.failed) ctx.emit({ stage: 'undo', plugin: f.plugin, status: 'error', message: f.error.message });

@@ -146,8 +146,12 @@ export function resolvePackage(specifier: string, fromDir: string): string | nul
 function shippedPlugin(name: string): string | null {
   const m = /^autossl:([a-z0-9-]+)$/.exec(name);
   if (!m) return null;
-  const file = new URL(`../../plugins/${m[1]}/index.js`, import.meta.url);
-  return fs.existsSync(file) ? file.href : null;
+  // compiled (dist/plugins/<name>/index.js), or the source when autossl itself runs from source (its tests)
+  for (const ext of ['js', 'ts']) {
+    const file = new URL(`../../plugins/${m[1]}/index.${ext}`, import.meta.url);
+    if (fs.existsSync(file)) return file.href;
+  }
+  return null;
 }
 
 /** Where a plugin name or path leads: a file URL to import, or a bare specifier for autossl's own dependencies. */

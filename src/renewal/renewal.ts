@@ -115,7 +115,6 @@ export interface DeliveryReport {
   pending: number;
 }
 
-const RETRY_BASE_MS = 60_000;
 const RETRY_MAX_MS = 6 * 3_600_000;
 
 /** Delivers the queued notifications that are due, each to every notify tap that has not taken it yet. */
@@ -137,7 +136,7 @@ export async function deliverOutbox(core: EngineCore, now = Date.now()): Promise
       store.settleNotification(row.id, { delivered: true });
       report.delivered++;
     } else {
-      const retryAt = Date.now() + Math.min(RETRY_BASE_MS * 2 ** row.attempts, RETRY_MAX_MS);
+      const retryAt = Date.now() + Math.min(core.config.notify.retryBaseMs * 2 ** row.attempts, RETRY_MAX_MS);
       store.settleNotification(row.id, { delivered: false, error: track.failed.map((f) => `${f.plugin}: ${f.message}`).join('; '), retryAt });
       for (const f of track.failed) report.failed.push({ key: row.key, ...f });
       report.pending++;
@@ -248,8 +247,7 @@ function recordRenewals(core: EngineCore, store: StateStore, outcomes: readonly 
 
 // ----------------------------------------------------------------------------------- certbot's pre/post hooks
 
-/** What certbot was asked (its command line: it is our parent when it runs a hook). */
-function certbotArgs(pid: number): string[] {
+function cmdline(pid: number): string[] {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\u0000');
   } catch {
@@ -257,11 +255,31 @@ function certbotArgs(pid: number): string[] {
   }
 }
 
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The certbot process that runs this hook: certbot starts hooks through a shell, so it is the nearest ancestor
+ * whose command line is certbot's (falling back to the parent).
+ */
+function certbotProcess(): { pid: number; args: string[] } {
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentOf(pid), hops++) {
+    const args = cmdline(pid);
+    if (args.some((a, i) => i < 3 && /(^|\/)certbot$/.test(a))) return { pid, args };
+  }
+  return { pid: process.ppid, args: cmdline(process.ppid) };
+}
+
 /** certbot's renewal, as seen from one of its hook processes: one run id and owner for the pre and post hooks. */
 function certbotRun(): { runId: string; owner: string; forced: boolean; certName?: string } {
-  const ppid = process.ppid;
+  const { pid: ppid, args } = certbotProcess();
   const start = processStartTime(ppid) ?? '-';
-  const args = certbotArgs(ppid);
   const i = args.indexOf('--cert-name');
   const certName = i >= 0 ? args[i + 1] : args.find((a) => a.startsWith('--cert-name='))?.slice('--cert-name='.length);
   return { runId: `certbot-${ppid}-${start}`, owner: `${ppid} ${start}`, forced: args.includes('--force-renewal') || args.includes('--renew-by-default'), certName: certName && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) ? certName : undefined };
