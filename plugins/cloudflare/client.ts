@@ -20,7 +20,7 @@
  *   `[{code, message}]` (scrubbed) and `details.status` the HTTP status.
  */
 import net from 'node:net';
-import { AutoSslError, type ErrorCode } from '../../src/errors.js';
+import { AutoSslError, type ErrorCode } from 'autossl';
 
 export const CLOUDFLARE_API = 'https://api.cloudflare.com/client/v4';
 
