@@ -22,7 +22,7 @@ Usage:
   autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
   autossl issue --all [--dry-run] [--json]                   every site in the config
   autossl check <domain...>|--all [--json]                   pre-flight only: what Let's Encrypt would see
-  autossl status [--json]                                    every certificate, most urgent first (exit 1: needs attention)
+  autossl status [--probe] [--json]                          every certificate and configured name, most urgent first (exit 1: needs attention)
   autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
   autossl install-hooks                                      make every certbot renewal run autossl's hooks
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain, and the edit
@@ -159,7 +159,7 @@ async function cmdCheck(positionals: string[], values: Values): Promise<number> 
 
 async function cmdStatus(values: Values): Promise<number> {
   const engine = await engineFor(values);
-  const report = await engine.status();
+  const report = await engine.status({ probe: values.probe === true });
   const pending = await engine.pendingRecovery().catch(() => null);
   await engine.close();
   if (values.json === true) {
@@ -171,6 +171,7 @@ async function cmdStatus(values: Values): Promise<number> {
       for (const r of report.certificates) {
         const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
         out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
       }
     }
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
@@ -286,6 +287,7 @@ async function main(argv: string[]): Promise<number> {
         discard: { type: 'string' },
         'skip-check': { type: 'string', multiple: true },
         'cert-name': { type: 'string' },
+        probe: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },

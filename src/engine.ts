@@ -25,6 +25,9 @@ import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent 
 import { loadPlugin, pluginApi, type Plugin } from './pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
 import { port80Check } from './stages/preflight.js';
+import { certificateBlock } from './stages/plan.js';
+import { answeredNames, uncovered } from './nginx/names.js';
+import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore } from './state/store.js';
 import { UndoService, type UndoRunReport } from './undo.js';
@@ -90,7 +93,7 @@ export interface AutoSsl {
   /** Which blocks serve a domain, and the exact bytes `issue` would write (the real hooks, on an in-memory copy). */
   preview(domain: string, options?: IssueOptions): Promise<PreviewResult>;
   /** Every certificate and its state, most urgent first; reads only. */
-  status(options?: { now?: number }): Promise<StatusReport>;
+  status(options?: { now?: number; probe?: boolean }): Promise<StatusReport>;
   /** `certbot renew` now, with beforeRenew/afterRenew around it; each lineage's outcome recorded and notified. */
   renew(options?: { certName?: string; force?: boolean }): Promise<RenewReport>;
   /** certbot's deploy hook: the renewed lineage through the pipeline from `issue` on. */
@@ -204,6 +207,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       redirect: site.redirect ?? config.defaults.redirect,
       hsts: site.hsts ?? config.defaults.hsts,
       notes: [],
+      optionalNames: [],
       ...options.plan,
     };
     const ctx: DomainContext = {
@@ -307,6 +311,8 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     const { ctx } = context(domain, 'dry-run', options);
     try {
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      for (const note of ctx.plan.notes) ctx.findings.push({ check: 'names', severity: 'info', message: note });
+      for (const message of leftOutNames(ctx.plan.names, ctx.plan.site.vhost)) ctx.findings.push({ check: 'names', severity: 'warning', message, hint: 'Add them as aliases, or give the site "blockNames": "cover", to put them on the certificate too.' });
       await hooks.preflight.promise(ctx);
       await hooks.findings.promise(ctx);
       if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
@@ -326,7 +332,27 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     return { domain, names: ctx.plan.names, ok: ctx.findings.every((f) => f.severity !== 'error' || f.resolved), findings: ctx.findings, ms: performance.now() - started };
   }
 
-  function blockRefs(located: Map<string, import('./nginx/tree.js').ServerBlock | null>): BlockRef[] {
+  /** What `check` says about a block's other names: they keep answering over HTTP, without redirect or HSTS. */
+  function leftOutNames(names: readonly string[], vhostFile?: string): string[] {
+    let tree: NginxTree;
+    try {
+      tree = loadTree();
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    const seen = new Set<ServerBlock>();
+    for (const n of names) {
+      const block = certificateBlock(tree, n, vhostFile);
+      if (!block || seen.has(block)) continue;
+      seen.add(block);
+      const left = uncovered(answeredNames(tree, block, 'http'), names);
+      if (left.length) out.push(`${block.file}:${lineColumn(block.config.source, block.directive.start).line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`);
+    }
+    return out;
+  }
+
+  function blockRefs(located: Map<string, ServerBlock | null>): BlockRef[] {
     return [...located.entries()].map(([name, s]) => (s ? { name, file: s.file, line: lineColumn(s.config.source, s.directive.start).line, serverNames: s.names, listens: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`) } : { name, file: null }));
   }
 
@@ -361,7 +387,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       }
       return { domain, names: result.names, ok: result.ok, error: result.error, blocks, files: result.files, notes: result.notes };
     },
-    status: (options = {}) => renewal.status(core, readState(), options.now),
+    status: (options = {}) => renewal.status(core, readState(), options.now, options.probe === true),
     async renew(options = {}) {
       await recoverFirst();
       return renewal.renew(core, options);

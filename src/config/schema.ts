@@ -24,6 +24,11 @@ export interface SiteConfig {
   hsts?: boolean;
   /** certbot's --cert-name; the domain when absent. */
   certName?: string;
+  /**
+   * The other names of the server block that serves the site: `keep` (default) leaves them out of the certificate
+   * (they keep answering as before, no redirect or HSTS); `cover` adds those whose own pre-flight passes.
+   */
+  blockNames?: 'keep' | 'cover';
 }
 
 export interface AutoSslConfig {
@@ -251,7 +256,8 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const sites: SiteConfig[] = ((root.sites as unknown[] | undefined) ?? []).map((s, i) => {
     const key = `sites[${i}]`;
     const site = v.object(s, key);
-    v.known(site, key, ['domain', 'aliases', 'documentRoot', 'vhost', 'redirect', 'hsts', 'certName', 'challenge']);
+    v.known(site, key, ['domain', 'aliases', 'documentRoot', 'vhost', 'redirect', 'hsts', 'certName', 'challenge', 'blockNames']);
+    if (site.blockNames !== undefined && site.blockNames !== 'keep' && site.blockNames !== 'cover') v.fail(`${key}.blockNames`, '"keep" or "cover"', site.blockNames);
     const challenge = challengeOf(site.challenge, `${key}.challenge`, v);
     const dns01 = (challenge ?? defaultChallenge) === 'dns-01';
     const domain = normalizeForConfig(site.domain, `${key}.domain`, v, dns01);
@@ -262,6 +268,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       domain,
       aliases: aliases.filter((a) => a !== domain),
       challenge,
+      blockNames: site.blockNames as SiteConfig['blockNames'],
       documentRoot: v.path(site.documentRoot, `${key}.documentRoot`),
       vhost: v.path(site.vhost, `${key}.vhost`),
       redirect: site.redirect === undefined ? undefined : v.boolean(site.redirect, `${key}.redirect`, false),

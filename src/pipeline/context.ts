@@ -39,6 +39,11 @@ export interface DomainPlan {
   hsts: boolean;
   /** Decisions made while planning that the user should see (shown by --dry-run and vhost show). */
   notes: string[];
+  /**
+   * Names added to the certificate only because the site asked to cover its block's names (`blockNames: "cover"`):
+   * one whose pre-flight fails is left out (and said so) instead of failing the domain.
+   */
+  optionalNames: string[];
 }
 
 /** A TXT record the CA will look up: `_acme-challenge.<domain>` with the key authorization digest. */

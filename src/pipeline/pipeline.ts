@@ -269,12 +269,19 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
       const edit = await hooks.vhost.promise(vhostEditFor(ctx), ctx);
       const nginxVersion = await ctx.services.nginx.version();
       let tlsEndpoints: DomainContext['tlsEndpoints'] = [];
+      let notes: string[] = [];
       await applyEdits(ctx, (tree) => {
         const plan = planHttpsEdit(tree, edit, { nginxVersion, httpsPort: ctx.services.config.nginx.httpsPort });
         tlsEndpoints = plan.tlsEndpoints;
+        notes = plan.notes;
         return plan.edits;
       });
       ctx.tlsEndpoints = tlsEndpoints;
+      for (const note of notes) {
+        if (ctx.plan.notes.includes(note)) continue;
+        ctx.plan.notes.push(note);
+        ctx.emit({ stage: 'vhost', status: 'info', message: note });
+      }
       return;
     }
     case 'validate':

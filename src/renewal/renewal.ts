@@ -26,7 +26,9 @@ import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
 import { withTimeout } from '../preflight/dns.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
-import { needsAttention, renewalWindowStart, statusRows, type StatusRow } from './status.js';
+import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
+import { servedRows } from './served.js';
+import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
 
@@ -38,16 +40,27 @@ export interface StatusReport {
   pendingNotifications: number;
 }
 
-export async function status(core: EngineCore, store: StateStore, now = Date.now()): Promise<StatusReport> {
+export async function status(core: EngineCore, store: StateStore, now = Date.now(), probe = false): Promise<StatusReport> {
   const { config } = core;
   let refs: ReturnType<typeof vhostCertificateRefs> = [];
+  let tree: NginxTree | null = null;
   try {
-    refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
+    tree = core.services.loadTree();
+    refs = vhostCertificateRefs(tree, config.certbot.configDir);
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }
   const certs = scanLineages(config.certbot.configDir, store, refs);
-  const rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  let rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  if (tree) {
+    // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
+    const served = await servedRows(config, tree, now, probe);
+    for (const r of rows) {
+      const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
+      if (p) r.probe = p;
+    }
+    rows = [...rows, ...served.mismatches].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+  }
   let pendingNotifications = 0;
   try {
     pendingNotifications = store.outbox().filter((o) => o.deliveredAt === null).length;
