@@ -95,23 +95,25 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
         const c = certs[0]!;
         problem = 'error' in c ? `${at} points at ${c.path} (${c.file}:${c.line}), which ${c.error}` : `${at} serves ${name} with ${c.path} (${c.file}:${c.line}), which covers ${c.names.join(', ')}, not ${name}`;
       } else if (!coverer.current) problem = `${at} points at ${coverer.path} (${coverer.file}:${coverer.line}), an old copy of lineage ${coverer.lineage}, not its current certificate in live/${coverer.lineage}/`;
-      if (problem) {
-        mismatches.push(row(name, { state: 'mismatch', lineage: coverer?.lineage ?? (readable[0]?.lineage ?? ''), vhosts: [at], serial: coverer?.serial ?? null, notAfter: coverer ? new Date(coverer.notAfter).toISOString() : null, lastError: { code: 'CERT_MISMATCH', message: problem, at: null } }, now));
-        continue;
+      let served: StatusRow['probe'];
+      if (probe) {
+        const tls = block.listens.filter((l) => l.ssl && !l.unix && !isPlainHttp(l));
+        const first = tls[0];
+        const address = !first ? '127.0.0.1' : first.host === '*' ? '127.0.0.1' : first.host === '[::]' ? '::1' : first.host.replace(/^\[|\]$/g, '');
+        const port = first?.port ?? config.nginx.httpsPort;
+        try {
+          const got = await servedSerial(address, port, sampleOf(name), 3000);
+          served = { address: `${address}:${port}`, serial: got, ok: coverer !== undefined && got === coverer.serial };
+        } catch (error) {
+          served = { address: `${address}:${port}`, serial: null, ok: false, error: (error as Error).message };
+        }
+        probes.set(name, served);
       }
-      if (!probe) continue;
-      const tls = block.listens.filter((l) => l.ssl && !l.unix && !isPlainHttp(l));
-      const first = tls[0];
-      const address = !first ? '127.0.0.1' : first.host === '*' ? '127.0.0.1' : first.host === '[::]' ? '::1' : first.host.replace(/^\[|\]$/g, '');
-      const port = first?.port ?? config.nginx.httpsPort;
-      try {
-        const got = await servedSerial(address, port, sampleOf(name), 3000);
-        const ok = got === coverer!.serial;
-        probes.set(name, { address: `${address}:${port}`, serial: got, ok });
-        if (!ok) mismatches.push(row(name, { state: 'mismatch', lineage: coverer!.lineage ?? '', vhosts: [at], serial: got, notAfter: new Date(coverer!.notAfter).toISOString(), lastError: { code: 'CERT_MISMATCH', message: `${address}:${port} presents serial ${got} for ${name}, but ${at} points at ${coverer!.path} (serial ${coverer!.serial}): nginx has not loaded it (reload it)`, at: null } }, now));
-      } catch (error) {
-        probes.set(name, { address: `${address}:${port}`, serial: null, ok: false, error: (error as Error).message });
-        mismatches.push(row(name, { state: 'mismatch', vhosts: [at], lastError: { code: 'TLS_PROBE_FAILED', message: `no TLS answer for ${name} at ${address}:${port}: ${(error as Error).message}`, at: null } }, now));
+      if (!problem && served && !served.ok) {
+        problem = served.serial ? `${served.address} presents serial ${served.serial} for ${name}, but ${at} points at ${coverer!.path} (serial ${coverer!.serial}): nginx has not loaded it (reload it)` : `no TLS answer for ${name} at ${served.address}: ${served.error}`;
+      }
+      if (problem) {
+        mismatches.push(row(name, { state: 'mismatch', lineage: coverer?.lineage ?? (readable[0]?.lineage ?? ''), vhosts: [at], serial: coverer?.serial ?? null, notAfter: coverer ? new Date(coverer.notAfter).toISOString() : null, lastError: { code: served && !served.ok && !served.serial ? 'TLS_PROBE_FAILED' : 'CERT_MISMATCH', message: problem, at: null }, ...(served ? { probe: served } : {}) }, now));
       }
     }
   }
