@@ -17,7 +17,7 @@ import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives, parseConfig, type Directive, type ParsedConfig } from './parse.js';
 import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, type Listen } from './listen.js';
 import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, renderStatements, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
-import { ACME_PREFIX, challengeRouting, directiveLocation, mapsOf, parseLocation, routeRequest, type Request, type Route } from './routing.js';
+import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
 import { answeredNames, uncovered } from './names.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
@@ -634,7 +634,7 @@ const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ nam
 function alreadyRedirects(tree: NginxTree, plain: ServerBlock, names: readonly string[]): boolean {
   const mine = names.filter((n) => tree.findServers(n).http[0] === plain);
   return mine.length > 0 && mine.every((n) => {
-    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, mapsOf(tree));
+    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
     return route.kind === 'redirect' && route.to?.scheme === 'https' && route.to.host === n;
   });
 }
@@ -662,7 +662,7 @@ interface RedirectContext {
 function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerBlock, label: (s: ServerBlock) => string, uncoveredNames: boolean, listensMoved: boolean): void {
   const { tree, builder } = c;
   if (alreadyRedirects(tree, plain, c.certNames)) return;
-  const routing = challengeRouting(plain, undefined, 'http', mapsOf(tree));
+  const routing = challengeRouting(plain, undefined, 'http', routeEnv(tree));
   if (!uncoveredNames && listensMoved) {
     // One block served both: its port-80 listens became TLS ones; port 80 moves to a new redirect block beside it.
     const moved = plain.listens.filter((l) => isPlainHttp(l) && !l.implicit && l.directive.parent === plain.directive);
@@ -690,7 +690,7 @@ function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerB
   // the CA follows the redirect: the challenge must be served where it lands
   if (c.webroot && tlsTarget !== plain) {
     const name = c.certNames.find((n) => !n.startsWith('*.')) ?? c.certNames[0]!;
-    const landing = challengeRouting(tlsTarget, name, 'https', mapsOf(tree));
+    const landing = challengeRouting(tlsTarget, name, 'https', routeEnv(tree));
     if (!(landing.served && landing.webroot === c.webroot) && !landing.existing) ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
   }
 }
@@ -738,7 +738,7 @@ function follow(tree: NginxTree, name: string, plain: ServerBlock): Reach {
   let req: Request = { scheme: 'http', host: name, uri: `${ACME_PREFIX}autossl-probe-token` };
   const via: string[] = [];
   for (let hop = 0; hop < 5; hop++) {
-    const route = routeRequest(server, req, mapsOf(tree));
+    const route = routeRequest(server, req, routeEnv(tree));
     if (route.kind !== 'redirect' || !route.to) return { name, plain, final: server, route, via };
     const to = route.to;
     // the CA follows redirects to http or https on the standard ports only
@@ -790,7 +790,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       notes.push(`${label}: challenge ${route.reason}${through}`);
       continue;
     }
-    const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', mapsOf(tree));
+    const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', routeEnv(tree));
     if (routing.existing) {
       const root = childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop();
       const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
@@ -804,7 +804,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       });
     }
     // the server's rewrite phase decides before any location: a location cannot help, the return must move
-    const serverLevel = route.kind !== 'static' && route.via && route.via.parent === final.directive && route.via.name !== 'location';
+    const serverLevel = route.kind !== 'static' && route.via && effectiveParent(route.via) === final.directive && route.via.name !== 'location';
     if (serverLevel && route.via!.name === 'return') {
       const ret = route.via!;
       const others = childDirectives(final.directive, 'location');

@@ -10,8 +10,9 @@
  * When an answer is uncertain (a condition on a variable autossl cannot know, a rewrite that changes the URI), it
  * says so rather than guessing: the editor then adds an explicit location or refuses before anything is ordered.
  */
+import path from 'node:path';
 import { argValues, childDirectives, lineColumn, walkDirectives, type Directive, type Node } from './parse.js';
-import type { ServerBlock } from './tree.js';
+import { expandInclude, readConfigFile, type ServerBlock } from './tree.js';
 
 export const ACME_PREFIX = '/.well-known/acme-challenge/';
 
@@ -120,7 +121,59 @@ const CA_REQUEST: Record<string, string> = {
 /** The `map` blocks of the config, by the variable they set. */
 export type MapIndex = ReadonlyMap<string, Directive>;
 
+/** What routing needs from the whole tree: its maps, and the prefix relative `include` paths start from. */
+export interface RouteEnv {
+  maps: MapIndex;
+  prefix?: string;
+}
+
+/** Where a directive read from an included file was included (its parent as nginx sees it). */
+const includedAt = new WeakMap<Directive, Directive>();
+
+/** The block a directive belongs to as nginx sees it: its parent, or the block whose `include` brought it in. */
+export function effectiveParent(d: Directive): Directive | null {
+  return includedAt.get(d) ?? d.parent;
+}
+
+/**
+ * A block's directives as nginx sees them: an `include` inside a server or location stands for the directives of
+ * the files it names (a `location ~ /\. { deny all; }` in a snippet routes the challenge as much as one written in
+ * place). Includes are followed three levels deep; a file that cannot be read is skipped (the tree reports it).
+ */
+function children(block: Directive, env: RouteEnv, name?: string, depth = 0): Directive[] {
+  const out: Directive[] = [];
+  for (const d of childDirectives(block)) {
+    if (d.name === 'include' && env.prefix !== undefined && depth < 3) {
+      const target = argValues(d)[0];
+      if (target === undefined) continue;
+      for (const file of expandInclude(path.isAbsolute(target) ? target : path.join(env.prefix, target))) {
+        let parsed;
+        try {
+          parsed = readConfigFile(file).config;
+        } catch {
+          parsed = null;
+        }
+        for (const inner of parsed?.children ?? []) {
+          if (inner.kind !== 'directive') continue;
+          includedAt.set(inner, block);
+          if (inner.name === 'include') {
+            out.push(...children({ ...block, block: { open: 0, close: 0, children: [inner] } }, env, name, depth + 1).map((x) => (includedAt.set(x, block), x)));
+          } else if (name === undefined || inner.name === name) out.push(inner);
+        }
+      }
+      continue;
+    }
+    if (name === undefined || d.name === name) out.push(d);
+  }
+  return out;
+}
+
 const mapIndexes = new WeakMap<object, Map<string, Directive>>();
+
+/** Routing's view of a tree: its maps and its prefix. */
+export function routeEnv(tree: { files: ReadonlyMap<string, { children: readonly Node[] }>; prefix: string }): RouteEnv {
+  return { maps: mapsOf(tree), prefix: tree.prefix };
+}
 
 /** Every `map` of the tree's files, by variable name (cached per tree). */
 export function mapsOf(tree: { files: ReadonlyMap<string, { children: readonly Node[] }> }): MapIndex {
@@ -149,7 +202,7 @@ class Evaluation {
   constructor(
     private readonly req: Request,
     private readonly server: ServerBlock,
-    private readonly maps: MapIndex,
+    private readonly env: RouteEnv,
   ) {}
 
   /** The value nginx gives a variable for this request, or undefined when autossl cannot know it. */
@@ -191,7 +244,7 @@ class Evaluation {
 
   /** What a `map` gives for this request: exact keys, then regexes in order, then `default`; undefined if unsure. */
   private mapValue(name: string, depth: number): string | undefined {
-    const map = this.maps.get(name);
+    const map = this.env.maps.get(name);
     const sourceText = map && argValues(map)[0];
     if (!map || sourceText === undefined) return undefined;
     const source = this.expand(sourceText, depth + 1);
@@ -280,8 +333,8 @@ class Evaluation {
    * The rewrite phase of a block (server or location): `return`, `rewrite`, `if`, `set`, `break` in order. Returns
    * the route they decide, or null when they let the request through to location matching / the content handler.
    */
-  rewritePhase(children: readonly Directive[]): Route | null {
-    for (const d of children) {
+  rewritePhase(list: readonly Directive[]): Route | null {
+    for (const d of list) {
       switch (d.name) {
         case 'return':
           return this.returnRoute(d);
@@ -304,7 +357,7 @@ class Evaluation {
           return { kind: 'uncertain', via: d, reason: `"${describe(d)}" rewrites the URI` };
         }
         case 'if': {
-          const inside = childDirectives(d);
+          const inside = children(d, this.env);
           const verdict = this.condition(d);
           if (verdict === false) continue;
           // an `if` that only sets variables decides nothing itself: those variables just become unknown
@@ -333,17 +386,18 @@ function describe(d: Directive): string {
 }
 
 /** Where a request for `req` ends up in this server block (`maps`: the config's maps, see mapsOf). */
-export function routeRequest(server: ServerBlock, req: Request, maps: MapIndex = new Map()): Route {
-  const evaluation = new Evaluation(req, server, maps);
-  const early = evaluation.rewritePhase(childDirectives(server.directive));
+export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = { maps: new Map() }): Route {
+  const evaluation = new Evaluation(req, server, env);
+  const serverLevel = children(server.directive, env);
+  const early = evaluation.rewritePhase(serverLevel);
   if (early) return early;
-  let root = childDirectives(server.directive, 'root').map((d) => argValues(d)[0]).pop();
+  let root = serverLevel.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
   let scope: Directive = server.directive;
   for (;;) {
-    const { chosen, uncertain } = pickLocation(childDirectives(scope, 'location'), req.uri);
+    const { chosen, uncertain } = pickLocation(children(scope, env, 'location'), req.uri);
     if (uncertain) return { kind: 'uncertain', via: uncertain, reason: `location "${argValues(uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
     if (!chosen) break;
-    const inside = childDirectives(chosen);
+    const inside = children(chosen, env);
     const phase = evaluation.rewritePhase(inside);
     if (phase) return phase;
     const blocker = inside.find((d) => NOT_STATIC.has(d.name) || d.name.endsWith('_pass'));
@@ -355,7 +409,7 @@ export function routeRequest(server: ServerBlock, req: Request, maps: MapIndex =
     const locRoot = inside.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
     if (locRoot) root = locRoot;
     scope = chosen;
-    if (childDirectives(chosen, 'location').length === 0) break;
+    if (children(chosen, env, 'location').length === 0) break;
   }
   if (!root) return { kind: 'handled', via: null, reason: 'the server block has no "root"' };
   if (root.includes('$')) return { kind: 'handled', via: null, reason: `its root "${root}" depends on a variable` };
@@ -373,12 +427,12 @@ export interface ChallengeRouting {
 }
 
 /** How this block answers the CA's HTTP-01 request for `host` (over plain HTTP unless said otherwise). */
-export function challengeRouting(server: ServerBlock, host = server.names.find((n) => !n.startsWith('~') && !n.includes('*')) ?? '', scheme: Request['scheme'] = 'http', maps: MapIndex = new Map()): ChallengeRouting {
+export function challengeRouting(server: ServerBlock, host = server.names.find((n) => !n.startsWith('~') && !n.includes('*')) ?? '', scheme: Request['scheme'] = 'http', env: RouteEnv = { maps: new Map() }): ChallengeRouting {
   const existing = childDirectives(server.directive, 'location').find((d) => {
     const spec = parseLocation(d);
     return spec && spec.modifier !== '~' && spec.modifier !== '~*' && (spec.path === ACME_PREFIX || spec.path === ACME_PREFIX.slice(0, -1));
   });
-  const route = routeRequest(server, { scheme, host, uri: `${ACME_PREFIX}autossl-probe-token` }, maps);
+  const route = routeRequest(server, { scheme, host, uri: `${ACME_PREFIX}autossl-probe-token` }, env);
   if (route.kind === 'static') return { served: true, webroot: route.root, existing, route, reason: route.reason };
   return { served: false, existing, route, reason: route.kind === 'uncertain' || route.kind === 'handled' || route.kind === 'redirect' ? route.reason : '' };
 }

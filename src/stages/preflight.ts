@@ -15,7 +15,7 @@ import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext, Finding } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { lineColumn } from '../nginx/parse.js';
-import { challengeRouting } from '../nginx/routing.js';
+import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
 
 export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget'] as const;
@@ -166,9 +166,10 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
 /** Names the server block nginx picks for the name here, and why it would not serve the token. */
 function whoAnswers(ctx: DomainContext, name: string): string {
   try {
-    const server = ctx.services.loadTree().findServers(name).http[0];
+    const tree = ctx.services.loadTree();
+    const server = tree.findServers(name).http[0];
     if (!server) return 'No server block here has this server_name on port 80, so the default server answered.';
-    const routing = challengeRouting(server);
+    const routing = challengeRouting(server, name, 'http', routeEnv(tree));
     return `nginx here picks ${server.file}:${lineColumn(server.config.source, server.directive.start).line}${routing.served ? ` (it serves ${routing.webroot}: is another server or proxy in front?)` : ` (${routing.reason})`}.`;
   } catch {
     return '';
