@@ -349,13 +349,24 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+let answered = false;
+// the event loop ran dry with the command unfinished (something awaited forever): never exit 0 with no answer
+process.on('beforeExit', () => {
+  if (answered) return;
+  answered = true;
+  err('error INTERNAL: the command stopped without finishing (something it waited for can never complete); nothing more was done.');
+  process.exitCode = 1;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    answered = true;
     process.exitCode = code;
     // a plugin that never settles (past its deadline) must not keep the process alive after the answer
     setTimeout(() => process.exit(code), 1000).unref();
   },
   (error) => {
+    answered = true;
     err(`error INTERNAL: ${(error as Error).message}`);
     process.exitCode = 1;
     setTimeout(() => process.exit(1), 1000).unref();

@@ -34,4 +34,14 @@ describe('cli', () => {
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
     expect((await run(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
+
+  it('a command that can never finish (a plugin module awaiting forever) ends with exit 1 and says so, never a silent 0', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name stuck.cli.test;\n    root /var/www;\n}\n');
+    fs.writeFileSync(path.join(t.dir, 'stuck.mjs'), 'await new Promise(() => {});\nexport default { name: "stuck", apply() {} };\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), plugins: ['./stuck.mjs'] }));
+    const r = await run(['status', '--config', config]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain('the command stopped without finishing');
+  });
 });

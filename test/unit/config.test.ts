@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -51,5 +52,40 @@ describe('config', () => {
     fs.writeFileSync(path.join(d, 'autossl.config.json'), '{ "stateDir": ');
     await expect(loadConfig({ cwd: d })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(path.join(d, 'autossl.config.json')) });
     await expect(loadConfig({ file: path.join(d, 'nope.json') })).rejects.toMatchObject({ code: 'CONFIG_NOT_FOUND' });
+  });
+
+  it('keeps the parser\'s own words about a syntax error, on one line, without the code frame', async () => {
+    const d = tmp();
+    fs.writeFileSync(path.join(d, 'c.json'), '{ "certbot": { "keyType": "ecdsa", }');
+    await expect(loadConfig({ file: path.join(d, 'c.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `JSON Error in ${path.join(d, 'c.json')}: Expected double-quoted property name in JSON at position 35` });
+    fs.writeFileSync(path.join(d, 'c.yaml'), 'certbot:\n  keyType: [ecdsa\n');
+    await expect(loadConfig({ file: path.join(d, 'c.yaml') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^YAML Error in .*c\.yaml: unexpected end of the stream within a flow collection \(3:1\)$/) });
+  });
+
+  it('config bombs are refused at once with a code: a YAML alias bomb under a typed key, a 200,000-deep JSON array', async () => {
+    const d = tmp();
+    const lines = ['certbot:', '  extraArgs:', '    - &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    let prev = 'a';
+    for (const n of 'bcdefghij') {
+      lines.push(`    - &${n} [${Array(9).fill(`*${prev}`).join(',')}]`);
+      prev = n;
+    }
+    fs.writeFileSync(path.join(d, 'bomb.yaml'), lines.join('\n') + '\n');
+    const started = Date.now();
+    await expect(loadConfig({ file: path.join(d, 'bomb.yaml') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('"certbot.extraArgs[0]" must be a non-empty string, got a list of 9') });
+    fs.writeFileSync(path.join(d, 'deep.json'), `{"sites":${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
+    await expect(loadConfig({ file: path.join(d, 'deep.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    fs.writeFileSync(path.join(d, 'deep2.json'), `{"preflight":{"resolvers":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`);
+    await expect(loadConfig({ file: path.join(d, 'deep2.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect(Date.now() - started).toBeLessThan(3000);
+  });
+
+  it('refuses special files as config (a FIFO would block, /dev/zero never ends) and a config module that never settles', async () => {
+    const d = tmp();
+    await expect(loadConfig({ file: '/dev/zero' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: '/dev/zero is not a regular file; give the path of the config file itself.' });
+    execFileSync('mkfifo', [path.join(d, 'fifo.json')]);
+    await expect(loadConfig({ file: path.join(d, 'fifo.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    fs.writeFileSync(path.join(d, 'pending.config.mjs'), 'export default new Promise(() => {});\n');
+    await expect(loadConfig({ file: path.join(d, 'pending.config.mjs'), timeoutMs: 500 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('did not finish loading within 0.5 s') });
   });
 });
