@@ -11,7 +11,7 @@ import type { AutoSslConfig } from './config/schema.js';
 import { unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
-import { AutoSslError, errorKind, toAutoSslError } from './errors.js';
+import { AutoSslError, ERROR_CODES, errorKind, toAutoSslError } from './errors.js';
 import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 import { CHECKS } from './stages/preflight.js';
@@ -237,12 +237,12 @@ async function cmdRecover(values: Values): Promise<number> {
   await engine.close();
   const j = report.journals;
   const problems = j.conflicts.length + j.damaged.length + report.undo.failed.length;
-  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts, damaged: j.damaged, undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, active: j.active + report.undo.active }, null, 2));
+  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts.map((c) => ({ code: 'JOURNAL_CONFLICT', ...c })), damaged: j.damaged.map((d) => ({ code: 'JOURNAL_DAMAGED', ...d })), undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, active: j.active + report.undo.active }, null, 2));
   else {
     if (j.restored.length) out(`restored: ${j.restored.join(', ')}`);
     for (const r of report.undo.ran) out(`undone: ${r.plugin} ${r.kind}`);
-    for (const c of j.conflicts) out(`CONFLICT ${c.file}: ${c.reason}\n  backup: ${c.backup}\n  when resolved: autossl recover --discard ${c.journal}`);
-    for (const d of j.damaged) out(`DAMAGED ${d.journal}: ${d.reason}`);
+    for (const c of j.conflicts) out(`JOURNAL_CONFLICT ${c.file}: ${c.reason}\n  backup: ${c.backup}\n  when resolved: autossl recover --discard ${c.journal}`);
+    for (const d of j.damaged) out(`JOURNAL_DAMAGED ${d.journal}: ${d.reason}\n  hint: ${ERROR_CODES.JOURNAL_DAMAGED}`);
     for (const f of report.undo.failed) out(`UNDO FAILED ${f.plugin} ${f.kind}: ${f.error.message}`);
     if (j.active + report.undo.active) out(`${j.active + report.undo.active} item(s) belong to runs still in progress; left to them`);
     if (!j.restored.length && !report.undo.ran.length && !problems) out('nothing to recover');
