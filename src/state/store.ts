@@ -197,7 +197,7 @@ export class StateStore {
         const code = (error as { code?: string }).code;
         if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw unavailable(error, 'read');
         try {
-          db = new Database(file, { readonly: true, fileMustExist: true, timeout: 15_000 });
+          db = readCopy(file);
           readOnly = true;
         } catch (inner) {
           throw unavailable(inner, 'read');
@@ -380,6 +380,20 @@ export class StateStore {
     }).immediate();
   }
 
+}
+
+/**
+ * A database this user cannot write, read from a copy in memory: SQLite cannot open a WAL database read-only without
+ * writing its shared-memory file. The copy is the main file (what the last writer checkpointed), switched to
+ * rollback-journal mode in its header (bytes 18-19), which an in-memory database needs.
+ */
+function readCopy(file: string): Database.Database {
+  const bytes = fs.readFileSync(file);
+  if (bytes.length >= 20 && bytes.subarray(0, 16).toString('latin1') === 'SQLite format 3\u0000') {
+    bytes[18] = 1;
+    bytes[19] = 1;
+  }
+  return new Database(bytes);
 }
 
 export interface UndoStepRow {
