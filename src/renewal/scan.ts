@@ -67,18 +67,21 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
     }
     // a new or changed certificate (renewed: the live symlink now leads to another archive file)
     let info: ReturnType<typeof readCertificate> | null = null;
+    let unreadable: string | undefined;
     if (key) {
       try {
         info = readCertificate(certPath);
-      } catch {
+      } catch (error) {
         info = null;
+        unreadable = `${certPath} cannot be read as a certificate: ${(error as Error).message.split('\n')[0]}`;
       }
-    }
+    } else unreadable = `${certPath} does not exist (or cannot be opened)`;
     const row: CertificateRow = {
       lineage: name,
       names: info ? info.names : prior?.names ?? [],
       certPath,
-      fileKey: key,
+      // only a certificate that was read is cached: an unreadable one is looked at again (and said why) every time
+      fileKey: info ? key : null,
       notBefore: info ? info.notBefore.getTime() : null,
       notAfter: info ? info.notAfter.getTime() : null,
       serial: info ? info.serial : null,
@@ -95,7 +98,7 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
       renewedAt: prior?.renewedAt ?? null,
     };
     updates.push(row);
-    rows.push(row);
+    rows.push(unreadable ? Object.assign(row, { unreadable }) : row);
   }
   const present = new Set(names);
   const gone = [...known.keys()].filter((l) => !present.has(l));

@@ -57,7 +57,9 @@ export function statusRows(certs: readonly CertificateRow[], refs: readonly Vhos
     notAfter: c.notAfter === null ? null : new Date(c.notAfter).toISOString(),
     daysLeft: c.notAfter === null ? null : Math.floor(((c.notAfter - now) / DAY) * 10) / 10,
     renewFrom: c.notAfter === null || c.notBefore === null ? null : new Date(renewalWindowStart(c.notBefore, c.notAfter, windowFraction)).toISOString(),
-    lastError: c.lastErrorCode || c.lastErrorMessage ? { code: c.lastErrorCode, message: c.lastErrorMessage, at: c.lastErrorAt ? new Date(c.lastErrorAt).toISOString() : null } : null,
+    lastError: (c as { unreadable?: string }).unreadable
+      ? { code: 'CERT_UNREADABLE', message: (c as { unreadable?: string }).unreadable!, at: null }
+      : c.lastErrorCode || c.lastErrorMessage ? { code: c.lastErrorCode, message: c.lastErrorMessage, at: c.lastErrorAt ? new Date(c.lastErrorAt).toISOString() : null } : null,
     consecutiveFailures: c.consecutiveFailures,
     vhosts: c.vhosts,
     serial: c.serial,

@@ -84,3 +84,19 @@ describe('status: what the vhosts point at', () => {
     ]);
   });
 });
+
+describe('a lineage whose certificate cannot be read', () => {
+  it('shows as missing with the reason, every time (it is not cached as read)', async () => {
+    const dir = tempDir();
+    const le = path.join(dir, 'le');
+    await writeLineage(le, 'broken.status.test', 90, 60);
+    fs.writeFileSync(fs.realpathSync(path.join(le, 'live', 'broken.status.test', 'cert.pem')), '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
+    const store = new StateStore(path.join(dir, 'state'));
+    for (let i = 0; i < 2; i++) {
+      const [row] = statusRows(scanLineages(le, store), [], Date.now(), 1 / 3);
+      expect(row!.state).toBe('missing');
+      expect(row!.lastError).toMatchObject({ code: 'CERT_UNREADABLE', message: expect.stringContaining('cannot be read as a certificate') });
+    }
+    store.close();
+  });
+});
