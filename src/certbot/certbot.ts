@@ -6,8 +6,10 @@
  * same directories exits at once. Runs sharing directories are therefore queued here, per directory set, so
  * many domains in one process never trip over the lock.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { withLock } from '../lock.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
 
@@ -25,6 +27,11 @@ export interface CertbotSettings {
   /** Extra environment (REQUESTS_CA_BUNDLE for a private CA). */
   env?: Record<string, string>;
   timeoutMs: number;
+  /**
+   * Where the cross-process lock around certbot runs lives (autossl's state dir): two autossl processes (the CLI
+   * and the agent, or two runs) wait for each other instead of tripping over certbot's own lock.
+   */
+  lockDir?: string;
 }
 
 export interface AcmeProblem {
@@ -96,7 +103,17 @@ export interface CertbotRun {
 /** Runs certbot (queued per directory set) and returns its exit code, output and the ACME problems found. */
 export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<CertbotRun> {
   const full = [...args, ...commonArgs(s), ...s.extraArgs];
-  return serialized(`${s.configDir}\0${s.workDir}\0${s.logsDir}`, async () => {
+  const key = `${s.configDir}\0${s.workDir}\0${s.logsDir}`;
+  const run = async (): Promise<CertbotRun> => {
+    // another certbot on these directories (certbot.timer, an admin) makes certbot exit at once: wait for it
+    const deadline = Date.now() + s.timeoutMs;
+    for (;;) {
+      const result = await runOnce();
+      if (result.exitCode === 0 || !/Another instance of Certbot is already running/.test(result.stderr) || Date.now() > deadline) return result;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  };
+  const runOnce = async (): Promise<CertbotRun> => {
     let result;
     try {
       const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
@@ -119,7 +136,10 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
       if (problems.length === 0 && /Another instance of Certbot is already running/.test(stderr)) problems.push({ detail: 'Another instance of Certbot is already running' });
     }
     return { exitCode: result.exitCode ?? 1, stdout, stderr, problems };
-  });
+  };
+  if (!s.lockDir) return serialized(key, run);
+  const lockFile = path.join(s.lockDir, `certbot-${crypto.createHash('sha1').update(key).digest('hex').slice(0, 16)}.lock`);
+  return withLock(lockFile, { timeoutMs: Math.max(s.timeoutMs * 5, 600_000), what: `certbot on ${s.configDir}` }, run);
 }
 
 export function summarizeProblems(problems: readonly AcmeProblem[]): string {

@@ -25,6 +25,7 @@ import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
 import { withTimeout } from '../preflight/dns.js';
+import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
 import { servedRows } from './served.js';
@@ -219,7 +220,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
   // certbot runs the installed pre/post hooks too: they see this and leave beforeRenew/afterRenew to us
   let run;
   try {
-    run = await execCertbot(config.certbot, args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
+    run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
     await runRenewHook(core, renewEvent(core, store, 'after', base), hookErrors);
     await core.services.undo.finishRun(base.runId, true);

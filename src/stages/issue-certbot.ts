@@ -6,7 +6,8 @@
  * first with that lineage.
  */
 import path from 'node:path';
-import { certonlyDns, certonlyWebroot } from '../certbot/certbot.js';
+import { certonlyDns, certonlyWebroot, type CertbotSettings } from '../certbot/certbot.js';
+import type { AutoSslConfig } from '../config/schema.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
 import { AutoSslError } from '../errors.js';
@@ -16,6 +17,11 @@ import type { Plugin } from '../pipeline/plugin.js';
 import { renewalWindowStart } from '../renewal/status.js';
 
 export const PLUGIN_NAME = 'issue-certbot';
+
+/** certbot's settings with the cross-process lock under autossl's state dir. */
+export function certbotSettings(config: AutoSslConfig): CertbotSettings {
+  return { ...config.certbot, lockDir: path.join(config.stateDir, 'locks') };
+}
 
 /** The existing lineage for this plan when it can be reused as is (same names, outside its renewal window). */
 export function reusableLineage(ctx: DomainContext): Promise<Lineage | null> {
@@ -56,7 +62,7 @@ export const issueCertbotPlugin: Plugin = {
   apply(hooks) {
     hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' ? ctx.lineage : undefined));
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
-      const settings = ctx.services.config.certbot;
+      const settings = certbotSettings(ctx.services.config);
       const reuse = await reusableLineage(ctx);
       if (reuse) {
         ctx.reusedLineage = true;
