@@ -30,8 +30,10 @@ import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore } from './state/store.js';
+import { Semaphore } from './certbot/orders.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
+import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
@@ -171,7 +173,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
   const undo = new UndoService(state);
   const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
-  const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo };
+  const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
   const journalDir = path.join(config.stateDir, 'journal');
   const host = os.hostname();
 
@@ -194,7 +196,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   }
   renewal.trackNotifyDeliveries(hooks);
 
-  function context(domain: string, mode: RunMode, options: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage'] } = {}): { ctx: DomainContext; abort: AbortController } {
+  function context(domain: string, mode: RunMode, options: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate } = {}): { ctx: DomainContext; abort: AbortController } {
     const site = siteFor(config, domain);
     const events: StageEvent[] = [];
     const memos = new Map<string, Promise<unknown>>();
@@ -229,6 +231,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       tlsEndpoints: [],
       events,
       signal: abort.signal,
+      batch: options.batch,
       memo<T>(key: string, compute: () => Promise<T>): Promise<T> {
         let p = memos.get(key) as Promise<T> | undefined;
         if (!p) {
@@ -290,7 +293,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
   }
 
-  async function issueOne(input: unknown, options: IssueOptions): Promise<DomainResult> {
+  async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
     let domain: string;
     try {
@@ -367,7 +370,9 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       if (!options.dryRun) await recoverFirst();
       else await reportPending(options);
       const unique = [...new Set(domains)];
-      const results = await mapBounded(unique, options.concurrency ?? 8, (d) => issueOne(d, options));
+      const batch = unique.length > 1 && !options.dryRun ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
+      const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch }));
       return domains.map((d) => results[unique.indexOf(d)]!);
     },
     async check(domains, options = {}) {

@@ -47,6 +47,9 @@ export const ERROR_CODES = {
   UNDO_FAILED: 'A plugin could not undo a change it made outside nginx; autossl keeps the step and retries it at "autossl recover" and every later run.',
   HOOK_INPUT_INVALID: 'This command is run by certbot with its own environment (see autossl install-hooks); do not run it by hand.',
   VHOST_CERT_CONFLICT: 'One server block serves both sites but can hold one certificate: put both names on one certificate (aliases of one site), or give them separate server blocks.',
+  LINEAGE_CONFLICT: 'Another process created a certificate lineage of that name meanwhile; autossl never overwrites one. Check "certbot certificates", then run again (the existing lineage is reused when it covers the names).',
+  RATE_LIMITED: 'Let\'s Encrypt refuses new orders for this account until the time given; autossl places none before then. Fix what used the limit (repeated orders for one set of names, failed validations), then run again after that time.',
+  INTERRUPTED: 'The run was killed before this domain finished; nothing of it was left half-done. Run autossl issue again for it.',
   INTERNAL: 'This is a bug in autossl; please report it with the command you ran.',
   CLOUDFLARE_AUTH_FAILED: 'Check the Cloudflare API token named in the config: it must be active, allowed from this server\'s address, and have Zone:Zone:Read and Zone:DNS:Edit on the zone.',
   CLOUDFLARE_ZONE_NOT_FOUND: 'Add the domain\'s zone to the Cloudflare account (and activate it), or give the API token access to that zone (Zone:Zone:Read).',
@@ -67,7 +70,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
 const INPUT: readonly ErrorCode[] = ['CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND'];
-const CONFLICT: readonly ErrorCode[] = ['VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND'];
+const CONFLICT: readonly ErrorCode[] = ['VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
 const UNAVAILABLE: readonly ErrorCode[] = ['STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 
 export function errorKind(code: ErrorCode): ErrorKind {

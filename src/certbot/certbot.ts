@@ -52,6 +52,12 @@ function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
+/** autossl's cross-process lock for certbot runs on a directory set (under stateDir/locks). */
+export function certbotLockFile(s: CertbotSettings): string {
+  const key = `${s.configDir}\0${s.workDir}\0${s.logsDir}`;
+  return path.join(s.lockDir ?? path.join(s.configDir, '.autossl-locks'), `certbot-${crypto.createHash('sha1').update(key).digest('hex').slice(0, 16)}.lock`);
+}
+
 export function commonArgs(s: CertbotSettings): string[] {
   const args = ['--non-interactive', '--config-dir', s.configDir, '--work-dir', s.workDir, '--logs-dir', s.logsDir];
   if (s.server) args.push('--server', s.server);
@@ -138,8 +144,7 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
     return { exitCode: result.exitCode ?? 1, stdout, stderr, problems };
   };
   if (!s.lockDir) return serialized(key, run);
-  const lockFile = path.join(s.lockDir, `certbot-${crypto.createHash('sha1').update(key).digest('hex').slice(0, 16)}.lock`);
-  return withLock(lockFile, { timeoutMs: Math.max(s.timeoutMs * 5, 600_000), what: `certbot on ${s.configDir}` }, run);
+  return withLock(certbotLockFile(s), { timeoutMs: Math.max(s.timeoutMs * 5, 600_000), what: `certbot on ${s.configDir}` }, run);
 }
 
 export function summarizeProblems(problems: readonly AcmeProblem[]): string {

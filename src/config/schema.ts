@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
+import { defaultConcurrency } from '../certbot/orders.js';
 
 export interface PluginSpec {
   /** A package name or a file path (relative to the config file). */
@@ -75,6 +76,14 @@ export interface AutoSslConfig {
     /** How long after reload the TLS check keeps trying to see the new certificate. */
     verifyTimeoutMs: number;
   };
+  batch: {
+    /** certbot processes at once (each new order in a private directory set, adopted after). */
+    concurrency: number;
+    /** Order new lineages in private certbot directories, in parallel (false: one certbot at a time). */
+    privateOrders: boolean;
+    /** How long the HTTPS edits of a batch wait for more domains to join one nginx -t and reload. */
+    installWindowMs: number;
+  };
   notify: {
     /** A notification whose delivery failed is tried again after this (doubling per attempt, at most 6 hours). */
     retryBaseMs: number;
@@ -127,6 +136,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   defaults: { redirect: false, hsts: false, challenge: 'http-01', domainTimeoutMs: 30_000, deadlineMs: 600_000, verifyTimeoutMs: 5_000 },
   dns01: { propagationTimeoutMs: 120_000, resolvers: [] },
   notify: { retryBaseMs: 60_000 },
+  batch: { concurrency: defaultConcurrency(), privateOrders: true, installWindowMs: 2_000 },
   renewal: { windowFraction: 1 / 3 },
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
@@ -203,7 +213,9 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites']);
+  const batch = v.object(root.batch, 'batch');
+  v.known(batch, 'batch', ['concurrency', 'privateOrders', 'installWindowMs']);
   const notify = v.object(root.notify, 'notify');
   v.known(notify, 'notify', ['retryBaseMs']);
   const dns01 = v.object(root.dns01, 'dns01');
@@ -327,6 +339,11 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     dns01: {
       propagationTimeoutMs: v.integer(dns01.propagationTimeoutMs, 'dns01.propagationTimeoutMs', d.dns01.propagationTimeoutMs, 0, 3_600_000),
       resolvers: dnsResolvers,
+    },
+    batch: {
+      concurrency: v.integer(batch.concurrency, 'batch.concurrency', d.batch.concurrency, 1, 256),
+      privateOrders: v.boolean(batch.privateOrders, 'batch.privateOrders', d.batch.privateOrders),
+      installWindowMs: v.integer(batch.installWindowMs, 'batch.installWindowMs', d.batch.installWindowMs, 0, 60_000),
     },
     notify: { retryBaseMs: v.integer(notify.retryBaseMs, 'notify.retryBaseMs', d.notify.retryBaseMs, 0, 86_400_000) },
     renewal: { windowFraction: (rn.windowFraction as number | undefined) ?? d.renewal.windowFraction },

@@ -13,6 +13,8 @@ export async function applyEdits(ctx: DomainContext, plan: (tree: NginxTree) => 
     edits = plan(ctx.services.loadTree(ctx.overlay));
     for (const e of edits) ctx.overlay.set(e.file, e.after);
   } else {
+    // in a batch, wait for the others to reach this stage: one section, one nginx -t, one reload for all
+    await ctx.batch?.gate(ctx);
     edits = await ctx.services.editor.apply({ tx: ctx.transaction, label: ctx.domain, plan });
   }
   ctx.edits.push(...edits);

@@ -14,6 +14,8 @@ import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
+import type { Semaphore } from '../certbot/orders.js';
+import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
 
 /**
@@ -169,6 +171,10 @@ export interface Services {
    */
   state(options?: { readOnly?: boolean }): StateStore;
   undo: UndoService;
+  /** At most `batch.concurrency` certbot processes at once in this process. */
+  certbotSlots: Semaphore;
+  /** At most `preflight.concurrency` domains in pre-flight at once. */
+  preflightSlots: Semaphore;
 }
 
 export interface DomainContext {
@@ -208,4 +214,6 @@ export interface DomainContext {
   memo<T>(key: string, compute: () => Promise<T>): Promise<T>;
   /** Aborted when the domain's deadline passes: long-running taps should stop. */
   readonly signal: AbortSignal;
+  /** The batch this run belongs to (several domains in one `issue`): its edits share nginx -t and reloads. */
+  readonly batch?: BatchGate;
 }

@@ -177,6 +177,7 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   deadline.catch(() => undefined);
   const at = <T>(name: StageName, run: () => Promise<T>): Promise<T> => {
     current = name;
+    ctx.batch?.enter(ctx, name);
     return Promise.race([stage(ctx, name, run), deadline]);
   };
   const outcome: Outcome = { ok: false, rolledBack: [] };
@@ -191,6 +192,7 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   }
   clearTimeout(slow);
   clearTimeout(deadlineTimer);
+  ctx.batch?.leave(ctx);
   try {
     if (outcome.ok) await ctx.transaction.commit();
     else outcome.rolledBack = await rollback(ctx);
@@ -241,7 +243,7 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
       return;
     case 'preflight':
-      await hooks.preflight.promise(ctx);
+      await ctx.services.preflightSlots.run(() => hooks.preflight.promise(ctx));
       return;
     case 'findings':
       await hooks.findings.promise(ctx);

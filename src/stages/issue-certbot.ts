@@ -6,7 +6,10 @@
  * first with that lineage.
  */
 import path from 'node:path';
+import fsp from 'node:fs/promises';
 import { certonlyDns, certonlyWebroot, type CertbotSettings } from '../certbot/certbot.js';
+import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
+import { withLock } from '../lock.js';
 import type { AutoSslConfig } from '../config/schema.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
@@ -57,35 +60,69 @@ function dnsHooks(ctx: DomainContext): { authHook: string; cleanupHook: string }
   };
 }
 
+/** Orders a new lineage in a private certbot directory set (parallel with others), then adopts it. */
+async function privateOrder(ctx: DomainContext, main: CertbotSettings, order: (s: CertbotSettings) => Promise<Lineage>): Promise<Lineage> {
+  const { config } = ctx.services;
+  await ensureAccount(main);
+  const priv = await privateDirs(main, config.stateDir, ctx.plan.certName);
+  let ordered: Lineage;
+  try {
+    ordered = await ctx.services.certbotSlots.run(() => order(priv));
+  } catch (error) {
+    // keep certbot's log where the admin looks for it; the rest of the private directories goes
+    const log = path.join(priv.logsDir, 'letsencrypt.log');
+    const kept = path.join(main.logsDir, 'autossl-orders', `${ctx.plan.certName}-${Date.now()}.log`);
+    await fsp.mkdir(path.dirname(kept), { recursive: true }).then(() => fsp.rename(log, kept)).catch(() => undefined);
+    if (error instanceof AutoSslError && error.details.log) (error.details as Record<string, unknown>).log = kept;
+    await fsp.rm(priv.root, { recursive: true, force: true });
+    throw error;
+  }
+  const lineage = await adopt(main, priv, ordered.name);
+  await fsp.rm(priv.root, { recursive: true, force: true });
+  return lineage;
+}
+
 export const issueCertbotPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
     hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' ? ctx.lineage : undefined));
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       const settings = certbotSettings(ctx.services.config);
-      const reuse = await reusableLineage(ctx);
-      if (reuse) {
-        ctx.reusedLineage = true;
-        ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${reuse.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
-        return reuse;
-      }
-      const existing = readLineage(settings.configDir, ctx.plan.certName);
       if (ctx.dryRun) {
+        const reuse = await reusableLineage(ctx);
+        if (reuse) {
+          ctx.reusedLineage = true;
+          return reuse;
+        }
         // What certbot would create; shown in the dry-run diff only, never written anywhere.
         const dir = path.join(settings.configDir, 'live', ctx.plan.certName);
-        return existing ?? { name: ctx.plan.certName, cert: `${dir}/cert.pem`, chain: `${dir}/chain.pem`, fullchain: `${dir}/fullchain.pem`, privkey: `${dir}/privkey.pem`, renewalConf: '' };
+        return readLineage(settings.configDir, ctx.plan.certName) ?? { name: ctx.plan.certName, cert: `${dir}/cert.pem`, chain: `${dir}/chain.pem`, fullchain: `${dir}/fullchain.pem`, privkey: `${dir}/privkey.pem`, renewalConf: '' };
       }
-      const request = { certName: ctx.plan.certName, names: ctx.plan.names, force: ctx.force };
-      let lineage: Lineage;
-      if (ctx.challenge?.type === 'dns-01') lineage = await certonlyDns(settings, { ...request, ...dnsHooks(ctx) });
-      else {
-        const webroot = ctx.challenge?.webroot;
-        if (!webroot) throw new AutoSslError('INTERNAL', 'No webroot for the HTTP-01 challenge: the challenge stage did not run.');
-        lineage = await certonlyWebroot(settings, { ...request, webroot });
-      }
-      // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
-      ctx.needsReload = true;
-      return lineage;
+      // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
+      const lockFile = path.join(ctx.services.config.stateDir, 'locks', `order-${ctx.plan.certName}.lock`);
+      return withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${ctx.plan.certName}` }, async () => {
+        const existing = readLineage(settings.configDir, ctx.plan.certName);
+        if (!ctx.force && existing && reusable(ctx, existing)) {
+          ctx.reusedLineage = true;
+          ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
+          return existing;
+        }
+        const request = { certName: ctx.plan.certName, names: ctx.plan.names, force: ctx.force };
+        let order: (s: CertbotSettings) => Promise<Lineage>;
+        if (ctx.challenge?.type === 'dns-01') {
+          const hooksPaths = dnsHooks(ctx);
+          order = (s) => certonlyDns(s, { ...request, ...hooksPaths });
+        } else {
+          const webroot = ctx.challenge?.webroot;
+          if (!webroot) throw new AutoSslError('INTERNAL', 'No webroot for the HTTP-01 challenge: the challenge stage did not run.');
+          order = (s) => certonlyWebroot(s, { ...request, webroot });
+        }
+        // a new lineage is ordered beside the others, in its own directories; an existing one in the main directory
+        const lineage = !existing && ctx.services.config.batch.privateOrders ? await privateOrder(ctx, settings, order) : await ctx.services.certbotSlots.run(() => order(settings));
+        // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
+        ctx.needsReload = true;
+        return lineage;
+      });
     });
   },
 };
