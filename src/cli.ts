@@ -19,8 +19,9 @@ import { CHECKS } from './stages/preflight.js';
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
 Usage:
-  autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
-  autossl issue --all [--dry-run] [--json]                   every site in the config
+  autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates (one batch job)
+  autossl issue --all [--dry-run] [--json] [--verbose]       every site in the config
+  autossl jobs [JOB] [--json]                                recent batches, or one with each domain's state
   autossl check <domain...>|--all [--json]                   pre-flight only: what Let's Encrypt would see
   autossl status [--probe] [--json]                          every certificate and configured name, most urgent first (exit 1: needs attention)
   autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
@@ -33,7 +34,8 @@ Usage:
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
   --skip-check NAME    skip a pre-flight check: ${CHECKS.join(', ')} (repeatable)
-  --json               machine-readable output
+  --json               machine-readable output (issue: one JSON event per line, then the summary)
+  --verbose, -v        issue: every stage of every domain, not a progress line
 `;
 
 const out = (s: string): boolean => process.stdout.write(s + '\n');
@@ -104,18 +106,86 @@ function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, co
   return domains.map((d) => normalizeDomain(d, { allowWildcard: true }));
 }
 
+/**
+ * What a person sees while a batch runs: on a terminal one live line (done / failed / running of N, elapsed, the
+ * slowest domain and its stage), rewritten in place; otherwise (a pipe, a log, NO_COLOR) a plain line per domain
+ * as it finishes. Warnings and the engine's own messages (recovery) always get a line. `--verbose` shows every
+ * stage of every domain instead.
+ */
+class Progress {
+  private readonly started = Date.now();
+  private readonly stageOf = new Map<string, { stage: string; since: number }>();
+  private readonly finished = new Map<string, boolean>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly live: boolean;
+  private shown = '';
+
+  constructor(private readonly total: number, private readonly verbose: boolean) {
+    this.live = !verbose && process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+    if (this.live) {
+      this.timer = setInterval(() => this.draw(), 250);
+      this.timer.unref();
+    }
+  }
+
+  event = (e: StageEvent): void => {
+    if (this.verbose) return humanEvent(e);
+    if (e.domain === '*' || e.status === 'warning' || (e.status === 'error' && (e.stage === 'rollback' || e.stage === 'undo'))) {
+      this.clear();
+      humanEvent(e);
+      return;
+    }
+    if (!e.plugin && e.status === 'start') this.stageOf.set(e.domain, { stage: e.stage, since: Date.now() });
+  };
+
+  done(r: DomainResult): void {
+    this.finished.set(r.domain, r.ok);
+    this.stageOf.delete(r.domain);
+    if (!this.live && !this.verbose && this.total > 1) out(`${r.ok ? 'done' : 'FAIL'}  ${r.domain} (${this.finished.size}/${this.total}, ${fmtMs(r.ms)})`);
+  }
+
+  private line(): string {
+    const failed = [...this.finished.values()].filter((ok) => !ok).length;
+    const running = this.stageOf.size;
+    const slowest = [...this.stageOf.entries()].sort((a, b) => a[1].since - b[1].since)[0];
+    const elapsed = ((Date.now() - this.started) / 1000).toFixed(1);
+    return `  ${this.finished.size - failed} done, ${failed} failed, ${running} running of ${this.total}  ${elapsed} s${slowest ? `  slowest: ${slowest[0]} (${slowest[1].stage}, ${((Date.now() - slowest[1].since) / 1000).toFixed(1)} s)` : ''}`;
+  }
+
+  private draw(): void {
+    const text = this.line();
+    process.stdout.write(`\r${text.padEnd(this.shown.length)}`);
+    this.shown = text;
+  }
+
+  private clear(): void {
+    if (!this.live || !this.shown) return;
+    process.stdout.write(`\r${' '.repeat(this.shown.length)}\r`);
+    this.shown = '';
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.clear();
+  }
+}
+
 async function cmdIssue(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
   const dryRun = values['dry-run'] === true;
   const skips = skipChecks(values);
   const cfg = await config(values);
   const domains = domainsOf(positionals, values, cfg, 'issue');
-  const engine = await createAutoSsl(cfg, { onEvent: json ? undefined : humanEvent });
-  if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}`);
-  const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips });
+  // --json: one JSON event per line as it happens (NDJSON), then the summary as the last line
+  const progress = json ? null : new Progress(domains.length, values.verbose === true);
+  const onEvent = json ? (e: StageEvent) => out(JSON.stringify({ type: 'event', at: new Date().toISOString(), ...e, ms: e.ms === undefined ? undefined : Math.round(e.ms) })) : progress!.event;
+  const engine = await createAutoSsl(cfg, { onEvent });
+  if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}${domains.length > 1 ? `: ${domains.length} domains` : ''}`);
+  const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips, source: 'cli', onResult: (r) => progress?.done(r) });
   await engine.close();
+  progress?.stop();
   if (json) {
-    out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => resultJson(r, dryRun)) }, null, 2));
+    out(JSON.stringify({ type: 'summary', ok: results.every((r) => r.ok), jobId: results[0]?.jobId, results: results.map((r) => resultJson(r, dryRun)) }));
   } else {
     for (const r of results) {
       if (dryRun) for (const f of r.files) out(unifiedDiff(f.file, f.before, f.after));
@@ -130,8 +200,37 @@ async function cmdIssue(positionals: string[], values: Values): Promise<number> 
         if (r.rolledBack.length) out(`      restored: ${r.rolledBack.join(', ')}`);
       }
     }
+    const failed = results.filter((r) => !r.ok).length;
+    if (results.length > 1) out(`${results.length - failed} of ${results.length} ok${failed ? `, ${failed} failed` : ''}${results[0]?.jobId ? ` (job ${results[0].jobId}: autossl jobs ${results[0].jobId})` : ''}`);
   }
   return results.every((r) => r.ok) ? 0 : 1;
+}
+
+async function cmdJobs(positionals: string[], values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const [id] = positionals;
+  try {
+    if (id) {
+      const job = await engine.job(id);
+      if (!job) throw new AutoSslError('CONFIG_INVALID', `There is no job ${JSON.stringify(id).slice(0, 80)}.`, { hint: 'autossl jobs lists the recent ones.' });
+      if (values.json === true) out(JSON.stringify(job, null, 2));
+      else {
+        out(`job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`);
+        for (const d of job.domains) {
+          const took = d.stages.map((x) => `${x.stage} ${fmtMs(x.ms)}`).join(', ');
+          out(`  ${d.domain.padEnd(32)} ${d.state.padEnd(10)} ${d.code ? `${d.code}: ${(d.message ?? '').slice(0, 160)}` : took}`);
+        }
+      }
+      return job.state === 'failed' ? 1 : 0;
+    }
+    const jobs = await engine.jobs(Number(values.limit ?? 20) || 20);
+    if (values.json === true) out(JSON.stringify({ jobs }, null, 2));
+    else if (!jobs.length) out('no jobs');
+    else for (const j of jobs) out(`${j.id}  ${new Date(j.createdAt).toISOString()}  ${j.state.padEnd(11)} ${j.domains.filter((d) => d.state === 'done').length}/${j.domains.length} done${j.domains.some((d) => d.state === 'failed') ? `, ${j.domains.filter((d) => d.state === 'failed').length} failed` : ''}  (${j.source})`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
 }
 
 async function cmdCheck(positionals: string[], values: Values): Promise<number> {
@@ -288,6 +387,8 @@ async function main(argv: string[]): Promise<number> {
         'skip-check': { type: 'string', multiple: true },
         'cert-name': { type: 'string' },
         probe: { type: 'boolean' },
+        verbose: { type: 'boolean', short: 'v' },
+        limit: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -332,6 +433,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'vhost':
         return await cmdVhostShow(rest, values);
+      case 'jobs':
+        return await cmdJobs(rest, values);
       case 'recover':
         return await cmdRecover(values);
       case 'demo':

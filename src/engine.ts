@@ -29,7 +29,11 @@ import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
-import { StateStore } from './state/store.js';
+import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
+import { removeStaleLocks } from './lock.js';
+import { readLineage } from './certbot/lineage.js';
+import { recoverPrivateOrders } from './certbot/orders.js';
+import { certbotSettings } from './stages/issue-certbot.js';
 import { Semaphore } from './certbot/orders.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
@@ -42,11 +46,17 @@ export type { DomainResult } from './pipeline/pipeline.js';
 
 export interface IssueOptions {
   dryRun?: boolean;
+  /** The job's id (a batch is a job): given by the agent so a panel can poll it; made up otherwise. */
+  jobId?: string;
+  /** Who asked: shown by `autossl jobs`. */
+  source?: 'cli' | 'agent' | 'api';
   force?: boolean;
   skipChecks?: string[];
   /** Domains run at once (certbot calls are queued per certbot directory set regardless). */
   concurrency?: number;
   onEvent?: (event: StageEvent) => void;
+  /** Called as each domain finishes (before the batch as a whole does). */
+  onResult?: (result: DomainResult) => void;
 }
 
 export interface CheckResult {
@@ -110,6 +120,9 @@ export interface AutoSsl {
   pendingRecovery(): Promise<{ journals: RecoveryReport & { restorable: string[] }; undo: number }>;
   /** Puts autossl's deploy, pre and post hooks into certbot's renewal-hooks directories. */
   installHooks(): Promise<string[]>;
+  /** Recent jobs (batches), newest first. */
+  jobs(limit?: number): Promise<JobRow[]>;
+  job(id: string): Promise<JobRow | null>;
   /** Delivers queued notifications (the outbox) to the notify taps. */
   deliverNotifications(): Promise<DeliveryReport>;
   close(): Promise<void>;
@@ -272,7 +285,17 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
+    await recoverOrders();
+    await recoverJobs();
+    await removeStaleLocks(path.join(config.stateDir, 'locks'));
     return { journals, undo: undoReport };
+  }
+
+  /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
+  async function recoverOrders(): Promise<void> {
+    for (const adopted of await recoverPrivateOrders(certbotSettings(config), config.stateDir)) {
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `adopted certificate ${adopted}, obtained by a run that was killed` });
+    }
   }
 
   const core: EngineCore = { config, hooks, services, host, emit, context, run, recoverFirst };
@@ -293,19 +316,85 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
   }
 
-  async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate }): Promise<DomainResult> {
+  async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate; job?: string }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
-    let domain: string;
+    let result: DomainResult;
     try {
-      domain = domainOf(input);
+      const domain = domainOf(input);
+      const track = options.job ? jobTracker(options.job, String(input)) : undefined;
+      const { ctx, abort } = context(domain, mode, { ...options, onEvent: (e) => (track?.(e), options.onEvent?.(e)) });
+      result = await run(ctx, abort);
     } catch (error) {
-      return failedResult(input, mode, error);
+      result = failedResult(input, mode, error); // never a domain unaccounted for
     }
+    if (options.job) finishJobDomain(options.job, String(input), result);
     try {
-      const { ctx, abort } = context(domain, mode, options);
-      return await run(ctx, abort);
-    } catch (error) {
-      return failedResult(domain, mode, error); // never a domain unaccounted for
+      options.onResult?.(result);
+    } catch {
+      // a listener's failure is its own business
+    }
+    return result;
+  }
+
+  /** The job-state a stage belongs to. */
+  const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
+
+  /** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
+  function jobTracker(job: string, domain: string): (e: StageEvent) => void {
+    let last: JobDomainState | undefined;
+    return (e) => {
+      if (e.plugin || e.status !== 'start') return;
+      const next = JOB_STATE[e.stage];
+      if (!next || next === last) return;
+      last = next;
+      try {
+        state().updateJobDomain(job, domain, { state: next });
+      } catch {
+        // the job record is a report: a busy database must not fail the domain
+      }
+    };
+  }
+
+  function finishJobDomain(job: string, domain: string, r: DomainResult): void {
+    try {
+      state().updateJobDomain(job, domain, {
+        state: r.ok ? 'done' : 'failed',
+        code: r.error?.code ?? null,
+        message: r.error?.message ?? null,
+        acme: r.error?.details.problems ?? null,
+        lineage: r.lineage?.name ?? null,
+        stages: r.events.filter((e) => !e.plugin && e.status === 'done').map((e) => ({ stage: e.stage, ms: Math.round(e.ms ?? 0) })),
+        finished: true,
+      });
+    } catch {
+      // as above
+    }
+  }
+
+  /**
+   * Jobs a killed process left running: a domain whose certificate exists by now is installed (no new order: the
+   * lineage is reused), the others fail with INTERRUPTED; then the job ends done or failed.
+   */
+  async function recoverJobs(): Promise<void> {
+    const store = state();
+    for (const job of store.orphanedJobs()) {
+      store.finishJob(job.id, 'interrupted');
+      const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
+      const installable = open.filter((d) => {
+        const site = siteFor(config, d.domain);
+        const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
+        return lineage !== null;
+      });
+      for (const d of open.filter((x) => !installable.includes(x))) {
+        store.updateJobDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+      }
+      if (installable.length) {
+        emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
+        const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+        await Promise.all(installable.map((d) => issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
+      }
+      const after = store.job(job.id);
+      store.finishJob(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
   }
 
@@ -371,10 +460,20 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       else await reportPending(options);
       const unique = [...new Set(domains)];
       const batch = unique.length > 1 && !options.dryRun ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      // a real run is a job, recorded before any domain starts (a killed run is finished by the next start)
+      let job: string | undefined;
+      if (!options.dryRun) {
+        job = options.jobId ?? crypto.randomUUID();
+        state().createJob({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
+      }
       // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
-      const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch }));
-      return domains.map((d) => results[unique.indexOf(d)]!);
+      const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
+      if (job) state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+      const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
+      return domains.map((d) => byDomain.get(d)!);
     },
+    jobs: async (limit = 20) => readState().jobs(limit),
+    job: async (id) => readState().job(id),
     async check(domains, options = {}) {
       const names = domains.map(domainOf);
       return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));

@@ -14,6 +14,8 @@ import { applyEdits } from './apply.js';
 
 export interface DomainResult {
   domain: string;
+  /** The job (batch) the run belonged to, when it was a real run. */
+  jobId?: string;
   mode: RunMode;
   names: string[];
   ok: boolean;

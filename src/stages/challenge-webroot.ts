@@ -31,13 +31,14 @@ export const challengeWebrootPlugin: Plugin = {
       });
       for (const note of notes) ctx.emit({ stage: 'challenge', plugin: PLUGIN_NAME, status: 'info', message: note });
       if (!ctx.dryRun) {
-        await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true });
         if (edits.length) {
-          // the CA (and the port-80 self-check) must see the challenge location before certbot runs
+          // the CA (and the port-80 self-check) must see the challenge location before certbot runs; asked at once
+          // after the edit (no I/O in between), so the domains of a batch share one reload
           await ctx.services.nginx.reload();
           ctx.reloadedWithChanges = true;
           ctx.needsReload = false;
         }
+        await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true });
       }
       return { type: 'http-01', webroot };
     });

@@ -101,6 +101,33 @@ const MIGRATIONS: string[] = [
      at INTEGER NOT NULL,
      PRIMARY KEY (outbox_id, plugin)
    );`,
+  // 3: jobs (a batch of domains) and each domain's progress in it
+  `CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,            -- issue
+     owner TEXT NOT NULL,           -- the process running it
+     state TEXT NOT NULL,           -- running | done | failed | interrupted
+     source TEXT NOT NULL,          -- cli | agent | api
+     created_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     options TEXT NOT NULL DEFAULT '{}'
+   );
+   CREATE INDEX jobs_created ON jobs(created_at);
+   CREATE TABLE job_domains (
+     job_id TEXT NOT NULL,
+     domain TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     state TEXT NOT NULL,           -- queued | checking | challenge | issuing | installing | done | failed
+     code TEXT,
+     message TEXT,
+     acme TEXT,                     -- JSON: the ACME problems certbot reported
+     lineage TEXT,
+     stages TEXT NOT NULL DEFAULT '[]',  -- JSON: [{stage, ms}]
+     started_at INTEGER,
+     updated_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     PRIMARY KEY (job_id, domain)
+   );`,
 ];
 
 export interface AttemptRecord {
@@ -268,6 +295,78 @@ export class StateStore {
     else this.sql(`UPDATE undo_steps SET state = 'pending', last_error = ? WHERE id = ?`).run(error.slice(0, 2000), id);
   }
 
+  // -------------------------------------------------------------------------------------------------- jobs
+
+  createJob(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.sql('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)').run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
+      job.domains.forEach((d, i) => this.sql(`INSERT INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, i, now));
+    }).immediate();
+  }
+
+  updateJobDomain(jobId: string, domain: string, fields: { state?: JobDomainState; code?: string | null; message?: string | null; acme?: unknown; lineage?: string | null; stages?: unknown; finished?: boolean }): void {
+    const now = Date.now();
+    const sets: string[] = ['updated_at = @now'];
+    const args: Record<string, unknown> = { now, jobId, domain };
+    if (fields.state !== undefined) {
+      sets.push('state = @state', 'started_at = COALESCE(started_at, @now)');
+      args.state = fields.state;
+    }
+    for (const key of ['code', 'message', 'lineage'] as const) {
+      if (fields[key] !== undefined) {
+        sets.push(`${key} = @${key}`);
+        args[key] = fields[key] === null ? null : String(fields[key]).slice(0, 4000);
+      }
+    }
+    if (fields.acme !== undefined) {
+      sets.push('acme = @acme');
+      args.acme = JSON.stringify(fields.acme);
+    }
+    if (fields.stages !== undefined) {
+      sets.push('stages = @stages');
+      args.stages = JSON.stringify(fields.stages);
+    }
+    if (fields.finished) sets.push('finished_at = @now');
+    this.sql(`UPDATE job_domains SET ${sets.join(', ')} WHERE job_id = @jobId AND domain = @domain`).run(args);
+  }
+
+  finishJob(jobId: string, state: 'done' | 'failed' | 'interrupted'): void {
+    this.sql('UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?').run(state, Date.now(), jobId);
+  }
+
+  jobs(limit = 20): JobRow[] {
+    const rows = this.db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit) as Array<Record<string, unknown>>;
+    return rows.map((r) => this.jobOf(r));
+  }
+
+  job(id: string): JobRow | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r ? this.jobOf(r) : null;
+  }
+
+  /** Jobs still marked running whose process is gone. */
+  orphanedJobs(): JobRow[] {
+    const rows = this.db.prepare(`SELECT * FROM jobs WHERE state = 'running'`).all() as Array<Record<string, unknown>>;
+    return rows.filter((r) => !ownerAlive(r.owner as string)).map((r) => this.jobOf(r));
+  }
+
+  private jobOf(r: Record<string, unknown>): JobRow {
+    const domains = (this.db.prepare('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map((d) => ({
+      domain: d.domain as string,
+      state: d.state as JobDomainState,
+      code: (d.code as string) ?? null,
+      message: (d.message as string) ?? null,
+      acme: d.acme ? (JSON.parse(d.acme as string) as unknown) : null,
+      lineage: (d.lineage as string) ?? null,
+      stages: JSON.parse((d.stages as string) ?? '[]') as Array<{ stage: string; ms: number }>,
+      startedAt: (d.started_at as number) ?? null,
+      updatedAt: d.updated_at as number,
+      finishedAt: (d.finished_at as number) ?? null,
+    }));
+    return { id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains };
+  }
+
   // ---------------------------------------------------------------------------------------------------- kv
 
   setValue(key: string, value: string): void {
@@ -394,6 +493,31 @@ function readCopy(file: string): Database.Database {
     bytes[19] = 1;
   }
   return new Database(bytes);
+}
+
+export type JobDomainState = 'queued' | 'checking' | 'challenge' | 'issuing' | 'installing' | 'done' | 'failed';
+
+export interface JobRow {
+  id: string;
+  kind: string;
+  owner: string;
+  state: 'running' | 'done' | 'failed' | 'interrupted';
+  source: string;
+  createdAt: number;
+  finishedAt: number | null;
+  options: Record<string, unknown>;
+  domains: Array<{
+    domain: string;
+    state: JobDomainState;
+    code: string | null;
+    message: string | null;
+    acme: unknown;
+    lineage: string | null;
+    stages: Array<{ stage: string; ms: number }>;
+    startedAt: number | null;
+    updatedAt: number;
+    finishedAt: number | null;
+  }>;
 }
 
 export interface UndoStepRow {

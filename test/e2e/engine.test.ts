@@ -17,6 +17,7 @@ import { servedSerial } from '../../src/stages/verify-tls.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -164,7 +165,7 @@ describe('the engine end to end', () => {
     const file = path.join(rig.info.sitesDir, 'shared.conf');
     const before = fs.readFileSync(file, 'latin1');
     const run = await cli(['issue', '--all', '--json'], sharedConfig);
-    const report = JSON.parse(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
+    const report = parseJson(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual(SHARED.map((d) => [d, true, undefined]));
     expect(run.exitCode).toBe(0);
     const after = fs.readFileSync(file, 'latin1');
@@ -208,7 +209,7 @@ describe('the engine end to end', () => {
 
   it('DNS-01: a wildcard and its apex through certbot\'s manual hooks, served for a subdomain, no TXT left, renewed by certbot alone', async () => {
     const run = await cli(['issue', 'wild.engine.test', '--json']);
-    const report = JSON.parse(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> };
+    const report = parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results[0]!.error).toBeUndefined();
     expect(run.exitCode).toBe(0);
     const cert = liveCert('wild.engine.test');
@@ -252,7 +253,7 @@ describe('the engine end to end', () => {
     await rig.dns('/add-a', { host: 'fail.engine.test', addresses: ['127.0.0.9'] });
     const failed = await cli(['renew', '--force', '--cert-name', 'fail.engine.test', '--json']);
     expect(failed.exitCode).toBe(1);
-    expect(JSON.parse(failed.stdout).results[0].outcome).toBe('failed');
+    expect(parseJson(failed.stdout).results[0].outcome).toBe('failed');
     const status = await cli(['status']);
     expect(status.exitCode).toBe(1);
     expect(status.stdout).toMatch(/fail\.engine\.test .* failing /);

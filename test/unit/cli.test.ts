@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const run = (args: string[]) => execa('node', [CLI, ...args], { reject: false });
@@ -17,7 +18,7 @@ describe('cli', () => {
     const before = fs.readFileSync(t.site, 'latin1');
     const r = await run(['issue', '--all', '--dry-run', '--json', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);
     expect(r.exitCode).toBe(0);
-    const out = JSON.parse(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; diffs: string[] }> };
+    const out = parseJson(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; diffs: string[] }> };
     expect(out.results.map((x) => [x.domain, x.names, x.ok])).toEqual([['one.cli.test', ['one.cli.test'], true], ['two.cli.test', ['two.cli.test', 'www.two.cli.test'], true]]);
     expect(out.results[1]!.diffs[0]).toContain('+    listen 443 ssl http2;');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
