@@ -123,6 +123,7 @@ class Progress {
   constructor(private readonly total: number, private readonly verbose: boolean) {
     this.live = !verbose && process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
     if (this.live) {
+      this.draw();
       this.timer = setInterval(() => this.draw(), 250);
       this.timer.unref();
     }

@@ -45,4 +45,23 @@ describe('cli', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('the command stopped without finishing');
   });
+
+  it('a batch shows a progress line on a terminal, plain lines elsewhere (and with NO_COLOR), every stage with --verbose', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name one.p.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.p.test;\n    root /var/www/two;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
+    const args = ['issue', 'one.p.test', 'two.p.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config];
+    const plain = await run(args);
+    expect(plain.exitCode).toBe(0);
+    expect(plain.stdout).toMatch(/^done {2}one\.p\.test \(\d\/2, /m);
+    expect(plain.stdout).not.toContain('\r');
+    expect(plain.stdout).not.toMatch(/ challenge +\d/); // no per-stage lines
+    const verbose = await run([...args, '--verbose']);
+    expect(verbose.stdout).toMatch(/one\.p\.test +challenge +\d/);
+    const tty = await execa('script', ['-qec', `node ${CLI} ${args.join(' ')}`, '/dev/null'], { reject: false });
+    expect(tty.stdout).toMatch(/\r {2}\d done, \d failed, \d running of 2 /);
+    const noColor = await execa('script', ['-qec', `node ${CLI} ${args.join(' ')}`, '/dev/null'], { reject: false, env: { NO_COLOR: '1' } });
+    expect(noColor.stdout).not.toMatch(/running of 2/);
+    expect(noColor.stdout).toMatch(/done {2}one\.p\.test \(\d\/2, /);
+  });
 });
