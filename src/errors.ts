@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
   INTERNAL: 'This is a bug in autossl; please report it with the command you ran.',
+  FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
+import { MAX_CONFIG_BYTES, readRegularFile } from '../fsutil.js';
 import { parseConfig, argValues, type Directive, type Node, type ParsedConfig } from './parse.js';
 import { parseListen, matchServerName, matchRank, type Listen } from './listen.js';
 
@@ -30,7 +31,8 @@ export function readConfigFile(file: string): { config: ParsedConfig | null; err
   const key = statKey(st);
   const cached = fileCache.get(file);
   if (cached && cached.key === key) return cached;
-  const source = fs.readFileSync(file, 'latin1');
+  // never readFileSync: `include /dev/zero;` would read forever and an included FIFO would block (see fsutil.ts)
+  const source = readRegularFile(file, { maxBytes: MAX_CONFIG_BYTES, code: 'NGINX_PARSE_ERROR', what: 'nginx config file' }).data.toString('latin1');
   let entry: CacheEntry;
   try {
     entry = { key, config: parseConfig(source, file), error: null };
