@@ -1,6 +1,6 @@
 /**
  * Issue 12, defect 2: special files are never read to the end. `include /dev/zero;`, an included FIFO, a cert.pem
- * symlinked to a FIFO, an oversized file, each end quickly with a coded
+ * symlinked to a FIFO, an oversized file, and globs through symlinked directory loops each end quickly with a coded
  * error (or a correct answer) instead of eating memory or hanging. Each case runs in a child process with a time
  * and memory limit (see isolated.ts): before the fix they were killed there.
  */
@@ -119,5 +119,55 @@ ${CATCH}
 console.log(JSON.stringify({ quick: outcome(() => readCertificateQuick(${JSON.stringify(pem)})) }));
 `);
     expect(run.result?.quick).toEqual({ code: 'FILE_UNSAFE', message: expect.stringContaining('1048577 bytes') });
+  });
+});
+
+describe('globs through symlinked directory loops', () => {
+  it('d/up -> .. under "include d/*/*.conf": the main file comes back under its own name, an include loop', async () => {
+    const dir = tempTree({ 'nginx.conf': MAIN('  include d/*/*.conf;\n  server { listen 80; server_name up.test; }'), 'd/.keep': '' });
+    fs.symlinkSync('..', path.join(dir, 'd', 'up'));
+    const run = await loadTree(path.join(dir, 'nginx.conf'));
+    expect(run.timedOut).toBe(false);
+    expect(run.result?.errors).toEqual([expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: `${path.join(dir, 'nginx.conf')}: includes itself (include loop)` })]);
+    expect(run.result?.servers).toEqual([{ file: path.join(dir, 'nginx.conf'), names: ['up.test'] }]);
+  });
+
+  it('a file including itself through nine symlinks to ".." ends at once (it explored every order of them)', async () => {
+    const dir = tempTree({ 'nginx.conf': MAIN('  include d/*.conf;'), 'd/site.conf': 'include d/*/d/site.conf;\nserver { listen 80; server_name loop.test; }\n' });
+    for (const l of 'abcdefghi') fs.symlinkSync('..', path.join(dir, 'd', l));
+    const run = await loadTree(path.join(dir, 'nginx.conf'));
+    expect(run.timedOut).toBe(false);
+    expect(run.result?.errors).toEqual([expect.objectContaining({ message: `${path.join(dir, 'd/site.conf')}: includes itself (include loop)` })]);
+    expect(run.result?.servers).toEqual([{ file: path.join(dir, 'd/site.conf'), names: ['loop.test'] }]);
+    expect(run.ms).toBeLessThan(5_000);
+  });
+
+  it('twelve wildcard levels through six self-loops walk each directory once (6^12 paths before)', async () => {
+    const dir = tempTree({ 'nginx.conf': MAIN(`  include d/${'*/'.repeat(12)}*.conf;`), 'd/site.conf': 'server { listen 80; server_name deep.test; }\n' });
+    for (let i = 0; i < 6; i++) fs.symlinkSync('.', path.join(dir, 'd', `l${i}`));
+    const run = await loadTree(path.join(dir, 'nginx.conf'));
+    expect(run.timedOut).toBe(false);
+    // the one file, under its real name, once
+    expect(run.result).toEqual({ errors: [], servers: [{ file: path.join(dir, 'd/site.conf'), names: ['deep.test'] }] });
+  });
+
+  it('nine symlinks to one file that includes their glob: one match per file, the loop found at once', async () => {
+    const dir = tempTree({ 'nginx.conf': MAIN('  include d/*.conf;'), 'x.conf': 'include d/*.conf;\nserver { listen 80; server_name links.test; }\n' });
+    fs.mkdirSync(path.join(dir, 'd'));
+    for (const l of 'abcdefghi') fs.symlinkSync('../x.conf', path.join(dir, 'd', `${l}.conf`));
+    const run = await loadTree(path.join(dir, 'nginx.conf'));
+    expect(run.timedOut).toBe(false);
+    expect(run.result?.errors).toEqual([expect.objectContaining({ message: `${path.join(dir, 'd/a.conf')}: includes itself (include loop)` })]);
+    expect(run.result?.servers).toEqual([{ file: path.join(dir, 'd/a.conf'), names: ['links.test'] }]);
+    expect(run.ms).toBeLessThan(5_000);
+  });
+
+  it('an ordinary symlinked site directory still loads, named by its real path, one block however many links lead to it', async () => {
+    const dir = tempTree({ 'nginx.conf': MAIN('  include sites/*/*.conf;'), 'apps/shop/nginx/site.conf': 'server { listen 127.0.0.1:80; server_name shop.test; }\n' });
+    fs.mkdirSync(path.join(dir, 'sites'));
+    fs.symlinkSync('../apps/shop/nginx', path.join(dir, 'sites', 'shop'));
+    fs.symlinkSync('../apps/shop/nginx', path.join(dir, 'sites', 'shop-again'));
+    const run = await loadTree(path.join(dir, 'nginx.conf'));
+    expect(run.result).toEqual({ errors: [], servers: [{ file: path.join(dir, 'apps/shop/nginx/site.conf'), names: ['shop.test'] }] });
   });
 });
