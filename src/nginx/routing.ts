@@ -26,7 +26,8 @@ export function parseLocation(directive: Directive): LocationSpec | null {
     modifier = args[0] as LocationSpec['modifier'];
     path = args[1]!;
   } else {
-    const m = /^(=|\^~|~\*|~)?(.*)$/.exec(args[0]!)!;
+    // [\s\S], not ".": a quoted path may hold a newline (`location "/a\n b"`), which nginx accepts
+    const m = /^(=|\^~|~\*|~)?([\s\S]*)$/.exec(args[0]!)!;
     modifier = (m[1] ?? '') as LocationSpec['modifier'];
     path = m[2]!;
   }
