@@ -2,6 +2,8 @@
  * `listen` and `server_name` semantics, as nginx applies them (ngx_http_core_module: listen, server_name;
  * "How nginx processes a request").
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Directive } from './parse.js';
 import { argValues } from './parse.js';
 
@@ -102,26 +104,114 @@ export function matchRank(match: NameMatch): number {
   }
 }
 
-const regexCache = new Map<string, RegExp | null>();
+/**
+ * server_name regexes come from users' files and run against names from the command line, so a regex with
+ * catastrophic backtracking (`~^(a|aa)+$` against `aaaa...ab`) must not hang name matching. Two tiers:
+ *  - V8's linear-time engine (the `l` flag) for every pattern it can run: no backreferences or lookarounds. It is
+ *    behind a V8 flag that only makes the `l` flag legal (other regexes are untouched), set once on first use.
+ *    It has no case-insensitive mode, so it takes patterns without uppercase letters (nginx lowercases names;
+ *    uppercase escapes such as \D change meaning if lowercased) and the host lowercased, which is the same match.
+ *  - Everything else runs in a node:vm context with a time limit, its answer cached per (pattern, host): starting
+ *    the watchdog costs ~0.1 ms a call, so only the few patterns the linear engine refuses pay it.
+ * A pattern that runs out of time does not match (nginx's PCRE gives up on such a match too and fails the request
+ * rather than choosing a server); serverNameRegexTimeouts() lists them so a caller can say why a name was not found.
+ */
+export const SERVER_NAME_REGEX_TIME_LIMIT_MS = 50;
 
-function compileServerNameRegex(pattern: string): RegExp | null {
-  let compiled = regexCache.get(pattern);
-  if (compiled !== undefined) return compiled;
-  try {
-    // PCRE named groups (?P<name>...) are spelled (?<name>...) in JavaScript; nginx matches case-insensitively.
-    compiled = new RegExp(pattern.replace(/\(\?P</g, '(?<'), 'i');
-  } catch {
-    compiled = null; // a PCRE feature JavaScript lacks: never matches here, so such a block is never chosen
+interface CompiledName {
+  linear: RegExp | null;
+  guarded: RegExp | null;
+}
+
+const regexCache = new Map<string, CompiledName>();
+const guardedResults = new Map<string, boolean>();
+const GUARDED_RESULTS_MAX = 10_000;
+const timeouts: Array<{ pattern: string; host: string }> = [];
+let linearEngine: boolean | undefined;
+const TIMEOUTS_KEPT = 100;
+let guardContext: vm.Context | undefined;
+let guardScript: vm.Script | undefined;
+
+function linearAvailable(): boolean {
+  if (linearEngine === undefined) {
+    try {
+      new RegExp('a', 'l');
+      linearEngine = true;
+    } catch {
+      try {
+        v8.setFlagsFromString('--enable-experimental-regexp-engine');
+        new RegExp('a', 'l');
+        linearEngine = true;
+      } catch {
+        linearEngine = false; // a V8 without the engine: every pattern takes the guarded path
+      }
+    }
   }
+  return linearEngine;
+}
+
+function compileServerNameRegex(pattern: string): CompiledName {
+  let compiled = regexCache.get(pattern);
+  if (compiled) return compiled;
+  // PCRE named groups (?P<name>...) are spelled (?<name>...) in JavaScript; nginx matches case-insensitively.
+  const source = pattern.replace(/\(\?P</g, '(?<');
+  let linear: RegExp | null = null;
+  let guarded: RegExp | null = null;
+  if (!/[A-Z]/.test(source) && linearAvailable()) {
+    try {
+      linear = new RegExp(source, 'l');
+    } catch {
+      linear = null; // not linear-time (backreferences, lookarounds) or not JavaScript: try the guarded path
+    }
+  }
+  if (!linear) {
+    try {
+      guarded = new RegExp(source, 'i');
+    } catch {
+      guarded = null; // a PCRE feature JavaScript lacks: never matches here, so such a block is never chosen
+    }
+  }
+  compiled = { linear, guarded };
   regexCache.set(pattern, compiled);
   return compiled;
+}
+
+function guardedTest(pattern: string, re: RegExp, host: string): boolean {
+  const key = `${pattern}\u0000${host}`;
+  const known = guardedResults.get(key);
+  if (known !== undefined) return known;
+  guardContext ??= vm.createContext(Object.create(null) as object);
+  guardScript ??= new vm.Script('re.test(host)');
+  guardContext.re = re;
+  guardContext.host = host;
+  let matched: boolean;
+  try {
+    matched = guardScript.runInContext(guardContext, { timeout: SERVER_NAME_REGEX_TIME_LIMIT_MS }) === true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
+    timeouts.push({ pattern, host });
+    if (timeouts.length > TIMEOUTS_KEPT) timeouts.shift();
+    matched = false;
+  } finally {
+    guardContext.re = null;
+    guardContext.host = null;
+  }
+  if (guardedResults.size >= GUARDED_RESULTS_MAX) guardedResults.clear();
+  guardedResults.set(key, matched);
+  return matched;
+}
+
+/** server_name regexes that ran out of time, with the host they were tried on (most recent last). */
+export function serverNameRegexTimeouts(): ReadonlyArray<{ pattern: string; host: string }> {
+  return timeouts;
 }
 
 export function matchServerName(pattern: string, host: string): NameMatch | null {
   const p = pattern.toLowerCase();
   if (p.startsWith('~')) {
     const re = compileServerNameRegex(pattern.slice(1));
-    return re && re.test(host) ? { kind: 'regex' } : null;
+    if (re.linear) return re.linear.test(host.toLowerCase()) ? { kind: 'regex' } : null;
+    return re.guarded && guardedTest(pattern, re.guarded, host) ? { kind: 'regex' } : null;
   }
   if (p === host) return { kind: 'exact' };
   if (p.startsWith('*.')) return host.endsWith(p.slice(1)) ? { kind: 'leading', length: p.length } : null;
