@@ -148,18 +148,31 @@ export function insertBlockAfter(config: ParsedConfig, anchor: Directive, statem
   return { start: anchor.end, end: next, text: eol + eol + lines.join(eol) + eol + indent, kind: 'insert', why };
 }
 
-/** Replaces a directive's arguments (the bytes from its first argument to its last). */
+/**
+ * Replaces a directive's arguments. Only the words that differ are touched: arguments kept at the start and at the
+ * end stay as written, so adding `ssl` to `listen 80 # main` + newline + `default_server;` is an insertion after
+ * the last word and the comment between the words survives (a whole-range replacement deleted it, and the edit
+ * was refused).
+ */
 export function replaceArgs(directive: Directive, args: string[], why: string): Splice {
-  const first = directive.words[1];
-  const last = directive.words[directive.words.length - 1]!;
+  const old = directive.words.slice(1);
+  let head = 0;
+  while (head < old.length && head < args.length && old[head]!.raw === args[head]) head++;
+  let tail = 0;
+  while (tail < old.length - head && tail < args.length - head && old[old.length - 1 - tail]!.raw === args[args.length - 1 - tail]) tail++;
+  const middle = args.slice(head, args.length - tail);
+  const oldMiddle = old.slice(head, old.length - tail);
   // `{` right after the last argument (`location ~ ^/a${`): nginx reads `${` as part of a word, so a `$` needs a space
   const glued = (end: number, text: string): string => (directive.block?.open === end && text.endsWith('$') ? `${text} ` : text);
-  if (!first) {
-    // no arguments yet: they go after the name; none to add is no change (a space each run was not idempotent)
-    const at = directive.words[0]!.end;
-    return { start: at, end: at, text: args.length ? glued(at, ' ' + args.join(' ')) : '', kind: 'args', why };
+  const before = head > 0 ? old[head - 1]!.end : directive.words[0]!.end;
+  if (oldMiddle.length === 0) {
+    // only new words, after the kept ones; none to add is no change (a space each run was not idempotent)
+    return { start: before, end: before, text: middle.length ? glued(before, ' ' + middle.join(' ')) : '', kind: 'args', why };
   }
-  return { start: first.start, end: last.end, text: glued(last.end, args.join(' ')), kind: 'args', why };
+  const end = oldMiddle[oldMiddle.length - 1]!.end;
+  // words dropped with nothing in their place take the space before them along
+  if (middle.length === 0) return { start: before, end, text: '', kind: 'args', why };
+  return { start: oldMiddle[0]!.start, end, text: glued(end, middle.join(' ')), kind: 'args', why };
 }
 
 /** Removes a statement; when it is alone on its line, the whole line goes (its own trailing comment too). */

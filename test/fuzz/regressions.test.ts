@@ -36,6 +36,14 @@ describe('splicer regressions found by the fuzz', () => {
     expect(spliceAndVerify(config, [replaceArgs(d, ['~', '^/a$'], 'args')])).toBe('location ~ ^/a$ {\n}\n');
   });
 
+  it('adding an argument keeps a comment written between the existing ones (the planners refused such a listen)', () => {
+    const { config, d } = first('listen 80 # main site\n    default_server;\n');
+    expect(spliceAndVerify(config, [replaceArgs(d, ['80', 'default_server', 'ssl'], 'add ssl')])).toBe('listen 80 # main site\n    default_server ssl;\n');
+    // and changing only the first keeps the rest as written
+    const again = first('listen 80 # main site\n    default_server;\n');
+    expect(spliceAndVerify(again.config, [replaceArgs(again.d, ['443', 'default_server'], 'port')])).toBe('listen 443 # main site\n    default_server;\n');
+  });
+
   it('insertBlockAfter puts the block after its anchor, not inside a block that opens later on the same line', async () => {
     const site = 'server { listen 127.0.0.1:80; server_name a.test; } server {\n    listen 127.0.0.1:80;\n    server_name b.test;\n}\n';
     const { config, d } = first(site);
