@@ -101,21 +101,21 @@ export const directiveName = fc.constantFrom(...NAMES).map((n) => ({ raw: n, val
 // -------------------------------------------------------------------------------------------------------------
 // layout
 
-const commentText = fc.array(fc.constantFrom(...`${SAFE} \t#{};"'\\$\u00e9\u00ff`.split('')), { maxLength: 12 }).map((c) => `#${c.join('')}`);
+export const commentText = fc.array(fc.constantFrom(...`${SAFE} \t#{};"'\\$\u00e9\u00ff`.split('')), { maxLength: 12 }).map((c) => `#${c.join('')}`);
 
 /** Whitespace: at least `min` characters of spaces, tabs and line endings. */
 const ws = (eol: string, min: number): fc.Arbitrary<string> => fc.array(fc.constantFrom(' ', ' ', '\t', eol), { minLength: min, maxLength: 4 }).map((a) => a.join(''));
 
 /** Between two words: whitespace, sometimes a comment (nginx allows one there) and more whitespace. */
-const sep = (eol: string): fc.Arbitrary<string> =>
+export const sep = (eol: string): fc.Arbitrary<string> =>
   fc.oneof({ weight: 5, arbitrary: ws(eol, 1) }, fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`));
 
 /** Before `;` or `{`: nothing, whitespace, or whitespace then a comment. */
-const beforeTerm = (eol: string): fc.Arbitrary<string> =>
+export const beforeTerm = (eol: string): fc.Arbitrary<string> =>
   fc.oneof({ weight: 4, arbitrary: fc.constant('') }, { weight: 2, arbitrary: ws(eol, 1) }, fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`));
 
 /** Before a statement or a closing brace: any whitespace, often a line break and an indent. */
-const gap = (eol: string): fc.Arbitrary<string> =>
+export const gap = (eol: string): fc.Arbitrary<string> =>
   fc.oneof({ weight: 4, arbitrary: fc.constantFrom(eol, `${eol}    `, `${eol}\t`, `${eol}${eol}  `, ' ') }, ws(eol, 0));
 
 // -------------------------------------------------------------------------------------------------------------
