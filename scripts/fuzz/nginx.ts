@@ -19,7 +19,7 @@ import { parseConfig, walkDirectives, type Directive, type ParsedConfig } from '
 import { insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, spliceAndVerify, type NewStatement, type Splice } from '../../src/nginx/splice.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { BINARIES, nginxMainConfig } from '../../src/sandbox/rig.js';
-import { beforeTerm, commentText, gap, luaBody, render, sep, type GenDirective, type GenFile, type GenItem, type Tok } from './gen.js';
+import { beforeTerm, commentText, gap, luaBody, render, sep, word, type GenDirective, type GenFile, type GenItem, type Tok } from './gen.js';
 import { FuzzFailure, type OpKind } from './syntax.js';
 
 const DIR = '@DIR@';
@@ -130,7 +130,16 @@ export const nginxCase: fc.Arbitrary<NginxCase> = fc.constantFrom<'\n' | '\r\n'>
     const servers = fc.tuple(...Array.from({ length: n }, (_, k) => server(eol, k)));
     const map = stmt(eol, ['map', '$host', '$fuzz_m'], fc.tuple(stmt(eol, ['default', '0']), stmt(eol, ['"~^a"', '1'])).map((a) => [...a]));
     const upstream = stmt(eol, ['upstream', 'fuzz_up'], fc.tuple(stmt(eol, ['server', '127.0.0.1:9'])).map((a) => [...a]));
-    const extras = fc.array(fc.oneof(map, upstream, comment), { maxLength: 2 });
+    // a map block takes any two words a line: nginx tokenizes our generated words there, so where it accepts the
+    // file each entry must be exactly two words to our lexer too (keys: no regex `~`, none of map's keywords)
+    const key = word(eol).filter((w) => !/^["']?~/.test(w.raw) && !['default', 'hostnames', 'include', 'volatile'].includes(w.value) && w.value !== '');
+    const words = fc.uniqueArray(key, { maxLength: 3, selector: (w) => w.value.toLowerCase() }).chain((keys) =>
+      fc.tuple(...keys.map((k) => fc.tuple(sep(eol), beforeTerm(eol)).map(([sp, bt]): GenItem => ({ kind: 'directive', words: [k, t('1')], seps: [sp], beforeTerm: bt })))).map((a) => [...a]),
+    );
+    const wordMap = fc.tuple(sep(eol), sep(eol), beforeTerm(eol), words).chain(([s1, s2, bt, kids]) =>
+      fc.array(gap(eol), { minLength: kids.length + 1, maxLength: kids.length + 1 }).map((gaps): GenItem => ({ kind: 'directive', words: [t('map'), t('$host'), t('$fuzz_words')], seps: [s1, s2], beforeTerm: bt, children: kids, gaps })),
+    );
+    const extras = fc.array(fc.oneof(map, upstream, wordMap, comment), { maxLength: 3 });
     const site = fileOf(eol, fc.tuple(servers, extras).chain(([s, x]) => fc.shuffledSubarray([...s, ...dedupeTop(x)], { minLength: s.length + dedupeTop(x).length })));
     // snippets hold what may repeat beside the server's own statements (a second charset would be "duplicate")
     const repeatable = (k: number): Array<fc.Arbitrary<GenItem>> => [headerValue.chain((v) => stmt(eol, ['add_header', `X-Fuzz-${k}i`, v])), stmt(eol, ['error_page', '500', '/500.html'])];
@@ -267,10 +276,16 @@ export async function runNginxCase(box: NginxSandbox, c: NginxCase): Promise<Ngi
   const result: NginxResult = { outcome: 'checked' };
   if ((await box.test()) !== null) return { ...result, outcome: 'input-refused-by-nginx' };
   for (const [file, text] of files) {
+    let parsed: ParsedConfig;
     try {
-      parseConfig(text, file);
+      parsed = parseConfig(text, file);
     } catch (error) {
       throw new FuzzFailure('our lexer reads what nginx accepts', (error as Error).message, text);
+    }
+    for (const m of walkDirectives(parsed.children)) {
+      if (m.name !== 'map' || !m.block) continue;
+      const odd = m.block.children.find((e) => e.kind === 'directive' && e.words.length !== 2);
+      if (odd?.kind === 'directive') throw new FuzzFailure('our lexer splits words as nginx does', `nginx read each map entry as two words; we read ${JSON.stringify(odd.words.map((w) => w.raw))}`, text);
     }
   }
   const restore = (): void => box.write(c) && undefined;
