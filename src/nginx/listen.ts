@@ -105,30 +105,30 @@ export function matchRank(match: NameMatch): number {
 }
 
 /**
- * server_name regexes come from users' files and run against names from the command line, so a regex with
- * catastrophic backtracking (`~^(a|aa)+$` against `aaaa...ab`) must not hang name matching. Two tiers:
+ * Regexes from users' files (server_name, location) run against names from the command line, so a regex with
+ * catastrophic backtracking (`~^(a|aa)+$` against `aaaa...ab`) must not hang the process. Two tiers:
  *  - V8's linear-time engine (the `l` flag) for every pattern it can run: no backreferences or lookarounds. It is
  *    behind a V8 flag that only makes the `l` flag legal (other regexes are untouched), set once on first use.
- *    It has no case-insensitive mode, so it takes patterns without uppercase letters (nginx lowercases names;
- *    uppercase escapes such as \D change meaning if lowercased) and the host lowercased, which is the same match.
- *  - Everything else runs in a node:vm context with a time limit, its answer cached per (pattern, host): starting
- *    the watchdog costs ~0.1 ms a call, so only the few patterns the linear engine refuses pay it.
- * A pattern that runs out of time does not match (nginx's PCRE gives up on such a match too and fails the request
- * rather than choosing a server); serverNameRegexTimeouts() lists them so a caller can say why a name was not found.
+ *    It has no case-insensitive mode: a case-insensitive pattern takes it only when it has no uppercase letters
+ *    (uppercase escapes such as \D change meaning if lowercased), matched against the lowercased input.
+ *  - Everything else runs in a node:vm context with a time limit, its answer cached per (pattern, input):
+ *    starting the watchdog costs ~0.1 ms a call, so only the few patterns the linear engine refuses pay it.
+ * PCRE's (?P<name>...) is read as JavaScript's (?<name>...); a pattern JavaScript cannot compile gives null.
  */
-export const SERVER_NAME_REGEX_TIME_LIMIT_MS = 50;
+export const REGEX_TIME_LIMIT_MS = 50;
 
-interface CompiledName {
+interface Compiled {
   linear: RegExp | null;
   guarded: RegExp | null;
 }
 
-const regexCache = new Map<string, CompiledName>();
-const guardedResults = new Map<string, boolean>();
+const regexCache = new Map<string, Compiled>();
+// answers of the guarded path, a time-out (null) too: a slow pattern costs its limit once per input
+const guardedResults = new Map<string, boolean | null>();
 const GUARDED_RESULTS_MAX = 10_000;
 const timeouts: Array<{ pattern: string; host: string }> = [];
-let linearEngine: boolean | undefined;
 const TIMEOUTS_KEPT = 100;
+let linearEngine: boolean | undefined;
 let guardContext: vm.Context | undefined;
 let guardScript: vm.Script | undefined;
 
@@ -150,14 +150,14 @@ function linearAvailable(): boolean {
   return linearEngine;
 }
 
-function compileServerNameRegex(pattern: string): CompiledName {
-  let compiled = regexCache.get(pattern);
+function compile(pattern: string, caseInsensitive: boolean): Compiled {
+  const cacheKey = `${caseInsensitive ? 'i' : '-'}${pattern}`;
+  let compiled = regexCache.get(cacheKey);
   if (compiled) return compiled;
-  // PCRE named groups (?P<name>...) are spelled (?<name>...) in JavaScript; nginx matches case-insensitively.
   const source = pattern.replace(/\(\?P</g, '(?<');
   let linear: RegExp | null = null;
   let guarded: RegExp | null = null;
-  if (!/[A-Z]/.test(source) && linearAvailable()) {
+  if ((!caseInsensitive || !/[A-Z]/.test(source)) && linearAvailable()) {
     try {
       linear = new RegExp(source, 'l');
     } catch {
@@ -166,52 +166,68 @@ function compileServerNameRegex(pattern: string): CompiledName {
   }
   if (!linear) {
     try {
-      guarded = new RegExp(source, 'i');
+      guarded = new RegExp(source, caseInsensitive ? 'i' : '');
     } catch {
-      guarded = null; // a PCRE feature JavaScript lacks: never matches here, so such a block is never chosen
+      guarded = null; // a PCRE feature JavaScript lacks
     }
   }
   compiled = { linear, guarded };
-  regexCache.set(pattern, compiled);
+  regexCache.set(cacheKey, compiled);
   return compiled;
 }
 
-function guardedTest(pattern: string, re: RegExp, host: string): boolean {
-  const key = `${pattern}\u0000${host}`;
-  const known = guardedResults.get(key);
-  if (known !== undefined) return known;
+function guardedTest(key: string, re: RegExp, input: string): boolean | null {
+  if (guardedResults.has(key)) return guardedResults.get(key) ?? null;
   guardContext ??= vm.createContext(Object.create(null) as object);
-  guardScript ??= new vm.Script('re.test(host)');
+  guardScript ??= new vm.Script('re.test(input)');
   guardContext.re = re;
-  guardContext.host = host;
-  let matched: boolean;
+  guardContext.input = input;
+  let matched: boolean | null;
   try {
-    matched = guardScript.runInContext(guardContext, { timeout: SERVER_NAME_REGEX_TIME_LIMIT_MS }) === true;
+    matched = guardScript.runInContext(guardContext, { timeout: REGEX_TIME_LIMIT_MS }) === true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
-    timeouts.push({ pattern, host });
-    if (timeouts.length > TIMEOUTS_KEPT) timeouts.shift();
-    matched = false;
+    matched = null;
   } finally {
     guardContext.re = null;
-    guardContext.host = null;
+    guardContext.input = null;
   }
   if (guardedResults.size >= GUARDED_RESULTS_MAX) guardedResults.clear();
   guardedResults.set(key, matched);
   return matched;
 }
 
-/** server_name regexes that ran out of time, with the host they were tried on (most recent last). */
-export function serverNameRegexTimeouts(): ReadonlyArray<{ pattern: string; host: string }> {
+/**
+ * Whether `pattern` (nginx's regex, PCRE spelling) matches `input`, in bounded time: true or false, or null when it
+ * cannot be told (JavaScript cannot compile the pattern, or it ran out of time). Callers pick the cautious reading
+ * of null: a server_name that does not match; a location that may catch the request.
+ */
+export function testRegexBounded(pattern: string, input: string, caseInsensitive: boolean): boolean | null {
+  const re = compile(pattern, caseInsensitive);
+  if (re.linear) return re.linear.test(caseInsensitive ? input.toLowerCase() : input);
+  if (!re.guarded) return null;
+  const key = `${caseInsensitive ? 'i' : '-'}${pattern}\u0000${input}`;
+  const fresh = !guardedResults.has(key);
+  const matched = guardedTest(key, re.guarded, input);
+  if (matched === null && fresh) {
+    timeouts.push({ pattern, host: input });
+    if (timeouts.length > TIMEOUTS_KEPT) timeouts.shift();
+  }
+  return matched;
+}
+
+/** Regexes that ran out of time, with the input they were tried on (most recent last, at most 100). */
+export function regexTimeouts(): ReadonlyArray<{ pattern: string; host: string }> {
   return timeouts;
 }
 
 export function matchServerName(pattern: string, host: string): NameMatch | null {
   const p = pattern.toLowerCase();
   if (p.startsWith('~')) {
-    const re = compileServerNameRegex(pattern.slice(1));
-    if (re.linear) return re.linear.test(host.toLowerCase()) ? { kind: 'regex' } : null;
-    return re.guarded && guardedTest(pattern, re.guarded, host) ? { kind: 'regex' } : null;
+    // nginx matches server_name regexes case-insensitively. A pattern JavaScript cannot compile never matches
+    // here (such a block is never chosen); one that runs out of time does not match either: nginx's PCRE gives up
+    // on such a match too and fails the request rather than choose a server.
+    return testRegexBounded(pattern.slice(1), host, true) === true ? { kind: 'regex' } : null;
   }
   if (p === host) return { kind: 'exact' };
   if (p.startsWith('*.')) return host.endsWith(p.slice(1)) ? { kind: 'leading', length: p.length } : null;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { matchServerName } from '../../src/nginx/listen.js';
+import { matchServerName, testRegexBounded } from '../../src/nginx/listen.js';
 import { dist, runIsolated } from './isolated.js';
 
 const EVIL = 'a'.repeat(63); // the longest DNS label: ~10^13 steps for (a|aa)+ before it gives up
@@ -27,7 +27,7 @@ import * as listen from ${dist('nginx/listen.js')};
 const t = performance.now();
 const tree = NginxTree.load(${JSON.stringify(main)});
 const found = ${JSON.stringify(hosts)}.map((h) => tree.findServers(h).http.map((s) => s.order));
-console.log(JSON.stringify({ found, timeouts: listen.serverNameRegexTimeouts?.() ?? [], ms: performance.now() - t }));
+console.log(JSON.stringify({ found, timeouts: listen.regexTimeouts?.() ?? [], ms: performance.now() - t }));
 `);
 }
 
@@ -48,10 +48,23 @@ describe('server_name regexes are bounded', () => {
     // both lookahead patterns ran out of time on the first host and did not match; every other answer is right
     expect(run.result?.found).toEqual([[], [1], [2]]);
     expect(run.result?.timeouts).toEqual([
-      { pattern: '~^(a|aa)+(?=b)', host: `${EVIL}.example` },
-      { pattern: '~^(?!www\\.)(a|aa)+\\.test$', host: `${EVIL}.example` },
+      { pattern: '^(a|aa)+(?=b)', host: `${EVIL}.example` },
+      { pattern: '^(?!www\\.)(a|aa)+\\.test$', host: `${EVIL}.example` },
     ]);
     expect(run.result!.ms).toBeLessThan(3_000);
+  });
+
+  it('the same bound serves location regexes: case-sensitive, uppercase allowed, null when it cannot tell', () => {
+    const probe = '/.well-known/acme-challenge/autossl-probe-token';
+    let t = performance.now();
+    expect(testRegexBounded('^/(.+)+\\.php$', probe, false)).toBe(false); // hung routing's plain RegExp
+    expect(performance.now() - t).toBeLessThan(200);
+    expect(testRegexBounded('^/\\.Well-known/', probe, false)).toBe(false);
+    expect(testRegexBounded('^/\\.Well-known/', probe, true)).toBe(true);
+    t = performance.now();
+    expect(testRegexBounded('^/(.+)+(?=x)\\.php$', probe, false)).toBeNull(); // a lookahead: guarded, out of time
+    expect(performance.now() - t).toBeLessThan(1_000);
+    expect(testRegexBounded('^/(?<a>x))', probe, false)).toBeNull(); // not a JavaScript regex
   });
 
   it('matches as nginx does: case-insensitive, PCRE named groups, uppercase escapes keep their meaning', () => {
