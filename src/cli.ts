@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * The command line: argument parsing, engine calls, output. Human output by default (one line per stage with
- * its time), `--json` for machines. Exit codes: 0 every domain succeeded, 1 some failed, 2 bad usage or config.
+ * The command line: argument parsing, engine calls, output. It only parses and prints: all the work is the
+ * engine's. Human output by default (one line per stage with its time), `--json` for machines.
+ * Exit codes: 0 every domain succeeded, 1 some failed, 2 bad usage, bad input or bad config.
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -9,33 +10,29 @@ import { loadConfig } from './config/load.js';
 import type { AutoSslConfig } from './config/schema.js';
 import { unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
-import { createAutoSsl } from './engine.js';
-import { AutoSslError, toAutoSslError } from './errors.js';
-import { locateServers, newVhostEdit, planHttpsEdit } from './nginx/edit.js';
-import { lineColumn } from './nginx/parse.js';
+import { createAutoSsl, type AutoSsl } from './engine.js';
+import { AutoSslError, errorKind, toAutoSslError } from './errors.js';
 import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
-import { collectStatus, deployHook, installHooks, renew } from './renewal/renewal.js';
-import { needsAttention } from './renewal/status.js';
-import { addHttpsDirectives } from './stages/vhost-https.js';
+import { CHECKS } from './stages/preflight.js';
 
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
 Usage:
   autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
   autossl issue --all [--dry-run] [--json]                   every site in the config
-  autossl check <domain...> [--json]                         pre-flight only: what Let's Encrypt would see
-  autossl status [--json]                                    every certificate, most urgent first (exit 1: needs attention)
+  autossl check <domain...>|--all [--json]                   pre-flight only: what Let's Encrypt would see
+  autossl status [--probe] [--json]                          every certificate and configured name, most urgent first (exit 1: needs attention)
   autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
-  autossl install-hooks                                      make every certbot renewal run autossl's deploy hook
-  autossl deploy-hook                                        (run by certbot) re-point vhosts, nginx -t, reload
-  autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain
-  autossl recover                                            undo edits left by a crashed run
+  autossl install-hooks                                      make every certbot renewal run autossl's hooks
+  autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain, and the edit
+  autossl recover [--discard JOURNAL] [--json]               finish what a killed run left behind
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
+  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
-  --skip-check NAME    skip a pre-flight check: dns, caa, cloudflare, port80, budget (repeatable)
+  --skip-check NAME    skip a pre-flight check: ${CHECKS.join(', ')} (repeatable)
   --json               machine-readable output
 `;
 
@@ -56,10 +53,11 @@ function fmtMs(ms: number | undefined): string {
 }
 
 function humanEvent(event: StageEvent): void {
-  if (event.plugin) return; // per-plugin timings go to --json; humans get one line per stage
-  if (event.status === 'done') out(`  ${event.domain.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}`);
-  else if (event.status === 'error') out(`  ${event.domain.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}  FAILED`);
-  else if (event.status === 'info' && event.message) out(`  ${event.domain.padEnd(28)} ${''.padEnd(12)} ${''.padStart(9)}  ${event.message}`);
+  if (event.plugin && event.status !== 'info' && event.status !== 'warning') return; // per-plugin timings go to --json
+  const who = event.domain === '*' ? '' : event.domain;
+  if (event.status === 'done') out(`  ${who.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}`);
+  else if (event.status === 'error') out(`  ${who.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}  FAILED${event.stage === 'rollback' || event.stage === 'undo' ? `: ${event.message}` : ''}`);
+  else if ((event.status === 'info' || event.status === 'warning') && event.message) out(`  ${who.padEnd(28)} ${''.padEnd(12)} ${''.padStart(9)}  ${event.status === 'warning' ? 'warning: ' : ''}${event.message}`);
 }
 
 function resultJson(r: DomainResult, dryRun: boolean) {
@@ -69,43 +67,63 @@ function resultJson(r: DomainResult, dryRun: boolean) {
     ok: r.ok,
     error: r.error?.toJSON(),
     lineage: r.lineage && !dryRun ? { name: r.lineage.name, fullchain: r.lineage.fullchain, privkey: r.lineage.privkey } : undefined,
+    serial: r.certificate?.serial,
     reused: r.reused,
-    changes: r.edits.map((e) => ({ file: e.file, changes: e.changes, ...(dryRun ? { diff: unifiedDiff(e.file, e.before, e.after) } : {}) })),
+    notes: r.notes,
+    changes: r.edits.map((e) => ({ file: e.file, changes: e.changes })),
+    ...(dryRun ? { diffs: r.files.map((f) => unifiedDiff(f.file, f.before, f.after)) } : {}),
     rolledBack: r.rolledBack,
     ms: Math.round(r.ms),
     stages: r.events.filter((e) => e.status === 'done' || e.status === 'error').map((e) => ({ stage: e.stage, plugin: e.plugin, status: e.status, ms: Math.round(e.ms ?? 0) })),
   };
 }
 
-async function config(values: { config?: string }): Promise<AutoSslConfig> {
+type Values = Record<string, unknown> & { config?: string };
+
+async function config(values: Values): Promise<AutoSslConfig> {
   return loadConfig({ file: values.config });
 }
 
-async function cmdIssue(positionals: string[], values: Record<string, unknown>): Promise<number> {
+async function engineFor(values: Values, onEvent?: (e: StageEvent) => void): Promise<AutoSsl> {
+  return createAutoSsl(await config(values), { onEvent });
+}
+
+function skipChecks(values: Values): string[] {
+  const skips = (values['skip-check'] as string[] | undefined) ?? [];
+  for (const s of skips) {
+    if (!(CHECKS as readonly string[]).includes(s)) throw new AutoSslError('CONFIG_INVALID', `--skip-check ${JSON.stringify(s).slice(0, 60)} is not a check.`, { hint: `The checks are: ${CHECKS.join(', ')}.` });
+  }
+  return skips;
+}
+
+function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, command: string): string[] {
+  const domains = values.all ? cfg.sites.map((s) => s.domain) : positionals;
+  if (values.all && positionals.length) throw new AutoSslError('DOMAIN_INVALID', `--all and domains together: give one or the other.`, { hint: `autossl ${command} --all, or autossl ${command} example.com` });
+  if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', { hint: `autossl ${command} example.com, or autossl ${command} --all with sites in the config.` });
+  // Refuse any bad name before anything runs: one hostile argument stops the whole command.
+  return domains.map((d) => normalizeDomain(d, { allowWildcard: true }));
+}
+
+async function cmdIssue(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
   const dryRun = values['dry-run'] === true;
-  const cfg = await config(values as { config?: string });
-  let domains = positionals;
-  if (values.all) domains = cfg.sites.map((s) => s.domain);
-  if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', { hint: 'autossl issue example.com, or autossl issue --all with sites in the config.' });
-  // Refuse any bad name before anything runs: one hostile argument stops the whole command.
-  domains = domains.map((d) => normalizeDomain(d));
-  const engine = await createAutoSsl(cfg);
+  const skips = skipChecks(values);
+  const cfg = await config(values);
+  const domains = domainsOf(positionals, values, cfg, 'issue');
+  const engine = await createAutoSsl(cfg, { onEvent: json ? undefined : humanEvent });
   if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}`);
-  const results = await engine.issue(domains, {
-    dryRun,
-    force: values.force === true,
-    skipChecks: (values['skip-check'] as string[] | undefined) ?? [],
-    onEvent: json ? undefined : humanEvent,
-  });
+  const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips });
+  await engine.close();
   if (json) {
     out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => resultJson(r, dryRun)) }, null, 2));
   } else {
     for (const r of results) {
-      if (dryRun) for (const e of r.edits) out(unifiedDiff(e.file, e.before, e.after));
+      if (dryRun) for (const f of r.files) out(unifiedDiff(f.file, f.before, f.after));
+      for (const note of r.notes) out(`note  ${r.domain}: ${note}`);
       if (r.ok) {
         const what = dryRun ? 'would be served over HTTPS' : r.reused ? `HTTPS with existing certificate ${r.lineage?.name}` : `HTTPS with new certificate ${r.lineage?.name}`;
-        out(`ok    ${r.domain}: ${what}${r.edits.length ? ` (${r.edits.length} file${r.edits.length > 1 ? 's' : ''} ${dryRun ? 'to change' : 'changed'})` : ' (no vhost change)'} in ${fmtMs(r.ms)}`);
+        const n = r.files.length;
+        out(`ok    ${r.domain}: ${what}${n ? ` (${n} file${n > 1 ? 's' : ''} ${dryRun ? 'to change' : 'changed'})` : ' (no vhost change)'} in ${fmtMs(r.ms)}`);
       } else {
         out(`FAIL  ${r.domain}: ${r.error?.code}: ${r.error?.message}`);
         out(`      hint: ${r.error?.hint}`);
@@ -116,13 +134,14 @@ async function cmdIssue(positionals: string[], values: Record<string, unknown>):
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
-async function cmdCheck(positionals: string[], values: Record<string, unknown>): Promise<number> {
+async function cmdCheck(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
-  const cfg = await config(values as { config?: string });
-  const domains = (values.all ? cfg.sites.map((s) => s.domain) : positionals).map((d) => normalizeDomain(d));
-  if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', 'No domain given.', { hint: 'autossl check example.com' });
+  const skips = skipChecks(values);
+  const cfg = await config(values);
+  const domains = domainsOf(positionals, values, cfg, 'check');
   const engine = await createAutoSsl(cfg);
-  const results = await engine.check(domains, { skipChecks: (values['skip-check'] as string[] | undefined) ?? [] });
+  const results = await engine.check(domains, { skipChecks: skips });
+  await engine.close();
   if (json) {
     out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => ({ ...r, ms: Math.round(r.ms) })) }, null, 2));
   } else {
@@ -138,68 +157,116 @@ async function cmdCheck(positionals: string[], values: Record<string, unknown>):
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
-async function cmdStatus(values: Record<string, unknown>): Promise<number> {
-  const engine = await createAutoSsl(await config(values as { config?: string }));
-  const rows = await collectStatus(engine);
-  if (values.json === true) out(JSON.stringify({ attention: needsAttention(rows), certificates: rows }, null, 2));
-  else if (rows.length === 0) out('no certificates');
-  else {
-    out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
-    for (const r of rows) {
-      const err = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
-      out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${err}`);
+async function cmdStatus(values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const report = await engine.status({ probe: values.probe === true });
+  const pending = await engine.pendingRecovery().catch(() => null);
+  await engine.close();
+  if (values.json === true) {
+    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
+  } else {
+    if (report.certificates.length === 0) out('no certificates');
+    else {
+      out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
+      for (const r of report.certificates) {
+        const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
+        out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
+      }
     }
+    if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
+    if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }
-  return needsAttention(rows) ? 1 : 0;
+  return report.attention ? 1 : 0;
 }
 
-async function cmdRenew(values: Record<string, unknown>): Promise<number> {
-  const engine = await createAutoSsl(await config(values as { config?: string }));
-  const outcomes = await renew(engine, { certName: values['cert-name'] as string | undefined, force: values.force === true });
-  if (values.json === true) out(JSON.stringify({ ok: outcomes.every((o) => o.outcome !== 'failed'), results: outcomes }, null, 2));
-  else for (const o of outcomes) out(`${o.outcome.padEnd(8)} ${o.lineage}${o.message ? `: ${o.message}` : ''}`);
-  return outcomes.some((o) => o.outcome === 'failed') ? 1 : 0;
-}
-
-async function cmdDeployHook(values: Record<string, unknown>): Promise<number> {
-  const engine = await createAutoSsl(await config(values as { config?: string }));
-  const result = await deployHook(engine);
-  if (values.json === true) out(JSON.stringify(result, null, 2));
-  else out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
-  return result.served.every((s) => s.ok) ? 0 : 1;
-}
-
-async function cmdVhostShow(positionals: string[], values: Record<string, unknown>): Promise<number> {
+async function cmdRenew(values: Values): Promise<number> {
   const json = values.json === true;
-  const [sub, input] = positionals;
-  if (sub !== 'show' || !input) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl vhost show <domain> [--diff]');
-  const domain = normalizeDomain(input);
-  const cfg = await config(values as { config?: string });
-  const engine = await createAutoSsl(cfg);
-  const tree = engine.loadTree();
-  const site = cfg.sites.find((s) => s.domain === domain);
-  const names = [domain, ...(site?.aliases ?? [])];
-  const located = locateServers(tree, names);
-  const describe = (m: Map<string, { file: string; config: { source: string }; directive: { start: number }; names: string[]; listens: Array<{ socket: string; ssl: boolean }> } | null>) =>
-    [...m.entries()].map(([name, s]) => (s ? { name, file: s.file, line: lineColumn(s.config.source, s.directive.start).line, serverNames: s.names, listens: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`) } : { name, file: null }));
-  const report = { domain, http: describe(located.http), https: describe(located.https) };
-  let diffs: string[] = [];
-  if (values.diff) {
-    const edit = newVhostEdit(names, site?.redirect ?? cfg.defaults.redirect);
-    // placeholder paths for display only: the real ones come from the lineage certbot reports
-    const live = `${cfg.certbot.configDir}/live/${site?.certName ?? domain}`;
-    addHttpsDirectives(edit, { fullchain: `${live}/fullchain.pem`, privkey: `${live}/privkey.pem` }, { port: cfg.nginx.httpsPort, http2: cfg.nginx.http2 });
-    const plan = planHttpsEdit(tree, edit, { nginxVersion: await engine.nginx.version(), httpsPort: cfg.nginx.httpsPort });
-    diffs = plan.edits.map((e) => unifiedDiff(e.file, e.before, e.after));
-  }
-  if (json) out(JSON.stringify({ ...report, diff: values.diff ? diffs : undefined }, null, 2));
+  const engine = await engineFor(values, json ? undefined : humanEvent);
+  const report = await engine.renew({ certName: values['cert-name'] as string | undefined, force: values.force === true });
+  await engine.close();
+  const failed = report.results.some((o) => o.outcome === 'failed');
+  if (json) out(JSON.stringify({ ok: !failed, results: report.results, notifications: report.notifications, hookErrors: report.hookErrors }, null, 2));
   else {
-    for (const [label, list] of [['port 80', report.http], ['TLS', report.https]] as const) {
-      for (const entry of list) out(`${entry.name} (${label}): ${'line' in entry ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`);
-    }
-    for (const d of diffs) out(d);
-    if (values.diff && diffs.length === 0) out('(the HTTPS edit would change nothing)');
+    if (report.results.length === 0) out('no certificates to renew');
+    for (const o of report.results) out(`${o.outcome.padEnd(8)} ${o.lineage}${o.message ? `: ${o.message}` : ''}`);
+    for (const f of report.notifications.failed) out(`notification ${f.key} not delivered (${f.plugin}: ${f.message}); retried later`);
+    for (const h of report.hookErrors) out(`hook error: ${h}`);
   }
+  return failed ? 1 : 0;
+}
+
+async function cmdDeployHook(values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const result = await engine.deploy(process.env);
+  await engine.close();
+  if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), run: undefined }, null, 2));
+  else if (result.ok) out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
+  else err(`deploy of ${result.lineage} failed: ${result.error?.code}: ${result.error?.message}\n  hint: ${result.error?.hint}`);
+  return result.ok ? 0 : 1;
+}
+
+async function cmdVhostShow(positionals: string[], values: Values): Promise<number> {
+  const json = values.json === true;
+  const [sub, input, ...extra] = positionals;
+  if (sub !== 'show' || !input || extra.length) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl vhost show <domain> [--diff]', { hint: 'autossl vhost show example.com --diff' });
+  const domain = normalizeDomain(input, { allowWildcard: true });
+  const engine = await engineFor(values);
+  const preview = await engine.preview(domain);
+  await engine.close();
+  const diffs = values.diff ? preview.files.map((f) => unifiedDiff(f.file, f.before, f.after)) : [];
+  if (json) out(JSON.stringify({ domain, names: preview.names, ok: preview.ok, error: preview.error?.toJSON(), http: preview.blocks.http, https: preview.blocks.https, notes: preview.notes, diff: values.diff ? diffs : undefined }, null, 2));
+  else {
+    for (const [label, list] of [['port 80', preview.blocks.http], ['TLS', preview.blocks.https]] as const) {
+      for (const entry of list) out(`${entry.name} (${label}): ${entry.file ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`);
+    }
+    for (const note of preview.notes) out(`note: ${note}`);
+    for (const d of diffs) out(d);
+    if (values.diff && preview.ok && diffs.length === 0) out('(the HTTPS edit would change nothing)');
+    if (!preview.ok && preview.error) {
+      err(`error ${preview.error.code}: ${preview.error.message}`);
+      err(`  hint: ${preview.error.hint}`);
+    }
+  }
+  return preview.ok ? 0 : preview.error && errorKind(preview.error.code) === 'input' ? 2 : 1;
+}
+
+async function cmdRecover(values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const report = await engine.recover({ discard: values.discard as string | undefined });
+  await engine.close();
+  const j = report.journals;
+  const problems = j.conflicts.length + j.damaged.length + report.undo.failed.length;
+  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts, damaged: j.damaged, undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, active: j.active + report.undo.active }, null, 2));
+  else {
+    if (j.restored.length) out(`restored: ${j.restored.join(', ')}`);
+    for (const r of report.undo.ran) out(`undone: ${r.plugin} ${r.kind}`);
+    for (const c of j.conflicts) out(`CONFLICT ${c.file}: ${c.reason}\n  backup: ${c.backup}\n  when resolved: autossl recover --discard ${c.journal}`);
+    for (const d of j.damaged) out(`DAMAGED ${d.journal}: ${d.reason}`);
+    for (const f of report.undo.failed) out(`UNDO FAILED ${f.plugin} ${f.kind}: ${f.error.message}`);
+    if (j.active + report.undo.active) out(`${j.active + report.undo.active} item(s) belong to runs still in progress; left to them`);
+    if (!j.restored.length && !report.undo.ran.length && !problems) out('nothing to recover');
+  }
+  return problems ? 1 : 0;
+}
+
+async function cmdHook(command: string, positionals: string[], values: Values): Promise<number> {
+  const [phase] = positionals;
+  const engine = await engineFor(values, (e) => {
+    if (e.status === 'error' || e.status === 'warning') err(`${e.domain} ${e.stage}${e.plugin ? ` (${e.plugin})` : ''}: ${e.message ?? e.status}`);
+  });
+  try {
+    if (command === 'renew-hook') {
+      if (phase !== 'pre' && phase !== 'post') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl renew-hook pre|post (run by certbot)');
+      await engine.renewHook(phase, process.env);
+    } else {
+      if (phase !== 'auth' && phase !== 'cleanup') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl dns-hook auth|cleanup (run by certbot)');
+      await engine.dnsHook(phase, process.env);
+    }
+  } finally {
+    await engine.close();
+  }
+  out(`${command} ${phase}: done`);
   return 0;
 }
 
@@ -217,8 +284,10 @@ async function main(argv: string[]): Promise<number> {
         all: { type: 'boolean' },
         diff: { type: 'boolean' },
         keep: { type: 'boolean' },
+        discard: { type: 'string' },
         'skip-check': { type: 'string', multiple: true },
         'cert-name': { type: 'string' },
+        probe: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -236,39 +305,39 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.help || !command) {
-    out(USAGE);
+    (command || values.help ? out : err)(USAGE);
     return command || values.help ? 0 : 2;
   }
   try {
     switch (command) {
       case 'issue':
         return await cmdIssue(rest, values);
+      case 'check':
+        return await cmdCheck(rest, values);
       case 'status':
         return await cmdStatus(values);
       case 'renew':
         return await cmdRenew(values);
       case 'deploy-hook':
         return await cmdDeployHook(values);
+      case 'renew-hook':
+      case 'dns-hook':
+        return await cmdHook(command, rest, values);
       case 'install-hooks': {
-        const cfg = await config(values);
-        const hook = installHooks(await createAutoSsl(cfg), cfg.filepath);
-        out(`installed ${hook}: every certbot renewal (certbot.timer or autossl renew) now runs autossl deploy-hook`);
+        const engine = await engineFor(values);
+        const hooks = await engine.installHooks();
+        await engine.close();
+        out(`installed ${hooks.join(', ')}: every certbot renewal (certbot.timer, autossl renew, certbot by hand) now runs autossl's hooks`);
         return 0;
       }
-      case 'check':
-        return await cmdCheck(rest, values);
       case 'vhost':
         return await cmdVhostShow(rest, values);
-      case 'recover': {
-        const engine = await createAutoSsl(await config(values));
-        const restored = await engine.recover();
-        out(restored.length ? `restored: ${restored.join(', ')}` : 'nothing to recover');
-        return 0;
-      }
+      case 'recover':
+        return await cmdRecover(values);
       case 'demo':
         return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
       default:
-        err(`error: unknown command "${command}"`);
+        err(`error: unknown command "${command.slice(0, 40)}"`);
         err(USAGE);
         return 2;
     }
@@ -276,16 +345,19 @@ async function main(argv: string[]): Promise<number> {
     const e = toAutoSslError(error);
     printError(e, values.json === true);
     if (e.code === 'INTERNAL' && process.env.AUTOSSL_DEBUG) err(String((error as Error).stack));
-    return e.code === 'INTERNAL' || e.code === 'CERTBOT_FAILED' || e.code === 'NGINX_TEST_FAILED' ? 1 : 2;
+    return errorKind(e.code) === 'input' ? 2 : 1;
   }
 }
 
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // a plugin that never settles (past its deadline) must not keep the process alive after the answer
+    setTimeout(() => process.exit(code), 1000).unref();
   },
   (error) => {
     err(`error INTERNAL: ${(error as Error).message}`);
     process.exitCode = 1;
+    setTimeout(() => process.exit(1), 1000).unref();
   },
 );

@@ -1,23 +1,42 @@
 /**
- * The engine: one per process. Holds the hooks with the built-in stages and the configured plugins applied,
- * the shared services, and runs domains through the pipeline (several at once, each with its own context).
+ * The engine: the one API the CLI, the agent and plugin authors use. One per process: it holds the hooks with the
+ * built-in stages and the configured plugins applied, the shared services (config editor, nginx control, state,
+ * undo steps), and runs domains through the pipeline, several at once, each with its own context.
+ *
+ * The engine prints nothing: what happens goes to whoever listens (`engine.on(listener)`, or `onEvent` per call).
+ * Commands that change things first finish what a killed run left behind (file journals, undo steps); commands
+ * that only read report it instead.
  */
+import crypto from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { AutoSslConfig } from './config/schema.js';
 import { siteFor } from './config/schema.js';
 import { normalizeDomain } from './domain.js';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { NginxControl } from './nginx/control.js';
-import { EditTransaction, recoverJournal } from './nginx/transaction.js';
+import { ConfigEditor } from './nginx/editor.js';
+import { EditTransaction, pendingRecovery, recoverJournals, discardJournal, type RecoveryReport } from './nginx/transaction.js';
 import { NginxTree } from './nginx/tree.js';
+import { locateServers } from './nginx/edit.js';
+import { lineColumn } from './nginx/parse.js';
 import { createHooks, type Hooks } from './pipeline/hooks.js';
-import type { DomainContext, Finding, Plugin, Services, StageEvent } from './pipeline/context.js';
-import { planChallengeEdit } from './nginx/edit.js';
-import { port80Check } from './stages/preflight.js';
+import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent } from './pipeline/context.js';
+import { loadPlugin, pluginApi, type Plugin } from './pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
-import { BUILTIN_PLUGINS } from './stages/index.js';
+import { port80Check } from './stages/preflight.js';
+import { certificateBlock } from './stages/plan.js';
+import { answeredNames, uncovered } from './nginx/names.js';
+import type { ServerBlock } from './nginx/tree.js';
+import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore } from './state/store.js';
+import { UndoService, type UndoRunReport } from './undo.js';
+import { applyEdits } from './pipeline/apply.js';
+import { planChallengeEdit } from './nginx/edit.js';
+import * as renewal from './renewal/renewal.js';
+import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
+
+export type { DomainResult } from './pipeline/pipeline.js';
 
 export interface IssueOptions {
   dryRun?: boolean;
@@ -36,122 +55,180 @@ export interface CheckResult {
   ms: number;
 }
 
+export interface PreviewResult {
+  domain: string;
+  names: string[];
+  ok: boolean;
+  error?: AutoSslError;
+  /** The server blocks that serve the names now, on port 80 and over TLS. */
+  blocks: { http: BlockRef[]; https: BlockRef[] };
+  /** Per file, the bytes now and the bytes `autossl issue` would leave (through the real hooks). */
+  files: Array<{ file: string; before: string; after: string }>;
+  notes: string[];
+}
+
+export interface BlockRef {
+  name: string;
+  file: string | null;
+  line?: number;
+  serverNames?: string[];
+  listens?: string[];
+}
+
+export interface RecoverReport {
+  journals: RecoveryReport;
+  undo: UndoRunReport;
+}
+
+/** What the engine lets its callers do. The CLI and the agent use nothing else. */
+export interface AutoSsl {
+  readonly config: AutoSslConfig;
+  readonly hooks: Hooks;
+  /** Listens to every event of every run (stages, plugin timings, recovery). Returns a function that stops listening. */
+  on(listener: (event: StageEvent) => void): () => void;
+  /** Issues (or reuses) and installs a certificate per domain; one result per domain given, in order. */
+  issue(domains: readonly string[], options?: IssueOptions): Promise<DomainResult[]>;
+  /** Pre-flight only: what Let's Encrypt would see, touching nothing. */
+  check(domains: readonly string[], options?: IssueOptions): Promise<CheckResult[]>;
+  /** Which blocks serve a domain, and the exact bytes `issue` would write (the real hooks, on an in-memory copy). */
+  preview(domain: string, options?: IssueOptions): Promise<PreviewResult>;
+  /** Every certificate and its state, most urgent first; reads only. */
+  status(options?: { now?: number; probe?: boolean }): Promise<StatusReport>;
+  /** `certbot renew` now, with beforeRenew/afterRenew around it; each lineage's outcome recorded and notified. */
+  renew(options?: { certName?: string; force?: boolean }): Promise<RenewReport>;
+  /** certbot's deploy hook: the renewed lineage through the pipeline from `issue` on. */
+  deploy(env: NodeJS.ProcessEnv): Promise<DeployResult>;
+  /** certbot's pre/post renewal hooks: the beforeRenew / afterRenew hooks. */
+  renewHook(phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void>;
+  /** certbot's DNS-01 manual hooks: writes or removes the TXT record through the site's DNS provider. */
+  dnsHook(phase: 'auth' | 'cleanup', env: NodeJS.ProcessEnv): Promise<void>;
+  /** Finishes what killed runs left behind (file journals, undo steps). */
+  recover(options?: { discard?: string }): Promise<RecoverReport>;
+  /** What recovery would do, without doing it. */
+  pendingRecovery(): Promise<{ journals: RecoveryReport & { restorable: string[] }; undo: number }>;
+  /** Puts autossl's deploy, pre and post hooks into certbot's renewal-hooks directories. */
+  installHooks(): Promise<string[]>;
+  /** Delivers queued notifications (the outbox) to the notify taps. */
+  deliverNotifications(): Promise<DeliveryReport>;
+  close(): Promise<void>;
+}
+
 /** Runs `fn` over `items` with at most `limit` at once, keeping order. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const i = next++;
-      out[i] = await fn(items[i]!);
+      out[i] = await fn(items[i]!, i);
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
 }
 
-export interface AutoSsl {
+/** Internal: what the renewal functions and the engine methods share. */
+export interface EngineCore {
   readonly config: AutoSslConfig;
   readonly hooks: Hooks;
-  readonly nginx: NginxControl;
-  issue(domains: readonly string[], options?: IssueOptions): Promise<DomainResult[]>;
-  /** Pre-flight only: what Let's Encrypt would see, touching no vhost. */
-  check(domains: readonly string[], options?: IssueOptions): Promise<CheckResult[]>;
-  /** The state store (SQLite under stateDir), opened on first use. */
-  state(): StateStore;
-  /** Restores files left half-edited by a process that died; returns them. */
-  recover(): Promise<string[]>;
-  loadTree(): NginxTree;
+  readonly services: Services;
+  readonly host: string;
+  emit(event: StageEvent): void;
+  /** A context for one domain run. */
+  context(domain: string, mode: RunMode, options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage'] }): { ctx: DomainContext; abort: AbortController };
+  run(ctx: DomainContext, abort: AbortController): Promise<DomainResult>;
+  /** Recovery before a command that changes things. */
+  recoverFirst(): Promise<void>;
 }
 
-function isPlugin(value: unknown): value is Plugin {
-  return typeof value === 'object' && value !== null && typeof (value as Plugin).name === 'string' && typeof (value as Plugin).apply === 'function';
+export interface CreateOptions {
+  /** Plugins given as objects (besides those named in the config), applied after them. */
+  plugins?: readonly Plugin[];
+  onEvent?: (event: StageEvent) => void;
 }
 
-/** "autossl:webhook" names a plugin shipped in plugins/ (compiled next to this file's dist tree). */
-function shippedPlugin(name: string): string | null {
-  const m = /^autossl:([a-z0-9-]+)$/.exec(name);
-  return m ? new URL(`../plugins/${m[1]}/index.js`, import.meta.url).href : null;
-}
-
-/** Imports a plugin module: its default export is a plugin object, or a factory taking the options. */
-export async function loadPlugin(spec: { module: string; options: Record<string, unknown> }): Promise<Plugin> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(path.isAbsolute(spec.module) ? pathToFileURL(spec.module).href : shippedPlugin(spec.module) ?? spec.module)) as Record<string, unknown>;
-  } catch (error) {
-    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Cannot load plugin ${spec.module}: ${(error as Error).message.split('\n')[0]}`, { cause: error, details: { plugin: spec.module } });
-  }
-  let candidate = mod.default ?? mod.plugin;
-  if (typeof candidate === 'function' && !isPlugin(candidate)) candidate = await (candidate as (o: unknown) => unknown)(spec.options);
-  if (!isPlugin(candidate)) {
-    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${spec.module} does not export { name, apply(hooks, api) } (as default, or a default function returning it).`, { details: { plugin: spec.module } });
-  }
-  return candidate;
-}
-
-export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonly Plugin[] = []): Promise<AutoSsl> {
+export async function createAutoSsl(config: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
+  const opts: CreateOptions = Array.isArray(options) ? { plugins: options as readonly Plugin[] } : (options as CreateOptions);
   const hooks = createHooks();
   instrumentHooks(hooks);
+  const listeners = new Set<(event: StageEvent) => void>();
+  if (opts.onEvent) listeners.add(opts.onEvent);
+  const emit = (event: StageEvent): void => {
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch {
+        // a listener's failure is its own business
+      }
+    }
+  };
   const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
-  const loadTree = (): NginxTree => NginxTree.load(config.nginx.config);
+  const loadTree = (overlay?: ReadonlyMap<string, string>): NginxTree => NginxTree.load(config.nginx.config, overlay?.size ? { overlay } : {});
   let store: StateStore | null = null;
+  let readOnlyStore: StateStore | null = null;
   const state = (): StateStore => (store ??= new StateStore(config.stateDir));
-  const services: Services = { config, nginx, loadTree, hooks, state };
-  const userPlugins = [...(await Promise.all(config.plugins.map(loadPlugin))), ...extraPlugins];
-  const optionsFor = (plugin: Plugin): Record<string, unknown> => config.plugins[userPlugins.indexOf(plugin)]?.options ?? {};
-  for (const plugin of BUILTIN_PLUGINS) plugin.apply(hooks, { config, options: {} });
-  for (const plugin of userPlugins) {
+  /** For commands that only read: works with a read-only (or missing) state directory. */
+  const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
+  const undo = new UndoService(state);
+  const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
+  const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo };
+  const journalDir = path.join(config.stateDir, 'journal');
+  const host = os.hostname();
+
+  const log = (message: string, ctx?: DomainContext): void => {
+    if (ctx) ctx.emit({ stage: 'log', status: 'info', message });
+    else emit({ domain: '*', stage: 'log', status: 'info', message });
+  };
+  const userPlugins: Array<{ plugin: Plugin; options: Record<string, unknown> }> = [];
+  for (const spec of config.plugins) userPlugins.push({ plugin: await loadPlugin(spec, config.configDir), options: spec.options });
+  for (const plugin of opts.plugins ?? []) userPlugins.push({ plugin, options: {} });
+  for (const plugin of BUILTIN_PLUGINS) await plugin.apply(hooks, pluginApi(plugin, config, {}, undo, log));
+  renewal.applyDnsUndo(undo, () => core);
+  for (const { plugin, options: pluginOptions } of userPlugins) {
     try {
-      plugin.apply(hooks, { config, options: optionsFor(plugin) });
+      await plugin.apply(hooks, pluginApi(plugin, config, pluginOptions, undo, log));
     } catch (error) {
-      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${plugin.name}" failed to apply: ${(error as Error).message}`, { cause: error, details: { plugin: plugin.name } });
+      const message = error instanceof Error ? error.message : String(error);
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${plugin.name}" failed to apply: ${message}`, { cause: error, details: { plugin: plugin.name } });
     }
   }
-  const journalDir = path.join(config.stateDir, 'journal');
+  renewal.trackNotifyDeliveries(hooks);
 
-  const engine: AutoSsl = {
-    config,
-    hooks,
-    nginx,
-    loadTree,
-    state,
-    recover: () => recoverJournal(journalDir),
-    async check(domains, options = {}) {
-      const names = domains.map((d) => normalizeDomain(d));
-      return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));
-    },
-    async issue(domains, options = {}) {
-      const restored = await recoverJournal(journalDir);
-      if (restored.length) options.onEvent?.({ domain: '*', stage: 'recover', status: 'info', message: `restored files left half-edited by a crashed run: ${restored.join(', ')}` });
-      return mapBounded(domains, options.concurrency ?? 8, (d) => issueOne(d, options));
-    },
-  };
-
-  function makeContext(domain: string, options: IssueOptions): DomainContext {
+  function context(domain: string, mode: RunMode, options: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage'] } = {}): { ctx: DomainContext; abort: AbortController } {
     const site = siteFor(config, domain);
     const events: StageEvent[] = [];
     const memos = new Map<string, Promise<unknown>>();
-    return {
+    const abort = new AbortController();
+    const plan: DomainPlan = {
+      names: [site.domain, ...site.aliases],
+      certName: site.certName ?? site.domain.replace(/^\*\./, ''),
+      site,
+      challenge: site.challenge ?? config.defaults.challenge,
+      redirect: site.redirect ?? config.defaults.redirect,
+      hsts: site.hsts ?? config.defaults.hsts,
+      notes: [],
+      optionalNames: [],
+      ...options.plan,
+    };
+    const ctx: DomainContext = {
       domain,
-      plan: {
-        names: [site.domain, ...site.aliases],
-        certName: site.certName ?? site.domain,
-        site,
-        redirect: site.redirect ?? config.defaults.redirect,
-        hsts: site.hsts ?? config.defaults.hsts,
-      },
+      runId: crypto.randomUUID(),
+      mode,
+      plan,
       services,
-      dryRun: options.dryRun === true,
+      dryRun: mode === 'dry-run' || mode === 'preview',
       force: options.force === true,
       skipChecks: new Set(options.skipChecks ?? []),
       findings: [],
+      lineage: options.lineage,
       edits: [],
-      transaction: new EditTransaction({ journalDir }),
+      transaction: new EditTransaction({ journalDir, label: domain }),
+      overlay: new Map(),
       reloadedWithChanges: false,
       needsReload: false,
       tlsEndpoints: [],
       events,
+      signal: abort.signal,
       memo<T>(key: string, compute: () => Promise<T>): Promise<T> {
         let p = memos.get(key) as Promise<T> | undefined;
         if (!p) {
@@ -164,36 +241,200 @@ export async function createAutoSsl(config: AutoSslConfig, extraPlugins: readonl
         const full = { domain, ...event };
         events.push(full);
         options.onEvent?.(full);
+        emit(full);
       },
     };
+    return { ctx, abort };
   }
 
-  async function issueOne(input: string, options: IssueOptions): Promise<DomainResult> {
+  const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
+    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS });
+
+  let recovered = false;
+  async function recoverFirst(): Promise<void> {
+    if (recovered) return;
+    recovered = true;
+    const report = await recoverEverything();
+    for (const file of report.journals.restored) emit({ domain: '*', stage: 'recover', status: 'info', message: `restored ${file}, left half-edited by a run that was killed` });
+    for (const c of report.journals.conflicts) emit({ domain: '*', stage: 'recover', status: 'warning', message: `${c.file} was changed after an interrupted run edited it; left as it is (backup ${c.backup}; resolve it, then autossl recover --discard ${c.journal})` });
+    for (const d of report.journals.damaged) emit({ domain: '*', stage: 'recover', status: 'warning', message: `journal ${d.journal}: ${d.reason}` });
+    for (const r of report.undo.ran) emit({ domain: '*', stage: 'recover', plugin: r.plugin, status: 'info', message: `undid ${r.kind} left pending by a run that was killed` });
+    for (const f of report.undo.failed) emit({ domain: '*', stage: 'recover', plugin: f.plugin, status: 'warning', message: f.error.message });
+  }
+
+  async function recoverEverything(): Promise<RecoverReport> {
+    const journals = await editor.locked(() => recoverJournals(journalDir));
+    if (journals.restored.length) {
+      // nginx may have loaded the half-done edit: make it load the restored files
+      await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
+    }
+    const undoReport = await undo.recover();
+    return { journals, undo: undoReport };
+  }
+
+  const core: EngineCore = { config, hooks, services, host, emit, context, run, recoverFirst };
+
+  /** A domain from a caller: validated; a wildcard only for a DNS-01 site. */
+  function domainOf(input: unknown): string {
+    const domain = normalizeDomain(input, { allowWildcard: true });
+    if (domain.startsWith('*.')) {
+      const site = siteFor(config, domain);
+      if ((site.challenge ?? config.defaults.challenge) !== 'dns-01') {
+        throw new AutoSslError('WILDCARD_NEEDS_DNS01', `${domain} is a wildcard: the CA can only check it over DNS (DNS-01), and this site uses HTTP-01.`);
+      }
+    }
+    return domain;
+  }
+
+  function failedResult(input: unknown, mode: RunMode, error: unknown): DomainResult {
+    return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
+  }
+
+  async function issueOne(input: unknown, options: IssueOptions): Promise<DomainResult> {
+    const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
     let domain: string;
     try {
-      domain = normalizeDomain(input);
+      domain = domainOf(input);
     } catch (error) {
-      return { domain: String(input), names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], rolledBack: [], events: [], ms: 0 };
+      return failedResult(input, mode, error);
     }
-    return runDomain(makeContext(domain, options), { timeoutMs: config.defaults.domainTimeoutMs });
+    try {
+      const { ctx, abort } = context(domain, mode, options);
+      return await run(ctx, abort);
+    } catch (error) {
+      return failedResult(domain, mode, error); // never a domain unaccounted for
+    }
   }
 
   async function checkOne(domain: string, options: IssueOptions): Promise<CheckResult> {
     const started = performance.now();
-    const ctx = makeContext(domain, { ...options, dryRun: true });
-    await hooks.preflight.promise(ctx);
-    await hooks.findings.promise(ctx);
-    if (!ctx.skipChecks.has('port80')) {
-      try {
-        const plan = planChallengeEdit(loadTree(), ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir });
-        await port80Check(ctx, plan.webroot, plan.edits.length > 0);
-      } catch (error) {
-        const e = toAutoSslError(error);
-        ctx.findings.push({ check: 'port80', severity: 'error', code: e.code, message: e.message, hint: e.hint });
+    const { ctx } = context(domain, 'dry-run', options);
+    try {
+      ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      for (const note of ctx.plan.notes) ctx.findings.push({ check: 'names', severity: 'info', message: note });
+      for (const message of leftOutNames(ctx.plan.names, ctx.plan.site.vhost)) ctx.findings.push({ check: 'names', severity: 'warning', message, hint: 'Add them as aliases, or give the site "blockNames": "cover", to put them on the certificate too.' });
+      await hooks.preflight.promise(ctx);
+      await hooks.findings.promise(ctx);
+      if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
+        // the self-check with the challenge location as issue would add it, on an in-memory copy
+        let webroot = config.challengeDir;
+        const edits = await applyEdits(ctx, (tree) => {
+          const plan = planChallengeEdit(tree, ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir, vhostFile: ctx.plan.site.vhost });
+          webroot = plan.webroot;
+          return plan.edits;
+        });
+        await port80Check(ctx, webroot, edits.length > 0);
       }
+    } catch (error) {
+      const e = toAutoSslError(error);
+      ctx.findings.push({ check: e.code.startsWith('VHOST') || e.code.startsWith('NGINX') ? 'port80' : 'plugin', severity: 'error', code: e.code, message: e.message, hint: e.hint });
     }
     return { domain, names: ctx.plan.names, ok: ctx.findings.every((f) => f.severity !== 'error' || f.resolved), findings: ctx.findings, ms: performance.now() - started };
   }
 
+  /** What `check` says about a block's other names: they keep answering over HTTP, without redirect or HSTS. */
+  function leftOutNames(names: readonly string[], vhostFile?: string): string[] {
+    let tree: NginxTree;
+    try {
+      tree = loadTree();
+    } catch {
+      return [];
+    }
+    const out: string[] = [];
+    const seen = new Set<ServerBlock>();
+    for (const n of names) {
+      const block = certificateBlock(tree, n, vhostFile);
+      if (!block || seen.has(block)) continue;
+      seen.add(block);
+      const left = uncovered(answeredNames(tree, block, 'http'), names);
+      if (left.length) out.push(`${block.file}:${lineColumn(block.config.source, block.directive.start).line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`);
+    }
+    return out;
+  }
+
+  function blockRefs(located: Map<string, ServerBlock | null>): BlockRef[] {
+    return [...located.entries()].map(([name, s]) => (s ? { name, file: s.file, line: lineColumn(s.config.source, s.directive.start).line, serverNames: s.names, listens: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`) } : { name, file: null }));
+  }
+
+  const engine: AutoSsl = {
+    config,
+    hooks,
+    on(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async issue(domains, options = {}) {
+      if (!options.dryRun) await recoverFirst();
+      else await reportPending(options);
+      const unique = [...new Set(domains)];
+      const results = await mapBounded(unique, options.concurrency ?? 8, (d) => issueOne(d, options));
+      return domains.map((d) => results[unique.indexOf(d)]!);
+    },
+    async check(domains, options = {}) {
+      const names = domains.map(domainOf);
+      return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));
+    },
+    async preview(input, options = {}) {
+      const domain = domainOf(input);
+      const { ctx, abort } = context(domain, 'preview', options);
+      const result = await run(ctx, abort);
+      let blocks: PreviewResult['blocks'] = { http: [], https: [] };
+      try {
+        const located = locateServers(loadTree(), result.names.length ? result.names : [domain], { vhostFile: ctx.plan.site.vhost });
+        blocks = { http: blockRefs(located.http), https: blockRefs(located.https) };
+      } catch (error) {
+        if (result.ok) return { domain, names: result.names, ok: false, error: toAutoSslError(error), blocks, files: [], notes: result.notes };
+      }
+      return { domain, names: result.names, ok: result.ok, error: result.error, blocks, files: result.files, notes: result.notes };
+    },
+    status: (options = {}) => renewal.status(core, readState(), options.now, options.probe === true),
+    async renew(options = {}) {
+      await recoverFirst();
+      return renewal.renew(core, options);
+    },
+    // the hooks validate certbot's environment before anything else (recovery included) touches anything
+    deploy: (env) => renewal.deploy(core, env),
+    renewHook: (phase, env) => renewal.renewHook(core, phase, env),
+    dnsHook: (phase, env) => renewal.dnsHook(core, phase, env),
+    async recover(options = {}) {
+      if (options.discard) await discardJournal(journalDir, options.discard);
+      recovered = true;
+      return recoverEverything();
+    },
+    async pendingRecovery() {
+      const journals = await pendingRecovery(journalDir);
+      let pendingUndo = 0;
+      try {
+        pendingUndo = readState().undoSteps({ state: 'open' }).length;
+      } catch {
+        pendingUndo = 0;
+      }
+      return { journals, undo: pendingUndo };
+    },
+    installHooks: async () => renewal.installHooks(core),
+    deliverNotifications: () => renewal.deliverOutbox(core),
+    async close() {
+      store?.close();
+      readOnlyStore?.close();
+    },
+  };
+
+  /** Read-only runs say what a killed run left behind instead of repairing it. */
+  async function reportPending(options: IssueOptions): Promise<void> {
+    const pending = await engine.pendingRecovery().catch(() => null);
+    if (!pending) return;
+    const j = pending.journals;
+    const say = (message: string): void => {
+      const event: StageEvent = { domain: '*', stage: 'recover', status: 'warning', message };
+      options.onEvent?.(event);
+      emit(event);
+    };
+    if (j.restorable.length) say(`a killed run left ${j.restorable.join(', ')} half-edited; the next autossl issue (or autossl recover) restores it`);
+    for (const c of j.conflicts) say(`${c.file} was changed after an interrupted run edited it (backup ${c.backup})`);
+    for (const d of j.damaged) say(`journal ${d.journal}: ${d.reason}`);
+    if (pending.undo) say(`${pending.undo} undo step(s) of killed runs are pending; autossl recover runs them`);
+  }
+
   return engine;
 }
+

@@ -8,7 +8,7 @@ export const ERROR_CODES = {
   CONFIG_INVALID: 'Fix the named key in the config file; the README lists every key and its type.',
   DOMAIN_INVALID: 'Use a plain DNS name such as example.com: letters, digits and hyphens, dot-separated.',
   VHOST_NOT_FOUND: 'Add the domain to a server_name of a server block nginx loads (port 80), then run again.',
-  VHOST_AMBIGUOUS: 'Give the site a "vhost" file in the config so autossl knows which server block to edit.',
+  VHOST_AMBIGUOUS: 'Give the site a "vhost" file in the config (the file holding the block to edit), or remove the duplicate server_name.',
   VHOST_UNSUPPORTED: 'Edit this server block by hand once (see the message); autossl will keep it up to date after.',
   VHOST_CHANGED: 'Another program changed the file while autossl was editing it; run the command again.',
   VHOST_EDIT_UNSAFE: 'autossl refused an edit that would have changed more than intended; please report this file.',
@@ -22,14 +22,14 @@ export const ERROR_CODES = {
   CERTBOT_FAILED: 'Read the ACME error above: it says what the CA saw. Fix it, then run again.',
   CERTBOT_LINEAGE_UNKNOWN: 'certbot succeeded but did not say where it saved the certificate; check certbot.configDir.',
   CHALLENGE_UNROUTABLE: 'Serve /.well-known/acme-challenge/ from the site\'s document root over port 80 (see the message).',
-  TLS_VERIFY_FAILED: 'nginx did not serve the new certificate after reload; the vhost was restored. Check for another server block with the same name on port 443.',
+  TLS_VERIFY_FAILED: 'nginx did not serve the new certificate after reload: check which server block answers the name on port 443 and that nginx reloaded (its error log).',
   DNS_NO_RECORDS: 'Create an A (and, if this server has IPv6, an AAAA) record for the name pointing at this server, wait for it to propagate, then run again.',
   DNS_MISMATCH: 'Point the A record at this server (see the addresses expected), wait for DNS to propagate, then run again.',
   DNS_AAAA_MISMATCH: 'Let\'s Encrypt tries IPv6 first: point the AAAA record at this server, or delete it if this server has no IPv6.',
   DNS_SERVFAIL: 'The name\'s DNS servers answer SERVFAIL (often broken DNSSEC or a dead nameserver); fix the zone, then run again.',
   DNS_TIMEOUT: 'The name\'s DNS servers did not answer in time; check the zone\'s nameservers, or raise preflight.timeoutMs.',
   CAA_FORBIDS: 'Add a CAA record allowing Let\'s Encrypt: 0 issue "letsencrypt.org" (beside the existing ones).',
-  CLOUDFLARE_PROXIED: 'The name is proxied by Cloudflare (orange cloud): turn the proxy off (grey cloud) while issuing, or use the cloudflare-dns01 plugin.',
+  CLOUDFLARE_PROXIED: 'The name is proxied by Cloudflare (orange cloud): turn the proxy off (grey cloud) while issuing, or use the DNS-01 challenge ("challenge": "dns-01" with a DNS provider plugin).',
   PORT80_UNREACHABLE: 'Open port 80 to the internet (cloud firewall / security group / ufw) and make sure nginx listens on it.',
   CHALLENGE_NOT_SERVED: 'Make /.well-known/acme-challenge/ reach nginx\'s static files for this name (autossl issue adds the location when it can; check other server blocks and proxies in front).',
   REDIRECT_INVALID: 'Redirect HTTP only to http:// or https:// on the standard ports (80, 443), or exempt /.well-known/acme-challenge/ from the redirect.',
@@ -38,11 +38,62 @@ export const ERROR_CODES = {
   PLUGIN_LOAD_FAILED: 'Check the plugin path or package name in the config; it must export { name, apply }.',
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
+  STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl.',
+  JOURNAL_CONFLICT: 'A file autossl had edited was changed since; compare it with the backup named in the message, fix it by hand, then run "autossl recover --discard <journal>".',
+  JOURNAL_DAMAGED: 'A journal of an interrupted run cannot be read; its backups are kept beside it. Check the named files by hand, then run "autossl recover --discard <journal>".',
+  WILDCARD_NEEDS_DNS01: 'A wildcard name can only be validated over DNS: give the site "challenge": "dns-01" and configure a DNS provider plugin.',
+  DNS_PROVIDER_MISSING: 'DNS-01 needs a DNS provider plugin in the config\'s "plugins" (one that answers the "challenge" hook for dns-01 sites).',
+  DNS_PROPAGATION_TIMEOUT: 'The TXT record did not become visible in time; check the DNS provider, or raise dns01.propagationTimeoutMs.',
+  UNDO_FAILED: 'A plugin could not undo a change it made outside nginx; autossl keeps the step and retries it at "autossl recover" and every later run.',
+  HOOK_INPUT_INVALID: 'This command is run by certbot with its own environment (see autossl install-hooks); do not run it by hand.',
+  VHOST_CERT_CONFLICT: 'One server block serves both sites but can hold one certificate: put both names on one certificate (aliases of one site), or give them separate server blocks.',
   INTERNAL: 'This is a bug in autossl; please report it with the command you ran.',
+  CLOUDFLARE_AUTH_FAILED: 'Check the Cloudflare API token named in the config: it must be active, allowed from this server\'s address, and have Zone:Zone:Read and Zone:DNS:Edit on the zone.',
+  CLOUDFLARE_ZONE_NOT_FOUND: 'Add the domain\'s zone to the Cloudflare account (and activate it), or give the API token access to that zone (Zone:Zone:Read).',
+  CLOUDFLARE_RECORD_NOT_FOUND: 'The DNS record was deleted or replaced in Cloudflare meanwhile; check the zone\'s DNS records in the Cloudflare dashboard.',
+  CLOUDFLARE_RECORD_INVALID: 'A DNS name or value given to the Cloudflare client is not valid (see the message); fix the config value or report the plugin that passed it.',
+  CLOUDFLARE_RATE_LIMITED: 'Cloudflare allows 1200 API requests per 5 minutes per user; wait a few minutes (other tools using the same account count too), then run again.',
+  CLOUDFLARE_UNAVAILABLE: 'Cloudflare\'s API could not be reached or kept failing (network, timeout or 5xx): check this server reaches api.cloudflare.com over HTTPS and Cloudflare\'s status page, then run again.',
+  CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
   FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * What kind of failure a code is: `input` (the request, the config or the command line is wrong: exit 2, HTTP
+ * 4xx), `conflict` (the world is not in the state the request needs), `unavailable` (a service or resource
+ * autossl needs is missing or busy), `failed` (the work was tried and failed), `internal` (a bug).
+ */
+export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
+
+const INPUT: readonly ErrorCode[] = ['CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND'];
+const CONFLICT: readonly ErrorCode[] = ['VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND'];
+const UNAVAILABLE: readonly ErrorCode[] = ['STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
+
+export function errorKind(code: ErrorCode): ErrorKind {
+  if (code === 'INTERNAL') return 'internal';
+  if (INPUT.includes(code)) return 'input';
+  if (CONFLICT.includes(code)) return 'conflict';
+  if (UNAVAILABLE.includes(code)) return 'unavailable';
+  return 'failed';
+}
+
+/** At most this many characters of any value quoted in a message: a hostile value cannot flood a log line. */
+export const MAX_QUOTED = 120;
+
+/** A value shown in a message: JSON-quoted (so control characters cannot forge lines) and cut short. */
+export function quote(value: unknown, max = MAX_QUOTED): string {
+  let text: string;
+  if (typeof value === 'string') text = value.length > max * 4 ? value.slice(0, max * 4) : value;
+  else if (value === undefined) return 'nothing';
+  else if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  else if (Array.isArray(value)) return `a list of ${value.length}`;
+  else if (typeof value === 'object') return `an object with keys ${quote(Object.keys(value as object).slice(0, 5).join(', '))}`;
+  else text = String(value);
+  const shown = JSON.stringify(text.slice(0, max));
+  return text.length > max ? `${shown.slice(0, -1)}..." (${text.length} characters)` : shown;
+}
 
 export class AutoSslError extends Error {
   readonly code: ErrorCode;
@@ -63,9 +114,22 @@ export class AutoSslError extends Error {
   }
 }
 
+/**
+ * Whether a value is an AutoSslError, also one made by another copy of this package (a plugin package that
+ * brought its own autossl): recognised by shape, not by class identity.
+ */
+export function isAutoSslError(error: unknown): error is AutoSslError {
+  if (error instanceof AutoSslError) return true;
+  const e = error as { name?: unknown; code?: unknown; hint?: unknown } | null;
+  return typeof e === 'object' && e !== null && e.name === 'AutoSslError' && typeof e.code === 'string' && e.code in ERROR_CODES && typeof e.hint === 'string';
+}
+
 /** Anything thrown from anywhere becomes an AutoSslError, so callers only ever handle one type. */
 export function toAutoSslError(error: unknown): AutoSslError {
   if (error instanceof AutoSslError) return error;
+  if (isAutoSslError(error)) {
+    return new AutoSslError(error.code, error.message, { hint: error.hint, details: (error as AutoSslError).details ?? {}, cause: error });
+  }
   const message = error instanceof Error ? error.message : String(error);
-  return new AutoSslError('INTERNAL', message, { cause: error });
+  return new AutoSslError('INTERNAL', message.slice(0, 2000), { cause: error });
 }

@@ -83,7 +83,6 @@ export function problemsFromLog(logsDir: string): AcmeProblem[] {
 export interface CertonlyRequest {
   certName: string;
   names: string[];
-  webroot: string;
   force?: boolean;
 }
 
@@ -95,13 +94,13 @@ export interface CertbotRun {
 }
 
 /** Runs certbot (queued per directory set) and returns its exit code, output and the ACME problems found. */
-export async function execCertbot(s: CertbotSettings, args: string[]): Promise<CertbotRun> {
+export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<CertbotRun> {
   const full = [...args, ...commonArgs(s), ...s.extraArgs];
   return serialized(`${s.configDir}\0${s.workDir}\0${s.logsDir}`, async () => {
     let result;
     try {
       const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
-      result = await execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: s.env, all: false });
+      result = await execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: { ...s.env, ...extraEnv }, all: false });
     } catch (error) {
       throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
     }
@@ -137,13 +136,28 @@ export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ 
   return { stdout: run.stdout, stderr: run.stderr };
 }
 
-/** `certbot certonly --webroot`: returns the lineage certbot reports. */
-export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest): Promise<Lineage> {
-  const args = ['certonly', '--webroot', '-w', req.webroot, '--cert-name', req.certName, '-d', req.names.join(','), '--agree-tos', '--key-type', s.keyType];
+/** What every `certbot certonly` of autossl asks: the lineage, its names (changed names update it), the account. */
+function certonlyArgs(s: CertbotSettings, req: CertonlyRequest, authenticator: string[]): string[] {
+  const args = ['certonly', ...authenticator, '--cert-name', req.certName, '-d', req.names.join(','), '--agree-tos', '--key-type', s.keyType];
   args.push(...(s.email ? ['-m', s.email] : ['--register-unsafely-without-email']));
-  if (req.force) args.push('--force-renewal');
-  else args.push('--keep-until-expiring');
-  const { stdout, stderr } = await runCertbot(s, args);
+  // --force-renewal also re-orders a lineage that is not due; names added to a lineage need a new order anyway
+  args.push(req.force ? '--force-renewal' : '--keep-until-expiring');
+  return args;
+}
+
+/** `certbot certonly --webroot`: returns the lineage certbot reports. */
+export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest & { webroot: string }): Promise<Lineage> {
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]));
+  return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
+}
+
+/**
+ * `certbot certonly --manual --preferred-challenges dns` with autossl's manual hooks, which write and remove the
+ * TXT records through the site's DNS provider plugin. certbot stores the hooks in the lineage's renewal config, so
+ * its own renewals (certbot.timer) renew DNS-01 lineages too.
+ */
+export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string }): Promise<Lineage> {
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]));
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 

@@ -3,7 +3,7 @@
  * Paths in a config file are resolved against the file's directory.
  */
 import path from 'node:path';
-import { AutoSslError } from '../errors.js';
+import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
 
 export interface PluginSpec {
@@ -15,6 +15,8 @@ export interface PluginSpec {
 export interface SiteConfig {
   domain: string;
   aliases: string[];
+  /** How the CA checks control of the names; the default is defaults.challenge. Wildcards need dns-01. */
+  challenge?: 'http-01' | 'dns-01';
   documentRoot?: string;
   /** The vhost file; found by server_name when absent. */
   vhost?: string;
@@ -22,11 +24,18 @@ export interface SiteConfig {
   hsts?: boolean;
   /** certbot's --cert-name; the domain when absent. */
   certName?: string;
+  /**
+   * The other names of the server block that serves the site: `keep` (default) leaves them out of the certificate
+   * (they keep answering as before, no redirect or HSTS); `cover` adds those whose own pre-flight passes.
+   */
+  blockNames?: 'keep' | 'cover';
 }
 
 export interface AutoSslConfig {
   /** The file the config was read from, if any. */
   filepath?: string;
+  /** Where relative paths and plugin packages are looked up: the config file's directory. */
+  configDir: string;
   certbot: {
     binary: string;
     configDir: string;
@@ -46,6 +55,8 @@ export interface AutoSslConfig {
     extraArgs: string[];
     httpsPort: number;
     http2: boolean;
+    /** How long a run waits for another autossl process to finish its config edit. */
+    lockTimeoutMs: number;
   };
   /** This server's public addresses (pre-flight compares DNS with them). */
   serverAddresses: string[];
@@ -56,10 +67,23 @@ export interface AutoSslConfig {
   defaults: {
     redirect: boolean;
     hsts: boolean;
+    challenge: 'http-01' | 'dns-01';
     /** A domain taking longer than this is reported with the stage it is stuck in. */
     domainTimeoutMs: number;
+    /** A domain taking longer than this fails with TIMEOUT (naming the stage and plugin) and is rolled back. */
+    deadlineMs: number;
     /** How long after reload the TLS check keeps trying to see the new certificate. */
     verifyTimeoutMs: number;
+  };
+  notify: {
+    /** A notification whose delivery failed is tried again after this (doubling per attempt, at most 6 hours). */
+    retryBaseMs: number;
+  };
+  dns01: {
+    /** How long to wait for a TXT record to be visible before telling certbot to go on. */
+    propagationTimeoutMs: number;
+    /** Resolvers asked for the TXT record (default: preflight.resolvers, else the system's). */
+    resolvers: string[];
   };
   renewal: {
     /** The renewal window: the last this-fraction of a certificate's lifetime (1/3: the last 30 of 90 days). */
@@ -95,11 +119,14 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
     env: {},
     timeoutMs: 120_000,
   },
-  nginx: { binary: 'nginx', config: '/etc/nginx/nginx.conf', extraArgs: [], httpsPort: 443, http2: true },
+  configDir: process.cwd(),
+  nginx: { binary: 'nginx', config: '/etc/nginx/nginx.conf', extraArgs: [], httpsPort: 443, http2: true, lockTimeoutMs: 120_000 },
   serverAddresses: [],
   stateDir: '/var/lib/autossl',
   challengeDir: '/var/lib/autossl/acme-challenge',
-  defaults: { redirect: false, hsts: false, domainTimeoutMs: 30_000, verifyTimeoutMs: 5_000 },
+  defaults: { redirect: false, hsts: false, challenge: 'http-01', domainTimeoutMs: 30_000, deadlineMs: 600_000, verifyTimeoutMs: 5_000 },
+  dns01: { propagationTimeoutMs: 120_000, resolvers: [] },
+  notify: { retryBaseMs: 60_000 },
   renewal: { windowFraction: 1 / 3 },
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
@@ -112,7 +139,8 @@ class Validator {
   constructor(private readonly source: string, private readonly baseDir: string) {}
 
   fail(key: string, expected: string, got: unknown): never {
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 80);
+    // quote() never stringifies a whole object: a hostile value (an alias bomb) cannot blow up the message
+    const shown = quote(got, 80);
     throw new AutoSslError('CONFIG_INVALID', `${this.source}: "${key}" must be ${expected}, got ${shown}.`, { details: { key } });
   }
 
@@ -175,7 +203,13 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'plugins', 'sites']);
+  const notify = v.object(root.notify, 'notify');
+  v.known(notify, 'notify', ['retryBaseMs']);
+  const dns01 = v.object(root.dns01, 'dns01');
+  v.known(dns01, 'dns01', ['propagationTimeoutMs', 'resolvers']);
+  const dnsResolvers = v.strings(dns01.resolvers, 'dns01.resolvers', []);
+  for (const [i, r] of dnsResolvers.entries()) if (!/^(\d{1,3}(\.\d{1,3}){3}(:\d+)?|\[[0-9a-f:]+\](:\d+)?|[0-9a-f:]+)$/i.test(r)) v.fail(`dns01.resolvers[${i}]`, 'an IP address, optionally with :port', r);
   const rn = v.object(root.renewal, 'renewal');
   v.known(rn, 'renewal', ['windowFraction']);
   if (rn.windowFraction !== undefined && (typeof rn.windowFraction !== 'number' || !(rn.windowFraction > 0 && rn.windowFraction < 1))) v.fail('renewal.windowFraction', 'a number between 0 and 1 (1/3 renews in the last third of the lifetime)', rn.windowFraction);
@@ -201,10 +235,11 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   for (const [i, a] of extraArgs.entries()) if (!a.startsWith('-')) v.fail(`certbot.extraArgs[${i}]`, 'a certbot option starting with "-" (option values go in the same string: "--rsa-key-size=4096")', a);
 
   const ng = v.object(root.nginx, 'nginx');
-  v.known(ng, 'nginx', ['binary', 'config', 'reloadCommand', 'extraArgs', 'httpsPort', 'http2']);
+  v.known(ng, 'nginx', ['binary', 'config', 'reloadCommand', 'extraArgs', 'httpsPort', 'http2', 'lockTimeoutMs']);
 
   const defaults = v.object(root.defaults, 'defaults');
-  v.known(defaults, 'defaults', ['redirect', 'hsts', 'domainTimeoutMs', 'verifyTimeoutMs']);
+  v.known(defaults, 'defaults', ['redirect', 'hsts', 'challenge', 'domainTimeoutMs', 'deadlineMs', 'verifyTimeoutMs']);
+  const defaultChallenge = challengeOf(defaults.challenge, 'defaults.challenge', v) ?? d.defaults.challenge;
 
   const addresses = v.strings(root.serverAddresses, 'serverAddresses', []);
   for (const [i, a] of addresses.entries()) if (!IP.test(a)) v.fail(`serverAddresses[${i}]`, 'an IPv4 or IPv6 address', a);
@@ -221,14 +256,19 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const sites: SiteConfig[] = ((root.sites as unknown[] | undefined) ?? []).map((s, i) => {
     const key = `sites[${i}]`;
     const site = v.object(s, key);
-    v.known(site, key, ['domain', 'aliases', 'documentRoot', 'vhost', 'redirect', 'hsts', 'certName']);
-    const domain = normalizeForConfig(site.domain, `${key}.domain`, v);
-    const aliases = v.strings(site.aliases, `${key}.aliases`, []).map((a, j) => normalizeForConfig(a, `${key}.aliases[${j}]`, v));
+    v.known(site, key, ['domain', 'aliases', 'documentRoot', 'vhost', 'redirect', 'hsts', 'certName', 'challenge', 'blockNames']);
+    if (site.blockNames !== undefined && site.blockNames !== 'keep' && site.blockNames !== 'cover') v.fail(`${key}.blockNames`, '"keep" or "cover"', site.blockNames);
+    const challenge = challengeOf(site.challenge, `${key}.challenge`, v);
+    const dns01 = (challenge ?? defaultChallenge) === 'dns-01';
+    const domain = normalizeForConfig(site.domain, `${key}.domain`, v, dns01);
+    const aliases = v.strings(site.aliases, `${key}.aliases`, []).map((a, j) => normalizeForConfig(a, `${key}.aliases[${j}]`, v, dns01));
     const certName = v.string(site.certName, `${key}.certName`);
-    if (certName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_")', certName);
+    if (certName !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) || certName.includes('..') || certName.length > 200)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', certName);
     return {
       domain,
       aliases: aliases.filter((a) => a !== domain),
+      challenge,
+      blockNames: site.blockNames as SiteConfig['blockNames'],
       documentRoot: v.path(site.documentRoot, `${key}.documentRoot`),
       vhost: v.path(site.vhost, `${key}.vhost`),
       redirect: site.redirect === undefined ? undefined : v.boolean(site.redirect, `${key}.redirect`, false),
@@ -236,10 +276,13 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       certName,
     };
   });
-  const seen = new Set<string>();
+  const seen = new Map<string, string>();
   for (const s of sites) {
-    if (seen.has(s.domain)) v.fail('sites', 'a list with each domain once', s.domain);
-    seen.add(s.domain);
+    for (const name of [s.domain, ...s.aliases]) {
+      const other = seen.get(name);
+      if (other !== undefined) v.fail('sites', `a list naming each domain once (${name} is in the site ${other} already)`, s.domain);
+      seen.set(name, s.domain);
+    }
   }
 
   const reloadCommand = ng.reloadCommand === undefined ? undefined : v.strings(ng.reloadCommand, 'nginx.reloadCommand', []);
@@ -247,7 +290,8 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
 
   const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
   return {
-    filepath: source === 'config' ? undefined : source,
+    filepath: path.isAbsolute(source) ? source : undefined,
+    configDir: baseDir,
     certbot: {
       binary: v.command(cb.binary, 'certbot.binary', d.certbot.binary),
       configDir: v.path(cb.configDir, 'certbot.configDir', d.certbot.configDir),
@@ -267,6 +311,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       extraArgs: v.strings(ng.extraArgs, 'nginx.extraArgs', []),
       httpsPort: v.integer(ng.httpsPort, 'nginx.httpsPort', d.nginx.httpsPort, 1, 65535),
       http2: v.boolean(ng.http2, 'nginx.http2', d.nginx.http2),
+      lockTimeoutMs: v.integer(ng.lockTimeoutMs, 'nginx.lockTimeoutMs', d.nginx.lockTimeoutMs, 100, 3_600_000),
     },
     serverAddresses: addresses,
     stateDir,
@@ -274,9 +319,16 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     defaults: {
       redirect: v.boolean(defaults.redirect, 'defaults.redirect', d.defaults.redirect),
       hsts: v.boolean(defaults.hsts, 'defaults.hsts', d.defaults.hsts),
+      challenge: defaultChallenge,
       domainTimeoutMs: v.integer(defaults.domainTimeoutMs, 'defaults.domainTimeoutMs', d.defaults.domainTimeoutMs, 1000, 3_600_000),
+      deadlineMs: v.integer(defaults.deadlineMs, 'defaults.deadlineMs', d.defaults.deadlineMs, 1000, 86_400_000),
       verifyTimeoutMs: v.integer(defaults.verifyTimeoutMs, 'defaults.verifyTimeoutMs', d.defaults.verifyTimeoutMs, 100, 600_000),
     },
+    dns01: {
+      propagationTimeoutMs: v.integer(dns01.propagationTimeoutMs, 'dns01.propagationTimeoutMs', d.dns01.propagationTimeoutMs, 0, 3_600_000),
+      resolvers: dnsResolvers,
+    },
+    notify: { retryBaseMs: v.integer(notify.retryBaseMs, 'notify.retryBaseMs', d.notify.retryBaseMs, 0, 86_400_000) },
     renewal: { windowFraction: (rn.windowFraction as number | undefined) ?? d.renewal.windowFraction },
     preflight: {
       timeoutMs: v.integer(pf.timeoutMs, 'preflight.timeoutMs', d.preflight.timeoutMs, 100, 120_000),
@@ -292,20 +344,33 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   };
 }
 
-function normalizeForConfig(value: unknown, key: string, v: Validator): string {
+function normalizeForConfig(value: unknown, key: string, v: Validator, allowWildcard: boolean): string {
   try {
-    return normalizeDomain(value);
+    return normalizeDomain(value, { allowWildcard });
   } catch (error) {
-    return v.fail(key, `a domain name (${(error as AutoSslError).message})`, value);
+    const wildcard = typeof value === 'string' && value.startsWith('*.') && !allowWildcard;
+    return v.fail(key, wildcard ? 'a plain domain name: wildcards need "challenge": "dns-01" on the site (or in defaults)' : `a domain name (${(error as AutoSslError).message})`, value);
   }
+}
+
+function challengeOf(value: unknown, key: string, v: Validator): 'http-01' | 'dns-01' | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'http-01' && value !== 'dns-01') v.fail(key, '"http-01" or "dns-01"', value);
+  return value as 'http-01' | 'dns-01';
 }
 
 function resolvePluginPath(spec: string, baseDir: string): string {
   return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec; // "autossl:webhook" and package names as given
 }
 
+/** The configured site of a domain, or a bare one (the domain alone, the defaults). */
 export function siteFor(config: AutoSslConfig, domain: string): SiteConfig {
   return config.sites.find((s) => s.domain === domain) ?? { domain, aliases: [] };
+}
+
+/** The site whose names include `name` (the domain or one of its aliases), if any. */
+export function siteOfName(config: AutoSslConfig, name: string): SiteConfig | undefined {
+  return config.sites.find((s) => s.domain === name || s.aliases.includes(name));
 }
 
 export { normalizeDomains };

@@ -7,17 +7,28 @@
  * `vhost` hook; this module decides where each statement goes in the user's file and what "already there"
  * means for it (see `ensureKey`).
  */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import nginxConf from 'nginx-conf';
 import type { NginxConfItem } from 'nginx-conf/dist/src/conf.js';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives, parseConfig, type Directive, type ParsedConfig } from './parse.js';
 import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, type Listen } from './listen.js';
-import { insertAfter, insertAtBlockStart, insertBlockAfter, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
-import { ACME_PREFIX, challengeRouting, parseLocation } from './routing.js';
+import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, renderStatements, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
+import { ACME_PREFIX, challengeRouting, directiveLocation, mapsOf, parseLocation, routeRequest, type Request, type Route } from './routing.js';
+import { answeredNames, uncovered } from './names.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
+import { serverView, type ServerView } from './view.js';
+import { quote } from '../errors.js';
+import { readCertificateQuick } from '../certbot/lineage.js';
+import type { DomainContext } from '../pipeline/context.js';
 
 const { NginxConfFile } = nginxConf;
+
+/** How a directive is told apart from others of its name when deciding whether it is "already there". */
+export type IdentityRule = 'name' | 'first-arg';
 
 /** The `vhost` hook's payload. */
 export interface VhostEdit {
@@ -29,6 +40,23 @@ export interface VhostEdit {
   http: NginxConfItem;
   /** Redirect plain HTTP to HTTPS (the ACME challenge stays reachable over HTTP). */
   redirect: boolean;
+  /** The server blocks as they are now, read-only: the TLS server and the port-80 server of the names. */
+  current: { https: readonly ServerView[]; http: readonly ServerView[] };
+  /** Takes directives out of the TLS (`https`) or port-80 (`http`) server: by name, or only the one whose first argument is `firstArg`. */
+  remove(where: 'https' | 'http', name: string, firstArg?: string): void;
+  removals: Array<{ where: 'https' | 'http'; name: string; firstArg?: string }>;
+  /**
+   * Overrides the rule deciding when a directive of this name is "already there" (see IDENTITY in edit.ts):
+   * `first-arg` for a directive a block may hold once per key, `name` for one it holds once.
+   */
+  keyBy(name: string, rule: IdentityRule): void;
+  identity: Map<string, IdentityRule>;
+  /** The vhost file the site's config names: only server blocks in it are edited. */
+  vhostFile?: string;
+  /** The key type of the certificate being installed (one block may hold an RSA and an ECDSA pair). */
+  keyType?: string;
+  /** The HTTP-01 webroot: a redirect to HTTPS keeps the challenge served there, where the CA's request lands. */
+  webroot?: string;
 }
 
 /** An empty `server { }` tree to fill through nginx-conf's API (`_add(name, value)`). */
@@ -42,7 +70,54 @@ export function newServerTree(): NginxConfItem {
 }
 
 export function newVhostEdit(names: string[], redirect = false): VhostEdit {
-  return { names, https: newServerTree(), http: newServerTree(), redirect };
+  const removals: VhostEdit['removals'] = [];
+  const identity = new Map<string, IdentityRule>();
+  return {
+    names,
+    https: newServerTree(),
+    http: newServerTree(),
+    redirect,
+    current: { https: [], http: [] },
+    removals,
+    remove(where, name, firstArg) {
+      if (where !== 'https' && where !== 'http') throw new AutoSslError('PLUGIN_ERROR', `edit.remove: "where" must be "https" or "http", got ${quote(where)}.`);
+      if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(name)) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: ${quote(name)} is not a directive name.`);
+      if (firstArg !== undefined && (typeof firstArg !== 'string' || /[\u0000-\u001f]/.test(firstArg))) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: the first argument must be a plain string, got ${quote(firstArg)}.`);
+      removals.push({ where, name, ...(firstArg === undefined ? {} : { firstArg }) });
+    },
+    identity,
+    keyBy(name, rule) {
+      if (rule !== 'name' && rule !== 'first-arg') throw new AutoSslError('PLUGIN_ERROR', `edit.keyBy: the rule must be "name" or "first-arg", got ${quote(rule)}.`);
+      identity.set(name, rule);
+    },
+  };
+}
+
+/** The webroot certbot renews a lineage with (`webroot_path` in its renewal config), if it uses one. */
+function renewalWebroot(renewalConf: string): string | undefined {
+  if (!renewalConf) return undefined;
+  try {
+    const m = /^webroot_path\s*=\s*([^,\n]+)/m.exec(fs.readFileSync(renewalConf, 'utf8'));
+    return m?.[1]?.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The `vhost` hook's payload for a domain run: what to ensure, and a read-only view of what is there now. */
+export function vhostEditFor(ctx: DomainContext): VhostEdit {
+  const edit = newVhostEdit([...ctx.plan.names], ctx.plan.redirect);
+  edit.vhostFile = ctx.plan.site.vhost;
+  edit.keyType = ctx.certificate?.keyType ?? ctx.services.config.certbot.keyType;
+  edit.webroot = ctx.challenge?.type === 'http-01' ? ctx.challenge.webroot : ctx.lineage ? renewalWebroot(ctx.lineage.renewalConf) : undefined;
+  try {
+    const located = locateServers(ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined), edit.names, { vhostFile: edit.vhostFile });
+    const views = (m: Map<string, ServerBlock | null>): ServerView[] => [...new Set([...m.values()].filter((s): s is ServerBlock => s !== null))].map(serverView);
+    edit.current = { https: views(located.https), http: views(located.http) };
+  } catch {
+    // the edit itself reports what cannot be found, with the error it deserves
+  }
+  return edit;
 }
 
 const ITEM_API = new Set(['toString']);
@@ -86,6 +161,8 @@ export interface FileEdit {
 
 export interface EditPlan {
   edits: FileEdit[];
+  /** What the user should know about the edit (names the certificate leaves out...). */
+  notes: string[];
   /** Where to check over TLS that the certificate is served: host, port and the name to send as SNI. */
   tlsEndpoints: Array<{ host: string; port: number; servername: string }>;
 }
@@ -127,19 +204,34 @@ function lineOf(source: string, offset: number): { line: number } {
   return { line };
 }
 
+export interface LocateOptions {
+  /** Only server blocks in this file (the site's configured "vhost") are candidates. */
+  vhostFile?: string;
+}
+
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
-export function locateServers(tree: NginxTree, names: readonly string[]): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
-  for (const n of names) normalizeDomain(n); // a domain never reaches a config line unvalidated
+export function locateServers(tree: NginxTree, names: readonly string[], options: LocateOptions = {}): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
+  for (const n of names) normalizeDomain(n, { allowWildcard: true }); // a domain never reaches a config line unvalidated
   const http = new Map<string, ServerBlock | null>();
   const https = new Map<string, ServerBlock | null>();
+  const vhostFile = options.vhostFile ? path.resolve(options.vhostFile) : undefined;
+  const pick = (name: string, found: ServerBlock[], where: string): ServerBlock | null => {
+    let candidates = found;
+    if (vhostFile && found.length) {
+      candidates = found.filter((s) => path.resolve(s.file) === vhostFile);
+      if (!candidates.length) {
+        throw new AutoSslError('VHOST_NOT_FOUND', `${name} is served ${where} by ${found.map(serverLabel).join(', ')}, not by a block in the site's configured vhost ${vhostFile}.`, {
+          hint: `Put ${name} in a server_name of ${vhostFile}, or fix the site's "vhost" in the config.`,
+        });
+      }
+    }
+    if (candidates.length > 1) {
+      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served ${where} by ${candidates.length} server blocks equally: ${candidates.map(serverLabel).join(', ')}.`);
+    }
+    return candidates[0] ?? null;
+  };
   for (const name of names) {
     const found = tree.findServers(name);
-    if (found.http.length > 1) {
-      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served on port 80 by ${found.http.length} server blocks equally: ${found.http.map(serverLabel).join(', ')}.`);
-    }
-    if (found.https.length > 1) {
-      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served over TLS by ${found.https.length} server blocks equally: ${found.https.map(serverLabel).join(', ')}.`);
-    }
     if (found.http.length === 0 && found.https.length === 0) {
       if (tree.errors.length) {
         // the name may well be in a file autossl could not read: never guess, say where the syntax breaks
@@ -147,8 +239,8 @@ export function locateServers(tree: NginxTree, names: readonly string[]): { http
       }
       throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`);
     }
-    http.set(name, found.http[0] ?? null);
-    https.set(name, found.https[0] ?? null);
+    http.set(name, pick(name, found.http, 'on port 80'));
+    https.set(name, pick(name, found.https, 'over TLS'));
   }
   return { http, https };
 }
@@ -159,18 +251,83 @@ function ensureBlockEditable(tree: NginxTree, server: ServerBlock): void {
 }
 
 /**
- * What "already there" means for a statement: two statements with the same key are the same setting.
- * Repeatable directives are keyed by their first argument (one add_header per header name).
+ * Directives nginx lets one block hold several times, once per key (their first argument: a header, a parameter, a
+ * variable, a status code).
  */
-function ensureKey(statement: { name: string; args: string[] }): string {
-  const repeatable = ['add_header', 'proxy_set_header', 'fastcgi_param', 'set', 'more_set_headers', 'include', 'map', 'error_page'];
-  if (statement.name === 'location') return `location ${statement.args.join(' ')}`;
-  if (repeatable.includes(statement.name)) return `${statement.name} ${(statement.args[0] ?? '').toLowerCase()}`;
-  return statement.name;
+export const REPEATABLE_BY_KEY: readonly string[] = [
+  'add_header', 'add_trailer', 'more_set_headers', 'more_clear_headers', 'proxy_set_header', 'proxy_hide_header', 'proxy_pass_header',
+  'fastcgi_param', 'fastcgi_hide_header', 'uwsgi_param', 'scgi_param', 'grpc_set_header', 'set', 'map', 'include', 'error_page',
+  'ssl_conf_command', 'sub_filter', 'env', 'allow', 'deny',
+];
+
+/** The values nginx sees for raw argument text ("a" and a are the same argument). */
+function valuesOf(args: readonly string[]): string[] {
+  if (!args.length) return [];
+  try {
+    return parseConfig(`x ${args.join(' ')};`).children.flatMap((n) => (n.kind === 'directive' ? n.words.slice(1).map((w) => w.value) : []));
+  } catch {
+    return [...args];
+  }
 }
 
-function existingKey(d: Directive): string {
-  return ensureKey({ name: d.name, args: d.words.slice(1).map((w) => w.raw) });
+/** The key type (rsa / ecdsa) of the certificate a path holds, or null when it cannot be read. */
+export function certificateKeyType(file: string): string | null {
+  try {
+    return readCertificateQuick(file).keyType ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * When a statement is "already there": two statements with the same identity are the same setting, so an existing
+ * one with other arguments is replaced and a missing one is added. The rule, in order:
+ *  1. `location`: the same modifier and path;
+ *  2. `ssl_certificate` / `ssl_certificate_key`: a block may hold one pair per key type (RSA and ECDSA); the pair of
+ *     the new certificate's key type is the same setting, and a block with a single pair has just that one;
+ *  3. a directive the edit names with `keyBy(name, rule)`: that rule;
+ *  4. a directive in REPEATABLE_BY_KEY, or one the block already holds more than once: the same name and first
+ *     argument (case-insensitive);
+ *  5. any other directive: the same name (nginx allows it once per block).
+ */
+class Identities {
+  private readonly counts = new Map<string, number>();
+  private readonly certTypes: Array<string | null>;
+
+  constructor(
+    private readonly server: ServerBlock,
+    private readonly rules: ReadonlyMap<string, IdentityRule>,
+    private readonly keyType: string | undefined,
+    private readonly prefix: string,
+  ) {
+    for (const d of childDirectives(server.directive)) this.counts.set(d.name, (this.counts.get(d.name) ?? 0) + 1);
+    this.certTypes = childDirectives(server.directive, 'ssl_certificate').map((d) => {
+      const p = argValues(d)[0];
+      return p && !p.includes('$') ? certificateKeyType(path.isAbsolute(p) ? p : path.join(this.prefix, p)) : null;
+    });
+  }
+
+  private certSlot(type: string | null | undefined): string {
+    // one pair: it is the one to re-point, whatever its type (also a stale path whose file is gone)
+    if (this.certTypes.length <= 1) return 'pair';
+    return type ?? 'unknown';
+  }
+
+  of(name: string, args: readonly string[], existing?: Directive): string {
+    if (name === 'location') {
+      const values = valuesOf(args);
+      const spec = parseLocation({ kind: 'directive', name, words: [{ raw: name, value: name, start: 0, end: 0, quoted: false }, ...values.map((v) => ({ raw: v, value: v, start: 0, end: 0, quoted: false }))], start: 0, end: 0, innerComments: [], parent: null });
+      return spec ? `location ${spec.modifier} ${spec.path}` : `location ${values.join(' ')}`;
+    }
+    if (name === 'ssl_certificate' || name === 'ssl_certificate_key') {
+      if (!existing) return `${name} ${this.certSlot(this.keyType)}`;
+      const index = childDirectives(this.server.directive, name).indexOf(existing);
+      return `${name} ${this.certSlot(this.certTypes[index])}`;
+    }
+    const rule = this.rules.get(name) ?? (REPEATABLE_BY_KEY.includes(name) || (this.counts.get(name) ?? 0) > 1 ? 'first-arg' : 'name');
+    if (rule === 'name') return name;
+    return `${name} ${(valuesOf(args.slice(0, 1))[0] ?? '').toLowerCase()}`;
+  }
 }
 
 /** The statement after which new server-level lines read best: the last of these names present. */
@@ -189,22 +346,32 @@ function placeStatements(builder: PlanBuilder, server: ServerBlock, statements: 
   builder.add(server.config, anchor ? insertAfter(server.config, anchor, statements, why) : insertAtBlockStart(server.config, server.directive, statements, why));
 }
 
+export interface EnsureRules {
+  identity?: ReadonlyMap<string, IdentityRule>;
+  keyType?: string;
+  prefix: string;
+}
+
 /** Ensures generic statements (not listen) in a server block: add what is missing, update what differs. */
-function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements: readonly NewStatement[], label: string): void {
+function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements: readonly NewStatement[], label: string, rules: EnsureRules): void {
+  const ids = new Identities(server, rules.identity ?? new Map(), rules.keyType, rules.prefix);
   const existing = new Map<string, Directive>();
-  for (const d of childDirectives(server.directive)) existing.set(existingKey(d), d);
+  for (const d of childDirectives(server.directive)) {
+    const id = ids.of(d.name, d.words.slice(1).map((w) => w.raw), d);
+    if (!existing.has(id)) existing.set(id, d);
+  }
   const missingLocations: NewStatement[] = [];
   const missing: NewStatement[] = [];
   for (const statement of statements) {
     if (statement.name === 'listen') continue;
-    const current = existing.get(ensureKey(statement));
+    const current = existing.get(ids.of(statement.name, statement.args));
     if (!current) {
       (statement.children ? missingLocations : missing).push(statement);
       continue;
     }
     if (statement.children) continue; // a block the user already has is theirs: never rewritten
     const currentArgs = current.words.slice(1).map((w) => w.raw);
-    if (currentArgs.join(' ') !== statement.args.join(' ')) {
+    if (valuesOf(currentArgs).join('\u0000') !== valuesOf(statement.args).join('\u0000')) {
       builder.add(server.config, replaceArgs(current, statement.args, `${label}: ${statement.name} ${currentArgs.join(' ')} -> ${statement.args.join(' ')}`));
     }
   }
@@ -212,10 +379,10 @@ function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements:
   for (const statement of [...missing]) {
     for (const inc of server.includes) {
       const { config } = readConfigFile(inc);
-      const shared = config?.children.find((n): n is Directive => n.kind === 'directive' && existingKey(n) === ensureKey(statement));
+      const shared = config?.children.find((n): n is Directive => n.kind === 'directive' && ids.of(n.name, n.words.slice(1).map((w) => w.raw)) === ids.of(statement.name, statement.args));
       if (!shared) continue;
       const sharedArgs = shared.words.slice(1).map((w) => w.raw).join(' ');
-      if (sharedArgs !== statement.args.join(' ')) {
+      if (valuesOf(shared.words.slice(1).map((w) => w.raw)).join('\u0000') !== valuesOf(statement.args).join('\u0000')) {
         throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${statement.name}" is set in ${inc}, a file it includes (and other servers may too), to ${sharedArgs}.`, {
           hint: `Move "${statement.name}" out of ${inc} into the server block, or point it at ${statement.args.join(' ')} yourself.`,
         });
@@ -238,29 +405,52 @@ function ensureStatements(builder: PlanBuilder, server: ServerBlock, statements:
   }
 }
 
+/** Takes out the directives a plugin asked to remove (only from the block itself: a snippet is shared). */
+function applyRemovals(builder: PlanBuilder, server: ServerBlock, removals: VhostEdit['removals'], label: string): void {
+  for (const r of removals) {
+    for (const d of childDirectives(server.directive, r.name)) {
+      if (r.firstArg !== undefined && (argValues(d)[0] ?? '').toLowerCase() !== r.firstArg.toLowerCase()) continue;
+      builder.add(server.config, removeStatement(server.config, d, `${label}: remove ${r.name}${r.firstArg ? ` ${r.firstArg}` : ''}`));
+    }
+    for (const inc of server.includes) {
+      const { config } = readConfigFile(inc);
+      const shared = config?.children.some((n) => n.kind === 'directive' && n.name === r.name && (r.firstArg === undefined || (argValues(n)[0] ?? '').toLowerCase() === r.firstArg.toLowerCase()));
+      if (shared) {
+        throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${r.name}" is set in ${inc}, a file it includes (other servers may too); autossl does not remove it there.`, { hint: `Remove "${r.name}" from ${inc} yourself, or move it into the server blocks that need it.` });
+      }
+    }
+  }
+}
+
 function versionAtLeast(v: [number, number, number], want: [number, number, number]): boolean {
   for (let i = 0; i < 3; i++) if (v[i]! !== want[i]!) return v[i]! > want[i]!;
   return true;
 }
 
-/** Is any listen on this socket, anywhere in the tree, already carrying a socket option / default_server? */
-function socketTaken(tree: NginxTree, socket: string, what: 'socket' | 'default'): boolean {
-  return (tree.listensBySocket.get(socket) ?? []).some((l) =>
-    l.options.some((o) => (what === 'default' ? o === 'default_server' || o === 'default' : SOCKET_OPTIONS.includes(optionName(o)))),
-  );
+/**
+ * Listens added by this plan, per socket: nginx allows `default_server` and the socket options once per
+ * address:port across the whole config, so one added for one block takes the socket for the next.
+ */
+type PlannedListens = Map<string, string[]>;
+
+/** Is any listen on this socket, anywhere in the tree or added earlier in this plan, carrying a socket option / default_server? */
+function socketTaken(tree: NginxTree, planned: PlannedListens, socket: string, what: 'socket' | 'default'): boolean {
+  const has = (options: readonly string[]): boolean => options.some((o) => (what === 'default' ? o === 'default_server' || o === 'default' : SOCKET_OPTIONS.includes(optionName(o))));
+  return (tree.listensBySocket.get(socket) ?? []).some((l) => has(l.options)) || has(planned.get(socket) ?? []);
 }
 
 /** The `listen ... ssl` lines a plain-HTTP block needs, mirroring its own port-80 addresses (IPv6 included). */
-function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2Listen: boolean, planned: Set<string>): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }>; sources: Listen[] } {
+function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2Listen: boolean, planned: PlannedListens): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }>; sources: Listen[] } {
   const add: NewStatement[] = [];
   const upgrade: Array<{ listen: Listen; args: string[] }> = [];
   const sources = server.listens.filter(isPlainHttp);
+  const mine = new Set<string>();
   if (sources.some((l) => l.implicit)) add.push({ name: 'listen', args: ['80'] }); // keep the *:80 an explicit listen would otherwise drop
   for (const source of sources) {
     const address = listenAddress(source, port);
     const socket = parseListen({ kind: 'directive', name: 'listen', words: [{ raw: 'listen', value: 'listen', start: 0, end: 0, quoted: false }, { raw: address, value: address, start: 0, end: 0, quoted: false }], start: 0, end: 0, innerComments: [], parent: null }).socket;
-    if (planned.has(socket)) continue;
-    planned.add(socket);
+    if (mine.has(socket)) continue;
+    mine.add(socket);
     const already = server.listens.find((l) => l.socket === socket);
     if (already) {
       if (!already.ssl && !already.implicit) upgrade.push({ listen: already, args: [...already.directive.words.slice(1).map((w) => w.raw), 'ssl'] });
@@ -269,21 +459,85 @@ function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2
     const args = [address, 'ssl'];
     if (http2Listen) args.push('http2');
     // Options nginx allows once per socket are carried over only when nobody else on that socket set one.
-    if (!socketTaken(tree, socket, 'default') && source.options.some((o) => o === 'default_server')) args.push('default_server');
+    if (!socketTaken(tree, planned, socket, 'default') && source.options.some((o) => o === 'default_server')) args.push('default_server');
     const ipv6only = source.options.find((o) => optionName(o) === 'ipv6only');
-    if (ipv6only && !socketTaken(tree, socket, 'socket')) args.push(ipv6only);
+    if (ipv6only && !socketTaken(tree, planned, socket, 'socket')) args.push(ipv6only);
+    planned.set(socket, [...(planned.get(socket) ?? []), ...args.slice(1)]);
     add.push({ name: 'listen', args });
   }
   return { add, upgrade, sources };
 }
 
 /**
+ * A stable, nginx-safe variable suffix for a server block: its first name and a short hash of all its names (the
+ * same block gets the same maps on every run; blocks sharing a first name do not share them).
+ */
+function blockId(server: ServerBlock): string {
+  const name = (server.names.find((n) => !n.startsWith('~')) ?? 'server').replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '').toLowerCase().slice(0, 40) || 'server';
+  return `${name}_${crypto.createHash('sha1').update(server.names.join(' ')).digest('hex').slice(0, 6)}`;
+}
+
+/** A `map` statement: the variable set from `source` by the entries (`default` first). */
+function mapStatement(source: string, variable: string, entries: ReadonlyArray<[string, string]>): NewStatement {
+  return { name: 'map', args: [`"${source}"`, variable], children: entries.map(([k, v]) => ({ name: k, args: [v] })) };
+}
+
+/** http-level statements (maps) to put right before a server block, by block: one splice each. */
+class BeforeBlocks {
+  private readonly byBlock = new Map<ServerBlock, NewStatement[]>();
+  add(server: ServerBlock, statement: NewStatement): void {
+    this.byBlock.set(server, [...(this.byBlock.get(server) ?? []), statement]);
+  }
+  /** Adds each missing map before its block, replaces one that differs, leaves an identical one alone. */
+  flush(builder: PlanBuilder, label: (s: ServerBlock) => string): void {
+    for (const [server, statements] of this.byBlock) {
+      const siblings = server.directive.parent ? childDirectives(server.directive.parent) : childDirectives(server.config);
+      const missing: NewStatement[] = [];
+      for (const st of statements) {
+        const existing = siblings.find((d) => d.name === 'map' && argValues(d)[1] === st.args[1]);
+        if (!existing) {
+          missing.push(st);
+          continue;
+        }
+        const have = childDirectives(existing).map((d) => [d.name, ...argValues(d)].join('\u0000'));
+        const want = st.children!.map((c) => [valuesOf([c.name])[0] ?? c.name, ...valuesOf(c.args)].join('\u0000'));
+        if (have.join('\n') !== want.join('\n') || valuesOf([st.args[0]!])[0] !== argValues(existing)[0]) {
+          for (const splice of replaceStatement(server.config, existing, [st], `${label(server)}: update map ${st.args[1]}`)) builder.add(server.config, splice);
+        }
+      }
+      if (missing.length) builder.add(server.config, insertBefore(server.config, server.directive, missing, `${label(server)}: add ${missing.map((m) => `map ${m.args[1]}`).join(', ')}`));
+    }
+  }
+}
+
+/** Inserts statements on their own lines before `anchor`, at its indentation, a blank line between. */
+function insertBefore(config: ParsedConfig, anchor: Directive, statements: readonly NewStatement[], why: string): Splice {
+  const { source, eol } = config;
+  const lineStart = source.lastIndexOf('\n', anchor.start - 1) + 1;
+  const indent = indentOf(source, anchor.start);
+  const lines = renderStatements(statements, indent, indentUnit(config), eol);
+  if (/^[ \t]*$/.test(source.slice(lineStart, anchor.start))) {
+    return { start: lineStart, end: lineStart, text: lines.map((l) => l + eol).join('') + eol, kind: 'insert', why };
+  }
+  return { start: anchor.start, end: anchor.start, text: lines.join(eol).trimStart() + eol + eol + indent, kind: 'insert', why };
+}
+
+export const HSTS_HEADER_NAME = 'strict-transport-security';
+
+/**
  * Plans the HTTPS edit for a certificate: TLS listens, certificate paths and the statements of `edit.https`
  * in the TLS server of each name; `edit.http` statements and the optional redirect in the port-80 server.
+ * Redirects and HSTS reach only the names the certificate covers: a block that also answers for other names keeps
+ * answering them as before (see names.ts).
  */
 export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptions): EditPlan {
-  const located = locateServers(tree, edit.names);
+  const located = locateServers(tree, edit.names, { vhostFile: edit.vhostFile });
   const builder = new PlanBuilder();
+  const before = new BeforeBlocks();
+  const notes: string[] = [];
+  const rules: EnsureRules = { identity: edit.identity, keyType: edit.keyType, prefix: tree.prefix };
+  const httpsRemovals = edit.removals.filter((r) => r.where === 'https');
+  const httpRemovals = edit.removals.filter((r) => r.where === 'http');
   const httpsStatements = statementsOf(edit.https, 'vhost hook (https)');
   const httpStatements = statementsOf(edit.http, 'vhost hook (http)');
   // `listen <port> ssl [http2]` in the https tree means: mirror the block's port-80 addresses on <port>.
@@ -291,8 +545,13 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   const port = listenSpec ? Number(/(\d+)$/.exec(listenSpec.args[0] ?? '')?.[1] ?? opts.httpsPort ?? 443) : (opts.httpsPort ?? 443);
   const http2 = listenSpec?.args.includes('http2') ?? false;
   const newHttp2 = versionAtLeast(opts.nginxVersion, [1, 25, 1]);
+  const planned: PlannedListens = new Map();
+  const label = (server: ServerBlock): string => `server ${server.names[0] ?? ''} (${serverLabel(server)})`;
   const done = new Set<ServerBlock>();
+  /** Blocks whose port-80 listens this edit turns into TLS ones (their port 80 moves to a new redirect block). */
+  const movedListens = new Set<ServerBlock>();
   const tlsEndpoints: EditPlan['tlsEndpoints'] = [];
+  const httpUncovered = (plain: ServerBlock): string[] => uncovered(answeredNames(tree, plain, 'http'), edit.names);
   for (const name of edit.names) {
     const tls = located.https.get(name) ?? null;
     const plain = located.http.get(name) ?? null;
@@ -303,75 +562,137 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
     }
     done.add(target);
     ensureBlockEditable(tree, target);
-    const label = `server ${target.names[0] ?? ''} (${serverLabel(target)})`;
+    const tlsLeftOut = uncovered(answeredNames(tree, target, 'https', tls === null), edit.names);
+    if (tlsLeftOut.length) notes.push(`${label(target)} also answers ${tlsLeftOut.join(', ')} over TLS, which the certificate does not cover: those get no HSTS`);
     if (!tls && listenSpec) {
-      const { add, upgrade, sources } = mirrorListens(tree, target, port, http2 && !newHttp2, new Set());
-      if (edit.redirect && sources.length === add.length && sources.every((l) => !l.implicit && l.directive.parent === target.directive)) {
+      const { add, upgrade, sources } = mirrorListens(tree, target, port, http2 && !newHttp2, planned);
+      const movable = sources.length === add.length && sources.every((l) => !l.implicit && l.directive.parent === target.directive);
+      if (edit.redirect && movable && httpUncovered(target).length === 0 && !alreadyRedirects(tree, target, edit.names)) {
         // The port-80 listens move to a new redirect block (planRedirect); here they become the TLS ones.
-        sources.forEach((l, i) => builder.add(target.config, replaceArgs(l.directive, add[i]!.args, `${label}: listen ${l.socket} -> ${add[i]!.args.join(' ')} (port 80 moves to a redirect block)`)));
+        sources.forEach((l, i) => builder.add(target.config, replaceArgs(l.directive, add[i]!.args, `${label(target)}: listen ${l.socket} -> ${add[i]!.args.join(' ')} (port 80 moves to a redirect block)`)));
         add.length = 0;
+        movedListens.add(target);
       }
-      for (const u of upgrade) builder.add(target.config, replaceArgs(u.listen.directive, u.args, `${label}: add ssl to listen ${u.listen.socket}`));
+      for (const u of upgrade) builder.add(target.config, replaceArgs(u.listen.directive, u.args, `${label(target)}: add ssl to listen ${u.listen.socket}`));
       if (http2 && newHttp2 && !childDirectives(target.directive, 'http2').length) add.push({ name: 'http2', args: ['on'] });
-      placeStatements(builder, target, add, ['listen'], `${label}: ${add.map((s) => [s.name, ...s.args].join(' ')).join('; ')}`);
+      placeStatements(builder, target, add, ['listen'], `${label(target)}: ${add.map((s) => [s.name, ...s.args].join(' ')).join('; ')}`);
     }
-    ensureStatements(builder, target, httpsStatements, label);
+    // HSTS only for covered names when the block answers for others too: a per-host value (empty = no header)
+    const statements = tlsLeftOut.length ? httpsStatements.map((st) => hstsPerHost(st, target, edit.names, before)) : httpsStatements;
+    ensureStatements(builder, target, statements, label(target), rules);
+    applyRemovals(builder, target, httpsRemovals, label(target));
     addEndpoints(tlsEndpoints, target, name, port, tls === null);
   }
-  if (httpStatements.length || edit.redirect) {
+  if (httpStatements.length || httpRemovals.length || edit.redirect) {
     const httpDone = new Set<ServerBlock>();
     for (const name of edit.names) {
       const plain = located.http.get(name) ?? null;
       if (!plain || httpDone.has(plain)) continue;
       httpDone.add(plain);
       ensureBlockEditable(tree, plain);
-      const label = `server ${plain.names[0] ?? ''} (${serverLabel(plain)})`;
-      ensureStatements(builder, plain, httpStatements, label);
-      if (edit.redirect) planRedirect(builder, plain, located.https.get(name) ?? null, label);
+      ensureStatements(builder, plain, httpStatements, label(plain), rules);
+      applyRemovals(builder, plain, httpRemovals, label(plain));
+      if (!edit.redirect) continue;
+      const leftOut = httpUncovered(plain);
+      if (leftOut.length) notes.push(`${label(plain)} also answers ${leftOut.join(', ')} on port 80, which the certificate does not cover: those keep answering over HTTP as before; only the certificate's names are redirected`);
+      const tlsTarget = located.https.get(name) ?? plain;
+      planRedirect({ tree, builder, before, rules, certNames: edit.names, webroot: edit.webroot }, plain, tlsTarget, label, leftOut.length > 0, movedListens.has(plain));
     }
   }
-  return { edits: builder.build(), tlsEndpoints };
+  before.flush(builder, label);
+  return { edits: builder.build(), tlsEndpoints, notes };
+}
+
+/** `add_header Strict-Transport-Security ...` made per host: a map gives the header's value for covered names only. */
+function hstsPerHost(statement: NewStatement, target: ServerBlock, certNames: readonly string[], before: BeforeBlocks): NewStatement {
+  if (statement.name !== 'add_header' || (valuesOf(statement.args.slice(0, 1))[0] ?? '').toLowerCase() !== HSTS_HEADER_NAME) return statement;
+  const value = statement.args[1];
+  if (value === undefined) return statement;
+  const variable = `$autossl_hsts_${blockId(target)}`;
+  before.add(target, mapStatement('$host', variable, [['default', '""'], ...hostEntries(certNames, value)]));
+  return { ...statement, args: [statement.args[0]!, variable, ...statement.args.slice(2)] };
+}
+
+/** Map entries for the certificate's names: exact ones as they are, `*.x` as a regex for one label. */
+function hostEntries(certNames: readonly string[], value: string, prefix = ''): Array<[string, string]> {
+  return certNames.map((n): [string, string] => (n.startsWith('*.') ? [`"~^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^.]+${n.slice(1).replace(/\./g, '\\.')}$"`, value] : [`"${prefix}${n}"`, value]));
 }
 
 function addEndpoints(out: EditPlan['tlsEndpoints'], server: ServerBlock, name: string, port: number, mirrored: boolean): void {
   const sockets = mirrored ? server.listens.filter(isPlainHttp).map((l) => ({ host: l.host, port })) : server.listens.filter((l) => l.ssl && !l.unix).map((l) => ({ host: l.host, port: l.port ?? port }));
+  // a wildcard name is checked with a name it covers (SNI cannot be "*.x")
+  const servername = name.startsWith('*.') ? `autossl-check${name.slice(1)}` : name;
   for (const s of sockets) {
     const host = s.host === '*' ? '127.0.0.1' : s.host === '[::]' ? '::1' : s.host.replace(/^\[|\]$/g, '');
-    if (!out.some((e) => e.host === host && e.port === s.port && e.servername === name)) out.push({ host, port: s.port, servername: name });
+    if (!out.some((e) => e.host === host && e.port === s.port && e.servername === servername)) out.push({ host, port: s.port, servername });
   }
 }
 
 const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
 
-/** HTTP -> HTTPS redirect that keeps /.well-known/acme-challenge/ reachable over plain HTTP. */
-function planRedirect(builder: PlanBuilder, plain: ServerBlock, tls: ServerBlock | null, label: string): void {
-  const routing = challengeRouting(plain);
-  const hasServerReturn = childDirectives(plain.directive).some((d) => d.name === 'return');
-  if (hasServerReturn) return; // already a redirect block (the challenge stage made it challenge-safe)
-  if (tls && tls !== plain) {
-    // a separate port-80 block: it becomes the redirect unless it serves a site of its own
-    if (childDirectives(plain.directive, 'location').some((d) => parseLocation(d)?.path === '/')) return;
-    ensureStatements(builder, plain, [REDIRECT], label);
+/** Whether plain HTTP requests for these names already end in a redirect to HTTPS on the same host (certbot's shape). */
+function alreadyRedirects(tree: NginxTree, plain: ServerBlock, names: readonly string[]): boolean {
+  const mine = names.filter((n) => tree.findServers(n).http[0] === plain);
+  return mine.length > 0 && mine.every((n) => {
+    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, mapsOf(tree));
+    return route.kind === 'redirect' && route.to?.scheme === 'https' && route.to.host === n;
+  });
+}
+
+interface RedirectContext {
+  tree: NginxTree;
+  builder: PlanBuilder;
+  before: BeforeBlocks;
+  rules: EnsureRules;
+  certNames: readonly string[];
+  webroot?: string;
+}
+
+/**
+ * HTTP -> HTTPS redirect that keeps the ACME challenge reachable (renewals need it). In order:
+ *  - nothing when the block already redirects these names (certbot's `if ($host = ...)` shape): never a second one;
+ *  - the port-80 listens were moved to TLS by this edit: a new port-80 block beside it, with the challenge location
+ *    and `location / { return 301 ... }`;
+ *  - a separate port-80 block that serves nothing of its own (no locations, no root): its `location /` redirects;
+ *  - otherwise (the block also answers names the certificate does not cover, keeps serving port 80, or has a site
+ *    of its own): per host, a `map` on "$scheme:$host" and one server-level `if`, so only the certificate's names
+ *    are redirected; the challenge then arrives at the TLS block, which gets the challenge location if it does not
+ *    serve the webroot already.
+ */
+function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerBlock, label: (s: ServerBlock) => string, uncoveredNames: boolean, listensMoved: boolean): void {
+  const { tree, builder } = c;
+  if (alreadyRedirects(tree, plain, c.certNames)) return;
+  const routing = challengeRouting(plain, undefined, 'http', mapsOf(tree));
+  if (!uncoveredNames && listensMoved) {
+    // One block served both: its port-80 listens became TLS ones; port 80 moves to a new redirect block beside it.
+    const moved = plain.listens.filter((l) => isPlainHttp(l) && !l.implicit && l.directive.parent === plain.directive);
+    const names = childDirectives(plain.directive, 'server_name').flatMap((d) => d.words.slice(1).map((w) => w.raw));
+    const acme = routing.existing
+      ? { name: 'location', args: routing.existing.words.slice(1).map((w) => w.raw), children: childDirectives(routing.existing).map((d) => ({ name: d.name, args: d.words.slice(1).map((w) => w.raw) })) }
+      : acmeLocation(c.webroot ?? routing.webroot ?? '/var/lib/autossl/acme-challenge');
+    const block: NewStatement = { name: 'server', args: [], children: [...moved.map((l) => ({ name: 'listen', args: l.directive.words.slice(1).map((w) => w.raw) })), { name: 'server_name', args: names }, acme, REDIRECT] };
+    builder.add(plain.config, insertBlockAfter(plain.config, plain.directive, [block], `${label(plain)}: add a port-80 server that redirects to HTTPS`));
     return;
   }
-  // One block serves both: move its port-80 listens into a new redirect block beside it.
-  const moved = plain.listens.filter((l) => isPlainHttp(l) && !l.implicit && l.directive.parent === plain.directive);
-  if (moved.length === 0) return;
-  const names = childDirectives(plain.directive, 'server_name').flatMap((d) => d.words.slice(1).map((w) => w.raw));
-  const acme = routing.existing
-    ? { name: 'location', args: routing.existing.words.slice(1).map((w) => w.raw), children: childDirectives(routing.existing).map((d) => ({ name: d.name, args: d.words.slice(1).map((w) => w.raw) })) }
-    : acmeLocation(routing.webroot ?? '/var/lib/autossl/acme-challenge');
-  const block: NewStatement = {
-    name: 'server',
-    args: [],
-    children: [
-      ...moved.map((l) => ({ name: 'listen', args: l.directive.words.slice(1).map((w) => w.raw) })),
-      { name: 'server_name', args: names },
-      acme,
-      REDIRECT,
-    ],
-  };
-  builder.add(plain.config, insertBlockAfter(plain.config, plain.directive, [block], `${label}: add a port-80 server that redirects to HTTPS`));
+  const servesNothing = childDirectives(plain.directive).every((d) => ['listen', 'server_name', 'location', 'return', 'access_log', 'error_log'].includes(d.name)) && childDirectives(plain.directive, 'location').every((d) => parseLocation(d)?.path === ACME_PREFIX || parseLocation(d)?.path === ACME_PREFIX.slice(0, -1));
+  if (!uncoveredNames && tlsTarget !== plain && servesNothing) {
+    // a separate port-80 block with nothing of its own: it becomes the redirect (the challenge location stays first)
+    if (childDirectives(plain.directive).some((d) => d.name === 'return')) return; // made challenge-safe by the challenge stage
+    ensureStatements(builder, plain, [REDIRECT], label(plain), c.rules);
+    return;
+  }
+  const variable = `$autossl_redirect_${blockId(plain)}`;
+  c.before.add(plain, mapStatement('$scheme:$host', variable, [['default', '0'], ...hostEntries(c.certNames, '1', 'http:')]));
+  if (!childDirectives(plain.directive, 'if').some((d) => argValues(d).join(' ').replace(/[()\s]/g, '') === variable)) {
+    const statement: NewStatement = { name: 'if', args: [`(${variable})`], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
+    builder.add(plain.config, insertAtBlockStart(plain.config, plain.directive, [statement], `${label(plain)}: redirect the certificate's names to HTTPS (${variable})`));
+  }
+  // the CA follows the redirect: the challenge must be served where it lands
+  if (c.webroot && tlsTarget !== plain) {
+    const name = c.certNames.find((n) => !n.startsWith('*.')) ?? c.certNames[0]!;
+    const landing = challengeRouting(tlsTarget, name, 'https', mapsOf(tree));
+    if (!(landing.served && landing.webroot === c.webroot) && !landing.existing) ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
+  }
 }
 
 export function acmeLocation(webroot: string): NewStatement {
@@ -400,47 +721,81 @@ export interface ChallengePlan {
   notes: string[];
 }
 
+/** Where the CA's request for a name ends up: the block (after following redirects inside this nginx) and how. */
+interface Reach {
+  name: string;
+  /** The port-80 block that receives the request first. */
+  plain: ServerBlock;
+  /** The block the request ends in, and its route there. */
+  final: ServerBlock;
+  route: Route;
+  /** How it got there ("through the redirect to https://..."). */
+  via: string[];
+}
+
+function follow(tree: NginxTree, name: string, plain: ServerBlock): Reach {
+  let server = plain;
+  let req: Request = { scheme: 'http', host: name, uri: `${ACME_PREFIX}autossl-probe-token` };
+  const via: string[] = [];
+  for (let hop = 0; hop < 5; hop++) {
+    const route = routeRequest(server, req, mapsOf(tree));
+    if (route.kind !== 'redirect' || !route.to) return { name, plain, final: server, route, via };
+    const to = route.to;
+    // the CA follows redirects to http or https on the standard ports only
+    if (!(to.scheme === 'http' && to.port === 80) && !(to.scheme === 'https' && to.port === 443)) return { name, plain, final: server, route, via };
+    const next = tree.findServers(to.host)[to.scheme === 'https' ? 'https' : 'http'][0];
+    if (!next) return { name, plain, final: server, route, via };
+    via.push(`${route.reason} to ${to.scheme}://${to.host}${to.uri.startsWith(ACME_PREFIX) ? '' : to.uri}`);
+    server = next;
+    req = { scheme: to.scheme, host: to.host, uri: to.uri };
+  }
+  return { name, plain, final: server, route: { kind: 'uncertain', via: server.directive, reason: 'more than 5 redirects' }, via };
+}
+
 /**
- * Makes sure every port-80 server of the names serves the challenge directory as static files: nothing to do
- * where its routing already does; otherwise a `location ^~ /.well-known/acme-challenge/`, and a server-level
- * `return` moved into `location /` (it runs before any location and would redirect the challenge away).
+ * Makes sure the CA's request for every name reaches the challenge directory as a static file, following the
+ * config the way nginx would (the server's rewrite phase first, then locations; redirects to HTTPS into the TLS
+ * block, as the CA follows them). Nothing is changed where it already does. Otherwise the challenge is placed where
+ * the request ends up: a `location ^~ /.well-known/acme-challenge/` (in the TLS block when a redirect leads there),
+ * or, for a server-level `return` in the way, that return moved into `location /` beside it. What cannot be made
+ * to work (a server-level `if` autossl cannot evaluate) is refused before anything is ordered.
  */
-export function planChallengeEdit(tree: NginxTree, names: readonly string[], opts: { documentRoot?: string; fallbackWebroot: string }): ChallengePlan {
-  const located = locateServers(tree, names);
+export function planChallengeEdit(tree: NginxTree, names: readonly string[], opts: { documentRoot?: string; fallbackWebroot: string; vhostFile?: string }): ChallengePlan {
+  const located = locateServers(tree, names, { vhostFile: opts.vhostFile });
   const builder = new PlanBuilder();
   const notes: string[] = [];
-  let webroot: string | undefined;
-  const seen = new Set<ServerBlock>();
-  const plainServers: ServerBlock[] = [];
+  const reaches: Reach[] = [];
   for (const name of names) {
     const plain = located.http.get(name) ?? null;
     if (!plain) {
       throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers plain HTTP on port 80 for ${name}; HTTP-01 validation needs one.`, {
-        hint: `Add ${name} to the server_name of a port-80 server block (a redirect block is enough), or use the DNS-01 plugin.`,
+        hint: `Add ${name} to the server_name of a port-80 server block (a redirect block is enough), or use DNS-01 ("challenge": "dns-01" with a DNS provider plugin).`,
       });
     }
-    if (!seen.has(plain)) {
-      seen.add(plain);
-      plainServers.push(plain);
-    }
+    reaches.push(follow(tree, name, plain));
   }
   // One webroot per certificate: certbot's -w applies to every name that follows it.
-  const routings = plainServers.map((s) => ({ server: s, routing: challengeRouting(s) }));
-  for (const { routing } of routings) if (routing.served && !webroot && !opts.documentRoot) webroot = routing.webroot;
-  const ownRoot = plainServers.map((s) => childDirectives(s.directive, 'root').map((d) => argValues(d)[0]).pop()).find((r) => r && r.startsWith('/') && !r.includes('$'));
-  webroot ??= opts.documentRoot ?? ownRoot ?? tlsRoot(tree, names) ?? opts.fallbackWebroot;
-  for (const { server, routing } of routings) {
-    ensureBlockEditable(tree, server);
-    const label = `server ${server.names[0] ?? ''} (${serverLabel(server)})`;
-    if (routing.served && routing.webroot === webroot) {
-      notes.push(`${label}: challenge ${routing.reason}`);
+  const servedRoot = reaches.map((r) => (r.route.kind === 'static' ? r.route.root : undefined)).find((r) => r !== undefined);
+  const ownRoot = reaches.map((r) => childDirectives(r.plain.directive, 'root').map((d) => argValues(d)[0]).pop()).find((r) => r && r.startsWith('/') && !r.includes('$'));
+  let webroot = opts.documentRoot ?? servedRoot ?? ownRoot ?? tlsRoot(tree, names) ?? opts.fallbackWebroot;
+  const handled = new Set<ServerBlock>();
+  for (const reach of reaches) {
+    const { final, route } = reach;
+    if (handled.has(final)) continue;
+    handled.add(final);
+    ensureBlockEditable(tree, final);
+    const label = `server ${final.names[0] ?? ''} (${serverLabel(final)})`;
+    const through = reach.via.length ? ` (reached ${reach.via.join(', then ')})` : '';
+    if (route.kind === 'static' && route.root === webroot) {
+      notes.push(`${label}: challenge ${route.reason}${through}`);
       continue;
     }
+    const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', mapsOf(tree));
     if (routing.existing) {
       const root = childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop();
       const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
-      if (root && !blocked && plainServers.length === 1 && !opts.documentRoot) {
-        notes.push(`${label}: challenge served by its own location from ${root}`);
+      if (root && !blocked && reaches.length === 1 && !opts.documentRoot) {
+        notes.push(`${label}: challenge served by its own location from ${root}${through}`);
         webroot = root;
         continue;
       }
@@ -448,22 +803,40 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         hint: `Make that location serve static files: "root ${webroot};" and no return/proxy_pass, then run again.`,
       });
     }
-    const serverReturn = childDirectives(server.directive).filter((d) => d.name === 'return');
-    if (serverReturn.length) {
-      const hasRoot = childDirectives(server.directive, 'location').some((d) => parseLocation(d)?.path === '/' && parseLocation(d)?.modifier === '');
-      if (hasRoot || serverReturn.length > 1) {
-        throw new AutoSslError('VHOST_UNSUPPORTED', `${label} has a server-level "return" (it runs before any location, so the challenge cannot get through) and a "location /" autossl cannot merge it into.`);
+    // the server's rewrite phase decides before any location: a location cannot help, the return must move
+    const serverLevel = route.kind !== 'static' && route.via && route.via.parent === final.directive && route.via.name !== 'location';
+    if (serverLevel && route.via!.name === 'return') {
+      const ret = route.via!;
+      const others = childDirectives(final.directive, 'location');
+      const rewriting = childDirectives(final.directive).filter((d) => d !== ret && ['return', 'rewrite', 'if'].includes(d.name));
+      if (others.length || rewriting.length) {
+        throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} answers every request with a server-level "${describeDirective(ret)}" (${directiveLocation(final, ret)}), before any location, and has other locations or rewrite rules autossl will not reorder.`, {
+          hint: `Exempt /.well-known/acme-challenge/ from it yourself (move the "return" into "location /" and add "location ^~ /.well-known/acme-challenge/ { root ${webroot}; }"), or use DNS-01.`,
+        });
       }
-      const ret = serverReturn[0]!;
       const locations = [acmeLocation(webroot), { name: 'location', args: ['/'], children: [{ name: 'return', args: ret.words.slice(1).map((w) => w.raw) }] }];
-      for (const splice of replaceStatement(server.config, ret, locations, `${label}: move server-level return into location / beside the ACME location`)) builder.add(server.config, splice);
-      notes.push(`${label}: server-level return moved into "location /" so the challenge gets through`);
+      for (const splice of replaceStatement(final.config, ret, locations, `${label}: move server-level return into location / beside the ACME location`)) builder.add(final.config, splice);
+      notes.push(`${label}: server-level "${describeDirective(ret)}" moved into "location /" so the challenge gets through${through}`);
       continue;
     }
-    ensureStatements(builder, server, [acmeLocation(webroot)], label);
-    notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}`);
+    if (serverLevel && (route.kind === 'uncertain' || route.kind === 'handled' || route.kind === 'redirect')) {
+      throw new AutoSslError('CHALLENGE_UNROUTABLE', `For ${reach.name}, ${label} decides at ${directiveLocation(final, route.via!)} before any location: ${route.reason}${route.kind === 'redirect' ? ' (to a place outside this nginx, or one autossl cannot work out)' : ''}; a challenge location could not be reached.`, {
+        hint: `Make that rule skip /.well-known/acme-challenge/ (or put it inside "location /"), or use DNS-01. Nothing was ordered.`,
+      });
+    }
+    if (route.kind === 'redirect') {
+      throw new AutoSslError('CHALLENGE_UNROUTABLE', `For ${reach.name}, ${label} redirects the challenge (${route.reason}) to a place outside this nginx.`, {
+        hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
+      });
+    }
+    ensureStatements(builder, final, [acmeLocation(webroot)], label, { prefix: tree.prefix });
+    notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}${through}`);
   }
   return { edits: builder.build(), webroot, notes };
+}
+
+function describeDirective(d: Directive): string {
+  return [d.name, ...argValues(d)].join(' ');
 }
 
 function tlsRoot(tree: NginxTree, names: readonly string[]): string | undefined {

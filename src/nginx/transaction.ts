@@ -1,17 +1,24 @@
 /**
- * Safe apply: the only code that writes users' nginx files.
+ * Safe apply: the only code that writes users' nginx files, and the journal that can always undo it.
  *
- * For each file: take its lock, check it still holds the bytes the edit was planned on (sha256), copy the
- * original into a journal, write the new content to a temp file beside it, fsync, rename over the original,
- * fsync the directory. `rollback()` puts every original back the same way and checks its hash; `commit()`
- * forgets the journal. A journal left behind by a process that died (killed between write and validate) is
- * found by `recoverJournal()` at the start of the next run and undone.
+ * Every write is one journal entry: the bytes before and the bytes written, kept under
+ * `<stateDir>/journal/<transaction>/` and named in its manifest *before* the file is replaced (temp file, fsync,
+ * rename, fsync of the directory). A domain's transaction is reverted entry by entry, newest first:
+ *   - the file still holds what autossl wrote: the old bytes go back, byte for byte;
+ *   - someone edited the file since (another domain of the batch, another autossl process): only autossl's own
+ *     change is taken back, with a three-way merge (merge.ts); if its lines were touched, that is a conflict and
+ *     the journal is kept rather than guessing.
+ * A journal left by a process that died is recovered only where the file still holds exactly the bytes autossl
+ * wrote (sha256); a hand edit made since is never overwritten: the journal stays and the conflict is reported with
+ * the file and the backup's path.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
+import { ownerAlive, ownerStamp } from '../lock.js';
+import { revertEdit } from './merge.js';
 
 export const sha256 = (data: string | Buffer): string => crypto.createHash('sha256').update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data).digest('hex');
 
@@ -28,20 +35,6 @@ export const defaultWriter: FileWriter = async (file, data) => {
   }
 };
 
-interface JournalEntry {
-  file: string;
-  backup: string;
-  before: string;
-  after: string;
-  existed: boolean;
-}
-
-interface Manifest {
-  pid: number;
-  started: string;
-  entries: JournalEntry[];
-}
-
 async function fsyncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, 'r');
   try {
@@ -50,15 +43,6 @@ async function fsyncDir(dir: string): Promise<void> {
     // some filesystems refuse fsync on a directory; the rename is still atomic
   } finally {
     await handle.close();
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -75,156 +59,381 @@ export async function atomicWrite(file: string, data: Buffer, writer: FileWriter
     await fsp.rename(temp, file);
   } catch (error) {
     await fsp.rm(temp, { force: true });
-    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: ${(error as Error).message}. The file was left as it was.`, { cause: error, details: { file } });
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: ${code ? `${code}: ` : ''}${(error as Error).message.replace(/^[A-Z]+: /, '')}. The file was left as it was.`, { cause: error, details: { file } });
   }
   await fsyncDir(dir);
 }
 
-export class FileLocks {
-  private readonly held = new Set<string>();
-  constructor(private readonly dir: string, private readonly timeoutMs = 30_000) {}
-
-  private lockPath(file: string): string {
-    return path.join(this.dir, `${crypto.createHash('sha1').update(file).digest('hex')}.lock`);
+/** Reads a file that must be a regular file (never a FIFO or device: those would block or never end). */
+async function readRegular(file: string): Promise<Buffer | null> {
+  let handle: fsp.FileHandle;
+  try {
+    handle = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
   }
-
-  async acquire(file: string): Promise<void> {
-    await fsp.mkdir(this.dir, { recursive: true });
-    const lock = this.lockPath(file);
-    if (this.held.has(lock)) return; // this transaction already holds it (a second edit of the same file)
-    const deadline = Date.now() + this.timeoutMs;
-    for (;;) {
-      try {
-        await fsp.writeFile(lock, `${process.pid}\n${file}\n`, { flag: 'wx' });
-        this.held.add(lock);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      }
-      const owner = Number((await fsp.readFile(lock, 'utf8').catch(() => '')).split('\n')[0]);
-      if (owner && !pidAlive(owner)) {
-        await fsp.rm(lock, { force: true }); // left by a process that died
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new AutoSslError('LOCK_TIMEOUT', `${file} is locked by process ${owner || '?'} (lock file ${lock}).`);
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
-  async releaseAll(): Promise<void> {
-    for (const lock of this.held) await fsp.rm(lock, { force: true });
-    this.held.clear();
+  try {
+    const st = await handle.stat();
+    if (!st.isFile()) throw new AutoSslError('WRITE_FAILED', `${file} is not a regular file; autossl edits only regular files.`, { details: { file } });
+    return await handle.readFile();
+  } finally {
+    await handle.close();
   }
 }
 
+interface JournalEntry {
+  /** Global order of writes (newest reverted first). */
+  seq: number;
+  file: string;
+  /** Backup files holding the bytes before and after this write. */
+  pre: string;
+  post: string;
+  preSha: string;
+  postSha: string;
+}
+
+interface Manifest {
+  version: 2;
+  /** "<pid> <process start time>" of the writer: a journal of a live process is never recovered. */
+  owner: string;
+  started: string;
+  label: string;
+  entries: JournalEntry[];
+}
+
+let lastSeq = 0;
+function nextSeq(): number {
+  lastSeq = Math.max(lastSeq + 1, Date.now() * 1000);
+  return lastSeq;
+}
+
+/** Transactions of this process with entries not yet committed or reverted (see fixLaterEntries). */
+const open = new Set<EditTransaction>();
+
 export interface TransactionOptions {
-  /** Where originals and the manifest are kept until commit (inside autossl's state directory). */
+  /** Where backups and the manifest are kept until commit (inside autossl's state directory). */
   journalDir: string;
+  /** What the transaction is for (the domain): shown by `autossl recover`. */
+  label?: string;
   writer?: FileWriter;
-  lockTimeoutMs?: number;
 }
 
 export class EditTransaction {
-  private readonly dir: string;
+  readonly dir: string;
   private readonly entries: JournalEntry[] = [];
-  private readonly locks: FileLocks;
   private readonly writer: FileWriter;
+  private readonly label: string;
+  private started = false;
+  /** Every file this transaction wrote and then took back (the editor takes back an edit nginx -t refused). */
+  readonly restored = new Set<string>();
 
   constructor(options: TransactionOptions) {
     this.dir = path.join(options.journalDir, `${Date.now()}-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-    this.locks = new FileLocks(path.join(options.journalDir, 'locks'), options.lockTimeoutMs);
     this.writer = options.writer ?? defaultWriter;
+    this.label = options.label ?? '';
   }
 
+  /** The files this transaction changed and has not reverted, in the order first written. */
   get files(): string[] {
-    return this.entries.map((e) => e.file);
+    return [...new Set(this.entries.map((e) => e.file))];
+  }
+
+  /** A point to revert back to (see revert). */
+  mark(): number {
+    return this.entries.length;
   }
 
   private async saveManifest(): Promise<void> {
-    const manifest: Manifest = { pid: process.pid, started: new Date().toISOString(), entries: this.entries };
+    const manifest: Manifest = { version: 2, owner: ownerStamp(), started: new Date().toISOString(), label: this.label, entries: this.entries };
     await atomicWrite(path.join(this.dir, 'manifest.json'), Buffer.from(JSON.stringify(manifest, null, 2)));
+  }
+
+  private async begin(): Promise<void> {
+    if (this.started) return;
+    try {
+      await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the journal directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was written.`, { details: { path: this.dir } });
+    }
+    // the manifest exists before any backup, so a directory without one never holds anything worth keeping
+    await this.saveManifest();
+    this.started = true;
+    open.add(this);
   }
 
   /** Writes `after` to `file`, provided the file still holds `before` (byte for byte). */
   async write(file: string, before: string, after: string): Promise<void> {
-    await this.locks.acquire(file);
-    const current = await fsp.readFile(file).catch(() => null);
+    const current = await readRegular(file);
     if (current === null || sha256(current) !== sha256(before)) {
       throw new AutoSslError('VHOST_CHANGED', `${file} changed since autossl read it; nothing was written.`, { details: { file } });
     }
     const stat = await fsp.stat(file);
-    await fsp.mkdir(this.dir, { recursive: true });
-    const prior = this.entries.find((e) => e.file === file);
-    if (!prior) {
-      const backup = path.join(this.dir, `${this.entries.length}.orig`);
-      await atomicWrite(backup, current);
-      this.entries.push({ file, backup, before: sha256(current), after: sha256(after), existed: true });
-    } else prior.after = sha256(after);
-    // The manifest names the backup before the file changes: a crash after this point is recoverable.
+    await this.begin();
+    const seq = nextSeq();
+    const entry: JournalEntry = { seq, file, pre: path.join(this.dir, `${seq}.pre`), post: path.join(this.dir, `${seq}.post`), preSha: sha256(current), postSha: sha256(after) };
+    await atomicWrite(entry.pre, current);
+    await atomicWrite(entry.post, Buffer.from(after, 'latin1'));
+    this.entries.push(entry);
+    // the manifest names the backup before the file changes: a crash after this point is recoverable
     await this.saveManifest();
-    await atomicWrite(file, Buffer.from(after, 'latin1'), this.writer, stat);
-  }
-
-  /** Puts every file back as it was before this transaction; verifies each by hash. */
-  async rollback(): Promise<void> {
     try {
-      await restoreEntries(this.entries);
-      await fsp.rm(this.dir, { recursive: true, force: true });
-      this.entries.length = 0;
-    } finally {
-      await this.locks.releaseAll();
+      await atomicWrite(file, Buffer.from(after, 'latin1'), this.writer, stat);
+    } catch (error) {
+      this.entries.pop();
+      await this.saveManifest().catch(() => undefined);
+      throw error;
     }
   }
 
+  /**
+   * Takes back every write made since `mark` (all of them by default), newest first. Returns the files changed
+   * back. A write whose lines were changed since cannot be taken back: JOURNAL_CONFLICT, and the journal is kept.
+   */
+  async revert(mark = 0): Promise<string[]> {
+    const reverted: string[] = [];
+    while (this.entries.length > mark) {
+      const entry = this.entries[this.entries.length - 1]!;
+      if (await revertEntry(entry, this)) {
+        reverted.push(entry.file);
+        this.restored.add(entry.file);
+      }
+      this.entries.pop();
+      await this.saveManifest();
+    }
+    if (this.entries.length === 0) await this.close();
+    return [...new Set(reverted)];
+  }
+
+  /** Forgets the journal: the edits stay. */
   async commit(): Promise<void> {
-    await fsp.rm(this.dir, { recursive: true, force: true });
     this.entries.length = 0;
-    await this.locks.releaseAll();
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
+    open.delete(this);
+    if (this.started) await fsp.rm(this.dir, { recursive: true, force: true });
+    this.started = false;
+  }
+
+  /** Entries of this transaction on `file` written after `seq` (for fixLaterEntries). */
+  laterEntries(file: string, seq: number): JournalEntry[] {
+    return this.entries.filter((e) => e.file === file && e.seq > seq);
+  }
+
+  async persist(): Promise<void> {
+    if (this.started) await this.saveManifest();
   }
 }
 
-async function restoreEntries(entries: readonly JournalEntry[]): Promise<void> {
-  for (const entry of [...entries].reverse()) {
-    const original = await fsp.readFile(entry.backup);
-    if (sha256(original) !== entry.before) throw new AutoSslError('INTERNAL', `The journal copy of ${entry.file} is damaged (${entry.backup}); restore it by hand.`);
-    const current = await fsp.readFile(entry.file).catch(() => null);
-    if (current && sha256(current) === entry.before) continue;
-    const stat = await fsp.stat(entry.file).catch(() => undefined);
-    await atomicWrite(entry.file, original, defaultWriter, stat);
-    const check = await fsp.readFile(entry.file);
-    if (sha256(check) !== entry.before) throw new AutoSslError('WRITE_FAILED', `Could not restore ${entry.file}; its original is kept at ${entry.backup}.`);
+/** Reverts one write. Returns whether the file changed. */
+async function revertEntry(entry: JournalEntry, owner: EditTransaction | null): Promise<boolean> {
+  const pre = await fsp.readFile(entry.pre);
+  if (sha256(pre) !== entry.preSha) {
+    throw new AutoSslError('JOURNAL_DAMAGED', `The journal copy of ${entry.file} is damaged (${entry.pre}); ${entry.file} was left as it is.`, { details: { file: entry.file, backup: entry.pre } });
   }
+  const current = await readRegular(entry.file);
+  if (current !== null && sha256(current) === entry.preSha) return false; // already back
+  const stat = await fsp.stat(entry.file).catch(() => undefined);
+  if (current !== null && sha256(current) === entry.postSha) {
+    await atomicWrite(entry.file, pre, defaultWriter, stat);
+  } else {
+    if (!owner || current === null) {
+      throw new AutoSslError('JOURNAL_CONFLICT', `${entry.file} was changed after autossl wrote it, so autossl's edit cannot be undone automatically; the file was left as it is. The bytes before autossl's edit are in ${entry.pre}.`, { details: { file: entry.file, backup: entry.pre } });
+    }
+    const post = (await fsp.readFile(entry.post)).toString('latin1');
+    const merged = revertEdit(current.toString('latin1'), post, pre.toString('latin1'));
+    if (!merged.ok) {
+      throw new AutoSslError('JOURNAL_CONFLICT', `Cannot take autossl's edit out of ${entry.file}: ${merged.reason}. The file was left as it is; the bytes before autossl's edit are in ${entry.pre}.`, { details: { file: entry.file, backup: entry.pre } });
+    }
+    await atomicWrite(entry.file, Buffer.from(merged.text, 'latin1'), defaultWriter, stat);
+    await fixLaterEntries(entry, post, pre.toString('latin1'), owner);
+  }
+  const check = await readRegular(entry.file);
+  if (check === null) throw new AutoSslError('WRITE_FAILED', `Could not restore ${entry.file}; its original is kept at ${entry.pre}.`, { details: { file: entry.file } });
+  return true;
 }
 
 /**
- * Undoes the edits of transactions whose process died before commit or rollback.
- * Returns the files restored. Journals of live processes are left alone.
+ * After one transaction's edit was merged out of a file, later writes of other open transactions of this process
+ * to that file have stale before/after copies (they still contain the removed edit): take it out of those too, so
+ * that their own revert, or a recovery after a crash, still finds exactly the bytes it expects.
  */
-export async function recoverJournal(journalDir: string): Promise<string[]> {
-  const restored: string[] = [];
-  let dirs: string[];
-  try {
-    dirs = await fsp.readdir(journalDir);
-  } catch {
-    return restored;
+async function fixLaterEntries(reverted: JournalEntry, post: string, pre: string, owner: EditTransaction): Promise<void> {
+  for (const tx of open) {
+    if (tx === owner) continue;
+    const later = tx.laterEntries(reverted.file, reverted.seq);
+    if (!later.length) continue;
+    for (const e of later) {
+      for (const side of ['pre', 'post'] as const) {
+        const text = (await fsp.readFile(e[side])).toString('latin1');
+        const fixed = revertEdit(text, post, pre);
+        if (!fixed.ok) continue;
+        await atomicWrite(e[side], Buffer.from(fixed.text, 'latin1'));
+        e[side === 'pre' ? 'preSha' : 'postSha'] = sha256(fixed.text);
+      }
+    }
+    await tx.persist();
   }
-  for (const name of dirs) {
+}
+
+// --------------------------------------------------------------------------------------------- recovery
+
+export interface JournalConflict {
+  file: string;
+  /** The bytes before autossl's edit. */
+  backup: string;
+  journal: string;
+  reason: string;
+}
+
+export interface RecoveryReport {
+  /** Files put back as they were before a run that died. */
+  restored: string[];
+  /** Files changed since autossl wrote them: left alone, journal kept. */
+  conflicts: JournalConflict[];
+  /** Journals that cannot be read: kept, with the reason. */
+  damaged: Array<{ journal: string; reason: string }>;
+  /** Journals of runs still in progress (another live process). */
+  active: number;
+}
+
+interface LoadedJournal {
+  dir: string;
+  manifest: Manifest;
+}
+
+/** Version 1 journals (one backup per file per transaction) are read as one entry each. */
+function upgradeManifest(raw: unknown, dir: string): Manifest | null {
+  if (typeof raw !== 'object' || raw === null) return null;
+  const m = raw as Record<string, unknown>;
+  if (m.version === 2 && typeof m.owner === 'string' && Array.isArray(m.entries)) {
+    const ok = (m.entries as unknown[]).every((e) => {
+      const x = e as Record<string, unknown>;
+      return typeof x === 'object' && x !== null && typeof x.seq === 'number' && typeof x.file === 'string' && path.isAbsolute(x.file) && typeof x.pre === 'string' && typeof x.post === 'string' && typeof x.preSha === 'string' && typeof x.postSha === 'string' && path.dirname(x.pre as string) === dir;
+    });
+    return ok ? (m as unknown as Manifest) : null;
+  }
+  if (typeof m.pid === 'number' && Array.isArray(m.entries)) {
+    const entries: JournalEntry[] = [];
+    for (const [i, e] of (m.entries as Array<Record<string, unknown>>).entries()) {
+      if (typeof e?.file !== 'string' || typeof e.backup !== 'string' || typeof e.before !== 'string' || typeof e.after !== 'string' || path.dirname(e.backup) !== dir) return null;
+      entries.push({ seq: i, file: e.file, pre: e.backup, post: '', preSha: e.before, postSha: e.after });
+    }
+    return { version: 2, owner: `${m.pid} -`, started: String(m.started ?? ''), label: '', entries };
+  }
+  return null;
+}
+
+async function loadJournals(journalDir: string): Promise<{ journals: LoadedJournal[]; damaged: RecoveryReport['damaged']; active: number }> {
+  const journals: LoadedJournal[] = [];
+  const damaged: RecoveryReport['damaged'] = [];
+  let active = 0;
+  let names: string[];
+  try {
+    names = await fsp.readdir(journalDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { journals, damaged, active };
+    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot read the journal directory ${journalDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { details: { path: journalDir } });
+  }
+  for (const name of names.sort()) {
     if (name === 'locks') continue;
     const dir = path.join(journalDir, name);
-    const manifest = await fsp.readFile(path.join(dir, 'manifest.json'), 'utf8').then((t) => JSON.parse(t) as Manifest).catch(() => null);
-    if (!manifest) {
-      // a transaction that died before it wrote anything
-      const st = await fsp.stat(dir).catch(() => null);
-      if (st?.isDirectory() && Date.now() - st.mtimeMs > 60_000) await fsp.rm(dir, { recursive: true, force: true });
+    const st = await fsp.lstat(dir).catch(() => null);
+    if (!st?.isDirectory()) continue;
+    const manifestFile = path.join(dir, 'manifest.json');
+    let text: string | null;
+    try {
+      text = await fsp.readFile(manifestFile, 'utf8');
+    } catch {
+      text = null;
+    }
+    if (text === null) {
+      // created and never used (died before its first manifest): nothing to undo
+      const files = await fsp.readdir(dir).catch(() => ['?']);
+      if (files.length === 0 && Date.now() - st.mtimeMs > 60_000) await fsp.rm(dir, { recursive: true, force: true });
       continue;
     }
-    if (manifest.pid !== process.pid && pidAlive(manifest.pid)) continue;
-    if (manifest.pid === process.pid) continue;
-    await restoreEntries(manifest.entries);
-    restored.push(...manifest.entries.map((e) => e.file));
-    await fsp.rm(dir, { recursive: true, force: true });
+    let manifest: Manifest | null = null;
+    try {
+      manifest = upgradeManifest(JSON.parse(text), dir);
+    } catch {
+      manifest = null;
+    }
+    if (!manifest) {
+      damaged.push({ journal: manifestFile, reason: 'the manifest cannot be read (not autossl journal JSON); its backups are kept beside it' });
+      continue;
+    }
+    if (ownerAlive(manifest.owner) && !manifest.owner.startsWith(`${process.pid} `)) {
+      active++;
+      continue;
+    }
+    if (manifest.owner.startsWith(`${process.pid} `)) continue; // this process's own, still open
+    journals.push({ dir, manifest });
   }
-  return restored;
+  return { journals, damaged, active };
+}
+
+/**
+ * What a recovery would do, without doing it (for commands that never write: status, check, --dry-run, vhost
+ * show): journals left by runs that died, and which of their files could be restored.
+ */
+export async function pendingRecovery(journalDir: string): Promise<RecoveryReport & { restorable: string[] }> {
+  const { journals, damaged, active } = await loadJournals(journalDir);
+  const report = { restored: [] as string[], restorable: [] as string[], conflicts: [] as JournalConflict[], damaged, active };
+  const expected = new Map<string, string>();
+  for (const { dir, manifest } of journals) {
+    for (const e of [...manifest.entries].sort((a, b) => b.seq - a.seq)) {
+      const sha = expected.get(e.file) ?? (await readRegular(e.file).then((b) => (b ? sha256(b) : ''), () => ''));
+      if (sha === e.postSha) {
+        report.restorable.push(e.file);
+        expected.set(e.file, e.preSha);
+      } else if (sha !== e.preSha) report.conflicts.push({ file: e.file, backup: e.pre, journal: dir, reason: 'changed after autossl wrote it' });
+    }
+  }
+  report.restorable = [...new Set(report.restorable)];
+  return report;
+}
+
+/**
+ * Undoes the writes of runs that died before they committed or rolled back, newest first, each only where the
+ * file still holds exactly the bytes autossl wrote. Journals of live processes are left alone.
+ */
+export async function recoverJournals(journalDir: string): Promise<RecoveryReport> {
+  const { journals, damaged, active } = await loadJournals(journalDir);
+  const report: RecoveryReport = { restored: [], conflicts: [], damaged, active };
+  const all = journals.flatMap((j) => j.manifest.entries.map((entry) => ({ entry, journal: j })));
+  all.sort((a, b) => b.entry.seq - a.entry.seq);
+  const blocked = new Set<string>();
+  const done = new Set<JournalEntry>();
+  for (const { entry, journal } of all) {
+    if (blocked.has(entry.file)) continue;
+    try {
+      if (await revertEntry(entry, null)) report.restored.push(entry.file);
+      done.add(entry);
+    } catch (error) {
+      blocked.add(entry.file);
+      const e = error as AutoSslError;
+      if (e.code === 'JOURNAL_DAMAGED') damaged.push({ journal: journal.dir, reason: e.message });
+      else report.conflicts.push({ file: entry.file, backup: entry.pre, journal: journal.dir, reason: e.message });
+    }
+  }
+  for (const { dir, manifest } of journals) {
+    const left = manifest.entries.filter((e) => !done.has(e));
+    if (left.length === 0) await fsp.rm(dir, { recursive: true, force: true });
+    else if (left.length !== manifest.entries.length) await atomicWrite(path.join(dir, 'manifest.json'), Buffer.from(JSON.stringify({ ...manifest, entries: left }, null, 2)));
+  }
+  report.restored = [...new Set(report.restored)];
+  return report;
+}
+
+/** Drops a journal the admin has resolved by hand (`autossl recover --discard DIR`). */
+export async function discardJournal(journalDir: string, dir: string): Promise<void> {
+  const resolved = path.resolve(dir);
+  if (path.dirname(resolved) !== path.resolve(journalDir) || !fs.existsSync(path.join(resolved, 'manifest.json'))) {
+    throw new AutoSslError('CONFIG_INVALID', `${dir} is not a journal in ${journalDir}.`, { hint: 'autossl recover lists the journals it keeps.' });
+  }
+  await fsp.rm(resolved, { recursive: true, force: true });
 }

@@ -44,6 +44,16 @@ export function readConfigFile(file: string): { config: ParsedConfig | null; err
   return entry;
 }
 
+/** A file's content from a dry run's overlay (parsed, not cached: it exists only in memory). */
+function parseOverlay(file: string, source: string): { config: ParsedConfig | null; error: AutoSslError | null } {
+  try {
+    return { config: parseConfig(source, file), error: null };
+  } catch (error) {
+    if (!(error instanceof AutoSslError)) throw error;
+    return { config: null, error };
+  }
+}
+
 export function clearConfigCache(): void {
   fileCache.clear();
 }
@@ -177,6 +187,8 @@ export interface ServerBlock {
   listens: Listen[];
   /** Files included from inside this block (snippets): their directives apply to it. */
   includes: string[];
+  /** What each `include` inside the block expanded to. */
+  includeTargets: Map<Directive, string[]>;
 }
 
 export interface ServerMatch {
@@ -187,6 +199,8 @@ export interface ServerMatch {
 export interface LoadOptions {
   /** nginx's conf prefix, where relative include paths start (default: the main file's directory). */
   prefix?: string;
+  /** Files as they would be after edits not yet written (a dry run): read from here instead of the disk. */
+  overlay?: ReadonlyMap<string, string>;
 }
 
 export class NginxTree {
@@ -196,14 +210,14 @@ export class NginxTree {
   /** Every listen in the tree by socket (address:port), for the rules on options unique per socket. */
   readonly listensBySocket = new Map<string, Listen[]>();
 
-  private constructor(readonly mainFile: string, readonly prefix: string) {}
+  private constructor(readonly mainFile: string, readonly prefix: string, private readonly overlay?: ReadonlyMap<string, string>) {}
 
   static load(mainFile: string, options: LoadOptions = {}): NginxTree {
     const main = path.resolve(mainFile);
     if (!fs.existsSync(main)) {
       throw new AutoSslError('NGINX_NOT_FOUND', `nginx main config ${main} does not exist.`, { hint: 'Set nginx.config in the autossl config to the file nginx loads (nginx -V shows --conf-path).' });
     }
-    const tree = new NginxTree(main, options.prefix ?? path.dirname(main));
+    const tree = new NginxTree(main, options.prefix ?? path.dirname(main), options.overlay);
     tree.visitFile(main, [], new Set());
     return tree;
   }
@@ -219,7 +233,8 @@ export class NginxTree {
     }
     let parsed;
     try {
-      parsed = readConfigFile(file);
+      const pending = this.overlay?.get(file);
+      parsed = pending === undefined ? readConfigFile(file) : parseOverlay(file, pending);
     } catch (error) {
       this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', `${file}: cannot be read (${(error as Error).message})`));
       return;
@@ -242,6 +257,7 @@ export class NginxTree {
         const target = argValues(node)[0];
         if (target === undefined) continue;
         const files = expandInclude(this.resolve(target));
+        server?.includeTargets.set(node, files);
         for (const f of files) {
           server?.includes.push(f);
           this.visitFile(f, context, stack, server);
@@ -258,7 +274,7 @@ export class NginxTree {
       }
       if (!node.block || node.block.verbatim !== undefined) continue;
       if (node.name === 'server' && context[context.length - 1] === 'http' && !server) {
-        const block: ServerBlock = { file: config.file, config, directive: node, order: this.servers.length, names: [], listens: [], includes: [] };
+        const block: ServerBlock = { file: config.file, config, directive: node, order: this.servers.length, names: [], listens: [], includes: [], includeTargets: new Map() };
         this.servers.push(block);
         this.visitNodes(config, node.block.children, [...context, 'server'], stack, block);
         if (block.listens.length === 0) {
@@ -319,10 +335,5 @@ export class NginxTree {
       http: best((l) => !l.ssl && l.port === 80),
       https: best((l) => l.ssl),
     };
-  }
-
-  /** Every distinct file of the tree, for the scale benchmark and for `vhost show`. */
-  fileList(): string[] {
-    return [...this.files.keys()];
   }
 }

@@ -1,30 +1,56 @@
 /**
- * Runs one DomainContext through the hooks, in HOOK_ORDER. On any failure, every file the domain's transaction
- * wrote is restored byte for byte, and nginx is reloaded if it had loaded the edited files; `finally` always runs.
+ * Runs one DomainContext through the hooks, in HOOK_ORDER, skipping the stages its mode does not include. On any
+ * failure every file write of the domain is taken back (its own edits only, even when other domains edited the
+ * same files since), nginx reloads the restored config if it had loaded the edits, and the run's pending undo
+ * steps run; `finally` always runs. Every run has a hard deadline: a tap that never settles ends the domain with
+ * TIMEOUT naming the stage and the plugin, so a run can never end with a domain unaccounted for.
  */
-import { AutoSslError, toAutoSslError } from '../errors.js';
-import { newVhostEdit, planHttpsEdit } from '../nginx/edit.js';
+import { AutoSslError, ERROR_CODES, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
+import { readCertificate } from '../certbot/lineage.js';
+import { planHttpsEdit, vhostEditFor, type FileEdit } from '../nginx/edit.js';
+import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
+import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';
-import type { DomainContext, Outcome, StageEvent } from './context.js';
-import type { HookName, Hooks } from './hooks.js';
 
 export interface DomainResult {
   domain: string;
+  mode: RunMode;
   names: string[];
   ok: boolean;
   error?: AutoSslError;
   lineage?: DomainContext['lineage'];
+  certificate?: DomainContext['certificate'];
   reused: boolean;
+  /** Each edit as made (or, in a dry run, planned), in order. */
   edits: Array<{ file: string; changes: string[]; before: string; after: string }>;
+  /** Per file: the bytes before the run and after it (what a dry run's diff shows). */
+  files: Array<{ file: string; before: string; after: string }>;
   rolledBack: string[];
+  notes: string[];
   events: StageEvent[];
   ms: number;
 }
 
+/** The stages each mode passes (`finally` always runs). */
+const MODE_STAGES: Record<RunMode, ReadonlySet<StageName>> = {
+  issue: new Set(HOOK_ORDER),
+  'dry-run': new Set(HOOK_ORDER),
+  preview: new Set<StageName>(['plan', 'challenge', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']),
+  deploy: new Set<StageName>(['plan', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']),
+  'dns-hook': new Set<StageName>(['plan', 'challenge']),
+};
+
+/** The tap running now for each domain context, so a deadline can name the plugin that did not finish. */
+const runningTap = new WeakMap<DomainContext, { hook: string; plugin: string }>();
+
+function contextOf(args: unknown[]): DomainContext | undefined {
+  return args.find((a): a is DomainContext => typeof a === 'object' && a !== null && 'emit' in a && 'plan' in a && 'runId' in a);
+}
+
 /**
- * Wraps every tap so that its time and progress are recorded on the domain's own context (found among the
- * call's arguments), and so that an error thrown by a plugin carries the plugin's name (Rollup's
- * PLUGIN_ERROR convention). Installed once per hook with a `register` interceptor.
+ * Wraps every tap so that its time and progress are recorded on the domain's own context (found among the call's
+ * arguments), and so that an error thrown by a plugin carries the plugin's name (Rollup's PLUGIN_ERROR
+ * convention). Installed once per hook with a `register` interceptor; it covers sync, promise and callback taps.
  */
 export function instrumentHooks(hooks: Hooks): void {
   for (const [hookName, hook] of Object.entries(hooks) as Array<[HookName, Hooks[HookName]]>) {
@@ -32,51 +58,76 @@ export function instrumentHooks(hooks: Hooks): void {
       register(tapInfo) {
         const original = tapInfo.fn as (...args: unknown[]) => unknown;
         const plugin = tapInfo.name;
-        const contextOf = (args: unknown[]): DomainContext | undefined =>
-          args.find((a): a is DomainContext => typeof a === 'object' && a !== null && 'emit' in a && 'plan' in a);
         const tag = (error: unknown): AutoSslError => {
-          if (error instanceof AutoSslError) {
-            if (!('plugin' in error.details)) (error.details as Record<string, unknown>).plugin = plugin;
-            return error;
+          if (isAutoSslError(error)) {
+            const e = toAutoSslError(error);
+            if (!('plugin' in e.details)) (e.details as Record<string, unknown>).plugin = plugin;
+            return e;
           }
-          return new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" failed in hook "${hookName}": ${(error as Error)?.message ?? String(error)}`, { cause: error, details: { plugin, hook: hookName } });
+          const message = error instanceof Error ? error.message : String(error);
+          return new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" failed in hook "${hookName}": ${message.slice(0, 2000)}`, { cause: error, details: { plugin, hook: hookName } });
         };
-        const record = (args: unknown[], status: 'done' | 'error', started: number): void => {
+        const begin = (args: unknown[]): ((status: 'done' | 'error') => void) => {
           const ctx = contextOf(args);
-          ctx?.events.push({ domain: ctx.domain, stage: hookName, plugin, status, ms: performance.now() - started });
+          const started = performance.now();
+          if (ctx) runningTap.set(ctx, { hook: hookName, plugin });
+          return (status) => {
+            if (!ctx) return;
+            ctx.events.push({ domain: ctx.domain, stage: hookName, plugin, status, ms: performance.now() - started });
+            if (runningTap.get(ctx)?.plugin === plugin) runningTap.delete(ctx);
+          };
         };
         if (tapInfo.type === 'sync') {
           tapInfo.fn = (...args: unknown[]) => {
-            const started = performance.now();
+            const end = begin(args);
             try {
               const result = original(...args);
-              record(args, 'done', started);
+              end('done');
               return result;
             } catch (error) {
-              record(args, 'error', started);
+              end('error');
               throw tag(error);
             }
           };
         } else if (tapInfo.type === 'promise') {
           tapInfo.fn = async (...args: unknown[]) => {
-            const started = performance.now();
+            const end = begin(args);
             try {
               const result = await original(...args);
-              record(args, 'done', started);
+              end('done');
               return result;
             } catch (error) {
-              record(args, 'error', started);
+              end('error');
               throw tag(error);
             }
           };
-        } // callback-style (tapAsync) taps keep their own error path
+        } else {
+          // tapAsync: the last argument is the callback
+          tapInfo.fn = (...args: unknown[]) => {
+            const callback = args.pop() as (error?: unknown, result?: unknown) => void;
+            const end = begin(args);
+            let called = false;
+            const done = (error?: unknown, result?: unknown): void => {
+              if (called) return;
+              called = true;
+              end(error ? 'error' : 'done');
+              if (error) callback(tag(error));
+              else callback(null, result);
+            };
+            try {
+              original(...args, done);
+            } catch (error) {
+              done(error ?? new Error('threw'));
+            }
+          };
+        }
         return tapInfo;
       },
     });
   }
 }
 
-async function stage<T>(ctx: DomainContext, name: HookName, run: () => Promise<T>): Promise<T> {
+async function stage<T>(ctx: DomainContext, name: string, run: () => Promise<T>): Promise<T> {
   const started = performance.now();
   ctx.emit({ stage: name, status: 'start' });
   try {
@@ -89,69 +140,162 @@ async function stage<T>(ctx: DomainContext, name: HookName, run: () => Promise<T
   }
 }
 
-export async function runDomain(ctx: DomainContext, options: { timeoutMs: number }): Promise<DomainResult> {
+export interface RunOptions {
+  /** Past this the user is told which stage is stuck. */
+  slowAfterMs: number;
+  /** Past this the domain fails with TIMEOUT (and is rolled back). */
+  deadlineMs: number;
+  /** Aborted by the engine's deadline; the context's own signal. */
+  abort: AbortController;
+  /** Names of the built-in taps (a TIMEOUT hint blames a plugin only when it is not one of them). */
+  builtinTaps: ReadonlySet<string>;
+}
+
+export async function runDomain(ctx: DomainContext, options: RunOptions): Promise<DomainResult> {
   const hooks = ctx.services.hooks;
   const started = performance.now();
-  let current: HookName = 'plan';
-  // Past the expected time the user is told which stage is stuck; certbot and nginx have hard timeouts of their own.
+  const stages = MODE_STAGES[ctx.mode];
+  let current: string = 'plan';
+  // Past the expected time the user is told which stage is stuck; past the deadline the domain fails.
   const slow = setTimeout(() => {
-    ctx.emit({ stage: current, status: 'info', message: `still in "${current}" after ${Math.round(options.timeoutMs / 1000)} s: this normally takes a few seconds` });
-  }, options.timeoutMs);
+    ctx.emit({ stage: current, status: 'info', message: `still in "${current}" after ${Math.round(options.slowAfterMs / 1000)} s: this normally takes a few seconds` });
+  }, options.slowAfterMs);
   slow.unref();
-  const outcome: Outcome = { ok: false, rolledBack: [] };
-  const at = <T>(name: HookName, run: () => Promise<T>): Promise<T> => {
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    deadlineTimer = setTimeout(() => {
+      const tap = runningTap.get(ctx);
+      const error = new AutoSslError('TIMEOUT', `${ctx.domain}: stage "${current}" did not finish within ${Math.round(options.deadlineMs / 1000)} s${tap ? ` (plugin "${tap.plugin}" in hook "${tap.hook}" was still running)` : ''}.`, {
+        hint: tap && !options.builtinTaps.has(tap.plugin) ? `The plugin "${tap.plugin}" never finished: check it, or remove it from the config.` : undefined,
+        details: { stage: current, plugin: tap?.plugin, hook: tap?.hook },
+      });
+      options.abort.abort(error);
+      reject(error);
+    }, options.deadlineMs);
+    deadlineTimer.unref();
+  });
+  deadline.catch(() => undefined);
+  const at = <T>(name: StageName, run: () => Promise<T>): Promise<T> => {
     current = name;
-    return stage(ctx, name, run);
+    return Promise.race([stage(ctx, name, run), deadline]);
   };
+  const outcome: Outcome = { ok: false, rolledBack: [] };
   try {
-    ctx.plan = await at('plan', () => hooks.plan.promise(ctx.plan, ctx));
-    await at('preflight', () => hooks.preflight.promise(ctx));
-    await at('findings', () => hooks.findings.promise(ctx));
-    stopOnFindings(ctx);
-    ctx.challenge = await at('challenge', () => hooks.challenge.promise(ctx));
-    if (!ctx.challenge) throw new AutoSslError('INTERNAL', 'No plugin set up a challenge.');
-    await at('beforeIssue', () => hooks.beforeIssue.promise(ctx));
-    stopOnFindings(ctx);
-    ctx.lineage = await at('issue', () => hooks.issue.promise(ctx));
-    if (!ctx.lineage) throw new AutoSslError('INTERNAL', 'No plugin obtained a certificate.');
-    await at('vhost', async () => {
-      const edit = await hooks.vhost.promise(newVhostEdit(ctx.plan.names, ctx.plan.redirect), ctx);
-      const version = await ctx.services.nginx.version();
-      const plan = planHttpsEdit(ctx.services.loadTree(), edit, { nginxVersion: version, httpsPort: ctx.services.config.nginx.httpsPort });
-      ctx.tlsEndpoints = plan.tlsEndpoints;
-      await applyEdits(ctx, plan.edits);
-    });
-    await at('validate', () => hooks.validate.promise(ctx));
-    await at('reload', () => hooks.reload.promise(ctx));
-    await at('verify', () => hooks.verify.promise(ctx));
+    for (const name of HOOK_ORDER) {
+      if (name === 'finally' || !stages.has(name)) continue;
+      await at(name, () => runStage(ctx, name));
+    }
     outcome.ok = true;
-    await ctx.transaction.commit();
   } catch (error) {
     outcome.error = toAutoSslError(error);
-    outcome.rolledBack = await rollback(ctx);
-  } finally {
-    clearTimeout(slow);
-    try {
-      if (ctx.challenge?.cleanup) await ctx.challenge.cleanup();
-      await at('finally', () => hooks.finally.promise(ctx, outcome));
-    } catch (error) {
-      // a failing `finally` tap is reported but cannot undo a certificate that is already served
-      outcome.error ??= toAutoSslError(error);
+  }
+  clearTimeout(slow);
+  clearTimeout(deadlineTimer);
+  try {
+    if (outcome.ok) await ctx.transaction.commit();
+    else outcome.rolledBack = await rollback(ctx);
+  } catch (error) {
+    const e = toAutoSslError(error);
+    ctx.emit({ stage: 'rollback', status: 'error', message: e.message });
+    if (outcome.ok) {
       outcome.ok = false;
+      outcome.error = e;
     }
   }
-  return {
-    domain: ctx.domain,
-    names: ctx.plan.names,
-    ok: outcome.ok,
-    error: outcome.error,
-    lineage: ctx.lineage,
-    reused: ctx.reusedLineage === true,
-    edits: ctx.edits.map((e) => ({ file: e.file, changes: e.changes, before: e.before, after: e.after })),
-    rolledBack: outcome.rolledBack,
-    events: ctx.events,
-    ms: performance.now() - started,
-  };
+  // certbot's DNS hook only asks which solver a site uses: not a run of the domain, nothing to finish
+  if (ctx.mode === 'dns-hook') return resultOf(ctx, outcome, performance.now() - started);
+  if (!ctx.dryRun) {
+    try {
+      const undo = await ctx.services.undo.finishRun(ctx.runId, outcome.ok);
+      for (const f of undo.failed) ctx.emit({ stage: 'undo', plugin: f.plugin, status: 'error', message: f.error.message });
+      for (const r of undo.ran) ctx.emit({ stage: 'undo', plugin: r.plugin, status: 'info', message: `undid ${r.kind}` });
+    } catch (error) {
+      ctx.emit({ stage: 'undo', status: 'error', message: toAutoSslError(error).message });
+    }
+  }
+  try {
+    await stage(ctx, 'finally', () => Promise.race([hooks.finally.promise(ctx, outcome), deadlineAfter(options.deadlineMs, ctx)]));
+  } catch (error) {
+    // a failing `finally` tap is reported but cannot undo a certificate that is already served
+    outcome.error ??= toAutoSslError(error);
+    outcome.ok = false;
+  }
+  return resultOf(ctx, outcome, performance.now() - started);
+}
+
+/** `finally` gets a deadline of its own: a hung tap there must not hang the run either. */
+function deadlineAfter(ms: number, ctx: DomainContext): Promise<never> {
+  return new Promise((_, reject) => {
+    const t = setTimeout(() => {
+      const tap = runningTap.get(ctx);
+      reject(new AutoSslError('TIMEOUT', `${ctx.domain}: stage "finally" did not finish within ${Math.round(ms / 1000)} s${tap ? ` (plugin "${tap.plugin}" was still running)` : ''}.`, { details: { stage: 'finally', plugin: tap?.plugin } }));
+    }, ms);
+    t.unref();
+  });
+}
+
+async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
+  const hooks = ctx.services.hooks;
+  switch (name) {
+    case 'plan':
+      ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      return;
+    case 'preflight':
+      await hooks.preflight.promise(ctx);
+      return;
+    case 'findings':
+      await hooks.findings.promise(ctx);
+      stopOnFindings(ctx);
+      return;
+    case 'challenge':
+      ctx.challenge = await hooks.challenge.promise(ctx);
+      if (!ctx.challenge) {
+        if (ctx.plan.challenge === 'dns-01') throw new AutoSslError('DNS_PROVIDER_MISSING', `${ctx.domain} uses the DNS-01 challenge, but no plugin in the config provides DNS records for it.`);
+        throw new AutoSslError('INTERNAL', `No plugin set up the ${ctx.plan.challenge} challenge for ${ctx.domain}.`);
+      }
+      return;
+    case 'beforeIssue':
+      await hooks.beforeIssue.promise(ctx);
+      stopOnFindings(ctx);
+      return;
+    case 'issue': {
+      const lineage = await hooks.issue.promise(ctx);
+      if (!lineage) throw new AutoSslError('INTERNAL', 'No plugin obtained a certificate.');
+      ctx.lineage = lineage;
+      if (!ctx.dryRun) ctx.certificate = readCertificate(lineage.cert);
+      return;
+    }
+    case 'vhost': {
+      const edit = await hooks.vhost.promise(vhostEditFor(ctx), ctx);
+      const nginxVersion = await ctx.services.nginx.version();
+      let tlsEndpoints: DomainContext['tlsEndpoints'] = [];
+      let notes: string[] = [];
+      await applyEdits(ctx, (tree) => {
+        const plan = planHttpsEdit(tree, edit, { nginxVersion, httpsPort: ctx.services.config.nginx.httpsPort });
+        tlsEndpoints = plan.tlsEndpoints;
+        notes = plan.notes;
+        return plan.edits;
+      });
+      ctx.tlsEndpoints = tlsEndpoints;
+      for (const note of notes) {
+        if (ctx.plan.notes.includes(note)) continue;
+        ctx.plan.notes.push(note);
+        ctx.emit({ stage: 'vhost', status: 'info', message: note });
+      }
+      return;
+    }
+    case 'validate':
+      await hooks.validate.promise(ctx);
+      return;
+    case 'reload':
+      await hooks.reload.promise(ctx);
+      return;
+    case 'verify':
+      await hooks.verify.promise(ctx);
+      return;
+    case 'finally':
+      return;
+  }
 }
 
 /** Any unresolved error finding stops the domain before the CA is asked, with the first finding's code. */
@@ -159,14 +303,15 @@ function stopOnFindings(ctx: DomainContext): void {
   const blocking = ctx.findings.filter((f) => f.severity === 'error' && !f.resolved);
   if (!blocking.length) return;
   const first = blocking[0]!;
-  throw new AutoSslError((first.code ?? 'INTERNAL') as never, blocking.map((f) => f.message).join(' '), { hint: first.hint, details: { findings: blocking } });
+  const code: ErrorCode = first.code && first.code in ERROR_CODES ? (first.code as ErrorCode) : 'INTERNAL';
+  throw new AutoSslError(code, blocking.map((f) => f.message).join(' '), { hint: first.hint, details: { findings: blocking } });
 }
 
-/** Restores every file this domain wrote; if nginx had loaded them, validates and reloads the originals. */
+/** Takes back every file write of this domain; if nginx had loaded them, validates and reloads the restored config. */
 async function rollback(ctx: DomainContext): Promise<string[]> {
-  const files = ctx.transaction.files;
-  await ctx.transaction.rollback();
-  if (files.length && ctx.reloadedWithChanges) {
+  if (ctx.dryRun) return [];
+  const reverted = ctx.transaction.files.length ? await ctx.services.editor.revert(ctx.transaction) : [];
+  if (reverted.length && ctx.reloadedWithChanges) {
     try {
       await ctx.services.nginx.test();
       await ctx.services.nginx.reload();
@@ -174,6 +319,32 @@ async function rollback(ctx: DomainContext): Promise<string[]> {
       ctx.emit({ stage: 'rollback', status: 'error', message: `restored the files but nginx could not reload them: ${(error as Error).message}` });
     }
   }
-  if (files.length) ctx.emit({ stage: 'rollback', status: 'info', message: `restored ${files.join(', ')}` });
-  return files;
+  if (reverted.length) ctx.emit({ stage: 'rollback', status: 'info', message: `restored ${reverted.join(', ')}` });
+  // also the files whose edit the editor took back itself (nginx -t refused it)
+  return [...ctx.transaction.restored];
+}
+
+function resultOf(ctx: DomainContext, outcome: Outcome, ms: number): DomainResult {
+  const files = new Map<string, { file: string; before: string; after: string }>();
+  for (const e of ctx.edits) {
+    const entry = files.get(e.file);
+    if (entry) entry.after = e.after;
+    else files.set(e.file, { file: e.file, before: e.before, after: e.after });
+  }
+  return {
+    domain: ctx.domain,
+    mode: ctx.mode,
+    names: ctx.plan.names,
+    ok: outcome.ok,
+    error: outcome.error,
+    lineage: ctx.lineage,
+    certificate: ctx.certificate,
+    reused: ctx.reusedLineage === true,
+    edits: ctx.edits.map((e: FileEdit) => ({ file: e.file, changes: e.changes, before: e.before, after: e.after })),
+    files: [...files.values()].filter((f) => f.before !== f.after),
+    rolledBack: outcome.rolledBack,
+    notes: ctx.plan.notes,
+    events: ctx.events,
+    ms,
+  };
 }

@@ -113,7 +113,7 @@ export async function resolveName(name: string, opts: ResolverOptions): Promise<
 }
 
 /** RFC 8659: the relevant CAA set is the first non-empty one climbing from the name towards the root. */
-export async function checkCaa(name: string, opts: ResolverOptions, caIdentity = 'letsencrypt.org'): Promise<CaaResult> {
+export async function checkCaa(name: string, opts: ResolverOptions, caIdentity = 'letsencrypt.org', wildcard = false): Promise<CaaResult> {
   const resolver = await resolverFor(name, opts);
   const labels = name.split('.');
   const candidates = labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
@@ -127,7 +127,9 @@ export async function checkCaa(name: string, opts: ResolverOptions, caIdentity =
     }
     const records = answer.records;
     if (records.length === 0) continue;
-    const issue = records.filter((r) => r.issue !== undefined).map((r) => r.issue!.split(';')[0]!.trim().toLowerCase());
+    // RFC 8659 4.3: for a wildcard, issuewild records (when present) take precedence over issue records
+    const wild = wildcard ? records.filter((r) => r.issuewild !== undefined).map((r) => r.issuewild!.split(';')[0]!.trim().toLowerCase()) : [];
+    const issue = wild.length ? wild : records.filter((r) => r.issue !== undefined).map((r) => r.issue!.split(';')[0]!.trim().toLowerCase());
     if (issue.length === 0) return { at: candidates[i], allowsLetsEncrypt: true, issuers: [] }; // only iodef/issuewild: no limit for this name
     return { at: candidates[i], allowsLetsEncrypt: issue.includes(caIdentity), issuers: issue };
   }

@@ -1,49 +1,161 @@
 /**
- * Renewal: `autossl status`, `autossl renew`, `autossl deploy-hook` (certbot's deploy hook) and
- * `autossl install-hooks`. certbot (its timer, or `autossl renew`) renews; the deploy hook re-points the vhosts
- * and reloads nginx; every outcome lands in the state store, and failures and certificates entering their
- * renewal window are announced on the `notify` hook.
+ * Renewal and everything around certbot's own processes: `status`, `renew`, the deploy hook (a pipeline run from
+ * `issue` on, so every plugin's vhost/validate/reload/verify/finally taps run on every renewal), the pre/post hooks
+ * (the beforeRenew/afterRenew hooks), the DNS-01 manual hooks, and the notification outbox.
+ *
+ * Notifications are queued once per event (a key per event in the state store) and delivered from the commands
+ * that change things (renew, the deploy hook, certbot's post hook, the timer), marked per notify tap after it
+ * returned, retried later when a tap fails: `status` only reads.
  */
+import crypto from 'node:crypto';
+import dns from 'node:dns';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execCertbot, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
-import { normalizeSerial, readCertificate, readLineage } from '../certbot/lineage.js';
+import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { writeHookScript } from '../certbot/hooks.js';
+import { readCertificate, readLineage } from '../certbot/lineage.js';
+import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
-import type { AutoSsl } from '../engine.js';
-import { AutoSslError } from '../errors.js';
-import { newVhostEdit, planHttpsEdit } from '../nginx/edit.js';
-import { addHttpsDirectives } from '../stages/vhost-https.js';
-import { EditTransaction } from '../nginx/transaction.js';
-import type { Notification } from '../pipeline/context.js';
-import { servedSerial } from '../stages/verify-tls.js';
+import type { EngineCore } from '../engine.js';
+import { AutoSslError, toAutoSslError } from '../errors.js';
+import { ownerStamp, processStartTime } from '../lock.js';
+import type { DnsRecord, DnsSolver, Notification, RenewEvent } from '../pipeline/context.js';
+import type { Hooks } from '../pipeline/hooks.js';
+import type { DomainResult } from '../pipeline/pipeline.js';
+import type { StateStore } from '../state/store.js';
+import type { UndoService } from '../undo.js';
+import { withTimeout } from '../preflight/dns.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
-import { statusRows, type StatusRow } from './status.js';
+import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
+import { servedRows } from './served.js';
+import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
 
-export async function collectStatus(engine: AutoSsl, now = Date.now()): Promise<StatusRow[]> {
-  const { config } = engine;
+export interface StatusReport {
+  certificates: StatusRow[];
+  /** True when a certificate needs attention (the CLI exits 1). */
+  attention: boolean;
+  /** Notifications queued but not yet delivered. */
+  pendingNotifications: number;
+}
+
+export async function status(core: EngineCore, store: StateStore, now = Date.now(), probe = false): Promise<StatusReport> {
+  const { config } = core;
   let refs: ReturnType<typeof vhostCertificateRefs> = [];
+  let tree: NginxTree | null = null;
   try {
-    refs = vhostCertificateRefs(engine.loadTree(), config.certbot.configDir);
+    tree = core.services.loadTree();
+    refs = vhostCertificateRefs(tree, config.certbot.configDir);
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }
-  const store = engine.state();
   const certs = scanLineages(config.certbot.configDir, store, refs);
-  const rows = statusRows(certs, refs, now, config.renewal.windowFraction);
-  // A certificate entering its renewal window (or expiring) without a renewal is announced once per expiry date.
-  const fresh = store.db.transaction(() => rows.filter((row) => (row.state === 'due' || row.state === 'expired') && row.lineage && store.markNotified(row.lineage, row.state, row.notAfter ?? ''))).immediate();
-  for (const row of fresh) await engine.hooks.notify.promise(notification(row.state === 'due' ? 'renewal-due' : 'expired', row));
-  return rows;
+  let rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  if (tree) {
+    // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
+    const served = await servedRows(config, tree, now, probe);
+    for (const r of rows) {
+      const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
+      if (p) r.probe = p;
+    }
+    rows = [...rows, ...served.mismatches].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+  }
+  let pendingNotifications = 0;
+  try {
+    pendingNotifications = store.outbox().filter((o) => o.deliveredAt === null).length;
+  } catch {
+    pendingNotifications = 0;
+  }
+  return { certificates: rows, attention: needsAttention(rows), pendingNotifications };
 }
 
-const HOST = os.hostname();
+// -------------------------------------------------------------------------------------------- notifications
 
-function notification(kind: Notification['kind'], row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
-  return { kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: HOST };
+function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
+  return { key, kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: core.host };
+}
+
+function enqueue(store: StateStore, n: Notification): void {
+  store.enqueueNotification(n.key, n.kind, JSON.stringify(n));
+}
+
+/** Certificates that entered their renewal window, or expired, without a renewal: queued once per expiry date. */
+function enqueueDue(core: EngineCore, store: StateStore, now = Date.now()): void {
+  const rows = statusRows(store.certificates(), [], now, core.config.renewal.windowFraction);
+  for (const row of rows) {
+    if ((row.state === 'due' || row.state === 'expired') && row.lineage) {
+      const kind = row.state === 'due' ? 'renewal-due' : 'expired';
+      enqueue(store, notification(core, kind, `${kind}:${row.lineage}:${row.notAfter ?? ''}`, row));
+    }
+  }
+}
+
+/** Which notify taps took a notification in this delivery attempt, and which failed. */
+const deliveries = new WeakMap<Notification, { deliveredTo: Set<string>; delivered: string[]; failed: Array<{ plugin: string; message: string }> }>();
+
+/**
+ * Makes every notify tap take each notification at most once: a tap that already took it is skipped on a retry,
+ * and a failing tap does not keep the others from theirs.
+ */
+export function trackNotifyDeliveries(hooks: Hooks): void {
+  hooks.notify.intercept({
+    register(tapInfo) {
+      const original = tapInfo.fn as (n: Notification) => unknown;
+      const plugin = tapInfo.name;
+      if (tapInfo.type !== 'promise' && tapInfo.type !== 'sync') return tapInfo;
+      tapInfo.type = 'promise';
+      tapInfo.fn = async (n: Notification) => {
+        const track = deliveries.get(n);
+        if (track?.deliveredTo.has(plugin)) return;
+        try {
+          await original(n);
+          track?.delivered.push(plugin);
+        } catch (error) {
+          if (!track) throw error;
+          track.failed.push({ plugin, message: toAutoSslError(error).message });
+        }
+      };
+      return tapInfo;
+    },
+  });
+}
+
+export interface DeliveryReport {
+  delivered: number;
+  failed: Array<{ key: string; plugin: string; message: string }>;
+  /** Still queued (failed now, retried later). */
+  pending: number;
+}
+
+const RETRY_MAX_MS = 6 * 3_600_000;
+
+/** Delivers the queued notifications that are due, each to every notify tap that has not taken it yet. */
+export async function deliverOutbox(core: EngineCore, now = Date.now()): Promise<DeliveryReport> {
+  const report: DeliveryReport = { delivered: 0, failed: [], pending: 0 };
+  const store = core.services.state();
+  if (!core.hooks.notify.taps.length) return report;
+  for (const row of store.claimNotifications(now)) {
+    const n = JSON.parse(row.payload) as Notification;
+    const track = { deliveredTo: new Set(row.deliveredTo), delivered: [] as string[], failed: [] as Array<{ plugin: string; message: string }> };
+    deliveries.set(n, track);
+    try {
+      await core.hooks.notify.promise(n);
+    } catch (error) {
+      track.failed.push({ plugin: '?', message: toAutoSslError(error).message });
+    }
+    for (const plugin of track.delivered) store.markDeliveredTo(row.id, plugin);
+    if (track.failed.length === 0) {
+      store.settleNotification(row.id, { delivered: true });
+      report.delivered++;
+    } else {
+      const retryAt = Date.now() + Math.min(core.config.notify.retryBaseMs * 2 ** row.attempts, RETRY_MAX_MS);
+      store.settleNotification(row.id, { delivered: false, error: track.failed.map((f) => `${f.plugin}: ${f.message}`).join('; '), retryAt });
+      for (const f of track.failed) report.failed.push({ key: row.key, ...f });
+      report.pending++;
+    }
+  }
+  return report;
 }
 
 // ------------------------------------------------------------------------------------------------- renew
@@ -56,6 +168,13 @@ export interface RenewOutcome {
   message?: string;
 }
 
+export interface RenewReport {
+  results: RenewOutcome[];
+  notifications: DeliveryReport;
+  /** Errors of beforeRenew/afterRenew taps (the renewal went on). */
+  hookErrors: string[];
+}
+
 /** certbot's end-of-run summary: "  /etc/letsencrypt/live/x/fullchain.pem (success|failure|skipped)". */
 export function parseRenewSummary(output: string): Map<string, 'success' | 'failure' | 'skipped'> {
   const out = new Map<string, 'success' | 'failure' | 'skipped'>();
@@ -64,17 +183,47 @@ export function parseRenewSummary(output: string): Map<string, 'success' | 'fail
   return out;
 }
 
-export async function renew(engine: AutoSsl, options: { certName?: string; force?: boolean } = {}): Promise<RenewOutcome[]> {
-  const { config } = engine;
-  const store = engine.state();
+function renewEvent(core: EngineCore, store: StateStore, phase: RenewEvent['phase'], base: Omit<RenewEvent, 'phase' | 'lineages'>, certs = scanLineages(core.config.certbot.configDir, store)): RenewEvent {
+  const now = Date.now();
+  const lineages = certs.map((c) => ({
+    name: c.lineage,
+    names: c.names,
+    due: base.forced ? !base.certName || base.certName === c.lineage : c.notAfter === null || c.notBefore === null || now >= renewalWindowStart(c.notBefore, c.notAfter, core.config.renewal.windowFraction),
+  }));
+  return { ...base, phase, lineages: base.certName ? lineages.filter((l) => l.name === base.certName) : lineages };
+}
+
+async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[]): Promise<void> {
+  try {
+    await core.hooks[event.phase === 'before' ? 'beforeRenew' : 'afterRenew'].promise(event);
+  } catch (error) {
+    const e = toAutoSslError(error);
+    errors.push(e.message);
+    core.emit({ domain: '*', stage: event.phase === 'before' ? 'beforeRenew' : 'afterRenew', status: 'error', message: e.message });
+  }
+}
+
+export async function renew(core: EngineCore, options: { certName?: string; force?: boolean } = {}): Promise<RenewReport> {
+  const { config } = core;
+  const store = core.services.state();
   if (options.certName !== undefined && !readLineage(config.certbot.configDir, options.certName)) {
     throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(options.certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
   }
   const before = scanLineages(config.certbot.configDir, store);
+  const hookErrors: string[] = [];
+  const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };
+  await runRenewHook(core, renewEvent(core, store, 'before', base), hookErrors);
   const args = ['renew', '--no-random-sleep-on-renew'];
   if (options.certName) args.push('--cert-name', options.certName);
   if (options.force) args.push('--force-renewal');
-  const run = await execCertbot(config.certbot, args);
+  // certbot runs the installed pre/post hooks too: they see this and leave beforeRenew/afterRenew to us
+  let run;
+  try {
+    run = await execCertbot(config.certbot, args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
+  } finally {
+    await runRenewHook(core, renewEvent(core, store, 'after', base), hookErrors);
+    await core.services.undo.finishRun(base.runId, true);
+  }
   const summary = parseRenewSummary(`${run.stdout}\n${run.stderr}`);
   const after = scanLineages(config.certbot.configDir, store);
   const outcomes: RenewOutcome[] = [];
@@ -90,16 +239,101 @@ export async function renew(engine: AutoSsl, options: { certName?: string; force
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
+  recordRenewals(core, store, outcomes);
+  enqueueDue(core, store);
+  const notifications = await deliverOutbox(core);
+  return { results: outcomes, notifications, hookErrors };
+}
+
+/** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
+function recordRenewals(core: EngineCore, store: StateStore, outcomes: readonly RenewOutcome[]): void {
+  const rows = statusRows(store.certificates(), [], Date.now(), core.config.renewal.windowFraction);
+  const day = new Date().toISOString().slice(0, 10);
   for (const o of outcomes) {
     if (o.outcome === 'not-due') continue;
     store.recordAttempt({ kind: 'renew', domain: o.names[0] ?? o.lineage, lineage: o.lineage, ok: o.outcome === 'renewed', code: o.outcome === 'failed' ? 'CERTBOT_FAILED' : undefined, message: o.message });
-  }
-  const rows = statusRows(store.certificates(), [], Date.now(), config.renewal.windowFraction);
-  for (const o of outcomes.filter((x) => x.outcome === 'failed')) {
+    if (o.outcome !== 'failed') continue;
     const row = rows.find((r) => r.lineage === o.lineage);
-    await engine.hooks.notify.promise(notification('renewal-failed', { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
+    enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
   }
-  return outcomes;
+}
+
+// ----------------------------------------------------------------------------------- certbot's pre/post hooks
+
+function cmdline(pid: number): string[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\u0000');
+  } catch {
+    return [];
+  }
+}
+
+function parentOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * The certbot process that runs this hook: certbot starts hooks through a shell, so it is the nearest ancestor
+ * whose command line is certbot's (falling back to the parent).
+ */
+function certbotProcess(): { pid: number; args: string[] } {
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentOf(pid), hops++) {
+    const args = cmdline(pid);
+    if (args.some((a, i) => i < 3 && /(^|\/)certbot$/.test(a))) return { pid, args };
+  }
+  return { pid: process.ppid, args: cmdline(process.ppid) };
+}
+
+/** certbot's renewal, as seen from one of its hook processes: one run id and owner for the pre and post hooks. */
+function certbotRun(): { runId: string; owner: string; forced: boolean; certName?: string } {
+  const { pid: ppid, args } = certbotProcess();
+  const start = processStartTime(ppid) ?? '-';
+  const i = args.indexOf('--cert-name');
+  const certName = i >= 0 ? args[i + 1] : args.find((a) => a.startsWith('--cert-name='))?.slice('--cert-name='.length);
+  return { runId: `certbot-${ppid}-${start}`, owner: `${ppid} ${start}`, forced: args.includes('--force-renewal') || args.includes('--renew-by-default'), certName: certName && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) ? certName : undefined };
+}
+
+export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void> {
+  // autossl renew started this certbot and runs beforeRenew/afterRenew itself
+  if (env.AUTOSSL_RENEW_PARENT) return;
+  await core.recoverFirst();
+  const store = core.services.state();
+  const run = certbotRun();
+  const base = { runId: run.runId, forced: run.forced, certName: run.certName, startedBy: 'certbot' as const, owner: run.owner };
+  const errors: string[] = [];
+  const key = `renew:${run.runId}`;
+  if (phase === 'pre') {
+    const certs = scanLineages(core.config.certbot.configDir, store);
+    const event = renewEvent(core, store, 'before', base, certs);
+    // the post hook (another process) compares serials with these to tell which renewals failed
+    store.setValue(key, JSON.stringify(event.lineages.filter((l) => l.due).map((l) => ({ name: l.name, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null }))));
+    await runRenewHook(core, event, errors);
+  } else {
+    await runRenewHook(core, renewEvent(core, store, 'after', base), errors);
+    await core.services.undo.finishRun(run.runId, true);
+    const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; serial: string | null }>;
+    store.deleteValue(key);
+    const now = scanLineages(core.config.certbot.configDir, store);
+    const problems = problemsFromLog(core.config.certbot.logsDir);
+    const outcomes: RenewOutcome[] = [];
+    for (const a of attempted) {
+      const cert = now.find((c) => c.lineage === a.name);
+      if (!cert) continue;
+      const renewed = cert.serial !== a.serial;
+      const own = problems.filter((p) => !p.domain || cert.names.includes(p.domain));
+      outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
+    }
+    // a renewed lineage is recorded by its deploy hook; only failures are new here
+    recordRenewals(core, store, outcomes.filter((o) => o.outcome === 'failed'));
+    enqueueDue(core, store);
+    await deliverOutbox(core);
+  }
+  if (errors.length) throw new AutoSslError('PLUGIN_ERROR', errors.join('; '));
 }
 
 // ------------------------------------------------------------------------------------------- deploy hook
@@ -107,9 +341,13 @@ export async function renew(engine: AutoSsl, options: { certName?: string; force
 export interface DeployResult {
   lineage: string;
   domains: string[];
+  ok: boolean;
+  error?: AutoSslError;
   changedFiles: string[];
   serial: string;
-  served: Array<{ host: string; port: number; servername: string; ok: boolean }>;
+  served: Array<{ host: string; port: number; servername: string }>;
+  /** The pipeline run (absent when no vhost serves the lineage's names over TLS). */
+  run?: DomainResult;
 }
 
 function isInside(child: string, parent: string): boolean {
@@ -122,12 +360,13 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
   const lineage = env.RENEWED_LINEAGE;
   const domainsRaw = env.RENEWED_DOMAINS;
   const refuse = (why: string): never => {
-    throw new AutoSslError('CONFIG_INVALID', `Refusing the deploy hook: ${why}. Nothing was touched.`, { hint: 'autossl deploy-hook is meant to be run by certbot after a renewal (see autossl install-hooks).' });
+    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the deploy hook: ${why}. Nothing was touched.`, { hint: 'autossl deploy-hook is meant to be run by certbot after a renewal (see autossl install-hooks).' });
   };
   if (!lineage) refuse('RENEWED_LINEAGE is not set');
   if (domainsRaw === undefined || domainsRaw.trim() === '') refuse('RENEWED_DOMAINS is not set');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(lineage!)) refuse('RENEWED_LINEAGE contains control characters');
+  if (lineage!.length > 4096 || domainsRaw!.length > 100_000) refuse('RENEWED_LINEAGE or RENEWED_DOMAINS is far too long');
   if (!path.isAbsolute(lineage!) || lineage!.split('/').includes('..') || lineage!.split('/').includes('.')) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a plain absolute path`);
   const live = path.resolve(configDir, 'live');
   if (path.dirname(path.resolve(lineage!)) !== live) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a lineage directory inside ${live}`);
@@ -152,6 +391,7 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
       return refuse(`${path.join(lineage!, f)} does not exist`);
     }
     if (!isInside(real, realConfig)) refuse(`${path.join(lineage!, f)} leads outside ${configDir} (to ${real})`);
+    if (!fs.statSync(real).isFile()) refuse(`${path.join(lineage!, f)} is not a regular file`);
   }
   const domains: string[] = [];
   for (const d of domainsRaw!.split(/[ ]+/).filter(Boolean)) {
@@ -164,65 +404,155 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
   return { name, domains };
 }
 
-export async function deployHook(engine: AutoSsl, env: NodeJS.ProcessEnv = process.env): Promise<DeployResult> {
-  const { config } = engine;
+export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
+  const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  await core.recoverFirst();
   const lineage = readLineage(config.certbot.configDir, name);
   if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
-  const store = engine.state();
+  const store = core.services.state();
   const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
-  const tree = engine.loadTree();
-  const tlsNames = domains.filter((d) => !d.startsWith('*.') && tree.findServers(d).https.length === 1);
-  const edit = addHttpsDirectives(newVhostEdit(tlsNames), lineage); // no listen: only re-point the certificate
-  const plan = tlsNames.length ? planHttpsEdit(tree, edit, { nginxVersion: await engine.nginx.version(), httpsPort: config.nginx.httpsPort }) : { edits: [], tlsEndpoints: [] };
-  const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal') });
+  const tree = core.services.loadTree();
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1);
+  const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
+  if (!tlsNames.length) {
+    // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
+    try {
+      await core.services.nginx.test();
+      await core.services.nginx.reload();
+      store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: true });
+    } catch (error) {
+      result.ok = false;
+      result.error = toAutoSslError(error);
+      store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: false, code: result.error.code, message: result.error.message });
+    }
+  } else {
+    const site = tlsNames.map((n) => siteOfName(config, n)).find((s) => s !== undefined);
+    const { ctx, abort } = core.context(tlsNames[0]!, 'deploy', {
+      lineage,
+      // a lineage autossl does not manage keeps its vhost as it is: no redirect or HSTS it was not asked for
+      plan: { names: tlsNames, certName: name, redirect: site ? site.redirect ?? config.defaults.redirect : false, hsts: site ? site.hsts ?? config.defaults.hsts : false },
+    });
+    ctx.needsReload = true; // the certificate files behind the vhost's paths changed
+    const run = await core.run(ctx, abort);
+    result.run = run;
+    result.ok = run.ok;
+    result.error = run.error;
+    result.changedFiles = run.files.map((f) => f.file);
+    result.served = run.ok ? ctx.tlsEndpoints : [];
+  }
+  const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
+  const rows = statusRows(scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
+  const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
+  const kind = result.ok ? 'renewed' : 'deploy-failed';
+  enqueue(store, notification(core, kind, `${kind}:${name}:${info.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
+  await deliverOutbox(core);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------- DNS-01 manual hooks
+
+const VALIDATION = /^[A-Za-z0-9_-]{1,256}$/;
+
+/** Validates certbot's CERTBOT_DOMAIN / CERTBOT_VALIDATION before anything runs. */
+export function validateDnsEnv(env: NodeJS.ProcessEnv): { domain: string; value: string } {
+  const refuse = (why: string): never => {
+    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the DNS hook: ${why}. Nothing was touched.`);
+  };
+  const raw = env.CERTBOT_DOMAIN;
+  const value = env.CERTBOT_VALIDATION;
+  if (!raw) refuse('CERTBOT_DOMAIN is not set');
+  if (!value) refuse('CERTBOT_VALIDATION is not set');
+  if (!VALIDATION.test(value!)) refuse(`CERTBOT_VALIDATION ${JSON.stringify(value!.slice(0, 80))} is not a base64url key authorization digest`);
+  let domain: string;
   try {
-    for (const e of plan.edits) await tx.write(e.file, e.before, e.after);
-    await engine.nginx.test();
-    await engine.nginx.reload(); // always: the certificate files changed even when no vhost did
+    domain = normalizeDomain(raw);
   } catch (error) {
-    await tx.rollback();
-    if (plan.edits.length) {
-      await engine.nginx.test().then(() => engine.nginx.reload()).catch(() => undefined);
-    }
-    const e = error instanceof AutoSslError ? error : new AutoSslError('INTERNAL', (error as Error).message, { cause: error });
-    store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: false, code: e.code, message: e.message });
-    throw e;
+    return refuse(`CERTBOT_DOMAIN is not a domain: ${(error as Error).message}`);
   }
-  await tx.commit();
-  const want = normalizeSerial(info.serial);
-  const served: DeployResult['served'] = [];
-  for (const ep of plan.tlsEndpoints) {
-    const deadline = Date.now() + config.defaults.verifyTimeoutMs;
-    let ok = false;
-    while (!ok && Date.now() <= deadline) {
-      ok = await servedSerial(ep.host, ep.port, ep.servername).then((s) => s === want, () => false);
-      if (!ok) await new Promise((r) => setTimeout(r, 100));
+  return { domain, value: value! };
+}
+
+/** The DNS-01 solver the site of `domain` uses: its plan and challenge hooks, run as for an issue. */
+async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
+  const site = siteOfName(core.config, domain) ?? siteOfName(core.config, `*.${domain}`);
+  if (!site) throw new AutoSslError('HOOK_INPUT_INVALID', `No site in the config has the name ${domain} (or *.${domain}); certbot asked for its DNS record.`, { hint: 'Add the site back to the config, or delete the lineage (certbot delete --cert-name ...).' });
+  const { ctx, abort } = core.context(site.domain, 'dns-hook');
+  const run = await core.run(ctx, abort);
+  if (!run.ok) throw run.error ?? new AutoSslError('INTERNAL', 'The challenge stage failed.');
+  if (ctx.challenge?.type !== 'dns-01' || !ctx.challenge.solver) throw new AutoSslError('DNS_PROVIDER_MISSING', `${site.domain} has no DNS provider: no plugin answered its dns-01 challenge.`);
+  return ctx.challenge.solver;
+}
+
+/** Waits until the configured resolvers answer the TXT value (a bounded wait; certbot asks the CA right after). */
+async function waitForTxt(core: EngineCore, record: DnsRecord): Promise<void> {
+  const { dns01, preflight } = core.config;
+  const servers = dns01.resolvers.length ? dns01.resolvers : preflight.resolvers;
+  const deadline = Date.now() + dns01.propagationTimeoutMs;
+  const resolver = new dns.promises.Resolver({ timeout: Math.min(preflight.timeoutMs, 5000), tries: 1 });
+  if (servers.length) resolver.setServers(servers);
+  let seen: string[] = [];
+  for (;;) {
+    try {
+      seen = (await withTimeout(resolver.resolveTxt(record.fqdn), preflight.timeoutMs, `TXT ${record.fqdn}`)).map((chunks) => chunks.join(''));
+      if (seen.includes(record.value)) return;
+    } catch {
+      seen = [];
     }
-    served.push({ ...ep, ok });
+    if (Date.now() >= deadline) {
+      throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
   }
-  const refs = vhostCertificateRefs(engine.loadTree(), config.certbot.configDir);
-  scanLineages(config.certbot.configDir, store, refs);
-  const notServed = served.filter((s) => !s.ok);
-  store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: notServed.length === 0, code: notServed.length ? 'TLS_VERIFY_FAILED' : undefined, message: notServed.length ? `not served at ${notServed.map((s) => `${s.host}:${s.port}`).join(', ')}` : undefined });
-  return { lineage: name, domains, changedFiles: plan.edits.map((e) => e.file), serial: want, served };
+}
+
+const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
+
+/** Registers the undo step that removes a TXT record left behind by a certbot run that died before its cleanup hook. */
+export function applyDnsUndo(undo: UndoService, core: () => EngineCore): void {
+  undo.handle(DNS_UNDO.plugin, DNS_UNDO.kind, async (payload) => {
+    const record = payload as unknown as DnsRecord;
+    const solver = await solverFor(core(), record.domain);
+    await solver.cleanup(record);
+  });
+}
+
+export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: NodeJS.ProcessEnv): Promise<void> {
+  const { domain, value } = validateDnsEnv(env);
+  const record: DnsRecord = { domain, fqdn: `_acme-challenge.${domain}`, value };
+  const solver = await solverFor(core, domain);
+  const run = certbotRun();
+  const store = core.services.state();
+  if (phase === 'auth') {
+    // if certbot dies before its cleanup hook, recovery removes the record
+    await core.services.undo.record(DNS_UNDO.plugin, run.runId, DNS_UNDO.kind, { ...record }, 'always', run.owner);
+    await solver.present(record);
+    const started = Date.now();
+    await waitForTxt(core, record);
+    core.emit({ domain, stage: 'dns-01', plugin: solver.name, status: 'info', message: `TXT ${record.fqdn} visible after ${Date.now() - started} ms` });
+    return;
+  }
+  await solver.cleanup(record);
+  for (const step of store.undoSteps({ runId: run.runId, state: 'pending' })) {
+    const p = JSON.parse(step.payload) as DnsRecord;
+    if (step.plugin === DNS_UNDO.plugin && p.fqdn === record.fqdn && p.value === record.value) store.finishUndoStep(step.id);
+  }
 }
 
 // ----------------------------------------------------------------------------------------- install-hooks
 
-const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-
-/** Places an executable in <certbot config>/renewal-hooks/deploy/ so every certbot renewal runs the deploy hook. */
-export function installHooks(engine: AutoSsl, configFile: string | undefined): string {
-  const dir = path.join(engine.config.certbot.configDir, 'renewal-hooks', 'deploy');
-  fs.mkdirSync(dir, { recursive: true });
-  const cli = fileURLToPath(new URL('../cli.js', import.meta.url));
-  const hook = path.join(dir, 'autossl');
-  const configArgs = configFile ? ` --config ${shellQuote(path.resolve(configFile))}` : '';
-  const script = `#!/bin/sh\n# Installed by "autossl install-hooks": after every certbot renewal, point the vhosts at the renewed\n# lineage, validate with nginx -t and reload nginx (certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS).\nexec ${shellQuote(process.execPath)} ${shellQuote(cli)} deploy-hook${configArgs}\n`;
-  const temp = `${hook}.tmp-${process.pid}`;
-  fs.writeFileSync(temp, script, { mode: 0o755 });
-  fs.renameSync(temp, hook);
-  return hook;
+/**
+ * Puts autossl's executables into certbot's renewal-hooks directories: every renewal, whoever starts it (certbot's
+ * timer, autossl renew, certbot by hand), runs the deploy hook per renewed lineage and the pre/post hooks around
+ * the run.
+ */
+export function installHooks(core: EngineCore): string[] {
+  const base = path.join(core.config.certbot.configDir, 'renewal-hooks');
+  const config = core.config.filepath;
+  return [
+    writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.'),
+    writeHookScript(path.join(base, 'pre', 'autossl'), ['renew-hook', 'pre'], config, 'Installed by "autossl install-hooks": runs the beforeRenew hook before certbot renews anything.'),
+    writeHookScript(path.join(base, 'post', 'autossl'), ['renew-hook', 'post'], config, 'Installed by "autossl install-hooks": runs the afterRenew hook after certbot\'s renewal attempts, records\nfailed renewals and delivers notifications.'),
+  ];
 }

@@ -99,6 +99,8 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
   }
   const present = new Set(names);
   const gone = [...known.keys()].filter((l) => !present.has(l));
+  // a read-only state directory (status by a user who cannot write it) still gets the answer, just not the cache
+  if (store.readOnly) return rows;
   if (updates.length) {
     store.db.transaction(() => {
       for (const u of updates) store.upsertCertificate(u);

@@ -1,6 +1,8 @@
 /**
  * `autossl status`: every certificate with its state, most urgent first.
  *   expired  past notAfter
+ *   mismatch a configured name is not served with a certificate that covers it (the block nginx picks for it over
+ *            TLS points at another certificate, or at an old copy of its lineage), or nothing serves it over TLS
  *   failing  the last renewal (or issue) attempt failed
  *   due      inside the renewal window (the last third of its lifetime by default) and not renewed
  *   missing  a vhost points at a certificate file that does not exist (or a lineage lost its cert.pem)
@@ -11,9 +13,9 @@
 import type { CertificateRow } from '../state/store.js';
 import type { VhostCertificateRef } from './scan.js';
 
-export type CertState = 'expired' | 'failing' | 'due' | 'missing' | 'ok';
+export type CertState = 'expired' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
 
-const URGENCY: Record<CertState, number> = { expired: 0, missing: 1, failing: 2, due: 3, ok: 4 };
+export const URGENCY: Record<CertState, number> = { expired: 0, mismatch: 1, missing: 2, failing: 3, due: 4, ok: 5 };
 
 export interface StatusRow {
   lineage: string;
@@ -28,6 +30,8 @@ export interface StatusRow {
   consecutiveFailures: number;
   vhosts: string[];
   serial: string | null;
+  /** With `status --probe`: what a TLS connection with the name as SNI was served. */
+  probe?: { address: string; serial: string | null; ok: boolean; error?: string };
 }
 
 export function renewalWindowStart(notBefore: number, notAfter: number, windowFraction: number): number {

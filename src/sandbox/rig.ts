@@ -107,6 +107,34 @@ http {
 `;
 }
 
+/**
+ * Stops an nginx by the pid in its pid file (SIGTERM, then SIGKILL), waiting until it is gone so its ports are free.
+ * Not `nginx -s stop`: that parses the config first, and refuses to signal when a failed run left the config broken.
+ */
+export async function stopNginx(pidFile: string, timeoutMs = 5000): Promise<void> {
+  let pid = 0;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  const alive = (): boolean => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  if (alive()) process.kill(pid, 'SIGKILL');
+  while (alive()) await new Promise((r) => setTimeout(r, 25));
+}
+
 export class AcmeRig {
   private readonly children: ChildProcess[] = [];
   private nginxStarted = false;
@@ -284,18 +312,7 @@ export class AcmeRig {
 
   async stop(): Promise<void> {
     if (this.nginxStarted) {
-      const pidFile = path.join(this.info.nginxPrefix, 'nginx.pid');
-      const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : 0);
-      await execa(BINARIES.nginx, [...this.nginxArgs, '-c', this.info.nginxConf, '-s', 'stop'], { reject: false });
-      // `-s stop` only signals: wait for the master to exit so the ports are free for the next sandbox
-      for (let i = 0; pid && i < 100; i++) {
-        try {
-          process.kill(pid, 0);
-        } catch {
-          break;
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await stopNginx(path.join(this.info.nginxPrefix, 'nginx.pid'));
       this.nginxStarted = false;
     }
     for (const child of this.children.splice(0)) {

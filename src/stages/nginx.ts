@@ -1,19 +1,10 @@
 /**
- * `nginx -t` and reload as stages. Validation runs only when this domain changed files; the reload goes
- * through NginxControl's coalescer, so domains finishing together share one reload.
+ * Reload as a stage. `nginx -t` is not here: the config editor runs it inside the `vhost` stage, under the config
+ * lock, for every edit (the `validate` hook is for checks of plugins of their own). The reload goes through
+ * NginxControl's coalescer, so domains finishing together share one reload.
  */
 import { STAGE } from '../pipeline/hooks.js';
-import type { Plugin } from '../pipeline/context.js';
-
-export const nginxValidatePlugin: Plugin = {
-  name: 'nginx-validate',
-  apply(hooks) {
-    hooks.validate.tapPromise({ name: 'nginx-validate', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (ctx.dryRun || !ctx.needsReload) return;
-      await ctx.services.nginx.test();
-    });
-  },
-};
+import type { Plugin } from '../pipeline/plugin.js';
 
 export const nginxReloadPlugin: Plugin = {
   name: 'nginx-reload',

@@ -12,7 +12,8 @@ import { cloudflareMatcher } from '../preflight/cloudflare.js';
 import { probeChallenge } from '../preflight/port80.js';
 import { ERROR_CODES } from '../errors.js';
 import { STAGE } from '../pipeline/hooks.js';
-import type { DomainContext, Finding, Plugin } from '../pipeline/context.js';
+import type { DomainContext, Finding } from '../pipeline/context.js';
+import type { Plugin } from '../pipeline/plugin.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
@@ -44,6 +45,11 @@ function add(ctx: DomainContext, finding: Finding): void {
 }
 
 async function dnsCheck(ctx: DomainContext): Promise<void> {
+  if (ctx.plan.challenge === 'dns-01') {
+    // the CA looks up a TXT record, not this server: A/AAAA and port 80 do not matter
+    add(ctx, { check: 'dns', severity: 'info', message: 'DNS-01: the CA checks a TXT record; A/AAAA records need not point here' });
+    return;
+  }
   const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
   const isCloudflare = cloudflareMatcher(ctx.services.config.preflight.cloudflareRanges);
   await Promise.all(ctx.plan.names.map(async (name) => {
@@ -81,7 +87,8 @@ async function dnsCheck(ctx: DomainContext): Promise<void> {
 
 async function caaCheck(ctx: DomainContext): Promise<void> {
   await Promise.all(ctx.plan.names.map(async (name) => {
-    const caa = await checkCaa(name, resolverOptions(ctx));
+    const wildcard = name.startsWith('*.');
+    const caa = await checkCaa(wildcard ? name.slice(2) : name, resolverOptions(ctx), 'letsencrypt.org', wildcard);
     if (caa.failure) {
       add(ctx, { check: 'caa', name, severity: 'error', code: caa.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL', message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.` });
     } else if (!caa.allowsLetsEncrypt) {
@@ -97,7 +104,7 @@ function budgetCheck(ctx: DomainContext): void {
   const windowMs = minutes * 60_000;
   const now = Date.now();
   for (const name of ctx.plan.names) {
-    const failures = ctx.services.state().validationFailures(name, now - windowMs);
+    const failures = ctx.services.state({ readOnly: ctx.dryRun }).validationFailures(name, now - windowMs);
     if (failures.length >= max) {
       const next = new Date(failures[failures.length - max]!.at + windowMs);
       add(ctx, { check: 'budget', name, severity: 'error', code: 'VALIDATION_BUDGET_EXHAUSTED', message: `${name} failed validation ${failures.length} times in the last ${minutes} minutes (last: ${failures[failures.length - 1]!.detail}); next try allowed at ${next.toISOString()}.` });
@@ -178,7 +185,7 @@ export const preflightPlugin: Plugin = {
       if (!ctx.skipChecks.has('caa')) await caaCheck(ctx);
     });
     hooks.preflight.tapPromise({ name: 'preflight-budget', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (!ctx.skipChecks.has('budget') && !ctx.dryRun) budgetCheck(ctx);
+      if (!ctx.skipChecks.has('budget')) budgetCheck(ctx);
     });
     // The self-check runs once the challenge is set up (the vhost serves the webroot), right before certbot.
     hooks.beforeIssue.tapPromise({ name: 'preflight-port80', stage: STAGE.LAST }, async (ctx) => {

@@ -3,7 +3,7 @@
  * pre-flight budget counts them: Let's Encrypt allows 5 failed validations per name per hour).
  */
 import { STAGE } from '../pipeline/hooks.js';
-import type { Plugin } from '../pipeline/context.js';
+import type { Plugin } from '../pipeline/plugin.js';
 import type { AcmeProblem } from '../certbot/certbot.js';
 
 export const PLUGIN_NAME = 'state-record';
@@ -14,9 +14,10 @@ export const stateRecordPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
     hooks.finally.tapPromise({ name: PLUGIN_NAME, stage: STAGE.FIRST }, async (ctx, outcome) => {
-      if (ctx.dryRun) return;
+      if (ctx.dryRun || ctx.mode === 'dns-hook') return;
       const state = ctx.services.state();
-      state.recordAttempt({ kind: 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
+      if (state.readOnly) return;
+      state.recordAttempt({ kind: ctx.mode === 'deploy' ? 'deploy' : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
       if (outcome.error?.code !== 'CERTBOT_FAILED') return;
       // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
       const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));

@@ -1,13 +1,17 @@
 /**
  * The installer side: what the TLS server of the domain must contain. `listen <port> ssl` asks the editor to
- * mirror the block's own port-80 addresses on the TLS port; the certificate paths are the lineage's.
+ * mirror the block's own port-80 addresses on the TLS port; the certificate paths are the lineage's; HSTS when the
+ * site asks for it.
  */
 import { AutoSslError } from '../errors.js';
 import { quoteIfNeeded, type VhostEdit } from '../nginx/edit.js';
 import { STAGE } from '../pipeline/hooks.js';
-import type { Plugin } from '../pipeline/context.js';
+import type { Plugin } from '../pipeline/plugin.js';
 
 export const PLUGIN_NAME = 'vhost-https';
+
+/** The header HSTS adds (one year; no includeSubDomains: autossl cannot know the other names are on HTTPS). */
+export const HSTS_HEADER = 'Strict-Transport-Security "max-age=31536000" always';
 
 /**
  * What HTTPS needs in the TLS server: `listen <port> ssl [http2]` (the editor mirrors the block's own port-80
@@ -28,7 +32,7 @@ export const vhostHttpsPlugin: Plugin = {
       return addHttpsDirectives(edit, ctx.lineage, { port: api.config.nginx.httpsPort, http2: api.config.nginx.http2 });
     });
     hooks.vhost.tapPromise({ name: 'vhost-hsts', stage: STAGE.BUILTIN + 1 }, async (edit, ctx) => {
-      if (ctx.plan.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');
+      if (ctx.plan.hsts) edit.https._add('add_header', HSTS_HEADER);
       return edit;
     });
   },

@@ -6,6 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { AutoSslError } from '../errors.js';
+import { ownerAlive, ownerStamp } from '../lock.js';
 
 const MIGRATIONS: string[] = [
   // 1: outcomes, ACME validation failures (the per-name budget), certificates
@@ -57,6 +59,48 @@ const MIGRATIONS: string[] = [
      at INTEGER NOT NULL,
      PRIMARY KEY (lineage, kind, key)
    );`,
+  // 2: undo steps of plugins (changes outside nginx's files), the notification outbox
+  `CREATE TABLE undo_steps (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     run_id TEXT NOT NULL,
+     owner TEXT NOT NULL,           -- "<pid> <start time>" of the process that recorded it, or runs it now
+     plugin TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     payload TEXT NOT NULL,         -- JSON
+     run_when TEXT NOT NULL,        -- always | failure
+     state TEXT NOT NULL,           -- pending | running | done
+     created_at INTEGER NOT NULL,
+     done_at INTEGER,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     last_error TEXT
+   );
+   CREATE INDEX undo_steps_run ON undo_steps(run_id, state);
+   CREATE INDEX undo_steps_state ON undo_steps(state);
+   CREATE TABLE outbox (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     key TEXT NOT NULL UNIQUE,      -- one notification per event, however often it is noticed
+     kind TEXT NOT NULL,
+     payload TEXT NOT NULL,         -- JSON Notification
+     created_at INTEGER NOT NULL,
+     next_attempt_at INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     last_error TEXT,
+     delivered_at INTEGER,
+     claimed_by TEXT,               -- the process delivering it now
+     claimed_at INTEGER
+   );
+   CREATE INDEX outbox_pending ON outbox(delivered_at, next_attempt_at);
+   CREATE TABLE kv (
+     key TEXT PRIMARY KEY,          -- small records shared between processes (a renewal's pre and post hooks)
+     value TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE TABLE outbox_deliveries (
+     outbox_id INTEGER NOT NULL,
+     plugin TEXT NOT NULL,          -- each notify tap gets each notification once
+     at INTEGER NOT NULL,
+     PRIMARY KEY (outbox_id, plugin)
+   );`,
 ];
 
 export interface AttemptRecord {
@@ -104,12 +148,72 @@ export class StateStore {
     return st;
   }
 
-  constructor(readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.db = new Database(path.join(dir, 'state.db'), { timeout: 15_000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.migrate();
+  /** True when the database could only be opened read-only (or not at all: then it is an empty in-memory one). */
+  readonly readOnly: boolean;
+
+  /**
+   * Opens (creating) `<dir>/state.db`. With `readOnly`, a state directory autossl cannot write to (or that does
+   * not exist) still serves the commands that only read: the database is opened read-only, or replaced by an
+   * empty in-memory one. Every failure is STATE_UNAVAILABLE naming the path and the fix.
+   */
+  constructor(readonly dir: string, options: { readOnly?: boolean } = {}) {
+    const file = path.join(dir, 'state.db');
+    const unavailable = (error: unknown, what: string): AutoSslError => {
+      const e = error as NodeJS.ErrnoException & { code?: string };
+      const why = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? 'it is not a valid SQLite database (damaged, or another file is in its place)' : e.code === 'ENOTDIR' || e.code === 'EEXIST' ? `${dir} is not a directory` : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'SQLITE_READONLY' || e.code === 'SQLITE_CANTOPEN' ? 'it is not writable by this user' : e.message;
+      const hint = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? `Move ${file} aside (autossl starts a new one; the history of attempts and notifications in it is lost), then run again.` : `Make ${dir} a directory writable by the user running autossl (stateDir in the config), then run again.`;
+      return new AutoSslError('STATE_UNAVAILABLE', `Cannot ${what} autossl's state ${file}: ${why}.`, { hint, cause: error, details: { path: file } });
+    };
+    let db: Database.Database | null = null;
+    let readOnly = false;
+    const openWritable = (): Database.Database => {
+      const opened = new Database(file, { timeout: 15_000 });
+      try {
+        opened.pragma('journal_mode = WAL');
+        opened.pragma('synchronous = NORMAL');
+      } catch (error) {
+        opened.close();
+        throw error;
+      }
+      return opened;
+    };
+    if (!options.readOnly) {
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        fs.accessSync(dir, fs.constants.W_OK);
+        db = openWritable();
+      } catch (error) {
+        throw unavailable(error, 'open');
+      }
+    } else if (!fs.existsSync(file)) {
+      // nothing recorded yet: an empty in-memory store answers, and nothing is created on disk
+      db = new Database(':memory:');
+      readOnly = true;
+    } else {
+      try {
+        fs.accessSync(dir, fs.constants.W_OK);
+        db = openWritable();
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw unavailable(error, 'read');
+        try {
+          db = new Database(file, { readonly: true, fileMustExist: true, timeout: 15_000 });
+          readOnly = true;
+        } catch (inner) {
+          throw unavailable(inner, 'read');
+        }
+      }
+    }
+    this.db = db;
+    this.readOnly = readOnly;
+    try {
+      // an in-memory store gets the schema; a read-only file is read with the schema it has
+      if (!readOnly || this.db.memory) this.migrate();
+      else this.db.pragma('user_version', { simple: true }); // reading it proves the file is a database
+    } catch (error) {
+      this.db.close();
+      throw unavailable(error, readOnly ? 'read' : 'update');
+    }
   }
 
   private migrate(): void {
@@ -124,7 +228,99 @@ export class StateStore {
   }
 
   close(): void {
-    this.db.close();
+    if (this.db.open) this.db.close();
+  }
+
+  // ---------------------------------------------------------------------------------------------- undo steps
+
+  addUndoStep(step: { runId: string; plugin: string; kind: string; payload: string; when: 'always' | 'failure'; owner?: string }): number {
+    const r = this.sql(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)`)
+      .run(step.runId, step.owner ?? ownerStamp(), step.plugin, step.kind, step.payload, step.when, Date.now());
+    return Number(r.lastInsertRowid);
+  }
+
+  undoSteps(filter: { runId?: string; state?: 'pending' | 'open' } = {}): UndoStepRow[] {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (filter.runId) {
+      where.push('run_id = ?');
+      args.push(filter.runId);
+    }
+    if (filter.state === 'pending') where.push(`state = 'pending'`);
+    if (filter.state === 'open') where.push(`state IN ('pending', 'running')`);
+    const rows = this.db.prepare(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`).all(...args) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ id: r.id as number, runId: r.run_id as string, owner: r.owner as string, plugin: r.plugin as string, kind: r.kind as string, payload: r.payload as string, when: r.run_when as 'always' | 'failure', state: r.state as UndoStepRow['state'], attempts: r.attempts as number, lastError: (r.last_error as string) ?? null, createdAt: r.created_at as number }));
+  }
+
+  /** Claims a step to run it: true for exactly one caller, only while it is pending (or its runner died). */
+  claimUndoStep(id: number): boolean {
+    return this.db.transaction(() => {
+      const row = this.sql('SELECT state, owner FROM undo_steps WHERE id = ?').get(id) as { state: string; owner: string } | undefined;
+      if (!row || row.state === 'done') return false;
+      if (row.state === 'running' && ownerAlive(row.owner) && row.owner !== ownerStamp()) return false;
+      this.sql(`UPDATE undo_steps SET state = 'running', owner = ?, attempts = attempts + 1 WHERE id = ?`).run(ownerStamp(), id);
+      return true;
+    }).immediate();
+  }
+
+  finishUndoStep(id: number, error?: string): void {
+    if (error === undefined) this.sql(`UPDATE undo_steps SET state = 'done', done_at = ?, last_error = NULL WHERE id = ?`).run(Date.now(), id);
+    else this.sql(`UPDATE undo_steps SET state = 'pending', last_error = ? WHERE id = ?`).run(error.slice(0, 2000), id);
+  }
+
+  // ---------------------------------------------------------------------------------------------------- kv
+
+  setValue(key: string, value: string): void {
+    this.sql('INSERT INTO kv (key, value, at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, at = excluded.at').run(key, value, Date.now());
+  }
+
+  getValue(key: string): string | null {
+    return (this.sql('SELECT value FROM kv WHERE key = ?').get(key) as { value: string } | undefined)?.value ?? null;
+  }
+
+  deleteValue(key: string): void {
+    this.sql('DELETE FROM kv WHERE key = ?').run(key);
+  }
+
+  // ------------------------------------------------------------------------------------------------ outbox
+
+  /** Queues a notification once per key; false when that key was queued before. */
+  enqueueNotification(key: string, kind: string, payload: string, at = Date.now()): boolean {
+    return this.sql('INSERT OR IGNORE INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)').run(key, kind, payload, at, at).changes === 1;
+  }
+
+  /**
+   * Claims the notifications due for delivery (not delivered, next attempt reached, not claimed by a live process):
+   * two processes delivering at once never send one twice.
+   */
+  claimNotifications(now = Date.now(), limit = 100): OutboxRow[] {
+    return this.db.transaction(() => {
+      const rows = this.sql(`SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?`).all(now, limit) as Array<Record<string, unknown>>;
+      const claimed: OutboxRow[] = [];
+      for (const r of rows) {
+        const by = r.claimed_by as string | null;
+        if (by && by !== ownerStamp() && ownerAlive(by)) continue;
+        this.sql('UPDATE outbox SET claimed_by = ?, claimed_at = ? WHERE id = ?').run(ownerStamp(), now, r.id);
+        const delivered = (this.sql('SELECT plugin FROM outbox_deliveries WHERE outbox_id = ?').all(r.id) as Array<{ plugin: string }>).map((d) => d.plugin);
+        claimed.push({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: delivered });
+      }
+      return claimed;
+    }).immediate();
+  }
+
+  markDeliveredTo(id: number, plugin: string): void {
+    this.sql('INSERT OR IGNORE INTO outbox_deliveries (outbox_id, plugin, at) VALUES (?, ?, ?)').run(id, plugin, Date.now());
+  }
+
+  /** Ends one delivery attempt: delivered to every tap, or to be retried after `retryAt`. */
+  settleNotification(id: number, result: { delivered: true } | { delivered: false; error: string; retryAt: number }): void {
+    if (result.delivered) this.sql('UPDATE outbox SET delivered_at = ?, claimed_by = NULL, attempts = attempts + 1, last_error = NULL WHERE id = ?').run(Date.now(), id);
+    else this.sql('UPDATE outbox SET claimed_by = NULL, attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(result.error.slice(0, 2000), result.retryAt, id);
+  }
+
+  outbox(): Array<OutboxRow & { deliveredAt: number | null; lastError: string | null; nextAttemptAt: number }> {
+    const rows = this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Array<Record<string, unknown>>;
+    return rows.map((r) => ({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: [], deliveredAt: (r.delivered_at as number) ?? null, lastError: (r.last_error as string) ?? null, nextAttemptAt: r.next_attempt_at as number }));
   }
 
   recordAttempt(a: AttemptRecord, at = Date.now()): void {
@@ -184,11 +380,30 @@ export class StateStore {
     }).immediate();
   }
 
-  /** Records that a notification was sent; false when this (lineage, kind, key) was already notified. */
-  markNotified(lineage: string, kind: string, key: string): boolean {
-    const r = this.sql('INSERT OR IGNORE INTO notifications (lineage, kind, key, at) VALUES (?, ?, ?, ?)').run(lineage, kind, key, Date.now());
-    return r.changes === 1;
-  }
+}
+
+export interface UndoStepRow {
+  id: number;
+  runId: string;
+  owner: string;
+  plugin: string;
+  kind: string;
+  payload: string;
+  when: 'always' | 'failure';
+  state: 'pending' | 'running' | 'done';
+  attempts: number;
+  lastError: string | null;
+  createdAt: number;
+}
+
+export interface OutboxRow {
+  id: number;
+  key: string;
+  kind: string;
+  payload: string;
+  attempts: number;
+  /** Taps (plugin names) that already took this notification. */
+  deliveredTo: string[];
 }
 
 function rowToCertificate(r: Record<string, unknown>): CertificateRow {

@@ -1,7 +1,8 @@
 /**
  * Independent check that an edit stayed inside the target server blocks: a line diff (LCS) of the file, and
  * every removed line must lie inside a server block of the names in the original, every added line inside a
- * server block of the names in the result (which covers a new redirect block).
+ * server block of the names in the result (which covers a new redirect block), or inside one of autossl's own
+ * `map $... $autossl_...` blocks (per-host redirects and HSTS).
  */
 import { lineColumn, parseConfig, walkDirectives, argValues } from '../../src/nginx/parse.js';
 import { matchServerName } from '../../src/nginx/listen.js';
@@ -27,6 +28,11 @@ function targetLineRanges(source: string, names: readonly string[]): Array<[numb
   const config = parseConfig(source);
   const ranges: Array<[number, number]> = [];
   for (const d of walkDirectives(config.children)) {
+    // autossl's own per-host maps (redirect / HSTS for the covered names only) belong to the edit of a target block
+    if (d.name === 'map' && d.block && argValues(d)[1]?.startsWith('$autossl_')) {
+      ranges.push([lineColumn(source, d.start).line - 1, lineColumn(source, d.end).line - 1]);
+      continue;
+    }
     if (d.name !== 'server' || !d.block) continue;
     const serverNames = d.block.children.flatMap((c) => (c.kind === 'directive' && c.name === 'server_name' ? argValues(c) : []));
     if (!serverNames.some((p) => names.some((n) => matchServerName(p, n)))) continue;

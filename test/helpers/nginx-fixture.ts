@@ -9,9 +9,9 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { nginxMainConfig, BINARIES } from '../../src/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
-import { newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '../../src/nginx/edit.js';
+import { certificateKeyType, newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '../../src/nginx/edit.js';
 import { NginxControl } from '../../src/nginx/control.js';
-import { addHttpsDirectives } from '../../src/stages/vhost-https.js';
+import { addHttpsDirectives, HSTS_HEADER } from '../../src/stages/vhost-https.js';
 
 export const FIXTURES = path.resolve(import.meta.dirname, '../../fixtures/nginx');
 
@@ -21,17 +21,23 @@ export interface FixtureCase {
   hsts?: boolean;
 }
 
-let certPair: { cert: string; key: string } | null = null;
+const certPairs = new Map<string, { cert: string; key: string }>();
 
-/** One self-signed certificate reused by every fixture (nginx -t loads the files named by ssl_certificate). */
-export async function testCertificate(): Promise<{ cert: string; key: string }> {
-  if (certPair) return certPair;
+/**
+ * One self-signed certificate per key type reused by every fixture (nginx -t loads the files named by
+ * ssl_certificate): ECDSA (what autossl issues by default) and RSA (for blocks holding both pairs).
+ */
+export async function testCertificate(type: 'ecdsa' | 'rsa' = 'ecdsa'): Promise<{ cert: string; key: string }> {
+  const known = certPairs.get(type);
+  if (known) return known;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-cert-'));
   const cert = path.join(dir, 'fullchain.pem');
   const key = path.join(dir, 'privkey.pem');
-  await execa(BINARIES.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=fixture']);
-  certPair = { cert, key };
-  return certPair;
+  const keyArgs = type === 'ecdsa' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048'];
+  await execa(BINARIES.openssl, ['req', '-x509', ...keyArgs, '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=fixture']);
+  const pair = { cert, key };
+  certPairs.set(type, pair);
+  return pair;
 }
 
 export interface NginxSandboxTree {
@@ -45,11 +51,14 @@ export interface NginxSandboxTree {
 export async function makeTree(siteSource: string, extraFiles: Record<string, string> = {}): Promise<NginxSandboxTree> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fx-'));
   const { cert, key } = await testCertificate();
-  for (const sub of ['old', 'live/site', 'sites', 'tmp', 'acme']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  const rsa = await testCertificate('rsa');
+  for (const sub of ['old', 'old-rsa', 'live/site', 'sites', 'tmp', 'acme']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
   for (const d of ['old', 'live/site']) {
     fs.copyFileSync(cert, path.join(dir, d, 'fullchain.pem'));
     fs.copyFileSync(key, path.join(dir, d, 'privkey.pem'));
   }
+  fs.copyFileSync(rsa.cert, path.join(dir, 'old-rsa', 'fullchain.pem'));
+  fs.copyFileSync(rsa.key, path.join(dir, 'old-rsa', 'privkey.pem'));
   fs.writeFileSync(path.join(dir, 'fastcgi_params'), 'fastcgi_param QUERY_STRING $query_string;\n');
   for (const [rel, text] of Object.entries(extraFiles)) {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
@@ -86,7 +95,7 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promis
   const challenge = planChallengeEdit(NginxTree.load(t.main), c.names, { fallbackWebroot: path.join(t.dir, 'acme') });
   write(challenge.edits);
   try {
-    return [...challenge.edits, ...httpsEdits(t, c, version)];
+    return [...challenge.edits, ...httpsEdits(t, c, version, challenge.webroot)];
   } catch (error) {
     // as the pipeline's transaction does: a refused HTTPS edit leaves the challenge edit undone too
     for (const e of challenge.edits) fs.writeFileSync(e.file, e.before, 'latin1');
@@ -95,9 +104,11 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promis
   }
 }
 
-function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, number, number]): FileEdit[] {
+function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, number, number], webroot: string): FileEdit[] {
   const edit = addHttpsDirectives(newVhostEdit(c.names, c.redirect === true), { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') }, { port: 443, http2: true });
-  if (c.hsts) edit.https._add('add_header', 'Strict-Transport-Security "max-age=31536000" always');
+  edit.keyType = certificateKeyType(path.join(t.live, 'fullchain.pem')) ?? 'ecdsa';
+  edit.webroot = webroot;
+  if (c.hsts) edit.https._add('add_header', HSTS_HEADER);
   const https = planHttpsEdit(NginxTree.load(t.main), edit, { nginxVersion: version });
   write(https.edits);
   return https.edits;

@@ -8,9 +8,9 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { EditTransaction, recoverJournal, sha256, type FileWriter } from '../../src/nginx/transaction.js';
+import { EditTransaction, recoverJournals, sha256, type FileWriter } from '../../src/nginx/transaction.js';
 import type { Plugin } from '../../src/pipeline/context.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 
 const PORT = 80; // HTTP-01 needs port 80; files run one at a time, so the e2e sandbox is not holding it
@@ -33,7 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (nginxArgs) await execa(BINARIES.nginx, [...nginxArgs, '-s', 'stop'], { reject: false });
+  if (t) await stopNginx(path.join(t.dir, 'nginx.pid'));
 });
 
 /** A certbot config dir holding a valid lineage for the name, so the pipeline reuses it without certbot. */
@@ -79,7 +79,7 @@ describe('faults', () => {
     };
     const tx = new EditTransaction({ journalDir: path.join(t.dir, 'state', 'journal'), writer: halfWriter });
     await expect(tx.write(t.site, before, before.replace('root', 'listen 127.0.0.1:9;\n    root'))).rejects.toMatchObject({ code: 'WRITE_FAILED' });
-    await tx.rollback();
+    await tx.revert();
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
     expect(fs.readdirSync(path.dirname(t.site)).filter((f) => f.includes('autossl-'))).toEqual([]);
     expect(await served()).toBe(200);
@@ -101,19 +101,19 @@ describe('faults', () => {
     expect(child.signal).toBe('SIGKILL');
     expect(fs.readFileSync(t.site, 'latin1')).not.toBe(before); // the half-done edit is on disk
     await expect(t.control.test()).rejects.toMatchObject({ code: 'NGINX_TEST_FAILED' });
-    const restored = await recoverJournal(journalDir);
+    const { restored } = await recoverJournals(journalDir);
     expect(restored).toEqual([t.site]);
     expect(sha256(fs.readFileSync(t.site))).toBe(sha256(Buffer.from(before, 'latin1')));
     await expect(t.control.test()).resolves.toBeUndefined();
     expect(await served()).toBe(200);
-    expect(await recoverJournal(journalDir)).toEqual([]); // nothing left to do
+    expect((await recoverJournals(journalDir)).restored).toEqual([]); // nothing left to do
   });
 
   it('refuses to write over a file that changed since it was read', async () => {
     const before = fs.readFileSync(t.site, 'latin1');
     const tx = new EditTransaction({ journalDir: path.join(t.dir, 'state', 'journal') });
     await expect(tx.write(t.site, before + '# stale\n', before + '# ours\n')).rejects.toMatchObject({ code: 'VHOST_CHANGED' });
-    await tx.rollback();
+    await tx.revert();
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
   });
 });

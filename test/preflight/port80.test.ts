@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeChallenge } from '../../src/preflight/port80.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { makeTree, testCertificate, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 
 let t: NginxSandboxTree;
@@ -63,7 +63,7 @@ server {
 });
 
 afterAll(async () => {
-  if (args) await execa(BINARIES.nginx, [...args, '-s', 'stop'], { reject: false });
+  if (t) await stopNginx(path.join(t.dir, 'nginx.pid'));
 });
 
 describe('port-80 self-check (real nginx)', () => {

@@ -6,11 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';
+import { servedSerial } from '../../src/stages/verify-tls.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 let t: NginxSandboxTree;
@@ -29,10 +30,18 @@ beforeAll(async () => {
   configFile = path.join(t.dir, 'autossl.config.json');
   fs.writeFileSync(configFile, JSON.stringify({
     certbot: { configDir: le, workDir: path.join(t.dir, 'le-work'), logsDir: path.join(t.dir, 'le-logs') },
-    nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/sh', '-c', `echo reloaded >> ${path.join(t.dir, 'reloads')}`] },
+    // a real reload of the test's own nginx, counted
+    nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: nginxArgs(), reloadCommand: ['/bin/sh', '-c', `echo reloaded >> ${path.join(t.dir, 'reloads')} && exec ${BINARIES.nginx} ${nginxArgs().join(' ')} -c ${t.main} -s reload`] },
     stateDir: path.join(t.dir, 'state'),
   }));
+  await execa(BINARIES.nginx, [...nginxArgs(), '-c', t.main]);
 });
+
+afterAll(async () => {
+  if (t) await stopNginx(path.join(t.dir, 'nginx.pid'));
+});
+
+const nginxArgs = (): string[] => ['-p', t.dir, '-e', path.join(t.dir, 'error.log')];
 
 function hook(env: Record<string, string>) {
   return execa('node', [CLI, 'deploy-hook', '--json', '--config', configFile], { reject: false, env, extendEnv: false });
@@ -68,14 +77,22 @@ describe('deploy hook', () => {
 
   it('a genuine call re-points the vhost at the lineage, validates and reloads once', async () => {
     const run = await hook({ RENEWED_LINEAGE: `${live()}/hook.example.test`, RENEWED_DOMAINS: 'hook.example.test' });
-    const out = JSON.parse(run.stdout) as { lineage: string; changedFiles: string[] };
+    const out = JSON.parse(run.stdout) as { lineage: string; changedFiles: string[]; ok: boolean; serial: string };
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    expect(out.ok).toBe(true);
     expect(out.lineage).toBe('hook.example.test');
+    // nginx serves the lineage's certificate now
+    expect(await servedSerial('127.0.0.1', 443, 'hook.example.test')).toBe(out.serial);
     expect(out.changedFiles).toEqual([t.site]);
     expect(fs.readFileSync(t.site, 'utf8')).toContain(`ssl_certificate ${live()}/hook.example.test/fullchain.pem;`);
     expect(fs.readFileSync(path.join(t.dir, 'reloads'), 'utf8')).toBe('reloaded\n');
     await expect(t.control.test()).resolves.toBeUndefined();
     // idempotent: a second call changes no file (and reloads, since certbot renewed the files behind the paths)
-    const again = JSON.parse((await hook({ RENEWED_LINEAGE: `${live()}/hook.example.test`, RENEWED_DOMAINS: 'hook.example.test' })).stdout) as { changedFiles: string[] };
+    const second = await hook({ RENEWED_LINEAGE: `${live()}/hook.example.test`, RENEWED_DOMAINS: 'hook.example.test' });
+    expect(second.exitCode, second.stdout + second.stderr).toBe(0);
+    const again = JSON.parse(second.stdout) as { changedFiles: string[]; ok: boolean };
+    expect(again.ok).toBe(true);
     expect(again.changedFiles).toEqual([]);
+    expect(fs.readFileSync(path.join(t.dir, 'reloads'), 'utf8')).toBe('reloaded\nreloaded\n');
   });
 });

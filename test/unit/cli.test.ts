@@ -17,9 +17,9 @@ describe('cli', () => {
     const before = fs.readFileSync(t.site, 'latin1');
     const r = await run(['issue', '--all', '--dry-run', '--json', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);
     expect(r.exitCode).toBe(0);
-    const out = JSON.parse(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; changes: Array<{ diff: string }> }> };
+    const out = JSON.parse(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; diffs: string[] }> };
     expect(out.results.map((x) => [x.domain, x.names, x.ok])).toEqual([['one.cli.test', ['one.cli.test'], true], ['two.cli.test', ['two.cli.test', 'www.two.cli.test'], true]]);
-    expect(out.results[1]!.changes[0]!.diff).toContain('+    listen 443 ssl http2;');
+    expect(out.results[1]!.diffs[0]).toContain('+    listen 443 ssl http2;');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
     expect(fs.existsSync(path.join(t.dir, 'state', 'state.db'))).toBe(false); // a dry run records nothing
   });

@@ -27,7 +27,8 @@ describe('domain validation', () => {
 
   it('the editor refuses hostile names too, before planning anything', async () => {
     const tree = await makeTree('server {\n    listen 80;\n    server_name ok.example.test;\n    root /var/www;\n}\n');
-    for (const bad of HOSTILE) {
+    // (a wildcard is a name the editor takes: DNS-01 sites have them; the engine refuses it for HTTP-01 sites)
+    for (const bad of HOSTILE.filter((h) => h !== '*.a.com')) {
       expect(() => planHttpsEdit(NginxTree.load(tree.main), newVhostEdit([bad]), { nginxVersion: [1, 22, 1] })).toThrow(expect.objectContaining({ code: 'DOMAIN_INVALID' }));
     }
   });

@@ -19,7 +19,7 @@ describe('pipeline', () => {
     const [r] = await engine.issue(['pipe.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
     expect(r!.ok).toBe(true);
     expect(r!.events.filter((e) => !e.plugin && e.status === 'done').map((e) => e.stage)).toEqual(['plan', 'preflight', 'findings', 'challenge', 'beforeIssue', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']);
-    expect(r!.events.filter((e) => e.plugin && e.status === 'done').map((e) => e.plugin)).toEqual(expect.arrayContaining(['challenge-webroot', 'issue-certbot', 'vhost-https', 'nginx-validate']));
+    expect(r!.events.filter((e) => e.plugin && e.status === 'done').map((e) => e.plugin)).toEqual(expect.arrayContaining(['challenge-webroot', 'issue-certbot', 'vhost-https', 'nginx-reload', 'verify-tls', 'state-record']));
   });
 
   it('tags an error thrown by a plugin with its name (PLUGIN_ERROR), sync or async', async () => {
@@ -50,5 +50,25 @@ describe('a slow domain', () => {
     const [r] = await (await createAutoSsl(config, [sleepy])).issue(['slow.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
     expect(r!.ok).toBe(true);
     expect(r!.events.find((e) => e.status === 'info' && e.message?.startsWith('still in'))?.message).toBe('still in "beforeIssue" after 1 s: this normally takes a few seconds');
+  });
+});
+
+describe('a plugin that never answers', () => {
+  it('ends the domain with TIMEOUT naming the stage and the plugin, and the domain is still accounted for', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name hang.example.test;\n    root /var/www;\n}\n');
+    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), defaults: { deadlineMs: 1000 } });
+    const never: Plugin = { name: 'never', apply: (hooks) => hooks.beforeIssue.tapPromise('never', () => new Promise(() => {})) };
+    const started = Date.now();
+    const results = await (await createAutoSsl(config, [never])).issue(['hang.example.test', 'hang.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(results).toHaveLength(2);
+    expect(results[0]!.error).toMatchObject({ code: 'TIMEOUT', details: { stage: 'beforeIssue', plugin: 'never' } });
+    expect(results[0]!.error!.message).toContain('plugin "never"');
+  });
+
+  it('a tapAsync callback error is PLUGIN_ERROR with the plugin\'s name', async () => {
+    const cb: Plugin = { name: 'callback-style', apply: (hooks) => hooks.plan.tapAsync('callback-style', (_plan, _ctx, done) => done(new Error('nope'))) };
+    const [r] = await (await engineWith([cb])).issue(['pipe.example.test'], { dryRun: true });
+    expect(r!.error).toMatchObject({ code: 'PLUGIN_ERROR', details: { plugin: 'callback-style', hook: 'plan' } });
   });
 });

@@ -1,0 +1,48 @@
+/**
+ * autossl's public API: everything the CLI, the agent, and plugin authors use. Import from "autossl" only; the
+ * files behind it may move.
+ *
+ *     import { createAutoSsl, loadConfig } from 'autossl';
+ *     const engine = await createAutoSsl(await loadConfig());
+ *     const [result] = await engine.issue(['example.com']);
+ */
+export { createAutoSsl } from './engine.js';
+export type { AutoSsl, BlockRef, CheckResult, CreateOptions, IssueOptions, PreviewResult, RecoverReport } from './engine.js';
+export type { DomainResult } from './pipeline/pipeline.js';
+
+export { loadConfig } from './config/load.js';
+export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';
+export type { AutoSslConfig, PluginSpec, SiteConfig } from './config/schema.js';
+
+export { definePlugin, isPlugin } from './pipeline/plugin.js';
+export type { Plugin, PluginApi, PluginDefinition, PluginFactory } from './pipeline/plugin.js';
+export { createHooks, HOOK_ORDER, STAGE } from './pipeline/hooks.js';
+export type { HookName, Hooks, StageName } from './pipeline/hooks.js';
+export type {
+  ChallengeSetup,
+  ChallengeType,
+  DnsRecord,
+  DnsSolver,
+  DomainContext,
+  DomainPlan,
+  Finding,
+  JsonValue,
+  Notification,
+  Outcome,
+  RenewEvent,
+  RunMode,
+  Services,
+  StageEvent,
+  UndoHandle,
+  UndoWhen,
+} from './pipeline/context.js';
+export type { CertificateInfo, Lineage } from './certbot/lineage.js';
+export { REPEATABLE_BY_KEY } from './nginx/edit.js';
+export type { IdentityRule, VhostEdit } from './nginx/edit.js';
+export type { DirectiveView, ServerView } from './nginx/view.js';
+export type { DeliveryReport, DeployResult, RenewOutcome, RenewReport, StatusReport } from './renewal/renewal.js';
+export type { CertState, StatusRow } from './renewal/status.js';
+
+export { AutoSslError, ERROR_CODES, errorKind, isAutoSslError, toAutoSslError } from './errors.js';
+export type { ErrorCode, ErrorKind } from './errors.js';
+export { normalizeDomain, normalizeDomains } from './domain.js';

@@ -1,0 +1,119 @@
+/**
+ * What is served, not only what was issued: for every configured name, the server block nginx picks for it over
+ * TLS must point at a certificate that covers the name and is its lineage's current one (`live/<name>/`, not an old
+ * copy in `archive/`). `--probe` also connects with the name as SNI and compares the serial nginx presents.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AutoSslConfig } from '../config/schema.js';
+import { readCertificateQuick, normalizeSerial } from '../certbot/lineage.js';
+import { covers } from '../nginx/names.js';
+import { isPlainHttp } from '../nginx/listen.js';
+import { lineColumn } from '../nginx/parse.js';
+import type { NginxTree, ServerBlock } from '../nginx/tree.js';
+import { serverView } from '../nginx/view.js';
+import { servedSerial } from '../stages/verify-tls.js';
+import type { StatusRow } from './status.js';
+
+const DAY = 86_400_000;
+
+function where(block: ServerBlock): string {
+  return `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
+}
+
+/** A name nginx matches a wildcard with (SNI cannot be "*.x"). */
+function sampleOf(name: string): string {
+  return name.startsWith('*.') ? `autossl-check${name.slice(1)}` : name;
+}
+
+interface ServedCert {
+  file: string;
+  line: number;
+  path: string;
+  names: string[];
+  serial: string;
+  notAfter: number;
+  /** The lineage whose live/ the path is in, or whose archive/ it is an old copy from. */
+  lineage?: string;
+  current: boolean;
+}
+
+function certificatesOf(tree: NginxTree, block: ServerBlock, live: string, archive: string): Array<ServedCert | { error: string; file: string; line: number; path: string }> {
+  const out: Array<ServedCert | { error: string; file: string; line: number; path: string }> = [];
+  for (const d of serverView(block).directives) {
+    if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$') || d.args[0].startsWith('data:')) continue;
+    const p = path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]);
+    try {
+      const info = readCertificateQuick(p);
+      const inLive = p.startsWith(live) ? p.slice(live.length).split(path.sep)[0] : undefined;
+      const inArchive = p.startsWith(archive) ? p.slice(archive.length).split(path.sep)[0] : undefined;
+      out.push({ file: d.file, line: d.line, path: p, names: info.names, serial: normalizeSerial(info.serial), notAfter: info.notAfter.getTime(), lineage: inLive ?? inArchive, current: !inArchive });
+    } catch (error) {
+      out.push({ error: fs.existsSync(p) ? `cannot be read (${(error as Error).message.split('\n')[0]})` : 'does not exist', file: d.file, line: d.line, path: p });
+    }
+  }
+  return out;
+}
+
+function row(name: string, fields: Partial<StatusRow> & Pick<StatusRow, 'state'>, now: number): StatusRow {
+  return {
+    lineage: '',
+    domain: name,
+    names: [name],
+    notAfter: null,
+    daysLeft: null,
+    renewFrom: null,
+    lastError: null,
+    consecutiveFailures: 0,
+    vhosts: [],
+    serial: null,
+    ...fields,
+    ...(fields.notAfter ? { daysLeft: Math.floor(((Date.parse(fields.notAfter) - now) / DAY) * 10) / 10 } : {}),
+  };
+}
+
+/** A `mismatch` row for every configured name that is not served with a certificate covering it. */
+export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: number, probe: boolean): Promise<{ mismatches: StatusRow[]; probes: Map<string, StatusRow['probe']> }> {
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
+  const mismatches: StatusRow[] = [];
+  const probes = new Map<string, StatusRow['probe']>();
+  for (const site of config.sites) {
+    for (const name of [site.domain, ...site.aliases]) {
+      const block = tree.findServers(sampleOf(name)).https[0];
+      if (!block) {
+        mismatches.push(row(name, { state: 'mismatch', lastError: { code: 'NOT_SERVED', message: `no server block serves ${name} over TLS (autossl issue ${site.domain} installs it)`, at: null } }, now));
+        continue;
+      }
+      const certs = certificatesOf(tree, block, live, archive);
+      const readable = certs.filter((c): c is ServedCert => 'serial' in c);
+      const coverer = readable.find((c) => covers(c.names, name));
+      const at = where(block);
+      let problem: string | null = null;
+      if (!certs.length) problem = `${at} serves ${name} over TLS without an ssl_certificate of its own`;
+      else if (!coverer) {
+        const c = certs[0]!;
+        problem = 'error' in c ? `${at} points at ${c.path} (${c.file}:${c.line}), which ${c.error}` : `${at} serves ${name} with ${c.path} (${c.file}:${c.line}), which covers ${c.names.join(', ')}, not ${name}`;
+      } else if (!coverer.current) problem = `${at} points at ${coverer.path} (${coverer.file}:${coverer.line}), an old copy of lineage ${coverer.lineage}, not its current certificate in live/${coverer.lineage}/`;
+      if (problem) {
+        mismatches.push(row(name, { state: 'mismatch', lineage: coverer?.lineage ?? (readable[0]?.lineage ?? ''), vhosts: [at], serial: coverer?.serial ?? null, notAfter: coverer ? new Date(coverer.notAfter).toISOString() : null, lastError: { code: 'CERT_MISMATCH', message: problem, at: null } }, now));
+        continue;
+      }
+      if (!probe) continue;
+      const tls = block.listens.filter((l) => l.ssl && !l.unix && !isPlainHttp(l));
+      const first = tls[0];
+      const address = !first ? '127.0.0.1' : first.host === '*' ? '127.0.0.1' : first.host === '[::]' ? '::1' : first.host.replace(/^\[|\]$/g, '');
+      const port = first?.port ?? config.nginx.httpsPort;
+      try {
+        const got = await servedSerial(address, port, sampleOf(name), 3000);
+        const ok = got === coverer!.serial;
+        probes.set(name, { address: `${address}:${port}`, serial: got, ok });
+        if (!ok) mismatches.push(row(name, { state: 'mismatch', lineage: coverer!.lineage ?? '', vhosts: [at], serial: got, notAfter: new Date(coverer!.notAfter).toISOString(), lastError: { code: 'CERT_MISMATCH', message: `${address}:${port} presents serial ${got} for ${name}, but ${at} points at ${coverer!.path} (serial ${coverer!.serial}): nginx has not loaded it (reload it)`, at: null } }, now));
+      } catch (error) {
+        probes.set(name, { address: `${address}:${port}`, serial: null, ok: false, error: (error as Error).message });
+        mismatches.push(row(name, { state: 'mismatch', vhosts: [at], lastError: { code: 'TLS_PROBE_FAILED', message: `no TLS answer for ${name} at ${address}:${port}: ${(error as Error).message}`, at: null } }, now));
+      }
+    }
+  }
+  return { mismatches, probes };
+}

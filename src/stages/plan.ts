@@ -1,0 +1,130 @@
+/**
+ * Planning what one certificate must cover, from what the server blocks serve:
+ *  - one block, one certificate: a server block holds one certificate (per key type), so configured sites whose
+ *    names land on the same block share one certificate, planned identically from either site (the lineage of the
+ *    site first in the config), instead of each re-pointing the block away from the other;
+ *  - a block already serving other names over HTTPS with a certificate that covers them is never re-pointed to one
+ *    that does not: those names are added (`blockNames: "cover"`) or the run is refused before any order
+ *    (VHOST_CERT_CONFLICT);
+ *  - `blockNames: "cover"` adds the block's other names; one whose pre-flight fails is left out, and said so.
+ */
+import path from 'node:path';
+import { readCertificateQuick } from '../certbot/lineage.js';
+import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
+import { AutoSslError } from '../errors.js';
+import { locateServers } from '../nginx/edit.js';
+import { answeredNames, covers } from '../nginx/names.js';
+import { lineColumn } from '../nginx/parse.js';
+import type { NginxTree, ServerBlock } from '../nginx/tree.js';
+import { serverView } from '../nginx/view.js';
+import { STAGE } from '../pipeline/hooks.js';
+import type { DomainContext, DomainPlan } from '../pipeline/context.js';
+import type { Plugin } from '../pipeline/plugin.js';
+
+export const PLUGIN_NAME = 'plan-names';
+
+function label(server: ServerBlock): string {
+  return `${server.file}:${lineColumn(server.config.source, server.directive.start).line}`;
+}
+
+/** The block that holds (or will hold) the certificate for a name: its TLS block, else its port-80 block. */
+export function certificateBlock(tree: NginxTree, name: string, vhostFile?: string): ServerBlock | null {
+  try {
+    const located = locateServers(tree, [name], { vhostFile });
+    return located.https.get(name) ?? located.http.get(name) ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** The names of the certificate a TLS block serves now (the first pair that can be read), or null. */
+export function servedCertificateNames(tree: NginxTree, block: ServerBlock): string[] | null {
+  for (const d of serverView(block).directives) {
+    if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
+    try {
+      return readCertificateQuick(path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0])).names;
+    } catch {
+      continue;
+    }
+  }
+  return null;
+}
+
+/** Configured sites (other than `site`) whose names land on one of `blocks`. */
+export function sitesSharing(config: AutoSslConfig, tree: NginxTree, site: SiteConfig, blocks: ReadonlySet<ServerBlock>): SiteConfig[] {
+  return config.sites.filter((s) => s.domain !== site.domain && [s.domain, ...s.aliases].some((n) => {
+    const b = certificateBlock(tree, n, s.vhost);
+    return b !== null && blocks.has(b);
+  }));
+}
+
+function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
+  const { config } = ctx.services;
+  let tree: NginxTree;
+  try {
+    tree = ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined);
+  } catch {
+    return plan; // the stages that need the tree report what is wrong with it
+  }
+  const blocks = new Set<ServerBlock>();
+  for (const n of plan.names) {
+    const b = certificateBlock(tree, n, plan.site.vhost);
+    if (b) blocks.add(b);
+  }
+  if (!blocks.size) return plan;
+  const names = [...plan.names];
+  const notes = [...plan.notes];
+  let certName = plan.certName;
+  // one block, one certificate: the configured sites sharing these blocks get one certificate, whichever runs
+  const sharing = sitesSharing(config, tree, plan.site, blocks);
+  if (sharing.length) {
+    const group = [plan.site, ...sharing].sort((a, b) => config.sites.indexOf(a) - config.sites.indexOf(b));
+    for (const s of sharing) for (const n of [s.domain, ...s.aliases]) if (!names.includes(n)) names.push(n);
+    const first = group[0]!;
+    certName = first.certName ?? first.domain.replace(/^\*\./, '');
+    notes.push(`${group.map((s) => s.domain).join(' and ')} are served by the same server block (${[...blocks].map(label).join(', ')}), which holds one certificate: one certificate (lineage ${certName}) covers ${names.join(', ')}`);
+  }
+  // names the block answers for that are not in the certificate yet
+  const optional: string[] = [];
+  const mustKeep: string[] = [];
+  for (const block of blocks) {
+    const served = block.listens.some((l) => l.ssl) ? servedCertificateNames(tree, block) : null;
+    const answeredTls = answeredNames(tree, block, 'https').exact;
+    const answeredHttp = answeredNames(tree, block, 'http').exact;
+    for (const n of new Set([...answeredHttp, ...answeredTls])) {
+      if (covers(names, n)) continue;
+      const servedNow = served !== null && answeredTls.includes(n) && covers(served, n);
+      if (plan.site.blockNames === 'cover') optional.push(n);
+      else if (servedNow) mustKeep.push(n);
+    }
+  }
+  if (mustKeep.length) {
+    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(label).join(', ')} serves ${mustKeep.join(', ')} over HTTPS today with a certificate that covers ${mustKeep.length > 1 ? 'them' : 'it'}; a certificate for ${names.join(', ')} alone would take ${mustKeep.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was ordered.`, {
+      hint: `Add ${mustKeep.join(', ')} to the site's aliases, or give the site "blockNames": "cover" (names whose pre-flight fails are then left out), or move ${mustKeep.length > 1 ? 'them' : 'it'} to a server block of ${mustKeep.length > 1 ? 'their' : 'its'} own.`,
+      details: { names: mustKeep, blocks: [...blocks].map(label) },
+    });
+  }
+  for (const n of optional) if (!names.includes(n)) names.push(n);
+  if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
+  return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
+}
+
+/** Leaves out the optional names (blockNames "cover") whose checks failed, instead of failing the domain. */
+function dropFailedOptional(ctx: DomainContext): void {
+  if (!ctx.plan.optionalNames.length) return;
+  const failed = new Set(ctx.findings.filter((f) => f.severity === 'error' && !f.resolved && f.name && ctx.plan.optionalNames.includes(f.name)).map((f) => f.name!));
+  if (!failed.size) return;
+  for (const f of ctx.findings) if (f.name && failed.has(f.name) && f.severity === 'error') f.resolved = true;
+  const why = [...failed].map((n) => `${n} (${ctx.findings.find((f) => f.name === n && f.severity === 'error')?.code ?? 'check failed'})`).join(', ');
+  ctx.plan = { ...ctx.plan, names: ctx.plan.names.filter((n) => !failed.has(n)), optionalNames: ctx.plan.optionalNames.filter((n) => !failed.has(n)), notes: [...ctx.plan.notes, `left out of the certificate, their pre-flight failed: ${why}`] };
+  ctx.emit({ stage: 'findings', plugin: PLUGIN_NAME, status: 'info', message: `left out: ${why}` });
+}
+
+export const planNamesPlugin: Plugin = {
+  name: PLUGIN_NAME,
+  apply(hooks) {
+    hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (plan, ctx) => (ctx.mode === 'deploy' || ctx.mode === 'dns-hook' ? plan : planNames(ctx, plan)));
+    hooks.findings.tapPromise({ name: 'plan-names-findings', stage: STAGE.LAST }, async (ctx) => dropFailedOptional(ctx));
+    hooks.beforeIssue.tapPromise({ name: 'plan-names-self-check', stage: STAGE.LAST + 1 }, async (ctx) => dropFailedOptional(ctx));
+  },
+};
