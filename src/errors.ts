@@ -58,6 +58,7 @@ export const ERROR_CODES = {
   CLOUDFLARE_RATE_LIMITED: 'Cloudflare allows 1200 API requests per 5 minutes per user; wait a few minutes (other tools using the same account count too), then run again.',
   CLOUDFLARE_UNAVAILABLE: 'Cloudflare\'s API could not be reached or kept failing (network, timeout or 5xx): check this server reaches api.cloudflare.com over HTTPS and Cloudflare\'s status page, then run again.',
   CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
+  FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
