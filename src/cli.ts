@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { AutoSslConfig } from './config/schema.js';
-import { unifiedDiff } from './diff.js';
+import { diffBytes, unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
 import { AutoSslError, ERROR_CODES, errorKind, toAutoSslError } from './errors.js';
@@ -47,6 +47,11 @@ function printError(e: AutoSslError, json: boolean): void {
     err(`error ${e.code}: ${e.message}`);
     err(`  hint: ${e.hint}`);
   }
+}
+
+/** A diff holds the file's own bytes (latin1 strings): written as bytes, so `patch` applies it to that file. */
+function printDiff(diff: string): void {
+  process.stdout.write(diffBytes(diff));
 }
 
 function fmtMs(ms: number | undefined): string {
@@ -189,7 +194,7 @@ async function cmdIssue(positionals: string[], values: Values): Promise<number> 
     out(JSON.stringify({ type: 'summary', ok: results.every((r) => r.ok), jobId: results[0]?.jobId, results: results.map((r) => resultJson(r, dryRun)) }));
   } else {
     for (const r of results) {
-      if (dryRun) for (const f of r.files) out(unifiedDiff(f.file, f.before, f.after));
+      if (dryRun) for (const f of r.files) printDiff(unifiedDiff(f.file, f.before, f.after));
       for (const note of r.notes) out(`note  ${r.domain}: ${note}`);
       if (r.ok) {
         const what = dryRun ? 'would be served over HTTPS' : r.reused ? `HTTPS with existing certificate ${r.lineage?.name}` : `HTTPS with new certificate ${r.lineage?.name}`;
@@ -321,7 +326,7 @@ async function cmdVhostShow(positionals: string[], values: Values): Promise<numb
       for (const entry of list) out(`${entry.name} (${label}): ${entry.file ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`);
     }
     for (const note of preview.notes) out(`note: ${note}`);
-    for (const d of diffs) out(d);
+    for (const d of diffs) printDiff(d);
     if (values.diff && preview.ok && diffs.length === 0) out('(the HTTPS edit would change nothing)');
     if (!preview.ok && preview.error) {
       err(`error ${preview.error.code}: ${preview.error.message}`);

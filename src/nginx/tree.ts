@@ -203,6 +203,9 @@ export interface LoadOptions {
   overlay?: ReadonlyMap<string, string>;
 }
 
+/** More file loads than this for one tree is a loop, not a config (10,000-vhost trees load each file once). */
+const MAX_FILE_VISITS = 200_000;
+
 export class NginxTree {
   readonly files = new Map<string, ParsedConfig>();
   readonly servers: ServerBlock[] = [];
@@ -226,9 +229,16 @@ export class NginxTree {
     return path.isAbsolute(p) ? p : path.join(this.prefix, p);
   }
 
+  /** Set once an include loop is found: nginx could not load this config, and exploring every path of a loop
+   * (files that each include a glob matching the others) would take factorial time. */
+  private looped = false;
+  private visits = 0;
+
   private visitFile(file: string, context: string[], stack: Set<string>, server?: ServerBlock): void {
-    if (stack.has(file)) {
-      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', `${file}: includes itself (include loop)`));
+    if (this.looped) return;
+    if (stack.has(file) || ++this.visits > MAX_FILE_VISITS) {
+      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', stack.has(file) ? `${file}: includes itself (include loop)` : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, { details: { file } }));
+      this.looped = true;
       return;
     }
     let parsed;
@@ -269,7 +279,8 @@ export class NginxTree {
         continue;
       }
       if (server && node.name === 'server_name') {
-        server.names.push(...argValues(node).map((n) => n.toLowerCase()));
+        // regexes keep their case: \D is not \d (the matcher is case-insensitive anyway)
+        server.names.push(...argValues(node).map((n) => (n.startsWith('~') ? n : n.toLowerCase())));
         continue;
       }
       if (!node.block || node.block.verbatim !== undefined) continue;
