@@ -28,6 +28,10 @@ Usage:
   autossl install-hooks                                      make every certbot renewal run autossl's hooks
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain, and the edit
   autossl recover [--discard JOURNAL] [--json]               finish what a killed run left behind
+  autossl uninstall <domain> [--json]                        take HTTPS off a domain; delete its certificate if nothing else serves it
+  autossl upload <domain> --cert FILE --key FILE [--json]    install a certificate bought elsewhere (never renewed)
+  autossl agent                                              the signed HTTP API for a hosting panel (README "Agent")
+  autossl agent call METHOD PATH [BODY] [--url URL]          send one signed request to the agent, print the answer
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
   (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
 
@@ -355,6 +359,84 @@ async function cmdRecover(values: Values): Promise<number> {
   return problems ? 1 : 0;
 }
 
+async function cmdUninstall(positionals: string[], values: Values): Promise<number> {
+  const [input, ...extra] = positionals;
+  if (!input || extra.length) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl uninstall <domain>', { hint: 'autossl uninstall example.com' });
+  const domain = normalizeDomain(input);
+  const engine = await engineFor(values, values.json === true ? undefined : humanEvent);
+  const result = await engine.uninstall(domain);
+  await engine.close();
+  if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), files: result.files.map((f) => f.file) }, null, 2));
+  else if (result.ok) {
+    out(result.files.length ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)` : `ok    ${domain}: was not served over HTTPS; nothing changed`);
+    for (const d of result.deleted) out(`      deleted certificate ${d}`);
+    for (const k of result.kept) out(`      kept certificate ${k.certificate}: ${k.reason}`);
+    for (const n of result.notes) out(`note  ${n}`);
+  } else printError(result.error!, false);
+  return result.ok ? 0 : result.error && errorKind(result.error.code) === 'input' ? 2 : 1;
+}
+
+async function cmdUpload(positionals: string[], values: Values): Promise<number> {
+  const [input, ...extra] = positionals;
+  if (!input || extra.length || typeof values.cert !== 'string' || typeof values.key !== 'string') throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl upload <domain> --cert FULLCHAIN.pem --key KEY.pem', { hint: 'autossl upload shop.example.com --cert shop.crt --key shop.key' });
+  const domain = normalizeDomain(input);
+  const { readRegularFile } = await import('./fsutil.js');
+  const read = (file: string, what: string): string => readRegularFile(file, { maxBytes: 256 * 1024, code: 'UPLOAD_INVALID', what }).data.toString('utf8');
+  const certificate = read(values.cert, 'certificate');
+  const privateKey = read(values.key, 'private key');
+  const engine = await engineFor(values, values.json === true ? undefined : humanEvent);
+  const result = await engine.installCertificate(domain, { certificate, privateKey });
+  await engine.close();
+  if (values.json === true) out(JSON.stringify(resultJson(result, false), null, 2));
+  else if (result.ok) {
+    out(`ok    ${domain}: HTTPS with the uploaded certificate for ${result.certificate?.names.join(', ')} (until ${result.certificate?.notAfter.toISOString()}); autossl does not renew it`);
+    for (const n of result.notes) out(`note  ${n}`);
+  } else printError(result.error!, false);
+  return result.ok ? 0 : 1;
+}
+
+async function cmdAgent(positionals: string[], values: Values): Promise<number> {
+  if (positionals.length) throw new AutoSslError('CONFIG_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
+  const { startAgent } = await import('./agent/server.js');
+  const agent = await startAgent(await config(values));
+  err(`autossl agent listening on ${agent.url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      err(`${signal}: stopping (running jobs get ${agent.ctx.config.agent.stopTimeoutMs / 1000} s to finish)`);
+      void agent.close().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+async function cmdAgentCall(positionals: string[], values: Values): Promise<number> {
+  const [method, target, body = '', ...extra] = positionals;
+  if (!method || !target || extra.length || !/^(GET|POST)$/i.test(method) || !target.startsWith('/')) {
+    throw new AutoSslError('CONFIG_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', { hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'` });
+  }
+  if (body) {
+    try {
+      JSON.parse(body);
+    } catch {
+      throw new AutoSslError('CONFIG_INVALID', 'The body is not valid JSON.', { hint: `Quote it for the shell: '{"domain":"example.com"}'` });
+    }
+  }
+  const cfg = await config(values);
+  const { loadTokens } = await import('./agent/auth.js');
+  const { call } = await import('./agent/client.js');
+  const tokenFile = typeof values['token-file'] === 'string' ? values['token-file'] : cfg.agent.tokensFile;
+  const token = loadTokens(tokenFile).tokens[0]!.key;
+  const listen = cfg.agent.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+  const url = typeof values.url === 'string' ? values.url : `${cfg.agent.tls ? 'https' : 'http'}://${listen}`;
+  const ca = cfg.agent.tls && !values.url ? fs.readFileSync(cfg.agent.tls.cert) : undefined;
+  const res = await call(method, target, body, { url, token, ca, insecure: values.insecure === true });
+  out(res.body);
+  if (res.status < 200 || res.status >= 300) err(`HTTP ${res.status}`);
+  return res.status >= 200 && res.status < 300 ? 0 : 1;
+}
+
 async function cmdHook(command: string, positionals: string[], values: Values): Promise<number> {
   const [phase] = positionals;
   const engine = await engineFor(values, (e) => {
@@ -395,6 +477,11 @@ async function main(argv: string[]): Promise<number> {
         probe: { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
         limit: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        url: { type: 'string' },
+        'token-file': { type: 'string' },
+        insecure: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -443,6 +530,12 @@ async function main(argv: string[]): Promise<number> {
         return await cmdJobs(rest, values);
       case 'recover':
         return await cmdRecover(values);
+      case 'uninstall':
+        return await cmdUninstall(rest, values);
+      case 'upload':
+        return await cmdUpload(rest, values);
+      case 'agent':
+        return rest[0] === 'call' ? await cmdAgentCall(rest.slice(1), values) : await cmdAgent(rest, values);
       case 'demo':
         return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
       default:

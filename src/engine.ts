@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { AutoSslConfig } from './config/schema.js';
-import { siteFor } from './config/schema.js';
+import { siteFor, validateConfig, type SiteConfig } from './config/schema.js';
 import { normalizeDomain } from './domain.js';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { NginxControl } from './nginx/control.js';
@@ -40,6 +40,9 @@ import { applyEdits } from './pipeline/apply.js';
 import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
+import { certificateOf, type DomainCertificate } from './renewal/certificate.js';
+import { installUpload, uninstall, type UninstallResult } from './manage.js';
+import type { Upload } from './certbot/custom.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
@@ -125,7 +128,45 @@ export interface AutoSsl {
   job(id: string): Promise<JobRow | null>;
   /** Delivers queued notifications (the outbox) to the notify taps. */
   deliverNotifications(): Promise<DeliveryReport>;
+  /**
+   * Describes a site the config file does not list (the agent: a panel's domain with its document root, a
+   * wildcard with DNS-01): validated like a config file's site and kept in the state store, so renewals and
+   * certbot's DNS hooks know it. A site the config file lists wins: it is returned unchanged.
+   */
+  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): SiteConfig;
+  /** Forgets a site registerSite described (not one of the config file). */
+  unregisterSite(domain: string): void;
+  /** One domain's certificate as nginx serves it now; fast (a panel asks for every domain on every page load). */
+  certificate(domain: string): Promise<DomainCertificate>;
+  /** Takes HTTPS off a domain (validated, rolled back on failure) and deletes the certificate nothing serves any more. */
+  uninstall(domain: string): Promise<UninstallResult>;
+  /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
+  installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
+  /** What certbot's DNS-01 hooks (processes of their own) last reported for a name, for progress displays. */
+  dnsProgress(domain: string): { phase: renewal.DnsPhase; message: string; at: number } | null;
+  /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
+  dnsProvider(domain: string): Promise<string | null>;
+  /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
+  recordJob(id: string, domains: readonly string[], source?: string): void;
   close(): Promise<void>;
+}
+
+function safeRows<T>(read: () => T[]): T[] {
+  try {
+    return read();
+  } catch {
+    return []; // no state yet, or none readable: no panel sites
+  }
+}
+
+/** A site as a panel described it, validated like a config file's; null when it is not valid. */
+function panelSite(config: AutoSslConfig, raw: unknown, throwOnError = false): SiteConfig | null {
+  try {
+    return validateConfig({ defaults: { challenge: config.defaults.challenge }, sites: [raw] }, 'site', '/').sites[0] ?? null;
+  } catch (error) {
+    if (throwOnError) throw error;
+    return null;
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping order. */
@@ -162,7 +203,10 @@ export interface CreateOptions {
   onEvent?: (event: StageEvent) => void;
 }
 
-export async function createAutoSsl(config: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
+export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
+  // the config file's sites, then the sites a panel described through the agent (kept in the state store, so the
+  // DNS hooks and renewals certbot runs in processes of their own know them too); the file wins on a clash
+  const config: AutoSslConfig = { ...fileConfig, sites: [...fileConfig.sites] };
   const opts: CreateOptions = Array.isArray(options) ? { plugins: options as readonly Plugin[] } : (options as CreateOptions);
   const hooks = createHooks();
   instrumentHooks(hooks);
@@ -184,6 +228,10 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   const state = (): StateStore => (store ??= new StateStore(config.stateDir));
   /** For commands that only read: works with a read-only (or missing) state directory. */
   const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
+  for (const row of safeRows(() => readState().sites())) {
+    const site = panelSite(fileConfig, row.site);
+    if (site && !config.sites.some((s) => [s.domain, ...s.aliases].some((n) => n === site.domain || site.aliases.includes(n)))) config.sites.push(site);
+  }
   const undo = new UndoService(state);
   const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
   const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
@@ -266,6 +314,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
     runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS });
 
+  let statusTree: { tree: NginxTree; at: number } | null = null;
   let recovered = false;
   async function recoverFirst(): Promise<void> {
     if (recovered) return;
@@ -469,6 +518,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
       const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
       if (job) state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+      statusTree = null;
       const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
       return domains.map((d) => byDomain.get(d)!);
     },
@@ -517,6 +567,69 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     },
     installHooks: async () => renewal.installHooks(core),
     deliverNotifications: () => renewal.deliverOutbox(core),
+    registerSite(raw, source = 'api') {
+      const site = panelSite(fileConfig, raw, true)!;
+      const fromFile = fileConfig.sites.find((s) => [s.domain, ...s.aliases].includes(site.domain));
+      if (fromFile) return fromFile;
+      for (const name of [site.domain, ...site.aliases]) {
+        const holder = config.sites.find((s) => s.domain !== site.domain && [s.domain, ...s.aliases].includes(name));
+        if (holder) throw new AutoSslError('CONFIG_INVALID', `${name} is a name of the site ${holder.domain} already.`, { hint: `Use ${holder.domain}, or take ${name} out of it first.` });
+      }
+      const i = config.sites.findIndex((s) => s.domain === site.domain);
+      if (i >= 0) config.sites.splice(i, 1, site);
+      else config.sites.push(site);
+      state().upsertSite(site.domain, JSON.parse(JSON.stringify(site)) as Record<string, unknown>, source);
+      return site;
+    },
+    unregisterSite(domain) {
+      if (fileConfig.sites.some((s) => s.domain === domain)) return;
+      const i = config.sites.findIndex((s) => s.domain === domain);
+      if (i >= 0) config.sites.splice(i, 1);
+      state().deleteSite(domain);
+    },
+    async certificate(input) {
+      const domain = normalizeDomain(input, { allowWildcard: true });
+      // a panel asks for every domain on every page load: one tree load serves a second of them
+      if (!statusTree || Date.now() - statusTree.at > 1000) statusTree = { tree: loadTree(), at: Date.now() };
+      let store: StateStore | null = null;
+      try {
+        store = readState();
+      } catch {
+        store = null;
+      }
+      return certificateOf(config, statusTree.tree, store, domain);
+    },
+    async uninstall(domain) {
+      statusTree = null;
+      const result = await uninstall(core, domain);
+      statusTree = null;
+      if (result.ok && result.deleted.length && !result.kept.length) engine.unregisterSite(result.domain);
+      return result;
+    },
+    async installCertificate(domain, upload) {
+      statusTree = null;
+      try {
+        return await installUpload(core, domain, upload);
+      } finally {
+        statusTree = null;
+      }
+    },
+    dnsProgress(domain) {
+      try {
+        return renewal.dnsProgress(readState(), domain.replace(/^\*\./, ''));
+      } catch {
+        return null;
+      }
+    },
+    async dnsProvider(input) {
+      const domain = normalizeDomain(input, { allowWildcard: true });
+      const { ctx, abort } = context(domain, 'dns-hook', { plan: { challenge: 'dns-01' } });
+      const result = await run(ctx, abort);
+      return result.ok && ctx.challenge?.type === 'dns-01' && ctx.challenge.solver ? ctx.challenge.solver.name : null;
+    },
+    recordJob(id, domains, source = 'api') {
+      state().createJob({ id, kind: 'issue', source, domains });
+    },
     async close() {
       store?.close();
       readOnlyStore?.close();

@@ -68,6 +68,11 @@ export function readCertificate(file: string): CertificateInfo {
   return certificateInfo(new (x509().X509Certificate)(block));
 }
 
+/** The fields of one PEM certificate given as text. */
+export function certificateInfoFromPem(pem: string): CertificateInfo {
+  return certificateInfo(new (x509().X509Certificate)(pem));
+}
+
 /**
  * The same fields, read in place from the DER (see der.ts) for scans of thousands of lineages; falls back to
  * @peculiar/x509 for anything the small reader does not expect.

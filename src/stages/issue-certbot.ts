@@ -85,7 +85,7 @@ async function privateOrder(ctx: DomainContext, main: CertbotSettings, order: (s
 export const issueCertbotPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
-    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' ? ctx.lineage : undefined));
+    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.lineage : undefined));
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       const settings = certbotSettings(ctx.services.config);
       if (ctx.dryRun) {

@@ -128,10 +128,22 @@ const MIGRATIONS: string[] = [
      finished_at INTEGER,
      PRIMARY KEY (job_id, domain)
    );`,
+  // 4: sites a panel described through the agent (document root, wildcard), and signatures seen (replays)
+  `CREATE TABLE sites (
+     domain TEXT PRIMARY KEY,
+     site TEXT NOT NULL,            -- JSON SiteConfig
+     source TEXT NOT NULL,          -- agent | api
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE replays (
+     signature TEXT PRIMARY KEY,    -- a signed request's X-Signature: a second one inside the window is refused
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX replays_expiry ON replays(expires_at);`,
 ];
 
 export interface AttemptRecord {
-  kind: 'issue' | 'renew' | 'deploy';
+  kind: 'issue' | 'renew' | 'deploy' | 'install' | 'uninstall';
   domain: string;
   lineage?: string;
   ok: boolean;
@@ -297,11 +309,18 @@ export class StateStore {
 
   // -------------------------------------------------------------------------------------------------- jobs
 
+  /**
+   * Records a job, or adds domains to one this process recorded already (the agent records a batch as its requests
+   * arrive, so a kill before it starts still leaves each accepted domain accounted for).
+   */
   createJob(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): void {
     const now = Date.now();
     this.db.transaction(() => {
-      this.sql('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)').run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
-      job.domains.forEach((d, i) => this.sql(`INSERT INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, i, now));
+      this.sql('INSERT OR IGNORE INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)').run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
+      let next = (this.sql('SELECT COALESCE(MAX(position) + 1, 0) AS n FROM job_domains WHERE job_id = ?').get(job.id) as { n: number }).n;
+      for (const d of job.domains) {
+        if (this.sql(`INSERT OR IGNORE INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, next, now).changes) next++;
+      }
     }).immediate();
   }
 
@@ -365,6 +384,39 @@ export class StateStore {
       finishedAt: (d.finished_at as number) ?? null,
     }));
     return { id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains };
+  }
+
+  // ------------------------------------------------------------------------------------------------- sites
+
+  /** Sites a panel described (not in the config file): kept so renewals, DNS hooks and recovery know them. */
+  sites(): Array<{ domain: string; site: Record<string, unknown>; source: string }> {
+    try {
+      const rows = this.sql('SELECT domain, site, source FROM sites ORDER BY domain').all() as Array<{ domain: string; site: string; source: string }>;
+      return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
+    } catch {
+      return []; // a read-only copy of an older schema has none
+    }
+  }
+
+  upsertSite(domain: string, site: Record<string, unknown>, source: string): void {
+    this.sql('INSERT INTO sites (domain, site, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at').run(domain, JSON.stringify(site), source, Date.now());
+  }
+
+  deleteSite(domain: string): void {
+    this.sql('DELETE FROM sites WHERE domain = ?').run(domain);
+  }
+
+  // ----------------------------------------------------------------------------------------------- replays
+
+  /**
+   * Records a request signature until `expiresAt`; false when it was seen already (a replay). Shared by every
+   * agent process on this state directory, and kept across restarts.
+   */
+  rememberSignature(signature: string, expiresAt: number, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      this.sql('DELETE FROM replays WHERE expires_at < ?').run(now);
+      return this.sql('INSERT OR IGNORE INTO replays (signature, expires_at) VALUES (?, ?)').run(signature, expiresAt).changes === 1;
+    }).immediate();
   }
 
   // ---------------------------------------------------------------------------------------------------- kv
@@ -439,6 +491,12 @@ export class StateStore {
     }).immediate();
   }
 
+  /** The latest attempt of any kind for a domain. */
+  lastAttempt(domain: string): (AttemptRecord & { at: number }) | null {
+    const r = this.sql('SELECT * FROM attempts WHERE domain = ? ORDER BY id DESC LIMIT 1').get(domain) as Record<string, unknown> | undefined;
+    return r ? { at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined } : null;
+  }
+
   attempts(domain?: string): Array<AttemptRecord & { at: number }> {
     const rows = (domain ? this.db.prepare('SELECT * FROM attempts WHERE domain = ? ORDER BY id').all(domain) : this.db.prepare('SELECT * FROM attempts ORDER BY id').all()) as Array<Record<string, unknown>>;
     return rows.map((r) => ({ at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined, ms: (r.ms as number) ?? undefined }));
@@ -451,6 +509,10 @@ export class StateStore {
   /** Failed validations of `name` since `since` (ms epoch), oldest first. */
   validationFailures(name: string, since: number): Array<{ at: number; detail: string }> {
     return this.db.prepare('SELECT at, detail FROM validation_failures WHERE name = ? AND at >= ? ORDER BY at').all(name, since) as Array<{ at: number; detail: string }>;
+  }
+
+  deleteCertificate(lineage: string): void {
+    this.sql('DELETE FROM certificates WHERE lineage = ?').run(lineage);
   }
 
   upsertCertificate(row: Omit<CertificateRow, 'lastAttemptAt' | 'lastAttemptKind' | 'lastOutcome' | 'lastErrorCode' | 'lastErrorMessage' | 'lastErrorAt' | 'consecutiveFailures' | 'renewedAt'>): void {
