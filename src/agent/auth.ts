@@ -52,7 +52,8 @@ export function loadTokens(file: string): TokenFile {
     });
   }
   if (st.isFile() && (st.mode & 0o077) !== 0) {
-    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} is readable by ${st.mode & 0o070 ? 'its group' : 'others'} (mode ${(st.mode & 0o777).toString(8)}); the agent does not use secrets others can read.`, {
+    const who = [st.mode & 0o070 ? 'its group' : '', st.mode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
+    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} is readable by ${who} (mode ${(st.mode & 0o777).toString(8)}); the agent does not use secrets others can read.`, {
       hint: `chmod 600 ${file} (and keep it owned by the user running the agent).`,
     });
   }

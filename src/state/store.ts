@@ -208,6 +208,8 @@ export class StateStore {
     const openWritable = (): Database.Database => {
       const opened = new Database(file, { timeout: 15_000 });
       try {
+        // private: job history, registered sites, request signatures (the directory itself lets nginx through to acme-challenge/)
+        for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f) && (fs.statSync(f).mode & 0o077)) fs.chmodSync(f, 0o600);
         opened.pragma('journal_mode = WAL');
         opened.pragma('synchronous = NORMAL');
       } catch (error) {
