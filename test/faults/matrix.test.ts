@@ -132,4 +132,30 @@ describe('fault matrix', () => {
     await expectServingAsBefore(domain);
   });
 
+  it('certbot SIGKILLed mid-order (challenge answered, waiting for the CA): CERTBOT_FAILED, the challenge edit rolled back', async () => {
+    const domain = 'certbot-killed.fault.test';
+    await site(domain);
+    const webroot = path.join(rig.info.wwwDir, domain);
+    const killed = path.join(rig.info.dir, 'certbot-killed');
+    // execs the real certbot; a watcher kills it (SIGKILL) as soon as its challenge token is in the webroot: the
+    // order exists, the challenge is answered, certbot is polling the CA
+    const wrapper = `#!/bin/sh
+me=$$
+( while kill -0 $me 2>/dev/null; do
+    if [ -n "$(ls -A ${webroot}/.well-known/acme-challenge 2>/dev/null)" ]; then kill -9 $me; echo killed > ${killed}; exit 0; fi
+    sleep 0.01
+  done ) &
+exec ${BINARIES.certbot} "$@"
+`;
+    const cfg = config('certbot-killed', { certbot: { binary: path.join(rig.info.dir, 'certbot-killer.sh') }, sites: [{ domain, documentRoot: webroot }] }, { 'certbot-killer.sh': wrapper });
+    const before = configFiles();
+    const run = await cli(['issue', domain, '--json'], cfg);
+    expect(fs.existsSync(killed), `certbot was not killed: ${run.stdout}`).toBe(true);
+    const error = expectCoded(run, ['CERTBOT_FAILED'], 'certbot killed');
+    expect(error.message).toMatch(/SIGKILL/);
+    expect(fs.existsSync(path.join(rig.info.dir, 'certbot', 'config', 'live', domain))).toBe(false);
+    expectSameSnapshot(before, configFiles());
+    await expectServingAsBefore(domain);
+  });
+
 });
