@@ -34,8 +34,9 @@ export const challengeWebrootPlugin: Plugin = {
         await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true });
         if (edits.length) {
           // the CA (and the port-80 self-check) must see the challenge location before certbot runs
-          await ctx.services.nginx.reload();
+          // (set first: a reload that reports failure may still have loaded the edit; see nginx-reload)
           ctx.reloadedWithChanges = true;
+          await ctx.services.nginx.reload();
           ctx.needsReload = false;
         }
       }

@@ -116,6 +116,21 @@ describe('fault matrix', () => {
     await expectServingAsBefore(domain);
   });
 
+  it('the reload command reloads nginx but reports failure (after the HTTPS edit): the restored files are reloaded too', async () => {
+    const domain = 'reload-lies.fault.test';
+    await site(domain, STATIC_SITE); // no challenge edit: the one reload is the one after the HTTPS edit
+    const reload = `${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`;
+    const cfg = config('reload-lies', { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-lies.sh')] }, sites: [{ domain }] }, {
+      // systemctl reload timing out after nginx took the signal looks like this
+      'reload-lies.sh': `#!/bin/sh\n${reload} || exit 1\necho "Job for nginx.service failed because a timeout was exceeded." >&2\nexit 1\n`,
+    });
+    const before = configFiles();
+    const run = await cli(['issue', domain, '--json'], cfg);
+    expectCoded(run, ['NGINX_RELOAD_FAILED'], 'reload lies');
+    expectSameSnapshot(before, configFiles());
+    await expectServingAsBefore(domain);
+  });
+
   it('nginx not running during issue: NGINX_RELOAD_FAILED, the challenge edit rolled back', async () => {
     const domain = 'nginx-down.fault.test';
     await site(domain);
