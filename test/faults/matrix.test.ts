@@ -173,4 +173,23 @@ exec ${BINARIES.certbot} "$@"
     await expectServingAsBefore(domain);
   });
 
+  it('the nginx binary missing: NGINX_NOT_FOUND before any file is written or any certificate ordered', async () => {
+    for (const shape of [PHP_SITE, STATIC_SITE]) {
+      const domain = shape === PHP_SITE ? 'no-nginx.fault.test' : 'no-nginx-static.fault.test';
+      const file = await site(domain, shape);
+      const cfg = config('no-nginx', { nginx: { binary: path.join(rig.info.dir, 'no', 'such', 'nginx') }, sites: [{ domain }] });
+      const before = configFiles();
+      const inode = fs.statSync(file).ino;
+      const pebbleLog = fs.readFileSync(rig.info.pebbleLog, 'utf8').length;
+      const run = await cli(['issue', domain, '--json'], cfg);
+      const error = expectCoded(run, ['NGINX_NOT_FOUND'], `nginx missing (${domain})`);
+      expect(error.message).toContain(path.join(rig.info.dir, 'no', 'such', 'nginx'));
+      expectSameSnapshot(before, configFiles());
+      expect(fs.statSync(file).ino, 'the vhost was rewritten').toBe(inode);
+      expect(fs.readFileSync(rig.info.pebbleLog, 'utf8').slice(pebbleLog), 'an order reached the CA').not.toContain(domain);
+      expect(fs.existsSync(path.join(rig.info.dir, 'certbot', 'config', 'live', domain))).toBe(false);
+      await expectServingAsBefore(domain);
+    }
+  });
+
 });
