@@ -192,4 +192,45 @@ exec ${BINARIES.certbot} "$@"
     }
   });
 
+  it('the state database locked by another process past the wait: a coded error, no hang, nothing changed', async () => {
+    const domain = 'db-locked.fault.test';
+    await site(domain);
+    const cfg = config('db-locked', { sites: [{ domain }] });
+    expect((await cli(['recover'], cfg)).exitCode).toBe(0); // the database exists
+    const ready = path.join(rig.info.dir, 'db-locked.ready');
+    // another process holds the write lock (BEGIN EXCLUSIVE) until it is killed
+    const holder = execa('node', ['--input-type=module', '-e', `
+      import Database from 'better-sqlite3';
+      import fs from 'node:fs';
+      const db = new Database(${JSON.stringify(path.join(stateDir, 'state.db'))});
+      db.exec('BEGIN EXCLUSIVE');
+      fs.writeFileSync(${JSON.stringify(ready)}, 'locked');
+      globalThis.keep = db; // a collected connection would be closed, and its lock released
+      setInterval(() => {}, 1000);
+    `], { reject: false, cwd: path.resolve(import.meta.dirname, '../..') });
+    try {
+      for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(fs.existsSync(ready), String((await Promise.race([holder, Promise.resolve({ stderr: 'still running' })])).stderr)).toBe(true);
+      const before = configFiles();
+      const env = { AUTOSSL_STATE_BUSY_TIMEOUT_MS: '500' };
+      const started = Date.now();
+      for (const args of [['issue', domain, '--json'], ['renew', '--json']]) {
+        const run = await cli(args, cfg, { env, timeoutMs: 20_000 });
+        const error = expectCoded(run, ['STATE_UNAVAILABLE', 'LOCK_TIMEOUT'], args[0]);
+        expect(error.message).toMatch(/locked/);
+        expect(error.hint).toMatch(/another (autossl )?process/i);
+      }
+      expect(Date.now() - started, 'waited far past the busy timeout').toBeLessThan(10_000);
+      expectSameSnapshot(before, configFiles());
+      // status only reads: it answers while the database is locked
+      const status = await cli(['status', '--json'], cfg, { env, timeoutMs: 20_000 });
+      expect(status.stderr).not.toMatch(/INTERNAL/);
+      expect([0, 1]).toContain(status.exitCode);
+      expect(answer(status.stdout)).toHaveProperty('certificates');
+    } finally {
+      holder.kill('SIGKILL');
+      await holder;
+    }
+    await expectServingAsBefore(domain);
+  });
 });
