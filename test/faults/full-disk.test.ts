@@ -126,6 +126,7 @@ describe('a full filesystem', () => {
     const inside = await issueWithFullDisk(domain, cfg, journal, vhost, 'true');
     const error = expectCoded(inside.run, ['WRITE_FAILED', 'STATE_UNAVAILABLE'], 'journal full');
     expect(error.message).toContain(journal);
+    expect(error.hint).toMatch(/full|free (disk )?space/);
     expect(inside.sha).toBe(sha256(text));
     expect(inside.inode).toBe(inode); // never rewritten
     // nothing to recover on the full disk: no manifest, no backup (the transaction's directory may be left empty:
@@ -145,6 +146,7 @@ describe('a full filesystem', () => {
     const inside = await issueWithFullDisk(domain, cfg, stateDir, vhost, 'true');
     const error = expectCoded(inside.run, ['STATE_UNAVAILABLE', 'WRITE_FAILED'], 'state dir full');
     expect(error.message).toContain(stateDir);
+    expect(error.hint, 'the hint names the fix: free space (not permissions)').toMatch(/full|free (disk )?space/);
     expect(inside.sha).toBe(sha256(text));
     expect(inside.inode).toBe(inode);
     await expectServing(domain, stateDir);
