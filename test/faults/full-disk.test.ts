@@ -13,7 +13,7 @@ import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
-import { CLI, cli, expectCoded, httpGet, journals, locks, PHP_SITE, STATIC_SITE, type CliRun } from './helpers.js';
+import { CLI, cli, expectCoded, reloadAndServe, httpGet, journals, locks, PHP_SITE, STATIC_SITE, type CliRun } from './helpers.js';
 
 let rig: AcmeRig;
 let nginx: NginxControl;
@@ -84,7 +84,7 @@ async function siteIn(domain: string, shape: string): Promise<{ dir: string; vho
   const vhost = path.join(dir, `${domain}.conf`);
   fs.renameSync(file, vhost);
   fs.writeFileSync(file, `include ${vhost};\n`);
-  await rig.reloadNginx();
+  await reloadAndServe([...rig.nginxArgs, '-c', rig.info.nginxConf], domain);
   return { dir, vhost, text: fs.readFileSync(vhost, 'latin1') };
 }
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { expect } from 'vitest';
 import { sha256 } from '../../src/nginx/transaction.js';
+import { BINARIES } from '../../src/sandbox/rig.js';
 
 export const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -22,13 +23,14 @@ export interface CliRun {
 
 /** Runs the CLI with `--config` and waits for it (never rejects). */
 export async function cli(args: readonly string[], config: string, options: { env?: Record<string, string>; extendEnv?: boolean; timeoutMs?: number } = {}): Promise<CliRun> {
-  const run = await execa('node', [CLI, ...args, '--config', config], { reject: false, env: options.env, extendEnv: options.extendEnv ?? true, timeout: options.timeoutMs ?? 60_000, stdin: 'ignore' });
+  // --config first: after a "--" it would be a positional
+  const run = await execa('node', [CLI, '--config', config, ...args], { reject: false, env: options.env, extendEnv: options.extendEnv ?? true, timeout: options.timeoutMs ?? 60_000, stdin: 'ignore' });
   return { exitCode: run.exitCode, signal: run.signal ?? undefined, stdout: String(run.stdout), stderr: String(run.stderr) };
 }
 
 /** Starts the CLI without waiting (to kill it). */
 export function spawnCli(args: readonly string[], config: string, env: Record<string, string> = {}): ResultPromise {
-  return execa('node', [CLI, ...args, '--config', config], { reject: false, env, stdin: 'ignore' });
+  return execa('node', [CLI, '--config', config, ...args], { reject: false, env, stdin: 'ignore' });
 }
 
 /**
@@ -105,6 +107,16 @@ export function httpGet(host: string, port = 80, urlPath = '/'): Promise<{ statu
     req.on('error', reject);
     req.end();
   });
+}
+
+/** Reloads the test's nginx and waits until `host` is served on port 80 (nginx reloads asynchronously). */
+export async function reloadAndServe(nginxArgs: readonly string[], host: string): Promise<void> {
+  await execa(BINARIES.nginx, [...nginxArgs, '-s', 'reload']);
+  const deadline = Date.now() + 5000;
+  while ((await httpGet(host).then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`nginx does not serve ${host} after a reload`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** Journals left under `<stateDir>/journal` (its `locks` entry aside). */

@@ -14,7 +14,7 @@ import { HOOK_ORDER } from '../../src/pipeline/hooks.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { sha256 } from '../../src/nginx/transaction.js';
-import { answer, cli, HANG_PLUGIN, httpGet, journals, locks, PHP_SITE, spawnCli, waitFor } from './helpers.js';
+import { answer, cli, HANG_PLUGIN, reloadAndServe, httpGet, journals, locks, PHP_SITE, spawnCli, waitFor } from './helpers.js';
 
 const DOMAIN = 'killed.fault.test';
 let rig: AcmeRig;
@@ -46,7 +46,7 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
     // each kill starts from the untouched vhost (the issue that ended the previous case edited it)
     if (fs.readFileSync(site, 'latin1') !== original) {
       fs.writeFileSync(site, original, 'latin1');
-      await rig.reloadNginx();
+      await reloadAndServe([...rig.nginxArgs, '-c', rig.info.nginxConf], DOMAIN);
     }
     const marker = path.join(rig.info.dir, `hang-${stage}`);
     const child = spawnCli(['issue', DOMAIN], config, { AUTOSSL_TEST_HANG_AT: stage, AUTOSSL_TEST_HANG_MARKER: marker });

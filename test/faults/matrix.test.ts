@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
-import { answer, cli, expectCoded, expectSameSnapshot, httpGet, journals, locks, PHP_SITE, snapshot, STATIC_SITE, tempFiles } from './helpers.js';
+import { writeLineage } from '../helpers/certs.js';
+import { answer, cli, expectCoded, reloadAndServe, expectSameSnapshot, httpGet, journals, locks, PHP_SITE, snapshot, STATIC_SITE, tempFiles } from './helpers.js';
 
 let rig: AcmeRig;
 let nginx: NginxControl;
@@ -32,7 +33,7 @@ afterAll(async () => {
 /** A site of its own for one case, loaded by nginx. */
 async function site(name: string, shape = PHP_SITE): Promise<string> {
   const { file } = rig.addSite(name, shape, { index: `${name} index\n` });
-  await rig.reloadNginx();
+  await reloadAndServe([...rig.nginxArgs, '-c', rig.info.nginxConf], name);
   return file;
 }
 
@@ -119,6 +120,8 @@ describe('fault matrix', () => {
   it('the reload command reloads nginx but reports failure (after the HTTPS edit): the restored files are reloaded too', async () => {
     const domain = 'reload-lies.fault.test';
     await site(domain, STATIC_SITE); // no challenge edit: the one reload is the one after the HTTPS edit
+    // a certificate that is reused (no order needed for this case)
+    await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80);
     const reload = `${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`;
     const cfg = config('reload-lies', { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-lies.sh')] }, sites: [{ domain }] }, {
       // systemctl reload timing out after nginx took the signal looks like this
