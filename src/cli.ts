@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import type { AutoSslConfig } from './config/schema.js';
+import { siteFor, type AutoSslConfig } from './config/schema.js';
 import { unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
@@ -101,7 +101,15 @@ function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, co
   if (values.all && positionals.length) throw new AutoSslError('DOMAIN_INVALID', `--all and domains together: give one or the other.`, { hint: `autossl ${command} --all, or autossl ${command} example.com` });
   if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', { hint: `autossl ${command} example.com, or autossl ${command} --all with sites in the config.` });
   // Refuse any bad name before anything runs: one hostile argument stops the whole command.
-  return domains.map((d) => normalizeDomain(d, { allowWildcard: true }));
+  return domains.map((d) => {
+    const name = normalizeDomain(d, { allowWildcard: true });
+    // a wildcard is only for a DNS-01 site: refused here too (the engine refuses it per domain, but only after the
+    // command's other domains ran and recovery touched the state directory)
+    if (name.startsWith('*.') && (siteFor(cfg, name).challenge ?? cfg.defaults.challenge) !== 'dns-01') {
+      throw new AutoSslError('WILDCARD_NEEDS_DNS01', `${name} is a wildcard: the CA can only check it over DNS (DNS-01), and this site uses HTTP-01.`);
+    }
+    return name;
+  });
 }
 
 async function cmdIssue(positionals: string[], values: Values): Promise<number> {
