@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import { siteFor, type AutoSslConfig } from './config/schema.js';
+import { isCertName, siteFor, type AutoSslConfig } from './config/schema.js';
 import { unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
@@ -189,9 +189,14 @@ async function cmdStatus(values: Values): Promise<number> {
 }
 
 async function cmdRenew(values: Values): Promise<number> {
+  const certName = values['cert-name'] as string | undefined;
+  // before the engine: a hostile name must not even start recovery or create the state database
+  if (certName !== undefined && !isCertName(certName)) {
+    throw new AutoSslError('CONFIG_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
+  }
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
-  const report = await engine.renew({ certName: values['cert-name'] as string | undefined, force: values.force === true });
+  const report = await engine.renew({ certName, force: values.force === true });
   await engine.close();
   const failed = report.results.some((o) => o.outcome === 'failed');
   if (json) out(JSON.stringify({ ok: !failed, results: report.results, notifications: report.notifications, hookErrors: report.hookErrors }, null, 2));

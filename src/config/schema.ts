@@ -275,7 +275,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     const domain = normalizeForConfig(site.domain, `${key}.domain`, v, dns01);
     const aliases = v.strings(site.aliases, `${key}.aliases`, []).map((a, j) => normalizeForConfig(a, `${key}.aliases[${j}]`, v, dns01));
     const certName = v.string(site.certName, `${key}.certName`);
-    if (certName !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) || certName.includes('..') || certName.length > 200)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', certName);
+    if (certName !== undefined && !isCertName(certName)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', certName);
     return {
       domain,
       aliases: aliases.filter((a) => a !== domain),
@@ -378,6 +378,11 @@ function challengeOf(value: unknown, key: string, v: Validator): 'http-01' | 'dn
 
 function resolvePluginPath(spec: string, baseDir: string): string {
   return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec; // "autossl:webhook" and package names as given
+}
+
+/** certbot's --cert-name as autossl accepts it (config, `renew --cert-name`): letters, digits, ".", "-", "_"; no "..". */
+export function isCertName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes('..') && name.length <= 200;
 }
 
 /** The configured site of a domain, or a bare one (the domain alone, the defaults). */

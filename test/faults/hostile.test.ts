@@ -133,6 +133,19 @@ describe('hostile input at the CLI', () => {
     expectUntouched(label);
   });
 
+  it('renew --cert-name refuses a hostile name before recovery or the state database', async () => {
+    const config = writeConfig('base', base);
+    await each(['../x', 'a/b', '$(id)', 'a\nb', 'x'.repeat(300), '/etc/passwd'], async (name) => {
+      const run = await cli(['renew', '--json', '--cert-name', name], config);
+      expectCoded(run, ['CONFIG_INVALID'], `renew --cert-name ${JSON.stringify(name)}`);
+      expect(run.exitCode).toBe(2);
+    });
+    // an option-looking value is not taken as a name at all
+    const dash = await cli(['renew', '--cert-name', '-rf'], config);
+    expect(dash.exitCode).toBe(2);
+    expectUntouched('renew --cert-name');
+  });
+
   it('--config refuses a device, a FIFO, a directory', async () => {
     const fifo = path.join(dir, 'config.fifo');
     if (!fs.existsSync(fifo)) await execa('mkfifo', [fifo]);
