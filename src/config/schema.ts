@@ -183,6 +183,18 @@ class Validator {
     return s === undefined ? undefined : path.resolve(this.baseDir, s);
   }
 
+  /**
+   * A path autossl writes into nginx's files (`root`, `ssl_certificate`): nginx expands "$" even inside quotes
+   * ("/srv/$host" would become a path chosen by each request's Host header), and no escape exists for it.
+   */
+  nginxPath(value: unknown, key: string, fallback: string): string;
+  nginxPath(value: unknown, key: string, fallback?: undefined): string | undefined;
+  nginxPath(value: unknown, key: string, fallback?: string): string | undefined {
+    const p = this.path(value, key, fallback as string);
+    if (p !== undefined && p.includes('$')) this.fail(key, 'a path without "$" (nginx would read it as a variable)', value);
+    return p;
+  }
+
   /** A command: a bare name is looked up on PATH; anything with a slash is a path. */
   command(value: unknown, key: string, fallback: string): string {
     const s = this.string(value, key, fallback);
@@ -281,7 +293,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       aliases: aliases.filter((a) => a !== domain),
       challenge,
       blockNames: site.blockNames as SiteConfig['blockNames'],
-      documentRoot: v.path(site.documentRoot, `${key}.documentRoot`),
+      documentRoot: v.nginxPath(site.documentRoot, `${key}.documentRoot`),
       vhost: v.path(site.vhost, `${key}.vhost`),
       redirect: site.redirect === undefined ? undefined : v.boolean(site.redirect, `${key}.redirect`, false),
       hsts: site.hsts === undefined ? undefined : v.boolean(site.hsts, `${key}.hsts`, false),
@@ -306,7 +318,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     configDir: baseDir,
     certbot: {
       binary: v.command(cb.binary, 'certbot.binary', d.certbot.binary),
-      configDir: v.path(cb.configDir, 'certbot.configDir', d.certbot.configDir),
+      configDir: v.nginxPath(cb.configDir, 'certbot.configDir', d.certbot.configDir),
       workDir: v.path(cb.workDir, 'certbot.workDir', d.certbot.workDir),
       logsDir: v.path(cb.logsDir, 'certbot.logsDir', d.certbot.logsDir),
       server,
@@ -327,7 +339,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     },
     serverAddresses: addresses,
     stateDir,
-    challengeDir: v.path(root.challengeDir, 'challengeDir', root.stateDir === undefined ? d.challengeDir : path.join(stateDir, 'acme-challenge')),
+    challengeDir: v.nginxPath(root.challengeDir, 'challengeDir', root.stateDir === undefined ? d.challengeDir : path.join(stateDir, 'acme-challenge')),
     defaults: {
       redirect: v.boolean(defaults.redirect, 'defaults.redirect', d.defaults.redirect),
       hsts: v.boolean(defaults.hsts, 'defaults.hsts', d.defaults.hsts),

@@ -179,6 +179,10 @@ describe('hostile values in the config', () => {
     ['sites[].domain', HOSTILE, (v) => ({ ...base, sites: [{ domain: v }] })],
     ['sites[].aliases', HOSTILE.filter((h) => h !== '*.a.com'), (v) => site({ aliases: [v] })],
     ['sites[].certName', [...HOSTILE_CERT_NAMES, ''], (v) => site({ certName: v })],
+    // paths that end up in nginx's files: nginx expands "$" even inside quotes
+    ['sites[].documentRoot', ['/srv/$host', '/srv/${x}', '/srv/a\nroot /etc', '/srv/a\u0000', ''], (v) => site({ documentRoot: v })],
+    ['challengeDir', ['/var/lib/$remote_addr', '/x\ny'], (v) => ({ ...base, challengeDir: v })],
+    ['certbot.configDir', ['/etc/le$x', '/etc/le\n'], (v) => ({ ...base, certbot: { ...(base.certbot as object), configDir: v } })],
     ['sites[].vhost', ['/etc/x\nserver {', ''], (v) => site({ vhost: v })],
     ['sites[].challenge', ['http-02', 'dns-01; rm -rf /'], (v) => site({ challenge: v })],
   ];
