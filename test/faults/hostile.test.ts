@@ -221,6 +221,21 @@ describe('hostile values in the config', () => {
     expect(calls().filter((c) => c !== 'nginx')).toEqual([]); // (nginx -v ran: the pre-flight asks it is there)
   });
 
+  it('plugins: a device, a FIFO, a data: URL, a builtin, a file that is not a module are PLUGIN_LOAD_FAILED, quickly', async () => {
+    const fifo = path.join(dir, 'plugin.fifo');
+    if (!fs.existsSync(fifo)) await execa('mkfifo', [fifo]);
+    const specs = ['/dev/zero', fifo, 'data:text/javascript,export default {name:"x",apply(){}}', 'node:child_process', '/etc/passwd', dir, '../../../../../etc/shadow', 'autossl:../../x', 'https://example.com/p.mjs'];
+    await each(specs, async (spec) => {
+      const file = writeConfig(`hostile-plugin-${specs.indexOf(spec)}`, { ...base, plugins: [spec] });
+      const started = Date.now();
+      const run = await cli(['status', '--json'], file, { timeoutMs: 20_000 });
+      expectCoded(run, ['PLUGIN_LOAD_FAILED', 'CONFIG_INVALID'], `plugin ${spec}`);
+      expect(run.exitCode).toBe(2);
+      expect(Date.now() - started, `plugin ${spec} took long`).toBeLessThan(10_000);
+    });
+    expectUntouched('plugins');
+  });
+
   it('plugin options: the webhook refuses hostile options before it is applied', async () => {
     const bad = [
       { url: 'file:///etc/passwd', secret: 's'.repeat(32) },
