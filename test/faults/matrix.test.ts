@@ -236,4 +236,29 @@ exec ${BINARIES.certbot} "$@"
     }
     await expectServingAsBefore(domain);
   });
+
+  it('the state database locked mid-run (after the certificate is served): the run still succeeds, and says what it could not record', async () => {
+    const domain = 'db-locked-late.fault.test';
+    await site(domain);
+    await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: no order needed here
+    // a plugin takes the database's write lock on its own connection once the new certificate is served
+    const cfg = config('db-locked-late', { plugins: ['./lock-late.mjs'], sites: [{ domain }] }, {
+      'lock-late.mjs': `import Database from ${JSON.stringify(path.resolve(import.meta.dirname, '../../node_modules/better-sqlite3/lib/index.js'))};
+export default { name: 'lock-late', apply(hooks, api) {
+  hooks.verify.tapPromise({ name: 'lock-late', stage: 1000 }, async () => {
+    globalThis.lockLate = new Database(api.config.stateDir + '/state.db');
+    globalThis.lockLate.exec('BEGIN EXCLUSIVE');
+  });
+} };
+`,
+    });
+    // (the human output: it prints warnings as they happen)
+    const run = await cli(['issue', domain], cfg, { env: { AUTOSSL_STATE_BUSY_TIMEOUT_MS: '300' }, timeoutMs: 30_000 });
+    const all = run.stdout + run.stderr;
+    expect(all).not.toMatch(/INTERNAL|PLUGIN_ERROR|FAIL/);
+    expect(run.exitCode, all.slice(0, 3000)).toBe(0);
+    expect(all).toMatch(new RegExp(`ok +${domain.replaceAll('.', '\\.')}: HTTPS with existing certificate`));
+    expect(all).toMatch(/warning: STATE_UNAVAILABLE: could not record this attempt in autossl's state \(.*locked/);
+    expect(await tlsServed(domain)).toBe(true);
+  });
 });
