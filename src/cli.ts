@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import { isCertName, siteFor, type AutoSslConfig } from './config/schema.js';
-import { unifiedDiff } from './diff.js';
+import { diffBytes, unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
 import { AutoSslError, ERROR_CODES, errorKind, toAutoSslError } from './errors.js';
@@ -19,21 +19,27 @@ import { CHECKS } from './stages/preflight.js';
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
 Usage:
-  autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates
-  autossl issue --all [--dry-run] [--json]                   every site in the config
+  autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates (one batch job)
+  autossl issue --all [--dry-run] [--json] [--verbose]       every site in the config
+  autossl jobs [JOB] [--json]                                recent batches, or one with each domain's state
   autossl check <domain...>|--all [--json]                   pre-flight only: what Let's Encrypt would see
   autossl status [--probe] [--json]                          every certificate and configured name, most urgent first (exit 1: needs attention)
   autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
   autossl install-hooks                                      make every certbot renewal run autossl's hooks
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain, and the edit
   autossl recover [--discard JOURNAL] [--json]               finish what a killed run left behind
+  autossl uninstall <domain> [--json]                        take HTTPS off a domain; delete its certificate if nothing else serves it
+  autossl upload <domain> --cert FILE --key FILE [--json]    install a certificate bought elsewhere (never renewed)
+  autossl agent                                              the signed HTTP API for a hosting panel (README "Agent")
+  autossl agent call METHOD PATH [BODY] [--url URL]          send one signed request to the agent, print the answer
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
   (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
   --skip-check NAME    skip a pre-flight check: ${CHECKS.join(', ')} (repeatable)
-  --json               machine-readable output
+  --json               machine-readable output (issue: one JSON event per line, then the summary)
+  --verbose, -v        issue: every stage of every domain, not a progress line
 `;
 
 const out = (s: string): boolean => process.stdout.write(s + '\n');
@@ -45,6 +51,11 @@ function printError(e: AutoSslError, json: boolean): void {
     err(`error ${e.code}: ${e.message}`);
     err(`  hint: ${e.hint}`);
   }
+}
+
+/** A diff holds the file's own bytes (latin1 strings): written as bytes, so `patch` applies it to that file. */
+function printDiff(diff: string): void {
+  process.stdout.write(diffBytes(diff));
 }
 
 function fmtMs(ms: number | undefined): string {
@@ -112,21 +123,90 @@ function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, co
   });
 }
 
+/**
+ * What a person sees while a batch runs: on a terminal one live line (done / failed / running of N, elapsed, the
+ * slowest domain and its stage), rewritten in place; otherwise (a pipe, a log, NO_COLOR) a plain line per domain
+ * as it finishes. Warnings and the engine's own messages (recovery) always get a line. `--verbose` shows every
+ * stage of every domain instead.
+ */
+class Progress {
+  private readonly started = Date.now();
+  private readonly stageOf = new Map<string, { stage: string; since: number }>();
+  private readonly finished = new Map<string, boolean>();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly live: boolean;
+  private shown = '';
+
+  constructor(private readonly total: number, private readonly verbose: boolean) {
+    this.live = !verbose && process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+    if (this.live) {
+      this.draw();
+      this.timer = setInterval(() => this.draw(), 250);
+      this.timer.unref();
+    }
+  }
+
+  event = (e: StageEvent): void => {
+    if (this.verbose) return humanEvent(e);
+    if (e.domain === '*' || e.status === 'warning' || (e.status === 'error' && (e.stage === 'rollback' || e.stage === 'undo'))) {
+      this.clear();
+      humanEvent(e);
+      return;
+    }
+    if (!e.plugin && e.status === 'start') this.stageOf.set(e.domain, { stage: e.stage, since: Date.now() });
+  };
+
+  done(r: DomainResult): void {
+    this.finished.set(r.domain, r.ok);
+    this.stageOf.delete(r.domain);
+    if (!this.live && !this.verbose && this.total > 1) out(`${r.ok ? 'done' : 'FAIL'}  ${r.domain} (${this.finished.size}/${this.total}, ${fmtMs(r.ms)})`);
+  }
+
+  private line(): string {
+    const failed = [...this.finished.values()].filter((ok) => !ok).length;
+    const running = this.stageOf.size;
+    const slowest = [...this.stageOf.entries()].sort((a, b) => a[1].since - b[1].since)[0];
+    const elapsed = ((Date.now() - this.started) / 1000).toFixed(1);
+    return `  ${this.finished.size - failed} done, ${failed} failed, ${running} running of ${this.total}  ${elapsed} s${slowest ? `  slowest: ${slowest[0]} (${slowest[1].stage}, ${((Date.now() - slowest[1].since) / 1000).toFixed(1)} s)` : ''}`;
+  }
+
+  private draw(): void {
+    const text = this.line();
+    process.stdout.write(`\r${text.padEnd(this.shown.length)}`);
+    this.shown = text;
+  }
+
+  private clear(): void {
+    if (!this.live || !this.shown) return;
+    process.stdout.write(`\r${' '.repeat(this.shown.length)}\r`);
+    this.shown = '';
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.clear();
+  }
+}
+
 async function cmdIssue(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
   const dryRun = values['dry-run'] === true;
   const skips = skipChecks(values);
   const cfg = await config(values);
   const domains = domainsOf(positionals, values, cfg, 'issue');
-  const engine = await createAutoSsl(cfg, { onEvent: json ? undefined : humanEvent });
-  if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}`);
-  const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips });
+  // --json: one JSON event per line as it happens (NDJSON), then the summary as the last line
+  const progress = json ? null : new Progress(domains.length, values.verbose === true);
+  const onEvent = json ? (e: StageEvent) => out(JSON.stringify({ type: 'event', at: new Date().toISOString(), ...e, ms: e.ms === undefined ? undefined : Math.round(e.ms) })) : progress!.event;
+  const engine = await createAutoSsl(cfg, { onEvent });
+  if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}${domains.length > 1 ? `: ${domains.length} domains` : ''}`);
+  const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips, source: 'cli', onResult: (r) => progress?.done(r) });
   await engine.close();
+  progress?.stop();
   if (json) {
-    out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => resultJson(r, dryRun)) }, null, 2));
+    out(JSON.stringify({ type: 'summary', ok: results.every((r) => r.ok), jobId: results[0]?.jobId, results: results.map((r) => resultJson(r, dryRun)) }));
   } else {
     for (const r of results) {
-      if (dryRun) for (const f of r.files) out(unifiedDiff(f.file, f.before, f.after));
+      if (dryRun) for (const f of r.files) printDiff(unifiedDiff(f.file, f.before, f.after));
       for (const note of r.notes) out(`note  ${r.domain}: ${note}`);
       if (r.ok) {
         const what = dryRun ? 'would be served over HTTPS' : r.reused ? `HTTPS with existing certificate ${r.lineage?.name}` : `HTTPS with new certificate ${r.lineage?.name}`;
@@ -138,8 +218,37 @@ async function cmdIssue(positionals: string[], values: Values): Promise<number> 
         if (r.rolledBack.length) out(`      restored: ${r.rolledBack.join(', ')}`);
       }
     }
+    const failed = results.filter((r) => !r.ok).length;
+    if (results.length > 1) out(`${results.length - failed} of ${results.length} ok${failed ? `, ${failed} failed` : ''}${results[0]?.jobId ? ` (job ${results[0].jobId}: autossl jobs ${results[0].jobId})` : ''}`);
   }
   return results.every((r) => r.ok) ? 0 : 1;
+}
+
+async function cmdJobs(positionals: string[], values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const [id] = positionals;
+  try {
+    if (id) {
+      const job = await engine.job(id);
+      if (!job) throw new AutoSslError('CONFIG_INVALID', `There is no job ${JSON.stringify(id).slice(0, 80)}.`, { hint: 'autossl jobs lists the recent ones.' });
+      if (values.json === true) out(JSON.stringify(job, null, 2));
+      else {
+        out(`job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`);
+        for (const d of job.domains) {
+          const took = d.stages.map((x) => `${x.stage} ${fmtMs(x.ms)}`).join(', ');
+          out(`  ${d.domain.padEnd(32)} ${d.state.padEnd(10)} ${d.code ? `${d.code}: ${(d.message ?? '').slice(0, 160)}` : took}`);
+        }
+      }
+      return job.state === 'failed' ? 1 : 0;
+    }
+    const jobs = await engine.jobs(Number(values.limit ?? 20) || 20);
+    if (values.json === true) out(JSON.stringify({ jobs }, null, 2));
+    else if (!jobs.length) out('no jobs');
+    else for (const j of jobs) out(`${j.id}  ${new Date(j.createdAt).toISOString()}  ${j.state.padEnd(11)} ${j.domains.filter((d) => d.state === 'done').length}/${j.domains.length} done${j.domains.some((d) => d.state === 'failed') ? `, ${j.domains.filter((d) => d.state === 'failed').length} failed` : ''}  (${j.source})`);
+    return 0;
+  } finally {
+    await engine.close();
+  }
 }
 
 async function cmdCheck(positionals: string[], values: Values): Promise<number> {
@@ -234,7 +343,7 @@ async function cmdVhostShow(positionals: string[], values: Values): Promise<numb
       for (const entry of list) out(`${entry.name} (${label}): ${entry.file ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`);
     }
     for (const note of preview.notes) out(`note: ${note}`);
-    for (const d of diffs) out(d);
+    for (const d of diffs) printDiff(d);
     if (values.diff && preview.ok && diffs.length === 0) out('(the HTTPS edit would change nothing)');
     if (!preview.ok && preview.error) {
       err(`error ${preview.error.code}: ${preview.error.message}`);
@@ -261,6 +370,84 @@ async function cmdRecover(values: Values): Promise<number> {
     if (!j.restored.length && !report.undo.ran.length && !problems) out('nothing to recover');
   }
   return problems ? 1 : 0;
+}
+
+async function cmdUninstall(positionals: string[], values: Values): Promise<number> {
+  const [input, ...extra] = positionals;
+  if (!input || extra.length) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl uninstall <domain>', { hint: 'autossl uninstall example.com' });
+  const domain = normalizeDomain(input);
+  const engine = await engineFor(values, values.json === true ? undefined : humanEvent);
+  const result = await engine.uninstall(domain);
+  await engine.close();
+  if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), files: result.files.map((f) => f.file) }, null, 2));
+  else if (result.ok) {
+    out(result.files.length ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)` : `ok    ${domain}: was not served over HTTPS; nothing changed`);
+    for (const d of result.deleted) out(`      deleted certificate ${d}`);
+    for (const k of result.kept) out(`      kept certificate ${k.certificate}: ${k.reason}`);
+    for (const n of result.notes) out(`note  ${n}`);
+  } else printError(result.error!, false);
+  return result.ok ? 0 : result.error && errorKind(result.error.code) === 'input' ? 2 : 1;
+}
+
+async function cmdUpload(positionals: string[], values: Values): Promise<number> {
+  const [input, ...extra] = positionals;
+  if (!input || extra.length || typeof values.cert !== 'string' || typeof values.key !== 'string') throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl upload <domain> --cert FULLCHAIN.pem --key KEY.pem', { hint: 'autossl upload shop.example.com --cert shop.crt --key shop.key' });
+  const domain = normalizeDomain(input);
+  const { readRegularFile } = await import('./fsutil.js');
+  const read = (file: string, what: string): string => readRegularFile(file, { maxBytes: 256 * 1024, code: 'UPLOAD_INVALID', what }).data.toString('utf8');
+  const certificate = read(values.cert, 'certificate');
+  const privateKey = read(values.key, 'private key');
+  const engine = await engineFor(values, values.json === true ? undefined : humanEvent);
+  const result = await engine.installCertificate(domain, { certificate, privateKey });
+  await engine.close();
+  if (values.json === true) out(JSON.stringify(resultJson(result, false), null, 2));
+  else if (result.ok) {
+    out(`ok    ${domain}: HTTPS with the uploaded certificate for ${result.certificate?.names.join(', ')} (until ${result.certificate?.notAfter.toISOString()}); autossl does not renew it`);
+    for (const n of result.notes) out(`note  ${n}`);
+  } else printError(result.error!, false);
+  return result.ok ? 0 : 1;
+}
+
+async function cmdAgent(positionals: string[], values: Values): Promise<number> {
+  if (positionals.length) throw new AutoSslError('CONFIG_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
+  const { startAgent } = await import('./agent/server.js');
+  const agent = await startAgent(await config(values));
+  err(`autossl agent listening on ${agent.url}`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      err(`${signal}: stopping (running jobs get ${agent.ctx.config.agent.stopTimeoutMs / 1000} s to finish)`);
+      void agent.close().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+async function cmdAgentCall(positionals: string[], values: Values): Promise<number> {
+  const [method, target, body = '', ...extra] = positionals;
+  if (!method || !target || extra.length || !/^(GET|POST)$/i.test(method) || !target.startsWith('/')) {
+    throw new AutoSslError('CONFIG_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', { hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'` });
+  }
+  if (body) {
+    try {
+      JSON.parse(body);
+    } catch {
+      throw new AutoSslError('CONFIG_INVALID', 'The body is not valid JSON.', { hint: `Quote it for the shell: '{"domain":"example.com"}'` });
+    }
+  }
+  const cfg = await config(values);
+  const { loadTokens } = await import('./agent/auth.js');
+  const { call } = await import('./agent/client.js');
+  const tokenFile = typeof values['token-file'] === 'string' ? values['token-file'] : cfg.agent.tokensFile;
+  const token = loadTokens(tokenFile).tokens[0]!.key;
+  const listen = cfg.agent.listen.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+  const url = typeof values.url === 'string' ? values.url : `${cfg.agent.tls ? 'https' : 'http'}://${listen}`;
+  const ca = cfg.agent.tls && !values.url ? fs.readFileSync(cfg.agent.tls.cert) : undefined;
+  const res = await call(method, target, body, { url, token, ca, insecure: values.insecure === true });
+  out(res.body);
+  if (res.status < 200 || res.status >= 300) err(`HTTP ${res.status}`);
+  return res.status >= 200 && res.status < 300 ? 0 : 1;
 }
 
 async function cmdHook(command: string, positionals: string[], values: Values): Promise<number> {
@@ -301,6 +488,13 @@ async function main(argv: string[]): Promise<number> {
         'skip-check': { type: 'string', multiple: true },
         'cert-name': { type: 'string' },
         probe: { type: 'boolean' },
+        verbose: { type: 'boolean', short: 'v' },
+        limit: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
+        url: { type: 'string' },
+        'token-file': { type: 'string' },
+        insecure: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -345,8 +539,16 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'vhost':
         return await cmdVhostShow(rest, values);
+      case 'jobs':
+        return await cmdJobs(rest, values);
       case 'recover':
         return await cmdRecover(values);
+      case 'uninstall':
+        return await cmdUninstall(rest, values);
+      case 'upload':
+        return await cmdUpload(rest, values);
+      case 'agent':
+        return rest[0] === 'call' ? await cmdAgentCall(rest.slice(1), values) : await cmdAgent(rest, values);
       case 'demo':
         return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
       default:

@@ -1,36 +1,154 @@
-/** A small unified diff for `--dry-run` and `vhost show --diff` (edits are local: common ends are trimmed first). */
-export function unifiedDiff(file: string, before: string, after: string, context = 3): string {
-  const a = before.split('\n');
-  const b = after.split('\n');
+/**
+ * Unified diffs for `--dry-run` and `vhost show --diff`, in the form `patch` applies (GNU patch: `cd / && patch
+ * -p0 < diff`, or `patch FILE < diff`):
+ *  - a line is compared and printed with its own ending: a CRLF file's lines keep their `\r` (dropping it made the
+ *    context differ from the file, so patch rejected the hunk or applied it "with fuzz" and mixed line endings);
+ *  - a last line without a newline is marked `\ No newline at end of file`, and the counts in each `@@` header are
+ *    exact (the old header counted the empty string after the final newline as a line: one off);
+ *  - changes far apart are separate hunks with `context` lines each side (Myers' diff on the changed middle);
+ *  - the file name ends at a tab, as `diff -u` writes it, and is C-quoted when it holds a tab, newline, quote or
+ *    backslash, so a hostile name cannot forge diff lines.
+ * Texts are the files as read (latin1: one character per byte); diffBytes() gives the bytes to print.
+ */
+
+/** Above this many differing lines in the changed middle, it is shown as one replacement (bounded work). */
+const MAX_EDIT_DISTANCE = 2_000;
+
+type Op = ' ' | '-' | '+';
+
+/** Lines with their endings: every line ends in "\n" except perhaps the last. */
+function splitLines(text: string): string[] {
+  const lines: string[] = [];
   let start = 0;
-  while (start < a.length && start < b.length && a[start] === b[start]) start++;
-  let endA = a.length;
-  let endB = b.length;
-  while (endA > start && endB > start && a[endA - 1] === b[endB - 1]) {
-    endA--;
-    endB--;
+  for (;;) {
+    const nl = text.indexOf('\n', start);
+    if (nl < 0) break;
+    lines.push(text.slice(start, nl + 1));
+    start = nl + 1;
   }
-  const midA = a.slice(start, endA);
-  const midB = b.slice(start, endB);
-  // LCS table over the changed middle only
-  const dp: number[][] = Array.from({ length: midA.length + 1 }, () => new Array<number>(midB.length + 1).fill(0));
-  for (let i = midA.length - 1; i >= 0; i--) for (let j = midB.length - 1; j >= 0; j--) dp[i]![j] = midA[i] === midB[j] ? dp[i + 1]![j + 1]! + 1 : Math.max(dp[i + 1]![j]!, dp[i]![j + 1]!);
-  const ops: Array<{ op: ' ' | '-' | '+'; line: string }> = [];
-  for (let k = Math.max(0, start - context); k < start; k++) ops.push({ op: ' ', line: a[k]! });
-  let i = 0;
-  let j = 0;
-  while (i < midA.length || j < midB.length) {
-    if (i < midA.length && j < midB.length && midA[i] === midB[j]) {
-      ops.push({ op: ' ', line: midA[i]! });
-      i++;
-      j++;
-    } else if (j < midB.length && (i >= midA.length || dp[i]![j + 1]! >= dp[i + 1]![j]!)) ops.push({ op: '+', line: midB[j++]! });
-    else ops.push({ op: '-', line: midA[i++]! });
+  if (start < text.length) lines.push(text.slice(start));
+  return lines;
+}
+
+/**
+ * Myers' O((N+M)D) diff: the shortest edit script from a to b, or null past `maxD` edits. Each round keeps only the
+ * diagonals it can reach (2d+3 entries), so memory is O(D^2), not O((N+M)D).
+ */
+function myers(a: readonly string[], b: readonly string[], maxD: number): Array<{ op: Op; line: string }> | null {
+  const n = a.length;
+  const m = b.length;
+  const offset = n + m + 1;
+  const v = new Int32Array(2 * offset + 1);
+  const trace: Int32Array[] = [];
+  for (let d = 0; d <= Math.min(n + m, maxD); d++) {
+    trace.push(v.slice(offset - d - 1, offset + d + 2)); // v before round d, diagonals -d-1 .. d+1
+    for (let k = -d; k <= d; k += 2) {
+      let x = k === -d || (k !== d && v[offset + k - 1]! < v[offset + k + 1]!) ? v[offset + k + 1]! : v[offset + k - 1]! + 1;
+      let y = x - k;
+      while (x < n && y < m && a[x] === b[y]) {
+        x++;
+        y++;
+      }
+      v[offset + k] = x;
+      if (x >= n && y >= m) return backtrack(a, b, trace, n, m);
+    }
   }
-  for (let k = endA; k < Math.min(a.length, endA + context); k++) ops.push({ op: ' ', line: a[k]! });
-  const oldStart = Math.max(0, start - context) + 1;
-  const oldLen = ops.filter((o) => o.op !== '+').length;
-  const newLen = ops.filter((o) => o.op !== '-').length;
-  const visible = (s: string): string => s.replace(/\r$/, '');
-  return [`--- ${file}`, `+++ ${file} (autossl)`, `@@ -${oldStart},${oldLen} +${oldStart},${newLen} @@`, ...ops.map((o) => `${o.op}${visible(o.line)}`)].join('\n') + '\n';
+  return null;
+}
+
+function backtrack(a: readonly string[], b: readonly string[], trace: Int32Array[], n: number, m: number): Array<{ op: Op; line: string }> {
+  const out: Array<{ op: Op; line: string }> = [];
+  let x = n;
+  let y = m;
+  for (let d = trace.length - 1; d >= 0; d--) {
+    const v = trace[d]!;
+    const at = (k: number): number => v[k + d + 1]!;
+    const k = x - y;
+    const prevK = k === -d || (k !== d && at(k - 1) < at(k + 1)) ? k + 1 : k - 1;
+    const prevX = at(prevK);
+    const prevY = prevX - prevK;
+    while (x > prevX && y > prevY) {
+      out.push({ op: ' ', line: a[--x]! });
+      y--;
+    }
+    if (d > 0) {
+      if (x === prevX) out.push({ op: '+', line: b[--y]! });
+      else out.push({ op: '-', line: a[--x]! });
+    }
+  }
+  return out.reverse();
+}
+
+/** A file name as a diff header writes it: C-quoted when it holds anything that would end or break the line. */
+function headerName(file: string): string {
+  if (!/[\t\n\r"\\\u0000-\u001f\u007f]/.test(file)) return file;
+  const escaped = file.replace(/[\t\n\r"\\\u0000-\u001f\u007f]/g, (ch) => {
+    const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '"': '\\"', '\\': '\\\\' };
+    return named[ch] ?? `\\${ch.charCodeAt(0).toString(8).padStart(3, '0')}`;
+  });
+  return `"${escaped}"`;
+}
+
+/** One printed diff line: the op, the line without its "\n" (a "\r" stays), and the no-newline marker if due. */
+function printLine(op: Op, line: string): string {
+  return line.endsWith('\n') ? `${op}${line}` : `${op}${line}\n\\ No newline at end of file\n`;
+}
+
+/** A unified diff of two versions of `file`; empty when they are equal. */
+export function unifiedDiff(file: string, before: string, after: string, context = 3): string {
+  if (before === after) return '';
+  const a = splitLines(before);
+  const b = splitLines(after);
+  let prefix = 0;
+  while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++;
+  let suffix = 0;
+  while (suffix < a.length - prefix && suffix < b.length - prefix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++;
+  const midA = a.slice(prefix, a.length - suffix);
+  const midB = b.slice(prefix, b.length - suffix);
+  const middle = myers(midA, midB, MAX_EDIT_DISTANCE) ?? [...midA.map((line) => ({ op: '-' as Op, line })), ...midB.map((line) => ({ op: '+' as Op, line }))];
+  // Only `context` lines of the common ends can appear in a hunk.
+  const first = Math.max(0, prefix - context);
+  const ops = [
+    ...a.slice(first, prefix).map((line) => ({ op: ' ' as Op, line })),
+    ...middle,
+    ...a.slice(a.length - suffix, a.length - suffix + context).map((line) => ({ op: ' ' as Op, line })),
+  ];
+  // Line numbers (1-based) of each op in the old and the new file.
+  const oldNo: number[] = [];
+  const newNo: number[] = [];
+  let o = first + 1;
+  let p = first + 1;
+  for (const op of ops) {
+    oldNo.push(o);
+    newNo.push(p);
+    if (op.op !== '+') o++;
+    if (op.op !== '-') p++;
+  }
+  // Group changes: two changes share a hunk when at most 2 * context unchanged lines lie between them.
+  const changed = ops.flatMap((op, i) => (op.op === ' ' ? [] : [i]));
+  const hunks: Array<[number, number]> = [];
+  for (const i of changed) {
+    const last = hunks[hunks.length - 1];
+    if (last && i - last[1] - 1 <= 2 * context) last[1] = i;
+    else hunks.push([i, i]);
+  }
+  let out = `--- ${headerName(file)}\t(current)\n+++ ${headerName(file)}\t(autossl)\n`;
+  for (const [from, to] of hunks) {
+    const start = Math.max(0, from - context);
+    const end = Math.min(ops.length - 1, to + context);
+    const slice = ops.slice(start, end + 1);
+    const oldLen = slice.filter((s) => s.op !== '+').length;
+    const newLen = slice.filter((s) => s.op !== '-').length;
+    // an empty range is numbered by the line before it (0 at the start of the file), as diff -u does
+    const oldStart = oldLen === 0 ? oldNo[start]! - 1 : oldNo[start]!;
+    const newStart = newLen === 0 ? newNo[start]! - 1 : newNo[start]!;
+    out += `@@ -${oldStart},${oldLen} +${newStart},${newLen} @@\n`;
+    for (const s of slice) out += printLine(s.op, s.line);
+  }
+  return out;
+}
+
+/** The bytes of a diff to print: the texts were read as latin1, so this gives the files' own bytes back. */
+export function diffBytes(diff: string): Buffer {
+  return Buffer.from(diff, 'latin1');
 }

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import type { AutoSslConfig } from './config/schema.js';
-import { siteFor } from './config/schema.js';
+import { siteFor, validateConfig, type SiteConfig } from './config/schema.js';
 import { normalizeDomain } from './domain.js';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { NginxControl } from './nginx/control.js';
@@ -29,24 +29,37 @@ import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
-import { StateStore } from './state/store.js';
+import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
+import { removeStaleLocks } from './lock.js';
+import { readLineage } from './certbot/lineage.js';
+import { recoverPrivateOrders } from './certbot/orders.js';
+import { certbotSettings } from './stages/issue-certbot.js';
 import { Semaphore } from './certbot/orders.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
 import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
+import { certificateOf, type DomainCertificate } from './renewal/certificate.js';
+import { installUpload, uninstall, type UninstallResult } from './manage.js';
+import type { Upload } from './certbot/custom.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
 
 export interface IssueOptions {
   dryRun?: boolean;
+  /** The job's id (a batch is a job): given by the agent so a panel can poll it; made up otherwise. */
+  jobId?: string;
+  /** Who asked: shown by `autossl jobs`. */
+  source?: 'cli' | 'agent' | 'api';
   force?: boolean;
   skipChecks?: string[];
   /** Domains run at once (certbot calls are queued per certbot directory set regardless). */
   concurrency?: number;
   onEvent?: (event: StageEvent) => void;
+  /** Called as each domain finishes (before the batch as a whole does). */
+  onResult?: (result: DomainResult) => void;
 }
 
 export interface CheckResult {
@@ -110,9 +123,50 @@ export interface AutoSsl {
   pendingRecovery(): Promise<{ journals: RecoveryReport & { restorable: string[] }; undo: number }>;
   /** Puts autossl's deploy, pre and post hooks into certbot's renewal-hooks directories. */
   installHooks(): Promise<string[]>;
+  /** Recent jobs (batches), newest first. */
+  jobs(limit?: number): Promise<JobRow[]>;
+  job(id: string): Promise<JobRow | null>;
   /** Delivers queued notifications (the outbox) to the notify taps. */
   deliverNotifications(): Promise<DeliveryReport>;
+  /**
+   * Describes a site the config file does not list (the agent: a panel's domain with its document root, a
+   * wildcard with DNS-01): validated like a config file's site and kept in the state store, so renewals and
+   * certbot's DNS hooks know it. A site the config file lists wins: it is returned unchanged.
+   */
+  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): SiteConfig;
+  /** Forgets a site registerSite described (not one of the config file). */
+  unregisterSite(domain: string): void;
+  /** One domain's certificate as nginx serves it now; fast (a panel asks for every domain on every page load). */
+  certificate(domain: string): Promise<DomainCertificate>;
+  /** Takes HTTPS off a domain (validated, rolled back on failure) and deletes the certificate nothing serves any more. */
+  uninstall(domain: string): Promise<UninstallResult>;
+  /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
+  installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
+  /** What certbot's DNS-01 hooks (processes of their own) last reported for a name, for progress displays. */
+  dnsProgress(domain: string): { phase: renewal.DnsPhase; message: string; at: number } | null;
+  /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
+  dnsProvider(domain: string): Promise<string | null>;
+  /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
+  recordJob(id: string, domains: readonly string[], source?: string): void;
   close(): Promise<void>;
+}
+
+function safeRows<T>(read: () => T[]): T[] {
+  try {
+    return read();
+  } catch {
+    return []; // no state yet, or none readable: no panel sites
+  }
+}
+
+/** A site as a panel described it, validated like a config file's; null when it is not valid. */
+function panelSite(config: AutoSslConfig, raw: unknown, throwOnError = false): SiteConfig | null {
+  try {
+    return validateConfig({ defaults: { challenge: config.defaults.challenge }, sites: [raw] }, 'site', '/').sites[0] ?? null;
+  } catch (error) {
+    if (throwOnError) throw error;
+    return null;
+  }
 }
 
 /** Runs `fn` over `items` with at most `limit` at once, keeping order. */
@@ -149,7 +203,10 @@ export interface CreateOptions {
   onEvent?: (event: StageEvent) => void;
 }
 
-export async function createAutoSsl(config: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
+export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
+  // the config file's sites, then the sites a panel described through the agent (kept in the state store, so the
+  // DNS hooks and renewals certbot runs in processes of their own know them too); the file wins on a clash
+  const config: AutoSslConfig = { ...fileConfig, sites: [...fileConfig.sites] };
   const opts: CreateOptions = Array.isArray(options) ? { plugins: options as readonly Plugin[] } : (options as CreateOptions);
   const hooks = createHooks();
   instrumentHooks(hooks);
@@ -171,6 +228,10 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   const state = (): StateStore => (store ??= new StateStore(config.stateDir));
   /** For commands that only read: works with a read-only (or missing) state directory. */
   const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
+  for (const row of safeRows(() => readState().sites())) {
+    const site = panelSite(fileConfig, row.site);
+    if (site && !config.sites.some((s) => [s.domain, ...s.aliases].some((n) => n === site.domain || site.aliases.includes(n)))) config.sites.push(site);
+  }
   const undo = new UndoService(state);
   const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
   const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
@@ -253,6 +314,7 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
   const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
     runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS });
 
+  let statusTree: { tree: NginxTree; at: number } | null = null;
   let recovered = false;
   async function recoverFirst(): Promise<void> {
     if (recovered) return;
@@ -272,7 +334,17 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
+    await recoverOrders();
+    await recoverJobs();
+    await removeStaleLocks(path.join(config.stateDir, 'locks'));
     return { journals, undo: undoReport };
+  }
+
+  /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
+  async function recoverOrders(): Promise<void> {
+    for (const adopted of await recoverPrivateOrders(certbotSettings(config), config.stateDir)) {
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `adopted certificate ${adopted}, obtained by a run that was killed` });
+    }
   }
 
   const core: EngineCore = { config, hooks, services, host, emit, context, run, recoverFirst };
@@ -293,19 +365,85 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
   }
 
-  async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate }): Promise<DomainResult> {
+  async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate; job?: string }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
-    let domain: string;
+    let result: DomainResult;
     try {
-      domain = domainOf(input);
+      const domain = domainOf(input);
+      const track = options.job ? jobTracker(options.job, String(input)) : undefined;
+      const { ctx, abort } = context(domain, mode, { ...options, onEvent: (e) => (track?.(e), options.onEvent?.(e)) });
+      result = await run(ctx, abort);
     } catch (error) {
-      return failedResult(input, mode, error);
+      result = failedResult(input, mode, error); // never a domain unaccounted for
     }
+    if (options.job) finishJobDomain(options.job, String(input), result);
     try {
-      const { ctx, abort } = context(domain, mode, options);
-      return await run(ctx, abort);
-    } catch (error) {
-      return failedResult(domain, mode, error); // never a domain unaccounted for
+      options.onResult?.(result);
+    } catch {
+      // a listener's failure is its own business
+    }
+    return result;
+  }
+
+  /** The job-state a stage belongs to. */
+  const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
+
+  /** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
+  function jobTracker(job: string, domain: string): (e: StageEvent) => void {
+    let last: JobDomainState | undefined;
+    return (e) => {
+      if (e.plugin || e.status !== 'start') return;
+      const next = JOB_STATE[e.stage];
+      if (!next || next === last) return;
+      last = next;
+      try {
+        state().updateJobDomain(job, domain, { state: next });
+      } catch {
+        // the job record is a report: a busy database must not fail the domain
+      }
+    };
+  }
+
+  function finishJobDomain(job: string, domain: string, r: DomainResult): void {
+    try {
+      state().updateJobDomain(job, domain, {
+        state: r.ok ? 'done' : 'failed',
+        code: r.error?.code ?? null,
+        message: r.error?.message ?? null,
+        acme: r.error?.details.problems ?? null,
+        lineage: r.lineage?.name ?? null,
+        stages: r.events.filter((e) => !e.plugin && e.status === 'done').map((e) => ({ stage: e.stage, ms: Math.round(e.ms ?? 0) })),
+        finished: true,
+      });
+    } catch {
+      // as above
+    }
+  }
+
+  /**
+   * Jobs a killed process left running: a domain whose certificate exists by now is installed (no new order: the
+   * lineage is reused), the others fail with INTERRUPTED; then the job ends done or failed.
+   */
+  async function recoverJobs(): Promise<void> {
+    const store = state();
+    for (const job of store.orphanedJobs()) {
+      store.finishJob(job.id, 'interrupted');
+      const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
+      const installable = open.filter((d) => {
+        const site = siteFor(config, d.domain);
+        const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
+        return lineage !== null;
+      });
+      for (const d of open.filter((x) => !installable.includes(x))) {
+        store.updateJobDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+      }
+      if (installable.length) {
+        emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
+        const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+        await Promise.all(installable.map((d) => issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
+      }
+      const after = store.job(job.id);
+      store.finishJob(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
   }
 
@@ -371,10 +509,21 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
       else await reportPending(options);
       const unique = [...new Set(domains)];
       const batch = unique.length > 1 && !options.dryRun ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      // a real run is a job, recorded before any domain starts (a killed run is finished by the next start)
+      let job: string | undefined;
+      if (!options.dryRun) {
+        job = options.jobId ?? crypto.randomUUID();
+        state().createJob({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
+      }
       // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
-      const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch }));
-      return domains.map((d) => results[unique.indexOf(d)]!);
+      const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
+      if (job) state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+      statusTree = null;
+      const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
+      return domains.map((d) => byDomain.get(d)!);
     },
+    jobs: async (limit = 20) => readState().jobs(limit),
+    job: async (id) => readState().job(id),
     async check(domains, options = {}) {
       const names = domains.map(domainOf);
       return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));
@@ -418,6 +567,69 @@ export async function createAutoSsl(config: AutoSslConfig, options: CreateOption
     },
     installHooks: async () => renewal.installHooks(core),
     deliverNotifications: () => renewal.deliverOutbox(core),
+    registerSite(raw, source = 'api') {
+      const site = panelSite(fileConfig, raw, true)!;
+      const fromFile = fileConfig.sites.find((s) => [s.domain, ...s.aliases].includes(site.domain));
+      if (fromFile) return fromFile;
+      for (const name of [site.domain, ...site.aliases]) {
+        const holder = config.sites.find((s) => s.domain !== site.domain && [s.domain, ...s.aliases].includes(name));
+        if (holder) throw new AutoSslError('CONFIG_INVALID', `${name} is a name of the site ${holder.domain} already.`, { hint: `Use ${holder.domain}, or take ${name} out of it first.` });
+      }
+      const i = config.sites.findIndex((s) => s.domain === site.domain);
+      if (i >= 0) config.sites.splice(i, 1, site);
+      else config.sites.push(site);
+      state().upsertSite(site.domain, JSON.parse(JSON.stringify(site)) as Record<string, unknown>, source);
+      return site;
+    },
+    unregisterSite(domain) {
+      if (fileConfig.sites.some((s) => s.domain === domain)) return;
+      const i = config.sites.findIndex((s) => s.domain === domain);
+      if (i >= 0) config.sites.splice(i, 1);
+      state().deleteSite(domain);
+    },
+    async certificate(input) {
+      const domain = normalizeDomain(input, { allowWildcard: true });
+      // a panel asks for every domain on every page load: one tree load serves a second of them
+      if (!statusTree || Date.now() - statusTree.at > 1000) statusTree = { tree: loadTree(), at: Date.now() };
+      let store: StateStore | null = null;
+      try {
+        store = readState();
+      } catch {
+        store = null;
+      }
+      return certificateOf(config, statusTree.tree, store, domain);
+    },
+    async uninstall(domain) {
+      statusTree = null;
+      const result = await uninstall(core, domain);
+      statusTree = null;
+      if (result.ok && result.deleted.length && !result.kept.length) engine.unregisterSite(result.domain);
+      return result;
+    },
+    async installCertificate(domain, upload) {
+      statusTree = null;
+      try {
+        return await installUpload(core, domain, upload);
+      } finally {
+        statusTree = null;
+      }
+    },
+    dnsProgress(domain) {
+      try {
+        return renewal.dnsProgress(readState(), domain.replace(/^\*\./, ''));
+      } catch {
+        return null;
+      }
+    },
+    async dnsProvider(input) {
+      const domain = normalizeDomain(input, { allowWildcard: true });
+      const { ctx, abort } = context(domain, 'dns-hook', { plan: { challenge: 'dns-01' } });
+      const result = await run(ctx, abort);
+      return result.ok && ctx.challenge?.type === 'dns-01' && ctx.challenge.solver ? ctx.challenge.solver.name : null;
+    },
+    recordJob(id, domains, source = 'api') {
+      state().createJob({ id, kind: 'issue', source, domains });
+    },
     async close() {
       store?.close();
       readOnlyStore?.close();

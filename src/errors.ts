@@ -58,6 +58,16 @@ export const ERROR_CODES = {
   CLOUDFLARE_RATE_LIMITED: 'Cloudflare allows 1200 API requests per 5 minutes per user; wait a few minutes (other tools using the same account count too), then run again.',
   CLOUDFLARE_UNAVAILABLE: 'Cloudflare\'s API could not be reached or kept failing (network, timeout or 5xx): check this server reaches api.cloudflare.com over HTTPS and Cloudflare\'s status page, then run again.',
   CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
+  CERT_CUSTOM: 'This domain serves an uploaded certificate, which autossl does not renew: upload the renewed certificate, or issue a Let\'s Encrypt one (autossl issue, /ssl/issue-async) to replace it.',
+  JOB_RUNNING: 'A job is issuing this domain now: wait for it to end (GET /v1/jobs/{id}, autossl jobs), then ask again.',
+  UPLOAD_INVALID: 'Upload the server certificate (then its chain) and its own unencrypted private key, in PEM form, valid now and for the domain.',
+  AGENT_AUTH_FAILED: 'Sign the request as the README "Agent" section shows: X-Timestamp (RFC 3339, within 300 s of the agent\'s clock) and X-Signature = hex HMAC-SHA256(token, timestamp + METHOD + path + body), with a token from the agent\'s tokens file.',
+  AGENT_REPLAYED: 'Every request needs a fresh X-Timestamp and signature; this exact request was already received. Send it again with a new timestamp if it was meant twice.',
+  AGENT_RATE_LIMITED: 'Too many requests with this token; wait the seconds given in Retry-After, or raise agent.rateLimit in the config.',
+  AGENT_BAD_REQUEST: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).',
+  AGENT_NOT_FOUND: 'The agent has no such route or record; GET /v1/openapi.json lists the routes.',
+  AGENT_STOPPING: 'The agent is shutting down and takes no new work; send the request again once it is back (systemd restarts it).',
+  FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -69,9 +79,9 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
-const INPUT: readonly ErrorCode[] = ['CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND'];
-const CONFLICT: readonly ErrorCode[] = ['VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
-const UNAVAILABLE: readonly ErrorCode[] = ['STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
+const INPUT: readonly ErrorCode[] = ['UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
+const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
+const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 
 export function errorKind(code: ErrorCode): ErrorKind {
   if (code === 'INTERNAL') return 'internal';

@@ -9,6 +9,9 @@
 export { createAutoSsl } from './engine.js';
 export type { AutoSsl, BlockRef, CheckResult, CreateOptions, IssueOptions, PreviewResult, RecoverReport } from './engine.js';
 export type { DomainResult } from './pipeline/pipeline.js';
+export type { DomainCertificate } from './renewal/certificate.js';
+export type { UninstallResult } from './manage.js';
+export type { Upload } from './certbot/custom.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';

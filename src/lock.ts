@@ -135,3 +135,23 @@ export async function withLock<T>(file: string, options: LockOptions, fn: () => 
     await lock.release();
   }
 }
+
+/** Removes the lock files of processes that are gone (a killed run leaves its locks behind). */
+export async function removeStaleLocks(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names.filter((n) => n.endsWith('.lock'))) {
+    const file = path.join(dir, name);
+    const stamp = await fsp.readFile(file, 'utf8').catch(() => null);
+    if (stamp && !ownerAlive(stamp)) {
+      await fsp.rm(file, { force: true });
+      removed.push(file);
+    }
+  }
+  return removed;
+}

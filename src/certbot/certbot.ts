@@ -32,6 +32,8 @@ export interface CertbotSettings {
    * and the agent, or two runs) wait for each other instead of tripping over certbot's own lock.
    */
   lockDir?: string;
+  /** Where to write the certbot process's pid (private orders: a restart waits for an orphaned certbot). */
+  pidFile?: string;
 }
 
 export interface AcmeProblem {
@@ -123,7 +125,9 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
     let result;
     try {
       const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
-      result = await execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: { ...s.env, ...extraEnv }, all: false });
+      const child = execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: { ...s.env, ...extraEnv }, all: false });
+      if (s.pidFile && child.pid) fs.writeFileSync(s.pidFile, String(child.pid));
+      result = await child;
     } catch (error) {
       throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
     }
@@ -160,9 +164,29 @@ export function summarizeProblems(problems: readonly AcmeProblem[]): string {
 }
 
 /** Runs certbot; a non-zero exit becomes CERTBOT_FAILED carrying the ACME error itself. */
+/**
+ * An ACME rate-limit answer (HTTP 429, `urn:ietf:params:acme:error:rateLimited`, or certbot's "too many ..."):
+ * until when, if it says, else an hour from now.
+ */
+export function rateLimitOf(run: { stdout: string; stderr: string; problems: readonly AcmeProblem[] }, now = Date.now()): { until: number; message: string } | null {
+  const text = `${run.problems.map((p) => `${p.type ?? ''} ${p.detail}`).join('\n')}\n${run.stdout}\n${run.stderr}`;
+  const limited = run.problems.find((p) => p.type === 'rateLimited') ?? (/\btoo many (certificates|failed authorizations|new orders|registrations|requests)\b|\brateLimited\b/i.test(text) ? { detail: /.*too many.*$/im.exec(text)?.[0]?.trim() ?? 'rate limited' } : null);
+  if (!limited) return null;
+  let until = now + 3_600_000;
+  const after = /retry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\s*UTC|Z)?/i.exec(text);
+  const seconds = /Retry-After:?\s*(\d+)/i.exec(text);
+  if (after) until = Date.parse(`${after[1]!.replace(' ', 'T')}Z`);
+  else if (seconds) until = now + Number(seconds[1]) * 1000;
+  return { until: Number.isFinite(until) ? until : now + 3_600_000, message: limited.detail };
+}
+
 export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
   const run = await execCertbot(s, args);
   if (run.exitCode !== 0) {
+    const limit = rateLimitOf(run);
+    if (limit) {
+      throw new AutoSslError('RATE_LIMITED', `The CA refused the order: rate limited until ${new Date(limit.until).toISOString()} (${limit.message}).`, { details: { until: new Date(limit.until).toISOString(), problems: run.problems, server: s.server ?? 'letsencrypt' } });
+    }
     const summary = run.problems.length ? summarizeProblems(run.problems) : run.stderr.trim().split('\n').pop() ?? 'certbot failed';
     throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, { details: { exitCode: run.exitCode, problems: run.problems, stderr: run.stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') } });
   }

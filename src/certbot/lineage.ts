@@ -3,11 +3,11 @@
  * Paths always come from what certbot wrote (its renewal config), never built from a domain by hand:
  * a wildcard `*.x` is stored as `x`, a clash becomes `x-0001`.
  */
-import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { X509Certificate } from '@peculiar/x509';
 import { AutoSslError } from '../errors.js';
+import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import { firstPemCertificate, readCertificateFields } from './der.js';
 
 // @peculiar/x509 takes ~150 ms to load; commands that never need it (status on a healthy tree) do not pay for it.
@@ -45,7 +45,7 @@ export function readLineage(configDir: string, name: string): Lineage | null {
   const renewalConf = path.join(configDir, 'renewal', `${name}.conf`);
   let text: string;
   try {
-    text = fs.readFileSync(renewalConf, 'utf8');
+    text = readRegularFile(renewalConf, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certbot renewal config' }).data.toString('utf8');
   } catch {
     return null;
   }
@@ -62,10 +62,15 @@ export function readLineage(configDir: string, name: string): Lineage | null {
 
 /** Parses the first certificate of a PEM file with @peculiar/x509. */
 export function readCertificate(file: string): CertificateInfo {
-  const pem = fs.readFileSync(file, 'utf8');
+  const pem = readRegularFile(file, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('utf8');
   const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
   if (!block) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${file} holds no certificate.`);
   return certificateInfo(new (x509().X509Certificate)(block));
+}
+
+/** The fields of one PEM certificate given as text. */
+export function certificateInfoFromPem(pem: string): CertificateInfo {
+  return certificateInfo(new (x509().X509Certificate)(pem));
 }
 
 /**
@@ -73,7 +78,7 @@ export function readCertificate(file: string): CertificateInfo {
  * @peculiar/x509 for anything the small reader does not expect.
  */
 export function readCertificateQuick(file: string): CertificateInfo {
-  const der = firstPemCertificate(fs.readFileSync(file, 'latin1'));
+  const der = firstPemCertificate(readRegularFile(file, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('latin1'));
   const fields = der && readCertificateFields(der);
   return fields ?? readCertificate(file);
 }

@@ -14,7 +14,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
-import { withLock } from '../lock.js';
+import { ownerAlive, ownerStamp, withLock } from '../lock.js';
 import { execCertbot, certbotLockFile, type CertbotSettings } from './certbot.js';
 import { readLineage, type Lineage } from './lineage.js';
 
@@ -67,9 +67,58 @@ export async function privateDirs(s: CertbotSettings, stateDir: string, name: st
   const root = await fsp.mkdtemp(path.join(base, `${name.slice(0, 60)}-`));
   const dirs = { configDir: path.join(root, 'config'), workDir: path.join(root, 'work'), logsDir: path.join(root, 'logs') };
   for (const d of Object.values(dirs)) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
+  // who ordered it: a run killed mid-order is finished by the next start (recoverPrivateOrders)
+  await fsp.writeFile(path.join(root, 'owner'), `${ownerStamp()}\n`);
   await copyTree(path.join(s.configDir, 'accounts'), path.join(dirs.configDir, 'accounts'));
   // no lock of autossl's around a private order: these directories are this order's alone
-  return { ...s, ...dirs, lockDir: undefined, root };
+  return { ...s, ...dirs, lockDir: undefined, pidFile: path.join(root, 'certbot.pid'), root };
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The private orders of runs that were killed: a certbot still running there is waited for (bounded), a lineage it
+ * finished is adopted (so the name is never ordered twice), and the directories go. Returns the lineages adopted.
+ */
+export async function recoverPrivateOrders(main: CertbotSettings, stateDir: string): Promise<string[]> {
+  const base = path.join(stateDir, 'orders');
+  let names: string[];
+  try {
+    names = await fsp.readdir(base);
+  } catch {
+    return [];
+  }
+  const adopted: string[] = [];
+  for (const name of names) {
+    const root = path.join(base, name);
+    const owner = await fsp.readFile(path.join(root, 'owner'), 'utf8').catch(() => '');
+    if (owner && ownerAlive(owner)) continue;
+    const certbotPid = Number(await fsp.readFile(path.join(root, 'certbot.pid'), 'utf8').catch(() => '0'));
+    const deadline = Date.now() + main.timeoutMs;
+    while (certbotPid > 1 && pidAlive(certbotPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    const priv: CertbotSettings = { ...main, configDir: path.join(root, 'config'), workDir: path.join(root, 'work'), logsDir: path.join(root, 'logs'), lockDir: undefined };
+    const confs = await fsp.readdir(path.join(priv.configDir, 'renewal')).catch(() => [] as string[]);
+    let keep = false;
+    for (const conf of confs.filter((c) => c.endsWith('.conf'))) {
+      const lineage = conf.slice(0, -'.conf'.length);
+      if (readLineage(main.configDir, lineage)) continue; // the main directory has it: never overwritten
+      try {
+        await adopt(main, priv, lineage);
+        adopted.push(lineage);
+      } catch {
+        keep = true; // a half-written private lineage, or a conflict: left for the admin, named by certbot's log
+      }
+    }
+    if (!keep) await fsp.rm(root, { recursive: true, force: true });
+  }
+  return adopted;
 }
 
 /**

@@ -115,6 +115,33 @@ export interface AutoSslConfig {
   };
   plugins: PluginSpec[];
   sites: SiteConfig[];
+  /** `autossl agent`: the signed HTTP API a hosting panel drives. */
+  agent: AgentConfig;
+}
+
+export interface AgentConfig {
+  /** host:port ("127.0.0.1:7443", "[::1]:7443"); anything but loopback needs `tls`. */
+  listen: string;
+  /** The shared secrets, one per line (several for rotation); the file must not be readable by group or others. */
+  tokensFile: string;
+  /** Serve HTTPS with this certificate and key (a panel on another host must use it). */
+  tls?: { cert: string; key: string };
+  /**
+   * The document root of a panel's domain, from the request's user name: "/home/{username}/public_html" or
+   * "/home/{username}/{domain}/public". Absent: found from the vhost, as for any site.
+   */
+  documentRoot?: string;
+  /** Issue requests arriving within this long of each other join one batch (a panel sends one per domain). */
+  batchWindowMs: number;
+  /** Per token: sustained requests per second, and the burst allowed above it. */
+  rateLimit: { perSecond: number; burst: number };
+  /** Request bodies larger than this are refused (413) before they are read. */
+  maxBodyBytes: number;
+  /** /ssl/renew answers within this long (the panel waits 120 s); past it, 202 with the job id. */
+  syncTimeoutMs: number;
+  /** How long a stop waits for running certificate orders before leaving them to the next start. */
+  stopTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
 }
 
 export const DEFAULT_CONFIG: AutoSslConfig = {
@@ -141,6 +168,16 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
   sites: [],
+  agent: {
+    listen: '127.0.0.1:7443',
+    tokensFile: '/etc/autossl/agent-tokens',
+    batchWindowMs: 1500,
+    rateLimit: { perSecond: 50, burst: 500 },
+    maxBodyBytes: 256 * 1024,
+    syncTimeoutMs: 100_000,
+    stopTimeoutMs: 90_000,
+    logLevel: 'info',
+  },
 };
 
 type Json = Record<string, unknown>;
@@ -225,7 +262,7 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites']);
+  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites', 'agent']);
   const batch = v.object(root.batch, 'batch');
   v.known(batch, 'batch', ['concurrency', 'privateOrders', 'installWindowMs']);
   const notify = v.object(root.notify, 'notify');
@@ -313,6 +350,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   if (reloadCommand && reloadCommand.length === 0) v.fail('nginx.reloadCommand', 'a non-empty argument list such as ["systemctl", "reload", "nginx"]', reloadCommand);
 
   const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
+  const agent = agentConfig(v, root.agent);
   return {
     filepath: path.isAbsolute(source) ? source : undefined,
     configDir: baseDir,
@@ -370,6 +408,56 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     },
     plugins,
     sites,
+    agent,
+  };
+}
+
+const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;
+
+/** Splits "host:port" / "[v6]:port" as the agent's `listen`; throws a message naming the expected form. */
+export function parseListenAddress(value: string): { host: string; port: number; loopback: boolean } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})$/.exec(value);
+  if (!m) return null;
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port, loopback: LOOPBACK.test(m[1]!) };
+}
+
+function agentConfig(v: Validator, raw: unknown): AgentConfig {
+  const d = DEFAULT_CONFIG.agent;
+  const a = v.object(raw, 'agent');
+  v.known(a, 'agent', ['listen', 'tokensFile', 'tls', 'documentRoot', 'batchWindowMs', 'rateLimit', 'maxBodyBytes', 'syncTimeoutMs', 'stopTimeoutMs', 'logLevel']);
+  const listen = v.string(a.listen, 'agent.listen', d.listen);
+  const parsed = parseListenAddress(listen);
+  if (!parsed) v.fail('agent.listen', 'host:port, such as "127.0.0.1:7443" or "[::1]:7443"', listen);
+  let tls: AgentConfig['tls'];
+  if (a.tls !== undefined) {
+    const t = v.object(a.tls, 'agent.tls');
+    v.known(t, 'agent.tls', ['cert', 'key']);
+    tls = { cert: v.path(t.cert, 'agent.tls.cert') ?? v.fail('agent.tls.cert', 'the path of a PEM certificate', t.cert), key: v.path(t.key, 'agent.tls.key') ?? v.fail('agent.tls.key', 'the path of its PEM key', t.key) };
+  }
+  if (!parsed!.loopback && !tls) v.fail('agent.listen', 'a loopback address (127.0.0.1, [::1]) unless "agent.tls" is set: a panel on another host must reach the agent over HTTPS, or its signed requests (and certificate keys sent with /ssl/upload) cross the network in the clear', listen);
+  const documentRoot = v.string(a.documentRoot, 'agent.documentRoot');
+  if (documentRoot !== undefined) {
+    if (!documentRoot.startsWith('/')) v.fail('agent.documentRoot', 'an absolute path template such as "/home/{username}/public_html"', documentRoot);
+    const unknown = /\{(?!username\}|domain\})[^}]*\}/.exec(documentRoot);
+    if (unknown) v.fail('agent.documentRoot', 'a path with only {username} and {domain} placeholders', documentRoot);
+  }
+  const rl = v.object(a.rateLimit, 'agent.rateLimit');
+  v.known(rl, 'agent.rateLimit', ['perSecond', 'burst']);
+  const logLevel = v.string(a.logLevel, 'agent.logLevel', d.logLevel);
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(logLevel)) v.fail('agent.logLevel', 'one of fatal, error, warn, info, debug, silent', logLevel);
+  return {
+    listen,
+    tokensFile: v.path(a.tokensFile, 'agent.tokensFile', d.tokensFile),
+    tls,
+    documentRoot,
+    batchWindowMs: v.integer(a.batchWindowMs, 'agent.batchWindowMs', d.batchWindowMs, 0, 60_000),
+    rateLimit: { perSecond: v.integer(rl.perSecond, 'agent.rateLimit.perSecond', d.rateLimit.perSecond, 1, 1_000_000), burst: v.integer(rl.burst, 'agent.rateLimit.burst', d.rateLimit.burst, 1, 10_000_000) },
+    maxBodyBytes: v.integer(a.maxBodyBytes, 'agent.maxBodyBytes', d.maxBodyBytes, 1024, 64 * 1024 * 1024),
+    syncTimeoutMs: v.integer(a.syncTimeoutMs, 'agent.syncTimeoutMs', d.syncTimeoutMs, 1000, 3_600_000),
+    stopTimeoutMs: v.integer(a.stopTimeoutMs, 'agent.stopTimeoutMs', d.stopTimeoutMs, 0, 3_600_000),
+    logLevel: logLevel as AgentConfig['logLevel'],
   };
 }
 

@@ -18,7 +18,7 @@ import { argValues, childDirectives, parseConfig, type Directive, type ParsedCon
 import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, type Listen } from './listen.js';
 import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, renderStatements, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
 import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
-import { answeredNames, uncovered } from './names.js';
+import { answeredNames, covers, uncovered } from './names.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
 import { quote } from '../errors.js';
@@ -111,7 +111,8 @@ export function vhostEditFor(ctx: DomainContext): VhostEdit {
   edit.keyType = ctx.certificate?.keyType ?? ctx.services.config.certbot.keyType;
   edit.webroot = ctx.challenge?.type === 'http-01' ? ctx.challenge.webroot : ctx.lineage ? renewalWebroot(ctx.lineage.renewalConf) : undefined;
   try {
-    const located = locateServers(ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined), edit.names, { vhostFile: edit.vhostFile });
+    const tree = ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined);
+    const located = locateServers(tree, installTargets(tree, edit.names), { vhostFile: edit.vhostFile });
     const views = (m: Map<string, ServerBlock | null>): ServerView[] => [...new Set([...m.values()].filter((s): s is ServerBlock => s !== null))].map(serverView);
     edit.current = { https: views(located.https), http: views(located.http) };
   } catch {
@@ -172,10 +173,63 @@ export interface HttpsOptions {
   nginxVersion: [number, number, number];
   /** The TLS port when the edit's `listen` does not name one. */
   httpsPort?: number;
+  /**
+   * Certificates kept apart (uploaded ones, under these directories): a wildcard spread over the blocks of the names
+   * it covers leaves a block serving one of them alone.
+   */
+  keepCertificatesUnder?: readonly string[];
+}
+
+/** The first readable-looking certificate path a block's own ssl_certificate names (absolute), or null. */
+export function servedCertificatePath(tree: NginxTree, block: ServerBlock): string | null {
+  for (const d of childDirectives(block.directive, 'ssl_certificate')) {
+    const p = argValues(d)[0];
+    if (p && !p.includes('$')) return path.isAbsolute(p) ? p : path.join(tree.prefix, p);
+  }
+  return null;
+}
+
+/**
+ * The names a certificate is installed on. A wildcard that no block answers literally (the Opterius panel's
+ * "wildcard for example.com": `*.example.com` with one vhost per subdomain) stands for every name a block answers
+ * exactly that it covers, except blocks serving a certificate kept apart (an upload stays where it is).
+ */
+export function installTargets(tree: NginxTree, names: readonly string[], keepUnder: readonly string[] = []): string[] {
+  const out: string[] = [];
+  const kept = (block: ServerBlock): boolean => {
+    const p = servedCertificatePath(tree, block);
+    return p !== null && keepUnder.some((dir) => p.startsWith(path.resolve(dir) + path.sep));
+  };
+  for (const n of names) {
+    if (!n.startsWith('*.')) {
+      if (!out.includes(n)) out.push(n);
+      continue;
+    }
+    const found = tree.findServers(n);
+    if (found.http.length || found.https.length) {
+      out.push(n);
+      continue;
+    }
+    for (const server of tree.servers) {
+      for (const raw of server.names) {
+        let name: string;
+        try {
+          name = normalizeDomain(raw);
+        } catch {
+          continue;
+        }
+        if (out.includes(name) || names.includes(name) || !covers([n], name)) continue;
+        const located = tree.findServers(name);
+        if ((located.https[0] ?? located.http[0]) !== server || kept(server)) continue;
+        out.push(name);
+      }
+    }
+  }
+  return out;
 }
 
 /** Groups splices by file, splices and verifies each file. */
-class PlanBuilder {
+export class PlanBuilder {
   private readonly splices = new Map<string, { config: ParsedConfig; list: Splice[] }>();
   add(config: ParsedConfig, splice: Splice | null): void {
     if (!splice) return;
@@ -193,7 +247,7 @@ class PlanBuilder {
   }
 }
 
-function serverLabel(server: ServerBlock): string {
+export function serverLabel(server: ServerBlock): string {
   const { line } = lineOf(server.config.source, server.directive.start);
   return `${server.file}:${line}`;
 }
@@ -245,7 +299,7 @@ export function locateServers(tree: NginxTree, names: readonly string[], options
   return { http, https };
 }
 
-function ensureBlockEditable(tree: NginxTree, server: ServerBlock): void {
+export function ensureBlockEditable(tree: NginxTree, server: ServerBlock): void {
   const broken = tree.errors.find((e) => (e.details.file as string | undefined) === server.file);
   if (broken) throw broken;
 }
@@ -472,7 +526,7 @@ function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2
  * A stable, nginx-safe variable suffix for a server block: its first name and a short hash of all its names (the
  * same block gets the same maps on every run; blocks sharing a first name do not share them).
  */
-function blockId(server: ServerBlock): string {
+export function blockId(server: ServerBlock): string {
   const name = (server.names.find((n) => !n.startsWith('~')) ?? 'server').replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '').toLowerCase().slice(0, 40) || 'server';
   return `${name}_${crypto.createHash('sha1').update(server.names.join(' ')).digest('hex').slice(0, 6)}`;
 }
@@ -531,7 +585,8 @@ export const HSTS_HEADER_NAME = 'strict-transport-security';
  * answering them as before (see names.ts).
  */
 export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptions): EditPlan {
-  const located = locateServers(tree, edit.names, { vhostFile: edit.vhostFile });
+  const targets = installTargets(tree, edit.names, opts.keepCertificatesUnder);
+  const located = locateServers(tree, targets, { vhostFile: edit.vhostFile });
   const builder = new PlanBuilder();
   const before = new BeforeBlocks();
   const notes: string[] = [];
@@ -552,7 +607,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   const movedListens = new Set<ServerBlock>();
   const tlsEndpoints: EditPlan['tlsEndpoints'] = [];
   const httpUncovered = (plain: ServerBlock): string[] => uncovered(answeredNames(tree, plain, 'http'), edit.names);
-  for (const name of edit.names) {
+  for (const name of targets) {
     const tls = located.https.get(name) ?? null;
     const plain = located.http.get(name) ?? null;
     const target = tls ?? plain!;
@@ -585,7 +640,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   }
   if (httpStatements.length || httpRemovals.length || edit.redirect) {
     const httpDone = new Set<ServerBlock>();
-    for (const name of edit.names) {
+    for (const name of targets) {
       const plain = located.http.get(name) ?? null;
       if (!plain || httpDone.has(plain)) continue;
       httpDone.add(plain);
@@ -631,7 +686,7 @@ function addEndpoints(out: EditPlan['tlsEndpoints'], server: ServerBlock, name: 
 const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
 
 /** Whether plain HTTP requests for these names already end in a redirect to HTTPS on the same host (certbot's shape). */
-function alreadyRedirects(tree: NginxTree, plain: ServerBlock, names: readonly string[]): boolean {
+export function alreadyRedirects(tree: NginxTree, plain: ServerBlock, names: readonly string[]): boolean {
   const mine = names.filter((n) => tree.findServers(n).http[0] === plain);
   return mine.length > 0 && mine.every((n) => {
     const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));

@@ -2,6 +2,8 @@
  * `listen` and `server_name` semantics, as nginx applies them (ngx_http_core_module: listen, server_name;
  * "How nginx processes a request").
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { Directive } from './parse.js';
 import { argValues } from './parse.js';
 
@@ -102,26 +104,130 @@ export function matchRank(match: NameMatch): number {
   }
 }
 
-const regexCache = new Map<string, RegExp | null>();
+/**
+ * Regexes from users' files (server_name, location) run against names from the command line, so a regex with
+ * catastrophic backtracking (`~^(a|aa)+$` against `aaaa...ab`) must not hang the process. Two tiers:
+ *  - V8's linear-time engine (the `l` flag) for every pattern it can run: no backreferences or lookarounds. It is
+ *    behind a V8 flag that only makes the `l` flag legal (other regexes are untouched), set once on first use.
+ *    It has no case-insensitive mode: a case-insensitive pattern takes it only when it has no uppercase letters
+ *    (uppercase escapes such as \D change meaning if lowercased), matched against the lowercased input.
+ *  - Everything else runs in a node:vm context with a time limit, its answer cached per (pattern, input):
+ *    starting the watchdog costs ~0.1 ms a call, so only the few patterns the linear engine refuses pay it.
+ * PCRE's (?P<name>...) is read as JavaScript's (?<name>...); a pattern JavaScript cannot compile gives null.
+ */
+export const REGEX_TIME_LIMIT_MS = 50;
 
-function compileServerNameRegex(pattern: string): RegExp | null {
-  let compiled = regexCache.get(pattern);
-  if (compiled !== undefined) return compiled;
-  try {
-    // PCRE named groups (?P<name>...) are spelled (?<name>...) in JavaScript; nginx matches case-insensitively.
-    compiled = new RegExp(pattern.replace(/\(\?P</g, '(?<'), 'i');
-  } catch {
-    compiled = null; // a PCRE feature JavaScript lacks: never matches here, so such a block is never chosen
+interface Compiled {
+  linear: RegExp | null;
+  guarded: RegExp | null;
+}
+
+const regexCache = new Map<string, Compiled>();
+// answers of the guarded path, a time-out (null) too: a slow pattern costs its limit once per input
+const guardedResults = new Map<string, boolean | null>();
+const GUARDED_RESULTS_MAX = 10_000;
+const timeouts: Array<{ pattern: string; host: string }> = [];
+const TIMEOUTS_KEPT = 100;
+let linearEngine: boolean | undefined;
+let guardContext: vm.Context | undefined;
+let guardScript: vm.Script | undefined;
+
+function linearAvailable(): boolean {
+  if (linearEngine === undefined) {
+    try {
+      new RegExp('a', 'l');
+      linearEngine = true;
+    } catch {
+      try {
+        v8.setFlagsFromString('--enable-experimental-regexp-engine');
+        new RegExp('a', 'l');
+        linearEngine = true;
+      } catch {
+        linearEngine = false; // a V8 without the engine: every pattern takes the guarded path
+      }
+    }
   }
-  regexCache.set(pattern, compiled);
+  return linearEngine;
+}
+
+function compile(pattern: string, caseInsensitive: boolean): Compiled {
+  const cacheKey = `${caseInsensitive ? 'i' : '-'}${pattern}`;
+  let compiled = regexCache.get(cacheKey);
+  if (compiled) return compiled;
+  const source = pattern.replace(/\(\?P</g, '(?<');
+  let linear: RegExp | null = null;
+  let guarded: RegExp | null = null;
+  if ((!caseInsensitive || !/[A-Z]/.test(source)) && linearAvailable()) {
+    try {
+      linear = new RegExp(source, 'l');
+    } catch {
+      linear = null; // not linear-time (backreferences, lookarounds) or not JavaScript: try the guarded path
+    }
+  }
+  if (!linear) {
+    try {
+      guarded = new RegExp(source, caseInsensitive ? 'i' : '');
+    } catch {
+      guarded = null; // a PCRE feature JavaScript lacks
+    }
+  }
+  compiled = { linear, guarded };
+  regexCache.set(cacheKey, compiled);
   return compiled;
+}
+
+function guardedTest(key: string, re: RegExp, input: string): boolean | null {
+  if (guardedResults.has(key)) return guardedResults.get(key) ?? null;
+  guardContext ??= vm.createContext(Object.create(null) as object);
+  guardScript ??= new vm.Script('re.test(input)');
+  guardContext.re = re;
+  guardContext.input = input;
+  let matched: boolean | null;
+  try {
+    matched = guardScript.runInContext(guardContext, { timeout: REGEX_TIME_LIMIT_MS }) === true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
+    matched = null;
+  } finally {
+    guardContext.re = null;
+    guardContext.input = null;
+  }
+  if (guardedResults.size >= GUARDED_RESULTS_MAX) guardedResults.clear();
+  guardedResults.set(key, matched);
+  return matched;
+}
+
+/**
+ * Whether `pattern` (nginx's regex, PCRE spelling) matches `input`, in bounded time: true or false, or null when it
+ * cannot be told (JavaScript cannot compile the pattern, or it ran out of time). Callers pick the cautious reading
+ * of null: a server_name that does not match; a location that may catch the request.
+ */
+export function testRegexBounded(pattern: string, input: string, caseInsensitive: boolean): boolean | null {
+  const re = compile(pattern, caseInsensitive);
+  if (re.linear) return re.linear.test(caseInsensitive ? input.toLowerCase() : input);
+  if (!re.guarded) return null;
+  const key = `${caseInsensitive ? 'i' : '-'}${pattern}\u0000${input}`;
+  const fresh = !guardedResults.has(key);
+  const matched = guardedTest(key, re.guarded, input);
+  if (matched === null && fresh) {
+    timeouts.push({ pattern, host: input });
+    if (timeouts.length > TIMEOUTS_KEPT) timeouts.shift();
+  }
+  return matched;
+}
+
+/** Regexes that ran out of time, with the input they were tried on (most recent last, at most 100). */
+export function regexTimeouts(): ReadonlyArray<{ pattern: string; host: string }> {
+  return timeouts;
 }
 
 export function matchServerName(pattern: string, host: string): NameMatch | null {
   const p = pattern.toLowerCase();
   if (p.startsWith('~')) {
-    const re = compileServerNameRegex(pattern.slice(1));
-    return re && re.test(host) ? { kind: 'regex' } : null;
+    // nginx matches server_name regexes case-insensitively. A pattern JavaScript cannot compile never matches
+    // here (such a block is never chosen); one that runs out of time does not match either: nginx's PCRE gives up
+    // on such a match too and fails the request rather than choose a server.
+    return testRegexBounded(pattern.slice(1), host, true) === true ? { kind: 'regex' } : null;
   }
   if (p === host) return { kind: 'exact' };
   if (p.startsWith('*.')) return host.endsWith(p.slice(1)) ? { kind: 'leading', length: p.length } : null;

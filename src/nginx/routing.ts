@@ -13,6 +13,7 @@
 import path from 'node:path';
 import { argValues, childDirectives, lineColumn, walkDirectives, type Directive, type Node } from './parse.js';
 import { expandInclude, readConfigFile, type ServerBlock } from './tree.js';
+import { testRegexBounded } from './listen.js';
 
 export const ACME_PREFIX = '/.well-known/acme-challenge/';
 
@@ -40,13 +41,12 @@ export function parseLocation(directive: Directive): LocationSpec | null {
   return { directive, modifier, path };
 }
 
-/** Tests a PCRE pattern of the user's config; null when JavaScript cannot run it (the caller stays cautious). */
+/**
+ * Tests a PCRE pattern of the user's config, bounded (a catastrophic pattern cannot hang planning); null when it
+ * cannot tell (a PCRE feature JavaScript lacks, or out of time): the caller stays cautious.
+ */
 function regexTest(pattern: string, caseInsensitive: boolean, input: string): boolean | null {
-  try {
-    return new RegExp(pattern.replace(/\(\?P</g, '(?<'), caseInsensitive ? 'i' : '').test(input);
-  } catch {
-    return null;
-  }
+  return testRegexBounded(pattern, input, caseInsensitive);
 }
 
 function pickLocation(locations: readonly Directive[], uri: string): { chosen: Directive | null; uncertain?: Directive } {

@@ -135,20 +135,44 @@ export function insertAtBlockStart(config: ParsedConfig, block: Directive, state
 /** Inserts a whole new top-level block after `anchor` (a top-level directive of the file), a blank line between. */
 export function insertBlockAfter(config: ParsedConfig, anchor: Directive, statements: readonly NewStatement[], why: string): Splice {
   const { source, eol } = config;
-  const at = endOfLine(source, anchor.end);
-  const lines = renderStatements(statements, indentOf(source, anchor.start), indentUnit(config), eol);
-  return { start: at, end: at, text: eol + eol + lines.join(eol), kind: 'insert', why };
+  const indent = indentOf(source, anchor.start);
+  const lines = renderStatements(statements, indent, indentUnit(config), eol);
+  const lineEnd = endOfLine(source, anchor.end);
+  if (/^[ \t]*(#.*)?$/.test(source.slice(anchor.end, lineEnd))) {
+    return { start: lineEnd, end: lineEnd, text: eol + eol + lines.join(eol), kind: 'insert', why };
+  }
+  // More statements follow on the anchor's line (`server {...} server {`): the end of the line may be inside the
+  // next block, so the new block goes right after the anchor and the rest continues on a line of its own.
+  let next = anchor.end;
+  while (source[next] === ' ' || source[next] === '\t') next++;
+  return { start: anchor.end, end: next, text: eol + eol + lines.join(eol) + eol + indent, kind: 'insert', why };
 }
 
-/** Replaces a directive's arguments (the bytes from its first argument to its last). */
+/**
+ * Replaces a directive's arguments. Only the words that differ are touched: arguments kept at the start and at the
+ * end stay as written, so adding `ssl` to `listen 80 # main` + newline + `default_server;` is an insertion after
+ * the last word and the comment between the words survives (a whole-range replacement deleted it, and the edit
+ * was refused).
+ */
 export function replaceArgs(directive: Directive, args: string[], why: string): Splice {
-  const first = directive.words[1];
-  const last = directive.words[directive.words.length - 1]!;
-  if (!first) {
-    const at = directive.words[0]!.end;
-    return { start: at, end: at, text: ' ' + args.join(' '), kind: 'args', why };
+  const old = directive.words.slice(1);
+  let head = 0;
+  while (head < old.length && head < args.length && old[head]!.raw === args[head]) head++;
+  let tail = 0;
+  while (tail < old.length - head && tail < args.length - head && old[old.length - 1 - tail]!.raw === args[args.length - 1 - tail]) tail++;
+  const middle = args.slice(head, args.length - tail);
+  const oldMiddle = old.slice(head, old.length - tail);
+  // `{` right after the last argument (`location ~ ^/a${`): nginx reads `${` as part of a word, so a `$` needs a space
+  const glued = (end: number, text: string): string => (directive.block?.open === end && text.endsWith('$') ? `${text} ` : text);
+  const before = head > 0 ? old[head - 1]!.end : directive.words[0]!.end;
+  if (oldMiddle.length === 0) {
+    // only new words, after the kept ones; none to add is no change (a space each run was not idempotent)
+    return { start: before, end: before, text: middle.length ? glued(before, ' ' + middle.join(' ')) : '', kind: 'args', why };
   }
-  return { start: first.start, end: last.end, text: args.join(' '), kind: 'args', why };
+  const end = oldMiddle[oldMiddle.length - 1]!.end;
+  // words dropped with nothing in their place take the space before them along
+  if (middle.length === 0) return { start: before, end, text: '', kind: 'args', why };
+  return { start: oldMiddle[0]!.start, end, text: glued(end, middle.join(' ')), kind: 'args', why };
 }
 
 /** Removes a statement; when it is alone on its line, the whole line goes (its own trailing comment too). */
@@ -210,29 +234,32 @@ export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]
   }
   const before = fingerprint(config);
   const afterPrints = fingerprint(after);
-  const expected = new Map<number, { text: string; depth: number; argsChanged: boolean; name: string }>();
+  // Every statement and comment outside a removal, in document order, where it must be after the splices. A list
+  // compared pair by pair, not a map by offset: a comment deleted inside an args splice has its old offset, which
+  // the next statement can land on after the splice (a map by offset then lost the comment without a word).
+  const expected: Array<{ at: number; text: string; depth: number; argsChanged: boolean; name: string }> = [];
   for (const fp of before) {
     const removed = sorted.some((s) => s.kind === 'remove' && s.start <= fp.start && fp.end <= s.end);
     if (removed) continue;
-    const argsSplice = sorted.find((s) => s.kind === 'args' && fp.start <= s.start && s.end <= fp.end && fp.node.kind === 'directive' && s.start < ((fp.node as Directive).block?.open ?? fp.end));
+    // an args splice of this directive: within it and before its block (`events{` gets its args right at the `{`)
+    const argsSplice = sorted.find((s) => s.kind === 'args' && fp.start <= s.start && s.end <= fp.end && fp.node.kind === 'directive' && s.end <= ((fp.node as Directive).block?.open ?? fp.end));
     const name = fp.node.kind === 'directive' ? fp.node.name : '#';
-    expected.set(shift(fp.start), { text: fp.text, depth: fp.depth, argsChanged: argsSplice !== undefined, name });
+    expected.push({ at: shift(fp.start), text: fp.text, depth: fp.depth, argsChanged: argsSplice !== undefined, name });
   }
   const fail = (what: string): never => {
     throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: refusing the edit, it would change more than intended (${what}); nothing was written.`);
   };
-  let seen = 0;
-  for (const fp of afterPrints) {
-    const isNew = inserted.some(([a, b]) => a <= fp.start && fp.start < b);
-    if (isNew) continue;
-    const want = expected.get(fp.start);
-    if (!want) return fail(`unexpected statement ${JSON.stringify(fp.text.slice(0, 60))}`);
-    seen++;
+  const kept = afterPrints.filter((fp) => !inserted.some(([a, b]) => a <= fp.start && fp.start < b));
+  for (let i = 0; i < Math.max(kept.length, expected.length); i++) {
+    const fp = kept[i];
+    const want = expected[i];
+    if (!want) return fail(`unexpected statement ${JSON.stringify(fp!.text.slice(0, 60))}`);
+    if (!fp) return fail(`${expected.length - kept.length} statement(s) disappeared`);
+    if (fp.start !== want.at) fail(`statement ${JSON.stringify(want.text.slice(0, 60))} disappeared or moved`);
     if (want.depth !== fp.depth) fail(`statement ${JSON.stringify(want.text.slice(0, 60))} changed depth`);
     if (want.argsChanged) {
       if (fp.node.kind !== 'directive' || fp.node.name !== want.name) fail(`statement ${want.name} changed name`);
     } else if (want.text !== fp.text) fail(`statement ${JSON.stringify(want.text.slice(0, 60))} changed`);
   }
-  if (seen !== expected.size) fail(`${expected.size - seen} statement(s) disappeared`);
   return text;
 }

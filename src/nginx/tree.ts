@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
+import { MAX_CONFIG_BYTES, readRegularFile } from '../fsutil.js';
 import { parseConfig, argValues, type Directive, type Node, type ParsedConfig } from './parse.js';
 import { parseListen, matchServerName, matchRank, type Listen } from './listen.js';
 
@@ -30,7 +31,8 @@ export function readConfigFile(file: string): { config: ParsedConfig | null; err
   const key = statKey(st);
   const cached = fileCache.get(file);
   if (cached && cached.key === key) return cached;
-  const source = fs.readFileSync(file, 'latin1');
+  // never readFileSync: `include /dev/zero;` would read forever and an included FIFO would block (see fsutil.ts)
+  const source = readRegularFile(file, { maxBytes: MAX_CONFIG_BYTES, code: 'NGINX_PARSE_ERROR', what: 'nginx config file' }).data.toString('latin1');
   let entry: CacheEntry;
   try {
     entry = { key, config: parseConfig(source, file), error: null };
@@ -75,46 +77,102 @@ function globToRegExp(segment: string): RegExp {
   return new RegExp(`^${segment.startsWith('.') ? '' : '(?!\\.)'}${re}$`);
 }
 
-/** Expands an include pattern like nginx: sorted matches; no match is fine for a glob, an error for a plain path. */
+/** A file's identity: two paths to one file (symlinks, hard links, a directory loop) have the same key. */
+function identity(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}`;
+}
+
+/**
+ * Expands an include pattern like nginx: sorted matches; no match is fine for a glob, an error for a plain path.
+ *
+ * Symlinked directories are followed, as glob(3) does, but a directory is walked once however many paths lead to
+ * it: with `d/up -> ..` every wildcard directory level matches the parent again, so a deep pattern would walk the
+ * tree again at every level, and a file that includes its own pattern would come back under a new name each
+ * time (the include loop check compares names) and the tree load would never end. Identity is device and
+ * inode, not the path string; a match reached through a symlinked directory is named by its real directory, so
+ * a file has one name however it was reached, and one match per file is kept.
+ */
 export function expandInclude(pattern: string): string[] {
   if (!/[*?[]/.test(pattern)) return [pattern];
-  const segments = pattern.split('/');
+  const segments = pattern.split('/').filter((s, i) => s !== '' || i === 0);
+  const absolute = segments[0] === '';
+  const rest = segments.slice(absolute ? 1 : 0);
   const kinds = new Map<string, fs.Dirent>();
-  let bases = [segments[0] === '' ? '/' : '.'];
-  for (const segment of segments.slice(segments[0] === '' ? 1 : 0)) {
-    if (segment === '') continue;
-    const next: string[] = [];
+  // `linked`: a wildcard led through a symlink to get here, so the path may be one of many names for the place
+  let bases: Array<{ path: string; linked: boolean }> = [{ path: absolute ? '/' : '.', linked: false }];
+  rest.forEach((segment, index) => {
+    const last = index === rest.length - 1;
+    const next: typeof bases = [];
     if (!/[*?[]/.test(segment)) {
-      for (const base of bases) next.push(path.join(base, segment));
-    } else {
-      const re = globToRegExp(segment);
-      for (const base of bases) {
-        let entries: fs.Dirent[];
-        try {
-          entries = fs.readdirSync(base, { withFileTypes: true });
-        } catch {
-          continue;
-        }
-        for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-          if (!re.test(e.name)) continue;
-          const full = path.join(base, e.name);
-          next.push(full);
-          kinds.set(full, e);
-        }
+      for (const base of bases) next.push({ path: path.join(base.path, segment), linked: base.linked });
+      bases = next;
+      return;
+    }
+    const re = globToRegExp(segment);
+    for (const base of bases) {
+      let entries: fs.Dirent[];
+      try {
+        entries = fs.readdirSync(base.path, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (!re.test(e.name)) continue;
+        const full = path.join(base.path, e.name);
+        // a symlink matched here and walked into is a linked directory; the last segment names files
+        next.push({ path: full, linked: base.linked || (!last && e.isSymbolicLink()) });
+        kinds.set(full, e);
       }
     }
-    bases = next;
-  }
-  // the directory listing already says what is a file; only symlinks need a stat of their own
-  return bases.filter((p) => {
-    const entry = kinds.get(p);
-    if (entry && !entry.isSymbolicLink()) return entry.isFile();
-    try {
-      return fs.statSync(p).isFile();
-    } catch {
-      return false;
+    if (last) {
+      bases = next;
+      return;
     }
+    // Directories a wildcard matched are walked once each: drop what is not a directory and what was seen.
+    const seen = new Set<string>();
+    bases = next.filter((b) => {
+      const entry = kinds.get(b.path);
+      if (entry && !entry.isSymbolicLink() && !entry.isDirectory()) return false;
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(b.path);
+      } catch {
+        return false; // a dangling symlink or a loop of symlinks (ELOOP): nothing to walk
+      }
+      if (!st.isDirectory() || seen.has(identity(st))) return false;
+      seen.add(identity(st));
+      return true;
+    });
   });
+  const plain = bases.every((b) => !b.linked && !kinds.get(b.path)?.isSymbolicLink());
+  if (plain) {
+    // The common case (real files in real directories): the directory listing already says what is a file.
+    return bases.filter((b) => {
+      const entry = kinds.get(b.path);
+      if (entry) return entry.isFile();
+      try {
+        return fs.statSync(b.path).isFile();
+      } catch {
+        return false;
+      }
+    }).map((b) => b.path);
+  }
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const b of bases) {
+    let st: fs.Stats;
+    let name = b.path;
+    try {
+      st = fs.statSync(b.path);
+      if (b.linked) name = path.join(fs.realpathSync(path.dirname(b.path)), path.basename(b.path));
+    } catch {
+      continue;
+    }
+    if (!st.isFile() || seen.has(identity(st))) continue;
+    seen.add(identity(st));
+    out.push(name);
+  }
+  return out;
 }
 
 /** One `server { }` block of the http context. */
@@ -145,6 +203,9 @@ export interface LoadOptions {
   overlay?: ReadonlyMap<string, string>;
 }
 
+/** More file loads than this for one tree is a loop, not a config (10,000-vhost trees load each file once). */
+const MAX_FILE_VISITS = 200_000;
+
 export class NginxTree {
   readonly files = new Map<string, ParsedConfig>();
   readonly servers: ServerBlock[] = [];
@@ -168,9 +229,16 @@ export class NginxTree {
     return path.isAbsolute(p) ? p : path.join(this.prefix, p);
   }
 
+  /** Set once an include loop is found: nginx could not load this config, and exploring every path of a loop
+   * (files that each include a glob matching the others) would take factorial time. */
+  private looped = false;
+  private visits = 0;
+
   private visitFile(file: string, context: string[], stack: Set<string>, server?: ServerBlock): void {
-    if (stack.has(file)) {
-      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', `${file}: includes itself (include loop)`));
+    if (this.looped) return;
+    if (stack.has(file) || ++this.visits > MAX_FILE_VISITS) {
+      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', stack.has(file) ? `${file}: includes itself (include loop)` : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, { details: { file } }));
+      this.looped = true;
       return;
     }
     let parsed;
@@ -211,7 +279,8 @@ export class NginxTree {
         continue;
       }
       if (server && node.name === 'server_name') {
-        server.names.push(...argValues(node).map((n) => n.toLowerCase()));
+        // regexes keep their case: \D is not \d (the matcher is case-insensitive anyway)
+        server.names.push(...argValues(node).map((n) => (n.startsWith('~') ? n : n.toLowerCase())));
         continue;
       }
       if (!node.block || node.block.verbatim !== undefined) continue;

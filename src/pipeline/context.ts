@@ -24,9 +24,11 @@ import type { Hooks } from './hooks.js';
  *  - `dry-run`: pre-flight for real, then every edit planned on an in-memory copy of the files, no certbot;
  *  - `preview`: like dry-run without pre-flight (`autossl vhost show --diff`);
  *  - `deploy`: a renewal certbot finished: from `issue` (which bails with the renewed lineage) to the end;
- *  - `dns-hook`: certbot's manual hook asks for the DNS-01 solver: `plan` and `challenge` only.
+ *  - `dns-hook`: certbot's manual hook asks for the DNS-01 solver: `plan` and `challenge` only;
+ *  - `install`: a certificate obtained elsewhere (an upload, a wildcard spread to more blocks): like `deploy`, the
+ *    lineage is given.
  */
-export type RunMode = 'issue' | 'dry-run' | 'preview' | 'deploy' | 'dns-hook';
+export type RunMode = 'issue' | 'dry-run' | 'preview' | 'deploy' | 'dns-hook' | 'install';
 
 export type ChallengeType = 'http-01' | 'dns-01';
 

@@ -8,12 +8,15 @@
 import { AutoSslError, ERROR_CODES, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { readCertificate } from '../certbot/lineage.js';
 import { planHttpsEdit, vhostEditFor, type FileEdit } from '../nginx/edit.js';
+import { customCertificatesDir } from '../certbot/custom.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';
 
 export interface DomainResult {
   domain: string;
+  /** The job (batch) the run belonged to, when it was a real run. */
+  jobId?: string;
   mode: RunMode;
   names: string[];
   ok: boolean;
@@ -37,6 +40,7 @@ const MODE_STAGES: Record<RunMode, ReadonlySet<StageName>> = {
   'dry-run': new Set(HOOK_ORDER),
   preview: new Set<StageName>(['plan', 'challenge', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']),
   deploy: new Set<StageName>(['plan', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']),
+  install: new Set<StageName>(['plan', 'issue', 'vhost', 'validate', 'reload', 'verify', 'finally']),
   'dns-hook': new Set<StageName>(['plan', 'challenge']),
 };
 
@@ -273,7 +277,7 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
       let tlsEndpoints: DomainContext['tlsEndpoints'] = [];
       let notes: string[] = [];
       await applyEdits(ctx, (tree) => {
-        const plan = planHttpsEdit(tree, edit, { nginxVersion, httpsPort: ctx.services.config.nginx.httpsPort });
+        const plan = planHttpsEdit(tree, edit, { nginxVersion, httpsPort: ctx.services.config.nginx.httpsPort, keepCertificatesUnder: [customCertificatesDir(ctx.services.config)] });
         tlsEndpoints = plan.tlsEndpoints;
         notes = plan.notes;
         return plan.edits;

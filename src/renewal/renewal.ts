@@ -14,6 +14,9 @@ import path from 'node:path';
 import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
+import { uploadDirOf } from '../certbot/custom.js';
+import { servedCertificatePath } from '../nginx/edit.js';
+import { covers } from '../nginx/names.js';
 import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
@@ -405,6 +408,25 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
   return { name, domains };
 }
 
+/**
+ * Whether the name's TLS block serves a certificate other than this lineage that covers it: an upload (kept out of
+ * renewal) or another lineage (a wildcard spread over subdomain blocks). A renewal never takes a block from it.
+ */
+function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: string, lineage: string): boolean {
+  const block = tree.findServers(name).https[0];
+  const p = block ? servedCertificatePath(tree, block) : null;
+  if (!p) return false;
+  const full = path.resolve(p);
+  if (uploadDirOf(config, full)) return true;
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  if (!full.startsWith(live) || full.slice(live.length).split(path.sep)[0] === lineage) return false;
+  try {
+    return covers(readCertificate(full).names, name);
+  } catch {
+    return false;
+  }
+}
+
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
@@ -415,7 +437,7 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1);
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name));
   const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
@@ -510,6 +532,26 @@ async function waitForTxt(core: EngineCore, record: DnsRecord): Promise<void> {
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
 
+export type DnsPhase = 'dns_challenge' | 'dns_propagation' | 'le_verify';
+
+/** Where certbot's DNS hooks are (they run in processes of their own): for the agent's wildcard progress. */
+function progress(store: StateStore, domain: string, phase: DnsPhase, message: string): void {
+  try {
+    store.setValue(`dns-progress:${domain}`, JSON.stringify({ phase, message, at: Date.now() }));
+  } catch {
+    // a report only
+  }
+}
+
+/** The last phase certbot's DNS hooks reported for a name (without "*."), if any. */
+export function dnsProgress(store: StateStore, domain: string): { phase: DnsPhase; message: string; at: number } | null {
+  try {
+    return JSON.parse(store.getValue(`dns-progress:${domain}`) ?? 'null') as { phase: DnsPhase; message: string; at: number } | null;
+  } catch {
+    return null;
+  }
+}
+
 /** Registers the undo step that removes a TXT record left behind by a certbot run that died before its cleanup hook. */
 export function applyDnsUndo(undo: UndoService, core: () => EngineCore): void {
   undo.handle(DNS_UNDO.plugin, DNS_UNDO.kind, async (payload) => {
@@ -528,10 +570,19 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
   if (phase === 'auth') {
     // if certbot dies before its cleanup hook, recovery removes the record
     await core.services.undo.record(DNS_UNDO.plugin, run.runId, DNS_UNDO.kind, { ...record }, 'always', run.owner);
+    progress(store, domain, 'dns_challenge', `Creating the TXT record ${record.fqdn} (${solver.name})`);
     await solver.present(record);
     const started = Date.now();
-    await waitForTxt(core, record);
-    core.emit({ domain, stage: 'dns-01', plugin: solver.name, status: 'info', message: `TXT ${record.fqdn} visible after ${Date.now() - started} ms` });
+    progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
+    try {
+      await waitForTxt(core, record);
+    } catch (error) {
+      progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
+      throw error;
+    }
+    const message = `TXT ${record.fqdn} visible after ${Date.now() - started} ms`;
+    progress(store, domain, 'le_verify', `${message}; the CA checks it now`);
+    core.emit({ domain, stage: 'dns-01', plugin: solver.name, status: 'info', message });
     return;
   }
   await solver.cleanup(record);

@@ -87,7 +87,7 @@ export function nginxMainConfig(prefix: string, sitesDir: string): string {
   const tmp = path.join(prefix, 'tmp');
   const modules = OPTIONAL_MODULES.every((m) => fs.existsSync(m)) ? OPTIONAL_MODULES.map((m) => `load_module ${m};\n`).join('') : '';
   return `# autossl sandbox nginx: private prefix, loopback only
-${modules}user root;
+${modules}user www-data;
 worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;

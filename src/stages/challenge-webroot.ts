@@ -12,6 +12,20 @@ import { applyEdits } from '../pipeline/apply.js';
 
 export const PLUGIN_NAME = 'challenge-webroot';
 
+/**
+ * nginx's workers (www-data) read the tokens: the fallback webroot and the directories above it that autossl owns
+ * (its state directory is private, 0700 by default) must let them through (x, not r: nothing can be listed).
+ */
+async function traversable(webroot: string, stateDir: string): Promise<void> {
+  const root = path.resolve(stateDir);
+  for (let dir = path.resolve(webroot); ; dir = path.dirname(dir)) {
+    if (dir !== root && !dir.startsWith(root + path.sep)) return;
+    const st = await fs.stat(dir).catch(() => null);
+    if (st && (st.mode & 0o011) !== 0o011) await fs.chmod(dir, (st.mode & 0o7777) | 0o011);
+    if (dir === root) return;
+  }
+}
+
 export const challengeWebrootPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
@@ -31,14 +45,16 @@ export const challengeWebrootPlugin: Plugin = {
       });
       for (const note of notes) ctx.emit({ stage: 'challenge', plugin: PLUGIN_NAME, status: 'info', message: note });
       if (!ctx.dryRun) {
-        await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true });
         if (edits.length) {
-          // the CA (and the port-80 self-check) must see the challenge location before certbot runs
-          // (set first: a reload that reports failure may still have loaded the edit; see nginx-reload)
+          // the CA (and the port-80 self-check) must see the challenge location before certbot runs; asked at once
+          // after the edit (no I/O in between), so the domains of a batch share one reload (reloadedWithChanges is
+          // set first: a reload that reports failure may still have loaded the edit; see nginx-reload)
           ctx.reloadedWithChanges = true;
           await ctx.services.nginx.reload();
           ctx.needsReload = false;
         }
+        await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
+        if (webroot === ctx.services.config.challengeDir) await traversable(webroot, ctx.services.config.stateDir);
       }
       return { type: 'http-01', webroot };
     });

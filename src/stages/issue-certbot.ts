@@ -85,7 +85,7 @@ async function privateOrder(ctx: DomainContext, main: CertbotSettings, order: (s
 export const issueCertbotPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
-    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' ? ctx.lineage : undefined));
+    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.lineage : undefined));
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       const settings = certbotSettings(ctx.services.config);
       if (ctx.dryRun) {
@@ -107,6 +107,13 @@ export const issueCertbotPlugin: Plugin = {
           ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
           return existing;
         }
+        // an account the CA rate-limited places no order before the time it gave (autossl never burns the limit)
+        const limitKey = `ratelimit:${settings.server ?? 'letsencrypt'}`;
+        const store = ctx.services.state();
+        const limited = JSON.parse(store.getValue(limitKey) ?? 'null') as { until: number; message: string } | null;
+        if (limited && Date.now() < limited.until) {
+          throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
+        }
         const request = { certName: ctx.plan.certName, names: ctx.plan.names, force: ctx.force };
         let order: (s: CertbotSettings) => Promise<Lineage>;
         if (ctx.challenge?.type === 'dns-01') {
@@ -118,7 +125,16 @@ export const issueCertbotPlugin: Plugin = {
           order = (s) => certonlyWebroot(s, { ...request, webroot });
         }
         // a new lineage is ordered beside the others, in its own directories; an existing one in the main directory
-        const lineage = !existing && ctx.services.config.batch.privateOrders ? await privateOrder(ctx, settings, order) : await ctx.services.certbotSlots.run(() => order(settings));
+        let lineage: Lineage;
+        try {
+          lineage = !existing && ctx.services.config.batch.privateOrders ? await privateOrder(ctx, settings, order) : await ctx.services.certbotSlots.run(() => order(settings));
+        } catch (error) {
+          if (error instanceof AutoSslError && error.code === 'RATE_LIMITED') {
+            // every order of this account waits until then: the other domains of the batch are told, not ordered
+            store.setValue(limitKey, JSON.stringify({ until: Date.parse(String(error.details.until)), message: error.message }));
+          }
+          throw error;
+        }
         // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
         ctx.needsReload = true;
         return lineage;

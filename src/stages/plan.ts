@@ -123,7 +123,7 @@ function dropFailedOptional(ctx: DomainContext): void {
 export const planNamesPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
-    hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (plan, ctx) => (ctx.mode === 'deploy' || ctx.mode === 'dns-hook' ? plan : planNames(ctx, plan)));
+    hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (plan, ctx) => (ctx.mode === 'deploy' || ctx.mode === 'dns-hook' || ctx.mode === 'install' ? plan : planNames(ctx, plan)));
     hooks.findings.tapPromise({ name: 'plan-names-findings', stage: STAGE.LAST }, async (ctx) => dropFailedOptional(ctx));
     hooks.beforeIssue.tapPromise({ name: 'plan-names-self-check', stage: STAGE.LAST + 1 }, async (ctx) => dropFailedOptional(ctx));
   },

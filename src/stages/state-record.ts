@@ -32,7 +32,7 @@ export const stateRecordPlugin: Plugin = {
 function record(ctx: DomainContext, outcome: Outcome): void {
   const state = ctx.services.state();
   if (state.readOnly) return;
-  state.recordAttempt({ kind: ctx.mode === 'deploy' ? 'deploy' : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
+  state.recordAttempt({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
   if (outcome.error?.code !== 'CERTBOT_FAILED') return;
   // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
   const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));

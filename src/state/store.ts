@@ -101,10 +101,49 @@ const MIGRATIONS: string[] = [
      at INTEGER NOT NULL,
      PRIMARY KEY (outbox_id, plugin)
    );`,
+  // 3: jobs (a batch of domains) and each domain's progress in it
+  `CREATE TABLE jobs (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL,            -- issue
+     owner TEXT NOT NULL,           -- the process running it
+     state TEXT NOT NULL,           -- running | done | failed | interrupted
+     source TEXT NOT NULL,          -- cli | agent | api
+     created_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     options TEXT NOT NULL DEFAULT '{}'
+   );
+   CREATE INDEX jobs_created ON jobs(created_at);
+   CREATE TABLE job_domains (
+     job_id TEXT NOT NULL,
+     domain TEXT NOT NULL,
+     position INTEGER NOT NULL,
+     state TEXT NOT NULL,           -- queued | checking | challenge | issuing | installing | done | failed
+     code TEXT,
+     message TEXT,
+     acme TEXT,                     -- JSON: the ACME problems certbot reported
+     lineage TEXT,
+     stages TEXT NOT NULL DEFAULT '[]',  -- JSON: [{stage, ms}]
+     started_at INTEGER,
+     updated_at INTEGER NOT NULL,
+     finished_at INTEGER,
+     PRIMARY KEY (job_id, domain)
+   );`,
+  // 4: sites a panel described through the agent (document root, wildcard), and signatures seen (replays)
+  `CREATE TABLE sites (
+     domain TEXT PRIMARY KEY,
+     site TEXT NOT NULL,            -- JSON SiteConfig
+     source TEXT NOT NULL,          -- agent | api
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE replays (
+     signature TEXT PRIMARY KEY,    -- a signed request's X-Signature: a second one inside the window is refused
+     expires_at INTEGER NOT NULL
+   );
+   CREATE INDEX replays_expiry ON replays(expires_at);`,
 ];
 
 export interface AttemptRecord {
-  kind: 'issue' | 'renew' | 'deploy';
+  kind: 'issue' | 'renew' | 'deploy' | 'install' | 'uninstall';
   domain: string;
   lineage?: string;
   ok: boolean;
@@ -197,6 +236,8 @@ export class StateStore {
     const openWritable = (): Database.Database => {
       const opened = new Database(file, { timeout: busyMs });
       try {
+        // private: job history, registered sites, request signatures (the directory itself lets nginx through to acme-challenge/)
+        for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f) && (fs.statSync(f).mode & 0o077)) fs.chmodSync(f, 0o600);
         opened.pragma('journal_mode = WAL');
         opened.pragma('synchronous = NORMAL');
       } catch (error) {
@@ -308,6 +349,118 @@ export class StateStore {
     else this.sql(`UPDATE undo_steps SET state = 'pending', last_error = ? WHERE id = ?`).run(error.slice(0, 2000), id);
   }
 
+  // -------------------------------------------------------------------------------------------------- jobs
+
+  /**
+   * Records a job, or adds domains to one this process recorded already (the agent records a batch as its requests
+   * arrive, so a kill before it starts still leaves each accepted domain accounted for).
+   */
+  createJob(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): void {
+    const now = Date.now();
+    this.db.transaction(() => {
+      this.sql('INSERT OR IGNORE INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)').run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
+      let next = (this.sql('SELECT COALESCE(MAX(position) + 1, 0) AS n FROM job_domains WHERE job_id = ?').get(job.id) as { n: number }).n;
+      for (const d of job.domains) {
+        if (this.sql(`INSERT OR IGNORE INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, next, now).changes) next++;
+      }
+    }).immediate();
+  }
+
+  updateJobDomain(jobId: string, domain: string, fields: { state?: JobDomainState; code?: string | null; message?: string | null; acme?: unknown; lineage?: string | null; stages?: unknown; finished?: boolean }): void {
+    const now = Date.now();
+    const sets: string[] = ['updated_at = @now'];
+    const args: Record<string, unknown> = { now, jobId, domain };
+    if (fields.state !== undefined) {
+      sets.push('state = @state', 'started_at = COALESCE(started_at, @now)');
+      args.state = fields.state;
+    }
+    for (const key of ['code', 'message', 'lineage'] as const) {
+      if (fields[key] !== undefined) {
+        sets.push(`${key} = @${key}`);
+        args[key] = fields[key] === null ? null : String(fields[key]).slice(0, 4000);
+      }
+    }
+    if (fields.acme !== undefined) {
+      sets.push('acme = @acme');
+      args.acme = JSON.stringify(fields.acme);
+    }
+    if (fields.stages !== undefined) {
+      sets.push('stages = @stages');
+      args.stages = JSON.stringify(fields.stages);
+    }
+    if (fields.finished) sets.push('finished_at = @now');
+    this.sql(`UPDATE job_domains SET ${sets.join(', ')} WHERE job_id = @jobId AND domain = @domain`).run(args);
+  }
+
+  finishJob(jobId: string, state: 'done' | 'failed' | 'interrupted'): void {
+    this.sql('UPDATE jobs SET state = ?, finished_at = ? WHERE id = ?').run(state, Date.now(), jobId);
+  }
+
+  jobs(limit = 20): JobRow[] {
+    const rows = this.db.prepare('SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT ?').all(limit) as Array<Record<string, unknown>>;
+    return rows.map((r) => this.jobOf(r));
+  }
+
+  job(id: string): JobRow | null {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r ? this.jobOf(r) : null;
+  }
+
+  /** Jobs still marked running whose process is gone. */
+  orphanedJobs(): JobRow[] {
+    const rows = this.db.prepare(`SELECT * FROM jobs WHERE state = 'running'`).all() as Array<Record<string, unknown>>;
+    return rows.filter((r) => !ownerAlive(r.owner as string)).map((r) => this.jobOf(r));
+  }
+
+  private jobOf(r: Record<string, unknown>): JobRow {
+    const domains = (this.db.prepare('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map((d) => ({
+      domain: d.domain as string,
+      state: d.state as JobDomainState,
+      code: (d.code as string) ?? null,
+      message: (d.message as string) ?? null,
+      acme: d.acme ? (JSON.parse(d.acme as string) as unknown) : null,
+      lineage: (d.lineage as string) ?? null,
+      stages: JSON.parse((d.stages as string) ?? '[]') as Array<{ stage: string; ms: number }>,
+      startedAt: (d.started_at as number) ?? null,
+      updatedAt: d.updated_at as number,
+      finishedAt: (d.finished_at as number) ?? null,
+    }));
+    return { id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains };
+  }
+
+  // ------------------------------------------------------------------------------------------------- sites
+
+  /** Sites a panel described (not in the config file): kept so renewals, DNS hooks and recovery know them. */
+  sites(): Array<{ domain: string; site: Record<string, unknown>; source: string }> {
+    try {
+      const rows = this.sql('SELECT domain, site, source FROM sites ORDER BY domain').all() as Array<{ domain: string; site: string; source: string }>;
+      return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
+    } catch {
+      return []; // a read-only copy of an older schema has none
+    }
+  }
+
+  upsertSite(domain: string, site: Record<string, unknown>, source: string): void {
+    this.sql('INSERT INTO sites (domain, site, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at').run(domain, JSON.stringify(site), source, Date.now());
+  }
+
+  deleteSite(domain: string): void {
+    this.sql('DELETE FROM sites WHERE domain = ?').run(domain);
+  }
+
+  // ----------------------------------------------------------------------------------------------- replays
+
+  /**
+   * Records a request signature until `expiresAt`; false when it was seen already (a replay). Shared by every
+   * agent process on this state directory, and kept across restarts.
+   */
+  rememberSignature(signature: string, expiresAt: number, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      this.sql('DELETE FROM replays WHERE expires_at < ?').run(now);
+      return this.sql('INSERT OR IGNORE INTO replays (signature, expires_at) VALUES (?, ?)').run(signature, expiresAt).changes === 1;
+    }).immediate();
+  }
+
   // ---------------------------------------------------------------------------------------------------- kv
 
   setValue(key: string, value: string): void {
@@ -380,6 +533,12 @@ export class StateStore {
     }).immediate();
   }
 
+  /** The latest attempt of any kind for a domain. */
+  lastAttempt(domain: string): (AttemptRecord & { at: number }) | null {
+    const r = this.sql('SELECT * FROM attempts WHERE domain = ? ORDER BY id DESC LIMIT 1').get(domain) as Record<string, unknown> | undefined;
+    return r ? { at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined } : null;
+  }
+
   attempts(domain?: string): Array<AttemptRecord & { at: number }> {
     const rows = (domain ? this.db.prepare('SELECT * FROM attempts WHERE domain = ? ORDER BY id').all(domain) : this.db.prepare('SELECT * FROM attempts ORDER BY id').all()) as Array<Record<string, unknown>>;
     return rows.map((r) => ({ at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined, ms: (r.ms as number) ?? undefined }));
@@ -392,6 +551,10 @@ export class StateStore {
   /** Failed validations of `name` since `since` (ms epoch), oldest first. */
   validationFailures(name: string, since: number): Array<{ at: number; detail: string }> {
     return this.db.prepare('SELECT at, detail FROM validation_failures WHERE name = ? AND at >= ? ORDER BY at').all(name, since) as Array<{ at: number; detail: string }>;
+  }
+
+  deleteCertificate(lineage: string): void {
+    this.sql('DELETE FROM certificates WHERE lineage = ?').run(lineage);
   }
 
   upsertCertificate(row: Omit<CertificateRow, 'lastAttemptAt' | 'lastAttemptKind' | 'lastOutcome' | 'lastErrorCode' | 'lastErrorMessage' | 'lastErrorAt' | 'consecutiveFailures' | 'renewedAt'>): void {
@@ -434,6 +597,31 @@ function readCopy(file: string): Database.Database {
     bytes[19] = 1;
   }
   return new Database(bytes);
+}
+
+export type JobDomainState = 'queued' | 'checking' | 'challenge' | 'issuing' | 'installing' | 'done' | 'failed';
+
+export interface JobRow {
+  id: string;
+  kind: string;
+  owner: string;
+  state: 'running' | 'done' | 'failed' | 'interrupted';
+  source: string;
+  createdAt: number;
+  finishedAt: number | null;
+  options: Record<string, unknown>;
+  domains: Array<{
+    domain: string;
+    state: JobDomainState;
+    code: string | null;
+    message: string | null;
+    acme: unknown;
+    lineage: string | null;
+    stages: Array<{ stage: string; ms: number }>;
+    startedAt: number | null;
+    updatedAt: number;
+    finishedAt: number | null;
+  }>;
 }
 
 export interface UndoStepRow {

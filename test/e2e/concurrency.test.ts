@@ -12,6 +12,7 @@ import { AcmeRig } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const NAMES = Array.from({ length: 8 }, (_, i) => `p${i + 1}.race.test`);
@@ -40,7 +41,7 @@ describe('autossl processes at once', () => {
     const before = fs.readFileSync(file, 'latin1');
     const runs = await Promise.all(NAMES.map((name) => execa('node', [CLI, 'issue', name, '--json', '--config', config], { reject: false })));
     for (const [i, run] of runs.entries()) {
-      const result = (JSON.parse(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> }).results[0]!;
+      const result = (parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> }).results[0]!;
       expect(result.error, NAMES[i]).toBeUndefined();
       expect(run.exitCode, NAMES[i]).toBe(0);
     }

@@ -17,6 +17,8 @@ import { servedSerial } from '../../src/stages/verify-tls.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
+import { parseJson } from '../helpers/json.js';
+import { dnsPluginSource } from '../helpers/dns-plugin.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -37,38 +39,6 @@ export default (options) => ({
     hooks.afterRenew.tapPromise('test-log', async (e) => log('afterRenew ' + e.startedBy));
   },
 });
-`;
-
-// a DNS-01 provider of the test suite: TXT records through pebble-challtestsrv's management API
-const DNS_PLUGIN = `import dns from 'node:dns';
-const MGMT = 'http://127.0.0.1:8055';
-async function post(p, body) {
-  const res = await fetch(MGMT + p, { method: 'POST', body: JSON.stringify(body) });
-  if (!res.ok) throw new Error('challtestsrv ' + p + ': ' + res.status);
-}
-async function values(fqdn) {
-  const r = new dns.promises.Resolver();
-  r.setServers(['127.0.0.1:8053']);
-  try { return (await r.resolveTxt(fqdn)).map((c) => c.join('')); } catch { return []; }
-}
-export default {
-  name: 'test-dns',
-  apply(hooks) {
-    hooks.challenge.tapPromise({ name: 'test-dns', stage: -100 }, async (ctx) => {
-      if (ctx.plan.challenge !== 'dns-01') return undefined;
-      return { type: 'dns-01', solver: {
-        name: 'test-dns',
-        async present(r) { await post('/set-txt', { host: r.fqdn + '.', value: r.value }); },
-        // challtestsrv clears every value of a name: put back the others (an apex and a wildcard share one name)
-        async cleanup(r) {
-          const keep = (await values(r.fqdn)).filter((v) => v !== r.value);
-          await post('/clear-txt', { host: r.fqdn + '.' });
-          for (const v of keep) await post('/set-txt', { host: r.fqdn + '.', value: v });
-        },
-      } };
-    });
-  },
-};
 `;
 
 // a plugin published as a package, installed beside the config (node_modules), found by its name
@@ -129,7 +99,7 @@ beforeAll(async () => {
   root = await rig.issuingRoot();
   logFile = path.join(dir, 'hooks.log');
   fs.writeFileSync(path.join(dir, 'log-plugin.mjs'), LOG_PLUGIN);
-  fs.writeFileSync(path.join(dir, 'dns-provider.mjs'), DNS_PLUGIN);
+  fs.writeFileSync(path.join(dir, 'dns-provider.mjs'), dnsPluginSource());
   const pkg = path.join(dir, 'node_modules', 'autossl-plugin-stamp');
   fs.mkdirSync(pkg, { recursive: true });
   for (const [f, text] of Object.entries(STAMP_PACKAGE)) fs.writeFileSync(path.join(pkg, f), text);
@@ -164,7 +134,7 @@ describe('the engine end to end', () => {
     const file = path.join(rig.info.sitesDir, 'shared.conf');
     const before = fs.readFileSync(file, 'latin1');
     const run = await cli(['issue', '--all', '--json'], sharedConfig);
-    const report = JSON.parse(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
+    const report = parseJson(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual(SHARED.map((d) => [d, true, undefined]));
     expect(run.exitCode).toBe(0);
     const after = fs.readFileSync(file, 'latin1');
@@ -208,7 +178,7 @@ describe('the engine end to end', () => {
 
   it('DNS-01: a wildcard and its apex through certbot\'s manual hooks, served for a subdomain, no TXT left, renewed by certbot alone', async () => {
     const run = await cli(['issue', 'wild.engine.test', '--json']);
-    const report = JSON.parse(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> };
+    const report = parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results[0]!.error).toBeUndefined();
     expect(run.exitCode).toBe(0);
     const cert = liveCert('wild.engine.test');
@@ -252,7 +222,7 @@ describe('the engine end to end', () => {
     await rig.dns('/add-a', { host: 'fail.engine.test', addresses: ['127.0.0.9'] });
     const failed = await cli(['renew', '--force', '--cert-name', 'fail.engine.test', '--json']);
     expect(failed.exitCode).toBe(1);
-    expect(JSON.parse(failed.stdout).results[0].outcome).toBe('failed');
+    expect(parseJson(failed.stdout).results[0].outcome).toBe('failed');
     const status = await cli(['status']);
     expect(status.exitCode).toBe(1);
     expect(status.stdout).toMatch(/fail\.engine\.test .* failing /);

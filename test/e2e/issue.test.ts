@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -95,7 +96,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
   it('issues and installs certificates for four vhost shapes', async () => {
     const run = await cli(['issue', ...ok, '--json']);
     expect(run.stderr).toBe('');
-    const report = JSON.parse(run.stdout) as { ok: boolean; results: Array<{ domain: string; ok: boolean; lineage: { fullchain: string } }> };
+    const report = parseJson(run.stdout) as { ok: boolean; results: Array<{ domain: string; ok: boolean; lineage: { fullchain: string } }> };
     expect(report.results.map((r) => [r.domain, r.ok])).toEqual(ok.map((d) => [d, true]));
     expect(run.exitCode).toBe(0);
     const root = await rig.issuingRoot();
@@ -123,7 +124,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     const before = Object.fromEntries(ok.map((d) => [d, sha256(fs.readFileSync(files[d]!))]));
     const run = await cli(['issue', ...ok, '--json']);
     expect(run.exitCode).toBe(0);
-    const report = JSON.parse(run.stdout) as { results: Array<{ reused: boolean; changes: unknown[] }> };
+    const report = parseJson(run.stdout) as { results: Array<{ reused: boolean; changes: unknown[] }> };
     expect(report.results.every((r) => r.reused && r.changes.length === 0)).toBe(true);
     for (const d of ok) expect(sha256(fs.readFileSync(files[d]!))).toBe(before[d]);
   });
@@ -135,7 +136,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     // pre-flight would catch this (DNS_MISMATCH); skip it so that certbot itself fails at the CA
     const run = await cli(['issue', 'fail.e2e.test', '--json', '--skip-check', 'dns', '--skip-check', 'port80']);
     expect(run.exitCode).toBe(1);
-    const report = JSON.parse(run.stdout) as { results: Array<{ error: { code: string; message: string; details: { problems: Array<{ detail: string }> } }; rolledBack: string[] }> };
+    const report = parseJson(run.stdout) as { results: Array<{ error: { code: string; message: string; details: { problems: Array<{ detail: string }> } }; rolledBack: string[] }> };
     const result = report.results[0]!;
     expect(result.error.code).toBe('CERTBOT_FAILED');
     expect(result.error.details.problems.length).toBeGreaterThan(0);
@@ -150,14 +151,14 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     const skip = ['--skip-check', 'dns', '--skip-check', 'port80'];
     for (let i = 0; i < 2; i++) {
       const again = await cli(['issue', 'fail.e2e.test', '--json', ...skip]);
-      expect(JSON.parse(again.stdout).results[0].error.code).toBe('CERTBOT_FAILED');
+      expect(parseJson(again.stdout).results[0].error.code).toBe('CERTBOT_FAILED');
     }
     const logs = path.join(rig.info.dir, 'certbot', 'logs', 'letsencrypt.log');
     const logBefore = fs.statSync(logs).mtimeMs;
     const ordersBefore = fs.readFileSync(rig.info.pebbleLog, 'utf8').split('Value:"fail.e2e.test"').length;
     const run = await cli(['issue', 'fail.e2e.test', '--json', ...skip]);
     expect(run.exitCode).toBe(1);
-    const error = JSON.parse(run.stdout).results[0].error as { code: string; message: string };
+    const error = parseJson(run.stdout).results[0].error as { code: string; message: string };
     expect(error.code).toBe('VALIDATION_BUDGET_EXHAUSTED');
     expect(error.message).toMatch(/failed validation 3 times .*next try allowed at \d{4}-\d\d-\d\dT/);
     expect(fs.statSync(logs).mtimeMs).toBe(logBefore); // certbot did not run
@@ -172,7 +173,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     const before = sha256(fs.readFileSync(file));
     const run = await cli(['issue', name, '--json']);
     expect(run.exitCode).toBe(1);
-    const error = JSON.parse(run.stdout).results[0].error as { code: string; message: string };
+    const error = parseJson(run.stdout).results[0].error as { code: string; message: string };
     expect(error.code).toBe('DNS_MISMATCH');
     expect(error.message).toContain('127.0.0.9');
     expect(fs.readFileSync(rig.info.pebbleLog, 'utf8')).not.toContain(name);
@@ -194,7 +195,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
       // `--` so that "-a.com" reaches autossl as a domain rather than as an option
       const run = await execa('node', [CLI, 'issue', '--json', '--config', configFile, '--', domain], { reject: false });
       expect(run.exitCode, domain).toBe(2);
-      const out = JSON.parse(run.stdout) as { error: { code: string; message: string } };
+      const out = parseJson(run.stdout) as { error: { code: string; message: string } };
       expect(out.error.code).toBe('DOMAIN_INVALID');
       expect(out.error.message).toMatch(/^Invalid domain /);
     }

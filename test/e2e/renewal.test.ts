@@ -14,6 +14,7 @@ import { AcmeRig } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { StateStore } from '../../src/state/store.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const DOMAINS = ['r1.renew.test', 'r2.renew.test', 'r3.renew.test'];
@@ -61,7 +62,7 @@ describe('renewal', () => {
     const before = Object.fromEntries(DOMAINS.map((d) => [d, liveSerial(d)]));
     const run = await cli(['renew', '--force', '--json']);
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-    const report = JSON.parse(run.stdout) as { results: Array<{ lineage: string; outcome: string }> };
+    const report = parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string }> };
     expect(report.results.map((r) => [r.lineage, r.outcome]).sort()).toEqual(DOMAINS.map((d) => [d, 'renewed']));
     const store = new StateStore(path.join(rig.info.dir, 'state'));
     try {
@@ -84,7 +85,7 @@ describe('renewal', () => {
     const before = Object.fromEntries(DOMAINS.map((d) => [d, liveSerial(d)]));
     const run = await cli(['renew', '--force', '--json']);
     expect(run.exitCode).toBe(1);
-    const report = JSON.parse(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> };
+    const report = parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> };
     const byName = Object.fromEntries(report.results.map((r) => [r.lineage, r]));
     expect(byName['r1.renew.test']!.outcome).toBe('renewed');
     expect(byName['r3.renew.test']!.outcome).toBe('renewed');
@@ -96,7 +97,7 @@ describe('renewal', () => {
 
     const status = await cli(['status', '--json']);
     expect(status.exitCode).toBe(1); // something needs attention
-    const rows = (JSON.parse(status.stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
+    const rows = (parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
     expect(rows[0]!.lineage).toBe('r2.renew.test'); // most urgent first
     expect(rows[0]!.state).toBe('failing');
     expect(rows[0]!.lastError!.message).toContain('127.0.0.9');

@@ -17,6 +17,7 @@ import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { sha256 } from '../../src/nginx/transaction.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -92,7 +93,7 @@ describe('what is served (autossl-managed blocks)', () => {
     const run = await cli(['issue', 're.served.test', '--force', '--json'], config);
     expect(run.exitCode, run.stdout).toBe(0);
     const serial = liveCert(rig, 're.served.test').serial;
-    expect(JSON.parse(run.stdout).results[0].serial).toBe(serial);
+    expect(parseJson(run.stdout).results[0].serial).toBe(serial);
     expect(await servedSerial('127.0.0.1', 443, 're.served.test')).toBe(serial);
     expect(reloadCount() - before).toBe(1);
     expect(sha256(fs.readFileSync(file))).toBe(bytes); // no vhost byte changed: the reload alone serves it
@@ -160,7 +161,7 @@ describe('what is served (autossl-managed blocks)', () => {
     const config = writeConfig(rig, 'ts.json', { sites: [{ domain: 'ts.test' }, { domain: 'www.ts.test' }] });
     const first = await cli(['issue', 'ts.test', '--json'], config);
     expect(first.exitCode, first.stdout).toBe(0);
-    expect(JSON.parse(first.stdout).results[0].notes.join(' ')).toMatch(/ts\.test and www\.ts\.test are served by the same server block/);
+    expect(parseJson(first.stdout).results[0].notes.join(' ')).toMatch(/ts\.test and www\.ts\.test are served by the same server block/);
     const second = await cli(['issue', 'www.ts.test', '--json'], config);
     expect(second.exitCode, second.stdout).toBe(0);
     const cert = liveCert(rig, 'ts.test');
@@ -180,7 +181,7 @@ describe('what is served (autossl-managed blocks)', () => {
       const line = original.split('\n').findIndex((l) => l.includes('server {')) + 1;
       const bad = await cli(['status', '--json'], config);
       expect(bad.exitCode).toBe(1);
-      const rows = JSON.parse(bad.stdout).certificates as Array<{ domain: string; state: string; vhosts: string[]; lastError: { message: string } | null }>;
+      const rows = parseJson(bad.stdout).certificates as Array<{ domain: string; state: string; vhosts: string[]; lastError: { message: string } | null }>;
       const ts = rows.find((r) => r.domain === 'ts.test')!;
       expect(ts.state).toBe('mismatch');
       expect(ts.vhosts).toEqual([`${file}:${line}`]);

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const TRANSACTION = path.resolve(import.meta.dirname, '../../dist/src/nginx/transaction.js');
@@ -25,7 +26,7 @@ const tx = new EditTransaction({ journalDir: ${JSON.stringify(journalDir)}, labe
 await tx.write(${JSON.stringify(file)}, fs.readFileSync(${JSON.stringify(file)}, 'latin1'), ${JSON.stringify(after)});
 process.kill(process.pid, 'SIGKILL');`;
   const run = await execa('node', ['--input-type=module', '-e', script], { reject: false });
-  expect(run.signal).toBe('SIGKILL');
+  expect(run.signal, run.stderr).toBe('SIGKILL');
 }
 
 async function setup(): Promise<{ t: NginxSandboxTree; config: string; journalDir: string }> {
@@ -56,7 +57,7 @@ describe('the journal of a killed run', () => {
     }
     const recover = await cli(['recover', '--json'], config);
     expect(recover.exitCode).toBe(1);
-    const report = JSON.parse(recover.stdout) as { restored: string[]; conflicts: Array<{ file: string; backup: string; journal: string }> };
+    const report = parseJson(recover.stdout) as { restored: string[]; conflicts: Array<{ file: string; backup: string; journal: string }> };
     expect(report.restored).toEqual([]);
     expect(report.conflicts).toEqual([expect.objectContaining({ code: 'JOURNAL_CONFLICT', file: t.site, journal: path.join(journalDir, journal!) })]);
     expect(fs.readFileSync(report.conflicts[0]!.backup, 'latin1')).toBe(original); // the bytes before autossl's edit
@@ -77,7 +78,7 @@ describe('the journal of a killed run', () => {
     await killedWriter(journalDir, t.site, fs.readFileSync(t.site, 'latin1') + '# half-done\n');
     const recover = await cli(['recover', '--json'], config);
     expect(recover.exitCode, recover.stdout).toBe(0);
-    expect(JSON.parse(recover.stdout).restored).toEqual([t.site]);
+    expect(parseJson(recover.stdout).restored).toEqual([t.site]);
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
     expect(journals(journalDir)).toEqual([]);
   });
@@ -103,7 +104,7 @@ describe('the journal of a killed run', () => {
     fs.utimesSync(garbage, old, old);
     const recover = await cli(['recover', '--json'], config);
     expect(recover.exitCode).toBe(1);
-    const report = JSON.parse(recover.stdout) as { restored: string[]; damaged: Array<{ code: string; journal: string; reason: string }> };
+    const report = parseJson(recover.stdout) as { restored: string[]; damaged: Array<{ code: string; journal: string; reason: string }> };
     expect(report.damaged.every((d) => d.code === 'JOURNAL_DAMAGED')).toBe(true);
     expect(report.restored).toEqual([other]); // the other file is not blocked by the damaged backup
     expect(fs.readFileSync(other, 'latin1')).toBe(otherBefore);

@@ -11,6 +11,7 @@ import { BINARIES } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const SKIP = ['--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'];
@@ -34,7 +35,7 @@ describe('state faults', () => {
     const run = await execa('node', [CLI, 'issue', 'state.example.test', '--json', ...SKIP, '--config', config], { reject: false });
     expect(run.exitCode).toBe(1);
     // the state store is needed before any domain runs: one error for the command
-    const error = (JSON.parse(run.stdout) as { error: { code: string; message: string; hint: string } }).error;
+    const error = (parseJson(run.stdout) as { error: { code: string; message: string; hint: string } }).error;
     expect(error.code).toBe('STATE_UNAVAILABLE');
     expect(error.message).toContain(path.join(state, 'state.db'));
     expect(error.message).toContain('not a valid SQLite database');
@@ -55,7 +56,7 @@ describe('state faults', () => {
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
     const status = await execa('node', [CLI, 'status', '--json', '--config', config], { reject: false });
     expect(status.exitCode, status.stderr).toBe(0);
-    expect((JSON.parse(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates).toEqual([expect.objectContaining({ lineage: 'state.example.test', state: 'ok' })]);
+    expect((parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates).toEqual([expect.objectContaining({ lineage: 'state.example.test', state: 'ok' })]);
   });
 
   it('a read-only state directory (a read-only mount): status answers from the database as it is', async () => {
@@ -65,7 +66,7 @@ describe('state faults', () => {
     const script = `mount --bind ${state} ${state} && mount -o remount,ro,bind ${state} && exec node ${CLI} status --json --config ${config}`;
     const ro = await execa('unshare', ['-m', 'sh', '-c', script], { reject: false });
     expect(ro.exitCode, ro.stderr).toBe(0);
-    expect((JSON.parse(ro.stdout) as { certificates: Array<{ lineage: string }> }).certificates.map((c) => c.lineage)).toEqual(['state.example.test']);
+    expect((parseJson(ro.stdout) as { certificates: Array<{ lineage: string }> }).certificates.map((c) => c.lineage)).toEqual(['state.example.test']);
     const issue = await execa('unshare', ['-m', 'sh', '-c', script.replace(`status --json`, `issue state.example.test ${SKIP.join(' ')}`)], { reject: false });
     expect(issue.exitCode).toBe(1);
     expect(issue.stdout + issue.stderr).toContain('STATE_UNAVAILABLE');

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -59,13 +60,13 @@ describe('undo steps', () => {
     expect(fs.existsSync(undoLog)).toBe(false);
     const recover = await execa('node', [CLI, 'recover', '--json', '--config', config], { reject: false });
     expect(recover.exitCode, recover.stdout + recover.stderr).toBe(0);
-    const report = JSON.parse(recover.stdout) as { restored: string[]; undo: { ran: Array<{ plugin: string; kind: string }> } };
+    const report = parseJson(recover.stdout) as { restored: string[]; undo: { ran: Array<{ plugin: string; kind: string }> } };
     expect(report.undo.ran).toEqual([expect.objectContaining({ plugin: 'world-changer', kind: 'mark' })]);
     expect(report.restored).toEqual([t.site]);
     expect(fs.readFileSync(undoLog, 'utf8')).toBe('undone undo.example.test\n');
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
     // once: a second recover has nothing to do
-    const again = JSON.parse((await execa('node', [CLI, 'recover', '--json', '--config', config])).stdout) as { restored: string[]; undo: { ran: unknown[] } };
+    const again = parseJson((await execa('node', [CLI, 'recover', '--json', '--config', config])).stdout) as { restored: string[]; undo: { ran: unknown[] } };
     expect(again.undo.ran).toEqual([]);
     expect(again.restored).toEqual([]);
     expect(fs.readFileSync(undoLog, 'utf8')).toBe('undone undo.example.test\n');

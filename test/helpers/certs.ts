@@ -46,3 +46,42 @@ export async function writeLineage(configDir: string, name: string, lifetimeDays
   }
   fs.writeFileSync(path.join(configDir, 'renewal', `${name}.conf`), `version = 2.1.0\narchive_dir = ${archive}\n` + ['cert', 'privkey', 'chain', 'fullchain'].map((k) => `${k} = ${path.join(live, `${k}.pem`)}`).join('\n') + '\n\n[renewalparams]\nkey_type = ecdsa\n');
 }
+
+function pemKey(pkcs8: ArrayBuffer): string {
+  const b64 = Buffer.from(pkcs8).toString('base64');
+  return `-----BEGIN PRIVATE KEY-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END PRIVATE KEY-----\n`;
+}
+
+/**
+ * A small CA and a server certificate it signed (with its own new key): what a customer uploads. The leaf and
+ * the CA are PEM; `chain` is the leaf then the CA (an "intermediate" for the chain check).
+ */
+export async function makeSignedCertificate(names: string[], notBefore: Date, notAfter: Date): Promise<{ leaf: string; ca: string; chain: string; key: string; serial: string }> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+  const caKeys = (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const leafKeys = (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: `01${crypto.randomBytes(8).toString('hex')}`,
+    name: 'CN=autossl test upload CA',
+    notBefore: new Date(Date.now() - 10 * DAY),
+    notAfter: new Date(Date.now() + 400 * DAY),
+    keys: caKeys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+  });
+  const serial = `02${crypto.randomBytes(8).toString('hex')}`;
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: serial,
+    subject: `CN=${names[0]}`,
+    issuer: ca.subject,
+    notBefore,
+    notAfter,
+    publicKey: leafKeys.publicKey,
+    signingKey: caKeys.privateKey,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [new x509.SubjectAlternativeNameExtension(names.map((n) => ({ type: 'dns' as const, value: n }))), new x509.BasicConstraintsExtension(false)],
+  });
+  const leafPem = leaf.toString('pem') + '\n';
+  const caPem = ca.toString('pem') + '\n';
+  return { leaf: leafPem, ca: caPem, chain: leafPem + caPem, key: pemKey(await crypto.webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey)), serial: serial.replace(/^0+/, '') };
+}

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -21,7 +22,7 @@ describe('autossl vhost show', () => {
     expect(run.stdout).toContain('+    listen [::]:443 ssl http2;');
     expect(run.stdout).toContain(`+    ssl_certificate ${path.join(t.dir, 'le')}/live/www.show.example.test/fullchain.pem;`);
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
-    const json = JSON.parse((await execa('node', [CLI, 'vhost', 'show', 'show.example.test', '--json', '--config', config])).stdout) as { http: Array<{ file: string; line: number }> };
+    const json = parseJson((await execa('node', [CLI, 'vhost', 'show', 'show.example.test', '--json', '--config', config])).stdout) as { http: Array<{ file: string; line: number }> };
     expect(json.http[0]).toMatchObject({ file: t.site, line: 7 });
   });
 });

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parseJson } from '../helpers/json.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSC = path.join(ROOT, 'node_modules', '.bin', 'tsc');
@@ -70,7 +71,7 @@ const plugin = a.definePlugin({ name: 'p', apply() {} })({});
 const config = a.validateConfig({});
 console.log(JSON.stringify({ missing, plugin: plugin.name, order: a.HOOK_ORDER.join(','), code: new a.AutoSslError('TIMEOUT', 'x').code, keyType: config.certbot.keyType }));`;
     const run = await execa('node', ['--input-type=module', '-e', script], { cwd: consumer });
-    expect(JSON.parse(run.stdout)).toEqual({ missing: [], plugin: 'p', order: 'plan,preflight,findings,challenge,beforeIssue,issue,vhost,validate,reload,verify,finally', code: 'TIMEOUT', keyType: 'ecdsa' });
+    expect(parseJson(run.stdout)).toEqual({ missing: [], plugin: 'p', order: 'plan,preflight,findings,challenge,beforeIssue,issue,vhost,validate,reload,verify,finally', code: 'TIMEOUT', keyType: 'ecdsa' });
   });
 
   it('a consumer .ts file typechecks against the published types, and a wrong one does not', async () => {

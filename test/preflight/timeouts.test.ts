@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import fs from 'node:fs';
+import { parseJson } from '../helpers/json.js';
 
 let blackhole: dgram.Socket;
 let port: number;
@@ -41,7 +42,7 @@ describe('pre-flight timeouts', () => {
     const run = await execa('node', [CLI, 'check', ...names, '--json', '--config', config], { reject: false });
     const elapsed = performance.now() - started;
     expect(run.exitCode).toBe(1);
-    const report = JSON.parse(run.stdout) as { results: Array<{ domain: string; findings: Array<{ code?: string }> }> };
+    const report = parseJson(run.stdout) as { results: Array<{ domain: string; findings: Array<{ code?: string }> }> };
     expect(report.results).toHaveLength(50);
     for (const r of report.results) expect(r.findings.map((f) => f.code)).toContain('DNS_TIMEOUT');
     // one timeout, plus process start-up; 50 sequential timeouts would be 50 s

@@ -12,6 +12,7 @@ import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 let t: NginxSandboxTree;
@@ -68,7 +69,7 @@ describe('deploy hook', () => {
     const before = sha256(fs.readFileSync(t.site));
     const run = await hook(env());
     expect(run.exitCode).toBe(2);
-    const out = JSON.parse(run.stdout) as { error: { code: string; message: string } };
+    const out = parseJson(run.stdout) as { error: { code: string; message: string } };
     expect(out.error.message).toMatch(/Refusing the deploy hook|Invalid domain/);
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
     expect(fs.existsSync(path.join(t.dir, 'reloads'))).toBe(false);
@@ -77,7 +78,7 @@ describe('deploy hook', () => {
 
   it('a genuine call re-points the vhost at the lineage, validates and reloads once', async () => {
     const run = await hook({ RENEWED_LINEAGE: `${live()}/hook.example.test`, RENEWED_DOMAINS: 'hook.example.test' });
-    const out = JSON.parse(run.stdout) as { lineage: string; changedFiles: string[]; ok: boolean; serial: string };
+    const out = parseJson(run.stdout) as { lineage: string; changedFiles: string[]; ok: boolean; serial: string };
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     expect(out.ok).toBe(true);
     expect(out.lineage).toBe('hook.example.test');
@@ -90,7 +91,7 @@ describe('deploy hook', () => {
     // idempotent: a second call changes no file (and reloads, since certbot renewed the files behind the paths)
     const second = await hook({ RENEWED_LINEAGE: `${live()}/hook.example.test`, RENEWED_DOMAINS: 'hook.example.test' });
     expect(second.exitCode, second.stdout + second.stderr).toBe(0);
-    const again = JSON.parse(second.stdout) as { changedFiles: string[]; ok: boolean };
+    const again = parseJson(second.stdout) as { changedFiles: string[]; ok: boolean };
     expect(again.ok).toBe(true);
     expect(again.changedFiles).toEqual([]);
     expect(fs.readFileSync(path.join(t.dir, 'reloads'), 'utf8')).toBe('reloaded\nreloaded\n');

@@ -38,7 +38,7 @@ describe('state store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-state-'));
     new StateStore(dir).close();
     const again = new StateStore(dir);
-    expect(again.db.pragma('user_version', { simple: true })).toBe(2);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(3);
     again.close();
   });
 });

@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
+import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const run = (args: string[]) => execa('node', [CLI, ...args], { reject: false });
@@ -17,7 +18,7 @@ describe('cli', () => {
     const before = fs.readFileSync(t.site, 'latin1');
     const r = await run(['issue', '--all', '--dry-run', '--json', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);
     expect(r.exitCode).toBe(0);
-    const out = JSON.parse(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; diffs: string[] }> };
+    const out = parseJson(r.stdout) as { results: Array<{ domain: string; names: string[]; ok: boolean; diffs: string[] }> };
     expect(out.results.map((x) => [x.domain, x.names, x.ok])).toEqual([['one.cli.test', ['one.cli.test'], true], ['two.cli.test', ['two.cli.test', 'www.two.cli.test'], true]]);
     expect(out.results[1]!.diffs[0]).toContain('+    listen 443 ssl http2;');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
@@ -43,5 +44,24 @@ describe('cli', () => {
     const r = await run(['status', '--config', config]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('the command stopped without finishing');
+  });
+
+  it('a batch shows a progress line on a terminal, plain lines elsewhere (and with NO_COLOR), every stage with --verbose', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name one.p.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.p.test;\n    root /var/www/two;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
+    const args = ['issue', 'one.p.test', 'two.p.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config];
+    const plain = await run(args);
+    expect(plain.exitCode).toBe(0);
+    expect(plain.stdout).toMatch(/^done {2}one\.p\.test \(\d\/2, /m);
+    expect(plain.stdout).not.toContain('\r');
+    expect(plain.stdout).not.toMatch(/ challenge +\d/); // no per-stage lines
+    const verbose = await run([...args, '--verbose']);
+    expect(verbose.stdout).toMatch(/one\.p\.test +challenge +\d/);
+    const tty = await execa('script', ['-qec', `node ${CLI} ${args.join(' ')}`, '/dev/null'], { reject: false });
+    expect(tty.stdout).toMatch(/\r {2}\d done, \d failed, \d running of 2 /);
+    const noColor = await execa('script', ['-qec', `node ${CLI} ${args.join(' ')}`, '/dev/null'], { reject: false, env: { NO_COLOR: '1' } });
+    expect(noColor.stdout).not.toMatch(/running of 2/);
+    expect(noColor.stdout).toMatch(/done {2}one\.p\.test \(\d\/2, /);
   });
 });

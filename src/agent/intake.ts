@@ -1,0 +1,150 @@
+/**
+ * Issue requests into batches. A panel sends one request per domain (the Opterius "re-check missing" loop, an
+ * account migration): requests arriving within `windowMs` of each other join one batch (one job, one reload per
+ * phase), which starts when the window closes, `maxWindowMs` after it opened at the latest, or when it is full.
+ *
+ * Each accepted domain is recorded in its job before the answer goes out, so a kill of the agent never loses one:
+ * the next start finishes or fails every job (see the engine's recovery) and the agent queues again the domains a
+ * kill interrupted.
+ */
+import crypto from 'node:crypto';
+import { AutoSslError } from '../errors.js';
+import type { AutoSsl } from '../engine.js';
+import type { DomainResult } from '../pipeline/pipeline.js';
+import type { StageEvent } from '../pipeline/context.js';
+
+export interface AgentEvent {
+  type: 'job' | 'domain' | 'stage';
+  job_id: string;
+  at: string;
+  [key: string]: unknown;
+}
+
+export interface IntakeOptions {
+  windowMs: number;
+  maxWindowMs: number;
+  maxBatch: number;
+}
+
+interface OpenBatch {
+  jobId: string;
+  domains: string[];
+  opened: number;
+  timer: NodeJS.Timeout | null;
+}
+
+export class IssueIntake {
+  private open: OpenBatch | null = null;
+  /** Jobs running now: their domains not finished yet. */
+  private readonly running = new Map<string, { pending: Set<string>; done: Promise<void> }>();
+  /** Accepted domains not finished yet: whether each was served with a valid certificate when accepted. */
+  private readonly existed = new Map<string, boolean>();
+  private stopping = false;
+
+  constructor(
+    private readonly engine: AutoSsl,
+    private readonly opts: IntakeOptions,
+    private readonly publish: (event: AgentEvent) => void,
+  ) {}
+
+  /**
+   * Queues a domain; returns the job it runs in (the one it is already in, when it is queued or running).
+   * `existed`: the domain is served with a valid certificate now (see existedBefore).
+   */
+  add(domain: string, existed = false): { jobId: string; joined: boolean } {
+    if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
+    for (const [jobId, job] of this.running) if (job.pending.has(domain)) return { jobId, joined: false };
+    if (this.open?.domains.includes(domain)) return { jobId: this.open.jobId, joined: false };
+    const now = Date.now();
+    const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
+    this.engine.recordJob(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
+    batch.domains.push(domain);
+    this.existed.set(domain, existed);
+    if (batch.timer) clearTimeout(batch.timer);
+    if (batch.domains.length >= this.opts.maxBatch) this.flush();
+    else batch.timer = setTimeout(() => this.flush(), Math.max(0, Math.min(this.opts.windowMs, batch.opened + this.opts.maxWindowMs - now)));
+    return { jobId: batch.jobId, joined: true };
+  }
+
+  /** Starts the open batch now. */
+  flush(): void {
+    const batch = this.open;
+    if (!batch) return;
+    this.open = null;
+    if (batch.timer) clearTimeout(batch.timer);
+    void this.start(batch.jobId, batch.domains).catch(() => undefined); // reported through publish and the job record
+  }
+
+  /** Runs domains as one job now (native /v1/issue, /ssl/renew, re-queued domains). */
+  run(domains: readonly string[], options: { force?: boolean; jobId?: string; existed?: ReadonlySet<string> } = {}): { jobId: string; results: Promise<DomainResult[]> } {
+    if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
+    const jobId = options.jobId ?? crypto.randomUUID();
+    for (const d of domains) this.existed.set(d, options.existed?.has(d) === true);
+    this.engine.recordJob(jobId, domains, 'agent');
+    return { jobId, results: this.start(jobId, domains, options.force === true) };
+  }
+
+  private start(jobId: string, domains: readonly string[], force = false): Promise<DomainResult[]> {
+    const pending = new Set(domains);
+    const at = (): string => new Date().toISOString();
+    this.publish({ type: 'job', job_id: jobId, at: at(), state: 'running', domains: [...domains] });
+    const results = this.engine.issue(domains, {
+      jobId,
+      source: 'agent',
+      force,
+      onEvent: (e: StageEvent) => {
+        if (!e.plugin && (e.status === 'start' || e.status === 'error' || e.status === 'info' || e.status === 'warning')) this.publish({ type: 'stage', job_id: jobId, at: at(), domain: e.domain, stage: e.stage, status: e.status, message: e.message });
+      },
+      onResult: (r: DomainResult) => {
+        pending.delete(r.domain);
+        this.existed.delete(r.domain);
+        this.publish({ type: 'domain', job_id: jobId, at: at(), domain: r.domain, state: r.ok ? 'done' : 'failed', code: r.error?.code ?? null, message: r.error?.message ?? null });
+      },
+    });
+    const done = results
+      .then(
+        (results) => this.publish({ type: 'job', job_id: jobId, at: at(), state: results.every((r) => r.ok) ? 'done' : 'failed' }),
+        (error: unknown) => this.publish({ type: 'job', job_id: jobId, at: at(), state: 'failed', message: (error as Error).message }),
+      )
+      .finally(() => this.running.delete(jobId));
+    this.running.set(jobId, { pending, done });
+    return results;
+  }
+
+  /**
+   * For a domain accepted and not finished: whether it was served with a valid certificate when accepted (null
+   * when it is not pending). Its vhost may already name the new certificate before nginx reloaded and the TLS
+   * check passed (or before a failure rolled it back): until the run ends, /ssl/status reports what was served.
+   */
+  existedBefore(domain: string): boolean | null {
+    return this.jobOf(domain) ? (this.existed.get(domain) ?? false) : null;
+  }
+
+  /** The job a domain is queued or running in, if any. */
+  jobOf(domain: string): string | null {
+    for (const [jobId, job] of this.running) if (job.pending.has(domain)) return jobId;
+    return this.open?.domains.includes(domain) ? this.open.jobId : null;
+  }
+
+  /** Jobs accepted but not finished (open or running). */
+  get busy(): number {
+    return this.running.size + (this.open ? 1 : 0);
+  }
+
+  /**
+   * Takes no more requests, starts what was accepted, and waits up to `timeoutMs` for the running jobs; what is
+   * still running then is left to the next start's recovery.
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    this.flush();
+    let timer: NodeJS.Timeout | undefined;
+    const all = Promise.all([...this.running.values()].map((j) => j.done)).then(() => true);
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    try {
+      return await Promise.race([all, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

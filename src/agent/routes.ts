@@ -1,0 +1,313 @@
+/**
+ * Every route of the agent, in one table: method, path, what it does, its request schema (fastify validates the
+ * body and query with it) and its answers. The server registers exactly these; the OpenAPI document is built from
+ * this table (docs/openapi.json is it, committed; a test checks both against the running routes).
+ */
+
+type Schema = Record<string, unknown>;
+
+export interface RouteSpec {
+  id: string;
+  method: 'GET' | 'POST';
+  url: string;
+  group: 'opterius' | 'native' | 'health';
+  summary: string;
+  description: string;
+  /** Unsigned: /health only. */
+  signed: boolean;
+  /** Changes something: a replayed signature is refused. */
+  mutating: boolean;
+  body?: Schema;
+  query?: Schema;
+  params?: Schema;
+  responses: Record<number, { description: string; schema?: Schema }>;
+}
+
+const DOMAIN: Schema = { type: 'string', minLength: 1, maxLength: 300, description: 'A domain as the panel stores it: trimmed, lower-cased and converted to punycode by the agent.' };
+const USERNAME: Schema = { type: 'string', maxLength: 64, description: 'The hosting account (a Unix user name); fills {username} in agent.documentRoot. Empty means not given.' };
+const EMAIL: Schema = { type: 'string', maxLength: 254, description: 'Checked for shape only; the ACME account address is certbot.email in the config.' };
+
+export const ERROR_BODY: Schema = {
+  type: 'object',
+  required: ['error', 'code', 'hint'],
+  properties: { error: { type: 'string', description: 'What is wrong (the panel shows it).' }, code: { type: 'string', description: 'A stable error code (README "Error codes").' }, hint: { type: 'string', description: 'What to do about it.' } },
+};
+
+const CERTIFICATE: Schema = {
+  type: 'object',
+  required: ['domain', 'exists', 'state'],
+  properties: {
+    domain: { type: 'string' },
+    exists: { type: 'boolean', description: 'nginx serves a certificate that covers the domain and has not expired.' },
+    state: { type: 'string', enum: ['ok', 'due', 'failing', 'expired', 'missing'], description: 'due: inside its renewal window; failing: the last attempt failed.' },
+    expires_at: { type: ['string', 'null'], format: 'date-time' },
+    days_left: { type: ['integer', 'null'] },
+    names: { type: 'array', items: { type: 'string' } },
+    issuer: { type: ['string', 'null'] },
+    serial: { type: ['string', 'null'] },
+    custom: { type: 'boolean', description: 'An uploaded certificate (never renewed).' },
+    last_error: { type: ['object', 'null'], properties: { code: { type: ['string', 'null'] }, message: { type: ['string', 'null'] }, at: { type: ['string', 'null'] } } },
+    job: { type: ['object', 'null'], properties: { id: { type: 'string' }, state: { type: 'string' } }, description: 'A queued or running issuance of the domain.' },
+  },
+};
+
+const JOB: Schema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string' },
+    state: { type: 'string', enum: ['running', 'done', 'failed', 'interrupted'] },
+    source: { type: 'string' },
+    createdAt: { type: 'integer' },
+    finishedAt: { type: ['integer', 'null'] },
+    domains: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          domain: { type: 'string' },
+          state: { type: 'string', enum: ['queued', 'checking', 'challenge', 'issuing', 'installing', 'done', 'failed'] },
+          code: { type: ['string', 'null'] },
+          message: { type: ['string', 'null'] },
+          lineage: { type: ['string', 'null'] },
+          stages: { type: 'array', items: { type: 'object', properties: { stage: { type: 'string' }, ms: { type: 'integer' } } } },
+        },
+      },
+    },
+  },
+};
+
+const ACCEPTED: Schema = { type: 'object', required: ['status', 'job_id'], properties: { status: { type: 'string' }, job_id: { type: 'string' }, domain: { type: 'string' } } };
+
+/** Errors every signed route may answer. */
+const SIGNED_ERRORS = {
+  400: { description: 'The body or query is not what the route takes (wrong type, bad domain or user name, invalid JSON, a __proto__ key).', schema: ERROR_BODY },
+  401: { description: 'Missing or wrong signature, timestamp outside ±300 s, or a replayed mutating request (AGENT_AUTH_FAILED, AGENT_REPLAYED). Nothing ran.', schema: ERROR_BODY },
+  413: { description: 'Body larger than agent.maxBodyBytes. Nothing ran.', schema: ERROR_BODY },
+  429: { description: 'Per-token rate limit (Retry-After gives the seconds).', schema: ERROR_BODY },
+};
+
+const obj = (properties: Record<string, Schema>, required: string[]): Schema => ({ type: 'object', properties, required });
+
+export const ROUTES: RouteSpec[] = [
+  {
+    id: 'health',
+    method: 'GET',
+    url: '/health',
+    group: 'health',
+    summary: 'Liveness and the host (the only unsigned route)',
+    description: 'What the Opterius panel reads when an admin opens the server page: os and version (the OS version).',
+    signed: false,
+    mutating: false,
+    responses: { 200: { description: 'The agent runs.', schema: obj({ status: { type: 'string' }, os: { type: 'string' }, version: { type: 'string' }, arch: { type: 'string' }, hostname: { type: 'string' }, uptime: { type: 'string' }, agent_version: { type: 'string' } }, ['status', 'os', 'version', 'arch', 'hostname', 'uptime']) } },
+  },
+  {
+    id: 'ssl.status',
+    method: 'POST',
+    url: '/ssl/status',
+    group: 'opterius',
+    summary: 'Whether a domain is served with a valid certificate, until when, and why not',
+    description: 'Fast: the panel calls it for every domain on every page load. Reads only.',
+    signed: true,
+    mutating: false,
+    body: obj({ domain: DOMAIN }, ['domain']),
+    responses: { 200: { description: 'The domain\'s certificate as nginx serves it now.', schema: CERTIFICATE }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'ssl.issue-async',
+    method: 'POST',
+    url: '/ssl/issue-async',
+    group: 'opterius',
+    summary: 'Queue a Let\'s Encrypt certificate for a domain (HTTP-01)',
+    description: 'Answers at once. Requests arriving within agent.batchWindowMs of each other join one batch job. Poll /ssl/status (or /v1/jobs/{id}, or listen on /v1/events).',
+    signed: true,
+    mutating: true,
+    body: obj({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
+    responses: { 202: { description: 'Queued (or already queued: the same job id).', schema: ACCEPTED }, 200: { description: 'Already served by a valid wildcard certificate covering it: nothing to order.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' } }, ['status']) }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'ssl.renew',
+    method: 'POST',
+    url: '/ssl/renew',
+    group: 'opterius',
+    summary: 'Renew a domain\'s certificate now',
+    description: 'Synchronous within agent.syncTimeoutMs (the panel waits 120 s); past it, 202 with the job id. A certificate issued less than a day ago is not ordered again (Let\'s Encrypt\'s duplicate limit). An uploaded certificate is refused: upload the renewed one.',
+    signed: true,
+    mutating: true,
+    body: obj({ domain: DOMAIN }, ['domain']),
+    responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate, or the domain is being issued now.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'ssl.delete',
+    method: 'POST',
+    url: '/ssl/delete',
+    group: 'opterius',
+    summary: 'Take HTTPS off a domain and delete its certificate',
+    description: 'The vhost goes back to plain HTTP (validated with nginx -t, rolled back on failure), then `certbot delete` (or the upload\'s files) when no other block serves the certificate.',
+    signed: true,
+    mutating: true,
+    body: obj({ domain: DOMAIN, username: USERNAME }, ['domain']),
+    responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Being issued now.', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'ssl.upload',
+    method: 'POST',
+    url: '/ssl/upload',
+    group: 'opterius',
+    summary: 'Install a certificate bought elsewhere',
+    description: 'PEM parsed, key matches, names cover the domain, not expired, chain in order: all checked before anything is written. The key is written 0600; never renewed.',
+    signed: true,
+    mutating: true,
+    body: obj({ domain: DOMAIN, username: USERNAME, certificate: { type: 'string', maxLength: 65536, description: 'PEM: the server certificate, then its chain.' }, private_key: { type: 'string', maxLength: 65536, description: 'PEM, unencrypted.' } }, ['domain', 'certificate', 'private_key']),
+    responses: { 200: { description: 'Installed and served.', schema: CERTIFICATE }, ...SIGNED_ERRORS, 400: { description: 'The body is not what the route takes, or the upload is not usable (UPLOAD_INVALID says why: not PEM, the key of another certificate, expired, names not covering the domain). Nothing was written.', schema: ERROR_BODY }, 409: { description: 'The server block also serves names over HTTPS the upload does not cover (VHOST_CERT_CONFLICT), or the domain is being issued now.', schema: ERROR_BODY } },
+  },
+  {
+    id: 'ssl.wildcard.start',
+    method: 'POST',
+    url: '/ssl/wildcard/start',
+    group: 'opterius',
+    summary: 'Order *.domain + domain over DNS-01 and install it on the domain and its subdomain blocks',
+    description: 'Needs a DNS-01 provider plugin (refused with DNS_PROVIDER_MISSING otherwise). Subdomain blocks serving an uploaded certificate keep it. Progress: GET /ssl/wildcard/progress.',
+    signed: true,
+    mutating: true,
+    body: obj({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
+    responses: { 202: { description: 'Started (or already running: the same job id).', schema: ACCEPTED }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'ssl.wildcard.progress',
+    method: 'GET',
+    url: '/ssl/wildcard/progress',
+    group: 'opterius',
+    summary: 'Where a wildcard issuance is',
+    description: 'Always 200 with a JSON object (the panel shows anything else as "Agent unreachable"). step ≤ 30 characters, message and error ≤ 255 (the panel\'s columns). The query is not signed, as the panel signs the path only; it is read-only.',
+    signed: true,
+    mutating: false,
+    query: { type: 'object', properties: { domain: { type: 'string', maxLength: 300 } } },
+    responses: { 200: { description: 'The step.', schema: obj({ step: { type: 'string', enum: ['starting', 'dns_challenge', 'dns_propagation', 'le_verify', 'installing', 'done', 'error'] }, message: { type: 'string', maxLength: 255 }, error: { type: 'string', maxLength: 255 }, job_id: { type: 'string' } }, ['step', 'message']) }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.issue',
+    method: 'POST',
+    url: '/v1/issue',
+    group: 'native',
+    summary: 'Issue certificates for many sites as one job',
+    description: 'Starts at once. Each site may carry its own settings (aliases, document root, redirect, HSTS, DNS-01 for wildcards), validated like the config file\'s sites and kept for renewals.',
+    signed: true,
+    mutating: true,
+    body: {
+      type: 'object',
+      properties: {
+        domains: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 300 } },
+        sites: {
+          type: 'array',
+          maxItems: 1000,
+          items: {
+            type: 'object',
+            required: ['domain'],
+            additionalProperties: false,
+            properties: { domain: DOMAIN, aliases: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 300 } }, username: USERNAME, documentRoot: { type: 'string', maxLength: 4096 }, redirect: { type: 'boolean' }, hsts: { type: 'boolean' }, challenge: { type: 'string', enum: ['http-01', 'dns-01'] } },
+          },
+        },
+        force: { type: 'boolean' },
+      },
+    },
+    responses: { 202: { description: 'The job.', schema: obj({ job_id: { type: 'string' }, domains: { type: 'array', items: { type: 'string' } } }, ['job_id', 'domains']) }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.jobs',
+    method: 'GET',
+    url: '/v1/jobs',
+    group: 'native',
+    summary: 'Recent jobs, newest first',
+    description: 'Each with every domain\'s state, error code and stage timings.',
+    signed: true,
+    mutating: false,
+    query: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } },
+    responses: { 200: { description: 'The jobs.', schema: obj({ jobs: { type: 'array', items: JOB } }, ['jobs']) }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.job',
+    method: 'GET',
+    url: '/v1/jobs/:id',
+    group: 'native',
+    summary: 'One job',
+    description: 'A job accepted by /ssl/issue-async is recorded before the 202, so it is here at once.',
+    signed: true,
+    mutating: false,
+    params: { type: 'object', properties: { id: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9-]+$' } }, required: ['id'] },
+    responses: { 200: { description: 'The job.', schema: JOB }, 404: { description: 'No such job.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.certificates',
+    method: 'GET',
+    url: '/v1/certificates',
+    group: 'native',
+    summary: 'Every certificate and configured name, most urgent first',
+    description: 'What `autossl status --json` says.',
+    signed: true,
+    mutating: false,
+    responses: { 200: { description: 'The report.', schema: obj({ attention: { type: 'boolean' }, certificates: { type: 'array', items: { type: 'object' } } }, ['attention', 'certificates']) }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.events',
+    method: 'GET',
+    url: '/v1/events',
+    group: 'native',
+    summary: 'Job progress as server-sent events',
+    description: 'text/event-stream: events "job" (a job starts or ends), "domain" (a domain ends: done or failed, with the code) and "stage" (a domain enters a stage), each a JSON object with job_id; a comment line every 15 s keeps the connection open.',
+    signed: true,
+    mutating: false,
+    responses: { 200: { description: 'The event stream (text/event-stream).' }, ...SIGNED_ERRORS },
+  },
+  {
+    id: 'v1.openapi',
+    method: 'GET',
+    url: '/v1/openapi.json',
+    group: 'native',
+    summary: 'This document',
+    description: 'OpenAPI 3.1, built from the same table the server registers its routes from.',
+    signed: true,
+    mutating: false,
+    responses: { 200: { description: 'The document.' }, ...SIGNED_ERRORS },
+  },
+];
+
+/** The OpenAPI 3.1 document of the routes. */
+export function openapiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of ROUTES) {
+    const oaPath = r.url.replace(/:([A-Za-z]+)/g, '{$1}');
+    const parameters: unknown[] = [];
+    for (const [where, schema] of [['query', r.query], ['path', r.params]] as const) {
+      const props = (schema?.properties ?? {}) as Record<string, Schema>;
+      const required = (schema?.required ?? []) as string[];
+      for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === 'path' || required.includes(name), schema: s });
+    }
+    paths[oaPath] ??= {};
+    paths[oaPath]![r.method.toLowerCase()] = {
+      operationId: r.id,
+      tags: [r.group],
+      summary: r.summary,
+      description: r.description,
+      ...(r.signed ? { security: [{ signature: [], timestamp: [] }] } : { security: [] }),
+      ...(parameters.length ? { parameters } : {}),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: r.body } } } } : {}),
+      responses: Object.fromEntries(Object.entries(r.responses).map(([code, resp]) => [code, { description: resp.description, ...(resp.schema ? { content: { 'application/json': { schema: resp.schema } } } : {}) }])),
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'autossl agent',
+      version,
+      description: 'The signed HTTP API a hosting panel drives: the Opterius panel\'s agent calls (/health, /ssl/...) and autossl\'s own (/v1/...). Every route but /health is signed: X-Timestamp (RFC 3339, within 300 s) and X-Signature = lowercase hex HMAC-SHA256(token, timestamp + METHOD + path without query + raw body).',
+    },
+    components: {
+      securitySchemes: {
+        signature: { type: 'apiKey', in: 'header', name: 'X-Signature', description: 'Lowercase hex HMAC-SHA256(token, X-Timestamp + METHOD + path-without-query + raw body).' },
+        timestamp: { type: 'apiKey', in: 'header', name: 'X-Timestamp', description: 'RFC 3339, e.g. 2026-05-01T12:00:00+00:00; at most 300 s from the agent\'s clock.' },
+      },
+    },
+    paths,
+  };
+}

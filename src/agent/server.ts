@@ -1,0 +1,291 @@
+/**
+ * `autossl agent`: the long-running HTTP service a hosting panel drives (fastify: schema-validated bodies, body
+ * limits, structured logs with pino). Every request but GET /health is signed (auth.ts); each route is in the
+ * table in routes.ts and answered by opterius.ts (the Opterius panel's calls) or native.ts (/v1).
+ *
+ * A request is checked in this order, and a refusal at any step runs nothing: the body size (413, before it is
+ * read), the signature (401), the per-token rate limit (429), a replayed signature of a mutating route (401),
+ * the JSON (400: invalid, not an object, a __proto__/constructor key), the route's schema (400), then the
+ * handler's own checks of domain and user name (400). Every error is JSON `{error, code, hint}`.
+ *
+ * Start: the engine finishes what a killed agent left (journals, undo steps, jobs), and domains a kill interrupted
+ * are queued again. Stop (SIGTERM): no new work (409 AGENT_STOPPING), accepted batches start, running ones get
+ * agent.stopTimeoutMs to finish; what is still running then is left to the next start's recovery.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { AutoSslConfig } from '../config/schema.js';
+import { parseListenAddress, validateConfig } from '../config/schema.js';
+import { createAutoSsl, type AutoSsl } from '../engine.js';
+import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
+import { StateStore } from '../state/store.js';
+import { loadTokens, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, verifyRequest, type Token } from './auth.js';
+import { IssueIntake, type AgentEvent } from './intake.js';
+import { panelEmail, panelUsername } from './input.js';
+import { nativeHandlers } from './native.js';
+import { opteriusHandlers } from './opterius.js';
+import { ROUTES } from './routes.js';
+import { WildcardJobs } from './wildcard.js';
+
+export interface AgentContext {
+  engine: AutoSsl;
+  config: AutoSslConfig;
+  store: StateStore;
+  intake: IssueIntake;
+  wildcard: WildcardJobs;
+  /** Job progress for /v1/events: 'event' with an AgentEvent. */
+  events: EventEmitter;
+  version: string;
+  /** Domains of the config file's sites (the agent never overrides them). */
+  fileSites: ReadonlySet<string>;
+  /** Validates a site as a config file's site; throws CONFIG_INVALID naming the key. */
+  validateSite(site: Record<string, unknown>): void;
+  /** Runs `fn` when the agent stops (open event streams end). */
+  onStop(fn: () => void): void;
+}
+
+export type Handler = (req: FastifyRequest, reply: FastifyReply, ctx: AgentContext) => Promise<unknown>;
+
+export interface RunningAgent {
+  /** http(s)://host:port */
+  url: string;
+  port: number;
+  app: FastifyInstance;
+  ctx: AgentContext;
+  /** Graceful stop; resolves when the agent has stopped. */
+  close(): Promise<void>;
+}
+
+export interface AgentOptions {
+  /** An engine to use (tests); one is created from the config otherwise, and closed at stop. */
+  engine?: AutoSsl;
+  /** Listen on this port instead of agent.listen's (0: any free port; tests). */
+  port?: number;
+}
+
+/** autossl's version, from its package.json (found upwards from this file, in the source tree or in dist). */
+export function packageVersion(): string {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'autossl' && pkg.version) return pkg.version;
+    } catch {
+      // keep looking
+    }
+    dir = path.dirname(dir);
+  }
+  return '0.0.0';
+}
+
+/** HTTP status of an error: refusals are 4xx; only autossl's own failures and missing services are 5xx. */
+export function statusOf(code: ErrorCode): number {
+  switch (code) {
+    case 'AGENT_AUTH_FAILED':
+    case 'AGENT_REPLAYED':
+      return 401;
+    case 'AGENT_RATE_LIMITED':
+    case 'RATE_LIMITED':
+      return 429;
+    case 'AGENT_NOT_FOUND':
+    case 'VHOST_NOT_FOUND':
+      return 404;
+    case 'AGENT_STOPPING':
+      return 409;
+    case 'VHOST_UNSUPPORTED':
+      return 422;
+  }
+  switch (errorKind(code)) {
+    case 'input':
+      return 400;
+    case 'conflict':
+      return 409;
+    case 'failed':
+      return 422;
+    case 'unavailable':
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+const POISON = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The body as JSON: an object, without keys that could reach a prototype. */
+function parseBody(raw: Buffer): Record<string, unknown> {
+  if (!raw.length) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'), (key, v: unknown) => {
+      if (POISON.has(key)) throw new AutoSslError('AGENT_BAD_REQUEST', `The body has a "${key}" key; it is refused.`);
+      return v;
+    });
+  } catch (error) {
+    if (isAutoSslError(error)) throw error;
+    throw new AutoSslError('AGENT_BAD_REQUEST', `The body is not valid JSON: ${(error as Error).message.slice(0, 200)}.`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AutoSslError('AGENT_BAD_REQUEST', 'The body must be a JSON object.');
+  return value as Record<string, unknown>;
+}
+
+function sendError(reply: FastifyReply, error: AutoSslError, extraHeaders: Record<string, string> = {}): FastifyReply {
+  for (const [k, v] of Object.entries(extraHeaders)) reply.header(k, v);
+  return reply.code(statusOf(error.code)).type('application/json').send({ error: error.message, code: error.code, hint: error.hint });
+}
+
+const registeredRoutes = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+
+/** The routes an app registered (what the OpenAPI test compares with the document). */
+export function routesOf(app: FastifyInstance): ReadonlyArray<{ method: string; url: string }> {
+  return registeredRoutes.get(app) ?? [];
+}
+
+/** The fastify app with every route; `ctx` answers them. */
+export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyInstance {
+  const { agent } = ctx.config;
+  const tls = agent.tls ? { key: fs.readFileSync(agent.tls.key), cert: fs.readFileSync(agent.tls.cert) } : undefined;
+  const app = Fastify({
+    ...(tls ? { https: tls } : {}),
+    logger: agent.logLevel === 'silent' ? false : { level: agent.logLevel, redact: { paths: ['req.headers["x-signature"]', 'req.headers.authorization'], remove: true } },
+    bodyLimit: agent.maxBodyBytes,
+    return503OnClosing: false,
+    forceCloseConnections: true,
+    requestIdHeader: false,
+    exposeHeadRoutes: false,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+  const limiter = new RateLimiter(agent.rateLimit.perSecond, agent.rateLimit.burst);
+  const registered: Array<{ method: string; url: string }> = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) registered.push({ method, url: r.url });
+  });
+  registeredRoutes.set(app, registered);
+
+  // the raw bytes are what was signed: kept as they came, parsed only after the signature checks out
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((error: Error & { code?: string; statusCode?: number; validation?: unknown; validationContext?: string }, req, reply) => {
+    if (isAutoSslError(error)) {
+      const e = toAutoSslError(error);
+      if (e.code === 'INTERNAL') req.log.error({ err: error }, 'internal error');
+      return sendError(reply, e);
+    }
+    if (error.validation) {
+      const where = error.validationContext ?? 'body';
+      return sendError(reply, new AutoSslError('AGENT_BAD_REQUEST', `Invalid ${where}: ${error.message.replace(/^(body|querystring|params)\/?/, `${where} `).slice(0, 300)}.`));
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: `The body is larger than ${agent.maxBodyBytes} bytes (agent.maxBodyBytes).`, code: 'AGENT_BAD_REQUEST', hint: 'Send less; a certificate with its chain is a few KB.' });
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message.slice(0, 300), code: 'AGENT_BAD_REQUEST', hint: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).' });
+    req.log.error({ err: error }, 'unexpected error');
+    return sendError(reply, new AutoSslError('INTERNAL', `The agent failed: ${error.message.slice(0, 300)}`));
+  });
+  app.setNotFoundHandler((req, reply) => sendError(reply, new AutoSslError('AGENT_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`)));
+
+  const handlers: Record<string, Handler> = { ...opteriusHandlers, ...nativeHandlers };
+  for (const spec of ROUTES) {
+    const handler = handlers[spec.id];
+    if (!handler) throw new AutoSslError('INTERNAL', `No handler for the route ${spec.id}.`);
+    app.route({
+      method: spec.method,
+      url: spec.url,
+      schema: { ...(spec.body ? { body: spec.body } : {}), ...(spec.query ? { querystring: spec.query } : {}), ...(spec.params ? { params: spec.params } : {}) },
+      preValidation: async (req, reply) => {
+        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        if (spec.signed) {
+          const header = (name: string): string | undefined => {
+            const v = req.headers[name];
+            return Array.isArray(v) ? v[0] : v;
+          };
+          const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokens);
+          const wait = limiter.take(token.id);
+          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
+          if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
+            return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
+          }
+          req.log.debug({ token: token.id }, 'signed');
+        }
+        req.body = spec.method === 'GET' ? undefined : parseBody(raw);
+        // the panel's user name and email are checked wherever they come, also on routes that do not use them
+        if (spec.group === 'opterius' && req.body) {
+          const body = req.body as Record<string, unknown>;
+          panelUsername(body.username);
+          panelEmail(body.email);
+        }
+        return undefined;
+      },
+      handler: async (req, reply) => handler(req, reply, ctx),
+    });
+  }
+  return app;
+}
+
+/** Starts the agent: recovery, then listening. */
+export async function startAgent(config: AutoSslConfig, options: AgentOptions = {}): Promise<RunningAgent> {
+  const { tokens, ignored } = loadTokens(config.agent.tokensFile);
+  const listen = parseListenAddress(config.agent.listen)!;
+  const engine = options.engine ?? (await createAutoSsl(config));
+  await engine.recover();
+  const store = new StateStore(config.stateDir);
+  const events = new EventEmitter();
+  events.setMaxListeners(0);
+  const publish = (e: AgentEvent): boolean => events.emit('event', e);
+  const stopFns: Array<() => void> = [];
+  const fileSites = new Set(config.sites.map((s) => s.domain));
+  const ctx: AgentContext = {
+    engine,
+    config,
+    store,
+    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500 }, publish),
+    wildcard: new WildcardJobs(engine, publish),
+    events,
+    version: packageVersion(),
+    fileSites,
+    validateSite: (site) => void validateConfig({ defaults: { challenge: config.defaults.challenge }, sites: [site] }, 'site', '/'),
+    onStop: (fn) => stopFns.push(fn),
+  };
+  const app = buildApp(ctx, tokens);
+  for (const why of ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
+  requeueInterrupted(ctx);
+  await app.listen({ host: listen.host, port: options.port ?? listen.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : listen.port;
+  const url = `${config.agent.tls ? 'https' : 'http'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    port,
+    app,
+    ctx,
+    close: () =>
+      (closing ??= (async () => {
+        const finished = await ctx.intake.stop(config.agent.stopTimeoutMs);
+        await ctx.wildcard.stop(finished ? config.agent.stopTimeoutMs : 0);
+        if (!finished) app.log.warn('stopping with jobs still running: the next start finishes them (recovery)');
+        for (const fn of stopFns) fn();
+        await app.close();
+        store.close();
+        if (!options.engine) await engine.close();
+      })()),
+  };
+}
+
+/**
+ * Domains a killed agent had accepted (202) but not finished are queued again, once: the panel fired and forgot
+ * them (its autoIssue reads no answer), so dropping them would leave sites without HTTPS for good.
+ */
+function requeueInterrupted(ctx: AgentContext): void {
+  const since = Date.now() - 86_400_000;
+  void ctx.engine.jobs(200).then((jobs) => {
+    for (const job of jobs) {
+      if (job.source !== 'agent' || !job.finishedAt || job.finishedAt < since) continue;
+      const key = `agent:requeued:${job.id}`;
+      if (ctx.store.getValue(key)) continue;
+      const domains = job.domains.filter((d) => d.code === 'INTERRUPTED').map((d) => d.domain);
+      ctx.store.setValue(key, new Date().toISOString());
+      for (const d of domains) ctx.intake.add(d);
+    }
+  });
+}

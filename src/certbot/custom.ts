@@ -1,0 +1,132 @@
+/**
+ * Uploaded ("custom") certificates: a certificate and key a hosting customer bought elsewhere. Checked completely
+ * before anything is written (PEM, chain order, the key matches, the names cover the domain, not expired), then
+ * kept under `<stateDir>/custom/<domain>/<fingerprint>/` in a lineage's shape (cert, chain, fullchain, privkey),
+ * so the installer treats it like any certificate. certbot never sees it, so it is never renewed; status shows it
+ * as "custom" and says when it expires.
+ */
+import crypto from 'node:crypto';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { AutoSslConfig } from '../config/schema.js';
+import { AutoSslError } from '../errors.js';
+import { covers } from '../nginx/names.js';
+import { certificateInfoFromPem, type CertificateInfo, type Lineage } from './lineage.js';
+
+/** Where uploads are kept. */
+export function customCertificatesDir(config: Pick<AutoSslConfig, 'stateDir'>): string {
+  return path.join(config.stateDir, 'custom');
+}
+
+/** An upload as the panel sends it: the certificate (the chain after it, in one text) and the private key. */
+export interface Upload {
+  certificate: unknown;
+  privateKey: unknown;
+}
+
+export interface CheckedUpload {
+  domain: string;
+  /** The server certificate, then the chain, each a PEM block with "\n" line ends. */
+  certificates: string[];
+  key: string;
+  info: CertificateInfo;
+  /** sha256 of the server certificate's DER, hex. */
+  fingerprint: string;
+  notes: string[];
+}
+
+const MAX_PEM_CHARS = 64 * 1024;
+const CERT_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
+const KEY_BLOCK = /^-----BEGIN (RSA |EC )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END \1?PRIVATE KEY-----$/;
+
+function refuse(message: string, hint: string): never {
+  throw new AutoSslError('UPLOAD_INVALID', message, { hint });
+}
+
+/**
+ * Checks an upload for `domain`; throws UPLOAD_INVALID naming what is wrong. `now` decides "expired". JSON
+ * escapes and a panel's trimming are expected: "\r\n" line ends and a missing final newline are fine.
+ */
+export function checkUpload(domain: string, upload: Upload, now = Date.now()): CheckedUpload {
+  const { certificate, privateKey } = upload;
+  if (typeof certificate !== 'string' || !certificate.trim()) refuse('The certificate is missing or not text.', 'Send the certificate in PEM form ("-----BEGIN CERTIFICATE-----"...), the server certificate first, then its chain.');
+  if (typeof privateKey !== 'string' || !privateKey.trim()) refuse('The private key is missing or not text.', 'Send the private key in PEM form ("-----BEGIN PRIVATE KEY-----"...).');
+  if (certificate.length > MAX_PEM_CHARS || privateKey.length > MAX_PEM_CHARS) refuse(`The upload is larger than ${MAX_PEM_CHARS / 1024} KB.`, 'A certificate with its chain is a few KB: send only the PEM blocks.');
+  const certText = certificate.trim();
+  const blocks = certText.match(CERT_BLOCK) ?? [];
+  if (!blocks.length) refuse('The certificate holds no PEM certificate block.', 'Paste the certificate as PEM text, starting with "-----BEGIN CERTIFICATE-----".');
+  const outside = certText.replace(CERT_BLOCK, '').trim();
+  if (outside) refuse(`The certificate text holds something besides certificates (${JSON.stringify(outside.slice(0, 40))}).`, 'Send only "-----BEGIN CERTIFICATE-----" blocks in the certificate field; the key goes in private_key.');
+  if (blocks.length > 10) refuse(`The certificate holds ${blocks.length} certificates; a chain has a few.`, 'Send the server certificate and its intermediates only.');
+  const keyText = privateKey.trim();
+  if (/ENCRYPTED/.test(keyText)) refuse('The private key is encrypted with a passphrase; nginx would ask for it on every start.', 'Decrypt it first (openssl pkey -in key.pem -out plain.pem), then upload the plain key.');
+  if (!KEY_BLOCK.test(keyText)) refuse('The private key is not one PEM private key block.', 'Send exactly one "-----BEGIN PRIVATE KEY-----" (or RSA/EC PRIVATE KEY) block.');
+  const pems = blocks.map((b) => `${b.replace(/\r\n/g, '\n')}\n`);
+  let certs: crypto.X509Certificate[];
+  try {
+    certs = pems.map((p) => new crypto.X509Certificate(p));
+  } catch (error) {
+    return refuse(`A certificate in the upload cannot be read: ${(error as Error).message}.`, 'Export the certificate again in PEM form.');
+  }
+  let key: crypto.KeyObject;
+  try {
+    key = crypto.createPrivateKey(keyText.replace(/\r\n/g, '\n'));
+  } catch (error) {
+    return refuse(`The private key cannot be read: ${(error as Error).message}.`, 'Export the key again in PEM form (unencrypted).');
+  }
+  const leaf = certs[0]!;
+  if (!leaf.checkPrivateKey(key)) {
+    const other = certs.findIndex((c) => c.checkPrivateKey(key));
+    refuse(
+      other > 0 ? 'The private key belongs to a certificate further down the chain, not to the first one.' : 'The private key does not belong to this certificate.',
+      other > 0 ? 'Put the server certificate first, then its intermediates.' : 'Upload the key that was generated with this certificate\'s request (CSR).',
+    );
+  }
+  for (let i = 0; i + 1 < certs.length; i++) {
+    if (!certs[i]!.checkIssued(certs[i + 1]!)) refuse(`Certificate ${i + 2} of the upload did not issue certificate ${i + 1}: the chain is out of order or incomplete.`, 'Send the server certificate first, then each intermediate in order (the one that signed the previous).');
+  }
+  const fingerprint = leaf.fingerprint256.replace(/:/g, '').toLowerCase();
+  const info = certificateInfoFromPem(pems[0]!);
+  if (!covers(info.names, domain)) refuse(`The certificate is for ${info.names.join(', ') || '(no DNS names)'}, which does not cover ${domain}.`, `Upload a certificate whose names (subjectAltName) include ${domain} or *.${domain.split('.').slice(1).join('.')}.`);
+  if (info.notAfter.getTime() <= now) refuse(`The certificate expired on ${info.notAfter.toISOString()}.`, 'Upload the renewed certificate.');
+  if (info.notBefore.getTime() > now + 86_400_000) refuse(`The certificate is not valid before ${info.notBefore.toISOString()}.`, 'Upload it once it is valid, or check the server clock.');
+  const notes: string[] = [];
+  if (certs.length === 1 && leaf.checkIssued(leaf)) notes.push(`the certificate for ${domain} is self-signed: browsers will warn`);
+  else if (certs.length === 1) notes.push(`the upload has no intermediate certificates: some clients will fail to build the chain`);
+  return { domain, certificates: pems, key: `${keyText.replace(/\r\n/g, '\n')}\n`, info, fingerprint, notes };
+}
+
+/**
+ * Writes a checked upload as a lineage-shaped directory; `created` is false when the same certificate was already
+ * there (uploaded again). Written into a temporary directory renamed into place: never half a certificate.
+ */
+export async function writeUpload(config: Pick<AutoSslConfig, 'stateDir'>, upload: CheckedUpload): Promise<{ lineage: Lineage; dir: string; created: boolean }> {
+  const base = path.join(customCertificatesDir(config), upload.domain);
+  const dir = path.join(base, upload.fingerprint.slice(0, 16));
+  const lineage: Lineage = { name: `custom:${upload.domain}`, cert: path.join(dir, 'cert.pem'), chain: path.join(dir, 'chain.pem'), fullchain: path.join(dir, 'fullchain.pem'), privkey: path.join(dir, 'privkey.pem'), renewalConf: '' };
+  const same = await fsp.readFile(lineage.fullchain, 'utf8').then((t) => t === upload.certificates.join(''), () => false);
+  const sameKey = same && (await fsp.readFile(lineage.privkey, 'utf8').then((t) => t === upload.key, () => false));
+  if (sameKey) return { lineage, dir, created: false };
+  await fsp.mkdir(base, { recursive: true, mode: 0o700 });
+  const tmp = await fsp.mkdtemp(path.join(base, '.upload-'));
+  try {
+    await fsp.writeFile(path.join(tmp, 'privkey.pem'), upload.key, { mode: 0o600 });
+    await fsp.writeFile(path.join(tmp, 'cert.pem'), upload.certificates[0]!, { mode: 0o644 });
+    await fsp.writeFile(path.join(tmp, 'chain.pem'), upload.certificates.slice(1).join(''), { mode: 0o644 });
+    await fsp.writeFile(path.join(tmp, 'fullchain.pem'), upload.certificates.join(''), { mode: 0o644 });
+    await fsp.rm(dir, { recursive: true, force: true }); // a damaged copy of the same certificate
+    await fsp.rename(tmp, dir);
+  } catch (error) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw new AutoSslError('WRITE_FAILED', `Cannot write the uploaded certificate under ${base}: ${(error as Error).message}`, { cause: error });
+  }
+  return { lineage, dir, created: true };
+}
+
+/** The upload directory a certificate path lies in (`<custom>/<domain>/<fp>`), or null. */
+export function uploadDirOf(config: Pick<AutoSslConfig, 'stateDir'>, file: string): string | null {
+  const root = customCertificatesDir(config) + path.sep;
+  if (!path.resolve(file).startsWith(root)) return null;
+  const parts = path.resolve(file).slice(root.length).split(path.sep);
+  return parts.length >= 3 ? path.join(root, parts[0]!, parts[1]!) : null;
+}

@@ -1,0 +1,222 @@
+/**
+ * What a panel does to one domain's certificate besides issuing it: install an uploaded one, or take HTTPS off
+ * (the panel's "delete"). Both go through the same editor as everything else (planned under the config lock,
+ * journaled, `nginx -t`, rolled back on failure) and both check everything they can before writing anything.
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { AutoSslError, toAutoSslError } from './errors.js';
+import { normalizeDomain } from './domain.js';
+import { execCertbot, summarizeProblems } from './certbot/certbot.js';
+import { checkUpload, customCertificatesDir, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
+import { readLineage } from './certbot/lineage.js';
+import { siteFor } from './config/schema.js';
+import type { EngineCore } from './engine.js';
+import { locateServers } from './nginx/edit.js';
+import { answeredNames, covers } from './nginx/names.js';
+import { argValues, walkDirectives } from './nginx/parse.js';
+import { EditTransaction } from './nginx/transaction.js';
+import type { NginxTree } from './nginx/tree.js';
+import { planUninstall } from './nginx/uninstall.js';
+import { certbotSettings } from './stages/issue-certbot.js';
+import { servedCertificateNames } from './stages/plan.js';
+import { withLock } from './lock.js';
+import type { DomainResult } from './pipeline/pipeline.js';
+
+export interface UninstallResult {
+  domain: string;
+  ok: boolean;
+  error?: AutoSslError;
+  /** Files changed (before/after), as made. */
+  files: Array<{ file: string; before: string; after: string }>;
+  /** certbot lineages deleted (`certbot delete`) and uploads removed, because nothing serves them any more. */
+  deleted: string[];
+  /** Certificates left in place because other blocks still serve them. */
+  kept: Array<{ certificate: string; reason: string }>;
+  notes: string[];
+}
+
+/** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
+function referencedPaths(tree: NginxTree): Set<string> {
+  const out = new Set<string>();
+  for (const config of tree.files.values()) {
+    for (const d of walkDirectives(config.children)) {
+      if (d.name !== 'ssl_certificate' && d.name !== 'ssl_certificate_key') continue;
+      const p = argValues(d)[0];
+      if (p && !p.includes('$')) out.add(path.resolve(path.isAbsolute(p) ? p : path.join(tree.prefix, p)));
+    }
+  }
+  return out;
+}
+
+/**
+ * Takes HTTPS off a domain: its blocks back to plain HTTP (validated, reloaded, rolled back on failure), then the
+ * certificate it served is deleted when nothing else serves it (`certbot delete` for a lineage, the directory for
+ * an upload). A lineage another block still serves is kept, and said so.
+ */
+export async function uninstall(core: EngineCore, input: unknown): Promise<UninstallResult> {
+  const { config, services } = core;
+  const domain = normalizeDomain(input);
+  await core.recoverFirst();
+  const result: UninstallResult = { domain, ok: false, files: [], deleted: [], kept: [], notes: [] };
+  const site = siteFor(config, domain);
+  const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal'), label: `uninstall ${domain}` });
+  let certificates: string[] = [];
+  let reloaded = false;
+  try {
+    const edits = await services.editor.apply({
+      tx,
+      label: domain,
+      plan: (tree) => {
+        const plan = planUninstall(tree, domain, { vhostFile: site.vhost });
+        certificates = plan.certificates;
+        result.notes = plan.notes;
+        return plan.edits;
+      },
+    });
+    for (const e of edits) {
+      const known = result.files.find((f) => f.file === e.file);
+      if (known) known.after = e.after;
+      else result.files.push({ file: e.file, before: e.before, after: e.after });
+    }
+    if (edits.length) {
+      await services.nginx.reload();
+      reloaded = true;
+    }
+    await tx.commit();
+  } catch (error) {
+    const e = toAutoSslError(error);
+    if (tx.files.length) {
+      await services.editor.revert(tx).catch(() => undefined);
+      if (reloaded || e.code === 'NGINX_RELOAD_FAILED') await services.nginx.test().then(() => services.nginx.reload()).catch(() => undefined);
+    }
+    record(core, domain, undefined, e);
+    return { ...result, files: [], error: e };
+  }
+  // the certificates nothing serves any more go; a lineage or upload another block serves stays
+  const still = referencedPaths(services.loadTree());
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const lineages = new Set<string>();
+  const uploads = new Set<string>();
+  for (const c of certificates) {
+    const full = path.resolve(c);
+    if (full.startsWith(live)) lineages.add(full.slice(live.length).split(path.sep)[0]!);
+    const upload = uploadDirOf(config, full);
+    if (upload) uploads.add(upload);
+  }
+  for (const name of lineages) {
+    const lineage = readLineage(config.certbot.configDir, name);
+    const dir = path.join(live, name) + path.sep;
+    const users = [...still].filter((p) => p.startsWith(dir) || (lineage && [lineage.fullchain, lineage.privkey, lineage.cert].includes(p)));
+    if (users.length) {
+      result.kept.push({ certificate: name, reason: `other server blocks still serve it (${users.length} line${users.length > 1 ? 's' : ''})` });
+      continue;
+    }
+    if (!lineage) continue;
+    const error = await deleteLineage(core, name);
+    if (error) {
+      result.kept.push({ certificate: name, reason: error.message });
+      result.notes.push(`the vhost is HTTP-only, but certbot could not delete ${name}: ${error.message}`);
+    } else result.deleted.push(name);
+  }
+  for (const dir of uploads) {
+    if ([...still].some((p) => p.startsWith(dir + path.sep))) {
+      result.kept.push({ certificate: dir, reason: 'other server blocks still serve it' });
+      continue;
+    }
+    await fsp.rm(dir, { recursive: true, force: true });
+    result.deleted.push(`upload ${path.relative(customCertificatesDir(config), dir)}`);
+  }
+  result.ok = true;
+  record(core, domain, [...lineages][0], undefined);
+  return result;
+}
+
+/** `certbot delete` under the lineage's order lock (an order of the same lineage never runs meanwhile). */
+async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null> {
+  const settings = certbotSettings(core.config);
+  const lockFile = path.join(core.config.stateDir, 'locks', `order-${name}.lock`);
+  try {
+    return await withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${name}` }, async () => {
+      const run = await execCertbot(settings, ['delete', '--cert-name', name]);
+      if (run.exitCode !== 0) return new AutoSslError('CERTBOT_FAILED', `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`);
+      try {
+        core.services.state().deleteCertificate(name);
+      } catch {
+        // the record is a cache of what is on disk: the next status scan drops it anyway
+      }
+      return null;
+    });
+  } catch (error) {
+    return toAutoSslError(error);
+  }
+}
+
+function record(core: EngineCore, domain: string, lineage: string | undefined, error: AutoSslError | undefined): void {
+  try {
+    core.services.state().recordAttempt({ kind: 'uninstall', domain, lineage, ok: !error, code: error?.code, message: error?.message });
+  } catch {
+    // a report only
+  }
+}
+
+/**
+ * Installs an uploaded certificate for a domain: everything checked before a byte is written (the PEMs, the key,
+ * the names, the dates, and that the domain's server block can take it without taking another name off HTTPS),
+ * then written as a lineage-shaped directory and installed by the pipeline (vhost, nginx -t, reload, TLS check).
+ * On failure the files are restored and the new upload directory removed.
+ */
+export async function installUpload(core: EngineCore, input: unknown, upload: Upload): Promise<DomainResult> {
+  const { config, services } = core;
+  const domain = normalizeDomain(input);
+  const checked = checkUpload(domain, upload);
+  const site = siteFor(config, domain);
+  const tree = services.loadTree();
+  const located = locateServers(tree, [domain], { vhostFile: site.vhost });
+  const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
+  if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
+  // the block's other names: those the upload covers come along; one served over HTTPS now that it does not cover is a conflict
+  const names = [domain];
+  const lost: string[] = [];
+  const served = block.listens.some((l) => l.ssl) ? servedCertificateNames(tree, block) : null;
+  const answeredTls = answeredNames(tree, block, 'https').exact;
+  for (const n of new Set([...answeredNames(tree, block, 'http').exact, ...answeredTls])) {
+    if (names.includes(n)) continue;
+    if (covers(checked.info.names, n)) names.push(n);
+    else if (served && answeredTls.includes(n) && covers(served, n)) lost.push(n);
+  }
+  if (lost.length) {
+    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
+      hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
+    });
+  }
+  await core.recoverFirst();
+  const written = await writeUpload(config, checked);
+  const { ctx, abort } = core.context(domain, 'install', {
+    lineage: written.lineage,
+    plan: { names, certName: written.lineage.name, notes: [...checked.notes] },
+  });
+  ctx.needsReload = true; // the same paths may hold new files
+  const result = await core.run(ctx, abort);
+  if (!result.ok && written.created) await fsp.rm(written.dir, { recursive: true, force: true });
+  if (result.ok) await pruneUploads(core, domain, written.dir);
+  return result;
+}
+
+/** Older uploads of a domain that nothing serves any more. */
+async function pruneUploads(core: EngineCore, domain: string, keep: string): Promise<void> {
+  const base = path.join(customCertificatesDir(core.config), domain);
+  let entries: string[];
+  try {
+    entries = await fsp.readdir(base);
+  } catch {
+    return;
+  }
+  const still = referencedPaths(core.services.loadTree());
+  for (const e of entries) {
+    const dir = path.join(base, e);
+    if (dir === keep || e.startsWith('.upload-')) continue;
+    if ([...still].some((p) => p.startsWith(dir + path.sep))) continue;
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}

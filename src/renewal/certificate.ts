@@ -1,0 +1,102 @@
+/**
+ * One domain's certificate as it is served now: what a panel asks for every domain on every page load
+ * (`/ssl/status`), so it reads only what that one answer needs: the block nginx picks for the name over TLS, the
+ * certificate it points at (parsed once per file version), and the lineage's last attempt from the state store.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { AutoSslConfig } from '../config/schema.js';
+import { readCertificateQuick, type CertificateInfo } from '../certbot/lineage.js';
+import { covers } from '../nginx/names.js';
+import { lineColumn } from '../nginx/parse.js';
+import type { NginxTree } from '../nginx/tree.js';
+import { serverView } from '../nginx/view.js';
+import type { StateStore } from '../state/store.js';
+import { renewalWindowStart, type CertState } from './status.js';
+
+export interface DomainCertificate {
+  domain: string;
+  /** A certificate covering the name is served and has not expired. */
+  exists: boolean;
+  /** A server block answers the name (on port 80 or over TLS). */
+  vhost: boolean;
+  state: CertState;
+  names: string[];
+  notAfter: string | null;
+  notBefore: string | null;
+  daysLeft: number | null;
+  serial: string | null;
+  issuer: string | null;
+  /** The certbot lineage (live/<name>/), or "custom" for an uploaded certificate, or null. */
+  lineage: string | null;
+  /** Where nginx serves it from: the block's file:line. */
+  servedBy: string | null;
+  lastError: { code: string | null; message: string | null; at: string | null } | null;
+}
+
+const cache = new Map<string, { key: string; info: CertificateInfo | null }>();
+
+function info(file: string): CertificateInfo | null {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return null;
+  }
+  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+  const known = cache.get(file);
+  if (known?.key === key) return known.info;
+  let parsed: CertificateInfo | null;
+  try {
+    parsed = readCertificateQuick(file);
+  } catch {
+    parsed = null;
+  }
+  if (cache.size > 50_000) cache.clear();
+  cache.set(file, { key, info: parsed });
+  return parsed;
+}
+
+const DAY = 86_400_000;
+
+export function certificateOf(config: AutoSslConfig, tree: NginxTree, store: StateStore | null, domain: string, now = Date.now()): DomainCertificate {
+  const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
+  const found = tree.findServers(sample);
+  const block = found.https[0];
+  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null };
+  if (!block) return out;
+  out.servedBy = `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const custom = path.resolve(config.stateDir, 'custom') + path.sep;
+  let chosen: { path: string; info: CertificateInfo } | null = null;
+  let first: { path: string; info: CertificateInfo } | null = null;
+  for (const d of serverView(block).directives) {
+    if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
+    const p = path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]);
+    const i = info(p);
+    if (!i) continue;
+    first ??= { path: p, info: i };
+    if (covers(i.names, domain)) {
+      chosen = { path: p, info: i };
+      break;
+    }
+  }
+  const cert = chosen ?? first;
+  if (!cert) return out;
+  out.names = cert.info.names;
+  out.notAfter = cert.info.notAfter.toISOString();
+  out.notBefore = cert.info.notBefore.toISOString();
+  out.daysLeft = Math.floor(((cert.info.notAfter.getTime() - now) / DAY) * 10) / 10;
+  out.serial = cert.info.serial;
+  out.issuer = cert.info.issuer;
+  out.lineage = cert.path.startsWith(live) ? cert.path.slice(live.length).split(path.sep)[0]! : cert.path.startsWith(custom) ? 'custom' : null;
+  const row = out.lineage && out.lineage !== 'custom' && store ? store.certificate(out.lineage) : null;
+  if (row?.lastErrorCode || row?.lastErrorMessage) out.lastError = { code: row.lastErrorCode, message: row.lastErrorMessage, at: row.lastErrorAt ? new Date(row.lastErrorAt).toISOString() : null };
+  if (!chosen) out.state = 'mismatch';
+  else if (now >= cert.info.notAfter.getTime()) out.state = 'expired';
+  else if (row?.lastOutcome === 'failed' && row.consecutiveFailures > 0) out.state = 'failing';
+  else if (out.lineage !== 'custom' && now >= renewalWindowStart(cert.info.notBefore.getTime(), cert.info.notAfter.getTime(), config.renewal.windowFraction)) out.state = 'due';
+  else out.state = 'ok';
+  out.exists = chosen !== null && out.state !== 'expired';
+  return out;
+}

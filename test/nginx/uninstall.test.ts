@@ -1,0 +1,71 @@
+/**
+ * Taking HTTPS off (the panel's "delete"), on every fixture after autossl's own HTTPS edit: the real `nginx -t`
+ * accepts the result, the names are answered over plain HTTP by the block that served them, nothing answers them
+ * over TLS, no certificate line is left, a second run changes nothing, and a block that served plain HTTP before
+ * the issue serves it from the same listens again. Shapes with no single HTTP-only form are refused before any
+ * write, naming the block.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { NginxTree, clearConfigCache } from '../../src/nginx/tree.js';
+import { planUninstall } from '../../src/nginx/uninstall.js';
+import { isPlainHttp } from '../../src/nginx/listen.js';
+import { FIXTURES, loadFixture, makeTree, runIssueEdits } from '../helpers/nginx-fixture.js';
+
+const names = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'expected.conf'))).sort();
+
+function sockets(main: string, name: string): string[] {
+  const block = NginxTree.load(main).findServers(name).http[0];
+  return block ? block.listens.filter(isPlainHttp).map((l) => l.socket).sort() : [];
+}
+
+describe('uninstall: back to HTTP-only', () => {
+  it.each(names)('%s', async (name) => {
+    const { tree, fixtureCase } = await loadFixture(name);
+    const domain = fixtureCase.names[0]!;
+    const httpBefore = sockets(tree.main, domain);
+    await runIssueEdits(tree, fixtureCase);
+    const issued = fs.readFileSync(tree.site, 'latin1');
+    const plan = planUninstall(NginxTree.load(tree.main), domain);
+    expect(plan.served).toBe(true);
+    expect(plan.certificates.length).toBeGreaterThan(0);
+    for (const e of plan.edits) fs.writeFileSync(e.file, e.after, 'latin1');
+    clearConfigCache();
+    await expect(tree.control.test()).resolves.toBeUndefined();
+    const after = NginxTree.load(tree.main);
+    expect(after.findServers(domain).https, 'still answered over TLS').toEqual([]);
+    expect(after.findServers(domain).http.length).toBe(1);
+    const text = fs.readFileSync(tree.site, 'latin1');
+    expect(text).not.toBe(issued);
+    // the blocks that answered the domain keep no certificate line (other servers' lines are theirs)
+    const served = after.findServers(domain).http[0]!;
+    expect(served.config.source.slice(served.directive.start, served.directive.end).replace(/#.*$/gm, '')).not.toMatch(/ssl_certificate|Strict-Transport-Security|autossl_redirect|listen[^;]*\bssl\b/);
+    if (httpBefore.length) expect(sockets(tree.main, domain)).toEqual(httpBefore);
+    // idempotent
+    const again = planUninstall(NginxTree.load(tree.main), domain);
+    expect(again.edits).toEqual([]);
+    expect(again.served).toBe(false);
+  });
+
+  it('refuses a TLS-only block beside a port-80 block with a site of its own, naming it, before writing', async () => {
+    const t = await makeTree(`server {\n    listen 80;\n    server_name split.test;\n    root /var/www/plain;\n}\nserver {\n    listen 443 ssl;\n    server_name split.test;\n    root /var/www/secure;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n`);
+    expect(() => planUninstall(NginxTree.load(t.main), 'split.test')).toThrow(expect.objectContaining({ code: 'VHOST_UNSUPPORTED', message: expect.stringContaining('site.conf:6') }));
+  });
+
+  it('refuses a certificate set in a shared snippet, naming the snippet', async () => {
+    const t = await makeTree(`server {\n    listen 80;\n    listen 443 ssl;\n    server_name snip.test;\n    include {{DIR}}/snippets/tls.conf;\n}\n`, { 'snippets/tls.conf': 'ssl_certificate old/fullchain.pem;\nssl_certificate_key old/privkey.pem;\n' });
+    expect(() => planUninstall(NginxTree.load(t.main), 'snip.test')).toThrow(expect.objectContaining({ code: 'VHOST_UNSUPPORTED', message: expect.stringContaining('tls.conf') }));
+  });
+
+  it('a domain not served over TLS: nothing to do', async () => {
+    const t = await makeTree(`server {\n    listen 80;\n    server_name plain.test;\n}\n`);
+    const plan = planUninstall(NginxTree.load(t.main), 'plain.test');
+    expect(plan).toMatchObject({ edits: [], served: false });
+  });
+
+  it('a redirect block that also answers names the TLS block does not serve is kept, and the run refused', async () => {
+    const t = await makeTree(`server {\n    listen 443 ssl;\n    server_name a.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\nserver {\n    listen 80;\n    server_name a.test b.test;\n    return 301 https://$host$request_uri;\n}\n`);
+    expect(() => planUninstall(NginxTree.load(t.main), 'a.test')).toThrow(expect.objectContaining({ code: 'VHOST_UNSUPPORTED', message: expect.stringContaining('b.test') }));
+  });
+});
