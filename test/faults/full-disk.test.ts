@@ -13,6 +13,7 @@ import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
+import { writeLineage } from '../helpers/certs.js';
 import { CLI, cli, expectCoded, reloadAndServe, httpGet, journals, locks, PHP_SITE, STATIC_SITE, type CliRun } from './helpers.js';
 
 let rig: AcmeRig;
@@ -95,9 +96,10 @@ function config(name: string, domain: string, stateDir: string): string {
 }
 
 describe('a full filesystem', () => {
-  it('the vhost\'s directory full: the HTTPS edit (after a real order) fails with WRITE_FAILED, the vhost untouched, no temp file', async () => {
+  it('the vhost\'s directory full: the HTTPS edit fails with WRITE_FAILED, the vhost untouched, no temp file', async () => {
     const domain = 'vhost-full.fault.test';
     const { dir, vhost, text } = await siteIn(domain, STATIC_SITE); // no challenge edit: the HTTPS edit is the first write
+    await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: no order needed
     const stateDir = path.join(rig.info.dir, 'state-vhost-full');
     const cfg = config('vhost-full', domain, stateDir);
     // inside the namespace the tmpfs holds the same bytes as the disk outside (where nginx reads them)
@@ -109,7 +111,6 @@ describe('a full filesystem', () => {
     expect(error.message).toMatch(/ENOSPC/);
     expect(inside.sha).toBe(sha256(text));
     expect(inside.listing.sort()).toEqual(['f .fill', `f ${path.basename(vhost)}`]); // no temp file left
-    expect(fs.existsSync(path.join(rig.info.dir, 'certbot', 'config', 'live', domain))).toBe(true); // it was ordered for real
     expect(sha256(fs.readFileSync(vhost))).toBe(sha256(text));
     await expectServing(domain, stateDir);
   });

@@ -68,6 +68,7 @@ describe('fault matrix', () => {
   it('nginx -t fails after the HTTPS edit (a plugin adds an unknown directive): NGINX_TEST_FAILED, both edits rolled back', async () => {
     const domain = 'ngxt.fault.test';
     const file = await site(domain);
+    await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: the run is about the edit
     const cfg = config('ngxt', { plugins: ['./broken-plugin.mjs'], sites: [{ domain }] }, {
       'broken-plugin.mjs': `export default { name: 'broken', apply(hooks) { hooks.vhost.tapPromise({ name: 'broken', stage: 100 }, async (edit) => (edit.https._add('no_such_directive', 'on'), edit)); } };\n`,
     });
