@@ -354,7 +354,10 @@ async function cmdVhostShow(positionals: string[], values: Values): Promise<numb
 }
 
 async function cmdRecover(values: Values): Promise<number> {
-  const engine = await engineFor(values);
+  // what plugins say while undoing (a record left alone because someone changed it) is part of the report
+  const engine = await engineFor(values, values.json === true ? undefined : (e) => {
+    if (e.stage === 'log' || e.status === 'warning') out(`${e.plugin ? `${e.plugin}: ` : ''}${e.message ?? ''}`);
+  });
   const report = await engine.recover({ discard: values.discard as string | undefined });
   await engine.close();
   const j = report.journals;

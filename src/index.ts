@@ -49,3 +49,4 @@ export type { CertState, StatusRow } from './renewal/status.js';
 export { AutoSslError, ERROR_CODES, errorKind, isAutoSslError, toAutoSslError } from './errors.js';
 export type { ErrorCode, ErrorKind } from './errors.js';
 export { normalizeDomain, normalizeDomains } from './domain.js';
+export { CLOUDFLARE_RANGES, cloudflareMatcher } from './preflight/cloudflare.js';

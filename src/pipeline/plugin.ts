@@ -158,7 +158,7 @@ function shippedPlugin(name: string): string | null {
 function locate(spec: string, configDir: string): string {
   if (spec.startsWith('autossl:')) {
     const shipped = shippedPlugin(spec);
-    if (!shipped) throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, { hint: 'Shipped plugins: autossl:webhook. Check the name, or give a path or a package name.', details: { plugin: spec } });
+    if (!shipped) throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, { hint: 'Shipped plugins: autossl:webhook, autossl:cloudflare-proxy, autossl:cloudflare-dns. Check the name, or give a path or a package name.', details: { plugin: spec } });
     return shipped;
   }
   if (path.isAbsolute(spec)) {

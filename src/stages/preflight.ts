@@ -132,7 +132,9 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
       let addresses: string[];
       if (ctx.skipChecks.has('dns')) addresses = serverAddresses(ctx.services.config.serverAddresses);
       else {
-        const r = await resolution(ctx, name);
+        // a plugin that resolved a finding about this name changed the world for it (a CDN proxy turned off): look again
+        const changed = ctx.findings.some((f) => f.name === name && f.resolved);
+        const r = changed ? await resolveName(name, resolverOptions(ctx)) : await resolution(ctx, name);
         addresses = [...r.aaaa, ...r.a];
       }
       if (addresses.length === 0) return; // the dns check already reported it

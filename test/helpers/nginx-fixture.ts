@@ -50,6 +50,7 @@ export interface NginxSandboxTree {
 
 export async function makeTree(siteSource: string, extraFiles: Record<string, string> = {}): Promise<NginxSandboxTree> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fx-'));
+  fs.chmodSync(dir, 0o755); // nginx's workers run as www-data, as Debian's do
   const { cert, key } = await testCertificate();
   const rsa = await testCertificate('rsa');
   for (const sub of ['old', 'old-rsa', 'live/site', 'sites', 'tmp', 'acme']) fs.mkdirSync(path.join(dir, sub), { recursive: true });

@@ -38,7 +38,12 @@ describe('state store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-state-'));
     new StateStore(dir).close();
     const again = new StateStore(dir);
-    expect(again.db.pragma('user_version', { simple: true })).toBe(3);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(4);
+    expect(again.sites()).toEqual([]);
+    expect(again.rememberSignature('a'.repeat(64), Date.now() + 1000)).toBe(true);
+    expect(again.rememberSignature('a'.repeat(64), Date.now() + 1000)).toBe(false); // a replay
+    // private: only root reads the database (nginx gets through the directory to acme-challenge/, never into it)
+    expect(fs.statSync(path.join(dir, 'state.db')).mode & 0o077).toBe(0);
     again.close();
   });
 });
