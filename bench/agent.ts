@@ -97,7 +97,9 @@ try {
       },
     ],
   });
-  await Promise.race([watcher, new Promise((r) => setTimeout(r, 120_000))]);
+  let wait: NodeJS.Timeout | undefined;
+  await Promise.race([watcher, new Promise((r) => (wait = setTimeout(r, 120_000)))]);
+  clearTimeout(wait);
   const errors = result.errors + result.timeouts + result.non2xx;
   const out = [
     `agent under load (${connections} connections, ${seconds} s, signed POST /ssl/status over ${names.length} domains, loopback) while a 20-domain batch runs`,

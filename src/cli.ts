@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import { isCertName, siteFor, type AutoSslConfig } from './config/schema.js';
+import { isCertName, siteFor, validateConfig, type AutoSslConfig } from './config/schema.js';
 import { diffBytes, unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
@@ -19,6 +19,9 @@ import { CHECKS } from './stages/preflight.js';
 const USAGE = `autossl: trusted certificates for every nginx vhost
 
 Usage:
+  autossl init [--out FILE] [--force] [--dry-run] [--no-check] [--address IP] [--resolver IP[:PORT]]
+                                                             write a config from what this server has and the sites nginx serves
+  autossl setup [--agent] [--dry-run]                        certbot hooks, one renewal timer, and (--agent) the agent's unit
   autossl issue <domain...> [--dry-run] [--force] [--json]   issue (or reuse) and install certificates (one batch job)
   autossl issue --all [--dry-run] [--json] [--verbose]       every site in the config
   autossl jobs [JOB] [--json]                                recent batches, or one with each domain's state
@@ -91,8 +94,22 @@ function resultJson(r: DomainResult, dryRun: boolean) {
 
 type Values = Record<string, unknown> & { config?: string };
 
+/** Commands that run with what this server has when no config file exists (init writes it down). */
+const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload']);
+let command = '';
+let announced = false;
+
 async function config(values: Values): Promise<AutoSslConfig> {
-  return loadConfig({ file: values.config });
+  try {
+    return await loadConfig({ file: values.config });
+  } catch (error) {
+    if (!(error instanceof AutoSslError) || error.code !== 'CONFIG_NOT_FOUND' || values.config || !ZERO_CONFIG.has(command)) throw error;
+    const { discover, discoveredConfig, describeDiscovery } = await import('./setup/discover.js');
+    const found = await discover();
+    if (!announced) err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
+    announced = true;
+    return validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd());
+  }
 }
 
 async function engineFor(values: Values, onEvent?: (e: StageEvent) => void): Promise<AutoSsl> {
@@ -375,6 +392,28 @@ async function cmdRecover(values: Values): Promise<number> {
   return problems ? 1 : 0;
 }
 
+async function cmdInit(positionals: string[], values: Values): Promise<number> {
+  if (positionals.length) throw new AutoSslError('CONFIG_INVALID', `autossl init takes no arguments, got ${JSON.stringify(positionals[0]).slice(0, 40)}.`, { hint: 'autossl init [--out FILE] [--dry-run] [--force]' });
+  const resolvers = (values.resolver as string[] | undefined) ?? [];
+  const addresses = (values.address as string[] | undefined) ?? [];
+  if (resolvers.length || addresses.length) validateConfig({ preflight: { resolvers }, serverAddresses: addresses }, '--resolver/--address'); // an IP each
+  const { runInit } = await import('./setup/init.js');
+  const result = await runInit({ out: values.out as string | undefined, force: values.force === true, dryRun: values['dry-run'] === true, check: values['no-check'] !== true, resolvers, addresses });
+  if (values.json === true) {
+    out(JSON.stringify({ file: result.file, sites: result.sites, notes: result.notes, discovery: result.discovery }, null, 2));
+    return 0;
+  }
+  if (result.file === null) process.stdout.write(result.text);
+  else {
+    const served = result.sites.filter((s) => s.certificate).length;
+    out(`wrote ${result.file}: ${result.sites.length} site${result.sites.length === 1 ? '' : 's'} (${served} served with a certificate now), nginx ${result.discovery.nginx.config}, certbot ${result.discovery.certbot.configDir}`);
+    for (const n of result.notes) out(`note  ${n}`);
+    for (const s of result.sites.filter((x) => x.check && !x.check.ok)) out(`check ${s.domain}: ${s.check!.problems[0] ?? 'fails'}`);
+    out('next: read it, then "autossl issue --all" (or name domains), and "autossl setup" for renewals');
+  }
+  return 0;
+}
+
 async function cmdUninstall(positionals: string[], values: Values): Promise<number> {
   const [input, ...extra] = positionals;
   if (!input || extra.length) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl uninstall <domain>', { hint: 'autossl uninstall example.com' });
@@ -498,6 +537,12 @@ async function main(argv: string[]): Promise<number> {
         url: { type: 'string' },
         'token-file': { type: 'string' },
         insecure: { type: 'boolean' },
+        out: { type: 'string' },
+        'no-check': { type: 'boolean' },
+        resolver: { type: 'string', multiple: true },
+        address: { type: 'string', multiple: true },
+        agent: { type: 'boolean' },
+        'systemd-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -508,7 +553,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const { positionals, values } = parsed;
-  const [command, ...rest] = positionals;
+  const [first, ...rest] = positionals;
+  command = first ?? '';
   if (values.version) {
     const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     out(pkg.version);
@@ -546,6 +592,19 @@ async function main(argv: string[]): Promise<number> {
         return await cmdJobs(rest, values);
       case 'recover':
         return await cmdRecover(values);
+      case 'init':
+        return await cmdInit(rest, values);
+      case 'setup': {
+        const { runSetup } = await import('./setup/setup.js');
+        const engine = await engineFor(values);
+        const result = await runSetup(engine, { agent: values.agent === true, dryRun: values['dry-run'] === true, systemdDir: values['systemd-dir'] as string | undefined }).finally(() => engine.close());
+        if (values.json === true) out(JSON.stringify(result, null, 2));
+        else {
+          for (const d of result.done) out(`done  ${d}`);
+          for (const t of result.todo) out(`todo  ${t}`);
+        }
+        return 0;
+      }
       case 'uninstall':
         return await cmdUninstall(rest, values);
       case 'upload':

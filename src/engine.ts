@@ -137,7 +137,7 @@ export interface AutoSsl {
   /** Forgets a site registerSite described (not one of the config file). */
   unregisterSite(domain: string): void;
   /** One domain's certificate as nginx serves it now; fast (a panel asks for every domain on every page load). */
-  certificate(domain: string): Promise<DomainCertificate>;
+  certificate(domain: string, options?: { fresh?: boolean }): Promise<DomainCertificate>;
   /** Takes HTTPS off a domain (validated, rolled back on failure) and deletes the certificate nothing serves any more. */
   uninstall(domain: string): Promise<UninstallResult>;
   /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
@@ -146,6 +146,10 @@ export interface AutoSsl {
   dnsProgress(domain: string): { phase: renewal.DnsPhase; message: string; at: number } | null;
   /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
   dnsProvider(domain: string): Promise<string | null>;
+  /** Marks a recorded job's domain as not run (CANCELLED, with why). */
+  cancelJobDomain(jobId: string, domain: string, why: string): void;
+  /** Ends a recorded job that will not run. */
+  finishJob(jobId: string, state: 'done' | 'failed'): void;
   /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
   recordJob(id: string, domains: readonly string[], source?: string): void;
   close(): Promise<void>;
@@ -595,10 +599,10 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       if (i >= 0) config.sites.splice(i, 1);
       state().deleteSite(domain);
     },
-    async certificate(input) {
+    async certificate(input, options = {}) {
       const domain = normalizeDomain(input, { allowWildcard: true });
-      // a panel asks for every domain on every page load: one tree load serves a second of them
-      if (!statusTree || Date.now() - statusTree.at > 1000) statusTree = { tree: loadTree(), at: Date.now() };
+      // a panel asks for every domain on every page load: one tree load serves a second of them (a change asks fresh)
+      if (options.fresh || !statusTree || Date.now() - statusTree.at > 1000) statusTree = { tree: loadTree(), at: Date.now() };
       let store: StateStore | null = null;
       try {
         store = readState();
@@ -634,6 +638,12 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const { ctx, abort } = context(domain, 'dns-hook', { plan: { challenge: 'dns-01' } });
       const result = await run(ctx, abort);
       return result.ok && ctx.challenge?.type === 'dns-01' && ctx.challenge.solver ? ctx.challenge.solver.name : null;
+    },
+    cancelJobDomain(jobId, domain, why) {
+      state().updateJobDomain(jobId, domain, { state: 'failed', code: 'CANCELLED', message: `${domain}: ${why}.`, finished: true });
+    },
+    finishJob(jobId, jobState) {
+      state().finishJob(jobId, jobState);
     },
     recordJob(id, domains, source = 'api') {
       state().createJob({ id, kind: 'issue', source, domains });

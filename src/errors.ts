@@ -60,6 +60,7 @@ export const ERROR_CODES = {
   CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
   CERT_CUSTOM: 'This domain serves an uploaded certificate, which autossl does not renew: upload the renewed certificate, or issue a Let\'s Encrypt one (autossl issue, /ssl/issue-async) to replace it.',
   JOB_RUNNING: 'A job is issuing this domain now: wait for it to end (GET /v1/jobs/{id}, autossl jobs), then ask again.',
+  CANCELLED: 'The domain was taken out of its batch before it started (deleted meanwhile); nothing was done for it.',
   UPLOAD_INVALID: 'Upload the server certificate (then its chain) and its own unencrypted private key, in PEM form, valid now and for the domain.',
   AGENT_AUTH_FAILED: 'Sign the request as the README "Agent" section shows: X-Timestamp (RFC 3339, within 300 s of the agent\'s clock) and X-Signature = hex HMAC-SHA256(token, timestamp + METHOD + path + body), with a token from the agent\'s tokens file.',
   AGENT_REPLAYED: 'Every request needs a fresh X-Timestamp and signature; this exact request was already received. Send it again with a new timestamp if it was meant twice.',

@@ -63,13 +63,22 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
   const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal'), label: `uninstall ${domain}` });
   let certificates: string[] = [];
   let reloaded = false;
+  let served = true;
   try {
     const edits = await services.editor.apply({
       tx,
       label: domain,
       plan: (tree) => {
-        const plan = planUninstall(tree, domain, { vhostFile: site.vhost });
+        let plan;
+        try {
+          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases });
+        } catch (error) {
+          // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
+          if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
+          plan = { edits: [], certificates: [], notes: [`no server block answers ${domain}`], served: false };
+        }
         certificates = plan.certificates;
+        served = plan.served;
         result.notes = plan.notes;
         return plan.edits;
       },
@@ -98,6 +107,15 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
+  // not served over TLS (never installed, or its vhost went first): the domain's own lineage, if nothing serves it
+  if (!served) {
+    const own = site.certName ?? domain;
+    try {
+      if (readLineage(config.certbot.configDir, own)) certificates.push(path.join(live, own, 'fullchain.pem'));
+    } catch {
+      // not a lineage name
+    }
+  }
   for (const c of certificates) {
     const full = path.resolve(c);
     if (full.startsWith(live)) lineages.add(full.slice(live.length).split(path.sep)[0]!);
@@ -128,7 +146,7 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
     result.deleted.push(`upload ${path.relative(customCertificatesDir(config), dir)}`);
   }
   result.ok = true;
-  record(core, domain, [...lineages][0], undefined);
+  if (result.files.length || result.deleted.length) record(core, domain, [...lineages][0], undefined); // a no-op is not an attempt
   return result;
 }
 

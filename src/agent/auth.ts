@@ -43,21 +43,28 @@ const RFC3339 = /^(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(\.\d{1,9})?([Zz]
  * token.
  */
 export function loadTokens(file: string): TokenFile {
-  let st: fs.Stats;
+  // mode and owner are judged on the descriptor that is read (fstat), not on the path a moment before
+  let read: { data: Buffer; stat: fs.Stats };
   try {
-    st = fs.statSync(file);
+    read = readRegularFile(file, { maxBytes: 64 * 1024, code: 'CONFIG_INVALID', what: "agent's tokens file" });
   } catch (error) {
+    if (error instanceof AutoSslError) throw error;
     throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
       hint: `Create it with one secret per line, readable by root only: (umask 077; openssl rand -hex 32 > ${file}), and give the same secret to the panel.`,
     });
   }
-  if (st.isFile() && (st.mode & 0o077) !== 0) {
+  const st = read.stat;
+  if ((st.mode & 0o077) !== 0) {
     const who = [st.mode & 0o070 ? 'its group' : '', st.mode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
     throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} is readable by ${who} (mode ${(st.mode & 0o777).toString(8)}); the agent does not use secrets others can read.`, {
       hint: `chmod 600 ${file} (and keep it owned by the user running the agent).`,
     });
   }
-  const text = readRegularFile(file, { maxBytes: 64 * 1024, code: 'CONFIG_INVALID', what: "agent's tokens file" }).data.toString('utf8');
+  const euid = process.geteuid?.();
+  if (euid !== undefined && st.uid !== euid) {
+    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} belongs to uid ${st.uid}, not to the user running the agent (uid ${euid}): whoever owns it can change the secrets.`, { hint: `chown ${euid} ${file}` });
+  }
+  const text = read.data.toString('utf8');
   const tokens: Token[] = [];
   const ignored: string[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {

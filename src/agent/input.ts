@@ -26,24 +26,30 @@ export function panelDomain(value: unknown, field = 'domain'): string {
   }
 }
 
-const UNIX_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
-
 /**
- * A Unix user name (what the panel's account names are on the server): lower case, digits, "_" and "-", at most
- * 32, not starting with a digit or "-". Empty or absent means "not given" (the panel's recheck sends "").
+ * An account name as the Opterius panel allows it (Laravel's alpha_dash, at most 32: letters and digits of any
+ * script, "-" and "_"; Debian's relaxed useradd takes the same): never a "/", a ".", a space, a control character or
+ * a shell character, so it is safe in a document-root path. Empty or absent means "not given" (recheck sends "").
  */
+const ACCOUNT = /^[\p{L}\p{M}\p{N}_-]{1,32}$/u;
+
 export function panelUsername(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') bad(`"username" must be a string, got ${quote(value)}.`);
-  if (!UNIX_USER.test(value)) bad(`"username" ${quote(value)} is not a Unix user name (lower-case letters, digits, "_" and "-", at most 32, starting with a letter or "_").`);
+  if (!ACCOUNT.test(value)) bad(`"username" ${quote(value)} is not an account name (letters, digits, "_" and "-", at most 32).`);
   return value;
 }
 
-/** An email address, checked for shape only (the ACME account's address is certbot.email in the config). */
+/**
+ * The email the panel sends is not used (the ACME account's address is certbot.email in the config), and the panel
+ * may build it from a domain with a stray space ("admin@" + domain): any text is taken, but never a control
+ * character (nothing with a line break passes anywhere).
+ */
 export function panelEmail(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  if (typeof value !== 'string' || value.length > 254 || !/^[^\s@,;<>"'\\]+@[^\s@,;<>"'\\]+\.[^\s@,;<>"'\\]+$/.test(value)) bad(`"email" ${quote(value)} is not an email address.`);
-  return value;
+  // eslint-disable-next-line no-control-regex
+  if (typeof value !== 'string' || value.length > 320 || /[\u0000-\u001f\u007f]/.test(value)) bad(`"email" ${quote(value)} is not an email address.`);
+  return value.trim();
 }
 
 /** The document root template filled for a user ({username}, {domain}); undefined when it needs a missing user. */

@@ -39,7 +39,8 @@ export class IssueIntake {
   private readonly running = new Map<string, { pending: Set<string>; done: Promise<void> }>();
   /** Accepted domains not finished yet: whether each was served with a valid certificate when accepted. */
   private readonly existed = new Map<string, boolean>();
-  private stopping = false;
+  /** Set once a stop began: no new work. */
+  stopping = false;
 
   constructor(
     private readonly engine: AutoSsl,
@@ -64,6 +65,24 @@ export class IssueIntake {
     if (batch.domains.length >= this.opts.maxBatch) this.flush();
     else batch.timer = setTimeout(() => this.flush(), Math.max(0, Math.min(this.opts.windowMs, batch.opened + this.opts.maxWindowMs - now)));
     return { jobId: batch.jobId, joined: true };
+  }
+
+  /**
+   * Takes a domain out of the batch that has not started yet (the panel deletes what it just asked for): its job
+   * records it as CANCELLED. False when it is not waiting there (running, or not queued at all).
+   */
+  withdraw(domain: string): boolean {
+    const batch = this.open;
+    if (!batch || !batch.domains.includes(domain)) return false;
+    batch.domains = batch.domains.filter((d) => d !== domain);
+    this.existed.delete(domain);
+    this.engine.cancelJobDomain(batch.jobId, domain, 'deleted before its batch started');
+    if (!batch.domains.length) {
+      if (batch.timer) clearTimeout(batch.timer);
+      this.open = null;
+      this.engine.finishJob(batch.jobId, 'failed');
+    }
+    return true;
   }
 
   /** Starts the open batch now. */

@@ -19,8 +19,9 @@ export const nativeHandlers: Record<string, Handler> = {
     for (const raw of (body.sites as Body[] | undefined) ?? []) {
       const domain = panelDomain(raw.domain, 'sites[].domain');
       const username = panelUsername(raw.username);
-      if (raw.documentRoot !== undefined && (typeof raw.documentRoot !== 'string' || !raw.documentRoot.startsWith('/'))) {
-        throw new AutoSslError('AGENT_BAD_REQUEST', `sites[].documentRoot of ${domain} must be an absolute path, got ${quote(raw.documentRoot)}.`);
+      // nginx expands "$..." even inside quotes: a root with one would depend on the request
+      if (raw.documentRoot !== undefined && (typeof raw.documentRoot !== 'string' || !raw.documentRoot.startsWith('/') || raw.documentRoot.includes('$'))) {
+        throw new AutoSslError('AGENT_BAD_REQUEST', `sites[].documentRoot of ${domain} must be an absolute path without "$", got ${quote(raw.documentRoot)}.`);
       }
       const documentRoot = (raw.documentRoot as string | undefined) ?? documentRootFor(ctx.config.agent.documentRoot, username, domain);
       const { username: _u, ...rest } = raw;
@@ -38,9 +39,9 @@ export const nativeHandlers: Record<string, Handler> = {
         throw new AutoSslError('AGENT_BAD_REQUEST', `Site ${site.domain}: ${(error as Error).message}`);
       }
     }
-    for (const site of sites) ctx.engine.registerSite(site, 'api');
     const running = unique.find((d) => ctx.intake.jobOf(d));
     if (running) throw new AutoSslError('JOB_RUNNING', `${running} is being issued now (job ${ctx.intake.jobOf(running)}).`);
+    for (const site of sites) ctx.engine.registerSite(site, 'api'); // only once nothing refuses the request
     const { jobId } = ctx.intake.run(unique, { force: body.force === true });
     return reply.code(202).send({ job_id: jobId, domains: unique });
   },
@@ -72,12 +73,14 @@ export const nativeHandlers: Record<string, Handler> = {
     };
     ctx.events.on('event', send);
     const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    let forget = (): void => undefined;
     const close = (): void => {
       clearInterval(beat);
       ctx.events.off('event', send);
+      forget();
     };
     req.raw.on('close', close);
-    ctx.onStop(() => {
+    forget = ctx.onStop(() => {
       close();
       res.end();
     });

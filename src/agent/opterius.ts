@@ -84,7 +84,7 @@ export const opteriusHandlers: Record<string, Handler> = {
     panelEmail(body.email);
     const username = panelUsername(body.username);
     // a name a valid wildcard certificate already serves needs no order of its own
-    const now = await ctx.engine.certificate(domain);
+    const now = await ctx.engine.certificate(domain, { fresh: true });
     needVhost(domain, now);
     const parent = domain.split('.').slice(1).join('.');
     if (now.exists && now.state === 'ok' && now.names.includes(`*.${parent}`) && !now.names.includes(domain)) {
@@ -97,7 +97,7 @@ export const opteriusHandlers: Record<string, Handler> = {
 
   async 'ssl.renew'(req, reply, ctx) {
     const domain = panelDomain((req.body as Body).domain);
-    const now = await ctx.engine.certificate(domain);
+    const now = await ctx.engine.certificate(domain, { fresh: true });
     needVhost(domain, now);
     if (now.lineage === 'custom') {
       throw new AutoSslError('CERT_CUSTOM', `${domain} serves an uploaded certificate (${now.names.join(', ')}, until ${now.notAfter}), which autossl does not renew.`);
@@ -116,8 +116,9 @@ export const opteriusHandlers: Record<string, Handler> = {
     const body = req.body as Body;
     const domain = panelDomain(body.domain);
     panelUsername(body.username);
+    // asked for a moment ago and not started yet: it simply leaves its batch; running: it must finish first
+    ctx.intake.withdraw(domain);
     if (ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}); deleting it meanwhile would race that job.`);
-    needVhost(domain, await ctx.engine.certificate(domain));
     const result = await ctx.engine.uninstall(domain);
     if (!result.ok) throw result.error!;
     return { status: 'deleted', domain, files: result.files.map((f) => f.file), deleted: result.deleted, kept: result.kept, notes: result.notes };
@@ -128,7 +129,7 @@ export const opteriusHandlers: Record<string, Handler> = {
     const domain = panelDomain(body.domain);
     panelUsername(body.username);
     if (ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}).`);
-    needVhost(domain, await ctx.engine.certificate(domain));
+    needVhost(domain, await ctx.engine.certificate(domain, { fresh: true }));
     const result = await ctx.engine.installCertificate(domain, { certificate: body.certificate, privateKey: body.private_key });
     if (!result.ok) throw result.error!;
     return { ...(await statusOf(ctx, domain)), status: 'installed', notes: result.notes };
@@ -139,7 +140,7 @@ export const opteriusHandlers: Record<string, Handler> = {
     const domain = panelDomain(body.domain);
     panelEmail(body.email);
     const username = panelUsername(body.username);
-    needVhost(domain, await ctx.engine.certificate(domain));
+    needVhost(domain, await ctx.engine.certificate(domain, { fresh: true }));
     const provider = await ctx.engine.dnsProvider(domain);
     if (!provider) {
       throw new AutoSslError('DNS_PROVIDER_MISSING', `A wildcard certificate for *.${domain} needs the DNS-01 challenge, and no DNS provider plugin is configured for ${domain}.`, {

@@ -42,8 +42,8 @@ export interface AgentContext {
   fileSites: ReadonlySet<string>;
   /** Validates a site as a config file's site; throws CONFIG_INVALID naming the key. */
   validateSite(site: Record<string, unknown>): void;
-  /** Runs `fn` when the agent stops (open event streams end). */
-  onStop(fn: () => void): void;
+  /** Runs `fn` when the agent stops (open event streams end); returns what stops waiting for it. */
+  onStop(fn: () => void): () => void;
 }
 
 export type Handler = (req: FastifyRequest, reply: FastifyReply, ctx: AgentContext) => Promise<unknown>;
@@ -154,6 +154,13 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
     forceCloseConnections: true,
     requestIdHeader: false,
     exposeHeadRoutes: false,
+    // what the HTTP parser refuses (431 headers too large, a malformed request line) is answered as JSON too
+    clientErrorHandler: (error: Error & { code?: string }, socket: import('node:net').Socket) => {
+      if (socket.destroyed || !socket.writable) return;
+      const big = error.code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify({ error: big ? 'The request headers are too large.' : 'The request is not valid HTTP.', code: 'AGENT_BAD_REQUEST', hint: 'Send a plain HTTP/1.1 request: the signed headers, a JSON body.' });
+      socket.end(`HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
   const limiter = new RateLimiter(agent.rateLimit.perSecond, agent.rateLimit.burst);
@@ -205,6 +212,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
+          if (spec.mutating && ctx.intake.stopping) return sendError(reply, new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.'));
           req.log.debug({ token: token.id }, 'signed');
         }
         req.body = spec.method === 'GET' ? undefined : parseBody(raw);
@@ -232,7 +240,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const publish = (e: AgentEvent): boolean => events.emit('event', e);
-  const stopFns: Array<() => void> = [];
+  const stopFns = new Set<() => void>();
   const fileSites = new Set(config.sites.map((s) => s.domain));
   const ctx: AgentContext = {
     engine,
@@ -244,11 +252,14 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
     version: packageVersion(),
     fileSites,
     validateSite: (site) => void validateConfig({ defaults: { challenge: config.defaults.challenge }, sites: [site] }, 'site', '/'),
-    onStop: (fn) => stopFns.push(fn),
+    onStop: (fn) => {
+      stopFns.add(fn);
+      return () => stopFns.delete(fn);
+    },
   };
   const app = buildApp(ctx, tokens);
   for (const why of ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
-  requeueInterrupted(ctx);
+  requeueInterrupted(ctx, app.log);
   await app.listen({ host: listen.host, port: options.port ?? listen.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
@@ -276,16 +287,17 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
  * Domains a killed agent had accepted (202) but not finished are queued again, once: the panel fired and forgot
  * them (its autoIssue reads no answer), so dropping them would leave sites without HTTPS for good.
  */
-function requeueInterrupted(ctx: AgentContext): void {
+function requeueInterrupted(ctx: AgentContext, log: FastifyInstance['log']): void {
   const since = Date.now() - 86_400_000;
-  void ctx.engine.jobs(200).then((jobs) => {
-    for (const job of jobs) {
+  void (async () => {
+    for (const job of await ctx.engine.jobs(200)) {
       if (job.source !== 'agent' || !job.finishedAt || job.finishedAt < since) continue;
       const key = `agent:requeued:${job.id}`;
       if (ctx.store.getValue(key)) continue;
       const domains = job.domains.filter((d) => d.code === 'INTERRUPTED').map((d) => d.domain);
       ctx.store.setValue(key, new Date().toISOString());
-      for (const d of domains) ctx.intake.add(d);
+      // served now (a lineage the recovery installed, or the one from before): /ssl/status keeps saying so meanwhile
+      for (const d of domains) ctx.intake.add(d, (await ctx.engine.certificate(d, { fresh: true }).catch(() => null))?.exists === true);
     }
-  });
+  })().catch((error: unknown) => log.error({ err: error }, 'queueing the domains a killed agent left failed; they stay failed with INTERRUPTED'));
 }

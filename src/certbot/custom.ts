@@ -39,6 +39,19 @@ const MAX_PEM_CHARS = 64 * 1024;
 const CERT_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
 const KEY_BLOCK = /^-----BEGIN (RSA |EC )?PRIVATE KEY-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END \1?PRIVATE KEY-----$/;
 
+/** What openssl prints around PEM blocks (pkcs12 -nodes exports): attribute lines, kept out of the check. */
+const ATTRIBUTE_LINE = /^(Bag Attributes|Key Attributes|localKeyID:|friendlyName:|subject=|issuer=|<No Attributes>)/i;
+
+/**
+ * PEM as people paste it: each line trimmed (a textarea indents, a copy adds trailing spaces), openssl's attribute
+ * lines dropped, and for the key the `EC PARAMETERS` block `openssl ecparam -genkey` puts before it.
+ */
+function cleanPem(text: string, key = false): string {
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !ATTRIBUTE_LINE.test(l));
+  const joined = lines.join('\n');
+  return key ? joined.replace(/-----BEGIN EC PARAMETERS-----[\s\S]*?-----END EC PARAMETERS-----\n?/g, '').trim() : joined;
+}
+
 function refuse(message: string, hint: string): never {
   throw new AutoSslError('UPLOAD_INVALID', message, { hint });
 }
@@ -52,13 +65,13 @@ export function checkUpload(domain: string, upload: Upload, now = Date.now()): C
   if (typeof certificate !== 'string' || !certificate.trim()) refuse('The certificate is missing or not text.', 'Send the certificate in PEM form ("-----BEGIN CERTIFICATE-----"...), the server certificate first, then its chain.');
   if (typeof privateKey !== 'string' || !privateKey.trim()) refuse('The private key is missing or not text.', 'Send the private key in PEM form ("-----BEGIN PRIVATE KEY-----"...).');
   if (certificate.length > MAX_PEM_CHARS || privateKey.length > MAX_PEM_CHARS) refuse(`The upload is larger than ${MAX_PEM_CHARS / 1024} KB.`, 'A certificate with its chain is a few KB: send only the PEM blocks.');
-  const certText = certificate.trim();
+  const certText = cleanPem(certificate);
   const blocks = certText.match(CERT_BLOCK) ?? [];
   if (!blocks.length) refuse('The certificate holds no PEM certificate block.', 'Paste the certificate as PEM text, starting with "-----BEGIN CERTIFICATE-----".');
   const outside = certText.replace(CERT_BLOCK, '').trim();
   if (outside) refuse(`The certificate text holds something besides certificates (${JSON.stringify(outside.slice(0, 40))}).`, 'Send only "-----BEGIN CERTIFICATE-----" blocks in the certificate field; the key goes in private_key.');
   if (blocks.length > 10) refuse(`The certificate holds ${blocks.length} certificates; a chain has a few.`, 'Send the server certificate and its intermediates only.');
-  const keyText = privateKey.trim();
+  const keyText = cleanPem(privateKey, true);
   if (/ENCRYPTED/.test(keyText)) refuse('The private key is encrypted with a passphrase; nginx would ask for it on every start.', 'Decrypt it first (openssl pkey -in key.pem -out plain.pem), then upload the plain key.');
   if (!KEY_BLOCK.test(keyText)) refuse('The private key is not one PEM private key block.', 'Send exactly one "-----BEGIN PRIVATE KEY-----" (or RSA/EC PRIVATE KEY) block.');
   const pems = blocks.map((b) => `${b.replace(/\r\n/g, '\n')}\n`);

@@ -19,7 +19,9 @@ import { isPlainHttp } from './listen.js';
 import { ACME_PREFIX, parseLocation } from './routing.js';
 import { removeStatement, replaceStatement, type NewStatement } from './splice.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
-import { alreadyRedirects, blockId, ensureBlockEditable, HSTS_HEADER_NAME, locateServers, PlanBuilder, serverLabel, type FileEdit } from './edit.js';
+import { alreadyRedirects, blockId, ensureBlockEditable, HSTS_HEADER_NAME, locateServers, PlanBuilder, servedCertificatePath, serverLabel, type FileEdit } from './edit.js';
+import { answeredNames, covers } from './names.js';
+import { readCertificateQuick } from '../certbot/lineage.js';
 
 export interface UninstallPlan {
   edits: FileEdit[];
@@ -59,15 +61,26 @@ function autosslMaps(server: ServerBlock): Array<{ map: Directive; server: Serve
   return siblings.filter((d) => d.name === 'map' && (argValues(d)[1] === `$autossl_redirect_${id}` || argValues(d)[1] === `$autossl_hsts_${id}`)).map((map) => ({ map, server }));
 }
 
-export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile?: string } = {}): UninstallPlan {
+export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile?: string; aliases?: readonly string[] } = {}): UninstallPlan {
   const located = locateServers(tree, [domain], { vhostFile: opts.vhostFile });
   const tls = located.https.get(domain) ?? null;
   const plain = located.http.get(domain) ?? null;
   if (!tls) return { edits: [], notes: [`${domain} is not served over TLS: nothing to take back`], certificates: [], served: false };
+  const label = `server ${tls.names[0] ?? ''} (${serverLabel(tls)})`;
+  // the block's certificate must be this domain's: a name that only shares a block with a served one has nothing to take back
+  const served = servedNames(tree, tls);
+  if (served && !covers(served, domain)) return { edits: [], notes: [`${label} serves a certificate for ${served.join(', ')}, not for ${domain}: nothing to take back`], certificates: [], served: false };
+  // ...and taking it off must not take other sites off HTTPS with it (its own aliases go along: www.<domain> too)
+  const own = new Set([domain, `www.${domain}`, ...(opts.aliases ?? [])]);
+  const others = answeredNames(tree, tls, 'https').exact.filter((n) => !own.has(n) && (!served || covers(served, n)));
+  if (others.length) {
+    throw new AutoSslError('VHOST_CERT_CONFLICT', `${label} also serves ${others.join(', ')} over HTTPS with the same certificate; taking ${domain} off HTTPS would take ${others.length > 1 ? 'them' : 'it'} off too. Nothing was changed.`, {
+      hint: `Delete the site the block belongs to (${others[0]}) instead, or give ${domain} a server block of its own first.`,
+    });
+  }
   ensureBlockEditable(tree, tls);
   const builder = new PlanBuilder();
   const notes: string[] = [];
-  const label = `server ${tls.names[0] ?? ''} (${serverLabel(tls)})`;
   const certificates: string[] = [];
 
   // what only TLS needs, from the block itself; the same in a snippet it includes is shared with other servers
@@ -128,6 +141,18 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
   const maps = new Map([...autosslMaps(tls), ...(plain ? autosslMaps(plain) : [])].map((m) => [m.map, m.server]));
   for (const [map, server] of maps) builder.add(server.config, removeStatement(server.config, map, `${label}: remove map ${argValues(map)[1]}`));
   return { edits: builder.build(), notes, certificates: [...new Set(certificates)], served: true };
+}
+
+/** The names on the first readable certificate the block points at (null when none can be read). */
+function servedNames(tree: NginxTree, block: ServerBlock): string[] | null {
+  const file = servedCertificatePath(tree, block);
+  if (!file) return null;
+  try {
+    const names = readCertificateQuick(file).names;
+    return names.length ? names : null; // no DNS names (a CN-only certificate): nothing to compare with
+  } catch {
+    return null;
+  }
 }
 
 /** Names the port-80 block answers that the TLS block does not (they would lose their only answer). */

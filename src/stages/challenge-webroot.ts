@@ -9,6 +9,7 @@ import { planChallengeEdit } from '../nginx/edit.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { applyEdits } from '../pipeline/apply.js';
+import { challengeDir } from './webroot-dirs.js';
 
 export const PLUGIN_NAME = 'challenge-webroot';
 
@@ -53,7 +54,7 @@ export const challengeWebrootPlugin: Plugin = {
           await ctx.services.nginx.reload();
           ctx.needsReload = false;
         }
-        await fs.mkdir(path.join(webroot, '.well-known', 'acme-challenge'), { recursive: true, mode: 0o755 });
+        await challengeDir(webroot);
         if (webroot === ctx.services.config.challengeDir) await traversable(webroot, ctx.services.config.stateDir);
       }
       return { type: 'http-01', webroot };

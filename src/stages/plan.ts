@@ -12,7 +12,7 @@ import path from 'node:path';
 import { readCertificateQuick } from '../certbot/lineage.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
-import { locateServers } from '../nginx/edit.js';
+import { locateServers, servedCertificatePath } from '../nginx/edit.js';
 import { answeredNames, covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';
@@ -50,6 +50,30 @@ export function servedCertificateNames(tree: NginxTree, block: ServerBlock): str
   return null;
 }
 
+/**
+ * The certbot lineage a block serves now, when it covers every planned name and the block answers every name on it
+ * (the certificate `certbot --nginx` installed): its name and names, the planned domain first.
+ */
+function servedLineage(config: AutoSslConfig, tree: NginxTree, blocks: ReadonlySet<ServerBlock>, planned: readonly string[]): { name: string; names: string[] } | null {
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  for (const block of blocks) {
+    if (!block.listens.some((l) => l.ssl)) continue;
+    const file = servedCertificatePath(tree, block);
+    if (!file || !path.resolve(file).startsWith(live)) continue;
+    const name = path.resolve(file).slice(live.length).split(path.sep)[0]!;
+    let certNames: string[];
+    try {
+      certNames = readCertificateQuick(file).names;
+    } catch {
+      continue;
+    }
+    const answered = new Set([...answeredNames(tree, block, 'https').exact, ...answeredNames(tree, block, 'http').exact]);
+    if (!planned.every((n) => covers(certNames, n)) || !certNames.every((n) => answered.has(n) || n.startsWith('*.'))) continue;
+    return { name, names: [planned[0]!, ...certNames.filter((n) => n !== planned[0])] };
+  }
+  return null;
+}
+
 /** Configured sites (other than `site`) whose names land on one of `blocks`. */
 export function sitesSharing(config: AutoSslConfig, tree: NginxTree, site: SiteConfig, blocks: ReadonlySet<ServerBlock>): SiteConfig[] {
   return config.sites.filter((s) => s.domain !== site.domain && [s.domain, ...s.aliases].some((n) => {
@@ -72,9 +96,16 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     if (b) blocks.add(b);
   }
   if (!blocks.size) return plan;
-  const names = [...plan.names];
+  let names = [...plan.names];
   const notes = [...plan.notes];
   let certName = plan.certName;
+  // a domain no config names, served already with a certbot lineage (certbot --nginx set it up): that lineage, as it is
+  const adopted = config.sites.some((s) => s.domain === plan.site.domain) ? null : servedLineage(config, tree, blocks, names);
+  if (adopted) {
+    if (adopted.names.join(' ') !== names.join(' ') || adopted.name !== certName) notes.push(`${plan.site.domain} is served with certbot's lineage ${adopted.name} (${adopted.names.join(', ')}): kept as it is`);
+    names = adopted.names;
+    certName = adopted.name;
+  }
   // one block, one certificate: the configured sites sharing these blocks get one certificate, whichever runs
   const sharing = sitesSharing(config, tree, plan.site, blocks);
   if (sharing.length) {

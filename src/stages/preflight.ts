@@ -14,6 +14,7 @@ import { ERROR_CODES } from '../errors.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext, Finding } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
+import { challengeDir, writeServed } from './webroot-dirs.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
@@ -120,10 +121,9 @@ function budgetCheck(ctx: DomainContext): void {
 export async function port80Check(ctx: DomainContext, webroot: string, pendingEdit = false): Promise<void> {
   const token = `autossl-${crypto.randomBytes(16).toString('hex')}`;
   const body = crypto.randomBytes(24).toString('base64url');
-  const dir = path.join(webroot, '.well-known', 'acme-challenge');
+  const dir = await challengeDir(webroot);
   const file = path.join(dir, token);
-  await fs.mkdir(dir, { recursive: true });
-  await fs.writeFile(file, body, { mode: 0o644 });
+  await writeServed(file, body);
   const timeoutMs = ctx.services.config.preflight.timeoutMs;
   try {
     await Promise.all(ctx.plan.names.map(async (name) => {
@@ -178,14 +178,25 @@ function whoAnswers(ctx: DomainContext, name: string): string {
   }
 }
 
+/**
+ * Pre-flight protects orders: an issue that reuses a lineage (same names, not due) asks the CA nothing, so what the
+ * CA would see does not matter (a certbot --nginx lineage on a server whose DNS autossl cannot see, a second run).
+ * `autossl check` always runs them.
+ */
+async function noOrder(ctx: DomainContext): Promise<boolean> {
+  if (ctx.mode !== 'issue' || !(await reusableLineage(ctx))) return false;
+  await ctx.memo('preflight-skipped-note', async () => ctx.emit({ stage: 'preflight', status: 'info', message: `certificate ${ctx.plan.certName} already covers ${ctx.plan.names.join(', ')} and is not due: nothing is ordered, so pre-flight is skipped` }));
+  return true;
+}
+
 export const preflightPlugin: Plugin = {
   name: 'preflight',
   apply(hooks) {
     hooks.preflight.tapPromise({ name: 'preflight-dns', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (!ctx.skipChecks.has('dns')) await dnsCheck(ctx);
+      if (!ctx.skipChecks.has('dns') && !(await noOrder(ctx))) await dnsCheck(ctx);
     });
     hooks.preflight.tapPromise({ name: 'preflight-caa', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (!ctx.skipChecks.has('caa')) await caaCheck(ctx);
+      if (!ctx.skipChecks.has('caa') && !(await noOrder(ctx))) await caaCheck(ctx);
     });
     // Not a check one can skip: nginx must run here before anything is written or ordered. Without it the first
     // edit would be written and only then fail `nginx -t`, or a certificate be ordered that no nginx can serve.
@@ -193,7 +204,7 @@ export const preflightPlugin: Plugin = {
       await ctx.services.nginx.version(); // NGINX_NOT_FOUND naming the binary
     });
     hooks.preflight.tapPromise({ name: 'preflight-budget', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (!ctx.skipChecks.has('budget')) budgetCheck(ctx);
+      if (!ctx.skipChecks.has('budget') && !(await noOrder(ctx))) budgetCheck(ctx);
     });
     // The self-check runs once the challenge is set up (the vhost serves the webroot), right before certbot.
     hooks.beforeIssue.tapPromise({ name: 'preflight-port80', stage: STAGE.LAST }, async (ctx) => {

@@ -88,6 +88,12 @@ describe('the tokens file', () => {
     expect(() => loadTokens(path.join(dir, 'missing'))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
+  it('refuses a tokens file another user owns (whoever owns it can change the secrets)', () => {
+    const f = write(`${TOKEN}\n`);
+    fs.chownSync(f, 65534, 65534);
+    expect(() => loadTokens(f)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('belongs to uid 65534') }));
+  });
+
   it('never puts a secret into a message', () => {
     try {
       loadTokens(write(`${TOKEN}\n`, 0o666));

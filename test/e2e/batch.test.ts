@@ -13,6 +13,7 @@ import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { parseJson, jsonEvents } from '../helpers/json.js';
+import { servedEventually } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -77,7 +78,7 @@ describe('batches', () => {
     expect(times.filter((t) => t >= firstIssue).length).toBeLessThanOrEqual(4); // the install phase
     const root = await rig.issuingRoot();
     void root;
-    for (const name of all) expect(await servedSerial('127.0.0.1', 443, name), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
+    for (const name of all) expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
     // the job records it as one batch
     const job = parseJson<{ domains: Array<{ state: string }>; state: string }>((await cli(['jobs', summary.jobId, '--json'], config)).stdout);
     expect(job.state).toBe('done');
@@ -91,7 +92,7 @@ describe('batches', () => {
     expect(renewed.exitCode, renewed.stderr).toBe(0);
     const after = readCertificate(path.join(live('a7.batch.test'), 'cert.pem')).serial;
     expect(after).not.toBe(before);
-    expect(await servedSerial('127.0.0.1', 443, 'a7.batch.test')).toBe(after); // the deploy hook ran and reloaded
+    expect(await servedEventually('a7.batch.test', after)).toBe(after); // the deploy hook ran and reloaded
   });
 
   it('20 processes asking for one name at once: one order reaches the CA, every process ends clearly, one correct vhost', async () => {
@@ -107,7 +108,7 @@ describe('batches', () => {
     expect(vhost.match(/ssl_certificate /g)).toHaveLength(1);
     expect(vhost.match(/location \^~ \/\.well-known\/acme-challenge\//g)).toHaveLength(1);
     await execa(BINARIES.nginx, [...rig.nginxArgs, '-c', rig.info.nginxConf, '-t']);
-    expect(await servedSerial('127.0.0.1', 443, 'same.batch.test')).toBe(readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial);
+    expect(await servedEventually('same.batch.test', readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial);
   });
 
   it('18 good domains, one whose DNS points elsewhere, one whose edit nginx refuses: 18 served, 2 failed with their own codes, nothing else touched', async () => {
@@ -122,7 +123,7 @@ describe('batches', () => {
     const results = parseJson<{ results: Array<{ domain: string; ok: boolean; error?: { code: string } }> }>(run.stdout).results;
     expect(results.filter((r) => r.ok).map((r) => r.domain).sort()).toEqual([...good].sort());
     expect(Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code]))).toEqual({ 'elsewhere.batch.test': 'DNS_MISMATCH', 'bad.batch.test': 'NGINX_TEST_FAILED' });
-    for (const name of good) expect(await servedSerial('127.0.0.1', 443, name), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
+    for (const name of good) expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
     // files of domains that were not edited are byte-identical; the shared file holds the two good edits only
     for (const [file, sha] of before) {
       if (file === shared || good.some((g) => file.endsWith(`/${g}.conf`))) continue;
@@ -165,7 +166,7 @@ describe('batches', () => {
     const job = jobs[0]!;
     expect(['done', 'failed']).toContain(job.state);
     expect(job.domains.every((d) => d.state === 'done' || (d.state === 'failed' && d.code === 'INTERRUPTED')), JSON.stringify(job.domains)).toBe(true);
-    for (const d of job.domains.filter((x) => x.state === 'done')) expect(await servedSerial('127.0.0.1', 443, d.domain), d.domain).toBe(readCertificate(path.join(live(d.domain), 'cert.pem')).serial);
+    for (const d of job.domains.filter((x) => x.state === 'done')) expect(await servedEventually(d.domain, readCertificate(path.join(live(d.domain), 'cert.pem')).serial), d.domain).toBe(readCertificate(path.join(live(d.domain), 'cert.pem')).serial);
     for (const name of all) expect(ordersOf(name), name).toBeLessThanOrEqual(1);
     const state = path.join(rig.info.dir, 'state');
     expect(fs.readdirSync(path.join(state, 'journal')).filter((n) => n !== 'locks')).toEqual([]);

@@ -18,9 +18,9 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
-import { servedSerial } from '../../src/stages/verify-tls.js';
 import { CloudflareStandin, makeToken } from '../helpers/cloudflare-standin.js';
 import { parseJson } from '../helpers/json.js';
+import { servedEventually } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const TOKEN = makeToken();
@@ -88,7 +88,7 @@ describe('Cloudflare', () => {
     const [id] = ids.get('px')!;
     expect(patches(id!)).toEqual([false, true]);
     expect(record(id!)).toMatchObject({ proxied: true, content: '127.0.0.1' });
-    expect(await servedSerial('127.0.0.1', 443, 'px.cf.test')).toBe(readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial);
+    expect(await servedEventually('px.cf.test', readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial);
     // renewal: beforeRenew turns the proxy off for certbot, the undo after afterRenew turns it on again
     const before = readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial;
     const renew = await cli(['renew', '--cert-name', 'px.cf.test', '--force', '--json'], file);
@@ -141,7 +141,7 @@ describe('Cloudflare', () => {
     expect(run.exitCode, run.stdout.slice(-1500)).toBe(0);
     const cert = readCertificate(path.join(live('wild.cf.test'), 'cert.pem'));
     expect(cert.names.sort()).toEqual(['*.wild.cf.test', 'wild.cf.test']);
-    for (const n of ['wild.cf.test', 'a.wild.cf.test']) expect(await servedSerial('127.0.0.1', 443, n), n).toBe(cert.serial);
+    for (const n of ['wild.cf.test', 'a.wild.cf.test']) expect(await servedEventually(n, cert.serial), n).toBe(cert.serial);
     const created = cf.requests.filter((r) => r.method === 'POST' && r.status === 200 && (r.body as { type?: string }).type === 'TXT');
     expect(created).toHaveLength(2); // apex and wildcard: two values on one name
     expect(cf.listRecords({ type: 'TXT' })).toEqual([]);
@@ -151,7 +151,7 @@ describe('Cloudflare', () => {
     expect(renewed.exitCode, renewed.stderr.slice(-1500)).toBe(0);
     const after = readCertificate(path.join(live('wild.cf.test'), 'cert.pem'));
     expect(after.serial).not.toBe(cert.serial);
-    expect(await servedSerial('127.0.0.1', 443, 'a.wild.cf.test')).toBe(after.serial);
+    expect(await servedEventually('a.wild.cf.test', after.serial)).toBe(after.serial);
     expect(cf.listRecords({ type: 'TXT' })).toEqual([]);
   });
 
@@ -199,6 +199,6 @@ describe('Cloudflare', () => {
     const recover = await cli(['recover'], slow);
     expect(recover.exitCode, recover.stdout).toBe(0);
     expect(record(err!)).toMatchObject({ proxied: true });
-    expect(await servedSerial('127.0.0.1', 443, 'err.cf.test')).toBe(readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial);
+    expect(await servedEventually('err.cf.test', readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial);
   });
 });

@@ -12,6 +12,15 @@ import { NginxTree, clearConfigCache } from '../../src/nginx/tree.js';
 import { planUninstall } from '../../src/nginx/uninstall.js';
 import { isPlainHttp } from '../../src/nginx/listen.js';
 import { FIXTURES, loadFixture, makeTree, runIssueEdits } from '../helpers/nginx-fixture.js';
+import { makeSignedCertificate } from '../helpers/certs.js';
+
+/** A certificate (and its key) for these names where the fixture's vhosts point (live/site/). */
+async function certificateFor(live: string, certNames: string[]): Promise<void> {
+  const now = Date.now();
+  const c = await makeSignedCertificate(certNames, new Date(now - 86_400_000), new Date(now + 30 * 86_400_000));
+  fs.writeFileSync(path.join(live, 'fullchain.pem'), c.chain);
+  fs.writeFileSync(path.join(live, 'privkey.pem'), c.key);
+}
 
 const names = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'expected.conf'))).sort();
 
@@ -23,11 +32,12 @@ function sockets(main: string, name: string): string[] {
 describe('uninstall: back to HTTP-only', () => {
   it.each(names)('%s', async (name) => {
     const { tree, fixtureCase } = await loadFixture(name);
+    await certificateFor(tree.live, fixtureCase.names);
     const domain = fixtureCase.names[0]!;
     const httpBefore = sockets(tree.main, domain);
     await runIssueEdits(tree, fixtureCase);
     const issued = fs.readFileSync(tree.site, 'latin1');
-    const plan = planUninstall(NginxTree.load(tree.main), domain);
+    const plan = planUninstall(NginxTree.load(tree.main), domain, { aliases: fixtureCase.names.slice(1) });
     expect(plan.served).toBe(true);
     expect(plan.certificates.length).toBeGreaterThan(0);
     for (const e of plan.edits) fs.writeFileSync(e.file, e.after, 'latin1');
@@ -43,7 +53,7 @@ describe('uninstall: back to HTTP-only', () => {
     expect(served.config.source.slice(served.directive.start, served.directive.end).replace(/#.*$/gm, '')).not.toMatch(/ssl_certificate|Strict-Transport-Security|autossl_redirect|listen[^;]*\bssl\b/);
     if (httpBefore.length) expect(sockets(tree.main, domain)).toEqual(httpBefore);
     // idempotent
-    const again = planUninstall(NginxTree.load(tree.main), domain);
+    const again = planUninstall(NginxTree.load(tree.main), domain, { aliases: fixtureCase.names.slice(1) });
     expect(again.edits).toEqual([]);
     expect(again.served).toBe(false);
   });
@@ -56,6 +66,26 @@ describe('uninstall: back to HTTP-only', () => {
   it('refuses a certificate set in a shared snippet, naming the snippet', async () => {
     const t = await makeTree(`server {\n    listen 80;\n    listen 443 ssl;\n    server_name snip.test;\n    include {{DIR}}/snippets/tls.conf;\n}\n`, { 'snippets/tls.conf': 'ssl_certificate old/fullchain.pem;\nssl_certificate_key old/privkey.pem;\n' });
     expect(() => planUninstall(NginxTree.load(t.main), 'snip.test')).toThrow(expect.objectContaining({ code: 'VHOST_UNSUPPORTED', message: expect.stringContaining('tls.conf') }));
+  });
+
+  it('a name that only shares a block with another site: nothing of that site is taken away (its certificate does not cover the name)', async () => {
+    const t = await makeTree(`server {\n    listen 80;\n    listen 443 ssl;\n    server_name a.test b.test;\n    ssl_certificate {{DIR}}/live/site/fullchain.pem;\n    ssl_certificate_key {{DIR}}/live/site/privkey.pem;\n}\n`);
+    await certificateFor(t.live, ['a.test']);
+    expect(planUninstall(NginxTree.load(t.main), 'b.test')).toMatchObject({ edits: [], served: false });
+    // a.test itself: b.test has no certificate of its own there, so it is not a site that loses anything
+    expect(planUninstall(NginxTree.load(t.main), 'a.test').edits.length).toBeGreaterThan(0);
+  });
+
+  it('refuses to take a name off HTTPS when the same certificate serves another site in its block, naming it', async () => {
+    const { tree, fixtureCase } = await loadFixture('five-names-one');
+    // one certificate for two of the block's names: taking one off takes the other off too
+    fixtureCase.names = ['c.five.example.test', 'd.five.example.test'];
+    await certificateFor(tree.live, fixtureCase.names);
+    await runIssueEdits(tree, fixtureCase);
+    const before = fs.readFileSync(tree.site, 'latin1');
+    const [domain, ...rest] = fixtureCase.names;
+    expect(() => planUninstall(NginxTree.load(tree.main), domain!)).toThrow(expect.objectContaining({ code: 'VHOST_CERT_CONFLICT', message: expect.stringContaining(rest.find((n) => !n.startsWith('www.'))!) }));
+    expect(fs.readFileSync(tree.site, 'latin1')).toBe(before);
   });
 
   it('a domain not served over TLS: nothing to do', async () => {

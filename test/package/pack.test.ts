@@ -12,6 +12,8 @@ import { parseJson } from '../helpers/json.js';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const TSC = path.join(ROOT, 'node_modules', '.bin', 'tsc');
 let consumer: string;
+let tarball: string;
+let packDir: string;
 
 const GOOD = `import { AutoSslError, STAGE, createAutoSsl, definePlugin, loadConfig, type AutoSsl, type DomainResult, type ErrorCode, type Notification, type PluginApi, type VhostEdit } from 'autossl';
 
@@ -52,7 +54,8 @@ export default definePlugin({ name: 'bad', apply(hooks) { hooks.vhost.tapPromise
 beforeAll(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-pack-'));
   const pack = await execa('npm', ['pack', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT });
-  const tarball = path.join(dir, pack.stdout.trim().split('\n').pop()!);
+  tarball = path.join(dir, pack.stdout.trim().split('\n').pop()!);
+  packDir = dir;
   consumer = path.join(dir, 'consumer');
   fs.mkdirSync(consumer);
   fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
@@ -63,6 +66,27 @@ beforeAll(async () => {
 }, 180_000);
 
 describe('the published package', () => {
+  it('installs globally from the tarball as the README says (npm 11: --allow-scripts for the SQLite binding), and the installed command runs', async () => {
+    const prefix = path.join(packDir, 'global');
+    const install = await execa('npm', ['install', '-g', '--prefix', prefix, '--allow-scripts=better-sqlite3', '--prefer-offline', '--no-audit', '--no-fund', tarball], { reject: false });
+    expect(install.exitCode, install.stderr.slice(-2000)).toBe(0);
+    expect(install.stderr).not.toContain('EBADENGINE'); // every dependency supports this Node
+    const bin = path.join(prefix, 'bin', 'autossl');
+    const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+    expect((await execa(bin, ['--version'])).stdout.trim()).toBe(version);
+    // status against a sandbox config: the state database (the native binding) and a lineage certbot would list
+    const sandbox = path.join(packDir, 'sandbox');
+    const { writeLineage } = await import('../helpers/certs.js');
+    await writeLineage(path.join(sandbox, 'le'), 'installed.example.test', 90, 50);
+    fs.writeFileSync(path.join(sandbox, 'nginx.conf'), 'events {}\nhttp {}\n');
+    fs.writeFileSync(path.join(sandbox, 'autossl.config.json'), JSON.stringify({ nginx: { config: path.join(sandbox, 'nginx.conf') }, certbot: { configDir: path.join(sandbox, 'le') }, stateDir: path.join(sandbox, 'state') }));
+    const status = await execa(bin, ['status', '--json', '--config', path.join(sandbox, 'autossl.config.json')], { reject: false });
+    expect(status.exitCode, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout).certificates).toEqual([expect.objectContaining({ lineage: 'installed.example.test', state: 'ok' })]);
+    // the shipped plugins and the units come with it
+    for (const f of ['dist/plugins/cloudflare-proxy/index.js', 'dist/plugins/cloudflare-dns/index.js', 'systemd/autossl-agent.service', 'docs/openapi.json']) expect(fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'autossl', f)), f).toBe(true);
+  }, 300_000);
+
   it('imports from "autossl" in ESM: the engine factory, config loading, definePlugin, the hooks table and errors', async () => {
     const script = `import * as a from 'autossl';
 const want = ['createAutoSsl', 'loadConfig', 'validateConfig', 'definePlugin', 'STAGE', 'HOOK_ORDER', 'createHooks', 'AutoSslError', 'ERROR_CODES', 'normalizeDomain'];

@@ -1,0 +1,109 @@
+/**
+ * `autossl setup`: what makes a server renew with no one watching, done once: certbot's hooks installed (every
+ * renewal runs autossl's deploy, pre and post hooks), one renewal timer (certbot.timer when it is active, else
+ * autossl's own systemd timer: never both), and with --agent the agent's unit and tokens file. Each unit runs the
+ * autossl that ran setup, with the config it used. Prints what it did; `--dry-run` only says it.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { AutoSsl } from '../engine.js';
+import { AutoSslError } from '../errors.js';
+import { which } from './discover.js';
+
+export interface SetupOptions {
+  agent?: boolean;
+  dryRun?: boolean;
+  /** Where unit files go (default /etc/systemd/system). */
+  systemdDir?: string;
+}
+
+export interface SetupResult {
+  done: string[];
+  /** What the admin still has to do (systemd not running here, ...). */
+  todo: string[];
+}
+
+/** The shipped unit files, from the package (systemd/ beside dist/). */
+function unitSource(name: string): string {
+  let dir = path.dirname(new URL(import.meta.url).pathname);
+  for (let i = 0; i < 5; i++) {
+    const file = path.join(dir, 'systemd', name);
+    if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8');
+    dir = path.dirname(dir);
+  }
+  throw new AutoSslError('INTERNAL', `The unit file ${name} is missing from the installed package.`);
+}
+
+/** A unit made to run this autossl (node and its cli.js, wherever npm put them) with this config. */
+function unitFor(name: string, config: string): string {
+  const cli = fs.realpathSync(process.argv[1]!);
+  const command = `${process.execPath} ${cli}`;
+  return unitSource(name).replace(/\/usr\/local\/bin\/autossl/g, command).replace(/--config \/etc\/autossl\/autossl\.config\.json/g, `--config ${config}`);
+}
+
+async function systemctl(args: string[]): Promise<{ ok: boolean; out: string }> {
+  const bin = which('systemctl');
+  if (!bin) return { ok: false, out: 'systemctl not found' };
+  const run = await execa(bin, args, { reject: false, timeout: 30_000 });
+  return { ok: run.exitCode === 0, out: `${String(run.stdout)}${String(run.stderr)}`.trim() };
+}
+
+/** Whether systemd runs this machine (a container often has no systemd as PID 1). */
+function systemdRunning(): boolean {
+  return fs.existsSync('/run/systemd/system');
+}
+
+export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Promise<SetupResult> {
+  const config = engine.config.filepath;
+  if (!config) throw new AutoSslError('CONFIG_NOT_FOUND', 'autossl setup needs a config file: the units and hooks it installs run with it.', { hint: 'Run "autossl init" first (it writes /etc/autossl/autossl.config.yaml), then "autossl setup".' });
+  const result: SetupResult = { done: [], todo: [] };
+  const dir = options.systemdDir ?? '/etc/systemd/system';
+  const systemd = systemdRunning();
+  const write = (file: string, text: string, mode = 0o644): void => {
+    if (options.dryRun) return;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(`${file}.tmp`, text, { mode });
+    fs.renameSync(`${file}.tmp`, file);
+  };
+
+  // 1. certbot's hooks: every renewal, whoever starts it, runs autossl's
+  if (options.dryRun) result.done.push(`would install certbot hooks in ${engine.config.certbot.configDir}/renewal-hooks/{deploy,pre,post}/autossl`);
+  else for (const hook of await engine.installHooks()) result.done.push(`installed certbot hook ${hook}`);
+
+  // 2. one renewal timer
+  const certbotTimer = systemd ? await systemctl(['is-active', '--quiet', 'certbot.timer']) : { ok: false, out: '' };
+  if (certbotTimer.ok) result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
+  else {
+    for (const unit of ['autossl-renew.service', 'autossl-renew.timer']) {
+      write(path.join(dir, unit), unitFor(unit, config));
+      result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${path.join(dir, unit)}`);
+    }
+    if (!systemd) result.todo.push('systemd does not run this machine: run "autossl renew" twice a day from cron instead (e.g. "17 3,15 * * * root autossl renew")');
+    else if (!options.dryRun) {
+      const enabled = await systemctl(['daemon-reload']).then(() => systemctl(['enable', '--now', 'autossl-renew.timer']));
+      if (enabled.ok) result.done.push('enabled autossl-renew.timer (twice a day)');
+      else result.todo.push(`systemctl enable --now autossl-renew.timer failed: ${enabled.out}`);
+    }
+  }
+
+  // 3. the agent
+  if (options.agent) {
+    const tokens = engine.config.agent.tokensFile;
+    if (!fs.existsSync(tokens)) {
+      write(tokens, `# autossl agent tokens: one per line; give the same to the panel\n${crypto.randomBytes(32).toString('hex')}\n`, 0o600);
+      result.done.push(`${options.dryRun ? 'would create' : 'created'} ${tokens} with a new token (mode 600): give it to the panel`);
+    } else result.done.push(`kept the existing tokens file ${tokens}`);
+    const unit = path.join(dir, 'autossl-agent.service');
+    write(unit, unitFor('autossl-agent.service', config));
+    result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${unit} (listening on ${engine.config.agent.listen})`);
+    if (!systemd) result.todo.push(`systemd does not run this machine: start the agent with "autossl agent --config ${config}" under your supervisor`);
+    else if (!options.dryRun) {
+      const enabled = await systemctl(['daemon-reload']).then(() => systemctl(['enable', '--now', 'autossl-agent.service']));
+      if (enabled.ok) result.done.push('enabled and started autossl-agent.service');
+      else result.todo.push(`systemctl enable --now autossl-agent.service failed: ${enabled.out}`);
+    }
+  }
+  return result;
+}
