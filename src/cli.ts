@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import { validateConfig, type AutoSslConfig } from './config/schema.js';
+import { isCertName, siteFor, validateConfig, type AutoSslConfig } from './config/schema.js';
 import { diffBytes, unifiedDiff } from './diff.js';
 import { normalizeDomain } from './domain.js';
 import { createAutoSsl, type AutoSsl } from './engine.js';
@@ -129,7 +129,15 @@ function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, co
   if (values.all && positionals.length) throw new AutoSslError('DOMAIN_INVALID', `--all and domains together: give one or the other.`, { hint: `autossl ${command} --all, or autossl ${command} example.com` });
   if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', { hint: `autossl ${command} example.com, or autossl ${command} --all with sites in the config.` });
   // Refuse any bad name before anything runs: one hostile argument stops the whole command.
-  return domains.map((d) => normalizeDomain(d, { allowWildcard: true }));
+  return domains.map((d) => {
+    const name = normalizeDomain(d, { allowWildcard: true });
+    // a wildcard is only for a DNS-01 site: refused here too (the engine refuses it per domain, but only after the
+    // command's other domains ran and recovery touched the state directory)
+    if (name.startsWith('*.') && (siteFor(cfg, name).challenge ?? cfg.defaults.challenge) !== 'dns-01') {
+      throw new AutoSslError('WILDCARD_NEEDS_DNS01', `${name} is a wildcard: the CA can only check it over DNS (DNS-01), and this site uses HTTP-01.`);
+    }
+    return name;
+  });
 }
 
 /**
@@ -307,9 +315,14 @@ async function cmdStatus(values: Values): Promise<number> {
 }
 
 async function cmdRenew(values: Values): Promise<number> {
+  const certName = values['cert-name'] as string | undefined;
+  // before the engine: a hostile name must not even start recovery or create the state database
+  if (certName !== undefined && !isCertName(certName)) {
+    throw new AutoSslError('CONFIG_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
+  }
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
-  const report = await engine.renew({ certName: values['cert-name'] as string | undefined, force: values.force === true });
+  const report = await engine.renew({ certName, force: values.force === true });
   await engine.close();
   const failed = report.results.some((o) => o.outcome === 'failed');
   if (json) out(JSON.stringify({ ok: !failed, results: report.results, notifications: report.notifications, hookErrors: report.hookErrors }, null, 2));

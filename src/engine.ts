@@ -521,7 +521,15 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       }
       // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
       const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
-      if (job) state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+      if (job) {
+        try {
+          state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+        } catch (error) {
+          // the job record is a report (as in jobTracker): a database locked past the wait must not turn the
+          // domains' results, certificates served included, into an INTERNAL error of the command
+          emit({ domain: '*', stage: 'job', status: 'warning', message: `STATE_UNAVAILABLE: could not record the end of job ${job} (${toAutoSslError(error).message.slice(0, 300)}); the results stand` });
+        }
+      }
       statusTree = null;
       const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
       return domains.map((d) => byDomain.get(d)!);

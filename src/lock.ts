@@ -88,9 +88,14 @@ export async function acquireLock(file: string, options: LockOptions): Promise<H
   };
 }
 
+/** A full disk (or quota) is not a permission problem: the hint says to free space, not to fix ownership. */
+function fullHint(code: string | undefined, where: string): string | undefined {
+  return code === 'ENOSPC' || code === 'EDQUOT' ? `The filesystem holding ${where} is full (or over quota): free space there, then run again.` : undefined;
+}
+
 async function takeFile(file: string, options: LockOptions, timeoutMs: number): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock directory ${path.dirname(file)}: ${error.code ?? error.message}.`, { details: { path: path.dirname(file) } });
+    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock directory ${path.dirname(file)}: ${error.code ?? error.message}.`, { hint: fullHint(error.code, path.dirname(file)), details: { path: path.dirname(file) } });
   });
   const deadline = Date.now() + Math.max(0, timeoutMs);
   let delay = 10;
@@ -101,7 +106,7 @@ async function takeFile(file: string, options: LockOptions, timeoutMs: number): 
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
-        throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock file ${file}: ${code ?? (error as Error).message}.`, { details: { path: file } });
+        throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock file ${file}: ${code ?? (error as Error).message}.`, { hint: fullHint(code, path.dirname(file)), details: { path: file } });
       }
     }
     const stamp = await fsp.readFile(file, 'utf8').catch(() => '');

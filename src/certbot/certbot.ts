@@ -131,6 +131,14 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
     } catch (error) {
       throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
     }
+    if (result.signal && !result.timedOut) {
+      // certbot started and was killed (OOM killer, a supervisor, an admin): not a missing binary, and not the CA's
+      // verdict either (no failed validation is counted for it)
+      throw new AutoSslError('CERTBOT_FAILED', `certbot was killed by ${result.signal} before it finished; the order was not completed.`, {
+        hint: 'Something outside autossl killed certbot (the kernel\'s OOM killer, a supervisor\'s timeout, an admin): check the system log (journalctl -k), then run again.',
+        details: { signal: result.signal, problems: [], log: path.join(s.logsDir, 'letsencrypt.log') },
+      });
+    }
     if (result.failed && result.exitCode === undefined && !result.timedOut) {
       throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.shortMessage ?? result.message}`);
     }

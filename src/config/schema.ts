@@ -220,6 +220,18 @@ class Validator {
     return s === undefined ? undefined : path.resolve(this.baseDir, s);
   }
 
+  /**
+   * A path autossl writes into nginx's files (`root`, `ssl_certificate`): nginx expands "$" even inside quotes
+   * ("/srv/$host" would become a path chosen by each request's Host header), and no escape exists for it.
+   */
+  nginxPath(value: unknown, key: string, fallback: string): string;
+  nginxPath(value: unknown, key: string, fallback?: undefined): string | undefined;
+  nginxPath(value: unknown, key: string, fallback?: string): string | undefined {
+    const p = this.path(value, key, fallback as string);
+    if (p !== undefined && p.includes('$')) this.fail(key, 'a path without "$" (nginx would read it as a variable)', value);
+    return p;
+  }
+
   /** A command: a bare name is looked up on PATH; anything with a slash is a path. */
   command(value: unknown, key: string, fallback: string): string {
     const s = this.string(value, key, fallback);
@@ -312,13 +324,13 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     const domain = normalizeForConfig(site.domain, `${key}.domain`, v, dns01);
     const aliases = v.strings(site.aliases, `${key}.aliases`, []).map((a, j) => normalizeForConfig(a, `${key}.aliases[${j}]`, v, dns01));
     const certName = v.string(site.certName, `${key}.certName`);
-    if (certName !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) || certName.includes('..') || certName.length > 200)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', certName);
+    if (certName !== undefined && !isCertName(certName)) v.fail(`${key}.certName`, 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', certName);
     return {
       domain,
       aliases: aliases.filter((a) => a !== domain),
       challenge,
       blockNames: site.blockNames as SiteConfig['blockNames'],
-      documentRoot: v.path(site.documentRoot, `${key}.documentRoot`),
+      documentRoot: v.nginxPath(site.documentRoot, `${key}.documentRoot`),
       vhost: v.path(site.vhost, `${key}.vhost`),
       redirect: site.redirect === undefined ? undefined : v.boolean(site.redirect, `${key}.redirect`, false),
       hsts: site.hsts === undefined ? undefined : v.boolean(site.hsts, `${key}.hsts`, false),
@@ -344,7 +356,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     configDir: baseDir,
     certbot: {
       binary: v.command(cb.binary, 'certbot.binary', d.certbot.binary),
-      configDir: v.path(cb.configDir, 'certbot.configDir', d.certbot.configDir),
+      configDir: v.nginxPath(cb.configDir, 'certbot.configDir', d.certbot.configDir),
       workDir: v.path(cb.workDir, 'certbot.workDir', d.certbot.workDir),
       logsDir: v.path(cb.logsDir, 'certbot.logsDir', d.certbot.logsDir),
       server,
@@ -365,7 +377,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     },
     serverAddresses: addresses,
     stateDir,
-    challengeDir: v.path(root.challengeDir, 'challengeDir', root.stateDir === undefined ? d.challengeDir : path.join(stateDir, 'acme-challenge')),
+    challengeDir: v.nginxPath(root.challengeDir, 'challengeDir', root.stateDir === undefined ? d.challengeDir : path.join(stateDir, 'acme-challenge')),
     defaults: {
       redirect: v.boolean(defaults.redirect, 'defaults.redirect', d.defaults.redirect),
       hsts: v.boolean(defaults.hsts, 'defaults.hsts', d.defaults.hsts),
@@ -466,6 +478,11 @@ function challengeOf(value: unknown, key: string, v: Validator): 'http-01' | 'dn
 
 function resolvePluginPath(spec: string, baseDir: string): string {
   return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec; // "autossl:webhook" and package names as given
+}
+
+/** certbot's --cert-name as autossl accepts it (config, `renew --cert-name`): letters, digits, ".", "-", "_"; no "..". */
+export function isCertName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) && !name.includes('..') && name.length <= 200;
 }
 
 /** The configured site of a domain, or a bare one (the domain alone, the defaults). */

@@ -161,9 +161,39 @@ function locate(spec: string, configDir: string): string {
     if (!shipped) throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, { hint: 'Shipped plugins: autossl:webhook, autossl:cloudflare-proxy, autossl:cloudflare-dns. Check the name, or give a path or a package name.', details: { plugin: spec } });
     return shipped;
   }
-  if (path.isAbsolute(spec)) return pathToFileURL(spec).href;
+  if (path.isAbsolute(spec)) {
+    checkPluginFile(spec);
+    return pathToFileURL(spec).href;
+  }
+  // anything else must be a package name: not a URL (data:, node:, https:) that the loader would run or fetch
+  if (!PACKAGE_NAME.test(spec)) {
+    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec)} is neither a path, nor "autossl:<name>", nor a package name.`, { hint: 'Give the plugin\'s path (absolute, or relative to the config file: "./my-plugin.mjs"), a shipped plugin ("autossl:webhook"), or the name of a package installed beside the config.', details: { plugin: spec } });
+  }
   const beside = resolvePackage(spec, configDir);
+  if (beside) checkPluginFile(beside);
   return beside ? pathToFileURL(beside).href : spec;
+}
+
+/** An npm package name, optionally scoped, with an optional subpath. */
+const PACKAGE_NAME = /^(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:\/[A-Za-z0-9._~-]+)*$/;
+
+/** Largest plugin module autossl imports (a plugin is kilobytes; this only stops a runaway file). */
+const MAX_PLUGIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A plugin file must be a regular file of sane size before the module loader reads it: the loader reads to the
+ * end, so a device (/dev/zero) grows memory without bound and a FIFO blocks forever.
+ */
+function checkPluginFile(file: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return; // the loader reports a missing file with its own message
+  }
+  if (st.isDirectory()) return; // (the loader's "Directory import is not supported")
+  if (!st.isFile()) throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(file)} is not a regular file (a device, FIFO or socket); give the path of the plugin's module.`, { details: { plugin: file } });
+  if (st.size > MAX_PLUGIN_BYTES) throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(file)} is ${st.size} bytes; a plugin module is at most ${MAX_PLUGIN_BYTES} bytes.`, { details: { plugin: file } });
 }
 
 /** Imports a plugin module: its default export is a plugin object, or a factory taking the options. */

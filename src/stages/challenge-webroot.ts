@@ -48,9 +48,10 @@ export const challengeWebrootPlugin: Plugin = {
       if (!ctx.dryRun) {
         if (edits.length) {
           // the CA (and the port-80 self-check) must see the challenge location before certbot runs; asked at once
-          // after the edit (no I/O in between), so the domains of a batch share one reload
-          await ctx.services.nginx.reload();
+          // after the edit (no I/O in between), so the domains of a batch share one reload (reloadedWithChanges is
+          // set first: a reload that reports failure may still have loaded the edit; see nginx-reload)
           ctx.reloadedWithChanges = true;
+          await ctx.services.nginx.reload();
           ctx.needsReload = false;
         }
         await challengeDir(webroot);

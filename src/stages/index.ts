@@ -12,4 +12,4 @@ import { planNamesPlugin } from './plan.js';
 export const BUILTIN_PLUGINS: readonly Plugin[] = [planNamesPlugin, preflightPlugin, stateRecordPlugin, challengeWebrootPlugin, issueCertbotPlugin, vhostHttpsPlugin, nginxReloadPlugin, verifyTlsPlugin];
 
 /** Every tap name the built-in plugins use (a TIMEOUT blames a plugin by name only when it is not one of these). */
-export const BUILTIN_TAPS: ReadonlySet<string> = new Set(['plan-names', 'plan-names-findings', 'plan-names-self-check', 'preflight-dns', 'preflight-caa', 'preflight-budget', 'preflight-port80', 'state-record', 'challenge-webroot', 'issue-renewed', 'issue-certbot', 'vhost-https', 'vhost-hsts', 'nginx-reload', 'verify-tls']);
+export const BUILTIN_TAPS: ReadonlySet<string> = new Set(['plan-names', 'plan-names-findings', 'plan-names-self-check', 'preflight-dns', 'preflight-caa', 'preflight-budget', 'preflight-nginx', 'preflight-port80', 'state-record', 'challenge-webroot', 'issue-renewed', 'issue-certbot', 'vhost-https', 'vhost-hsts', 'nginx-reload', 'verify-tls']);

@@ -11,8 +11,10 @@ export const nginxReloadPlugin: Plugin = {
   apply(hooks) {
     hooks.reload.tapPromise({ name: 'nginx-reload', stage: STAGE.BUILTIN }, async (ctx) => {
       if (ctx.dryRun || !ctx.needsReload) return;
-      await ctx.services.nginx.reload();
+      // set before the reload: a reload command that fails may still have made nginx load the edits (systemctl
+      // timing out after nginx took the signal), and a rollback must then make nginx load the restored files
       ctx.reloadedWithChanges = true;
+      await ctx.services.nginx.reload();
       ctx.needsReload = false;
     });
   },

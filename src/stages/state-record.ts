@@ -5,6 +5,8 @@
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import type { AcmeProblem } from '../certbot/certbot.js';
+import type { DomainContext, Outcome } from '../pipeline/context.js';
+import { toAutoSslError } from '../errors.js';
 
 export const PLUGIN_NAME = 'state-record';
 
@@ -15,15 +17,26 @@ export const stateRecordPlugin: Plugin = {
   apply(hooks) {
     hooks.finally.tapPromise({ name: PLUGIN_NAME, stage: STAGE.FIRST }, async (ctx, outcome) => {
       if (ctx.dryRun || ctx.mode === 'dns-hook') return;
-      const state = ctx.services.state();
-      if (state.readOnly) return;
-      state.recordAttempt({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
-      if (outcome.error?.code !== 'CERTBOT_FAILED') return;
-      // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
-      const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));
-      const named = problems.filter((p) => p.domain && ctx.plan.names.includes(p.domain));
-      if (named.length) for (const p of named) state.recordValidationFailure(p.domain!, `${p.type ?? 'error'}: ${p.detail}`);
-      else if (problems.length) for (const n of ctx.plan.names) state.recordValidationFailure(n, problems.map((p) => p.detail).join('; '));
+      try {
+        record(ctx, outcome);
+      } catch (error) {
+        // bookkeeping must not turn a served certificate into a failure (nor a failure into another one): another
+        // process holding the database past the wait, a full disk... the run's outcome stands, and says so
+        ctx.emit({ stage: 'finally', plugin: PLUGIN_NAME, status: 'warning', message: `STATE_UNAVAILABLE: could not record this attempt in autossl's state (${toAutoSslError(error).message.slice(0, 300)}); its outcome stands, the history misses it` });
+      }
     });
   },
 };
+
+/** The attempt, and each failed validation of it (the pre-flight budget counts them). */
+function record(ctx: DomainContext, outcome: Outcome): void {
+  const state = ctx.services.state();
+  if (state.readOnly) return;
+  state.recordAttempt({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
+  if (outcome.error?.code !== 'CERTBOT_FAILED') return;
+  // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
+  const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));
+  const named = problems.filter((p) => p.domain && ctx.plan.names.includes(p.domain));
+  if (named.length) for (const p of named) state.recordValidationFailure(p.domain!, `${p.type ?? 'error'}: ${p.detail}`);
+  else if (problems.length) for (const n of ctx.plan.names) state.recordValidationFailure(n, problems.map((p) => p.detail).join('; '));
+}

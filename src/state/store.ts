@@ -173,6 +173,24 @@ export interface CertificateRow {
   renewedAt: number | null;
 }
 
+/**
+ * How long a write waits for another process's transaction on the database before giving up (SQLite's busy
+ * timeout): 15 s, or AUTOSSL_STATE_BUSY_TIMEOUT_MS (milliseconds, for tests and impatient scripts).
+ */
+export function stateBusyTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.AUTOSSL_STATE_BUSY_TIMEOUT_MS;
+  const ms = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isInteger(ms) && ms >= 0 && ms <= 600_000 ? ms : 15_000;
+}
+
+/** A read-only store does not wait long for a write lock it only needs to keep its scan cache (see the constructor). */
+const READ_ONLY_PROBE_MS = 1000;
+
+const isBusy = (error: unknown): boolean => {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_BUSY_RECOVERY';
+};
+
 export class StateStore {
   readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
@@ -197,16 +215,26 @@ export class StateStore {
    */
   constructor(readonly dir: string, options: { readOnly?: boolean } = {}) {
     const file = path.join(dir, 'state.db');
+    const busyMs = stateBusyTimeoutMs();
     const unavailable = (error: unknown, what: string): AutoSslError => {
       const e = error as NodeJS.ErrnoException & { code?: string };
+      if (isBusy(error)) {
+        // not a permission problem: another process holds the database's write lock past the wait
+        return new AutoSslError('STATE_UNAVAILABLE', `Cannot ${what} autossl's state ${file}: it is locked by another process (waited ${busyMs / 1000} s).`, {
+          hint: `Another process holds autossl's state database locked (another autossl run, certbot's hooks, or a tool with ${file} open): wait for it to finish (fuser ${file} names it), then run again.`,
+          cause: error,
+          details: { path: file },
+        });
+      }
       const why = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? 'it is not a valid SQLite database (damaged, or another file is in its place)' : e.code === 'ENOTDIR' || e.code === 'EEXIST' ? `${dir} is not a directory` : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'SQLITE_READONLY' || e.code === 'SQLITE_CANTOPEN' ? 'it is not writable by this user' : e.message;
       const hint = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? `Move ${file} aside (autossl starts a new one; the history of attempts and notifications in it is lost), then run again.` : `Make ${dir} a directory writable by the user running autossl (stateDir in the config), then run again.`;
       return new AutoSslError('STATE_UNAVAILABLE', `Cannot ${what} autossl's state ${file}: ${why}.`, { hint, cause: error, details: { path: file } });
     };
     let db: Database.Database | null = null;
     let readOnly = false;
+    let migrated = false;
     const openWritable = (): Database.Database => {
-      const opened = new Database(file, { timeout: 15_000 });
+      const opened = new Database(file, { timeout: busyMs });
       try {
         // private: job history, registered sites, request signatures (the directory itself lets nginx through to acme-challenge/)
         for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f) && (fs.statSync(f).mode & 0o077)) fs.chmodSync(f, 0o600);
@@ -234,6 +262,18 @@ export class StateStore {
       try {
         fs.accessSync(dir, fs.constants.W_OK);
         db = openWritable();
+        // a command that only reads must not wait out another process's long write: probe the write lock briefly,
+        // and answer from a copy of the database as it is when it is held
+        db.pragma(`busy_timeout = ${Math.min(busyMs, READ_ONLY_PROBE_MS)}`);
+        try {
+          this.db = db;
+          this.migrate();
+          migrated = true;
+        } catch (error) {
+          db.close();
+          throw error;
+        }
+        db.pragma(`busy_timeout = ${busyMs}`);
       } catch (error) {
         const code = (error as { code?: string }).code;
         if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB') throw unavailable(error, 'read');
@@ -249,7 +289,7 @@ export class StateStore {
     this.readOnly = readOnly;
     try {
       // an in-memory store gets the schema; a read-only file is read with the schema it has
-      if (!readOnly || this.db.memory) this.migrate();
+      if ((!readOnly || this.db.memory) && !migrated) this.migrate();
       else this.db.pragma('user_version', { simple: true }); // reading it proves the file is a database
     } catch (error) {
       this.db.close();
