@@ -31,7 +31,8 @@ import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
 import { removeStaleLocks } from './lock.js';
-import { readLineage } from './certbot/lineage.js';
+import { readCertificateQuick, readLineage } from './certbot/lineage.js';
+import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
 import { certbotSettings } from './stages/issue-certbot.js';
 import { Semaphore } from './certbot/orders.js';
@@ -153,6 +154,15 @@ export interface AutoSsl {
   /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
   recordJob(id: string, domains: readonly string[], source?: string): void;
   close(): Promise<void>;
+}
+
+function lineageDue(certFile: string, fraction = 1 / 3): boolean {
+  try {
+    const info = readCertificateQuick(certFile);
+    return Date.now() >= renewalWindowStart(info.notBefore.getTime(), info.notAfter.getTime(), fraction);
+  } catch {
+    return true;
+  }
 }
 
 function safeRows<T>(read: () => T[]): T[] {
@@ -436,7 +446,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const installable = open.filter((d) => {
         const site = siteFor(config, d.domain);
         const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
-        return lineage !== null;
+        // installed as it is, never ordered again here: a lineage already due is left to a new run
+        return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
       });
       for (const d of open.filter((x) => !installable.includes(x))) {
         store.updateJobDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
@@ -509,6 +520,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       return () => listeners.delete(listener);
     },
     async issue(domains, options = {}) {
+      // one bad name stops the whole call before anything runs (recovery, the state database, any domain)
+      for (const d of domains) domainOf(d);
       if (!options.dryRun) await recoverFirst();
       else await reportPending(options);
       const unique = [...new Set(domains)];
@@ -555,6 +568,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     },
     status: (options = {}) => renewal.status(core, readState(), options.now, options.probe === true),
     async renew(options = {}) {
+      renewal.checkCertName(config, options.certName); // before recovery or the state database
       await recoverFirst();
       return renewal.renew(core, options);
     },

@@ -158,7 +158,13 @@ export class EditTransaction {
       throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the journal directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was written.`, { details: { path: this.dir } });
     }
     // the manifest exists before any backup, so a directory without one never holds anything worth keeping
-    await this.saveManifest();
+    try {
+      await this.saveManifest();
+    } catch (error) {
+      await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined); // nothing of the run is in it yet
+      const e = error as AutoSslError;
+      throw new AutoSslError(e.code ?? 'WRITE_FAILED', `Cannot start the journal in ${this.dir} (${e.message}); no vhost was touched.`, { hint: e.hint, details: { path: this.dir }, cause: error });
+    }
     this.started = true;
     open.add(this);
   }

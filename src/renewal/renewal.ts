@@ -207,12 +207,17 @@ async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[
   }
 }
 
+/** A --cert-name certbot knows (a hostile one is refused by readLineage's name check). */
+export function checkCertName(config: EngineCore['config'], certName: string | undefined): void {
+  if (certName !== undefined && !readLineage(config.certbot.configDir, certName)) {
+    throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
+  }
+}
+
 export async function renew(core: EngineCore, options: { certName?: string; force?: boolean } = {}): Promise<RenewReport> {
   const { config } = core;
   const store = core.services.state();
-  if (options.certName !== undefined && !readLineage(config.certbot.configDir, options.certName)) {
-    throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(options.certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
-  }
+  checkCertName(config, options.certName);
   const before = scanLineages(config.certbot.configDir, store);
   const hookErrors: string[] = [];
   const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };

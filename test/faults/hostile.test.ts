@@ -348,10 +348,10 @@ export default { name: 'renew-log', apply(hooks) { hooks.beforeRenew.tapPromise(
 describe('the engine API', () => {
   it('refuses hostile names (NUL included) before any stage or file', async () => {
     const engine = await createAutoSsl(await loadConfig({ file: writeConfig('base', base) }));
-    const results = await engine.issue(['a\u0000.com', 'a.com\n}', '../x'], { dryRun: true });
-    for (const r of results) {
-      expect(r.error?.code).toBe('DOMAIN_INVALID');
-      expect(r.events).toEqual([]);
+    // one hostile name refuses the whole call, before recovery, the state database or any domain runs
+    for (const names of [['a\u0000.com'], ['ok.example.test', 'a.com\n}'], ['../x']]) {
+      await expect(engine.issue(names, { dryRun: true })).rejects.toMatchObject({ code: 'DOMAIN_INVALID' });
+      await expect(engine.issue(names)).rejects.toMatchObject({ code: 'DOMAIN_INVALID' });
     }
     await expect(engine.preview('a\u0000.com')).rejects.toMatchObject({ code: 'DOMAIN_INVALID' });
     await expect(engine.check(['$host'])).rejects.toMatchObject({ code: 'DOMAIN_INVALID' });

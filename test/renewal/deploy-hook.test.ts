@@ -11,7 +11,7 @@ import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';
-import { servedSerial } from '../../src/stages/verify-tls.js';
+import { servedEventually } from '../helpers/served.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
@@ -83,7 +83,7 @@ describe('deploy hook', () => {
     expect(out.ok).toBe(true);
     expect(out.lineage).toBe('hook.example.test');
     // nginx serves the lineage's certificate now
-    expect(await servedSerial('127.0.0.1', 443, 'hook.example.test')).toBe(out.serial);
+    expect(await servedEventually('hook.example.test', out.serial)).toBe(out.serial);
     expect(out.changedFiles).toEqual([t.site]);
     expect(fs.readFileSync(t.site, 'utf8')).toContain(`ssl_certificate ${live()}/hook.example.test/fullchain.pem;`);
     expect(fs.readFileSync(path.join(t.dir, 'reloads'), 'utf8')).toBe('reloaded\n');
