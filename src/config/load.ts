@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { cosmiconfig } from 'cosmiconfig';
 import { AutoSslError } from '../errors.js';
 import { validateConfig, type AutoSslConfig } from './schema.js';
@@ -63,7 +64,8 @@ export async function loadConfig(options: { file?: string; cwd?: string; systemD
     if (e.code === 'ENOENT') throw new AutoSslError('CONFIG_NOT_FOUND', `Config file ${options.file} does not exist.`);
     // cosmiconfig names the file; the parser's complaint follows on later lines: keep it, on one line, bounded
     // (without the code frame "> 1 | ..." parsers print, and the echo of the whole source "while parsing '...'")
-    const message = String(e.message ?? error).split('\n').filter((l) => l.trim() && !/^\s*>?\s*\d*\s*\|/.test(l) && !/^\s*-*\^\s*$/.test(l)).map((l) => l.trim().replace(/ while parsing '[\s\S]*$/, '')).join(' ').slice(0, 600);
+    // parsers colour the code frame when the terminal (or FORCE_COLOR, as CI sets) allows: strip the colour first
+    const message = stripVTControlCharacters(String(e.message ?? error)).split('\n').filter((l) => l.trim() && !/^\s*>?\s*\d*\s*\|/.test(l) && !/^\s*-*\^\s*$/.test(l)).map((l) => l.trim().replace(/ while parsing '[\s\S]*$/, '')).join(' ').slice(0, 600);
     throw new AutoSslError('CONFIG_INVALID', message || 'The config file cannot be read.', { cause: error, hint: 'Fix the syntax where the message says (line, column or position), then run again.' });
   }
   if (!result || result.isEmpty) {

@@ -138,9 +138,12 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
         addresses = [...r.aaaa, ...r.a];
       }
       if (addresses.length === 0) return; // the dns check already reported it
-      // nginx applies a reload asynchronously (old workers finish first): right after the challenge stage
-      // reloaded, a probe that reaches the old configuration is tried again for a short while.
-      const settleUntil = ctx.reloadedWithChanges ? Date.now() + Math.min(3000, timeoutMs) : 0;
+      // nginx applies a reload asynchronously (old workers finish first): a probe that reaches the old
+      // configuration is tried again for a short while. Not only after this run's own reload: in an issue run
+      // the challenge location is in the file, maybe written a moment ago by another run (another process asking
+      // for the same block) whose reload nginx has not applied yet. A check run (`check`) answers at once.
+      const settleMs = ctx.reloadedWithChanges ? 3000 : ctx.mode === 'issue' ? 5000 : 0;
+      const settleUntil = Date.now() + settleMs;
       const probe = async (a: string) => {
         for (;;) {
           const res = await probeChallenge(name, a, token, body, timeoutMs);

@@ -102,7 +102,10 @@ describe('batches', () => {
       const summary = parseJson<{ results: Array<{ ok: boolean; error?: { code: string } }> }>(run.stdout);
       expect(run.exitCode === 0 || (run.exitCode === 1 && summary.results[0]!.error?.code !== 'INTERNAL'), run.stdout.slice(-400)).toBe(true);
     }
-    expect(runs.filter((r) => r.exitCode === 0).length).toBeGreaterThanOrEqual(19);
+    const failed = runs.filter((r) => r.exitCode !== 0).map((r) => parseJson<{ results: Array<{ error?: { code: string; message: string } }> }>(r.stdout).results[0]!.error);
+    // every later process joins the first one's certificate: none fails on the challenge location that run added
+    // a moment ago and whose reload nginx had not applied yet (the self-check waits for it)
+    expect(failed, JSON.stringify(failed).slice(0, 2000)).toEqual([]);
     expect(ordersOf('same.batch.test')).toBe(1);
     const vhost = fs.readFileSync(path.join(rig.info.sitesDir, 'same.batch.test.conf'), 'latin1');
     expect(vhost.match(/ssl_certificate /g)).toHaveLength(1);
