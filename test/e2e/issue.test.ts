@@ -163,6 +163,11 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     expect(error.message).toMatch(/failed validation 3 times .*next try allowed at \d{4}-\d\d-\d\dT/);
     expect(fs.statSync(logs).mtimeMs).toBe(logBefore); // certbot did not run
     expect(fs.readFileSync(rig.info.pebbleLog, 'utf8').split('Value:"fail.e2e.test"').length).toBe(ordersBefore);
+    // `check` tells it too, before anyone runs issue again (issue 12, defect 9)
+    const check = await cli(['check', 'fail.e2e.test', ...skip]);
+    expect(check.exitCode).toBe(1);
+    expect(check.stdout).toMatch(/\[x\] budget +VALIDATION_BUDGET_EXHAUSTED/);
+    expect(fs.statSync(logs).mtimeMs).toBe(logBefore);
     await rig.dns('/clear-a', { host: 'fail.e2e.test' });
   });
 

@@ -50,4 +50,19 @@ describe('nginx config tree', () => {
     expect(() => planHttpsEdit(tree, edit, { nginxVersion: [1, 22, 1] })).toThrow(expect.objectContaining({ code: 'NGINX_PARSE_ERROR', details: expect.objectContaining({ line: 4 }) }));
     expect(sha256(fs.readFileSync(t.site))).toBe(sha256(broken));
   });
+  it('follows includes inside a server block when judging the challenge: a snippet\'s "location ~ /\\. { deny all; }" hides it (issue 12, defect 8c)', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name snip.tree.test;\n    root /srv/snip;\n    include {{DIR}}/snippets/deny-dot.conf;\n}\n', {
+      'sites/plain.conf': 'server {\n    listen 80;\n    server_name plain.tree.test;\n    root /srv/plain;\n}\n',
+      'snippets/deny-dot.conf': 'location ~ /\\. {\n    deny all;\n}\n',
+    });
+    const tree = NginxTree.load(t.main);
+    const hidden = planChallengeEdit(tree, ['snip.tree.test'], { fallbackWebroot: '/tmp/acme' });
+    // the snippet's regex location would answer 403: a challenge location is added, in the site's own file
+    expect(hidden.edits).toHaveLength(1);
+    expect(hidden.edits[0]!.file).toBe(t.site);
+    expect(hidden.edits[0]!.after).toContain('location ^~ /.well-known/acme-challenge/');
+    expect(fs.readFileSync(path.join(t.dir, 'snippets/deny-dot.conf'), 'utf8')).toBe('location ~ /\\. {\n    deny all;\n}\n');
+    // without the snippet the static root serves it: no edit
+    expect(planChallengeEdit(tree, ['plain.tree.test'], { fallbackWebroot: '/tmp/acme' }).edits).toEqual([]);
+  });
 });

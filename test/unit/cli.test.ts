@@ -47,7 +47,7 @@ describe('cli', () => {
   });
 
   it('a batch shows a progress line on a terminal, plain lines elsewhere (and with NO_COLOR), every stage with --verbose', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    server_name one.p.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.p.test;\n    root /var/www/two;\n}\n');
+    const t = await makeTree('server {\n    listen 80;\n    server_name one.p.test;\n    root /var/www/one;\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\nserver {\n    listen 80;\n    server_name two.p.test;\n    root /var/www/two;\n}\n');
     const config = path.join(t.dir, 'autossl.config.json');
     fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
     const args = ['issue', 'one.p.test', 'two.p.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config];
@@ -55,6 +55,8 @@ describe('cli', () => {
     expect(plain.exitCode).toBe(0);
     expect(plain.stdout).toMatch(/^done {2}one\.p\.test \(\d\/2, /m);
     expect(plain.stdout).not.toContain('\r');
+    // the challenge edit and the HTTPS edit are two edits of one file: "1 file", counted by file (issue 12, defect 8d)
+    expect(plain.stdout).toMatch(/^ok {4}one\.p\.test: would be served over HTTPS \(1 file to change\)/m);
     expect(plain.stdout).not.toMatch(/ challenge +\d/); // no per-stage lines
     const verbose = await run([...args, '--verbose']);
     expect(verbose.stdout).toMatch(/one\.p\.test +challenge +\d/);
