@@ -46,8 +46,13 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `file` atomically: a temp file in the same directory, fsync, rename, fsync the directory. */
-export async function atomicWrite(file: string, data: Buffer, writer: FileWriter = defaultWriter, like?: fs.Stats): Promise<void> {
+/**
+ * Writes `data` to `file` atomically: a temp file in the same directory, fsync, rename, fsync the directory.
+ * A symlink is written through, never replaced: Debian's `sites-enabled/x -> ../sites-available/x` stays a link and
+ * the edit lands in the file it points at (the one the admin edits), as nginx reads it.
+ */
+export async function atomicWrite(link: string, data: Buffer, writer: FileWriter = defaultWriter, like?: fs.Stats): Promise<void> {
+  const file = await writeTarget(link);
   const dir = path.dirname(file);
   const temp = path.join(dir, `.${path.basename(file)}.autossl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   try {
@@ -63,6 +68,17 @@ export async function atomicWrite(file: string, data: Buffer, writer: FileWriter
     throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: ${code ? `${code}: ` : ''}${(error as Error).message.replace(/^[A-Z]+: /, '')}. The file was left as it was.`, { cause: error, details: { file } });
   }
   await fsyncDir(dir);
+}
+
+/** The file a write to `file` must replace: `file` itself, or the file its symlinks lead to. */
+async function writeTarget(file: string): Promise<string> {
+  const st = await fsp.lstat(file).catch(() => null);
+  if (!st?.isSymbolicLink()) return file;
+  try {
+    return await fsp.realpath(file);
+  } catch (error) {
+    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: it is a symlink that leads nowhere (${(error as NodeJS.ErrnoException).code ?? 'unresolvable'}). The link was left as it was.`, { cause: error, details: { file } });
+  }
 }
 
 /** Reads a file that must be a regular file (never a FIFO or device: those would block or never end). */

@@ -106,6 +106,8 @@ cp /etc/autossl/autossl.config.yaml $OUT/config.yaml 2>/dev/null
 $CLI init > $OUT/init2.out 2>&1; echo $? > $OUT/init2.rc
 $CLI issue --all --json > $OUT/issue.json 2> $OUT/issue.err; echo $? > $OUT/issue.rc
 sha256sum /etc/nginx/sites-available/existing > $OUT/existing.after
+stat -c '%n %F' /etc/nginx/sites-enabled/* > $OUT/enabled.ls
+grep -l ssl_certificate /etc/nginx/sites-available/* > $OUT/available.ssl
 $CLI setup --agent --systemd-dir $OUT/units > $OUT/setup.out 2>&1; echo $? > $OUT/setup.rc
 stat -c %a /etc/autossl/agent-tokens > $OUT/tokens.mode
 # no config at all from here on
@@ -153,6 +155,9 @@ describe('init, zero-config runs and existing certbot installations', () => {
     for (const d of SITES.filter((x) => x !== 'existing.init.test')) expect(ordersOf(d), d).toBe(1);
     expect(ordersOf('existing.init.test')).toBe(0);
     expect(read('existing.after')).toBe(read('existing.before'));
+    // Debian's sites-enabled links stay links: every edit landed in the sites-available file they point at
+    expect(read('enabled.ls').trim().split('\n').filter((l) => !l.includes('/default ')).sort()).toEqual(SITES.map((d) => `/etc/nginx/sites-enabled/${d.replace('.init.test', '')} symbolic link`).sort());
+    expect(read('available.ssl').trim().split('\n').sort()).toEqual(SITES.map((d) => `/etc/nginx/sites-available/${d.replace('.init.test', '')}`).sort());
   });
 
   it('with no config: status lists the lineages, and issue <domain> works with what the server has, saying so', () => {

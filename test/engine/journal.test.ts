@@ -5,6 +5,7 @@
  * blocks only its own file.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -113,5 +114,35 @@ describe('the journal of a killed run', () => {
     expect(fs.readFileSync(path.join(garbage, '1.pre'), 'utf8')).toBe('kept');
     expect(journals(journalDir).sort()).toEqual(['0-garbage', first!].sort());
     void second;
+  });
+});
+
+describe('a vhost reached through a symlink (Debian: sites-enabled/x -> ../sites-available/x)', () => {
+  it('write, revert and recovery go through the link to its file; the link stays a link', async () => {
+    const { EditTransaction, recoverJournals } = await import('../../src/nginx/transaction.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-link-'));
+    for (const d of ['sites-available', 'sites-enabled', 'journal']) fs.mkdirSync(path.join(dir, d));
+    const target = path.join(dir, 'sites-available', 'x');
+    const link = path.join(dir, 'sites-enabled', 'x');
+    const before = 'server {\n    listen 80;\n    server_name x.test;\n}\n';
+    const after = before.replace('listen 80;', 'listen 80;\n    listen 443 ssl;');
+    fs.writeFileSync(target, before);
+    fs.symlinkSync('../sites-available/x', link);
+    const tx = new EditTransaction({ journalDir: path.join(dir, 'journal'), label: 'link' });
+    await tx.write(link, before, after);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toBe(after);
+    await tx.revert();
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toBe(before);
+    await tx.commit();
+    // killed after the write: recovery restores the file behind the link, and keeps the link
+    await killedWriter(path.join(dir, 'journal'), link, after);
+    expect(fs.readFileSync(target, 'utf8')).toBe(after);
+    const report = await recoverJournals(path.join(dir, 'journal'));
+    expect(report.restored).toEqual([link]);
+    expect(fs.lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(fs.readFileSync(target, 'utf8')).toBe(before);
+    expect(fs.readdirSync(path.join(dir, 'sites-enabled'))).toEqual(['x']); // no temp file left beside the link
   });
 });
