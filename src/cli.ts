@@ -45,8 +45,18 @@ Options:
   --verbose, -v        issue: every stage of every domain, not a progress line
 `;
 
-const out = (s: string): boolean => process.stdout.write(s + '\n');
-const err = (s: string): boolean => process.stderr.write(s + '\n');
+// A reader that stops early (`autossl status | head -1`) closes the pipe: the output is dropped from then on, but
+// the command itself goes on to its end (an issue must not stop half-way because nobody reads its progress).
+const closed = new Set<NodeJS.WriteStream>();
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    closed.add(stream);
+  });
+}
+const write = (stream: NodeJS.WriteStream, data: string | Uint8Array): boolean => (closed.has(stream) ? true : stream.write(data));
+const out = (s: string): boolean => write(process.stdout, s + '\n');
+const err = (s: string): boolean => write(process.stderr, s + '\n');
 
 function printError(e: AutoSslError, json: boolean): void {
   if (json) out(JSON.stringify({ ok: false, error: e.toJSON() }));
@@ -58,7 +68,7 @@ function printError(e: AutoSslError, json: boolean): void {
 
 /** A diff holds the file's own bytes (latin1 strings): written as bytes, so `patch` applies it to that file. */
 function printDiff(diff: string): void {
-  process.stdout.write(diffBytes(diff));
+  write(process.stdout, diffBytes(diff));
 }
 
 function fmtMs(ms: number | undefined): string {
@@ -189,13 +199,13 @@ class Progress {
 
   private draw(): void {
     const text = this.line();
-    process.stdout.write(`\r${text.padEnd(this.shown.length)}`);
+    write(process.stdout, `\r${text.padEnd(this.shown.length)}`);
     this.shown = text;
   }
 
   private clear(): void {
     if (!this.live || !this.shown) return;
-    process.stdout.write(`\r${' '.repeat(this.shown.length)}\r`);
+    write(process.stdout, `\r${' '.repeat(this.shown.length)}\r`);
     this.shown = '';
   }
 
@@ -403,7 +413,7 @@ async function cmdInit(positionals: string[], values: Values): Promise<number> {
     out(JSON.stringify({ file: result.file, sites: result.sites, notes: result.notes, discovery: result.discovery }, null, 2));
     return 0;
   }
-  if (result.file === null) process.stdout.write(result.text);
+  if (result.file === null) write(process.stdout, result.text);
   else {
     const served = result.sites.filter((s) => s.certificate).length;
     out(`wrote ${result.file}: ${result.sites.length} site${result.sites.length === 1 ? '' : 's'} (${served} served with a certificate now), nginx ${result.discovery.nginx.config}, certbot ${result.discovery.certbot.configDir}`);

@@ -66,4 +66,17 @@ describe('cli', () => {
     expect(noColor.stdout).not.toMatch(/running of 2/);
     expect(noColor.stdout).toMatch(/done {2}one\.p\.test \(\d\/2, /);
   });
+  it('a reader that closes the pipe early (| head -1, | true) gets no stack trace; the command still ends with its own exit code', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name one.pipe.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.pipe.test;\n    root /var/www/two;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'one.pipe.test' }, { domain: 'two.pipe.test' }] }));
+    for (const args of [['issue', '--all', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'], ['status'], ['--help']]) {
+      const alone = await run([...args, '--config', config]);
+      for (const reader of ['true', 'head -c 1']) {
+        const piped = await execa('bash', ['-c', `node ${CLI} ${args.join(' ')} --config ${config} | ${reader}; exit "\${PIPESTATUS[0]}"`], { reject: false });
+        expect(piped.stderr, `${args.join(' ')} | ${reader}`).not.toMatch(/EPIPE|\n\s+at /);
+        expect(piped.exitCode, `${args.join(' ')} | ${reader}`).toBe(alone.exitCode);
+      }
+    }
+  });
 });
