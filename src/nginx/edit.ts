@@ -619,6 +619,20 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
     ensureBlockEditable(tree, target);
     const tlsLeftOut = uncovered(answeredNames(tree, target, 'https', tls === null), edit.names);
     if (tlsLeftOut.length) notes.push(`${label(target)} also answers ${tlsLeftOut.join(', ')} over TLS, which the certificate does not cover: those get no HSTS`);
+    if (!tls && listenSpec && redirectsToItself(tree, target, edit.names, port)) {
+      // Its port 80 answers only with a redirect to HTTPS on a name it serves itself: TLS listens in this block would
+      // redirect HTTPS to itself forever. The TLS side becomes a block of its own beside it (the site's directives
+      // without the redirect); the port-80 block stays as it is, still redirecting, still serving the challenge.
+      const { add } = mirrorListens(tree, target, port, http2 && !newHttp2, planned);
+      if (http2 && newHttp2) add.push({ name: 'http2', args: ['on'] });
+      const names = targets.filter((n) => located.http.get(n) === target && !located.https.get(n));
+      const site = tlsSiteStatements(target);
+      const block: NewStatement = { name: 'server', args: [], children: [...add, { name: 'server_name', args: names }, ...site.statements, ...httpsStatements.filter((st) => st.name !== 'listen')] };
+      builder.add(target.config, insertBlockAfter(target.config, target.directive, [block], `${label(target)}: add a TLS server beside it for ${names.join(', ')} (its port 80 only redirects to HTTPS)`));
+      notes.push(`${label(target)} answers port 80 only with a redirect to HTTPS: the certificate goes into a new TLS server block beside it${site.left.length ? ` (not copied into it: ${site.left.join('; ')})` : ''}`);
+      addEndpoints(tlsEndpoints, target, name, port, true);
+      continue;
+    }
     if (!tls && listenSpec) {
       const { add, upgrade, sources } = mirrorListens(tree, target, port, http2 && !newHttp2, planned);
       const movable = sources.length === add.length && sources.every((l) => !l.implicit && l.directive.parent === target.directive);
@@ -681,6 +695,50 @@ function addEndpoints(out: EditPlan['tlsEndpoints'], server: ServerBlock, name: 
     const host = s.host === '*' ? '127.0.0.1' : s.host === '[::]' ? '::1' : s.host.replace(/^\[|\]$/g, '');
     if (!out.some((e) => e.host === host && e.port === s.port && e.servername === servername)) out.push({ host, port: s.port, servername });
   }
+}
+
+/**
+ * Whether plain HTTP requests to this block for one of the names are redirected to HTTPS on a name this same block
+ * answers: then TLS cannot be added to the block itself (HTTPS would redirect to itself).
+ */
+function redirectsToItself(tree: NginxTree, plain: ServerBlock, names: readonly string[], port: number): boolean {
+  const mine = names.filter((n) => tree.findServers(n).http[0] === plain);
+  return mine.some((n) => {
+    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
+    return route.kind === 'redirect' && route.to?.scheme === 'https' && route.to.port === port && tree.findServers(route.to.host).http[0] === plain;
+  });
+}
+
+/** A directive as a new statement (its words as written). */
+export function copyStatement(d: Directive): NewStatement {
+  const kids = d.block ? d.block.children.filter((c): c is Directive => c.kind === 'directive').map(copyStatement) : undefined;
+  return kids ? { name: d.name, args: d.words.slice(1).map((w) => w.raw), children: kids } : { name: d.name, args: d.words.slice(1).map((w) => w.raw) };
+}
+
+/**
+ * What a redirect-only port-80 block says about the site, for its new TLS twin: everything but its listens, names,
+ * the redirect (server-level `return`/`rewrite`/`if`, a location that only redirects) and the challenge location.
+ * A Lua body cannot be carried over as a statement: it is left out, and named.
+ */
+export function tlsSiteStatements(plain: ServerBlock): { statements: NewStatement[]; left: string[] } {
+  const statements: NewStatement[] = [];
+  const left: string[] = [];
+  for (const d of childDirectives(plain.directive)) {
+    if (['listen', 'server_name', 'return', 'rewrite', 'if'].includes(d.name)) continue;
+    if (d.name === 'location') {
+      const path = parseLocation(d)?.path;
+      if (path === ACME_PREFIX || path === ACME_PREFIX.slice(0, -1)) continue;
+      const inner = childDirectives(d);
+      if (inner.length > 0 && inner.every((c) => c.name === 'return' || c.name === 'rewrite')) continue;
+    }
+    const verbatim = (x: Directive): boolean => x.block?.verbatim !== undefined || childDirectives(x).some(verbatim);
+    if (verbatim(d)) {
+      left.push(`${d.name} ${argValues(d).join(' ')}`.trim());
+      continue;
+    }
+    statements.push(copyStatement(d));
+  }
+  return { statements, left };
 }
 
 const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
@@ -879,7 +937,12 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         hint: `Make that rule skip /.well-known/acme-challenge/ (or put it inside "location /"), or use DNS-01. Nothing was ordered.`,
       });
     }
-    if (route.kind === 'redirect') {
+    // a redirect decided in a location: a `location ^~ /.well-known/acme-challenge/` wins over it when that location
+    // is a regex or a shorter prefix (`location / { return 301 https://... }` on a block with no TLS yet)
+    const deciding = route.kind === 'redirect' && route.via ? effectiveParent(route.via) : null;
+    const spec = deciding?.name === 'location' ? parseLocation(deciding) : null;
+    const outranked = spec !== null && (spec.modifier === '~' || spec.modifier === '~*' || (spec.modifier !== '=' && ACME_PREFIX.startsWith(spec.path) && spec.path.length < ACME_PREFIX.length));
+    if (route.kind === 'redirect' && !outranked) {
       throw new AutoSslError('CHALLENGE_UNROUTABLE', `For ${reach.name}, ${label} redirects the challenge (${route.reason}) to a place outside this nginx.`, {
         hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
       });

@@ -19,7 +19,7 @@ import { isPlainHttp } from './listen.js';
 import { ACME_PREFIX, parseLocation } from './routing.js';
 import { removeStatement, replaceStatement, type NewStatement } from './splice.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
-import { alreadyRedirects, blockId, ensureBlockEditable, HSTS_HEADER_NAME, locateServers, PlanBuilder, servedCertificatePath, serverLabel, type FileEdit } from './edit.js';
+import { alreadyRedirects, blockId, copyStatement, tlsSiteStatements, ensureBlockEditable, HSTS_HEADER_NAME, locateServers, PlanBuilder, servedCertificatePath, serverLabel, type FileEdit } from './edit.js';
 import { answeredNames, covers } from './names.js';
 import { readCertificateQuick } from '../certbot/lineage.js';
 
@@ -61,6 +61,13 @@ function autosslMaps(server: ServerBlock): Array<{ map: Directive; server: Serve
   return siblings.filter((d) => d.name === 'map' && (argValues(d)[1] === `$autossl_redirect_${id}` || argValues(d)[1] === `$autossl_hsts_${id}`)).map((map) => ({ map, server }));
 }
 
+/** Whether a TLS block holds only the port-80 block's site statements plus TLS lines: the twin the HTTPS edit writes. */
+function sameSite(tls: ServerBlock, plain: ServerBlock): boolean {
+  const own = childDirectives(tls.directive).filter((d) => d.name !== 'listen' && d.name !== 'server_name' && !TLS_ONLY.has(d.name) && !(d.name === 'add_header' && (argValues(d)[0] ?? '').toLowerCase() === HSTS_HEADER_NAME));
+  const site = tlsSiteStatements(plain);
+  return site.left.length === 0 && JSON.stringify(own.map(copyStatement)) === JSON.stringify(site.statements);
+}
+
 export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile?: string; aliases?: readonly string[] } = {}): UninstallPlan {
   const located = locateServers(tree, [domain], { vhostFile: opts.vhostFile });
   const tls = located.https.get(domain) ?? null;
@@ -83,6 +90,10 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
   const notes: string[] = [];
   const certificates: string[] = [];
 
+  // a TLS block beside a port-80 block that redirects to HTTPS and keeps a site of its own (the HTTPS edit adds such
+  // a TLS block when port 80 only redirected): the whole TLS block goes, port 80 redirects as it did before
+  // (only when the TLS block says nothing but what the port-80 block says: a TLS block written by hand is refused below)
+  const twin = plain !== null && plain !== tls && !tls.listens.some((l) => isPlainHttp(l)) && !onlyRedirects(tree, plain, [domain]) && alreadyRedirects(tree, plain, [domain]) && sameSite(tls, plain);
   // what only TLS needs, from the block itself; the same in a snippet it includes is shared with other servers
   for (const d of childDirectives(tls.directive)) {
     if (d.name === 'ssl_certificate' || d.name === 'ssl_certificate_key') {
@@ -90,7 +101,7 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
       if (p && !p.includes('$')) certificates.push(path.isAbsolute(p) ? p : path.join(tree.prefix, p));
     }
     const hsts = d.name === 'add_header' && (argValues(d)[0] ?? '').toLowerCase() === HSTS_HEADER_NAME;
-    if (TLS_ONLY.has(d.name) || hsts) builder.add(tls.config, removeStatement(tls.config, d, `${label}: remove ${d.name}${hsts ? ' Strict-Transport-Security' : ''}`));
+    if ((TLS_ONLY.has(d.name) || hsts) && !twin) builder.add(tls.config, removeStatement(tls.config, d, `${label}: remove ${d.name}${hsts ? ' Strict-Transport-Security' : ''}`));
   }
   for (const inc of tls.includes) {
     const { config } = readConfigFile(inc);
@@ -131,6 +142,9 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
     for (const l of tlsListens.slice(1)) builder.add(tls.config, removeStatement(tls.config, l.directive, `${label}: remove listen ${l.socket} ssl`));
     builder.add(plain.config, removeStatement(plain.config, plain.directive, `${plainLabel}: remove the port-80 block that redirected to HTTPS`));
     notes.push(`${plainLabel} only redirected to HTTPS: removed; ${label} answers port 80 again`);
+  } else if (twin) {
+    builder.add(tls.config, removeStatement(tls.config, tls.directive, `${label}: remove the TLS server block`));
+    notes.push(`${label} served ${domain} over TLS beside a port-80 block that redirects to HTTPS: removed; port 80 redirects as before`);
   } else {
     const why = plain ? `${plain.file}:${serverLabel(plain).split(':').pop()} serves its own site on port 80` : 'no block answers it on port 80';
     throw new AutoSslError('VHOST_UNSUPPORTED', `${label} serves ${domain} over TLS only, and ${why}: there is no single HTTP-only form to return it to.`, {

@@ -147,7 +147,9 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
       const probe = async (a: string) => {
         for (;;) {
           const res = await probeChallenge(name, a, token, body, timeoutMs);
-          if (res.ok || res.code !== 'CHALLENGE_NOT_SERVED' || Date.now() > settleUntil) return res;
+          // any failure while nginx may still be loading the challenge location: the old config may also redirect
+          // the probe elsewhere (to an HTTPS port nothing listens on yet), not only answer without the token
+          if (res.ok || Date.now() > settleUntil) return res;
           await new Promise((r) => setTimeout(r, 100));
         }
       };

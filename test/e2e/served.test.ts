@@ -76,6 +76,9 @@ describe('what is served (autossl-managed blocks)', () => {
     site('c.cover.test', 'c.cover.test d.cover.test');
     site('e.alias.test', 'e.alias.test f.alias.test');
     site('ts.test', 'ts.test www.ts.test');
+    // port 80 only redirects to HTTPS, and nothing serves TLS yet: server-level, and inside location /
+    rig.addSite('rs.redir.test', 'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n    return 301 https://$host$request_uri;\n}\n', { index: '<h1>rs</h1>\n' });
+    rig.addSite('rl.redir.test', 'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n\n    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n', { index: '<h1>rl</h1>\n' });
     await rig.reloadNginx();
     root = await rig.issuingRoot();
   });
@@ -103,6 +106,28 @@ describe('what is served (autossl-managed blocks)', () => {
     expect(renewed.exitCode, renewed.stdout).toBe(0);
     expect(await servedSerial('127.0.0.1', 443, 're.served.test')).toBe(liveCert(rig, 're.served.test').serial);
     expect(liveCert(rig, 're.served.test').serial).not.toBe(serial);
+  });
+
+  it('port 80 that only redirects to HTTPS (server-level or in location /): the site is served over HTTPS with no redirect loop; uninstall takes it back', async () => {
+    const config = writeConfig(rig, 'redir.json', { sites: [{ domain: 'rs.redir.test' }, { domain: 'rl.redir.test' }] });
+    const run = await cli(['issue', '--all', '--json'], config);
+    expect(run.exitCode, JSON.stringify(parseJson<{ results: Array<{ domain: string; error?: unknown }> }>(run.stdout).results.map((r) => [r.domain, r.error]))).toBe(0);
+    for (const [name, body] of [['rs.redir.test', '<h1>rs</h1>'], ['rl.redir.test', '<h1>rl</h1>']] as const) {
+      const plain = await request('http://x/', name);
+      expect(plain.status, name).toBe(301);
+      expect(plain.location).toBe(`https://${name}/`);
+      // HTTPS answers the site itself (it redirected to itself forever when TLS went into the redirecting block)
+      const secure = await request('https://x/', name, root);
+      expect([secure.status, secure.body.trim(), secure.authorized], name).toEqual([200, body, true]);
+      expect(await servedSerial('127.0.0.1', 443, name)).toBe(liveCert(rig, name).serial);
+    }
+    const again = await cli(['issue', '--all', '--json'], config);
+    expect(parseJson(again.stdout).results.map((r: { changes: unknown[] }) => r.changes)).toEqual([[], []]); // a second run changes nothing
+    const file = path.join(rig.info.sitesDir, 'rs.redir.test.conf');
+    const un = await cli(['uninstall', 'rs.redir.test', '--json'], config);
+    expect(un.exitCode, un.stdout).toBe(0);
+    expect(fs.readFileSync(file, 'utf8')).not.toMatch(/ssl_certificate|443/);
+    expect((await request('http://x/', 'rs.redir.test')).status).toBe(301); // port 80 redirects as it did
   });
 
   it('a block\'s other name keeps answering over HTTP exactly as before: redirect and HSTS for the covered name only', async () => {
