@@ -433,7 +433,7 @@ async function cmdUninstall(positionals: string[], values: Values): Promise<numb
   await engine.close();
   if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), files: result.files.map((f) => f.file) }, null, 2));
   else if (result.ok) {
-    out(result.files.length ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)` : `ok    ${domain}: was not served over HTTPS; nothing changed`);
+    out(result.files.length ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)` : `ok    ${domain}: no vhost change${result.deleted.length ? '' : ' and no certificate deleted'}`);
     for (const d of result.deleted) out(`      deleted certificate ${d}`);
     for (const k of result.kept) out(`      kept certificate ${k.certificate}: ${k.reason}`);
     for (const n of result.notes) out(`note  ${n}`);

@@ -64,6 +64,7 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
   let certificates: string[] = [];
   let reloaded = false;
   let served = true;
+  let noVhost = false;
   try {
     const edits = await services.editor.apply({
       tx,
@@ -75,7 +76,8 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
         } catch (error) {
           // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
           if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
-          plan = { edits: [], certificates: [], notes: [`no server block answers ${domain}`], served: false };
+          noVhost = true;
+          plan = { edits: [], certificates: [], notes: [(error as AutoSslError).message], served: false };
         }
         certificates = plan.certificates;
         served = plan.served;
@@ -121,6 +123,11 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
     if (full.startsWith(live)) lineages.add(full.slice(live.length).split(path.sep)[0]!);
     const upload = uploadDirOf(config, full);
     if (upload) uploads.add(upload);
+  }
+  if (noVhost && lineages.size === 0 && uploads.size === 0) {
+    // nothing here knows the name: a typo, or deleted twice. Not a silent success.
+    const error = new AutoSslError('VHOST_NOT_FOUND', `Nothing to uninstall for ${domain}: no server block answers it and it has no certificate here.`, { hint: `Check the spelling; "autossl status" lists the domains autossl knows. Nothing was changed.` });
+    return { ...result, notes: [], error };
   }
   for (const name of lineages) {
     const lineage = readLineage(config.certbot.configDir, name);

@@ -63,6 +63,18 @@ describe('review findings', () => {
     expect(fs.existsSync(path.join(e.le, 'live', 'a.test'))).toBe(true); 
   }, 60_000);
 
+  it('/ssl/delete of a domain nothing knows (no server block, no certificate) is 404 VHOST_NOT_FOUND, not a 200 "deleted"; after its vhost went, its lineage still goes', async () => {
+    const e = await env(PLAIN('kept.test'));
+    await writeLineage(e.le, 'gone.test', 90, 60);
+    await e.start();
+    const none = await post('/ssl/delete', { domain: 'nosuch.test', username: 'bob' });
+    expect([none.status, (none.json as { error?: { code?: string } }).error?.code ?? (none.json as { code?: string }).code], JSON.stringify(none.json)).toEqual([404, 'VHOST_NOT_FOUND']);
+    // the panel deleted the vhost first: the certificate is still removed (200)
+    const gone = await post('/ssl/delete', { domain: 'gone.test', username: 'bob' });
+    expect(gone.status, JSON.stringify(gone.json)).toBe(200);
+    expect(fs.existsSync(path.join(e.le, 'live', 'gone.test'))).toBe(false);
+  }, 60_000);
+
   it('/ssl/issue-async sees a vhost created just before it (Opterius: /domains/create, then autoIssue at once)', async () => {
     const e = await env(PLAIN('first.test'));
     await e.start();

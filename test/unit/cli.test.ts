@@ -79,4 +79,18 @@ describe('cli', () => {
       }
     }
   });
+  it('uninstall of a name nothing knows exits 2 (bad input) with VHOST_NOT_FOUND, never a silent 0', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name real.un.test;\n    root /var/www/real;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
+    const before = fs.readFileSync(t.site, 'latin1');
+    const none = await run(['uninstall', 'nosuch.un.test', '--config', config]);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toMatch(/^error VHOST_NOT_FOUND: Nothing to uninstall for nosuch\.un\.test/m);
+    // a name a block answers, never served over TLS: nothing to do, and it says so
+    const plain = await run(['uninstall', 'real.un.test', '--config', config]);
+    expect(plain.exitCode).toBe(0);
+    expect(plain.stdout).toContain('ok    real.un.test: no vhost change and no certificate deleted');
+    expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
+  });
 });
