@@ -78,6 +78,16 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
   const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
   const mismatches: StatusRow[] = [];
   const probes = new Map<string, StatusRow['probe']>();
+  // a config nginx itself would refuse says nothing reliable about what is served: say that, not "not served"
+  const broken = tree.errors[0];
+  if (broken) {
+    for (const site of config.sites) {
+      for (const name of [site.domain, ...site.aliases]) {
+        mismatches.push(row(name, { state: 'mismatch', lastError: { code: 'NGINX_PARSE_ERROR', message: `what nginx serves for ${name} is unknown: the config cannot be read (${broken.message}); fix it, then run status again`, at: null } }, now));
+      }
+    }
+    return { mismatches, probes };
+  }
   for (const site of config.sites) {
     for (const name of [site.domain, ...site.aliases]) {
       const block = tree.findServers(sampleOf(name)).https[0];

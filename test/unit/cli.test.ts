@@ -93,4 +93,15 @@ describe('cli', () => {
     expect(plain.stdout).toContain('ok    real.un.test: no vhost change and no certificate deleted');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
   });
+  it('status with an nginx config that cannot be parsed names the parse error, not "not served" with a useless fix', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name brk.st.test;\n    root /var/www/brk;\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'brk.st.test' }] }));
+    const r = await run(['status', '--json', '--config', config]);
+    expect(r.exitCode).toBe(1);
+    const rows = (JSON.parse(r.stdout) as { certificates: Array<{ domain: string; lastError: { code: string; message: string } | null }> }).certificates.filter((c) => c.domain === 'brk.st.test');
+    expect(rows.map((c) => c.lastError?.code)).toEqual(['NGINX_PARSE_ERROR']);
+    expect(rows[0]!.lastError!.message).toMatch(/site\.conf.*unexpected end of file|site\.conf:\d+/);
+    expect(r.stdout).not.toContain('NOT_SERVED');
+  });
 });
