@@ -262,7 +262,14 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  v.known(root, '', ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites', 'agent']);
+  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites', 'agent'];
+  const keys = Object.keys(root);
+  // (a misspelt key, {"cerbot": ...}, is still named below: only keys no config would have, or many of them, are not)
+  if (keys.length && !keys.some((k) => TOP.includes(k)) && (keys.length > 2 || keys.some((k) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(k)))) {
+    // not an autossl config at all (a wrong --config, /etc/shadow): its content is not echoed into terminals and logs
+    throw new AutoSslError('CONFIG_INVALID', `${source} is not an autossl config: none of its ${keys.length} top-level key${keys.length > 1 ? 's is' : ' is'} one autossl knows.`, { hint: `Point --config at the autossl config (autossl.config.json or .yaml; "autossl init" writes one). Known keys: ${TOP.join(', ')}.` });
+  }
+  v.known(root, '', TOP);
   const batch = v.object(root.batch, 'batch');
   v.known(batch, 'batch', ['concurrency', 'privateOrders', 'installWindowMs']);
   const notify = v.object(root.notify, 'notify');

@@ -88,4 +88,12 @@ describe('config', () => {
     fs.writeFileSync(path.join(d, 'pending.config.mjs'), 'export default new Promise(() => {});\n');
     await expect(loadConfig({ file: path.join(d, 'pending.config.mjs'), timeoutMs: 500 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('did not finish loading within 0.5 s') });
   });
+  it('a file that is no autossl config at all (--config /etc/shadow) is refused without echoing its content', async () => {
+    const d = tmp();
+    const f = path.join(d, 'shadow');
+    fs.writeFileSync(f, 'root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\n');
+    const e = await loadConfig({ file: f }).catch((x: unknown) => x as { code: string; message: string; hint: string });
+    expect(e).toMatchObject({ code: 'CONFIG_INVALID', message: `${f} is not an autossl config: none of its 2 top-level keys is one autossl knows.` });
+    expect(JSON.stringify(e)).not.toContain('20228');
+  });
 });
