@@ -67,7 +67,8 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   }
   let pendingNotifications = 0;
   try {
-    pendingNotifications = store.outbox().filter((o) => o.deliveredAt === null).length;
+    // with no notify plugin nothing will ever deliver them: not "queued" (they wait for a plugin to be configured)
+    pendingNotifications = core.hooks.notify.taps.length ? store.outbox().filter((o) => o.deliveredAt === null).length : 0;
   } catch {
     pendingNotifications = 0;
   }
