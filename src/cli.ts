@@ -558,8 +558,11 @@ async function main(argv: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    err(`error: ${(error as Error).message}`);
-    err(USAGE);
+    // Node's parser words it for programmers (and leaves a quote open): say it for the user, one line, then where help is
+    const message = (error as Error).message;
+    const unknown = /^Unknown option '([^']*)'/.exec(message);
+    err(unknown ? `error: unknown option ${JSON.stringify(unknown[1]).slice(0, 60)}${unknown[1]!.startsWith('--') ? '' : ' (a domain that starts with "-" goes after "--": autossl issue -- -x.example.com)'}` : `error: ${message.split('\n')[0]!.slice(0, 200)}`);
+    err('run "autossl --help" for the commands and their options');
     return 2;
   }
   const { positionals, values } = parsed;
@@ -623,10 +626,12 @@ async function main(argv: string[]): Promise<number> {
         return rest[0] === 'call' ? await cmdAgentCall(rest.slice(1), values) : await cmdAgent(rest, values);
       case 'demo':
         return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
-      default:
-        err(`error: unknown command "${command.slice(0, 40)}"`);
-        err(USAGE);
+      default: {
+        const near = closestCommand(command);
+        err(`error: unknown command ${JSON.stringify(command.slice(0, 40))}${near ? `; did you mean "${near}"?` : ''}`);
+        err('run "autossl --help" for the commands and their options');
         return 2;
+      }
     }
   } catch (error) {
     const e = toAutoSslError(error);
@@ -634,6 +639,26 @@ async function main(argv: string[]): Promise<number> {
     if (e.code === 'INTERNAL' && process.env.AUTOSSL_DEBUG) err(String((error as Error).stack));
     return errorKind(e.code) === 'input' ? 2 : 1;
   }
+}
+
+/** The command a typo was probably meant to be (edit distance 2 at most), from the usage text's command list. */
+function closestCommand(typed: string): string | undefined {
+  const commands = [...new Set([...USAGE.matchAll(/^ {2}autossl ([a-z-]+)/gm)].map((m) => m[1]!))];
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = row[0]!;
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const here = row[j]!;
+        row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = here;
+      }
+    }
+    return row[b.length]!;
+  };
+  const best = commands.map((c) => [c, distance(typed.slice(0, 40), c)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 2 ? best[0] : undefined;
 }
 
 let answered = false;

@@ -33,6 +33,13 @@ describe('cli', () => {
     const unknown = await run(['frobnicate']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    // one line of error and where help is, not the whole usage burying it; a typo gets its likely command
+    const typo = await run(['isue', 'a.com']);
+    expect([typo.exitCode, typo.stderr.trim().split('\n')]).toEqual([2, ['error: unknown command "isue"; did you mean "issue"?', 'run "autossl --help" for the commands and their options']]);
+    const option = await run(['status', '--frobnicate']);
+    expect([option.exitCode, option.stderr.trim().split('\n')[0]]).toEqual([2, 'error: unknown option "--frobnicate"']);
+    const dash = await run(['issue', '-x.com']);
+    expect(dash.stderr).toMatch(/^error: unknown option "-x" \(a domain that starts with "-" goes after "--": autossl issue -- -x\.example\.com\)$/m);
     expect((await run(['--version'])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 
