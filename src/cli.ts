@@ -129,7 +129,7 @@ async function engineFor(values: Values, onEvent?: (e: StageEvent) => void): Pro
 function skipChecks(values: Values): string[] {
   const skips = (values['skip-check'] as string[] | undefined) ?? [];
   for (const s of skips) {
-    if (!(CHECKS as readonly string[]).includes(s)) throw new AutoSslError('CONFIG_INVALID', `--skip-check ${JSON.stringify(s).slice(0, 60)} is not a check.`, { hint: `The checks are: ${CHECKS.join(', ')}.` });
+    if (!(CHECKS as readonly string[]).includes(s)) throw new AutoSslError('USAGE_INVALID', `--skip-check ${JSON.stringify(s).slice(0, 60)} is not a check.`, { hint: `The checks are: ${CHECKS.join(', ')}.` });
   }
   return skips;
 }
@@ -257,7 +257,7 @@ async function cmdJobs(positionals: string[], values: Values): Promise<number> {
   try {
     if (id) {
       const job = await engine.job(id);
-      if (!job) throw new AutoSslError('CONFIG_INVALID', `There is no job ${JSON.stringify(id).slice(0, 80)}.`, { hint: 'autossl jobs lists the recent ones.' });
+      if (!job) throw new AutoSslError('JOB_NOT_FOUND', `There is no job ${JSON.stringify(id).slice(0, 80)}.`, { hint: 'autossl jobs lists the recent ones.' });
       if (values.json === true) out(JSON.stringify(job, null, 2));
       else {
         out(`job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`);
@@ -328,7 +328,7 @@ async function cmdRenew(values: Values): Promise<number> {
   const certName = values['cert-name'] as string | undefined;
   // before the engine: a hostile name must not even start recovery or create the state database
   if (certName !== undefined && !isCertName(certName)) {
-    throw new AutoSslError('CONFIG_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
+    throw new AutoSslError('USAGE_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
   }
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
@@ -403,7 +403,7 @@ async function cmdRecover(values: Values): Promise<number> {
 }
 
 async function cmdInit(positionals: string[], values: Values): Promise<number> {
-  if (positionals.length) throw new AutoSslError('CONFIG_INVALID', `autossl init takes no arguments, got ${JSON.stringify(positionals[0]).slice(0, 40)}.`, { hint: 'autossl init [--out FILE] [--dry-run] [--force]' });
+  if (positionals.length) throw new AutoSslError('USAGE_INVALID', `autossl init takes no arguments, got ${JSON.stringify(positionals[0]).slice(0, 40)}.`, { hint: 'autossl init [--out FILE] [--dry-run] [--force]' });
   const resolvers = (values.resolver as string[] | undefined) ?? [];
   const addresses = (values.address as string[] | undefined) ?? [];
   if (resolvers.length || addresses.length) validateConfig({ preflight: { resolvers }, serverAddresses: addresses }, '--resolver/--address'); // an IP each
@@ -461,7 +461,7 @@ async function cmdUpload(positionals: string[], values: Values): Promise<number>
 }
 
 async function cmdAgent(positionals: string[], values: Values): Promise<number> {
-  if (positionals.length) throw new AutoSslError('CONFIG_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
+  if (positionals.length) throw new AutoSslError('USAGE_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
   const { startAgent } = await import('./agent/server.js');
   const agent = await startAgent(await config(values));
   err(`autossl agent listening on ${agent.url}`);
@@ -479,13 +479,13 @@ async function cmdAgent(positionals: string[], values: Values): Promise<number> 
 async function cmdAgentCall(positionals: string[], values: Values): Promise<number> {
   const [method, target, body = '', ...extra] = positionals;
   if (!method || !target || extra.length || !/^(GET|POST)$/i.test(method) || !target.startsWith('/')) {
-    throw new AutoSslError('CONFIG_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', { hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'` });
+    throw new AutoSslError('USAGE_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', { hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'` });
   }
   if (body) {
     try {
       JSON.parse(body);
     } catch {
-      throw new AutoSslError('CONFIG_INVALID', 'The body is not valid JSON.', { hint: `Quote it for the shell: '{"domain":"example.com"}'` });
+      throw new AutoSslError('USAGE_INVALID', 'The body is not valid JSON.', { hint: `Quote it for the shell: '{"domain":"example.com"}'` });
     }
   }
   const cfg = await config(values);

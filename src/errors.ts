@@ -59,6 +59,8 @@ export const ERROR_CODES = {
   CLOUDFLARE_UNAVAILABLE: 'Cloudflare\'s API could not be reached or kept failing (network, timeout or 5xx): check this server reaches api.cloudflare.com over HTTPS and Cloudflare\'s status page, then run again.',
   CLOUDFLARE_API_ERROR: 'Cloudflare refused the request; its error code and message are quoted above. Fix what it names in the Cloudflare dashboard or the config, then run again.',
   CERT_CUSTOM: 'This domain serves an uploaded certificate, which autossl does not renew: upload the renewed certificate, or issue a Let\'s Encrypt one (autossl issue, /ssl/issue-async) to replace it.',
+  USAGE_INVALID: 'Run "autossl --help": it lists every command and its options.',
+  JOB_NOT_FOUND: 'autossl jobs (or GET /v1/jobs) lists the recent jobs; older ones are forgotten.',
   JOB_RUNNING: 'A job is issuing this domain now: wait for it to end (GET /v1/jobs/{id}, autossl jobs), then ask again.',
   CANCELLED: 'The domain was taken out of its batch before it started (deleted meanwhile); nothing was done for it.',
   UPLOAD_INVALID: 'Upload the server certificate (then its chain) and its own unencrypted private key, in PEM form, valid now and for the domain.',
@@ -80,7 +82,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
-const INPUT: readonly ErrorCode[] = ['UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
+const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
 const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
 const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 

@@ -91,6 +91,7 @@ export function statusOf(code: ErrorCode): number {
       return 429;
     case 'AGENT_NOT_FOUND':
     case 'VHOST_NOT_FOUND':
+    case 'JOB_NOT_FOUND':
       return 404;
     case 'AGENT_STOPPING':
       return 409;

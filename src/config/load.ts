@@ -31,7 +31,7 @@ function checkConfigFile(file: string): void {
   } catch {
     throw new AutoSslError('CONFIG_NOT_FOUND', `Config file ${file} does not exist.`);
   }
-  if (!st.isFile()) throw new AutoSslError('CONFIG_INVALID', `${file} is not a regular file; give the path of the config file itself.`);
+  if (!st.isFile()) throw new AutoSslError('CONFIG_INVALID', `${file} is not a regular file; give the path of the config file itself.`, { hint: 'Pass --config the config file (autossl.config.json or .yaml), not a directory or a device; "autossl init" writes one.' });
   if (st.size > MAX_CONFIG_BYTES) throw new AutoSslError('CONFIG_INVALID', `${file} is ${st.size} bytes; a config file is at most ${MAX_CONFIG_BYTES} bytes.`);
 }
 

@@ -455,7 +455,7 @@ export async function recoverJournals(journalDir: string): Promise<RecoveryRepor
 export async function discardJournal(journalDir: string, dir: string): Promise<void> {
   const resolved = path.resolve(dir);
   if (path.dirname(resolved) !== path.resolve(journalDir) || !fs.existsSync(path.join(resolved, 'manifest.json'))) {
-    throw new AutoSslError('CONFIG_INVALID', `${dir} is not a journal in ${journalDir}.`, { hint: 'autossl recover lists the journals it keeps.' });
+    throw new AutoSslError('USAGE_INVALID', `${dir} is not a journal in ${journalDir}.`, { hint: 'autossl recover lists the journals it keeps.' });
   }
   await fsp.rm(resolved, { recursive: true, force: true });
 }

@@ -138,7 +138,7 @@ describe('hostile input at the CLI', () => {
     const config = writeConfig('base', base);
     await each(['../x', 'a/b', '$(id)', 'a\nb', 'x'.repeat(300), '/etc/passwd'], async (name) => {
       const run = await cli(['renew', '--json', '--cert-name', name], config);
-      expectCoded(run, ['CONFIG_INVALID'], `renew --cert-name ${JSON.stringify(name)}`);
+      expectCoded(run, ['USAGE_INVALID'], `renew --cert-name ${JSON.stringify(name)}`);
       expect(run.exitCode).toBe(2);
     });
     // an option-looking value is not taken as a name at all
@@ -166,7 +166,7 @@ describe('hostile input at the CLI', () => {
     ];
     await each(runs, async (args) => {
       const run = await cli(args, config);
-      expectCoded(run, ['CONFIG_INVALID'], args.join(' '));
+      expectCoded(run, ['USAGE_INVALID'], args.join(' '));
       expect(run.exitCode).toBe(2);
     });
     expect(fs.existsSync('/etc/passwd')).toBe(true);

@@ -99,7 +99,11 @@ describe('cli', () => {
     expect(plain.exitCode).toBe(0);
     expect(plain.stdout).toContain('ok    real.un.test: no vhost change and no certificate deleted');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
+    // an unknown job is JOB_NOT_FOUND, not a config problem
+    const job = await run(['jobs', 'nosuchjob', '--config', config]);
+    expect([job.exitCode, job.stderr.split('\n')[0]]).toEqual([2, 'error JOB_NOT_FOUND: There is no job "nosuchjob".']);
   });
+
   it('status with an nginx config that cannot be parsed names the parse error, not "not served" with a useless fix', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name brk.st.test;\n    root /var/www/brk;\n');
     const config = path.join(t.dir, 'autossl.config.json');
