@@ -382,8 +382,12 @@ async function cmdVhostShow(positionals: string[], values: Values): Promise<numb
 
 async function cmdRecover(values: Values): Promise<number> {
   // what plugins say while undoing (a record left alone because someone changed it) is part of the report
+  // so is what recovery finished: a certificate adopted from a killed order, a killed job's domains installed
+  let finished = 0;
   const engine = await engineFor(values, values.json === true ? undefined : (e) => {
-    if (e.stage === 'log' || e.status === 'warning') out(`${e.plugin ? `${e.plugin}: ` : ''}${e.message ?? ''}`);
+    const recovered = e.stage === 'recover' && e.status === 'info' && e.domain === '*' && !/^(restored|undid) /.test(e.message ?? '');
+    if (recovered) finished++;
+    if (e.stage === 'log' || e.status === 'warning' || recovered) out(`${e.plugin ? `${e.plugin}: ` : ''}${e.message ?? ''}`);
   });
   const report = await engine.recover({ discard: values.discard as string | undefined });
   await engine.close();
@@ -397,7 +401,7 @@ async function cmdRecover(values: Values): Promise<number> {
     for (const d of j.damaged) out(`JOURNAL_DAMAGED ${d.journal}: ${d.reason}\n  hint: ${ERROR_CODES.JOURNAL_DAMAGED}`);
     for (const f of report.undo.failed) out(`UNDO FAILED ${f.plugin} ${f.kind}: ${f.error.message}`);
     if (j.active + report.undo.active) out(`${j.active + report.undo.active} item(s) belong to runs still in progress; left to them`);
-    if (!j.restored.length && !report.undo.ran.length && !problems) out('nothing to recover');
+    if (!j.restored.length && !report.undo.ran.length && !problems && !finished) out('nothing to recover');
   }
   return problems ? 1 : 0;
 }
@@ -613,7 +617,7 @@ async function main(argv: string[]): Promise<number> {
         const result = await runSetup(engine, { agent: values.agent === true, dryRun: values['dry-run'] === true, systemdDir: values['systemd-dir'] as string | undefined }).finally(() => engine.close());
         if (values.json === true) out(JSON.stringify(result, null, 2));
         else {
-          for (const d of result.done) out(`done  ${d}`);
+          for (const d of result.done) out(`${values['dry-run'] === true ? 'plan' : 'done'}  ${d}`);
           for (const t of result.todo) out(`todo  ${t}`);
         }
         return 0;

@@ -248,6 +248,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   }
   const undo = new UndoService(state);
   const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
+  nginx.setReloadLock((fn) => editor.locked(fn));
   const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
   const journalDir = path.join(config.stateDir, 'journal');
   const host = os.hostname();

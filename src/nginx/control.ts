@@ -39,7 +39,18 @@ export class NginxControl {
   private reloading: Promise<void> | null = null;
   private queued: Promise<void> | null = null;
 
+  /**
+   * Runs the reload command under the config lock (set by the engine): nginx reads every file when it reloads, and
+   * another run's edit written but not yet validated (or being taken back) must never be what it reads.
+   */
+  private underLock: <T>(fn: () => Promise<T>) => Promise<T> = (fn) => fn();
+
   constructor(readonly settings: NginxSettings) {}
+
+  /** The lock that config writes take (ConfigEditor.locked); reloads wait for it and hold it while nginx reads. */
+  setReloadLock(lock: <T>(fn: () => Promise<T>) => Promise<T>): void {
+    this.underLock = lock;
+  }
 
   private baseArgs(): string[] {
     return [...(this.settings.extraArgs ?? []), '-c', this.settings.config];
@@ -71,7 +82,7 @@ export class NginxControl {
     let result;
     try {
       const execa = await loadExeca();
-      result = await execa(bin!, args, { reject: false, timeout: 30_000, stdin: 'ignore' });
+      result = await this.underLock(() => execa(bin!, args, { reject: false, timeout: 30_000, stdin: 'ignore' }));
     } catch (error) {
       throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${(error as ExecaError).message}`, { cause: error });
     }

@@ -319,7 +319,8 @@ async function rollback(ctx: DomainContext): Promise<string[]> {
   const reverted = ctx.transaction.files.length ? await ctx.services.editor.revert(ctx.transaction) : [];
   if (reverted.length && ctx.reloadedWithChanges) {
     try {
-      await ctx.services.nginx.test();
+      // under the config lock: another run's edit, written but not yet validated, is not this rollback's to judge
+      await ctx.services.editor.locked(() => ctx.services.nginx.test());
       await ctx.services.nginx.reload();
     } catch (error) {
       ctx.emit({ stage: 'rollback', status: 'error', message: `restored the files but nginx could not reload them: ${(error as Error).message}` });

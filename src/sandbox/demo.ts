@@ -61,13 +61,17 @@ export async function runDemo(options: { keep: boolean; log: (line: string) => v
     fs.writeFileSync(path.join(rig.info.nginxPrefix, 'fastcgi_params'), 'fastcgi_param QUERY_STRING $query_string;\n');
     for (const [name, body] of Object.entries(DEMO_SITES)) rig.addSite(name, body);
     await rig.reloadNginx();
-    const config = validateConfig(rig.autosslConfig({
+    const raw = rig.autosslConfig({
       sites: [
         { domain: 'static.demo.test', aliases: ['www.static.demo.test'] },
         { domain: 'php.demo.test' },
         { domain: 'app.demo.test' },
       ],
-    }), 'demo config', rig.info.dir);
+    });
+    // written out, so that with --keep every other command can be tried against the sandbox
+    const configFile = path.join(rig.info.dir, 'autossl.config.json');
+    fs.writeFileSync(configFile, `${JSON.stringify(raw, null, 2)}\n`);
+    const config = validateConfig(raw, configFile, rig.info.dir);
     const engine = await createAutoSsl(config);
     const onEvent = (e: StageEvent): void => {
       if (e.plugin) return;
@@ -88,12 +92,14 @@ export async function runDemo(options: { keep: boolean; log: (line: string) => v
     ok = results.every((r) => r.ok);
     if (options.keep) {
       log(`\nsandbox left running in ${rig.info.dir} (--keep); stop it with: kill $(cat ${rig.info.dir}/pids)`);
+      log(`its config, for the other commands: node dist/src/cli.js status --config ${configFile}`);
       rig.detach();
     }
   } finally {
     if (!options.keep) {
       await rig.stop();
-      log('sandbox stopped (npm run demo -- --keep leaves it running, to try the curl commands)');
+      await fs.promises.rm(rig.info.dir, { recursive: true, force: true }).catch(() => undefined);
+      log('sandbox stopped and removed (npm run demo -- --keep leaves it running, to try the curl commands and the other commands)');
     }
   }
   return ok ? 0 : 1;

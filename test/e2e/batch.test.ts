@@ -123,8 +123,9 @@ describe('batches', () => {
     const shared = path.join(rig.info.sitesDir, 'mixed-shared.conf');
     const run = await cli(['issue', '--all', '--json'], config);
     expect(run.exitCode).toBe(1);
-    const results = parseJson<{ results: Array<{ domain: string; ok: boolean; error?: { code: string } }> }>(run.stdout).results;
-    expect(results.filter((r) => r.ok).map((r) => r.domain).sort()).toEqual([...good].sort());
+    const results = parseJson<{ results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> }>(run.stdout).results;
+    const failures = JSON.stringify(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code, r.error?.message.slice(0, 300)]));
+    expect(results.filter((r) => r.ok).map((r) => r.domain).sort(), failures).toEqual([...good].sort());
     expect(Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code]))).toEqual({ 'elsewhere.batch.test': 'DNS_MISMATCH', 'bad.batch.test': 'NGINX_TEST_FAILED' });
     for (const name of good) expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
     // files of domains that were not edited are byte-identical; the shared file holds the two good edits only
