@@ -383,17 +383,17 @@ async function cmdVhostShow(positionals: string[], values: Values): Promise<numb
 async function cmdRecover(values: Values): Promise<number> {
   // what plugins say while undoing (a record left alone because someone changed it) is part of the report
   // so is what recovery finished: a certificate adopted from a killed order, a killed job's domains installed
-  let finished = 0;
-  const engine = await engineFor(values, values.json === true ? undefined : (e) => {
+  const finished: string[] = [];
+  const engine = await engineFor(values, (e) => {
     const recovered = e.stage === 'recover' && e.status === 'info' && e.domain === '*' && !/^(restored|undid) /.test(e.message ?? '');
-    if (recovered) finished++;
-    if (e.stage === 'log' || e.status === 'warning' || recovered) out(`${e.plugin ? `${e.plugin}: ` : ''}${e.message ?? ''}`);
+    if (recovered) finished.push(e.message ?? '');
+    if (values.json !== true && (e.stage === 'log' || e.status === 'warning' || recovered)) out(`${e.plugin ? `${e.plugin}: ` : ''}${e.message ?? ''}`);
   });
   const report = await engine.recover({ discard: values.discard as string | undefined });
   await engine.close();
   const j = report.journals;
   const problems = j.conflicts.length + j.damaged.length + report.undo.failed.length;
-  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts.map((c) => ({ code: 'JOURNAL_CONFLICT', ...c })), damaged: j.damaged.map((d) => ({ code: 'JOURNAL_DAMAGED', ...d })), undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, active: j.active + report.undo.active }, null, 2));
+  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts.map((c) => ({ code: 'JOURNAL_CONFLICT', ...c })), damaged: j.damaged.map((d) => ({ code: 'JOURNAL_DAMAGED', ...d })), undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, finished, active: j.active + report.undo.active }, null, 2));
   else {
     if (j.restored.length) out(`restored: ${j.restored.join(', ')}`);
     for (const r of report.undo.ran) out(`undone: ${r.plugin} ${r.kind}`);
@@ -401,7 +401,7 @@ async function cmdRecover(values: Values): Promise<number> {
     for (const d of j.damaged) out(`JOURNAL_DAMAGED ${d.journal}: ${d.reason}\n  hint: ${ERROR_CODES.JOURNAL_DAMAGED}`);
     for (const f of report.undo.failed) out(`UNDO FAILED ${f.plugin} ${f.kind}: ${f.error.message}`);
     if (j.active + report.undo.active) out(`${j.active + report.undo.active} item(s) belong to runs still in progress; left to them`);
-    if (!j.restored.length && !report.undo.ran.length && !problems && !finished) out('nothing to recover');
+    if (!j.restored.length && !report.undo.ran.length && !problems && !finished.length) out('nothing to recover');
   }
   return problems ? 1 : 0;
 }

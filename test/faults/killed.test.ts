@@ -58,7 +58,7 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
 
     const recover = await cli(['recover', '--json'], config);
     expect(recover.exitCode, recover.stdout + recover.stderr).toBe(0);
-    const report = answer(recover.stdout) as { ok: boolean; restored: string[]; conflicts: unknown[]; damaged: unknown[] };
+    const report = answer(recover.stdout) as { ok: boolean; restored: string[]; conflicts: unknown[]; damaged: unknown[]; finished: string[] };
     expect(report.ok).toBe(true);
     expect(report.conflicts).toEqual([]);
     expect(report.damaged).toEqual([]);
@@ -71,6 +71,8 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
     // the lineage it already had, ordering nothing) ...
     const installed = after.includes(`ssl_certificate ${path.join(live, 'fullchain.pem')};`);
     if (stage === 'finally') expect(installed, 'the committed edit is kept').toBe(true);
+    // what recovery finished is reported, not only the files it restored
+    else if (installed) expect(report.finished.join('\n'), 'recover reports the job it finished').toMatch(/^job \S+ was interrupted: installing the certificates it obtained \(killed\./m);
     // ... or restored byte for byte
     if (!installed) expect(sha256(after), 'the vhost is restored byte for byte').toBe(sha256(original));
     expect(journals(stateDir), 'no journal left').toEqual([]);
