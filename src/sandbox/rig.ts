@@ -138,6 +138,8 @@ export async function stopNginx(pidFile: string, timeoutMs = 5000): Promise<void
 export class AcmeRig {
   private readonly children: ChildProcess[] = [];
   private nginxStarted = false;
+  /** The directory was made for this rig: stop() removes it (AUTOSSL_KEEP_RIG=1 keeps it, to look into a failure). */
+  private ownsDir = false;
 
   private constructor(readonly info: RigInfo, private readonly log: (line: string) => void) {}
 
@@ -171,6 +173,7 @@ export class AcmeRig {
       pebbleLog: path.join(dir, 'pebble.log'),
     };
     const rig = new AcmeRig(info, log);
+    rig.ownsDir = options.dir === undefined;
     try {
       await rig.makeCertificates();
       await rig.startDns();
@@ -311,6 +314,11 @@ export class AcmeRig {
   }
 
   async stop(): Promise<void> {
+    await this.stopServices();
+    if (this.ownsDir && !process.env.AUTOSSL_KEEP_RIG) await fs.promises.rm(this.info.dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  private async stopServices(): Promise<void> {
     if (this.nginxStarted) {
       await stopNginx(path.join(this.info.nginxPrefix, 'nginx.pid'));
       this.nginxStarted = false;
