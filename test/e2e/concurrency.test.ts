@@ -13,6 +13,7 @@ import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
 import { parseJson } from '../helpers/json.js';
+import { servedEventually } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const NAMES = Array.from({ length: 8 }, (_, i) => `p${i + 1}.race.test`);
@@ -53,7 +54,7 @@ describe('autossl processes at once', () => {
     expect(after.match(/location \^~ \/\.well-known\/acme-challenge\//g)).toHaveLength(8);
     for (const name of NAMES) {
       const serial = readCertificate(path.join(rig.certbotDirs().configDir, 'live', name, 'cert.pem')).serial;
-      expect(await servedSerial('127.0.0.1', 443, name)).toBe(serial);
+      expect(await servedEventually(name, serial)).toBe(serial);
     }
   });
 });

@@ -19,6 +19,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
 import { parseJson } from '../helpers/json.js';
 import { dnsPluginSource } from '../helpers/dns-plugin.js';
+import { servedEventually } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -150,7 +151,7 @@ describe('the engine end to end', () => {
     for (const name of SHARED) {
       const res = await get(name);
       expect(res.authorized, name).toBe(true);
-      expect(await servedSerial('127.0.0.1', 443, name)).toBe(liveCert(name).serial);
+      expect(await servedEventually(name, liveCert(name).serial)).toBe(liveCert(name).serial);
     }
   });
 
@@ -185,7 +186,7 @@ describe('the engine end to end', () => {
     expect([...cert.names].sort()).toEqual(['*.wild.engine.test', 'wild.engine.test']);
     for (const host of ['a.wild.engine.test', 'wild.engine.test']) {
       expect((await get(host)).authorized, host).toBe(true);
-      expect(await servedSerial('127.0.0.1', 443, host)).toBe(cert.serial);
+      expect(await servedEventually(host, cert.serial)).toBe(cert.serial);
     }
     const resolver = new dns.promises.Resolver();
     resolver.setServers(['127.0.0.1:8053']);
@@ -207,7 +208,7 @@ describe('the engine end to end', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     const serial = liveCert('renew.engine.test').serial;
     expect(serial).not.toBe(before);
-    expect(await servedSerial('127.0.0.1', 443, 'renew.engine.test')).toBe(serial);
+    expect(await servedEventually('renew.engine.test', serial)).toBe(serial);
     expect(logLines().slice(mark)).toEqual([
       'beforeRenew certbot renew.engine.test',
       'vhost deploy renew.engine.test',

@@ -14,6 +14,7 @@ import { readCertificate } from '../../src/certbot/lineage.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { parseJson } from '../helpers/json.js';
+import { servedEventually } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -108,7 +109,7 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
       // through nginx, chained to pebble's issuing root (Node verifies the chain against it)
       const res = await get(domain, '127.0.0.1', root);
       expect(res.authorized).toBe(true);
-      expect(await servedSerial('127.0.0.1', 443, domain)).toBe(cert.serial);
+      expect(await servedEventually(domain, cert.serial)).toBe(cert.serial);
       expect(res.headers['x-autossl-plugin']).toBe('e2e'); // the custom plugin from the config ran
     }
     const page = await get('static.e2e.test', '127.0.0.1', root);
