@@ -619,6 +619,10 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
     ensureBlockEditable(tree, target);
     const tlsLeftOut = uncovered(answeredNames(tree, target, 'https', tls === null), edit.names);
     if (tlsLeftOut.length) notes.push(`${label(target)} also answers ${tlsLeftOut.join(', ')} over TLS, which the certificate does not cover: those get no HSTS`);
+    if (!tls && listenSpec) {
+      const problem = tlsInstallProblem(tree, [name], port);
+      if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
+    }
     if (!tls && listenSpec && redirectsToItself(tree, target, edit.names, port)) {
       // Its port 80 answers only with a redirect to HTTPS on a name it serves itself: TLS listens in this block would
       // redirect HTTPS to itself forever. The TLS side becomes a block of its own beside it (the site's directives
@@ -629,7 +633,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       const site = tlsSiteStatements(target);
       const block: NewStatement = { name: 'server', args: [], children: [...add, { name: 'server_name', args: names }, ...site.statements, ...httpsStatements.filter((st) => st.name !== 'listen')] };
       builder.add(target.config, insertBlockAfter(target.config, target.directive, [block], `${label(target)}: add a TLS server beside it for ${names.join(', ')} (its port 80 only redirects to HTTPS)`));
-      notes.push(`${label(target)} answers port 80 only with a redirect to HTTPS: the certificate goes into a new TLS server block beside it${site.left.length ? ` (not copied into it: ${site.left.join('; ')})` : ''}`);
+      notes.push(`${label(target)} answers port 80 only with a redirect to HTTPS: the certificate goes into a new TLS server block beside it, with the block's other lines`);
       addEndpoints(tlsEndpoints, target, name, port, true);
       continue;
     }
@@ -715,21 +719,35 @@ export function copyStatement(d: Directive): NewStatement {
   return kids ? { name: d.name, args: d.words.slice(1).map((w) => w.raw), children: kids } : { name: d.name, args: d.words.slice(1).map((w) => w.raw) };
 }
 
+/** Whether a statement redirects to an https:// URL (`return 301 https://...`, `rewrite ^ https://... permanent`). */
+function redirectsToHttps(d: Directive): boolean {
+  const args = d.words.slice(1).map((w) => w.value);
+  if (d.name === 'return') return (args.length === 1 ? args[0] : /^30[12378]$/.test(args[0] ?? '') ? args[1] : undefined)?.startsWith('https://') === true;
+  if (d.name === 'rewrite') return args[1]?.startsWith('https://') === true;
+  return false;
+}
+
 /**
  * What a redirect-only port-80 block says about the site, for its new TLS twin: everything but its listens, names,
- * the redirect (server-level `return`/`rewrite`/`if`, a location that only redirects) and the challenge location.
- * A Lua body cannot be carried over as a statement: it is left out, and named.
+ * the challenge location and the redirect to HTTPS itself (a `return`/`rewrite` to https://, or an `if` or a
+ * location holding nothing else). Every other rule comes along: a `location /private/ { return 403; }`, a guard
+ * `if`, a named location, a server-level rewrite protect the site over HTTPS as they did over HTTP.
+ * A Lua body cannot be carried over as a statement: it is named, and the run refused while planning.
  */
 export function tlsSiteStatements(plain: ServerBlock): { statements: NewStatement[]; left: string[] } {
   const statements: NewStatement[] = [];
   const left: string[] = [];
+  const onlyRedirects = (x: Directive): boolean => {
+    const inner = childDirectives(x);
+    return inner.length > 0 && inner.every(redirectsToHttps);
+  };
   for (const d of childDirectives(plain.directive)) {
-    if (['listen', 'server_name', 'return', 'rewrite', 'if'].includes(d.name)) continue;
+    if (d.name === 'listen' || d.name === 'server_name' || redirectsToHttps(d)) continue;
+    if (d.name === 'if' && onlyRedirects(d)) continue;
     if (d.name === 'location') {
       const path = parseLocation(d)?.path;
       if (path === ACME_PREFIX || path === ACME_PREFIX.slice(0, -1)) continue;
-      const inner = childDirectives(d);
-      if (inner.length > 0 && inner.every((c) => c.name === 'return' || c.name === 'rewrite')) continue;
+      if (onlyRedirects(d)) continue;
     }
     const verbatim = (x: Directive): boolean => x.block?.verbatim !== undefined || childDirectives(x).some(verbatim);
     if (verbatim(d)) {
@@ -740,6 +758,32 @@ export function tlsSiteStatements(plain: ServerBlock): { statements: NewStatemen
   }
   return { statements, left };
 }
+
+/**
+ * Why the certificate cannot be installed for these names in a block that has no TLS yet, or null. Asked while
+ * planning (before any order) and again by the HTTPS edit: a port-80 block whose redirect target autossl cannot
+ * work out (`return 301 $target`) could redirect HTTPS to itself once TLS is added to it; a redirect-only block
+ * whose site lines cannot be carried into a TLS block of its own (a Lua body) cannot get one.
+ */
+export function tlsInstallProblem(tree: NginxTree, names: readonly string[], port = 443): string | null {
+  for (const n of names) {
+    if (n.startsWith('*.') || tree.findServers(n).https[0]) continue; // a wildcard is DNS-01: no port-80 routing
+    const plain = tree.findServers(n).http[0];
+    if (!plain) continue;
+    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
+    const label = `server ${plain.names[0] ?? ''} (${serverLabel(plain)})`;
+    if (route.kind === 'redirect' && !route.to) {
+      return `${label} answers ${n} on port 80 with a redirect whose target autossl cannot work out (${route.reason}); with TLS added to that block, HTTPS could redirect to itself forever.`;
+    }
+    if (redirectsToItself(tree, plain, [n], port)) {
+      const { left } = tlsSiteStatements(plain);
+      if (left.length) return `${label} only redirects ${n} to HTTPS, so the certificate needs a TLS server block of its own, and autossl cannot copy ${left.join('; ')} into it.`;
+    }
+  }
+  return null;
+}
+
+export const TLS_INSTALL_HINT = 'Write the redirect with a literal target (return 301 https://$host$request_uri;), or add a TLS server block for the name yourself (then autossl only points it at the certificate). Nothing was ordered.';
 
 const REDIRECT: NewStatement = { name: 'location', args: ['/'], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
 

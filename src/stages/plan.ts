@@ -12,7 +12,7 @@ import path from 'node:path';
 import { readCertificateQuick } from '../certbot/lineage.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
-import { locateServers, servedCertificatePath } from '../nginx/edit.js';
+import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
 import { answeredNames, covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';
@@ -136,6 +136,9 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     });
   }
   for (const n of optional) if (!names.includes(n)) names.push(n);
+  // what the HTTPS edit would refuse (a redirect whose target cannot be worked out) is refused now, before any order
+  const problem = tlsInstallProblem(tree, names, config.nginx.httpsPort);
+  if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
   if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
 }

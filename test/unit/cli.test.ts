@@ -115,4 +115,22 @@ describe('cli', () => {
     expect(rows[0]!.lastError!.message).toMatch(/site\.conf.*unexpected end of file|site\.conf:\d+/);
     expect(r.stdout).not.toContain('NOT_SERVED');
   });
+  it('a port-80 redirect whose target is a variable is refused while planning (no order), not installed into a loop', async () => {
+    const t = await makeTree('map $host $vt_target {\n    default https://$host;\n}\nserver {\n    listen 80;\n    server_name v1.loop.test;\n    root /var/www/v1;\n    set $t https://$host$request_uri;\n    return 301 $t;\n}\nserver {\n    listen 80;\n    server_name v2.loop.test;\n    root /var/www/v2;\n    return 301 $vt_target$request_uri;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'v1.loop.test' }, { domain: 'v2.loop.test' }] }));
+    const before = fs.readFileSync(t.site, 'latin1');
+    for (const dry of [['--dry-run'], []]) {
+      const r = await run(['issue', '--all', '--json', ...dry, '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);
+      expect(r.exitCode).toBe(1);
+      const results = parseJson<{ results: Array<{ domain: string; error?: { code: string; message: string }; stages: Array<{ stage: string }> }> }>(r.stdout).results;
+      for (const x of results) {
+        expect(x.error?.code, x.domain).toBe('VHOST_UNSUPPORTED');
+        expect(x.error?.message).toMatch(/redirect whose target autossl cannot work out .*redirect to itself/);
+        expect(x.stages.map((st) => st.stage)).not.toContain('issue'); // refused while planning: certbot never ran
+      }
+    }
+    expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
+    expect(fs.existsSync(path.join(t.dir, 'le', 'live'))).toBe(false);
+  });
 });
