@@ -185,7 +185,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
   // the raw bytes are what was signed: kept as they came, parsed only after the signature checks out
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', bodyReader(limits, () => ctx.config.agent.maxBodyBytes));
-  capConnections(app.server as unknown as import('node:http').Server, limits);
+  const connections = capConnections(app.server as unknown as import('node:http').Server, limits);
   app.addHook('onResponse', closeUnreadConnection);
   // an unknown route never has its body read
   app.addHook('onRequest', async (req, reply) => {
@@ -229,6 +229,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
             return Array.isArray(v) ? v[0] : v;
           };
           const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokensNow());
+          connections.prove(req.raw.socket);
           const wait = limiter.take(token.id);
           if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {

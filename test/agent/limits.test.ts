@@ -117,6 +117,16 @@ describe('agent limits', () => {
     for (const h of held) expect(h.socket.destroyed).toBe(false);
   });
 
+  it('when all connections are open, a new source is closed at accept but the panel (it signed a request lately) still gets in', async () => {
+    const a = await start({ connections: 4, connectionsPerAddress: 10 });
+    expect((await signedStatus('127.0.0.1')).status).toBe(200);
+    const held = await Promise.all([1, 2, 3, 4].map(() => connect(a.port, '127.0.0.4')));
+    const stranger = await connect(a.port, '127.0.0.5');
+    expect(await stranger.closed).toBeLessThan(1000);
+    expect((await signedStatus('127.0.0.1')).status).toBe(200);
+    for (const h of held) expect(h.socket.destroyed).toBe(false);
+  });
+
   it('bodies being received beyond agent.limits.bodyBytesInFlight are refused (503 AGENT_BUSY), not buffered', async () => {
     const a = await start({ bodyBytesInFlight: 4096, bodyTimeoutMs: 5000 });
     const forged = HEAD(`X-Timestamp: ${rfc3339()}\r\nX-Signature: ${'a'.repeat(64)}\r\n`);
