@@ -321,8 +321,9 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
         return;
       }
       const before = ctx.config.agent;
-      // listen and tls are bound at start; the engine keeps its nginx, certbot and state settings
-      const restart = (['listen', 'tls'] as const).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.agent[k]));
+      // listen and tls are bound at start, the rate limiter and the batch window made then; the engine keeps its
+      // nginx, certbot and state settings
+      const restart = (['listen', 'tls', 'rateLimit', 'batchWindowMs'] as const).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.agent[k]));
       ctx.config = { ...ctx.config, sites: next.sites, agent: { ...next.agent, listen: before.listen, tls: before.tls } };
       ctx.fileSites = new Set(next.sites.map((s) => s.domain));
       if (next.agent.tokensFile !== tokens.file) {
