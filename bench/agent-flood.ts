@@ -59,6 +59,12 @@ const TOKEN = crypto.randomBytes(32).toString('hex');
 /** The token signed calls use (the prober process is given it). */
 let probeToken = TOKEN;
 
+/** The node options systemd/autossl-agent.service gives the agent. */
+export function unitNodeOptions(): string[] {
+  const unit = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/') ? '../../systemd' : '../systemd', 'autossl-agent.service'), 'utf8');
+  return (/^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter(Boolean);
+}
+
 /** CPU seconds a process used (utime + stime). */
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -115,8 +121,9 @@ export async function runFlood(o: FloodOptions): Promise<FloodReport> {
     const port = await freePort();
     const config = path.join(dir, 'autossl.config.json');
     fs.writeFileSync(config, JSON.stringify({ nginx: { config: path.join(dir, 'nginx.conf') }, stateDir: path.join(dir, 'state'), certbot: { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') }, agent: { listen: `127.0.0.1:${port}`, tokensFile: path.join(dir, 'tokens'), logLevel: 'error' } }));
-    // the descriptors of a default shell (1024): the caps must keep the agent inside them
-    agent = spawn('prlimit', ['--nofile=1024:1024', process.execPath, ...(process.env.FLOOD_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean), o.cli, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // the descriptors of a default shell (1024): the caps must keep the agent inside them; node's options as the
+    // shipped unit sets them (its Environment=NODE_OPTIONS=...)
+    agent = spawn('prlimit', ['--nofile=1024:1024', process.execPath, ...unitNodeOptions(), ...(process.env.FLOOD_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean), o.cli, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
     const pid = agent.pid!;
     for (let i = 0; ; i++) {
       const up = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${port}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)));

@@ -13,11 +13,11 @@
  *   well-formed, fresh X-Timestamp/X-Signature never has its body read. The HMAC itself covers the body, so a
  *   forged but well-formed signature can make the agent read a body: all bodies being received count against
  *   `bodyBytesInFlight`, and a body that would pass it is refused (503 AGENT_BUSY) instead of buffered.
- * A request refused before its body arrived has its connection closed once answered (the rest is never read).
+ * What a refused request still sends is read and dropped, never kept; one whose body stalled is closed (408).
  */
 import net from 'node:net';
 import type { Server } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { AgentLimits } from '../config/schema.js';
 
 /** fastify/node server options for the limits (node checks its timeouts every `connectionsCheckingInterval`). */
@@ -153,9 +153,11 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
       clearTimeout(timer);
       inFlight -= got;
       payload.removeListener('data', onData);
-      // what is left of a refused body is never read: the connection is closed once answered
+      // what is left of a refused body is read and dropped, never kept (node keeps the connection for the next
+      // request, within the timeouts); a body that stalled is not waited for: its connection is closed (408)
       if (err) {
-        payload.pause();
+        if (err instanceof BodyRefused && err.statusCode === 408) payload.pause();
+        else payload.resume();
         done(err);
       }
       else done(null, Buffer.concat(chunks, got));
@@ -179,10 +181,4 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
     payload.once('end', () => finish(null));
     payload.once('error', (e: Error) => finish(e));
   };
-}
-
-/** After the answer: a connection whose request was not read to its end is closed (its rest is never read). */
-export function closeUnreadConnection(req: FastifyRequest, _reply: FastifyReply, next: () => void): void {
-  if (!req.raw.complete) req.raw.socket?.destroy();
-  next();
 }
