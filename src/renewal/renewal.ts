@@ -8,7 +8,6 @@
  * returned, retried later when a tap fails: `status` only reads.
  */
 import crypto from 'node:crypto';
-import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
@@ -27,7 +26,7 @@ import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
-import { withTimeout } from '../preflight/dns.js';
+import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
@@ -515,25 +514,12 @@ async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
 }
 
 /** Waits until the configured resolvers answer the TXT value (a bounded wait; certbot asks the CA right after). */
-async function waitForTxt(core: EngineCore, record: DnsRecord): Promise<void> {
+async function waitForPropagation(core: EngineCore, record: DnsRecord): Promise<void> {
   const { dns01, preflight } = core.config;
   const servers = dns01.resolvers.length ? dns01.resolvers : preflight.resolvers;
-  const deadline = Date.now() + dns01.propagationTimeoutMs;
-  const resolver = new dns.promises.Resolver({ timeout: Math.min(preflight.timeoutMs, 5000), tries: 1 });
-  if (servers.length) resolver.setServers(servers);
-  let seen: string[] = [];
-  for (;;) {
-    try {
-      seen = (await withTimeout(resolver.resolveTxt(record.fqdn), preflight.timeoutMs, `TXT ${record.fqdn}`)).map((chunks) => chunks.join(''));
-      if (seen.includes(record.value)) return;
-    } catch {
-      seen = [];
-    }
-    if (Date.now() >= deadline) {
-      throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const { visible, seen } = await waitForTxt(record.fqdn, record.value, { servers, queryTimeoutMs: preflight.timeoutMs, timeoutMs: dns01.propagationTimeoutMs });
+  if (visible) return;
+  throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
 }
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
@@ -581,7 +567,7 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
     const started = Date.now();
     progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
     try {
-      await waitForTxt(core, record);
+      await waitForPropagation(core, record);
     } catch (error) {
       progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
       throw error;
