@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
@@ -244,7 +244,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     // certbot's summary says it; a changed serial confirms it even when certbot's output was cut short
     const outcome: RenewOutcome['outcome'] = said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
     const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
-    const problems = outcome === 'failed' ? run.problems.filter((p) => !p.domain || cert.names.includes(p.domain)) : [];
+    const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
@@ -328,13 +328,13 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
     const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; serial: string | null }>;
     store.deleteValue(key);
     const now = scanLineages(core.config.certbot.configDir, store);
-    const problems = problemsFromLog(core.config.certbot.logsDir);
     const outcomes: RenewOutcome[] = [];
     for (const a of attempted) {
       const cert = now.find((c) => c.lineage === a.name);
       if (!cert) continue;
       const renewed = cert.serial !== a.serial;
-      const own = problems.filter((p) => !p.domain || cert.names.includes(p.domain));
+      // certbot's log of this run, the part about this lineage (its output is not ours to read)
+      const own = renewed ? [] : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
       outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
     }
     // a renewed lineage is recorded by its deploy hook; only failures are new here
