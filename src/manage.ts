@@ -13,13 +13,12 @@ import { readLineage } from './certbot/lineage.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
-import { answeredNames, covers } from './nginx/names.js';
+import { blockLabel, uploadCover } from './nginx/block-cover.js';
 import { argValues, walkDirectives } from './nginx/parse.js';
 import { EditTransaction } from './nginx/transaction.js';
 import type { NginxTree } from './nginx/tree.js';
 import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
-import { servedCertificateNames } from './stages/plan.js';
 import { withLock } from './lock.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 
@@ -72,7 +71,7 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
       plan: (tree) => {
         let plan;
         try {
-          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases });
+          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases, known: config.sites.flatMap((s) => [s.domain, ...s.aliases]) });
         } catch (error) {
           // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
           if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
@@ -200,19 +199,13 @@ export async function installUpload(core: EngineCore, input: unknown, upload: Up
   const located = locateServers(tree, [domain], { vhostFile: site.vhost });
   const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
   if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
-  // the block's other names: those the upload covers come along; one served over HTTPS now that it does not cover is a conflict
-  const names = [domain];
-  const lost: string[] = [];
-  const served = block.listens.some((l) => l.ssl) ? servedCertificateNames(tree, block) : null;
-  const answeredTls = answeredNames(tree, block, 'https').exact;
-  for (const n of new Set([...answeredNames(tree, block, 'http').exact, ...answeredTls])) {
-    if (names.includes(n)) continue;
-    if (covers(checked.info.names, n)) names.push(n);
-    else if (served && answeredTls.includes(n) && covers(served, n)) lost.push(n);
-  }
+  // the block's other names: those the upload covers come along; one served covered over HTTPS now (listed, or
+  // answered by a wildcard or regex server_name) that it does not cover is a conflict
+  const { names, lost } = uploadCover(tree, block, domain, checked.info.names, config.sites.flatMap((s) => [s.domain, ...s.aliases]));
   if (lost.length) {
-    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
+    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
       hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
+      details: { names: lost, block: blockLabel(block) },
     });
   }
   await core.recoverFirst();

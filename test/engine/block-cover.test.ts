@@ -10,7 +10,9 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
-import { makeCertificatePem } from '../helpers/certs.js';
+import { makeCertificatePem, makeSignedCertificate } from '../helpers/certs.js';
+import { NginxTree } from '../../src/nginx/tree.js';
+import { planUninstall } from '../../src/nginx/uninstall.js';
 import { HOSTILE_BLOCKS } from '../helpers/hostile.js';
 
 const SKIP = ['dns', 'caa', 'port80'];
@@ -52,5 +54,32 @@ describe('a block that answers more names than it lists', () => {
     // the plan keeps the wildcard; without a DNS plugin the run then stops at the challenge, before any order
     expect(r!.names).toEqual(['b.wild.test', '*.wild.test']);
     expect(r!.error?.code).toBe('DNS_PROVIDER_MISSING');
+  });
+
+  it('an upload for one name of a wildcard-served block that does not cover the others: VHOST_CERT_CONFLICT naming them, nothing written', async () => {
+    const wild = 'listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;';
+    for (const served of [['a.wild.test', 'c.wild.test'], ['*.wild.test']]) {
+      const { t, engine } = await engineFor(wild, served);
+      const before = fs.readFileSync(t.site);
+      const c = await makeSignedCertificate(['b.wild.test'], new Date(Date.now() - DAY), new Date(Date.now() + 30 * DAY));
+      const error = await engine.installCertificate('b.wild.test', { certificate: c.chain, privateKey: c.key }).then(() => null, (e: Error & { code?: string }) => e);
+      expect(error?.code, error?.message).toBe('VHOST_CERT_CONFLICT');
+      for (const n of served) expect(error!.message).toContain(n);
+      expect(fs.readFileSync(t.site).equals(before)).toBe(true);
+      expect(fs.existsSync(path.join(t.dir, 'state', 'custom', 'b.wild.test'))).toBe(false);
+    }
+  });
+
+  it('uninstall of one name of a wildcard or regex block whose certificate covers others: VHOST_CERT_CONFLICT naming them; alone on it: taken back', async () => {
+    for (const [serverName, served, domain, lost] of [
+      ['*.wild.test', ['a.wild.test', 'b.wild.test'], 'a.wild.test', 'b.wild.test'],
+      ['*.wild.test', ['*.wild.test'], 'a.wild.test', '*.wild.test'],
+      ['~^(?<sub>.+)\\.rx\\.test$', ['a.rx.test', 'b.rx.test'], 'b.rx.test', 'a.rx.test'],
+    ] as const) {
+      const { t } = await engineFor(`listen 80;\n    listen 443 ssl;\n    server_name ${serverName};`, [...served]);
+      expect(() => planUninstall(NginxTree.load(t.main), domain), serverName).toThrow(expect.objectContaining({ code: 'VHOST_CERT_CONFLICT', message: expect.stringContaining(lost) }));
+    }
+    const { t } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['a.wild.test']);
+    expect(planUninstall(NginxTree.load(t.main), 'a.wild.test').edits.length).toBe(1);
   });
 });
