@@ -14,6 +14,7 @@ import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
 import { blockLabel, uploadCover } from './nginx/block-cover.js';
+import { lockBlocks } from './nginx/block-lock.js';
 import { argValues, walkDirectives } from './nginx/parse.js';
 import { EditTransaction } from './nginx/transaction.js';
 import type { NginxTree } from './nginx/tree.js';
@@ -54,6 +55,30 @@ function referencedPaths(tree: NginxTree): Set<string> {
  * an upload). A lineage another block still serves is kept, and said so.
  */
 export async function uninstall(core: EngineCore, input: unknown): Promise<UninstallResult> {
+  return withBlockLock(core, input, () => uninstallLocked(core, input));
+}
+
+/**
+ * Runs `fn` holding the locks of the blocks serving the domain: an issue, upload or uninstall of another name of
+ * the same block waits, then plans on what this one left.
+ */
+async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Promise<T>): Promise<T> {
+  const domain = normalizeDomain(input);
+  let tree: NginxTree;
+  try {
+    tree = core.services.loadTree();
+  } catch {
+    return fn(); // the command itself reports the broken config
+  }
+  const lock = await lockBlocks(core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+async function uninstallLocked(core: EngineCore, input: unknown): Promise<UninstallResult> {
   const { config, services } = core;
   const domain = normalizeDomain(input);
   await core.recoverFirst();
@@ -191,6 +216,10 @@ function record(core: EngineCore, domain: string, lineage: string | undefined, e
  * On failure the files are restored and the new upload directory removed.
  */
 export async function installUpload(core: EngineCore, input: unknown, upload: Upload): Promise<DomainResult> {
+  return withBlockLock(core, input, () => installUploadLocked(core, input, upload));
+}
+
+async function installUploadLocked(core: EngineCore, input: unknown, upload: Upload): Promise<DomainResult> {
   const { config, services } = core;
   const domain = normalizeDomain(input);
   const checked = checkUpload(domain, upload);
