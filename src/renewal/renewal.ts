@@ -30,7 +30,7 @@ import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
-import { servedRows } from './served.js';
+import { markUnservedLineages, servedRows } from './served.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -58,6 +58,7 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
+    markUnservedLineages(config, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;
