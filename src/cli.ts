@@ -467,8 +467,14 @@ async function cmdUpload(positionals: string[], values: Values): Promise<number>
 async function cmdAgent(positionals: string[], values: Values): Promise<number> {
   if (positionals.length) throw new AutoSslError('USAGE_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
   const { startAgent } = await import('./agent/server.js');
-  const agent = await startAgent(await config(values));
+  const agent = await startAgent(await config(values), { loadConfig: () => config(values) });
   err(`autossl agent listening on ${agent.url}`);
+  // SIGHUP re-reads the tokens and the config; node's default for it would end the agent (and systemd's
+  // Restart=on-failure would leave it down: a HUP is a clean exit to it)
+  process.on('SIGHUP', () => {
+    err('SIGHUP: re-reading the tokens file and the config');
+    void agent.reload().catch((error: unknown) => err(`SIGHUP: ${(error as Error).message}`));
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       err(`${signal}: stopping (running jobs get ${agent.ctx.config.agent.stopTimeoutMs / 1000} s to finish)`);
