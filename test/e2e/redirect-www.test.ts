@@ -5,6 +5,7 @@
  * apex, so must the port-80 self-check; the TLS block for www redirects to the apex as the port-80 block did.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -32,6 +33,19 @@ function status(sites: Array<Record<string, unknown>>) {
   return cli(['status'], file);
 }
 
+/** A plain-HTTP GET to 127.0.0.1:80 with this Host header (an IP for the bare IP). */
+function plain(host: string): Promise<{ status: number; location?: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: 80, path: '/', headers: { Host: host } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function get(name: string, ca: string): Promise<{ status: number; location?: string; authorized: boolean }> {
   return new Promise((resolve, reject) => {
     const req = https.request({ host: '127.0.0.1', port: 443, servername: name, path: '/page?x=1', headers: { Host: name }, ca }, (res) => {
@@ -56,7 +70,7 @@ beforeAll(async () => {
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
   fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    sites: [{ domain: 'example.test' }, { domain: 'www.example.test' }, { domain: 'pair.test', aliases: ['www.pair.test'] }, { domain: 'www.far.test' }],
+    sites: [{ domain: 'example.test' }, { domain: 'www.example.test' }, { domain: 'pair.test', aliases: ['www.pair.test'] }, { domain: 'www.far.test' }, { domain: 'dflt.test', redirect: true }],
   }), null, 2));
 });
 
@@ -126,3 +140,29 @@ describe('the www→apex redirect block', () => {
     await rig.dns('/clear-a', { host: 'far.test' });
   });
 });
+
+describe('the default server with redirect: true (issue 20, item 6)', () => {
+  it('redirects only the certificate\'s names: the bare IP and a parked name answer as before', async () => {
+    // the site is the default server of 127.0.0.1:80 (the rig's catch-all goes)
+    fs.rmSync(path.join(rig.info.sitesDir, '000-default.conf'));
+    const { file } = rig.addSite('dflt.test', 'server {\n    listen 127.0.0.1:80 default_server;\n    server_name dflt.test;\n    root {root};\n}\n');
+    await rig.reloadNginx();
+    const before = { ip: await plain('127.0.0.1'), parked: await plain('parked.test') };
+    expect(before.ip.status).toBe(200);
+    expect(before.parked.body).toContain('dflt.test');
+    const run = await cli(['issue', 'dflt.test', '--json']);
+    const result = (parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: unknown; notes: string[] }> }).results[0]!;
+    expect(result.error).toBeUndefined();
+    expect(run.exitCode).toBe(0);
+    expect(result.notes.join('\n')).toMatch(/every other Host on 127\.0\.0\.1:80 \(the default server/);
+    const cert = readCertificate(path.join(rig.info.dir, 'certbot/config/live/dflt.test/cert.pem'));
+    expect(await servedEventually('dflt.test', cert.serial)).toBe(cert.serial);
+    // the certificate's name is redirected to HTTPS...
+    await expect.poll(async () => (await plain('dflt.test')).location).toBe('https://dflt.test/');
+    // ...every other Host the default server answers is not
+    expect(await plain('127.0.0.1')).toEqual(before.ip);
+    expect(await plain('parked.test')).toEqual(before.parked);
+    expect(fs.readFileSync(file, 'utf8')).toMatch(/listen 127\.0\.0\.1:80 default_server;/); // port 80 stays the default here
+  });
+});
+
