@@ -13,6 +13,7 @@ import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';
 import type { HeldLock } from '../lock.js';
+import { configAsItStands } from './as-it-stands.js';
 
 export interface DomainResult {
   domain: string;
@@ -261,6 +262,8 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
   switch (name) {
     case 'plan':
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      // a preview validates nothing it plans: a config nginx already rejects is said broken here, not shown as fine
+      if (ctx.mode === 'dry-run' || ctx.mode === 'preview') await configAsItStands(ctx.services.nginx);
       return;
     case 'preflight':
       await ctx.services.preflightSlots.run(() => hooks.preflight.promise(ctx));
