@@ -105,7 +105,7 @@ function resultJson(r: DomainResult, dryRun: boolean) {
 type Values = Record<string, unknown> & { config?: string };
 
 /** Commands that run with what this server has when no config file exists (init writes it down). */
-const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload']);
+const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload', 'deploy-hook']);
 let command = '';
 let announced = false;
 
@@ -118,7 +118,8 @@ async function config(values: Values): Promise<AutoSslConfig> {
     const found = await discover();
     if (!announced) err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
     announced = true;
-    return validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd());
+    // certbot's deploy hook runs with no config either: it discovers the same (a zero-config issue installs it)
+    return { ...validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd()), zeroConfig: true };
   }
 }
 
