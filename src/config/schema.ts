@@ -35,6 +35,8 @@ export interface SiteConfig {
 export interface AutoSslConfig {
   /** The file the config was read from, if any. */
   filepath?: string;
+  /** Discovered on this server with no config file (the CLI's zero-config runs): the hooks it installs run so too. */
+  zeroConfig?: boolean;
   /** Where relative paths and plugin packages are looked up: the config file's directory. */
   configDir: string;
   certbot: {
