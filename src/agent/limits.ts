@@ -180,5 +180,7 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
     payload.on('data', onData);
     payload.once('end', () => finish(null));
     payload.once('error', (e: Error) => finish(e));
+    // a client gone mid-body: its bytes leave the budget now, not at the timeout
+    payload.once('close', () => finish(new BodyRefused('The client closed the connection before the body ended.', 400, 'AGENT_BAD_REQUEST', 'Send the whole body.')));
   };
 }

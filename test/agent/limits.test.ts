@@ -144,6 +144,11 @@ describe('agent limits', () => {
     // a signed call with a small body still fits
     first.socket.destroy();
     await expect.poll(async () => (await signedStatus()).status, { timeout: 3000 }).toBe(200);
+    // the first client went mid-body: its bytes left the budget at once (not at the body timeout), so a third fits
+    const third = await connect(a.port, '127.0.0.3');
+    third.socket.write(forged + 'x'.repeat(3000));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(third.received()).toBe('');
   });
 
   it('counts an IPv6 client by its /64 (one host owns all of it)', () => {
