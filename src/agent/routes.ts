@@ -83,8 +83,10 @@ const ACCEPTED: Schema = { type: 'object', required: ['status', 'job_id'], prope
 const SIGNED_ERRORS = {
   400: { description: 'The body or query is not what the route takes (wrong type, bad domain or user name, invalid JSON, a __proto__ key).', schema: ERROR_BODY },
   401: { description: 'Missing or wrong signature, timestamp outside ±300 s, or a replayed mutating request (AGENT_AUTH_FAILED, AGENT_REPLAYED). Nothing ran.', schema: ERROR_BODY },
+  408: { description: 'The body did not arrive within agent.limits.bodyTimeoutMs; the connection is closed. Nothing ran.', schema: ERROR_BODY },
   413: { description: 'Body larger than agent.maxBodyBytes. Nothing ran.', schema: ERROR_BODY },
   429: { description: 'Per-token rate limit (Retry-After gives the seconds).', schema: ERROR_BODY },
+  503: { description: 'AGENT_BUSY: the agent is receiving agent.limits.bodyBytesInFlight of request bodies already; send again in a moment. Nothing ran.', schema: ERROR_BODY },
 };
 
 const obj = (properties: Record<string, Schema>, required: string[]): Schema => ({ type: 'object', properties, required });
