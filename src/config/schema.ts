@@ -6,6 +6,7 @@ import path from 'node:path';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
 import { defaultConcurrency } from '../certbot/orders.js';
+import { nginxValueProblem } from '../nginx/value.js';
 
 export interface PluginSpec {
   /** A package name or a file path (relative to the config file). */
@@ -228,7 +229,9 @@ class Validator {
   nginxPath(value: unknown, key: string, fallback?: undefined): string | undefined;
   nginxPath(value: unknown, key: string, fallback?: string): string | undefined {
     const p = this.path(value, key, fallback as string);
-    if (p !== undefined && p.includes('$')) this.fail(key, 'a path without "$" (nginx would read it as a variable)', value);
+    // the value goes into nginx files: the writer's own rule, checked when the config loads, before any order
+    const problem = p === undefined ? null : nginxValueProblem(p);
+    if (problem) this.fail(key, `a path nginx reads as written (${problem}): no "$", whitespace, quotes, ";", "{", "}", "#", backslash, control or bidi characters`, value);
     return p;
   }
 
@@ -449,6 +452,8 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
     if (!documentRoot.startsWith('/')) v.fail('agent.documentRoot', 'an absolute path template such as "/home/{username}/public_html"', documentRoot);
     const unknown = /\{(?!username\}|domain\})[^}]*\}/.exec(documentRoot);
     if (unknown) v.fail('agent.documentRoot', 'a path with only {username} and {domain} placeholders', documentRoot);
+    const problem = nginxValueProblem(documentRoot.replaceAll('{username}', 'user').replaceAll('{domain}', 'example.com'));
+    if (problem) v.fail('agent.documentRoot', `a path template nginx reads as written (${problem})`, documentRoot);
   }
   const rl = v.object(a.rateLimit, 'agent.rateLimit');
   v.known(rl, 'agent.rateLimit', ['perSecond', 'burst']);
