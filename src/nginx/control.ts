@@ -68,6 +68,14 @@ export class NginxControl {
   /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */
   async test(): Promise<void> {
     const result = await this.run([...this.baseArgs(), '-t', '-q']);
+    if (result.signal || result.timedOut) {
+      // it ran and died (nginx 1.22 dies of SIGSEGV on an include loop): a broken config or nginx, not a missing one
+      const how = result.timedOut ? `took longer than 30 s and was stopped (${result.signal ?? 'SIGTERM'})` : `was killed by ${result.signal}${result.signalDescription ? ` (${result.signalDescription})` : ''}`;
+      throw new AutoSslError('NGINX_TEST_FAILED', `nginx -t ${how}.`, {
+        hint: 'nginx crashed or hung reading the config: run "nginx -t" by hand; an include loop or a broken module are the usual causes. The files were restored.',
+        details: { signal: result.signal, stderr: String(result.stderr) },
+      });
+    }
     if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
       throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${result.message ?? 'not found'}`);
     }

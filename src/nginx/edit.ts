@@ -271,6 +271,7 @@ export interface LocateOptions {
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
 export function locateServers(tree: NginxTree, names: readonly string[], options: LocateOptions = {}): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
   for (const n of names) normalizeDomain(n, { allowWildcard: true }); // a domain never reaches a config line unvalidated
+  if (tree.loop) throw tree.loop; // nginx cannot load it: refused while planning, before any order or nginx -t
   const http = new Map<string, ServerBlock | null>();
   const https = new Map<string, ServerBlock | null>();
   const vhostFile = options.vhostFile ? path.resolve(options.vhostFile) : undefined;
