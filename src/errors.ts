@@ -106,7 +106,8 @@ export function quote(value: unknown, max = MAX_QUOTED): string {
   else if (Array.isArray(value)) return `a list of ${value.length}`;
   else if (typeof value === 'object') return `an object with keys ${quote(Object.keys(value as object).slice(0, 5).join(', '))}`;
   else text = String(value);
-  const shown = JSON.stringify(text.slice(0, max));
+  // JSON escapes controls but not bidi/format characters or separators: a U+202E would reorder the message
+  const shown = JSON.stringify(text.slice(0, max)).replace(/[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return text.length > max ? `${shown.slice(0, -1)}..." (${text.length} characters)` : shown;
 }
 

@@ -359,7 +359,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const reloadCommand = ng.reloadCommand === undefined ? undefined : v.strings(ng.reloadCommand, 'nginx.reloadCommand', []);
   if (reloadCommand && reloadCommand.length === 0) v.fail('nginx.reloadCommand', 'a non-empty argument list such as ["systemctl", "reload", "nginx"]', reloadCommand);
 
-  const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
+  const stateDir = v.nginxPath(root.stateDir, 'stateDir', d.stateDir); // uploads and the challenge directory under it are named in nginx files
   const agent = agentConfig(v, root.agent);
   return {
     filepath: path.isAbsolute(source) ? source : undefined,

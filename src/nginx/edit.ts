@@ -188,7 +188,7 @@ export interface HttpsOptions {
 /** The first readable-looking certificate path a block's own ssl_certificate names (absolute), or null. */
 export function servedCertificatePath(tree: NginxTree, block: ServerBlock): string | null {
   for (const d of childDirectives(block.directive, 'ssl_certificate')) {
-    const p = argValues(d)[0];
+    const p = fileRoot(argValues(d)[0]); // the file's bytes as the path they name
     if (p && !p.includes('$')) return path.isAbsolute(p) ? p : path.join(tree.prefix, p);
   }
   return null;
@@ -362,7 +362,7 @@ class Identities {
   ) {
     for (const d of childDirectives(server.directive)) this.counts.set(d.name, (this.counts.get(d.name) ?? 0) + 1);
     this.certTypes = childDirectives(server.directive, 'ssl_certificate').map((d) => {
-      const p = argValues(d)[0];
+      const p = fileRoot(argValues(d)[0]);
       return p && !p.includes('$') ? certificateKeyType(path.isAbsolute(p) ? p : path.join(this.prefix, p)) : null;
     });
   }
@@ -1006,7 +1006,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
   return { edits: builder.build(), webroot, notes };
 }
 
-/** A root read from a file as the path it names (see value.ts). */
+/** A path (a root, a certificate) read from a file as the path it names (see value.ts). */
 function fileRoot(root: string | undefined): string | undefined {
   return root === undefined ? undefined : valueFromFile(root);
 }

@@ -13,7 +13,7 @@
  * and fileBytes() refuses to narrow anything that did not come through here.
  */
 import { isUtf8 } from 'node:buffer';
-import { AutoSslError, type ErrorCode } from '../errors.js';
+import { AutoSslError, quote, type ErrorCode } from '../errors.js';
 
 /**
  * - `token`: one literal word (a path, a name): no whitespace, quotes, `;{}#\`, and no `$` unless `variables`;
@@ -72,7 +72,7 @@ export function describeChar(ch: string): string {
 export function nginxValue(value: string, options: ValueOptions): string {
   const problem = nginxValueProblem(value, options);
   if (problem) {
-    throw new AutoSslError(options.code ?? 'CONFIG_INVALID', `The ${options.what} ${JSON.stringify(value)} cannot be written into an nginx file: ${problem}.`, {
+    throw new AutoSslError(options.code ?? 'CONFIG_INVALID', `The ${options.what} ${quote(value, 200)} cannot be written into an nginx file: ${problem}.`, {
       hint: options.kind === 'words'
         ? 'Write the value with printable characters only; nothing was written.'
         : 'Use a value without whitespace, quotes, ";", "{", "}", "#", "$", backslashes, control or bidi characters; nothing was written.',

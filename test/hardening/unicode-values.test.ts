@@ -16,7 +16,8 @@ import { AutoSslError } from '../../src/errors.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { documentRootFor, panelUsername } from '../../src/agent/input.js';
 import { nativeHandlers } from '../../src/agent/native.js';
-import { newVhostEdit, planChallengeEdit, planHttpsEdit } from '../../src/nginx/edit.js';
+import { newVhostEdit, planChallengeEdit, planHttpsEdit, servedCertificatePath } from '../../src/nginx/edit.js';
+import { addHttpsDirectives } from '../../src/stages/vhost-https.js';
 import { fingerprint, parseConfig, walkDirectives, type Directive } from '../../src/nginx/parse.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { fileBytes, valueFromFile } from '../../src/nginx/value.js';
@@ -84,6 +85,17 @@ describe('a Unicode value is refused before any write, or written exactly', () =
     // the found injection: 32 letters nginx read as `"/home/x";}location /leak{alias /etc/;#/public_html`
     expect(() => panelUsername('xĢ;Ž location /leak{alias /etc/;#')).toThrow(expect.objectContaining({ code: 'AGENT_BAD_REQUEST' }));
     documentRootRoundTrip('/srv/ａｄｍｉｎ'); // fullwidth stays fullwidth (it was written as ADMIN)
+    // a refusal names the value without reordering the message: the bidi control is shown escaped
+    for (const attempt of [() => panelUsername('adm\u202ein'), () => validateConfig({ sites: [{ domain: 'u.test', documentRoot: '/srv/a\u202eb' }] }, 'config', '/')]) {
+      let message = '';
+      try {
+        attempt();
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toContain('\\u202e');
+      expect(message).not.toContain('\u202e');
+    }
   });
 
   it('sites[].documentRoot in the config', () => {
@@ -196,5 +208,25 @@ describe('files keep the encoding they were read in; nothing is narrowed', () =>
   it('the writer refuses a character that is not a byte instead of keeping its low byte', () => {
     expect(() => fileBytes('root /home/x\u013b', 'a.conf')).toThrow(expect.objectContaining({ code: 'VHOST_EDIT_UNSAFE' }));
     expect(fileBytes('root /home/x\u00c4\u00bb;', 'a.conf')).toEqual(Buffer.from('root /home/xĻ;', 'utf8'));
+  });
+});
+
+describe('a certificate path outside ASCII', () => {
+  it('is written as UTF-8, read back as the same path, and planning again changes nothing', () => {
+    const { t, site } = tree();
+    const live = path.join(dir, 'certs-café', 'ｌｉｖｅ');
+    const edit = () => {
+      const e = newVhostEdit(['u.test']);
+      addHttpsDirectives(e, { fullchain: path.join(live, 'fullchain.pem'), privkey: path.join(live, 'privkey.pem') }, { port: 443, http2: false });
+      return e;
+    };
+    const first = planHttpsEdit(t, edit(), { nginxVersion: [1, 22, 1] });
+    const after = first.edits.find((e) => e.file === site)!.after;
+    fs.writeFileSync(site, fileBytes(after, site));
+    expect(fs.readFileSync(site, 'utf8')).toContain(`ssl_certificate ${live}/fullchain.pem;`);
+    clearConfigCache();
+    const again = NginxTree.load(t.mainFile);
+    expect(servedCertificatePath(again, again.findServers('u.test').https[0]!)).toBe(path.join(live, 'fullchain.pem'));
+    expect(planHttpsEdit(again, edit(), { nginxVersion: [1, 22, 1] }).edits).toEqual([]);
   });
 });
