@@ -43,8 +43,8 @@ import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
 import { certificateOf, type DomainCertificate } from './renewal/certificate.js';
-import { installUpload, uninstall, type UninstallResult } from './manage.js';
-import type { Upload } from './certbot/custom.js';
+import { installUpload, referencedPaths, uninstall, type UninstallResult } from './manage.js';
+import { recoverUploads, type Upload } from './certbot/custom.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
@@ -362,10 +362,22 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
+    await recoverKilledUploads();
     await recoverOrders();
     await recoverJobs();
     await removeStaleLocks(path.join(config.stateDir, 'locks'));
     return { journals, undo: undoReport };
+  }
+
+  /** Upload directories (keys) of killed uploads that nginx does not serve, after the journals restored the vhosts. */
+  async function recoverKilledUploads(): Promise<void> {
+    let referenced: Set<string>;
+    try {
+      referenced = referencedPaths(loadTree());
+    } catch {
+      return; // nginx's config cannot be read now: nothing is removed that it might name
+    }
+    for (const dir of await recoverUploads(config, referenced)) emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
   /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */

@@ -194,7 +194,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
     batchWindowMs: 1500,
     rateLimit: { perSecond: 50, burst: 500 },
     maxBodyBytes: 256 * 1024,
-    limits: { connections: 512, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 32 * 1024 * 1024 },
+    limits: { connections: 256, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 8 * 1024 * 1024 },
     syncTimeoutMs: 100_000,
     stopTimeoutMs: 90_000,
     logLevel: 'info',
