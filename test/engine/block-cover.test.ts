@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
-import { makeCertificatePem, makeSignedCertificate } from '../helpers/certs.js';
+import { makeCertificatePem, makeSignedCertificate, writeLineage } from '../helpers/certs.js';
 import { NginxTree } from '../../src/nginx/tree.js';
 import { planUninstall } from '../../src/nginx/uninstall.js';
 import { HOSTILE_BLOCKS } from '../helpers/hostile.js';
@@ -81,5 +81,22 @@ describe('a block that answers more names than it lists', () => {
     }
     const { t } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['a.wild.test']);
     expect(planUninstall(NginxTree.load(t.main), 'a.wild.test').edits.length).toBe(1);
+  });
+
+  it('a renewal of a lineage that covers fewer names than the block serves covered does not re-point the block', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n');
+    const pair = await makeSignedCertificate(['b.wild.test', 'a.wild.test'], new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
+    fs.mkdirSync(path.join(t.dir, 'served'));
+    fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
+    fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
+    const le = path.join(t.dir, 'le');
+    await writeLineage(le, 'a.wild.test', 90, 89); // a's own lineage, left from before the union, renewed by certbot
+    const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] }, certbot: { configDir: le }, stateDir: path.join(t.dir, 'state') }));
+    const before = fs.readFileSync(t.site);
+    const result = await engine.deploy({ RENEWED_LINEAGE: path.join(le, 'live', 'a.wild.test'), RENEWED_DOMAINS: 'a.wild.test' });
+    await engine.close();
+    expect(result.error?.message).toBeUndefined();
+    expect(result.changedFiles).toEqual([]);
+    expect(fs.readFileSync(t.site).equals(before)).toBe(true);
   });
 });
