@@ -166,6 +166,8 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   let held: HeldLock | null = null;
   let lockError: AutoSslError | undefined;
   try {
+    // counted in the batch while it waits: the batch's gates wait for it instead of going ahead without it
+    if (options.lockBlocks) ctx.batch?.enter(ctx, 'plan');
     held = (await options.lockBlocks?.(ctx)) ?? null;
   } catch (error) {
     lockError = toAutoSslError(error);

@@ -137,7 +137,7 @@ describe('names of one block never take it from each other', () => {
     expect(fs.readFileSync(file, 'latin1')).toContain('ssl_certificate');
   });
 
-  it('status exits 1 when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand)', async () => {
+  it('status (and the agent\'s /v1/certificates) says mismatch, exit 1, when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand); exists is false for it', async () => {
     const file = path.join(rig.info.sitesDir, 'wild.test.conf');
     const text = fs.readFileSync(file, 'latin1');
     const live = path.join(rig.certbotDirs().configDir, 'live');
@@ -153,6 +153,10 @@ describe('names of one block never take it from each other', () => {
       const engine = await createAutoSsl(validateConfig(JSON.parse(fs.readFileSync(config, 'utf8'))));
       expect((await engine.certificate('b.wild.test', { fresh: true })).exists).toBe(false);
       expect((await engine.certificate('a.wild.test', { fresh: true })).exists).toBe(true);
+      // the agent's /v1/certificates is this report
+      const report = await engine.status();
+      expect(report.attention).toBe(true);
+      expect(report.certificates.find((r) => r.lineage === 'b.wild.test')?.state).toBe('mismatch');
       await engine.close();
     } finally {
       fs.writeFileSync(file, text, 'latin1');
