@@ -558,6 +558,15 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
         }
       }
       statusTree = null;
+      if (!options.dryRun) {
+        // a lineage this run created must get its renewals served: certbot renew alone would not reload nginx
+        const created = results.filter((r) => r.lineage && !r.reused).map((r) => r.lineage!.name);
+        const said = renewal.ensureDeployHook(core, [...new Set(created)]);
+        if (said) {
+          emit({ domain: '*', stage: 'renewal', status: said.warning ? 'warning' : 'info', message: said.message });
+          for (const r of results) if (r.lineage && !r.reused) r.notes.push(said.message);
+        }
+      }
       const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
       return domains.map((d) => byDomain.get(d)!);
     },
@@ -644,6 +653,9 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const result = await uninstall(core, domain);
       statusTree = null;
       if (result.ok && result.deleted.length && !result.kept.length) engine.unregisterSite(result.domain);
+      // the config file's site stays: "issue --all" (and the renewal of its names) would put HTTPS back unasked
+      const kept = result.ok ? fileConfig.sites.find((s) => s.domain === result.domain || s.aliases.includes(result.domain)) : undefined;
+      if (kept) result.notes.push(`${result.domain} is still ${kept.domain === result.domain ? 'a site' : `a name of the site ${kept.domain}`} in ${fileConfig.filepath ?? 'the config'}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
       return result;
     },
     async installCertificate(domain, upload) {

@@ -14,6 +14,7 @@ import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.j
 import { applyEdits } from './apply.js';
 import type { HeldLock } from '../lock.js';
 import path from 'node:path';
+import { configAsItStands } from './as-it-stands.js';
 
 export interface DomainResult {
   domain: string;
@@ -265,6 +266,8 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
   switch (name) {
     case 'plan':
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      // a preview validates nothing it plans: a config nginx already rejects is said broken here, not shown as fine
+      if (ctx.mode === 'dry-run' || ctx.mode === 'preview') await configAsItStands(ctx.services.nginx);
       return;
     case 'preflight':
       await ctx.services.preflightSlots.run(() => hooks.preflight.promise(ctx));
