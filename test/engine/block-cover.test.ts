@@ -55,7 +55,7 @@ describe('a block that answers more names than it lists', () => {
     const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['*.wild.test'], { sites: [{ domain: 'b.wild.test', challenge: 'dns-01' }] });
     const [r] = await engine.issue(['b.wild.test'], { dryRun: true, skipChecks: SKIP });
     // the plan keeps the wildcard; without a DNS plugin the run then stops at the challenge, before any order
-    expect(r!.names).toEqual(['b.wild.test', '*.wild.test']);
+    expect(r!.names).toEqual(['*.wild.test']); // b is one label under it: redundant, and refused by Let's Encrypt
     expect(r!.error?.code).toBe('DNS_PROVIDER_MISSING');
   });
 
@@ -101,5 +101,13 @@ describe('a block that answers more names than it lists', () => {
     expect(result.error?.message).toBeUndefined();
     expect(result.changedFiles).toEqual([]);
     expect(fs.readFileSync(t.site).equals(before)).toBe(true);
+  });
+
+  it('a wildcard block whose served names outgrow one certificate (100 names): VHOST_CERT_CONFLICT before any order', async () => {
+    const served = Array.from({ length: 100 }, (_, i) => `n${i}.wild.test`);
+    const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', served);
+    const [r] = await engine.issue(['new.wild.test'], { dryRun: true, skipChecks: SKIP });
+    expect(r!.error?.code).toBe('VHOST_CERT_CONFLICT');
+    expect(r!.error?.message).toContain('101 names');
   });
 });
