@@ -167,9 +167,17 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   let held: HeldLock | null = null;
   let lockError: AutoSslError | undefined;
   try {
-    // counted in the batch while it waits: the batch's gates wait for it instead of going ahead without it
-    if (options.lockBlocks) ctx.batch?.enter(ctx, 'plan');
-    held = (await options.lockBlocks?.(ctx)) ?? null;
+    // counted in the batch while it takes its locks (the batch's gates wait for it), but not while it waits for
+    // another run on the same block, which may be one of the batch waiting at a gate for it
+    if (options.lockBlocks) {
+      ctx.batch?.enter(ctx, 'plan');
+      const locking = options.lockBlocks(ctx);
+      let contended: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (contended = setTimeout(resolve, 250)));
+      if ((await Promise.race([locking.then(() => 'held', () => 'held'), waited.then(() => 'waiting')])) === 'waiting') ctx.batch?.leave(ctx);
+      clearTimeout(contended);
+      held = await locking;
+    }
   } catch (error) {
     lockError = toAutoSslError(error);
   }
