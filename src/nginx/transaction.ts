@@ -230,6 +230,28 @@ export class EditTransaction {
     return [...new Set(reverted)];
   }
 
+  /**
+   * After a revert that could not merge (JOURNAL_CONFLICT, reported in the run's own result): the bytes before each
+   * write still in the journal are kept under `keepDir` and the journal goes, so no later command takes it for a
+   * killed run's work. Returns each file with where its bytes before autossl's edit are kept.
+   */
+  async abandon(keepDir: string): Promise<Array<{ file: string; backup: string }>> {
+    const kept: Array<{ file: string; backup: string }> = [];
+    if (this.entries.length) {
+      const dir = path.join(keepDir, path.basename(this.dir));
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const e of [...this.entries].sort((a, b) => a.seq - b.seq)) {
+        if (kept.some((k) => k.file === e.file)) continue; // the oldest write holds the bytes before the run
+        const backup = path.join(dir, `${path.basename(e.file)}.${e.seq}.before`);
+        await fsp.copyFile(e.pre, backup);
+        kept.push({ file: e.file, backup });
+      }
+    }
+    this.entries.length = 0;
+    await this.close();
+    return kept;
+  }
+
   /** Forgets the journal: the edits stay. */
   async commit(): Promise<void> {
     this.entries.length = 0;
