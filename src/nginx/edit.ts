@@ -853,7 +853,8 @@ function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerB
   }
 }
 
-export function acmeLocation(webroot: string): NewStatement {
+/** The challenge location; `open`: the block asks for a password or denies addresses, which the CA must pass. */
+export function acmeLocation(webroot: string, open = false): NewStatement {
   return {
     name: 'location',
     args: ['^~', ACME_PREFIX],
@@ -861,6 +862,7 @@ export function acmeLocation(webroot: string): NewStatement {
       { name: 'root', args: [quoteIfNeeded(webroot)] },
       { name: 'default_type', args: ['"text/plain"'] },
       { name: 'try_files', args: ['$uri', '=404'] },
+      ...(open ? [{ name: 'auth_basic', args: ['off'] }, { name: 'allow', args: ['all'] }] : []),
     ],
   };
 }
@@ -949,6 +951,11 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       continue;
     }
     const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', routeEnv(tree));
+    if (routing.existing && route.kind === 'handled' && route.access && effectiveParent(routing.existing) === final.directive) {
+      throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} already has "location ${argValues(routing.existing).join(' ')}", and ${route.reason}.`, {
+        hint: 'Add "auth_basic off; allow all;" to that location (the CA sends no password and comes from anywhere), then run again.',
+      });
+    }
     if (routing.existing) {
       const root = childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop();
       const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
@@ -992,7 +999,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
       });
     }
-    ensureStatements(builder, final, [acmeLocation(webroot)], label, { prefix: tree.prefix });
+    ensureStatements(builder, final, [acmeLocation(webroot, route.kind === 'handled' && route.access === true)], label, { prefix: tree.prefix });
     notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}${through}`);
   }
   return { edits: builder.build(), webroot, notes };

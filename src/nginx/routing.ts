@@ -100,8 +100,11 @@ export type Route =
   | { kind: 'static'; root: string; reason: string }
   /** Redirected; `to` is null when the target holds what autossl cannot work out. */
   | { kind: 'redirect'; status: number; to: RedirectTarget | null; via: Directive; reason: string }
-  /** Answered by something else: an app, a deny, a fixed status. */
-  | { kind: 'handled'; via: Directive | null; reason: string }
+  /**
+   * Answered by something else: an app, a deny, a fixed status. `access`: static files, but behind an `auth_basic` or
+   * `deny` the location inherits (a challenge location of its own must turn them off: `auth_basic off; allow all;`).
+   */
+  | { kind: 'handled'; via: Directive | null; reason: string; access?: true }
   /** Depends on what autossl cannot know (a condition on a variable, a URI rewrite). */
   | { kind: 'uncertain'; via: Directive; reason: string };
 
@@ -381,6 +384,23 @@ class Evaluation {
   }
 }
 
+/** What a level's access directives leave in force: its own `auth_basic` / `allow`+`deny` list replace the inherited ones. */
+interface Access {
+  auth: Directive | undefined;
+  rules: Directive[];
+}
+
+function accessOf(list: readonly Directive[], inherited: Access): Access {
+  const auth = list.filter((d) => d.name === 'auth_basic').pop() ?? inherited.auth;
+  const own = list.filter((d) => d.name === 'allow' || d.name === 'deny');
+  return { auth, rules: own.length ? own : inherited.rules };
+}
+
+/** `auth_basic off` and `allow`: they open a location rather than close it. */
+function isOpenAccess(d: Directive): boolean {
+  return (d.name === 'auth_basic' && argValues(d)[0] === 'off') || d.name === 'allow';
+}
+
 function describe(d: Directive): string {
   return [d.name, ...argValues(d)].join(' ');
 }
@@ -393,6 +413,8 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
   if (early) return early;
   let root = serverLevel.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
   let scope: Directive = server.directive;
+  // the access phase runs after the rewrite phase: what each level sets is inherited unless a location sets its own
+  let access = accessOf(serverLevel, { auth: undefined, rules: [] });
   for (;;) {
     const { chosen, uncertain } = pickLocation(children(scope, env, 'location'), req.uri);
     if (uncertain) return { kind: 'uncertain', via: uncertain, reason: `location "${argValues(uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
@@ -400,7 +422,8 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
     const inside = children(chosen, env);
     const phase = evaluation.rewritePhase(inside);
     if (phase) return phase;
-    const blocker = inside.find((d) => NOT_STATIC.has(d.name) || d.name.endsWith('_pass'));
+    access = accessOf(inside, access);
+    const blocker = inside.find((d) => (NOT_STATIC.has(d.name) && !isOpenAccess(d)) || d.name.endsWith('_pass'));
     if (blocker) return { kind: 'handled', via: chosen, reason: `location "${argValues(chosen).join(' ')}" uses "${blocker.name}"` };
     const tryFiles = inside.find((d) => d.name === 'try_files');
     if (tryFiles && !argValues(tryFiles)[0]?.startsWith('$uri')) {
@@ -411,6 +434,8 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
     scope = chosen;
     if (children(chosen, env, 'location').length === 0) break;
   }
+  const closed = access.auth && argValues(access.auth)[0] !== 'off' ? access.auth : access.rules.find((d) => d.name === 'deny');
+  if (closed) return { kind: 'handled', via: null, access: true, reason: `"${describe(closed)}" (${effectiveParent(closed)?.name === 'location' ? 'in its location' : 'at server level'}) keeps the CA out: it sends no password and comes from any address` };
   if (!root) return { kind: 'handled', via: null, reason: 'the server block has no "root"' };
   if (root.includes('$')) return { kind: 'handled', via: null, reason: `its root "${root}" depends on a variable` };
   return { kind: 'static', root, reason: `served as a static file from ${root}` };

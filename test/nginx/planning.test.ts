@@ -5,13 +5,14 @@
  * Through the built CLI on a private nginx tree (the real `nginx -t`), the CA's checks skipped: no certbot runs.
  */
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { BINARIES } from '../../src/sandbox/rig.js';
-import { NginxTree } from '../../src/nginx/tree.js';
+import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { planChallengeEdit } from '../../src/nginx/edit.js';
-import { makeTree } from '../helpers/nginx-fixture.js';
+import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
@@ -21,6 +22,40 @@ function configFor(t: { dir: string; main: string }, domain: string): string {
   const file = path.join(t.dir, 'autossl.config.json');
   fs.writeFileSync(file, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain }] }));
   return file;
+}
+
+/**
+ * What the CA gets for a token written into `webroot`, from this tree served by a real nginx on 127.0.0.1:80 (the
+ * test runs in its own network namespace): the status, and the body when 200.
+ */
+async function fetchToken(t: NginxSandboxTree, host: string, webroot: string): Promise<{ status: number; body: string }> {
+  const dir = path.join(webroot, '.well-known', 'acme-challenge');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tok-123'), 'token-body\n');
+  for (let d = dir; d.startsWith(t.dir); d = path.dirname(d)) fs.chmodSync(d, 0o755);
+  await execa(BINARIES.nginx, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', t.main]);
+  try {
+    // node:http, not fetch: fetch does not send a Host header of its own choosing
+    return await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: 80, path: '/.well-known/acme-challenge/tok-123', headers: { Host: host } }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: res.statusCode === 200 ? body : '' }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  } finally {
+    await stopNginx(path.join(t.dir, 'nginx.pid'));
+  }
+}
+
+/** planChallengeEdit as `issue` runs it, written to disk. */
+function challengeEdit(t: NginxSandboxTree, name: string): { webroot: string; notes: string[] } {
+  const plan = planChallengeEdit(NginxTree.load(t.main), [name], { fallbackWebroot: path.join(t.dir, 'acme') });
+  for (const e of plan.edits) fs.writeFileSync(e.file, e.after, 'latin1');
+  clearConfigCache();
+  return plan;
 }
 
 describe('found while planning, before any order', () => {
@@ -38,4 +73,24 @@ describe('found while planning, before any order', () => {
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before);
     expect(fs.existsSync(path.join(t.dir, 'le', 'live'))).toBe(false);
   });
+
+  it('a server-level auth_basic or allow/deny no longer hides the challenge: the location autossl adds turns them off for itself', async () => {
+    const t = await makeTree('server {\n    listen 127.0.0.1:80;\n    server_name auth.plan.test;\n    root {{DIR}}/www;\n    auth_basic "Staff only";\n    auth_basic_user_file {{DIR}}/htpasswd;\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name acl.plan.test;\n    root {{DIR}}/www;\n    allow 10.9.9.9;\n    deny all;\n}\n', { htpasswd: 'staff:$apr1$x$y\n' });
+    const www = path.join(t.dir, 'www');
+    expect((await fetchToken(t, 'auth.plan.test', www)).status).toBe(401);
+    expect((await fetchToken(t, 'acl.plan.test', www)).status).toBe(403);
+    for (const name of ['auth.plan.test', 'acl.plan.test']) {
+      const plan = challengeEdit(t, name);
+      expect(plan.webroot).toBe(www);
+      expect(plan.notes.join('\n')).toMatch(/keeps the CA out/);
+    }
+    expect(fs.readFileSync(t.site, 'latin1')).toContain('auth_basic off;');
+    await expect(t.control.test()).resolves.toBeUndefined();
+    expect(await fetchToken(t, 'auth.plan.test', www)).toEqual({ status: 200, body: 'token-body\n' });
+    expect(await fetchToken(t, 'acl.plan.test', www)).toEqual({ status: 200, body: 'token-body\n' });
+    // a second plan changes nothing
+    expect(challengeEdit(t, 'auth.plan.test').notes.join('')).not.toMatch(/adding location/);
+    expect(planChallengeEdit(NginxTree.load(t.main), ['acl.plan.test'], { fallbackWebroot: path.join(t.dir, 'acme') }).edits).toEqual([]);
+  });
 });
+
