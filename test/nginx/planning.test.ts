@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { planChallengeEdit } from '../../src/nginx/edit.js';
+import { ensureAliasLink } from '../../src/nginx/alias-webroot.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
 
@@ -91,6 +92,29 @@ describe('found while planning, before any order', () => {
     // a second plan changes nothing
     expect(challengeEdit(t, 'auth.plan.test').notes.join('')).not.toMatch(/adding location/);
     expect(planChallengeEdit(NginxTree.load(t.main), ['acl.plan.test'], { fallbackWebroot: path.join(t.dir, 'acme') }).edits).toEqual([]);
+  });
+
+  it('an existing acme-challenge location with alias is used as it stands: its directory gets the tokens (it was refused, CHALLENGE_UNROUTABLE)', async () => {
+    const t = await makeTree('server {\n    listen 127.0.0.1:80;\n    server_name alias.plan.test;\n    root {{DIR}}/www;\n    location /.well-known/acme-challenge/ {\n        alias {{DIR}}/acme-alias/;\n    }\n    location / {\n        try_files $uri /index.php;\n    }\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name wk.plan.test;\n    location /.well-known/acme-challenge {\n        alias {{DIR}}/le/.well-known/acme-challenge;\n    }\n}\n');
+    const before = fs.readFileSync(t.site, 'latin1');
+    const plan = challengeEdit(t, 'alias.plan.test');
+    expect(fs.readFileSync(t.site, 'latin1')).toBe(before); // nothing to edit
+    expect(plan.notes.join('\n')).toContain(`from ${path.join(t.dir, 'acme-alias')} (alias)`);
+    const full = planChallengeEdit(NginxTree.load(t.main), ['alias.plan.test'], { fallbackWebroot: path.join(t.dir, 'acme') });
+    expect(full.link).toEqual({ path: path.join(full.webroot, '.well-known', 'acme-challenge'), target: path.join(t.dir, 'acme-alias') });
+    await ensureAliasLink(full.link!);
+    // what certbot writes under the webroot is what nginx serves through the alias
+    expect(await fetchToken(t, 'alias.plan.test', full.webroot)).toEqual({ status: 200, body: 'token-body\n' });
+    expect(fs.existsSync(path.join(t.dir, 'acme-alias', 'tok-123'))).toBe(true);
+    // an alias already ending in .well-known/acme-challenge: its parent is the webroot, no link needed
+    const wk = planChallengeEdit(NginxTree.load(t.main), ['wk.plan.test'], { fallbackWebroot: path.join(t.dir, 'acme') });
+    expect(wk).toMatchObject({ edits: [], webroot: path.join(t.dir, 'le') });
+    expect(wk.link).toBeUndefined();
+    // through the CLI: the dry run no longer refuses it
+    const config = configFor(t, 'alias.plan.test');
+    const dry = await execa('node', [CLI, 'issue', 'alias.plan.test', '--dry-run', ...SKIP, '--config', config], { reject: false });
+    expect(dry.stdout).not.toContain('CHALLENGE_UNROUTABLE');
+    expect(dry.exitCode, dry.stdout).toBe(0);
   });
 });
 
