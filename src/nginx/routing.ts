@@ -49,29 +49,46 @@ function regexTest(pattern: string, caseInsensitive: boolean, input: string): bo
   return testRegexBounded(pattern, input, caseInsensitive);
 }
 
-function pickLocation(locations: readonly Directive[], uri: string): { chosen: Directive | null; uncertain?: Directive } {
+/**
+ * nginx's location search with nested locations (ngx_http_core_find_location): the longest prefix of a level is
+ * searched for nested matches before that level's regexes; a nested exact or regex match ends the search, a nested
+ * prefix (even `^~`) does not, so the level's regexes still run unless its own longest prefix is `^~`; a regex
+ * match is searched for nested locations in turn. Returns the chain of locations from the outermost to the one
+ * chosen (`ok`: the search ended in an exact or regex match), or the regex autossl could not evaluate.
+ */
+function findLocation(locations: readonly Directive[], uri: string, env: RouteEnv): { chain: Directive[]; ok: boolean; uncertain?: Directive } {
   let longest: LocationSpec | null = null;
   const regexes: LocationSpec[] = [];
   for (const d of locations) {
     const spec = parseLocation(d);
     if (!spec) continue;
     if (spec.modifier === '=') {
-      if (spec.path === uri) return { chosen: d };
+      if (spec.path === uri) return { chain: [d], ok: true };
       continue;
     }
-    if (spec.modifier === '~' || spec.modifier === '~*') {
-      regexes.push(spec);
-      continue;
+    if (spec.modifier === '~' || spec.modifier === '~*') regexes.push(spec);
+    else if (uri.startsWith(spec.path) && (!longest || spec.path.length > longest.path.length)) longest = spec;
+  }
+  let chain: Directive[] = longest ? [longest.directive] : [];
+  if (longest) {
+    const nested = children(longest.directive, env, 'location');
+    if (nested.length) {
+      const inner = findLocation(nested, uri, env);
+      chain = [...chain, ...inner.chain];
+      if (inner.uncertain || inner.ok) return { ...inner, chain };
     }
-    if (uri.startsWith(spec.path) && (!longest || spec.path.length > longest.path.length)) longest = spec;
   }
-  if (longest?.modifier === '^~') return { chosen: longest.directive };
-  for (const spec of regexes) {
-    const hit = regexTest(spec.path, spec.modifier === '~*', uri);
-    if (hit === null) return { chosen: spec.directive, uncertain: spec.directive }; // assume it catches the request
-    if (hit) return { chosen: spec.directive };
+  if (longest?.modifier !== '^~') {
+    for (const spec of regexes) {
+      const hit = regexTest(spec.path, spec.modifier === '~*', uri);
+      if (hit === false) continue;
+      if (hit === null) return { chain: [spec.directive], ok: false, uncertain: spec.directive }; // assume it catches the request
+      const nested = children(spec.directive, env, 'location');
+      const inner = nested.length ? findLocation(nested, uri, env) : { chain: [], ok: true };
+      return { ...inner, chain: [spec.directive, ...inner.chain], ok: true };
+    }
   }
-  return { chosen: longest?.directive ?? null };
+  return { chain, ok: false };
 }
 
 /** Directives that hand a request to something other than the static file handler. */
@@ -412,13 +429,12 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
   const early = evaluation.rewritePhase(serverLevel);
   if (early) return early;
   let root = serverLevel.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
-  let scope: Directive = server.directive;
+  const scope: Directive = server.directive;
   // the access phase runs after the rewrite phase: what each level sets is inherited unless a location sets its own
   let access = accessOf(serverLevel, { auth: undefined, rules: [] });
-  for (;;) {
-    const { chosen, uncertain } = pickLocation(children(scope, env, 'location'), req.uri);
-    if (uncertain) return { kind: 'uncertain', via: uncertain, reason: `location "${argValues(uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
-    if (!chosen) break;
+  const found = findLocation(children(scope, env, 'location'), req.uri, env);
+  if (found.uncertain) return { kind: 'uncertain', via: found.uncertain, reason: `location "${argValues(found.uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
+  for (const chosen of found.chain) {
     const inside = children(chosen, env);
     const phase = evaluation.rewritePhase(inside);
     if (phase) return phase;
@@ -431,8 +447,6 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
     }
     const locRoot = inside.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
     if (locRoot) root = locRoot;
-    scope = chosen;
-    if (children(chosen, env, 'location').length === 0) break;
   }
   const closed = access.auth && argValues(access.auth)[0] !== 'off' ? access.auth : access.rules.find((d) => d.name === 'deny');
   if (closed) return { kind: 'handled', via: null, access: true, reason: `"${describe(closed)}" (${effectiveParent(closed)?.name === 'location' ? 'in its location' : 'at server level'}) keeps the CA out: it sends no password and comes from any address` };

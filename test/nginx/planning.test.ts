@@ -6,12 +6,14 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { planChallengeEdit } from '../../src/nginx/edit.js';
+import { challengeRouting, routeEnv } from '../../src/nginx/routing.js';
 import { ensureAliasLink } from '../../src/nginx/alias-webroot.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
@@ -115,6 +117,49 @@ describe('found while planning, before any order', () => {
     const dry = await execa('node', [CLI, 'issue', 'alias.plan.test', '--dry-run', ...SKIP, '--config', config], { reject: false });
     expect(dry.stdout).not.toContain('CHALLENGE_UNROUTABLE');
     expect(dry.exitCode, dry.stdout).toBe(0);
+  });
+
+  it('a nested acme location inside a 443 block that also has a regex location: routing picks what nginx picks (checked against nginx itself)', async () => {
+    // the five ways a nested challenge location meets a regex: nginx searches the longest prefix's nested locations
+    // before that level's regexes; a nested regex ends the search, a nested ^~ does not (the outer regex still wins)
+    const shapes: Record<string, string> = {
+      'nested-regex': 'location / {\n        location ~ ^/\\.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
+      'nested-caret': 'location / {\n        location ^~ /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
+      'nested-prefix': 'location / {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n        location ~ \\.x$ { return 404; }\n    }\n    location ~ /\\. { return 403; }',
+      'nested-under-wk': 'location /.well-known/ {\n        location ^~ /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ \\.php$ { return 403; }',
+      'outer-caret': 'location ^~ /.well-known/ {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
+    };
+    const site = Object.entries(shapes).map(([n, body]) => `server {\n    listen 127.0.0.1:443 ssl;\n    server_name ${n}.plan.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n    root {{DIR}}/www;\n    ${body}\n}\n`).join('\n');
+    const t = await makeTree(site);
+    const acme = path.join(t.dir, 'acme', '.well-known', 'acme-challenge');
+    fs.mkdirSync(acme, { recursive: true });
+    fs.writeFileSync(path.join(acme, 'tok-9'), 'from-acme\n');
+    for (let d = acme; d.startsWith(t.dir); d = path.dirname(d)) fs.chmodSync(d, 0o755);
+    await expect(t.control.test()).resolves.toBeUndefined();
+    await execa(BINARIES.nginx, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', t.main]);
+    const nginxServes = (host: string) => new Promise<boolean>((resolve, reject) => {
+      const req = https.request({ host: '127.0.0.1', port: 443, servername: host, path: '/.well-known/acme-challenge/tok-9', headers: { Host: host }, rejectUnauthorized: false }, (res) => {
+        let body = '';
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve(res.statusCode === 200 && body === 'from-acme\n'));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    try {
+      const tree = NginxTree.load(t.main);
+      const verdicts: Record<string, [boolean, boolean]> = {};
+      for (const n of Object.keys(shapes)) {
+        const host = `${n}.plan.test`;
+        const routing = challengeRouting(tree.findServers(host).https[0]!, host, 'https', routeEnv(tree));
+        verdicts[n] = [await nginxServes(host), routing.served && routing.webroot === path.join(t.dir, 'acme')];
+      }
+      for (const [n, [nginx, autossl]] of Object.entries(verdicts)) expect(autossl, `${n}: nginx ${nginx ? 'serves' : 'does not serve'} the token`).toBe(nginx);
+      expect(verdicts['nested-regex']![0]).toBe(true); // the shape the trial hit: recognised now
+      expect(verdicts['nested-caret']![0]).toBe(false);
+    } finally {
+      await stopNginx(path.join(t.dir, 'nginx.pid'));
+    }
   });
 });
 
