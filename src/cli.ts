@@ -105,7 +105,7 @@ function resultJson(r: DomainResult, dryRun: boolean) {
 type Values = Record<string, unknown> & { config?: string };
 
 /** Commands that run with what this server has when no config file exists (init writes it down). */
-const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload']);
+const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload', 'deploy-hook']);
 let command = '';
 let announced = false;
 
@@ -118,7 +118,8 @@ async function config(values: Values): Promise<AutoSslConfig> {
     const found = await discover();
     if (!announced) err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
     announced = true;
-    return validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd());
+    // certbot's deploy hook runs with no config either: it discovers the same (a zero-config issue installs it)
+    return { ...validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd()), zeroConfig: true };
   }
 }
 
@@ -477,8 +478,14 @@ async function cmdUpload(positionals: string[], values: Values): Promise<number>
 async function cmdAgent(positionals: string[], values: Values): Promise<number> {
   if (positionals.length) throw new AutoSslError('USAGE_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
   const { startAgent } = await import('./agent/server.js');
-  const agent = await startAgent(await config(values));
+  const agent = await startAgent(await config(values), { loadConfig: () => config(values) });
   err(`autossl agent listening on ${agent.url}`);
+  // SIGHUP re-reads the tokens and the config; node's default for it would end the agent (and systemd's
+  // Restart=on-failure would leave it down: a HUP is a clean exit to it)
+  process.on('SIGHUP', () => {
+    err('SIGHUP: re-reading the tokens file and the config');
+    void agent.reload().catch((error: unknown) => err(`SIGHUP: ${(error as Error).message}`));
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       err(`${signal}: stopping (running jobs get ${agent.ctx.config.agent.stopTimeoutMs / 1000} s to finish)`);
