@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
-import { makeCertificatePem, makeSignedCertificate } from '../helpers/certs.js';
+import { makeSignedCertificate } from '../helpers/certs.js';
 import { NginxTree } from '../../src/nginx/tree.js';
 import { planUninstall } from '../../src/nginx/uninstall.js';
 import { HOSTILE_BLOCKS } from '../helpers/hostile.js';
@@ -19,9 +19,12 @@ const SKIP = ['dns', 'caa', 'port80'];
 const DAY = 86_400_000;
 
 async function engineFor(block: string, served: string[], extra: Record<string, unknown> = {}) {
-  const t = await makeTree(`server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n`);
+  // a certificate with its own key: nginx -t must accept the config as it stands (a dry run asks it first)
+  const t = await makeTree(`server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n`);
   fs.mkdirSync(path.join(t.dir, 'served'));
-  fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), await makeCertificatePem(served, new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY)));
+  const pair = await makeSignedCertificate(served, new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
+  fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
+  fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
   const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), ...extra }));
   return { t, engine };
 }
