@@ -25,6 +25,7 @@ import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent 
 import { loadPlugin, pluginApi, type Plugin } from './pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
 import { port80Check } from './stages/preflight.js';
+import { ensureAliasLink } from './nginx/alias-webroot.js';
 import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
@@ -500,11 +501,14 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
         // the self-check with the challenge location as issue would add it, on an in-memory copy
         let webroot = config.challengeDir;
+        let link: { path: string; target: string } | undefined;
         const edits = await applyEdits(ctx, (tree) => {
           const plan = planChallengeEdit(tree, ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir, vhostFile: ctx.plan.site.vhost });
           webroot = plan.webroot;
+          link = plan.link;
           return plan.edits;
         });
+        if (link) await ensureAliasLink(link); // the self-check's token goes where the alias location reads
         await port80Check(ctx, webroot, edits.length > 0);
       }
     } catch (error) {

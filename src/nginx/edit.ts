@@ -20,6 +20,7 @@ import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter
 import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
 import { answeredNames, covers, uncovered } from './names.js';
 import { defaultServerAnswers } from './default-server.js';
+import { aliasTokenDir, webrootForAlias } from './alias-webroot.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
 import { nginxValue, valueFromFile } from './value.js';
@@ -859,7 +860,8 @@ function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerB
   }
 }
 
-export function acmeLocation(webroot: string): NewStatement {
+/** The challenge location; `open`: the block asks for a password or denies addresses, which the CA must pass. */
+export function acmeLocation(webroot: string, open = false): NewStatement {
   return {
     name: 'location',
     args: ['^~', ACME_PREFIX],
@@ -867,6 +869,7 @@ export function acmeLocation(webroot: string): NewStatement {
       { name: 'root', args: [nginxValue(webroot, { what: 'challenge webroot' })] },
       { name: 'default_type', args: ['"text/plain"'] },
       { name: 'try_files', args: ['$uri', '=404'] },
+      ...(open ? [{ name: 'auth_basic', args: ['off'] }, { name: 'allow', args: ['all'] }] : []),
     ],
   };
 }
@@ -884,6 +887,8 @@ export interface ChallengePlan {
   edits: FileEdit[];
   /** The directory certbot's webroot authenticator writes tokens into. */
   webroot: string;
+  /** A symlink the webroot needs before certbot runs (an existing `alias` challenge location: see alias-webroot.ts). */
+  link?: { path: string; target: string };
   notes: string[];
 }
 
@@ -945,6 +950,7 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
   const servedRoot = reaches.map((r) => (r.route.kind === 'static' ? fileRoot(r.route.root) : undefined)).find((r) => r !== undefined);
   const ownRoot = reaches.map((r) => fileRoot(childDirectives(r.plain.directive, 'root').map((d) => argValues(d)[0]).pop())).find((r) => r && r.startsWith('/') && !r.includes('$'));
   let webroot = opts.documentRoot ?? servedRoot ?? ownRoot ?? tlsRoot(tree, names) ?? opts.fallbackWebroot;
+  let link: ChallengePlan['link'];
   const handled = new Set<ServerBlock>();
   for (const reach of reaches) {
     const { final, route } = reach;
@@ -958,6 +964,20 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       continue;
     }
     const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', routeEnv(tree));
+    if (routing.existing && route.kind === 'handled' && route.access && effectiveParent(routing.existing) === final.directive) {
+      throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} already has "location ${argValues(routing.existing).join(' ')}", and ${route.reason}.`, {
+        hint: 'Add "auth_basic off; allow all;" to that location (the CA sends no password and comes from anywhere), then run again.',
+      });
+    }
+    const aliasDir = routing.existing ? aliasTokenDir(routing.existing) : null;
+    if (routing.existing && aliasDir && reaches.length === 1 && !opts.documentRoot && childDirectives(routing.existing).every((d) => ['alias', 'default_type', 'try_files', 'allow', 'auth_basic'].includes(d.name) && (d.name !== 'auth_basic' || argValues(d)[0] === 'off'))) {
+      // the location is used as it stands: certbot writes where its alias reads
+      const found = webrootForAlias(aliasDir, path.dirname(opts.fallbackWebroot));
+      webroot = found.webroot;
+      link = found.link;
+      notes.push(`${label}: challenge served by its own location from ${aliasDir} (alias)${found.link ? `; certbot writes there through ${found.link.path}` : ''}${through}`);
+      continue;
+    }
     if (routing.existing) {
       const root = fileRoot(childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop());
       const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
@@ -1001,10 +1021,10 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
       });
     }
-    ensureStatements(builder, final, [acmeLocation(webroot)], label, { prefix: tree.prefix });
+    ensureStatements(builder, final, [acmeLocation(webroot, route.kind === 'handled' && route.access === true)], label, { prefix: tree.prefix });
     notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}${through}`);
   }
-  return { edits: builder.build(), webroot, notes };
+  return { edits: builder.build(), webroot, notes, ...(link ? { link } : {}) };
 }
 
 /** A path (a root, a certificate) read from a file as the path it names (see value.ts). */

@@ -13,6 +13,7 @@ import { readCertificateQuick } from '../certbot/lineage.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
+import { sharedCertificateHint, sharedCertificateProblem } from '../nginx/shared-snippets.js';
 import { answeredNames, covers } from '../nginx/names.js';
 import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -141,6 +142,12 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
   // what the HTTPS edit would refuse (a redirect whose target cannot be worked out) is refused now, before any order
   const problem = tlsInstallProblem(tree, names, config.nginx.httpsPort);
   if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
+  // ...and a certificate set in a snippet the block shares with others, which the HTTPS edit will not change
+  const fullchain = path.join(config.certbot.configDir, 'live', certName, 'fullchain.pem');
+  for (const block of blocks) {
+    const shared = sharedCertificateProblem(block, fullchain, `server ${block.names[0] ?? ''} (${label(block)})`);
+    if (shared) throw new AutoSslError('VHOST_UNSUPPORTED', shared, { hint: sharedCertificateHint(fullchain) });
+  }
   if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
 }
