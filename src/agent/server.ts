@@ -20,6 +20,7 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
+import { preloadX509 } from '../certbot/lineage.js';
 import { StateStore } from '../state/store.js';
 import { loadTokens, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, verifyRequest, type Token } from './auth.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
@@ -235,6 +236,9 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
 export async function startAgent(config: AutoSslConfig, options: AgentOptions = {}): Promise<RunningAgent> {
   const { tokens, ignored } = loadTokens(config.agent.tokensFile);
   const listen = parseListenAddress(config.agent.listen)!;
+  // what short commands load on first use would stall the loop in the middle of the first batch (150 ms each)
+  preloadX509();
+  await import('execa');
   const engine = options.engine ?? (await createAutoSsl(config));
   await engine.recover();
   const store = new StateStore(config.stateDir);
