@@ -8,10 +8,9 @@
  * returned, retried later when a tap fails: `status` only reads.
  */
 import crypto from 'node:crypto';
-import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
@@ -27,11 +26,12 @@ import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
-import { withTimeout } from '../preflight/dns.js';
+import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
-import { servedRows } from './served.js';
+import { markUnservedLineages, servedRows } from './served.js';
+import { markUnloaded } from './loaded.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -59,11 +59,14 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
+    markUnservedLineages(config, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;
     }
-    rows = [...rows, ...served.mismatches].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+    // every lineage a vhost serves, config or not: renewed on disk (certbot renew alone) but not loaded by nginx
+    const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
+    rows = [...rows, ...served.mismatches, ...unloaded].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
   }
   let pendingNotifications = 0;
   try {
@@ -245,7 +248,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     // certbot's summary says it; a changed serial confirms it even when certbot's output was cut short
     const outcome: RenewOutcome['outcome'] = said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
     const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
-    const problems = outcome === 'failed' ? run.problems.filter((p) => !p.domain || cert.names.includes(p.domain)) : [];
+    const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
@@ -329,13 +332,13 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
     const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; serial: string | null }>;
     store.deleteValue(key);
     const now = scanLineages(core.config.certbot.configDir, store);
-    const problems = problemsFromLog(core.config.certbot.logsDir);
     const outcomes: RenewOutcome[] = [];
     for (const a of attempted) {
       const cert = now.find((c) => c.lineage === a.name);
       if (!cert) continue;
       const renewed = cert.serial !== a.serial;
-      const own = problems.filter((p) => !p.domain || cert.names.includes(p.domain));
+      // certbot's log of this run, the part about this lineage (its output is not ours to read)
+      const own = renewed ? [] : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
       outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
     }
     // a renewed lineage is recorded by its deploy hook; only failures are new here
@@ -515,25 +518,12 @@ async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
 }
 
 /** Waits until the configured resolvers answer the TXT value (a bounded wait; certbot asks the CA right after). */
-async function waitForTxt(core: EngineCore, record: DnsRecord): Promise<void> {
+async function waitForPropagation(core: EngineCore, record: DnsRecord): Promise<void> {
   const { dns01, preflight } = core.config;
   const servers = dns01.resolvers.length ? dns01.resolvers : preflight.resolvers;
-  const deadline = Date.now() + dns01.propagationTimeoutMs;
-  const resolver = new dns.promises.Resolver({ timeout: Math.min(preflight.timeoutMs, 5000), tries: 1 });
-  if (servers.length) resolver.setServers(servers);
-  let seen: string[] = [];
-  for (;;) {
-    try {
-      seen = (await withTimeout(resolver.resolveTxt(record.fqdn), preflight.timeoutMs, `TXT ${record.fqdn}`)).map((chunks) => chunks.join(''));
-      if (seen.includes(record.value)) return;
-    } catch {
-      seen = [];
-    }
-    if (Date.now() >= deadline) {
-      throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const { visible, seen } = await waitForTxt(record.fqdn, record.value, { servers, queryTimeoutMs: preflight.timeoutMs, timeoutMs: dns01.propagationTimeoutMs });
+  if (visible) return;
+  throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
 }
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
@@ -581,7 +571,7 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
     const started = Date.now();
     progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
     try {
-      await waitForTxt(core, record);
+      await waitForPropagation(core, record);
     } catch (error) {
       progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
       throw error;
@@ -600,6 +590,61 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
 
 // ----------------------------------------------------------------------------------------- install-hooks
 
+const DEPLOY_HOOK_COMMENT = 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.';
+
+/** autossl's deploy hook among certbot's (renewal-hooks/deploy/), if one is there. */
+function installedDeployHook(configDir: string): string | null {
+  const dir = path.join(configDir, 'renewal-hooks', 'deploy');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    const file = path.join(dir, name);
+    try {
+      const st = fs.statSync(file);
+      // certbot runs only executable files there
+      if (st.isFile() && st.mode & 0o111 && st.size < 64 * 1024 && / deploy-hook\b/.test(fs.readFileSync(file, 'utf8'))) return file;
+    } catch {
+      // not readable: not ours
+    }
+  }
+  return null;
+}
+
+/** Whether a lineage's renewal config names autossl's deploy hook (certbot stores --deploy-hook as renew_hook). */
+function lineageNamesDeployHook(configDir: string, lineage: string): boolean {
+  try {
+    return /^\s*renew_hook\s*=.* deploy-hook\b/m.test(fs.readFileSync(path.join(configDir, 'renewal', `${lineage}.conf`), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * After a run that created lineages: makes sure certbot's renewals of them reach nginx (without the deploy hook,
+ * `certbot renew` writes a new certificate nginx never loads, and nothing says so). Installs the deploy hook when
+ * neither it nor the lineages' renewal configs have it; says what it did (null: it was in place).
+ */
+export function ensureDeployHook(core: EngineCore, lineages: readonly string[]): { message: string; warning: boolean } | null {
+  const { configDir } = core.config.certbot;
+  if (!lineages.length || installedDeployHook(configDir) || lineages.every((l) => lineageNamesDeployHook(configDir, l))) return null;
+  const file = path.join(configDir, 'renewal-hooks', 'deploy', 'autossl');
+  const config = core.config.filepath;
+  if (!config && !core.config.zeroConfig) {
+    // an engine made from a config object: no command line could find that config again
+    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: there is no deploy hook in ${path.dirname(file)}, and this config has no file for one to use ("autossl setup --config FILE" installs it)` };
+  }
+  try {
+    writeHookScript(file, ['deploy-hook'], config, DEPLOY_HOOK_COMMENT);
+  } catch (error) {
+    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: installing the deploy hook ${file} failed (${toAutoSslError(error).message}); run "autossl setup"` };
+  }
+  return { warning: false, message: `installed certbot's deploy hook ${file}${config ? ` (with ${config})` : ' (no config file: it discovers this server as this run did)'}: every certbot renew, by its timer, cron or by hand, now installs the renewed certificate and reloads nginx ("autossl setup" adds the pre/post hooks and a timer)` };
+}
+
 /**
  * Puts autossl's executables into certbot's renewal-hooks directories: every renewal, whoever starts it (certbot's
  * timer, autossl renew, certbot by hand), runs the deploy hook per renewed lineage and the pre/post hooks around
@@ -609,7 +654,7 @@ export function installHooks(core: EngineCore): string[] {
   const base = path.join(core.config.certbot.configDir, 'renewal-hooks');
   const config = core.config.filepath;
   return [
-    writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.'),
+    writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, DEPLOY_HOOK_COMMENT),
     writeHookScript(path.join(base, 'pre', 'autossl'), ['renew-hook', 'pre'], config, 'Installed by "autossl install-hooks": runs the beforeRenew hook before certbot renews anything.'),
     writeHookScript(path.join(base, 'post', 'autossl'), ['renew-hook', 'post'], config, 'Installed by "autossl install-hooks": runs the afterRenew hook after certbot\'s renewal attempts, records\nfailed renewals and delivers notifications.'),
   ];

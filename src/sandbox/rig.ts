@@ -31,6 +31,48 @@ export interface RigInfo {
   pebbleLog: string;
 }
 
+/** The sandbox CA: a CA certificate as RFC 5280 wants it (basicConstraints critical, keyUsage, key identifiers). */
+const SANDBOX_CA_CONFIG = `[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = autossl sandbox CA
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+`;
+
+/** pebble's HTTPS certificate: a server leaf with the key identifiers a strict verifier (X509_STRICT) asks for. */
+const SANDBOX_LEAF_EXTENSIONS = `subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+`;
+
+let challtestsrvFlags: Promise<Set<string>> | undefined;
+
+/** The flags this pebble-challtestsrv accepts, read from its usage text (its flags changed between releases). */
+async function acceptedChalltestsrvFlags(): Promise<Set<string>> {
+  challtestsrvFlags ??= execa(BINARIES.challtestsrv, ['-h'], { reject: false, all: true, timeout: 10_000 }).then((r) => new Set([...String(r.all ?? '').matchAll(/^\s+-([A-Za-z0-9_-]+)/gm)].map((m) => m[1]!)));
+  return challtestsrvFlags;
+}
+
+/**
+ * pebble-challtestsrv's arguments for a DNS server on `dns` and its management API on `management`, every other
+ * listener off. The DNS flag is `-dns01` up to pebble 2.6 and `-dnsserver` from 2.10 on, which also opens a DoH
+ * listener on :8443 unless given `-doh ""`: the flags are chosen by what the installed binary accepts.
+ */
+export async function challtestsrvArgs(o: { dns: string; management: string; defaultIPv4?: string }): Promise<string[]> {
+  const flags = await acceptedChalltestsrvFlags();
+  const dnsFlag = flags.has('dnsserver') ? '-dnsserver' : '-dns01';
+  const off = ['http01', 'https01', 'tlsalpn01', 'doh'].filter((f) => flags.has(f)).flatMap((f) => [`-${f}`, '']);
+  return ['-defaultIPv4', o.defaultIPv4 ?? '', '-defaultIPv6', '', dnsFlag, o.dns, '-management', o.management, ...off];
+}
+
 function missingBinaries(): string[] {
   return Object.entries(BINARIES).filter(([, p]) => !fs.existsSync(p)).map(([n]) => n);
 }
@@ -188,9 +230,12 @@ export class AcmeRig {
     const ca = path.dirname(this.info.caCert);
     fs.mkdirSync(ca, { recursive: true });
     const ssl = (args: string[]) => execa(BINARIES.openssl, args, { cwd: ca });
-    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-subj', '/CN=autossl sandbox CA']);
+    // The extensions a strict client checks (certbot on urllib3 2.8 refuses a CA without keyUsage): written out in
+    // a config of our own, not left to the distribution's openssl.cnf, which differs between releases.
+    fs.writeFileSync(path.join(ca, 'ca.cnf'), SANDBOX_CA_CONFIG);
+    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
     await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'localhost.key', '-out', 'localhost.csr', '-subj', '/CN=localhost']);
-    fs.writeFileSync(path.join(ca, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n');
+    fs.writeFileSync(path.join(ca, 'san.ext'), SANDBOX_LEAF_EXTENSIONS);
     await ssl(['x509', '-req', '-in', 'localhost.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'localhost.pem', '-days', '3', '-extfile', 'san.ext']);
   }
 
@@ -204,11 +249,7 @@ export class AcmeRig {
 
   private async startDns(): Promise<void> {
     this.log('starting pebble-challtestsrv (DNS on 127.0.0.1:8053)');
-    this.spawnService('challtestsrv', BINARIES.challtestsrv, [
-      '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
-      '-dns01', `127.0.0.1:${RIG_PORTS.dns}`, '-management', `127.0.0.1:${RIG_PORTS.dnsManagement}`,
-      '-http01', '', '-https01', '', '-tlsalpn01', '',
-    ]);
+    this.spawnService('challtestsrv', BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${RIG_PORTS.dns}`, management: `127.0.0.1:${RIG_PORTS.dnsManagement}`, defaultIPv4: '127.0.0.1' }));
     await waitForPort(RIG_PORTS.dnsManagement);
   }
 
