@@ -17,6 +17,11 @@ export interface SpawnOptions {
   stdin?: 'ignore' | 'pipe';
   /** 'inherit' passes its stderr through to this process's. Default 'pipe' (collected). */
   stderr?: 'pipe' | 'inherit';
+  /**
+   * Written with its pid the moment it starts, by the worker (a kill of this process right after the start must
+   * still leave the pid for the next start to wait on, as a write here after a message would not).
+   */
+  pidFile?: string;
   /** Called with each chunk of its stdout as it comes (it is collected too). */
   onStdout?: (chunk: string) => void;
 }
@@ -59,6 +64,9 @@ parentPort.on('message', (m) => {
       return;
     }
     children.set(m.id, child);
+    if (m.pidFile && child.pid) {
+      try { require('node:fs').writeFileSync(m.pidFile, String(child.pid)); } catch {}
+    }
     parentPort.postMessage({ id: m.id, type: 'pid', pid: child.pid });
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (c) => {
@@ -155,7 +163,7 @@ export function spawnOffLoop(file: string, args: readonly string[], options: Spa
     requests.set(id, { resolvePid, resolve, onStdout: options.onStdout });
   });
   w.ref();
-  w.postMessage({ id, type: 'run', file, args: [...args], env: options.env ?? process.env, timeoutMs: options.timeoutMs ?? 0, stdin: options.stdin ?? 'ignore', stderr: options.stderr ?? 'pipe', stream: options.onStdout !== undefined });
+  w.postMessage({ id, type: 'run', file, args: [...args], env: options.env ?? process.env, timeoutMs: options.timeoutMs ?? 0, stdin: options.stdin ?? 'ignore', stderr: options.stderr ?? 'pipe', stream: options.onStdout !== undefined, pidFile: options.pidFile });
   return {
     pid,
     result,

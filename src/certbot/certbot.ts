@@ -164,9 +164,7 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
   };
   const runOnce = async (): Promise<CertbotRun> => {
     // started off the event loop (see spawn.ts): one certbot per domain of a batch
-    const child = spawnOffLoop(s.binary, full, { timeoutMs: s.timeoutMs, env: { ...process.env, ...s.env, ...extraEnv } });
-    const pid = await child.pid;
-    if (s.pidFile && pid) await fs.promises.writeFile(s.pidFile, String(pid));
+    const child = spawnOffLoop(s.binary, full, { timeoutMs: s.timeoutMs, env: { ...process.env, ...s.env, ...extraEnv }, pidFile: s.pidFile });
     const result = await child.result;
     if (result.error && !result.timedOut) throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.error}`);
     if (result.signal && !result.timedOut) {
