@@ -20,6 +20,7 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
+import { preloadX509 } from '../certbot/lineage.js';
 import { StateStore } from '../state/store.js';
 import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, TokenSource, verifyRequest, type Token } from './auth.js';
 import { bodyReader, BodyRefused, capConnections, serverTimeoutOptions } from './limits.js';
@@ -264,6 +265,9 @@ function firstHeader(req: FastifyRequest, name: string): string | undefined {
 export async function startAgent(config: AutoSslConfig, options: AgentOptions = {}): Promise<RunningAgent> {
   let tokens = new TokenSource(config.agent.tokensFile);
   const listen = parseListenAddress(config.agent.listen)!;
+  // what short commands load on first use would stall the loop in the middle of the first batch (150 ms each)
+  preloadX509();
+  await import('execa');
   const engine = options.engine ?? (await createAutoSsl(config));
   await engine.recover();
   const store = new StateStore(config.stateDir);

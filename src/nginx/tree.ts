@@ -66,6 +66,7 @@ function fileIdentity(file: string): string {
 
 export function clearConfigCache(): void {
   fileCache.clear();
+  treeCache.clear();
 }
 
 function globToRegExp(segment: string): RegExp {
@@ -102,7 +103,7 @@ function identity(st: fs.Stats): string {
  * inode, not the path string; a match reached through a symlinked directory is named by its real directory, so
  * a file has one name however it was reached, and one match per file is kept.
  */
-export function expandInclude(pattern: string): string[] {
+export function expandInclude(pattern: string, listed?: IncludeInputs): string[] {
   if (!/[*?[]/.test(pattern)) return [pattern];
   const segments = pattern.split('/').filter((s, i) => s !== '' || i === 0);
   const absolute = segments[0] === '';
@@ -121,6 +122,8 @@ export function expandInclude(pattern: string): string[] {
     const re = globToRegExp(segment);
     for (const base of bases) {
       let entries: fs.Dirent[];
+      // stated before it is listed: a file added in between changes the key, so a cached tree is not reused
+      listed?.dirs.push({ dir: base.path, key: stateOf(base.path) });
       try {
         entries = fs.readdirSync(base.path, { withFileTypes: true });
       } catch {
@@ -155,6 +158,7 @@ export function expandInclude(pattern: string): string[] {
     });
   });
   const plain = bases.every((b) => !b.linked && !kinds.get(b.path)?.isSymbolicLink());
+  if (listed && (!plain || [...kinds.values()].some((e) => e.isSymbolicLink()))) listed.linked = true;
   if (plain) {
     // The common case (real files in real directories): the directory listing already says what is a file.
     return bases.filter((b) => {
@@ -184,6 +188,30 @@ export function expandInclude(pattern: string): string[] {
   }
   return out;
 }
+
+/** What an include expansion read: the directories it listed, and whether a symlink took part. */
+export interface IncludeInputs {
+  dirs: Array<{ dir: string; key: string }>;
+  linked: boolean;
+}
+
+/** A path's state for the tree cache: its stat key, or "missing". */
+function stateOf(p: string): string {
+  try {
+    return statKey(fs.statSync(p));
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * The last tree loaded from each main file, with what it was built from (every file read, every directory an
+ * include glob listed, each with its stat key). A load whose inputs all stat the same returns it: a batch loads the
+ * tree several times per domain, and rebuilding the index of thousands of server blocks each time kept the agent's
+ * event loop busy for tens of ms per load. Trees are never modified after load, so sharing one is safe. Not used
+ * when a symlink took part in an include glob (its target can change without any stat here changing).
+ */
+const treeCache = new Map<string, { tree: NginxTree; inputs: Map<string, string> }>();
 
 /** One `server { }` block of the http context. */
 export interface ServerBlock {
@@ -230,10 +258,25 @@ export class NginxTree {
     if (!fs.existsSync(main)) {
       throw new AutoSslError('NGINX_NOT_FOUND', `nginx main config ${main} does not exist.`, { hint: 'Set nginx.config in the autossl config to the file nginx loads (nginx -V shows --conf-path).' });
     }
-    const tree = new NginxTree(main, options.prefix ?? path.dirname(main), options.overlay);
+    const prefix = options.prefix ?? path.dirname(main);
+    const cacheKey = `${main}\0${prefix}`;
+    if (!options.overlay) {
+      const cached = treeCache.get(cacheKey);
+      if (cached && [...cached.inputs].every(([p, key]) => stateOf(p) === key)) return cached.tree;
+    }
+    const tree = new NginxTree(main, prefix, options.overlay);
+    const inputs = options.overlay ? undefined : new Map<string, string>();
+    tree.inputs = inputs;
     tree.visitFile(main, [], new Set());
+    tree.inputs = undefined;
+    if (inputs && !tree.linkedInclude) treeCache.set(cacheKey, { tree, inputs });
+    else treeCache.delete(cacheKey);
     return tree;
   }
+
+  /** While loading for the tree cache: each file and listed directory read, with its stat key. */
+  private inputs: Map<string, string> | undefined;
+  private linkedInclude = false;
 
   private resolve(p: string): string {
     return path.isAbsolute(p) ? p : path.join(this.prefix, p);
@@ -268,7 +311,9 @@ export class NginxTree {
     try {
       const pending = this.overlay?.get(file);
       parsed = pending === undefined ? readConfigFile(file) : parseOverlay(file, pending);
+      if (this.inputs && 'key' in parsed) this.inputs.set(file, (parsed as CacheEntry).key);
     } catch (error) {
+      this.inputs?.set(file, stateOf(file));
       this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', `${file}: cannot be read (${(error as Error).message})`));
       return;
     }
@@ -291,7 +336,10 @@ export class NginxTree {
       if (node.name === 'include') {
         const target = argValues(node)[0];
         if (target === undefined) continue;
-        const files = expandInclude(this.resolve(target));
+        const listed: IncludeInputs = { dirs: [], linked: false };
+        const files = expandInclude(this.resolve(target), this.inputs ? listed : undefined);
+        for (const d of listed.dirs) this.inputs?.set(`${d.dir}/`, d.key);
+        if (listed.linked) this.linkedInclude = true;
         server?.includeTargets.set(node, files);
         for (const f of files) {
           server?.includes.push(f);

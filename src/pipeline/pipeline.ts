@@ -212,6 +212,10 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
     if (lockError) throw lockError;
     for (const name of HOOK_ORDER) {
       if (name === 'finally' || !stages.has(name)) continue;
+      // Each stage starts in a turn of the event loop of its own: the domains of a batch start together, and their
+      // synchronous work (tree lookups, planning) chained through promises would otherwise run as one task of
+      // seconds for hundreds of domains, with no timer, socket or request served meanwhile.
+      await new Promise((r) => setImmediate(r));
       await at(name, () => runStage(ctx, name));
     }
     outcome.ok = true;
