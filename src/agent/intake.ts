@@ -24,6 +24,8 @@ export interface IntakeOptions {
   windowMs: number;
   maxWindowMs: number;
   maxBatch: number;
+  /** Domains accepted and not finished, at most: past it add() refuses with AGENT_QUEUE_FULL. */
+  maxQueued?: number;
 }
 
 interface OpenBatch {
@@ -56,6 +58,10 @@ export class IssueIntake {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     for (const [jobId, job] of this.running) if (job.pending.has(domain)) return { jobId, joined: false };
     if (this.open?.domains.includes(domain)) return { jobId: this.open.jobId, joined: false };
+    const max = this.opts.maxQueued ?? Infinity;
+    if (this.queued >= max) {
+      throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${this.queued} domains to issue (agent.maxQueued ${max}); ${domain} was not queued.`);
+    }
     const now = Date.now();
     const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
     this.engine.recordJob(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
@@ -143,6 +149,18 @@ export class IssueIntake {
   jobOf(domain: string): string | null {
     for (const [jobId, job] of this.running) if (job.pending.has(domain)) return jobId;
     return this.open?.domains.includes(domain) ? this.open.jobId : null;
+  }
+
+  /** Domains accepted and not finished (waiting for their batch, or running). */
+  get queued(): number {
+    let n = this.open?.domains.length ?? 0;
+    for (const job of this.running.values()) n += job.pending.size;
+    return n;
+  }
+
+  /** What /health and the jobs report of the queue. */
+  get queue(): { queued: number; max: number | null } {
+    return { queued: this.queued, max: Number.isFinite(this.opts.maxQueued ?? Infinity) ? this.opts.maxQueued! : null };
   }
 
   /** Jobs accepted but not finished (open or running). */

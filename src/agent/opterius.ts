@@ -71,7 +71,7 @@ function registerSite(ctx: AgentContext, domain: string, username: string | unde
 export const opteriusHandlers: Record<string, Handler> = {
   async health(_req, _reply, ctx) {
     const { os: name, version } = osRelease();
-    return { status: 'ok', os: name, version, arch: os.arch(), hostname: os.hostname(), uptime: String(Math.round(os.uptime())), agent_version: `autossl ${ctx.version}` };
+    return { status: 'ok', os: name, version, arch: os.arch(), hostname: os.hostname(), uptime: String(Math.round(os.uptime())), agent_version: `autossl ${ctx.version}`, queue: ctx.intake.queue };
   },
 
   async 'ssl.status'(req, _reply, ctx) {
@@ -90,9 +90,13 @@ export const opteriusHandlers: Record<string, Handler> = {
     if (now.exists && now.state === 'ok' && now.names.includes(`*.${parent}`) && !now.names.includes(domain)) {
       return reply.code(200).send({ status: 'exists', domain, names: now.names });
     }
+    if (ctx.intake.jobOf(domain) === null && ctx.intake.queued >= ctx.config.agent.maxQueued) {
+      reply.header('retry-after', '60');
+      throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${ctx.intake.queued} domains to issue (agent.maxQueued ${ctx.config.agent.maxQueued}); ${domain} was not queued.`);
+    }
     registerSite(ctx, domain, username);
     const { jobId } = ctx.intake.add(domain, now.exists);
-    return reply.code(202).send({ status: 'queued', job_id: jobId, domain });
+    return reply.code(202).send({ status: 'queued', job_id: jobId, domain, queue: ctx.intake.queue });
   },
 
   async 'ssl.renew'(req, reply, ctx) {

@@ -21,7 +21,7 @@ import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { StateStore } from '../state/store.js';
-import { loadTokens, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, verifyRequest, type Token } from './auth.js';
+import { AgentLimits, loadTokens, MAX_SKEW_SECONDS, parseRfc3339, verifyRequest, type Token } from './auth.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
 import { panelEmail, panelUsername } from './input.js';
 import { nativeHandlers } from './native.js';
@@ -164,7 +164,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
-  const limiter = new RateLimiter(agent.rateLimit.perSecond, agent.rateLimit.burst);
+  const limiter = new AgentLimits(agent.rateLimit);
   const registered: Array<{ method: string; url: string }> = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) registered.push({ method, url: r.url });
@@ -208,8 +208,8 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
             return Array.isArray(v) ? v[0] : v;
           };
           const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokens);
-          const wait = limiter.take(token.id);
-          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
+          const wait = limiter.take(spec, token.id);
+          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', limiter.refusal(spec, token.id)), { 'retry-after': String(wait) });
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
@@ -247,7 +247,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
     engine,
     config,
     store,
-    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500 }, publish),
+    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500, maxQueued: config.agent.maxQueued }, publish),
     wildcard: new WildcardJobs(engine, publish),
     events,
     version: packageVersion(),
