@@ -41,6 +41,8 @@ export class IssueIntake {
   private readonly running = new Map<string, { pending: Set<string>; done: Promise<void> }>();
   /** Accepted domains not finished yet: whether each was served with a valid certificate when accepted. */
   private readonly existed = new Map<string, boolean>();
+  /** Who waits for a running domain's result (a delete during its issue). */
+  private readonly waiters = new Map<string, Array<() => void>>();
   /** Set once a stop began: no new work. */
   stopping = false;
 
@@ -123,6 +125,7 @@ export class IssueIntake {
       onResult: (r: DomainResult) => {
         pending.delete(r.domain);
         this.existed.delete(r.domain);
+        this.wake(r.domain);
         this.publish({ type: 'domain', job_id: jobId, at: at(), domain: r.domain, state: r.ok ? 'done' : 'failed', code: r.error?.code ?? null, message: r.error?.message ?? null });
       },
     });
@@ -131,7 +134,10 @@ export class IssueIntake {
         (results) => this.publish({ type: 'job', job_id: jobId, at: at(), state: results.every((r) => r.ok) ? 'done' : 'failed' }),
         (error: unknown) => this.publish({ type: 'job', job_id: jobId, at: at(), state: 'failed', message: (error as Error).message }),
       )
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        for (const d of pending) this.wake(d); // a run that ended without a result for them
+      });
     this.running.set(jobId, { pending, done });
     return results;
   }
@@ -143,6 +149,21 @@ export class IssueIntake {
    */
   existedBefore(domain: string): boolean | null {
     return this.jobOf(domain) ? (this.existed.get(domain) ?? false) : null;
+  }
+
+  /**
+   * For a domain running now: resolves once its run has ended (installed, failed or rolled back). Null when it is
+   * not running (withdraw() takes one that waits for its batch).
+   */
+  settled(domain: string): Promise<void> | null {
+    if (![...this.running.values()].some((j) => j.pending.has(domain))) return null;
+    return new Promise((resolve) => this.waiters.set(domain, [...(this.waiters.get(domain) ?? []), resolve]));
+  }
+
+  private wake(domain: string): void {
+    const list = this.waiters.get(domain);
+    this.waiters.delete(domain);
+    for (const fn of list ?? []) fn();
   }
 
   /** The job a domain is queued or running in, if any. */

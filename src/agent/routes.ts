@@ -139,7 +139,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: true,
     body: obj({ domain: DOMAIN }, ['domain']),
-    responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate, or the domain is being issued now.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate (CERT_CUSTOM), the domain is being issued now (JOB_RUNNING), or its certificate was issued less than a day ago and is served (CERT_RECENTLY_ISSUED: the error says when, and its serial): nothing was renewed.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
     id: 'ssl.delete',
@@ -151,7 +151,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: true,
     body: obj({ domain: DOMAIN, username: USERNAME }, ['domain']),
-    responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Being issued now.', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Still being issued after agent.syncTimeoutMs (a delete during an issue waits for its run to end, then deletes).', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
     id: 'ssl.upload',
