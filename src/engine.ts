@@ -30,7 +30,8 @@ import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
-import { removeStaleLocks } from './lock.js';
+import { removeStaleLocks, type HeldLock } from './lock.js';
+import { lockBlocks } from './nginx/block-lock.js';
 import { readCertificateQuick, readLineage } from './certbot/lineage.js';
 import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
@@ -327,7 +328,19 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   }
 
   const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
-    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS });
+    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS, lockBlocks: lockIssueBlocks });
+
+  /** An issue holds the locks of the blocks it edits for its whole run (uploads and uninstall take them themselves). */
+  async function lockIssueBlocks(ctx: DomainContext): Promise<HeldLock | null> {
+    if (ctx.mode !== 'issue' || ctx.dryRun) return null;
+    let tree: NginxTree;
+    try {
+      tree = loadTree();
+    } catch {
+      return null; // planning says what is wrong with the config
+    }
+    return lockBlocks(config, tree, ctx.plan.names, ctx.plan.site.vhost);
+  }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;
   let recovered = false;

@@ -66,10 +66,13 @@ export function commonArgs(s: CertbotSettings): string[] {
   return args;
 }
 
-/** The ACME problems certbot reports ("Domain: / Type: / Detail:"), or its one-line error. */
+/**
+ * The ACME problems certbot reports ("Domain: / Type: / Detail:" up to certbot 4, "Identifier: / Type: / Detail:"
+ * from certbot 5 on), or its one-line error.
+ */
 export function parseCertbotProblems(output: string): AcmeProblem[] {
   const problems: AcmeProblem[] = [];
-  const re = /Domain:\s*(\S+)\s*\n\s*Type:\s*(\S+)\s*\n\s*Detail:\s*(.+)/g;
+  const re = /(?:Domain|Identifier):\s*(\S+)\s*\n\s*Type:\s*(\S+)\s*\n\s*Detail:\s*(.+)/g;
   for (let m = re.exec(output); m; m = re.exec(output)) problems.push({ domain: m[1], type: m[2], detail: m[3]!.trim() });
   if (problems.length) return problems;
   const unexpected = /An unexpected error occurred:\s*\n(.+)/.exec(output);
@@ -77,16 +80,53 @@ export function parseCertbotProblems(output: string): AcmeProblem[] {
   return problems;
 }
 
-/** certbot 2.1 sometimes prints only a traceback; the ACME error document is in letsencrypt.log. */
-export function problemsFromLog(logsDir: string): AcmeProblem[] {
+/** The last run's part of certbot's letsencrypt.log (certbot starts each run's log with a "Root logging level" line). */
+function lastLoggedRun(logsDir: string): string {
   let log: string;
   try {
     log = fs.readFileSync(path.join(logsDir, 'letsencrypt.log'), 'utf8');
   } catch {
-    return [];
+    return '';
   }
-  // only the last run: certbot starts each run's log with a "Root logging level" line
-  const lastRun = log.slice(Math.max(0, log.lastIndexOf('Root logging level')));
+  return log.slice(Math.max(0, log.lastIndexOf('Root logging level')));
+}
+
+/** certbot 2.1 sometimes prints only a traceback; the ACME error document is in letsencrypt.log. */
+export function problemsFromLog(logsDir: string): AcmeProblem[] {
+  return problemsInLog(lastLoggedRun(logsDir));
+}
+
+/**
+ * The text about each lineage of a `certbot renew`: it handles one lineage after another, each starting with
+ * "Processing <config-dir>/renewal/<name>.conf" (in its output, and as "Notifying user: Processing ..." in its log).
+ */
+export function lineageSections(text: string): Map<string, string> {
+  const sections = new Map<string, string>();
+  const starts = [...text.matchAll(/^.*Processing \S*\/renewal\/([^/\s]+)\.conf\s*$/gm)];
+  starts.forEach((m, i) => sections.set(m[1]!, text.slice(m.index, starts[i + 1]?.index ?? text.length)));
+  return sections;
+}
+
+/**
+ * The ACME problems of one lineage of a `certbot renew`: from its own section of certbot's output, else of the
+ * log. A problem is never taken from another lineage's section (certbot 5's "Identifier:" once went unread and the
+ * log's first error was charged to every lineage); only when certbot's text has no sections at all and it handled
+ * this one lineage alone is the whole text its own.
+ */
+export function lineageProblems(run: { stdout: string; stderr: string }, logsDir: string, lineage: { name: string; names: readonly string[] }, alone: boolean): AcmeProblem[] {
+  const log = lastLoggedRun(logsDir);
+  const output = `${run.stdout}\n${run.stderr}`;
+  // the sections are in what certbot prints on stdout; its stderr has the summary of all lineages
+  const fromOutput = lineageSections(run.stdout);
+  const fromLog = lineageSections(log);
+  let problems: AcmeProblem[] = [];
+  if (fromOutput.has(lineage.name)) problems = parseCertbotProblems(fromOutput.get(lineage.name)!);
+  if (!problems.length && fromLog.has(lineage.name)) problems = problemsInLog(fromLog.get(lineage.name)!);
+  if (!problems.length && alone && !fromOutput.size && !fromLog.size) problems = parseCertbotProblems(output).length ? parseCertbotProblems(output) : problemsInLog(log);
+  return problems.filter((p) => !p.domain || lineage.names.includes(p.domain));
+}
+
+function problemsInLog(lastRun: string): AcmeProblem[] {
   const problems: AcmeProblem[] = [];
   const re = /"type":\s*"urn:ietf:params:acme:error:([^"]+)",\s*"detail":\s*"((?:[^"\\]|\\.)*)"/g;
   for (let m = re.exec(lastRun); m; m = re.exec(lastRun)) problems.push({ type: m[1], detail: JSON.parse(`"${m[2]}"`) as string });

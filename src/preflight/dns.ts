@@ -135,3 +135,36 @@ export async function checkCaa(name: string, opts: ResolverOptions, caIdentity =
   }
   return { allowsLetsEncrypt: true, issuers: [] };
 }
+
+export interface TxtWait {
+  /** "host" or "host:port"; empty = the system's resolvers. */
+  servers: string[];
+  /** The longest one query may take. */
+  queryTimeoutMs: number;
+  /** How long to wait for the value in all. */
+  timeoutMs: number;
+  /** The pause between two polls. */
+  intervalMs?: number;
+}
+
+/**
+ * Polls until `fqdn` answers `value` in TXT; resolves to the values it saw last (rejects nothing: the caller
+ * decides what a miss means). Every poll asks a NEW resolver: a resolver is one c-ares channel, and the c-ares a
+ * distribution links Node with (Debian 13: 1.34.5) keeps its query cache on, so a channel whose first poll missed
+ * answers "no such record" from its cache for up to an hour, however soon the record appears.
+ */
+export async function waitForTxt(fqdn: string, value: string, wait: TxtWait): Promise<{ visible: boolean; seen: string[] }> {
+  const deadline = Date.now() + wait.timeoutMs;
+  let seen: string[] = [];
+  for (;;) {
+    try {
+      const resolver = makeResolver(wait.servers, Math.min(wait.queryTimeoutMs, 5000));
+      seen = (await withTimeout(resolver.resolveTxt(fqdn), wait.queryTimeoutMs, `TXT ${fqdn}`)).map((chunks) => chunks.join(''));
+      if (seen.includes(value)) return { visible: true, seen };
+    } catch {
+      seen = [];
+    }
+    if (Date.now() >= deadline) return { visible: false, seen };
+    await new Promise((r) => setTimeout(r, wait.intervalMs ?? 500));
+  }
+}

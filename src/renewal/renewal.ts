@@ -8,10 +8,9 @@
  * returned, retried later when a tap fails: `status` only reads.
  */
 import crypto from 'node:crypto';
-import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execCertbot, problemsFromLog, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
@@ -27,11 +26,11 @@ import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StateStore } from '../state/store.js';
 import type { UndoService } from '../undo.js';
-import { withTimeout } from '../preflight/dns.js';
+import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
-import { servedRows } from './served.js';
+import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
 import type { NginxTree } from '../nginx/tree.js';
@@ -62,6 +61,7 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
+    markUnservedLineages(config, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;
@@ -250,7 +250,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     // certbot's summary says it; a changed serial confirms it even when certbot's output was cut short
     const outcome: RenewOutcome['outcome'] = said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
     const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
-    const problems = outcome === 'failed' ? run.problems.filter((p) => !p.domain || cert.names.includes(p.domain)) : [];
+    const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
@@ -334,13 +334,13 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
     const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; serial: string | null }>;
     store.deleteValue(key);
     const now = scanLineages(core.config.certbot.configDir, store);
-    const problems = problemsFromLog(core.config.certbot.logsDir);
     const outcomes: RenewOutcome[] = [];
     for (const a of attempted) {
       const cert = now.find((c) => c.lineage === a.name);
       if (!cert) continue;
       const renewed = cert.serial !== a.serial;
-      const own = problems.filter((p) => !p.domain || cert.names.includes(p.domain));
+      // certbot's log of this run, the part about this lineage (its output is not ours to read)
+      const own = renewed ? [] : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
       outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
     }
     // a renewed lineage is recorded by its deploy hook; only failures are new here
@@ -520,25 +520,12 @@ async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
 }
 
 /** Waits until the configured resolvers answer the TXT value (a bounded wait; certbot asks the CA right after). */
-async function waitForTxt(core: EngineCore, record: DnsRecord): Promise<void> {
+async function waitForPropagation(core: EngineCore, record: DnsRecord): Promise<void> {
   const { dns01, preflight } = core.config;
   const servers = dns01.resolvers.length ? dns01.resolvers : preflight.resolvers;
-  const deadline = Date.now() + dns01.propagationTimeoutMs;
-  const resolver = new dns.promises.Resolver({ timeout: Math.min(preflight.timeoutMs, 5000), tries: 1 });
-  if (servers.length) resolver.setServers(servers);
-  let seen: string[] = [];
-  for (;;) {
-    try {
-      seen = (await withTimeout(resolver.resolveTxt(record.fqdn), preflight.timeoutMs, `TXT ${record.fqdn}`)).map((chunks) => chunks.join(''));
-      if (seen.includes(record.value)) return;
-    } catch {
-      seen = [];
-    }
-    if (Date.now() >= deadline) {
-      throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
+  const { visible, seen } = await waitForTxt(record.fqdn, record.value, { servers, queryTimeoutMs: preflight.timeoutMs, timeoutMs: dns01.propagationTimeoutMs });
+  if (visible) return;
+  throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
 }
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
@@ -586,7 +573,7 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
     const started = Date.now();
     progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
     try {
-      await waitForTxt(core, record);
+      await waitForPropagation(core, record);
     } catch (error) {
       progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
       throw error;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { AutoSsl } from '../engine.js';
 import { AutoSslError } from '../errors.js';
+import { agentNoFileLimit } from '../agent/limits.js';
 import { which } from './discover.js';
 
 export interface SetupOptions {
@@ -128,7 +129,8 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
       result.done.push(`${options.dryRun ? 'would create' : 'created'} ${tokens} with a new token (mode 600): give it to the panel`);
     } else result.done.push(`kept the existing tokens file ${tokens}`);
     const unit = path.join(dir, 'autossl-agent.service');
-    write(unit, unitFor('autossl-agent.service', config));
+    // descriptors well above the connection cap, so sockets can never take the ones nginx -t and certbot need
+    write(unit, unitFor('autossl-agent.service', config).replace(/^LimitNOFILE=\d+$/m, `LimitNOFILE=${agentNoFileLimit(engine.config.agent.limits.connections)}`));
     result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${unit} (listening on ${engine.config.agent.listen})`);
     if (!systemd) result.todo.push(`systemd does not run this machine: start the agent with "autossl agent --config ${config}" under your supervisor`);
     else if (!options.dryRun) {

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AgentLimits } from '../../src/agent/auth.js';
+import { TokenBudgets } from '../../src/agent/auth.js';
 import { call } from '../../src/agent/client.js';
 import { ROUTES } from '../../src/agent/routes.js';
 import { startAgent, type RunningAgent } from '../../src/agent/server.js';
@@ -84,7 +84,7 @@ async function loops(n: number, count: number, fn: (i: number) => Promise<void>)
 describe('the default limits fit a panel of 10,000 domains', () => {
   it('its re-check loop (status + issue-async per domain) and a page load (status per domain), at 2,000 calls a second: nothing refused', () => {
     // the server's limits on a clock of their own: how fast this machine answers does not decide the outcome
-    const limits = new AgentLimits(DEFAULT_CONFIG.agent.rateLimit);
+    const limits = new TokenBudgets(DEFAULT_CONFIG.agent.rateLimit);
     const route = (id: string) => ROUTES.find((r) => r.id === id)!;
     let now = 1_000_000;
     let refused = 0;

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CloudflareClient } from '../../plugins/cloudflare/client.js';
 import { CloudflareStandin, makeToken } from '../helpers/cloudflare-standin.js';
 import { AutoSslError } from '../../src/errors.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES, challtestsrvArgs } from '../../src/sandbox/rig.js';
 
 const TOKEN = makeToken();
 const READ_ONLY = makeToken();
@@ -323,15 +323,20 @@ describe('stand-in write-through to pebble-challtestsrv', () => {
   let cf: CloudflareStandin;
   let client: CloudflareClient;
   let zone: string;
-  const resolver = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
-  resolver.setServers([`127.0.0.1:${DNS_PORT}`]);
+  // A new resolver for every question: a c-ares with its query cache on (Debian 13's Node) keeps the answer
+  // before a change, and these questions are about the change.
+  const fresh = () => {
+    const r = new dns.promises.Resolver({ timeout: 1000, tries: 1 });
+    r.setServers([`127.0.0.1:${DNS_PORT}`]);
+    return r;
+  };
 
   const noAnswer = async (lookup: Promise<unknown>) => {
     await expect(lookup).rejects.toMatchObject({ code: expect.stringMatching(/^(ENODATA|ENOTFOUND)$/) });
   };
 
   beforeAll(async () => {
-    server = spawn(BINARIES.challtestsrv, ['-defaultIPv4', '', '-defaultIPv6', '', '-dns01', `127.0.0.1:${DNS_PORT}`, '-management', `127.0.0.1:${MGMT_PORT}`, '-http01', '', '-https01', '', '-tlsalpn01', ''], { stdio: 'ignore' });
+    server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS_PORT}`, management: `127.0.0.1:${MGMT_PORT}` }), { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
       const up = await new Promise<boolean>((r) => net.connect(MGMT_PORT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
       if (up) break;
@@ -353,29 +358,29 @@ describe('stand-in write-through to pebble-challtestsrv', () => {
   });
 
   it('an unproxied A/AAAA resolves to its content, a proxied one to the Cloudflare edge, and back', async () => {
-    await noAnswer(resolver.resolve4('shop.test'));
+    await noAnswer(fresh().resolve4('shop.test'));
     const a = await client.createRecord(zone, { type: 'A', name: 'shop.test', content: '127.0.0.1', proxied: false });
     const aaaa = await client.createRecord(zone, { type: 'AAAA', name: 'shop.test', content: '2001:db8::1', proxied: false });
-    expect(await resolver.resolve4('shop.test')).toEqual(['127.0.0.1']);
-    expect(await resolver.resolve6('shop.test')).toEqual(['2001:db8::1']);
+    expect(await fresh().resolve4('shop.test')).toEqual(['127.0.0.1']);
+    expect(await fresh().resolve6('shop.test')).toEqual(['2001:db8::1']);
 
     await client.patchRecord(zone, a.id, { proxied: true });
     // One proxied record makes the whole name proxied: Cloudflare's edge answers both families.
-    expect(await resolver.resolve4('shop.test')).toEqual(['127.0.0.100']);
-    expect(await resolver.resolve6('shop.test')).toEqual(['2001:db8:cf::100']);
+    expect(await fresh().resolve4('shop.test')).toEqual(['127.0.0.100']);
+    expect(await fresh().resolve6('shop.test')).toEqual(['2001:db8:cf::100']);
 
     await client.patchRecord(zone, a.id, { proxied: false });
-    expect(await resolver.resolve4('shop.test')).toEqual(['127.0.0.1']);
-    expect(await resolver.resolve6('shop.test')).toEqual(['2001:db8::1']);
+    expect(await fresh().resolve4('shop.test')).toEqual(['127.0.0.1']);
+    expect(await fresh().resolve6('shop.test')).toEqual(['2001:db8::1']);
 
     // Two A records on one name are both answered; a change by hand writes through too.
     await client.createRecord(zone, { type: 'A', name: 'shop.test', content: '127.0.0.2' });
-    expect((await resolver.resolve4('shop.test')).sort()).toEqual(['127.0.0.1', '127.0.0.2']);
+    expect((await fresh().resolve4('shop.test')).sort()).toEqual(['127.0.0.1', '127.0.0.2']);
     await cf.editRecord(a.id, { content: '127.0.0.3' });
-    expect((await resolver.resolve4('shop.test')).sort()).toEqual(['127.0.0.2', '127.0.0.3']);
+    expect((await fresh().resolve4('shop.test')).sort()).toEqual(['127.0.0.2', '127.0.0.3']);
 
     await client.deleteRecord(zone, aaaa.id);
-    await noAnswer(resolver.resolve6('shop.test'));
+    await noAnswer(fresh().resolve6('shop.test'));
   });
 
   it('TXT records become TXT answers: two values on one name (apex + wildcard), removed one by one', async () => {
@@ -383,24 +388,24 @@ describe('stand-in write-through to pebble-challtestsrv', () => {
     const name = '_acme-challenge.wild.test';
     const one = await client.createTxt(wild, name, 'apex-validation-value');
     const two = await client.createTxt(wild, name, 'wildcard-validation-value');
-    expect((await resolver.resolveTxt(name)).map((chunks) => chunks.join('')).sort()).toEqual(['apex-validation-value', 'wildcard-validation-value']);
+    expect((await fresh().resolveTxt(name)).map((chunks) => chunks.join('')).sort()).toEqual(['apex-validation-value', 'wildcard-validation-value']);
     // The identical one again changes nothing in DNS.
     expect((await client.createTxt(wild, name, 'apex-validation-value')).created).toBe(false);
-    expect(await resolver.resolveTxt(name)).toHaveLength(2);
+    expect(await fresh().resolveTxt(name)).toHaveLength(2);
 
     await client.deleteRecord(wild, one.record.id);
-    expect(await resolver.resolveTxt(name)).toEqual([['wildcard-validation-value']]);
+    expect(await fresh().resolveTxt(name)).toEqual([['wildcard-validation-value']]);
     await client.deleteRecord(wild, two.record.id);
-    await noAnswer(resolver.resolveTxt(name));
+    await noAnswer(fresh().resolveTxt(name));
     expect(cf.listRecords({ type: 'TXT' })).toEqual([]);
   });
 
   it('a proxied CNAME resolves to the edge, an unproxied one to its target', async () => {
     await client.createRecord(zone, { type: 'A', name: 'origin.shop.test', content: '127.0.0.7' });
     const cname = await client.createRecord(zone, { type: 'CNAME', name: 'www.shop.test', content: 'origin.shop.test', proxied: true });
-    expect(await resolver.resolve4('www.shop.test')).toEqual(['127.0.0.100']);
+    expect(await fresh().resolve4('www.shop.test')).toEqual(['127.0.0.100']);
     await client.patchRecord(zone, cname.id, { proxied: false });
-    expect(await resolver.resolveCname('www.shop.test')).toEqual(['origin.shop.test']);
-    expect(await resolver.resolve4('www.shop.test')).toEqual(['127.0.0.7']);
+    expect(await fresh().resolveCname('www.shop.test')).toEqual(['origin.shop.test']);
+    expect(await fresh().resolve4('www.shop.test')).toEqual(['127.0.0.7']);
   });
 });

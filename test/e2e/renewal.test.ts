@@ -115,4 +115,29 @@ describe('renewal', () => {
     expect(failure!.headers['x-autossl-signature']).toBe(expected);
     await rig.dns('/clear-a', { host: 'r2.renew.test' });
   });
+
+  it('two lineages failing differently each record their own error (certbot 5 names them "Identifier:")', async () => {
+    await rig.dns('/add-a', { host: 'r1.renew.test', addresses: ['127.0.0.9'] });
+    await rig.dns('/add-a', { host: 'r3.renew.test', addresses: ['127.0.0.10'] });
+    try {
+      const run = await cli(['renew', '--force', '--json']);
+      expect(run.exitCode).toBe(1);
+      const byName = Object.fromEntries((parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> }).results.map((r) => [r.lineage, r]));
+      expect(byName['r2.renew.test']!.outcome).toBe('renewed');
+      for (const [lineage, own, other] of [['r1.renew.test', '127.0.0.9:', '127.0.0.10:'], ['r3.renew.test', '127.0.0.10:', '127.0.0.9:']] as const) {
+        expect(byName[lineage]!.outcome).toBe('failed');
+        expect(byName[lineage]!.message).toContain(own);
+        expect(byName[lineage]!.message).not.toContain(other);
+      }
+      const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; lastError: { message: string } | null }> }).certificates;
+      const lastError = (l: string) => rows.find((r) => r.lineage === l)!.lastError!.message;
+      expect(lastError('r1.renew.test')).toContain('127.0.0.9:');
+      expect(lastError('r1.renew.test')).not.toContain('127.0.0.10:');
+      expect(lastError('r3.renew.test')).toContain('127.0.0.10:');
+      expect(lastError('r3.renew.test')).not.toContain('127.0.0.9:');
+    } finally {
+      await rig.dns('/clear-a', { host: 'r1.renew.test' });
+      await rig.dns('/clear-a', { host: 'r3.renew.test' });
+    }
+  });
 });

@@ -3,12 +3,13 @@
  * (no default answers), set up per case through its management API.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import nodeDns from 'node:dns';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkCaa, resolveName } from '../../src/preflight/dns.js';
+import { checkCaa, resolveName, waitForTxt } from '../../src/preflight/dns.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES, challtestsrvArgs } from '../../src/sandbox/rig.js';
 import type { Plugin } from '../../src/pipeline/context.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
@@ -22,7 +23,7 @@ async function dns(endpoint: string, body: Record<string, unknown>): Promise<voi
 }
 
 beforeAll(async () => {
-  server = spawn(BINARIES.challtestsrv, ['-defaultIPv4', '', '-defaultIPv6', '', '-dns01', `127.0.0.1:${DNS}`, '-management', `127.0.0.1:${MGMT}`, '-http01', '', '-https01', '', '-tlsalpn01', ''], { stdio: 'ignore' });
+  server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS}`, management: `127.0.0.1:${MGMT}` }), { stdio: 'ignore' });
   for (let i = 0; i < 100; i++) {
     const up = await new Promise<boolean>((r) => net.connect(MGMT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
     if (up) return;
@@ -119,5 +120,56 @@ describe('pre-flight DNS (real DNS server)', () => {
     const r = await check('alias.pf.test');
     expect(errorCodes(r)).toEqual([]);
     expect(r.findings.find((f) => f.check === 'dns')!.message).toContain('via CNAME target.pf.test');
+  });
+});
+
+/**
+ * A resolver as Debian 13's Node has it (system c-ares 1.34.5, query cache on): every answer it got, "no such
+ * record" included, is its answer to the same question from then on.
+ */
+class CachingResolver extends nodeDns.promises.Resolver {
+  static made = 0;
+  private readonly answers = new Map<string, Promise<string[][]>>();
+  constructor(options?: ConstructorParameters<typeof nodeDns.promises.Resolver>[0]) {
+    super(options);
+    CachingResolver.made++;
+  }
+  override resolveTxt(name: string): Promise<string[][]> {
+    if (!this.answers.has(name)) this.answers.set(name, super.resolveTxt(name));
+    return this.answers.get(name)!;
+  }
+}
+
+describe('DNS-01 propagation wait (real DNS server)', () => {
+  for (const kind of ['the platform resolver', 'a resolver that caches negative answers'] as const) {
+    it(`sees a TXT record that appears 2 s after its first poll missed, through ${kind}`, async () => {
+      const fqdn = `_acme-challenge.late-${kind.length}.pf.test`;
+      const Real = nodeDns.promises.Resolver;
+      if (kind !== 'the platform resolver') (nodeDns.promises as { Resolver: unknown }).Resolver = CachingResolver;
+      CachingResolver.made = 0;
+      try {
+        const waiting = waitForTxt(fqdn, 'late-value', { servers: opts.servers, queryTimeoutMs: 2000, timeoutMs: 15_000, intervalMs: 200 });
+        // the first poll has asked and missed: the record does not exist yet
+        const probe = new Real();
+        probe.setServers(opts.servers);
+        await expect(probe.resolveTxt(fqdn)).rejects.toMatchObject({ code: expect.stringMatching(/^(ENODATA|ENOTFOUND)$/) });
+        await new Promise((r) => setTimeout(r, 2000));
+        await dns('/set-txt', { host: `${fqdn}.`, value: 'late-value' });
+        expect(await waiting).toEqual({ visible: true, seen: ['late-value'] });
+        if (kind !== 'the platform resolver') expect(CachingResolver.made).toBeGreaterThan(1);
+      } finally {
+        (nodeDns.promises as { Resolver: unknown }).Resolver = Real;
+        await dns('/clear-txt', { host: `${fqdn}.` });
+      }
+    });
+  }
+
+  it('gives up at its deadline with what it saw', async () => {
+    const fqdn = '_acme-challenge.never.pf.test';
+    await dns('/set-txt', { host: `${fqdn}.`, value: 'other-value' });
+    const started = Date.now();
+    expect(await waitForTxt(fqdn, 'wanted', { servers: opts.servers, queryTimeoutMs: 2000, timeoutMs: 1000, intervalMs: 200 })).toEqual({ visible: false, seen: ['other-value'] });
+    expect(Date.now() - started).toBeLessThan(5000);
+    await dns('/clear-txt', { host: `${fqdn}.` });
   });
 });
