@@ -33,6 +33,7 @@ import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow
 import { markUnservedLineages, servedRows } from './served.js';
 import { lostCover, servedCover } from '../nginx/block-cover.js';
 import { markUnloaded } from './loaded.js';
+import { uploadRows } from './uploads.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -56,7 +57,8 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
     refs = []; // no nginx config here: certificates are still tracked
   }
   const certs = scanLineages(config.certbot.configDir, store, refs);
-  let rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  // uploads a vhost serves are listed too (statusRows knows certbot's lineages only)
+  let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
