@@ -12,6 +12,7 @@ import path from 'node:path';
 import { withLock } from '../lock.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
+import { CERTONLY_PARENT_ENV } from './hooks.js';
 
 export interface CertbotSettings {
   binary: string;
@@ -220,8 +221,8 @@ export function rateLimitOf(run: { stdout: string; stderr: string; problems: rea
   return { until: Number.isFinite(until) ? until : now + 3_600_000, message: limited.detail };
 }
 
-export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const run = await execCertbot(s, args);
+export async function runCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  const run = await execCertbot(s, args, extraEnv);
   if (run.exitCode !== 0) {
     const limit = rateLimitOf(run);
     if (limit) {
@@ -244,7 +245,7 @@ function certonlyArgs(s: CertbotSettings, req: CertonlyRequest, authenticator: s
 
 /** `certbot certonly --webroot`: returns the lineage certbot reports. */
 export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest & { webroot: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
@@ -254,7 +255,7 @@ export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest &
  * its own renewals (certbot.timer) renew DNS-01 lineages too.
  */
 export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 

@@ -11,7 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
-import { writeHookScript } from '../certbot/hooks.js';
+import { insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
 import { servedCertificatePath } from '../nginx/edit.js';
@@ -308,8 +308,8 @@ function certbotRun(): { runId: string; owner: string; forced: boolean; certName
 }
 
 export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void> {
-  // autossl renew started this certbot and runs beforeRenew/afterRenew itself
-  if (env.AUTOSSL_RENEW_PARENT) return;
+  // autossl renew started this certbot and runs beforeRenew/afterRenew itself; an autossl issue is no renewal
+  if (env.AUTOSSL_RENEW_PARENT || insideAutosslCertonly(env)) return;
   await core.recoverFirst();
   const store = core.services.state();
   const run = certbotRun();
@@ -351,6 +351,8 @@ export interface DeployResult {
   lineage: string;
   domains: string[];
   ok: boolean;
+  /** Run inside autossl's own certonly (an issue): nothing done, the issue installs the certificate itself. */
+  skipped?: boolean;
   error?: AutoSslError;
   changedFiles: string[];
   serial: string;
@@ -435,6 +437,9 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
+  // is no renewal to notify about
+  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
   await core.recoverFirst();
   const lineage = readLineage(config.certbot.configDir, name);
   if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);

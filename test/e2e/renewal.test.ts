@@ -140,4 +140,36 @@ describe('renewal', () => {
       await rig.dns('/clear-a', { host: 'r3.renew.test' });
     }
   });
+
+  it('issue --force: certbot\'s hooks inside autossl\'s own certonly do nothing: one install, no "renewed" notification', async () => {
+    const d = 'r1.renew.test';
+    const counts = () => {
+      const store = new StateStore(path.join(rig.info.dir, 'state'));
+      try {
+        return { deploys: store.attempts(d).filter((a) => a.kind === 'deploy').length, renewals: store.attempts(d).filter((a) => a.kind === 'renew').length, notices: store.outbox().filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length };
+      } finally {
+        store.close();
+      }
+    };
+    const before = counts();
+    const serial = liveSerial(d);
+    const run = await cli(['issue', d, '--force', '--json']);
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    expect(liveSerial(d)).not.toBe(serial);
+    expect(await servedEventually(d, liveSerial(d))).toBe(liveSerial(d));
+    // certbot 4 and 5 run the pre/post hooks, certbot 5 the deploy hook too, during certonly: each must leave it to the issue
+    expect(counts()).toEqual(before);
+
+    // The installed deploy hook, as certbot 5 runs it inside autossl's certonly (this process stands for autossl):
+    // it does nothing. With a variable naming a process that is not its ancestor, it deploys as usual.
+    const hook = path.join(rig.info.dir, 'certbot', 'config', 'renewal-hooks', 'deploy', 'autossl');
+    const env = { RENEWED_LINEAGE: path.join(rig.info.dir, 'certbot', 'config', 'live', d), RENEWED_DOMAINS: d };
+    const inside = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: String(process.pid) }, reject: false });
+    expect(inside.exitCode, inside.stderr).toBe(0);
+    expect(inside.stdout).toContain('nothing to do');
+    expect(counts()).toEqual(before);
+    const stray = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: '1' }, reject: false });
+    expect(stray.exitCode, stray.stderr).toBe(0);
+    expect(counts()).toMatchObject({ deploys: before.deploys + 1 });
+  });
 });
