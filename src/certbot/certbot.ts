@@ -82,7 +82,7 @@ export function parseCertbotProblems(output: string): AcmeProblem[] {
 }
 
 /** The last run's part of certbot's letsencrypt.log (certbot starts each run's log with a "Root logging level" line). */
-function lastLoggedRun(logsDir: string): string {
+export function lastLoggedRun(logsDir: string): string {
   let log: string;
   try {
     log = fs.readFileSync(path.join(logsDir, 'letsencrypt.log'), 'utf8');
