@@ -22,6 +22,9 @@ x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
 export type Revocation = 'revoked' | 'good' | 'unknown';
 
+/** What checkRevocation finds out: also that a certificate has nothing to ask (no URL configured, no CRL point). */
+type Answer = Revocation | 'none';
+
 /** How long a "good" answer is believed (a CRL is published about daily; status runs often). */
 export const GOOD_FOR_MS = 3 * 3_600_000;
 
@@ -63,8 +66,8 @@ async function crlAt(url: string, issuer: x509.X509Certificate | null, timeoutMs
   return pending;
 }
 
-/** Asks the CA (uncached). */
-export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: Pick<Lineage, 'cert' | 'chain'>): Promise<Revocation> {
+/** Asks the CA (uncached); 'none' when there is no one to ask. */
+export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: Pick<Lineage, 'cert' | 'chain'>): Promise<Answer> {
   const timeoutMs = config.preflight.timeoutMs;
   try {
     const cert = new x509.X509Certificate(fs.readFileSync(lineage.cert, 'latin1'));
@@ -77,7 +80,7 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
     }
     const points = cert.getExtension(x509.CRLDistributionPointsExtension);
     const urls = (points?.distributionPoints ?? []).flatMap((p) => (p.distributionPoint?.fullName ?? []).map((n) => n.uniformResourceIdentifier)).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u));
-    if (!urls.length) return 'unknown';
+    if (!urls.length) return 'none';
     let issuer: x509.X509Certificate | null = null;
     try {
       issuer = new x509.X509Certificate(fs.readFileSync(lineage.chain, 'latin1'));
@@ -101,21 +104,25 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
  */
 export async function revocationOf(config: Readonly<AutoSslConfig>, store: StateStore, lineage: Pick<Lineage, 'name' | 'cert' | 'chain'>, serial: string, options: { fresh?: boolean } = {}): Promise<Revocation> {
   const key = `revocation:${lineage.name}`;
-  type Known = { serial: string; state: Revocation; at: number } | null;
+  type Known = { serial: string; state: Answer; at: number; source?: string } | null;
   let known: Known;
   try {
     known = JSON.parse(store.getValue(key) ?? 'null') as Known;
   } catch {
     known = null;
   }
+  const source = config.certbot.revocationStatusUrl ?? 'crl';
   if (known && known.serial === serial) {
     if (known.state === 'revoked') return 'revoked';
     if (known.state === 'good' && !options.fresh && Date.now() - known.at < GOOD_FOR_MS) return 'good';
+    // a certificate's extensions never change: one without a CRL point is not parsed again (status of thousands)
+    if (known.state === 'none' && (known.source ?? 'crl') === source) return 'unknown';
   }
-  const state = await checkRevocation(config, lineage);
-  if (state !== 'unknown') {
+  const answer = await checkRevocation(config, lineage);
+  const state: Revocation = answer === 'none' ? 'unknown' : answer;
+  if (answer !== 'unknown') {
     try {
-      store.setValue(key, JSON.stringify({ serial, state, at: Date.now() }));
+      store.setValue(key, JSON.stringify({ serial, state: answer, at: Date.now(), source }));
     } catch {
       // a read-only store (status of another user): the answer is still right for this run
     }
