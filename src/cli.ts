@@ -105,7 +105,7 @@ function resultJson(r: DomainResult, dryRun: boolean) {
 type Values = Record<string, unknown> & { config?: string };
 
 /** Commands that run with what this server has when no config file exists (init writes it down). */
-const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload']);
+const ZERO_CONFIG = new Set(['issue', 'check', 'status', 'vhost', 'jobs', 'uninstall', 'upload', 'deploy-hook']);
 let command = '';
 let announced = false;
 
@@ -118,7 +118,8 @@ async function config(values: Values): Promise<AutoSslConfig> {
     const found = await discover();
     if (!announced) err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
     announced = true;
-    return validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd());
+    // certbot's deploy hook runs with no config either: it discovers the same (a zero-config issue installs it)
+    return { ...validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd()), zeroConfig: true };
   }
 }
 
@@ -215,6 +216,15 @@ class Progress {
   }
 }
 
+/**
+ * A command's exit code from the codes its domains failed with: 0 none, 2 when every failure is bad input
+ * (VHOST_NOT_FOUND, DOMAIN_INVALID...: the same in every command), 1 otherwise.
+ */
+function exitFor(failures: ReadonlyArray<string | undefined>): number {
+  if (!failures.length) return 0;
+  return failures.every((c) => c !== undefined && c in ERROR_CODES && errorKind(c as keyof typeof ERROR_CODES) === 'input') ? 2 : 1;
+}
+
 async function cmdIssue(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
   const dryRun = values['dry-run'] === true;
@@ -248,7 +258,7 @@ async function cmdIssue(positionals: string[], values: Values): Promise<number> 
     const failed = results.filter((r) => !r.ok).length;
     if (results.length > 1) out(`${results.length - failed} of ${results.length} ok${failed ? `, ${failed} failed` : ''}${results[0]?.jobId ? ` (job ${results[0].jobId}: autossl jobs ${results[0].jobId})` : ''}`);
   }
-  return results.every((r) => r.ok) ? 0 : 1;
+  return exitFor(results.filter((r) => !r.ok).map((r) => r.error?.code));
 }
 
 async function cmdJobs(positionals: string[], values: Values): Promise<number> {
@@ -298,7 +308,8 @@ async function cmdCheck(positionals: string[], values: Values): Promise<number> 
       }
     }
   }
-  return results.every((r) => r.ok) ? 0 : 1;
+  // a domain fails on its first unresolved error finding, as issue would
+  return exitFor(results.filter((r) => !r.ok).map((r) => r.findings.find((f) => f.severity === 'error' && !f.resolved)?.code));
 }
 
 async function cmdStatus(values: Values): Promise<number> {
@@ -462,14 +473,20 @@ async function cmdUpload(positionals: string[], values: Values): Promise<number>
     out(`ok    ${domain}: HTTPS with the uploaded certificate for ${result.certificate?.names.join(', ')} (until ${result.certificate?.notAfter.toISOString()}); autossl does not renew it`);
     for (const n of result.notes) out(`note  ${n}`);
   } else printError(result.error!, false);
-  return result.ok ? 0 : 1;
+  return exitFor(result.ok ? [] : [result.error?.code]);
 }
 
 async function cmdAgent(positionals: string[], values: Values): Promise<number> {
   if (positionals.length) throw new AutoSslError('USAGE_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
   const { startAgent } = await import('./agent/server.js');
-  const agent = await startAgent(await config(values));
+  const agent = await startAgent(await config(values), { loadConfig: () => config(values) });
   err(`autossl agent listening on ${agent.url}`);
+  // SIGHUP re-reads the tokens and the config; node's default for it would end the agent (and systemd's
+  // Restart=on-failure would leave it down: a HUP is a clean exit to it)
+  process.on('SIGHUP', () => {
+    err('SIGHUP: re-reading the tokens file and the config');
+    void agent.reload().catch((error: unknown) => err(`SIGHUP: ${(error as Error).message}`));
+  });
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       err(`${signal}: stopping (running jobs get ${agent.ctx.config.agent.stopTimeoutMs / 1000} s to finish)`);

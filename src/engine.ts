@@ -30,7 +30,8 @@ import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
 import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
-import { removeStaleLocks } from './lock.js';
+import { removeStaleLocks, type HeldLock } from './lock.js';
+import { lockBlocks } from './nginx/block-lock.js';
 import { readCertificateQuick, readLineage } from './certbot/lineage.js';
 import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
@@ -327,7 +328,19 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   }
 
   const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
-    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS });
+    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS, lockBlocks: lockIssueBlocks });
+
+  /** An issue holds the locks of the blocks it edits for its whole run (uploads and uninstall take them themselves). */
+  async function lockIssueBlocks(ctx: DomainContext): Promise<HeldLock | null> {
+    if (ctx.mode !== 'issue' || ctx.dryRun) return null;
+    let tree: NginxTree;
+    try {
+      tree = loadTree();
+    } catch {
+      return null; // planning says what is wrong with the config
+    }
+    return lockBlocks(config, tree, ctx.plan.names, ctx.plan.site.vhost);
+  }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;
   let recovered = false;
@@ -545,6 +558,15 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
         }
       }
       statusTree = null;
+      if (!options.dryRun) {
+        // a lineage this run created must get its renewals served: certbot renew alone would not reload nginx
+        const created = results.filter((r) => r.lineage && !r.reused).map((r) => r.lineage!.name);
+        const said = renewal.ensureDeployHook(core, [...new Set(created)]);
+        if (said) {
+          emit({ domain: '*', stage: 'renewal', status: said.warning ? 'warning' : 'info', message: said.message });
+          for (const r of results) if (r.lineage && !r.reused) r.notes.push(said.message);
+        }
+      }
       const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
       return domains.map((d) => byDomain.get(d)!);
     },
@@ -631,6 +653,9 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const result = await uninstall(core, domain);
       statusTree = null;
       if (result.ok && result.deleted.length && !result.kept.length) engine.unregisterSite(result.domain);
+      // the config file's site stays: "issue --all" (and the renewal of its names) would put HTTPS back unasked
+      const kept = result.ok ? fileConfig.sites.find((s) => s.domain === result.domain || s.aliases.includes(result.domain)) : undefined;
+      if (kept) result.notes.push(`${result.domain} is still ${kept.domain === result.domain ? 'a site' : `a name of the site ${kept.domain}`} in ${fileConfig.filepath ?? 'the config'}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
       return result;
     },
     async installCertificate(domain, upload) {

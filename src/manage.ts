@@ -13,13 +13,13 @@ import { readLineage } from './certbot/lineage.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
-import { answeredNames, covers } from './nginx/names.js';
+import { blockLabel, uploadCover } from './nginx/block-cover.js';
+import { lockBlocks } from './nginx/block-lock.js';
 import { argValues, walkDirectives } from './nginx/parse.js';
 import { EditTransaction } from './nginx/transaction.js';
 import type { NginxTree } from './nginx/tree.js';
 import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
-import { servedCertificateNames } from './stages/plan.js';
 import { withLock } from './lock.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 
@@ -55,6 +55,30 @@ function referencedPaths(tree: NginxTree): Set<string> {
  * an upload). A lineage another block still serves is kept, and said so.
  */
 export async function uninstall(core: EngineCore, input: unknown): Promise<UninstallResult> {
+  return withBlockLock(core, input, () => uninstallLocked(core, input));
+}
+
+/**
+ * Runs `fn` holding the locks of the blocks serving the domain: an issue, upload or uninstall of another name of
+ * the same block waits, then plans on what this one left.
+ */
+async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Promise<T>): Promise<T> {
+  const domain = normalizeDomain(input);
+  let tree: NginxTree;
+  try {
+    tree = core.services.loadTree();
+  } catch {
+    return fn(); // the command itself reports the broken config
+  }
+  const lock = await lockBlocks(core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+async function uninstallLocked(core: EngineCore, input: unknown): Promise<UninstallResult> {
   const { config, services } = core;
   const domain = normalizeDomain(input);
   await core.recoverFirst();
@@ -72,7 +96,7 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
       plan: (tree) => {
         let plan;
         try {
-          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases });
+          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases, known: config.sites.flatMap((s) => [s.domain, ...s.aliases]) });
         } catch (error) {
           // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
           if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
@@ -192,6 +216,10 @@ function record(core: EngineCore, domain: string, lineage: string | undefined, e
  * On failure the files are restored and the new upload directory removed.
  */
 export async function installUpload(core: EngineCore, input: unknown, upload: Upload): Promise<DomainResult> {
+  return withBlockLock(core, input, () => installUploadLocked(core, input, upload));
+}
+
+async function installUploadLocked(core: EngineCore, input: unknown, upload: Upload): Promise<DomainResult> {
   const { config, services } = core;
   const domain = normalizeDomain(input);
   const checked = checkUpload(domain, upload);
@@ -200,19 +228,13 @@ export async function installUpload(core: EngineCore, input: unknown, upload: Up
   const located = locateServers(tree, [domain], { vhostFile: site.vhost });
   const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
   if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
-  // the block's other names: those the upload covers come along; one served over HTTPS now that it does not cover is a conflict
-  const names = [domain];
-  const lost: string[] = [];
-  const served = block.listens.some((l) => l.ssl) ? servedCertificateNames(tree, block) : null;
-  const answeredTls = answeredNames(tree, block, 'https').exact;
-  for (const n of new Set([...answeredNames(tree, block, 'http').exact, ...answeredTls])) {
-    if (names.includes(n)) continue;
-    if (covers(checked.info.names, n)) names.push(n);
-    else if (served && answeredTls.includes(n) && covers(served, n)) lost.push(n);
-  }
+  // the block's other names: those the upload covers come along; one served covered over HTTPS now (listed, or
+  // answered by a wildcard or regex server_name) that it does not cover is a conflict
+  const { names, lost } = uploadCover(tree, block, domain, checked.info.names, config.sites.flatMap((s) => [s.domain, ...s.aliases]));
   if (lost.length) {
-    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
+    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
       hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
+      details: { names: lost, block: blockLabel(block) },
     });
   }
   await core.recoverFirst();

@@ -15,6 +15,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 import { readRegularFile } from '../fsutil.js';
 
@@ -89,6 +90,107 @@ export function loadTokens(file: string): TokenFile {
   return { tokens, ignored };
 }
 
+/**
+ * The tokens in force, re-read when the file changes: a token taken out of the file is refused within 2 s, a new
+ * one accepted, without a restart (README "Rotating tokens"). fs.watch on the file's directory sees an editor's
+ * rename as well as an in-place write; a stat every second catches what a watch misses (network filesystems,
+ * a watch limit reached). A file that can no longer be used (removed, readable by others, no usable token) leaves
+ * NO token in force: the agent refuses every signed call until it is fixed, rather than trust secrets an admin
+ * meant to revoke. `reload()` is also what SIGHUP calls.
+ */
+export interface TokenLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export class TokenSource {
+  private tokens: readonly Token[];
+  private seen: string;
+  private watcher: fs.FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private pending: NodeJS.Timeout | null = null;
+
+  /** Lines of the first read that were ignored, and why. */
+  readonly ignored: readonly string[];
+  private log: TokenLog = { warn() {}, error() {}, info() {} };
+
+  /** Reads the file once: throws CONFIG_INVALID as loadTokens does (the agent does not start without tokens). */
+  constructor(readonly file: string) {
+    this.seen = this.stamp();
+    const first = loadTokens(file);
+    this.tokens = first.tokens;
+    this.ignored = first.ignored;
+  }
+
+  /** The tokens a request is checked against now. */
+  get current(): readonly Token[] {
+    return this.tokens;
+  }
+
+  /** Re-reads the file; returns the number of tokens in force after. */
+  reload(why = 'changed'): number {
+    this.seen = this.stamp();
+    try {
+      const next = loadTokens(this.file);
+      for (const w of next.ignored) this.log.warn(`tokens file ${this.file}: ${w} (ignored)`);
+      const before = new Set(this.tokens.map((t) => t.id));
+      const after = new Set(next.tokens.map((t) => t.id));
+      const added = [...after].filter((id) => !before.has(id)).length;
+      const removed = [...before].filter((id) => !after.has(id)).length;
+      this.tokens = next.tokens;
+      if (added || removed) this.log.info(`tokens file ${this.file} ${why}: ${next.tokens.length} token(s) in force (${added} added, ${removed} removed)`);
+    } catch (error) {
+      this.tokens = [];
+      this.log.error(`tokens file ${this.file} ${why} and cannot be used: ${(error as Error).message} Every signed call is refused until it is fixed.`);
+    }
+    return this.tokens.length;
+  }
+
+  /** Starts watching the file (fs.watch, and a stat every `pollMs`); what happens is logged to `log`. */
+  watch(log: TokenLog, pollMs = 1000): void {
+    this.log = log;
+    const schedule = (): void => {
+      // an editor writes in steps: read once the burst of events is over
+      if (this.pending) clearTimeout(this.pending);
+      this.pending = setTimeout(() => {
+        this.pending = null;
+        if (this.stamp() !== this.seen) this.reload();
+      }, 50);
+      this.pending.unref();
+    };
+    try {
+      const base = path.basename(this.file);
+      this.watcher = fs.watch(path.dirname(this.file), { persistent: false }, (_event, name) => {
+        if (!name || name.toString() === base) schedule();
+      });
+      this.watcher.on('error', () => this.watcher?.close());
+    } catch {
+      // no watch here (a watch limit, a filesystem without it): the stat below still sees changes
+    }
+    this.timer = setInterval(() => {
+      if (this.stamp() !== this.seen) this.reload();
+    }, pollMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.timer) clearInterval(this.timer);
+    if (this.pending) clearTimeout(this.pending);
+  }
+
+  /** What changes when the file does: its inode (a rename), size, and times. */
+  private stamp(): string {
+    try {
+      const st = fs.statSync(this.file, { bigint: true });
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.mode}:${st.uid}`;
+    } catch (error) {
+      return `missing:${(error as NodeJS.ErrnoException).code ?? ''}`;
+    }
+  }
+}
+
 /** The signature of a request as the panel computes it. */
 export function sign(key: Buffer | string, timestamp: string, method: string, pathOnly: string, body: Buffer | string): string {
   return crypto.createHmac('sha256', key).update(timestamp).update(method).update(pathOnly).update(body).digest('hex');
@@ -121,9 +223,11 @@ function refuse(message: string): never {
   throw new AutoSslError('AGENT_AUTH_FAILED', message);
 }
 
-/** Verifies a request; returns the token that signed it, or throws AGENT_AUTH_FAILED saying what is wrong. */
-export function verifyRequest(req: SignedRequest, tokens: readonly Token[], now = Date.now()): Token {
-  const { timestamp, signature } = req;
+/**
+ * Checks what can be checked before the body is read: both headers there, the timestamp fresh, the signature
+ * 64 lowercase hex digits. Throws AGENT_AUTH_FAILED saying what is wrong.
+ */
+export function checkSignatureHeaders(timestamp: string | undefined, signature: string | undefined, now = Date.now()): asserts timestamp is string {
   if (timestamp === undefined || signature === undefined) refuse(`Missing ${timestamp === undefined ? 'X-Timestamp' : 'X-Signature'} header: every route but /health is signed.`);
   if (timestamp.length > 40) refuse('X-Timestamp is not an RFC 3339 timestamp.');
   const at = parseRfc3339(timestamp);
@@ -133,6 +237,13 @@ export function verifyRequest(req: SignedRequest, tokens: readonly Token[], now 
   // the length first, then the form: 64 lowercase hex digits, as PHP's hash_hmac writes it
   if (signature.length !== 64) refuse(`X-Signature must be 64 hex digits (HMAC-SHA256), got ${Math.min(signature.length, 999)} characters.`);
   if (!/^[0-9a-f]{64}$/.test(signature)) refuse('X-Signature must be lowercase hex digits.');
+}
+
+/** Verifies a request; returns the token that signed it, or throws AGENT_AUTH_FAILED saying what is wrong. */
+export function verifyRequest(req: SignedRequest, tokens: readonly Token[], now = Date.now()): Token {
+  const { timestamp, signature } = req;
+  checkSignatureHeaders(timestamp, signature, now);
+  if (signature === undefined) return refuse('Missing X-Signature header.');
   const pathOnly = req.url.split('?')[0]!;
   const given = Buffer.from(signature, 'hex');
   let match: Token | null = null;

@@ -21,7 +21,8 @@ import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { StateStore } from '../state/store.js';
-import { loadTokens, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, verifyRequest, type Token } from './auth.js';
+import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, TokenSource, verifyRequest, type Token } from './auth.js';
+import { bodyReader, BodyRefused, capConnections, closeUnreadConnection, serverTimeoutOptions } from './limits.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
 import { panelEmail, panelUsername } from './input.js';
 import { nativeHandlers } from './native.js';
@@ -56,6 +57,8 @@ export interface RunningAgent {
   ctx: AgentContext;
   /** Graceful stop; resolves when the agent has stopped. */
   close(): Promise<void>;
+  /** SIGHUP: re-reads the tokens file and the config (what can change while running); never stops the agent. */
+  reload(): Promise<void>;
 }
 
 export interface AgentOptions {
@@ -63,6 +66,8 @@ export interface AgentOptions {
   engine?: AutoSsl;
   /** Listen on this port instead of agent.listen's (0: any free port; tests). */
   port?: number;
+  /** Reads the config again (the CLI: the same file); reload() uses it. Absent: reload() re-reads the tokens only. */
+  loadConfig?: () => Promise<AutoSslConfig>;
 }
 
 /** autossl's version, from its package.json (found upwards from this file, in the source tree or in dist). */
@@ -144,11 +149,17 @@ export function routesOf(app: FastifyInstance): ReadonlyArray<{ method: string; 
 }
 
 /** The fastify app with every route; `ctx` answers them. */
-export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyInstance {
+export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonly current: readonly Token[] }): FastifyInstance {
   const { agent } = ctx.config;
+  const tokensNow = (): readonly Token[] => ('current' in tokens ? tokens.current : tokens);
+  // read at each use: a SIGHUP may have changed them
+  const limits = (): AutoSslConfig['agent']['limits'] => ctx.config.agent.limits;
+  const timeouts = serverTimeoutOptions(agent.limits);
   const tls = agent.tls ? { key: fs.readFileSync(agent.tls.key), cert: fs.readFileSync(agent.tls.cert) } : undefined;
   const app = Fastify({
-    ...(tls ? { https: tls } : {}),
+    ...(tls ? { https: { ...tls, ...timeouts.server } } : { http: timeouts.server }),
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     logger: agent.logLevel === 'silent' ? false : { level: agent.logLevel, redact: { paths: ['req.headers["x-signature"]', 'req.headers.authorization'], remove: true } },
     bodyLimit: agent.maxBodyBytes,
     return503OnClosing: false,
@@ -173,7 +184,14 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
 
   // the raw bytes are what was signed: kept as they came, parsed only after the signature checks out
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', bodyReader(limits, () => ctx.config.agent.maxBodyBytes));
+  capConnections(app.server as unknown as import('node:http').Server, limits);
+  app.addHook('onResponse', closeUnreadConnection);
+  // an unknown route never has its body read
+  app.addHook('onRequest', async (req, reply) => {
+    if (!req.routeOptions.url) return sendError(reply, new AutoSslError('AGENT_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`));
+    return undefined;
+  });
 
   app.setErrorHandler((error: Error & { code?: string; statusCode?: number; validation?: unknown; validationContext?: string }, req, reply) => {
     if (isAutoSslError(error)) {
@@ -185,6 +203,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
       const where = error.validationContext ?? 'body';
       return sendError(reply, new AutoSslError('AGENT_BAD_REQUEST', `Invalid ${where}: ${error.message.replace(/^(body|querystring|params)\/?/, `${where} `).slice(0, 300)}.`));
     }
+    if (error instanceof BodyRefused) return reply.code(error.statusCode).send({ error: error.message, code: error.answerCode, hint: error.hint });
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: `The body is larger than ${agent.maxBodyBytes} bytes (agent.maxBodyBytes).`, code: 'AGENT_BAD_REQUEST', hint: 'Send less; a certificate with its chain is a few KB.' });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message.slice(0, 300), code: 'AGENT_BAD_REQUEST', hint: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).' });
     req.log.error({ err: error }, 'unexpected error');
@@ -200,6 +219,8 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
       method: spec.method,
       url: spec.url,
       schema: { ...(spec.body ? { body: spec.body } : {}), ...(spec.query ? { querystring: spec.query } : {}), ...(spec.params ? { params: spec.params } : {}) },
+      // the signature's headers and timestamp before a byte of the body is read: an unsigned client is never buffered
+      ...(spec.signed ? { onRequest: async (req: FastifyRequest) => void checkSignatureHeaders(firstHeader(req, 'x-timestamp'), firstHeader(req, 'x-signature')) } : {}),
       preValidation: async (req, reply) => {
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (spec.signed) {
@@ -207,7 +228,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
             const v = req.headers[name];
             return Array.isArray(v) ? v[0] : v;
           };
-          const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokens);
+          const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokensNow());
           const wait = limiter.take(token.id);
           if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
@@ -231,9 +252,14 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[]): FastifyIn
   return app;
 }
 
+function firstHeader(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 /** Starts the agent: recovery, then listening. */
 export async function startAgent(config: AutoSslConfig, options: AgentOptions = {}): Promise<RunningAgent> {
-  const { tokens, ignored } = loadTokens(config.agent.tokensFile);
+  let tokens = new TokenSource(config.agent.tokensFile);
   const listen = parseListenAddress(config.agent.listen)!;
   const engine = options.engine ?? (await createAutoSsl(config));
   await engine.recover();
@@ -258,8 +284,9 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
       return () => stopFns.delete(fn);
     },
   };
-  const app = buildApp(ctx, tokens);
-  for (const why of ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
+  const app = buildApp(ctx, { get current() { return tokens.current; } });
+  for (const why of tokens.ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
+  tokens.watch(tokenLog(app.log));
   requeueInterrupted(ctx, app.log);
   await app.listen({ host: listen.host, port: options.port ?? listen.port });
   const address = app.server.address();
@@ -277,11 +304,47 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
         await ctx.wildcard.stop(finished ? config.agent.stopTimeoutMs : 0);
         if (!finished) app.log.warn('stopping with jobs still running: the next start finishes them (recovery)');
         for (const fn of stopFns) fn();
+        tokens.close();
         await app.close();
         store.close();
         if (!options.engine) await engine.close();
       })()),
+    reload: async () => {
+      tokens.reload('re-read (SIGHUP)');
+      if (!options.loadConfig) return;
+      let next: AutoSslConfig;
+      try {
+        next = await options.loadConfig();
+      } catch (error) {
+        app.log.error(`SIGHUP: the config cannot be used, the agent keeps the one it runs with: ${(error as Error).message}`);
+        return;
+      }
+      const before = ctx.config.agent;
+      // listen and tls are bound at start; the engine keeps its nginx, certbot and state settings
+      const restart = (['listen', 'tls'] as const).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.agent[k]));
+      ctx.config = { ...ctx.config, sites: next.sites, agent: { ...next.agent, listen: before.listen, tls: before.tls } };
+      ctx.fileSites = new Set(next.sites.map((s) => s.domain));
+      if (next.agent.tokensFile !== tokens.file) {
+        try {
+          const moved = new TokenSource(next.agent.tokensFile);
+          tokens.close();
+          tokens = moved;
+          tokens.watch(tokenLog(app.log));
+        } catch (error) {
+          app.log.error(`SIGHUP: agent.tokensFile ${next.agent.tokensFile} cannot be used, the agent keeps ${tokens.file}: ${(error as Error).message}`);
+        }
+      }
+      const t = serverTimeoutOptions(next.agent.limits);
+      Object.assign(app.server, { headersTimeout: t.server.headersTimeout, requestTimeout: t.requestTimeout, keepAliveTimeout: t.keepAliveTimeout });
+      if (next.agent.logLevel !== before.logLevel && next.agent.logLevel !== 'silent') app.log.level = next.agent.logLevel;
+      app.log.info(`SIGHUP: config re-read${restart.length ? `; agent.${restart.join(', agent.')} changed and takes effect at the next start` : ''}`);
+    },
   };
+}
+
+/** The agent's logger as the token watcher's. */
+function tokenLog(log: FastifyInstance['log']): { info(m: string): void; warn(m: string): void; error(m: string): void } {
+  return { info: (m) => log.info(m), warn: (m) => log.warn(m), error: (m) => log.error(m) };
 }
 
 /**

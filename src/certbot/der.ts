@@ -81,6 +81,16 @@ function parseName(buf: Buffer, tlv: Tlv): string | null {
   return parts.join(', ');
 }
 
+/**
+ * A serial as nginx ($ssl_client_serial) and `openssl x509 -serial` print it: upper-case hex, whole bytes (a leading
+ * zero kept: "0A1B", not "a1b"). Node's TLS, @peculiar/x509 and older state rows print it differently (case,
+ * leading zeros); this one form is what is compared and shown.
+ */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.toUpperCase().replace(/[^0-9A-F]/g, '').replace(/^0+/, '');
+  return hex.length % 2 ? `0${hex}` : hex || '00';
+}
+
 export interface DerCertificateFields {
   /** From the public key's algorithm: what certbot calls --key-type. */
   keyType: 'ecdsa' | 'rsa' | 'other';
@@ -137,7 +147,7 @@ export function readCertificateFields(der: Buffer): DerCertificateFields | null 
       for (const e of entries) if (e.tag === 0x82) names.push(der.toString('latin1', e.start, e.end).toLowerCase());
     }
   }
-  return { keyType, serial: der.toString('hex', serial.start, serial.end).replace(/^0+/, ''), notBefore, notAfter, issuer: issuerName, names };
+  return { keyType, serial: normalizeSerial(der.toString('hex', serial.start, serial.end)), notBefore, notAfter, issuer: issuerName, names };
 }
 
 /** The DER bytes of the first certificate in a PEM text. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { X509Certificate } from '@peculiar/x509';
 import { AutoSslError } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
-import { firstPemCertificate, readCertificateFields } from './der.js';
+import { firstPemCertificate, normalizeSerial, readCertificateFields } from './der.js';
 
 // @peculiar/x509 takes ~150 ms to load; commands that never need it (status on a healthy tree) do not pay for it.
 const require = createRequire(import.meta.url);
@@ -91,14 +91,11 @@ export function certificateInfo(cert: X509Certificate): CertificateInfo {
   return {
     keyType: algorithm === 'ECDSA' ? 'ecdsa' : algorithm.startsWith('RSA') ? 'rsa' : 'other',
     names,
-    serial: cert.serialNumber.toLowerCase().replace(/^0+/, ''),
+    serial: normalizeSerial(cert.serialNumber),
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
     issuer: cert.issuer,
   };
 }
 
-/** Normalises a serial as Node's TLS and @peculiar/x509 print it differently (case, leading zeros). */
-export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+/, '');
-}
+export { normalizeSerial };

@@ -35,6 +35,8 @@ export interface SiteConfig {
 export interface AutoSslConfig {
   /** The file the config was read from, if any. */
   filepath?: string;
+  /** Discovered on this server with no config file (the CLI's zero-config runs): the hooks it installs run so too. */
+  zeroConfig?: boolean;
   /** Where relative paths and plugin packages are looked up: the config file's directory. */
   configDir: string;
   certbot: {
@@ -142,11 +144,28 @@ export interface AgentConfig {
   rateLimit: { perSecond: number; burst: number };
   /** Request bodies larger than this are refused (413) before they are read. */
   maxBodyBytes: number;
+  /** What no client, signed or not, can exceed (agent/limits.ts): connections, timeouts, bodies being received. */
+  limits: AgentLimits;
   /** /ssl/renew answers within this long (the panel waits 120 s); past it, 202 with the job id. */
   syncTimeoutMs: number;
   /** How long a stop waits for running certificate orders before leaving them to the next start. */
   stopTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
+}
+
+export interface AgentLimits {
+  /** Open connections in all; more are closed as they are accepted (the unit's LimitNOFILE is far above). */
+  connections: number;
+  /** Open connections from one source address. */
+  connectionsPerAddress: number;
+  /** The request line and headers must arrive within this long of the connection (or the previous answer). */
+  headersTimeoutMs: number;
+  /** The whole body must arrive within this long of the headers. */
+  bodyTimeoutMs: number;
+  /** A kept-alive connection with no request is closed after this long. */
+  idleTimeoutMs: number;
+  /** Bytes of bodies being received (their signature not checked yet), all connections together. */
+  bodyBytesInFlight: number;
 }
 
 export const DEFAULT_CONFIG: AutoSslConfig = {
@@ -179,6 +198,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
     batchWindowMs: 1500,
     rateLimit: { perSecond: 50, burst: 500 },
     maxBodyBytes: 256 * 1024,
+    limits: { connections: 512, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 32 * 1024 * 1024 },
     syncTimeoutMs: 100_000,
     stopTimeoutMs: 90_000,
     logLevel: 'info',
@@ -441,7 +461,7 @@ export function parseListenAddress(value: string): { host: string; port: number;
 function agentConfig(v: Validator, raw: unknown): AgentConfig {
   const d = DEFAULT_CONFIG.agent;
   const a = v.object(raw, 'agent');
-  v.known(a, 'agent', ['listen', 'tokensFile', 'tls', 'documentRoot', 'batchWindowMs', 'rateLimit', 'maxBodyBytes', 'syncTimeoutMs', 'stopTimeoutMs', 'logLevel']);
+  v.known(a, 'agent', ['listen', 'tokensFile', 'tls', 'documentRoot', 'batchWindowMs', 'rateLimit', 'maxBodyBytes', 'limits', 'syncTimeoutMs', 'stopTimeoutMs', 'logLevel']);
   const listen = v.string(a.listen, 'agent.listen', d.listen);
   const parsed = parseListenAddress(listen);
   if (!parsed) v.fail('agent.listen', 'host:port, such as "127.0.0.1:7443" or "[::1]:7443"', listen);
@@ -460,6 +480,16 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
   }
   const rl = v.object(a.rateLimit, 'agent.rateLimit');
   v.known(rl, 'agent.rateLimit', ['perSecond', 'burst']);
+  const lim = v.object(a.limits, 'agent.limits');
+  v.known(lim, 'agent.limits', Object.keys(d.limits));
+  const limits: AgentLimits = {
+    connections: v.integer(lim.connections, 'agent.limits.connections', d.limits.connections, 1, 1_000_000),
+    connectionsPerAddress: v.integer(lim.connectionsPerAddress, 'agent.limits.connectionsPerAddress', d.limits.connectionsPerAddress, 1, 1_000_000),
+    headersTimeoutMs: v.integer(lim.headersTimeoutMs, 'agent.limits.headersTimeoutMs', d.limits.headersTimeoutMs, 100, 60_000),
+    bodyTimeoutMs: v.integer(lim.bodyTimeoutMs, 'agent.limits.bodyTimeoutMs', d.limits.bodyTimeoutMs, 100, 10_000),
+    idleTimeoutMs: v.integer(lim.idleTimeoutMs, 'agent.limits.idleTimeoutMs', d.limits.idleTimeoutMs, 100, 600_000),
+    bodyBytesInFlight: v.integer(lim.bodyBytesInFlight, 'agent.limits.bodyBytesInFlight', d.limits.bodyBytesInFlight, 1024, 1024 * 1024 * 1024),
+  };
   const logLevel = v.string(a.logLevel, 'agent.logLevel', d.logLevel);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(logLevel)) v.fail('agent.logLevel', 'one of fatal, error, warn, info, debug, silent', logLevel);
   return {
@@ -470,6 +500,7 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
     batchWindowMs: v.integer(a.batchWindowMs, 'agent.batchWindowMs', d.batchWindowMs, 0, 60_000),
     rateLimit: { perSecond: v.integer(rl.perSecond, 'agent.rateLimit.perSecond', d.rateLimit.perSecond, 1, 1_000_000), burst: v.integer(rl.burst, 'agent.rateLimit.burst', d.rateLimit.burst, 1, 10_000_000) },
     maxBodyBytes: v.integer(a.maxBodyBytes, 'agent.maxBodyBytes', d.maxBodyBytes, 1024, 64 * 1024 * 1024),
+    limits,
     syncTimeoutMs: v.integer(a.syncTimeoutMs, 'agent.syncTimeoutMs', d.syncTimeoutMs, 1000, 3_600_000),
     stopTimeoutMs: v.integer(a.stopTimeoutMs, 'agent.stopTimeoutMs', d.stopTimeoutMs, 0, 3_600_000),
     logLevel: logLevel as AgentConfig['logLevel'],

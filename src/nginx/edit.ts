@@ -19,6 +19,7 @@ import { isPlainHttp, listenAddress, optionName, parseListen, SOCKET_OPTIONS, ty
 import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, renderStatements, replaceArgs, replaceStatement, spliceAndVerify, type NewStatement, type Splice } from './splice.js';
 import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
 import { answeredNames, covers, uncovered } from './names.js';
+import { defaultServerAnswers } from './default-server.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
 import { quote } from '../errors.js';
@@ -611,7 +612,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   /** Blocks whose port-80 listens this edit turns into TLS ones (their port 80 moves to a new redirect block). */
   const movedListens = new Set<ServerBlock>();
   const tlsEndpoints: EditPlan['tlsEndpoints'] = [];
-  const httpUncovered = (plain: ServerBlock): string[] => uncovered(answeredNames(tree, plain, 'http'), edit.names);
+  const httpUncovered = (plain: ServerBlock): string[] => [...uncovered(answeredNames(tree, plain, 'http'), edit.names), ...defaultServerAnswers(plain)];
   for (const name of targets) {
     const tls = located.https.get(name) ?? null;
     const plain = located.http.get(name) ?? null;

@@ -21,6 +21,7 @@ import { removeStatement, replaceStatement, type NewStatement } from './splice.j
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { alreadyRedirects, blockId, copyStatement, tlsSiteStatements, ensureBlockEditable, HSTS_HEADER_NAME, locateServers, PlanBuilder, servedCertificatePath, serverLabel, type FileEdit } from './edit.js';
 import { answeredNames, covers } from './names.js';
+import { servedCover } from './block-cover.js';
 import { readCertificateQuick } from '../certbot/lineage.js';
 
 export interface UninstallPlan {
@@ -68,7 +69,7 @@ function sameSite(tls: ServerBlock, plain: ServerBlock): boolean {
   return site.left.length === 0 && JSON.stringify(own.map(copyStatement)) === JSON.stringify(site.statements);
 }
 
-export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile?: string; aliases?: readonly string[] } = {}): UninstallPlan {
+export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile?: string; aliases?: readonly string[]; known?: readonly string[] } = {}): UninstallPlan {
   const located = locateServers(tree, [domain], { vhostFile: opts.vhostFile });
   const tls = located.https.get(domain) ?? null;
   const plain = located.http.get(domain) ?? null;
@@ -80,6 +81,9 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
   // ...and taking it off must not take other sites off HTTPS with it (its own aliases go along: www.<domain> too)
   const own = new Set([domain, `www.${domain}`, ...(opts.aliases ?? [])]);
   const others = answeredNames(tree, tls, 'https').exact.filter((n) => !own.has(n) && (!served || covers(served, n)));
+  // ...nor names a wildcard or regex server_name answers that the certificate covers (b.wild.test beside a.wild.test)
+  const cover = servedCover(tree, tls, opts.known);
+  for (const n of [...cover.names, ...cover.patterns]) if (!own.has(n) && !others.includes(n)) others.push(n);
   if (others.length) {
     throw new AutoSslError('VHOST_CERT_CONFLICT', `${label} also serves ${others.join(', ')} over HTTPS with the same certificate; taking ${domain} off HTTPS would take ${others.length > 1 ? 'them' : 'it'} off too. Nothing was changed.`, {
       hint: `Delete the site the block belongs to (${others[0]}) instead, or give ${domain} a server block of its own first.`,

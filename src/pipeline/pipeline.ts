@@ -12,6 +12,8 @@ import { customCertificatesDir } from '../certbot/custom.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';
+import type { HeldLock } from '../lock.js';
+import { configAsItStands } from './as-it-stands.js';
 
 export interface DomainResult {
   domain: string;
@@ -153,11 +155,21 @@ export interface RunOptions {
   abort: AbortController;
   /** Names of the built-in taps (a TIMEOUT hint blames a plugin only when it is not one of them). */
   builtinTaps: ReadonlySet<string>;
+  /** Takes the locks of the server blocks the run edits (held from planning to the end, before the deadline starts). */
+  lockBlocks?: (ctx: DomainContext) => Promise<HeldLock | null>;
 }
 
 export async function runDomain(ctx: DomainContext, options: RunOptions): Promise<DomainResult> {
   const hooks = ctx.services.hooks;
   const started = performance.now();
+  // another run editing the same block finishes first: this one then plans on what it left
+  let held: HeldLock | null = null;
+  let lockError: AutoSslError | undefined;
+  try {
+    held = (await options.lockBlocks?.(ctx)) ?? null;
+  } catch (error) {
+    lockError = toAutoSslError(error);
+  }
   const stages = MODE_STAGES[ctx.mode];
   let current: string = 'plan';
   // Past the expected time the user is told which stage is stuck; past the deadline the domain fails.
@@ -186,6 +198,7 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   };
   const outcome: Outcome = { ok: false, rolledBack: [] };
   try {
+    if (lockError) throw lockError;
     for (const name of HOOK_ORDER) {
       if (name === 'finally' || !stages.has(name)) continue;
       await at(name, () => runStage(ctx, name));
@@ -209,7 +222,10 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
     }
   }
   // certbot's DNS hook only asks which solver a site uses: not a run of the domain, nothing to finish
-  if (ctx.mode === 'dns-hook') return resultOf(ctx, outcome, performance.now() - started);
+  if (ctx.mode === 'dns-hook') {
+    await held?.release();
+    return resultOf(ctx, outcome, performance.now() - started);
+  }
   if (!ctx.dryRun) {
     try {
       const undo = await ctx.services.undo.finishRun(ctx.runId, outcome.ok);
@@ -226,6 +242,7 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
     outcome.error ??= toAutoSslError(error);
     outcome.ok = false;
   }
+  await held?.release();
   return resultOf(ctx, outcome, performance.now() - started);
 }
 
@@ -245,6 +262,8 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
   switch (name) {
     case 'plan':
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
+      // a preview validates nothing it plans: a config nginx already rejects is said broken here, not shown as fine
+      if (ctx.mode === 'dry-run' || ctx.mode === 'preview') await configAsItStands(ctx.services.nginx);
       return;
     case 'preflight':
       await ctx.services.preflightSlots.run(() => hooks.preflight.promise(ctx));

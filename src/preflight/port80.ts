@@ -2,7 +2,9 @@
  * The HTTP-01 self-check: fetch http://<name>/.well-known/acme-challenge/<token> the way the CA does, from
  * each address the name resolves to, and compare the body. Redirects are followed as Let's Encrypt follows
  * them: only to http or https, only on ports 80 and 443, at most 10; certificate errors after a redirect to
- * https are ignored (the CA ignores them too).
+ * https are ignored (the CA ignores them too). A redirect to another host is followed where `crossHost` says the CA
+ * would land (see redirect-hosts.ts): this server's address for a host that resolves here, or a failure naming the
+ * address the CA would reach instead.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -13,6 +15,8 @@ export interface ProbeResult {
   ok: boolean;
   code?: 'PORT80_UNREACHABLE' | 'CHALLENGE_NOT_SERVED' | 'REDIRECT_INVALID';
   message: string;
+  /** A hint fitting this failure better than the code's own. */
+  hint?: string;
   /** Which server block answered, when nginx says (the Server header and the final URL). */
   final?: string;
 }
@@ -53,7 +57,10 @@ function get(url: URL, address: string, timeoutMs: number): Promise<Response> {
   });
 }
 
-export async function probeChallenge(name: string, address: string, token: string, expected: string, timeoutMs: number): Promise<ProbeResult> {
+/** Where the CA would go for a redirect to another host: this server's address to probe, or why not. */
+export type CrossHost = (from: string, host: string, current: string) => Promise<{ address: string } | { message: string; hint?: string }>;
+
+export async function probeChallenge(name: string, address: string, token: string, expected: string, timeoutMs: number, crossHost?: CrossHost): Promise<ProbeResult> {
   const deadline = Date.now() + timeoutMs;
   const hostPart = net.isIPv6(address) ? `[${address}]` : address;
   let url = new URL(`http://${name}/.well-known/acme-challenge/${token}`);
@@ -77,8 +84,11 @@ export async function probeChallenge(name: string, address: string, token: strin
       if (next.protocol !== 'http:' && next.protocol !== 'https:') return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to ${next.protocol} (Let's Encrypt follows only http and https)` };
       if (next.port && next.port !== '80' && next.port !== '443') return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to port ${next.port} (${next.href}); Let's Encrypt follows redirects only to ports 80 and 443` };
       if (next.hostname !== url.hostname && !net.isIP(next.hostname)) {
-        // another host: the CA would resolve it; this check keeps to addresses it already knows
-        return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to another host ${next.host}; point the challenge path at this server instead` };
+        // another host: the CA resolves it and goes there; so does this check, when told how
+        if (!crossHost) return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to another host ${next.host}; point the challenge path at this server instead` };
+        const where = await crossHost(url.hostname, next.hostname, target);
+        if ('message' in where) return { address, ok: false, code: 'REDIRECT_INVALID', message: where.message, hint: where.hint };
+        target = where.address;
       }
       if (net.isIP(next.hostname)) target = next.hostname;
       url = next;

@@ -31,7 +31,8 @@ import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
-import { servedRows } from './served.js';
+import { markUnservedLineages, servedRows } from './served.js';
+import { markUnloaded } from './loaded.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -60,11 +61,14 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
+    markUnservedLineages(config, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;
     }
-    rows = [...rows, ...served.mismatches].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+    // every lineage a vhost serves, config or not: renewed on disk (certbot renew alone) but not loaded by nginx
+    const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
+    rows = [...rows, ...served.mismatches, ...unloaded].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
   }
   let pendingNotifications = 0;
   try {
@@ -633,6 +637,61 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
 
 // ----------------------------------------------------------------------------------------- install-hooks
 
+const DEPLOY_HOOK_COMMENT = 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.';
+
+/** autossl's deploy hook among certbot's (renewal-hooks/deploy/), if one is there. */
+function installedDeployHook(configDir: string): string | null {
+  const dir = path.join(configDir, 'renewal-hooks', 'deploy');
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    const file = path.join(dir, name);
+    try {
+      const st = fs.statSync(file);
+      // certbot runs only executable files there
+      if (st.isFile() && st.mode & 0o111 && st.size < 64 * 1024 && / deploy-hook\b/.test(fs.readFileSync(file, 'utf8'))) return file;
+    } catch {
+      // not readable: not ours
+    }
+  }
+  return null;
+}
+
+/** Whether a lineage's renewal config names autossl's deploy hook (certbot stores --deploy-hook as renew_hook). */
+function lineageNamesDeployHook(configDir: string, lineage: string): boolean {
+  try {
+    return /^\s*renew_hook\s*=.* deploy-hook\b/m.test(fs.readFileSync(path.join(configDir, 'renewal', `${lineage}.conf`), 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * After a run that created lineages: makes sure certbot's renewals of them reach nginx (without the deploy hook,
+ * `certbot renew` writes a new certificate nginx never loads, and nothing says so). Installs the deploy hook when
+ * neither it nor the lineages' renewal configs have it; says what it did (null: it was in place).
+ */
+export function ensureDeployHook(core: EngineCore, lineages: readonly string[]): { message: string; warning: boolean } | null {
+  const { configDir } = core.config.certbot;
+  if (!lineages.length || installedDeployHook(configDir) || lineages.every((l) => lineageNamesDeployHook(configDir, l))) return null;
+  const file = path.join(configDir, 'renewal-hooks', 'deploy', 'autossl');
+  const config = core.config.filepath;
+  if (!config && !core.config.zeroConfig) {
+    // an engine made from a config object: no command line could find that config again
+    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: there is no deploy hook in ${path.dirname(file)}, and this config has no file for one to use ("autossl setup --config FILE" installs it)` };
+  }
+  try {
+    writeHookScript(file, ['deploy-hook'], config, DEPLOY_HOOK_COMMENT);
+  } catch (error) {
+    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: installing the deploy hook ${file} failed (${toAutoSslError(error).message}); run "autossl setup"` };
+  }
+  return { warning: false, message: `installed certbot's deploy hook ${file}${config ? ` (with ${config})` : ' (no config file: it discovers this server as this run did)'}: every certbot renew, by its timer, cron or by hand, now installs the renewed certificate and reloads nginx ("autossl setup" adds the pre/post hooks and a timer)` };
+}
+
 /**
  * Puts autossl's executables into certbot's renewal-hooks directories: every renewal, whoever starts it (certbot's
  * timer, autossl renew, certbot by hand), runs the deploy hook per renewed lineage and the pre/post hooks around
@@ -642,7 +701,7 @@ export function installHooks(core: EngineCore): string[] {
   const base = path.join(core.config.certbot.configDir, 'renewal-hooks');
   const config = core.config.filepath;
   return [
-    writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.'),
+    writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, DEPLOY_HOOK_COMMENT),
     writeHookScript(path.join(base, 'pre', 'autossl'), ['renew-hook', 'pre'], config, 'Installed by "autossl install-hooks": runs the beforeRenew hook before certbot renews anything.'),
     writeHookScript(path.join(base, 'post', 'autossl'), ['renew-hook', 'post'], config, 'Installed by "autossl install-hooks": runs the afterRenew hook after certbot\'s renewal attempts, records\nfailed renewals and delivers notifications.'),
   ];

@@ -129,3 +129,28 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
   }
   return { mismatches, probes };
 }
+
+/**
+ * A lineage is `ok` only where it is served: a name of it that nginx sends (SNI) to a TLS block whose certificate
+ * does not cover it (the block was re-pointed at another name's certificate, as a wildcard block shared by two
+ * issued names was) makes its row a mismatch, whatever its dates say. Names no TLS block serves, and blocks whose
+ * certificate path holds a variable, say nothing here.
+ */
+export function markUnservedLineages(config: AutoSslConfig, tree: NginxTree, rows: StatusRow[]): void {
+  if (tree.errors.length) return;
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
+  for (const r of rows) {
+    if (!r.lineage || r.state === 'expired' || r.state === 'mismatch' || r.state === 'missing') continue;
+    for (const name of r.names) {
+      const block = tree.findServers(sampleOf(name)).https[0];
+      if (!block || serverView(block).directives.some((d) => d.name === 'ssl_certificate' && (d.args[0] ?? '').includes('$'))) continue;
+      const certs = certificatesOf(tree, block, live, archive).filter((c): c is ServedCert => 'serial' in c);
+      if (certs.some((c) => covers(c.names, name))) continue;
+      r.state = 'mismatch';
+      r.lastError = { code: 'CERT_MISMATCH', message: `${where(block)} serves ${name} ${certs.length ? `with ${certs[0]!.path}, which covers ${certs[0]!.names.join(', ')}, not ${name}` : 'over TLS without a readable certificate'}`, at: null };
+      r.vhosts = [...new Set([...r.vhosts, where(block)])];
+      break;
+    }
+  }
+}

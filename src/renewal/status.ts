@@ -11,6 +11,7 @@
  * The window is a fraction of each certificate's own lifetime, so 90-, 45- and 6-day certificates are all judged
  * by their own clocks.
  */
+import { normalizeSerial } from '../certbot/der.js';
 import type { CertificateRow } from '../state/store.js';
 import type { VhostCertificateRef } from './scan.js';
 
@@ -63,7 +64,7 @@ export function statusRows(certs: readonly CertificateRow[], refs: readonly Vhos
       : c.lastErrorCode || c.lastErrorMessage ? { code: c.lastErrorCode, message: c.lastErrorMessage, at: c.lastErrorAt ? new Date(c.lastErrorAt).toISOString() : null } : null,
     consecutiveFailures: c.consecutiveFailures,
     vhosts: c.vhosts,
-    serial: c.serial,
+    serial: c.serial === null ? null : normalizeSerial(c.serial), // a row stored before serials were kept as openssl prints them
   }));
   // vhosts pointing at files that are not (or no longer) certbot lineages autossl tracks
   for (const ref of refs) {

@@ -16,6 +16,8 @@ import { AutoSslError } from '../errors.js';
 export const RIG_PORTS = { acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055, http: 80, https: 443 } as const;
 export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble', 'libnginx-mod-http-lua'];
 export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: '/usr/bin/pebble', challtestsrv: '/usr/bin/pebble-challtestsrv', openssl: '/usr/bin/openssl' };
+/** The Debian package that ships each binary. */
+const BINARY_PACKAGES: Record<keyof typeof BINARIES, string> = { nginx: 'nginx', certbot: 'certbot', pebble: 'pebble', challtestsrv: 'pebble', openssl: 'openssl' };
 
 export interface RigInfo {
   dir: string;
@@ -75,23 +77,21 @@ function missingBinaries(): string[] {
   return Object.entries(BINARIES).filter(([, p]) => !fs.existsSync(p)).map(([n]) => n);
 }
 
-/** Installs the Debian packages the rig needs, only those missing, never upgrading. */
-export async function ensurePackages(log: (line: string) => void): Promise<void> {
-  if (missingBinaries().length === 0) return;
-  if (process.getuid?.() !== 0) {
-    throw new AutoSslError('SANDBOX_FAILED', `Missing ${missingBinaries().join(', ')}; run as root so autossl can install ${PACKAGES.join(' ')} with apt-get.`);
-  }
-  const missing: string[] = [];
+/**
+ * Fails, saying how to install them, when the binaries the rig runs are missing. It installs nothing itself: an
+ * apt-get run from a demo would upgrade a server's packages or start their services (Debian's nginx starts on :80).
+ */
+export async function checkPackages(): Promise<void> {
+  const absent = missingBinaries();
+  if (absent.length === 0) return;
+  const missing = new Set(absent.map((b) => BINARY_PACKAGES[b as keyof typeof BINARIES]));
   for (const pkg of PACKAGES) {
     const status = await execa('dpkg-query', ['-W', '-f=${Status}', pkg], { reject: false });
-    if (!String(status.stdout).includes('install ok installed')) missing.push(pkg);
+    if (!String(status.stdout).includes('install ok installed')) missing.add(pkg);
   }
-  log(`installing ${missing.join(' ')} (apt-get, --no-upgrade)`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  await execa('apt-get', ['update', '-qq'], { env, stdio: 'inherit' });
-  await execa('apt-get', ['install', '-y', '-qq', '--no-upgrade', ...missing], { env, stdio: 'inherit' });
-  // Debian's nginx package starts the system nginx on :80 where systemd runs; the rig needs the port.
-  await execa('systemctl', ['stop', 'nginx'], { reject: false });
+  throw new AutoSslError('SANDBOX_FAILED', `Missing ${absent.join(', ')}: the sandbox runs the real programs.`, {
+    hint: `Install them (as root): apt-get update && apt-get install -y --no-upgrade ${[...missing].join(' ')}${missing.has('nginx') ? ' (where systemd runs, Debian starts its own nginx on port 80: the demo does not need that port, it runs in a network namespace of its own)' : ''}`,
+  });
 }
 
 function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 15_000): Promise<void> {
@@ -190,15 +190,13 @@ export class AcmeRig {
     return ['-p', this.info.nginxPrefix, '-e', this.info.nginxErrorLog];
   }
 
-  static async start(options: { dir?: string; log?: (line: string) => void; install?: boolean } = {}): Promise<AcmeRig> {
+  static async start(options: { dir?: string; log?: (line: string) => void } = {}): Promise<AcmeRig> {
     const log = options.log ?? (() => undefined);
-    if (options.install) await ensurePackages(log);
-    const missing = missingBinaries();
-    if (missing.length) throw new AutoSslError('SANDBOX_FAILED', `Missing ${missing.join(', ')} (Debian packages: ${PACKAGES.join(' ')}).`);
+    await checkPackages();
     for (const port of Object.values(RIG_PORTS)) {
       // a sandbox stopped a moment ago may still be releasing its ports
       for (let i = 0; i < 50 && !(await portFree(port)); i++) await new Promise((r) => setTimeout(r, 100));
-      if (!(await portFree(port))) throw new AutoSslError('SANDBOX_FAILED', `Port ${port} on 127.0.0.1 is in use; stop what holds it (another sandbox, or the system nginx: systemctl stop nginx).`);
+      if (!(await portFree(port))) throw new AutoSslError('SANDBOX_FAILED', `Port ${port} on 127.0.0.1 is in use; run the sandbox in a network namespace of its own (as autossl demo does: ip netns add NAME, then ip netns exec NAME ...) rather than stopping what holds it.`);
     }
     const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-rig-'));
     fs.chmodSync(dir, 0o755);

@@ -192,12 +192,18 @@ export async function runInit(options: InitOptions = {}): Promise<InitResult> {
   if (options.check !== false && sites.length) {
     // DNS, CAA, Cloudflare: what Let's Encrypt would see (the port-80 self-check writes into document roots: not here)
     const { createAutoSsl } = await import('../engine.js');
-    const engine = await createAutoSsl({ ...config, stateDir: fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-init-')) });
+    // a scratch state directory (init must not create the real one), removed after: one was left per run
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-init-'));
     try {
-      const results = await engine.check(sites.map((s) => s.domain), { skipChecks: ['port80'] });
-      results.forEach((r, i) => (sites[i]!.check = { ok: r.ok, problems: r.findings.filter((f) => f.severity === 'error').map((f) => `${f.code ?? f.check}: ${f.message}`) }));
+      const engine = await createAutoSsl({ ...config, stateDir: scratch });
+      try {
+        const results = await engine.check(sites.map((s) => s.domain), { skipChecks: ['port80'] });
+        results.forEach((r, i) => (sites[i]!.check = { ok: r.ok, problems: r.findings.filter((f) => f.severity === 'error').map((f) => `${f.code ?? f.check}: ${f.message}`) }));
+      } finally {
+        await engine.close();
+      }
     } finally {
-      await engine.close();
+      fs.rmSync(scratch, { recursive: true, force: true });
     }
   }
   const text = renderConfig(d, sites, { resolvers: options.resolvers, notes, now: options.now });

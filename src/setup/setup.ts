@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { AutoSsl } from '../engine.js';
 import { AutoSslError } from '../errors.js';
+import { agentNoFileLimit } from '../agent/limits.js';
 import { which } from './discover.js';
 
 export interface SetupOptions {
@@ -17,6 +18,10 @@ export interface SetupOptions {
   dryRun?: boolean;
   /** Where unit files go (default /etc/systemd/system). */
   systemdDir?: string;
+  /** Where cron's jobs are looked for (default /etc/cron.d, where Debian's certbot package puts its own). */
+  cronDir?: string;
+  /** Whether systemd runs this machine (default: /run/systemd/system exists); for tests. */
+  systemd?: boolean;
 }
 
 export interface SetupResult {
@@ -55,12 +60,38 @@ function systemdRunning(): boolean {
   return fs.existsSync('/run/systemd/system');
 }
 
+/**
+ * A cron job that already runs `certbot renew` (Debian's /etc/cron.d/certbot does when systemd is not PID 1): it
+ * runs autossl's hooks each time, so advising a second schedule would renew twice. The file and its line, if any.
+ */
+export function cronRenewal(cronDir = '/etc/cron.d'): string | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(cronDir).sort();
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    const file = path.join(cronDir, name);
+    let text: string;
+    try {
+      if (!fs.statSync(file).isFile()) continue;
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    const line = text.split('\n').find((l) => !/^\s*#/.test(l) && /\bcertbot\b[^#]*\brenew\b/.test(l));
+    if (line) return `${file}: ${line.trim().slice(0, 200)}`;
+  }
+  return null;
+}
+
 export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Promise<SetupResult> {
   const config = engine.config.filepath;
   if (!config) throw new AutoSslError('CONFIG_NOT_FOUND', 'autossl setup needs a config file: the units and hooks it installs run with it.', { hint: 'Run "autossl init" first (it writes /etc/autossl/autossl.config.yaml), then "autossl setup".' });
   const result: SetupResult = { done: [], todo: [] };
   const dir = options.systemdDir ?? '/etc/systemd/system';
-  const systemd = systemdRunning();
+  const systemd = options.systemd ?? systemdRunning();
   const write = (file: string, text: string, mode = 0o644): void => {
     if (options.dryRun) return;
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -74,7 +105,9 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
 
   // 2. one renewal timer
   const certbotTimer = systemd ? await systemctl(['is-active', '--quiet', 'certbot.timer']) : { ok: false, out: '' };
-  if (certbotTimer.ok) result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
+  const cron = systemd ? null : cronRenewal(options.cronDir);
+  if (cron) result.done.push(`cron runs certbot renew already (${cron}): it runs autossl's hooks each time (no autossl-renew schedule added: never two)`);
+  else if (certbotTimer.ok) result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
   else {
     for (const unit of ['autossl-renew.service', 'autossl-renew.timer']) {
       write(path.join(dir, unit), unitFor(unit, config));
@@ -96,7 +129,8 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
       result.done.push(`${options.dryRun ? 'would create' : 'created'} ${tokens} with a new token (mode 600): give it to the panel`);
     } else result.done.push(`kept the existing tokens file ${tokens}`);
     const unit = path.join(dir, 'autossl-agent.service');
-    write(unit, unitFor('autossl-agent.service', config));
+    // descriptors well above the connection cap, so sockets can never take the ones nginx -t and certbot need
+    write(unit, unitFor('autossl-agent.service', config).replace(/^LimitNOFILE=\d+$/m, `LimitNOFILE=${agentNoFileLimit(engine.config.agent.limits.connections)}`));
     result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${unit} (listening on ${engine.config.agent.listen})`);
     if (!systemd) result.todo.push(`systemd does not run this machine: start the agent with "autossl agent --config ${config}" under your supervisor`);
     else if (!options.dryRun) {

@@ -14,6 +14,7 @@ import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
 import { answeredNames, covers } from '../nginx/names.js';
+import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';
@@ -136,11 +137,46 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     });
   }
   for (const n of optional) if (!names.includes(n)) names.push(n);
+  names = keepBlockCover(config, tree, plan, blocks, names, notes);
   // what the HTTPS edit would refuse (a redirect whose target cannot be worked out) is refused now, before any order
   const problem = tlsInstallProblem(tree, names, config.nginx.httpsPort);
   if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
   if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
+}
+
+/**
+ * Names a wildcard or regex server_name answers are served a covering certificate now too (issued for them before,
+ * or configured): the new certificate keeps covering them, the union of what the block serves with HTTPS and the
+ * new names. A wildcard the block serves covered (`*.x`, an upload or an earlier wildcard order) can only stay
+ * covered by a wildcard: ordered over DNS-01 when the site has a DNS provider, else refused before any order.
+ */
+function keepBlockCover(config: AutoSslConfig, tree: NginxTree, plan: DomainPlan, blocks: ReadonlySet<ServerBlock>, planned: string[], notes: string[]): string[] {
+  const names = [...planned];
+  const known = config.sites.flatMap((s) => [s.domain, ...s.aliases]);
+  const patterns: string[] = [];
+  const kept: string[] = [];
+  for (const block of blocks) {
+    const listed = new Set([...answeredNames(tree, block, 'http').exact, ...answeredNames(tree, block, 'https').exact]);
+    const lost = lostCover(servedCover(tree, block, known), names);
+    // names listed in server_name are the blockNames rule's (above); the others only a pattern answers
+    for (const n of lost.names) if (!listed.has(n) && !names.includes(n)) {
+      names.push(n);
+      kept.push(n);
+    }
+    for (const p of lost.patterns) if (!patterns.includes(p)) patterns.push(p);
+  }
+  if (kept.length) notes.push(`${kept.join(', ')} ${kept.length > 1 ? 'are' : 'is'} served over HTTPS by the same server block (${[...blocks].map(blockLabel).join(', ')}) now: kept on the certificate`);
+  if (!patterns.length) return names;
+  if (plan.challenge === 'dns-01') {
+    names.push(...patterns.filter((p) => !names.includes(p)));
+    notes.push(`the server block serves ${patterns.join(', ')} over HTTPS now: ordered over DNS-01 with the wildcard, so it stays covered`);
+    return names;
+  }
+  throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${patterns.join(', ')} over HTTPS today with a wildcard certificate; a certificate for ${names.join(', ')} would take every other name it answers off HTTPS, and a wildcard can only be ordered over DNS-01. Nothing was ordered.`, {
+    hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin ("challenge": "dns-01"), so autossl orders ${patterns.join(', ')} with it, or upload a certificate covering ${[...patterns, ...names].join(', ')}, or move ${plan.site.domain} to a server block of its own.`,
+    details: { names: patterns, blocks: [...blocks].map(blockLabel) },
+  });
 }
 
 /** Leaves out the optional names (blockNames "cover") whose checks failed, instead of failing the domain. */

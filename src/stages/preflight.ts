@@ -5,11 +5,14 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { checkCaa, resolveName, type Resolution, type ResolverOptions } from '../preflight/dns.js';
 import { cloudflareMatcher } from '../preflight/cloudflare.js';
-import { probeChallenge } from '../preflight/port80.js';
+import { probeChallenge, type CrossHost } from '../preflight/port80.js';
+import { crossHostHops, ELSEWHERE_HINT, hostVerdict } from '../preflight/redirect-hosts.js';
+import { normalizeIp } from '../preflight/ips.js';
 import { ERROR_CODES } from '../errors.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext, Finding } from '../pipeline/context.js';
@@ -30,10 +33,6 @@ function resolverOptions(ctx: DomainContext): ResolverOptions {
 export function serverAddresses(configured: readonly string[]): string[] {
   if (configured.length) return [...configured];
   return Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address.toLowerCase());
-}
-
-function normalizeIp(address: string): string {
-  return address.toLowerCase().replace(/^::ffff:/, '');
 }
 
 export function resolution(ctx: DomainContext, name: string): Promise<Resolution> {
@@ -125,6 +124,14 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
   const file = path.join(dir, token);
   await writeServed(file, body);
   const timeoutMs = ctx.services.config.preflight.timeoutMs;
+  const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
+  // a redirect to another host (www -> apex) is followed as the CA follows it: resolved, then probed here when it is here
+  const crossHost: CrossHost = async (from, host, current) => {
+    if (ctx.skipChecks.has('dns')) return { address: current }; // nothing is resolved with the dns check skipped
+    const verdict = hostVerdict(from, host, await resolution(ctx, host), ours);
+    if (!verdict.here) return { message: verdict.message, hint: ELSEWHERE_HINT };
+    return { address: verdict.addresses.find((a) => net.isIPv6(a) === net.isIPv6(current)) ?? verdict.addresses[0]! };
+  };
   try {
     await Promise.all(ctx.plan.names.map(async (name) => {
       // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work. With the dns check skipped,
@@ -146,7 +153,7 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
       const settleUntil = Date.now() + settleMs;
       const probe = async (a: string) => {
         for (;;) {
-          const res = await probeChallenge(name, a, token, body, timeoutMs);
+          const res = await probeChallenge(name, a, token, body, timeoutMs, crossHost);
           // any failure while nginx may still be loading the challenge location: the old config may also redirect
           // the probe elsewhere (to an HTTPS port nothing listens on yet), not only answer without the token
           if (res.ok || Date.now() > settleUntil) return res;
@@ -162,12 +169,36 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
         let message = `${name} via ${res.address}: ${res.message}.`;
         if (res.code === 'CHALLENGE_NOT_SERVED') message += ` ${whoAnswers(ctx, name)}`;
         const soft = pendingEdit && res.code === 'CHALLENGE_NOT_SERVED';
-        add(ctx, { check: 'port80', name, severity: soft ? 'warning' : 'error', code: res.code, message: soft ? `${message} autossl issue will add the challenge location first.` : message });
+        add(ctx, { check: 'port80', name, severity: soft ? 'warning' : 'error', code: res.code, message: soft ? `${message} autossl issue will add the challenge location first.` : message, ...(res.hint ? { hint: res.hint } : {}) });
       }
     }));
   } finally {
     await fs.rm(file, { force: true });
   }
+}
+
+/**
+ * The redirects to other hosts the challenge meets in the config as it will be (the dry run's overlay included),
+ * their hosts resolved as the CA resolves them: one that leads elsewhere fails here, in a dry run as in the real
+ * run, before anything is ordered. Returns whether the config could be followed to the end for every name.
+ */
+export async function redirectHostsCheck(ctx: DomainContext): Promise<boolean> {
+  if (ctx.skipChecks.has('dns')) return false;
+  const tree = ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined);
+  const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
+  let complete = true;
+  for (const name of ctx.plan.names) {
+    if (name.startsWith('*.')) continue;
+    const walk = crossHostHops(tree, name);
+    complete &&= walk.complete;
+    for (const hop of walk.hops) {
+      const verdict = hostVerdict(hop.from, hop.host, await resolution(ctx, hop.host), ours);
+      if (verdict.here) continue;
+      add(ctx, { check: 'port80', name, severity: 'error', code: 'REDIRECT_INVALID', message: `${name}: ${verdict.message}.`, hint: ELSEWHERE_HINT });
+      break;
+    }
+  }
+  return complete;
 }
 
 /** Names the server block nginx picks for the name here, and why it would not serve the token. */
@@ -213,8 +244,17 @@ export const preflightPlugin: Plugin = {
     });
     // The self-check runs once the challenge is set up (the vhost serves the webroot), right before certbot.
     hooks.beforeIssue.tapPromise({ name: 'preflight-port80', stage: STAGE.LAST }, async (ctx) => {
-      if (ctx.skipChecks.has('port80') || ctx.dryRun || ctx.challenge?.type !== 'http-01' || !ctx.challenge.webroot) return;
+      if (ctx.skipChecks.has('port80') || ctx.challenge?.type !== 'http-01' || !ctx.challenge.webroot) return;
       if (await reusableLineage(ctx)) return; // the existing certificate will be reused: nothing to validate
+      // the same verdict in a dry run and in the real run: redirects followed through the config and DNS first
+      const complete = await redirectHostsCheck(ctx);
+      if (ctx.findings.some((f) => f.check === 'port80' && f.severity === 'error')) return;
+      if (ctx.dryRun) {
+        const note = `port80: not fetched (a dry run writes no token)${complete ? '; the challenge\'s redirects were followed through the config and DNS' : '; the challenge leaves what this config says (a redirect autossl cannot follow offline): only the real run can tell where it lands'}`;
+        ctx.plan.notes.push(note);
+        ctx.emit({ stage: 'beforeIssue', status: 'info', message: note });
+        return;
+      }
       await port80Check(ctx, ctx.challenge.webroot);
     });
   },

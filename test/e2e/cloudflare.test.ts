@@ -159,7 +159,7 @@ describe('Cloudflare', () => {
     // an invalid token: a clear code, no record changed, no order
     const badToken = config('badtoken.json', { plugins: [['autossl:cloudflare-proxy', { token: makeToken(), apiBase: cf.url }]] });
     const bad = await cli(['issue', 'bad.cf.test', '--json'], badToken);
-    expect(bad.exitCode).toBe(1);
+    expect(bad.exitCode).toBe(2); // a bad token is bad config: an input error, as in every command
     expect(parseJson<{ results: Array<{ error: { code: string } }> }>(bad.stdout).results[0]!.error.code).toBe('CLOUDFLARE_AUTH_FAILED');
     expect(record(ids.get('bad')![0]!)).toMatchObject({ proxied: true });
     expect(patches(ids.get('bad')![0]!)).toEqual([]);

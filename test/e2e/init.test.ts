@@ -100,10 +100,15 @@ ${BINARIES.nginx} || exit 93
 trap '${BINARIES.nginx} -s quit; sleep 0.5' EXIT
 export REQUESTS_CA_BUNDLE=${rig.info.caCert}
 cd $T/work
+# init's scratch directories go here: none may be left
+export TMPDIR=$T/tmp && mkdir -p $TMPDIR
+# Debian's certbot package: cron renews when systemd is not PID 1 (setup must not add a second schedule)
+mkdir -p /etc/cron.d && printf '0 */12 * * * root test -x /usr/bin/certbot -a \\! -d /run/systemd/system && certbot -q renew\n' > /etc/cron.d/certbot
 sha256sum /etc/nginx/sites-available/existing > $OUT/existing.before
 $CLI init --resolver 127.0.0.1:8053 --address 127.0.0.1 --address ::1 > $OUT/init.out 2>&1; echo $? > $OUT/init.rc
 cp /etc/autossl/autossl.config.yaml $OUT/config.yaml 2>/dev/null
 $CLI init > $OUT/init2.out 2>&1; echo $? > $OUT/init2.rc
+ls -A $TMPDIR > $OUT/tmp.ls
 $CLI issue --all --json > $OUT/issue.json 2> $OUT/issue.err; echo $? > $OUT/issue.rc
 sha256sum /etc/nginx/sites-available/existing > $OUT/existing.after
 stat -c '%n %F' /etc/nginx/sites-enabled/* > $OUT/enabled.ls
@@ -115,8 +120,8 @@ mv /etc/autossl/autossl.config.yaml $OUT/moved.yaml
 $CLI status --json > $OUT/status.json 2> $OUT/status.err; echo $? > $OUT/status.rc
 printf 'server {\\n\\tlisten 127.0.0.1:80;\\n\\tserver_name zero.init.test;\\n\\troot %s;\\n}\\n' ${www('zero')} > /etc/nginx/sites-available/zero
 ln -s /etc/nginx/sites-available/zero /etc/nginx/sites-enabled/zero && ${BINARIES.nginx} -s reload && sleep 0.5
-# no resolver to ask here but the system's: the DNS and port-80 checks are skipped (pebble resolves through challtestsrv)
-$CLI issue zero.init.test --skip-check dns --skip-check port80 --json > $OUT/zero.json 2> $OUT/zero.err; echo $? > $OUT/zero.rc
+# no resolver to ask here but the system's: the DNS, CAA and port-80 checks are skipped (pebble resolves through challtestsrv)
+$CLI issue zero.init.test --skip-check dns --skip-check caa --skip-check port80 --json > $OUT/zero.json 2> $OUT/zero.err; echo $? > $OUT/zero.rc
 $CLI issue existing.init.test --json > $OUT/zero-existing.json 2> $OUT/zero-existing.err; echo $? > $OUT/zero-existing.rc
 ls /var/lib/autossl > $OUT/state.ls 2>&1
 `;
@@ -145,6 +150,8 @@ describe('init, zero-config runs and existing certbot installations', () => {
     // a second init refuses to overwrite
     expect(read('init2.rc').trim()).toBe('2');
     expect(read('init2.out')).toMatch(/CONFIG_INVALID: .*exists already/);
+    // its pre-flight checks ran with a scratch state directory, removed after (one was left per run)
+    expect(read('tmp.ls').split('\n').filter((f) => f.startsWith('autossl-init-'))).toEqual([]);
   });
 
   it('issue --all with it: the four new sites issued (four orders), the existing one reused with no order and its vhost untouched', () => {
@@ -173,14 +180,14 @@ describe('init, zero-config runs and existing certbot installations', () => {
     expect(ordersOf('existing.init.test')).toBe(0);
   });
 
-  it('setup installs certbot\'s hooks and writes the units to run this autossl with this config; with no systemd it says what is left to do', () => {
+  it('setup installs certbot\'s hooks and writes the agent\'s unit to run this autossl with this config; with no systemd, certbot\'s cron job renews (no second schedule)', () => {
     expect(read('setup.rc').trim(), read('setup.out')).toBe('0');
     for (const phase of ['deploy', 'pre', 'post']) expect(fs.existsSync(path.join(T, 'etc-le', 'renewal-hooks', phase, 'autossl')), phase).toBe(true);
-    const service = fs.readFileSync(path.join(OUT, 'units', 'autossl-renew.service'), 'utf8');
-    expect(service).toContain(`ExecStart=${process.execPath} ${fs.realpathSync(CLI)} renew --config /etc/autossl/autossl.config.yaml`);
     expect(fs.readFileSync(path.join(OUT, 'units', 'autossl-agent.service'), 'utf8')).toContain(`${fs.realpathSync(CLI)} agent --config /etc/autossl/autossl.config.yaml`);
-    expect(fs.existsSync(path.join(OUT, 'units', 'autossl-renew.timer'))).toBe(true);
-    expect(read('setup.out')).toMatch(/todo  systemd does not run this machine: run "autossl renew" twice a day from cron/);
+    expect(fs.existsSync(path.join(OUT, 'units', 'autossl-renew.timer'))).toBe(false);
+    expect(read('setup.out')).toMatch(/done  cron runs certbot renew already \(\/etc\/cron\.d\/certbot: 0 \*\/12 \* \* \* root .*certbot -q renew\)/);
+    expect(read('setup.out')).not.toMatch(/twice a day from cron/);
+    expect(read('setup.out')).toMatch(/todo  systemd does not run this machine: start the agent/);
     expect(read('tokens.mode').trim()).toBe('600');
   });
 

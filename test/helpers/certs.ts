@@ -3,6 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { normalizeSerial } from '../../src/certbot/der.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
@@ -83,5 +84,5 @@ export async function makeSignedCertificate(names: string[], notBefore: Date, no
   });
   const leafPem = leaf.toString('pem') + '\n';
   const caPem = ca.toString('pem') + '\n';
-  return { leaf: leafPem, ca: caPem, chain: leafPem + caPem, key: pemKey(await crypto.webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey)), serial: serial.replace(/^0+/, '') };
+  return { leaf: leafPem, ca: caPem, chain: leafPem + caPem, key: pemKey(await crypto.webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey)), serial: normalizeSerial(serial) };
 }

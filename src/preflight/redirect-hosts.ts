@@ -1,0 +1,59 @@
+/**
+ * Where a cross-host redirect of the HTTP-01 request leads. Let's Encrypt follows a redirect to another host (http or
+ * https, ports 80 and 443, up to 10 hops) and resolves that host itself: `www.example.com` redirecting to
+ * `example.com` validates when `example.com` points at this server too. One verdict for the self-check (which then
+ * probes this server's address directly) and for the plan a dry run checks (which fetches nothing), so both say the
+ * same thing about a redirect to a host that resolves elsewhere.
+ */
+import type { Resolution } from './dns.js';
+import { normalizeIp } from './ips.js';
+import { ACME_PREFIX, routeEnv, routeRequest, type Request } from '../nginx/routing.js';
+import type { NginxTree } from '../nginx/tree.js';
+
+export type HostVerdict =
+  /** The host resolves to this server: these of its addresses (IPv6 first, as the CA tries them) are probed. */
+  | { here: true; addresses: string[] }
+  /** It does not: the message names what the CA would reach instead. */
+  | { here: false; message: string };
+
+/** What a redirect from `from` to `host` leads the CA to, given the host's resolution and this server's addresses. */
+export function hostVerdict(from: string, host: string, r: Resolution, ours: ReadonlySet<string>): HostVerdict {
+  const all = [...r.aaaa, ...r.a];
+  if (r.failure && all.length === 0) return { here: false, message: `${from} redirects the challenge to ${host}, whose DNS lookup failed (${r.failure.kind}); the CA would fail there too` };
+  if (all.length === 0) return { here: false, message: `${from} redirects the challenge to ${host}, which has no A or AAAA record; the CA could not follow it` };
+  const foreign = all.filter((a) => !ours.has(normalizeIp(a)));
+  if (foreign.length) {
+    return { here: false, message: `${from} redirects the challenge to ${host}, which resolves to ${foreign.join(', ')}, not this server (${[...ours].join(', ') || 'none detected'}): the CA would fetch the token from ${foreign.join(', ')}` };
+  }
+  return { here: true, addresses: all };
+}
+
+export const ELSEWHERE_HINT = 'Point that host\'s DNS at this server, or serve /.well-known/acme-challenge/ for the name here before the redirect (or use DNS-01). Nothing was ordered.';
+
+/** One redirect to another host on the CA's way to the token, as this nginx's config routes it. */
+export interface CrossHostHop {
+  from: string;
+  host: string;
+}
+
+/**
+ * The redirects to other hosts the CA's request for `name` meets in this nginx (followed as the CA follows them),
+ * and whether the config could be followed to the end: a hop to a host no block here answers, or a redirect
+ * whose target autossl cannot work out, is left for the real request to tell (`complete: false`).
+ */
+export function crossHostHops(tree: NginxTree, name: string): { hops: CrossHostHop[]; complete: boolean } {
+  const hops: CrossHostHop[] = [];
+  let server = tree.findServers(name).http[0];
+  let req: Request = { scheme: 'http', host: name, uri: `${ACME_PREFIX}autossl-probe-token` };
+  for (let hop = 0; server && hop < 10; hop++) {
+    const route = routeRequest(server, req, routeEnv(tree));
+    if (route.kind !== 'redirect') return { hops, complete: route.kind !== 'uncertain' };
+    const to = route.to;
+    if (!to) return { hops, complete: false };
+    if (!(to.scheme === 'http' && to.port === 80) && !(to.scheme === 'https' && to.port === 443)) return { hops, complete: true }; // the self-check names it
+    if (to.host !== req.host) hops.push({ from: req.host, host: to.host });
+    server = tree.findServers(to.host)[to.scheme][0];
+    req = { scheme: to.scheme, host: to.host, uri: to.uri };
+  }
+  return { hops, complete: server !== undefined };
+}

@@ -1,0 +1,59 @@
+/**
+ * Smaller findings of the field trials (issue 20, item 9): `setup` on a machine without systemd where cron already
+ * runs `certbot renew` advises no second schedule; `uninstall` of a config file's site says the next
+ * `issue --all` puts HTTPS back.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { validateConfig } from '../../src/config/schema.js';
+import { createAutoSsl } from '../../src/engine.js';
+import { BINARIES } from '../../src/sandbox/rig.js';
+import { runSetup } from '../../src/setup/setup.js';
+import { makeTree } from '../helpers/nginx-fixture.js';
+
+const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
+
+// Debian's certbot package, as it ships /etc/cron.d/certbot
+const DEBIAN_CRON = `# /etc/cron.d/certbot: crontab entries for the certbot package\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n\n0 */12 * * * root test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew --no-random-sleep-on-renew\n`;
+
+describe('setup without systemd', () => {
+  it('finds the cron job that already runs certbot renew and adds no second schedule; with none it advises one', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name cron.setup.test;\n    root /var/www;\n}\n');
+    const file = path.join(t.dir, 'autossl.config.json');
+    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }, file, t.dir);
+    const cronDir = path.join(t.dir, 'cron.d');
+    fs.mkdirSync(cronDir);
+    fs.writeFileSync(path.join(cronDir, 'e2scrub_all'), '30 3 * * 0 root test -e /run/systemd/system || SERVICE_MODE=1 /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n');
+    fs.writeFileSync(path.join(cronDir, 'commented'), '# 0 3 * * * root certbot renew\n');
+    const engine = await createAutoSsl(config);
+    try {
+      const none = await runSetup(engine, { systemd: false, cronDir, systemdDir: path.join(t.dir, 'units-none') });
+      expect(none.todo.join('\n')).toMatch(/run "autossl renew" twice a day from cron/);
+      expect(fs.existsSync(path.join(t.dir, 'units-none', 'autossl-renew.timer'))).toBe(true);
+
+      fs.writeFileSync(path.join(cronDir, 'certbot'), DEBIAN_CRON);
+      const found = await runSetup(engine, { systemd: false, cronDir, systemdDir: path.join(t.dir, 'units') });
+      expect(found.todo).toEqual([]);
+      expect(found.done.join('\n')).toContain(`cron runs certbot renew already (${path.join(cronDir, 'certbot')}: 0 */12 * * * root`);
+      expect(fs.existsSync(path.join(t.dir, 'units'))).toBe(false); // no autossl-renew units beside it
+      for (const phase of ['deploy', 'pre', 'post']) expect(fs.existsSync(path.join(t.dir, 'le', 'renewal-hooks', phase, 'autossl')), phase).toBe(true);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('uninstall of a site the config file lists', () => {
+  it('says the next issue --all puts HTTPS back (the site stays in the file)', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    server_name kept.un.test www.kept.un.test;\n    root /var/www/kept;\n}\n');
+    const config = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'kept.un.test', aliases: ['www.kept.un.test'] }] }));
+    const site = await execa('node', [CLI, 'uninstall', 'kept.un.test', '--config', config], { reject: false });
+    expect(site.exitCode, site.stderr).toBe(0);
+    expect(site.stdout).toContain(`note  kept.un.test is still a site in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
+    const alias = await execa('node', [CLI, 'uninstall', 'www.kept.un.test', '--config', config, '--json'], { reject: false });
+    expect((JSON.parse(alias.stdout) as { notes: string[] }).notes).toContain(`www.kept.un.test is still a name of the site kept.un.test in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
+  });
+});
