@@ -51,6 +51,11 @@ export interface AutoSslConfig {
     extraArgs: string[];
     env: Record<string, string>;
     timeoutMs: number;
+    /**
+     * The CA's revocation status of a certificate, as a URL with `{serial}` (hex) answering JSON with "Status"
+     * (pebble's management API). Unset: the CRL named in the certificate.
+     */
+    revocationStatusUrl?: string;
   };
   nginx: {
     binary: string;
@@ -322,11 +327,13 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const d = DEFAULT_CONFIG;
 
   const cb = v.object(root.certbot, 'certbot');
-  v.known(cb, 'certbot', ['binary', 'configDir', 'workDir', 'logsDir', 'server', 'email', 'keyType', 'extraArgs', 'env', 'timeoutMs']);
+  v.known(cb, 'certbot', ['binary', 'configDir', 'workDir', 'logsDir', 'server', 'email', 'keyType', 'extraArgs', 'env', 'timeoutMs', 'revocationStatusUrl']);
   const keyType = v.string(cb.keyType, 'certbot.keyType', d.certbot.keyType);
   if (keyType !== 'ecdsa' && keyType !== 'rsa') v.fail('certbot.keyType', '"ecdsa" or "rsa"', keyType);
   const server = v.string(cb.server, 'certbot.server');
   if (server !== undefined && !/^https:\/\/[^\s]+$/.test(server)) v.fail('certbot.server', 'an https:// ACME directory URL', server);
+  const revocationStatusUrl = v.string(cb.revocationStatusUrl, 'certbot.revocationStatusUrl');
+  if (revocationStatusUrl !== undefined && !/^https?:\/\/[^\s]+\{serial\}[^\s]*$/.test(revocationStatusUrl)) v.fail('certbot.revocationStatusUrl', 'an http(s):// URL with {serial} in it', revocationStatusUrl);
   const email = v.string(cb.email, 'certbot.email');
   if (email !== undefined && !/^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/.test(email)) v.fail('certbot.email', 'an email address (or leave it out to register without one)', email);
   const env = v.object(cb.env, 'certbot.env');
@@ -404,6 +411,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       extraArgs,
       env: env as Record<string, string>,
       timeoutMs: v.integer(cb.timeoutMs, 'certbot.timeoutMs', d.certbot.timeoutMs, 1000, 3_600_000),
+      ...(revocationStatusUrl ? { revocationStatusUrl } : {}),
     },
     nginx: {
       binary: v.command(ng.binary, 'nginx.binary', d.nginx.binary),
