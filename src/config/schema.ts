@@ -6,6 +6,7 @@ import path from 'node:path';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
 import { defaultConcurrency } from '../certbot/orders.js';
+import { nginxValueProblem } from '../nginx/value.js';
 
 export interface PluginSpec {
   /** A package name or a file path (relative to the config file). */
@@ -193,7 +194,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
     batchWindowMs: 1500,
     rateLimit: { perSecond: 50, burst: 500 },
     maxBodyBytes: 256 * 1024,
-    limits: { connections: 512, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 32 * 1024 * 1024 },
+    limits: { connections: 256, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 8 * 1024 * 1024 },
     syncTimeoutMs: 100_000,
     stopTimeoutMs: 90_000,
     logLevel: 'info',
@@ -248,7 +249,9 @@ class Validator {
   nginxPath(value: unknown, key: string, fallback?: undefined): string | undefined;
   nginxPath(value: unknown, key: string, fallback?: string): string | undefined {
     const p = this.path(value, key, fallback as string);
-    if (p !== undefined && p.includes('$')) this.fail(key, 'a path without "$" (nginx would read it as a variable)', value);
+    // the value goes into nginx files: the writer's own rule, checked when the config loads, before any order
+    const problem = p === undefined ? null : nginxValueProblem(p);
+    if (problem) this.fail(key, `a path nginx reads as written (${problem}): no "$", whitespace, quotes, ";", "{", "}", "#", backslash, control or bidi characters`, value);
     return p;
   }
 
@@ -376,7 +379,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const reloadCommand = ng.reloadCommand === undefined ? undefined : v.strings(ng.reloadCommand, 'nginx.reloadCommand', []);
   if (reloadCommand && reloadCommand.length === 0) v.fail('nginx.reloadCommand', 'a non-empty argument list such as ["systemctl", "reload", "nginx"]', reloadCommand);
 
-  const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
+  const stateDir = v.nginxPath(root.stateDir, 'stateDir', d.stateDir); // uploads and the challenge directory under it are named in nginx files
   const agent = agentConfig(v, root.agent);
   return {
     filepath: path.isAbsolute(source) ? source : undefined,
@@ -469,6 +472,8 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
     if (!documentRoot.startsWith('/')) v.fail('agent.documentRoot', 'an absolute path template such as "/home/{username}/public_html"', documentRoot);
     const unknown = /\{(?!username\}|domain\})[^}]*\}/.exec(documentRoot);
     if (unknown) v.fail('agent.documentRoot', 'a path with only {username} and {domain} placeholders', documentRoot);
+    const problem = nginxValueProblem(documentRoot.replaceAll('{username}', 'user').replaceAll('{domain}', 'example.com'));
+    if (problem) v.fail('agent.documentRoot', `a path template nginx reads as written (${problem})`, documentRoot);
   }
   const rl = v.object(a.rateLimit, 'agent.rateLimit');
   v.known(rl, 'agent.rateLimit', ['perSecond', 'burst']);

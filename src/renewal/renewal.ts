@@ -31,6 +31,7 @@ import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
 import { markUnservedLineages, servedRows } from './served.js';
+import { lostCover, servedCover } from '../nginx/block-cover.js';
 import { markUnloaded } from './loaded.js';
 import type { NginxTree } from '../nginx/tree.js';
 
@@ -436,6 +437,14 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
   }
 }
 
+/** Re-pointing the block serving `name` at a certificate for `certNames` would take another name (or wildcard) it serves covered off HTTPS. */
+function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
+  const block = tree.findServers(name).https[0];
+  if (!block) return false;
+  const lost = lostCover(servedCover(tree, block, config.sites.flatMap((s) => [s.domain, ...s.aliases])), certNames);
+  return lost.names.length + lost.patterns.length > 0;
+}
+
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
@@ -446,7 +455,7 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name));
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, info.names));
   const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
