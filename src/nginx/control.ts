@@ -56,7 +56,8 @@ export class NginxControl {
   /** Runs nginx off the event loop (see spawn.ts); the result is shaped as execa's was. */
   private async run(args: string[], timeout = 30_000) {
     const r = await spawnOffLoop(this.settings.binary, args, { timeoutMs: timeout }).result;
-    return { exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode, message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined) };
+    // signal and timedOut: test() tells a crashed or hung nginx from a missing one (merged from two branches)
+    return { exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode, message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined), signal: r.signal ?? undefined, signalDescription: undefined as string | undefined, timedOut: r.timedOut };
   }
 
   /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */
