@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   AGENT_RATE_LIMITED: 'Too many requests with this token; wait the seconds given in Retry-After, or raise agent.rateLimit in the config.',
   AGENT_BAD_REQUEST: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).',
   AGENT_NOT_FOUND: 'The agent has no such route or record; GET /v1/openapi.json lists the routes.',
+  CERT_RECENTLY_ISSUED: 'Nothing to do: the certificate is new and served, and it renews by itself when due. A new one can be ordered a day after it was issued (Let\'s Encrypt allows 5 identical certificates a week).',
+  AGENT_QUEUE_FULL: 'The agent holds agent.maxQueued domains to issue already; send this one again once /health shows the queue shorter (Retry-After gives the seconds), or raise agent.maxQueued.',
   AGENT_STOPPING: 'The agent is shutting down and takes no new work; send the request again once it is back (systemd restarts it).',
   AGENT_BUSY: 'The agent is at one of its limits (agent.limits: bodies being received); send the request again in a moment.',
   FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
@@ -84,8 +86,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
 const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
-const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
-const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
+const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'CERT_RECENTLY_ISSUED', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
+const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_QUEUE_FULL', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 
 export function errorKind(code: ErrorCode): ErrorKind {
   if (code === 'INTERNAL') return 'internal';

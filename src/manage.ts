@@ -9,7 +9,7 @@ import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
 import { execCertbot, summarizeProblems } from './certbot/certbot.js';
 import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
-import { readLineage } from './certbot/lineage.js';
+import { readCertificate, readLineage } from './certbot/lineage.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
@@ -133,14 +133,14 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
-  // not served over TLS (never installed, or its vhost went first): the domain's own lineage, if nothing serves it
-  if (!served) {
-    const own = site.certName ?? domain;
-    try {
-      if (readLineage(config.certbot.configDir, own)) certificates.push(path.join(live, own, 'fullchain.pem'));
-    } catch {
-      // not a lineage name
-    }
+  // the domain's own lineage, if nothing serves it: not served over TLS (never installed, or its vhost went first),
+  // or served with an upload that replaced it (certbot would renew it for ever with no vhost)
+  const own = site.certName ?? domain;
+  try {
+    const lineage = readLineage(config.certbot.configDir, own);
+    if (lineage && (!served || readCertificate(lineage.cert).names.includes(domain))) certificates.push(path.join(live, own, 'fullchain.pem'));
+  } catch {
+    // not a lineage name, or its certificate cannot be read
   }
   for (const c of certificates) {
     const full = path.resolve(c);

@@ -22,7 +22,7 @@ import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { preloadX509 } from '../certbot/lineage.js';
 import { StateStore } from '../state/store.js';
-import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, TokenSource, verifyRequest, type Token } from './auth.js';
+import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, TokenBudgets, TokenSource, verifyRequest, type Token } from './auth.js';
 import { bodyReader, BodyRefused, capConnections, serverTimeoutOptions } from './limits.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
 import { panelEmail, panelUsername } from './input.js';
@@ -176,7 +176,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
-  const limiter = new RateLimiter(agent.rateLimit.perSecond, agent.rateLimit.burst);
+  const limiter = new TokenBudgets(agent.rateLimit);
   const registered: Array<{ method: string; url: string }> = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) registered.push({ method, url: r.url });
@@ -233,8 +233,8 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
           };
           const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokensNow());
           connections.prove(req.raw.socket);
-          const wait = limiter.take(token.id);
-          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
+          const wait = limiter.take(spec, token.id);
+          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', limiter.refusal(spec, token.id)), { 'retry-after': String(wait) });
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
@@ -280,7 +280,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
     engine,
     config,
     store,
-    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500 }, publish),
+    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500, maxQueued: config.agent.maxQueued }, publish),
     wildcard: new WildcardJobs(engine, publish),
     events,
     version: packageVersion(),

@@ -6,6 +6,9 @@
 import { AutoSslError } from '../errors.js';
 import { spawnOffLoop } from '../spawn.js';
 
+/** What the signals nginx dies of mean, as a shell would say it (the worker gives only the name). */
+const SIGNAL_NAMES: Record<string, string> = { SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGBUS: 'bus error', SIGKILL: 'killed', SIGTERM: 'terminated', SIGILL: 'illegal instruction' };
+
 export interface NginxSettings {
   binary: string;
   /** The main config file nginx loads (absolute). */
@@ -56,8 +59,12 @@ export class NginxControl {
   /** Runs nginx off the event loop (see spawn.ts); the result is shaped as execa's was. */
   private async run(args: string[], timeout = 30_000) {
     const r = await spawnOffLoop(this.settings.binary, args, { timeoutMs: timeout }).result;
-    // signal and timedOut: test() tells a crashed or hung nginx from a missing one (merged from two branches)
-    return { exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode, message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined), signal: r.signal ?? undefined, signalDescription: undefined as string | undefined, timedOut: r.timedOut };
+    const signal = r.signal ?? undefined;
+    return {
+      exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode,
+      message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined),
+      signal, timedOut: r.timedOut, signalDescription: signal ? SIGNAL_NAMES[signal] : undefined,
+    };
   }
 
   /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */

@@ -489,6 +489,11 @@ function versionAtLeast(v: [number, number, number], want: [number, number, numb
   return true;
 }
 
+/** nginx 1.25.1 made `listen ... http2` obsolete: HTTP/2 is then `http2 on;` in the server block. */
+export function usesHttp2Directive(nginxVersion: [number, number, number]): boolean {
+  return versionAtLeast(nginxVersion, [1, 25, 1]);
+}
+
 /**
  * Listens added by this plan, per socket: nginx allows `default_server` and the socket options once per
  * address:port across the whole config, so one added for one block takes the socket for the next.
@@ -607,7 +612,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   const listenSpec = httpsStatements.find((s) => s.name === 'listen');
   const port = listenSpec ? Number(/(\d+)$/.exec(listenSpec.args[0] ?? '')?.[1] ?? opts.httpsPort ?? 443) : (opts.httpsPort ?? 443);
   const http2 = listenSpec?.args.includes('http2') ?? false;
-  const newHttp2 = versionAtLeast(opts.nginxVersion, [1, 25, 1]);
+  const newHttp2 = usesHttp2Directive(opts.nginxVersion);
   const planned: PlannedListens = new Map();
   const label = (server: ServerBlock): string => `server ${server.names[0] ?? ''} (${serverLabel(server)})`;
   const done = new Set<ServerBlock>();
