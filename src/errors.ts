@@ -46,7 +46,7 @@ export const ERROR_CODES = {
   DNS_PROPAGATION_TIMEOUT: 'The TXT record did not become visible in time; check the DNS provider, or raise dns01.propagationTimeoutMs.',
   UNDO_FAILED: 'A plugin could not undo a change it made outside nginx; autossl keeps the step and retries it at "autossl recover" and every later run.',
   HOOK_INPUT_INVALID: 'This command is run by certbot with its own environment (see autossl install-hooks); do not run it by hand.',
-  VHOST_CERT_CONFLICT: 'One server block serves both sites but can hold one certificate: put both names on one certificate (aliases of one site), or give them separate server blocks.',
+  VHOST_CERT_CONFLICT: 'One server block serves these names but can hold one certificate: put them on one certificate (aliases of one site; for a wildcard server_name, the DNS-01 challenge so the wildcard is ordered), or give them separate server blocks. Nothing was ordered or written.',
   LINEAGE_CONFLICT: 'Another process created a certificate lineage of that name meanwhile; autossl never overwrites one. Check "certbot certificates", then run again (the existing lineage is reused when it covers the names).',
   RATE_LIMITED: 'Let\'s Encrypt refuses new orders for this account until the time given; autossl places none before then. Fix what used the limit (repeated orders for one set of names, failed validations), then run again after that time.',
   INTERRUPTED: 'The run was killed before this domain finished; nothing of it was left half-done. Run autossl issue again for it.',
@@ -109,7 +109,8 @@ export function quote(value: unknown, max = MAX_QUOTED): string {
   else if (Array.isArray(value)) return `a list of ${value.length}`;
   else if (typeof value === 'object') return `an object with keys ${quote(Object.keys(value as object).slice(0, 5).join(', '))}`;
   else text = String(value);
-  const shown = JSON.stringify(text.slice(0, max));
+  // JSON escapes controls but not bidi/format characters or separators: a U+202E would reorder the message
+  const shown = JSON.stringify(text.slice(0, max)).replace(/[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return text.length > max ? `${shown.slice(0, -1)}..." (${text.length} characters)` : shown;
 }
 

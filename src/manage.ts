@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
 import { execCertbot, summarizeProblems } from './certbot/certbot.js';
-import { checkUpload, customCertificatesDir, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
+import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
 import { readCertificate, readLineage } from './certbot/lineage.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
@@ -37,7 +37,7 @@ export interface UninstallResult {
 }
 
 /** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
-function referencedPaths(tree: NginxTree): Set<string> {
+export function referencedPaths(tree: NginxTree): Set<string> {
   const out = new Set<string>();
   for (const config of tree.files.values()) {
     for (const d of walkDirectives(config.children)) {
@@ -246,6 +246,7 @@ async function installUploadLocked(core: EngineCore, input: unknown, upload: Upl
   ctx.needsReload = true; // the same paths may hold new files
   const result = await core.run(ctx, abort);
   if (!result.ok && written.created) await fsp.rm(written.dir, { recursive: true, force: true });
+  await finishUpload(written);
   if (result.ok) await pruneUploads(core, domain, written.dir);
   return result;
 }
@@ -262,7 +263,7 @@ async function pruneUploads(core: EngineCore, domain: string, keep: string): Pro
   const still = referencedPaths(core.services.loadTree());
   for (const e of entries) {
     const dir = path.join(base, e);
-    if (dir === keep || e.startsWith('.upload-')) continue;
+    if (dir === keep || e.startsWith('.')) continue; // an upload being written (.upload-*, .pending-*)
     if ([...still].some((p) => p.startsWith(dir + path.sep))) continue;
     await fsp.rm(dir, { recursive: true, force: true });
   }

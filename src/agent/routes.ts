@@ -41,7 +41,7 @@ const CERTIFICATE: Schema = {
   properties: {
     domain: { type: 'string' },
     exists: { type: 'boolean', description: 'nginx serves a certificate that covers the domain and has not expired.' },
-    state: { type: 'string', enum: ['ok', 'due', 'failing', 'expired', 'missing'], description: 'due: inside its renewal window; failing: the last attempt failed.' },
+    state: { type: 'string', enum: ['ok', 'due', 'failing', 'expired', 'revoked', 'missing'], description: 'due: inside its renewal window; failing: the last attempt failed; revoked: the CA revoked it.' },
     expires_at: { type: ['string', 'null'], format: 'date-time' },
     days_left: { type: ['integer', 'null'] },
     names: { type: 'array', items: { type: 'string' } },

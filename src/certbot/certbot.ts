@@ -10,8 +10,10 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { withLock } from '../lock.js';
+import { spawnOffLoop } from '../spawn.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
+import { CERTONLY_PARENT_ENV } from './hooks.js';
 
 export interface CertbotSettings {
   binary: string;
@@ -81,7 +83,7 @@ export function parseCertbotProblems(output: string): AcmeProblem[] {
 }
 
 /** The last run's part of certbot's letsencrypt.log (certbot starts each run's log with a "Root logging level" line). */
-function lastLoggedRun(logsDir: string): string {
+export function lastLoggedRun(logsDir: string): string {
   let log: string;
   try {
     log = fs.readFileSync(path.join(logsDir, 'letsencrypt.log'), 'utf8');
@@ -162,15 +164,10 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
     }
   };
   const runOnce = async (): Promise<CertbotRun> => {
-    let result;
-    try {
-      const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
-      const child = execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: { ...s.env, ...extraEnv }, all: false });
-      if (s.pidFile && child.pid) fs.writeFileSync(s.pidFile, String(child.pid));
-      result = await child;
-    } catch (error) {
-      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
-    }
+    // started off the event loop (see spawn.ts): one certbot per domain of a batch
+    const child = spawnOffLoop(s.binary, full, { timeoutMs: s.timeoutMs, env: { ...process.env, ...s.env, ...extraEnv }, pidFile: s.pidFile });
+    const result = await child.result;
+    if (result.error && !result.timedOut) throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.error}`);
     if (result.signal && !result.timedOut) {
       // certbot started and was killed (OOM killer, a supervisor, an admin): not a missing binary, and not the CA's
       // verdict either (no failed validation is counted for it)
@@ -178,9 +175,6 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
         hint: 'Something outside autossl killed certbot (the kernel\'s OOM killer, a supervisor\'s timeout, an admin): check the system log (journalctl -k), then run again.',
         details: { signal: result.signal, problems: [], log: path.join(s.logsDir, 'letsencrypt.log') },
       });
-    }
-    if (result.failed && result.exitCode === undefined && !result.timedOut) {
-      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.shortMessage ?? result.message}`);
     }
     const stdout = String(result.stdout);
     const stderr = String(result.stderr);
@@ -220,8 +214,8 @@ export function rateLimitOf(run: { stdout: string; stderr: string; problems: rea
   return { until: Number.isFinite(until) ? until : now + 3_600_000, message: limited.detail };
 }
 
-export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const run = await execCertbot(s, args);
+export async function runCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  const run = await execCertbot(s, args, extraEnv);
   if (run.exitCode !== 0) {
     const limit = rateLimitOf(run);
     if (limit) {
@@ -244,7 +238,7 @@ function certonlyArgs(s: CertbotSettings, req: CertonlyRequest, authenticator: s
 
 /** `certbot certonly --webroot`: returns the lineage certbot reports. */
 export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest & { webroot: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
@@ -254,7 +248,7 @@ export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest &
  * its own renewals (certbot.timer) renew DNS-01 lineages too.
  */
 export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
