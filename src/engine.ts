@@ -25,6 +25,7 @@ import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent 
 import { loadPlugin, pluginApi, type Plugin } from './pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
 import { port80Check } from './stages/preflight.js';
+import { ensureAliasLink } from './nginx/alias-webroot.js';
 import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
@@ -43,11 +44,14 @@ import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
 import { certificateOf, type DomainCertificate } from './renewal/certificate.js';
-import { installUpload, uninstall, type UninstallResult } from './manage.js';
-import type { Upload } from './certbot/custom.js';
+import { installUpload, referencedPaths, uninstall, type UninstallResult } from './manage.js';
+import { recoverUploads, type Upload } from './certbot/custom.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
+
+/** The wait before a domain whose TLS check could not reach nginx runs again (the load that stalled it may pass). */
+const VERIFY_RETRY_DELAY_MS = 1000;
 
 export interface IssueOptions {
   dryRun?: boolean;
@@ -362,10 +366,22 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
+    await recoverKilledUploads();
     await recoverOrders();
     await recoverJobs();
     await removeStaleLocks(path.join(config.stateDir, 'locks'));
     return { journals, undo: undoReport };
+  }
+
+  /** Upload directories (keys) of killed uploads that nginx does not serve, after the journals restored the vhosts. */
+  async function recoverKilledUploads(): Promise<void> {
+    let referenced: Set<string>;
+    try {
+      referenced = referencedPaths(loadTree());
+    } catch {
+      return; // nginx's config cannot be read now: nothing is removed that it might name
+    }
+    for (const dir of await recoverUploads(config, referenced)) emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
   /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
@@ -393,14 +409,29 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
   }
 
+  /** A real run that obtained its certificate and was rolled back only because nginx did not answer the TLS check. */
+  function verifyUnreachable(r: DomainResult): boolean {
+    return r.mode === 'issue' && !r.ok && r.error?.code === 'TLS_VERIFY_FAILED' && r.error.details.reason === 'unreachable' && r.lineage !== undefined;
+  }
+
   async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate; job?: string }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
     let result: DomainResult;
     try {
       const domain = domainOf(input);
       const track = options.job ? jobTracker(options.job, String(input)) : undefined;
-      const { ctx, abort } = context(domain, mode, { ...options, onEvent: (e) => (track?.(e), options.onEvent?.(e)) });
+      const onEvent = (e: StageEvent): void => (track?.(e), options.onEvent?.(e));
+      const { ctx, abort } = context(domain, mode, { ...options, onEvent });
       result = await run(ctx, abort);
+      if (verifyUnreachable(result)) {
+        // nginx could not be reached in time (a loaded machine, this process's loop stalled): the certificate was
+        // obtained and the vhost rolled back; run the domain once more, reusing the certificate (no new order)
+        ctx.emit({ stage: 'verify', status: 'info', message: `${result.error!.message} Rolled back; trying once more with the certificate obtained (no new order).` });
+        await new Promise((r) => setTimeout(r, VERIFY_RETRY_DELAY_MS));
+        const again = context(domain, mode, { ...options, force: false, onEvent });
+        const second = await run(again.ctx, again.abort);
+        result = { ...second, events: [...result.events, ...second.events], ms: result.ms + VERIFY_RETRY_DELAY_MS + second.ms };
+      }
     } catch (error) {
       result = failedResult(input, mode, error); // never a domain unaccounted for
     }
@@ -488,11 +519,14 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
         // the self-check with the challenge location as issue would add it, on an in-memory copy
         let webroot = config.challengeDir;
+        let link: { path: string; target: string } | undefined;
         const edits = await applyEdits(ctx, (tree) => {
           const plan = planChallengeEdit(tree, ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir, vhostFile: ctx.plan.site.vhost });
           webroot = plan.webroot;
+          link = plan.link;
           return plan.edits;
         });
+        if (link) await ensureAliasLink(link); // the self-check's token goes where the alias location reads
         await port80Check(ctx, webroot, edits.length > 0);
       }
     } catch (error) {

@@ -10,6 +10,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { withLock } from '../lock.js';
+import { spawnOffLoop } from '../spawn.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
 import { CERTONLY_PARENT_ENV } from './hooks.js';
@@ -164,15 +165,10 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
     }
   };
   const runOnce = async (): Promise<CertbotRun> => {
-    let result;
-    try {
-      const { execa } = await import('execa'); // loaded on first use: ~130 ms that status never needs
-      const child = execa(s.binary, full, { reject: false, timeout: s.timeoutMs, stdin: 'ignore', env: { ...s.env, ...extraEnv }, all: false });
-      if (s.pidFile && child.pid) fs.writeFileSync(s.pidFile, String(child.pid));
-      result = await child;
-    } catch (error) {
-      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${(error as Error).message}`, { cause: error });
-    }
+    // started off the event loop (see spawn.ts): one certbot per domain of a batch
+    const child = spawnOffLoop(s.binary, full, { timeoutMs: s.timeoutMs, env: { ...process.env, ...s.env, ...extraEnv }, pidFile: s.pidFile });
+    const result = await child.result;
+    if (result.error && !result.timedOut) throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.error}`);
     if (result.signal && !result.timedOut) {
       // certbot started and was killed (OOM killer, a supervisor, an admin): not a missing binary, and not the CA's
       // verdict either (no failed validation is counted for it)
@@ -180,9 +176,6 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
         hint: 'Something outside autossl killed certbot (the kernel\'s OOM killer, a supervisor\'s timeout, an admin): check the system log (journalctl -k), then run again.',
         details: { signal: result.signal, problems: [], log: path.join(s.logsDir, 'letsencrypt.log') },
       });
-    }
-    if (result.failed && result.exitCode === undefined && !result.timedOut) {
-      throw new AutoSslError('CERTBOT_NOT_FOUND', `Cannot run ${s.binary}: ${result.shortMessage ?? result.message}`);
     }
     const stdout = String(result.stdout);
     const stderr = String(result.stderr);

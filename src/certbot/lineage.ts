@@ -18,6 +18,11 @@ function x509(): typeof import('@peculiar/x509') {
   return peculiar;
 }
 
+/** Loads @peculiar/x509 now: a long-running process (the agent) pays at start, not with a stall in a batch. */
+export function preloadX509(): void {
+  x509();
+}
+
 export interface Lineage {
   name: string;
   cert: string;

@@ -8,7 +8,7 @@
  * Adoption never overwrites: a lineage name that exists in the main directory by then is LINEAGE_CONFLICT. An
  * existing lineage (a renewal, a reissue, names added) is ordered in the main directory as before, one at a time.
  */
-import { spawn } from 'node:child_process';
+import { spawnOffLoop } from '../spawn.js';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -147,25 +147,28 @@ export async function withCertbotLock<T>(dir: string, timeoutMs: number, fn: () 
     'sys.stdin.read()',
     'os.unlink(path)',
   ].join('\n');
-  const child = spawn(python, ['-c', script, path.join(dir, '.certbot.lock'), String(timeoutMs / 1000)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const answer = await new Promise<string>((resolve) => {
-    let text = '';
-    child.stdout.on('data', (c: Buffer) => {
-      text += c.toString();
-      if (text.includes('\n')) resolve(text.trim());
-    });
-    child.on('error', (error) => resolve(`error ${error.message}`));
-    child.on('exit', () => resolve(text.trim() || 'exited'));
+  // started off the event loop (see spawn.ts): one per adopted lineage of a batch
+  let text = '';
+  let answered!: (answer: string) => void;
+  const answer = new Promise<string>((resolve) => (answered = resolve));
+  const child = spawnOffLoop(python, ['-c', script, path.join(dir, '.certbot.lock'), String(timeoutMs / 1000)], {
+    stdin: 'pipe',
+    stderr: 'inherit',
+    onStdout: (chunk) => {
+      text += chunk;
+      if (text.includes('\n')) answered(text.trim());
+    },
   });
-  if (answer !== 'locked') {
+  void child.result.then((r) => answered(r.error ? `error ${r.error}` : text.trim() || 'exited'));
+  if ((await answer) !== 'locked') {
     child.kill();
-    throw new AutoSslError('LOCK_TIMEOUT', `certbot's lock on ${dir} was not free within ${Math.round(timeoutMs / 1000)} s (${answer}): another certbot is working there.`, { details: { path: path.join(dir, '.certbot.lock') } });
+    throw new AutoSslError('LOCK_TIMEOUT', `certbot's lock on ${dir} was not free within ${Math.round(timeoutMs / 1000)} s (${await answer}): another certbot is working there.`, { details: { path: path.join(dir, '.certbot.lock') } });
   }
   try {
     return await fn();
   } finally {
-    child.stdin.end();
-    await new Promise((r) => child.once('exit', r));
+    child.end();
+    await child.result;
   }
 }
 

@@ -1,13 +1,13 @@
 /**
- * Running nginx: `nginx -t` against the real main config, reload, version. Always an argument array through
- * execa, never a shell. Reloads are coalesced: every request made while one is pending shares it, so a batch of
- * many domains reloads nginx once.
+ * Running nginx: `nginx -t` against the real main config, reload, version. Always an argument array, started off
+ * the event loop (see spawn.ts), never a shell. Reloads are coalesced: every request made while one is pending
+ * shares it, so a batch of many domains reloads nginx once.
  */
-import type { ExecaError } from 'execa';
-
-// execa takes ~130 ms to load: only commands that run nginx pay for it.
-const loadExeca = () => import('execa').then((m) => m.execa);
 import { AutoSslError } from '../errors.js';
+import { spawnOffLoop } from '../spawn.js';
+
+/** What the signals nginx dies of mean, as a shell would say it (the worker gives only the name). */
+const SIGNAL_NAMES: Record<string, string> = { SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGBUS: 'bus error', SIGKILL: 'killed', SIGTERM: 'terminated', SIGILL: 'illegal instruction' };
 
 export interface NginxSettings {
   binary: string;
@@ -56,18 +56,28 @@ export class NginxControl {
     return [...(this.settings.extraArgs ?? []), '-c', this.settings.config];
   }
 
+  /** Runs nginx off the event loop (see spawn.ts); the result is shaped as execa's was. */
   private async run(args: string[], timeout = 30_000) {
-    try {
-      const execa = await loadExeca();
-      return await execa(this.settings.binary, args, { reject: false, timeout, stdin: 'ignore' });
-    } catch (error) {
-      throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${(error as Error).message}`, { cause: error });
-    }
+    const r = await spawnOffLoop(this.settings.binary, args, { timeoutMs: timeout }).result;
+    const signal = r.signal ?? undefined;
+    return {
+      exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode,
+      message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined),
+      signal, timedOut: r.timedOut, signalDescription: signal ? SIGNAL_NAMES[signal] : undefined,
+    };
   }
 
   /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */
   async test(): Promise<void> {
     const result = await this.run([...this.baseArgs(), '-t', '-q']);
+    if (result.signal || result.timedOut) {
+      // it ran and died (nginx 1.22 dies of SIGSEGV on an include loop): a broken config or nginx, not a missing one
+      const how = result.timedOut ? `took longer than 30 s and was stopped (${result.signal ?? 'SIGTERM'})` : `was killed by ${result.signal}${result.signalDescription ? ` (${result.signalDescription})` : ''}`;
+      throw new AutoSslError('NGINX_TEST_FAILED', `nginx -t ${how}.`, {
+        hint: 'nginx crashed or hung reading the config: run "nginx -t" by hand; an include loop or a broken module are the usual causes. The files were restored.',
+        details: { signal: result.signal, stderr: String(result.stderr) },
+      });
+    }
     if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
       throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${result.message ?? 'not found'}`);
     }
@@ -79,13 +89,8 @@ export class NginxControl {
 
   private async reloadNow(): Promise<void> {
     const [bin, ...args] = this.settings.reloadCommand ?? [this.settings.binary, ...this.baseArgs(), '-s', 'reload'];
-    let result;
-    try {
-      const execa = await loadExeca();
-      result = await this.underLock(() => execa(bin!, args, { reject: false, timeout: 30_000, stdin: 'ignore' }));
-    } catch (error) {
-      throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${(error as ExecaError).message}`, { cause: error });
-    }
+    const result = await this.underLock(() => spawnOffLoop(bin!, args, { timeoutMs: 30_000 }).result);
+    if (result.error) throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: cannot run ${bin}: ${result.error}`);
     if (result.exitCode !== 0) {
       throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${parseNginxError(String(result.stderr)).message}`, { details: { stderr: String(result.stderr) } });
     }

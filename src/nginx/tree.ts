@@ -54,8 +54,19 @@ function parseOverlay(file: string, source: string): { config: ParsedConfig | nu
   }
 }
 
+/** What makes two paths the same file (device and inode); the path itself when it cannot be stat'ed. */
+function fileIdentity(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return file;
+  }
+}
+
 export function clearConfigCache(): void {
   fileCache.clear();
+  treeCache.clear();
 }
 
 function globToRegExp(segment: string): RegExp {
@@ -92,7 +103,7 @@ function identity(st: fs.Stats): string {
  * inode, not the path string; a match reached through a symlinked directory is named by its real directory, so
  * a file has one name however it was reached, and one match per file is kept.
  */
-export function expandInclude(pattern: string): string[] {
+export function expandInclude(pattern: string, listed?: IncludeInputs): string[] {
   if (!/[*?[]/.test(pattern)) return [pattern];
   const segments = pattern.split('/').filter((s, i) => s !== '' || i === 0);
   const absolute = segments[0] === '';
@@ -111,6 +122,8 @@ export function expandInclude(pattern: string): string[] {
     const re = globToRegExp(segment);
     for (const base of bases) {
       let entries: fs.Dirent[];
+      // stated before it is listed: a file added in between changes the key, so a cached tree is not reused
+      listed?.dirs.push({ dir: base.path, key: stateOf(base.path) });
       try {
         entries = fs.readdirSync(base.path, { withFileTypes: true });
       } catch {
@@ -145,6 +158,7 @@ export function expandInclude(pattern: string): string[] {
     });
   });
   const plain = bases.every((b) => !b.linked && !kinds.get(b.path)?.isSymbolicLink());
+  if (listed && (!plain || [...kinds.values()].some((e) => e.isSymbolicLink()))) listed.linked = true;
   if (plain) {
     // The common case (real files in real directories): the directory listing already says what is a file.
     return bases.filter((b) => {
@@ -174,6 +188,30 @@ export function expandInclude(pattern: string): string[] {
   }
   return out;
 }
+
+/** What an include expansion read: the directories it listed, and whether a symlink took part. */
+export interface IncludeInputs {
+  dirs: Array<{ dir: string; key: string }>;
+  linked: boolean;
+}
+
+/** A path's state for the tree cache: its stat key, or "missing". */
+function stateOf(p: string): string {
+  try {
+    return statKey(fs.statSync(p));
+  } catch {
+    return 'missing';
+  }
+}
+
+/**
+ * The last tree loaded from each main file, with what it was built from (every file read, every directory an
+ * include glob listed, each with its stat key). A load whose inputs all stat the same returns it: a batch loads the
+ * tree several times per domain, and rebuilding the index of thousands of server blocks each time kept the agent's
+ * event loop busy for tens of ms per load. Trees are never modified after load, so sharing one is safe. Not used
+ * when a symlink took part in an include glob (its target can change without any stat here changing).
+ */
+const treeCache = new Map<string, { tree: NginxTree; inputs: Map<string, string> }>();
 
 /** One `server { }` block of the http context. */
 export interface ServerBlock {
@@ -220,32 +258,62 @@ export class NginxTree {
     if (!fs.existsSync(main)) {
       throw new AutoSslError('NGINX_NOT_FOUND', `nginx main config ${main} does not exist.`, { hint: 'Set nginx.config in the autossl config to the file nginx loads (nginx -V shows --conf-path).' });
     }
-    const tree = new NginxTree(main, options.prefix ?? path.dirname(main), options.overlay);
+    const prefix = options.prefix ?? path.dirname(main);
+    const cacheKey = `${main}\0${prefix}`;
+    if (!options.overlay) {
+      const cached = treeCache.get(cacheKey);
+      if (cached && [...cached.inputs].every(([p, key]) => stateOf(p) === key)) return cached.tree;
+    }
+    const tree = new NginxTree(main, prefix, options.overlay);
+    const inputs = options.overlay ? undefined : new Map<string, string>();
+    tree.inputs = inputs;
     tree.visitFile(main, [], new Set());
+    tree.inputs = undefined;
+    if (inputs && !tree.linkedInclude) treeCache.set(cacheKey, { tree, inputs });
+    else treeCache.delete(cacheKey);
     return tree;
   }
+
+  /** While loading for the tree cache: each file and listed directory read, with its stat key. */
+  private inputs: Map<string, string> | undefined;
+  private linkedInclude = false;
 
   private resolve(p: string): string {
     return path.isAbsolute(p) ? p : path.join(this.prefix, p);
   }
 
-  /** Set once an include loop is found: nginx could not load this config, and exploring every path of a loop
-   * (files that each include a glob matching the others) would take factorial time. */
-  private looped = false;
+  /**
+   * Set once an include loop is found (a.conf includes b.conf, which includes a.conf; or a file itself): nginx cannot
+   * load this config (1.22 dies of SIGSEGV in `nginx -t`), so no edit is planned on it (locateServers refuses), and
+   * exploring every path of a loop (files that each include a glob matching the others) would take factorial time.
+   */
+  loop: AutoSslError | null = null;
   private visits = 0;
+  /** The files being included, outermost first, with their identities (the same file by another name is a loop). */
+  private chain: Array<{ file: string; id: string }> = [];
 
   private visitFile(file: string, context: string[], stack: Set<string>, server?: ServerBlock): void {
-    if (this.looped) return;
-    if (stack.has(file) || ++this.visits > MAX_FILE_VISITS) {
-      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', stack.has(file) ? `${file}: includes itself (include loop)` : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, { details: { file } }));
-      this.looped = true;
+    if (this.loop) return;
+    const id = fileIdentity(file);
+    if (stack.has(id) || ++this.visits > MAX_FILE_VISITS) {
+      const from = this.chain.findIndex((c) => c.id === id);
+      const files = from >= 0 ? [...this.chain.slice(from).map((c) => c.file), file] : [file];
+      this.loop = new AutoSslError('NGINX_PARSE_ERROR', from >= 0
+        ? files.length === 2 ? `${files[0]}: includes itself (include loop)` : `include loop across files: ${files.join(' includes ')}`
+        : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, {
+        hint: 'nginx cannot load a config whose includes loop: remove the include that leads back (nginx -t fails on it too). Nothing was changed.',
+        details: { file, files },
+      });
+      this.errors.push(this.loop);
       return;
     }
     let parsed;
     try {
       const pending = this.overlay?.get(file);
       parsed = pending === undefined ? readConfigFile(file) : parseOverlay(file, pending);
+      if (this.inputs && 'key' in parsed) this.inputs.set(file, (parsed as CacheEntry).key);
     } catch (error) {
+      this.inputs?.set(file, stateOf(file));
       this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', `${file}: cannot be read (${(error as Error).message})`));
       return;
     }
@@ -255,9 +323,11 @@ export class NginxTree {
     }
     const config = parsed.config!;
     this.files.set(file, config);
-    stack.add(file);
+    stack.add(id);
+    this.chain.push({ file, id });
     this.visitNodes(config, config.children, context, stack, server);
-    stack.delete(file);
+    this.chain.pop();
+    stack.delete(id);
   }
 
   private visitNodes(config: ParsedConfig, nodes: readonly Node[], context: string[], stack: Set<string>, server?: ServerBlock): void {
@@ -266,7 +336,10 @@ export class NginxTree {
       if (node.name === 'include') {
         const target = argValues(node)[0];
         if (target === undefined) continue;
-        const files = expandInclude(this.resolve(target));
+        const listed: IncludeInputs = { dirs: [], linked: false };
+        const files = expandInclude(this.resolve(target), this.inputs ? listed : undefined);
+        for (const d of listed.dirs) this.inputs?.set(`${d.dir}/`, d.key);
+        if (listed.linked) this.linkedInclude = true;
         server?.includeTargets.set(node, files);
         for (const f of files) {
           server?.includes.push(f);

@@ -32,7 +32,9 @@ import { scanLineages, vhostCertificateRefs } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
 import { markUnservedLineages, servedRows } from './served.js';
+import { lostCover, servedCover } from '../nginx/block-cover.js';
 import { markUnloaded } from './loaded.js';
+import { uploadRows } from './uploads.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -56,7 +58,8 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
     refs = []; // no nginx config here: certificates are still tracked
   }
   const certs = scanLineages(config.certbot.configDir, store, refs);
-  let rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  // uploads a vhost serves are listed too (statusRows knows certbot's lineages only)
+  let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
   await markRevoked(core, store, rows);
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
@@ -480,6 +483,14 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
   }
 }
 
+/** Re-pointing the block serving `name` at a certificate for `certNames` would take another name (or wildcard) it serves covered off HTTPS. */
+function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
+  const block = tree.findServers(name).https[0];
+  if (!block) return false;
+  const lost = lostCover(servedCover(tree, block, config.sites.flatMap((s) => [s.domain, ...s.aliases])), certNames);
+  return lost.names.length + lost.patterns.length > 0;
+}
+
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
@@ -493,7 +504,7 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name));
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, info.names));
   const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them

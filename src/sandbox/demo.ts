@@ -13,7 +13,7 @@ import { validateConfig } from '../config/schema.js';
 import { createAutoSsl } from '../engine.js';
 import type { StageEvent } from '../pipeline/context.js';
 import { AutoSslError } from '../errors.js';
-import { createNetns, deleteNetns, inNetns, NETNS_ENV } from './netns.js';
+import { createNetns, deleteNetns, inNetns, NETNS_ENV, stopNetnsProcesses } from './netns.js';
 import { AcmeRig, checkPackages } from './rig.js';
 
 export const DEMO_SITES: Record<string, string> = {
@@ -77,7 +77,11 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   try {
     return await runInNetns(ns.name, options);
   } finally {
-    if (!options.keep) await deleteNetns(ns.name);
+    // a demo that did not finish (killed, crashed) may have left its services in the namespace: only those stop
+    if (!options.keep) {
+      await stopNetnsProcesses(ns.name);
+      await deleteNetns(ns.name);
+    }
   }
 }
 

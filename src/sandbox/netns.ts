@@ -28,6 +28,26 @@ export async function deleteNetns(name: string): Promise<void> {
   await execa('ip', ['netns', 'delete', name], { reject: false });
 }
 
+/**
+ * Ends what a killed demo left running inside its namespace (its nginx daemonizes, pebble outlives its parent):
+ * only processes in that namespace, which the demo started; SIGTERM, then SIGKILL after 3 s.
+ */
+export async function stopNetnsProcesses(name: string): Promise<void> {
+  const pids = async (): Promise<number[]> => String((await execa('ip', ['netns', 'pids', name], { reject: false })).stdout ?? '').split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+  const signal = (list: number[], sig: NodeJS.Signals): void => {
+    for (const pid of list) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone already
+      }
+    }
+  };
+  signal(await pids(), 'SIGTERM');
+  for (let i = 0; i < 30 && (await pids()).length; i++) await new Promise((r) => setTimeout(r, 100));
+  signal(await pids(), 'SIGKILL');
+}
+
 /** A command line that runs `argv` inside the namespace (or as is, outside any). */
 export function inNetns(name: string | null, argv: string): string {
   return name ? `ip netns exec ${name} ${argv}` : argv;

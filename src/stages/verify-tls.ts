@@ -1,7 +1,9 @@
 /**
  * After reload, connect to each TLS address the vhost listens on, send the domain as SNI, and check that nginx
  * presents the lineage's certificate (by serial). nginx reloads asynchronously (old workers finish their
- * connections), so the check retries until `defaults.verifyTimeoutMs`.
+ * connections), so the check retries, with a growing wait, until `defaults.verifyTimeoutMs` has passed and it has
+ * tried at least MIN_VERIFY_ATTEMPTS times. A domain that still fails because nginx could not be reached is run
+ * once more by the engine (its certificate reused, no new order): see issueOne in engine.ts.
  */
 import tls from 'node:tls';
 import { AutoSslError } from '../errors.js';
@@ -13,18 +15,35 @@ import type { Plugin } from '../pipeline/plugin.js';
 
 export const PLUGIN_NAME = 'verify-tls';
 
+/**
+ * The serial nginx presents at host:port for `servername`. The timeout is this process's: when its event loop was
+ * stalled past it (the timer fires late), nginx's answer may be waiting unread, so it is given one more period.
+ */
 export function servedSerial(host: string, port: number, servername: string, timeoutMs = 2000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, timeout: timeoutMs }, () => {
+    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false }, () => {
+      clearTimeout(timer);
       const serial = socket.getPeerCertificate().serialNumber ?? '';
       socket.end();
       resolve(normalizeSerial(serial));
     });
-    socket.on('timeout', () => {
+    let due = Date.now() + timeoutMs;
+    let extended = false;
+    const expire = (): void => {
+      if (!extended && Date.now() - due > 250) {
+        extended = true;
+        due = Date.now() + timeoutMs;
+        timer = setTimeout(expire, timeoutMs);
+        return;
+      }
       socket.destroy();
       reject(new Error(`timed out connecting to ${host}:${port}`));
+    };
+    let timer = setTimeout(expire, timeoutMs);
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
     });
-    socket.on('error', reject);
   });
 }
 
@@ -40,6 +59,16 @@ function explain(ctx: DomainContext, name: string): string {
   }
 }
 
+/**
+ * At least this many attempts per endpoint before the check fails, whatever the clock says: a process whose event
+ * loop stalled (a loaded machine, a batch of hundreds) sees its deadline pass during one attempt, while nginx was
+ * serving the certificate all along. Between attempts the wait doubles, from 100 ms up to 2 s.
+ */
+export const MIN_VERIFY_ATTEMPTS = 4;
+
+/** Why the check failed: nginx answered with another certificate, or it could not be reached in time. */
+export type VerifyFailure = 'serial' | 'unreachable';
+
 export const verifyTlsPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks, api) {
@@ -49,21 +78,26 @@ export const verifyTlsPlugin: Plugin = {
       const deadline = Date.now() + api.config.defaults.verifyTimeoutMs;
       for (const endpoint of ctx.tlsEndpoints) {
         let last = '';
-        for (;;) {
+        let reason: VerifyFailure = 'unreachable';
+        let wait = 100;
+        for (let attempt = 1; ; attempt++) {
           try {
             const got = await servedSerial(endpoint.host, endpoint.port, endpoint.servername);
             if (got === want) break;
             last = `it serves serial ${got}, expected ${want} (the certificate now in ${ctx.lineage.cert})`;
+            reason = 'serial';
           } catch (error) {
             last = (error as Error).message;
+            reason = 'unreachable';
           }
-          if (Date.now() > deadline || ctx.signal.aborted) {
-            throw new AutoSslError('TLS_VERIFY_FAILED', `https://${endpoint.servername} at ${endpoint.host}:${endpoint.port} does not serve the new certificate: ${last}.`, {
+          if ((Date.now() > deadline && attempt >= MIN_VERIFY_ATTEMPTS) || ctx.signal.aborted) {
+            throw new AutoSslError('TLS_VERIFY_FAILED', `https://${endpoint.servername} at ${endpoint.host}:${endpoint.port} does not serve the new certificate: ${last} (${attempt} attempts).`, {
               hint: explain(ctx, endpoint.servername),
-              details: { endpoint, expected: want },
+              details: { endpoint, expected: want, reason, attempts: attempt },
             });
           }
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, wait));
+          wait = Math.min(wait * 2, 2000);
         }
       }
       if (ctx.tlsEndpoints.length) ctx.emit({ stage: 'verify', plugin: PLUGIN_NAME, status: 'info', message: `serial ${want} served at ${ctx.tlsEndpoints.map((e) => `${e.host}:${e.port}`).join(', ')}` });

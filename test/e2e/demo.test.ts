@@ -34,6 +34,35 @@ describe('autossl demo', () => {
     }
   }, 200_000);
 
+  it('Ctrl-C in the middle: the demo stops, nothing it started keeps running, its namespace is gone', async () => {
+    const before = await namespaces();
+    const run = execa('node', [CLI, 'demo'], { reject: false, detached: true, buffer: false });
+    let out = '';
+    const ns = await new Promise<string | undefined>((resolve) => {
+      run.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /in the network namespace (\S+):/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      void run.then(() => resolve(undefined));
+    });
+    expect(ns, out).toBeTruthy();
+    const inode = fs.statSync(`/run/netns/${ns}`).ino;
+    process.kill(-run.pid!, 'SIGINT'); // the terminal's Ctrl-C reaches the whole process group
+    const done = await run;
+    expect(done.exitCode).not.toBe(0);
+    expect(await namespaces()).toEqual(before);
+    // every process still in that namespace (found by its inode, the name is gone)
+    const ours = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+      try {
+        return fs.readlinkSync(`/proc/${p}/ns/net`) === `net:[${inode}]`;
+      } catch {
+        return false;
+      }
+    });
+    expect(ours).toEqual([]);
+  }, 120_000);
+
   it('with pebble missing it says how to install it, and installs or stops nothing', async () => {
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-demo-bin-'));
     const marker = path.join(bin, 'ran');
