@@ -8,6 +8,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // one temporary directory per run (TMPDIR), removed at the end
+    globalSetup: ['test/global-tmp.ts'],
     // The end-to-end suites share one loopback ACME sandbox (fixed ports 80/443/14000...): run files one by one.
     fileParallelism: false,
     testTimeout: 120_000,

@@ -361,6 +361,7 @@ async function cmdDeployHook(values: Values): Promise<number> {
   const result = await engine.deploy(process.env);
   await engine.close();
   if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), run: undefined }, null, 2));
+  else if (result.skipped) out(`${result.lineage}: run inside autossl's own certbot call; the issue installs it, nothing to do`);
   else if (result.ok) out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
   else err(`deploy of ${result.lineage} failed: ${result.error?.code}: ${result.error?.message}\n  hint: ${result.error?.hint}`);
   return result.ok ? 0 : 1;

@@ -25,6 +25,7 @@ import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent 
 import { loadPlugin, pluginApi, type Plugin } from './pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from './pipeline/pipeline.js';
 import { port80Check } from './stages/preflight.js';
+import { ensureAliasLink } from './nginx/alias-webroot.js';
 import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
@@ -43,8 +44,8 @@ import { BatchGate } from './pipeline/batch.js';
 import { planChallengeEdit } from './nginx/edit.js';
 import * as renewal from './renewal/renewal.js';
 import { certificateOf, type DomainCertificate } from './renewal/certificate.js';
-import { installUpload, uninstall, type UninstallResult } from './manage.js';
-import type { Upload } from './certbot/custom.js';
+import { installUpload, referencedPaths, uninstall, type UninstallResult } from './manage.js';
+import { recoverUploads, type Upload } from './certbot/custom.js';
 import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from './renewal/renewal.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
@@ -365,10 +366,22 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
+    await recoverKilledUploads();
     await recoverOrders();
     await recoverJobs();
     await removeStaleLocks(path.join(config.stateDir, 'locks'));
     return { journals, undo: undoReport };
+  }
+
+  /** Upload directories (keys) of killed uploads that nginx does not serve, after the journals restored the vhosts. */
+  async function recoverKilledUploads(): Promise<void> {
+    let referenced: Set<string>;
+    try {
+      referenced = referencedPaths(loadTree());
+    } catch {
+      return; // nginx's config cannot be read now: nothing is removed that it might name
+    }
+    for (const dir of await recoverUploads(config, referenced)) emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
   /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
@@ -506,11 +519,14 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
         // the self-check with the challenge location as issue would add it, on an in-memory copy
         let webroot = config.challengeDir;
+        let link: { path: string; target: string } | undefined;
         const edits = await applyEdits(ctx, (tree) => {
           const plan = planChallengeEdit(tree, ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir, vhostFile: ctx.plan.site.vhost });
           webroot = plan.webroot;
+          link = plan.link;
           return plan.edits;
         });
+        if (link) await ensureAliasLink(link); // the self-check's token goes where the alias location reads
         await port80Check(ctx, webroot, edits.length > 0);
       }
     } catch (error) {

@@ -46,7 +46,7 @@ export const ERROR_CODES = {
   DNS_PROPAGATION_TIMEOUT: 'The TXT record did not become visible in time; check the DNS provider, or raise dns01.propagationTimeoutMs.',
   UNDO_FAILED: 'A plugin could not undo a change it made outside nginx; autossl keeps the step and retries it at "autossl recover" and every later run.',
   HOOK_INPUT_INVALID: 'This command is run by certbot with its own environment (see autossl install-hooks); do not run it by hand.',
-  VHOST_CERT_CONFLICT: 'One server block serves both sites but can hold one certificate: put both names on one certificate (aliases of one site), or give them separate server blocks.',
+  VHOST_CERT_CONFLICT: 'One server block serves these names but can hold one certificate: put them on one certificate (aliases of one site; for a wildcard server_name, the DNS-01 challenge so the wildcard is ordered), or give them separate server blocks. Nothing was ordered or written.',
   LINEAGE_CONFLICT: 'Another process created a certificate lineage of that name meanwhile; autossl never overwrites one. Check "certbot certificates", then run again (the existing lineage is reused when it covers the names).',
   RATE_LIMITED: 'Let\'s Encrypt refuses new orders for this account until the time given; autossl places none before then. Fix what used the limit (repeated orders for one set of names, failed validations), then run again after that time.',
   INTERRUPTED: 'The run was killed before this domain finished; nothing of it was left half-done. Run autossl issue again for it.',
@@ -69,6 +69,8 @@ export const ERROR_CODES = {
   AGENT_RATE_LIMITED: 'Too many requests with this token; wait the seconds given in Retry-After, or raise agent.rateLimit in the config.',
   AGENT_BAD_REQUEST: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).',
   AGENT_NOT_FOUND: 'The agent has no such route or record; GET /v1/openapi.json lists the routes.',
+  CERT_RECENTLY_ISSUED: 'Nothing to do: the certificate is new and served, and it renews by itself when due. A new one can be ordered a day after it was issued (Let\'s Encrypt allows 5 identical certificates a week).',
+  AGENT_QUEUE_FULL: 'The agent holds agent.maxQueued domains to issue already; send this one again once /health shows the queue shorter (Retry-After gives the seconds), or raise agent.maxQueued.',
   AGENT_STOPPING: 'The agent is shutting down and takes no new work; send the request again once it is back (systemd restarts it).',
   AGENT_BUSY: 'The agent is at one of its limits (agent.limits: bodies being received); send the request again in a moment.',
   FILE_UNSAFE: 'autossl reads only regular files of bounded size (never a FIFO, device or socket): make the named path a regular file, or a symlink to one.',
@@ -84,8 +86,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
 const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
-const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
-const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
+const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'CERT_RECENTLY_ISSUED', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
+const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_QUEUE_FULL', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 
 export function errorKind(code: ErrorCode): ErrorKind {
   if (code === 'INTERNAL') return 'internal';
@@ -107,7 +109,8 @@ export function quote(value: unknown, max = MAX_QUOTED): string {
   else if (Array.isArray(value)) return `a list of ${value.length}`;
   else if (typeof value === 'object') return `an object with keys ${quote(Object.keys(value as object).slice(0, 5).join(', '))}`;
   else text = String(value);
-  const shown = JSON.stringify(text.slice(0, max));
+  // JSON escapes controls but not bidi/format characters or separators: a U+202E would reorder the message
+  const shown = JSON.stringify(text.slice(0, max)).replace(/[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return text.length > max ? `${shown.slice(0, -1)}..." (${text.length} characters)` : shown;
 }
 

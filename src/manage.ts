@@ -8,8 +8,8 @@ import path from 'node:path';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
 import { execCertbot, summarizeProblems } from './certbot/certbot.js';
-import { checkUpload, customCertificatesDir, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
-import { readLineage } from './certbot/lineage.js';
+import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
+import { readCertificate, readLineage } from './certbot/lineage.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
@@ -37,7 +37,7 @@ export interface UninstallResult {
 }
 
 /** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
-function referencedPaths(tree: NginxTree): Set<string> {
+export function referencedPaths(tree: NginxTree): Set<string> {
   const out = new Set<string>();
   for (const config of tree.files.values()) {
     for (const d of walkDirectives(config.children)) {
@@ -133,14 +133,14 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
-  // not served over TLS (never installed, or its vhost went first): the domain's own lineage, if nothing serves it
-  if (!served) {
-    const own = site.certName ?? domain;
-    try {
-      if (readLineage(config.certbot.configDir, own)) certificates.push(path.join(live, own, 'fullchain.pem'));
-    } catch {
-      // not a lineage name
-    }
+  // the domain's own lineage, if nothing serves it: not served over TLS (never installed, or its vhost went first),
+  // or served with an upload that replaced it (certbot would renew it for ever with no vhost)
+  const own = site.certName ?? domain;
+  try {
+    const lineage = readLineage(config.certbot.configDir, own);
+    if (lineage && (!served || readCertificate(lineage.cert).names.includes(domain))) certificates.push(path.join(live, own, 'fullchain.pem'));
+  } catch {
+    // not a lineage name, or its certificate cannot be read
   }
   for (const c of certificates) {
     const full = path.resolve(c);
@@ -246,6 +246,7 @@ async function installUploadLocked(core: EngineCore, input: unknown, upload: Upl
   ctx.needsReload = true; // the same paths may hold new files
   const result = await core.run(ctx, abort);
   if (!result.ok && written.created) await fsp.rm(written.dir, { recursive: true, force: true });
+  await finishUpload(written);
   if (result.ok) await pruneUploads(core, domain, written.dir);
   return result;
 }
@@ -262,7 +263,7 @@ async function pruneUploads(core: EngineCore, domain: string, keep: string): Pro
   const still = referencedPaths(core.services.loadTree());
   for (const e of entries) {
     const dir = path.join(base, e);
-    if (dir === keep || e.startsWith('.upload-')) continue;
+    if (dir === keep || e.startsWith('.')) continue; // an upload being written (.upload-*, .pending-*)
     if ([...still].some((p) => p.startsWith(dir + path.sep))) continue;
     await fsp.rm(dir, { recursive: true, force: true });
   }

@@ -274,3 +274,29 @@ export class RateLimiter {
     return Math.max(1, Math.ceil((1 - b.tokens) / this.perSecond));
   }
 }
+
+/**
+ * The agent's per-token limits by kind of call: changes get `perSecond`/`burst`; read-only calls (a panel's status
+ * loop over every domain, every page load) a budget of their own, far larger; an issue-async is never refused here:
+ * it is queued (the intake bounds the queue with agent.maxQueued).
+ */
+export class TokenBudgets {
+  private readonly changes: RateLimiter;
+  private readonly reads: RateLimiter;
+  constructor(readonly limits: { perSecond: number; burst: number; readPerSecond: number; readBurst: number }) {
+    this.changes = new RateLimiter(limits.perSecond, limits.burst);
+    this.reads = new RateLimiter(limits.readPerSecond, limits.readBurst);
+  }
+
+  /** Takes one call of a route; returns 0 when allowed, else the seconds to wait. */
+  take(route: { mutating: boolean; queued?: boolean }, token: string, now = Date.now()): number {
+    if (route.queued) return 0;
+    return (route.mutating ? this.changes : this.reads).take(token, now);
+  }
+
+  /** Why a call was refused, for the 429's message. */
+  refusal(route: { mutating: boolean }, token: string): string {
+    const l = this.limits;
+    return route.mutating ? `Too many requests with token ${token}: at most ${l.perSecond} a second (burst ${l.burst}).` : `Too many read-only requests with token ${token}: at most ${l.readPerSecond} a second (burst ${l.readBurst}).`;
+  }
+}

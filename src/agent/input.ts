@@ -27,16 +27,21 @@ export function panelDomain(value: unknown, field = 'domain'): string {
 }
 
 /**
- * An account name as the Opterius panel allows it (Laravel's alpha_dash, at most 32: letters and digits of any
- * script, "-" and "_"; Debian's relaxed useradd takes the same): never a "/", a ".", a space, a control character or
- * a shell character, so it is safe in a document-root path. Empty or absent means "not given" (recheck sends "").
+ * An account name as the panel's own `useradd` creates it (the Unix rule, NAME_REGEX of adduser.conf and
+ * useradd's default): ASCII, `[a-z_][a-z0-9_-]*`, at most 32. Laravel's alpha_dash (the panel's form check) lets
+ * letters of any script through; those are not Unix accounts, and each of them is one more way into a path nginx
+ * reads (U+013B was written as ";" when files were narrowed to latin1). Never a "/", ".", space, control or shell
+ * character, so it is safe in a document-root path. Empty or absent means "not given" (recheck sends "").
  */
-const ACCOUNT = /^[\p{L}\p{M}\p{N}_-]{1,32}$/u;
+const ACCOUNT = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 export function panelUsername(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') bad(`"username" must be a string, got ${quote(value)}.`);
-  if (!ACCOUNT.test(value)) bad(`"username" ${quote(value)} is not an account name (letters, digits, "_" and "-", at most 32).`);
+  if (!ACCOUNT.test(value)) {
+    bad(`"username" ${quote(value)} is not a Unix account name: ASCII lower-case letters, digits, "_" and "-", starting with a letter or "_", at most 32.`,
+      'Send the hosting account\'s Unix user name as useradd created it (e.g. "alice", "web_1"); nothing was written.');
+  }
   return value;
 }
 

@@ -24,6 +24,8 @@ export interface IntakeOptions {
   windowMs: number;
   maxWindowMs: number;
   maxBatch: number;
+  /** Domains accepted and not finished, at most: past it add() refuses with AGENT_QUEUE_FULL. */
+  maxQueued?: number;
 }
 
 interface OpenBatch {
@@ -39,6 +41,8 @@ export class IssueIntake {
   private readonly running = new Map<string, { pending: Set<string>; done: Promise<void> }>();
   /** Accepted domains not finished yet: whether each was served with a valid certificate when accepted. */
   private readonly existed = new Map<string, boolean>();
+  /** Who waits for a running domain's result (a delete during its issue). */
+  private readonly waiters = new Map<string, Array<() => void>>();
   /** Set once a stop began: no new work. */
   stopping = false;
 
@@ -56,6 +60,10 @@ export class IssueIntake {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     for (const [jobId, job] of this.running) if (job.pending.has(domain)) return { jobId, joined: false };
     if (this.open?.domains.includes(domain)) return { jobId: this.open.jobId, joined: false };
+    const max = this.opts.maxQueued ?? Infinity;
+    if (this.queued >= max) {
+      throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${this.queued} domains to issue (agent.maxQueued ${max}); ${domain} was not queued.`);
+    }
     const now = Date.now();
     const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
     this.engine.recordJob(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
@@ -117,6 +125,7 @@ export class IssueIntake {
       onResult: (r: DomainResult) => {
         pending.delete(r.domain);
         this.existed.delete(r.domain);
+        this.wake(r.domain);
         this.publish({ type: 'domain', job_id: jobId, at: at(), domain: r.domain, state: r.ok ? 'done' : 'failed', code: r.error?.code ?? null, message: r.error?.message ?? null });
       },
     });
@@ -125,7 +134,10 @@ export class IssueIntake {
         (results) => this.publish({ type: 'job', job_id: jobId, at: at(), state: results.every((r) => r.ok) ? 'done' : 'failed' }),
         (error: unknown) => this.publish({ type: 'job', job_id: jobId, at: at(), state: 'failed', message: (error as Error).message }),
       )
-      .finally(() => this.running.delete(jobId));
+      .finally(() => {
+        this.running.delete(jobId);
+        for (const d of pending) this.wake(d); // a run that ended without a result for them
+      });
     this.running.set(jobId, { pending, done });
     return results;
   }
@@ -139,10 +151,37 @@ export class IssueIntake {
     return this.jobOf(domain) ? (this.existed.get(domain) ?? false) : null;
   }
 
+  /**
+   * For a domain running now: resolves once its run has ended (installed, failed or rolled back). Null when it is
+   * not running (withdraw() takes one that waits for its batch).
+   */
+  settled(domain: string): Promise<void> | null {
+    if (![...this.running.values()].some((j) => j.pending.has(domain))) return null;
+    return new Promise((resolve) => this.waiters.set(domain, [...(this.waiters.get(domain) ?? []), resolve]));
+  }
+
+  private wake(domain: string): void {
+    const list = this.waiters.get(domain);
+    this.waiters.delete(domain);
+    for (const fn of list ?? []) fn();
+  }
+
   /** The job a domain is queued or running in, if any. */
   jobOf(domain: string): string | null {
     for (const [jobId, job] of this.running) if (job.pending.has(domain)) return jobId;
     return this.open?.domains.includes(domain) ? this.open.jobId : null;
+  }
+
+  /** Domains accepted and not finished (waiting for their batch, or running). */
+  get queued(): number {
+    let n = this.open?.domains.length ?? 0;
+    for (const job of this.running.values()) n += job.pending.size;
+    return n;
+  }
+
+  /** What /health and the jobs report of the queue. */
+  get queue(): { queued: number; max: number | null } {
+    return { queued: this.queued, max: Number.isFinite(this.opts.maxQueued ?? Infinity) ? this.opts.maxQueued! : null };
   }
 
   /** Jobs accepted but not finished (open or running). */

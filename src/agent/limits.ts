@@ -4,20 +4,20 @@
  * 2,000 connections each sending part of a 261 KB body, and 20,400 connections used up its descriptors so signed
  * calls hung.
  *
- * - Connections: at most `connections` open (node closes more as it accepts them: server.maxConnections, no
- *   Socket object made), at most `connectionsPerAddress` from one source (an IPv6 client counts by its /64, which
- *   one host owns whole). Closed at accept, before a byte is read.
+ * - Connections: at most `connectionsPerAddress` from one source (an IPv6 client counts by its /64, which one
+ *   host owns whole), closed at accept before a byte is read; at most `connections` in all, plus a small reserve
+ *   only a source that signed a request lately (the panel) may use.
  * - Time: the headers within `headersTimeoutMs`, the body within `bodyTimeoutMs` of the headers, a kept-alive
  *   connection closed after `idleTimeoutMs` without a request, a TLS handshake within `headersTimeoutMs`.
  * - Bytes: the signature headers are checked before the body is read (server.ts, onRequest): a request without a
  *   well-formed, fresh X-Timestamp/X-Signature never has its body read. The HMAC itself covers the body, so a
  *   forged but well-formed signature can make the agent read a body: all bodies being received count against
  *   `bodyBytesInFlight`, and a body that would pass it is refused (503 AGENT_BUSY) instead of buffered.
- * A request refused before its body arrived has its connection closed once answered (the rest is never read).
+ * What a refused request still sends is read and dropped, never kept; one whose body stalled is closed (408).
  */
 import net from 'node:net';
 import type { Server } from 'node:http';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { AgentLimits } from '../config/schema.js';
 
 /** fastify/node server options for the limits (node checks its timeouts every `connectionsCheckingInterval`). */
@@ -53,31 +53,74 @@ export function addressKey(address: string | undefined): string {
   return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
 }
 
+/** The open connections, and which of them have carried a request whose signature checked out. */
+export interface ConnectionCaps {
+  /** Open connections per source key (tests, logs). */
+  open: Map<string, number>;
+  /** The socket carried a signed request: its source may use the reserve when the agent is full. */
+  prove(socket: net.Socket | undefined): void;
+}
+
+/** How long a source that sent a signed request may use the reserve when the agent is full. */
+const TRUST_MS = 15 * 60_000;
+
+/** Connections above the cap kept for sources that signed a request lately (the panel). */
+function reserveFor(connections: number): number {
+  return Math.max(16, Math.ceil(connections / 8));
+}
+
 /**
- * Caps open connections in all and per source; `limits()` is read at every connection (a SIGHUP may change it).
- * Returns the open count per source (tests, logs).
+ * Caps open connections per source, and in all; `limits()` is read at every connection (a SIGHUP may change it).
+ * When `connections` are open, a new connection is refused unless its source sent a signed request in the last
+ * 15 minutes (the panel): that one gets a slot of a small reserve above the cap, so a flood from many addresses
+ * cannot keep the panel out. Past the reserve, node closes connections as it accepts them (server.maxConnections,
+ * no Socket object made). Nothing is read from a refused connection.
  */
-export function capConnections(server: Server, limits: () => AgentLimits): Map<string, number> {
+export function capConnections(server: Server, limits: () => AgentLimits): ConnectionCaps {
   const open = new Map<string, number>();
-  server.maxConnections = limits().connections;
-  server.on('connection', (socket: net.Socket) => {
+  // sources that carried a signed request within TRUST_MS: the panel's address(es)
+  const trusted = new Map<string, number>();
+  let total = 0;
+  const admit = (socket: net.Socket): boolean => {
     const { connections, connectionsPerAddress } = limits();
-    server.maxConnections = connections;
     const key = addressKey(socket.remoteAddress);
     const n = (open.get(key) ?? 0) + 1;
-    if (n > connectionsPerAddress) {
-      // nothing is read or written: the cheapest refusal there is once the kernel accepted
-      socket.destroy();
-      return;
+    if (n > connectionsPerAddress) return false;
+    server.maxConnections = connections + reserveFor(connections);
+    if (total >= connections) {
+      // full: only a source that signed a request lately gets in, into the reserve
+      const until = trusted.get(key);
+      if (until === undefined || until < Date.now()) return false;
     }
+    total++;
     open.set(key, n);
     socket.once('close', () => {
+      total--;
       const left = (open.get(key) ?? 1) - 1;
       if (left > 0) open.set(key, left);
       else open.delete(key);
     });
-  });
-  return open;
+    return true;
+  };
+  // Decided before the HTTP (or TLS) server sees the socket: its own 'connection' listener would give a refused
+  // socket a parser, timers and a request object first (20,000 refused connections weighed ~90 MB of garbage).
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
+  server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+    if (event === 'connection' && !admit(args[0] as net.Socket)) {
+      // nothing is read or written: the cheapest refusal there is once the kernel accepted
+      (args[0] as net.Socket).destroy();
+      return false;
+    }
+    return emit(event, ...args);
+  }) as Server['emit'];
+  return {
+    open,
+    prove: (socket) => {
+      if (!socket) return;
+      if (trusted.size > 10_000) trusted.clear(); // many tokens' holders, many addresses: start over
+      trusted.set(addressKey(socket.remoteAddress), Date.now() + TRUST_MS);
+    },
+  };
 }
 
 /** An error of the body reader: the HTTP status, the answer's code and hint. */
@@ -110,9 +153,11 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
       clearTimeout(timer);
       inFlight -= got;
       payload.removeListener('data', onData);
-      // what is left of a refused body is never read: the connection is closed once answered
+      // what is left of a refused body is read and dropped, never kept (node keeps the connection for the next
+      // request, within the timeouts); a body that stalled is not waited for: its connection is closed (408)
       if (err) {
-        payload.pause();
+        if (err instanceof BodyRefused && err.statusCode === 408) payload.pause();
+        else payload.resume();
         done(err);
       }
       else done(null, Buffer.concat(chunks, got));
@@ -124,7 +169,9 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
       if (inFlight > bodyBytesInFlight) {
         return finish(new BodyRefused(`The agent is receiving ${bodyBytesInFlight} bytes of request bodies already (agent.limits.bodyBytesInFlight); this one is refused unread.`, 503, 'AGENT_BUSY', 'Send the request again in a moment; if the panel sends many large uploads at once, raise agent.limits.bodyBytesInFlight.'));
       }
-      chunks.push(chunk);
+      // a copy: a chunk is a slice of the socket's 64 KB read buffer, and keeping the slice keeps all of it
+      // (held bodies would weigh several times what they count against the budget)
+      chunks.push(Buffer.from(chunk));
     };
     const timer = setTimeout(() => {
       finish(new BodyRefused(`The body did not arrive within ${bodyTimeoutMs} ms (agent.limits.bodyTimeoutMs).`, 408, 'AGENT_BAD_REQUEST', 'Send the whole body at once, right after the headers.'));
@@ -134,10 +181,4 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
     payload.once('end', () => finish(null));
     payload.once('error', (e: Error) => finish(e));
   };
-}
-
-/** After the answer: a connection whose request was not read to its end is closed (its rest is never read). */
-export function closeUnreadConnection(req: FastifyRequest, _reply: FastifyReply, next: () => void): void {
-  if (!req.raw.complete) req.raw.socket?.destroy();
-  next();
 }

@@ -48,7 +48,7 @@ export const nativeHandlers: Record<string, Handler> = {
 
   async 'v1.jobs'(req, _reply, ctx) {
     const limit = Math.min(200, Math.max(1, Number((req.query as Body).limit ?? 20) || 20));
-    return { jobs: await ctx.engine.jobs(limit) };
+    return { jobs: await ctx.engine.jobs(limit), queue: ctx.intake.queue };
   },
 
   async 'v1.job'(req, _reply, ctx) {

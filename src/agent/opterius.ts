@@ -71,7 +71,7 @@ function registerSite(ctx: AgentContext, domain: string, username: string | unde
 export const opteriusHandlers: Record<string, Handler> = {
   async health(_req, _reply, ctx) {
     const { os: name, version } = osRelease();
-    return { status: 'ok', os: name, version, arch: os.arch(), hostname: os.hostname(), uptime: String(Math.round(os.uptime())), agent_version: `autossl ${ctx.version}` };
+    return { status: 'ok', os: name, version, arch: os.arch(), hostname: os.hostname(), uptime: String(Math.round(os.uptime())), agent_version: `autossl ${ctx.version}`, queue: ctx.intake.queue };
   },
 
   async 'ssl.status'(req, _reply, ctx) {
@@ -90,9 +90,13 @@ export const opteriusHandlers: Record<string, Handler> = {
     if (now.exists && now.state === 'ok' && now.names.includes(`*.${parent}`) && !now.names.includes(domain)) {
       return reply.code(200).send({ status: 'exists', domain, names: now.names });
     }
+    if (ctx.intake.jobOf(domain) === null && ctx.intake.queued >= ctx.config.agent.maxQueued) {
+      reply.header('retry-after', '60');
+      throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${ctx.intake.queued} domains to issue (agent.maxQueued ${ctx.config.agent.maxQueued}); ${domain} was not queued.`);
+    }
     registerSite(ctx, domain, username);
     const { jobId } = ctx.intake.add(domain, now.exists);
-    return reply.code(202).send({ status: 'queued', job_id: jobId, domain });
+    return reply.code(202).send({ status: 'queued', job_id: jobId, domain, queue: ctx.intake.queue });
   },
 
   async 'ssl.renew'(req, reply, ctx) {
@@ -109,6 +113,11 @@ export const opteriusHandlers: Record<string, Handler> = {
     const result = await Promise.race([run.results.then((r) => r[0]!), new Promise<null>((r) => setTimeout(() => r(null), ctx.config.agent.syncTimeoutMs).unref())]);
     if (!result) return reply.code(202).send({ status: 'running', job_id: run.jobId, domain });
     if (!result.ok) throw result.error!;
+    if (fresh && result.reused) {
+      // the panel shows "Renewed" for any 200: say why nothing was renewed, in the error it shows
+      const hours = Math.max(0, Math.floor((Date.now() - Date.parse(now.notBefore!)) / 3_600_000));
+      throw new AutoSslError('CERT_RECENTLY_ISSUED', `Not renewed: the certificate of ${domain} was issued ${hours ? `${hours} h` : 'less than an hour'} ago (serial ${now.serial}, until ${now.notAfter}) and is served; a new one is not ordered within a day of the last.`);
+    }
     return { ...(await statusOf(ctx, domain)), renewed: !result.reused, job_id: run.jobId };
   },
 
@@ -116,9 +125,14 @@ export const opteriusHandlers: Record<string, Handler> = {
     const body = req.body as Body;
     const domain = panelDomain(body.domain);
     panelUsername(body.username);
-    // asked for a moment ago and not started yet: it simply leaves its batch; running: it must finish first
+    // asked for a moment ago and not started yet: it simply leaves its batch; running: its run ends first (its
+    // certificate installed or rolled back), then the delete takes it off; answering 409 left it on HTTPS
     ctx.intake.withdraw(domain);
-    if (ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}); deleting it meanwhile would race that job.`);
+    const running = ctx.intake.settled(domain);
+    if (running) {
+      const ended = await Promise.race([running.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), ctx.config.agent.syncTimeoutMs).unref())]);
+      if (!ended || ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}) and did not finish within ${ctx.config.agent.syncTimeoutMs / 1000} s; send the delete again once it has.`);
+    }
     const result = await ctx.engine.uninstall(domain);
     if (!result.ok) throw result.error!;
     return { status: 'deleted', domain, files: result.files.map((f) => f.file), deleted: result.deleted, kept: result.kept, notes: result.notes };

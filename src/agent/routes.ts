@@ -17,6 +17,8 @@ export interface RouteSpec {
   signed: boolean;
   /** Changes something: a replayed signature is refused. */
   mutating: boolean;
+  /** Past the rate limit it is queued, not refused (bounded by agent.maxQueued): the panel fires and forgets it. */
+  queued?: boolean;
   body?: Schema;
   query?: Schema;
   params?: Schema;
@@ -39,7 +41,7 @@ const CERTIFICATE: Schema = {
   properties: {
     domain: { type: 'string' },
     exists: { type: 'boolean', description: 'nginx serves a certificate that covers the domain and has not expired.' },
-    state: { type: 'string', enum: ['ok', 'due', 'failing', 'expired', 'missing'], description: 'due: inside its renewal window; failing: the last attempt failed.' },
+    state: { type: 'string', enum: ['ok', 'due', 'failing', 'expired', 'revoked', 'missing'], description: 'due: inside its renewal window; failing: the last attempt failed; revoked: the CA revoked it.' },
     expires_at: { type: ['string', 'null'], format: 'date-time' },
     days_left: { type: ['integer', 'null'] },
     names: { type: 'array', items: { type: 'string' } },
@@ -77,14 +79,15 @@ const JOB: Schema = {
   },
 };
 
-const ACCEPTED: Schema = { type: 'object', required: ['status', 'job_id'], properties: { status: { type: 'string' }, job_id: { type: 'string' }, domain: { type: 'string' } } };
+const QUEUE: Schema = { type: 'object', required: ['queued', 'max'], properties: { queued: { type: 'integer', description: 'Domains accepted by /ssl/issue-async and not finished.' }, max: { type: 'integer', description: 'agent.maxQueued: past it, AGENT_QUEUE_FULL (503).' } } };
+const ACCEPTED: Schema = { type: 'object', required: ['status', 'job_id'], properties: { status: { type: 'string' }, job_id: { type: 'string' }, domain: { type: 'string' }, queue: QUEUE } };
 
 /** Errors every signed route may answer. */
 const SIGNED_ERRORS = {
   400: { description: 'The body or query is not what the route takes (wrong type, bad domain or user name, invalid JSON, a __proto__ key).', schema: ERROR_BODY },
   401: { description: 'Missing or wrong signature, timestamp outside ±300 s, or a replayed mutating request (AGENT_AUTH_FAILED, AGENT_REPLAYED). Nothing ran.', schema: ERROR_BODY },
   413: { description: 'Body larger than agent.maxBodyBytes. Nothing ran.', schema: ERROR_BODY },
-  429: { description: 'Per-token rate limit (Retry-After gives the seconds).', schema: ERROR_BODY },
+  429: { description: 'Per-token rate limit (Retry-After gives the seconds): agent.rateLimit.perSecond/burst for calls that change something, readPerSecond/readBurst for read-only ones. /ssl/issue-async is never refused for it (queued).', schema: ERROR_BODY },
 };
 
 const obj = (properties: Record<string, Schema>, required: string[]): Schema => ({ type: 'object', properties, required });
@@ -99,7 +102,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'What the Opterius panel reads when an admin opens the server page: os and version (the OS version).',
     signed: false,
     mutating: false,
-    responses: { 200: { description: 'The agent runs.', schema: obj({ status: { type: 'string' }, os: { type: 'string' }, version: { type: 'string' }, arch: { type: 'string' }, hostname: { type: 'string' }, uptime: { type: 'string' }, agent_version: { type: 'string' } }, ['status', 'os', 'version', 'arch', 'hostname', 'uptime']) } },
+    responses: { 200: { description: 'The agent runs.', schema: obj({ status: { type: 'string' }, os: { type: 'string' }, version: { type: 'string' }, arch: { type: 'string' }, hostname: { type: 'string' }, uptime: { type: 'string' }, agent_version: { type: 'string' }, queue: QUEUE }, ['status', 'os', 'version', 'arch', 'hostname', 'uptime']) } },
   },
   {
     id: 'ssl.status',
@@ -119,11 +122,12 @@ export const ROUTES: RouteSpec[] = [
     url: '/ssl/issue-async',
     group: 'opterius',
     summary: 'Queue a Let\'s Encrypt certificate for a domain (HTTP-01)',
-    description: 'Answers at once. Requests arriving within agent.batchWindowMs of each other join one batch job. Poll /ssl/status (or /v1/jobs/{id}, or listen on /v1/events).',
+    description: 'Answers at once. Requests arriving within agent.batchWindowMs of each other join one batch job. Poll /ssl/status (or /v1/jobs/{id}, or listen on /v1/events). Never refused for the rate limit: queued, up to agent.maxQueued domains (the answer, /health and /v1/jobs report the queue).',
     signed: true,
     mutating: true,
+    queued: true,
     body: obj({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
-    responses: { 202: { description: 'Queued (or already queued: the same job id).', schema: ACCEPTED }, 200: { description: 'Already served by a valid wildcard certificate covering it: nothing to order.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' } }, ['status']) }, ...SIGNED_ERRORS },
+    responses: { 202: { description: 'Queued (or already queued: the same job id).', schema: ACCEPTED }, 200: { description: 'Already served by a valid wildcard certificate covering it: nothing to order.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' } }, ['status']) }, ...SIGNED_ERRORS, 503: { description: 'AGENT_QUEUE_FULL: agent.maxQueued domains wait already (Retry-After gives the seconds). Nothing was queued.', schema: ERROR_BODY } },
   },
   {
     id: 'ssl.renew',
@@ -135,7 +139,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: true,
     body: obj({ domain: DOMAIN }, ['domain']),
-    responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate, or the domain is being issued now.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate (CERT_CUSTOM), the domain is being issued now (JOB_RUNNING), or its certificate was issued less than a day ago and is served (CERT_RECENTLY_ISSUED: the error says when, and its serial): nothing was renewed.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
     id: 'ssl.delete',
@@ -147,7 +151,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: true,
     body: obj({ domain: DOMAIN, username: USERNAME }, ['domain']),
-    responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Being issued now.', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Still being issued after agent.syncTimeoutMs (a delete during an issue waits for its run to end, then deletes).', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
     id: 'ssl.upload',
@@ -223,7 +227,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: false,
     query: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } },
-    responses: { 200: { description: 'The jobs.', schema: obj({ jobs: { type: 'array', items: JOB } }, ['jobs']) }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'The jobs.', schema: obj({ jobs: { type: 'array', items: JOB }, queue: QUEUE }, ['jobs', 'queue']) }, ...SIGNED_ERRORS },
   },
   {
     id: 'v1.job',

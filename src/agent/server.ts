@@ -22,8 +22,8 @@ import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { preloadX509 } from '../certbot/lineage.js';
 import { StateStore } from '../state/store.js';
-import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, RateLimiter, TokenSource, verifyRequest, type Token } from './auth.js';
-import { bodyReader, BodyRefused, capConnections, closeUnreadConnection, serverTimeoutOptions } from './limits.js';
+import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, TokenBudgets, TokenSource, verifyRequest, type Token } from './auth.js';
+import { bodyReader, BodyRefused, capConnections, serverTimeoutOptions } from './limits.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
 import { panelEmail, panelUsername } from './input.js';
 import { nativeHandlers } from './native.js';
@@ -176,7 +176,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
-  const limiter = new RateLimiter(agent.rateLimit.perSecond, agent.rateLimit.burst);
+  const limiter = new TokenBudgets(agent.rateLimit);
   const registered: Array<{ method: string; url: string }> = [];
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) registered.push({ method, url: r.url });
@@ -186,8 +186,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
   // the raw bytes are what was signed: kept as they came, parsed only after the signature checks out
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', bodyReader(limits, () => ctx.config.agent.maxBodyBytes));
-  capConnections(app.server as unknown as import('node:http').Server, limits);
-  app.addHook('onResponse', closeUnreadConnection);
+  const connections = capConnections(app.server as unknown as import('node:http').Server, limits);
   // an unknown route never has its body read
   app.addHook('onRequest', async (req, reply) => {
     if (!req.routeOptions.url) return sendError(reply, new AutoSslError('AGENT_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`));
@@ -204,7 +203,10 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
       const where = error.validationContext ?? 'body';
       return sendError(reply, new AutoSslError('AGENT_BAD_REQUEST', `Invalid ${where}: ${error.message.replace(/^(body|querystring|params)\/?/, `${where} `).slice(0, 300)}.`));
     }
-    if (error instanceof BodyRefused) return reply.code(error.statusCode).send({ error: error.message, code: error.answerCode, hint: error.hint });
+    if (error instanceof BodyRefused) {
+      if (error.statusCode === 408) reply.header('connection', 'close');
+      return reply.code(error.statusCode).send({ error: error.message, code: error.answerCode, hint: error.hint });
+    }
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: `The body is larger than ${agent.maxBodyBytes} bytes (agent.maxBodyBytes).`, code: 'AGENT_BAD_REQUEST', hint: 'Send less; a certificate with its chain is a few KB.' });
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message.slice(0, 300), code: 'AGENT_BAD_REQUEST', hint: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).' });
     req.log.error({ err: error }, 'unexpected error');
@@ -230,8 +232,9 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
             return Array.isArray(v) ? v[0] : v;
           };
           const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokensNow());
-          const wait = limiter.take(token.id);
-          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', `Too many requests with token ${token.id}: at most ${agent.rateLimit.perSecond} a second (burst ${agent.rateLimit.burst}).`), { 'retry-after': String(wait) });
+          connections.prove(req.raw.socket);
+          const wait = limiter.take(spec, token.id);
+          if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', limiter.refusal(spec, token.id)), { 'retry-after': String(wait) });
           if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
@@ -277,7 +280,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
     engine,
     config,
     store,
-    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500 }, publish),
+    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500, maxQueued: config.agent.maxQueued }, publish),
     wildcard: new WildcardJobs(engine, publish),
     events,
     version: packageVersion(),
@@ -292,7 +295,9 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
   for (const why of tokens.ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
   tokens.watch(tokenLog(app.log));
   requeueInterrupted(ctx, app.log);
-  await app.listen({ host: listen.host, port: options.port ?? listen.port });
+  // a deep accept queue: in a burst of connections the kernel drops what does not fit, and a dropped SYN of the
+  // panel is retried only after a second; the agent empties the queue fast (refusals are cheap), the kernel caps it
+  await app.listen({ host: listen.host, port: options.port ?? listen.port, backlog: 4096 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : listen.port;
   const url = `${config.agent.tls ? 'https' : 'http'}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`;
@@ -324,8 +329,9 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
         return;
       }
       const before = ctx.config.agent;
-      // listen and tls are bound at start; the engine keeps its nginx, certbot and state settings
-      const restart = (['listen', 'tls'] as const).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.agent[k]));
+      // listen and tls are bound at start, the rate limiter and the batch window made then; the engine keeps its
+      // nginx, certbot and state settings
+      const restart = (['listen', 'tls', 'rateLimit', 'batchWindowMs'] as const).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(next.agent[k]));
       ctx.config = { ...ctx.config, sites: next.sites, agent: { ...next.agent, listen: before.listen, tls: before.tls } };
       ctx.fileSites = new Set(next.sites.map((s) => s.domain));
       if (next.agent.tokensFile !== tokens.file) {

@@ -13,6 +13,7 @@ import { withLock } from '../lock.js';
 import { spawnOffLoop } from '../spawn.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
+import { CERTONLY_PARENT_ENV } from './hooks.js';
 
 export interface CertbotSettings {
   binary: string;
@@ -82,7 +83,7 @@ export function parseCertbotProblems(output: string): AcmeProblem[] {
 }
 
 /** The last run's part of certbot's letsencrypt.log (certbot starts each run's log with a "Root logging level" line). */
-function lastLoggedRun(logsDir: string): string {
+export function lastLoggedRun(logsDir: string): string {
   let log: string;
   try {
     log = fs.readFileSync(path.join(logsDir, 'letsencrypt.log'), 'utf8');
@@ -213,8 +214,8 @@ export function rateLimitOf(run: { stdout: string; stderr: string; problems: rea
   return { until: Number.isFinite(until) ? until : now + 3_600_000, message: limited.detail };
 }
 
-export async function runCertbot(s: CertbotSettings, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  const run = await execCertbot(s, args);
+export async function runCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+  const run = await execCertbot(s, args, extraEnv);
   if (run.exitCode !== 0) {
     const limit = rateLimitOf(run);
     if (limit) {
@@ -237,7 +238,7 @@ function certonlyArgs(s: CertbotSettings, req: CertonlyRequest, authenticator: s
 
 /** `certbot certonly --webroot`: returns the lineage certbot reports. */
 export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest & { webroot: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--webroot', '-w', req.webroot]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
@@ -247,7 +248,7 @@ export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest &
  * its own renewals (certbot.timer) renew DNS-01 lineages too.
  */
 export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]));
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 

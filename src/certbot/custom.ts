@@ -12,6 +12,7 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { covers } from '../nginx/names.js';
 import { certificateInfoFromPem, type CertificateInfo, type Lineage } from './lineage.js';
+import { checkUploadCrypto } from './upload-crypto.js';
 
 /** Where uploads are kept. */
 export function customCertificatesDir(config: Pick<AutoSslConfig, 'stateDir'>): string {
@@ -87,22 +88,12 @@ export function checkUpload(domain: string, upload: Upload, now = Date.now()): C
   } catch (error) {
     return refuse(`The private key cannot be read: ${(error as Error).message}.`, 'Export the key again in PEM form (unencrypted).');
   }
+  // the key's strength, the signatures' hashes, CA:TRUE, every certificate's dates, the order (upload-crypto.ts)
+  checkUploadCrypto(certs, key, now);
   const leaf = certs[0]!;
-  if (!leaf.checkPrivateKey(key)) {
-    const other = certs.findIndex((c) => c.checkPrivateKey(key));
-    refuse(
-      other > 0 ? 'The private key belongs to a certificate further down the chain, not to the first one.' : 'The private key does not belong to this certificate.',
-      other > 0 ? 'Put the server certificate first, then its intermediates.' : 'Upload the key that was generated with this certificate\'s request (CSR).',
-    );
-  }
-  for (let i = 0; i + 1 < certs.length; i++) {
-    if (!certs[i]!.checkIssued(certs[i + 1]!)) refuse(`Certificate ${i + 2} of the upload did not issue certificate ${i + 1}: the chain is out of order or incomplete.`, 'Send the server certificate first, then each intermediate in order (the one that signed the previous).');
-  }
   const fingerprint = leaf.fingerprint256.replace(/:/g, '').toLowerCase();
   const info = certificateInfoFromPem(pems[0]!);
   if (!covers(info.names, domain)) refuse(`The certificate is for ${info.names.join(', ') || '(no DNS names)'}, which does not cover ${domain}.`, `Upload a certificate whose names (subjectAltName) include ${domain} or *.${domain.split('.').slice(1).join('.')}.`);
-  if (info.notAfter.getTime() <= now) refuse(`The certificate expired on ${info.notAfter.toISOString()}.`, 'Upload the renewed certificate.');
-  if (info.notBefore.getTime() > now + 86_400_000) refuse(`The certificate is not valid before ${info.notBefore.toISOString()}.`, 'Upload it once it is valid, or check the server clock.');
   const notes: string[] = [];
   if (certs.length === 1 && leaf.checkIssued(leaf)) notes.push(`the certificate for ${domain} is self-signed: browsers will warn`);
   else if (certs.length === 1) notes.push(`the upload has no intermediate certificates: some clients will fail to build the chain`);
@@ -111,29 +102,92 @@ export function checkUpload(domain: string, upload: Upload, now = Date.now()): C
 
 /**
  * Writes a checked upload as a lineage-shaped directory; `created` is false when the same certificate was already
- * there (uploaded again). Written into a temporary directory renamed into place: never half a certificate.
+ * there (uploaded again). Written into a temporary directory renamed into place (never half a certificate), the
+ * key last. Before any of it, a marker `.pending-<fp>` holding this process's id: a run killed before
+ * finishUpload() leaves it, and recoverUploads() removes what it names unless nginx serves it (a key left under
+ * state/custom/ for ever, otherwise).
  */
-export async function writeUpload(config: Pick<AutoSslConfig, 'stateDir'>, upload: CheckedUpload): Promise<{ lineage: Lineage; dir: string; created: boolean }> {
+export async function writeUpload(config: Pick<AutoSslConfig, 'stateDir'>, upload: CheckedUpload): Promise<{ lineage: Lineage; dir: string; created: boolean; marker?: string }> {
   const base = path.join(customCertificatesDir(config), upload.domain);
-  const dir = path.join(base, upload.fingerprint.slice(0, 16));
+  const id = upload.fingerprint.slice(0, 16);
+  const dir = path.join(base, id);
   const lineage: Lineage = { name: `custom:${upload.domain}`, cert: path.join(dir, 'cert.pem'), chain: path.join(dir, 'chain.pem'), fullchain: path.join(dir, 'fullchain.pem'), privkey: path.join(dir, 'privkey.pem'), renewalConf: '' };
   const same = await fsp.readFile(lineage.fullchain, 'utf8').then((t) => t === upload.certificates.join(''), () => false);
   const sameKey = same && (await fsp.readFile(lineage.privkey, 'utf8').then((t) => t === upload.key, () => false));
   if (sameKey) return { lineage, dir, created: false };
   await fsp.mkdir(base, { recursive: true, mode: 0o700 });
-  const tmp = await fsp.mkdtemp(path.join(base, '.upload-'));
+  const marker = path.join(base, `${PENDING}${id}`);
+  let tmp: string | null = null;
   try {
-    await fsp.writeFile(path.join(tmp, 'privkey.pem'), upload.key, { mode: 0o600 });
+    await fsp.writeFile(marker, `${process.pid}\n`, { mode: 0o600 });
+    tmp = await fsp.mkdtemp(path.join(base, `${TEMP}${id}-`));
     await fsp.writeFile(path.join(tmp, 'cert.pem'), upload.certificates[0]!, { mode: 0o644 });
     await fsp.writeFile(path.join(tmp, 'chain.pem'), upload.certificates.slice(1).join(''), { mode: 0o644 });
     await fsp.writeFile(path.join(tmp, 'fullchain.pem'), upload.certificates.join(''), { mode: 0o644 });
+    await fsp.writeFile(path.join(tmp, 'privkey.pem'), upload.key, { mode: 0o600 });
     await fsp.rm(dir, { recursive: true, force: true }); // a damaged copy of the same certificate
     await fsp.rename(tmp, dir);
   } catch (error) {
-    await fsp.rm(tmp, { recursive: true, force: true });
+    if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
+    await fsp.rm(marker, { force: true });
     throw new AutoSslError('WRITE_FAILED', `Cannot write the uploaded certificate under ${base}: ${(error as Error).message}`, { cause: error });
   }
-  return { lineage, dir, created: true };
+  return { lineage, dir, created: true, marker };
+}
+
+/** The upload's run is over (installed, or its directory removed): its marker goes. */
+export async function finishUpload(written: { marker?: string }): Promise<void> {
+  if (written.marker) await fsp.rm(written.marker, { force: true });
+}
+
+const PENDING = '.pending-';
+const TEMP = '.upload-';
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * What killed uploads left: for each marker whose process is gone, its temporary directories, and its upload
+ * directory unless a path nginx's config names (`referenced`) lies in it; then the marker. Temporary directories
+ * without a marker (older versions) go too. Returns the directories removed.
+ */
+export async function recoverUploads(config: Pick<AutoSslConfig, 'stateDir'>, referenced: ReadonlySet<string>): Promise<string[]> {
+  const root = customCertificatesDir(config);
+  const removed: string[] = [];
+  const list = (dir: string): Promise<string[]> => fsp.readdir(dir).catch(() => []);
+  for (const domain of await list(root)) {
+    const base = path.join(root, domain);
+    const entries = await list(base);
+    const live = new Set<string>();
+    for (const e of entries.filter((n) => n.startsWith(PENDING))) {
+      const id = e.slice(PENDING.length);
+      const pid = Number((await fsp.readFile(path.join(base, e), 'utf8').catch(() => '')).trim());
+      if (alive(pid)) {
+        live.add(id);
+        continue;
+      }
+      const dir = path.join(base, id);
+      const served = [...referenced].some((p) => p.startsWith(dir + path.sep));
+      if (!served && (await fsp.stat(dir).then(() => true, () => false))) {
+        await fsp.rm(dir, { recursive: true, force: true });
+        removed.push(dir);
+      }
+      await fsp.rm(path.join(base, e), { force: true });
+    }
+    for (const e of entries.filter((n) => n.startsWith(TEMP))) {
+      if ([...live].some((id) => e.startsWith(`${TEMP}${id}-`))) continue;
+      await fsp.rm(path.join(base, e), { recursive: true, force: true });
+      removed.push(path.join(base, e));
+    }
+  }
+  return removed;
 }
 
 /** The upload directory a certificate path lies in (`<custom>/<domain>/<fp>`), or null. */

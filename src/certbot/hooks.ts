@@ -9,6 +9,34 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AutoSslError } from '../errors.js';
 
+/**
+ * Set on every `certbot certonly` autossl runs (to autossl's pid). certbot 4 and 5 run the renewal-hooks
+ * directories' pre/post hooks during certonly too, and certbot 5 the deploy hook: autossl's own hooks see this and
+ * do nothing, since the issue run installs the certificate itself (a second install and reload, a "renewed"
+ * notification for an issue, a renewal failure recorded for a failed issue, otherwise).
+ */
+export const CERTONLY_PARENT_ENV = 'AUTOSSL_CERTONLY_PARENT';
+
+function parentPid(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Whether this hook runs inside a certbot that autossl itself started for an issue: the variable names an ancestor
+ * of this process (certbot → shell → hook), so a value left in some other environment does not silence the hooks.
+ */
+export function insideAutosslCertonly(env: NodeJS.ProcessEnv): boolean {
+  const parent = Number(env[CERTONLY_PARENT_ENV]);
+  if (!Number.isInteger(parent) || parent <= 1) return false;
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 8; pid = parentPid(pid), hops++) if (pid === parent) return true;
+  return false;
+}
+
 export const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 /** The autossl CLI this code belongs to (dist/src/cli.js; from the sources under test, the built one beside them). */

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
 import { defaultConcurrency } from '../certbot/orders.js';
+import { nginxValueProblem } from '../nginx/value.js';
 
 export interface PluginSpec {
   /** A package name or a file path (relative to the config file). */
@@ -50,6 +51,11 @@ export interface AutoSslConfig {
     extraArgs: string[];
     env: Record<string, string>;
     timeoutMs: number;
+    /**
+     * The CA's revocation status of a certificate, as a URL with `{serial}` (hex) answering JSON with "Status"
+     * (pebble's management API). Unset: the CRL named in the certificate.
+     */
+    revocationStatusUrl?: string;
   };
   nginx: {
     binary: string;
@@ -135,8 +141,14 @@ export interface AgentConfig {
   documentRoot?: string;
   /** Issue requests arriving within this long of each other join one batch (a panel sends one per domain). */
   batchWindowMs: number;
-  /** Per token: sustained requests per second, and the burst allowed above it. */
-  rateLimit: { perSecond: number; burst: number };
+  /**
+   * Per token: sustained requests per second, and the burst allowed above it. `perSecond`/`burst` bound the calls
+   * that change something; read-only calls (a panel's status loop over every domain) have their own, far larger
+   * `readPerSecond`/`readBurst`. /ssl/issue-async is not limited here: it is queued, up to `maxQueued`.
+   */
+  rateLimit: { perSecond: number; burst: number; readPerSecond: number; readBurst: number };
+  /** Domains accepted by /ssl/issue-async and not finished, at most (past it: 503 AGENT_QUEUE_FULL). */
+  maxQueued: number;
   /** Request bodies larger than this are refused (413) before they are read. */
   maxBodyBytes: number;
   /** What no client, signed or not, can exceed (agent/limits.ts): connections, timeouts, bodies being received. */
@@ -191,9 +203,12 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
     listen: '127.0.0.1:7443',
     tokensFile: '/etc/autossl/agent-tokens',
     batchWindowMs: 1500,
-    rateLimit: { perSecond: 50, burst: 500 },
+    // a panel of 10,000 domains re-checks them all in one loop: every status call fits in the read burst, every
+    // issue-async in the queue (twice over)
+    rateLimit: { perSecond: 50, burst: 500, readPerSecond: 2000, readBurst: 20_000 },
+    maxQueued: 20_000,
     maxBodyBytes: 256 * 1024,
-    limits: { connections: 512, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 32 * 1024 * 1024 },
+    limits: { connections: 256, connectionsPerAddress: 64, headersTimeoutMs: 10_000, bodyTimeoutMs: 10_000, idleTimeoutMs: 5_000, bodyBytesInFlight: 8 * 1024 * 1024 },
     syncTimeoutMs: 100_000,
     stopTimeoutMs: 90_000,
     logLevel: 'info',
@@ -248,7 +263,9 @@ class Validator {
   nginxPath(value: unknown, key: string, fallback?: undefined): string | undefined;
   nginxPath(value: unknown, key: string, fallback?: string): string | undefined {
     const p = this.path(value, key, fallback as string);
-    if (p !== undefined && p.includes('$')) this.fail(key, 'a path without "$" (nginx would read it as a variable)', value);
+    // the value goes into nginx files: the writer's own rule, checked when the config loads, before any order
+    const problem = p === undefined ? null : nginxValueProblem(p);
+    if (problem) this.fail(key, `a path nginx reads as written (${problem}): no "$", whitespace, quotes, ";", "{", "}", "#", backslash, control or bidi characters`, value);
     return p;
   }
 
@@ -310,11 +327,13 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const d = DEFAULT_CONFIG;
 
   const cb = v.object(root.certbot, 'certbot');
-  v.known(cb, 'certbot', ['binary', 'configDir', 'workDir', 'logsDir', 'server', 'email', 'keyType', 'extraArgs', 'env', 'timeoutMs']);
+  v.known(cb, 'certbot', ['binary', 'configDir', 'workDir', 'logsDir', 'server', 'email', 'keyType', 'extraArgs', 'env', 'timeoutMs', 'revocationStatusUrl']);
   const keyType = v.string(cb.keyType, 'certbot.keyType', d.certbot.keyType);
   if (keyType !== 'ecdsa' && keyType !== 'rsa') v.fail('certbot.keyType', '"ecdsa" or "rsa"', keyType);
   const server = v.string(cb.server, 'certbot.server');
   if (server !== undefined && !/^https:\/\/[^\s]+$/.test(server)) v.fail('certbot.server', 'an https:// ACME directory URL', server);
+  const revocationStatusUrl = v.string(cb.revocationStatusUrl, 'certbot.revocationStatusUrl');
+  if (revocationStatusUrl !== undefined && !/^https?:\/\/[^\s]+\{serial\}[^\s]*$/.test(revocationStatusUrl)) v.fail('certbot.revocationStatusUrl', 'an http(s):// URL with {serial} in it', revocationStatusUrl);
   const email = v.string(cb.email, 'certbot.email');
   if (email !== undefined && !/^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/.test(email)) v.fail('certbot.email', 'an email address (or leave it out to register without one)', email);
   const env = v.object(cb.env, 'certbot.env');
@@ -376,7 +395,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const reloadCommand = ng.reloadCommand === undefined ? undefined : v.strings(ng.reloadCommand, 'nginx.reloadCommand', []);
   if (reloadCommand && reloadCommand.length === 0) v.fail('nginx.reloadCommand', 'a non-empty argument list such as ["systemctl", "reload", "nginx"]', reloadCommand);
 
-  const stateDir = v.path(root.stateDir, 'stateDir', d.stateDir);
+  const stateDir = v.nginxPath(root.stateDir, 'stateDir', d.stateDir); // uploads and the challenge directory under it are named in nginx files
   const agent = agentConfig(v, root.agent);
   return {
     filepath: path.isAbsolute(source) ? source : undefined,
@@ -392,6 +411,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       extraArgs,
       env: env as Record<string, string>,
       timeoutMs: v.integer(cb.timeoutMs, 'certbot.timeoutMs', d.certbot.timeoutMs, 1000, 3_600_000),
+      ...(revocationStatusUrl ? { revocationStatusUrl } : {}),
     },
     nginx: {
       binary: v.command(ng.binary, 'nginx.binary', d.nginx.binary),
@@ -453,7 +473,7 @@ export function parseListenAddress(value: string): { host: string; port: number;
 function agentConfig(v: Validator, raw: unknown): AgentConfig {
   const d = DEFAULT_CONFIG.agent;
   const a = v.object(raw, 'agent');
-  v.known(a, 'agent', ['listen', 'tokensFile', 'tls', 'documentRoot', 'batchWindowMs', 'rateLimit', 'maxBodyBytes', 'limits', 'syncTimeoutMs', 'stopTimeoutMs', 'logLevel']);
+  v.known(a, 'agent', ['listen', 'tokensFile', 'tls', 'documentRoot', 'batchWindowMs', 'rateLimit', 'maxQueued', 'maxBodyBytes', 'limits', 'syncTimeoutMs', 'stopTimeoutMs', 'logLevel']);
   const listen = v.string(a.listen, 'agent.listen', d.listen);
   const parsed = parseListenAddress(listen);
   if (!parsed) v.fail('agent.listen', 'host:port, such as "127.0.0.1:7443" or "[::1]:7443"', listen);
@@ -469,9 +489,11 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
     if (!documentRoot.startsWith('/')) v.fail('agent.documentRoot', 'an absolute path template such as "/home/{username}/public_html"', documentRoot);
     const unknown = /\{(?!username\}|domain\})[^}]*\}/.exec(documentRoot);
     if (unknown) v.fail('agent.documentRoot', 'a path with only {username} and {domain} placeholders', documentRoot);
+    const problem = nginxValueProblem(documentRoot.replaceAll('{username}', 'user').replaceAll('{domain}', 'example.com'));
+    if (problem) v.fail('agent.documentRoot', `a path template nginx reads as written (${problem})`, documentRoot);
   }
   const rl = v.object(a.rateLimit, 'agent.rateLimit');
-  v.known(rl, 'agent.rateLimit', ['perSecond', 'burst']);
+  v.known(rl, 'agent.rateLimit', ['perSecond', 'burst', 'readPerSecond', 'readBurst']);
   const lim = v.object(a.limits, 'agent.limits');
   v.known(lim, 'agent.limits', Object.keys(d.limits));
   const limits: AgentLimits = {
@@ -490,7 +512,8 @@ function agentConfig(v: Validator, raw: unknown): AgentConfig {
     tls,
     documentRoot,
     batchWindowMs: v.integer(a.batchWindowMs, 'agent.batchWindowMs', d.batchWindowMs, 0, 60_000),
-    rateLimit: { perSecond: v.integer(rl.perSecond, 'agent.rateLimit.perSecond', d.rateLimit.perSecond, 1, 1_000_000), burst: v.integer(rl.burst, 'agent.rateLimit.burst', d.rateLimit.burst, 1, 10_000_000) },
+    rateLimit: { perSecond: v.integer(rl.perSecond, 'agent.rateLimit.perSecond', d.rateLimit.perSecond, 1, 1_000_000), burst: v.integer(rl.burst, 'agent.rateLimit.burst', d.rateLimit.burst, 1, 10_000_000), readPerSecond: v.integer(rl.readPerSecond, 'agent.rateLimit.readPerSecond', d.rateLimit.readPerSecond, 1, 1_000_000), readBurst: v.integer(rl.readBurst, 'agent.rateLimit.readBurst', d.rateLimit.readBurst, 1, 10_000_000) },
+    maxQueued: v.integer(a.maxQueued, 'agent.maxQueued', d.maxQueued, 1, 10_000_000),
     maxBodyBytes: v.integer(a.maxBodyBytes, 'agent.maxBodyBytes', d.maxBodyBytes, 1024, 64 * 1024 * 1024),
     limits,
     syncTimeoutMs: v.integer(a.syncTimeoutMs, 'agent.syncTimeoutMs', d.syncTimeoutMs, 1000, 3_600_000),

@@ -7,6 +7,7 @@
  */
 import path from 'node:path';
 import { readCertificateQuick } from '../certbot/lineage.js';
+import { matchServerName } from './listen.js';
 import { answeredNames, covers, coversPattern } from './names.js';
 import { lineColumn } from './parse.js';
 import type { NginxTree, ServerBlock } from './tree.js';
@@ -52,7 +53,8 @@ function servedNames(tree: NginxTree, block: ServerBlock): string[] | null {
 export function servedCover(tree: NginxTree, block: ServerBlock, known: readonly string[] = []): BlockCover {
   const served = block.listens.some((l) => l.ssl) ? servedNames(tree, block) : null;
   if (!served) return { block, served, names: [], patterns: [] };
-  const mine = (n: string): boolean => tree.findServers(sampleOf(n)).https[0] === block;
+  // the block's own names first (cheap), nginx's choice over the whole tree only for a name it could answer
+  const mine = (n: string): boolean => block.names.some((p) => matchServerName(p, sampleOf(n)) !== null) && tree.findServers(sampleOf(n)).https[0] === block;
   const names = new Set<string>();
   for (const n of answeredNames(tree, block, 'https').exact) if (covers(served, n)) names.add(n);
   for (const n of [...served, ...known]) if (!n.startsWith('*.') && !names.has(n) && covers(served, n) && mine(n)) names.add(n);

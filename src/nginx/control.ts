@@ -6,6 +6,9 @@
 import { AutoSslError } from '../errors.js';
 import { spawnOffLoop } from '../spawn.js';
 
+/** What the signals nginx dies of mean, as a shell would say it (the worker gives only the name). */
+const SIGNAL_NAMES: Record<string, string> = { SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGBUS: 'bus error', SIGKILL: 'killed', SIGTERM: 'terminated', SIGILL: 'illegal instruction' };
+
 export interface NginxSettings {
   binary: string;
   /** The main config file nginx loads (absolute). */
@@ -56,12 +59,25 @@ export class NginxControl {
   /** Runs nginx off the event loop (see spawn.ts); the result is shaped as execa's was. */
   private async run(args: string[], timeout = 30_000) {
     const r = await spawnOffLoop(this.settings.binary, args, { timeoutMs: timeout }).result;
-    return { exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode, message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined) };
+    const signal = r.signal ?? undefined;
+    return {
+      exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode,
+      message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined),
+      signal, timedOut: r.timedOut, signalDescription: signal ? SIGNAL_NAMES[signal] : undefined,
+    };
   }
 
   /** `nginx -t`: throws NGINX_TEST_FAILED with nginx's message, file and line. */
   async test(): Promise<void> {
     const result = await this.run([...this.baseArgs(), '-t', '-q']);
+    if (result.signal || result.timedOut) {
+      // it ran and died (nginx 1.22 dies of SIGSEGV on an include loop): a broken config or nginx, not a missing one
+      const how = result.timedOut ? `took longer than 30 s and was stopped (${result.signal ?? 'SIGTERM'})` : `was killed by ${result.signal}${result.signalDescription ? ` (${result.signalDescription})` : ''}`;
+      throw new AutoSslError('NGINX_TEST_FAILED', `nginx -t ${how}.`, {
+        hint: 'nginx crashed or hung reading the config: run "nginx -t" by hand; an include loop or a broken module are the usual causes. The files were restored.',
+        details: { signal: result.signal, stderr: String(result.stderr) },
+      });
+    }
     if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
       throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${result.message ?? 'not found'}`);
     }

@@ -20,8 +20,10 @@ import { indentOf, indentUnit, insertAfter, insertAtBlockStart, insertBlockAfter
 import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
 import { answeredNames, covers, uncovered } from './names.js';
 import { defaultServerAnswers } from './default-server.js';
+import { aliasTokenDir, webrootForAlias } from './alias-webroot.js';
 import { readConfigFile, type NginxTree, type ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
+import { nginxValue, valueFromFile } from './value.js';
 import { quote } from '../errors.js';
 import { readCertificateQuick } from '../certbot/lineage.js';
 import type { DomainContext } from '../pipeline/context.js';
@@ -124,7 +126,10 @@ export function vhostEditFor(ctx: DomainContext): VhostEdit {
 
 const ITEM_API = new Set(['toString']);
 
-/** Reads an nginx-conf tree back into statements, validating every value with our own nginx lexer. */
+/**
+ * Reads an nginx-conf tree back into statements, validating every value with our own nginx lexer; each word then
+ * passes the writer's gate (nginxValue), which refuses control and bidi characters and writes the word's UTF-8 bytes.
+ */
 export function statementsOf(item: NginxConfItem, owner = 'vhost edit'): NewStatement[] {
   const out: NewStatement[] = [];
   for (const key of Object.keys(item)) {
@@ -133,6 +138,7 @@ export function statementsOf(item: NginxConfItem, owner = 'vhost edit'): NewStat
     if (!Array.isArray(list)) continue;
     for (const child of list) {
       const value = child._value === undefined || child._value === null ? '' : String(child._value);
+      if (value !== '') nginxValue(value, { what: `value of "${child._name}" (${owner})`, kind: 'words', variables: true, code: 'PLUGIN_ERROR' });
       let parsed;
       try {
         parsed = parseConfig(`${child._name} ${value};`, owner);
@@ -144,7 +150,7 @@ export function statementsOf(item: NginxConfItem, owner = 'vhost edit'): NewStat
         throw new AutoSslError('PLUGIN_ERROR', `${owner}: "${child._name} ${value}" must be exactly one directive (no ";", "{" or "}" in a value).`);
       }
       const hasChildren = Object.keys(child).some((k) => !k.startsWith('_') && !ITEM_API.has(k) && Array.isArray(child[k]));
-      const statement: NewStatement = { name: child._name, args: directive.words.slice(1).map((w) => w.raw) };
+      const statement: NewStatement = { name: child._name, args: directive.words.slice(1).map((w) => nginxValue(w.raw, { what: `value of "${child._name}" (${owner})`, kind: 'words', variables: true, code: 'PLUGIN_ERROR' })) };
       if (hasChildren || child.__isBlock || child._name === 'location') statement.children = statementsOf(child, owner);
       out.push(statement);
     }
@@ -184,7 +190,7 @@ export interface HttpsOptions {
 /** The first readable-looking certificate path a block's own ssl_certificate names (absolute), or null. */
 export function servedCertificatePath(tree: NginxTree, block: ServerBlock): string | null {
   for (const d of childDirectives(block.directive, 'ssl_certificate')) {
-    const p = argValues(d)[0];
+    const p = fileRoot(argValues(d)[0]); // the file's bytes as the path they name
     if (p && !p.includes('$')) return path.isAbsolute(p) ? p : path.join(tree.prefix, p);
   }
   return null;
@@ -267,6 +273,7 @@ export interface LocateOptions {
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
 export function locateServers(tree: NginxTree, names: readonly string[], options: LocateOptions = {}): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
   for (const n of names) normalizeDomain(n, { allowWildcard: true }); // a domain never reaches a config line unvalidated
+  if (tree.loop) throw tree.loop; // nginx cannot load it: refused while planning, before any order or nginx -t
   const http = new Map<string, ServerBlock | null>();
   const https = new Map<string, ServerBlock | null>();
   const vhostFile = options.vhostFile ? path.resolve(options.vhostFile) : undefined;
@@ -357,7 +364,7 @@ class Identities {
   ) {
     for (const d of childDirectives(server.directive)) this.counts.set(d.name, (this.counts.get(d.name) ?? 0) + 1);
     this.certTypes = childDirectives(server.directive, 'ssl_certificate').map((d) => {
-      const p = argValues(d)[0];
+      const p = fileRoot(argValues(d)[0]);
       return p && !p.includes('$') ? certificateKeyType(path.isAbsolute(p) ? p : path.join(this.prefix, p)) : null;
     });
   }
@@ -482,6 +489,11 @@ function versionAtLeast(v: [number, number, number], want: [number, number, numb
   return true;
 }
 
+/** nginx 1.25.1 made `listen ... http2` obsolete: HTTP/2 is then `http2 on;` in the server block. */
+export function usesHttp2Directive(nginxVersion: [number, number, number]): boolean {
+  return versionAtLeast(nginxVersion, [1, 25, 1]);
+}
+
 /**
  * Listens added by this plan, per socket: nginx allows `default_server` and the socket options once per
  * address:port across the whole config, so one added for one block takes the socket for the next.
@@ -600,7 +612,7 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
   const listenSpec = httpsStatements.find((s) => s.name === 'listen');
   const port = listenSpec ? Number(/(\d+)$/.exec(listenSpec.args[0] ?? '')?.[1] ?? opts.httpsPort ?? 443) : (opts.httpsPort ?? 443);
   const http2 = listenSpec?.args.includes('http2') ?? false;
-  const newHttp2 = versionAtLeast(opts.nginxVersion, [1, 25, 1]);
+  const newHttp2 = usesHttp2Directive(opts.nginxVersion);
   const planned: PlannedListens = new Map();
   const label = (server: ServerBlock): string => `server ${server.names[0] ?? ''} (${serverLabel(server)})`;
   const done = new Set<ServerBlock>();
@@ -827,7 +839,7 @@ function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerB
     const names = childDirectives(plain.directive, 'server_name').flatMap((d) => d.words.slice(1).map((w) => w.raw));
     const acme = routing.existing
       ? { name: 'location', args: routing.existing.words.slice(1).map((w) => w.raw), children: childDirectives(routing.existing).map((d) => ({ name: d.name, args: d.words.slice(1).map((w) => w.raw) })) }
-      : acmeLocation(c.webroot ?? routing.webroot ?? '/var/lib/autossl/acme-challenge');
+      : acmeLocation(c.webroot ?? fileRoot(routing.webroot) ?? '/var/lib/autossl/acme-challenge');
     const block: NewStatement = { name: 'server', args: [], children: [...moved.map((l) => ({ name: 'listen', args: l.directive.words.slice(1).map((w) => w.raw) })), { name: 'server_name', args: names }, acme, REDIRECT] };
     builder.add(plain.config, insertBlockAfter(plain.config, plain.directive, [block], `${label(plain)}: add a port-80 server that redirects to HTTPS`));
     return;
@@ -849,33 +861,39 @@ function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerB
   if (c.webroot && tlsTarget !== plain) {
     const name = c.certNames.find((n) => !n.startsWith('*.')) ?? c.certNames[0]!;
     const landing = challengeRouting(tlsTarget, name, 'https', routeEnv(tree));
-    if (!(landing.served && landing.webroot === c.webroot) && !landing.existing) ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
+    if (!(landing.served && fileRoot(landing.webroot) === c.webroot) && !landing.existing) ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
   }
 }
 
-export function acmeLocation(webroot: string): NewStatement {
+/** The challenge location; `open`: the block asks for a password or denies addresses, which the CA must pass. */
+export function acmeLocation(webroot: string, open = false): NewStatement {
   return {
     name: 'location',
     args: ['^~', ACME_PREFIX],
     children: [
-      { name: 'root', args: [quoteIfNeeded(webroot)] },
+      { name: 'root', args: [nginxValue(webroot, { what: 'challenge webroot' })] },
       { name: 'default_type', args: ['"text/plain"'] },
       { name: 'try_files', args: ['$uri', '=404'] },
+      ...(open ? [{ name: 'auth_basic', args: ['off'] }, { name: 'allow', args: ['all'] }] : []),
     ],
   };
 }
 
-/** Paths go into config lines quoted when they hold anything nginx would split or interpret. */
-export function quoteIfNeeded(value: string): string {
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new AutoSslError('CONFIG_INVALID', `The path ${JSON.stringify(value)} contains a control character.`);
-  if (/^[A-Za-z0-9_./@:+-]+$/.test(value)) return value;
-  return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+/**
+ * A path as a plugin value (the nginx-conf tree takes JS strings; statementsOf() writes them): refused when nginx
+ * would read it as anything but one literal word, so it never needs quotes.
+ */
+export function pathToken(value: string, what = 'path'): string {
+  nginxValue(value, { what });
+  return value;
 }
 
 export interface ChallengePlan {
   edits: FileEdit[];
   /** The directory certbot's webroot authenticator writes tokens into. */
   webroot: string;
+  /** A symlink the webroot needs before certbot runs (an existing `alias` challenge location: see alias-webroot.ts). */
+  link?: { path: string; target: string };
   notes: string[];
 }
 
@@ -933,9 +951,11 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
     reaches.push(follow(tree, name, plain));
   }
   // One webroot per certificate: certbot's -w applies to every name that follows it.
-  const servedRoot = reaches.map((r) => (r.route.kind === 'static' ? r.route.root : undefined)).find((r) => r !== undefined);
-  const ownRoot = reaches.map((r) => childDirectives(r.plain.directive, 'root').map((d) => argValues(d)[0]).pop()).find((r) => r && r.startsWith('/') && !r.includes('$'));
+  // roots read from files are bytes: the webroot is the path they name (certbot writes there, acmeLocation() encodes it)
+  const servedRoot = reaches.map((r) => (r.route.kind === 'static' ? fileRoot(r.route.root) : undefined)).find((r) => r !== undefined);
+  const ownRoot = reaches.map((r) => fileRoot(childDirectives(r.plain.directive, 'root').map((d) => argValues(d)[0]).pop())).find((r) => r && r.startsWith('/') && !r.includes('$'));
   let webroot = opts.documentRoot ?? servedRoot ?? ownRoot ?? tlsRoot(tree, names) ?? opts.fallbackWebroot;
+  let link: ChallengePlan['link'];
   const handled = new Set<ServerBlock>();
   for (const reach of reaches) {
     const { final, route } = reach;
@@ -944,13 +964,27 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
     ensureBlockEditable(tree, final);
     const label = `server ${final.names[0] ?? ''} (${serverLabel(final)})`;
     const through = reach.via.length ? ` (reached ${reach.via.join(', then ')})` : '';
-    if (route.kind === 'static' && route.root === webroot) {
+    if (route.kind === 'static' && fileRoot(route.root) === webroot) {
       notes.push(`${label}: challenge ${route.reason}${through}`);
       continue;
     }
     const routing = challengeRouting(final, reach.name, final === reach.plain ? 'http' : 'https', routeEnv(tree));
+    if (routing.existing && route.kind === 'handled' && route.access && effectiveParent(routing.existing) === final.directive) {
+      throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} already has "location ${argValues(routing.existing).join(' ')}", and ${route.reason}.`, {
+        hint: 'Add "auth_basic off; allow all;" to that location (the CA sends no password and comes from anywhere), then run again.',
+      });
+    }
+    const aliasDir = routing.existing ? aliasTokenDir(routing.existing) : null;
+    if (routing.existing && aliasDir && reaches.length === 1 && !opts.documentRoot && childDirectives(routing.existing).every((d) => ['alias', 'default_type', 'try_files', 'allow', 'auth_basic'].includes(d.name) && (d.name !== 'auth_basic' || argValues(d)[0] === 'off'))) {
+      // the location is used as it stands: certbot writes where its alias reads
+      const found = webrootForAlias(aliasDir, path.dirname(opts.fallbackWebroot));
+      webroot = found.webroot;
+      link = found.link;
+      notes.push(`${label}: challenge served by its own location from ${aliasDir} (alias)${found.link ? `; certbot writes there through ${found.link.path}` : ''}${through}`);
+      continue;
+    }
     if (routing.existing) {
-      const root = childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop();
+      const root = fileRoot(childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop());
       const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
       if (root && !blocked && reaches.length === 1 && !opts.documentRoot) {
         notes.push(`${label}: challenge served by its own location from ${root}${through}`);
@@ -992,10 +1026,15 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
         hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
       });
     }
-    ensureStatements(builder, final, [acmeLocation(webroot)], label, { prefix: tree.prefix });
+    ensureStatements(builder, final, [acmeLocation(webroot, route.kind === 'handled' && route.access === true)], label, { prefix: tree.prefix });
     notes.push(`${label}: challenge not served (${routing.reason}); adding location ^~ ${ACME_PREFIX}${through}`);
   }
-  return { edits: builder.build(), webroot, notes };
+  return { edits: builder.build(), webroot, notes, ...(link ? { link } : {}) };
+}
+
+/** A path (a root, a certificate) read from a file as the path it names (see value.ts). */
+function fileRoot(root: string | undefined): string | undefined {
+  return root === undefined ? undefined : valueFromFile(root);
 }
 
 function describeDirective(d: Directive): string {
@@ -1005,7 +1044,7 @@ function describeDirective(d: Directive): string {
 function tlsRoot(tree: NginxTree, names: readonly string[]): string | undefined {
   for (const name of names) {
     const tls = tree.findServers(name).https[0];
-    const root = tls && childDirectives(tls.directive, 'root').map((d) => argValues(d)[0]).pop();
+    const root = tls && fileRoot(childDirectives(tls.directive, 'root').map((d) => argValues(d)[0]).pop());
     if (root && !root.includes('$')) return root;
   }
   return undefined;

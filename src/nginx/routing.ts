@@ -49,29 +49,46 @@ function regexTest(pattern: string, caseInsensitive: boolean, input: string): bo
   return testRegexBounded(pattern, input, caseInsensitive);
 }
 
-function pickLocation(locations: readonly Directive[], uri: string): { chosen: Directive | null; uncertain?: Directive } {
+/**
+ * nginx's location search with nested locations (ngx_http_core_find_location): the longest prefix of a level is
+ * searched for nested matches before that level's regexes; a nested exact or regex match ends the search, a nested
+ * prefix (even `^~`) does not, so the level's regexes still run unless its own longest prefix is `^~`; a regex
+ * match is searched for nested locations in turn. Returns the chain of locations from the outermost to the one
+ * chosen (`ok`: the search ended in an exact or regex match), or the regex autossl could not evaluate.
+ */
+function findLocation(locations: readonly Directive[], uri: string, env: RouteEnv): { chain: Directive[]; ok: boolean; uncertain?: Directive } {
   let longest: LocationSpec | null = null;
   const regexes: LocationSpec[] = [];
   for (const d of locations) {
     const spec = parseLocation(d);
     if (!spec) continue;
     if (spec.modifier === '=') {
-      if (spec.path === uri) return { chosen: d };
+      if (spec.path === uri) return { chain: [d], ok: true };
       continue;
     }
-    if (spec.modifier === '~' || spec.modifier === '~*') {
-      regexes.push(spec);
-      continue;
+    if (spec.modifier === '~' || spec.modifier === '~*') regexes.push(spec);
+    else if (uri.startsWith(spec.path) && (!longest || spec.path.length > longest.path.length)) longest = spec;
+  }
+  let chain: Directive[] = longest ? [longest.directive] : [];
+  if (longest) {
+    const nested = children(longest.directive, env, 'location');
+    if (nested.length) {
+      const inner = findLocation(nested, uri, env);
+      chain = [...chain, ...inner.chain];
+      if (inner.uncertain || inner.ok) return { ...inner, chain };
     }
-    if (uri.startsWith(spec.path) && (!longest || spec.path.length > longest.path.length)) longest = spec;
   }
-  if (longest?.modifier === '^~') return { chosen: longest.directive };
-  for (const spec of regexes) {
-    const hit = regexTest(spec.path, spec.modifier === '~*', uri);
-    if (hit === null) return { chosen: spec.directive, uncertain: spec.directive }; // assume it catches the request
-    if (hit) return { chosen: spec.directive };
+  if (longest?.modifier !== '^~') {
+    for (const spec of regexes) {
+      const hit = regexTest(spec.path, spec.modifier === '~*', uri);
+      if (hit === false) continue;
+      if (hit === null) return { chain: [spec.directive], ok: false, uncertain: spec.directive }; // assume it catches the request
+      const nested = children(spec.directive, env, 'location');
+      const inner = nested.length ? findLocation(nested, uri, env) : { chain: [], ok: true };
+      return { ...inner, chain: [spec.directive, ...inner.chain], ok: true };
+    }
   }
-  return { chosen: longest?.directive ?? null };
+  return { chain, ok: false };
 }
 
 /** Directives that hand a request to something other than the static file handler. */
@@ -100,8 +117,11 @@ export type Route =
   | { kind: 'static'; root: string; reason: string }
   /** Redirected; `to` is null when the target holds what autossl cannot work out. */
   | { kind: 'redirect'; status: number; to: RedirectTarget | null; via: Directive; reason: string }
-  /** Answered by something else: an app, a deny, a fixed status. */
-  | { kind: 'handled'; via: Directive | null; reason: string }
+  /**
+   * Answered by something else: an app, a deny, a fixed status. `access`: static files, but behind an `auth_basic` or
+   * `deny` the location inherits (a challenge location of its own must turn them off: `auth_basic off; allow all;`).
+   */
+  | { kind: 'handled'; via: Directive | null; reason: string; access?: true }
   /** Depends on what autossl cannot know (a condition on a variable, a URI rewrite). */
   | { kind: 'uncertain'; via: Directive; reason: string };
 
@@ -381,6 +401,23 @@ class Evaluation {
   }
 }
 
+/** What a level's access directives leave in force: its own `auth_basic` / `allow`+`deny` list replace the inherited ones. */
+interface Access {
+  auth: Directive | undefined;
+  rules: Directive[];
+}
+
+function accessOf(list: readonly Directive[], inherited: Access): Access {
+  const auth = list.filter((d) => d.name === 'auth_basic').pop() ?? inherited.auth;
+  const own = list.filter((d) => d.name === 'allow' || d.name === 'deny');
+  return { auth, rules: own.length ? own : inherited.rules };
+}
+
+/** `auth_basic off` and `allow`: they open a location rather than close it. */
+function isOpenAccess(d: Directive): boolean {
+  return (d.name === 'auth_basic' && argValues(d)[0] === 'off') || d.name === 'allow';
+}
+
 function describe(d: Directive): string {
   return [d.name, ...argValues(d)].join(' ');
 }
@@ -392,15 +429,17 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
   const early = evaluation.rewritePhase(serverLevel);
   if (early) return early;
   let root = serverLevel.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
-  let scope: Directive = server.directive;
-  for (;;) {
-    const { chosen, uncertain } = pickLocation(children(scope, env, 'location'), req.uri);
-    if (uncertain) return { kind: 'uncertain', via: uncertain, reason: `location "${argValues(uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
-    if (!chosen) break;
+  const scope: Directive = server.directive;
+  // the access phase runs after the rewrite phase: what each level sets is inherited unless a location sets its own
+  let access = accessOf(serverLevel, { auth: undefined, rules: [] });
+  const found = findLocation(children(scope, env, 'location'), req.uri, env);
+  if (found.uncertain) return { kind: 'uncertain', via: found.uncertain, reason: `location "${argValues(found.uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
+  for (const chosen of found.chain) {
     const inside = children(chosen, env);
     const phase = evaluation.rewritePhase(inside);
     if (phase) return phase;
-    const blocker = inside.find((d) => NOT_STATIC.has(d.name) || d.name.endsWith('_pass'));
+    access = accessOf(inside, access);
+    const blocker = inside.find((d) => (NOT_STATIC.has(d.name) && !isOpenAccess(d)) || d.name.endsWith('_pass'));
     if (blocker) return { kind: 'handled', via: chosen, reason: `location "${argValues(chosen).join(' ')}" uses "${blocker.name}"` };
     const tryFiles = inside.find((d) => d.name === 'try_files');
     if (tryFiles && !argValues(tryFiles)[0]?.startsWith('$uri')) {
@@ -408,9 +447,9 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
     }
     const locRoot = inside.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
     if (locRoot) root = locRoot;
-    scope = chosen;
-    if (children(chosen, env, 'location').length === 0) break;
   }
+  const closed = access.auth && argValues(access.auth)[0] !== 'off' ? access.auth : access.rules.find((d) => d.name === 'deny');
+  if (closed) return { kind: 'handled', via: null, access: true, reason: `"${describe(closed)}" (${effectiveParent(closed)?.name === 'location' ? 'in its location' : 'at server level'}) keeps the CA out: it sends no password and comes from any address` };
   if (!root) return { kind: 'handled', via: null, reason: 'the server block has no "root"' };
   if (root.includes('$')) return { kind: 'handled', via: null, reason: `its root "${root}" depends on a variable` };
   return { kind: 'static', root, reason: `served as a static file from ${root}` };

@@ -7,6 +7,7 @@
  */
 import { AutoSslError } from '../errors.js';
 import { fingerprint, parseConfig, type Directive, type ParsedConfig } from './parse.js';
+import { encodingProblem } from './value.js';
 
 export interface Splice {
   start: number;
@@ -210,6 +211,13 @@ export function applySplices(source: string, splices: readonly Splice[]): string
  */
 export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]): string {
   const text = applySplices(config.source, splices);
+  const encoding = encodingProblem(config.source, text, splices.map((s) => s.text));
+  if (encoding) {
+    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: refusing the edit: ${encoding}; nothing was written.`, {
+      details: { file: config.file, encoding: true },
+      hint: 'autossl writes a file in the encoding it was read in: convert the file to UTF-8, or use ASCII paths and names.',
+    });
+  }
   let after: ParsedConfig;
   try {
     after = parseConfig(text, config.file);

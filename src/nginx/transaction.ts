@@ -19,6 +19,7 @@ import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 import { ownerAlive, ownerStamp } from '../lock.js';
 import { revertEdit } from './merge.js';
+import { fileBytes } from './value.js';
 
 export const sha256 = (data: string | Buffer): string => crypto.createHash('sha256').update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data).digest('hex');
 
@@ -187,6 +188,7 @@ export class EditTransaction {
 
   /** Writes `after` to `file`, provided the file still holds `before` (byte for byte). */
   async write(file: string, before: string, after: string): Promise<void> {
+    const bytes = fileBytes(after, file); // refused before anything is journaled, never narrowed
     const current = await readRegular(file);
     if (current === null || sha256(current) !== sha256(before)) {
       throw new AutoSslError('VHOST_CHANGED', `${file} changed since autossl read it; nothing was written.`, { details: { file } });
@@ -196,12 +198,12 @@ export class EditTransaction {
     const seq = nextSeq();
     const entry: JournalEntry = { seq, file, pre: path.join(this.dir, `${seq}.pre`), post: path.join(this.dir, `${seq}.post`), preSha: sha256(current), postSha: sha256(after) };
     await atomicWrite(entry.pre, current);
-    await atomicWrite(entry.post, Buffer.from(after, 'latin1'));
+    await atomicWrite(entry.post, bytes);
     this.entries.push(entry);
     // the manifest names the backup before the file changes: a crash after this point is recoverable
     await this.saveManifest();
     try {
-      await atomicWrite(file, Buffer.from(after, 'latin1'), this.writer, stat);
+      await atomicWrite(file, bytes, this.writer, stat);
     } catch (error) {
       this.entries.pop();
       await this.saveManifest().catch(() => undefined);
@@ -226,6 +228,28 @@ export class EditTransaction {
     }
     if (this.entries.length === 0) await this.close();
     return [...new Set(reverted)];
+  }
+
+  /**
+   * After a revert that could not merge (JOURNAL_CONFLICT, reported in the run's own result): the bytes before each
+   * write still in the journal are kept under `keepDir` and the journal goes, so no later command takes it for a
+   * killed run's work. Returns each file with where its bytes before autossl's edit are kept.
+   */
+  async abandon(keepDir: string): Promise<Array<{ file: string; backup: string }>> {
+    const kept: Array<{ file: string; backup: string }> = [];
+    if (this.entries.length) {
+      const dir = path.join(keepDir, path.basename(this.dir));
+      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+      for (const e of [...this.entries].sort((a, b) => a.seq - b.seq)) {
+        if (kept.some((k) => k.file === e.file)) continue; // the oldest write holds the bytes before the run
+        const backup = path.join(dir, `${path.basename(e.file)}.${e.seq}.before`);
+        await fsp.copyFile(e.pre, backup);
+        kept.push({ file: e.file, backup });
+      }
+    }
+    this.entries.length = 0;
+    await this.close();
+    return kept;
   }
 
   /** Forgets the journal: the edits stay. */
@@ -270,7 +294,7 @@ async function revertEntry(entry: JournalEntry, owner: EditTransaction | null): 
     if (!merged.ok) {
       throw new AutoSslError('JOURNAL_CONFLICT', `Cannot take autossl's edit out of ${entry.file}: ${merged.reason}. The file was left as it is; the bytes before autossl's edit are in ${entry.pre}.`, { details: { file: entry.file, backup: entry.pre } });
     }
-    await atomicWrite(entry.file, Buffer.from(merged.text, 'latin1'), defaultWriter, stat);
+    await atomicWrite(entry.file, fileBytes(merged.text, entry.file), defaultWriter, stat);
     await fixLaterEntries(entry, post, pre.toString('latin1'), owner);
   }
   const check = await readRegular(entry.file);
@@ -293,7 +317,7 @@ async function fixLaterEntries(reverted: JournalEntry, post: string, pre: string
         const text = (await fsp.readFile(e[side])).toString('latin1');
         const fixed = revertEdit(text, post, pre);
         if (!fixed.ok) continue;
-        await atomicWrite(e[side], Buffer.from(fixed.text, 'latin1'));
+        await atomicWrite(e[side], fileBytes(fixed.text, e[side]));
         e[side === 'pre' ? 'preSha' : 'postSha'] = sha256(fixed.text);
       }
     }

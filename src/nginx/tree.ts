@@ -54,6 +54,16 @@ function parseOverlay(file: string, source: string): { config: ParsedConfig | nu
   }
 }
 
+/** What makes two paths the same file (device and inode); the path itself when it cannot be stat'ed. */
+function fileIdentity(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return file;
+  }
+}
+
 export function clearConfigCache(): void {
   fileCache.clear();
   treeCache.clear();
@@ -272,16 +282,29 @@ export class NginxTree {
     return path.isAbsolute(p) ? p : path.join(this.prefix, p);
   }
 
-  /** Set once an include loop is found: nginx could not load this config, and exploring every path of a loop
-   * (files that each include a glob matching the others) would take factorial time. */
-  private looped = false;
+  /**
+   * Set once an include loop is found (a.conf includes b.conf, which includes a.conf; or a file itself): nginx cannot
+   * load this config (1.22 dies of SIGSEGV in `nginx -t`), so no edit is planned on it (locateServers refuses), and
+   * exploring every path of a loop (files that each include a glob matching the others) would take factorial time.
+   */
+  loop: AutoSslError | null = null;
   private visits = 0;
+  /** The files being included, outermost first, with their identities (the same file by another name is a loop). */
+  private chain: Array<{ file: string; id: string }> = [];
 
   private visitFile(file: string, context: string[], stack: Set<string>, server?: ServerBlock): void {
-    if (this.looped) return;
-    if (stack.has(file) || ++this.visits > MAX_FILE_VISITS) {
-      this.errors.push(new AutoSslError('NGINX_PARSE_ERROR', stack.has(file) ? `${file}: includes itself (include loop)` : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, { details: { file } }));
-      this.looped = true;
+    if (this.loop) return;
+    const id = fileIdentity(file);
+    if (stack.has(id) || ++this.visits > MAX_FILE_VISITS) {
+      const from = this.chain.findIndex((c) => c.id === id);
+      const files = from >= 0 ? [...this.chain.slice(from).map((c) => c.file), file] : [file];
+      this.loop = new AutoSslError('NGINX_PARSE_ERROR', from >= 0
+        ? files.length === 2 ? `${files[0]}: includes itself (include loop)` : `include loop across files: ${files.join(' includes ')}`
+        : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, {
+        hint: 'nginx cannot load a config whose includes loop: remove the include that leads back (nginx -t fails on it too). Nothing was changed.',
+        details: { file, files },
+      });
+      this.errors.push(this.loop);
       return;
     }
     let parsed;
@@ -300,9 +323,11 @@ export class NginxTree {
     }
     const config = parsed.config!;
     this.files.set(file, config);
-    stack.add(file);
+    stack.add(id);
+    this.chain.push({ file, id });
     this.visitNodes(config, config.children, context, stack, server);
-    stack.delete(file);
+    this.chain.pop();
+    stack.delete(id);
   }
 
   private visitNodes(config: ParsedConfig, nodes: readonly Node[], context: string[], stack: Set<string>, server?: ServerBlock): void {

@@ -34,7 +34,20 @@ export interface UninstallPlan {
 }
 
 /** Directives that mean TLS and nothing else: meaningless (or refused by nginx) once the block has no TLS listen. */
-const TLS_ONLY = new Set(['ssl_certificate', 'ssl_certificate_key', 'ssl', 'http2', 'http3', 'quic_retry', 'ssl_early_data']);
+const TLS_ONLY = new Set(['ssl_certificate', 'ssl_certificate_key', 'ssl', 'http2', 'http3', 'quic_retry', 'ssl_early_data', 'ssl_dhparam']);
+
+/**
+ * An `include` of TLS settings only (certbot --nginx's `include /etc/letsencrypt/options-ssl-nginx.conf`): every
+ * directive of every file it names is an `ssl_*` one, so it says nothing once the block has no TLS listen. An
+ * include of anything else is the site's own and stays.
+ */
+function includesTlsOnly(tree: NginxTree, d: Directive): boolean {
+  const target = argValues(d)[0];
+  if (d.name !== 'include' || !target || target.includes('*') || target.includes('$')) return false;
+  const { config } = readConfigFile(path.isAbsolute(target) ? target : path.join(tree.prefix, target));
+  const inside = config?.children.filter((n): n is Directive => n.kind === 'directive') ?? [];
+  return inside.length > 0 && inside.every((n) => n.name.startsWith('ssl_') && !n.block);
+}
 
 /** A server-level `if (...) { return 30x https://... }`: autossl's per-host redirect or certbot's `$scheme`/`$host` one. */
 function isHttpsRedirectIf(d: Directive): boolean {
@@ -105,7 +118,8 @@ export function planUninstall(tree: NginxTree, domain: string, opts: { vhostFile
       if (p && !p.includes('$')) certificates.push(path.isAbsolute(p) ? p : path.join(tree.prefix, p));
     }
     const hsts = d.name === 'add_header' && (argValues(d)[0] ?? '').toLowerCase() === HSTS_HEADER_NAME;
-    if ((TLS_ONLY.has(d.name) || hsts) && !twin) builder.add(tls.config, removeStatement(tls.config, d, `${label}: remove ${d.name}${hsts ? ' Strict-Transport-Security' : ''}`));
+    const tlsSettings = includesTlsOnly(tree, d);
+    if ((TLS_ONLY.has(d.name) || hsts || tlsSettings) && !twin) builder.add(tls.config, removeStatement(tls.config, d, `${label}: remove ${d.name}${hsts ? ' Strict-Transport-Security' : tlsSettings ? ` ${argValues(d)[0]} (TLS settings only)` : ''}`));
   }
   for (const inc of tls.includes) {
     const { config } = readConfigFile(inc);

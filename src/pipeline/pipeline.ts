@@ -13,6 +13,7 @@ import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';
 import type { HeldLock } from '../lock.js';
+import path from 'node:path';
 import { configAsItStands } from './as-it-stands.js';
 
 export interface DomainResult {
@@ -166,7 +167,17 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   let held: HeldLock | null = null;
   let lockError: AutoSslError | undefined;
   try {
-    held = (await options.lockBlocks?.(ctx)) ?? null;
+    // counted in the batch while it takes its locks (the batch's gates wait for it), but not while it waits for
+    // another run on the same block, which may be one of the batch waiting at a gate for it
+    if (options.lockBlocks) {
+      ctx.batch?.enter(ctx, 'plan');
+      const locking = options.lockBlocks(ctx);
+      let contended: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (contended = setTimeout(resolve, 250)));
+      if ((await Promise.race([locking.then(() => 'held', () => 'held'), waited.then(() => 'waiting')])) === 'waiting') ctx.batch?.leave(ctx);
+      clearTimeout(contended);
+      held = await locking;
+    }
   } catch (error) {
     lockError = toAutoSslError(error);
   }
@@ -220,6 +231,7 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   } catch (error) {
     const e = toAutoSslError(error);
     ctx.emit({ stage: 'rollback', status: 'error', message: e.message });
+    if (!outcome.ok && e.code === 'JOURNAL_CONFLICT') outcome.error = await unmergedRollback(ctx, outcome.error, e);
     if (outcome.ok) {
       outcome.ok = false;
       outcome.error = e;
@@ -352,6 +364,27 @@ async function rollback(ctx: DomainContext): Promise<string[]> {
   if (reverted.length) ctx.emit({ stage: 'rollback', status: 'info', message: `restored ${reverted.join(', ')}` });
   // also the files whose edit the editor took back itself (nginx -t refused it)
   return [...ctx.transaction.restored];
+}
+
+/**
+ * A rollback whose edit could not be merged out of a file another run changed since: said in the domain's own
+ * error (which file, where its bytes before are), and the journal closed with those bytes kept apart, so later
+ * commands do not warn that a killed run left work behind.
+ */
+async function unmergedRollback(ctx: DomainContext, original: AutoSslError | undefined, conflict: AutoSslError): Promise<AutoSslError> {
+  let kept: Array<{ file: string; backup: string }> = [];
+  try {
+    kept = await ctx.transaction.abandon(path.join(ctx.services.config.stateDir, 'rollback-conflicts'));
+  } catch {
+    // the journal stays: `autossl recover` reports it
+  }
+  const where = kept.map((k) => `${k.file} (its bytes before this run: ${k.backup})`).join(', ');
+  const base = original ?? conflict;
+  return new AutoSslError(base.code, `${base.message} The rollback could not take this run's edit back out of ${where || (conflict.details.file as string | undefined) || 'a file'}: ${conflict.message} That file keeps the edit.`, {
+    hint: `Compare ${kept.map((k) => k.file).join(', ') || 'the file'} with the kept copy and fix it by hand if needed; ${base.hint}`,
+    details: { ...base.details, rollback: { code: conflict.code, message: conflict.message, kept } },
+    cause: base,
+  });
 }
 
 function resultOf(ctx: DomainContext, outcome: Outcome, ms: number): DomainResult {

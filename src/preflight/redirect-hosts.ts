@@ -5,6 +5,7 @@
  * probes this server's address directly) and for the plan a dry run checks (which fetches nothing), so both say the
  * same thing about a redirect to a host that resolves elsewhere.
  */
+import net from 'node:net';
 import type { Resolution } from './dns.js';
 import { normalizeIp } from './ips.js';
 import { ACME_PREFIX, routeEnv, routeRequest, type Request } from '../nginx/routing.js';
@@ -15,6 +16,14 @@ export type HostVerdict =
   | { here: true; addresses: string[] }
   /** It does not: the message names what the CA would reach instead. */
   | { here: false; message: string };
+
+/** A redirect to an IP literal (`http://203.0.113.5/...`, `http://[2001:db8::1]/...`) resolves to itself, no DNS asked. */
+export function literalResolution(host: string): Resolution | null {
+  const bare = host.replace(/^\[|\]$/g, '');
+  const family = net.isIP(bare);
+  if (!family) return null;
+  return { name: bare, a: family === 4 ? [bare] : [], aaaa: family === 6 ? [bare] : [], cnames: [] };
+}
 
 /** What a redirect from `from` to `host` leads the CA to, given the host's resolution and this server's addresses. */
 export function hostVerdict(from: string, host: string, r: Resolution, ours: ReadonlySet<string>): HostVerdict {

@@ -10,8 +10,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
-import { writeHookScript } from '../certbot/hooks.js';
+import { execCertbot, lastLoggedRun, lineageProblems, lineageSections, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
 import { servedCertificatePath } from '../nginx/edit.js';
@@ -29,9 +29,12 @@ import type { UndoService } from '../undo.js';
 import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages, vhostCertificateRefs } from './scan.js';
+import { revocationOf } from './revocation.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
 import { markUnservedLineages, servedRows } from './served.js';
+import { lostCover, servedCover } from '../nginx/block-cover.js';
 import { markUnloaded } from './loaded.js';
+import { uploadRows } from './uploads.js';
 import type { NginxTree } from '../nginx/tree.js';
 
 // ------------------------------------------------------------------------------------------------ status
@@ -55,7 +58,9 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
     refs = []; // no nginx config here: certificates are still tracked
   }
   const certs = scanLineages(config.certbot.configDir, store, refs);
-  let rows = statusRows(certs, refs, now, config.renewal.windowFraction);
+  // uploads a vhost serves are listed too (statusRows knows certbot's lineages only)
+  let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
+  await markRevoked(core, store, rows);
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
@@ -76,6 +81,30 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
     pendingNotifications = 0;
   }
   return { certificates: rows, attention: needsAttention(rows), pendingNotifications };
+}
+
+/** Rows whose certificate the CA revoked become `revoked` (asked a few at a time; answers are kept in the store). */
+async function markRevoked(core: EngineCore, store: StateStore, rows: StatusRow[]): Promise<void> {
+  const candidates = rows.filter((r) => r.lineage && r.serial && r.state !== 'expired' && r.state !== 'missing');
+  for (let i = 0; i < candidates.length; i += 16) {
+    await Promise.all(candidates.slice(i, i + 16).map(async (r) => {
+      const lineage = readLineage(core.config.certbot.configDir, r.lineage);
+      if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
+      r.state = 'revoked';
+      r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
+    }));
+  }
+  rows.sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+}
+
+/** Lineages whose current certificate the CA revoked (asked now): renewed even when not due. */
+async function revokedLineages(core: EngineCore, store: StateStore, certs: ReturnType<typeof scanLineages>): Promise<string[]> {
+  const out: string[] = [];
+  for (const c of certs) {
+    const lineage = c.serial && c.notAfter !== null && Date.now() < c.notAfter ? readLineage(core.config.certbot.configDir, c.lineage) : null;
+    if (lineage && (await revocationOf(core.config, store, lineage, c.serial!, { fresh: true })) === 'revoked') out.push(c.lineage);
+  }
+  return out;
 }
 
 // -------------------------------------------------------------------------------------------- notifications
@@ -231,7 +260,18 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
   if (options.force) args.push('--force-renewal');
   // certbot runs the installed pre/post hooks too: they see this and leave beforeRenew/afterRenew to us
   let run;
+  // certbot renews by date only (or by its CA's ARI, certbot 5): a revoked certificate not yet due is renewed
+  // here with --force-renewal, lineage by lineage, before the run of all
+  const forcedFailures = new Map<string, RenewOutcome>();
   try {
+    const revoked = options.force ? [] : (await revokedLineages(core, store, before)).filter((l) => !options.certName || l === options.certName);
+    for (const name of revoked) {
+      const forced = await execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      const cert = scanLineages(config.certbot.configDir, store).find((c) => c.lineage === name);
+      if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
+      const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);
+      forcedFailures.set(name, { lineage: name, names: cert.names, outcome: 'failed', problems, message: `the CA revoked it; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}` });
+    }
     run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
     await runRenewHook(core, renewEvent(core, store, 'after', base), hookErrors);
@@ -250,7 +290,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
     const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
-    outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message });
+    outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
   recordRenewals(core, store, outcomes);
   enqueueDue(core, store);
@@ -312,8 +352,8 @@ function certbotRun(): { runId: string; owner: string; forced: boolean; certName
 }
 
 export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void> {
-  // autossl renew started this certbot and runs beforeRenew/afterRenew itself
-  if (env.AUTOSSL_RENEW_PARENT) return;
+  // autossl renew started this certbot and runs beforeRenew/afterRenew itself; an autossl issue is no renewal
+  if (env.AUTOSSL_RENEW_PARENT || insideAutosslCertonly(env)) return;
   await core.recoverFirst();
   const store = core.services.state();
   const run = certbotRun();
@@ -323,20 +363,25 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
   if (phase === 'pre') {
     const certs = scanLineages(core.config.certbot.configDir, store);
     const event = renewEvent(core, store, 'before', base, certs);
-    // the post hook (another process) compares serials with these to tell which renewals failed
-    store.setValue(key, JSON.stringify(event.lineages.filter((l) => l.due).map((l) => ({ name: l.name, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null }))));
+    // the post hook (another process) compares serials with these to tell which renewals failed; every lineage,
+    // not only those due by autossl's window: certbot 5 also renews what its CA's ARI asks for (a revoked one)
+    store.setValue(key, JSON.stringify(event.lineages.map((l) => ({ name: l.name, due: l.due, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null }))));
     await runRenewHook(core, event, errors);
   } else {
     await runRenewHook(core, renewEvent(core, store, 'after', base), errors);
     await core.services.undo.finishRun(run.runId, true);
-    const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; serial: string | null }>;
+    const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; due?: boolean; serial: string | null }>;
     store.deleteValue(key);
     const now = scanLineages(core.config.certbot.configDir, store);
+    // what certbot's log of this run says it tried and failed, whatever made it try
+    const sections = lineageSections(lastLoggedRun(core.config.certbot.logsDir));
     const outcomes: RenewOutcome[] = [];
     for (const a of attempted) {
       const cert = now.find((c) => c.lineage === a.name);
       if (!cert) continue;
       const renewed = cert.serial !== a.serial;
+      const failedHere = /Failed to renew certificate /.test(sections.get(a.name) ?? '');
+      if (!renewed && !failedHere && (sections.size > 0 || a.due === false)) continue; // not tried (not due)
       // certbot's log of this run, the part about this lineage (its output is not ours to read)
       const own = renewed ? [] : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
       outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
@@ -355,6 +400,8 @@ export interface DeployResult {
   lineage: string;
   domains: string[];
   ok: boolean;
+  /** Run inside autossl's own certonly (an issue): nothing done, the issue installs the certificate itself. */
+  skipped?: boolean;
   error?: AutoSslError;
   changedFiles: string[];
   serial: string;
@@ -436,9 +483,20 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
   }
 }
 
+/** Re-pointing the block serving `name` at a certificate for `certNames` would take another name (or wildcard) it serves covered off HTTPS. */
+function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
+  const block = tree.findServers(name).https[0];
+  if (!block) return false;
+  const lost = lostCover(servedCover(tree, block, config.sites.flatMap((s) => [s.domain, ...s.aliases])), certNames);
+  return lost.names.length + lost.patterns.length > 0;
+}
+
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
   const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
+  // is no renewal to notify about
+  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
   await core.recoverFirst();
   const lineage = readLineage(config.certbot.configDir, name);
   if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
@@ -446,7 +504,7 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name));
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, info.names));
   const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them

@@ -1,6 +1,7 @@
 /**
  * `autossl status`: every certificate with its state, most urgent first.
  *   expired  past notAfter
+ *   revoked  the CA revoked it (see revocation.ts): in date and served, but no client should trust it
  *   mismatch a configured name is not served with a certificate that covers it (the block nginx picks for it over
  *            TLS points at another certificate, or at an old copy of its lineage), or nothing serves it over TLS
  *   failing  the last renewal (or issue) attempt failed
@@ -14,9 +15,9 @@ import { normalizeSerial } from '../certbot/der.js';
 import type { CertificateRow } from '../state/store.js';
 import type { VhostCertificateRef } from './scan.js';
 
-export type CertState = 'expired' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
+export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
 
-export const URGENCY: Record<CertState, number> = { expired: 0, mismatch: 1, missing: 2, failing: 3, due: 4, ok: 5 };
+export const URGENCY: Record<CertState, number> = { expired: 0, revoked: 0, mismatch: 1, missing: 2, failing: 3, due: 4, ok: 5 };
 
 export interface StatusRow {
   lineage: string;

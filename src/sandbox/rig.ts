@@ -315,7 +315,7 @@ export class AcmeRig {
   /** An autossl config object for this sandbox. */
   autosslConfig(extra: Record<string, unknown> = {}, certbotName = 'certbot'): Record<string, unknown> {
     return {
-      certbot: { binary: BINARIES.certbot, ...this.certbotDirs(certbotName), server: this.info.acmeDirectory, env: { REQUESTS_CA_BUNDLE: this.info.caCert }, timeoutMs: 60_000 },
+      certbot: { binary: BINARIES.certbot, ...this.certbotDirs(certbotName), server: this.info.acmeDirectory, env: { REQUESTS_CA_BUNDLE: this.info.caCert }, timeoutMs: 60_000, revocationStatusUrl: `https://127.0.0.1:${RIG_PORTS.acmeManagement}/cert-status-by-serial/{serial}` },
       nginx: { binary: BINARIES.nginx, config: this.info.nginxConf, extraArgs: this.nginxArgs },
       serverAddresses: ['127.0.0.1', '::1'],
       stateDir: path.join(this.info.dir, 'state'),

@@ -10,6 +10,7 @@ import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { applyEdits } from '../pipeline/apply.js';
 import { challengeDir } from './webroot-dirs.js';
+import { ensureAliasLink } from '../nginx/alias-webroot.js';
 
 export const PLUGIN_NAME = 'challenge-webroot';
 
@@ -33,6 +34,7 @@ export const challengeWebrootPlugin: Plugin = {
     hooks.challenge.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       if (ctx.plan.challenge !== 'http-01') return undefined;
       let webroot = '';
+      let link: { path: string; target: string } | undefined;
       let notes: string[] = [];
       const edits = await applyEdits(ctx, (tree) => {
         const plan = planChallengeEdit(tree, ctx.plan.names, {
@@ -41,6 +43,7 @@ export const challengeWebrootPlugin: Plugin = {
           vhostFile: ctx.plan.site.vhost,
         });
         webroot = plan.webroot;
+        link = plan.link;
         notes = plan.notes;
         return plan.edits;
       });
@@ -54,6 +57,7 @@ export const challengeWebrootPlugin: Plugin = {
           await ctx.services.nginx.reload();
           ctx.needsReload = false;
         }
+        if (link) await ensureAliasLink(link);
         await challengeDir(webroot);
         if (webroot === ctx.services.config.challengeDir) await traversable(webroot, ctx.services.config.stateDir);
       }

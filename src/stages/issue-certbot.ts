@@ -18,6 +18,7 @@ import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { renewalWindowStart } from '../renewal/status.js';
+import { revocationOf } from '../renewal/revocation.js';
 
 export const PLUGIN_NAME = 'issue-certbot';
 
@@ -31,8 +32,18 @@ export function reusableLineage(ctx: DomainContext): Promise<Lineage | null> {
   return ctx.memo('reusable-lineage', async () => {
     if (ctx.force) return null;
     const existing = readLineage(ctx.services.config.certbot.configDir, ctx.plan.certName);
-    return existing && reusable(ctx, existing) ? existing : null;
+    return existing && reusable(ctx, existing) && !(await revoked(ctx, existing)) ? existing : null;
   });
+}
+
+/** Whether the CA revoked the lineage's certificate (asked now): in date and covering the names, it is still no use. */
+async function revoked(ctx: DomainContext, lineage: Lineage): Promise<boolean> {
+  try {
+    const serial = readCertificate(lineage.cert).serial;
+    return (await revocationOf(ctx.services.config, ctx.services.state(), lineage, serial, { fresh: true })) === 'revoked';
+  } catch {
+    return false;
+  }
 }
 
 function reusable(ctx: DomainContext, lineage: Lineage): boolean {
@@ -102,7 +113,10 @@ export const issueCertbotPlugin: Plugin = {
       const lockFile = path.join(ctx.services.config.stateDir, 'locks', `order-${ctx.plan.certName}.lock`);
       return withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${ctx.plan.certName}` }, async () => {
         const existing = readLineage(settings.configDir, ctx.plan.certName);
-        if (!ctx.force && existing && reusable(ctx, existing)) {
+        // a revoked certificate certbot would keep (not due): ordered anew, as with --force
+        const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
+        if (replace) ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing!.name} was revoked by the CA; ordering a new one` });
+        if (!ctx.force && existing && !replace && reusable(ctx, existing)) {
           ctx.reusedLineage = true;
           ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.name} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
           return existing;
@@ -114,7 +128,7 @@ export const issueCertbotPlugin: Plugin = {
         if (limited && Date.now() < limited.until) {
           throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
         }
-        const request = { certName: ctx.plan.certName, names: ctx.plan.names, force: ctx.force };
+        const request = { certName: ctx.plan.certName, names: ctx.plan.names, force: ctx.force || replace };
         let order: (s: CertbotSettings) => Promise<Lineage>;
         if (ctx.challenge?.type === 'dns-01') {
           const hooksPaths = dnsHooks(ctx);

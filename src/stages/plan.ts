@@ -13,6 +13,7 @@ import { readCertificateQuick } from '../certbot/lineage.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
+import { sharedCertificateHint, sharedCertificateProblem } from '../nginx/shared-snippets.js';
 import { answeredNames, covers } from '../nginx/names.js';
 import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -141,6 +142,12 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
   // what the HTTPS edit would refuse (a redirect whose target cannot be worked out) is refused now, before any order
   const problem = tlsInstallProblem(tree, names, config.nginx.httpsPort);
   if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
+  // ...and a certificate set in a snippet the block shares with others, which the HTTPS edit will not change
+  const fullchain = path.join(config.certbot.configDir, 'live', certName, 'fullchain.pem');
+  for (const block of blocks) {
+    const shared = sharedCertificateProblem(block, fullchain, `server ${block.names[0] ?? ''} (${label(block)})`);
+    if (shared) throw new AutoSslError('VHOST_UNSUPPORTED', shared, { hint: sharedCertificateHint(fullchain) });
+  }
   if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
 }
@@ -167,15 +174,25 @@ function keepBlockCover(config: AutoSslConfig, tree: NginxTree, plan: DomainPlan
     for (const p of lost.patterns) if (!patterns.includes(p)) patterns.push(p);
   }
   if (kept.length) notes.push(`${kept.join(', ')} ${kept.length > 1 ? 'are' : 'is'} served over HTTPS by the same server block (${[...blocks].map(blockLabel).join(', ')}) now: kept on the certificate`);
-  if (!patterns.length) return names;
+  if (!patterns.length) return tooMany(plan, blocks, names);
   if (plan.challenge === 'dns-01') {
-    names.push(...patterns.filter((p) => !names.includes(p)));
-    notes.push(`the server block serves ${patterns.join(', ')} over HTTPS now: ordered over DNS-01 with the wildcard, so it stays covered`);
-    return names;
+    // a name one label under the wildcard is redundant with it: Let's Encrypt refuses such an order
+    const kept = [...patterns, ...names.filter((n) => !patterns.includes(n) && !covers(patterns, n))];
+    notes.push(`the server block serves ${patterns.join(', ')} over HTTPS now: ordered over DNS-01 with the wildcard (${kept.join(', ')}), so every name it answers stays covered`);
+    return tooMany(plan, blocks, kept);
   }
   throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${patterns.join(', ')} over HTTPS today with a wildcard certificate; a certificate for ${names.join(', ')} would take every other name it answers off HTTPS, and a wildcard can only be ordered over DNS-01. Nothing was ordered.`, {
     hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin ("challenge": "dns-01"), so autossl orders ${patterns.join(', ')} with it, or upload a certificate covering ${[...patterns, ...names].join(', ')}, or move ${plan.site.domain} to a server block of its own.`,
     details: { names: patterns, blocks: [...blocks].map(blockLabel) },
+  });
+}
+
+/** Let's Encrypt puts at most 100 names on a certificate: a block whose names outgrow that needs a wildcard. */
+function tooMany(plan: DomainPlan, blocks: ReadonlySet<ServerBlock>, names: string[]): string[] {
+  if (names.length <= 100) return names;
+  throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${names.length} names over HTTPS that one certificate must cover, more than the 100 a Let's Encrypt certificate holds. Nothing was ordered.`, {
+    hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin and order the block's wildcard, or split the block.`,
+    details: { names: names.length, blocks: [...blocks].map(blockLabel) },
   });
 }
 

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { checkCaa, resolveName, type Resolution, type ResolverOptions } from '../preflight/dns.js';
 import { cloudflareMatcher } from '../preflight/cloudflare.js';
 import { probeChallenge, type CrossHost } from '../preflight/port80.js';
-import { crossHostHops, ELSEWHERE_HINT, hostVerdict } from '../preflight/redirect-hosts.js';
+import { crossHostHops, ELSEWHERE_HINT, hostVerdict, literalResolution } from '../preflight/redirect-hosts.js';
 import { normalizeIp } from '../preflight/ips.js';
 import { ERROR_CODES } from '../errors.js';
 import { STAGE } from '../pipeline/hooks.js';
@@ -128,7 +128,7 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
   // a redirect to another host (www -> apex) is followed as the CA follows it: resolved, then probed here when it is here
   const crossHost: CrossHost = async (from, host, current) => {
     if (ctx.skipChecks.has('dns')) return { address: current }; // nothing is resolved with the dns check skipped
-    const verdict = hostVerdict(from, host, await resolution(ctx, host), ours);
+    const verdict = hostVerdict(from, host, literalResolution(host) ?? (await resolution(ctx, host)), ours);
     if (!verdict.here) return { message: verdict.message, hint: ELSEWHERE_HINT };
     return { address: verdict.addresses.find((a) => net.isIPv6(a) === net.isIPv6(current)) ?? verdict.addresses[0]! };
   };
@@ -192,7 +192,7 @@ export async function redirectHostsCheck(ctx: DomainContext): Promise<boolean> {
     const walk = crossHostHops(tree, name);
     complete &&= walk.complete;
     for (const hop of walk.hops) {
-      const verdict = hostVerdict(hop.from, hop.host, await resolution(ctx, hop.host), ours);
+      const verdict = hostVerdict(hop.from, hop.host, literalResolution(hop.host) ?? (await resolution(ctx, hop.host)), ours);
       if (verdict.here) continue;
       add(ctx, { check: 'port80', name, severity: 'error', code: 'REDIRECT_INVALID', message: `${name}: ${verdict.message}.`, hint: ELSEWHERE_HINT });
       break;

@@ -4,7 +4,7 @@
  * site asks for it.
  */
 import { AutoSslError } from '../errors.js';
-import { quoteIfNeeded, type VhostEdit } from '../nginx/edit.js';
+import { pathToken, type VhostEdit } from '../nginx/edit.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 
@@ -19,8 +19,8 @@ export const HSTS_HEADER = 'Strict-Transport-Security "max-age=31536000" always'
  */
 export function addHttpsDirectives(edit: VhostEdit, cert: { fullchain: string; privkey: string }, listen?: { port: number; http2: boolean }): VhostEdit {
   if (listen) edit.https._add('listen', [String(listen.port), 'ssl', ...(listen.http2 ? ['http2'] : [])].join(' '));
-  edit.https._add('ssl_certificate', quoteIfNeeded(cert.fullchain));
-  edit.https._add('ssl_certificate_key', quoteIfNeeded(cert.privkey));
+  edit.https._add('ssl_certificate', pathToken(cert.fullchain, 'certificate path'));
+  edit.https._add('ssl_certificate_key', pathToken(cert.privkey, 'certificate key path'));
   return edit;
 }
 

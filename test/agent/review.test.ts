@@ -84,12 +84,19 @@ describe('review findings', () => {
     expect(res.status, JSON.stringify(res.json)).toBe(202); 
   }, 60_000);
 
-  it('/ssl/issue-async takes the values the Opterius panel sends (alpha_dash user names; email admin@<domain as stored>)', async () => {
+  it('/ssl/issue-async takes the values the Opterius panel sends (Unix user names; email admin@<domain as stored>)', async () => {
     const e = await env(PLAIN('u.test'));
     await e.start();
-    for (const body of [{ username: 'Alice' }, { username: '2shop' }, { username: 'alice', domain: ' u.test', email: 'admin@ u.test' }]) {
+    for (const body of [{ username: 'web_1' }, { username: '_svc-2' }, { username: 'alice', domain: ' u.test', email: 'admin@ u.test' }]) {
       const res = await post('/ssl/issue-async', { domain: 'u.test', email: 'admin@u.test', ...body });
       expect(res.status, `${JSON.stringify(body)}: ${JSON.stringify(res.json)}`).toBe(202); 
+    }
+    // alpha_dash lets these through; useradd does not (issue 19): refused with the code and a hint
+    for (const username of ['Alice', '2shop', 'ａｄｍｉｎ', 'x'.repeat(33)]) {
+      const res = await post('/ssl/issue-async', { domain: 'u.test', email: 'admin@u.test', username });
+      expect(res.status, username).toBe(400);
+      expect(JSON.stringify(res.json)).toContain('AGENT_BAD_REQUEST');
+      expect(JSON.stringify(res.json)).toContain('Unix account name');
     }
   }, 60_000);
 

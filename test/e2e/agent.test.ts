@@ -27,7 +27,7 @@ import { call, signedHeaders, type AgentResponse } from '../../src/agent/client.
 import { rfc3339, sign } from '../../src/agent/auth.js';
 import { dnsPluginSource } from '../helpers/dns-plugin.js';
 import { makeSignedCertificate } from '../helpers/certs.js';
-import { HOSTILE_DOMAINS } from '../helpers/hostile.js';
+import { HOSTILE_DOMAINS, HOSTILE_UNICODE, HOSTILE_USERNAMES, LOW_BYTE_INJECTION } from '../helpers/hostile.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const PORT = 17443;
@@ -82,6 +82,18 @@ function exited(child: ChildProcess): Promise<number | null> {
 }
 
 /** What an accepted request would change: jobs, attempts, registered sites, orders at the CA, vhost bytes, certificates. */
+/** The pids of nginx's workers: a reload replaces them. */
+function nginxWorkers(): number[] {
+  const master = fs.readFileSync(path.join(rig.info.nginxPrefix, 'nginx.pid'), 'utf8').trim();
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try {
+      return fs.readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1] === master;
+    } catch {
+      return false;
+    }
+  }).map(Number).sort((a, b) => a - b);
+}
+
 function world(): Record<string, unknown> {
   const store = new StateStore(path.join(rig.info.dir, 'state'), { readOnly: true });
   try {
@@ -263,7 +275,9 @@ describe('the agent', () => {
       ['no domain', '{"email": "a@b.test"}'],
     ];
     for (const d of HOSTILE_DOMAINS) bodies.push([`hostile domain ${JSON.stringify(d).slice(0, 30)}`, php({ domain: d, email: 'a@b.test', username: 'alice' })]);
-    for (const u of ['../../etc', 'root;id', 'a/b', 'a b', 'a\n', 'x'.repeat(33), '$(id)', '.', 'a.b']) bodies.push([`hostile user ${JSON.stringify(u)}`, php({ domain: 'never.agent.test', email: 'a@b.test', username: u })]);
+    // Unicode above U+00FF, fullwidth and bidi controls in a domain: refused, or punycode nothing serves (404)
+    for (const u of HOSTILE_UNICODE) bodies.push([`unicode domain ${JSON.stringify(u)}`, php({ domain: `x${u}y.agent.test`, email: 'a@b.test', username: 'alice' })]);
+    for (const u of HOSTILE_USERNAMES) bodies.push([`hostile user ${JSON.stringify(u)}`, php({ domain: 'never.agent.test', email: 'a@b.test', username: u })]);
     bodies.push(['hostile email', php({ domain: 'never.agent.test', email: 'a@b.test\nBcc: x@y', username: 'alice' })]);
     for (const route of ['/ssl/issue-async', '/ssl/delete', '/ssl/upload', '/ssl/renew', '/ssl/wildcard/start']) {
       for (const [name, body] of bodies) {
@@ -289,6 +303,32 @@ describe('the agent', () => {
     expect(world()).toEqual(before);
     // the agent still answers
     expect((await post('/ssl/status', { domain: 'p1.agent.test' })).status).toBe(200);
+  });
+
+  it('a user name of letters whose low bytes are nginx syntax (issue 19), fullwidth or bidi: 400 AGENT_BAD_REQUEST, nothing written, nginx not reloaded', async () => {
+    // the name that was written as `root "/home/x";}location /leak{alias /etc/;#...` and served /etc/passwd
+    const before = world();
+    const workers = nginxWorkers();
+    expect(workers.length).toBeGreaterThan(0);
+    for (const username of HOSTILE_USERNAMES) {
+      for (const route of ['/ssl/issue-async', '/ssl/wildcard/start']) {
+        const res = await post(route, { domain: 'plain.agent.test', email: 'a@plain.agent.test', username });
+        expect(res.status, `${route} ${JSON.stringify(username)}: ${res.body}`).toBe(400);
+        expect(json(res), JSON.stringify(username)).toMatchObject({ code: 'AGENT_BAD_REQUEST', error: expect.stringContaining('Unix account name'), hint: expect.any(String) });
+      }
+      const v1 = await post('/v1/issue', { sites: [{ domain: 'plain.agent.test', username }] });
+      expect(v1.status, `/v1/issue ${JSON.stringify(username)}: ${v1.body}`).toBe(400);
+    }
+    // a document root in /v1/issue holding what those letters were narrowed to, or a bidi control: refused as well
+    // (the letters themselves are a path nginx reads exactly, written as UTF-8: test/hardening/unicode-values.test.ts)
+    for (const documentRoot of [`/home/${Buffer.from(LOW_BYTE_INJECTION, 'latin1').toString('latin1')}/public_html`, '/home/x\u202e/public_html', '/home/x\u2028y']) {
+      const root = await post('/v1/issue', { sites: [{ domain: 'plain.agent.test', documentRoot }] });
+      expect(root.status, root.body).toBe(400);
+    }
+    expect(world()).toEqual(before); // no file, job, order or site
+    expect(nginxWorkers()).toEqual(workers); // a reload starts new workers
+    const leak = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: 80, path: '/leak/passwd', headers: { host: 'plain.agent.test' } }, (r) => (r.resume(), resolve(r.statusCode ?? 0))).on('error', () => resolve(0)));
+    expect(leak).not.toBe(200);
   });
 
   it('delete round trip: HTTPS taken off (the vhost back to its bytes before the issue), the lineage deleted, HTTP still served', async () => {

@@ -69,6 +69,7 @@ beforeAll(async () => {
   rig = await AcmeRig.start();
   rig.addSite('wild.test', 'server {\n    listen 127.0.0.1:80;\n    server_name *.wild.test;\n    root {root};\n}\n');
   rig.addSite('rx.test', 'server {\n    listen 127.0.0.1:80;\n    server_name ~^(?<sub>.+)\\.rx\\.test$;\n    root {root};\n}\n');
+  rig.addSite('wb.test', 'server {\n    listen 127.0.0.1:80;\n    server_name *.wb.test;\n    root {root};\n}\n');
   rig.addSite('sb.test', 'server {\n    listen 127.0.0.1:80;\n    server_name sb.test other.test;\n    root {root};\n}\n');
   await rig.reloadNginx();
   root = await rig.issuingRoot();
@@ -137,7 +138,20 @@ describe('names of one block never take it from each other', () => {
     expect(fs.readFileSync(file, 'latin1')).toContain('ssl_certificate');
   });
 
-  it('status exits 1 when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand)', async () => {
+  it('one batch with two names of one wildcard block: the second waits for the first and keeps it on its certificate; both served covered, no journal left', async () => {
+    const run = await cli(['issue', 'a.wb.test', 'b.wb.test', '--json']);
+    const results = parseJson<{ results: Array<{ domain: string; ok: boolean; names: string[]; error?: { code: string; message: string } }> }>(run.stdout).results;
+    expect(results, run.stdout.slice(-2000) + run.stderr).toBeDefined();
+    expect(results.map((r) => [r.domain, r.ok, r.error?.message])).toEqual([['a.wb.test', true, undefined], ['b.wb.test', true, undefined]]);
+    expect(run.exitCode).toBe(0);
+    // whichever ran second holds both names
+    expect(results.map((r) => r.names.length).sort()).toEqual([1, 2]);
+    await expectCovered(['a.wb.test', 'b.wb.test']);
+    await expectStatusOk(['a.wb.test', 'b.wb.test']);
+    expect(fs.readdirSync(path.join(rig.info.dir, 'state', 'journal')).filter((n) => n !== 'locks')).toEqual([]);
+  });
+
+  it('status (and the agent\'s /v1/certificates) says mismatch, exit 1, when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand); exists is false for it', async () => {
     const file = path.join(rig.info.sitesDir, 'wild.test.conf');
     const text = fs.readFileSync(file, 'latin1');
     const live = path.join(rig.certbotDirs().configDir, 'live');
@@ -153,6 +167,10 @@ describe('names of one block never take it from each other', () => {
       const engine = await createAutoSsl(validateConfig(JSON.parse(fs.readFileSync(config, 'utf8'))));
       expect((await engine.certificate('b.wild.test', { fresh: true })).exists).toBe(false);
       expect((await engine.certificate('a.wild.test', { fresh: true })).exists).toBe(true);
+      // the agent's /v1/certificates is this report
+      const report = await engine.status();
+      expect(report.attention).toBe(true);
+      expect(report.certificates.find((r) => r.lineage === 'b.wild.test')?.state).toBe('mismatch');
       await engine.close();
     } finally {
       fs.writeFileSync(file, text, 'latin1');

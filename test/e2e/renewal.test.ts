@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { StateStore } from '../../src/state/store.js';
@@ -27,6 +27,10 @@ let receiver: http.Server;
 const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
 
 const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false });
+const certbot = (args: string[]) => {
+  const d = rig.certbotDirs();
+  return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--server', rig.info.acmeDirectory], { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } });
+};
 const liveSerial = (d: string) => readCertificate(path.join(rig.info.dir, 'certbot', 'config', 'live', d, 'cert.pem')).serial;
 
 beforeAll(async () => {
@@ -138,6 +142,82 @@ describe('renewal', () => {
     } finally {
       await rig.dns('/clear-a', { host: 'r1.renew.test' });
       await rig.dns('/clear-a', { host: 'r3.renew.test' });
+    }
+  });
+
+  it('issue --force: certbot\'s hooks inside autossl\'s own certonly do nothing: one install, no "renewed" notification', async () => {
+    const d = 'r1.renew.test';
+    const counts = () => {
+      const store = new StateStore(path.join(rig.info.dir, 'state'));
+      try {
+        return { deploys: store.attempts(d).filter((a) => a.kind === 'deploy').length, renewals: store.attempts(d).filter((a) => a.kind === 'renew').length, notices: store.outbox().filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length };
+      } finally {
+        store.close();
+      }
+    };
+    const before = counts();
+    const serial = liveSerial(d);
+    const run = await cli(['issue', d, '--force', '--json']);
+    expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+    expect(liveSerial(d)).not.toBe(serial);
+    expect(await servedEventually(d, liveSerial(d))).toBe(liveSerial(d));
+    // certbot 4 and 5 run the pre/post hooks, certbot 5 the deploy hook too, during certonly: each must leave it to the issue
+    expect(counts()).toEqual(before);
+
+    // The installed deploy hook, as certbot 5 runs it inside autossl's certonly (this process stands for autossl):
+    // it does nothing. With a variable naming a process that is not its ancestor, it deploys as usual.
+    const hook = path.join(rig.info.dir, 'certbot', 'config', 'renewal-hooks', 'deploy', 'autossl');
+    const env = { RENEWED_LINEAGE: path.join(rig.info.dir, 'certbot', 'config', 'live', d), RENEWED_DOMAINS: d };
+    const inside = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: String(process.pid) }, reject: false });
+    expect(inside.exitCode, inside.stderr).toBe(0);
+    expect(inside.stdout).toContain('nothing to do');
+    expect(counts()).toEqual(before);
+    const stray = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: '1' }, reject: false });
+    expect(stray.exitCode, stray.stderr).toBe(0);
+    expect(counts()).toMatchObject({ deploys: before.deploys + 1 });
+  });
+
+  it('a revoked certificate is "revoked" in status, re-issued by issue, renewed by renew; a failed renewal certbot started is recorded', async () => {
+    const states = async () => Object.fromEntries((parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string | null } | null }> }).certificates.map((r) => [r.lineage, r]));
+    const revoke = async (d: string) => {
+      const r = await certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
+      expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    };
+    // status: revoked, with the code that says so
+    await revoke('r2.renew.test');
+    const revokedSerial = liveSerial('r2.renew.test');
+    const before = await states();
+    expect(before['r2.renew.test']).toMatchObject({ state: 'revoked', lastError: { code: 'CERT_REVOKED' } });
+    expect(before['r1.renew.test']!.state).not.toBe('revoked');
+
+    // issue does not reuse it: a new certificate, served
+    const issued = await cli(['issue', 'r2.renew.test', '--json']);
+    expect(issued.exitCode, issued.stdout + issued.stderr).toBe(0);
+    expect(liveSerial('r2.renew.test')).not.toBe(revokedSerial);
+    expect(await servedEventually('r2.renew.test', liveSerial('r2.renew.test'))).toBe(liveSerial('r2.renew.test'));
+    expect((await states())['r2.renew.test']!.state).not.toBe('revoked');
+
+    // renew (not forced, nothing due) renews the revoked one and only it
+    await revoke('r3.renew.test');
+    const r3 = liveSerial('r3.renew.test');
+    const renewed = await cli(['renew', '--json']);
+    expect(renewed.exitCode, renewed.stdout + renewed.stderr).toBe(0);
+    const outcomes = Object.fromEntries((parseJson(renewed.stdout) as { results: Array<{ lineage: string; outcome: string }> }).results.map((r) => [r.lineage, r.outcome]));
+    expect(outcomes).toMatchObject({ 'r3.renew.test': 'renewed', 'r1.renew.test': 'not-due' });
+    expect(liveSerial('r3.renew.test')).not.toBe(r3);
+    expect((await states())['r3.renew.test']!.state).not.toBe('revoked');
+
+    // a renewal certbot itself starts (its timer; certbot 5 on its CA's ARI advice) of a lineage not due by
+    // autossl's window fails: the post hook records it all the same
+    await rig.dns('/add-a', { host: 'r1.renew.test', addresses: ['127.0.0.9'] });
+    try {
+      const run = await certbot(['renew', '--cert-name', 'r1.renew.test', '--force-renewal']);
+      expect(run.exitCode).not.toBe(0);
+      const row = (await states())['r1.renew.test'] as unknown as { state: string; lastError: { code: string; message: string } };
+      expect(row.state).toBe('failing');
+      expect(row.lastError.message).toContain('127.0.0.9');
+    } finally {
+      await rig.dns('/clear-a', { host: 'r1.renew.test' });
     }
   });
 });

@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../src/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
-import { makeCertificatePem, makeSignedCertificate } from '../helpers/certs.js';
+import { makeSignedCertificate, writeLineage } from '../helpers/certs.js';
 import { NginxTree } from '../../src/nginx/tree.js';
 import { planUninstall } from '../../src/nginx/uninstall.js';
 import { HOSTILE_BLOCKS } from '../helpers/hostile.js';
@@ -19,9 +19,12 @@ const SKIP = ['dns', 'caa', 'port80'];
 const DAY = 86_400_000;
 
 async function engineFor(block: string, served: string[], extra: Record<string, unknown> = {}) {
-  const t = await makeTree(`server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n`);
+  const t = await makeTree(`server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n`);
+  // a pair nginx -t accepts: a dry run checks the config as it stands first
+  const pair = await makeSignedCertificate(served, new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
   fs.mkdirSync(path.join(t.dir, 'served'));
-  fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), await makeCertificatePem(served, new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY)));
+  fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
+  fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
   const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), ...extra }));
   return { t, engine };
 }
@@ -52,7 +55,7 @@ describe('a block that answers more names than it lists', () => {
     const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['*.wild.test'], { sites: [{ domain: 'b.wild.test', challenge: 'dns-01' }] });
     const [r] = await engine.issue(['b.wild.test'], { dryRun: true, skipChecks: SKIP });
     // the plan keeps the wildcard; without a DNS plugin the run then stops at the challenge, before any order
-    expect(r!.names).toEqual(['b.wild.test', '*.wild.test']);
+    expect(r!.names).toEqual(['*.wild.test']); // b is one label under it: redundant, and refused by Let's Encrypt
     expect(r!.error?.code).toBe('DNS_PROVIDER_MISSING');
   });
 
@@ -81,5 +84,30 @@ describe('a block that answers more names than it lists', () => {
     }
     const { t } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['a.wild.test']);
     expect(planUninstall(NginxTree.load(t.main), 'a.wild.test').edits.length).toBe(1);
+  });
+
+  it('a renewal of a lineage that covers fewer names than the block serves covered does not re-point the block', async () => {
+    const t = await makeTree('server {\n    listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n');
+    const pair = await makeSignedCertificate(['b.wild.test', 'a.wild.test'], new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
+    fs.mkdirSync(path.join(t.dir, 'served'));
+    fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
+    fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
+    const le = path.join(t.dir, 'le');
+    await writeLineage(le, 'a.wild.test', 90, 89); // a's own lineage, left from before the union, renewed by certbot
+    const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] }, certbot: { configDir: le }, stateDir: path.join(t.dir, 'state') }));
+    const before = fs.readFileSync(t.site);
+    const result = await engine.deploy({ RENEWED_LINEAGE: path.join(le, 'live', 'a.wild.test'), RENEWED_DOMAINS: 'a.wild.test' });
+    await engine.close();
+    expect(result.error?.message).toBeUndefined();
+    expect(result.changedFiles).toEqual([]);
+    expect(fs.readFileSync(t.site).equals(before)).toBe(true);
+  });
+
+  it('a wildcard block whose served names outgrow one certificate (100 names): VHOST_CERT_CONFLICT before any order', async () => {
+    const served = Array.from({ length: 100 }, (_, i) => `n${i}.wild.test`);
+    const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', served);
+    const [r] = await engine.issue(['new.wild.test'], { dryRun: true, skipChecks: SKIP });
+    expect(r!.error?.code).toBe('VHOST_CERT_CONFLICT');
+    expect(r!.error?.message).toContain('101 names');
   });
 });

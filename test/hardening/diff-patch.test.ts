@@ -76,7 +76,20 @@ describe('printed diffs apply with patch', () => {
     const name = 'we\tird\n+++ forged';
     const diff = unifiedDiff(`/tmp/${name}`, 'a\n', 'b\n');
     expect(diff.split('\n').slice(0, 2)).toEqual(['--- "/tmp/we\\tird\\n+++ forged"\t(current)', '+++ "/tmp/we\\tird\\n+++ forged"\t(autossl)']);
-    expect(await applyWithPatch('a\n', 'b\n', 'we\tird\n+++ forged')).toEqual(['b\n', 'b\n']);
+    // patch given the file applies it; patch reading the name from the diff (-p0) applies it (GNU patch 2.7) or
+    // refuses a name with a newline (2.8): either way no line of the name is read as a header of its own
+    const file = path.join(dir, `file-${name}`);
+    fs.writeFileSync(file, 'a\n');
+    const given = await execa('patch', ['--batch', '--reject-file=-', '--no-backup-if-mismatch', file], { input: unifiedDiff(file, 'a\n', 'b\n'), cwd: '/', reject: false });
+    expect(given.exitCode, given.stdout + given.stderr).toBe(0);
+    expect(fs.readFileSync(file, 'latin1')).toBe('b\n');
+    const p0 = path.join(dir, `p0-${name}`);
+    fs.writeFileSync(p0, 'a\n');
+    const before = fs.readdirSync(dir).sort();
+    const named = await execa('patch', ['--batch', '--reject-file=-', '--no-backup-if-mismatch', '-p0'], { input: unifiedDiff(p0, 'a\n', 'b\n'), cwd: '/', reject: false });
+    expect(fs.readFileSync(p0, 'latin1')).toBe(named.exitCode === 0 ? 'b\n' : 'a\n');
+    expect(fs.readdirSync(dir).sort()).toEqual(before);
+    expect(fs.existsSync('/forged') || fs.existsSync(path.join(dir, 'forged'))).toBe(false);
   });
 
   it('random files and edits: LF or CRLF, with or without a final newline, 60 cases', async () => {

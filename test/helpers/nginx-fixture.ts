@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { nginxMainConfig, BINARIES } from '../../src/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
-import { certificateKeyType, newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '../../src/nginx/edit.js';
+import { certificateKeyType, newVhostEdit, planChallengeEdit, planHttpsEdit, usesHttp2Directive, type FileEdit } from '../../src/nginx/edit.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { addHttpsDirectives, HSTS_HEADER } from '../../src/stages/vhost-https.js';
 
@@ -73,16 +73,27 @@ export async function makeTree(siteSource: string, extraFiles: Record<string, st
   return { dir, main, site, control, live: path.join(dir, 'live', 'site') };
 }
 
-export async function loadFixture(name: string): Promise<{ tree: NginxSandboxTree; fixtureCase: FixtureCase; input: string; expected: string | null }> {
+export async function loadFixture(name: string): Promise<{ tree: NginxSandboxTree; fixtureCase: FixtureCase; input: string; expected: string | null; expectedFile: string }> {
   const fdir = path.join(FIXTURES, name);
   const input = fs.readFileSync(path.join(fdir, 'site.conf'), 'latin1');
   const extra: Record<string, string> = {};
   const snippets = path.join(fdir, 'snippets');
   if (fs.existsSync(snippets)) for (const f of fs.readdirSync(snippets)) extra[`snippets/${f}`] = fs.readFileSync(path.join(snippets, f), 'latin1');
   const fixtureCase = JSON.parse(fs.readFileSync(path.join(fdir, 'case.json'), 'utf8')) as FixtureCase;
-  const expectedFile = path.join(fdir, 'expected.conf');
+  const tree = await makeTree(input, extra);
+  const expectedFile = expectedFileFor(fdir, await tree.control.version());
   const expected = fs.existsSync(expectedFile) ? fs.readFileSync(expectedFile, 'latin1') : null;
-  return { tree: await makeTree(input, extra), fixtureCase, input, expected };
+  return { tree, fixtureCase, input, expected, expectedFile };
+}
+
+/**
+ * The expected output for the nginx that runs the test: expected.conf is written as nginx before 1.25.1 takes
+ * HTTP/2 (`listen ... ssl http2;`); where nginx 1.25.1 and later get other bytes (`listen ... ssl;` + `http2 on;`),
+ * expected.http2-on.conf holds them. The choice is the editor's own (usesHttp2Directive).
+ */
+export function expectedFileFor(fixtureDir: string, nginxVersion: [number, number, number]): string {
+  const newer = path.join(fixtureDir, 'expected.http2-on.conf');
+  return usesHttp2Directive(nginxVersion) && fs.existsSync(newer) ? newer : path.join(fixtureDir, 'expected.conf');
 }
 
 function write(edits: readonly FileEdit[]): void {
@@ -91,8 +102,8 @@ function write(edits: readonly FileEdit[]): void {
 }
 
 /** The edits `autossl issue` makes for a fixture: the challenge edit, then the HTTPS edit. Returns the edits. */
-export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase): Promise<FileEdit[]> {
-  const version = await t.control.version();
+export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase, nginxVersion?: [number, number, number]): Promise<FileEdit[]> {
+  const version = nginxVersion ?? (await t.control.version());
   const challenge = planChallengeEdit(NginxTree.load(t.main), c.names, { fallbackWebroot: path.join(t.dir, 'acme') });
   write(challenge.edits);
   try {
@@ -114,3 +125,14 @@ function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, numbe
   write(https.edits);
   return https.edits;
 }
+
+/**
+ * The lines the editor writes for an HTTPS listen on this machine's nginx (chosen as the editor chooses):
+ * `listen <addr> ssl http2;` before nginx 1.25.1, `listen <addr> ssl;` plus one `http2 on;` from then on.
+ */
+export async function httpsListenLines(addresses: readonly string[]): Promise<{ listens: string[]; http2On: boolean }> {
+  const version = await new NginxControl({ binary: BINARIES.nginx, config: '/dev/null' }).version();
+  const on = usesHttp2Directive(version);
+  return { listens: addresses.map((a) => `listen ${a} ssl${on ? '' : ' http2'};`), http2On: on };
+}
+

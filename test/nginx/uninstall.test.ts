@@ -98,4 +98,24 @@ describe('uninstall: back to HTTP-only', () => {
     const t = await makeTree(`server {\n    listen 443 ssl;\n    server_name a.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\nserver {\n    listen 80;\n    server_name a.test b.test;\n    return 301 https://$host$request_uri;\n}\n`);
     expect(() => planUninstall(NginxTree.load(t.main), 'a.test')).toThrow(expect.objectContaining({ code: 'VHOST_UNSUPPORTED', message: expect.stringContaining('b.test') }));
   });
+
+  it('a certbot --nginx shape loses its options-ssl-nginx.conf include and ssl_dhparam too (issue 20, item 9)', async () => {
+    const options = 'ssl_session_cache shared:le_nginx_SSL:10m;\nssl_session_timeout 1440m;\nssl_session_tickets off;\nssl_protocols TLSv1.2 TLSv1.3;\nssl_prefer_server_ciphers off;\n';
+    const t = await makeTree(`server {\n    server_name cbn.test;\n    root /var/www/cbn;\n    include {{DIR}}/snippets/app.conf;\n\n    listen 443 ssl; # managed by Certbot\n    ssl_certificate {{DIR}}/live/site/fullchain.pem; # managed by Certbot\n    ssl_certificate_key {{DIR}}/live/site/privkey.pem; # managed by Certbot\n    include {{DIR}}/snippets/options-ssl-nginx.conf; # managed by Certbot\n    ssl_dhparam {{DIR}}/snippets/ssl-dhparams.pem; # managed by Certbot\n\n}\nserver {\n    if ($host = cbn.test) {\n        return 301 https://$host$request_uri;\n    } # managed by Certbot\n\n    listen 80;\n    server_name cbn.test;\n    return 404; # managed by Certbot\n}\n`, {
+      'snippets/options-ssl-nginx.conf': options,
+      'snippets/app.conf': 'index index.html;\n',
+      'snippets/ssl-dhparams.pem': '-----BEGIN DH PARAMETERS-----\nMIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz\n+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a\n87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7\nYdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi\n7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD\nssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n-----END DH PARAMETERS-----\n',
+    });
+    await certificateFor(t.live, ['cbn.test']);
+    await expect(t.control.test()).resolves.toBeUndefined();
+    const plan = planUninstall(NginxTree.load(t.main), 'cbn.test');
+    for (const e of plan.edits) fs.writeFileSync(e.file, e.after, 'latin1');
+    clearConfigCache();
+    await expect(t.control.test()).resolves.toBeUndefined();
+    const text = fs.readFileSync(t.site, 'latin1');
+    expect(text).not.toMatch(/options-ssl-nginx|ssl_dhparam|ssl_certificate|listen 443/);
+    expect(text).toContain('app.conf'); // an include of the site's own stays
+    expect(text).toMatch(/listen 80;/);
+  });
 });
+

@@ -57,3 +57,12 @@ describe('uninstall of a site the config file lists', () => {
     expect((JSON.parse(alias.stdout) as { notes: string[] }).notes).toContain(`www.kept.un.test is still a name of the site kept.un.test in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
   });
 });
+
+describe('README', () => {
+  it('explains the mismatch state, where the command lands (npm prefix -g) and the prepare warning at a global install', () => {
+    const readme = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    expect(readme).toMatch(/`mismatch` \(what nginx serves is not the certificate on disk/);
+    expect(readme).toContain('`$(npm prefix -g)/bin/autossl`');
+    expect(readme).toMatch(/\*\*The `prepare` warning:\*\* npm 11 also prints `autossl@<version> \(prepare: tsc -p tsconfig\.json\)`/);
+  });
+});
