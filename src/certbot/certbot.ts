@@ -104,7 +104,8 @@ export function problemsFromLog(logsDir: string): AcmeProblem[] {
  */
 export function lineageSections(text: string): Map<string, string> {
   const sections = new Map<string, string>();
-  const starts = [...text.matchAll(/^.*Processing \S*\/renewal\/([^/\s]+)\.conf\s*$/gm)];
+  // certbot wraps its messages at 80 columns (never inside a word): a long path goes on the next line
+  const starts = [...text.matchAll(/^.*Processing\s+\S*\/renewal\/([^/\s]+)\.conf[ \t]*$/gm)];
   starts.forEach((m, i) => sections.set(m[1]!, text.slice(m.index, starts[i + 1]?.index ?? text.length)));
   return sections;
 }

@@ -36,12 +36,18 @@ export function webrootForAlias(tokenDir: string, ownDir: string): AliasWebroot 
   return { webroot, link: { path: path.join(webroot, '.well-known', 'acme-challenge'), target: tokenDir } };
 }
 
-/** Creates the symlink (and the alias directory, readable by nginx's workers) when it is not there yet. */
+/**
+ * Creates the symlink (and the alias directory, readable by nginx's workers) when it is not there yet. Made under a
+ * temporary name and renamed into place, so runs for the same alias at once never see it missing or fail on it.
+ */
 export async function ensureAliasLink(link: { path: string; target: string }): Promise<void> {
   await fs.mkdir(link.target, { recursive: true, mode: 0o755 });
-  const current = await fs.readlink(link.path).catch(() => null);
-  if (current === link.target) return;
+  if ((await fs.readlink(link.path).catch(() => null)) === link.target) return;
   await fs.mkdir(path.dirname(link.path), { recursive: true, mode: 0o755 });
-  await fs.rm(link.path, { force: true, recursive: true }); // a plain directory a self-check made there: autossl's own
-  await fs.symlink(link.target, link.path);
+  const st = await fs.lstat(link.path).catch(() => null);
+  // a plain directory a self-check made there before the link existed: autossl's own, and only tokens
+  if (st && !st.isSymbolicLink()) await fs.rm(link.path, { force: true, recursive: true });
+  const tmp = `${link.path}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`;
+  await fs.symlink(link.target, tmp);
+  await fs.rename(tmp, link.path);
 }

@@ -75,7 +75,8 @@ export function cronRenewal(cronDir = '/etc/cron.d'): string | null {
     const file = path.join(cronDir, name);
     let text: string;
     try {
-      if (!fs.statSync(file).isFile()) continue;
+      const st = fs.statSync(file);
+      if (!st.isFile() || st.size > 256 * 1024) continue; // a FIFO or a huge file is no cron job: never block on it
       text = fs.readFileSync(file, 'utf8');
     } catch {
       continue;

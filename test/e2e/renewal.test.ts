@@ -14,6 +14,7 @@ import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { StateStore } from '../../src/state/store.js';
+import { GOOD_FOR_MS } from '../../src/renewal/revocation.js';
 import { parseJson } from '../helpers/json.js';
 import { servedEventually } from '../helpers/served.js';
 
@@ -183,9 +184,17 @@ describe('renewal', () => {
       const r = await certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     };
-    // status: revoked, with the code that says so
+    // status: revoked, with the code that says so. Earlier status runs kept a "good" answer for this serial (kept
+    // GOOD_FOR_MS): aged past it here, as hours passing would
     await revoke('r2.renew.test');
     const revokedSerial = liveSerial('r2.renew.test');
+    const store = new StateStore(path.join(rig.info.dir, 'state'));
+    try {
+      const kept = store.getValue('revocation:r2.renew.test');
+      if (kept) store.setValue('revocation:r2.renew.test', JSON.stringify({ ...(JSON.parse(kept) as object), at: Date.now() - GOOD_FOR_MS - 1 }));
+    } finally {
+      store.close();
+    }
     const before = await states();
     expect(before['r2.renew.test']).toMatchObject({ state: 'revoked', lastError: { code: 'CERT_REVOKED' } });
     expect(before['r1.renew.test']!.state).not.toBe('revoked');

@@ -125,6 +125,15 @@ All renewals failed. The following certificates could not be renewed:
     });
   }
 
+  it('a config directory long enough that certbot wraps "Processing <path>" onto two lines: sections still found', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-renewwrap-'));
+    const long = `/tmp/autossl-run-AbCdEf/autossl-rig-ok8eLt/certbot/config`;
+    const run = { stdout: renewOutput('Identifier').replaceAll('Processing /etc/letsencrypt/renewal/', `Processing\n${long}/renewal/`), stderr: renewStderr };
+    expect(lineageProblems(run, dir, { name: 'a.cap.test', names: ['a.cap.test'] }, false).map((p) => p.domain)).toEqual(['a.cap.test']);
+    expect(lineageProblems(run, dir, { name: 'b.cap.test', names: ['b.cap.test'] }, false).map((p) => p.type)).toEqual(['unauthorized']);
+    fs.rmSync(dir, { recursive: true });
+  });
+
   it('a lineage whose section names no problem takes its own part of the log, never another lineage\'s error', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-renewlog-'));
     // certbot printed a traceback for both: the ACME errors are only in the log, one section per lineage
