@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rfc3339, sign, TokenSource } from '../../src/agent/auth.js';
+import { freePort } from '../../bench/agent-flood.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const OLD = 'o'.repeat(64);
@@ -20,14 +20,6 @@ let agent: ChildProcess | null = null;
 afterAll(() => {
   if (agent && agent.exitCode === null) agent.kill('SIGKILL');
 });
-
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 async function status(port: number, token: string): Promise<number> {
   const body = JSON.stringify({ domain: 'rot.test' });
