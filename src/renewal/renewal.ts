@@ -650,8 +650,11 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
 
 const DEPLOY_HOOK_COMMENT = 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.';
 
+/** autossl's deploy-hook command in a script or a renewal config: the word as hookCommand writes it (shell-quoted) or bare. */
+const DEPLOY_HOOK_WORD = /(?:^|[\s'"])deploy-hook(?=['"\s]|$)/m;
+
 /** autossl's deploy hook among certbot's (renewal-hooks/deploy/), if one is there. */
-function installedDeployHook(configDir: string): string | null {
+export function installedDeployHook(configDir: string): string | null {
   const dir = path.join(configDir, 'renewal-hooks', 'deploy');
   let names: string[];
   try {
@@ -664,7 +667,7 @@ function installedDeployHook(configDir: string): string | null {
     try {
       const st = fs.statSync(file);
       // certbot runs only executable files there
-      if (st.isFile() && st.mode & 0o111 && st.size < 64 * 1024 && / deploy-hook\b/.test(fs.readFileSync(file, 'utf8'))) return file;
+      if (st.isFile() && st.mode & 0o111 && st.size < 64 * 1024 && DEPLOY_HOOK_WORD.test(fs.readFileSync(file, 'utf8'))) return file;
     } catch {
       // not readable: not ours
     }
@@ -675,7 +678,8 @@ function installedDeployHook(configDir: string): string | null {
 /** Whether a lineage's renewal config names autossl's deploy hook (certbot stores --deploy-hook as renew_hook). */
 function lineageNamesDeployHook(configDir: string, lineage: string): boolean {
   try {
-    return /^\s*renew_hook\s*=.* deploy-hook\b/m.test(fs.readFileSync(path.join(configDir, 'renewal', `${lineage}.conf`), 'utf8'));
+    const line = /^\s*renew_hook\s*=(.*)$/m.exec(fs.readFileSync(path.join(configDir, 'renewal', `${lineage}.conf`), 'utf8'));
+    return line !== null && DEPLOY_HOOK_WORD.test(line[1]!);
   } catch {
     return false;
   }
