@@ -13,10 +13,15 @@ import { AutoSslError } from './errors.js';
 
 /** The kernel's start time of a process (clock ticks since boot), to tell a reused pid from its first owner. */
 export function processStartTime(pid: number): string | null {
+  return procStat(pid)?.[19] ?? null;
+}
+
+/** The fields of /proc/PID/stat after the command name (index 0 is the state), or null. */
+function procStat(pid: number): string[] | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     // the command name (field 2) may contain spaces and parentheses: fields resume after the last ")"
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return null;
   }
@@ -39,8 +44,11 @@ export function ownerAlive(stamp: string): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const stat = procStat(pid);
+  // a zombie (killed, not yet reaped: an init that reaps late, a container's) answers kill(0) but runs nothing
+  if (stat?.[0] === 'Z' || stat?.[0] === 'X') return false;
   if (!start || start === '-') return true;
-  const now = processStartTime(pid);
+  const now = stat?.[19] ?? null;
   return now === null || now === start;
 }
 

@@ -60,15 +60,19 @@ async function copyTree(from: string, to: string): Promise<void> {
   await fsp.cp(from, to, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
 }
 
+/** How long a private order directory without its owner file is taken for one being set up right now. */
+const OWNERLESS_GRACE_MS = 60_000;
+
 /** A private certbot directory set under autossl's state dir, with the main account copied in. */
 export async function privateDirs(s: CertbotSettings, stateDir: string, name: string): Promise<CertbotSettings & { root: string }> {
   const base = path.join(stateDir, 'orders');
   await fsp.mkdir(base, { recursive: true, mode: 0o700 });
   const root = await fsp.mkdtemp(path.join(base, `${name.slice(0, 60)}-`));
+  // who ordered it, first of all: a run killed mid-order is finished by the next start (recoverPrivateOrders),
+  // and another run starting now must see this one as alive
+  await fsp.writeFile(path.join(root, 'owner'), `${ownerStamp()}\n`);
   const dirs = { configDir: path.join(root, 'config'), workDir: path.join(root, 'work'), logsDir: path.join(root, 'logs') };
   for (const d of Object.values(dirs)) await fsp.mkdir(d, { recursive: true, mode: 0o700 });
-  // who ordered it: a run killed mid-order is finished by the next start (recoverPrivateOrders)
-  await fsp.writeFile(path.join(root, 'owner'), `${ownerStamp()}\n`);
   await copyTree(path.join(s.configDir, 'accounts'), path.join(dirs.configDir, 'accounts'));
   // no lock of autossl's around a private order: these directories are this order's alone
   return { ...s, ...dirs, lockDir: undefined, pidFile: path.join(root, 'certbot.pid'), root };
@@ -100,6 +104,9 @@ export async function recoverPrivateOrders(main: CertbotSettings, stateDir: stri
     const root = path.join(base, name);
     const owner = await fsp.readFile(path.join(root, 'owner'), 'utf8').catch(() => '');
     if (owner && ownerAlive(owner)) continue;
+    // no owner yet: a run between mkdtemp and writing its owner file (two runs at once removed each other's order
+    // being set up: ENOTEMPTY); one killed in that instant left nothing ordered, and goes once it is old
+    if (!owner && Date.now() - (await fsp.stat(root).then((st) => st.mtimeMs).catch(() => 0)) < OWNERLESS_GRACE_MS) continue;
     const certbotPid = Number(await fsp.readFile(path.join(root, 'certbot.pid'), 'utf8').catch(() => '0'));
     const deadline = Date.now() + main.timeoutMs;
     while (certbotPid > 1 && pidAlive(certbotPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
