@@ -110,8 +110,20 @@ export function quote(value: unknown, max = MAX_QUOTED): string {
   else if (typeof value === 'object') return `an object with keys ${quote(Object.keys(value as object).slice(0, 5).join(', '))}`;
   else text = String(value);
   // JSON escapes controls but not bidi/format characters or separators: a U+202E would reorder the message
-  const shown = JSON.stringify(text.slice(0, max)).replace(/[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]/gu, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const shown = printable(JSON.stringify(text.slice(0, max)));
   return text.length > max ? `${shown.slice(0, -1)}..." (${text.length} characters)` : shown;
+}
+
+/**
+ * A message as a terminal shows it without being steered: whatever text a message quotes (a domain, a path, nginx's
+ * or certbot's output), bidi and format characters, separators and controls other than newline and tab are written
+ * as \uXXXX, so a U+202E in an argument cannot reorder the line or fake another one.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\p{Cf}\p{Zl}\p{Zp}\u0000-\u0008\u000b-\u001f\u007f-\u009f]/gu, (ch) => {
+    const cp = ch.codePointAt(0)!;
+    return cp > 0xffff ? `\\u{${cp.toString(16)}}` : `\\u${cp.toString(16).padStart(4, '0')}`;
+  });
 }
 
 export class AutoSslError extends Error {
@@ -121,10 +133,10 @@ export class AutoSslError extends Error {
   readonly details: Record<string, unknown>;
 
   constructor(code: ErrorCode, message: string, options: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(printable(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AutoSslError';
     this.code = code;
-    this.hint = options.hint ?? ERROR_CODES[code];
+    this.hint = printable(options.hint ?? ERROR_CODES[code]);
     this.details = options.details ?? {};
   }
 

@@ -33,3 +33,19 @@ describe('domain validation', () => {
     }
   });
 });
+
+describe('error messages quoting hostile input', () => {
+  it('never carry a bidi control, separator or control character raw (a terminal would reorder or fake the line)', () => {
+    for (const input of ['ab\u202ecd.test', 'a\u2066b.test', 'x\u2028y.test', 'e\u001b[31m.test', 'c\u0085d.test', 'tag\u{e0041}.test']) {
+      let message = '';
+      try {
+        normalizeDomain(input);
+      } catch (error) {
+        message = `${(error as Error).message} ${(error as { hint: string }).hint}`;
+      }
+      expect(message, JSON.stringify(input)).toMatch(/^Invalid domain/);
+      expect(message, JSON.stringify(input)).not.toMatch(/[\p{Cf}\p{Zl}\p{Zp}\u0000-\u0008\u000b-\u001f\u007f-\u009f]/u);
+    }
+  });
+});
+
