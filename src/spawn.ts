@@ -111,8 +111,12 @@ interface Request {
 let worker: Worker | null = null;
 let nextId = 1;
 const requests = new Map<number, Request>();
+/** An idle worker goes after this long: its isolate holds ~10 MB an agent between batches has no use for. */
+const IDLE_MS = 5_000;
+let idleTimer: NodeJS.Timeout | null = null;
 
 function getWorker(): Worker {
+  if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
   if (worker) return worker;
   const w = new Worker(WORKER_SOURCE, { eval: true });
   w.unref();
@@ -125,7 +129,15 @@ function getWorker(): Worker {
     } else if (m.type === 'stdout') r.onStdout?.(m.chunk!);
     else if (m.type === 'exit') {
       requests.delete(m.id);
-      if (!requests.size) w.unref();
+      if (!requests.size) {
+        w.unref();
+        idleTimer = setTimeout(() => {
+          idleTimer = null;
+          if (requests.size || worker !== w) return;
+          worker = null;
+          void w.terminate();
+        }, IDLE_MS).unref();
+      }
       r.resolvePid(undefined);
       r.resolve(m.result!);
     }
