@@ -125,7 +125,7 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
       await services.editor.revert(tx).catch(() => undefined);
       if (reloaded || e.code === 'NGINX_RELOAD_FAILED') await services.nginx.test().then(() => services.nginx.reload()).catch(() => undefined);
     }
-    record(core, domain, undefined, e);
+    await record(core, domain, undefined, e);
     return { ...result, files: [], error: e };
   }
   // the certificates nothing serves any more go; a lineage or upload another block serves stays
@@ -177,7 +177,7 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
     result.deleted.push(`upload ${path.relative(customCertificatesDir(config), dir)}`);
   }
   result.ok = true;
-  if (result.files.length || result.deleted.length) record(core, domain, [...lineages][0], undefined); // a no-op is not an attempt
+  if (result.files.length || result.deleted.length) await record(core, domain, [...lineages][0], undefined); // a no-op is not an attempt
   return result;
 }
 
@@ -190,7 +190,7 @@ async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslErr
       const run = await execCertbot(settings, ['delete', '--cert-name', name]);
       if (run.exitCode !== 0) return new AutoSslError('CERTBOT_FAILED', `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`);
       try {
-        core.services.state().deleteCertificate(name);
+        await core.services.state().certificates.delete(name);
       } catch {
         // the record is a cache of what is on disk: the next status scan drops it anyway
       }
@@ -201,9 +201,9 @@ async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslErr
   }
 }
 
-function record(core: EngineCore, domain: string, lineage: string | undefined, error: AutoSslError | undefined): void {
+async function record(core: EngineCore, domain: string, lineage: string | undefined, error: AutoSslError | undefined): Promise<void> {
   try {
-    core.services.state().recordAttempt({ kind: 'uninstall', domain, lineage, ok: !error, code: error?.code, message: error?.message });
+    await core.services.state().attempts.record({ kind: 'uninstall', domain, lineage, ok: !error, code: error?.code, message: error?.message });
   } catch {
     // a report only
   }

@@ -122,9 +122,9 @@ export const issueCertbotPlugin: Plugin = {
           return existing;
         }
         // an account the CA rate-limited places no order before the time it gave (autossl never burns the limit)
-        const limitKey = `ratelimit:${settings.server ?? 'letsencrypt'}`;
+        const limitServer = settings.server ?? 'letsencrypt';
         const store = ctx.services.state();
-        const limited = JSON.parse(store.getValue(limitKey) ?? 'null') as { until: number; message: string } | null;
+        const limited = await store.rateLimits.get(limitServer);
         if (limited && Date.now() < limited.until) {
           throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
         }
@@ -145,7 +145,7 @@ export const issueCertbotPlugin: Plugin = {
         } catch (error) {
           if (error instanceof AutoSslError && error.code === 'RATE_LIMITED') {
             // every order of this account waits until then: the other domains of the batch are told, not ordered
-            store.setValue(limitKey, JSON.stringify({ until: Date.parse(String(error.details.until)), message: error.message }));
+            await store.rateLimits.set(limitServer, { until: Date.parse(String(error.details.until)), message: error.message });
           }
           throw error;
         }
