@@ -345,7 +345,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     } catch {
       return null; // planning says what is wrong with the config
     }
-    return lockBlocks(config, tree, ctx.plan.names, ctx.plan.site.vhost);
+    return lockBlocks(state().locker, config, tree, ctx.plan.names, ctx.plan.site.vhost);
   }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;

@@ -20,7 +20,7 @@ import { EditTransaction } from './nginx/transaction.js';
 import type { NginxTree } from './nginx/tree.js';
 import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
-import { withLock } from './lock.js';
+import { withLocked } from './store/locker.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 
 export interface UninstallResult {
@@ -70,7 +70,7 @@ async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Prom
   } catch {
     return fn(); // the command itself reports the broken config
   }
-  const lock = await lockBlocks(core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  const lock = await lockBlocks(core.services.state().locker, core.config, tree, [domain], siteFor(core.config, domain).vhost);
   try {
     return await fn();
   } finally {
@@ -184,9 +184,8 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
 /** `certbot delete` under the lineage's order lock (an order of the same lineage never runs meanwhile). */
 async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null> {
   const settings = certbotSettings(core.config);
-  const lockFile = path.join(core.config.stateDir, 'locks', `order-${name}.lock`);
   try {
-    return await withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${name}` }, async () => {
+    return await withLocked(core.services.state().locker, `order-${name}`, settings.timeoutMs * 3, `The order of ${name}`, async () => {
       const run = await execCertbot(settings, ['delete', '--cert-name', name]);
       if (run.exitCode !== 0) return new AutoSslError('CERTBOT_FAILED', `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`);
       try {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import fsp from 'node:fs/promises';
 import { certonlyDns, certonlyWebroot, type CertbotSettings } from '../certbot/certbot.js';
 import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
-import { withLock } from '../lock.js';
+import { withLocked } from '../store/locker.js';
 import type { AutoSslConfig } from '../config/schema.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
@@ -110,8 +110,8 @@ export const issueCertbotPlugin: Plugin = {
         return readLineage(settings.configDir, ctx.plan.certName) ?? { name: ctx.plan.certName, cert: `${dir}/cert.pem`, chain: `${dir}/chain.pem`, fullchain: `${dir}/fullchain.pem`, privkey: `${dir}/privkey.pem`, renewalConf: '' };
       }
       // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
-      const lockFile = path.join(ctx.services.config.stateDir, 'locks', `order-${ctx.plan.certName}.lock`);
-      return withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${ctx.plan.certName}` }, async () => {
+      // (the store's lock: a store several nodes share makes it one order across them)
+      return withLocked(ctx.services.state().locker, `order-${ctx.plan.certName}`, settings.timeoutMs * 3, `The order of ${ctx.plan.certName}`, async () => {
         const existing = readLineage(settings.configDir, ctx.plan.certName);
         // a revoked certificate certbot would keep (not due): ordered anew, as with --force
         const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
