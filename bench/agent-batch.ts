@@ -15,7 +15,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import { AcmeRig } from '../src/sandbox/rig.js';
+import { AcmeRig } from '../scripts/sandbox/rig.js';
 import { call } from '../src/agent/client.js';
 
 const count = Number(process.argv[2] ?? 200) || 200;

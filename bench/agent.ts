@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { AcmeRig } from '../src/sandbox/rig.js';
+import { AcmeRig } from '../scripts/sandbox/rig.js';
 import { call } from '../src/agent/client.js';
 import { rfc3339, sign } from '../src/agent/auth.js';
 

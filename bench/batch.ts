@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { AcmeRig, BINARIES } from '../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../scripts/sandbox/rig.js';
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const CLI = path.resolve(import.meta.dirname, '../src/cli.js');

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { AcmeRig, BINARIES } from '../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../scripts/sandbox/rig.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const CLI = path.resolve(import.meta.dirname, '../src/cli.js');

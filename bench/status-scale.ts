@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { execa } from 'execa';
-import { BINARIES } from '../src/sandbox/rig.js';
+import { BINARIES } from '../scripts/sandbox/rig.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 const count = Number(process.argv[2] ?? 10_000);

@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { NginxControl } from '../src/nginx/control.js';
 import { newVhostEdit, planHttpsEdit } from '../src/nginx/edit.js';
 import { clearConfigCache, NginxTree } from '../src/nginx/tree.js';
-import { BINARIES, nginxMainConfig } from '../src/sandbox/rig.js';
+import { BINARIES, nginxMainConfig } from '../scripts/sandbox/rig.js';
 
 const count = Number(process.argv[2] ?? 10_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-scale-'));

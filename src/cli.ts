@@ -647,7 +647,7 @@ async function main(argv: string[]): Promise<number> {
       case 'agent':
         return rest[0] === 'call' ? await cmdAgentCall(rest.slice(1), values) : await cmdAgent(rest, values);
       case 'demo':
-        return await (await import('./sandbox/demo.js')).runDemo({ keep: values.keep === true, log: out });
+        return await runDemoFromCheckout(values.keep === true);
       default: {
         const near = closestCommand(command);
         err(`error: unknown command ${JSON.stringify(command.slice(0, 40))}${near ? `; did you mean "${near}"?` : ''}`);
@@ -706,3 +706,19 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(1), 1000).unref();
   },
 );
+
+/**
+ * The demo's ACME rig (pebble, challtestsrv, a private nginx; it can stop services) is a dev tool kept in
+ * scripts/sandbox, outside the published package: it runs from a checkout (dist/scripts beside dist/src), and an
+ * installed package says so instead of carrying the rig.
+ */
+async function runDemoFromCheckout(keep: boolean): Promise<number> {
+  const rig = new URL('../scripts/sandbox/demo.js', import.meta.url);
+  if (!fs.existsSync(rig)) {
+    err('error: the demo runs from a checkout of autossl, not from the installed package:');
+    err('  git clone <the autossl repository> && cd autossl && npm ci && sudo npm run demo');
+    return 2;
+  }
+  const demo = (await import(rig.href)) as { runDemo(options: { keep: boolean; log: (line: string) => void }): Promise<number> };
+  return await demo.runDemo({ keep, log: out });
+}

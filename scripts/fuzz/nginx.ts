@@ -18,7 +18,7 @@ import { newVhostEdit, planChallengeEdit, planHttpsEdit, type FileEdit } from '.
 import { parseConfig, walkDirectives, type Directive, type ParsedConfig } from '../../src/nginx/parse.js';
 import { insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, spliceAndVerify, type NewStatement, type Splice } from '../../src/nginx/splice.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
-import { BINARIES, nginxMainConfig } from '../../src/sandbox/rig.js';
+import { BINARIES, nginxMainConfig } from '../sandbox/rig.js';
 import { beforeTerm, commentText, gap, luaBody, render, sep, word, type GenDirective, type GenFile, type GenItem, type Tok } from './gen.js';
 import { FuzzFailure, type OpKind } from './syntax.js';
 

@@ -20,7 +20,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/server.js';
 import { DEFAULT_CONFIG, validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../../src/engine.js';
 import type { DomainResult } from '../../src/pipeline/pipeline.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeCertificatePem } from '../helpers/certs.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { CloudflareClient } from '../../plugins/cloudflare/client.js';
 import { CloudflareStandin, makeToken } from '../helpers/cloudflare-standin.js';
 import { AutoSslError } from '../../src/errors.js';
-import { BINARIES, challtestsrvArgs } from '../../src/sandbox/rig.js';
+import { BINARIES, challtestsrvArgs } from '../../scripts/sandbox/rig.js';
 
 const TOKEN = makeToken();
 const READ_ONLY = makeToken();

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig } from '../../src/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { call } from '../../src/agent/client.js';
 import { servedEventually } from '../helpers/served.js';

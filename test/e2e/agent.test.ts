@@ -19,7 +19,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig } from '../../src/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { linesOutsideTargets } from '../helpers/confined.js';

@@ -11,7 +11,7 @@ import dns from 'node:dns';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { createAutoSsl } from '../../src/engine.js';

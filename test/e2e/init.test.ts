@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { loadConfig } from '../../src/config/load.js';
 import { parseJson } from '../helpers/json.js';
 import { writeLineage } from '../helpers/certs.js';

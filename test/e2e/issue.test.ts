@@ -7,7 +7,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig } from '../../src/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
 import { readCertificate } from '../../src/certbot/lineage.js';

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../src/agent/client.js';
 import { startAgent, type RunningAgent } from '../../src/agent/server.js';
 import { validateConfig } from '../../src/config/schema.js';
-import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeSignedCertificate } from '../helpers/certs.js';
 
 const TOKEN = crypto.randomBytes(32).toString('hex');

@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig } from '../../src/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { parseJson } from '../helpers/json.js';

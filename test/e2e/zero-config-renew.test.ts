@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 import { makeSignedCertificate, writeLineage } from '../helpers/certs.js';
 import { NginxTree } from '../../src/nginx/tree.js';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { rateLimitOf } from '../../src/certbot/certbot.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
 describe('rate limits', () => {

@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { pendingRecovery } from '../../src/nginx/transaction.js';
 import type { Hooks } from '../../src/pipeline/hooks.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeSignedCertificate } from '../helpers/certs.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';

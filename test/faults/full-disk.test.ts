@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { expect } from 'vitest';
 import { sha256 } from '../../src/nginx/transaction.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 
 export const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 

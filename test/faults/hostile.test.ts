@@ -13,7 +13,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { sha256 } from '../../src/nginx/transaction.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { writeLineage } from '../helpers/certs.js';
 import { HOSTILE_DOMAINS } from '../helpers/hostile.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { writeLineage } from '../helpers/certs.js';

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { nginxMainConfig, BINARIES } from '../../src/sandbox/rig.js';
+import { nginxMainConfig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { certificateKeyType, newVhostEdit, planChallengeEdit, planHttpsEdit, usesHttp2Directive, type FileEdit } from '../../src/nginx/edit.js';
 import { NginxControl } from '../../src/nginx/control.js';

@@ -10,7 +10,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { EditTransaction, recoverJournals, sha256, type FileWriter } from '../../src/nginx/transaction.js';
 import type { Plugin } from '../../src/pipeline/context.js';
-import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 
 const PORT = 80; // HTTP-01 needs port 80; files run one at a time, so the e2e sandbox is not holding it

@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { planChallengeEdit } from '../../src/nginx/edit.js';
 import { challengeRouting, routeEnv } from '../../src/nginx/routing.js';

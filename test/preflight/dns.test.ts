@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkCaa, resolveName, waitForTxt } from '../../src/preflight/dns.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES, challtestsrvArgs } from '../../src/sandbox/rig.js';
+import { BINARIES, challtestsrvArgs } from '../../scripts/sandbox/rig.js';
 import type { Plugin } from '../../src/pipeline/context.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeChallenge } from '../../src/preflight/port80.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { makeTree, testCertificate, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 
 let t: NginxSandboxTree;

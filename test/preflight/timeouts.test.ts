@@ -6,7 +6,7 @@ import dgram from 'node:dgram';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import fs from 'node:fs';
 import { parseJson } from '../helpers/json.js';

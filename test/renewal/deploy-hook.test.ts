@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BINARIES, stopNginx } from '../../src/sandbox/rig.js';
+import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';

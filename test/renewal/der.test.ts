@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readCertificate, readCertificateQuick } from '../../src/certbot/lineage.js';
 import { firstPemCertificate, readCertificateFields } from '../../src/certbot/der.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeCertificatePem } from '../helpers/certs.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-der-'));

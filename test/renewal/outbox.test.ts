@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createAutoSsl, validateConfig } from '../../src/index.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 
 describe('the notification outbox in status', () => {
   it('with no notify plugin nothing is reported queued; with one, the undelivered ones are', async () => {

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { runSetup } from '../../src/setup/setup.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 

@@ -9,10 +9,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
-import { validateConfig } from '../config/schema.js';
-import { createAutoSsl } from '../engine.js';
-import type { StageEvent } from '../pipeline/context.js';
-import { AutoSslError } from '../errors.js';
+import { validateConfig } from '../../src/config/schema.js';
+import { createAutoSsl } from '../../src/engine.js';
+import type { StageEvent } from '../../src/pipeline/context.js';
+import { AutoSslError } from '../../src/errors.js';
 import { createNetns, deleteNetns, inNetns, NETNS_ENV, stopNetnsProcesses } from './netns.js';
 import { AcmeRig, checkPackages } from './rig.js';
 
@@ -87,7 +87,7 @@ export async function runDemo(options: DemoOptions): Promise<number> {
 
 /** This command again, inside the namespace; its output goes to `log` line by line. */
 async function runInNetns(name: string, options: DemoOptions): Promise<number> {
-  const cli = path.resolve(import.meta.dirname, '../cli.js');
+  const cli = path.resolve(import.meta.dirname, '../../src/cli.js');
   const child = spawn('ip', ['netns', 'exec', name, process.execPath, cli, 'demo', ...(options.keep ? ['--keep'] : [])], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, [NETNS_ENV]: name },
@@ -148,7 +148,7 @@ async function runSandbox(options: DemoOptions, netns: string | null): Promise<n
     ok = results.every((r) => r.ok);
     if (options.keep) {
       log(`\nsandbox left running in ${rig.info.dir} (--keep); stop it with: kill $(cat ${rig.info.dir}/pids)${netns ? ` && ip netns delete ${netns}` : ''}`);
-      log(`its config, for the other commands: ${inNetns(netns, `node ${path.relative(process.cwd(), path.resolve(import.meta.dirname, '../cli.js'))} status --config ${configFile}`)}`);
+      log(`its config, for the other commands: ${inNetns(netns, `node ${path.relative(process.cwd(), path.resolve(import.meta.dirname, '../../src/cli.js'))} status --config ${configFile}`)}`);
       rig.detach();
     }
   } finally {

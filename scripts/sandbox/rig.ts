@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import https from 'node:https';
 import { execa } from 'execa';
-import { AutoSslError } from '../errors.js';
+import { AutoSslError } from '../../src/errors.js';
 
 export const RIG_PORTS = { acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055, http: 80, https: 443 } as const;
 export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble', 'libnginx-mod-http-lua'];
