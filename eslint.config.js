@@ -79,21 +79,12 @@ export const SEAMS = [
   },
   {
     rule: 'store-seam',
-    // the SQLite store: src/state today, src/store/sqlite once the Store lands
+    // the SQLite store (src/state before the Store seam moved it to src/store/sqlite)
     behind: ['src/state', 'src/store/sqlite'],
     allowed: ['src/state/**', 'src/store/**'],
     message: 'the SQLite store is reached through the Store interface (src/store), never directly.',
-    exceptions: {
-      'src/agent/server.ts': 'the agent uses StateStore directly until the Store lands',
-      'src/engine.ts': 'the engine opens StateStore itself until the Store lands',
-      'src/pipeline/context.ts': 'carries StateStore until the Store lands',
-      'src/renewal/certificate.ts': 'renewal uses StateStore directly until the Store lands',
-      'src/renewal/renewal.ts': 'renewal uses StateStore directly until the Store lands',
-      'src/renewal/revocation.ts': 'revocation uses StateStore directly until the Store lands',
-      'src/renewal/scan.ts': 'renewal uses StateStore directly until the Store lands',
-      'src/renewal/status.ts': 'status uses StateStore directly until the Store lands',
-      'src/undo.ts': 'undo records use StateStore directly until the Store lands',
-    },
+    // every importer goes through src/store (the Store interface, src/store/open.ts): none left
+    exceptions: {},
   },
 ];
 
