@@ -57,7 +57,7 @@ export const SEAMS = [
       'src/index.ts': 'public types re-exported from src/certbot until the Issuer exports them',
       'src/manage.ts': 'manage commands read lineages directly until the Issuer lands',
       'src/nginx/block-cover.ts': 'reads certificate names from a lineage until the Issuer lands',
-      'src/nginx/edit.ts': 'TLS edits name certbot paths until the lineage value lands',
+      'src/nginx/ensure.ts': 'TLS edits name certbot paths until the lineage value lands (split from edit.ts)',
       'src/nginx/uninstall.ts': 'uninstall reads certbot lineages until the lineage value lands',
       'src/pipeline/context.ts': 'carries certbot types until the Issuer lands',
       'src/pipeline/hooks.ts': 'hook payload types from src/certbot until the Issuer lands',

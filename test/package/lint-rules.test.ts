@@ -52,8 +52,7 @@ describe('layer boundaries', () => {
     const checking = new ESLint({
       cwd: ROOT,
       cache: false,
-      // (a seam with no exception left has nothing to check: eslint refuses an empty `files`)
-      overrideConfig: SEAMS.filter((seam) => Object.keys(seam.exceptions).length).map((seam) => ({
+      overrideConfig: SEAMS.filter((seam) => Object.keys(seam.exceptions).length > 0).map((seam) => ({
         files: Object.keys(seam.exceptions),
         plugins: { [`${seam.rule}-check`]: importX },
         rules: { [`${seam.rule}-check/no-restricted-paths`]: ['error', { zones: seam.behind.map((from) => ({ target: './src', from: `./${from}` })) }] },
