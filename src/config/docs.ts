@@ -12,7 +12,7 @@ const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\
 
 function typeOf(s: Node): string {
   if (Array.isArray(s.enum)) return `${s.enum.length > 2 ? 'one of ' : ''}${s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(s.enum.length > 2 ? ', ' : ' or ')}`;
-  if (s.anyOf) return 'name, path or [name, options]';
+  if (s.anyOf) return (annotations(s).expected ?? 'see meaning').replace(/^an? /, '');
   switch (s.type) {
     case 'integer': return `integer ${s.minimum}–${s.maximum}`;
     case 'number': return `number, ${s.exclusiveMinimum ?? s.minimum} < x < ${s.exclusiveMaximum ?? s.maximum}`;
@@ -51,7 +51,7 @@ function rows(schema: Node, prefix: string, out: string[]): void {
     }
     // (a format's words are in the type column already)
     const described = (n: Node | undefined) => (n && !(typeof n.format === 'string' && n.format !== 'text') ? annotations(n).expected : undefined);
-    const expected = described(s) ?? described(item);
+    const expected = s.anyOf ? undefined : described(s) ?? described(item);
     const meaning = [s.description, expected && !s.description?.includes(expected) ? `Takes ${expected}.` : ''].filter(Boolean).join(' ');
     out.push(`| \`${name}\` | ${cell(typeOf(s))} | ${cell(defaultOf(s, schema.required?.includes(key) === true && s.default === undefined))} | ${cell(meaning)} |`);
   }

@@ -126,6 +126,7 @@ export const SiteProperties = {
 export const SiteSchema = Type.Object(SiteProperties, { additionalProperties: false });
 
 const PluginOptions = Type.Record(Type.String(), Type.Unknown());
+const STORE_MODULE = "a store module's path or package name";
 const Plugin = Type.Union([Text(), Type.Tuple([Type.String()]), Type.Tuple([Type.String(), PluginOptions])], { expected: 'a plugin name or path, or [name, options]' });
 
 export const ConfigSchema = Type.Object({
@@ -152,6 +153,7 @@ export const ConfigSchema = Type.Object({
     installWindowMs: Int(0, 60_000, { default: 2_000, description: 'How long the HTTPS edits of a batch wait for more domains to join one nginx -t and reload.' }),
   }, 'Many domains at once.'),
   plugins: Type.Array(Plugin, { default: [], expected: 'a list of plugin names, paths, or [name, options]', description: 'Package names or file paths (relative to the config file), or [name, options].' }),
+  store: Type.Optional(Type.Union([Text({ expected: STORE_MODULE }), Type.Object({ module: Text({ expected: STORE_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"sqlite", ${STORE_MODULE}, or { "module": ..., "options": {...} }`, defaultText: '"sqlite"', description: 'Where autossl keeps its state: "sqlite" (state.db under stateDir), or a store module (a path beside the config or a package name, found as plugins are) whose default export is a StoreFactory; { "module", "options" } passes it options.' })),
   sites: Type.Array(SiteSchema, { default: [], expected: 'a list of sites', description: 'The sites autossl keeps (names it finds in nginx need no entry).' }),
   agent: AgentSchema,
 }, { additionalProperties: false });

@@ -21,7 +21,10 @@ export interface PluginSpec {
   options: Record<string, unknown>;
 }
 
-export type AutoSslConfig = Omit<RawConfig, 'plugins'> & {
+/** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
+export type StoreSpec = 'sqlite' | PluginSpec;
+
+export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store'> & {
   /** The file the config was read from, if any. */
   filepath?: string;
   /** Discovered on this server with no config file (the CLI's zero-config runs): the hooks it installs run so too. */
@@ -29,6 +32,8 @@ export type AutoSslConfig = Omit<RawConfig, 'plugins'> & {
   /** Where relative paths and plugin packages are looked up: the config file's directory. */
   configDir: string;
   plugins: PluginSpec[];
+  /** The Store (and its Locker); "sqlite" when absent. */
+  store?: StoreSpec;
 };
 
 type Json = Record<string, unknown>;
@@ -109,10 +114,31 @@ function fail(source: string, key: string, expected: string, got: unknown): neve
   throw new AutoSslError('CONFIG_INVALID', `${source}: "${key}" must be ${expected}, got ${quote(got, 80)}.`, { details: { key } });
 }
 
+function jsonType(value: unknown): string {
+  return Array.isArray(value) ? 'array' : value === null ? 'null' : typeof value === 'number' ? 'number' : typeof value;
+}
+
+/**
+ * The error to report of a failed union: the one of the only branch of the value's JSON type ({"store": {"pool": 3}}
+ * names store.pool), else the union's own (what it takes, in its `expected`).
+ */
+function unionBranch(errors: ErrorObject[], union: ErrorObject): ErrorObject {
+  const branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  if (branches.length !== 1) return union;
+  const prefix = `${union.schemaPath}/${branches[0]!.i}/`;
+  const inner = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
+  const last = inner[inner.length - 1];
+  if (!last) return union;
+  const chosen = last.keyword === 'anyOf' ? unionBranch(inner, last) : inner[0]!;
+  // the value itself is wrong (not a key inside it): the union says best what it takes
+  return chosen.instancePath === union.instancePath && chosen.keyword !== 'additionalProperties' && chosen.keyword !== 'required' ? union : chosen;
+}
+
 /** Ajv's error as autossl's: the key, what it takes, what it got. */
 function refusal(source: string, root: unknown, errors: ErrorObject[]): never {
   // with allErrors off, Ajv stops at the first failure: the last error is it (a failed union comes after its branches)
-  const e = errors[errors.length - 1]!;
+  let e = errors[errors.length - 1]!;
+  if (e.keyword === 'anyOf') e = unionBranch(errors, e);
   const parent = e.parentSchema as Node;
   if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
@@ -120,7 +146,7 @@ function refusal(source: string, root: unknown, errors: ErrorObject[]): never {
   }
   if (e.keyword === 'required') {
     const missing = (e.params as { missingProperty: string }).missingProperty;
-    return fail(source, keyOf(root, e.instancePath, missing), expectedOf(parent.properties![missing]!), undefined);
+    return fail(source, keyOf(root, e.instancePath, missing), expectedOf(parent.properties![missing]!, 'required'), undefined);
   }
   return fail(source, keyOf(root, e.instancePath) || '(top level)', expectedOf(parent, e.keyword), e.data);
 }
@@ -153,7 +179,9 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     }
   }
   checkAgent(config.agent, source);
-  return { ...config, filepath: path.isAbsolute(source) ? source : undefined, configDir: baseDir, plugins, sites };
+  const { store: rawStore, ...rest } = config;
+  const store = storeOf(rawStore, baseDir);
+  return { ...rest, filepath: path.isAbsolute(source) ? source : undefined, configDir: baseDir, plugins, ...(store === 'sqlite' ? {} : { store }), sites };
 }
 
 /** Every string whose schema has a pathKind, resolved against the config's directory; nginx's paths checked. */
@@ -206,12 +234,19 @@ function checkAgent(agent: RawConfig['agent'], source: string): void {
   if (problem) fail(source, 'agent.documentRoot', `a path template nginx reads as written (${problem})`, template);
 }
 
+/** `store`: "sqlite", a module's path or package name, or { module, options } (loaded as plugins are). */
+function storeOf(value: RawConfig['store'], baseDir: string): StoreSpec {
+  if (value === undefined || value === 'sqlite') return 'sqlite';
+  if (typeof value === 'string') return { module: resolvePluginPath(value, baseDir), options: {} };
+  return value.module === 'sqlite' && value.options === undefined ? 'sqlite' : { module: resolvePluginPath(value.module, baseDir), options: value.options ?? {} };
+}
+
 function resolvePluginPath(spec: string, baseDir: string): string {
   return spec.startsWith('.') || spec.startsWith('/') ? path.resolve(baseDir, spec) : spec; // "autossl:webhook" and package names as given
 }
 
 /** Every default, as a config with no file gets them. */
-export const DEFAULT_CONFIG: AutoSslConfig = { ...(withDefaults(ConfigSchema, {}) as RawConfig), configDir: process.cwd(), plugins: [] };
+export const DEFAULT_CONFIG: AutoSslConfig = { ...(withDefaults(ConfigSchema, {}) as Omit<RawConfig, 'store'>), configDir: process.cwd(), plugins: [] };
 
 /** certbot's --cert-name as autossl accepts it (config, `renew --cert-name`): letters, digits, ".", "-", "_"; no "..". */
 export function isCertName(name: string): boolean {
