@@ -11,7 +11,6 @@
 import { spawnOffLoop } from '../spawn.js';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 import { ownerAlive, ownerStamp, withLock } from '../lock.js';
@@ -224,9 +223,4 @@ export async function adopt(main: CertbotSettings, priv: CertbotSettings, name: 
       return lineage;
     }),
   );
-}
-
-/** The default number of certbot processes at once: certbot mostly waits on the CA, so a few per core. */
-export function defaultConcurrency(): number {
-  return Math.min(32, Math.max(4, os.availableParallelism() * 6));
 }

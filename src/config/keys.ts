@@ -10,7 +10,12 @@
  * A default computed when the config loads (batch.concurrency) is a symbol-keyed function: Ajv and JSON never see it.
  */
 import { Type, type Static, type TSchema, type SchemaOptions } from '@sinclair/typebox';
-import { defaultConcurrency } from '../certbot/orders.js';
+import os from 'node:os';
+
+/** The default number of certbot processes at once: certbot mostly waits on the CA, so a few per core. */
+export function defaultConcurrency(): number {
+  return Math.min(32, Math.max(4, os.availableParallelism() * 6));
+}
 
 /** A default computed when the config loads (the number of cores), not when the docs are written. */
 export const RUNTIME_DEFAULT = Symbol('runtimeDefault');
