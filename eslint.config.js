@@ -52,7 +52,6 @@ export const SEAMS = [
     message: 'certbot is reached through the Issuer (src/issuer), never src/certbot directly.',
     exceptions: {
       'src/agent/server.ts': 'the agent reads lineages directly until the Issuer lands',
-      'src/config/schema.ts': 'config defaults read certbot paths (i22-schema / i22-issuer)',
       'src/engine.ts': 'the engine composes certbot itself until the Issuer lands',
       'src/index.ts': 'public types re-exported from src/certbot until the Issuer exports them',
       'src/manage.ts': 'manage commands read lineages directly until the Issuer lands',

@@ -38,7 +38,7 @@ import { readCertificateQuick, readLineage } from './certbot/lineage.js';
 import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
 import { certbotSettings } from './stages/issue-certbot.js';
-import { Semaphore } from './certbot/orders.js';
+import { mapBounded, Semaphore } from './bounded.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
 import { BatchGate } from './pipeline/batch.js';
@@ -187,20 +187,6 @@ function panelSite(config: AutoSslConfig, raw: unknown, throwOnError = false): S
     if (throwOnError) throw error;
     return null;
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping order. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
 }
 
 /** Internal: what the renewal functions and the engine methods share. */

@@ -14,7 +14,7 @@ import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
-import type { Semaphore } from '../certbot/orders.js';
+import type { Semaphore } from '../bounded.js';
 import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
 
