@@ -207,6 +207,11 @@ export interface CreateOptions {
   /** Plugins given as objects (besides those named in the config), applied after them. */
   plugins?: readonly Plugin[];
   onEvent?: (event: StageEvent) => void;
+  /**
+   * This process recovered already (the agent's batch thread: the agent's own engine did at its start): no
+   * recovery before the first run, which would only repeat that work.
+   */
+  recovered?: boolean;
 }
 
 export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
@@ -335,7 +340,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;
-  let recovered = false;
+  let recovered = opts.recovered === true;
   async function recoverFirst(): Promise<void> {
     if (recovered) return;
     recovered = true;
