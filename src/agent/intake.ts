@@ -12,6 +12,7 @@ import { AutoSslError } from '../errors.js';
 import type { AutoSsl } from '../engine.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StageEvent } from '../pipeline/context.js';
+import { AgentJobs } from './jobs.js';
 
 export interface AgentEvent {
   type: 'job' | 'domain' | 'stage';
@@ -45,12 +46,15 @@ export class IssueIntake {
   private readonly waiters = new Map<string, Array<() => void>>();
   /** Set once a stop began: no new work. */
   stopping = false;
+  private readonly jobs: AgentJobs;
 
   constructor(
     private readonly engine: AutoSsl,
     private readonly opts: IntakeOptions,
     private readonly publish: (event: AgentEvent) => void,
-  ) {}
+  ) {
+    this.jobs = new AgentJobs(engine);
+  }
 
   /**
    * Queues a domain; returns the job it runs in (the one it is already in, when it is queued or running).
@@ -66,7 +70,7 @@ export class IssueIntake {
     }
     const now = Date.now();
     const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
-    this.engine.recordJob(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
+    this.jobs.record(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
     batch.domains.push(domain);
     this.existed.set(domain, existed);
     if (batch.timer) clearTimeout(batch.timer);
@@ -84,11 +88,11 @@ export class IssueIntake {
     if (!batch || !batch.domains.includes(domain)) return false;
     batch.domains = batch.domains.filter((d) => d !== domain);
     this.existed.delete(domain);
-    this.engine.cancelJobDomain(batch.jobId, domain, 'deleted before its batch started');
+    this.jobs.cancelDomain(batch.jobId, domain, 'deleted before its batch started');
     if (!batch.domains.length) {
       if (batch.timer) clearTimeout(batch.timer);
       this.open = null;
-      this.engine.finishJob(batch.jobId, 'failed');
+      this.jobs.finish(batch.jobId, 'failed');
     }
     return true;
   }
@@ -107,7 +111,7 @@ export class IssueIntake {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     const jobId = options.jobId ?? crypto.randomUUID();
     for (const d of domains) this.existed.set(d, options.existed?.has(d) === true);
-    this.engine.recordJob(jobId, domains, 'agent');
+    this.jobs.record(jobId, domains, 'agent');
     return { jobId, results: this.start(jobId, domains, options.force === true) };
   }
 

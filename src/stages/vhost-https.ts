@@ -4,7 +4,7 @@
  * site asks for it.
  */
 import { AutoSslError } from '../errors.js';
-import { pathToken, type VhostEdit } from '../nginx/edit.js';
+import { pathToken, type VhostEdit } from '../installer/installer.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 

@@ -1,0 +1,42 @@
+/**
+ * A job's record as its domains run: each domain's state follows its stages (a few writes per domain), and its
+ * outcome is written when it ends. The record is a report: a busy database never fails a domain.
+ */
+import type { StageEvent } from '../pipeline/context.js';
+import type { DomainResult } from '../pipeline/pipeline.js';
+import type { JobDomainState, StateStore } from '../state/store.js';
+
+/** The job-state a stage belongs to. */
+const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
+
+/** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
+export function jobTracker(state: () => StateStore, job: string, domain: string): (e: StageEvent) => void {
+  let last: JobDomainState | undefined;
+  return (e) => {
+    if (e.plugin || e.status !== 'start') return;
+    const next = JOB_STATE[e.stage];
+    if (!next || next === last) return;
+    last = next;
+    try {
+      state().updateJobDomain(job, domain, { state: next });
+    } catch {
+      // the job record is a report: a busy database must not fail the domain
+    }
+  };
+}
+
+export function finishJobDomain(state: () => StateStore, job: string, domain: string, r: DomainResult): void {
+  try {
+    state().updateJobDomain(job, domain, {
+      state: r.ok ? 'done' : 'failed',
+      code: r.error?.code ?? null,
+      message: r.error?.message ?? null,
+      acme: r.error?.details.problems ?? null,
+      lineage: r.lineage?.name ?? null,
+      stages: r.events.filter((e) => !e.plugin && e.status === 'done').map((e) => ({ stage: e.stage, ms: Math.round(e.ms ?? 0) })),
+      finished: true,
+    });
+  } catch {
+    // as above
+  }
+}
