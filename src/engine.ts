@@ -10,7 +10,7 @@
  */
 import type { AutoSslConfig } from './config/schema.js';
 import type { Plugin } from './pipeline/plugin.js';
-import type { StateStore } from './state/store.js';
+import type { Store } from './store/store.js';
 import * as renewal from './renewal/renewal.js';
 import { createKernel } from './engine/core.js';
 import { issueService, type IssueService } from './engine/issue-service.js';
@@ -27,8 +27,8 @@ export { mapBounded } from './engine/issue-service.js';
 const STATE = Symbol('autossl.state');
 
 /** The state store of an engine createAutoSsl made (or of a copy of one); null for any other object. */
-export function engineState(engine: AutoSsl): (() => StateStore) | null {
-  return (engine as AutoSsl & { [STATE]?: () => StateStore })[STATE] ?? null;
+export function engineState(engine: AutoSsl): (() => Store) | null {
+  return (engine as AutoSsl & { [STATE]?: () => Store })[STATE] ?? null;
 }
 
 export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
@@ -41,7 +41,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   const preview = previewService(k);
   const sites = sitesService(k);
 
-  const engine: AutoSsl & { [STATE]: () => StateStore } = {
+  const engine: AutoSsl & { [STATE]: () => Store } = {
     config: k.config,
     hooks: k.hooks,
     on(listener) {
@@ -49,8 +49,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       return () => k.listeners.delete(listener);
     },
     issue: issuing.issue,
-    jobs: async (limit = 20) => k.readState().jobs(limit),
-    job: async (id) => k.readState().job(id),
+    jobs: async (limit = 20) => k.readState().jobs.list(limit),
+    job: async (id) => k.readState().jobs.get(id),
     check: preview.check,
     preview: preview.preview,
     dnsProvider: preview.dnsProvider,
@@ -74,9 +74,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     uninstall: sites.uninstall,
     installCertificate: sites.installCertificate,
     dnsProgress: sites.dnsProgress,
-    async close() {
-      k.close();
-    },
+    close: () => k.close(),
     [STATE]: k.state,
   };
   return engine;

@@ -5,10 +5,10 @@
  */
 import { AutoSslError } from '../errors.js';
 import { engineState, type AutoSsl } from '../engine.js';
-import type { StateStore } from '../state/store.js';
+import type { Store } from '../store/store.js';
 
 export class AgentJobs {
-  private readonly state: () => StateStore;
+  private readonly state: () => Store;
 
   constructor(engine: AutoSsl) {
     const state = engineState(engine);
@@ -17,17 +17,17 @@ export class AgentJobs {
   }
 
   /** Records a job before its domains run, so a kill leaves each accounted for. */
-  record(id: string, domains: readonly string[], source = 'agent'): void {
-    this.state().createJob({ id, kind: 'issue', source, domains });
+  record(id: string, domains: readonly string[], source = 'agent'): Promise<void> {
+    return this.state().jobs.create({ id, kind: 'issue', source, domains });
   }
 
   /** Marks a recorded job's domain as not run (CANCELLED, with why). */
-  cancelDomain(jobId: string, domain: string, why: string): void {
-    this.state().updateJobDomain(jobId, domain, { state: 'failed', code: 'CANCELLED', message: `${domain}: ${why}.`, finished: true });
+  cancelDomain(jobId: string, domain: string, why: string): Promise<void> {
+    return this.state().jobs.updateDomain(jobId, domain, { state: 'failed', code: 'CANCELLED', message: `${domain}: ${why}.`, finished: true });
   }
 
   /** Ends a recorded job that will not run. */
-  finish(jobId: string, state: 'done' | 'failed'): void {
-    this.state().finishJob(jobId, state);
+  finish(jobId: string, state: 'done' | 'failed'): Promise<void> {
+    return this.state().jobs.finish(jobId, state);
   }
 }

@@ -14,6 +14,9 @@ export interface PluginSpec {
   options: Record<string, unknown>;
 }
 
+/** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
+export type StoreSpec = 'sqlite' | PluginSpec;
+
 export interface SiteConfig {
   domain: string;
   aliases: string[];
@@ -122,6 +125,8 @@ export interface AutoSslConfig {
     failedValidationWindowMinutes: number;
   };
   plugins: PluginSpec[];
+  /** The Store (and its Locker); "sqlite" when absent. */
+  store?: StoreSpec;
   sites: SiteConfig[];
   /** `autossl agent`: the signed HTTP API a hosting panel drives. */
   agent: AgentConfig;
@@ -299,7 +304,7 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites', 'agent'];
+  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'store', 'sites', 'agent'];
   const keys = Object.keys(root);
   // (a misspelt key, {"cerbot": ...}, is still named below: only keys no config would have, or many of them, are not)
   if (keys.length && !keys.some((k) => TOP.includes(k)) && (keys.length > 2 || keys.some((k) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(k)))) {
@@ -358,6 +363,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     if (Array.isArray(p) && typeof p[0] === 'string') return { module: resolvePluginPath(p[0], baseDir), options: v.object(p[1], `${key}[1]`) };
     return v.fail(key, 'a plugin name or path, or [name, options]', p);
   });
+  const store = storeOf(root.store, baseDir, v);
 
   if (root.sites !== undefined && !Array.isArray(root.sites)) v.fail('sites', 'a list of sites', root.sites);
   const sites: SiteConfig[] = ((root.sites as unknown[] | undefined) ?? []).map((s, i) => {
@@ -454,9 +460,23 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       failedValidationWindowMinutes: v.integer(pf.failedValidationWindowMinutes, 'preflight.failedValidationWindowMinutes', d.preflight.failedValidationWindowMinutes, 1, 10_080),
     },
     plugins,
+    ...(store === 'sqlite' ? {} : { store }),
     sites,
     agent,
   };
+}
+
+/** `store`: "sqlite", a module's path or package name, or { module, options } (loaded as plugins are). */
+function storeOf(value: unknown, baseDir: string, v: Validator): StoreSpec {
+  if (value === undefined || value === 'sqlite') return 'sqlite';
+  if (typeof value === 'string' && value !== '') return { module: resolvePluginPath(value, baseDir), options: {} };
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    v.known(o, 'store', ['module', 'options']);
+    if (typeof o.module !== 'string' || o.module === '') return v.fail('store.module', 'a store module\'s path or package name', o.module);
+    return o.module === 'sqlite' && o.options === undefined ? 'sqlite' : { module: resolvePluginPath(o.module, baseDir), options: o.options === undefined ? {} : v.object(o.options, 'store.options') };
+  }
+  return v.fail('store', '"sqlite", a store module\'s path or package name, or { "module": ..., "options": {...} }', value);
 }
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;

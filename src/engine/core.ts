@@ -5,23 +5,19 @@
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
 import { siteFor, validateConfig, type SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
-import { NginxControl } from '../nginx/control.js';
-import { ConfigEditor } from '../nginx/editor.js';
-import { EditTransaction } from '../nginx/transaction.js';
-import { NginxTree } from '../nginx/tree.js';
 import { createHooks } from '../pipeline/hooks.js';
 import type { DomainContext, DomainPlan, RunMode, Services, StageEvent } from '../pipeline/context.js';
 import { loadPlugin, pluginApi, type Plugin } from '../pipeline/plugin.js';
 import { instrumentHooks, runDomain, type DomainResult } from '../pipeline/pipeline.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from '../stages/index.js';
-import { StateStore } from '../state/store.js';
-import type { HeldLock } from '../lock.js';
-import { lockBlocks } from '../nginx/block-lock.js';
-import { NginxInstaller } from '../installer/nginx-installer.js';
+import { storeOpener } from '../store/open.js';
+import type { Store } from '../store/store.js';
+import type { HeldLock } from '../store/locker.js';
+import { createNginxInstaller } from '../installer/nginx-installer.js';
+import type { Installer } from '../installer/installer.js';
 import { Semaphore } from '../certbot/orders.js';
 import { UndoService } from '../undo.js';
 import type { BatchGate } from '../pipeline/batch.js';
@@ -32,27 +28,24 @@ import type { CreateOptions, EngineCore, IssueOptions } from './types.js';
 export interface Kernel extends EngineCore {
   /** The config as the file gave it (the panel's sites are not in it). */
   readonly fileConfig: AutoSslConfig;
-  readonly nginx: NginxControl;
-  readonly editor: ConfigEditor;
+  readonly installer: Installer;
   readonly undo: UndoService;
-  readonly journalDir: string;
   readonly listeners: Set<(event: StageEvent) => void>;
-  loadTree(overlay?: ReadonlyMap<string, string>): NginxTree;
   /** The state store, opened on first use. */
-  state(): StateStore;
+  state(): Store;
   /** For commands that only read: works with a read-only (or missing) state directory. */
-  readState(): StateStore;
+  readState(): Store;
   context(domain: string, mode: RunMode, options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate }): { ctx: DomainContext; abort: AbortController };
-  /** The tree `certificate()` answers from, for a second (a panel asks for every domain on every page load). */
-  statusTree: { tree: NginxTree; at: number } | null;
+  /** The config `certificate()` answers from, for a second (a panel asks for every domain on every page load). */
+  statusTree: { tree: ReturnType<Services['loadTree']>; at: number } | null;
   /** Set by the recovery service (recovery needs the issue service, which needs the kernel). */
   recoverFirst(): Promise<void>;
-  close(): void;
+  close(): Promise<void>;
 }
 
-function safeRows<T>(read: () => T[]): T[] {
+async function safeRows<T>(read: () => Promise<T[]>): Promise<T[]> {
   try {
-    return read();
+    return await read();
   } catch {
     return []; // no state yet, or none readable: no panel sites
   }
@@ -85,22 +78,19 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
       }
     }
   };
-  const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
-  const loadTree = (overlay?: ReadonlyMap<string, string>): NginxTree => NginxTree.load(config.nginx.config, overlay?.size ? { overlay } : {});
-  let store: StateStore | null = null;
-  let readOnlyStore: StateStore | null = null;
-  const state = (): StateStore => (store ??= new StateStore(config.stateDir));
-  const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
-  for (const row of safeRows(() => readState().sites())) {
+  const installer = createNginxInstaller(config);
+  const { nginx, editor, loadTree } = installer;
+  const openStore = await storeOpener(config);
+  let store: Store | null = null;
+  let readOnlyStore: Store | null = null;
+  const state = (): Store => (store ??= openStore());
+  const readState = (): Store => store ?? (readOnlyStore ??= openStore({ readOnly: true }));
+  for (const row of await safeRows(() => readState().sites.list())) {
     const site = panelSite(fileConfig, row.site);
     if (site && !config.sites.some((s) => [s.domain, ...s.aliases].some((n) => n === site.domain || site.aliases.includes(n)))) config.sites.push(site);
   }
   const undo = new UndoService(state);
-  const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
-  nginx.setReloadLock((fn) => editor.locked(fn));
-  const installer = new NginxInstaller(nginx, editor, loadTree);
   const services: Services = { config, hooks, installer, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
-  const journalDir = path.join(config.stateDir, 'journal');
 
   const log = (message: string, ctx?: DomainContext): void => {
     if (ctx) ctx.emit({ stage: 'log', status: 'info', message });
@@ -135,7 +125,7 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
       findings: [],
       lineage: options.lineage,
       edits: [],
-      transaction: new EditTransaction({ journalDir, label: domain }),
+      transaction: installer.transaction(domain),
       overlay: new Map(),
       reloadedWithChanges: false,
       needsReload: false,
@@ -167,13 +157,7 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
   /** An issue holds the locks of the blocks it edits for its whole run (uploads and uninstall take them themselves). */
   async function lockIssueBlocks(ctx: DomainContext): Promise<HeldLock | null> {
     if (ctx.mode !== 'issue' || ctx.dryRun) return null;
-    let tree: NginxTree;
-    try {
-      tree = loadTree();
-    } catch {
-      return null; // planning says what is wrong with the config
-    }
-    return lockBlocks(config, tree, ctx.plan.names, ctx.plan.site.vhost);
+    return installer.lockBlocks(state().locker, ctx.plan.names, ctx.plan.site.vhost);
   }
 
   const kernel: Kernel = {
@@ -182,22 +166,19 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
     hooks,
     services,
     host: os.hostname(),
-    nginx,
-    editor,
+    installer,
     undo,
-    journalDir,
     listeners,
     emit,
-    loadTree,
     state,
     readState,
     context,
     run,
     statusTree: null,
     recoverFirst: () => Promise.reject(new Error('recovery is not wired yet')),
-    close() {
-      store?.close();
-      readOnlyStore?.close();
+    async close() {
+      await store?.close();
+      await readOnlyStore?.close();
     },
   };
 

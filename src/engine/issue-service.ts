@@ -83,7 +83,7 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
     } catch (error) {
       result = failedResult(input, mode, error); // never a domain unaccounted for
     }
-    if (options.job) finishJobDomain(k.state, options.job, String(input), result);
+    if (options.job) await finishJobDomain(k.state, options.job, String(input), result);
     try {
       options.onResult?.(result);
     } catch {
@@ -103,13 +103,13 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
     let job: string | undefined;
     if (!options.dryRun) {
       job = options.jobId ?? crypto.randomUUID();
-      k.state().createJob({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
+      await k.state().jobs.create({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
     }
     // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
     const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
     if (job) {
       try {
-        k.state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+        await k.state().jobs.finish(job, results.every((r) => r.ok) ? 'done' : 'failed');
       } catch (error) {
         // the job record is a report (as in jobTracker): a database locked past the wait must not turn the
         // domains' results, certificates served included, into an INTERNAL error of the command

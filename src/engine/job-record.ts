@@ -4,13 +4,13 @@
  */
 import type { StageEvent } from '../pipeline/context.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
-import type { JobDomainState, StateStore } from '../state/store.js';
+import type { JobDomainState, Store } from '../store/store.js';
 
 /** The job-state a stage belongs to. */
 const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
 
 /** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
-export function jobTracker(state: () => StateStore, job: string, domain: string): (e: StageEvent) => void {
+export function jobTracker(state: () => Store, job: string, domain: string): (e: StageEvent) => void {
   let last: JobDomainState | undefined;
   return (e) => {
     if (e.plugin || e.status !== 'start') return;
@@ -18,16 +18,17 @@ export function jobTracker(state: () => StateStore, job: string, domain: string)
     if (!next || next === last) return;
     last = next;
     try {
-      state().updateJobDomain(job, domain, { state: next });
+      // not awaited (a stage event is no place to wait); the store runs its writes in order
+      void state().jobs.updateDomain(job, domain, { state: next }).catch(() => undefined);
     } catch {
       // the job record is a report: a busy database must not fail the domain
     }
   };
 }
 
-export function finishJobDomain(state: () => StateStore, job: string, domain: string, r: DomainResult): void {
+export async function finishJobDomain(state: () => Store, job: string, domain: string, r: DomainResult): Promise<void> {
   try {
-    state().updateJobDomain(job, domain, {
+    await state().jobs.updateDomain(job, domain, {
       state: r.ok ? 'done' : 'failed',
       code: r.error?.code ?? null,
       message: r.error?.message ?? null,

@@ -62,7 +62,7 @@ export function previewService(k: Kernel): PreviewService {
   function leftOutNames(names: readonly string[], vhostFile?: string): string[] {
     let tree: NginxTree;
     try {
-      tree = k.loadTree();
+      tree = k.services.loadTree();
     } catch {
       return [];
     }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { siteFor } from '../config/schema.js';
 import { toAutoSslError } from '../errors.js';
-import { pendingRecovery, recoverJournals, discardJournal, type RecoveryReport } from '../nginx/transaction.js';
+import type { RecoveryReport } from '../installer/installer.js';
 import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
@@ -39,7 +39,7 @@ export interface RecoveryService {
 
 /** `issue`: the issue service, resolved late (it needs this service to report pending recovery). */
 export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryService {
-  const { config, emit, editor, nginx, undo, journalDir } = k;
+  const { config, emit, installer, undo } = k;
   let recovered = false;
 
   async function recoverFirst(): Promise<void> {
@@ -54,10 +54,10 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
   }
 
   async function recoverEverything(): Promise<RecoverReport> {
-    const journals = await editor.locked(() => recoverJournals(journalDir));
+    const journals = await installer.recover();
     if (journals.restored.length) {
       // nginx may have loaded the half-done edit: make it load the restored files
-      await nginx.test().then(() => nginx.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
+      await installer.test().then(() => installer.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
     }
     const undoReport = await undo.recover();
     await recoverKilledUploads();
@@ -71,7 +71,7 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
   async function recoverKilledUploads(): Promise<void> {
     let referenced: Set<string>;
     try {
-      referenced = referencedPaths(k.loadTree());
+      referenced = referencedPaths(k.services.loadTree());
     } catch {
       return; // nginx's config cannot be read now: nothing is removed that it might name
     }
@@ -91,8 +91,8 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
    */
   async function recoverJobs(): Promise<void> {
     const store = k.state();
-    for (const job of store.orphanedJobs()) {
-      store.finishJob(job.id, 'interrupted');
+    for (const job of await store.jobs.orphaned()) {
+      await store.jobs.finish(job.id, 'interrupted');
       const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
       const installable = open.filter((d) => {
         const site = siteFor(config, d.domain);
@@ -101,23 +101,23 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
         return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
       });
       for (const d of open.filter((x) => !installable.includes(x))) {
-        store.updateJobDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+        await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
       }
       if (installable.length) {
         emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
         const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
         await Promise.all(installable.map((d) => issue().issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
       }
-      const after = store.job(job.id);
-      store.finishJob(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
+      const after = await store.jobs.get(job.id);
+      await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
   }
 
   async function pendingRecoveryReport(): Promise<{ journals: RecoveryReport & { restorable: string[] }; undo: number }> {
-    const journals = await pendingRecovery(journalDir);
+    const journals = await installer.pendingRecovery();
     let pendingUndo = 0;
     try {
-      pendingUndo = k.readState().undoSteps({ state: 'open' }).length;
+      pendingUndo = (await k.readState().undo.list({ state: 'open' })).length;
     } catch {
       pendingUndo = 0;
     }
@@ -142,7 +142,7 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
   return {
     recoverFirst,
     async recover(options = {}) {
-      if (options.discard) await discardJournal(journalDir, options.discard);
+      if (options.discard) await installer.discardJournal(options.discard);
       recovered = true;
       return recoverEverything();
     },

@@ -4,12 +4,12 @@
  */
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSslError } from '../errors.js';
-import type { RecoveryReport } from '../nginx/transaction.js';
+import type { RecoveryReport } from '../installer/installer.js';
 import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainContext, DomainPlan, Finding, RunMode, Services, StageEvent } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
-import type { JobRow } from '../state/store.js';
+import type { JobRow } from '../store/store.js';
 import type { UndoRunReport } from '../undo.js';
 import type * as renewal from '../renewal/renewal.js';
 import type { DomainCertificate } from '../renewal/certificate.js';
@@ -103,9 +103,9 @@ export interface AutoSsl {
    * wildcard with DNS-01): validated like a config file's site and kept in the state store, so renewals and
    * certbot's DNS hooks know it. A site the config file lists wins: it is returned unchanged.
    */
-  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): SiteConfig;
+  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): Promise<SiteConfig>;
   /** Forgets a site registerSite described (not one of the config file). */
-  unregisterSite(domain: string): void;
+  unregisterSite(domain: string): Promise<void>;
   /** One domain's certificate as nginx serves it now; fast (a panel asks for every domain on every page load). */
   certificate(domain: string, options?: { fresh?: boolean }): Promise<DomainCertificate>;
   /** Takes HTTPS off a domain (validated, rolled back on failure) and deletes the certificate nothing serves any more. */
@@ -113,7 +113,7 @@ export interface AutoSsl {
   /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
   installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
   /** What certbot's DNS-01 hooks (processes of their own) last reported for a name, for progress displays. */
-  dnsProgress(domain: string): { phase: renewal.DnsPhase; message: string; at: number } | null;
+  dnsProgress(domain: string): Promise<{ phase: renewal.DnsPhase; message: string; at: number } | null>;
   /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
   dnsProvider(domain: string): Promise<string | null>;
   close(): Promise<void>;

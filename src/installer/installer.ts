@@ -11,10 +11,14 @@
 import type { DomainContext } from '../pipeline/context.js';
 import type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit } from '../nginx/edit.js';
 import type { DirectiveView, ServerView } from '../nginx/view.js';
+import type { EditTransaction, RecoveryReport } from '../nginx/transaction.js';
+import type { HeldLock, Locker } from '../store/locker.js';
 
-export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView };
+export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport };
 /** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
 export { pathToken } from '../nginx/edit.js';
+/** Directives a block may hold once per key (their first argument): see "When is a directive already there". */
+export { REPEATABLE_BY_KEY } from '../nginx/edit.js';
 
 /** A block that answers a name: where it is, its names, its sockets (`127.0.0.1:443 ssl`). */
 export interface BlockInfo {
@@ -83,6 +87,16 @@ export interface Installer<C = unknown> {
   test(options?: { underConfigLock?: boolean }): Promise<void>;
   /** Makes the server load its config; concurrent asks share one reload. */
   reload(): Promise<void>;
+  /** A domain run's transaction: every write journaled, so a failure (or the next start after a kill) takes it back. */
+  transaction(label: string): EditTransaction;
+  /** Locks the blocks that answer the names (per block, through the store's Locker) for a run that edits them. */
+  lockBlocks(locker: Locker, names: readonly string[], vhostFile?: string): Promise<HeldLock | null>;
+  /** Restores files a killed run left half-edited (under the config lock). */
+  recover(): Promise<RecoveryReport>;
+  /** What recover() would do, without doing it. */
+  pendingRecovery(): Promise<RecoveryReport & { restorable: string[] }>;
+  /** Drops a journal whose file changed since (the user resolved it by hand). */
+  discardJournal(journal: string): Promise<void>;
   /** The serial of the certificate served at an endpoint for its SNI name. */
   served(endpoint: TlsEndpoint, timeoutMs?: number): Promise<string>;
 }
