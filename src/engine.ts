@@ -21,7 +21,7 @@ import type { AutoSsl, CreateOptions } from './engine/types.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
 export type { AutoSsl, BlockRef, CheckResult, CreateOptions, EngineCore, IssueOptions, PreviewResult, RecoverReport } from './engine/types.js';
-export { mapBounded } from './engine/issue-service.js';
+export { mapBounded } from './bounded.js';
 
 /** Internal: the engine's state store, for the agent's job bookkeeping (src/agent/jobs.ts). A symbol survives `{ ...engine }`. */
 const STATE = Symbol('autossl.state');
@@ -35,7 +35,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   const opts: CreateOptions = Array.isArray(options) ? { plugins: options as readonly Plugin[] } : (options as CreateOptions);
   const k = await createKernel(fileConfig, opts);
   let issuing: IssueService | null = null;
-  const recovery = recoveryService(k, () => issuing!);
+  const recovery = recoveryService(k, () => issuing!, opts.recovered === true);
   k.recoverFirst = recovery.recoverFirst;
   issuing = issueService(k, recovery.reportPending);
   const preview = previewService(k);

@@ -15,7 +15,7 @@ export type { Upload } from './certbot/custom.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';
-export type { AutoSslConfig, PluginSpec, SiteConfig } from './config/schema.js';
+export type { AutoSslConfig, PluginSpec, SiteConfig, StoreSpec } from './config/schema.js';
 
 export { definePlugin, isPlugin } from './pipeline/plugin.js';
 export { Directives } from './pipeline/directives.js';
@@ -46,6 +46,8 @@ export { REPEATABLE_BY_KEY } from './installer/installer.js';
 export type { IdentityRule, VhostEdit, DirectiveView, ServerView, Installer } from './installer/installer.js';
 export type { DeliveryReport, DeployResult, RenewOutcome, RenewReport, StatusReport } from './renewal/renewal.js';
 export type { CertState, StatusRow } from './renewal/status.js';
+export type { Store, StoreContext, StoreFactory } from './store/store.js';
+export type { HeldLock, Locker } from './store/locker.js';
 
 export { AutoSslError, ERROR_CODES, errorKind, isAutoSslError, toAutoSslError } from './errors.js';
 export type { ErrorCode, ErrorKind } from './errors.js';

@@ -18,7 +18,7 @@ import type { Store } from '../store/store.js';
 import type { HeldLock } from '../store/locker.js';
 import { createNginxInstaller } from '../installer/nginx-installer.js';
 import type { Installer } from '../installer/installer.js';
-import { Semaphore } from '../certbot/orders.js';
+import { Semaphore } from '../bounded.js';
 import { UndoService } from '../undo.js';
 import type { BatchGate } from '../pipeline/batch.js';
 import * as renewal from '../renewal/renewal.js';

@@ -12,25 +12,12 @@ import type { DomainResult } from '../pipeline/pipeline.js';
 import { BatchGate } from '../pipeline/batch.js';
 import * as renewal from '../renewal/renewal.js';
 import { finishJobDomain, jobTracker } from './job-record.js';
+import { mapBounded } from '../bounded.js';
 import type { Kernel } from './core.js';
 import type { IssueOptions } from './types.js';
 
 /** The wait before a domain whose TLS check could not reach nginx runs again (the load that stalled it may pass). */
 const VERIFY_RETRY_DELAY_MS = 1000;
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping order. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
 
 /** A domain from a caller: validated; a wildcard only for a DNS-01 site. */
 export function domainOf(k: Kernel, input: unknown): string {
@@ -65,10 +52,10 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
   async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate; job?: string }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
     let result: DomainResult;
+    const track = options.job ? jobTracker(k.state, options.job, String(input)) : undefined;
     try {
       const domain = domainOf(k, input);
-      const track = options.job ? jobTracker(k.state, options.job, String(input)) : undefined;
-      const onEvent = (e: StageEvent): void => (track?.(e), options.onEvent?.(e));
+      const onEvent = (e: StageEvent): void => (track?.onEvent(e), options.onEvent?.(e));
       const { ctx, abort } = k.context(domain, mode, { ...options, onEvent });
       result = await k.run(ctx, abort);
       if (verifyUnreachable(result)) {
@@ -83,7 +70,10 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
     } catch (error) {
       result = failedResult(input, mode, error); // never a domain unaccounted for
     }
-    if (options.job) await finishJobDomain(k.state, options.job, String(input), result);
+    if (options.job) {
+      await track?.settled();
+      await finishJobDomain(k.state, options.job, String(input), result);
+    }
     try {
       options.onResult?.(result);
     } catch {

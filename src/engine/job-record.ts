@@ -9,20 +9,24 @@ import type { JobDomainState, Store } from '../store/store.js';
 /** The job-state a stage belongs to. */
 const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
 
-/** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
-export function jobTracker(state: () => Store, job: string, domain: string): (e: StageEvent) => void {
+/**
+ * Follows a domain's stages into its job row (state changes only: a few writes per domain). A stage event is no
+ * place to wait: each write is chained after the one before (a store over a network could reorder writes sent at
+ * once), and the domain's last write waits for `settled`.
+ */
+export function jobTracker(state: () => Store, job: string, domain: string): { onEvent: (e: StageEvent) => void; settled: () => Promise<void> } {
   let last: JobDomainState | undefined;
-  return (e) => {
-    if (e.plugin || e.status !== 'start') return;
-    const next = JOB_STATE[e.stage];
-    if (!next || next === last) return;
-    last = next;
-    try {
-      // not awaited (a stage event is no place to wait); the store runs its writes in order
-      void state().jobs.updateDomain(job, domain, { state: next }).catch(() => undefined);
-    } catch {
+  let chain = Promise.resolve();
+  return {
+    onEvent(e) {
+      if (e.plugin || e.status !== 'start') return;
+      const next = JOB_STATE[e.stage];
+      if (!next || next === last) return;
+      last = next;
       // the job record is a report: a busy database must not fail the domain
-    }
+      chain = chain.then(() => state().jobs.updateDomain(job, domain, { state: next })).catch(() => undefined);
+    },
+    settled: () => chain,
   };
 }
 

@@ -13,7 +13,8 @@ import { port80Check } from '../stages/preflight.js';
 import { certificateBlock } from '../stages/plan.js';
 import { applyEdits } from '../pipeline/apply.js';
 import type { Kernel } from './core.js';
-import { domainOf, mapBounded } from './issue-service.js';
+import { domainOf } from './issue-service.js';
+import { mapBounded } from '../bounded.js';
 import type { BlockRef, CheckResult, IssueOptions, PreviewResult } from './types.js';
 
 export interface PreviewService {

@@ -16,6 +16,7 @@ import { certbotSettings } from '../stages/issue-certbot.js';
 import { referencedPaths } from '../manage.js';
 import { recoverUploads } from '../certbot/custom.js';
 import type { Kernel } from './core.js';
+import type { JobRow, Store } from '../store/store.js';
 import type { IssueService } from './issue-service.js';
 import type { IssueOptions, RecoverReport } from './types.js';
 
@@ -38,9 +39,9 @@ export interface RecoveryService {
 }
 
 /** `issue`: the issue service, resolved late (it needs this service to report pending recovery). */
-export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryService {
+export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRecovered = false): RecoveryService {
   const { config, emit, installer, undo } = k;
-  let recovered = false;
+  let recovered = alreadyRecovered;
 
   async function recoverFirst(): Promise<void> {
     if (recovered) return;
@@ -91,26 +92,37 @@ export function recoveryService(k: Kernel, issue: () => IssueService): RecoveryS
    */
   async function recoverJobs(): Promise<void> {
     const store = k.state();
-    for (const job of await store.jobs.orphaned()) {
-      await store.jobs.finish(job.id, 'interrupted');
-      const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
-      const installable = open.filter((d) => {
-        const site = siteFor(config, d.domain);
-        const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
-        // installed as it is, never ordered again here: a lineage already due is left to a new run
-        return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
-      });
-      for (const d of open.filter((x) => !installable.includes(x))) {
-        await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+    for (const orphan of await store.jobs.orphaned()) {
+      // one process recovers a job: two starting at once would both install its certificates
+      const held = await store.locker.lock(`job-${orphan.id}`, config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, `The recovery of job ${orphan.id}`);
+      try {
+        const job = await store.jobs.get(orphan.id);
+        if (job?.state === 'running') await recoverJob(store, job);
+      } finally {
+        await held.release();
       }
-      if (installable.length) {
-        emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
-        const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
-        await Promise.all(installable.map((d) => issue().issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
-      }
-      const after = await store.jobs.get(job.id);
-      await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
+  }
+
+  async function recoverJob(store: Store, job: JobRow): Promise<void> {
+    await store.jobs.finish(job.id, 'interrupted');
+    const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
+    const installable = open.filter((d) => {
+      const site = siteFor(config, d.domain);
+      const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
+      // installed as it is, never ordered again here: a lineage already due is left to a new run
+      return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
+    });
+    for (const d of open.filter((x) => !installable.includes(x))) {
+      await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+    }
+    if (installable.length) {
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
+      const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      await Promise.all(installable.map((d) => issue().issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
+    }
+    const after = await store.jobs.get(job.id);
+    await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
   }
 
   async function pendingRecoveryReport(): Promise<{ journals: RecoveryReport & { restorable: string[] }; undo: number }> {

@@ -137,5 +137,10 @@ export interface CreateOptions {
   /** Plugins given as objects (besides those named in the config), applied after them. */
   plugins?: readonly Plugin[];
   onEvent?: (event: StageEvent) => void;
+  /**
+   * This process recovered already (the agent's batch thread: the agent's own engine did at its start): no
+   * recovery before the first run, which would only repeat that work.
+   */
+  recovered?: boolean;
 }
 
