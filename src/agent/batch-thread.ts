@@ -123,7 +123,10 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
   };
 
   const start = (): Worker => {
-    if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
+    if (idleTimer) {
+      clearTimeout(idleTimer);
+      idleTimer = null;
+    }
     if (worker) return worker;
     const w = new Worker(file, { workerData: { config } });
     w.on('message', (m: FromThread) => {
@@ -190,7 +193,10 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       });
     },
     async close() {
-      if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
+      if (idleTimer) {
+      clearTimeout(idleTimer);
+      idleTimer = null;
+    }
       const w = worker;
       worker = null; // what is still running is left to the next start's recovery, as before
       if (w) await stop(w);
