@@ -34,6 +34,7 @@ import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSsl, DomainResult, IssueOptions } from '../engine.js';
 import { AutoSslError, type ErrorCode } from '../errors.js';
 import type { StageEvent } from '../pipeline/context.js';
+import { AgentJobs } from './jobs.js';
 
 export interface WireError {
   code: ErrorCode;
@@ -86,6 +87,7 @@ function workerFile(): URL | null {
  * `config` is the config the engine was made from: the thread makes its own engine from it.
  */
 export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl {
+  const jobs = new AgentJobs(engine);
   const file = workerFile();
   if (!file) return engine;
   let worker: Worker | null = null;
@@ -104,17 +106,10 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       const failed = call.domains.filter((d) => !done.has(d)).map((d): DomainResult => ({ domain: d, mode: call.options.dryRun ? 'dry-run' : 'issue', names: [], ok: false, error, reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 }));
       if (call.options.jobId) {
         for (const r of failed) {
-          try {
-            engine.cancelJobDomain(call.options.jobId, r.domain, `not finished: the agent's batch thread ended (${why})`);
-          } catch {
-            // the job record is a report
-          }
+          // the job record is a report
+          void jobs.cancelDomain(call.options.jobId, r.domain, `not finished: the agent's batch thread ended (${why})`).catch(() => undefined);
         }
-        try {
-          engine.finishJob(call.options.jobId, 'failed');
-        } catch {
-          // as above
-        }
+        void jobs.finish(call.options.jobId, 'failed').catch(() => undefined); // as above
       }
       for (const r of failed) {
         try {

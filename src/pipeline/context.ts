@@ -7,7 +7,6 @@
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSslError } from '../errors.js';
 import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
-import type { FileEdit } from '../nginx/edit.js';
 import type { NginxControl } from '../nginx/control.js';
 import type { ConfigEditor } from '../nginx/editor.js';
 import type { EditTransaction } from '../nginx/transaction.js';
@@ -17,6 +16,7 @@ import type { UndoService } from '../undo.js';
 import type { Semaphore } from '../bounded.js';
 import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
+import type { FileEdit, Installer } from '../installer/installer.js';
 
 /**
  * How a domain passes the hooks:
@@ -162,6 +162,8 @@ export interface RenewEvent {
 export interface Services {
   config: AutoSslConfig;
   hooks: Hooks;
+  /** The web server's side (see installer/installer.ts): the pipeline and the stages go through it. */
+  installer: Installer;
   nginx: NginxControl;
   /** Plans, writes and validates config edits under the config lock (see nginx/editor.ts). */
   editor: ConfigEditor;
