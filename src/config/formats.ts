@@ -45,7 +45,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Each format: its check, and how an error says what was expected. */
 export const FORMATS: Record<string, { validate: (value: string) => boolean; expected: string }> = {
   text: { validate: (v) => !CONTROL.test(v), expected: 'a string without control characters' },
-  ip: { validate: (v) => net.isIP(v) !== 0, expected: 'an IPv4 or IPv6 address' },
+  // (a zone, "fe80::1%eth0", names a link on this host: never an address the world resolves to)
+  ip: { validate: (v) => net.isIP(v) !== 0 && !v.includes('%'), expected: 'an IPv4 or IPv6 address' },
   resolver: { validate: isResolver, expected: 'an IP address, optionally with :port' },
   cidr: { validate: isCidr, expected: 'a CIDR range like 104.16.0.0/13' },
   listen: { validate: (v) => parseListenAddress(v) !== null, expected: 'host:port, such as "127.0.0.1:7443" or "[::1]:7443"' },

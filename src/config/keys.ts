@@ -46,7 +46,8 @@ export const CertbotSchema = Section({
   email: Type.Optional(Text({ pattern: '^[^\\s@,;]+@[^\\s@,;]+\\.[^\\s@,;]+$', expected: 'an email address (or leave it out to register without one)', description: 'The ACME account\'s address; absent: the account registers without one.' })),
   keyType: Choice(['ecdsa', 'rsa'] as const, { default: 'ecdsa', description: 'The certificate key type.' }),
   extraArgs: Texts({ description: 'Options added to every certbot call (option values in the same string: "--rsa-key-size=4096").' }, { pattern: '^-', expected: 'a certbot option starting with "-" (option values go in the same string: "--rsa-key-size=4096")' }),
-  env: Type.Record(Type.String(), Text(), { default: {}, description: 'Environment of certbot\'s runs (e.g. REQUESTS_CA_BUNDLE for a private CA).' }),
+  // a name with "=" or a line break would set another variable than the one written
+  env: Type.Record(Type.String(), Text(), { default: {}, propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }, expected: 'an environment variable name (letters, digits, "_"; not starting with a digit)', description: 'Environment of certbot\'s runs (e.g. REQUESTS_CA_BUNDLE for a private CA).' }),
   timeoutMs: Int(1000, 3_600_000, { default: 120_000, description: 'A certbot run taking longer is stopped.' }),
   revocationStatusUrl: Type.Optional(Text({ pattern: '^https?://[^\\s]+\\{serial\\}[^\\s]*$', expected: 'an http(s):// URL with {serial} in it', description: 'The CA\'s revocation status of a certificate, as a URL with {serial} (hex) answering JSON with "Status" (pebble\'s management API). Absent: the CRL named in the certificate.' })),
 }, 'certbot: the ACME client autossl runs.');

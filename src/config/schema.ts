@@ -111,7 +111,8 @@ export function expectedOf(schema: Node, keyword = 'type'): string {
 
 function fail(source: string, key: string, expected: string, got: unknown): never {
   // quote() never stringifies a whole object: a hostile value (an alias bomb) cannot blow up the message
-  throw new AutoSslError('CONFIG_INVALID', `${source}: "${key}" must be ${expected}, got ${quote(got, 80)}.`, { details: { key } });
+  // a key is the file's text too ({"A\nB": ...}): escaped as JSON escapes it, so it cannot break the line
+  throw new AutoSslError('CONFIG_INVALID', `${source}: "${JSON.stringify(key).slice(1, -1)}" must be ${expected}, got ${quote(got, 80)}.`, { details: { key } });
 }
 
 function jsonType(value: unknown): string {
@@ -143,6 +144,10 @@ function refusal(source: string, root: unknown, errors: ErrorObject[]): never {
   if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
     return fail(source, keyOf(root, e.instancePath, extra), `one of the known keys (${Object.keys(parent.properties ?? {}).join(', ')})`, extra);
+  }
+  if (e.keyword === 'propertyNames') {
+    const name = (e.params as { propertyName: string }).propertyName;
+    return fail(source, keyOf(root, e.instancePath, name), expectedOf(parent, 'propertyNames'), name);
   }
   if (e.keyword === 'required') {
     const missing = (e.params as { missingProperty: string }).missingProperty;

@@ -42,9 +42,18 @@ describe('config', () => {
     [{ preflight: { cloudflareRanges: ['2400:cb00::/32', '2400:cb00::/129'] } }, 'preflight.cloudflareRanges[1]', 'a CIDR range', '2400:cb00::/129'],
     [{ preflight: { cloudflareRanges: ['999.1.1.0/24'] } }, 'preflight.cloudflareRanges[0]', 'a CIDR range', '999.1.1.0/24'],
     [{ agent: { listen: '999.0.0.1:7443' } }, 'agent.listen', 'host:port', '999.0.0.1:7443'],
+    [{ serverAddresses: ['fe80::1%eth0'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', 'fe80::1%eth0'],
+    [{ serverAddresses: ['１.１.１.１'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', '１.１.１.１'],
+    [{ certbot: { env: { 'A=B': 'x' } } }, 'certbot.env.A=B', 'an environment variable name', 'A=B'],
   ])('refuses the address in %j with its key path', (raw, key, expected, value) => {
     expect(() => validateConfig(raw, 'c.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`), details: { key } }));
     expect(() => validateConfig(raw, 'c.json')).toThrow(`got "${value}".`);
+  });
+
+  it('a key with a line break is named escaped, on one line', () => {
+    const e = (() => { try { validateConfig({ certbot: { env: { 'A\nB': 'x' } } }, 'c.json'); } catch (x) { return x as { message: string; details: { key: string } }; } return null; })();
+    expect(e?.message).toBe('c.json: "certbot.env.A\\nB" must be an environment variable name (letters, digits, "_"; not starting with a digit), got "A\\nB".');
+    expect(e?.details.key).toBe('certbot.env.A\nB');
   });
 
   it('takes the addresses node:net takes', () => {
