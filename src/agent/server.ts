@@ -318,7 +318,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
         for (const fn of stopFns) fn();
         tokens.close();
         await app.close();
-        store.close();
+        await store.close();
         if (!options.engine) await engine.close();
       })()),
     reload: async () => {
