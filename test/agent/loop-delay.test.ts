@@ -25,7 +25,13 @@ interface BenchJson {
   served: number;
   failed: number;
   seconds: number;
-  loop: { p50: number; p99: number; max: number; samples: number; stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ ms: number; cpu: number; wait: number }> } };
+  loop: {
+    p50: number;
+    p99: number;
+    max: number;
+    samples: number;
+    stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ ms: number; cpu: number; wait: number }> };
+  };
 }
 
 describe('a batch through the agent with both cores loaded', () => {
