@@ -143,7 +143,10 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
   };
 
   const start = (): Worker => {
-    if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
+    if (idleTimer) {
+      clearTimeout(idleTimer);
+      idleTimer = null;
+    }
     if (worker) return worker;
     const w = new Worker(file, { workerData: { config } });
     w.on('message', (m: FromThread) => {
@@ -217,7 +220,10 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       });
     },
     async close() {
-      if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
+      if (idleTimer) {
+      clearTimeout(idleTimer);
+      idleTimer = null;
+    }
       const w = worker;
       worker = null; // what is still running is left to the next start's recovery, as before
       if (w) await stop(w);
