@@ -4,7 +4,7 @@
  * busy by CPU burners for the whole run. Prints how many domains nginx then serves with their new certificate
  * (SNI, the certificate's names) and the agent's event-loop delay during the batch (perf_hooks
  * monitorEventLoopDelay, measured inside the agent process by bench/loop-monitor). Bars: N/N served, p99 < 50 ms,
- * max < 200 ms. AUTOSSL_BENCH_CPU_PROF=DIR also writes the agent's CPU profile (node --cpu-prof) there.
+ * max < 200 ms. AUTOSSL_BENCH_JSON=FILE also writes the numbers there as JSON. AUTOSSL_BENCH_CPU_PROF=DIR also writes the agent's CPU profile (node --cpu-prof) there.
  * Needs root and the Debian packages (see .ci/run); run it in a network namespace of its own; not a test.
  *   npm run build && node dist/bench/agent-batch.js [domains] [burners]
  */
@@ -98,6 +98,8 @@ try {
     `  bars: ${count}/${count} served: ${served === count ? 'met' : 'NOT met'}; p99 < 50 ms: ${loop.p99 < 50 ? 'met' : 'NOT met'}; max < 200 ms: ${loop.max < 200 ? 'met' : 'NOT met'}`,
   ];
   process.stdout.write(out.join('\n') + '\n');
+  // the numbers as JSON for a test (test/agent/loop-delay.test.ts)
+  if (process.env.AUTOSSL_BENCH_JSON) fs.writeFileSync(process.env.AUTOSSL_BENCH_JSON, JSON.stringify({ count, served, failed: failed.length, seconds, loop }));
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
   children.length = 0;

@@ -43,7 +43,12 @@ if (file) {
     const late = now - last - 10;
     const s = sched();
     if (late >= 40 && s && lastSched) {
-      const stall = { at: Math.round(Date.now() - since), ms: Math.round(late), cpu: Math.round((s[0] - lastSched[0]) / 1e6), wait: Math.round((s[1] - lastSched[1]) / 1e6) };
+      const stall = {
+        at: Math.round(Date.now() - since),
+        ms: Math.round(late),
+        cpu: Math.round((s[0] - lastSched[0]) / 1e6),
+        wait: Math.round((s[1] - lastSched[1]) / 1e6),
+      };
       totals.count++;
       totals.ms += stall.ms;
       totals.cpu += stall.cpu;
@@ -60,8 +65,19 @@ if (file) {
     if (writing) return;
     writing = true;
     const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
-    const stats = { since, samples: histogram.count, p50: ms(histogram.percentile(50)), p99: ms(histogram.percentile(99)), max: ms(histogram.max), stalls: { ...totals, longest: [...stalls].sort((a, b) => b.ms - a.ms).slice(0, 20) } };
-    void fs.promises.writeFile(`${file}.tmp`, JSON.stringify(stats)).then(() => fs.promises.rename(`${file}.tmp`, file)).catch(() => undefined).finally(() => (writing = false));
+    const stats = {
+      since,
+      samples: histogram.count,
+      p50: ms(histogram.percentile(50)),
+      p99: ms(histogram.percentile(99)),
+      max: ms(histogram.max),
+      stalls: { ...totals, longest: [...stalls].sort((a, b) => b.ms - a.ms).slice(0, 20) },
+    };
+    void fs.promises
+      .writeFile(`${file}.tmp`, JSON.stringify(stats))
+      .then(() => fs.promises.rename(`${file}.tmp`, file))
+      .catch(() => undefined)
+      .finally(() => (writing = false));
   };
   setInterval(write, 500).unref();
   process.on('SIGUSR2', () => {

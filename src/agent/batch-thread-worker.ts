@@ -34,7 +34,10 @@ engine.catch(() => undefined); // reported to each call
 
 port.on('message', (m: ToThread) => {
   if (m.type === 'close') {
-    void engine.then((e) => e.close()).catch(() => undefined).finally(() => port.close());
+    void engine
+      .then((e) => e.close())
+      .catch(() => undefined)
+      .finally(() => port.close());
     return;
   }
   void run(m);
@@ -57,7 +60,11 @@ async function run(m: Extract<ToThread, { type: 'issue' }>): Promise<void> {
       },
     };
     const results = await e.issue(m.domains, options);
-    post({ type: 'done', id: m.id, order: results.map((r) => ({ seq: sent.get(r.events) ?? -1, jobId: r.jobId, ...(sent.has(r.events) ? {} : { result: wireResult(r) }) })) });
+    post({
+      type: 'done',
+      id: m.id,
+      order: results.map((r) => ({ seq: sent.get(r.events) ?? -1, jobId: r.jobId, ...(sent.has(r.events) ? {} : { result: wireResult(r) }) })),
+    });
   } catch (error) {
     post({ type: 'failed', id: m.id, error: wireError(error) });
   }

@@ -103,7 +103,22 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       calls.delete(id);
       const done = new Set(call.received.map((r) => r.domain));
       const error = new AutoSslError('INTERNAL', `The agent's batch thread ended: ${why}.`.slice(0, 2000));
-      const failed = call.domains.filter((d) => !done.has(d)).map((d): DomainResult => ({ domain: d, mode: call.options.dryRun ? 'dry-run' : 'issue', names: [], ok: false, error, reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 }));
+      const failed = call.domains
+        .filter((d) => !done.has(d))
+        .map((d): DomainResult => ({
+          domain: d,
+          mode: call.options.dryRun ? 'dry-run' : 'issue',
+          names: [],
+          ok: false,
+          error,
+          reused: false,
+          edits: [],
+          files: [],
+          rolledBack: [],
+          notes: [],
+          events: [],
+          ms: 0,
+        }));
       if (call.options.jobId) {
         for (const r of failed) {
           // the job record is a report
@@ -189,7 +204,14 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       const id = nextId++;
       return new Promise<DomainResult[]>((resolve, reject) => {
         calls.set(id, { domains: [...domains], options, received: [], resolve, reject });
-        w.postMessage({ type: 'issue', id, domains: [...domains], options: data, events: onEvent !== undefined, sites: engine.config.sites } satisfies ToThread);
+        w.postMessage({
+          type: 'issue',
+          id,
+          domains: [...domains],
+          options: data,
+          events: onEvent !== undefined,
+          sites: engine.config.sites,
+        } satisfies ToThread);
       });
     },
     async close() {
