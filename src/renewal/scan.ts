@@ -9,7 +9,7 @@ import path from 'node:path';
 import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
 import { argValues, walkDirectives } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
-import type { CertificateRow, StateStore } from '../state/store.js';
+import type { CertificateRow, Store } from '../store/store.js';
 
 export interface VhostCertificateRef {
   file: string;
@@ -33,7 +33,7 @@ function fileKey(file: string): string | null {
 }
 
 /** Updates the store from certbot's config dir; returns the lineages found. */
-export function scanLineages(configDir: string, store: StateStore, vhostRefs: readonly VhostCertificateRef[] = []): CertificateRow[] {
+export async function scanLineages(configDir: string, store: Store, vhostRefs: readonly VhostCertificateRef[] = []): Promise<CertificateRow[]> {
   const live = path.join(configDir, 'live');
   let names: string[] = [];
   try {
@@ -41,7 +41,7 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
   } catch {
     names = [];
   }
-  const known = new Map(store.certificates().map((c) => [c.lineage, c]));
+  const known = new Map((await store.certificates.list()).map((c) => [c.lineage, c]));
   const vhostsByLineage = new Map<string, string[]>();
   for (const ref of vhostRefs) {
     if (!ref.lineage) continue;
@@ -104,12 +104,8 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
   const gone = [...known.keys()].filter((l) => !present.has(l));
   // a read-only state directory (status by a user who cannot write it) still gets the answer, just not the cache
   if (store.readOnly) return rows;
-  if (updates.length) {
-    store.db.transaction(() => {
-      for (const u of updates) store.upsertCertificate(u);
-    }).immediate();
-  }
-  if (gone.length) store.deleteCertificatesExcept(names);
+  if (updates.length) await store.certificates.upsert(updates);
+  if (gone.length) await store.certificates.deleteExcept(names);
   return rows;
 }
 

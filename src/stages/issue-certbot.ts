@@ -9,7 +9,7 @@ import path from 'node:path';
 import fsp from 'node:fs/promises';
 import { certonlyDns, certonlyWebroot, type CertbotSettings } from '../certbot/certbot.js';
 import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
-import { withLock } from '../lock.js';
+import { withLocked } from '../store/locker.js';
 import type { AutoSslConfig } from '../config/schema.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
@@ -110,8 +110,8 @@ export const issueCertbotPlugin: Plugin = {
         return readLineage(settings.configDir, ctx.plan.certName) ?? { name: ctx.plan.certName, cert: `${dir}/cert.pem`, chain: `${dir}/chain.pem`, fullchain: `${dir}/fullchain.pem`, privkey: `${dir}/privkey.pem`, renewalConf: '' };
       }
       // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
-      const lockFile = path.join(ctx.services.config.stateDir, 'locks', `order-${ctx.plan.certName}.lock`);
-      return withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${ctx.plan.certName}` }, async () => {
+      // (the store's lock: a store several nodes share makes it one order across them)
+      return withLocked(ctx.services.state().locker, `order-${ctx.plan.certName}`, settings.timeoutMs * 3, `The order of ${ctx.plan.certName}`, async () => {
         const existing = readLineage(settings.configDir, ctx.plan.certName);
         // a revoked certificate certbot would keep (not due): ordered anew, as with --force
         const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
@@ -122,9 +122,9 @@ export const issueCertbotPlugin: Plugin = {
           return existing;
         }
         // an account the CA rate-limited places no order before the time it gave (autossl never burns the limit)
-        const limitKey = `ratelimit:${settings.server ?? 'letsencrypt'}`;
+        const limitServer = settings.server ?? 'letsencrypt';
         const store = ctx.services.state();
-        const limited = JSON.parse(store.getValue(limitKey) ?? 'null') as { until: number; message: string } | null;
+        const limited = await store.rateLimits.get(limitServer);
         if (limited && Date.now() < limited.until) {
           throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
         }
@@ -145,7 +145,7 @@ export const issueCertbotPlugin: Plugin = {
         } catch (error) {
           if (error instanceof AutoSslError && error.code === 'RATE_LIMITED') {
             // every order of this account waits until then: the other domains of the batch are told, not ordered
-            store.setValue(limitKey, JSON.stringify({ until: Date.parse(String(error.details.until)), message: error.message }));
+            await store.rateLimits.set(limitServer, { until: Date.parse(String(error.details.until)), message: error.message });
           }
           throw error;
         }
