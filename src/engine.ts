@@ -36,7 +36,8 @@ import { lockBlocks } from './nginx/block-lock.js';
 import { readCertificateQuick, readLineage } from './certbot/lineage.js';
 import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
-import { certbotSettings } from './stages/issue-certbot.js';
+import { certbotIssuer, certbotSettings } from './issuer/certbot.js';
+import { loadIssuer, readLineageFiles } from './issuer/issuer.js';
 import { Semaphore } from './certbot/orders.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
@@ -254,7 +255,9 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   const undo = new UndoService(state);
   const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
   nginx.setReloadLock((fn) => editor.locked(fn));
-  const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
+  const certbotSlots = new Semaphore(config.batch.concurrency);
+  const issuer = config.issuer === 'certbot' ? certbotIssuer({ config, state, slots: certbotSlots }) : await loadIssuer(config.issuer, { config, readLineage: readLineageFiles });
+  const services: Services = { config, hooks, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots, issuer, preflightSlots: new Semaphore(config.preflight.concurrency) };
   const journalDir = path.join(config.stateDir, 'journal');
   const host = os.hostname();
 

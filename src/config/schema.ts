@@ -122,6 +122,8 @@ export interface AutoSslConfig {
     failedValidationWindowMinutes: number;
   };
   plugins: PluginSpec[];
+  /** Who obtains certificates: the built-in certbot, or a module (see src/issuer/issuer.ts). */
+  issuer: 'certbot' | PluginSpec;
   sites: SiteConfig[];
   /** `autossl agent`: the signed HTTP API a hosting panel drives. */
   agent: AgentConfig;
@@ -198,6 +200,7 @@ export const DEFAULT_CONFIG: AutoSslConfig = {
   renewal: { windowFraction: 1 / 3 },
   preflight: { timeoutMs: 3_000, resolvers: [], authoritative: false, concurrency: 64, maxFailedValidations: 3, failedValidationWindowMinutes: 60 },
   plugins: [],
+  issuer: 'certbot',
   sites: [],
   agent: {
     listen: '127.0.0.1:7443',
@@ -299,7 +302,7 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'sites', 'agent'];
+  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'issuer', 'sites', 'agent'];
   const keys = Object.keys(root);
   // (a misspelt key, {"cerbot": ...}, is still named below: only keys no config would have, or many of them, are not)
   if (keys.length && !keys.some((k) => TOP.includes(k)) && (keys.length > 2 || keys.some((k) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(k)))) {
@@ -358,6 +361,14 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     if (Array.isArray(p) && typeof p[0] === 'string') return { module: resolvePluginPath(p[0], baseDir), options: v.object(p[1], `${key}[1]`) };
     return v.fail(key, 'a plugin name or path, or [name, options]', p);
   });
+
+  let issuer: AutoSslConfig['issuer'] = 'certbot';
+  if (root.issuer !== undefined && root.issuer !== 'certbot') {
+    const spec = v.object(root.issuer, 'issuer');
+    v.known(spec, 'issuer', ['module', 'options']);
+    const module = typeof spec.module === 'string' && (spec.module.startsWith('.') || spec.module.startsWith('/')) ? spec.module : v.fail('issuer.module', 'the path of an issuer module ("./my-issuer.mjs", relative to the config file)', spec.module);
+    issuer = { module: resolvePluginPath(module, baseDir), options: spec.options === undefined ? {} : v.object(spec.options, 'issuer.options') };
+  }
 
   if (root.sites !== undefined && !Array.isArray(root.sites)) v.fail('sites', 'a list of sites', root.sites);
   const sites: SiteConfig[] = ((root.sites as unknown[] | undefined) ?? []).map((s, i) => {
@@ -454,6 +465,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
       failedValidationWindowMinutes: v.integer(pf.failedValidationWindowMinutes, 'preflight.failedValidationWindowMinutes', d.preflight.failedValidationWindowMinutes, 1, 10_080),
     },
     plugins,
+    issuer,
     sites,
     agent,
   };
