@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execCertbot, lastLoggedRun, lineageProblems, lineageSections, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
-import { readCertificate, readLineage } from '../certbot/lineage.js';
+import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
 import { servedCertificatePath } from '../nginx/edit.js';
 import { covers } from '../nginx/names.js';
@@ -120,16 +120,16 @@ async function revokedLineages(core: EngineCore, store: StateStore, certs: Retur
 
 // -------------------------------------------------------------------------------------------- notifications
 
-function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
+export function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
   return { key, kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: core.host };
 }
 
-function enqueue(store: StateStore, n: Notification): void {
+export function enqueue(store: StateStore, n: Notification): void {
   store.enqueueNotification(n.key, n.kind, JSON.stringify(n));
 }
 
 /** Certificates that entered their renewal window, or expired, without a renewal: queued once per expiry date. */
-function enqueueDue(core: EngineCore, store: StateStore, now = Date.now()): void {
+export function enqueueDue(core: EngineCore, store: StateStore, now = Date.now()): void {
   const rows = statusRows(store.certificates(), [], now, core.config.renewal.windowFraction);
   for (const row of rows) {
     if ((row.state === 'due' || row.state === 'expired') && row.lineage) {
@@ -241,7 +241,7 @@ function renewEvent(core: EngineCore, store: StateStore, phase: RenewEvent['phas
   return { ...base, phase, lineages: base.certName ? lineages.filter((l) => l.name === base.certName) : lineages };
 }
 
-async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[]): Promise<void> {
+export async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[]): Promise<void> {
   try {
     await core.hooks[event.phase === 'before' ? 'beforeRenew' : 'afterRenew'].promise(event);
   } catch (error) {
@@ -253,6 +253,8 @@ async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[
 
 /** A --cert-name certbot knows (a hostile one is refused by readLineage's name check). */
 export function checkCertName(config: EngineCore['config'], certName: string | undefined): void {
+  // another issuer's lineages are asked for by renewThroughIssuer (they are the issuer's, not certbot's)
+  if (config.issuer !== 'certbot') return;
   if (certName !== undefined && !readLineage(config.certbot.configDir, certName)) {
     throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
   }
@@ -260,6 +262,8 @@ export function checkCertName(config: EngineCore['config'], certName: string | u
 
 export async function renew(core: EngineCore, options: { certName?: string; force?: boolean } = {}): Promise<RenewReport> {
   const { config } = core;
+  // certbot renews its lineages itself (`certbot renew`, its deploy hook installs them); another issuer is driven here
+  if (config.issuer !== 'certbot') return (await import('./issuer-renew.js')).renewThroughIssuer(core, options);
   const store = core.services.state();
   checkCertName(config, options.certName);
   const before = scanLineages(config.certbot.configDir, store);
@@ -310,7 +314,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
 }
 
 /** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
-function recordRenewals(core: EngineCore, store: StateStore, outcomes: readonly RenewOutcome[]): void {
+export function recordRenewals(core: EngineCore, store: StateStore, outcomes: readonly RenewOutcome[]): void {
   const rows = statusRows(store.certificates(), [], Date.now(), core.config.renewal.windowFraction);
   const day = new Date().toISOString().slice(0, 10);
   for (const o of outcomes) {
@@ -502,21 +506,18 @@ function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: str
   return lost.names.length + lost.patterns.length > 0;
 }
 
-export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
+/**
+ * A renewed lineage into nginx: the names nginx already serves over TLS go through the pipeline from `issue` on
+ * (vhost re-pointed, nginx -t, reload, TLS check, plugins); with none, nginx reloads to load the new files.
+ */
+export async function deployLineage(core: EngineCore, lineage: Lineage, certNames: readonly string[], domains: readonly string[], serial: string): Promise<DeployResult> {
   const { config } = core;
-  const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
-  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
-  // is no renewal to notify about
-  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
-  await core.recoverFirst();
-  const lineage = readLineage(config.certbot.configDir, name);
-  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
+  const name = lineage.name;
   const store = core.services.state();
-  const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, info.names));
-  const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames));
+  const result: DeployResult = { lineage: name, domains: [...domains], ok: true, changedFiles: [], serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
     try {
@@ -543,6 +544,21 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
     result.changedFiles = run.files.map((f) => f.file);
     result.served = run.ok ? ctx.tlsEndpoints : [];
   }
+  return result;
+}
+
+export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
+  const { config } = core;
+  const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
+  // is no renewal to notify about
+  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
+  await core.recoverFirst();
+  const lineage = readLineage(config.certbot.configDir, name);
+  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
+  const store = core.services.state();
+  const info = readCertificate(lineage.cert);
+  const result = await deployLineage(core, lineage, info.names, domains, info.serial);
   const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
   const rows = statusRows(scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
