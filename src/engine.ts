@@ -30,7 +30,8 @@ import { certificateBlock } from './stages/plan.js';
 import { answeredNames, uncovered } from './nginx/names.js';
 import type { ServerBlock } from './nginx/tree.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from './stages/index.js';
-import { StateStore, type JobDomainState, type JobRow } from './state/store.js';
+import { storeOpener } from './store/open.js';
+import type { JobDomainState, JobRow, Store } from './store/store.js';
 import { removeStaleLocks, type HeldLock } from './lock.js';
 import { lockBlocks } from './nginx/block-lock.js';
 import { readCertificateQuick, readLineage } from './certbot/lineage.js';
@@ -140,9 +141,9 @@ export interface AutoSsl {
    * wildcard with DNS-01): validated like a config file's site and kept in the state store, so renewals and
    * certbot's DNS hooks know it. A site the config file lists wins: it is returned unchanged.
    */
-  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): SiteConfig;
+  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): Promise<SiteConfig>;
   /** Forgets a site registerSite described (not one of the config file). */
-  unregisterSite(domain: string): void;
+  unregisterSite(domain: string): Promise<void>;
   /** One domain's certificate as nginx serves it now; fast (a panel asks for every domain on every page load). */
   certificate(domain: string, options?: { fresh?: boolean }): Promise<DomainCertificate>;
   /** Takes HTTPS off a domain (validated, rolled back on failure) and deletes the certificate nothing serves any more. */
@@ -150,15 +151,15 @@ export interface AutoSsl {
   /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
   installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
   /** What certbot's DNS-01 hooks (processes of their own) last reported for a name, for progress displays. */
-  dnsProgress(domain: string): { phase: renewal.DnsPhase; message: string; at: number } | null;
+  dnsProgress(domain: string): Promise<{ phase: renewal.DnsPhase; message: string; at: number } | null>;
   /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
   dnsProvider(domain: string): Promise<string | null>;
   /** Marks a recorded job's domain as not run (CANCELLED, with why). */
-  cancelJobDomain(jobId: string, domain: string, why: string): void;
+  cancelJobDomain(jobId: string, domain: string, why: string): Promise<void>;
   /** Ends a recorded job that will not run. */
-  finishJob(jobId: string, state: 'done' | 'failed'): void;
+  finishJob(jobId: string, state: 'done' | 'failed'): Promise<void>;
   /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
-  recordJob(id: string, domains: readonly string[], source?: string): void;
+  recordJob(id: string, domains: readonly string[], source?: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -171,9 +172,9 @@ function lineageDue(certFile: string, fraction = 1 / 3): boolean {
   }
 }
 
-function safeRows<T>(read: () => T[]): T[] {
+async function safeRows<T>(read: () => Promise<T[]>): Promise<T[]> {
   try {
-    return read();
+    return await read();
   } catch {
     return []; // no state yet, or none readable: no panel sites
   }
@@ -243,12 +244,13 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   };
   const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
   const loadTree = (overlay?: ReadonlyMap<string, string>): NginxTree => NginxTree.load(config.nginx.config, overlay?.size ? { overlay } : {});
-  let store: StateStore | null = null;
-  let readOnlyStore: StateStore | null = null;
-  const state = (): StateStore => (store ??= new StateStore(config.stateDir));
+  const openStore = await storeOpener(config);
+  let store: Store | null = null;
+  let readOnlyStore: Store | null = null;
+  const state = (): Store => (store ??= openStore());
   /** For commands that only read: works with a read-only (or missing) state directory. */
-  const readState = (): StateStore => store ?? (readOnlyStore ??= new StateStore(config.stateDir, { readOnly: true }));
-  for (const row of safeRows(() => readState().sites())) {
+  const readState = (): Store => store ?? (readOnlyStore ??= openStore({ readOnly: true }));
+  for (const row of await safeRows(() => readState().sites.list())) {
     const site = panelSite(fileConfig, row.site);
     if (site && !config.sites.some((s) => [s.domain, ...s.aliases].some((n) => n === site.domain || site.aliases.includes(n)))) config.sites.push(site);
   }
@@ -346,7 +348,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     } catch {
       return null; // planning says what is wrong with the config
     }
-    return lockBlocks(config, tree, ctx.plan.names, ctx.plan.site.vhost);
+    return lockBlocks(state().locker, config, tree, ctx.plan.names, ctx.plan.site.vhost);
   }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;
@@ -438,7 +440,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     } catch (error) {
       result = failedResult(input, mode, error); // never a domain unaccounted for
     }
-    if (options.job) finishJobDomain(options.job, String(input), result);
+    if (options.job) await finishJobDomain(options.job, String(input), result);
     try {
       options.onResult?.(result);
     } catch {
@@ -459,16 +461,17 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       if (!next || next === last) return;
       last = next;
       try {
-        state().updateJobDomain(job, domain, { state: next });
+        // not awaited (a stage event is no place to wait); the store runs its writes in order
+        void state().jobs.updateDomain(job, domain, { state: next }).catch(() => undefined);
       } catch {
         // the job record is a report: a busy database must not fail the domain
       }
     };
   }
 
-  function finishJobDomain(job: string, domain: string, r: DomainResult): void {
+  async function finishJobDomain(job: string, domain: string, r: DomainResult): Promise<void> {
     try {
-      state().updateJobDomain(job, domain, {
+      await state().jobs.updateDomain(job, domain, {
         state: r.ok ? 'done' : 'failed',
         code: r.error?.code ?? null,
         message: r.error?.message ?? null,
@@ -488,8 +491,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
    */
   async function recoverJobs(): Promise<void> {
     const store = state();
-    for (const job of store.orphanedJobs()) {
-      store.finishJob(job.id, 'interrupted');
+    for (const job of await store.jobs.orphaned()) {
+      await store.jobs.finish(job.id, 'interrupted');
       const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
       const installable = open.filter((d) => {
         const site = siteFor(config, d.domain);
@@ -498,15 +501,15 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
         return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
       });
       for (const d of open.filter((x) => !installable.includes(x))) {
-        store.updateJobDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+        await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
       }
       if (installable.length) {
         emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
         const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
         await Promise.all(installable.map((d) => issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
       }
-      const after = store.job(job.id);
-      store.finishJob(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
+      const after = await store.jobs.get(job.id);
+      await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
   }
 
@@ -581,13 +584,13 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       let job: string | undefined;
       if (!options.dryRun) {
         job = options.jobId ?? crypto.randomUUID();
-        state().createJob({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
+        await state().jobs.create({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
       }
       // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
       const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
       if (job) {
         try {
-          state().finishJob(job, results.every((r) => r.ok) ? 'done' : 'failed');
+          await state().jobs.finish(job, results.every((r) => r.ok) ? 'done' : 'failed');
         } catch (error) {
           // the job record is a report (as in jobTracker): a database locked past the wait must not turn the
           // domains' results, certificates served included, into an INTERNAL error of the command
@@ -607,8 +610,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const byDomain = new Map(unique.map((d, i) => [d, { ...results[i]!, jobId: job }]));
       return domains.map((d) => byDomain.get(d)!);
     },
-    jobs: async (limit = 20) => readState().jobs(limit),
-    job: async (id) => readState().job(id),
+    jobs: async (limit = 20) => readState().jobs.list(limit),
+    job: async (id) => readState().jobs.get(id),
     async check(domains, options = {}) {
       const names = domains.map(domainOf);
       return mapBounded(names, options.concurrency ?? config.preflight.concurrency, (d) => checkOne(d, options));
@@ -645,7 +648,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const journals = await pendingRecovery(journalDir);
       let pendingUndo = 0;
       try {
-        pendingUndo = readState().undoSteps({ state: 'open' }).length;
+        pendingUndo = (await readState().undo.list({ state: 'open' })).length;
       } catch {
         pendingUndo = 0;
       }
@@ -653,7 +656,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     },
     installHooks: async () => renewal.installHooks(core),
     deliverNotifications: () => renewal.deliverOutbox(core),
-    registerSite(raw, source = 'api') {
+    async registerSite(raw, source = 'api') {
       const site = panelSite(fileConfig, raw, true)!;
       const fromFile = fileConfig.sites.find((s) => [s.domain, ...s.aliases].includes(site.domain));
       if (fromFile) return fromFile;
@@ -664,20 +667,20 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const i = config.sites.findIndex((s) => s.domain === site.domain);
       if (i >= 0) config.sites.splice(i, 1, site);
       else config.sites.push(site);
-      state().upsertSite(site.domain, JSON.parse(JSON.stringify(site)) as Record<string, unknown>, source);
+      await state().sites.upsert(site.domain, JSON.parse(JSON.stringify(site)) as Record<string, unknown>, source);
       return site;
     },
-    unregisterSite(domain) {
+    async unregisterSite(domain) {
       if (fileConfig.sites.some((s) => s.domain === domain)) return;
       const i = config.sites.findIndex((s) => s.domain === domain);
       if (i >= 0) config.sites.splice(i, 1);
-      state().deleteSite(domain);
+      await state().sites.delete(domain);
     },
     async certificate(input, options = {}) {
       const domain = normalizeDomain(input, { allowWildcard: true });
       // a panel asks for every domain on every page load: one tree load serves a second of them (a change asks fresh)
       if (options.fresh || !statusTree || Date.now() - statusTree.at > 1000) statusTree = { tree: loadTree(), at: Date.now() };
-      let store: StateStore | null = null;
+      let store: Store | null = null;
       try {
         store = readState();
       } catch {
@@ -689,7 +692,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       statusTree = null;
       const result = await uninstall(core, domain);
       statusTree = null;
-      if (result.ok && result.deleted.length && !result.kept.length) engine.unregisterSite(result.domain);
+      if (result.ok && result.deleted.length && !result.kept.length) await engine.unregisterSite(result.domain);
       // the config file's site stays: "issue --all" (and the renewal of its names) would put HTTPS back unasked
       const kept = result.ok ? fileConfig.sites.find((s) => s.domain === result.domain || s.aliases.includes(result.domain)) : undefined;
       if (kept) result.notes.push(`${result.domain} is still ${kept.domain === result.domain ? 'a site' : `a name of the site ${kept.domain}`} in ${fileConfig.filepath ?? 'the config'}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
@@ -703,9 +706,9 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
         statusTree = null;
       }
     },
-    dnsProgress(domain) {
+    async dnsProgress(domain) {
       try {
-        return renewal.dnsProgress(readState(), domain.replace(/^\*\./, ''));
+        return await renewal.dnsProgress(readState(), domain.replace(/^\*\./, ''));
       } catch {
         return null;
       }
@@ -716,18 +719,18 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       const result = await run(ctx, abort);
       return result.ok && ctx.challenge?.type === 'dns-01' && ctx.challenge.solver ? ctx.challenge.solver.name : null;
     },
-    cancelJobDomain(jobId, domain, why) {
-      state().updateJobDomain(jobId, domain, { state: 'failed', code: 'CANCELLED', message: `${domain}: ${why}.`, finished: true });
+    async cancelJobDomain(jobId, domain, why) {
+      await state().jobs.updateDomain(jobId, domain, { state: 'failed', code: 'CANCELLED', message: `${domain}: ${why}.`, finished: true });
     },
-    finishJob(jobId, jobState) {
-      state().finishJob(jobId, jobState);
+    async finishJob(jobId, jobState) {
+      await state().jobs.finish(jobId, jobState);
     },
-    recordJob(id, domains, source = 'api') {
-      state().createJob({ id, kind: 'issue', source, domains });
+    async recordJob(id, domains, source = 'api') {
+      await state().jobs.create({ id, kind: 'issue', source, domains });
     },
     async close() {
-      store?.close();
-      readOnlyStore?.close();
+      await store?.close();
+      await readOnlyStore?.close();
     },
   };
 

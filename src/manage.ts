@@ -20,7 +20,7 @@ import { EditTransaction } from './nginx/transaction.js';
 import type { NginxTree } from './nginx/tree.js';
 import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
-import { withLock } from './lock.js';
+import { withLocked } from './store/locker.js';
 import type { DomainResult } from './pipeline/pipeline.js';
 
 export interface UninstallResult {
@@ -70,7 +70,7 @@ async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Prom
   } catch {
     return fn(); // the command itself reports the broken config
   }
-  const lock = await lockBlocks(core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  const lock = await lockBlocks(core.services.state().locker, core.config, tree, [domain], siteFor(core.config, domain).vhost);
   try {
     return await fn();
   } finally {
@@ -125,7 +125,7 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
       await services.editor.revert(tx).catch(() => undefined);
       if (reloaded || e.code === 'NGINX_RELOAD_FAILED') await services.nginx.test().then(() => services.nginx.reload()).catch(() => undefined);
     }
-    record(core, domain, undefined, e);
+    await record(core, domain, undefined, e);
     return { ...result, files: [], error: e };
   }
   // the certificates nothing serves any more go; a lineage or upload another block serves stays
@@ -177,20 +177,19 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
     result.deleted.push(`upload ${path.relative(customCertificatesDir(config), dir)}`);
   }
   result.ok = true;
-  if (result.files.length || result.deleted.length) record(core, domain, [...lineages][0], undefined); // a no-op is not an attempt
+  if (result.files.length || result.deleted.length) await record(core, domain, [...lineages][0], undefined); // a no-op is not an attempt
   return result;
 }
 
 /** `certbot delete` under the lineage's order lock (an order of the same lineage never runs meanwhile). */
 async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null> {
   const settings = certbotSettings(core.config);
-  const lockFile = path.join(core.config.stateDir, 'locks', `order-${name}.lock`);
   try {
-    return await withLock(lockFile, { timeoutMs: settings.timeoutMs * 3, what: `The order of ${name}` }, async () => {
+    return await withLocked(core.services.state().locker, `order-${name}`, settings.timeoutMs * 3, `The order of ${name}`, async () => {
       const run = await execCertbot(settings, ['delete', '--cert-name', name]);
       if (run.exitCode !== 0) return new AutoSslError('CERTBOT_FAILED', `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`);
       try {
-        core.services.state().deleteCertificate(name);
+        await core.services.state().certificates.delete(name);
       } catch {
         // the record is a cache of what is on disk: the next status scan drops it anyway
       }
@@ -201,9 +200,9 @@ async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslErr
   }
 }
 
-function record(core: EngineCore, domain: string, lineage: string | undefined, error: AutoSslError | undefined): void {
+async function record(core: EngineCore, domain: string, lineage: string | undefined, error: AutoSslError | undefined): Promise<void> {
   try {
-    core.services.state().recordAttempt({ kind: 'uninstall', domain, lineage, ok: !error, code: error?.code, message: error?.message });
+    await core.services.state().attempts.record({ kind: 'uninstall', domain, lineage, ok: !error, code: error?.code, message: error?.message });
   } catch {
     // a report only
   }

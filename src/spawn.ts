@@ -116,7 +116,10 @@ const IDLE_MS = 5_000;
 let idleTimer: NodeJS.Timeout | null = null;
 
 function getWorker(): Worker {
-  if (idleTimer) (clearTimeout(idleTimer), (idleTimer = null));
+  if (idleTimer) {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+  }
   if (worker) return worker;
   const w = new Worker(WORKER_SOURCE, { eval: true });
   w.unref();

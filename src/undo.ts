@@ -12,7 +12,7 @@
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { ownerAlive } from './lock.js';
 import type { JsonValue, UndoHandle, UndoWhen } from './pipeline/context.js';
-import type { StateStore, UndoStepRow } from './state/store.js';
+import type { Store, UndoStepRow } from './store/store.js';
 
 export type UndoHandler = (payload: JsonValue) => Promise<void>;
 
@@ -28,7 +28,7 @@ const MAX_PAYLOAD = 64 * 1024;
 export class UndoService {
   private readonly handlers = new Map<string, UndoHandler>();
 
-  constructor(private readonly state: () => StateStore) {}
+  constructor(private readonly state: () => Store) {}
 
   handle(plugin: string, kind: string, handler: UndoHandler): void {
     const key = `${plugin}\u0000${kind}`;
@@ -44,15 +44,15 @@ export class UndoService {
     const text = JSON.stringify(payload);
     if (text === undefined || text.length > MAX_PAYLOAD) throw new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}": an undo payload must be JSON of at most ${MAX_PAYLOAD} bytes.`, { details: { plugin } });
     const state = this.state();
-    if (state.readOnly) throw new AutoSslError('STATE_UNAVAILABLE', `Cannot record an undo step: the state directory ${state.dir} is read-only.`, { details: { path: state.dir } });
-    const id = state.addUndoStep({ runId, plugin, kind, payload: text, when, owner });
+    if (state.readOnly) throw new AutoSslError('STATE_UNAVAILABLE', `Cannot record an undo step: autossl's state (${state.location}) is read-only.`, { details: { path: state.location } });
+    const id = await state.undo.add({ runId, plugin, kind, payload: text, when, owner });
     return {
       id,
       run: async () => {
-        const row = state.undoSteps({ runId }).find((s) => s.id === id);
+        const row = (await state.undo.list({ runId })).find((s) => s.id === id);
         if (row) await this.runStep(row);
       },
-      done: async () => state.finishUndoStep(id),
+      done: async () => state.undo.finish(id),
     };
   }
 
@@ -62,14 +62,14 @@ export class UndoService {
     if (!handler) {
       return new AutoSslError('UNDO_FAILED', `An undo step of plugin "${row.plugin}" (${row.kind}) is pending, but that plugin is not loaded in this config.`, { hint: `Add the plugin "${row.plugin}" back to the config, then run "autossl recover".`, details: { plugin: row.plugin, step: row.id } });
     }
-    if (!state.claimUndoStep(row.id)) return null; // done meanwhile, or another live process runs it
+    if (!(await state.undo.claim(row.id))) return null; // done meanwhile, or another live process runs it
     try {
       await handler(JSON.parse(row.payload) as JsonValue);
-      state.finishUndoStep(row.id);
+      await state.undo.finish(row.id);
       return null;
     } catch (error) {
       const e = toAutoSslError(error);
-      state.finishUndoStep(row.id, `${e.code}: ${e.message}`);
+      await state.undo.finish(row.id, `${e.code}: ${e.message}`);
       return new AutoSslError('UNDO_FAILED', `Plugin "${row.plugin}" could not undo ${row.kind}: ${e.message}`, { details: { plugin: row.plugin, step: row.id, cause: e.code } });
     }
   }
@@ -88,8 +88,8 @@ export class UndoService {
   async finishRun(runId: string, ok: boolean): Promise<UndoRunReport> {
     const state = this.state();
     if (state.readOnly) return { ran: [], failed: [], active: 0 };
-    const rows = state.undoSteps({ runId, state: 'pending' });
-    if (ok) for (const row of rows.filter((r) => r.when === 'failure')) state.finishUndoStep(row.id);
+    const rows = await state.undo.list({ runId, state: 'pending' });
+    if (ok) for (const row of rows.filter((r) => r.when === 'failure')) await state.undo.finish(row.id);
     return this.runRows(ok ? rows.filter((r) => r.when === 'always') : rows);
   }
 
@@ -97,7 +97,7 @@ export class UndoService {
   async recover(): Promise<UndoRunReport> {
     const state = this.state();
     if (state.readOnly) return { ran: [], failed: [], active: 0 };
-    const rows = state.undoSteps({ state: 'open' });
+    const rows = await state.undo.list({ state: 'open' });
     const orphaned = rows.filter((r) => !ownerAlive(r.owner));
     const report = await this.runRows(orphaned);
     report.active = rows.length - orphaned.length;
@@ -105,7 +105,7 @@ export class UndoService {
   }
 
   /** Pending steps (for reports of read-only commands). */
-  pending(): UndoStepRow[] {
-    return this.state().undoSteps({ state: 'open' }).filter((r) => !ownerAlive(r.owner));
+  async pending(): Promise<UndoStepRow[]> {
+    return (await this.state().undo.list({ state: 'open' })).filter((r) => !ownerAlive(r.owner));
   }
 }

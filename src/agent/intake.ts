@@ -56,23 +56,24 @@ export class IssueIntake {
    * Queues a domain; returns the job it runs in (the one it is already in, when it is queued or running).
    * `existed`: the domain is served with a valid certificate now (see existedBefore).
    */
-  add(domain: string, existed = false): { jobId: string; joined: boolean } {
+  add(domain: string, existed = false): { jobId: string; joined: boolean; recorded: Promise<void> } {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
-    for (const [jobId, job] of this.running) if (job.pending.has(domain)) return { jobId, joined: false };
-    if (this.open?.domains.includes(domain)) return { jobId: this.open.jobId, joined: false };
+    for (const [jobId, job] of this.running) if (job.pending.has(domain)) return { jobId, joined: false, recorded: Promise.resolve() };
+    if (this.open?.domains.includes(domain)) return { jobId: this.open.jobId, joined: false, recorded: Promise.resolve() };
     const max = this.opts.maxQueued ?? Infinity;
     if (this.queued >= max) {
       throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${this.queued} domains to issue (agent.maxQueued ${max}); ${domain} was not queued.`);
     }
     const now = Date.now();
     const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
-    this.engine.recordJob(batch.jobId, [domain], 'agent'); // before the 202: a kill after it still finds the domain
+    // awaited before the 202 (`recorded`): a kill after it still finds the domain
+    const recorded = this.engine.recordJob(batch.jobId, [domain], 'agent');
     batch.domains.push(domain);
     this.existed.set(domain, existed);
     if (batch.timer) clearTimeout(batch.timer);
     if (batch.domains.length >= this.opts.maxBatch) this.flush();
     else batch.timer = setTimeout(() => this.flush(), Math.max(0, Math.min(this.opts.windowMs, batch.opened + this.opts.maxWindowMs - now)));
-    return { jobId: batch.jobId, joined: true };
+    return { jobId: batch.jobId, joined: true, recorded };
   }
 
   /**
@@ -84,11 +85,12 @@ export class IssueIntake {
     if (!batch || !batch.domains.includes(domain)) return false;
     batch.domains = batch.domains.filter((d) => d !== domain);
     this.existed.delete(domain);
-    this.engine.cancelJobDomain(batch.jobId, domain, 'deleted before its batch started');
+    // the job record is a report: the withdrawal stands even when the store fails to say it
+    void this.engine.cancelJobDomain(batch.jobId, domain, 'deleted before its batch started').catch(() => undefined);
     if (!batch.domains.length) {
       if (batch.timer) clearTimeout(batch.timer);
       this.open = null;
-      this.engine.finishJob(batch.jobId, 'failed');
+      void this.engine.finishJob(batch.jobId, 'failed').catch(() => undefined);
     }
     return true;
   }
@@ -103,12 +105,12 @@ export class IssueIntake {
   }
 
   /** Runs domains as one job now (native /v1/issue, /ssl/renew, re-queued domains). */
-  run(domains: readonly string[], options: { force?: boolean; jobId?: string; existed?: ReadonlySet<string> } = {}): { jobId: string; results: Promise<DomainResult[]> } {
+  run(domains: readonly string[], options: { force?: boolean; jobId?: string; existed?: ReadonlySet<string> } = {}): { jobId: string; results: Promise<DomainResult[]>; recorded: Promise<void> } {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     const jobId = options.jobId ?? crypto.randomUUID();
     for (const d of domains) this.existed.set(d, options.existed?.has(d) === true);
-    this.engine.recordJob(jobId, domains, 'agent');
-    return { jobId, results: this.start(jobId, domains, options.force === true) };
+    const recorded = this.engine.recordJob(jobId, domains, 'agent');
+    return { jobId, results: this.start(jobId, domains, options.force === true), recorded };
   }
 
   private start(jobId: string, domains: readonly string[], force = false): Promise<DomainResult[]> {

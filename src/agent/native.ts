@@ -41,8 +41,9 @@ export const nativeHandlers: Record<string, Handler> = {
     }
     const running = unique.find((d) => ctx.intake.jobOf(d));
     if (running) throw new AutoSslError('JOB_RUNNING', `${running} is being issued now (job ${ctx.intake.jobOf(running)}).`);
-    for (const site of sites) ctx.engine.registerSite(site, 'api'); // only once nothing refuses the request
-    const { jobId } = ctx.intake.run(unique, { force: body.force === true });
+    for (const site of sites) await ctx.engine.registerSite(site, 'api'); // only once nothing refuses the request
+    const { jobId, recorded } = ctx.intake.run(unique, { force: body.force === true });
+    await recorded;
     return reply.code(202).send({ job_id: jobId, domains: unique });
   },
 

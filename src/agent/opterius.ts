@@ -31,7 +31,7 @@ export async function statusOf(ctx: AgentContext, domain: string): Promise<Recor
   let lastError = c.lastError;
   if (c.state === 'mismatch') lastError = { code: 'TLS_VERIFY_FAILED', message: `nginx serves a certificate for ${c.names.join(', ')} (${c.servedBy}), which does not cover ${domain}`, at: null };
   // no certificate yet: why the last issue attempt for the domain failed (the panel otherwise waits forever)
-  const last = ctx.store.lastAttempt(domain);
+  const last = await ctx.store.attempts.last(domain);
   if (!c.exists && last && !last.ok && (!c.notAfter || last.at > Date.now() - 86_400_000)) {
     lastError = { code: last.code ?? null, message: last.message ?? null, at: new Date(last.at).toISOString() };
     if (state === 'missing') state = 'failing';
@@ -60,12 +60,12 @@ function needVhost(domain: string, c: DomainCertificate): void {
 }
 
 /** The site a panel request describes: the document root template filled, a wildcard kept as it was registered. */
-function registerSite(ctx: AgentContext, domain: string, username: string | undefined, extra: Record<string, unknown> = {}): void {
+async function registerSite(ctx: AgentContext, domain: string, username: string | undefined, extra: Record<string, unknown> = {}): Promise<void> {
   const documentRoot = documentRootFor(ctx.config.agent.documentRoot, username, domain);
   const known = ctx.engine.config.sites.find((s) => s.domain === domain);
   if (!documentRoot && !Object.keys(extra).length) return;
   const merged = { ...(known ? JSON.parse(JSON.stringify(known)) : {}), domain, ...(documentRoot ? { documentRoot } : {}), ...extra };
-  ctx.engine.registerSite(merged, 'agent');
+  await ctx.engine.registerSite(merged, 'agent');
 }
 
 export const opteriusHandlers: Record<string, Handler> = {
@@ -94,8 +94,9 @@ export const opteriusHandlers: Record<string, Handler> = {
       reply.header('retry-after', '60');
       throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${ctx.intake.queued} domains to issue (agent.maxQueued ${ctx.config.agent.maxQueued}); ${domain} was not queued.`);
     }
-    registerSite(ctx, domain, username);
-    const { jobId } = ctx.intake.add(domain, now.exists);
+    await registerSite(ctx, domain, username);
+    const { jobId, recorded } = ctx.intake.add(domain, now.exists);
+    await recorded;
     return reply.code(202).send({ status: 'queued', job_id: jobId, domain, queue: ctx.intake.queue });
   },
 
@@ -110,6 +111,7 @@ export const opteriusHandlers: Record<string, Handler> = {
     // a certificate issued less than a day ago is served again, not ordered again (Let's Encrypt's duplicate limit)
     const fresh = now.exists && now.notBefore !== null && Date.now() - Date.parse(now.notBefore) < 86_400_000;
     const run = ctx.intake.run([domain], { force: !fresh, existed: new Set(now.exists ? [domain] : []) });
+    await run.recorded;
     const result = await Promise.race([run.results.then((r) => r[0]!), new Promise<null>((r) => setTimeout(() => r(null), ctx.config.agent.syncTimeoutMs).unref())]);
     if (!result) return reply.code(202).send({ status: 'running', job_id: run.jobId, domain });
     if (!result.ok) throw result.error!;
@@ -166,7 +168,7 @@ export const opteriusHandlers: Record<string, Handler> = {
       throw new AutoSslError('CONFIG_INVALID', `${domain} is a site of the config file without "*.${domain}" and DNS-01; the agent does not override the file.`, { hint: `Add "*.${domain}" to its aliases and "challenge": "dns-01" in the config file, restart the agent, then start again.` });
     }
     const known = ctx.engine.config.sites.find((s) => s.domain === domain);
-    registerSite(ctx, domain, username, { aliases: [...new Set([`*.${domain}`, ...(known?.aliases ?? [])])], challenge: 'dns-01' });
+    await registerSite(ctx, domain, username, { aliases: [...new Set([`*.${domain}`, ...(known?.aliases ?? [])])], challenge: 'dns-01' });
     const jobId = ctx.wildcard.start(domain);
     return reply.code(202).send({ status: 'started', job_id: jobId, domain });
   },
@@ -179,7 +181,7 @@ export const opteriusHandlers: Record<string, Handler> = {
       const message = fit((error as Error).message);
       return { step: 'error', message, error: message };
     }
-    const live = ctx.wildcard.progress(domain);
+    const live = await ctx.wildcard.progress(domain);
     if (live) return live;
     // not started by this agent process (a restart): say what is known
     const c = await ctx.engine.certificate(domain);

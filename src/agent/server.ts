@@ -21,7 +21,8 @@ import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { preloadX509 } from '../certbot/lineage.js';
-import { StateStore } from '../state/store.js';
+import { storeOpener } from '../store/open.js';
+import type { Store } from '../store/store.js';
 import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, TokenBudgets, TokenSource, verifyRequest, type Token } from './auth.js';
 import { bodyReader, BodyRefused, capConnections, serverTimeoutOptions } from './limits.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
@@ -34,7 +35,7 @@ import { WildcardJobs } from './wildcard.js';
 export interface AgentContext {
   engine: AutoSsl;
   config: AutoSslConfig;
-  store: StateStore;
+  store: Store;
   intake: IssueIntake;
   wildcard: WildcardJobs;
   /** Job progress for /v1/events: 'event' with an AgentEvent. */
@@ -235,7 +236,7 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
           connections.prove(req.raw.socket);
           const wait = limiter.take(spec, token.id);
           if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', limiter.refusal(spec, token.id)), { 'retry-after': String(wait) });
-          if (spec.mutating && !ctx.store.rememberSignature(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000)) {
+          if (spec.mutating && !(await ctx.store.replay.remember(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000))) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
           if (spec.mutating && ctx.intake.stopping) return sendError(reply, new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.'));
@@ -270,7 +271,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
   await import('execa');
   const engine = options.engine ?? (await createAutoSsl(config));
   await engine.recover();
-  const store = new StateStore(config.stateDir);
+  const store = (await storeOpener(config))();
   const events = new EventEmitter();
   events.setMaxListeners(0);
   const publish = (e: AgentEvent): boolean => events.emit('event', e);
@@ -366,12 +367,11 @@ function requeueInterrupted(ctx: AgentContext, log: FastifyInstance['log']): voi
   void (async () => {
     for (const job of await ctx.engine.jobs(200)) {
       if (job.source !== 'agent' || !job.finishedAt || job.finishedAt < since) continue;
-      const key = `agent:requeued:${job.id}`;
-      if (ctx.store.getValue(key)) continue;
+      // once per job: a second restart does not queue them again
+      if (!(await ctx.store.jobs.markRequeued(job.id))) continue;
       const domains = job.domains.filter((d) => d.code === 'INTERRUPTED').map((d) => d.domain);
-      ctx.store.setValue(key, new Date().toISOString());
       // served now (a lineage the recovery installed, or the one from before): /ssl/status keeps saying so meanwhile
-      for (const d of domains) ctx.intake.add(d, (await ctx.engine.certificate(d, { fresh: true }).catch(() => null))?.exists === true);
+      for (const d of domains) await ctx.intake.add(d, (await ctx.engine.certificate(d, { fresh: true }).catch(() => null))?.exists === true).recorded;
     }
   })().catch((error: unknown) => log.error({ err: error }, 'queueing the domains a killed agent left failed; they stay failed with INTERRUPTED'));
 }

@@ -97,13 +97,13 @@ export class WildcardJobs {
   }
 
   /** What the panel's poll shows; null when this agent knows no wildcard issuance of `domain`. */
-  progress(domain: string): WildcardProgress | null {
+  async progress(domain: string): Promise<WildcardProgress | null> {
     const t = this.jobs.get(domain);
     if (!t) return null;
     let { step, message } = t;
     if (t.running && (step === 'dns_challenge' || step === 'dns_propagation' || step === 'le_verify')) {
       // certbot is running: its DNS hooks (other processes) say how far the TXT record got
-      const dns = this.engine.dnsProgress(domain);
+      const dns = await this.engine.dnsProgress(domain);
       if (dns && dns.at >= t.started) {
         step = dns.phase;
         message = dns.phase === 'dns_propagation' && !/not visible/.test(dns.message) ? `${dns.message} (${Math.round((Date.now() - dns.at) / 1000)} s)` : dns.message;

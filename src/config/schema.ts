@@ -14,6 +14,9 @@ export interface PluginSpec {
   options: Record<string, unknown>;
 }
 
+/** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
+export type StoreSpec = 'sqlite' | PluginSpec;
+
 export interface SiteConfig {
   domain: string;
   aliases: string[];
@@ -124,6 +127,8 @@ export interface AutoSslConfig {
   plugins: PluginSpec[];
   /** Who obtains certificates: the built-in certbot, or a module (see src/issuer/issuer.ts). */
   issuer: 'certbot' | PluginSpec;
+  /** The Store (and its Locker); "sqlite" when absent. */
+  store?: StoreSpec;
   sites: SiteConfig[];
   /** `autossl agent`: the signed HTTP API a hosting panel drives. */
   agent: AgentConfig;
@@ -302,7 +307,7 @@ const IP = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 export function validateConfig(raw: unknown, source = 'config', baseDir = process.cwd()): AutoSslConfig {
   const v = new Validator(source, baseDir);
   const root = v.object(raw, '(top level)');
-  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'issuer', 'sites', 'agent'];
+  const TOP = ['certbot', 'nginx', 'serverAddresses', 'stateDir', 'challengeDir', 'defaults', 'renewal', 'preflight', 'dns01', 'notify', 'batch', 'plugins', 'store', 'issuer', 'sites', 'agent'];
   const keys = Object.keys(root);
   // (a misspelt key, {"cerbot": ...}, is still named below: only keys no config would have, or many of them, are not)
   if (keys.length && !keys.some((k) => TOP.includes(k)) && (keys.length > 2 || keys.some((k) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(k)))) {
@@ -361,6 +366,7 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     if (Array.isArray(p) && typeof p[0] === 'string') return { module: resolvePluginPath(p[0], baseDir), options: v.object(p[1], `${key}[1]`) };
     return v.fail(key, 'a plugin name or path, or [name, options]', p);
   });
+  const store = storeOf(root.store, baseDir, v);
 
   let issuer: AutoSslConfig['issuer'] = 'certbot';
   if (root.issuer !== undefined && root.issuer !== 'certbot') {
@@ -466,9 +472,23 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     },
     plugins,
     issuer,
+    ...(store === 'sqlite' ? {} : { store }),
     sites,
     agent,
   };
+}
+
+/** `store`: "sqlite", a module's path or package name, or { module, options } (loaded as plugins are). */
+function storeOf(value: unknown, baseDir: string, v: Validator): StoreSpec {
+  if (value === undefined || value === 'sqlite') return 'sqlite';
+  if (typeof value === 'string' && value !== '') return { module: resolvePluginPath(value, baseDir), options: {} };
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    v.known(o, 'store', ['module', 'options']);
+    if (typeof o.module !== 'string' || o.module === '') return v.fail('store.module', 'a store module\'s path or package name', o.module);
+    return o.module === 'sqlite' && o.options === undefined ? 'sqlite' : { module: resolvePluginPath(o.module, baseDir), options: o.options === undefined ? {} : v.object(o.options, 'store.options') };
+  }
+  return v.fail('store', '"sqlite", a store module\'s path or package name, or { "module": ..., "options": {...} }', value);
 }
 
 const LOOPBACK = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\]|localhost)$/;

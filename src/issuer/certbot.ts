@@ -17,7 +17,7 @@ import { writeHookScript } from '../certbot/hooks.js';
 import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
 import { AutoSslError } from '../errors.js';
 import { revocationOf } from '../renewal/revocation.js';
-import type { StateStore } from '../state/store.js';
+import type { Store } from '../store/store.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
@@ -36,7 +36,7 @@ function filesOf(l: Lineage): LineageFiles {
 
 export interface CertbotIssuerDeps {
   config: AutoSslConfig;
-  state(): StateStore;
+  state(): Store;
   /** At most `batch.concurrency` certbot processes at once in this process. */
   slots: Semaphore;
 }
@@ -108,9 +108,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     },
     async obtain(request: ObtainRequest) {
       // an account the CA rate-limited places no order before the time it gave (autossl never burns the limit)
-      const limitKey = `ratelimit:${settings.server ?? 'letsencrypt'}`;
+      const limitServer = settings.server ?? 'letsencrypt';
       const store = state();
-      const limited = JSON.parse(store.getValue(limitKey) ?? 'null') as { until: number; message: string } | null;
+      const limited = await store.rateLimits.get(limitServer);
       if (limited && Date.now() < limited.until) {
         throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
       }
@@ -132,7 +132,7 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       } catch (error) {
         if (error instanceof AutoSslError && error.code === 'RATE_LIMITED') {
           // every order of this account waits until then: the other domains of the batch are told, not ordered
-          store.setValue(limitKey, JSON.stringify({ until: Date.parse(String(error.details.until)), message: error.message }));
+          await store.rateLimits.set(limitServer, { until: Date.parse(String(error.details.until)), message: error.message });
         }
         throw error;
       }

@@ -5,17 +5,18 @@
  * plans (reading the files again), orders, installs and verifies; the next one plans on that result.
  *
  * A block is named by its file and its server_names (sorted): stable while autossl edits it (its offset is not),
- * and shared by the port-80 block and the TLS twin the HTTPS edit adds beside it, which are one site.
+ * and shared by the port-80 block and the TLS twin the HTTPS edit adds beside it, which are one site. The locks
+ * are the store's (its Locker): a store several nodes share brings locks they share.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { acquireLock, type HeldLock } from '../lock.js';
+import type { HeldLock, Locker } from '../store/locker.js';
 import { locateServers } from './edit.js';
 import type { NginxTree, ServerBlock } from './tree.js';
 
-export function blockLockFile(config: AutoSslConfig, block: ServerBlock): string {
+/** The lock key of a block: `block-<hash>` (the lock file's name under stateDir/locks with the built-in Locker). */
+export function blockLockKey(block: ServerBlock): string {
   let file = block.file;
   try {
     file = fs.realpathSync(block.file);
@@ -23,7 +24,7 @@ export function blockLockFile(config: AutoSslConfig, block: ServerBlock): string
     // a file that vanished: its name still tells the block apart
   }
   const key = crypto.createHash('sha256').update(`${file}\0${[...new Set(block.names)].sort().join(' ')}`).digest('hex').slice(0, 20);
-  return path.join(config.stateDir, 'locks', `block-${key}.lock`);
+  return `block-${key}`;
 }
 
 /** The blocks that serve (or will serve) `names`: each name's TLS block, and its port-80 block. */
@@ -44,11 +45,11 @@ export function blocksOf(tree: NginxTree, names: readonly string[], vhostFile?: 
  * Takes the locks of the blocks serving `names`, in one order (two runs never wait for each other crosswise).
  * Held for a whole run, across a certbot order: the wait allows for one.
  */
-export async function lockBlocks(config: AutoSslConfig, tree: NginxTree, names: readonly string[], vhostFile?: string): Promise<HeldLock> {
-  const files = [...new Set(blocksOf(tree, names, vhostFile).map((b) => blockLockFile(config, b)))].sort();
+export async function lockBlocks(locker: Locker, config: AutoSslConfig, tree: NginxTree, names: readonly string[], vhostFile?: string): Promise<HeldLock> {
+  const keys = [...new Set(blocksOf(tree, names, vhostFile).map(blockLockKey))].sort();
   const held: HeldLock[] = [];
   try {
-    for (const file of files) held.push(await acquireLock(file, { timeoutMs: config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, what: `A server block serving ${names.join(', ')} (another run edits it)` }));
+    for (const key of keys) held.push(await locker.lock(key, config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, `A server block serving ${names.join(', ')} (another run edits it)`));
   } catch (error) {
     for (const h of held.reverse()) await h.release();
     throw error;

@@ -181,7 +181,7 @@ export function removeStatement(config: ParsedConfig, directive: Directive, why:
   const { source } = config;
   const ls = lineStart(source, directive.start);
   const before = source.slice(ls, directive.start);
-  let end = directive.end;
+  const end = directive.end;
   const rest = source.slice(end, endOfLine(source, end));
   const aloneBefore = /^[ \t]*$/.test(before);
   const trailing = /^[ \t]*(#.*)?$/.test(rest);

@@ -13,7 +13,7 @@ import type { NginxControl } from '../nginx/control.js';
 import type { ConfigEditor } from '../nginx/editor.js';
 import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
-import type { StateStore } from '../state/store.js';
+import type { Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
 import type { Semaphore } from '../certbot/orders.js';
 import type { BatchGate } from './batch.js';
@@ -172,7 +172,7 @@ export interface Services {
    * The state store (SQLite under stateDir), opened on first use. `readOnly` (dry runs, checks) never creates or
    * writes anything and works when the state directory is not writable.
    */
-  state(options?: { readOnly?: boolean }): StateStore;
+  state(options?: { readOnly?: boolean }): Store;
   undo: UndoService;
   /** At most `batch.concurrency` certbot processes at once in this process. */
   certbotSlots: Semaphore;

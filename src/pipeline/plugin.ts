@@ -155,7 +155,7 @@ function shippedPlugin(name: string): string | null {
 }
 
 /** Where a plugin name or path leads: a file URL to import, or a bare specifier for autossl's own dependencies. */
-function locate(spec: string, configDir: string): string {
+export function locate(spec: string, configDir: string): string {
   if (spec.startsWith('autossl:')) {
     const shipped = shippedPlugin(spec);
     if (!shipped) throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, { hint: 'Shipped plugins: autossl:webhook, autossl:cloudflare-proxy, autossl:cloudflare-dns. Check the name, or give a path or a package name.', details: { plugin: spec } });

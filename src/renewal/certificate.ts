@@ -11,7 +11,7 @@ import { covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';
-import type { StateStore } from '../state/store.js';
+import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
 
 export interface DomainCertificate {
@@ -59,7 +59,7 @@ function info(file: string): CertificateInfo | null {
 
 const DAY = 86_400_000;
 
-export function certificateOf(config: AutoSslConfig, tree: NginxTree, store: StateStore | null, domain: string, now = Date.now()): DomainCertificate {
+export async function certificateOf(config: AutoSslConfig, tree: NginxTree, store: Store | null, domain: string, now = Date.now()): Promise<DomainCertificate> {
   const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
   const found = tree.findServers(sample);
   const block = found.https[0];
@@ -90,7 +90,7 @@ export function certificateOf(config: AutoSslConfig, tree: NginxTree, store: Sta
   out.serial = cert.info.serial;
   out.issuer = cert.info.issuer;
   out.lineage = cert.path.startsWith(live) ? cert.path.slice(live.length).split(path.sep)[0]! : cert.path.startsWith(custom) ? 'custom' : null;
-  const row = out.lineage && out.lineage !== 'custom' && store ? store.certificate(out.lineage) : null;
+  const row = out.lineage && out.lineage !== 'custom' && store ? await store.certificates.get(out.lineage) : null;
   if (row?.lastErrorCode || row?.lastErrorMessage) out.lastError = { code: row.lastErrorCode, message: row.lastErrorMessage, at: row.lastErrorAt ? new Date(row.lastErrorAt).toISOString() : null };
   if (!chosen) out.state = 'mismatch';
   else if (now >= cert.info.notAfter.getTime()) out.state = 'expired';

@@ -24,7 +24,7 @@ import { ownerStamp, processStartTime } from '../lock.js';
 import type { DnsRecord, DnsSolver, Notification, RenewEvent } from '../pipeline/context.js';
 import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
-import type { StateStore } from '../state/store.js';
+import type { CertificateRow, DnsPhase, Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
 import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
@@ -47,7 +47,7 @@ export interface StatusReport {
   pendingNotifications: number;
 }
 
-export async function status(core: EngineCore, store: StateStore, now = Date.now(), probe = false): Promise<StatusReport> {
+export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
   const { config } = core;
   const { issuer } = core.services;
   // certbot's lineages are scanned in place (cached per file: 10,000 in well under 2 s); another issuer lists its own
@@ -60,7 +60,7 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }
-  const certs = certbot ? scanLineages(config.certbot.configDir, store, refs) : issuedLineageRows(await issuer.list(), store, refs);
+  const certs = certbot ? await scanLineages(config.certbot.configDir, store, refs) : await issuedLineageRows(await issuer.list(), store, refs);
   // uploads a vhost serves are listed too (statusRows knows the issuer's lineages only)
   let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
   await markRevoked(core, store, rows);
@@ -79,7 +79,7 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
   let pendingNotifications = 0;
   try {
     // with no notify plugin nothing will ever deliver them: not "queued" (they wait for a plugin to be configured)
-    pendingNotifications = core.hooks.notify.taps.length ? store.outbox().filter((o) => o.deliveredAt === null).length : 0;
+    pendingNotifications = core.hooks.notify.taps.length ? (await store.outbox.list()).filter((o) => o.deliveredAt === null).length : 0;
   } catch {
     pendingNotifications = 0;
   }
@@ -87,7 +87,7 @@ export async function status(core: EngineCore, store: StateStore, now = Date.now
 }
 
 /** Rows whose certificate the CA revoked become `revoked` (asked a few at a time; answers are kept in the store). */
-async function markRevoked(core: EngineCore, store: StateStore, rows: StatusRow[]): Promise<void> {
+async function markRevoked(core: EngineCore, store: Store, rows: StatusRow[]): Promise<void> {
   const candidates = rows.filter((r) => r.lineage && r.serial && r.state !== 'expired' && r.state !== 'missing');
   for (let i = 0; i < candidates.length; i += 16) {
     await Promise.all(candidates.slice(i, i + 16).map(async (r) => {
@@ -109,7 +109,7 @@ async function markRevoked(core: EngineCore, store: StateStore, rows: StatusRow[
 }
 
 /** Lineages whose current certificate the CA revoked (asked now): renewed even when not due. */
-async function revokedLineages(core: EngineCore, store: StateStore, certs: ReturnType<typeof scanLineages>): Promise<string[]> {
+async function revokedLineages(core: EngineCore, store: Store, certs: readonly CertificateRow[]): Promise<string[]> {
   const out: string[] = [];
   for (const c of certs) {
     const lineage = c.serial && c.notAfter !== null && Date.now() < c.notAfter ? readLineage(core.config.certbot.configDir, c.lineage) : null;
@@ -124,17 +124,17 @@ export function notification(core: EngineCore, kind: Notification['kind'], key: 
   return { key, kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: core.host };
 }
 
-export function enqueue(store: StateStore, n: Notification): void {
-  store.enqueueNotification(n.key, n.kind, JSON.stringify(n));
+export async function enqueue(store: Store, n: Notification): Promise<void> {
+  await store.outbox.enqueue(n.key, n.kind, JSON.stringify(n));
 }
 
 /** Certificates that entered their renewal window, or expired, without a renewal: queued once per expiry date. */
-export function enqueueDue(core: EngineCore, store: StateStore, now = Date.now()): void {
-  const rows = statusRows(store.certificates(), [], now, core.config.renewal.windowFraction);
+export async function enqueueDue(core: EngineCore, store: Store, now = Date.now()): Promise<void> {
+  const rows = statusRows(await store.certificates.list(), [], now, core.config.renewal.windowFraction);
   for (const row of rows) {
     if ((row.state === 'due' || row.state === 'expired') && row.lineage) {
       const kind = row.state === 'due' ? 'renewal-due' : 'expired';
-      enqueue(store, notification(core, kind, `${kind}:${row.lineage}:${row.notAfter ?? ''}`, row));
+      await enqueue(store, notification(core, kind, `${kind}:${row.lineage}:${row.notAfter ?? ''}`, row));
     }
   }
 }
@@ -183,7 +183,7 @@ export async function deliverOutbox(core: EngineCore, now = Date.now()): Promise
   const report: DeliveryReport = { delivered: 0, failed: [], pending: 0 };
   const store = core.services.state();
   if (!core.hooks.notify.taps.length) return report;
-  for (const row of store.claimNotifications(now)) {
+  for (const row of await store.outbox.claim(now)) {
     const n = JSON.parse(row.payload) as Notification;
     const track = { deliveredTo: new Set(row.deliveredTo), delivered: [] as string[], failed: [] as Array<{ plugin: string; message: string }> };
     deliveries.set(n, track);
@@ -192,13 +192,13 @@ export async function deliverOutbox(core: EngineCore, now = Date.now()): Promise
     } catch (error) {
       track.failed.push({ plugin: '?', message: toAutoSslError(error).message });
     }
-    for (const plugin of track.delivered) store.markDeliveredTo(row.id, plugin);
+    for (const plugin of track.delivered) await store.outbox.markDeliveredTo(row.id, plugin);
     if (track.failed.length === 0) {
-      store.settleNotification(row.id, { delivered: true });
+      await store.outbox.settle(row.id, { delivered: true });
       report.delivered++;
     } else {
       const retryAt = Date.now() + Math.min(core.config.notify.retryBaseMs * 2 ** row.attempts, RETRY_MAX_MS);
-      store.settleNotification(row.id, { delivered: false, error: track.failed.map((f) => `${f.plugin}: ${f.message}`).join('; '), retryAt });
+      await store.outbox.settle(row.id, { delivered: false, error: track.failed.map((f) => `${f.plugin}: ${f.message}`).join('; '), retryAt });
       for (const f of track.failed) report.failed.push({ key: row.key, ...f });
       report.pending++;
     }
@@ -231,7 +231,8 @@ export function parseRenewSummary(output: string): Map<string, 'success' | 'fail
   return out;
 }
 
-function renewEvent(core: EngineCore, store: StateStore, phase: RenewEvent['phase'], base: Omit<RenewEvent, 'phase' | 'lineages'>, certs = scanLineages(core.config.certbot.configDir, store)): RenewEvent {
+async function renewEvent(core: EngineCore, store: Store, phase: RenewEvent['phase'], base: Omit<RenewEvent, 'phase' | 'lineages'>, scanned?: readonly CertificateRow[]): Promise<RenewEvent> {
+  const certs = scanned ?? (await scanLineages(core.config.certbot.configDir, store));
   const now = Date.now();
   const lineages = certs.map((c) => ({
     name: c.lineage,
@@ -266,10 +267,10 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
   if (config.issuer !== 'certbot') return (await import('./issuer-renew.js')).renewThroughIssuer(core, options);
   const store = core.services.state();
   checkCertName(config, options.certName);
-  const before = scanLineages(config.certbot.configDir, store);
+  const before = await scanLineages(config.certbot.configDir, store);
   const hookErrors: string[] = [];
   const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };
-  await runRenewHook(core, renewEvent(core, store, 'before', base), hookErrors);
+  await runRenewHook(core, await renewEvent(core, store, 'before', base), hookErrors);
   const args = ['renew', '--no-random-sleep-on-renew'];
   if (options.certName) args.push('--cert-name', options.certName);
   if (options.force) args.push('--force-renewal');
@@ -282,18 +283,18 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const revoked = options.force ? [] : (await revokedLineages(core, store, before)).filter((l) => !options.certName || l === options.certName);
     for (const name of revoked) {
       const forced = await execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
-      const cert = scanLineages(config.certbot.configDir, store).find((c) => c.lineage === name);
+      const cert = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
       if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
       const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);
       forcedFailures.set(name, { lineage: name, names: cert.names, outcome: 'failed', problems, message: `the CA revoked it; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}` });
     }
     run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
-    await runRenewHook(core, renewEvent(core, store, 'after', base), hookErrors);
+    await runRenewHook(core, await renewEvent(core, store, 'after', base), hookErrors);
     await core.services.undo.finishRun(base.runId, true);
   }
   const summary = parseRenewSummary(`${run.stdout}\n${run.stderr}`);
-  const after = scanLineages(config.certbot.configDir, store);
+  const after = await scanLineages(config.certbot.configDir, store);
   const outcomes: RenewOutcome[] = [];
   for (const cert of after) {
     if (options.certName && cert.lineage !== options.certName) continue;
@@ -307,22 +308,22 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message });
   }
-  recordRenewals(core, store, outcomes);
-  enqueueDue(core, store);
+  await recordRenewals(core, store, outcomes);
+  await enqueueDue(core, store);
   const notifications = await deliverOutbox(core);
   return { results: outcomes, notifications, hookErrors };
 }
 
 /** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
-export function recordRenewals(core: EngineCore, store: StateStore, outcomes: readonly RenewOutcome[]): void {
-  const rows = statusRows(store.certificates(), [], Date.now(), core.config.renewal.windowFraction);
+export async function recordRenewals(core: EngineCore, store: Store, outcomes: readonly RenewOutcome[]): Promise<void> {
+  const rows = statusRows(await store.certificates.list(), [], Date.now(), core.config.renewal.windowFraction);
   const day = new Date().toISOString().slice(0, 10);
   for (const o of outcomes) {
     if (o.outcome === 'not-due') continue;
-    store.recordAttempt({ kind: 'renew', domain: o.names[0] ?? o.lineage, lineage: o.lineage, ok: o.outcome === 'renewed', code: o.outcome === 'failed' ? 'CERTBOT_FAILED' : undefined, message: o.message });
+    await store.attempts.record({ kind: 'renew', domain: o.names[0] ?? o.lineage, lineage: o.lineage, ok: o.outcome === 'renewed', code: o.outcome === 'failed' ? 'CERTBOT_FAILED' : undefined, message: o.message });
     if (o.outcome !== 'failed') continue;
     const row = rows.find((r) => r.lineage === o.lineage);
-    enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
+    await enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
   }
 }
 
@@ -374,20 +375,18 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
   const run = certbotRun();
   const base = { runId: run.runId, forced: run.forced, certName: run.certName, startedBy: 'certbot' as const, owner: run.owner };
   const errors: string[] = [];
-  const key = `renew:${run.runId}`;
   if (phase === 'pre') {
-    const certs = scanLineages(core.config.certbot.configDir, store);
-    const event = renewEvent(core, store, 'before', base, certs);
+    const certs = await scanLineages(core.config.certbot.configDir, store);
+    const event = await renewEvent(core, store, 'before', base, certs);
     // the post hook (another process) compares serials with these to tell which renewals failed; every lineage,
     // not only those due by autossl's window: certbot 5 also renews what its CA's ARI asks for (a revoked one)
-    store.setValue(key, JSON.stringify(event.lineages.map((l) => ({ name: l.name, due: l.due, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null }))));
+    await store.renewRuns.put(run.runId, event.lineages.map((l) => ({ name: l.name, due: l.due, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null })));
     await runRenewHook(core, event, errors);
   } else {
-    await runRenewHook(core, renewEvent(core, store, 'after', base), errors);
+    await runRenewHook(core, await renewEvent(core, store, 'after', base), errors);
     await core.services.undo.finishRun(run.runId, true);
-    const attempted = JSON.parse(store.getValue(key) ?? '[]') as Array<{ name: string; due?: boolean; serial: string | null }>;
-    store.deleteValue(key);
-    const now = scanLineages(core.config.certbot.configDir, store);
+    const attempted = await store.renewRuns.take(run.runId);
+    const now = await scanLineages(core.config.certbot.configDir, store);
     // what certbot's log of this run says it tried and failed, whatever made it try
     const sections = lineageSections(lastLoggedRun(core.config.certbot.logsDir));
     const outcomes: RenewOutcome[] = [];
@@ -402,8 +401,8 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
       outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
     }
     // a renewed lineage is recorded by its deploy hook; only failures are new here
-    recordRenewals(core, store, outcomes.filter((o) => o.outcome === 'failed'));
-    enqueueDue(core, store);
+    await recordRenewals(core, store, outcomes.filter((o) => o.outcome === 'failed'));
+    await enqueueDue(core, store);
     await deliverOutbox(core);
   }
   if (errors.length) throw new AutoSslError('PLUGIN_ERROR', errors.join('; '));
@@ -523,11 +522,11 @@ export async function deployLineage(core: EngineCore, lineage: Lineage, certName
     try {
       await core.services.nginx.test();
       await core.services.nginx.reload();
-      store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: true });
+      await store.attempts.record({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: true });
     } catch (error) {
       result.ok = false;
       result.error = toAutoSslError(error);
-      store.recordAttempt({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: false, code: result.error.code, message: result.error.message });
+      await store.attempts.record({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: false, code: result.error.code, message: result.error.message });
     }
   } else {
     const site = tlsNames.map((n) => siteOfName(config, n)).find((s) => s !== undefined);
@@ -560,10 +559,10 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const info = readCertificate(lineage.cert);
   const result = await deployLineage(core, lineage, info.names, domains, info.serial);
   const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
-  const rows = statusRows(scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
+  const rows = statusRows(await scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
   const kind = result.ok ? 'renewed' : 'deploy-failed';
-  enqueue(store, notification(core, kind, `${kind}:${name}:${info.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
+  await enqueue(store, notification(core, kind, `${kind}:${name}:${info.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
   await deliverOutbox(core);
   return result;
 }
@@ -613,21 +612,21 @@ async function waitForPropagation(core: EngineCore, record: DnsRecord): Promise<
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };
 
-export type DnsPhase = 'dns_challenge' | 'dns_propagation' | 'le_verify';
+export type { DnsPhase };
 
 /** Where certbot's DNS hooks are (they run in processes of their own): for the agent's wildcard progress. */
-function progress(store: StateStore, domain: string, phase: DnsPhase, message: string): void {
+async function progress(store: Store, domain: string, phase: DnsPhase, message: string): Promise<void> {
   try {
-    store.setValue(`dns-progress:${domain}`, JSON.stringify({ phase, message, at: Date.now() }));
+    await store.dnsProgress.set(domain, { phase, message, at: Date.now() });
   } catch {
     // a report only
   }
 }
 
 /** The last phase certbot's DNS hooks reported for a name (without "*."), if any. */
-export function dnsProgress(store: StateStore, domain: string): { phase: DnsPhase; message: string; at: number } | null {
+export async function dnsProgress(store: Store, domain: string): Promise<{ phase: DnsPhase; message: string; at: number } | null> {
   try {
-    return JSON.parse(store.getValue(`dns-progress:${domain}`) ?? 'null') as { phase: DnsPhase; message: string; at: number } | null;
+    return await store.dnsProgress.get(domain);
   } catch {
     return null;
   }
@@ -651,25 +650,25 @@ export async function dnsHook(core: EngineCore, phase: 'auth' | 'cleanup', env: 
   if (phase === 'auth') {
     // if certbot dies before its cleanup hook, recovery removes the record
     await core.services.undo.record(DNS_UNDO.plugin, run.runId, DNS_UNDO.kind, { ...record }, 'always', run.owner);
-    progress(store, domain, 'dns_challenge', `Creating the TXT record ${record.fqdn} (${solver.name})`);
+    await progress(store, domain, 'dns_challenge', `Creating the TXT record ${record.fqdn} (${solver.name})`);
     await solver.present(record);
     const started = Date.now();
-    progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
+    await progress(store, domain, 'dns_propagation', `Waiting for ${record.fqdn} to be visible`);
     try {
       await waitForPropagation(core, record);
     } catch (error) {
-      progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
+      await progress(store, domain, 'dns_propagation', toAutoSslError(error).message);
       throw error;
     }
     const message = `TXT ${record.fqdn} visible after ${Date.now() - started} ms`;
-    progress(store, domain, 'le_verify', `${message}; the CA checks it now`);
+    await progress(store, domain, 'le_verify', `${message}; the CA checks it now`);
     core.emit({ domain, stage: 'dns-01', plugin: solver.name, status: 'info', message });
     return;
   }
   await solver.cleanup(record);
-  for (const step of store.undoSteps({ runId: run.runId, state: 'pending' })) {
+  for (const step of await store.undo.list({ runId: run.runId, state: 'pending' })) {
     const p = JSON.parse(step.payload) as DnsRecord;
-    if (step.plugin === DNS_UNDO.plugin && p.fqdn === record.fqdn && p.value === record.value) store.finishUndoStep(step.id);
+    if (step.plugin === DNS_UNDO.plugin && p.fqdn === record.fqdn && p.value === record.value) await store.undo.finish(step.id);
   }
 }
 

@@ -16,7 +16,7 @@ import https from 'node:https';
 import * as x509 from '@peculiar/x509';
 import type { AutoSslConfig } from '../config/schema.js';
 import { normalizeSerial, type Lineage } from '../certbot/lineage.js';
-import type { StateStore } from '../state/store.js';
+import type { RevocationRecord, Store } from '../store/store.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
@@ -102,12 +102,10 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
  * The revocation state of a lineage's current certificate, from the store when known (a revoked serial stays
  * revoked; "good" is asked again after GOOD_FOR_MS), else from the CA. `fresh` asks the CA unless it is known revoked.
  */
-export async function revocationOf(config: Readonly<AutoSslConfig>, store: StateStore, lineage: Pick<Lineage, 'name' | 'cert' | 'chain'>, serial: string, options: { fresh?: boolean } = {}): Promise<Revocation> {
-  const key = `revocation:${lineage.name}`;
-  type Known = { serial: string; state: Answer; at: number; source?: string } | null;
-  let known: Known;
+export async function revocationOf(config: Readonly<AutoSslConfig>, store: Store, lineage: Pick<Lineage, 'name' | 'cert' | 'chain'>, serial: string, options: { fresh?: boolean } = {}): Promise<Revocation> {
+  let known: RevocationRecord | null;
   try {
-    known = JSON.parse(store.getValue(key) ?? 'null') as Known;
+    known = await store.certificates.revocation(lineage.name);
   } catch {
     known = null;
   }
@@ -122,7 +120,7 @@ export async function revocationOf(config: Readonly<AutoSslConfig>, store: State
   const state: Revocation = answer === 'none' ? 'unknown' : answer;
   if (answer !== 'unknown') {
     try {
-      store.setValue(key, JSON.stringify({ serial, state: answer, at: Date.now(), source }));
+      await store.certificates.setRevocation(lineage.name, { serial, state: answer, at: Date.now(), source });
     } catch {
       // a read-only store (status of another user): the answer is still right for this run
     }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
 import { argValues, walkDirectives } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
-import type { CertificateRow, StateStore } from '../state/store.js';
+import type { CertificateRow, Store } from '../store/store.js';
 import type { Lineage } from '../issuer/issuer.js';
 
 export interface VhostCertificateRef {
@@ -34,7 +34,7 @@ function fileKey(file: string): string | null {
 }
 
 /** Updates the store from certbot's config dir; returns the lineages found. */
-export function scanLineages(configDir: string, store: StateStore, vhostRefs: readonly VhostCertificateRef[] = []): CertificateRow[] {
+export async function scanLineages(configDir: string, store: Store, vhostRefs: readonly VhostCertificateRef[] = []): Promise<CertificateRow[]> {
   const live = path.join(configDir, 'live');
   let names: string[] = [];
   try {
@@ -42,7 +42,7 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
   } catch {
     names = [];
   }
-  const known = new Map(store.certificates().map((c) => [c.lineage, c]));
+  const known = new Map((await store.certificates.list()).map((c) => [c.lineage, c]));
   const vhostsByLineage = new Map<string, string[]>();
   for (const ref of vhostRefs) {
     if (!ref.lineage) continue;
@@ -85,12 +85,8 @@ export function scanLineages(configDir: string, store: StateStore, vhostRefs: re
   const gone = [...known.keys()].filter((l) => !present.has(l));
   // a read-only state directory (status by a user who cannot write it) still gets the answer, just not the cache
   if (store.readOnly) return rows;
-  if (updates.length) {
-    store.db.transaction(() => {
-      for (const u of updates) store.upsertCertificate(u);
-    }).immediate();
-  }
-  if (gone.length) store.deleteCertificatesExcept(names);
+  if (updates.length) await store.certificates.upsert(updates);
+  if (gone.length) await store.certificates.deleteExcept(names);
   return rows;
 }
 
@@ -127,18 +123,16 @@ function certificateRow(lineage: string, certPath: string, info: RowFields | nul
  * The rows of an issuer's lineages (the values it returned: another issuer than certbot keeps its own layout),
  * recorded in the store as certbot's are.
  */
-export function issuedLineageRows(lineages: readonly Lineage[], store: StateStore, vhostRefs: readonly VhostCertificateRef[] = []): CertificateRow[] {
-  const known = new Map(store.certificates().map((c) => [c.lineage, c]));
+export async function issuedLineageRows(lineages: readonly Lineage[], store: Store, vhostRefs: readonly VhostCertificateRef[] = []): Promise<CertificateRow[]> {
+  const known = new Map((await store.certificates.list()).map((c) => [c.lineage, c]));
   const rows = [...lineages].sort((a, b) => a.id.localeCompare(b.id)).map((l) => {
     const vhosts = [...new Set(vhostRefs.filter((r) => r.lineage === l.id).map((r) => r.file))].sort();
     const fields = { names: l.names, notBefore: l.notBefore.getTime(), notAfter: l.notAfter.getTime(), serial: l.serial, issuer: null, key: fileKey(l.certPath) };
     return certificateRow(l.id, l.certPath, fields, known.get(l.id), vhosts);
   });
   if (store.readOnly) return rows;
-  store.db.transaction(() => {
-    for (const r of rows) store.upsertCertificate(r);
-  }).immediate();
-  store.deleteCertificatesExcept(rows.map((r) => r.lineage));
+  if (rows.length) await store.certificates.upsert(rows);
+  await store.certificates.deleteExcept(rows.map((r) => r.lineage));
   return rows;
 }
 

@@ -12,7 +12,7 @@
  * by their own clocks.
  */
 import { normalizeSerial } from '../certbot/der.js';
-import type { CertificateRow } from '../state/store.js';
+import type { CertificateRow } from '../store/store.js';
 import type { VhostCertificateRef } from './scan.js';
 
 export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';

@@ -6,7 +6,7 @@
  * that lineage. The tap keeps its name `issue-certbot` whatever the issuer: plugins order their taps by it.
  */
 import path from 'node:path';
-import { withLock } from '../lock.js';
+import { withLocked } from '../store/locker.js';
 import { AutoSslError } from '../errors.js';
 import type { Lineage as LineageFiles } from '../certbot/lineage.js';
 import { lineageFiles, type Lineage } from '../issuer/issuer.js';
@@ -59,8 +59,8 @@ export const issueCertbotPlugin: Plugin = {
         return { name: ctx.plan.certName, cert: planned.certPath, chain: planned.chainPath, fullchain: planned.fullchainPath, privkey: planned.keyPath, renewalConf: '' };
       }
       // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
-      const lockFile = path.join(config.stateDir, 'locks', `order-${ctx.plan.certName}.lock`);
-      return withLock(lockFile, { timeoutMs: config.certbot.timeoutMs * 3, what: `The order of ${ctx.plan.certName}` }, async () => {
+      // (the store's lock: a store several nodes share makes it one order across them)
+      return withLocked(ctx.services.state().locker, `order-${ctx.plan.certName}`, config.certbot.timeoutMs * 3, `The order of ${ctx.plan.certName}`, async () => {
         const existing = await issuer.find(ctx.plan.certName);
         // a revoked certificate the issuer would keep (not due): ordered anew, as with --force
         const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));

@@ -99,12 +99,12 @@ async function caaCheck(ctx: DomainContext): Promise<void> {
   }));
 }
 
-function budgetCheck(ctx: DomainContext): void {
+async function budgetCheck(ctx: DomainContext): Promise<void> {
   const { maxFailedValidations: max, failedValidationWindowMinutes: minutes } = ctx.services.config.preflight;
   const windowMs = minutes * 60_000;
   const now = Date.now();
   for (const name of ctx.plan.names) {
-    const failures = ctx.services.state({ readOnly: ctx.dryRun }).validationFailures(name, now - windowMs);
+    const failures = await ctx.services.state({ readOnly: ctx.dryRun }).attempts.validationFailures(name, now - windowMs);
     if (failures.length >= max) {
       const next = new Date(failures[failures.length - max]!.at + windowMs);
       add(ctx, { check: 'budget', name, severity: 'error', code: 'VALIDATION_BUDGET_EXHAUSTED', message: `${name} failed validation ${failures.length} times in the last ${minutes} minutes (last: ${failures[failures.length - 1]!.detail}); next try allowed at ${next.toISOString()}.` });
@@ -240,7 +240,7 @@ export const preflightPlugin: Plugin = {
       await ctx.services.nginx.version(); // NGINX_NOT_FOUND naming the binary
     });
     hooks.preflight.tapPromise({ name: 'preflight-budget', stage: STAGE.BUILTIN }, async (ctx) => {
-      if (!ctx.skipChecks.has('budget') && !(await noOrder(ctx))) budgetCheck(ctx);
+      if (!ctx.skipChecks.has('budget') && !(await noOrder(ctx))) await budgetCheck(ctx);
     });
     // The self-check runs once the challenge is set up (the vhost serves the webroot), right before certbot.
     hooks.beforeIssue.tapPromise({ name: 'preflight-port80', stage: STAGE.LAST }, async (ctx) => {

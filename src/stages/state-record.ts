@@ -18,7 +18,7 @@ export const stateRecordPlugin: Plugin = {
     hooks.finally.tapPromise({ name: PLUGIN_NAME, stage: STAGE.FIRST }, async (ctx, outcome) => {
       if (ctx.dryRun || ctx.mode === 'dns-hook') return;
       try {
-        record(ctx, outcome);
+        await record(ctx, outcome);
       } catch (error) {
         // bookkeeping must not turn a served certificate into a failure (nor a failure into another one): another
         // process holding the database past the wait, a full disk... the run's outcome stands, and says so
@@ -29,14 +29,14 @@ export const stateRecordPlugin: Plugin = {
 };
 
 /** The attempt, and each failed validation of it (the pre-flight budget counts them). */
-function record(ctx: DomainContext, outcome: Outcome): void {
+async function record(ctx: DomainContext, outcome: Outcome): Promise<void> {
   const state = ctx.services.state();
   if (state.readOnly) return;
-  state.recordAttempt({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
+  await state.attempts.record({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
   if (outcome.error?.code !== 'CERTBOT_FAILED') return;
   // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
   const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));
   const named = problems.filter((p) => p.domain && ctx.plan.names.includes(p.domain));
-  if (named.length) for (const p of named) state.recordValidationFailure(p.domain!, `${p.type ?? 'error'}: ${p.detail}`);
-  else if (problems.length) for (const n of ctx.plan.names) state.recordValidationFailure(n, problems.map((p) => p.detail).join('; '));
+  if (named.length) for (const p of named) await state.attempts.recordValidationFailure(p.domain!, `${p.type ?? 'error'}: ${p.detail}`);
+  else if (problems.length) for (const n of ctx.plan.names) await state.attempts.recordValidationFailure(n, problems.map((p) => p.detail).join('; '));
 }

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { rfc3339, sign } from '../../src/agent/auth.js';
 import { startAgent, type RunningAgent } from '../../src/agent/server.js';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 import { writeLineage } from '../helpers/certs.js';
 
@@ -103,11 +103,11 @@ describe('review findings', () => {
   it('after a kill, a requeued domain that is served with a valid certificate still reads exists: true', async () => {
     const e = await env(TLS_AB, { batchWindowMs: 60_000 });
     await writeLineage(e.le, 'a.test', 90, 60);
-    const store = new StateStore(path.join(e.dir, 'state'));
-    store.createJob({ id: 'killed-1', kind: 'issue', source: 'agent', domains: ['a.test'] });
-    store.updateJobDomain('killed-1', 'a.test', { state: 'failed', code: 'INTERRUPTED', message: 'killed', finished: true });
-    store.finishJob('killed-1', 'failed');
-    store.close();
+    const store = new SqliteStore(path.join(e.dir, 'state'));
+    await store.jobs.create({ id: 'killed-1', kind: 'issue', source: 'agent', domains: ['a.test'] });
+    await store.jobs.updateDomain('killed-1', 'a.test', { state: 'failed', code: 'INTERRUPTED', message: 'killed', finished: true });
+    await store.jobs.finish('killed-1', 'failed');
+    await store.close();
     await e.start();
     await new Promise((r) => setTimeout(r, 300)); // requeueInterrupted runs after listen
     const s = await post('/ssl/status', { domain: 'a.test' });

@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { call, signedHeaders, type AgentResponse } from '../../src/agent/client.js';
 import { rfc3339, sign } from '../../src/agent/auth.js';
 import { dnsPluginSource } from '../helpers/dns-plugin.js';
@@ -94,22 +94,22 @@ function nginxWorkers(): number[] {
   }).map(Number).sort((a, b) => a - b);
 }
 
-function world(): Record<string, unknown> {
-  const store = new StateStore(path.join(rig.info.dir, 'state'), { readOnly: true });
+async function world(): Promise<Record<string, unknown>> {
+  const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
   try {
     const files = fs.readdirSync(rig.info.sitesDir).sort().map((f) => [f, crypto.createHash('sha256').update(fs.readFileSync(path.join(rig.info.sitesDir, f))).digest('hex')]);
     const liveDir = path.join(rig.certbotDirs().configDir, 'live');
     return {
-      jobs: store.jobs(500).map((j) => `${j.id}:${j.state}:${j.domains.length}`),
-      attempts: store.attempts().length,
-      sites: store.sites().length,
+      jobs: (await store.jobs.list(500)).map((j) => `${j.id}:${j.state}:${j.domains.length}`),
+      attempts: (await store.attempts.list()).length,
+      sites: (await store.sites.list()).length,
       orders: fs.readFileSync(rig.info.pebbleLog, 'utf8').split('POST /order-plz').length,
       files: Object.fromEntries(files),
       live: fs.existsSync(liveDir) ? fs.readdirSync(liveDir).sort() : [],
       custom: fs.existsSync(path.join(rig.info.dir, 'state', 'custom')) ? fs.readdirSync(path.join(rig.info.dir, 'state', 'custom'), { recursive: true }).map(String).sort() : [],
     };
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -208,9 +208,9 @@ describe('the agent', () => {
     expect(job.domains.map((d) => d.domain).sort()).toEqual([...P].sort());
     expect(job.domains.every((d) => d.state === 'done')).toBe(true);
     // the document roots came from the template and the panel's user name
-    const store = new StateStore(path.join(rig.info.dir, 'state'), { readOnly: true });
-    expect(store.sites().find((s) => s.domain === 'p1.agent.test')?.site.documentRoot).toBe(`${home}/alice/p1.agent.test`);
-    store.close();
+    const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
+    expect((await store.sites.list()).find((s) => s.domain === 'p1.agent.test')?.site.documentRoot).toBe(`${home}/alice/p1.agent.test`);
+    await store.close();
   });
 
   it('signature matrix: every bad signature is refused with 401 and runs nothing', async () => {
@@ -240,29 +240,29 @@ describe('the agent', () => {
       ['the empty token configured', () => post('/ssl/issue-async', body, { token: '' })],
       ['the short token configured', () => post('/ssl/issue-async', body, { token: 'short' })],
     ];
-    const before = world();
+    const before = await world();
     for (const [name, send] of cases) {
       const res = await send();
       expect(res.status, `${name}: ${res.body}`).toBe(401);
       expect(json(res), name).toMatchObject({ code: 'AGENT_AUTH_FAILED', error: expect.any(String), hint: expect.any(String) });
     }
     await sleep(2500); // past the batch window: a job would have started
-    expect(world()).toEqual(before);
+    expect(await world()).toEqual(before);
 
     // a replay of a good mutating request: the first runs (delete of a name not on HTTPS: nothing to take back), the replay is refused
     const del = php({ domain: 'plain.agent.test', username: 'alice' });
     const h = signedHeaders(TOKEN, 'POST', '/ssl/delete', del);
     const first = await post('/ssl/delete', del, { headers: h });
     expect(first.status, first.body).toBe(200);
-    const afterFirst = world();
+    const afterFirst = await world();
     const replay = await post('/ssl/delete', del, { headers: h });
     expect(replay.status).toBe(401);
     expect(json(replay)).toMatchObject({ code: 'AGENT_REPLAYED' });
-    expect(world()).toEqual(afterFirst);
+    expect(await world()).toEqual(afterFirst);
   });
 
   it('body matrix: invalid JSON, wrong types, 10 MB, __proto__/constructor keys, hostile domains and user names: 4xx, never 5xx, nothing run', async () => {
-    const before = world();
+    const before = await world();
     const bodies: Array<[string, string, string?]> = [
       ['invalid JSON', '{"domain": "never.agent.test"'],
       ['not an object', '["never.agent.test"]'],
@@ -285,13 +285,13 @@ describe('the agent', () => {
         // deleting a valid name nothing serves (a Unicode one becomes punycode) is a no-op, as the panel expects
         if (route === '/ssl/delete' && res.status === 200) {
           expect(json(res), `${route} ${name}`).toMatchObject({ files: [], deleted: [] });
-          expect(world(), `${route} ${name}`).toEqual(before);
+          expect(await world(), `${route} ${name}`).toEqual(before);
           continue;
         }
         expect(res.status, `${route} ${name}: ${res.body}`).toBeGreaterThanOrEqual(400);
         expect(res.status, `${route} ${name}: ${res.body}`).toBeLessThan(500);
         expect(json(res), `${route} ${name}`).toMatchObject({ error: expect.any(String), code: expect.any(String), hint: expect.any(String) });
-        expect(world(), `${route} ${name}`).toEqual(before);
+        expect(await world(), `${route} ${name}`).toEqual(before);
       }
     }
     // 10 MB: refused before it is read
@@ -300,14 +300,14 @@ describe('the agent', () => {
     expect([413, -1], res.body.slice(0, 200)).toContain(res.status);
     if (res.status === 413) expect(JSON.parse(res.body)).toMatchObject({ code: 'AGENT_BAD_REQUEST' });
     await sleep(2500);
-    expect(world()).toEqual(before);
+    expect(await world()).toEqual(before);
     // the agent still answers
     expect((await post('/ssl/status', { domain: 'p1.agent.test' })).status).toBe(200);
   });
 
   it('a user name of letters whose low bytes are nginx syntax (issue 19), fullwidth or bidi: 400 AGENT_BAD_REQUEST, nothing written, nginx not reloaded', async () => {
     // the name that was written as `root "/home/x";}location /leak{alias /etc/;#...` and served /etc/passwd
-    const before = world();
+    const before = await world();
     const workers = nginxWorkers();
     expect(workers.length).toBeGreaterThan(0);
     for (const username of HOSTILE_USERNAMES) {
@@ -325,7 +325,7 @@ describe('the agent', () => {
       const root = await post('/v1/issue', { sites: [{ domain: 'plain.agent.test', documentRoot }] });
       expect(root.status, root.body).toBe(400);
     }
-    expect(world()).toEqual(before); // no file, job, order or site
+    expect(await world()).toEqual(before); // no file, job, order or site
     expect(nginxWorkers()).toEqual(workers); // a reload starts new workers
     const leak = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: 80, path: '/leak/passwd', headers: { host: 'plain.agent.test' } }, (r) => (r.resume(), resolve(r.statusCode ?? 0))).on('error', () => resolve(0)));
     expect(leak).not.toBe(200);
@@ -376,7 +376,7 @@ describe('the agent', () => {
     const expired = await makeSignedCertificate(['up.agent.test'], new Date(now - 100 * DAY), new Date(now - DAY));
     const wrongNames = await makeSignedCertificate(['elsewhere.agent.test'], new Date(now - DAY), new Date(now + 90 * DAY));
     const vhostBefore = fs.readFileSync(file, 'utf8');
-    const before = world();
+    const before = await world();
     const bad: Array<[string, Record<string, string>, RegExp]> = [
       ['the key of another certificate', { certificate: good.chain, private_key: other.key }, /does not belong/],
       ['an expired certificate', { certificate: expired.chain, private_key: expired.key }, /expired/],
@@ -391,7 +391,7 @@ describe('the agent', () => {
       expect(r.status, `${name}: ${r.body}`).toBe(400);
       expect(json(r), name).toMatchObject({ code: 'UPLOAD_INVALID', error: expect.stringMatching(message) });
     }
-    expect(world()).toEqual(before);
+    expect(await world()).toEqual(before);
     expect(fs.readFileSync(file, 'utf8')).toBe(vhostBefore);
     expect(await servedNow('up.agent.test', good.serial)).toBe(good.serial);
 
@@ -429,18 +429,18 @@ describe('the agent', () => {
     expect(await servedNow('c.wild.agent.test', upload.serial)).toBe(upload.serial);
     expect(json(await post('/ssl/status', { domain: 'a.wild.agent.test' }))).toMatchObject({ exists: true, names: expect.arrayContaining(['*.wild.agent.test']) });
     // the panel then auto-issues a subdomain: it is served by the wildcard already, nothing is ordered
-    const orders = world().orders;
+    const orders = (await world()).orders;
     const sub = await post('/ssl/issue-async', { domain: 'b.wild.agent.test', email: 'a@b.test', username: 'alice' });
     expect(sub.status, sub.body).toBe(200);
     expect(json(sub)).toMatchObject({ status: 'exists' });
-    expect(world().orders).toBe(orders);
+    expect(await world().orders).toBe(orders);
 
     // a domain no DNS provider serves: refused at start, nothing run
-    const before = world();
+    const before = await world();
     const none = await post('/ssl/wildcard/start', { domain: 'nowild.agent.test', email: 'a@b.test', username: 'alice' });
     expect(none.status).toBe(400);
     expect(json(none)).toMatchObject({ code: 'DNS_PROVIDER_MISSING', error: expect.stringContaining('*.nowild.agent.test') });
-    expect(world()).toEqual(before);
+    expect(await world()).toEqual(before);
     // progress of something never started: 200, step error (the panel shows the message)
     const unknown = await get('/ssl/wildcard/progress?domain=nowild.agent.test');
     expect(unknown.status).toBe(200);
@@ -517,9 +517,9 @@ describe('the agent', () => {
     }, 60_000, 50);
     process.kill(-agent!.pid!, 'SIGKILL');
     await exited(agent!);
-    const store = new StateStore(path.join(rig.info.dir, 'state'), { readOnly: true });
-    const killed = store.job(jobId)!;
-    store.close();
+    const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
+    const killed = (await store.jobs.get(jobId))!;
+    await store.close();
     expect(killed.state).toBe('running');
     expect(killed.domains.some((d) => d.state !== 'done')).toBe(true); // it was mid-batch
 
@@ -556,10 +556,10 @@ describe('the agent', () => {
     if (refused) expect([409]).toContain(refused.status);
     expect(await exited(agent!)).toBe(0);
     agent = null;
-    const store = new StateStore(path.join(rig.info.dir, 'state'), { readOnly: true });
-    expect(store.job(jobId)).toMatchObject({ state: 'done' });
-    expect(store.jobs(50).some((j) => j.domains.some((d) => d.domain === 'term2.agent.test'))).toBe(false);
-    store.close();
+    const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
+    expect(await store.jobs.get(jobId)).toMatchObject({ state: 'done' });
+    expect((await store.jobs.list(50)).some((j) => j.domains.some((d) => d.domain === 'term2.agent.test'))).toBe(false);
+    await store.close();
     expect(await servedNow('term1.agent.test', readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial);
   });
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { GOOD_FOR_MS } from '../../src/renewal/revocation.js';
 import { parseJson } from '../helpers/json.js';
 import { servedEventually } from '../helpers/served.js';
@@ -70,19 +70,19 @@ describe('renewal', () => {
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     const report = parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string }> };
     expect(report.results.map((r) => [r.lineage, r.outcome]).sort()).toEqual(DOMAINS.map((d) => [d, 'renewed']));
-    const store = new StateStore(path.join(rig.info.dir, 'state'));
+    const store = new SqliteStore(path.join(rig.info.dir, 'state'));
     try {
       for (const d of DOMAINS) {
         const now = liveSerial(d);
         expect(now).not.toBe(before[d]);
         expect(await servedEventually(d, now)).toBe(now); // no manual reload: the deploy hook did it
-        const deploys = store.attempts(d).filter((a) => a.kind === 'deploy');
+        const deploys = (await store.attempts.list(d)).filter((a) => a.kind === 'deploy');
         expect(deploys.length).toBe(1);
         expect(deploys[0]!.ok).toBe(true);
-        expect(store.certificate(d)!.serial).toBe(now);
+        expect((await store.certificates.get(d))!.serial).toBe(now);
       }
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -148,22 +148,22 @@ describe('renewal', () => {
 
   it('issue --force: certbot\'s hooks inside autossl\'s own certonly do nothing: one install, no "renewed" notification', async () => {
     const d = 'r1.renew.test';
-    const counts = () => {
-      const store = new StateStore(path.join(rig.info.dir, 'state'));
+    const counts = async () => {
+      const store = new SqliteStore(path.join(rig.info.dir, 'state'));
       try {
-        return { deploys: store.attempts(d).filter((a) => a.kind === 'deploy').length, renewals: store.attempts(d).filter((a) => a.kind === 'renew').length, notices: store.outbox().filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length };
+        return { deploys: (await store.attempts.list(d)).filter((a) => a.kind === 'deploy').length, renewals: (await store.attempts.list(d)).filter((a) => a.kind === 'renew').length, notices: (await store.outbox.list()).filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length };
       } finally {
-        store.close();
+        await store.close();
       }
     };
-    const before = counts();
+    const before = await counts();
     const serial = liveSerial(d);
     const run = await cli(['issue', d, '--force', '--json']);
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
     expect(liveSerial(d)).not.toBe(serial);
     expect(await servedEventually(d, liveSerial(d))).toBe(liveSerial(d));
     // certbot 4 and 5 run the pre/post hooks, certbot 5 the deploy hook too, during certonly: each must leave it to the issue
-    expect(counts()).toEqual(before);
+    expect(await counts()).toEqual(before);
 
     // The installed deploy hook, as certbot 5 runs it inside autossl's certonly (this process stands for autossl):
     // it does nothing. With a variable naming a process that is not its ancestor, it deploys as usual.
@@ -172,10 +172,10 @@ describe('renewal', () => {
     const inside = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: String(process.pid) }, reject: false });
     expect(inside.exitCode, inside.stderr).toBe(0);
     expect(inside.stdout).toContain('nothing to do');
-    expect(counts()).toEqual(before);
+    expect(await counts()).toEqual(before);
     const stray = await execa(hook, [], { env: { ...env, AUTOSSL_CERTONLY_PARENT: '1' }, reject: false });
     expect(stray.exitCode, stray.stderr).toBe(0);
-    expect(counts()).toMatchObject({ deploys: before.deploys + 1 });
+    expect(await counts()).toMatchObject({ deploys: before.deploys + 1 });
   });
 
   it('a revoked certificate is "revoked" in status, re-issued by issue, renewed by renew; a failed renewal certbot started is recorded', async () => {
@@ -188,12 +188,12 @@ describe('renewal', () => {
     // GOOD_FOR_MS): aged past it here, as hours passing would
     await revoke('r2.renew.test');
     const revokedSerial = liveSerial('r2.renew.test');
-    const store = new StateStore(path.join(rig.info.dir, 'state'));
+    const store = new SqliteStore(path.join(rig.info.dir, 'state'));
     try {
-      const kept = store.getValue('revocation:r2.renew.test');
-      if (kept) store.setValue('revocation:r2.renew.test', JSON.stringify({ ...(JSON.parse(kept) as object), at: Date.now() - GOOD_FOR_MS - 1 }));
+      const kept = await store.certificates.revocation('r2.renew.test');
+      if (kept) await store.certificates.setRevocation('r2.renew.test', { ...kept, at: Date.now() - GOOD_FOR_MS - 1 });
     } finally {
-      store.close();
+      await store.close();
     }
     const before = await states();
     expect(before['r2.renew.test']).toMatchObject({ state: 'revoked', lastError: { code: 'CERT_REVOKED' } });

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAutoSsl, validateConfig } from '../../src/index.js';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 import { BINARIES } from '../../src/sandbox/rig.js';
 
@@ -12,9 +12,9 @@ describe('the notification outbox in status', () => {
   it('with no notify plugin nothing is reported queued; with one, the undelivered ones are', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name ob.test;\n    root /var/www/ob;\n}\n');
     const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-outbox-'));
-    const store = new StateStore(stateDir);
-    store.enqueueNotification('renewal-failed:ob.test:1', 'renewal-failed', JSON.stringify({ kind: 'renewal-failed' }));
-    store.close();
+    const store = new SqliteStore(stateDir);
+    await store.outbox.enqueue('renewal-failed:ob.test:1', 'renewal-failed', JSON.stringify({ kind: 'renewal-failed' }));
+    await store.close();
     const base = { nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir };
     const plain = await createAutoSsl(validateConfig(base, 'test', t.dir));
     expect((await plain.status()).pendingNotifications).toBe(0);

@@ -11,7 +11,7 @@ import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { checkRevocation, revocationOf } from '../../src/renewal/revocation.js';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
@@ -86,7 +86,7 @@ describe('revocation from the certificate\'s CRL', () => {
     const ca = await makeCa();
     const cert = await lineage('kept-state.test', ca, `${base}/two.crl`);
     await publish('two.crl', ca, []);
-    const store = new StateStore(path.join(dir, 'state'));
+    const store = new SqliteStore(path.join(dir, 'state'));
     try {
       expect(await revocationOf(config, store, cert, cert.serial)).toBe('good');
       // the CA revokes it: the kept "good" answer stands until it is old or a fresh answer is asked for
@@ -100,7 +100,7 @@ describe('revocation from the certificate\'s CRL', () => {
       crls.delete('/three.crl');
       expect(await revocationOf(config, store, moved, cert.serial)).toBe('revoked'); // for good, no CRL asked
     } finally {
-      store.close();
+      await store.close();
     }
   });
 });

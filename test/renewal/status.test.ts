@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { StateStore } from '../../src/state/store.js';
+import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { scanLineages } from '../../src/renewal/scan.js';
 import { classify, statusRows } from '../../src/renewal/status.js';
 import { writeLineage } from '../helpers/certs.js';
@@ -29,12 +29,12 @@ describe('status classification', () => {
   it('classifies generated certificates by their own lifetimes', async () => {
     const dir = tempDir();
     for (const [name, lifetime, left] of CASES) await writeLineage(path.join(dir, 'le'), name, lifetime, left);
-    const store = new StateStore(path.join(dir, 'state'));
-    const rows = statusRows(scanLineages(path.join(dir, 'le'), store), [], Date.now(), 1 / 3);
+    const store = new SqliteStore(path.join(dir, 'state'));
+    const rows = statusRows(await scanLineages(path.join(dir, 'le'), store), [], Date.now(), 1 / 3);
     for (const [name, , , state] of CASES) expect(rows.find((r) => r.lineage === name)?.state, name).toBe(state);
     // most urgent first: expired, then due by days left, then ok
     expect(rows.map((r) => r.lineage).slice(0, 4)).toEqual(['expired.status.test', 'six-day-1-left.status.test', 'five-of-90.status.test', 'twenty-of-90.status.test']);
-    store.close();
+    await store.close();
   });
 
   it('a failed renewal makes a certificate failing until a renewal succeeds', () => {
@@ -55,15 +55,15 @@ describe('status classification', () => {
     const dir = tempDir();
     const le = path.join(dir, 'le');
     await writeLineage(le, 'a.status.test', 90, 50);
-    const store = new StateStore(path.join(dir, 'state'));
-    const first = scanLineages(le, store)[0]!;
+    const store = new SqliteStore(path.join(dir, 'state'));
+    const first = (await scanLineages(le, store))[0]!;
     store.db.prepare('UPDATE certificates SET serial = ? WHERE lineage = ?').run('sentinel', 'a.status.test');
-    expect(scanLineages(le, store)[0]!.serial).toBe('sentinel'); // unchanged file: the row is trusted as is
+    expect((await scanLineages(le, store))[0]!.serial).toBe('sentinel'); // unchanged file: the row is trusted as is
     await writeLineage(le, 'a.status.test', 90, 89); // renewed: new archive file behind the same symlink
-    const renewed = scanLineages(le, store)[0]!;
+    const renewed = (await scanLineages(le, store))[0]!;
     expect(renewed.serial).not.toBe('sentinel');
     expect(renewed.notAfter).toBeGreaterThan(first.notAfter!);
-    store.close();
+    await store.close();
   });
 });
 
@@ -91,12 +91,12 @@ describe('a lineage whose certificate cannot be read', () => {
     const le = path.join(dir, 'le');
     await writeLineage(le, 'broken.status.test', 90, 60);
     fs.writeFileSync(fs.realpathSync(path.join(le, 'live', 'broken.status.test', 'cert.pem')), '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
-    const store = new StateStore(path.join(dir, 'state'));
+    const store = new SqliteStore(path.join(dir, 'state'));
     for (let i = 0; i < 2; i++) {
-      const [row] = statusRows(scanLineages(le, store), [], Date.now(), 1 / 3);
+      const [row] = statusRows(await scanLineages(le, store), [], Date.now(), 1 / 3);
       expect(row!.state).toBe('missing');
       expect(row!.lastError).toMatchObject({ code: 'CERT_UNREADABLE', message: expect.stringContaining('cannot be read as a certificate') });
     }
-    store.close();
+    await store.close();
   });
 });

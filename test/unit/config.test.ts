@@ -23,8 +23,19 @@ describe('config', () => {
     [{ preflight: { resolvers: ['8.8.8.8;x'] } }, 'preflight.resolvers[0]', 'an IP address'],
     [{ renewal: { windowFraction: 2 } }, 'renewal.windowFraction', 'a number between 0 and 1'],
     [{ cerbot: {} }, 'cerbot', 'one of the known keys'],
+    [{ store: 5 }, 'store', '"sqlite", a store module\'s path or package name'],
+    [{ store: '' }, 'store', '"sqlite", a store module\'s path or package name'],
+    [{ store: { module: './s.mjs', pool: 3 } }, 'store.pool', 'one of the known keys'],
+    [{ store: { options: {} } }, 'store.module', 'a store module\'s path or package name'],
   ])('refuses %j naming the key and what was expected', (raw, key, expected) => {
     expect(() => validateConfig(raw, '/etc/autossl/autossl.config.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`) }));
+  });
+
+  it('store: SQLite by default; a module path resolved against the config file, with its options', () => {
+    expect(validateConfig({}, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
+    expect(validateConfig({ store: 'sqlite' }, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
+    expect(validateConfig({ store: './s.mjs' }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: '/srv/x/s.mjs', options: {} });
+    expect(validateConfig({ store: { module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } });
   });
 
   it('resolves paths against the config file and fills defaults', () => {

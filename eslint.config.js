@@ -1,0 +1,121 @@
+// ESLint (flat config): the import rules that keep the seams of issue 22 in place.
+//
+// - no import cycles in the shipped code (import-x/no-cycle);
+// - layer boundaries: nginx is reached only through the Installer, certbot only through the Issuer, the SQLite
+//   store only through the Store. Each boundary is its own rule name (the import-x plugin registered once per
+//   seam), so each has its own list of files it applies to and its own exceptions.
+//
+// The exceptions are today's violators, one line each with the reason; each one is removed when its file goes
+// through the seam. A new file that imports across a seam fails `npm run lint` (test/package/lint-rules.test.ts).
+import tseslint from 'typescript-eslint';
+import { createNodeResolver, importX } from 'eslint-plugin-import-x';
+
+/**
+ * One seam: the folders behind it, the folders allowed to import them, and today's other importers (each with
+ * why it still may). Paths are relative to the repository root.
+ */
+export const SEAMS = [
+  {
+    rule: 'nginx-seam',
+    behind: ['src/nginx'],
+    allowed: ['src/nginx/**', 'src/installer/**'],
+    message: 'nginx is reached through the Installer (src/installer), never src/nginx directly.',
+    exceptions: {
+      'src/certbot/custom.ts': 'the custom certbot command reads the nginx tree (moves behind the Installer)',
+      'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
+      'src/engine.ts': 'the engine composes nginx itself until the Installer lands',
+      'src/index.ts': 'public types (VhostEdit, blocks) re-exported from src/nginx until the Installer exports them',
+      'src/manage.ts': 'manage commands edit vhosts directly until the Installer lands',
+      'src/pipeline/apply.ts': 'the pipeline applies edits directly until the Installer lands',
+      'src/pipeline/as-it-stands.ts': 'reads the served blocks directly until the Installer lands',
+      'src/pipeline/context.ts': 'carries nginx types until the Installer lands',
+      'src/pipeline/hooks.ts': 'hook payload types from src/nginx until the Installer lands',
+      'src/pipeline/pipeline.ts': 'the pipeline drives nginx directly until the Installer lands',
+      'src/preflight/redirect-hosts.ts': 'reads redirects from the nginx tree until the Installer lands',
+      'src/renewal/certificate.ts': 'renewal locates blocks directly until the Installer lands',
+      'src/renewal/loaded.ts': 'renewal reads what nginx loaded until the Installer lands',
+      'src/renewal/renewal.ts': 'renewal reloads nginx directly until the Installer lands',
+      'src/renewal/scan.ts': 'renewal scans vhosts directly until the Installer lands',
+      'src/renewal/served.ts': 'renewal checks what is served directly until the Installer lands',
+      'src/setup/init.ts': 'init reads the nginx tree directly until the Installer lands',
+      'src/stages/challenge-webroot.ts': 'HTTP-01 planning lives in src/nginx until the Installer lands',
+      'src/stages/plan.ts': 'planning locates blocks directly until the Installer lands',
+      'src/stages/preflight.ts': 'preflight reads the nginx tree directly until the Installer lands',
+      'src/stages/verify-tls.ts': 'verification asks nginx directly until the Installer lands',
+      'src/stages/vhost-https.ts': 'the TLS edit is planned in src/nginx until the Installer lands',
+    },
+  },
+  {
+    rule: 'certbot-seam',
+    behind: ['src/certbot'],
+    allowed: ['src/certbot/**', 'src/issuer/**'],
+    message: 'certbot is reached through the Issuer (src/issuer), never src/certbot directly.',
+    exceptions: {
+      'src/agent/server.ts': 'the agent reads lineages directly until the Issuer lands',
+      'src/config/schema.ts': 'config defaults read certbot paths (i22-schema / i22-issuer)',
+      'src/engine.ts': 'the engine composes certbot itself until the Issuer lands',
+      'src/index.ts': 'public types re-exported from src/certbot until the Issuer exports them',
+      'src/manage.ts': 'manage commands read lineages directly until the Issuer lands',
+      'src/nginx/block-cover.ts': 'reads certificate names from a lineage until the Issuer lands',
+      'src/nginx/ensure.ts': 'TLS edits name certbot paths until the lineage value lands (split from edit.ts)',
+      'src/nginx/uninstall.ts': 'uninstall reads certbot lineages until the lineage value lands',
+      'src/pipeline/context.ts': 'carries certbot types until the Issuer lands',
+      'src/pipeline/hooks.ts': 'hook payload types from src/certbot until the Issuer lands',
+      'src/pipeline/pipeline.ts': 'the pipeline runs certbot directly until the Issuer lands',
+      'src/renewal/certificate.ts': 'renewal reads certbot directories until the lineage value lands',
+      'src/renewal/loaded.ts': 'renewal reads certbot directories until the lineage value lands',
+      'src/renewal/renewal.ts': 'renewal runs certbot directly until the Issuer lands',
+      'src/renewal/revocation.ts': 'revocation runs certbot directly until the Issuer lands',
+      'src/renewal/scan.ts': 'renewal scans certbot lineages until the lineage value lands',
+      'src/renewal/served.ts': 'renewal reads certbot directories until the lineage value lands',
+      'src/renewal/status.ts': 'status reads certbot lineages until the lineage value lands',
+      'src/renewal/uploads.ts': 'uploads write certbot lineages until the Issuer lands',
+      'src/setup/init.ts': 'init configures certbot directly until the Issuer lands',
+      'src/stages/issue-certbot.ts': 'the issue stage runs certbot directly until the Issuer lands',
+      'src/stages/plan.ts': 'planning reads lineages directly until the Issuer lands',
+      'src/stages/state-record.ts': 'records certbot lineages until the lineage value lands',
+      'src/stages/verify-tls.ts': 'verification reads certbot paths until the lineage value lands',
+    },
+  },
+  {
+    rule: 'store-seam',
+    // the SQLite store: src/state today, src/store/sqlite once the Store lands
+    behind: ['src/state', 'src/store/sqlite'],
+    allowed: ['src/state/**', 'src/store/**'],
+    message: 'the SQLite store is reached through the Store interface (src/store), never directly.',
+    exceptions: {
+    },
+  },
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'fixtures/**'] },
+  // typescript-eslint's rules that need no type information (fast: no program is built)
+  ...tseslint.configs.recommended.map((config) => ({ ...config, files: ['**/*.ts'] })),
+  {
+    files: ['**/*.ts'],
+    // the sources carry `eslint-disable no-control-regex` for the rule set of @eslint/js, which is not enabled here
+    linterOptions: { reportUnusedDisableDirectives: 'off' },
+    languageOptions: { parser: tseslint.parser, ecmaVersion: 2022, sourceType: 'module' },
+    plugins: { 'import-x': importX },
+    settings: {
+      // the files no-cycle follows, and the parser it reads them with
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      // imports name the compiled .js; the source is the .ts beside it
+      'import-x/resolver-next': [createNodeResolver({ extensions: ['.ts', '.js', '.json'], extensionAlias: { '.js': ['.ts', '.js'] } })],
+    },
+  },
+  {
+    files: ['src/**/*.ts', 'plugins/**/*.ts'],
+    rules: { 'import-x/no-cycle': ['error', { ignoreExternal: true }] },
+  },
+  ...SEAMS.map((seam) => ({
+    files: ['src/**/*.ts'],
+    ignores: [...seam.allowed, ...Object.keys(seam.exceptions)],
+    plugins: { [seam.rule]: importX },
+    rules: {
+      [`${seam.rule}/no-restricted-paths`]: ['error', { zones: seam.behind.map((from) => ({ target: './src', from: `./${from}`, message: seam.message })) }],
+    },
+  })),
+);

@@ -1,0 +1,36 @@
+/**
+ * Which Store a config uses: the built-in SQLite one, or a module named by `store` (a path beside the config or a
+ * package name, found as plugins are) whose default export (or `createStore`) is a StoreFactory. The module is
+ * imported once per engine; the factory opens a store each time one is needed (a writable one, a read-only one).
+ */
+import type { AutoSslConfig } from '../config/schema.js';
+import { AutoSslError, quote } from '../errors.js';
+import { locate } from '../pipeline/plugin.js';
+import { SqliteStore } from './sqlite/index.js';
+import type { Store, StoreFactory } from './store.js';
+
+/** Opens a store of this config: read-only for the commands that only read. */
+export type OpenStore = (options?: { readOnly?: boolean }) => Store;
+
+export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<OpenStore> {
+  const sqlite = (readOnly: boolean): Store => new SqliteStore(config.stateDir, { readOnly });
+  const spec = config.store;
+  if (spec === undefined || spec === 'sqlite') return (o) => sqlite(o?.readOnly === true);
+  let factory: unknown;
+  try {
+    const mod = (await import(locate(spec.module, config.configDir))) as Record<string, unknown>;
+    factory = mod.default ?? mod.createStore;
+  } catch (error) {
+    if (error instanceof AutoSslError) throw new AutoSslError('CONFIG_INVALID', `store: ${error.message}`, { hint: error.hint, cause: error, details: { store: spec.module } });
+    throw new AutoSslError('CONFIG_INVALID', `store: cannot load the store module ${quote(spec.module)}: ${((error as Error).message ?? String(error)).split('\n')[0]}`, { cause: error, details: { store: spec.module } });
+  }
+  if (typeof factory !== 'function') throw new AutoSslError('CONFIG_INVALID', `store: the module ${quote(spec.module)} does not export a store factory (a default function taking { config, options, readOnly, sqlite } and returning a Store).`, { details: { store: spec.module } });
+  return (o) => {
+    const readOnly = o?.readOnly === true;
+    const store = (factory as StoreFactory)({ config, options: spec.options, readOnly, sqlite: () => sqlite(readOnly) });
+    if (!store || typeof store !== 'object' || !store.jobs || !store.certificates || !store.locker) {
+      throw new AutoSslError('CONFIG_INVALID', `store: the factory of ${quote(spec.module)} returned no Store (jobs, attempts, certificates, ... and a locker).`, { details: { store: spec.module } });
+    }
+    return store;
+  };
+}

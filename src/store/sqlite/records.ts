@@ -1,0 +1,78 @@
+/** The small records: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress. */
+import type { DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
+import type { Sql } from './sql.js';
+
+export class SqliteSites implements SiteStore {
+  constructor(private readonly sql: Sql) {}
+
+  /** Sites a panel described (not in the config file): kept so renewals, DNS hooks and recovery know them. */
+  async list(): Promise<SiteRow[]> {
+    const rows = this.sql.st('SELECT domain, site, source FROM sites ORDER BY domain').all() as Array<{ domain: string; site: string; source: string }>;
+    return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
+  }
+
+  async upsert(domain: string, site: Record<string, unknown>, source: string): Promise<void> {
+    this.sql.st('INSERT INTO sites (domain, site, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at').run(domain, JSON.stringify(site), source, Date.now());
+  }
+
+  async delete(domain: string): Promise<void> {
+    this.sql.st('DELETE FROM sites WHERE domain = ?').run(domain);
+  }
+}
+
+export class SqliteReplays implements ReplayStore {
+  constructor(private readonly sql: Sql) {}
+
+  /** Shared by every agent process on this state directory, and kept across restarts. */
+  async remember(signature: string, expiresAt: number, now = Date.now()): Promise<boolean> {
+    return this.sql.tx(() => {
+      this.sql.st('DELETE FROM replays WHERE expires_at < ?').run(now);
+      return this.sql.st('INSERT OR IGNORE INTO replays (signature, expires_at) VALUES (?, ?)').run(signature, expiresAt).changes === 1;
+    });
+  }
+}
+
+export class SqliteRateLimits implements RateLimitStore {
+  constructor(private readonly sql: Sql) {}
+
+  async get(server: string): Promise<RateLimitRecord | null> {
+    const r = this.sql.st('SELECT until_at, message FROM rate_limits WHERE server = ?').get(server) as { until_at: number; message: string } | undefined;
+    return r ? { until: r.until_at, message: r.message } : null;
+  }
+
+  async set(server: string, record: RateLimitRecord): Promise<void> {
+    this.sql.st('INSERT INTO rate_limits (server, until_at, message) VALUES (?, ?, ?) ON CONFLICT(server) DO UPDATE SET until_at = excluded.until_at, message = excluded.message').run(server, record.until, record.message);
+  }
+}
+
+export class SqliteRenewRuns implements RenewRunStore {
+  constructor(private readonly sql: Sql) {}
+
+  async put(runId: string, lineages: readonly RenewRunLineage[]): Promise<void> {
+    const st = this.sql.st('INSERT OR REPLACE INTO renew_run_lineages (run_id, lineage, due, serial) VALUES (?, ?, ?, ?)');
+    this.sql.tx(() => {
+      this.sql.st('DELETE FROM renew_run_lineages WHERE run_id = ?').run(runId);
+      for (const l of lineages) st.run(runId, l.name, l.due === undefined ? null : l.due ? 1 : 0, l.serial);
+    });
+  }
+
+  async take(runId: string): Promise<RenewRunLineage[]> {
+    return this.sql.tx(() => {
+      const rows = this.sql.st('SELECT lineage, due, serial FROM renew_run_lineages WHERE run_id = ? ORDER BY rowid').all(runId) as Array<{ lineage: string; due: number | null; serial: string | null }>;
+      this.sql.st('DELETE FROM renew_run_lineages WHERE run_id = ?').run(runId);
+      return rows.map((r) => ({ name: r.lineage, ...(r.due === null ? {} : { due: r.due === 1 }), serial: r.serial }));
+    });
+  }
+}
+
+export class SqliteDnsProgress implements DnsProgressStore {
+  constructor(private readonly sql: Sql) {}
+
+  async get(domain: string): Promise<DnsProgressRecord | null> {
+    return (this.sql.st('SELECT phase, message, at FROM dns_progress WHERE domain = ?').get(domain) as DnsProgressRecord | undefined) ?? null;
+  }
+
+  async set(domain: string, record: DnsProgressRecord): Promise<void> {
+    this.sql.st('INSERT INTO dns_progress (domain, phase, message, at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at').run(domain, record.phase, record.message, record.at);
+  }
+}
