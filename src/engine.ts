@@ -34,7 +34,6 @@ import { storeOpener } from './store/open.js';
 import type { JobDomainState, JobRow, Store } from './store/store.js';
 import { removeStaleLocks, type HeldLock } from './lock.js';
 import { lockBlocks } from './nginx/block-lock.js';
-import { readCertificateQuick, readLineage } from './certbot/lineage.js';
 import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
 import { certbotIssuer, certbotSettings } from './issuer/certbot.js';
@@ -161,15 +160,6 @@ export interface AutoSsl {
   /** Records a job before its domains run (the agent: requests joining a batch), so a kill leaves each accounted for. */
   recordJob(id: string, domains: readonly string[], source?: string): Promise<void>;
   close(): Promise<void>;
-}
-
-function lineageDue(certFile: string, fraction = 1 / 3): boolean {
-  try {
-    const info = readCertificateQuick(certFile);
-    return Date.now() >= renewalWindowStart(info.notBefore.getTime(), info.notAfter.getTime(), fraction);
-  } catch {
-    return true;
-  }
 }
 
 async function safeRows<T>(read: () => Promise<T[]>): Promise<T[]> {
@@ -494,12 +484,13 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     for (const job of await store.jobs.orphaned()) {
       await store.jobs.finish(job.id, 'interrupted');
       const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
-      const installable = open.filter((d) => {
+      const installable: typeof open = [];
+      for (const d of open) {
         const site = siteFor(config, d.domain);
-        const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
+        const lineage = await issuer.find(site.certName ?? site.domain.replace(/^\*\./, '')).catch(() => null);
         // installed as it is, never ordered again here: a lineage already due is left to a new run
-        return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
-      });
+        if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction)) installable.push(d);
+      }
       for (const d of open.filter((x) => !installable.includes(x))) {
         await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
       }

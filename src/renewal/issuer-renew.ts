@@ -58,11 +58,11 @@ export async function renewThroughIssuer(core: EngineCore, options: { certName?:
     outcomes.push({ lineage: l.id, names: l.names, outcome: result.ok ? 'renewed' : 'failed', problems: [], message: result.error?.message });
     const kind = result.ok ? 'renewed' : 'deploy-failed';
     const row = { lineage: l.id, names: l.names, notAfter: l.notAfter.toISOString(), daysLeft: Math.floor((l.notAfter.getTime() - Date.now()) / 86_400_000) };
-    enqueue(store, notification(core, kind, `${kind}:${l.id}:${l.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
+    await enqueue(store, notification(core, kind, `${kind}:${l.id}:${l.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
   }
   outcomes.sort((a, b) => a.lineage.localeCompare(b.lineage));
-  recordRenewals(core, store, outcomes);
-  enqueueDue(core, store);
+  await recordRenewals(core, store, outcomes);
+  await enqueueDue(core, store);
   const notifications = await deliverOutbox(core);
   return { results: outcomes, notifications, hookErrors };
 }
