@@ -78,7 +78,11 @@ export const issueCertbotPlugin: Plugin = {
           force: ctx.force || replace,
           replaces: existing?.ariCertId,
           log: (message) => ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `${issuer.name}: ${message}` }),
-        }, ctx.signal);
+        }, ctx.signal).catch((error: unknown) => {
+          // an issuer module's own error is named after it, with the stable code a caller can test
+          if (error instanceof AutoSslError) throw error;
+          throw new AutoSslError('ISSUER_FAILED', `The issuer ${issuer.name} could not obtain a certificate for ${ctx.plan.names.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { issuer: issuer.name } });
+        });
         // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
         ctx.needsReload = true;
         return lineageFiles(lineage);
