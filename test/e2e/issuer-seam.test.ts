@@ -12,10 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
 import { createAutoSsl, type AutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
+import { readLineageFiles } from '../../src/issuer/issuer.js';
 import { servedEventually } from '../helpers/served.js';
 
 const ISSUER = path.resolve(import.meta.dirname, '../helpers/local-ca-issuer.mjs');
 const DOMAIN = 'seam.issuer.test';
+const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
 let rig: AcmeRig;
 let engine: AutoSsl;
@@ -49,6 +51,7 @@ beforeAll(async () => {
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.json');
   fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
+    // relative to the config file, as a user writes it
     issuer: { module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`, options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key } },
     sites: [{ domain: DOMAIN }],
   }), null, 2));
@@ -70,7 +73,7 @@ describe('an issuer named in the config (a local CA, no certbot)', () => {
     expect(r!.lineage!.fullchain).toBe(path.join(issuerDir, DOMAIN, 'fullchain.pem'));
     // certbot never ran: its directories hold no lineage
     expect(fs.existsSync(path.join(rig.certbotDirs().configDir, 'live'))).toBe(false);
-    const lineage = (await engine.hooks && (await import('../../src/issuer/issuer.js')).readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: r!.lineage!.fullchain, keyPath: r!.lineage!.privkey }));
+    const lineage = readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: r!.lineage!.fullchain, keyPath: r!.lineage!.privkey });
     firstSerial = lineage.serial;
     expect(lineage.names).toEqual([DOMAIN]);
     expect(lineage.ariCertId).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
@@ -86,12 +89,17 @@ describe('an issuer named in the config (a local CA, no certbot)', () => {
     expect(row).toMatchObject({ state: 'ok', names: [DOMAIN], serial: firstSerial });
     expect(report.certificates.filter((c) => c.state !== 'ok')).toEqual([]);
     expect(report.attention).toBe(false);
+    // the CLI (dist) loads the same issuer module from the config file: exit 0, the lineage ok
+    const cli = await execa('node', [CLI, 'status', '--json', '--config', configFile], { reject: false });
+    expect(cli.exitCode, cli.stderr).toBe(0);
+    const printed = JSON.parse(cli.stdout) as { certificates: Array<{ lineage: string; state: string; serial: string }> };
+    expect(printed.certificates.find((c) => c.lineage === DOMAIN)).toMatchObject({ state: 'ok', serial: firstSerial });
   });
 
   it('engine.renew renews through the issuer and nginx serves the new serial', async () => {
     const report = await engine.renew({ force: true });
     expect(report.results).toEqual([expect.objectContaining({ lineage: DOMAIN, outcome: 'renewed' })]);
-    const renewed = (await import('../../src/issuer/issuer.js')).readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: path.join(issuerDir, DOMAIN, 'fullchain.pem'), keyPath: path.join(issuerDir, DOMAIN, 'privkey.pem') });
+    const renewed = readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: path.join(issuerDir, DOMAIN, 'fullchain.pem'), keyPath: path.join(issuerDir, DOMAIN, 'privkey.pem') });
     expect(renewed.serial).not.toBe(firstSerial);
     expect(await servedEventually(DOMAIN, renewed.serial)).toBe(renewed.serial);
     expect((await get(DOMAIN)).authorized).toBe(true);
