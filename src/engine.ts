@@ -38,7 +38,7 @@ import { renewalWindowStart } from './renewal/status.js';
 import { recoverPrivateOrders } from './certbot/orders.js';
 import { certbotIssuer, certbotSettings } from './issuer/certbot.js';
 import { loadIssuer, readLineageFiles } from './issuer/issuer.js';
-import { Semaphore } from './certbot/orders.js';
+import { mapBounded, Semaphore } from './bounded.js';
 import { UndoService, type UndoRunReport } from './undo.js';
 import { applyEdits } from './pipeline/apply.js';
 import { BatchGate } from './pipeline/batch.js';
@@ -180,20 +180,6 @@ function panelSite(config: AutoSslConfig, raw: unknown, throwOnError = false): S
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` at once, keeping order. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return out;
-}
-
 /** Internal: what the renewal functions and the engine methods share. */
 export interface EngineCore {
   readonly config: AutoSslConfig;
@@ -212,6 +198,11 @@ export interface CreateOptions {
   /** Plugins given as objects (besides those named in the config), applied after them. */
   plugins?: readonly Plugin[];
   onEvent?: (event: StageEvent) => void;
+  /**
+   * This process recovered already (the agent's batch thread: the agent's own engine did at its start): no
+   * recovery before the first run, which would only repeat that work.
+   */
+  recovered?: boolean;
 }
 
 export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
@@ -342,7 +333,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   }
 
   let statusTree: { tree: NginxTree; at: number } | null = null;
-  let recovered = false;
+  let recovered = opts.recovered === true;
   async function recoverFirst(): Promise<void> {
     if (recovered) return;
     recovered = true;
@@ -412,10 +403,10 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   async function issueOne(input: unknown, options: IssueOptions & { batch?: BatchGate; job?: string }): Promise<DomainResult> {
     const mode: RunMode = options.dryRun ? 'dry-run' : 'issue';
     let result: DomainResult;
+    const track = options.job ? jobTracker(options.job, String(input)) : undefined;
     try {
       const domain = domainOf(input);
-      const track = options.job ? jobTracker(options.job, String(input)) : undefined;
-      const onEvent = (e: StageEvent): void => (track?.(e), options.onEvent?.(e));
+      const onEvent = (e: StageEvent): void => (track?.onEvent(e), options.onEvent?.(e));
       const { ctx, abort } = context(domain, mode, { ...options, onEvent });
       result = await run(ctx, abort);
       if (verifyUnreachable(result)) {
@@ -430,7 +421,10 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     } catch (error) {
       result = failedResult(input, mode, error); // never a domain unaccounted for
     }
-    if (options.job) await finishJobDomain(options.job, String(input), result);
+    if (options.job) {
+      await track?.settled();
+      await finishJobDomain(options.job, String(input), result);
+    }
     try {
       options.onResult?.(result);
     } catch {
@@ -442,20 +436,24 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   /** The job-state a stage belongs to. */
   const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
 
-  /** Follows a domain's stages into its job row (state changes only: a few writes per domain). */
-  function jobTracker(job: string, domain: string): (e: StageEvent) => void {
+  /**
+   * Follows a domain's stages into its job row (state changes only: a few writes per domain). A stage event is no
+   * place to wait: each write is chained after the one before (a store over a network could reorder writes sent at
+   * once), and the domain's last write waits for `settled`.
+   */
+  function jobTracker(job: string, domain: string): { onEvent: (e: StageEvent) => void; settled: () => Promise<void> } {
     let last: JobDomainState | undefined;
-    return (e) => {
-      if (e.plugin || e.status !== 'start') return;
-      const next = JOB_STATE[e.stage];
-      if (!next || next === last) return;
-      last = next;
-      try {
-        // not awaited (a stage event is no place to wait); the store runs its writes in order
-        void state().jobs.updateDomain(job, domain, { state: next }).catch(() => undefined);
-      } catch {
+    let chain = Promise.resolve();
+    return {
+      onEvent(e) {
+        if (e.plugin || e.status !== 'start') return;
+        const next = JOB_STATE[e.stage];
+        if (!next || next === last) return;
+        last = next;
         // the job record is a report: a busy database must not fail the domain
-      }
+        chain = chain.then(() => state().jobs.updateDomain(job, domain, { state: next })).catch(() => undefined);
+      },
+      settled: () => chain,
     };
   }
 
@@ -481,27 +479,38 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
    */
   async function recoverJobs(): Promise<void> {
     const store = state();
-    for (const job of await store.jobs.orphaned()) {
-      await store.jobs.finish(job.id, 'interrupted');
-      const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
-      const installable: typeof open = [];
-      for (const d of open) {
-        const site = siteFor(config, d.domain);
-        const lineage = await issuer.find(site.certName ?? site.domain.replace(/^\*\./, '')).catch(() => null);
-        // installed as it is, never ordered again here: a lineage already due is left to a new run
-        if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction)) installable.push(d);
+    for (const orphan of await store.jobs.orphaned()) {
+      // one process recovers a job: two starting at once would both install its certificates
+      const held = await store.locker.lock(`job-${orphan.id}`, config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, `The recovery of job ${orphan.id}`);
+      try {
+        const job = await store.jobs.get(orphan.id);
+        if (job?.state === 'running') await recoverJob(store, job);
+      } finally {
+        await held.release();
       }
-      for (const d of open.filter((x) => !installable.includes(x))) {
-        await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
-      }
-      if (installable.length) {
-        emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
-        const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
-        await Promise.all(installable.map((d) => issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
-      }
-      const after = await store.jobs.get(job.id);
-      await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
     }
+  }
+
+  async function recoverJob(store: Store, job: JobRow): Promise<void> {
+    await store.jobs.finish(job.id, 'interrupted');
+    const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
+    const installable: typeof open = [];
+    for (const d of open) {
+      const site = siteFor(config, d.domain);
+      const lineage = await issuer.find(site.certName ?? site.domain.replace(/^\*\./, '')).catch(() => null);
+      // installed as it is, never ordered again here: a lineage already due is left to a new run
+      if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction)) installable.push(d);
+    }
+    for (const d of open.filter((x) => !installable.includes(x))) {
+      await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+    }
+    if (installable.length) {
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
+      const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      await Promise.all(installable.map((d) => issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
+    }
+    const after = await store.jobs.get(job.id);
+    await store.jobs.finish(job.id, after && after.domains.every((d) => d.state === 'done') ? 'done' : 'failed');
   }
 
   async function checkOne(domain: string, options: IssueOptions): Promise<CheckResult> {

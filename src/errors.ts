@@ -5,7 +5,7 @@
  */
 export const ERROR_CODES = {
   CONFIG_NOT_FOUND: 'Create autossl.config.json (see README "Configuration") or pass --config FILE.',
-  CONFIG_INVALID: 'Fix the named key in the config file; the README lists every key and its type.',
+  CONFIG_INVALID: 'Fix the named key in the config file; docs/configuration.md lists every key, its type and default.',
   DOMAIN_INVALID: 'Use a plain DNS name such as example.com: letters, digits and hyphens, dot-separated.',
   VHOST_NOT_FOUND: 'Add the domain to a server_name of a server block nginx loads (port 80), then run again.',
   VHOST_AMBIGUOUS: 'Give the site a "vhost" file in the config (the file holding the block to edit), or remove the duplicate server_name.',

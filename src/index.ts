@@ -15,7 +15,7 @@ export type { Upload } from './certbot/custom.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';
-export type { AutoSslConfig, PluginSpec, SiteConfig } from './config/schema.js';
+export type { AutoSslConfig, PluginSpec, SiteConfig, StoreSpec } from './config/schema.js';
 
 export { definePlugin, isPlugin } from './pipeline/plugin.js';
 export type { Plugin, PluginApi, PluginDefinition, PluginFactory } from './pipeline/plugin.js';
@@ -45,6 +45,8 @@ export type { IdentityRule, VhostEdit } from './nginx/edit.js';
 export type { DirectiveView, ServerView } from './nginx/view.js';
 export type { DeliveryReport, DeployResult, RenewOutcome, RenewReport, StatusReport } from './renewal/renewal.js';
 export type { CertState, StatusRow } from './renewal/status.js';
+export type { Store, StoreContext, StoreFactory } from './store/store.js';
+export type { HeldLock, Locker } from './store/locker.js';
 
 export { AutoSslError, ERROR_CODES, errorKind, isAutoSslError, toAutoSslError } from './errors.js';
 export type { ErrorCode, ErrorKind } from './errors.js';

@@ -15,7 +15,7 @@ import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
-import type { Semaphore } from '../certbot/orders.js';
+import type { Semaphore } from '../bounded.js';
 import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
 
@@ -169,7 +169,7 @@ export interface Services {
   /** The config tree as nginx loads it now, or as the dry run's overlay would leave it. */
   loadTree(overlay?: ReadonlyMap<string, string>): NginxTree;
   /**
-   * The state store (SQLite under stateDir), opened on first use. `readOnly` (dry runs, checks) never creates or
+   * The Store (the config's `store`; SQLite under stateDir by default), opened on first use. `readOnly` (dry runs, checks) never creates or
    * writes anything and works when the state directory is not writable.
    */
   state(options?: { readOnly?: boolean }): Store;

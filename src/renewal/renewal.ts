@@ -20,7 +20,7 @@ import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';
-import { ownerStamp, processStartTime } from '../lock.js';
+import { ownerStamp, parentPid, processStartTime } from '../lock.js';
 import type { DnsRecord, DnsSolver, Notification, RenewEvent } from '../pipeline/context.js';
 import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
@@ -337,21 +337,12 @@ function cmdline(pid: number): string[] {
   }
 }
 
-function parentOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
-
 /**
  * The certbot process that runs this hook: certbot starts hooks through a shell, so it is the nearest ancestor
  * whose command line is certbot's (falling back to the parent).
  */
 function certbotProcess(): { pid: number; args: string[] } {
-  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentOf(pid), hops++) {
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentPid(pid), hops++) {
     const args = cmdline(pid);
     if (args.some((a, i) => i < 3 && /(^|\/)certbot$/.test(a))) return { pid, args };
   }

@@ -95,9 +95,12 @@ describe('the tokens file', () => {
   });
 
   it('never puts a secret into a message', () => {
+    // both assertions must run: a loadTokens that stopped refusing the file would otherwise pass with none
+    expect.assertions(2);
     try {
       loadTokens(write(`${TOKEN}\n`, 0o666));
     } catch (error) {
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
       expect(JSON.stringify({ m: (error as Error).message, h: (error as { hint: string }).hint })).not.toContain(TOKEN);
     }
   });

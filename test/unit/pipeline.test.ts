@@ -34,9 +34,27 @@ describe('pipeline', () => {
 
   it('domains run concurrently, each with its own context', async () => {
     const seen: string[] = [];
-    const spy: Plugin = { name: 'spy', apply: (hooks) => hooks.plan.tapPromise('spy', async (plan, ctx) => { seen.push(`${ctx.domain}:${plan.names.join(',')}`); await new Promise((r) => setTimeout(r, 20)); return plan; }) };
+    // each domain's plan waits until both domains are in plan: a sequential runner never gets the second one in,
+    // so the first gives up after a bound and records that it was alone
+    let bothIn!: () => void;
+    const together = new Promise<void>((resolve) => (bothIn = resolve));
+    const overlapped: boolean[] = [];
+    const spy: Plugin = {
+      name: 'spy',
+      apply: (hooks) =>
+        hooks.plan.tapPromise('spy', async (plan, ctx) => {
+          seen.push(`${ctx.domain}:${plan.names.join(',')}`);
+          if (seen.length === 2) bothIn();
+          let bound: NodeJS.Timeout | undefined;
+          await Promise.race([together, new Promise((r) => (bound = setTimeout(r, 5_000)))]);
+          clearTimeout(bound);
+          overlapped.push(seen.length === 2);
+          return plan;
+        }),
+    };
     const engine = await engineWith([spy]);
     const results = await engine.issue(['pipe.example.test', 'nope.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
+    expect(overlapped).toEqual([true, true]);
     expect(seen.sort()).toEqual(['nope.example.test:nope.example.test', 'pipe.example.test:pipe.example.test']);
     expect(results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([['pipe.example.test', true, undefined], ['nope.example.test', false, 'VHOST_NOT_FOUND']]);
   });
