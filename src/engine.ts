@@ -12,6 +12,7 @@ import type { AutoSslConfig } from './config/schema.js';
 import type { Plugin } from './pipeline/plugin.js';
 import type { Store } from './store/store.js';
 import * as renewal from './renewal/renewal.js';
+import { renewThroughIssuer } from './renewal/issuer-renew.js';
 import { createKernel } from './engine/core.js';
 import { issueService, type IssueService } from './engine/issue-service.js';
 import { previewService } from './engine/preview-service.js';
@@ -58,7 +59,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     async renew(options = {}) {
       renewal.checkCertName(k.config, options.certName); // before recovery or the state database
       await recovery.recoverFirst();
-      return renewal.renew(k, options);
+      // certbot renews its lineages itself (`certbot renew`, its deploy hook installs them); another issuer is driven by autossl
+      return k.config.issuer === 'certbot' ? renewal.renew(k, options) : renewThroughIssuer(k, options);
     },
     // the hooks validate certbot's environment before anything else (recovery included) touches anything
     deploy: (env) => renewal.deploy(k, env),

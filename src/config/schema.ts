@@ -24,7 +24,7 @@ export interface PluginSpec {
 /** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
 export type StoreSpec = 'sqlite' | PluginSpec;
 
-export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store'> & {
+export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store' | 'issuer'> & {
   /** The file the config was read from, if any. */
   filepath?: string;
   /** Discovered on this server with no config file (the CLI's zero-config runs): the hooks it installs run so too. */
@@ -34,6 +34,8 @@ export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store'> & {
   plugins: PluginSpec[];
   /** The Store (and its Locker); "sqlite" when absent. */
   store?: StoreSpec;
+  /** Who obtains certificates: the built-in certbot, or a module (see src/issuer/issuer.ts). */
+  issuer: 'certbot' | PluginSpec;
 };
 
 type Json = Record<string, unknown>;
@@ -184,9 +186,10 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
     }
   }
   checkAgent(config.agent, source);
-  const { store: rawStore, ...rest } = config;
+  const { store: rawStore, issuer: rawIssuer, ...rest } = config;
   const store = storeOf(rawStore, baseDir);
-  return { ...rest, filepath: path.isAbsolute(source) ? source : undefined, configDir: baseDir, plugins, ...(store === 'sqlite' ? {} : { store }), sites };
+  const issuer = rawIssuer === undefined || rawIssuer === 'certbot' ? 'certbot' : { module: path.resolve(baseDir, rawIssuer.module), options: rawIssuer.options ?? {} };
+  return { ...rest, filepath: path.isAbsolute(source) ? source : undefined, configDir: baseDir, plugins, ...(store === 'sqlite' ? {} : { store }), issuer, sites };
 }
 
 /** Every string whose schema has a pathKind, resolved against the config's directory; nginx's paths checked. */
@@ -251,7 +254,7 @@ function resolvePluginPath(spec: string, baseDir: string): string {
 }
 
 /** Every default, as a config with no file gets them. */
-export const DEFAULT_CONFIG: AutoSslConfig = { ...(withDefaults(ConfigSchema, {}) as Omit<RawConfig, 'store'>), configDir: process.cwd(), plugins: [] };
+export const DEFAULT_CONFIG: AutoSslConfig = { ...(withDefaults(ConfigSchema, {}) as Omit<RawConfig, 'store' | 'issuer'>), configDir: process.cwd(), plugins: [], issuer: 'certbot' };
 
 /** certbot's --cert-name as autossl accepts it (config, `renew --cert-name`): letters, digits, ".", "-", "_"; no "..". */
 export function isCertName(name: string): boolean {

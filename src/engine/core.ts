@@ -19,6 +19,8 @@ import type { HeldLock } from '../store/locker.js';
 import { createNginxInstaller } from '../installer/nginx-installer.js';
 import type { Installer } from '../installer/installer.js';
 import { Semaphore } from '../bounded.js';
+import { certbotIssuer } from '../issuer/certbot.js';
+import { loadIssuer, readLineageFiles } from '../issuer/issuer.js';
 import { UndoService } from '../undo.js';
 import type { BatchGate } from '../pipeline/batch.js';
 import * as renewal from '../renewal/renewal.js';
@@ -90,7 +92,9 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
     if (site && !config.sites.some((s) => [s.domain, ...s.aliases].some((n) => n === site.domain || site.aliases.includes(n)))) config.sites.push(site);
   }
   const undo = new UndoService(state);
-  const services: Services = { config, hooks, installer, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots: new Semaphore(config.batch.concurrency), preflightSlots: new Semaphore(config.preflight.concurrency) };
+  const certbotSlots = new Semaphore(config.batch.concurrency);
+  const issuer = config.issuer === 'certbot' ? certbotIssuer({ config, state, slots: certbotSlots }) : await loadIssuer(config.issuer, { config, readLineage: readLineageFiles });
+  const services: Services = { config, hooks, installer, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots, issuer, preflightSlots: new Semaphore(config.preflight.concurrency) };
 
   const log = (message: string, ctx?: DomainContext): void => {
     if (ctx) ctx.emit({ stage: 'log', status: 'info', message });

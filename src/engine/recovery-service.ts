@@ -9,25 +9,15 @@ import type { RecoveryReport } from '../installer/installer.js';
 import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
-import { readCertificateQuick, readLineage } from '../certbot/lineage.js';
 import { renewalWindowStart } from '../renewal/status.js';
 import { recoverPrivateOrders } from '../certbot/orders.js';
-import { certbotSettings } from '../stages/issue-certbot.js';
+import { certbotSettings } from '../issuer/certbot.js';
 import { referencedPaths } from '../manage.js';
 import { recoverUploads } from '../certbot/custom.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
 import type { IssueService } from './issue-service.js';
 import type { IssueOptions, RecoverReport } from './types.js';
-
-function lineageDue(certFile: string, fraction = 1 / 3): boolean {
-  try {
-    const info = readCertificateQuick(certFile);
-    return Date.now() >= renewalWindowStart(info.notBefore.getTime(), info.notAfter.getTime(), fraction);
-  } catch {
-    return true;
-  }
-}
 
 export interface RecoveryService {
   /** Recovery before a command that changes things: once per engine. */
@@ -107,12 +97,13 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
   async function recoverJob(store: Store, job: JobRow): Promise<void> {
     await store.jobs.finish(job.id, 'interrupted');
     const open = job.domains.filter((d) => d.state !== 'done' && d.state !== 'failed');
-    const installable = open.filter((d) => {
+    const installable: typeof open = [];
+    for (const d of open) {
       const site = siteFor(config, d.domain);
-      const lineage = readLineage(config.certbot.configDir, site.certName ?? site.domain.replace(/^\*\./, ''));
+      const lineage = await k.services.issuer.find(site.certName ?? site.domain.replace(/^\*\./, '')).catch(() => null);
       // installed as it is, never ordered again here: a lineage already due is left to a new run
-      return lineage !== null && !lineageDue(lineage.cert, config.renewal.windowFraction);
-    });
+      if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction)) installable.push(d);
+    }
     for (const d of open.filter((x) => !installable.includes(x))) {
       await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
     }

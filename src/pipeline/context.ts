@@ -7,6 +7,7 @@
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSslError } from '../errors.js';
 import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
+import type { Issuer } from '../issuer/issuer.js';
 import type { NginxControl } from '../nginx/control.js';
 import type { ConfigEditor } from '../nginx/editor.js';
 import type { EditTransaction } from '../nginx/transaction.js';
@@ -177,6 +178,8 @@ export interface Services {
   undo: UndoService;
   /** At most `batch.concurrency` certbot processes at once in this process. */
   certbotSlots: Semaphore;
+  /** Who obtains and renews certificates (certbot unless the config's `issuer` names a module). */
+  issuer: Issuer;
   /** At most `preflight.concurrency` domains in pre-flight at once. */
   preflightSlots: Semaphore;
 }
