@@ -90,19 +90,59 @@ in_root() {
   unshare --mount --propagation private $unshare_net -- /bin/sh -c '
     set -e
     dir="$1"; net="$2"; shift 2
+    # the root a mount point of its own: in the chroot "/" is then a mount, so unshare --propagation and ip netns
+    # add (mount --make-rslave /) work there as on the machine (the demo and the mount-namespace tests use them)
+    mount --bind "$dir" "$dir"
     mount -t proc proc "$dir/proc"
     mount --rbind /dev "$dir/dev"
     mount -t sysfs sysfs "$dir/sys" 2>/dev/null || mount --rbind /sys "$dir/sys"
     mount -t tmpfs tmpfs "$dir/tmp"
     mount -t tmpfs tmpfs "$dir/run"
     mkdir -p "$dir/run/lock"
+    # the machine'"'"'s npm cache: the package test installs the packed tarball offline (no network in the root)
+    if [ -d /root/.npm/_cacache ]; then mkdir -p "$dir/root/.npm/_cacache"; mount --bind /root/.npm/_cacache "$dir/root/.npm/_cacache"; fi
     if [ "$net" = private ]; then ip link set lo up; fi
     exec chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       LANG=C.UTF-8 CI="${CI:-}" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$@"
   ' sh "$dir" "$net" "$@"
 }
 
+# build_addon: better-sqlite3 is the one dependency bound to a Node ABI (a V8 addon); the rest of node_modules is
+# JavaScript or linux-x64-gnu binaries (rolldown, lightningcss) built for an older glibc than Debian 13's and sid's.
+# The machine's binary serves a root whose Node has the machine's ABI (Debian 13's Node 20.19 = 115, like Node 20);
+# for another (sid's Node 24 = 137) the locked version's package is fetched from the registry and compiled in the
+# root against the root's Node headers (libnode-dev, Debian's node-gyp; no prebuilt download: those come from
+# GitHub, which CI machines may not reach), once per lockfile, cached in the root. It needs no checkout state, so
+# it runs with --build-only, beside the machine's suite.
+build_addon() {
+  if [ "$host_abi" = "$root_abi" ] || [ -f "$addon_cache" ]; then return 0; fi
+  local started version
+  started=$(date +%s)
+  version="$(node -p 'require(process.argv[1]).packages["node_modules/better-sqlite3"].version' "$CHECKOUT/package-lock.json" 2>/dev/null ||
+    grep -A2 '"node_modules/better-sqlite3"' "$CHECKOUT/package-lock.json" | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)"
+  log "compiling better-sqlite3 $version for the root's Node ABI $root_abi (the machine's: $host_abi)"
+  in_root "$ROOT" host sh -c '
+    set -e
+    rm -rf /var/cache/autossl-ci/addon && mkdir -p /var/cache/autossl-ci/addon && cd /var/cache/autossl-ci/addon
+    npm pack --silent "better-sqlite3@$1" >/dev/null && tar -xzf better-sqlite3-*.tgz
+    cd package && node-gyp rebuild --release --nodedir=/usr
+  ' sh "$version" >"$ROOTS/.$SUITE.addon.log" 2>&1 || {
+    tail -30 "$ROOTS/.$SUITE.addon.log" >&2
+    log "FAILED: better-sqlite3 did not compile for the root's Node"
+    exit 1
+  }
+  rm -f "$ROOT"/var/cache/autossl-ci/better_sqlite3.*.node
+  cp "$ROOT/var/cache/autossl-ci/addon/package/build/Release/better_sqlite3.node" "$addon_cache"
+  rm -rf "$ROOT/var/cache/autossl-ci/addon"
+  log "better-sqlite3 compiled in $(($(date +%s) - started)) s"
+}
+
 build_root
+lock="$(sha256sum "$CHECKOUT/package-lock.json" | cut -c1-16)"
+host_abi="$(node -p process.versions.modules 2>/dev/null || echo none)"
+root_abi="$(in_root "$ROOT" host node -p process.versions.modules)"
+addon_cache="$ROOT/var/cache/autossl-ci/better_sqlite3.$lock.abi$root_abi.node"
+build_addon
 if [ "$BUILD_ONLY" = 1 ]; then exit 0; fi
 if [ "$EXEC" = 1 ]; then
   # shellcheck disable=SC2016
@@ -112,14 +152,7 @@ if [ "$EXEC" = 1 ]; then
 fi
 
 log "copying the checkout into the root"
-# node_modules of the last run is kept while package-lock.json is the same (npm ci compiles better-sqlite3: minutes)
-lock="$(sha256sum "$CHECKOUT/package-lock.json" | cut -c1-16)"
-cache="$ROOT/work/node_modules.$lock"
-rm -rf "$ROOT"/work/node_modules.*
-if [ -d "$ROOT/work/autossl/node_modules" ] && [ -f "$ROOT/work/autossl/.npm-ci-done" ] && [ "$(cat "$ROOT/work/autossl/.npm-ci-done")" = "$lock" ] && [ -z "${AUTOSSL_CI_FRESH_NPM:-}" ]; then
-  mv "$ROOT/work/autossl/node_modules" "$cache"
-fi
-rm -rf "$ROOT/work/autossl"
+rm -rf "$ROOT"/work/node_modules.* "$ROOT/work/autossl"
 mkdir -p "$ROOT/work/autossl"
 tar -C "$CHECKOUT" --exclude=./node_modules --exclude=./dist --exclude=./.git -cf - . | tar -C "$ROOT/work/autossl" -xf -
 # The nginx corpus the editor tests read, when the machine has it.
@@ -130,15 +163,27 @@ fi
 
 in_root "$ROOT" host sh -c 'update-ca-certificates >/dev/null 2>&1 || true'
 started=$(date +%s)
-if [ -d "$cache" ]; then
-  mv "$cache" "$ROOT/work/autossl/node_modules"
-  log "node_modules kept from the last run (same package-lock.json; AUTOSSL_CI_FRESH_NPM=1 runs npm ci)"
+# The dependencies: the machine's node_modules (npm ci ran there, same package-lock.json) is copied in, with
+# better-sqlite3's binary from build_addon when the root's Node has another ABI. Without the machine's
+# node_modules (a run by hand before npm ci), npm ci runs in the root.
+addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+if [ -f "$CHECKOUT/node_modules/.package-lock.json" ] && [ -z "${AUTOSSL_CI_FRESH_NPM:-}" ]; then
+  cp -a "$CHECKOUT/node_modules" "$ROOT/work/autossl/node_modules"
+  if [ "$host_abi" = "$root_abi" ]; then
+    log "node_modules copied from the machine (Node ABI $root_abi, as the machine's)"
+  else
+    cp "$addon_cache" "$ROOT/work/autossl/$addon"
+    log "node_modules copied from the machine; better-sqlite3 built for the root's Node ABI $root_abi"
+  fi
 else
-  log "npm ci"
+  log "npm ci (no node_modules on the machine, or AUTOSSL_CI_FRESH_NPM=1)"
   in_root "$ROOT" host sh -c 'cd /work/autossl && npm ci --no-audit --no-fund' >&2
   log "npm ci took $(($(date +%s) - started)) s"
 fi
-echo "$lock" >"$ROOT/work/autossl/.npm-ci-done"
+in_root "$ROOT" host sh -c 'cd /work/autossl && node -e "new (require(\"better-sqlite3\"))(\":memory:\").close()"' || {
+  log "FAILED: better-sqlite3 does not load with the root's Node"
+  exit 1
+}
 
 versions="$(in_root "$ROOT" host sh -c 'echo "certbot $(certbot --version 2>&1 | cut -d" " -f2), nginx $(nginx -v 2>&1 | cut -d/ -f2), Node $(node -v | tr -d v)"')"
 log "$SUITE: $versions"
@@ -154,14 +199,34 @@ log "$demo in $(($(date +%s) - started)) s"
 started=$(date +%s)
 out="$ROOT/work/vitest-$SUITE.log"
 log "vitest ${*:-(whole suite)}"
-# shellcheck disable=SC2086
-if in_root "$ROOT" private sh -c "cd /work/autossl && env $corpus_env npx vitest run \$*" sh "$@" 2>&1 | tee "$out" >&2; then :; fi
-# tee hides vitest's exit code: judge by its summary line.
-summary="$(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^ +Tests +' | tail -1 | sed 's/^ *Tests *//')"
-passed="$(echo "$summary" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)"
-failed="$(echo "$summary" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+' || echo 0)"
-[ -z "$summary" ] && status=1
-[ "${failed:-0}" != 0 ] && status=1
+# vitest's exit status judges (a file that fails before its tests run counts in no "Tests" number); the summary
+# lines give the counts. The root's /tmp is its own: what the suite left there is counted before it goes.
+# The whole suite runs in the private network namespace but test/package, which binds nothing and installs the
+# packed tarball with npm (the registry: the machine's network, as on the machine).
+run_vitest() {
+  local net="$1"
+  shift
+  # shellcheck disable=SC2086
+  in_root "$ROOT" "$net" sh -c "cd /work/autossl && env $corpus_env npx vitest run \"\$@\"; rc=\$?; echo \"autossl-* left in /tmp: \$(ls -d /tmp/autossl-* 2>/dev/null | wc -l)\"; exit \$rc" sh "$@" 2>&1 | tee -a "$out" >&2
+  return "${PIPESTATUS[0]}"
+}
+: >"$out"
+vitest_rc=0
+set +e
+if [ $# -gt 0 ]; then
+  run_vitest private "$@" || vitest_rc=$?
+else
+  run_vitest private --exclude 'test/package/**' || vitest_rc=$?
+  run_vitest host test/package || vitest_rc=$?
+fi
+set -e
+count() { sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E "^ +$1 +" | grep -oE "[0-9]+ $2" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }'; }
+passed="$(count Tests passed)"
+failed="$(count Tests failed)"
+files="$(count 'Test Files' failed) failed, $(count 'Test Files' passed) passed"
+left="$(grep -oE 'autossl-\* left in /tmp: [0-9]+' "$out" | grep -oE '[0-9]+$' | awk '{ s += $1; n++ } END { print n ? s : "?" }')"
+[ "$vitest_rc" = 0 ] || status=1
+[ "$left" = 0 ] || status=1
 log "tests took $(($(date +%s) - started)) s"
-echo "$SUITE ($versions): $demo; ${passed:-0} passed, ${failed:-0} failed"
+echo "$SUITE ($versions): $demo; ${passed:-0} passed, ${failed:-0} failed (test files: $files); autossl-* left in /tmp: $left; vitest exit $vitest_rc"
 exit $status

@@ -5,7 +5,7 @@
  *    context differ from the file, so patch rejected the hunk or applied it "with fuzz" and mixed line endings);
  *  - a last line without a newline is marked `\ No newline at end of file`, and the counts in each `@@` header are
  *    exact (the old header counted the empty string after the final newline as a line: one off);
- *  - changes far apart are separate hunks with `context` lines each side (Myers' diff on the changed middle);
+ *  - changes far apart are separate hunks with `context` lines each side (line-diff.ts: Myers' diff);
  *  - the file name ends at a tab, as `diff -u` writes it, and is C-quoted when it holds a tab, newline, quote or
  *    backslash, so a hostile name cannot forge diff lines;
  *  - what a terminal would act on instead of showing (control characters, a CR inside a line, ESC, bidi and other
@@ -15,74 +15,12 @@
  * Texts are the files as read (latin1: one character per byte); diffBytes() gives the bytes to print.
  */
 import { isUtf8 } from 'node:buffer';
+import { diffLines, splitLines } from './line-diff.js';
 
 /** Above this many differing lines in the changed middle, it is shown as one replacement (bounded work). */
 const MAX_EDIT_DISTANCE = 2_000;
 
 type Op = ' ' | '-' | '+';
-
-/** Lines with their endings: every line ends in "\n" except perhaps the last. */
-function splitLines(text: string): string[] {
-  const lines: string[] = [];
-  let start = 0;
-  for (;;) {
-    const nl = text.indexOf('\n', start);
-    if (nl < 0) break;
-    lines.push(text.slice(start, nl + 1));
-    start = nl + 1;
-  }
-  if (start < text.length) lines.push(text.slice(start));
-  return lines;
-}
-
-/**
- * Myers' O((N+M)D) diff: the shortest edit script from a to b, or null past `maxD` edits. Each round keeps only the
- * diagonals it can reach (2d+3 entries), so memory is O(D^2), not O((N+M)D).
- */
-function myers(a: readonly string[], b: readonly string[], maxD: number): Array<{ op: Op; line: string }> | null {
-  const n = a.length;
-  const m = b.length;
-  const offset = n + m + 1;
-  const v = new Int32Array(2 * offset + 1);
-  const trace: Int32Array[] = [];
-  for (let d = 0; d <= Math.min(n + m, maxD); d++) {
-    trace.push(v.slice(offset - d - 1, offset + d + 2)); // v before round d, diagonals -d-1 .. d+1
-    for (let k = -d; k <= d; k += 2) {
-      let x = k === -d || (k !== d && v[offset + k - 1]! < v[offset + k + 1]!) ? v[offset + k + 1]! : v[offset + k - 1]! + 1;
-      let y = x - k;
-      while (x < n && y < m && a[x] === b[y]) {
-        x++;
-        y++;
-      }
-      v[offset + k] = x;
-      if (x >= n && y >= m) return backtrack(a, b, trace, n, m);
-    }
-  }
-  return null;
-}
-
-function backtrack(a: readonly string[], b: readonly string[], trace: Int32Array[], n: number, m: number): Array<{ op: Op; line: string }> {
-  const out: Array<{ op: Op; line: string }> = [];
-  let x = n;
-  let y = m;
-  for (let d = trace.length - 1; d >= 0; d--) {
-    const v = trace[d]!;
-    const at = (k: number): number => v[k + d + 1]!;
-    const k = x - y;
-    const prevK = k === -d || (k !== d && at(k - 1) < at(k + 1)) ? k + 1 : k - 1;
-    const prevX = at(prevK);
-    const prevY = prevX - prevK;
-    while (x > prevX && y > prevY) {
-      out.push({ op: ' ', line: a[--x]! });
-      y--;
-    }
-    if (d > 0) {
-      if (x === prevX) out.push({ op: '+', line: b[--y]! });
-      else out.push({ op: '-', line: a[--x]! });
-    }
-  }
-  return out.reverse();
-}
 
 /** What a terminal acts on instead of showing: controls but tab (C0, DEL, C1), format (bidi) and separator characters. */
 const UNSHOWABLE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\p{Cf}\p{Zl}\p{Zp}]/gu;
@@ -141,20 +79,18 @@ export function unifiedDiff(file: string, before: string, after: string, context
   if (before === after) return '';
   const a = splitLines(before);
   const b = splitLines(after);
-  let prefix = 0;
-  while (prefix < a.length && prefix < b.length && a[prefix] === b[prefix]) prefix++;
-  let suffix = 0;
-  while (suffix < a.length - prefix && suffix < b.length - prefix && a[a.length - 1 - suffix] === b[b.length - 1 - suffix]) suffix++;
-  const midA = a.slice(prefix, a.length - suffix);
-  const midB = b.slice(prefix, b.length - suffix);
-  const middle = myers(midA, midB, MAX_EDIT_DISTANCE) ?? [...midA.map((line) => ({ op: '-' as Op, line })), ...midB.map((line) => ({ op: '+' as Op, line }))];
-  // Only `context` lines of the common ends can appear in a hunk.
-  const first = Math.max(0, prefix - context);
-  const ops = [
-    ...a.slice(first, prefix).map((line) => ({ op: ' ' as Op, line })),
-    ...middle,
-    ...a.slice(a.length - suffix, a.length - suffix + context).map((line) => ({ op: ' ' as Op, line })),
-  ];
+  const changes = diffLines(a, b, MAX_EDIT_DISTANCE);
+  // Only `context` lines before the first change and after the last can appear in a hunk.
+  const first = Math.max(0, changes[0]!.aStart - context);
+  const ops: Array<{ op: Op; line: string }> = [];
+  let at = first;
+  for (const h of changes) {
+    while (at < h.aStart) ops.push({ op: ' ', line: a[at++]! });
+    for (const line of a.slice(h.aStart, h.aEnd)) ops.push({ op: '-', line });
+    for (const line of b.slice(h.bStart, h.bEnd)) ops.push({ op: '+', line });
+    at = h.aEnd;
+  }
+  for (const line of a.slice(at, at + context)) ops.push({ op: ' ', line });
   // Line numbers (1-based) of each op in the old and the new file.
   const oldNo: number[] = [];
   const newNo: number[] = [];

@@ -5,7 +5,7 @@
  */
 export const ERROR_CODES = {
   CONFIG_NOT_FOUND: 'Create autossl.config.json (see README "Configuration") or pass --config FILE.',
-  CONFIG_INVALID: 'Fix the named key in the config file; the README lists every key and its type.',
+  CONFIG_INVALID: 'Fix the named key in the config file; docs/configuration.md lists every key, its type and default.',
   DOMAIN_INVALID: 'Use a plain DNS name such as example.com: letters, digits and hyphens, dot-separated.',
   VHOST_NOT_FOUND: 'Add the domain to a server_name of a server block nginx loads (port 80), then run again.',
   VHOST_AMBIGUOUS: 'Give the site a "vhost" file in the config (the file holding the block to edit), or remove the duplicate server_name.',
@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   VALIDATION_BUDGET_EXHAUSTED: 'Fix the reported problem and wait until the time given: Let\'s Encrypt blocks a name after 5 failed validations in an hour.',
   TIMEOUT: 'A step took far longer than it should; the message names it. Check that the named service is running.',
   PLUGIN_LOAD_FAILED: 'Check the plugin path or package name in the config; it must export { name, apply }.',
+  ISSUER_LOAD_FAILED: 'Check the issuer module path in the config ("issuer": { "module": "./x.mjs" }); it must export { name, find, list, obtain, renew } or a function returning it.',
+  ISSUER_FAILED: 'The configured issuer could not obtain or renew the certificate; the message says why.',
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
   STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl.',
@@ -85,7 +87,7 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
-const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
+const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'ISSUER_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
 const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'CERT_RECENTLY_ISSUED', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
 const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_QUEUE_FULL', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 

@@ -15,9 +15,11 @@ export type { Upload } from './certbot/custom.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';
-export type { AutoSslConfig, PluginSpec, SiteConfig } from './config/schema.js';
+export type { AutoSslConfig, PluginSpec, SiteConfig, StoreSpec } from './config/schema.js';
 
 export { definePlugin, isPlugin } from './pipeline/plugin.js';
+export { Directives } from './pipeline/directives.js';
+export type { DirectiveEntry } from './pipeline/directives.js';
 export type { Plugin, PluginApi, PluginDefinition, PluginFactory } from './pipeline/plugin.js';
 export { createHooks, HOOK_ORDER, STAGE } from './pipeline/hooks.js';
 export type { HookName, Hooks, StageName } from './pipeline/hooks.js';
@@ -40,11 +42,12 @@ export type {
   UndoWhen,
 } from './pipeline/context.js';
 export type { CertificateInfo, Lineage } from './certbot/lineage.js';
-export { REPEATABLE_BY_KEY } from './nginx/edit.js';
-export type { IdentityRule, VhostEdit } from './nginx/edit.js';
-export type { DirectiveView, ServerView } from './nginx/view.js';
+export { REPEATABLE_BY_KEY } from './installer/installer.js';
+export type { IdentityRule, VhostEdit, DirectiveView, ServerView, Installer } from './installer/installer.js';
 export type { DeliveryReport, DeployResult, RenewOutcome, RenewReport, StatusReport } from './renewal/renewal.js';
 export type { CertState, StatusRow } from './renewal/status.js';
+export type { Store, StoreContext, StoreFactory } from './store/store.js';
+export type { HeldLock, Locker } from './store/locker.js';
 
 export { AutoSslError, ERROR_CODES, errorKind, isAutoSslError, toAutoSslError } from './errors.js';
 export type { ErrorCode, ErrorKind } from './errors.js';

@@ -16,6 +16,11 @@ export function processStartTime(pid: number): string | null {
   return procStat(pid)?.[19] ?? null;
 }
 
+/** The parent of a process (0 when it is gone or unreadable). */
+export function parentPid(pid: number): number {
+  return Number(procStat(pid)?.[1] ?? 0);
+}
+
 /** The fields of /proc/PID/stat after the command name (index 0 is the state), or null. */
 function procStat(pid: number): string[] | null {
   try {

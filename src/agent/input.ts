@@ -7,6 +7,7 @@
 import { domainToASCII } from 'node:url';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
+import { Email, Username } from './fields.js';
 
 function bad(message: string, hint?: string): never {
   throw new AutoSslError('AGENT_BAD_REQUEST', message, hint ? { hint } : {});
@@ -27,13 +28,12 @@ export function panelDomain(value: unknown, field = 'domain'): string {
 }
 
 /**
- * An account name as the panel's own `useradd` creates it (the Unix rule, NAME_REGEX of adduser.conf and
- * useradd's default): ASCII, `[a-z_][a-z0-9_-]*`, at most 32. Laravel's alpha_dash (the panel's form check) lets
- * letters of any script through; those are not Unix accounts, and each of them is one more way into a path nginx
- * reads (U+013B was written as ";" when files were narrowed to latin1). Never a "/", ".", space, control or shell
- * character, so it is safe in a document-root path. Empty or absent means "not given" (recheck sends "").
+ * An account name as the panel's own `useradd` creates it (fields.ts: Username). Laravel's alpha_dash (the panel's
+ * form check) lets letters of any script through; those are not Unix accounts, and each of them is one more way into
+ * a path nginx reads (U+013B was written as ";" when files were narrowed to latin1). Never a "/", ".", space, control
+ * or shell character, so it is safe in a document-root path. Empty or absent means "not given" (recheck sends "").
  */
-const ACCOUNT = /^[a-z_][a-z0-9_-]{0,31}$/;
+const ACCOUNT = new RegExp(Username.pattern!);
 
 export function panelUsername(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
@@ -45,6 +45,8 @@ export function panelUsername(value: unknown): string | undefined {
   return value;
 }
 
+const EMAIL = new RegExp(Email.pattern!);
+
 /**
  * The email the panel sends is not used (the ACME account's address is certbot.email in the config), and the panel
  * may build it from a domain with a stray space ("admin@" + domain): any text is taken, but never a control
@@ -52,8 +54,7 @@ export function panelUsername(value: unknown): string | undefined {
  */
 export function panelEmail(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
-  // eslint-disable-next-line no-control-regex
-  if (typeof value !== 'string' || value.length > 320 || /[\u0000-\u001f\u007f]/.test(value)) bad(`"email" ${quote(value)} is not an email address.`);
+  if (typeof value !== 'string' || value.length > Email.maxLength! || !EMAIL.test(value)) bad(`"email" ${quote(value)} is not an email address.`);
   return value.trim();
 }
 

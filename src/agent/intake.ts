@@ -12,6 +12,7 @@ import { AutoSslError } from '../errors.js';
 import type { AutoSsl } from '../engine.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { StageEvent } from '../pipeline/context.js';
+import { AgentJobs } from './jobs.js';
 
 export interface AgentEvent {
   type: 'job' | 'domain' | 'stage';
@@ -45,12 +46,15 @@ export class IssueIntake {
   private readonly waiters = new Map<string, Array<() => void>>();
   /** Set once a stop began: no new work. */
   stopping = false;
+  private readonly jobs: AgentJobs;
 
   constructor(
     private readonly engine: AutoSsl,
     private readonly opts: IntakeOptions,
     private readonly publish: (event: AgentEvent) => void,
-  ) {}
+  ) {
+    this.jobs = new AgentJobs(engine);
+  }
 
   /**
    * Queues a domain; returns the job it runs in (the one it is already in, when it is queued or running).
@@ -67,7 +71,7 @@ export class IssueIntake {
     const now = Date.now();
     const batch = (this.open ??= { jobId: crypto.randomUUID(), domains: [], opened: now, timer: null });
     // awaited before the 202 (`recorded`): a kill after it still finds the domain
-    const recorded = this.engine.recordJob(batch.jobId, [domain], 'agent');
+    const recorded = this.jobs.record(batch.jobId, [domain], 'agent');
     batch.domains.push(domain);
     this.existed.set(domain, existed);
     if (batch.timer) clearTimeout(batch.timer);
@@ -86,11 +90,11 @@ export class IssueIntake {
     batch.domains = batch.domains.filter((d) => d !== domain);
     this.existed.delete(domain);
     // the job record is a report: the withdrawal stands even when the store fails to say it
-    void this.engine.cancelJobDomain(batch.jobId, domain, 'deleted before its batch started').catch(() => undefined);
+    void this.jobs.cancelDomain(batch.jobId, domain, 'deleted before its batch started').catch(() => undefined);
     if (!batch.domains.length) {
       if (batch.timer) clearTimeout(batch.timer);
       this.open = null;
-      void this.engine.finishJob(batch.jobId, 'failed').catch(() => undefined);
+      void this.jobs.finish(batch.jobId, 'failed').catch(() => undefined);
     }
     return true;
   }
@@ -109,7 +113,7 @@ export class IssueIntake {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     const jobId = options.jobId ?? crypto.randomUUID();
     for (const d of domains) this.existed.set(d, options.existed?.has(d) === true);
-    const recorded = this.engine.recordJob(jobId, domains, 'agent');
+    const recorded = this.jobs.record(jobId, domains, 'agent');
     return { jobId, results: this.start(jobId, domains, options.force === true), recorded };
   }
 

@@ -4,6 +4,11 @@
  * this table (docs/openapi.json is it, committed; a test checks both against the running routes).
  */
 
+import { Type, type TSchema } from '@sinclair/typebox';
+import { ANNOTATIONS, SiteProperties } from '../config/keys.js';
+import { Domain as DOMAIN, Email as EMAIL, Username as USERNAME } from './fields.js';
+
+/** A response's JSON Schema (documentation only: the answers are not validated). */
 type Schema = Record<string, unknown>;
 
 export interface RouteSpec {
@@ -19,21 +24,14 @@ export interface RouteSpec {
   mutating: boolean;
   /** Past the rate limit it is queued, not refused (bounded by agent.maxQueued): the panel fires and forgets it. */
   queued?: boolean;
-  body?: Schema;
-  query?: Schema;
-  params?: Schema;
+  /** TypeBox: fastify's Ajv checks the request with them, and the OpenAPI document shows them. */
+  body?: TSchema;
+  query?: TSchema;
+  params?: TSchema;
   responses: Record<number, { description: string; schema?: Schema }>;
 }
 
-const DOMAIN: Schema = { type: 'string', minLength: 1, maxLength: 300, description: 'A domain as the panel stores it: trimmed, lower-cased and converted to punycode by the agent.' };
-const USERNAME: Schema = { type: 'string', maxLength: 64, description: 'The hosting account (a Unix user name); fills {username} in agent.documentRoot. Empty means not given.' };
-const EMAIL: Schema = { type: 'string', maxLength: 254, description: 'Checked for shape only; the ACME account address is certbot.email in the config.' };
-
-export const ERROR_BODY: Schema = {
-  type: 'object',
-  required: ['error', 'code', 'hint'],
-  properties: { error: { type: 'string', description: 'What is wrong (the panel shows it).' }, code: { type: 'string', description: 'A stable error code (README "Error codes").' }, hint: { type: 'string', description: 'What to do about it.' } },
-};
+export const ERROR_BODY = Type.Object({ error: Type.String({ description: 'What is wrong (the panel shows it).' }), code: Type.String({ description: 'A stable error code (README "Error codes").' }), hint: Type.String({ description: 'What to do about it.' }) });
 
 const CERTIFICATE: Schema = {
   type: 'object',
@@ -93,6 +91,9 @@ const SIGNED_ERRORS = {
 };
 
 const obj = (properties: Record<string, Schema>, required: string[]): Schema => ({ type: 'object', properties, required });
+/** A request body: the listed keys required, the others optional. */
+const body = <P extends Record<string, TSchema>>(properties: P, required: Array<keyof P & string>) =>
+  Type.Object(Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, required.includes(k) ? v : Type.Optional(v)])));
 
 export const ROUTES: RouteSpec[] = [
   {
@@ -115,7 +116,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'Fast: the panel calls it for every domain on every page load. Reads only.',
     signed: true,
     mutating: false,
-    body: obj({ domain: DOMAIN }, ['domain']),
+    body: body({ domain: DOMAIN }, ['domain']),
     responses: { 200: { description: 'The domain\'s certificate as nginx serves it now.', schema: CERTIFICATE }, ...SIGNED_ERRORS },
   },
   {
@@ -128,7 +129,7 @@ export const ROUTES: RouteSpec[] = [
     signed: true,
     mutating: true,
     queued: true,
-    body: obj({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
+    body: body({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
     responses: { 202: { description: 'Queued (or already queued: the same job id).', schema: ACCEPTED }, 200: { description: 'Already served by a valid wildcard certificate covering it: nothing to order.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' } }, ['status']) }, ...SIGNED_ERRORS, 503: { description: 'AGENT_QUEUE_FULL: agent.maxQueued domains wait already (Retry-After gives the seconds). Nothing was queued.', schema: ERROR_BODY } },
   },
   {
@@ -140,7 +141,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'Synchronous within agent.syncTimeoutMs (the panel waits 120 s); past it, 202 with the job id. A certificate issued less than a day ago is not ordered again (Let\'s Encrypt\'s duplicate limit). An uploaded certificate is refused: upload the renewed one.',
     signed: true,
     mutating: true,
-    body: obj({ domain: DOMAIN }, ['domain']),
+    body: body({ domain: DOMAIN }, ['domain']),
     responses: { 200: { description: 'Renewed (or reused) and served.', schema: CERTIFICATE }, 202: { description: 'Still running after agent.syncTimeoutMs.', schema: ACCEPTED }, 409: { description: 'An uploaded certificate (CERT_CUSTOM), the domain is being issued now (JOB_RUNNING), or its certificate was issued less than a day ago and is served (CERT_RECENTLY_ISSUED: the error says when, and its serial): nothing was renewed.', schema: ERROR_BODY }, 422: { description: 'The renewal was tried and failed (the code says why: CERTBOT_FAILED, NGINX_TEST_FAILED...). Nothing changed.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
@@ -152,7 +153,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'The vhost goes back to plain HTTP (validated with nginx -t, rolled back on failure), then `certbot delete` (or the upload\'s files) when no other block serves the certificate.',
     signed: true,
     mutating: true,
-    body: obj({ domain: DOMAIN, username: USERNAME }, ['domain']),
+    body: body({ domain: DOMAIN, username: USERNAME }, ['domain']),
     responses: { 200: { description: 'Done.', schema: obj({ status: { type: 'string' }, domain: { type: 'string' }, files: { type: 'array', items: { type: 'string' } }, deleted: { type: 'array', items: { type: 'string' } }, kept: { type: 'array' }, notes: { type: 'array', items: { type: 'string' } } }, ['status']) }, 404: { description: 'No server block answers the domain.', schema: ERROR_BODY }, 409: { description: 'Still being issued after agent.syncTimeoutMs (a delete during an issue waits for its run to end, then deletes).', schema: ERROR_BODY }, 422: { description: 'The vhost has no HTTP-only form autossl can return it to, or nginx refused the change (restored).', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
@@ -164,7 +165,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'PEM parsed, key matches, names cover the domain, not expired, chain in order: all checked before anything is written. The key is written 0600; never renewed.',
     signed: true,
     mutating: true,
-    body: obj({ domain: DOMAIN, username: USERNAME, certificate: { type: 'string', maxLength: 65536, description: 'PEM: the server certificate, then its chain.' }, private_key: { type: 'string', maxLength: 65536, description: 'PEM, unencrypted.' } }, ['domain', 'certificate', 'private_key']),
+    body: body({ domain: DOMAIN, username: USERNAME, certificate: Type.String({ maxLength: 65536, description: 'PEM: the server certificate, then its chain.' }), private_key: Type.String({ maxLength: 65536, description: 'PEM, unencrypted.' }) }, ['domain', 'certificate', 'private_key']),
     responses: { 200: { description: 'Installed and served.', schema: CERTIFICATE }, ...SIGNED_ERRORS, 400: { description: 'The body is not what the route takes, or the upload is not usable (UPLOAD_INVALID says why: not PEM, the key of another certificate, expired, names not covering the domain). Nothing was written.', schema: ERROR_BODY }, 409: { description: 'The server block also serves names over HTTPS the upload does not cover (VHOST_CERT_CONFLICT), or the domain is being issued now.', schema: ERROR_BODY } },
   },
   {
@@ -176,7 +177,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'Needs a DNS-01 provider plugin (refused with DNS_PROVIDER_MISSING otherwise). Subdomain blocks serving an uploaded certificate keep it. Progress: GET /ssl/wildcard/progress.',
     signed: true,
     mutating: true,
-    body: obj({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
+    body: body({ domain: DOMAIN, email: EMAIL, username: USERNAME }, ['domain']),
     responses: { 202: { description: 'Started (or already running: the same job id).', schema: ACCEPTED }, ...SIGNED_ERRORS },
   },
   {
@@ -188,7 +189,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'Always 200 with a JSON object (the panel shows anything else as "Agent unreachable"). step ≤ 30 characters, message and error ≤ 255 (the panel\'s columns). The query is not signed, as the panel signs the path only; it is read-only.',
     signed: true,
     mutating: false,
-    query: { type: 'object', properties: { domain: { type: 'string', maxLength: 300 } } },
+    query: Type.Object({ domain: Type.Optional(Type.String({ maxLength: 300 })) }),
     responses: { 200: { description: 'The step.', schema: obj({ step: { type: 'string', enum: ['starting', 'dns_challenge', 'dns_propagation', 'le_verify', 'installing', 'done', 'error'] }, message: { type: 'string', maxLength: 255 }, error: { type: 'string', maxLength: 255 }, job_id: { type: 'string' } }, ['step', 'message']) }, ...SIGNED_ERRORS },
   },
   {
@@ -200,23 +201,20 @@ export const ROUTES: RouteSpec[] = [
     description: 'Starts at once. Each site may carry its own settings (aliases, document root, redirect, HSTS, DNS-01 for wildcards), validated like the config file\'s sites and kept for renewals.',
     signed: true,
     mutating: true,
-    body: {
-      type: 'object',
-      properties: {
-        domains: { type: 'array', maxItems: 1000, items: { type: 'string', maxLength: 300 } },
-        sites: {
-          type: 'array',
-          maxItems: 1000,
-          items: {
-            type: 'object',
-            required: ['domain'],
-            additionalProperties: false,
-            properties: { domain: DOMAIN, aliases: { type: 'array', maxItems: 100, items: { type: 'string', maxLength: 300 } }, username: USERNAME, documentRoot: { type: 'string', maxLength: 4096 }, redirect: { type: 'boolean' }, hsts: { type: 'boolean' }, challenge: { type: 'string', enum: ['http-01', 'dns-01'] } },
-          },
-        },
-        force: { type: 'boolean' },
-      },
-    },
+    body: Type.Object({
+      domains: Type.Optional(Type.Array(Type.String({ maxLength: 300 }), { maxItems: 1000 })),
+      // a site as the config file has it (src/config/keys.ts), with the panel's user name for agent.documentRoot
+      sites: Type.Optional(Type.Array(Type.Object({
+        domain: DOMAIN,
+        aliases: Type.Optional(Type.Array(Type.String({ maxLength: 300 }), { maxItems: 100 })),
+        username: Type.Optional(USERNAME),
+        documentRoot: Type.Optional(Type.String({ maxLength: 4096 })),
+        redirect: SiteProperties.redirect,
+        hsts: SiteProperties.hsts,
+        challenge: SiteProperties.challenge,
+      }, { additionalProperties: false }), { maxItems: 1000 })),
+      force: Type.Optional(Type.Boolean()),
+    }),
     responses: { 202: { description: 'The job.', schema: obj({ job_id: { type: 'string' }, domains: { type: 'array', items: { type: 'string' } } }, ['job_id', 'domains']) }, ...SIGNED_ERRORS },
   },
   {
@@ -228,7 +226,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'Each with every domain\'s state, error code and stage timings.',
     signed: true,
     mutating: false,
-    query: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,3}$' } } },
+    query: Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,3}$' })) }),
     responses: { 200: { description: 'The jobs.', schema: obj({ jobs: { type: 'array', items: JOB }, queue: QUEUE }, ['jobs', 'queue']) }, ...SIGNED_ERRORS },
   },
   {
@@ -240,7 +238,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'A job accepted by /ssl/issue-async is recorded before the 202, so it is here at once.',
     signed: true,
     mutating: false,
-    params: { type: 'object', properties: { id: { type: 'string', maxLength: 64, pattern: '^[A-Za-z0-9-]+$' } }, required: ['id'] },
+    params: Type.Object({ id: Type.String({ maxLength: 64, pattern: '^[A-Za-z0-9-]+$' }) }),
     responses: { 200: { description: 'The job.', schema: JOB }, 404: { description: 'No such job.', schema: ERROR_BODY }, ...SIGNED_ERRORS },
   },
   {
@@ -278,6 +276,11 @@ export const ROUTES: RouteSpec[] = [
   },
 ];
 
+/** A schema as JSON: without TypeBox's symbols and the config's own annotations (`expected`, `pathKind`...). */
+function plain(schema: Schema): Schema {
+  return JSON.parse(JSON.stringify(schema, (key, value: unknown) => ((ANNOTATIONS as readonly string[]).includes(key) ? undefined : value))) as Schema;
+}
+
 /** The OpenAPI 3.1 document of the routes. */
 export function openapiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -285,9 +288,9 @@ export function openapiDocument(version: string): Record<string, unknown> {
     const oaPath = r.url.replace(/:([A-Za-z]+)/g, '{$1}');
     const parameters: unknown[] = [];
     for (const [where, schema] of [['query', r.query], ['path', r.params]] as const) {
-      const props = (schema?.properties ?? {}) as Record<string, Schema>;
+      const props = (schema?.properties ?? {}) as Record<string, TSchema>;
       const required = (schema?.required ?? []) as string[];
-      for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === 'path' || required.includes(name), schema: s });
+      for (const [name, s] of Object.entries(props)) parameters.push({ name, in: where, required: where === 'path' || required.includes(name), schema: plain(s) });
     }
     paths[oaPath] ??= {};
     paths[oaPath]![r.method.toLowerCase()] = {
@@ -297,8 +300,8 @@ export function openapiDocument(version: string): Record<string, unknown> {
       description: r.description,
       ...(r.signed ? { security: [{ signature: [], timestamp: [] }] } : { security: [] }),
       ...(parameters.length ? { parameters } : {}),
-      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: r.body } } } } : {}),
-      responses: Object.fromEntries(Object.entries(r.responses).map(([code, resp]) => [code, { description: resp.description, ...(resp.schema ? { content: { 'application/json': { schema: resp.schema } } } : {}) }])),
+      ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: plain(r.body) } } } } : {}),
+      responses: Object.fromEntries(Object.entries(r.responses).map(([code, resp]) => [code, { description: resp.description, ...(resp.schema ? { content: { 'application/json': { schema: plain(resp.schema) } } } : {}) }])),
     };
   }
   return {

@@ -24,6 +24,7 @@ import { preloadX509 } from '../certbot/lineage.js';
 import { storeOpener } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, TokenBudgets, TokenSource, verifyRequest, type Token } from './auth.js';
+import { withBatchThread } from './batch-thread.js';
 import { bodyReader, BodyRefused, capConnections, serverTimeoutOptions } from './limits.js';
 import { IssueIntake, type AgentEvent } from './intake.js';
 import { panelEmail, panelUsername } from './input.js';
@@ -269,7 +270,8 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
   // what short commands load on first use would stall the loop in the middle of the first batch (150 ms each)
   preloadX509();
   await import('execa');
-  const engine = options.engine ?? (await createAutoSsl(config));
+  // batches run in a thread of their own (batch-thread.ts); an engine given by a test stays as it is
+  const engine = options.engine ?? withBatchThread(await createAutoSsl(config), config);
   await engine.recover();
   const store = (await storeOpener(config))();
   const events = new EventEmitter();
@@ -316,7 +318,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
         for (const fn of stopFns) fn();
         tokens.close();
         await app.close();
-        store.close();
+        await store.close();
         if (!options.engine) await engine.close();
       })()),
     reload: async () => {

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AutoSslError } from '../errors.js';
+import { parentPid } from '../lock.js';
 
 /**
  * Set on every `certbot certonly` autossl runs (to autossl's pid). certbot 4 and 5 run the renewal-hooks
@@ -16,15 +17,6 @@ import { AutoSslError } from '../errors.js';
  * notification for an issue, a renewal failure recorded for a failed issue, otherwise).
  */
 export const CERTONLY_PARENT_ENV = 'AUTOSSL_CERTONLY_PARENT';
-
-function parentPid(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * Whether this hook runs inside a certbot that autossl itself started for an issue: the variable names an ancestor

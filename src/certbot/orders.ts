@@ -11,7 +11,6 @@
 import { spawnOffLoop } from '../spawn.js';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 import { ownerAlive, ownerStamp, withLock } from '../lock.js';
@@ -224,26 +223,4 @@ export async function adopt(main: CertbotSettings, priv: CertbotSettings, name: 
       return lineage;
     }),
   );
-}
-
-/** A bound on certbot processes at once (shared by every domain of this process). */
-export class Semaphore {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((r) => this.waiting.push(r));
-    this.active++;
-    try {
-      return await fn();
-    } finally {
-      this.active--;
-      this.waiting.shift()?.();
-    }
-  }
-}
-
-/** The default number of certbot processes at once: certbot mostly waits on the CA, so a few per core. */
-export function defaultConcurrency(): number {
-  return Math.min(32, Math.max(4, os.availableParallelism() * 6));
 }

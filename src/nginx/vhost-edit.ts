@@ -1,11 +1,10 @@
 /**
- * The `vhost` hook's payload (`VhostEdit`): two nginx-conf trees (`https`, `http`) holding the directives and blocks
- * to ensure in the TLS server and in the port-80 server, plus removals and identity rules. Plugins change those trees
- * on the `vhost` hook; statementsOf() reads them back as statements, each word through the writer's gate.
+ * The `vhost` hook's payload (`VhostEdit`): two builders (`https`, `http`, see pipeline/directives.ts) holding the
+ * directives and blocks to ensure in the TLS server and in the port-80 server, plus removals and identity rules.
+ * Plugins fill them on the `vhost` hook; statementsOf() reads them back as statements, each word through the
+ * writer's gate.
  */
 import fs from 'node:fs';
-import nginxConf from 'nginx-conf';
-import type { NginxConfItem } from 'nginx-conf/dist/src/conf.js';
 import { AutoSslError, quote } from '../errors.js';
 import { parseConfig } from './parse.js';
 import type { NewStatement } from './splice.js';
@@ -13,9 +12,8 @@ import type { ServerBlock } from './tree.js';
 import { serverView, type ServerView } from './view.js';
 import { nginxValue } from './value.js';
 import type { DomainContext } from '../pipeline/context.js';
+import { Directives } from '../pipeline/directives.js';
 import { installTargets, locateServers } from './locate.js';
-
-const { NginxConfFile } = nginxConf;
 
 /** How a directive is told apart from others of its name when deciding whether it is "already there". */
 export type IdentityRule = 'name' | 'first-arg';
@@ -24,10 +22,10 @@ export type IdentityRule = 'name' | 'first-arg';
 export interface VhostEdit {
   /** The certificate's names; the first is the main one. */
   names: string[];
-  /** Directives and blocks to ensure in the server that answers TLS for the names. */
-  https: NginxConfItem;
+  /** Directives and blocks to ensure in the server that answers TLS for the names (`edit.https.add(name, value)`). */
+  https: Directives;
   /** Directives and blocks to ensure in the server that answers plain HTTP on port 80. */
-  http: NginxConfItem;
+  http: Directives;
   /** Redirect plain HTTP to HTTPS (the ACME challenge stays reachable over HTTP). */
   redirect: boolean;
   /** The server blocks as they are now, read-only: the TLS server and the port-80 server of the names. */
@@ -49,14 +47,9 @@ export interface VhostEdit {
   webroot?: string;
 }
 
-/** An empty `server { }` tree to fill through nginx-conf's API (`_add(name, value)`). */
-export function newServerTree(): NginxConfItem {
-  let item: NginxConfItem | undefined;
-  NginxConfFile.createFromSource('server {\n}\n', (err, conf) => {
-    if (err || !conf) throw err ?? new Error('nginx-conf did not create a tree');
-    item = conf.nginx.server![0]!;
-  });
-  return item!;
+/** An empty server block to fill through the builder (`add(name, value)`, `block(...)`). */
+export function newServerTree(): Directives {
+  return new Directives();
 }
 
 export function newVhostEdit(names: string[], redirect = false): VhostEdit {
@@ -111,42 +104,35 @@ export function vhostEditFor(ctx: DomainContext): VhostEdit {
   return edit;
 }
 
-const ITEM_API = new Set(['toString']);
-
 /**
- * Reads an nginx-conf tree back into statements, validating every value with our own nginx lexer; each word then
- * passes the writer's gate (nginxValue), which refuses control and bidi characters and writes the word's UTF-8 bytes.
+ * Reads the builder back into statements, validating every value with our own nginx lexer; each word then passes the
+ * writer's gate (nginxValue), which refuses control and bidi characters and writes the word's UTF-8 bytes.
  */
-export function statementsOf(item: NginxConfItem, owner = 'vhost edit'): NewStatement[] {
+export function statementsOf(item: Directives, owner = 'vhost edit'): NewStatement[] {
   const out: NewStatement[] = [];
-  for (const key of Object.keys(item)) {
-    if (key.startsWith('_') || ITEM_API.has(key)) continue;
-    const list = item[key];
-    if (!Array.isArray(list)) continue;
-    for (const child of list) {
-      const value = child._value === undefined || child._value === null ? '' : String(child._value);
-      if (value !== '') nginxValue(value, { what: `value of "${child._name}" (${owner})`, kind: 'words', variables: true, code: 'PLUGIN_ERROR' });
-      let parsed;
-      try {
-        parsed = parseConfig(`${child._name} ${value};`, owner);
-      } catch {
-        throw new AutoSslError('PLUGIN_ERROR', `${owner}: the value ${JSON.stringify(value)} of "${child._name}" is not valid nginx syntax.`);
-      }
-      const directive = parsed.children[0];
-      if (parsed.children.length !== 1 || directive?.kind !== 'directive' || directive.block || !/^[a-z_][a-z0-9_]*$/.test(child._name)) {
-        throw new AutoSslError('PLUGIN_ERROR', `${owner}: "${child._name} ${value}" must be exactly one directive (no ";", "{" or "}" in a value).`);
-      }
-      const hasChildren = Object.keys(child).some((k) => !k.startsWith('_') && !ITEM_API.has(k) && Array.isArray(child[k]));
-      const statement: NewStatement = { name: child._name, args: directive.words.slice(1).map((w) => nginxValue(w.raw, { what: `value of "${child._name}" (${owner})`, kind: 'words', variables: true, code: 'PLUGIN_ERROR' })) };
-      if (hasChildren || child.__isBlock || child._name === 'location') statement.children = statementsOf(child, owner);
-      out.push(statement);
+  for (const { name, value, block } of item.list()) {
+    // a name that is not a string (a plugin in plain JavaScript) is refused below like any non-name
+    const what = `value of "${String(name)}" (${owner})`;
+    if (value !== '') nginxValue(value, { what, kind: 'words', variables: true, code: 'PLUGIN_ERROR' });
+    let parsed;
+    try {
+      parsed = parseConfig(`${name} ${value};`, owner);
+    } catch {
+      throw new AutoSslError('PLUGIN_ERROR', `${owner}: the value ${JSON.stringify(value)} of "${name}" is not valid nginx syntax.`);
     }
+    const directive = parsed.children[0];
+    if (parsed.children.length !== 1 || directive?.kind !== 'directive' || directive.block || !/^[a-z_][a-z0-9_]*$/.test(name)) {
+      throw new AutoSslError('PLUGIN_ERROR', `${owner}: "${name} ${value}" must be exactly one directive (no ";", "{" or "}" in a value).`);
+    }
+    const statement: NewStatement = { name, args: directive.words.slice(1).map((w) => nginxValue(w.raw, { what, kind: 'words', variables: true, code: 'PLUGIN_ERROR' })) };
+    if (block) statement.children = statementsOf(block, owner);
+    out.push(statement);
   }
   return out;
 }
 
 /**
- * A path as a plugin value (the nginx-conf tree takes JS strings; statementsOf() writes them): refused when nginx
+ * A path as a plugin value (the builder takes JS strings; statementsOf() writes them): refused when nginx
  * would read it as anything but one literal word, so it never needs quotes.
  */
 export function pathToken(value: string, what = 'path'): string {

@@ -1,23 +1,12 @@
-import type { FileEdit } from '../nginx/edit.js';
-import type { NginxTree } from '../nginx/tree.js';
+import type { FileEdit } from '../installer/installer.js';
 import type { DomainContext } from './context.js';
 
 /**
- * Applies edits planned by `plan` for this domain: for real through the config editor (planned against the files
- * as they are under the config lock, written through the domain's transaction, validated with nginx -t), or in a
- * dry run on the in-memory overlay, so later stages plan on top of what earlier ones would have written.
+ * Applies edits planned by `plan` for this domain through the installer: for real under the config lock (planned
+ * against the files as they are then, written through the domain's transaction, validated with nginx -t), or in a
+ * dry run on the in-memory overlay, so later stages plan on top of what earlier ones would have written. `plan`
+ * gets the installer's own config snapshot (hand it to the installer's planners).
  */
-export async function applyEdits(ctx: DomainContext, plan: (tree: NginxTree) => FileEdit[]): Promise<FileEdit[]> {
-  let edits: FileEdit[];
-  if (ctx.dryRun) {
-    edits = plan(ctx.services.loadTree(ctx.overlay));
-    for (const e of edits) ctx.overlay.set(e.file, e.after);
-  } else {
-    // in a batch, wait for the others to reach this stage: one section, one nginx -t, one reload for all
-    await ctx.batch?.gate(ctx);
-    edits = await ctx.services.editor.apply({ tx: ctx.transaction, label: ctx.domain, plan });
-  }
-  ctx.edits.push(...edits);
-  if (edits.length) ctx.needsReload = true;
-  return edits;
+export function applyEdits(ctx: DomainContext, plan: (config: unknown) => FileEdit[]): Promise<FileEdit[]> {
+  return ctx.services.installer.apply(ctx, plan);
 }

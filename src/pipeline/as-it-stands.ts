@@ -5,12 +5,12 @@
  * One `nginx -t` serves every domain of a preview started within a moment (a dry run of --all).
  */
 import { AutoSslError, toAutoSslError } from '../errors.js';
-import type { NginxControl } from '../nginx/control.js';
+import type { Installer } from '../installer/installer.js';
 
-const recent = new WeakMap<NginxControl, { at: number; result: Promise<void> }>();
+const recent = new WeakMap<Installer, { at: number; result: Promise<void> }>();
 const SHARED_MS = 2000;
 
-export function configAsItStands(nginx: NginxControl): Promise<void> {
+export function configAsItStands(nginx: Installer): Promise<void> {
   const hit = recent.get(nginx);
   if (hit && Date.now() - hit.at < SHARED_MS) return hit.result;
   const result = nginx.test().catch((error: unknown) => {

@@ -7,16 +7,17 @@
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSslError } from '../errors.js';
 import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
-import type { FileEdit } from '../nginx/edit.js';
+import type { Issuer } from '../issuer/issuer.js';
 import type { NginxControl } from '../nginx/control.js';
 import type { ConfigEditor } from '../nginx/editor.js';
 import type { EditTransaction } from '../nginx/transaction.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
-import type { Semaphore } from '../certbot/orders.js';
+import type { Semaphore } from '../bounded.js';
 import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
+import type { FileEdit, Installer } from '../installer/installer.js';
 
 /**
  * How a domain passes the hooks:
@@ -162,19 +163,23 @@ export interface RenewEvent {
 export interface Services {
   config: AutoSslConfig;
   hooks: Hooks;
+  /** The web server's side (see installer/installer.ts): the pipeline and the stages go through it. */
+  installer: Installer;
   nginx: NginxControl;
   /** Plans, writes and validates config edits under the config lock (see nginx/editor.ts). */
   editor: ConfigEditor;
   /** The config tree as nginx loads it now, or as the dry run's overlay would leave it. */
   loadTree(overlay?: ReadonlyMap<string, string>): NginxTree;
   /**
-   * The state store (SQLite under stateDir), opened on first use. `readOnly` (dry runs, checks) never creates or
+   * The Store (the config's `store`; SQLite under stateDir by default), opened on first use. `readOnly` (dry runs, checks) never creates or
    * writes anything and works when the state directory is not writable.
    */
   state(options?: { readOnly?: boolean }): Store;
   undo: UndoService;
   /** At most `batch.concurrency` certbot processes at once in this process. */
   certbotSlots: Semaphore;
+  /** Who obtains and renews certificates (certbot unless the config's `issuer` names a module). */
+  issuer: Issuer;
   /** At most `preflight.concurrency` domains in pre-flight at once. */
   preflightSlots: Semaphore;
 }

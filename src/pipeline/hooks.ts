@@ -27,7 +27,7 @@
 import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
 import type { ChallengeSetup, DomainContext, DomainPlan, Notification, Outcome, RenewEvent } from './context.js';
 import type { Lineage } from '../certbot/lineage.js';
-import type { VhostEdit } from '../nginx/edit.js';
+import type { VhostEdit } from '../installer/installer.js';
 
 /**
  * Named slots for ordering taps within a hook (lower runs first; equal stages run in the order they were tapped,

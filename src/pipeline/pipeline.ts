@@ -7,7 +7,7 @@
  */
 import { AutoSslError, ERROR_CODES, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
 import { readCertificate } from '../certbot/lineage.js';
-import { planHttpsEdit, vhostEditFor, type FileEdit } from '../nginx/edit.js';
+import type { FileEdit } from '../installer/installer.js';
 import { customCertificatesDir } from '../certbot/custom.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type HookName, type Hooks, type StageName } from './hooks.js';
@@ -279,7 +279,7 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
     case 'plan':
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
       // a preview validates nothing it plans: a config nginx already rejects is said broken here, not shown as fine
-      if (ctx.mode === 'dry-run' || ctx.mode === 'preview') await configAsItStands(ctx.services.nginx);
+      if (ctx.mode === 'dry-run' || ctx.mode === 'preview') await configAsItStands(ctx.services.installer);
       return;
     case 'preflight':
       await ctx.services.preflightSlots.run(() => hooks.preflight.promise(ctx));
@@ -307,12 +307,13 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
       return;
     }
     case 'vhost': {
-      const edit = await hooks.vhost.promise(vhostEditFor(ctx), ctx);
-      const nginxVersion = await ctx.services.nginx.version();
+      const { installer } = ctx.services;
+      const edit = await hooks.vhost.promise(installer.tlsEdit(ctx), ctx);
+      const serverVersion = await installer.version();
       let tlsEndpoints: DomainContext['tlsEndpoints'] = [];
       let notes: string[] = [];
-      await applyEdits(ctx, (tree) => {
-        const plan = planHttpsEdit(tree, edit, { nginxVersion, httpsPort: ctx.services.config.nginx.httpsPort, keepCertificatesUnder: [customCertificatesDir(ctx.services.config)] });
+      await applyEdits(ctx, (config) => {
+        const plan = installer.planTls(config, edit, { serverVersion, httpsPort: ctx.services.config.nginx.httpsPort, keepCertificatesUnder: [customCertificatesDir(ctx.services.config)] });
         tlsEndpoints = plan.tlsEndpoints;
         notes = plan.notes;
         return plan.edits;
@@ -351,12 +352,12 @@ function stopOnFindings(ctx: DomainContext): void {
 /** Takes back every file write of this domain; if nginx had loaded them, validates and reloads the restored config. */
 async function rollback(ctx: DomainContext): Promise<string[]> {
   if (ctx.dryRun) return [];
-  const reverted = ctx.transaction.files.length ? await ctx.services.editor.revert(ctx.transaction) : [];
+  const reverted = ctx.transaction.files.length ? await ctx.services.installer.revert(ctx) : [];
   if (reverted.length && ctx.reloadedWithChanges) {
     try {
       // under the config lock: another run's edit, written but not yet validated, is not this rollback's to judge
-      await ctx.services.editor.locked(() => ctx.services.nginx.test());
-      await ctx.services.nginx.reload();
+      await ctx.services.installer.test({ underConfigLock: true });
+      await ctx.services.installer.reload();
     } catch (error) {
       ctx.emit({ stage: 'rollback', status: 'error', message: `restored the files but nginx could not reload them: ${(error as Error).message}` });
     }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execCertbot, lastLoggedRun, lineageProblems, lineageSections, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
-import { readCertificate, readLineage } from '../certbot/lineage.js';
+import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
 import { uploadDirOf } from '../certbot/custom.js';
 import { servedCertificatePath } from '../nginx/edit.js';
 import { covers } from '../nginx/names.js';
@@ -20,7 +20,7 @@ import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';
-import { ownerStamp, processStartTime } from '../lock.js';
+import { ownerStamp, parentPid, processStartTime } from '../lock.js';
 import type { DnsRecord, DnsSolver, Notification, RenewEvent } from '../pipeline/context.js';
 import type { Hooks } from '../pipeline/hooks.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
@@ -28,7 +28,7 @@ import type { CertificateRow, DnsPhase, Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
 import { waitForTxt } from '../preflight/dns.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
-import { scanLineages, vhostCertificateRefs } from './scan.js';
+import { issuedLineageRows, scanLineages, vhostCertificateRefs } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { needsAttention, renewalWindowStart, statusRows, URGENCY, type StatusRow } from './status.js';
 import { markUnservedLineages, servedRows } from './served.js';
@@ -49,16 +49,19 @@ export interface StatusReport {
 
 export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
   const { config } = core;
+  const { issuer } = core.services;
+  // certbot's lineages are scanned in place (cached per file: 10,000 in well under 2 s); another issuer lists its own
+  const certbot = config.issuer === 'certbot';
   let refs: ReturnType<typeof vhostCertificateRefs> = [];
   let tree: NginxTree | null = null;
   try {
     tree = core.services.loadTree();
-    refs = vhostCertificateRefs(tree, config.certbot.configDir);
+    refs = vhostCertificateRefs(tree, config.certbot.configDir, certbot ? undefined : (f) => issuer.lineageOfPath?.(f));
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }
-  const certs = await scanLineages(config.certbot.configDir, store, refs);
-  // uploads a vhost serves are listed too (statusRows knows certbot's lineages only)
+  const certs = certbot ? await scanLineages(config.certbot.configDir, store, refs) : await issuedLineageRows(await issuer.list(), store, refs);
+  // uploads a vhost serves are listed too (statusRows knows the issuer's lineages only)
   let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
   await markRevoked(core, store, rows);
   if (tree) {
@@ -88,6 +91,14 @@ async function markRevoked(core: EngineCore, store: Store, rows: StatusRow[]): P
   const candidates = rows.filter((r) => r.lineage && r.serial && r.state !== 'expired' && r.state !== 'missing');
   for (let i = 0; i < candidates.length; i += 16) {
     await Promise.all(candidates.slice(i, i + 16).map(async (r) => {
+      if (core.config.issuer !== 'certbot') {
+        // another issuer says itself whether the CA revoked its certificate (asked now; none: never known)
+        const issued = core.services.issuer.revoked ? await core.services.issuer.find(r.lineage).catch(() => null) : null;
+        if (!issued || !(await core.services.issuer.revoked!(issued).catch(() => false))) return;
+        r.state = 'revoked';
+        r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
+        return;
+      }
       const lineage = readLineage(core.config.certbot.configDir, r.lineage);
       if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
       r.state = 'revoked';
@@ -109,16 +120,16 @@ async function revokedLineages(core: EngineCore, store: Store, certs: readonly C
 
 // -------------------------------------------------------------------------------------------- notifications
 
-function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
+export function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
   return { key, kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: core.host };
 }
 
-async function enqueue(store: Store, n: Notification): Promise<void> {
+export async function enqueue(store: Store, n: Notification): Promise<void> {
   await store.outbox.enqueue(n.key, n.kind, JSON.stringify(n));
 }
 
 /** Certificates that entered their renewal window, or expired, without a renewal: queued once per expiry date. */
-async function enqueueDue(core: EngineCore, store: Store, now = Date.now()): Promise<void> {
+export async function enqueueDue(core: EngineCore, store: Store, now = Date.now()): Promise<void> {
   const rows = statusRows(await store.certificates.list(), [], now, core.config.renewal.windowFraction);
   for (const row of rows) {
     if ((row.state === 'due' || row.state === 'expired') && row.lineage) {
@@ -231,7 +242,7 @@ async function renewEvent(core: EngineCore, store: Store, phase: RenewEvent['pha
   return { ...base, phase, lineages: base.certName ? lineages.filter((l) => l.name === base.certName) : lineages };
 }
 
-async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[]): Promise<void> {
+export async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[]): Promise<void> {
   try {
     await core.hooks[event.phase === 'before' ? 'beforeRenew' : 'afterRenew'].promise(event);
   } catch (error) {
@@ -243,6 +254,8 @@ async function runRenewHook(core: EngineCore, event: RenewEvent, errors: string[
 
 /** A --cert-name certbot knows (a hostile one is refused by readLineage's name check). */
 export function checkCertName(config: EngineCore['config'], certName: string | undefined): void {
+  // another issuer's lineages are asked for by renewThroughIssuer (they are the issuer's, not certbot's)
+  if (config.issuer !== 'certbot') return;
   if (certName !== undefined && !readLineage(config.certbot.configDir, certName)) {
     throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
   }
@@ -300,7 +313,7 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
 }
 
 /** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
-async function recordRenewals(core: EngineCore, store: Store, outcomes: readonly RenewOutcome[]): Promise<void> {
+export async function recordRenewals(core: EngineCore, store: Store, outcomes: readonly RenewOutcome[]): Promise<void> {
   const rows = statusRows(await store.certificates.list(), [], Date.now(), core.config.renewal.windowFraction);
   const day = new Date().toISOString().slice(0, 10);
   for (const o of outcomes) {
@@ -322,21 +335,12 @@ function cmdline(pid: number): string[] {
   }
 }
 
-function parentOf(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return 0;
-  }
-}
-
 /**
  * The certbot process that runs this hook: certbot starts hooks through a shell, so it is the nearest ancestor
  * whose command line is certbot's (falling back to the parent).
  */
 function certbotProcess(): { pid: number; args: string[] } {
-  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentOf(pid), hops++) {
+  for (let pid = process.ppid, hops = 0; pid > 1 && hops < 6; pid = parentPid(pid), hops++) {
     const args = cmdline(pid);
     if (args.some((a, i) => i < 3 && /(^|\/)certbot$/.test(a))) return { pid, args };
   }
@@ -490,21 +494,18 @@ function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: str
   return lost.names.length + lost.patterns.length > 0;
 }
 
-export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
+/**
+ * A renewed lineage into nginx: the names nginx already serves over TLS go through the pipeline from `issue` on
+ * (vhost re-pointed, nginx -t, reload, TLS check, plugins); with none, nginx reloads to load the new files.
+ */
+export async function deployLineage(core: EngineCore, lineage: Lineage, certNames: readonly string[], domains: readonly string[], serial: string): Promise<DeployResult> {
   const { config } = core;
-  const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
-  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
-  // is no renewal to notify about
-  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
-  await core.recoverFirst();
-  const lineage = readLineage(config.certbot.configDir, name);
-  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
+  const name = lineage.name;
   const store = core.services.state();
-  const info = readCertificate(lineage.cert);
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, info.names));
-  const result: DeployResult = { lineage: name, domains, ok: true, changedFiles: [], serial: info.serial, served: [] };
+  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames));
+  const result: DeployResult = { lineage: name, domains: [...domains], ok: true, changedFiles: [], serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
     try {
@@ -531,6 +532,21 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
     result.changedFiles = run.files.map((f) => f.file);
     result.served = run.ok ? ctx.tlsEndpoints : [];
   }
+  return result;
+}
+
+export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
+  const { config } = core;
+  const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
+  // is no renewal to notify about
+  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
+  await core.recoverFirst();
+  const lineage = readLineage(config.certbot.configDir, name);
+  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
+  const store = core.services.state();
+  const info = readCertificate(lineage.cert);
+  const result = await deployLineage(core, lineage, info.names, domains, info.serial);
   const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
   const rows = statusRows(await scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };

@@ -10,6 +10,7 @@ import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
 import { argValues, walkDirectives } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { CertificateRow, Store } from '../store/store.js';
+import type { Lineage } from '../issuer/issuer.js';
 
 export interface VhostCertificateRef {
   file: string;
@@ -76,27 +77,7 @@ export async function scanLineages(configDir: string, store: Store, vhostRefs: r
         unreadable = `${certPath} cannot be read as a certificate: ${(error as Error).message.split('\n')[0]}`;
       }
     } else unreadable = `${certPath} does not exist (or cannot be opened)`;
-    const row: CertificateRow = {
-      lineage: name,
-      names: info ? info.names : prior?.names ?? [],
-      certPath,
-      // only a certificate that was read is cached: an unreadable one is looked at again (and said why) every time
-      fileKey: info ? key : null,
-      notBefore: info ? info.notBefore.getTime() : null,
-      notAfter: info ? info.notAfter.getTime() : null,
-      serial: info ? info.serial : null,
-      issuer: info ? info.issuer : null,
-      keyType: info?.keyType ?? null,
-      vhosts,
-      lastAttemptAt: prior?.lastAttemptAt ?? null,
-      lastAttemptKind: prior?.lastAttemptKind ?? null,
-      lastOutcome: prior?.lastOutcome ?? null,
-      lastErrorCode: prior?.lastErrorCode ?? null,
-      lastErrorMessage: prior?.lastErrorMessage ?? null,
-      lastErrorAt: prior?.lastErrorAt ?? null,
-      consecutiveFailures: prior?.consecutiveFailures ?? 0,
-      renewedAt: prior?.renewedAt ?? null,
-    };
+    const row = certificateRow(name, certPath, info ? { ...info, notBefore: info.notBefore.getTime(), notAfter: info.notAfter.getTime(), key } : null, prior, vhosts);
     updates.push(row);
     rows.push(unreadable ? Object.assign(row, { unreadable }) : row);
   }
@@ -111,8 +92,52 @@ export async function scanLineages(configDir: string, store: Store, vhostRefs: r
 
 const NO_VHOSTS: string[] = [];
 
+type RowFields = Pick<CertificateRow, 'names' | 'notBefore' | 'notAfter' | 'serial' | 'issuer'> & { keyType?: string | null; key: string | null };
+
+/** A lineage's row: what its certificate says (null: unreadable), the attempts the store knew kept. */
+function certificateRow(lineage: string, certPath: string, info: RowFields | null, prior: CertificateRow | undefined, vhosts: string[]): CertificateRow {
+  return {
+    lineage,
+    names: info ? info.names : prior?.names ?? [],
+    certPath,
+    // only a certificate that was read is cached: an unreadable one is looked at again (and said why) every time
+    fileKey: info ? info.key : null,
+    notBefore: info ? info.notBefore : null,
+    notAfter: info ? info.notAfter : null,
+    serial: info ? info.serial : null,
+    issuer: info ? info.issuer : null,
+    keyType: info?.keyType ?? null,
+    vhosts,
+    lastAttemptAt: prior?.lastAttemptAt ?? null,
+    lastAttemptKind: prior?.lastAttemptKind ?? null,
+    lastOutcome: prior?.lastOutcome ?? null,
+    lastErrorCode: prior?.lastErrorCode ?? null,
+    lastErrorMessage: prior?.lastErrorMessage ?? null,
+    lastErrorAt: prior?.lastErrorAt ?? null,
+    consecutiveFailures: prior?.consecutiveFailures ?? 0,
+    renewedAt: prior?.renewedAt ?? null,
+  };
+}
+
+/**
+ * The rows of an issuer's lineages (the values it returned: another issuer than certbot keeps its own layout),
+ * recorded in the store as certbot's are.
+ */
+export async function issuedLineageRows(lineages: readonly Lineage[], store: Store, vhostRefs: readonly VhostCertificateRef[] = []): Promise<CertificateRow[]> {
+  const known = new Map((await store.certificates.list()).map((c) => [c.lineage, c]));
+  const rows = [...lineages].sort((a, b) => a.id.localeCompare(b.id)).map((l) => {
+    const vhosts = [...new Set(vhostRefs.filter((r) => r.lineage === l.id).map((r) => r.file))].sort();
+    const fields = { names: l.names, notBefore: l.notBefore.getTime(), notAfter: l.notAfter.getTime(), serial: l.serial, issuer: null, key: fileKey(l.certPath) };
+    return certificateRow(l.id, l.certPath, fields, known.get(l.id), vhosts);
+  });
+  if (store.readOnly) return rows;
+  if (rows.length) await store.certificates.upsert(rows);
+  await store.certificates.deleteExcept(rows.map((r) => r.lineage));
+  return rows;
+}
+
 /** Every ssl_certificate in the nginx tree, resolved and checked. */
-export function vhostCertificateRefs(tree: NginxTree, configDir: string): VhostCertificateRef[] {
+export function vhostCertificateRefs(tree: NginxTree, configDir: string, lineageOfPath?: (file: string) => string | undefined): VhostCertificateRef[] {
   const live = path.resolve(configDir, 'live') + path.sep;
   const refs: VhostCertificateRef[] = [];
   const cache = new Map<string, { missing: boolean; notAfter?: number }>();
@@ -131,7 +156,8 @@ export function vhostCertificateRefs(tree: NginxTree, configDir: string): VhostC
         }
         cache.set(full, info);
       }
-      const lineage = full.startsWith(live) ? full.slice(live.length).split(path.sep)[0] : undefined;
+      // another issuer says which of its lineages a path is in; certbot's are live/<name>/
+      const lineage = lineageOfPath ? lineageOfPath(full) : full.startsWith(live) ? full.slice(live.length).split(path.sep)[0] : undefined;
       let line = 1;
       for (let i = 0; i < d.start; i++) if (config.source.charCodeAt(i) === 10) line++;
       refs.push({ file, line, path: p, lineage, ...info });

@@ -5,12 +5,11 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { planChallengeEdit } from '../nginx/edit.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
+import type { ChallengePlan } from '../installer/installer.js';
 import { applyEdits } from '../pipeline/apply.js';
 import { challengeDir } from './webroot-dirs.js';
-import { ensureAliasLink } from '../nginx/alias-webroot.js';
 
 export const PLUGIN_NAME = 'challenge-webroot';
 
@@ -34,16 +33,17 @@ export const challengeWebrootPlugin: Plugin = {
     hooks.challenge.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       if (ctx.plan.challenge !== 'http-01') return undefined;
       let webroot = '';
-      let link: { path: string; target: string } | undefined;
+      const { installer } = ctx.services;
+      let planned: ChallengePlan | undefined;
       let notes: string[] = [];
-      const edits = await applyEdits(ctx, (tree) => {
-        const plan = planChallengeEdit(tree, ctx.plan.names, {
+      const edits = await applyEdits(ctx, (config) => {
+        const plan = installer.planChallenge(config, ctx.plan.names, {
           documentRoot: ctx.plan.site.documentRoot,
           fallbackWebroot: ctx.services.config.challengeDir,
           vhostFile: ctx.plan.site.vhost,
         });
         webroot = plan.webroot;
-        link = plan.link;
+        planned = plan;
         notes = plan.notes;
         return plan.edits;
       });
@@ -54,10 +54,10 @@ export const challengeWebrootPlugin: Plugin = {
           // after the edit (no I/O in between), so the domains of a batch share one reload (reloadedWithChanges is
           // set first: a reload that reports failure may still have loaded the edit; see nginx-reload)
           ctx.reloadedWithChanges = true;
-          await ctx.services.nginx.reload();
+          await installer.reload();
           ctx.needsReload = false;
         }
-        if (link) await ensureAliasLink(link);
+        if (planned) await installer.prepareChallenge(planned);
         await challengeDir(webroot);
         if (webroot === ctx.services.config.challengeDir) await traversable(webroot, ctx.services.config.stateDir);
       }

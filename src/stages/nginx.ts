@@ -14,7 +14,7 @@ export const nginxReloadPlugin: Plugin = {
       // set before the reload: a reload command that fails may still have made nginx load the edits (systemctl
       // timing out after nginx took the signal), and a rollback must then make nginx load the restored files
       ctx.reloadedWithChanges = true;
-      await ctx.services.nginx.reload();
+      await ctx.services.installer.reload();
       ctx.needsReload = false;
     });
   },

@@ -237,7 +237,7 @@ export const preflightPlugin: Plugin = {
     // Not a check one can skip: nginx must run here before anything is written or ordered. Without it the first
     // edit would be written and only then fail `nginx -t`, or a certificate be ordered that no nginx can serve.
     hooks.preflight.tapPromise({ name: 'preflight-nginx', stage: STAGE.BUILTIN }, async (ctx) => {
-      await ctx.services.nginx.version(); // NGINX_NOT_FOUND naming the binary
+      await ctx.services.installer.version(); // NGINX_NOT_FOUND naming the binary
     });
     hooks.preflight.tapPromise({ name: 'preflight-budget', stage: STAGE.BUILTIN }, async (ctx) => {
       if (!ctx.skipChecks.has('budget') && !(await noOrder(ctx))) await budgetCheck(ctx);

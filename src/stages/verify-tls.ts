@@ -5,7 +5,6 @@
  * tried at least MIN_VERIFY_ATTEMPTS times. A domain that still fails because nginx could not be reached is run
  * once more by the engine (its certificate reused, no new order): see issueOne in engine.ts.
  */
-import tls from 'node:tls';
 import { AutoSslError } from '../errors.js';
 import { normalizeSerial } from '../certbot/lineage.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -15,42 +14,9 @@ import type { Plugin } from '../pipeline/plugin.js';
 
 export const PLUGIN_NAME = 'verify-tls';
 
-let sharedContext: tls.SecureContext | undefined;
-
-/**
- * The serial nginx presents at host:port for `servername`. The timeout is this process's: when its event loop was
- * stalled past it (the timer fires late), nginx's answer may be waiting unread, so it is given one more period.
- */
-export function servedSerial(host: string, port: number, servername: string, timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    // one TLS context for every check: a context per connection loads the CA store each time (ms of the loop's
-    // time per check, hundreds of checks in a batch); nothing is verified here but the serial
-    sharedContext ??= tls.createSecureContext();
-    const socket = tls.connect({ host, port, servername, rejectUnauthorized: false, secureContext: sharedContext }, () => {
-      clearTimeout(timer);
-      const serial = socket.getPeerCertificate().serialNumber ?? '';
-      socket.end();
-      resolve(normalizeSerial(serial));
-    });
-    let due = Date.now() + timeoutMs;
-    let extended = false;
-    const expire = (): void => {
-      if (!extended && Date.now() - due > 250) {
-        extended = true;
-        due = Date.now() + timeoutMs;
-        timer = setTimeout(expire, timeoutMs);
-        return;
-      }
-      socket.destroy();
-      reject(new Error(`timed out connecting to ${host}:${port}`));
-    };
-    let timer = setTimeout(expire, timeoutMs);
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
-}
+/** Kept here for callers of this module; it lives beside the Installer (sni.ts). */
+import { servedSerial } from '../installer/sni.js';
+export { servedSerial };
 
 /** What most likely explains a wrong certificate: which block nginx picks for the name over TLS, and what changed. */
 function explain(ctx: DomainContext, name: string): string {

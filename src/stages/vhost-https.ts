@@ -4,7 +4,7 @@
  * site asks for it.
  */
 import { AutoSslError } from '../errors.js';
-import { pathToken, type VhostEdit } from '../nginx/edit.js';
+import { pathToken, type VhostEdit } from '../installer/installer.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 
@@ -18,9 +18,9 @@ export const HSTS_HEADER = 'Strict-Transport-Security "max-age=31536000" always'
  * addresses on that port; pass no port to keep the listens as they are) and the lineage's certificate paths.
  */
 export function addHttpsDirectives(edit: VhostEdit, cert: { fullchain: string; privkey: string }, listen?: { port: number; http2: boolean }): VhostEdit {
-  if (listen) edit.https._add('listen', [String(listen.port), 'ssl', ...(listen.http2 ? ['http2'] : [])].join(' '));
-  edit.https._add('ssl_certificate', pathToken(cert.fullchain, 'certificate path'));
-  edit.https._add('ssl_certificate_key', pathToken(cert.privkey, 'certificate key path'));
+  if (listen) edit.https.add('listen', [String(listen.port), 'ssl', ...(listen.http2 ? ['http2'] : [])].join(' '));
+  edit.https.add('ssl_certificate', pathToken(cert.fullchain, 'certificate path'));
+  edit.https.add('ssl_certificate_key', pathToken(cert.privkey, 'certificate key path'));
   return edit;
 }
 
@@ -32,7 +32,7 @@ export const vhostHttpsPlugin: Plugin = {
       return addHttpsDirectives(edit, ctx.lineage, { port: api.config.nginx.httpsPort, http2: api.config.nginx.http2 });
     });
     hooks.vhost.tapPromise({ name: 'vhost-hsts', stage: STAGE.BUILTIN + 1 }, async (edit, ctx) => {
-      if (ctx.plan.hsts) edit.https._add('add_header', HSTS_HEADER);
+      if (ctx.plan.hsts) edit.https.add('add_header', HSTS_HEADER);
       return edit;
     });
   },

@@ -3,6 +3,9 @@
  * The built-in one is a lock file per key under the state directory (src/lock.ts: O_EXCL, the owner's pid and
  * start time, stale when the owner is gone); a store several nodes share brings locks they share (PostgreSQL's
  * advisory locks die with the session, as a file lock dies with its process).
+ *
+ * What protects this machine's own files stays a local lock file (src/lock.ts), whatever the store: the nginx
+ * config editor's lock and certbot's lock on its config directory; each node has its own of both.
  */
 import path from 'node:path';
 import { acquireLock, type HeldLock } from '../lock.js';

@@ -27,7 +27,13 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
   if (typeof factory !== 'function') throw new AutoSslError('CONFIG_INVALID', `store: the module ${quote(spec.module)} does not export a store factory (a default function taking { config, options, readOnly, sqlite } and returning a Store).`, { details: { store: spec.module } });
   return (o) => {
     const readOnly = o?.readOnly === true;
-    const store = (factory as StoreFactory)({ config, options: spec.options, readOnly, sqlite: () => sqlite(readOnly) });
+    let store: Store;
+    try {
+      store = (factory as StoreFactory)({ config, options: spec.options, readOnly, sqlite: () => sqlite(readOnly) });
+    } catch (error) {
+      if (error instanceof AutoSslError) throw error;
+      throw new AutoSslError('STATE_UNAVAILABLE', `The store ${quote(spec.module)} could not be opened: ${((error as Error).message ?? String(error)).split('\n')[0]}`, { hint: 'Check the store\'s settings (store.options in the config) and that what it keeps its data in is reachable, then run again.', cause: error, details: { store: spec.module } });
+    }
     if (!store || typeof store !== 'object' || !store.jobs || !store.certificates || !store.locker) {
       throw new AutoSslError('CONFIG_INVALID', `store: the factory of ${quote(spec.module)} returned no Store (jobs, attempts, certificates, ... and a locker).`, { details: { store: spec.module } });
     }

@@ -23,6 +23,7 @@ import type { DomainResult } from '../../src/pipeline/pipeline.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeCertificatePem } from '../helpers/certs.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
+import { AgentJobs } from '../../src/agent/jobs.js';
 
 const N = 1000;
 const DAY = 86_400_000;
@@ -45,7 +46,7 @@ function standIn(real: AutoSsl, delayMs: number | null): AutoSsl {
         setTimeout(() => {
           const results = domains.map((d) => ({ domain: String(d), names: [String(d)], ok: true, reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 1 }) as unknown as DomainResult);
           for (const r of results) options.onResult?.(r);
-          if (options.jobId) real.finishJob(options.jobId, 'done');
+          if (options.jobId) new AgentJobs(real).finish(options.jobId, 'done');
           resolve(results);
         }, delayMs);
       }),

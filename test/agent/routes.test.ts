@@ -7,6 +7,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { openapiDocument, ROUTES } from '../../src/agent/routes.js';
+import { SiteProperties } from '../../src/config/keys.js';
+import { Username } from '../../src/agent/fields.js';
+import { panelUsername } from '../../src/agent/input.js';
 import { buildApp, packageVersion, routesOf, type AgentContext } from '../../src/agent/server.js';
 
 const committed = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/openapi.json'), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
@@ -31,5 +34,18 @@ describe('the OpenAPI document', () => {
   it('every route but /health is signed, and every mutating route is a POST', () => {
     expect(ROUTES.filter((r) => !r.signed).map((r) => r.url)).toEqual(['/health']);
     for (const r of ROUTES.filter((x) => x.mutating)) expect(r.method).toBe('POST');
+  });
+
+  it('takes its request schemas from the same TypeBox definitions as the config and the hand validators', () => {
+    const issue = ROUTES.find((r) => r.id === 'v1.issue')!;
+    const site = (issue.body!.properties as { sites: { items: { properties: Record<string, unknown> } } }).sites.items.properties;
+    for (const key of ['challenge', 'redirect', 'hsts'] as const) expect(site[key]).toBe(SiteProperties[key]);
+    expect((site.username as typeof Username).pattern).toBe(Username.pattern);
+    // the schema's pattern is the hand validator's: what one refuses, the other does
+    for (const name of ['alice', 'web_1', '_x']) expect(new RegExp(Username.pattern!).test(name) && panelUsername(name)).toBe(name);
+    for (const name of ['Alice', 'a.b', 'ŝ', 'a'.repeat(33)]) {
+      expect(new RegExp(Username.pattern!).test(name)).toBe(false);
+      expect(() => panelUsername(name)).toThrow(expect.objectContaining({ code: 'AGENT_BAD_REQUEST' }));
+    }
   });
 });

@@ -433,7 +433,7 @@ describe('the agent', () => {
     const sub = await post('/ssl/issue-async', { domain: 'b.wild.agent.test', email: 'a@b.test', username: 'alice' });
     expect(sub.status, sub.body).toBe(200);
     expect(json(sub)).toMatchObject({ status: 'exists' });
-    expect(await world().orders).toBe(orders);
+    expect((await world()).orders).toBe(orders);
 
     // a domain no DNS provider serves: refused at start, nothing run
     const before = await world();

@@ -79,7 +79,7 @@ describe('a store plugged in through the config', () => {
     expect(counts().get('jobs.list') ?? 0).toBeGreaterThan(afterStatus.get('jobs.list') ?? 0);
   });
 
-  it('a store module that cannot be loaded is CONFIG_INVALID naming it (exit 2), nothing run', async () => {
+  it('a store module that cannot be loaded is CONFIG_INVALID naming it (exit 2); one that cannot open is STATE_UNAVAILABLE', async () => {
     const bad = path.join(rig.info.dir, 'bad-store.config.json');
     fs.writeFileSync(bad, JSON.stringify(rig.autosslConfig({ store: './no-such-store.mjs', sites: [{ domain: DOMAIN }] }), null, 2));
     const run = await cli(['status', '--json'], bad);
@@ -92,5 +92,13 @@ describe('a store plugged in through the config', () => {
     const again = await cli(['status', '--json'], bad);
     expect(again.exitCode).toBe(2);
     expect(again.stdout + again.stderr).toMatch(/does not export a store factory/);
+    // a store that cannot open (its database is down): STATE_UNAVAILABLE with its words, no stack trace
+    fs.writeFileSync(path.join(rig.info.dir, 'down-store.mjs'), "export default () => { throw new Error('database is down'); };\n");
+    fs.writeFileSync(bad, JSON.stringify(rig.autosslConfig({ store: './down-store.mjs', sites: [{ domain: DOMAIN }] }), null, 2));
+    const down = await cli(['status', '--json'], bad);
+    expect(down.exitCode).not.toBe(0);
+    expect(down.stdout + down.stderr).toMatch(/STATE_UNAVAILABLE/);
+    expect(down.stdout + down.stderr).toContain('database is down');
+    expect(down.stdout + down.stderr).not.toMatch(/\n\s+at /);
   });
 });

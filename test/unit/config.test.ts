@@ -31,6 +31,37 @@ describe('config', () => {
     expect(() => validateConfig(raw, '/etc/autossl/autossl.config.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`) }));
   });
 
+  // node:net decides what an address is: the old pattern took any four numbers of up to three digits, any prefix
+  it.each([
+    [{ serverAddresses: ['203.0.113.10', '999.1.1.1'] }, 'serverAddresses[1]', 'an IPv4 or IPv6 address', '999.1.1.1'],
+    [{ serverAddresses: ['1.2.3.04'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', '1.2.3.04'],
+    [{ serverAddresses: ['2001:db8::1::2'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', '2001:db8::1::2'],
+    [{ preflight: { resolvers: ['999.1.1.1:53'] } }, 'preflight.resolvers[0]', 'an IP address, optionally with :port', '999.1.1.1:53'],
+    [{ dns01: { resolvers: ['1.1.1.1', '1.1.1.1:70000'] } }, 'dns01.resolvers[1]', 'an IP address, optionally with :port', '1.1.1.1:70000'],
+    [{ preflight: { cloudflareRanges: ['104.16.0.0/33'] } }, 'preflight.cloudflareRanges[0]', 'a CIDR range', '104.16.0.0/33'],
+    [{ preflight: { cloudflareRanges: ['2400:cb00::/32', '2400:cb00::/129'] } }, 'preflight.cloudflareRanges[1]', 'a CIDR range', '2400:cb00::/129'],
+    [{ preflight: { cloudflareRanges: ['999.1.1.0/24'] } }, 'preflight.cloudflareRanges[0]', 'a CIDR range', '999.1.1.0/24'],
+    [{ agent: { listen: '999.0.0.1:7443' } }, 'agent.listen', 'host:port', '999.0.0.1:7443'],
+    [{ serverAddresses: ['fe80::1%eth0'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', 'fe80::1%eth0'],
+    [{ serverAddresses: ['１.１.１.１'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', '１.１.１.１'],
+    [{ certbot: { env: { 'A=B': 'x' } } }, 'certbot.env.A=B', 'an environment variable name', 'A=B'],
+  ])('refuses the address in %j with its key path', (raw, key, expected, value) => {
+    expect(() => validateConfig(raw, 'c.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`), details: { key } }));
+    expect(() => validateConfig(raw, 'c.json')).toThrow(`got "${value}".`);
+  });
+
+  it('a key with a line break is named escaped, on one line', () => {
+    const e = (() => { try { validateConfig({ certbot: { env: { 'A\nB': 'x' } } }, 'c.json'); } catch (x) { return x as { message: string; details: { key: string } }; } return null; })();
+    expect(e?.message).toBe('c.json: "certbot.env.A\\nB" must be an environment variable name (letters, digits, "_"; not starting with a digit), got "A\\nB".');
+    expect(e?.details.key).toBe('certbot.env.A\nB');
+  });
+
+  it('takes the addresses node:net takes', () => {
+    const cfg = validateConfig({ serverAddresses: ['203.0.113.10', '2001:db8::10'], preflight: { resolvers: ['1.1.1.1', '127.0.0.1:8053', '[::1]:53', '::1'], cloudflareRanges: ['104.16.0.0/13', '2400:cb00::/32'] }, agent: { listen: '[::1]:7443' } });
+    expect(cfg.preflight.resolvers).toHaveLength(4);
+    expect(cfg.preflight.cloudflareRanges).toEqual(['104.16.0.0/13', '2400:cb00::/32']);
+  });
+
   it('store: SQLite by default; a module path resolved against the config file, with its options', () => {
     expect(validateConfig({}, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
     expect(validateConfig({ store: 'sqlite' }, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();

@@ -1,6 +1,7 @@
 /** The line diff and the three-way revert that undoes one edit among others in the same file. */
 import { describe, expect, it } from 'vitest';
-import { diffLines, revertEdit, splitLines } from '../../src/nginx/merge.js';
+import { revertEdit } from '../../src/nginx/merge.js';
+import { diffLines, splitLines } from '../../src/line-diff.js';
 
 /** A small seeded PRNG so failures reproduce. */
 function rng(seed: number): () => number {

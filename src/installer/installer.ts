@@ -1,0 +1,102 @@
+/**
+ * The Installer seam (certbot's Installer, next to the Authenticator side of the `challenge`/`issue` hooks): what
+ * the pipeline and the engine ask of the web server, and nothing more. It locates the blocks that answer a name,
+ * plans and applies the HTTP-01 challenge edit and the TLS edit (through the domain's transaction, validated by
+ * the server's own config test; on an in-memory copy in a dry run), tests, reloads, and says what is served per
+ * name over TLS (SNI). nginx is the built-in one (nginx-installer.ts); the editor stays byte-exact behind it.
+ *
+ * A config snapshot (`C`) is the installer's own: the pipeline hands it back to the installer's planners, never
+ * looks inside it.
+ */
+import type { DomainContext } from '../pipeline/context.js';
+import type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit } from '../nginx/edit.js';
+import type { DirectiveView, ServerView } from '../nginx/view.js';
+import type { EditTransaction, RecoveryReport } from '../nginx/transaction.js';
+import type { HeldLock, Locker } from '../store/locker.js';
+
+export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport };
+/** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
+export { pathToken } from '../nginx/edit.js';
+/** Directives a block may hold once per key (their first argument): see "When is a directive already there". */
+export { REPEATABLE_BY_KEY } from '../nginx/edit.js';
+
+/** A block that answers a name: where it is, its names, its sockets (`127.0.0.1:443 ssl`). */
+export interface BlockInfo {
+  file: string;
+  line: number;
+  serverNames: string[];
+  sockets: string[];
+}
+
+/** The blocks answering each name, on port 80 and over TLS (null: none answers it there). */
+export interface LocatedBlocks {
+  http: Map<string, BlockInfo | null>;
+  https: Map<string, BlockInfo | null>;
+}
+
+/** Where to check over TLS that a certificate is served: host, port and the name sent as SNI. */
+export interface TlsEndpoint {
+  host: string;
+  port: number;
+  servername: string;
+}
+
+export interface ChallengeOptions {
+  /** The site's document root: the webroot when given. */
+  documentRoot?: string;
+  /** Where tokens go when no block serves a root of its own. */
+  fallbackWebroot: string;
+  /** Only blocks in this file are edited. */
+  vhostFile?: string;
+}
+
+export interface TlsOptions {
+  /** The TLS port when the edit names none. */
+  httpsPort?: number;
+  /** Certificates under these directories are kept apart (uploads): a wildcard spread leaves their blocks alone. */
+  keepCertificatesUnder?: readonly string[];
+}
+
+export interface Installer<C = unknown> {
+  readonly name: string;
+  /** The server's config as it is (with `overlay`: files replaced by these texts, a dry run's planned edits). */
+  load(overlay?: ReadonlyMap<string, string>): C;
+  /** The blocks that answer the names; refuses names the server does not serve and ambiguous matches. */
+  locate(config: C, names: readonly string[], options?: { vhostFile?: string }): LocatedBlocks;
+  /** Plans the edit that makes the CA's HTTP-01 request for every name reach a webroot as a static file. */
+  planChallenge(config: C, names: readonly string[], options: ChallengeOptions): ChallengePlan;
+  /** What a challenge plan needs on disk before the CA asks (a link where an existing location reads tokens). */
+  prepareChallenge(plan: ChallengePlan): Promise<void>;
+  /** The `vhost` hook's payload for a domain run: what to ensure, and a read-only view of what is there now. */
+  tlsEdit(ctx: DomainContext): VhostEdit;
+  /** Plans the TLS edit: listens, certificate paths and the payload's statements (sync: it runs under the config lock). */
+  planTls(config: C, edit: VhostEdit, options: TlsOptions & { serverVersion: [number, number, number] }): EditPlan;
+  /** The server's version, for planTls. */
+  version(): Promise<[number, number, number]>;
+  /**
+   * Applies what `plan` plans for this domain: for real under the config lock (planned against the files as they are
+   * then, written through the domain's transaction, validated), or in a dry run on the domain's overlay.
+   */
+  apply(ctx: DomainContext, plan: (config: C) => FileEdit[]): Promise<FileEdit[]>;
+  /** Takes back every write of this domain's transaction (under the config lock); returns the files restored. */
+  revert(ctx: DomainContext): Promise<string[]>;
+  /**
+   * The server's config test (`nginx -t`): throws with the server's own words. `underConfigLock`: waits for edits
+   * being written and validated by other runs (a rollback must not judge another run's unvalidated edit).
+   */
+  test(options?: { underConfigLock?: boolean }): Promise<void>;
+  /** Makes the server load its config; concurrent asks share one reload. */
+  reload(): Promise<void>;
+  /** A domain run's transaction: every write journaled, so a failure (or the next start after a kill) takes it back. */
+  transaction(label: string): EditTransaction;
+  /** Locks the blocks that answer the names (per block, through the store's Locker) for a run that edits them. */
+  lockBlocks(locker: Locker, names: readonly string[], vhostFile?: string): Promise<HeldLock | null>;
+  /** Restores files a killed run left half-edited (under the config lock). */
+  recover(): Promise<RecoveryReport>;
+  /** What recover() would do, without doing it. */
+  pendingRecovery(): Promise<RecoveryReport & { restorable: string[] }>;
+  /** Drops a journal whose file changed since (the user resolved it by hand). */
+  discardJournal(journal: string): Promise<void>;
+  /** The serial of the certificate served at an endpoint for its SNI name. */
+  served(endpoint: TlsEndpoint, timeoutMs?: number): Promise<string>;
+}

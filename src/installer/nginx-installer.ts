@@ -1,0 +1,124 @@
+/**
+ * nginx as the Installer: the config tree nginx itself loads (include globs followed, byte positions kept), the
+ * byte-exact editor with its `nginx -t` under the config lock, the coalesced reload, and the SNI check.
+ */
+import path from 'node:path';
+import type { AutoSslConfig } from '../config/schema.js';
+import type { DomainContext } from '../pipeline/context.js';
+import { NginxControl } from '../nginx/control.js';
+import { ConfigEditor } from '../nginx/editor.js';
+import { discardJournal, EditTransaction, pendingRecovery, recoverJournals, type RecoveryReport } from '../nginx/transaction.js';
+import { lockBlocks } from '../nginx/block-lock.js';
+import type { HeldLock, Locker } from '../store/locker.js';
+import { locateServers, planChallengeEdit, planHttpsEdit, vhostEditFor, type FileEdit } from '../nginx/edit.js';
+import { ensureAliasLink } from '../nginx/alias-webroot.js';
+import { NginxTree, type ServerBlock } from '../nginx/tree.js';
+import { lineColumn } from '../nginx/parse.js';
+import { servedSerial } from './sni.js';
+import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
+
+/** The nginx installer of a config: its nginx, its config lock (shared by every autossl process), its journals. */
+export function createNginxInstaller(config: AutoSslConfig): NginxInstaller {
+  const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
+  const loadTree = (overlay?: ReadonlyMap<string, string>): NginxTree => NginxTree.load(config.nginx.config, overlay?.size ? { overlay } : {});
+  const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
+  nginx.setReloadLock((fn) => editor.locked(fn));
+  return new NginxInstaller(config, nginx, editor, loadTree, path.join(config.stateDir, 'journal'));
+}
+
+export class NginxInstaller implements Installer<NginxTree> {
+  readonly name = 'nginx';
+
+  constructor(
+    private readonly config: AutoSslConfig,
+    /** nginx itself and the config editor: kept on Services for plugins written before the Installer. */
+    readonly nginx: NginxControl,
+    readonly editor: ConfigEditor,
+    readonly loadTree: (overlay?: ReadonlyMap<string, string>) => NginxTree,
+    private readonly journalDir: string,
+  ) {}
+
+  transaction(label: string): EditTransaction {
+    return new EditTransaction({ journalDir: this.journalDir, label });
+  }
+
+  async lockBlocks(locker: Locker, names: readonly string[], vhostFile?: string): Promise<HeldLock | null> {
+    let tree: NginxTree;
+    try {
+      tree = this.loadTree();
+    } catch {
+      return null; // planning says what is wrong with the config
+    }
+    return lockBlocks(locker, this.config, tree, names, vhostFile);
+  }
+
+  recover(): Promise<RecoveryReport> {
+    return this.editor.locked(() => recoverJournals(this.journalDir));
+  }
+
+  pendingRecovery(): Promise<RecoveryReport & { restorable: string[] }> {
+    return pendingRecovery(this.journalDir);
+  }
+
+  discardJournal(journal: string): Promise<void> {
+    return discardJournal(this.journalDir, journal);
+  }
+
+  load(overlay?: ReadonlyMap<string, string>): NginxTree {
+    return this.loadTree(overlay);
+  }
+
+  locate(tree: NginxTree, names: readonly string[], options: { vhostFile?: string } = {}): LocatedBlocks {
+    const located = locateServers(tree, names, options);
+    const views = (m: Map<string, ServerBlock | null>): Map<string, BlockInfo | null> =>
+      new Map([...m].map(([name, s]) => [name, s ? { file: s.file, line: lineColumn(s.config.source, s.directive.start).line, serverNames: s.names, sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`) } : null]));
+    return { http: views(located.http), https: views(located.https) };
+  }
+
+  planChallenge: Installer<NginxTree>['planChallenge'] = (tree, names, options) => planChallengeEdit(tree, names, options);
+
+  async prepareChallenge(plan: { link?: { path: string; target: string } }): Promise<void> {
+    if (plan.link) await ensureAliasLink(plan.link); // certbot writes where the existing alias location reads
+  }
+
+  tlsEdit(ctx: DomainContext): ReturnType<typeof vhostEditFor> {
+    return vhostEditFor(ctx);
+  }
+
+  planTls: Installer<NginxTree>['planTls'] = (tree, edit, options) => planHttpsEdit(tree, edit, { nginxVersion: options.serverVersion, httpsPort: options.httpsPort, keepCertificatesUnder: options.keepCertificatesUnder });
+
+  version(): Promise<[number, number, number]> {
+    return this.nginx.version();
+  }
+
+  async apply(ctx: DomainContext, plan: (tree: NginxTree) => FileEdit[]): Promise<FileEdit[]> {
+    let edits: FileEdit[];
+    if (ctx.dryRun) {
+      edits = plan(this.loadTree(ctx.overlay));
+      for (const e of edits) ctx.overlay.set(e.file, e.after);
+    } else {
+      // in a batch, wait for the others to reach this stage: one section, one nginx -t, one reload for all
+      await ctx.batch?.gate(ctx);
+      edits = await this.editor.apply({ tx: ctx.transaction, label: ctx.domain, plan });
+    }
+    ctx.edits.push(...edits);
+    if (edits.length) ctx.needsReload = true;
+    return edits;
+  }
+
+  revert(ctx: DomainContext): Promise<string[]> {
+    return this.editor.revert(ctx.transaction);
+  }
+
+  test(options: { underConfigLock?: boolean } = {}): Promise<void> {
+    return options.underConfigLock ? this.editor.locked(() => this.nginx.test()) : this.nginx.test();
+  }
+
+  reload(): Promise<void> {
+    return this.nginx.reload();
+  }
+
+  served(endpoint: { host: string; port: number; servername: string }, timeoutMs?: number): Promise<string> {
+    return servedSerial(endpoint.host, endpoint.port, endpoint.servername, timeoutMs);
+  }
+}

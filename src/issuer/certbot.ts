@@ -1,0 +1,167 @@
+/**
+ * The built-in issuer: certbot. `certonly --webroot` for HTTP-01, `certonly --manual` with autossl's DNS hooks for
+ * DNS-01; a new lineage is ordered in private certbot directories (parallel with others) and adopted into the main
+ * ones. Its lineages are certbot's (`live/<name>/`, `renewal/<name>.conf`); nothing outside src/certbot and this
+ * file needs to know that layout to obtain, find or renew one.
+ *
+ * `certbot renew` of every lineage (with certbot's own deploy hook) stays the renewal path of this issuer: see
+ * src/renewal/renewal.ts. `renew` here renews one lineage, for callers that go through the seam.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import type { AutoSslConfig } from '../config/schema.js';
+import { certonlyDns, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
+import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
+import type { Semaphore } from '../bounded.js';
+import { writeHookScript } from '../certbot/hooks.js';
+import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
+import { AutoSslError } from '../errors.js';
+import { revocationOf } from '../renewal/revocation.js';
+import type { Store } from '../store/store.js';
+import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
+
+/** certbot's settings with the cross-process lock under autossl's state dir. */
+export function certbotSettings(config: AutoSslConfig): CertbotSettings {
+  return { ...config.certbot, lockDir: path.join(config.stateDir, 'locks') };
+}
+
+/** A certbot lineage's files as a Lineage value. */
+export function certbotLineage(files: LineageFiles): Lineage {
+  return readLineageFiles({ id: files.name, certPath: files.cert, chainPath: files.chain, fullchainPath: files.fullchain, keyPath: files.privkey, renewalConf: files.renewalConf });
+}
+
+function filesOf(l: Lineage): LineageFiles {
+  return { name: l.id, cert: l.certPath, chain: l.chainPath, fullchain: l.fullchainPath, privkey: l.keyPath, renewalConf: l.renewalConf ?? '' };
+}
+
+export interface CertbotIssuerDeps {
+  config: AutoSslConfig;
+  state(): Store;
+  /** At most `batch.concurrency` certbot processes at once in this process. */
+  slots: Semaphore;
+}
+
+export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issuer {
+  const settings = certbotSettings(config);
+  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+
+  /** The manual hook scripts certbot runs for DNS-01 (their paths end up in the lineage's renewal config). */
+  function dnsHooks(domain: string): { authHook: string; cleanupHook: string } {
+    if (!config.filepath) {
+      throw new AutoSslError('CONFIG_INVALID', `${domain} uses DNS-01, which needs the config in a file: certbot runs the DNS hooks (and later renewals) in processes of their own that must load it.`, { hint: 'Put the config in a file and pass --config FILE (or keep it where autossl finds it).' });
+    }
+    const dir = path.join(config.stateDir, 'hooks');
+    const note = 'Installed by autossl: certbot runs this for DNS-01 challenges (CERTBOT_DOMAIN, CERTBOT_VALIDATION).';
+    return {
+      authHook: writeHookScript(path.join(dir, 'dns-auth'), ['dns-hook', 'auth'], config.filepath, note),
+      cleanupHook: writeHookScript(path.join(dir, 'dns-cleanup'), ['dns-hook', 'cleanup'], config.filepath, note),
+    };
+  }
+
+  /** Orders a new lineage in a private certbot directory set (parallel with others), then adopts it. */
+  async function privateOrder(certName: string, order: (s: CertbotSettings) => Promise<LineageFiles>): Promise<LineageFiles> {
+    await ensureAccount(settings);
+    const priv = await privateDirs(settings, config.stateDir, certName);
+    let ordered: LineageFiles;
+    try {
+      ordered = await slots.run(() => order(priv));
+    } catch (error) {
+      // keep certbot's log where the admin looks for it; the rest of the private directories goes
+      const log = path.join(priv.logsDir, 'letsencrypt.log');
+      const kept = path.join(settings.logsDir, 'autossl-orders', `${certName}-${Date.now()}.log`);
+      await fsp.mkdir(path.dirname(kept), { recursive: true }).then(() => fsp.rename(log, kept)).catch(() => undefined);
+      if (error instanceof AutoSslError && error.details.log) (error.details as Record<string, unknown>).log = kept;
+      await fsp.rm(priv.root, { recursive: true, force: true });
+      throw error;
+    }
+    const lineage = await adopt(settings, priv, ordered.name);
+    await fsp.rm(priv.root, { recursive: true, force: true });
+    return lineage;
+  }
+
+  async function find(id: string): Promise<Lineage | null> {
+    const files = readLineage(config.certbot.configDir, id);
+    if (!files) return null;
+    try {
+      return certbotLineage(files);
+    } catch {
+      return null; // a lineage whose certificate cannot be read is no use to anyone: ordered anew
+    }
+  }
+
+  return {
+    name: 'certbot',
+    find,
+    async list() {
+      let names: string[] = [];
+      try {
+        names = fs.readdirSync(live).filter((n) => n !== 'README' && !n.startsWith('.')).sort();
+      } catch {
+        names = [];
+      }
+      const out: Lineage[] = [];
+      for (const n of names) {
+        const l = await find(n).catch(() => null);
+        if (l) out.push(l);
+      }
+      return out;
+    },
+    async obtain(request: ObtainRequest) {
+      // an account the CA rate-limited places no order before the time it gave (autossl never burns the limit)
+      const limitServer = settings.server ?? 'letsencrypt';
+      const store = state();
+      const limited = await store.rateLimits.get(limitServer);
+      if (limited && Date.now() < limited.until) {
+        throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
+      }
+      const certbotRequest = { certName: request.id, names: request.names, force: request.force };
+      let order: (s: CertbotSettings) => Promise<LineageFiles>;
+      if (request.challenge.type === 'dns-01') {
+        const hooksPaths = dnsHooks(request.names[0] ?? request.id);
+        order = (s) => certonlyDns(s, { ...certbotRequest, ...hooksPaths });
+      } else {
+        const webroot = request.challenge.webroot;
+        if (!webroot) throw new AutoSslError('INTERNAL', 'No webroot for the HTTP-01 challenge: the challenge stage did not run.');
+        order = (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
+      }
+      const existing = readLineage(config.certbot.configDir, request.id);
+      // a new lineage is ordered beside the others, in its own directories; an existing one in the main directory
+      let files: LineageFiles;
+      try {
+        files = !existing && config.batch.privateOrders ? await privateOrder(request.id, order) : await slots.run(() => order(settings));
+      } catch (error) {
+        if (error instanceof AutoSslError && error.code === 'RATE_LIMITED') {
+          // every order of this account waits until then: the other domains of the batch are told, not ordered
+          await store.rateLimits.set(limitServer, { until: Date.parse(String(error.details.until)), message: error.message });
+        }
+        throw error;
+      }
+      return certbotLineage(files);
+    },
+    async renew(lineage, options) {
+      const run = await execCertbot(settings, ['renew', '--no-random-sleep-on-renew', '--cert-name', lineage.id, ...(options.force ? ['--force-renewal'] : [])], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      const after = await find(lineage.id);
+      if (run.exitCode !== 0 || !after) {
+        const problems = lineageProblems(run, config.certbot.logsDir, { name: lineage.id, names: lineage.names }, true);
+        throw new AutoSslError('CERTBOT_FAILED', `certbot could not renew ${lineage.id}: ${summarizeProblems(problems) || run.stderr.trim().split('\n').pop() || 'certbot renew failed'}`, { details: { problems } });
+      }
+      return after;
+    },
+    async revoked(lineage) {
+      try {
+        return (await revocationOf(config, state(), filesOf(lineage), lineage.serial, { fresh: true })) === 'revoked';
+      } catch {
+        return false;
+      }
+    },
+    lineageOfPath(file) {
+      const full = path.resolve(file);
+      return full.startsWith(live) ? full.slice(live.length).split(path.sep)[0] : undefined;
+    },
+    plannedPaths(id) {
+      const dir = path.join(config.certbot.configDir, 'live', id);
+      return { certPath: `${dir}/cert.pem`, chainPath: `${dir}/chain.pem`, fullchainPath: `${dir}/fullchain.pem`, keyPath: `${dir}/privkey.pem` };
+    },
+  };
+}

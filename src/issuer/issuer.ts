@@ -1,0 +1,169 @@
+/**
+ * The `Issuer` seam: whatever obtains a certificate for names, given a challenge solver, and hands back a
+ * `Lineage` value. certbot is the built-in issuer (src/issuer/certbot.ts); another one (an in-process ACME client,
+ * a local CA in the tests) is named in the config and loaded like a plugin:
+ *
+ *     "issuer": "certbot"                                           (the default)
+ *     "issuer": { "module": "./my-issuer.mjs", "options": { ... } }
+ *
+ * The module's default export is an issuer object or a factory `(options, api) => Issuer`. Modelled on certmagic's
+ * `Issuer` (Issue(ctx, csr) -> IssuedCertificate) with the storage side (find, list) an issuer brings for the
+ * lineages it keeps: the rest of autossl (renewal, status, recovery) asks the issuer, never a directory layout.
+ */
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+import type { AutoSslConfig } from '../config/schema.js';
+import { AutoSslError, quote } from '../errors.js';
+import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
+import type { ChallengeSetup } from '../pipeline/context.js';
+import type { Lineage as LineageFiles } from '../certbot/lineage.js';
+
+/** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
+export interface Lineage {
+  /** Stable per set of names (certbot's --cert-name): a renewal keeps it. */
+  id: string;
+  names: string[];
+  /** Upper-case hex, whole bytes (as nginx and `openssl x509 -serial` print it). */
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** RFC 9773 (ACME Renewal Information) certificate id: base64url(AKI keyIdentifier) "." base64url(serial DER). */
+  ariCertId: string;
+  certPath: string;
+  chainPath: string;
+  fullchainPath: string;
+  keyPath: string;
+  /** certbot only: the lineage's renewal config (its webroot is kept there). */
+  renewalConf?: string;
+}
+
+/** What `obtain` is asked for. */
+export interface ObtainRequest {
+  /** The lineage the certificate goes into (a new one, or the existing lineage of these names). */
+  id: string;
+  names: string[];
+  /** The solver the challenge stage set up: `http-01` with a webroot served for the names, or `dns-01` with a provider. */
+  challenge: ChallengeSetup;
+  /** Order even when a lineage of these names exists and is not due. */
+  force: boolean;
+  /** The ARI id of the certificate this one replaces (an existing lineage), for CAs that take ACME's `replaces`. */
+  replaces?: string;
+  /** Progress for the run's event stream. */
+  log(message: string): void;
+}
+
+export interface Issuer {
+  /** Shown in events and status ("certbot", "local-ca"). */
+  readonly name: string;
+  /** The lineage with this id, or null when the issuer has none. */
+  find(id: string): Promise<Lineage | null>;
+  /** Every lineage the issuer keeps (status and renewal go over these). */
+  list(): Promise<Lineage[]>;
+  obtain(request: ObtainRequest, signal: AbortSignal): Promise<Lineage>;
+  /** A new certificate for the lineage's names, into the same lineage (same id). */
+  renew(lineage: Lineage, options: { force: boolean; log(message: string): void }, signal: AbortSignal): Promise<Lineage>;
+  /** Whether the CA revoked the lineage's current certificate (asked now); absent: never known. */
+  revoked?(lineage: Lineage): Promise<boolean>;
+  revoke?(lineage: Lineage): Promise<void>;
+  /** The lineage a certificate path nginx names belongs to, if it is one of this issuer's (status, served checks). */
+  lineageOfPath?(file: string): string | undefined;
+  /** The paths a new lineage would get, for dry-run diffs; absent: placeholders under the state directory. */
+  plannedPaths?(id: string): Pick<Lineage, 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>;
+}
+
+/** The config's `issuer`: the built-in certbot, or a module loaded like a plugin. */
+export type IssuerSpec = 'certbot' | { module: string; options: Record<string, unknown> };
+
+/** What an issuer module's factory receives besides its options. */
+export interface IssuerApi {
+  config: AutoSslConfig;
+  /** Reads a lineage's files into a Lineage value (serial, dates, names and the ARI id from the certificate). */
+  readLineage(files: Pick<Lineage, 'id' | 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>): Lineage;
+}
+
+// @peculiar/x509 takes ~150 ms to load: only paid when a Lineage value is read
+const require = createRequire(import.meta.url);
+let peculiar: typeof import('@peculiar/x509') | null = null;
+function x509(): typeof import('@peculiar/x509') {
+  if (!peculiar) {
+    peculiar = require('@peculiar/x509') as typeof import('@peculiar/x509');
+    peculiar.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+  }
+  return peculiar;
+}
+
+function base64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('base64url');
+}
+
+/**
+ * RFC 9773 section 4.1: the certificate's Authority Key Identifier keyIdentifier and its serial's DER content
+ * octets (a leading zero byte kept when the high bit is set: serial 0x87654321 is "AIdlQyE"), each base64url
+ * without padding, joined by a dot.
+ */
+export function ariCertId(cert: import('@peculiar/x509').X509Certificate): string {
+  const { AuthorityKeyIdentifierExtension } = x509();
+  const aki = cert.getExtension(AuthorityKeyIdentifierExtension);
+  if (!aki?.keyId) throw new AutoSslError('ISSUER_FAILED', `The certificate ${cert.serialNumber} has no Authority Key Identifier: it has no ARI id.`);
+  let hex = cert.serialNumber.replace(/[^0-9a-fA-F]/g, '');
+  if (hex.length % 2) hex = `0${hex}`;
+  let serial = Buffer.from(hex, 'hex');
+  // the minimal DER INTEGER content of a positive number: no redundant leading zeros, one when the high bit is set
+  while (serial.length > 1 && serial[0] === 0 && serial[1]! < 0x80) serial = serial.subarray(1);
+  if (serial[0]! >= 0x80) serial = Buffer.concat([Buffer.from([0]), serial]);
+  return `${base64url(Buffer.from(aki.keyId, 'hex'))}.${base64url(serial)}`;
+}
+
+/** A Lineage value from its files (the certificate is parsed once, here). */
+export function readLineageFiles(files: Pick<Lineage, 'id' | 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath' | 'renewalConf'>): Lineage {
+  const pem = readRegularFile(files.certPath, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('utf8');
+  const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+  if (!block) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${files.certPath} holds no certificate.`);
+  const lib = x509();
+  const cert = new lib.X509Certificate(block);
+  const san = cert.getExtension(lib.SubjectAlternativeNameExtension);
+  const names = (san?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value.toLowerCase());
+  let serial = cert.serialNumber.toUpperCase().replace(/^(00)+(?=.)/, '');
+  if (serial.length % 2) serial = `0${serial}`;
+  return { ...files, names, serial, notBefore: cert.notBefore, notAfter: cert.notAfter, ariCertId: ariCertId(cert) };
+}
+
+/** The files view the pipeline's stages use (ctx.lineage): certbot's names for the same paths. */
+export function lineageFiles(l: Lineage): LineageFiles {
+  return { name: l.id, cert: l.certPath, chain: l.chainPath, fullchain: l.fullchainPath, privkey: l.keyPath, renewalConf: l.renewalConf ?? '' };
+}
+
+function isIssuer(x: unknown): x is Issuer {
+  const i = x as Partial<Issuer> | null;
+  return !!i && typeof i === 'object' && typeof i.name === 'string' && typeof i.obtain === 'function' && typeof i.renew === 'function' && typeof i.find === 'function' && typeof i.list === 'function';
+}
+
+/**
+ * Imports an issuer module named in the config (an absolute path: the config's relative paths were resolved
+ * against its directory when it was read). Errors carry ISSUER_LOAD_FAILED and the module's name.
+ */
+export async function loadIssuer(spec: Exclude<IssuerSpec, 'certbot'>, api: IssuerApi): Promise<Issuer> {
+  const fail = (why: string, cause?: unknown): never => {
+    throw new AutoSslError('ISSUER_LOAD_FAILED', `Cannot use issuer ${quote(spec.module)}: ${why}`, { hint: 'The issuer module\'s default export is { name, find, list, obtain, renew } or a function (options, api) returning it.', cause, details: { issuer: spec.module } });
+  };
+  if (!path.isAbsolute(spec.module)) fail('give its path (absolute, or relative to the config file).');
+  let mod: Record<string, unknown> = {};
+  try {
+    mod = (await import(pathToFileURL(spec.module).href)) as Record<string, unknown>;
+  } catch (error) {
+    fail((error as Error).message?.split('\n')[0] ?? String(error), error);
+  }
+  let candidate = mod.default ?? mod.issuer;
+  if (typeof candidate === 'function') {
+    try {
+      candidate = await (candidate as (o: Record<string, unknown>, a: IssuerApi) => unknown)(spec.options, api);
+    } catch (error) {
+      if (error instanceof AutoSslError) throw error;
+      fail(`it refused its options: ${(error as Error).message}`, error);
+    }
+  }
+  if (!isIssuer(candidate)) fail('it does not export { name, find, list, obtain, renew }.');
+  return candidate as Issuer;
+}
