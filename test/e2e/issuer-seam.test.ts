@@ -9,7 +9,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../src/sandbox/rig.js';
+import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { createAutoSsl, type AutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
 import { readLineageFiles } from '../../src/issuer/issuer.js';

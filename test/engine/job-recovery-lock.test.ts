@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
-import { BINARIES } from '../../src/sandbox/rig.js';
+import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
 const STORE = path.resolve(import.meta.dirname, '../helpers/counting-store.mjs');
