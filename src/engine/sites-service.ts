@@ -4,23 +4,15 @@
  */
 import { normalizeDomain } from '../domain.js';
 import { AutoSslError } from '../errors.js';
-import type { SiteConfig } from '../config/schema.js';
 import type { Store } from '../store/store.js';
-import type { DomainResult } from '../pipeline/pipeline.js';
 import * as renewal from '../renewal/renewal.js';
-import { certificateOf, type DomainCertificate } from '../renewal/certificate.js';
-import { installUpload, uninstall, type UninstallResult } from '../manage.js';
-import type { Upload } from '../certbot/custom.js';
+import { certificateOf } from '../renewal/certificate.js';
+import { installUpload, uninstall } from '../manage.js';
 import { panelSite, type Kernel } from './core.js';
+import type { AutoSsl } from './types.js';
 
-export interface SitesService {
-  registerSite(site: Record<string, unknown> & { domain: string }, source?: string): Promise<SiteConfig>;
-  unregisterSite(domain: string): Promise<void>;
-  certificate(domain: string, options?: { fresh?: boolean }): Promise<DomainCertificate>;
-  uninstall(domain: string): Promise<UninstallResult>;
-  installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
-  dnsProgress(domain: string): Promise<{ phase: renewal.DnsPhase; message: string; at: number } | null>;
-}
+/** The engine's members about one site (their documentation is on AutoSsl). */
+export type SitesService = Pick<AutoSsl, 'registerSite' | 'unregisterSite' | 'certificate' | 'uninstall' | 'installCertificate' | 'dnsProgress'>;
 
 export function sitesService(k: Kernel): SitesService {
   const { config, fileConfig } = k;
