@@ -29,8 +29,11 @@ export interface Lineage {
   serial: string;
   notBefore: Date;
   notAfter: Date;
-  /** RFC 9773 (ACME Renewal Information) certificate id: base64url(AKI keyIdentifier) "." base64url(serial DER). */
-  ariCertId: string;
+  /**
+   * RFC 9773 (ACME Renewal Information) certificate id: base64url(AKI keyIdentifier) "." base64url(serial DER);
+   * undefined for a certificate with no Authority Key Identifier (self-signed, some private CAs): it has no ARI.
+   */
+  ariCertId?: string;
   certPath: string;
   chainPath: string;
   fullchainPath: string;
@@ -116,7 +119,11 @@ export function ariCertId(cert: import('@peculiar/x509').X509Certificate): strin
   return `${base64url(Buffer.from(aki.keyId, 'hex'))}.${base64url(serial)}`;
 }
 
-/** A Lineage value from its files (the certificate is parsed once, here). */
+function hasAuthorityKeyId(cert: import('@peculiar/x509').X509Certificate): boolean {
+  return !!cert.getExtension(x509().AuthorityKeyIdentifierExtension)?.keyId;
+}
+
+/** A Lineage value from its files (the certificate is parsed once, here). A lineage without ARI id is still one. */
 export function readLineageFiles(files: Pick<Lineage, 'id' | 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath' | 'renewalConf'>): Lineage {
   const pem = readRegularFile(files.certPath, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('utf8');
   const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
@@ -127,7 +134,7 @@ export function readLineageFiles(files: Pick<Lineage, 'id' | 'certPath' | 'chain
   const names = (san?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value.toLowerCase());
   let serial = cert.serialNumber.toUpperCase().replace(/^(00)+(?=.)/, '');
   if (serial.length % 2) serial = `0${serial}`;
-  return { ...files, names, serial, notBefore: cert.notBefore, notAfter: cert.notAfter, ariCertId: ariCertId(cert) };
+  return { ...files, names, serial, notBefore: cert.notBefore, notAfter: cert.notAfter, ariCertId: hasAuthorityKeyId(cert) ? ariCertId(cert) : undefined };
 }
 
 /** The files view the pipeline's stages use (ctx.lineage): certbot's names for the same paths. */

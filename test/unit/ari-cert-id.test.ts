@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
+import { makeCertificatePem } from '../helpers/certs.js';
 
 const AKI = '69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4';
 
@@ -37,5 +38,14 @@ describe('Lineage value', () => {
     const l = readLineageFiles({ id: 'ari.test', certPath: cert, chainPath: cert, fullchainPath: cert, keyPath: cert });
     expect(l.ariCertId).toBe(`aYhba4dGQEHhs3uEe6CuLN4ByNQ.${Buffer.from([1, 2]).toString('base64url')}`);
     expect(l.serial).toBe('0102');
+  });
+
+  it('is still a lineage when its certificate has no Authority Key Identifier (self-signed): no ARI id, names and dates read', async () => {
+    // a certbot lineage of a self-signed certificate was not found at all (issue reordered it; init's existing site)
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-ari-')), 'cert.pem');
+    fs.writeFileSync(file, await makeCertificatePem(['self.test'], new Date(Date.now() - 86_400_000), new Date(Date.now() + 86_400_000)));
+    const l = readLineageFiles({ id: 'self.test', certPath: file, chainPath: file, fullchainPath: file, keyPath: file });
+    expect(l.ariCertId).toBeUndefined();
+    expect(l.names).toEqual(['self.test']);
   });
 });
