@@ -8,6 +8,7 @@
  * file, and read with a size cap. Nothing here follows more than the path: include loops are the caller's.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { AutoSslError, type ErrorCode } from './errors.js';
 
 /** The largest nginx config file read (large real configs are a few MB: generated maps, geo blocks). */
@@ -69,4 +70,33 @@ export function readRegularFile(file: string, options: SafeReadOptions): { data:
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * The first answer `pick` gives for the regular files of a directory, in name order; files larger than maxBytes
+ * and anything that is not a regular file (a FIFO would block the read) are passed over, as are unreadable ones.
+ * For the small scans of certbot's hook directory and /etc/cron.d.
+ */
+export function firstInSmallFiles<T>(dir: string, maxBytes: number, pick: (file: string, text: string, st: fs.Stats) => T | null): T | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).sort();
+  } catch {
+    return null;
+  }
+  for (const name of names) {
+    const file = path.join(dir, name);
+    let text: string;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+      if (!st.isFile() || st.size > maxBytes) continue;
+      text = fs.readFileSync(file, 'utf8');
+    } catch {
+      continue; // not readable: not what is looked for
+    }
+    const found = pick(file, text, st);
+    if (found !== null) return found;
+  }
+  return null;
 }

@@ -9,6 +9,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { firstInSmallFiles } from '../fsutil.js';
 import path from 'node:path';
 import { execCertbot, lastLoggedRun, lineageProblems, lineageSections, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
@@ -670,24 +671,8 @@ const DEPLOY_HOOK_WORD = /(?:^|[\s'"])deploy-hook(?=['"\s]|$)/m;
 
 /** autossl's deploy hook among certbot's (renewal-hooks/deploy/), if one is there. */
 export function installedDeployHook(configDir: string): string | null {
-  const dir = path.join(configDir, 'renewal-hooks', 'deploy');
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir).sort();
-  } catch {
-    return null;
-  }
-  for (const name of names) {
-    const file = path.join(dir, name);
-    try {
-      const st = fs.statSync(file);
-      // certbot runs only executable files there
-      if (st.isFile() && st.mode & 0o111 && st.size < 64 * 1024 && DEPLOY_HOOK_WORD.test(fs.readFileSync(file, 'utf8'))) return file;
-    } catch {
-      // not readable: not ours
-    }
-  }
-  return null;
+  // certbot runs only executable files there
+  return firstInSmallFiles(path.join(configDir, 'renewal-hooks', 'deploy'), 64 * 1024, (file, text, st) => (st.mode & 0o111 && DEPLOY_HOOK_WORD.test(text) ? file : null));
 }
 
 /** Whether a lineage's renewal config names autossl's deploy hook (certbot stores --deploy-hook as renew_hook). */

@@ -6,6 +6,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { firstInSmallFiles } from '../fsutil.js';
 import path from 'node:path';
 import { execa } from 'execa';
 import type { AutoSsl } from '../engine.js';
@@ -65,26 +66,10 @@ function systemdRunning(): boolean {
  * runs autossl's hooks each time, so advising a second schedule would renew twice. The file and its line, if any.
  */
 export function cronRenewal(cronDir = '/etc/cron.d'): string | null {
-  let names: string[];
-  try {
-    names = fs.readdirSync(cronDir).sort();
-  } catch {
-    return null;
-  }
-  for (const name of names) {
-    const file = path.join(cronDir, name);
-    let text: string;
-    try {
-      const st = fs.statSync(file);
-      if (!st.isFile() || st.size > 256 * 1024) continue; // a FIFO or a huge file is no cron job: never block on it
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
+  return firstInSmallFiles(cronDir, 256 * 1024, (file, text) => {
     const line = text.split('\n').find((l) => !/^\s*#/.test(l) && /\bcertbot\b[^#]*\brenew\b/.test(l));
-    if (line) return `${file}: ${line.trim().slice(0, 200)}`;
-  }
-  return null;
+    return line ? `${file}: ${line.trim().slice(0, 200)}` : null;
+  });
 }
 
 export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Promise<SetupResult> {
