@@ -46,7 +46,6 @@ export const SEAMS = [
     exceptions: {
       'src/agent/server.ts': 'the agent reads lineages directly until the Issuer lands',
       'src/engine/recovery-service.ts': 'recovery adopts killed private orders and reads lineages until the Issuer lands',
-      'src/engine/sites-service.ts': 'the Upload type of installCertificate until the Issuer lands',
       'src/engine/types.ts': 'the Upload type of installCertificate until the Issuer lands',
       'src/installer/sni.ts': 'the one form of a serial (certbot/der.ts) until the lineage value lands',
       'src/index.ts': 'public types re-exported from src/certbot until the Issuer exports them',
