@@ -49,9 +49,9 @@ describe('agent call and the README recipe', () => {
   });
 
   it('the README\'s shell recipe (openssl dgst -sha256 -hmac + curl) is accepted as written', async () => {
-    const readme = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+    const readme = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/agent.md'), 'utf8');
     const recipe = /<!-- signing-recipe-shell -->\s*```sh\n([\s\S]+?)```/.exec(readme)?.[1];
-    expect(recipe, 'README has the shell recipe').toBeTruthy();
+    expect(recipe, 'docs/agent.md has the shell recipe').toBeTruthy();
     const run = await execa('bash', ['-euo', 'pipefail', '-c', recipe!], { env: { ...process.env, AGENT: agent.url, TOKEN_FILE: tokens, DOMAIN: 'recipe.test' }, reject: false });
     expect(run.exitCode, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ domain: 'recipe.test', exists: false });

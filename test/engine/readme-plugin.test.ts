@@ -1,4 +1,4 @@
-/** The README's "Writing a plugin" example, taken from the README itself and run through the engine. */
+/** The "Writing a plugin" example of docs/plugins.md, taken from that page itself and run through the engine. */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,12 +7,12 @@ import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
-const README = fs.readFileSync(path.resolve(import.meta.dirname, '../../README.md'), 'utf8');
+const README = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/plugins.md'), 'utf8');
 
 function example(): string {
   const section = README.slice(README.indexOf('## Writing a plugin'));
   const m = /```js\n(\/\/ my-header\.mjs[\s\S]*?)```/.exec(section);
-  if (!m) throw new Error('the README has no my-header.mjs example under "Writing a plugin"');
+  if (!m) throw new Error('docs/plugins.md has no my-header.mjs example under "Writing a plugin"');
   return m[1]!;
 }
 
