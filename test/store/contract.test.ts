@@ -184,7 +184,7 @@ describe.each(backends)('the Store contract on $name', (backend) => {
     });
   });
 
-  it('sites, replays, rate limits, renew runs, DNS-01 progress', async () => {
+  it('sites, replays, rate limits, renew runs, DNS-01 progress, ARI windows', async () => {
     await withStore(async (store) => {
       await store.sites.upsert('b.test', { domain: 'b.test', documentRoot: '/srv/b' }, 'agent');
       await store.sites.upsert('a.test', { domain: 'a.test' }, 'agent');
@@ -210,6 +210,16 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.dnsProgress.set('w.test', { phase: 'dns_propagation', message: 'waiting', at: 1 });
       await store.dnsProgress.set('w.test', { phase: 'le_verify', message: 'visible', at: 2 });
       expect(await store.dnsProgress.get('w.test')).toEqual({ phase: 'le_verify', message: 'visible', at: 2 });
+
+      expect(await store.ariWindows.get('a.test')).toBeNull();
+      const w = { certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE', serial: '0a', start: 1000, end: 2000, explanationUrl: null, renewAt: 1500, fetchedAt: 900, nextFetchAt: 999_000, error: null };
+      await store.ariWindows.set('b.test', { ...w, start: null, end: null, renewAt: null, error: 'no renewalInfo' });
+      await store.ariWindows.set('a.test', { ...w, renewAt: 1400 });
+      await store.ariWindows.set('a.test', w);
+      expect(await store.ariWindows.get('a.test')).toEqual(w);
+      expect((await store.ariWindows.list()).map((r) => [r.lineage, r.error])).toEqual([['a.test', null], ['b.test', 'no renewalInfo']]);
+      await store.ariWindows.delete('a.test');
+      expect(await store.ariWindows.get('a.test')).toBeNull();
     });
   });
 });

@@ -9,7 +9,7 @@ import { Db } from './db.js';
 import { PgJobs } from './jobs.js';
 import { PgLocker } from './locker.js';
 import { PgOutbox, PgUndo } from './queues.js';
-import { PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
+import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
 export { advisoryKey, MIGRATIONS } from './migrations.js';
@@ -31,6 +31,7 @@ export class PgStore implements Store {
   readonly rateLimits: PgRateLimits;
   readonly renewRuns: PgRenewRuns;
   readonly dnsProgress: PgDnsProgress;
+  readonly ariWindows: PgAriWindows;
   readonly locker: PgLocker;
 
   constructor(url: string) {
@@ -46,6 +47,7 @@ export class PgStore implements Store {
     this.rateLimits = new PgRateLimits(this.db);
     this.renewRuns = new PgRenewRuns(this.db);
     this.dnsProgress = new PgDnsProgress(this.db);
+    this.ariWindows = new PgAriWindows(this.db);
     this.locker = new PgLocker(url);
   }
 

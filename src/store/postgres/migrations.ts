@@ -153,6 +153,19 @@ export const MIGRATIONS: string[] = [
      job_id TEXT PRIMARY KEY,
      at BIGINT NOT NULL
    );`,
+  // 2: the CA's ARI window per lineage (RFC 9773), as the SQLite store's 6
+  `CREATE TABLE ari_windows (
+     lineage TEXT PRIMARY KEY,
+     cert_id TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     start_at BIGINT,
+     end_at BIGINT,
+     explanation_url TEXT,
+     renew_at BIGINT,
+     fetched_at BIGINT NOT NULL,
+     next_fetch_at BIGINT NOT NULL,
+     error TEXT
+   );`,
 ];
 
 /** A 64-bit advisory lock key for a name (the locker's keys and the migration lock share this space, "autossl:" first). */
