@@ -14,6 +14,7 @@ import { createAutoSsl, type AutoSsl } from './engine.js';
 import { AutoSslError, ERROR_CODES, errorKind, toAutoSslError } from './errors.js';
 import type { StageEvent } from './pipeline/context.js';
 import type { DomainResult } from './pipeline/pipeline.js';
+import type { AriStatus } from './renewal/ari-pass.js';
 import { CHECKS } from './stages/preflight.js';
 
 const USAGE = `autossl: trusted certificates for every nginx vhost
@@ -312,6 +313,13 @@ async function cmdCheck(positionals: string[], values: Values): Promise<number> 
   return exitFor(results.filter((r) => !r.ok).map((r) => r.findings.find((f) => f.severity === 'error' && !f.resolved)?.code));
 }
 
+/** A row's ARI window in one line: when, where autossl renews in it, or why there is none. */
+function ariLine(a: AriStatus): string {
+  if (a.state === 'none') return `ARI: no window (${a.error ?? 'not asked yet'}); asked again ${a.nextFetchAt.slice(0, 16)}`;
+  const when = `ARI window ${a.start!.slice(0, 16)} .. ${a.end!.slice(0, 16)} (${a.state === 'past' ? 'in the past: renew now' : a.state}), renewal picked ${a.renewAt?.slice(0, 16) ?? '-'}`;
+  return a.warning ? `${when}; warning: ${a.warning}` : when;
+}
+
 async function cmdStatus(values: Values): Promise<number> {
   const engine = await engineFor(values);
   const report = await engine.status({ probe: values.probe === true });
@@ -326,6 +334,7 @@ async function cmdStatus(values: Values): Promise<number> {
       for (const r of report.certificates) {
         const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
         out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        if (r.ari) out(`${''.padEnd(32)} ${ariLine(r.ari)}`);
         if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
       }
     }

@@ -12,6 +12,7 @@ import { needsAttention, statusRows, URGENCY, type StatusRow } from './status.js
 import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
+import { applyAriToRows } from './ari-pass.js';
 
 export interface StatusReport {
   certificates: StatusRow[];
@@ -37,6 +38,12 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   const certs = certbot ? await scanLineages(config.certbot.configDir, store, refs) : await issuedLineageRows(await issuer.list(), store, refs);
   // uploads a vhost serves are listed too (statusRows knows the issuer's lineages only)
   let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
+  // the CA's ARI windows, as the last pass asked them (status only reads: `autossl renew` asks)
+  try {
+    applyAriToRows(rows, await store.ariWindows.list(), now);
+  } catch {
+    // a store that cannot answer (read-only copy of an older schema): no windows shown
+  }
   await markRevoked(core, store, rows);
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
