@@ -10,7 +10,9 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
+import { startAgent } from '../../src/agent/server.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
+import { validateConfig } from '../../src/config/schema.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { parseJson } from '../helpers/json.js';
 import { servedEventually } from '../helpers/served.js';
@@ -33,7 +35,9 @@ beforeAll(async () => {
   for (const d of [PAST, FUTURE]) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig(), null, 2));
+  const tokens = path.join(rig.info.dir, 'agent-tokens');
+  fs.writeFileSync(tokens, `${'t'.repeat(48)}\n`, { mode: 0o600 });
+  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({ agent: { listen: '127.0.0.1:7443', tokensFile: tokens, logLevel: 'silent' } }), null, 2));
   const issued = await cli(['issue', PAST, FUTURE]);
   expect(issued.exitCode, issued.stdout + issued.stderr).toBe(0);
   const hooks = await cli(['install-hooks']);
@@ -80,6 +84,19 @@ describe('ARI with a certbot that does not do it (2.1)', () => {
     expect(Date.parse(future.ari!.renewAt)).toBeLessThan(Date.parse(future.ari!.end));
     const text = await cli(['status']);
     expect(text.stdout).toContain(`ARI window ${future.ari!.start.slice(0, 16)}`);
+
+    // the agent: /ssl/status (what a panel asks per domain) and /v1/certificates (status --json) show it too
+    const agent = await startAgent(validateConfig(parseJson(fs.readFileSync(configFile, 'utf8')), configFile, rig.info.dir), { port: 0 });
+    try {
+      const call = await cli(['agent', 'call', 'POST', '/ssl/status', JSON.stringify({ domain: FUTURE }), '--url', agent.url]);
+      expect(call.exitCode, call.stdout + call.stderr).toBe(0);
+      expect((parseJson(call.stdout) as { ari: unknown }).ari).toEqual(future.ari);
+      const v1 = await cli(['agent', 'call', 'GET', '/v1/certificates', '--url', agent.url]);
+      expect(v1.exitCode, v1.stdout + v1.stderr).toBe(0);
+      expect((parseJson(v1.stdout) as { certificates: typeof rows }).certificates.find((r) => r.lineage === FUTURE)?.ari).toEqual(future.ari);
+    } finally {
+      await agent.close();
+    }
 
     // a second pass: nothing is due, nothing renewed (the renewed certificate's own window lies ahead)
     const again = await cli(['renew', '--json']);
