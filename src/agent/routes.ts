@@ -265,7 +265,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'What `autossl status --json` says.',
     signed: true,
     mutating: false,
-    responses: { 200: { description: 'The report.', schema: obj({ attention: { type: 'boolean' }, certificates: { type: 'array', items: { type: 'object' } } }, ['attention', 'certificates']) }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'The report.', schema: obj({ attention: { type: 'boolean' }, certificates: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'object' }, description: 'Configuration nginx warns about on every reload: STAPLING_WITHOUT_OCSP (ssl_stapling on for a certificate without an OCSP URL).' } }, ['attention', 'certificates']) }, ...SIGNED_ERRORS },
   },
   {
     id: 'v1.events',

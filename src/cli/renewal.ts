@@ -18,7 +18,7 @@ export async function cmdStatus(values: Values): Promise<number> {
   const pending = await engine.pendingRecovery().catch(() => null);
   await engine.close();
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
+    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
   } else {
     if (report.certificates.length === 0) out('no certificates');
     else {
@@ -30,6 +30,7 @@ export async function cmdStatus(values: Values): Promise<number> {
         if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
       }
     }
+    for (const w of report.warnings) out(`warning ${w.code}: ${w.file}:${w.line} (${w.serverNames[0] ?? '_'}): ${w.message}`);
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
     if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }

@@ -14,6 +14,7 @@ import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { ariPass } from './ari-pass.js';
+import { withLocked } from '../store/locker.js';
 import { renewalWindowStart, statusRows } from './status.js';
 import { deliverOutbox, enqueue, enqueueDue, notification, type DeliveryReport } from './outbox.js';
 
@@ -95,7 +96,14 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
     if (!options.force) for (const name of await ariLineages(core, store, before)) if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
     for (const [name, reason] of reasons) {
-      const forced = await execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      // two passes at once (the timer and an admin) must not both replace the certificate: the second, once it
+      // holds the lineage's lock, finds the serial changed and leaves it
+      const forced = await withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {
+        const now = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
+        if (!now || now.serial !== before.find((c) => c.lineage === name)?.serial) return null;
+        return execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      });
+      if (!forced) continue;
       const cert = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
       if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
       const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);

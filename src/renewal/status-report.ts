@@ -13,6 +13,7 @@ import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
 import { applyAriToRows } from './ari-pass.js';
+import { staplingWithoutOcsp, type StaplingWarning } from './stapling.js';
 
 export interface StatusReport {
   certificates: StatusRow[];
@@ -20,6 +21,8 @@ export interface StatusReport {
   attention: boolean;
   /** Notifications queued but not yet delivered. */
   pendingNotifications: number;
+  /** Configuration nginx warns about on every reload (ssl_stapling for certificates without an OCSP URL). */
+  warnings: StaplingWarning[];
 }
 
 export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
@@ -45,6 +48,12 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
     // a store that cannot answer (read-only copy of an older schema): no windows shown
   }
   await markRevoked(core, store, rows);
+  let warnings: StaplingWarning[] = [];
+  try {
+    warnings = tree ? staplingWithoutOcsp(tree) : [];
+  } catch {
+    warnings = []; // a tree that cannot be walked for it: the certificates still report
+  }
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
@@ -64,7 +73,7 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   } catch {
     pendingNotifications = 0;
   }
-  return { certificates: rows, attention: needsAttention(rows), pendingNotifications };
+  return { certificates: rows, attention: needsAttention(rows), pendingNotifications, warnings };
 }
 
 /** Rows whose certificate the CA revoked become `revoked` (asked a few at a time; answers are kept in the store). */

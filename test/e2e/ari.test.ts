@@ -104,4 +104,20 @@ describe('ARI with a certbot that does not do it (2.1)', () => {
     expect((parseJson(again.stdout) as { results: Array<{ outcome: string }> }).results.every((r) => r.outcome === 'not-due')).toBe(true);
     expect(readCertificate(live(PAST)).serial).toBe(renewed);
   }, 240_000);
+
+  it('two passes at once (the timer and an admin) renew a lineage whose window is in the past once, not twice', async () => {
+    const archive = path.join(rig.info.dir, 'certbot', 'config', 'archive', PAST);
+    const certs = () => fs.readdirSync(archive).filter((f) => /^cert\d+\.pem$/.test(f)).length;
+    // a certificate autossl has not asked about yet (the last one's window is kept 6 hours: Retry-After)
+    const forced = await cli(['renew', '--cert-name', PAST, '--force', '--json']);
+    expect(forced.exitCode, forced.stdout + forced.stderr).toBe(0);
+    const before = certs();
+    await rig.setRenewalInfo(fs.readFileSync(live(PAST), 'utf8'), { start: new Date(Date.now() - 2 * 3_600_000), end: new Date(Date.now() - 3_600_000) });
+    const [a, b] = await Promise.all([cli(['renew', '--json']), cli(['renew', '--json'])]);
+    expect(a.exitCode, a.stdout + a.stderr).toBe(0);
+    expect(b.exitCode, b.stdout + b.stderr).toBe(0);
+    expect(certs()).toBe(before + 1);
+    const now = readCertificate(live(PAST)).serial;
+    expect(await servedEventually(PAST, now)).toBe(now);
+  }, 240_000);
 });
