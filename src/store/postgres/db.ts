@@ -43,7 +43,7 @@ export function unavailable(error: unknown, location: string, secret?: string): 
   const raw = ((error as Error)?.message ?? String(error)).split('\n')[0]!;
   const why = secret ? raw.split(secret).join('***') : raw;
   return new AutoSslError('STATE_UNAVAILABLE', `Cannot use autossl's state database ${location}: ${why}.`, {
-    hint: `Check that PostgreSQL is running and reachable from this host at ${location}, and that the role, its password (in the connection string, PGPASSWORD or ~/.pgpass) and the database are right (store.postgres in the config, or AUTOSSL_STORE_POSTGRES), then run again. Nothing was ordered meanwhile.`,
+    hint: `Check that PostgreSQL is running and reachable from this host at ${location}, and that the role, its password (in the connection string, PGPASSWORD or ~/.pgpass) and the database are right (store.postgres in the config, or AUTOSSL_STORE_POSTGRES), then run again. autossl orders nothing while its state database is unreachable.`,
     details: { store: location, code: (error as { code?: string })?.code },
   });
 }
