@@ -63,7 +63,7 @@ export class Db {
     } catch {
       this.secret = /password\s*=\s*'?([^'\s]+)/i.exec(url)?.[1];
     }
-    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs(), idleTimeoutMillis: 10_000, application_name: 'autossl', types });
+    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs(), idleTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'autossl', types });
     // a pooled connection the server drops while idle: the next query opens another (or fails, STATE_UNAVAILABLE)
     this.pool.on('error', () => {});
   }
