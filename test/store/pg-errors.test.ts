@@ -87,3 +87,23 @@ describe('the PostgreSQL store when the database cannot be used', () => {
     }
   });
 });
+
+describe('the PostgreSQL store when the database goes away while open', () => {
+  it('store calls and locks are STATE_UNAVAILABLE without the password (the cluster stopped)', async () => {
+    const { PgStore } = await import('../../src/store/postgres/index.js');
+    const url = await cluster.createDatabase('goes_away');
+    const store = new PgStore(url);
+    try {
+      await store.sites.upsert('a.test', {}, 'agent');
+      expect(await store.sites.list()).toHaveLength(1);
+      await cluster.stop();
+      const failures = [await store.sites.list().catch((e: unknown) => e), await store.jobs.create({ id: 'j', kind: 'issue', source: 'cli', domains: ['a.test'] }).catch((e: unknown) => e), await store.locker.lock('order-a.test', 1000, 'The order of a.test').catch((e: unknown) => e)];
+      for (const e of failures) {
+        expect(e).toMatchObject({ code: 'STATE_UNAVAILABLE' });
+        expect((e as Error).message + String((e as { hint?: string }).hint)).not.toContain(PG_PASSWORD);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
