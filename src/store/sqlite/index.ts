@@ -11,7 +11,7 @@ import { SqliteAttempts, SqliteCertificates } from './certificates.js';
 import { SqliteJobs } from './jobs.js';
 import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
-import { SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
+import { SqliteAriWindows, SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
 import { Sql } from './sql.js';
 
 export { stateBusyTimeoutMs } from './open.js';
@@ -31,6 +31,7 @@ export class SqliteStore implements Store {
   readonly rateLimits: SqliteRateLimits;
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
+  readonly ariWindows: SqliteAriWindows;
   readonly locker: FileLocker;
 
   /**
@@ -53,6 +54,7 @@ export class SqliteStore implements Store {
     this.rateLimits = new SqliteRateLimits(sql);
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
+    this.ariWindows = new SqliteAriWindows(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
   }
 
