@@ -14,6 +14,10 @@ import type { AutoSslConfig } from '../../src/config/schema.js';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
 import { ARI_MAX_POLL_MS, ARI_MIN_POLL_MS, parseRenewalInfo, pickRenewAt, pollDelayMs, refreshAriWindows, renewsNow, retryAfterMs, windowState } from '../../src/renewal/ari.js';
 import { scanLineages } from '../../src/renewal/scan.js';
+import { applyAriToRows, ariPass, ariStatus } from '../../src/renewal/ari-pass.js';
+import { parseCertbotVersion } from '../../src/certbot/version.js';
+import type { EngineCore } from '../../src/engine.js';
+import type { StatusRow } from '../../src/renewal/status.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { writeLineage } from '../helpers/certs.js';
 
@@ -165,6 +169,37 @@ describe('the window per lineage, from the CA', () => {
     await refreshAriWindows(config, store, renewed, t0 + 41 * HOUR);
     expect(asked).toHaveLength(5);
     expect(asked[4]).not.toBe(id);
+  });
+
+  it('a past window: renewed by autossl with certbot < 4.1, left to certbot >= 4.1 (status warns once it is over with the certificate in place)', async () => {
+    const certs = await scanLineages(config.certbot.configDir, store);
+    await store.ariWindows.delete('a.ari.test');
+    window = { start: new Date(Date.now() - 2 * HOUR).toISOString(), end: new Date(Date.now() - 90 * 60_000).toISOString() };
+    const fakeCertbot = (version: string) => {
+      const bin = path.join(dir, `certbot-${version}`);
+      fs.writeFileSync(bin, `#!/bin/sh\necho "certbot ${version}"\n`, { mode: 0o755 });
+      return { config: { ...config, issuer: 'certbot', stateDir: dir, certbot: { ...config.certbot, binary: bin, workDir: dir, logsDir: dir, keyType: 'ecdsa', extraArgs: [], timeoutMs: 10_000 } } } as unknown as EngineCore;
+    };
+    expect(parseCertbotVersion('certbot 2.1.0')).toMatchObject({ major: 2, minor: 1 });
+    const old = await ariPass(fakeCertbot('2.1.0'), store, certs);
+    expect(old).toMatchObject({ certbotDoesAri: false, renewNow: ['a.ari.test'] });
+    const own = await ariPass(fakeCertbot('4.1.0'), store, certs);
+    expect(own).toMatchObject({ certbotDoesAri: true, renewNow: [] });
+    expect((await ariPass(fakeCertbot('5.0.0'), store, certs)).renewNow).toEqual([]);
+
+    // status: an ok certificate whose window is over is due, with a warning naming the window's end
+    const w = (await store.ariWindows.get('a.ari.test'))!;
+    const row = { lineage: 'a.ari.test', serial: w.serial, state: 'ok' } as unknown as StatusRow;
+    applyAriToRows([row], [{ lineage: 'a.ari.test', ...w }], Date.now());
+    expect(row.state).toBe('due');
+    expect(row.ari).toMatchObject({ state: 'past', warning: expect.stringContaining('was not renewed') });
+    // a renewed certificate (another serial) is not judged by the old one's window
+    const renewedRow = { lineage: 'a.ari.test', serial: 'ABCDEF', state: 'ok' } as unknown as StatusRow;
+    applyAriToRows([renewedRow], [{ lineage: 'a.ari.test', ...w }], Date.now());
+    expect(renewedRow).toMatchObject({ state: 'ok' });
+    expect(renewedRow.ari).toBeUndefined();
+    // an open window that has not ended: due, no warning
+    expect(ariStatus({ ...w, end: Date.now() + HOUR }, w.serial, Date.now())).toMatchObject({ state: 'open', warning: null });
   });
 
   it('a CA without renewalInfo, or an answer that is not a window, is kept as an error (asked again later), never a window', async () => {
