@@ -10,7 +10,7 @@ import { toAutoSslError } from '../errors.js';
 
 export const PLUGIN_NAME = 'state-record';
 
-const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
+export const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
 
 export const stateRecordPlugin: Plugin = {
   name: PLUGIN_NAME,
