@@ -9,7 +9,9 @@
  * certificates for NAMES and possibly others. Please visit: URL", Boulder's wfe): the names are recorded with the
  * unpause URL, shown by `status` and in the notification, and asked again once a day at most (waiting lifts nothing).
  */
+import os from 'node:os';
 import type { AutoSslConfig } from '../config/schema.js';
+import type { Notification } from '../pipeline/context.js';
 import type { BackoffRecord, Store } from '../store/store.js';
 
 const HOUR = 3_600_000;
@@ -91,4 +93,55 @@ export function describeBackoff(name: string, r: BackoffRecord): string {
   const until = r.until ? new Date(r.until).toISOString() : 'now';
   if (r.unpauseUrl) return `${name}: the CA paused this account for the name; lift it at ${r.unpauseUrl} (asked again after ${until}). Last error: ${r.lastError}`;
   return `${name}: ${r.failures} failed authorizations in a row; no order before ${until} (the back-off keeps the CA from pausing the name). Last error: ${r.lastError}`;
+}
+
+/** A notification for each name that entered (or stepped up) its back-off; one per name and back-off end. */
+export async function notifyBackoff(store: Store, lineage: string, changes: readonly BackoffChange[]): Promise<void> {
+  for (const c of changes) {
+    if (!c.backingOff) continue;
+    const n: Notification = {
+      key: `backing-off:${lineage}:${c.name}:${c.record.until ?? ''}`,
+      kind: 'backing-off',
+      lineage,
+      names: [c.name],
+      notAfter: null,
+      daysLeft: null,
+      error: { code: c.record.unpauseUrl ? 'ACME_PAUSED' : 'BACKING_OFF', message: describeBackoff(c.name, c.record) },
+      at: new Date().toISOString(),
+      host: os.hostname(),
+    };
+    await store.outbox.enqueue(n.key, n.kind, JSON.stringify(n));
+  }
+}
+
+/** The CA's validation verdicts (what counts towards its failed-authorization limits), not transport or server errors. */
+const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
+
+/** The names ACME problems blame (validation verdicts only), with what the CA said; every name when none is named. */
+export function failedAuthorizations(names: readonly string[], problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>): Array<{ name: string; error: string }> {
+  const verdicts = problems.filter((p) => !p.type || VALIDATION_TYPES.has(p.type));
+  const named = verdicts.filter((p) => p.domain && names.includes(p.domain));
+  if (named.length) return named.map((p) => ({ name: p.domain!, error: `${p.type ?? 'error'}: ${p.detail}` }));
+  if (verdicts.length) return names.map((name) => ({ name, error: verdicts.map((p) => p.detail).join('; ') }));
+  return [];
+}
+
+/**
+ * What certbot's renewals report (autossl renew, or certbot's own timer through the post hook): a renewed lineage
+ * clears its names, a failed one counts its failed authorizations (and a pause) and may start a back-off.
+ */
+export async function recordRenewalBackoff(config: Readonly<AutoSslConfig>, store: Store, outcomes: ReadonlyArray<{ lineage: string; names: string[]; outcome: string; problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>; message?: string }>): Promise<void> {
+  for (const o of outcomes) {
+    if (o.outcome === 'renewed') await recordSuccess(config, store, o.names);
+    if (o.outcome !== 'failed') continue;
+    const paused = parsePaused(`${o.problems.map((p) => p.detail).join('\n')}\n${o.message ?? ''}`);
+    const changes: BackoffChange[] = [];
+    if (paused) {
+      const names = paused.names.filter((n) => o.names.includes(n));
+      for (const name of names.length ? names : o.names) changes.push(await recordFailure(config, store, name, o.message ?? 'paused by the CA', { unpauseUrl: paused.url }));
+    } else {
+      for (const f of failedAuthorizations(o.names, o.problems)) changes.push(await recordFailure(config, store, f.name, f.error));
+    }
+    await notifyBackoff(store, o.lineage, changes);
+  }
 }
