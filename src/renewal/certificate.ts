@@ -13,6 +13,8 @@ import type { NginxTree } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';
 import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
+import { ariStatus, type AriStatus } from './ari-pass.js';
+import { normalizeSerial } from '../certbot/der.js';
 
 export interface DomainCertificate {
   domain: string;
@@ -32,6 +34,8 @@ export interface DomainCertificate {
   /** Where nginx serves it from: the block's file:line. */
   servedBy: string | null;
   lastError: { code: string | null; message: string | null; at: string | null } | null;
+  /** The CA's ARI window for the served certificate, as the last renewal pass asked it (null: none known). */
+  ari: AriStatus | null;
 }
 
 const cache = new Map<string, { key: string; info: CertificateInfo | null }>();
@@ -63,7 +67,7 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
   const found = tree.findServers(sample);
   const block = found.https[0];
-  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null };
+  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null, ari: null };
   if (!block) return out;
   out.servedBy = `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
@@ -97,6 +101,12 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   else if (row?.lastOutcome === 'failed' && row.consecutiveFailures > 0) out.state = 'failing';
   else if (out.lineage !== 'custom' && now >= renewalWindowStart(cert.info.notBefore.getTime(), cert.info.notAfter.getTime(), config.renewal.windowFraction)) out.state = 'due';
   else out.state = 'ok';
+  // the CA's window for this very certificate (a renewed one has none until the next pass asks)
+  const ari = out.lineage && out.lineage !== 'custom' && store ? await store.ariWindows.get(out.lineage).catch(() => null) : null;
+  if (ari && out.serial && normalizeSerial(ari.serial) === normalizeSerial(out.serial)) {
+    out.ari = ariStatus(ari, out.serial, now);
+    if (out.state === 'ok' && (out.ari.state === 'open' || out.ari.state === 'past')) out.state = 'due';
+  }
   out.exists = chosen !== null && out.state !== 'expired';
   return out;
 }
