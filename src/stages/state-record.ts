@@ -10,7 +10,7 @@ import { toAutoSslError } from '../errors.js';
 
 export const PLUGIN_NAME = 'state-record';
 
-export const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
+const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
 
 export const stateRecordPlugin: Plugin = {
   name: PLUGIN_NAME,

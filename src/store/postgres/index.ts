@@ -9,6 +9,7 @@ import { Db } from './db.js';
 import { PgJobs } from './jobs.js';
 import { PgLocker } from './locker.js';
 import { PgOutbox, PgUndo } from './queues.js';
+import { PgBackoff } from './backoff.js';
 import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
@@ -32,6 +33,7 @@ export class PgStore implements Store {
   readonly renewRuns: PgRenewRuns;
   readonly dnsProgress: PgDnsProgress;
   readonly ariWindows: PgAriWindows;
+  readonly backoff: PgBackoff;
   readonly locker: PgLocker;
 
   constructor(url: string) {
@@ -48,6 +50,7 @@ export class PgStore implements Store {
     this.renewRuns = new PgRenewRuns(this.db);
     this.dnsProgress = new PgDnsProgress(this.db);
     this.ariWindows = new PgAriWindows(this.db);
+    this.backoff = new PgBackoff(this.db);
     this.locker = new PgLocker(url);
   }
 
