@@ -35,8 +35,9 @@ Usage:
   autossl upload <domain> --cert FILE --key FILE [--json]    install a certificate bought elsewhere (never renewed)
   autossl agent                                              the signed HTTP API for a hosting panel (README "Agent")
   autossl agent call METHOD PATH [BODY] [--url URL]          send one signed request to the agent, print the answer
+  autossl fleet run | status [--json]                        a node of a fleet: tokens, certificates, what it serves (README "Several nodes")
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
-  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
+  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup | fleet hook auth|cleanup)
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
@@ -316,10 +317,12 @@ async function cmdStatus(values: Values): Promise<number> {
   const engine = await engineFor(values);
   const report = await engine.status({ probe: values.probe === true });
   const pending = await engine.pendingRecovery().catch(() => null);
-  await engine.close();
+  const { fleetReport, formatFleetStatus } = await import('./fleet/cli.js');
+  const fleet = await fleetReport(engine).finally(() => engine.close());
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
+    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
   } else {
+    if (fleet) for (const line of formatFleetStatus(fleet)) out(line);
     if (report.certificates.length === 0) out('no certificates');
     else {
       out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
@@ -332,7 +335,7 @@ async function cmdStatus(values: Values): Promise<number> {
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
     if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }
-  return report.attention ? 1 : 0;
+  return report.attention || fleet?.mismatches ? 1 : 0;
 }
 
 async function cmdRenew(values: Values): Promise<number> {
@@ -544,6 +547,29 @@ async function cmdHook(command: string, positionals: string[], values: Values): 
   return 0;
 }
 
+/** `autossl fleet run | status | hook auth|cleanup` (README "Several nodes"). */
+async function cmdFleet(positionals: string[], values: Values): Promise<number> {
+  const [sub, phase] = positionals;
+  const fleet = await import('./fleet/cli.js');
+  const cfg = await config(values);
+  if (sub === 'run') {
+    await fleet.fleetRun(cfg, err);
+    return 0;
+  }
+  if (sub === 'hook') {
+    out(await fleet.fleetHook(cfg, phase ?? '', process.env));
+    return 0;
+  }
+  if (sub === 'status') {
+    const engine = await createAutoSsl(cfg);
+    const report = await fleet.fleetReport(engine).finally(() => engine.close());
+    if (values.json === true) out(JSON.stringify(report, null, 2));
+    else for (const line of fleet.formatFleetStatus(report!)) out(line);
+    return report && report.mismatches ? 1 : 0;
+  }
+  throw new AutoSslError('USAGE_INVALID', 'Usage: autossl fleet run | status [--json] | hook auth|cleanup', { hint: 'autossl fleet run on every node (README "Several nodes").' });
+}
+
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -614,6 +640,8 @@ async function main(argv: string[]): Promise<number> {
       case 'renew-hook':
       case 'dns-hook':
         return await cmdHook(command, rest, values);
+      case 'fleet':
+        return await cmdFleet(rest, values);
       case 'install-hooks': {
         const engine = await engineFor(values);
         const hooks = await engine.installHooks();

@@ -40,7 +40,7 @@ describe('state store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-state-'));
     await new SqliteStore(dir).close();
     const again = new SqliteStore(dir);
-    expect(again.db.pragma('user_version', { simple: true })).toBe(5);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(6);
     expect(await again.sites.list()).toEqual([]);
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(true);
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(false); // a replay
@@ -63,7 +63,7 @@ describe('state store', () => {
     old.close();
     const store = new SqliteStore(dir);
     try {
-      expect(store.db.pragma('user_version', { simple: true })).toBe(5);
+      expect(store.db.pragma('user_version', { simple: true })).toBe(6);
       expect(store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'kv'").all()).toEqual([]);
       expect(await store.rateLimits.get('https://ca.test/dir')).toEqual({ until: 4_000_000_000_000, message: 'too many' });
       expect(await store.renewRuns.take('run-1')).toEqual([{ name: 'a.test', due: true, serial: '0a' }, { name: 'b.test', due: false, serial: null }]);

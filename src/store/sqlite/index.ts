@@ -8,6 +8,7 @@ import type Database from 'better-sqlite3';
 import { FileLocker } from '../locker.js';
 import type { Store } from '../store.js';
 import { SqliteAttempts, SqliteCertificates } from './certificates.js';
+import { SqliteFleet } from './fleet.js';
 import { SqliteJobs } from './jobs.js';
 import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
@@ -32,6 +33,7 @@ export class SqliteStore implements Store {
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
   readonly locker: FileLocker;
+  readonly fleet: SqliteFleet;
 
   /**
    * Opens (creating) `<dir>/state.db`. With `readOnly`, a state directory autossl cannot write to (or that does
@@ -54,6 +56,7 @@ export class SqliteStore implements Store {
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
+    this.fleet = new SqliteFleet(sql);
   }
 
   async close(): Promise<void> {
