@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import { AutoSslError } from './errors.js';
 
 /**
@@ -11,9 +12,24 @@ export interface DomainOptions {
   allowWildcard?: boolean;
 }
 
-function refuse(input: string, why: string): never {
+function refuse(input: string, why: string, hint?: string): never {
   // The value is shown escaped so a hostile value cannot forge output lines.
-  throw new AutoSslError('DOMAIN_INVALID', `Invalid domain ${JSON.stringify(input)}: ${why}.`);
+  throw new AutoSslError('DOMAIN_INVALID', `Invalid domain ${JSON.stringify(input)}: ${why}.`, hint ? { hint } : {});
+}
+
+/**
+ * The ASCII (punycode) form of an internationalized name, when IDNA (UTS #46, node:url) gives one that passes this
+ * gate itself; null for what has none (bidi controls, invalid labels). Only suggested, never used silently: the
+ * name in nginx's server_name must be that form too, since browsers send it and nginx compares bytes.
+ */
+function asciiForm(raw: string, options: DomainOptions): string | null {
+  const ascii = domainToASCII(raw.startsWith('*.') ? raw.slice(2) : raw);
+  if (!ascii || /[^\x21-\x7e]/.test(ascii)) return null;
+  try {
+    return normalizeDomain(raw.startsWith('*.') ? `*.${ascii}` : ascii, options);
+  } catch {
+    return null;
+  }
 }
 
 export function normalizeDomain(input: unknown, options: DomainOptions = {}): string {
@@ -24,7 +40,11 @@ export function normalizeDomain(input: unknown, options: DomainOptions = {}): st
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(raw)) refuse(raw, 'it contains a control character (newline, NUL, tab...)');
   if (/\s/.test(raw)) refuse(raw, 'it contains whitespace');
-  if (/[^\x21-\x7e]/.test(raw)) refuse(raw, 'it contains non-ASCII characters; convert it to punycode (xn--...) first');
+  if (/[^\x21-\x7e]/.test(raw)) {
+    const ascii = asciiForm(raw, options);
+    if (ascii) refuse(raw, `it contains non-ASCII characters; its ASCII (punycode) form is ${ascii}`, `Use ${ascii}, and write that form in nginx's server_name too: browsers send it in Host and SNI, and nginx compares bytes (a server_name written in Unicode never matches them).`);
+    refuse(raw, 'it contains non-ASCII characters that have no ASCII (punycode) form');
+  }
   let name = raw.toLowerCase();
   if (name.endsWith('.')) name = name.slice(0, -1); // the root dot of a fully qualified name
   let wildcard = false;

@@ -11,7 +11,13 @@
 import type { AutoSslConfig } from './config/schema.js';
 import type { Plugin } from './pipeline/plugin.js';
 import type { Store } from './store/store.js';
-import * as renewal from './renewal/renewal.js';
+import { status } from './renewal/status-report.js';
+import { checkCertName, renew } from './renewal/renew.js';
+import { deploy } from './renewal/deploy-hook.js';
+import { renewHook } from './renewal/renew-hook.js';
+import { dnsHook } from './renewal/dns-hook.js';
+import { installHooks } from './renewal/hook-install.js';
+import { deliverOutbox } from './renewal/outbox.js';
 import { renewThroughIssuer } from './renewal/issuer-renew.js';
 import { createKernel } from './engine/core.js';
 import { issueService, type IssueService } from './engine/issue-service.js';
@@ -63,21 +69,21 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     check: preview.check,
     preview: preview.preview,
     dnsProvider: preview.dnsProvider,
-    status: (options = {}) => renewal.status(k, k.readState(), options.now, options.probe === true),
+    status: (options = {}) => status(k, k.readState(), options.now, options.probe === true),
     async renew(options = {}) {
-      renewal.checkCertName(k.config, options.certName); // before recovery or the state database
+      checkCertName(k.config, options.certName); // before recovery or the state database
       await recovery.recoverFirst();
       // certbot renews its lineages itself (`certbot renew`, its deploy hook installs them); another issuer is driven by autossl
-      return k.config.issuer === 'certbot' ? renewal.renew(k, options) : renewThroughIssuer(k, options);
+      return k.config.issuer === 'certbot' ? renew(k, options) : renewThroughIssuer(k, options);
     },
     // the hooks validate certbot's environment before anything else (recovery included) touches anything
-    deploy: (env) => renewal.deploy(k, env),
-    renewHook: (phase, env) => renewal.renewHook(k, phase, env),
-    dnsHook: (phase, env) => renewal.dnsHook(k, phase, env),
+    deploy: (env) => deploy(k, env),
+    renewHook: (phase, env) => renewHook(k, phase, env),
+    dnsHook: (phase, env) => dnsHook(k, phase, env),
     recover: recovery.recover,
     pendingRecovery: recovery.pendingRecovery,
-    installHooks: async () => renewal.installHooks(k),
-    deliverNotifications: () => renewal.deliverOutbox(k),
+    installHooks: async () => installHooks(k),
+    deliverNotifications: () => deliverOutbox(k),
     registerSite: sites.registerSite,
     unregisterSite: sites.unregisterSite,
     certificate: sites.certificate,

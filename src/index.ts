@@ -44,7 +44,10 @@ export type {
 export type { CertificateInfo, Lineage } from './certbot/lineage.js';
 export { REPEATABLE_BY_KEY } from './installer/installer.js';
 export type { IdentityRule, VhostEdit, DirectiveView, ServerView, Installer } from './installer/installer.js';
-export type { DeliveryReport, DeployResult, RenewOutcome, RenewReport, StatusReport } from './renewal/renewal.js';
+export type { DeliveryReport } from './renewal/outbox.js';
+export type { DeployResult } from './renewal/deploy-hook.js';
+export type { RenewOutcome, RenewReport } from './renewal/renew.js';
+export type { StatusReport } from './renewal/status-report.js';
 export type { CertState, StatusRow } from './renewal/status.js';
 export type { Store, StoreContext, StoreFactory } from './store/store.js';
 export type { HeldLock, Locker } from './store/locker.js';

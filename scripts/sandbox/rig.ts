@@ -15,9 +15,21 @@ import { AutoSslError } from '../../src/errors.js';
 
 export const RIG_PORTS = { acme: 14000, acmeManagement: 15000, dns: 8053, dnsManagement: 8055, http: 80, https: 443 } as const;
 export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble', 'libnginx-mod-http-lua'];
-export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: '/usr/bin/pebble', challtestsrv: '/usr/bin/pebble-challtestsrv', openssl: '/usr/bin/openssl' };
+/**
+ * AUTOSSL_PEBBLE: another pebble binary (with pebble-challtestsrv beside it), e.g. Debian sid's 2.10 that
+ * scripts/pebble-sid.sh unpacks (Debian 12's 2.4 has no renewalInfo and no profiles); .ci/run sets it.
+ */
+const PEBBLE = process.env.AUTOSSL_PEBBLE || '/usr/bin/pebble';
+const CHALLTESTSRV = process.env.AUTOSSL_PEBBLE && fs.existsSync(path.join(path.dirname(PEBBLE), 'pebble-challtestsrv')) ? path.join(path.dirname(PEBBLE), 'pebble-challtestsrv') : '/usr/bin/pebble-challtestsrv';
+export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: PEBBLE, challtestsrv: CHALLTESTSRV, openssl: '/usr/bin/openssl' };
 /** The Debian package that ships each binary. */
 const BINARY_PACKAGES: Record<keyof typeof BINARIES, string> = { nginx: 'nginx', certbot: 'certbot', pebble: 'pebble', challtestsrv: 'pebble', openssl: 'openssl' };
+
+/** A pebble (>= 2.10) certificate profile: its validity in seconds. */
+export interface PebbleProfile {
+  description?: string;
+  validityPeriod: number;
+}
 
 export interface RigInfo {
   dir: string;
@@ -182,6 +194,8 @@ export class AcmeRig {
   private nginxStarted = false;
   /** The directory was made for this rig: stop() removes it (AUTOSSL_KEEP_RIG=1 keeps it, to look into a failure). */
   private ownsDir = false;
+  /** pebble >= 2.10's certificate profiles (absent: its one default profile, 90 days). */
+  private profiles: Record<string, PebbleProfile> | undefined;
 
   private constructor(readonly info: RigInfo, private readonly log: (line: string) => void) {}
 
@@ -190,7 +204,7 @@ export class AcmeRig {
     return ['-p', this.info.nginxPrefix, '-e', this.info.nginxErrorLog];
   }
 
-  static async start(options: { dir?: string; log?: (line: string) => void } = {}): Promise<AcmeRig> {
+  static async start(options: { dir?: string; log?: (line: string) => void; profiles?: Record<string, PebbleProfile> } = {}): Promise<AcmeRig> {
     const log = options.log ?? (() => undefined);
     await checkPackages();
     for (const port of Object.values(RIG_PORTS)) {
@@ -213,6 +227,7 @@ export class AcmeRig {
       pebbleLog: path.join(dir, 'pebble.log'),
     };
     const rig = new AcmeRig(info, log);
+    rig.profiles = options.profiles;
     rig.ownsDir = options.dir === undefined;
     try {
       await rig.makeCertificates();
@@ -267,6 +282,8 @@ export class AcmeRig {
         tlsPort: 15001,
         ocspResponderURL: '',
         externalAccountBindingRequired: false,
+        // pebble gives an order that names no profile a RANDOM one of these: more than one only when a test asks
+        ...(this.profiles ? { profiles: this.profiles } : {}),
       },
     }, null, 2));
     this.spawnService('pebble', BINARIES.pebble, ['-config', cfg, '-dnsserver', `127.0.0.1:${RIG_PORTS.dns}`], {
@@ -328,6 +345,35 @@ export class AcmeRig {
   async dns(endpoint: string, body: Record<string, unknown>): Promise<void> {
     const res = await fetch(`http://127.0.0.1:${RIG_PORTS.dnsManagement}${endpoint}`, { method: 'POST', body: JSON.stringify(body) });
     if (!res.ok) throw new AutoSslError('SANDBOX_FAILED', `challtestsrv ${endpoint} answered ${res.status}`);
+  }
+
+  /** pebble's directory (what an ACME client reads first: renewalInfo, meta.profiles). */
+  async directory(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.httpsText(this.info.acmeDirectory)) as Record<string, unknown>;
+  }
+
+  /**
+   * Makes pebble (>= 2.10, management port) answer ARI for this certificate with the given suggested window (or any
+   * text, to try a client on malformed answers); the default answer is pebble's own (2/3 of the lifetime +-1 day,
+   * or a window an hour in the past for a revoked certificate).
+   */
+  async setRenewalInfo(certPem: string, window: { start: Date; end: Date } | string): Promise<void> {
+    const ariResponse = typeof window === 'string' ? window : JSON.stringify({ suggestedWindow: { start: window.start.toISOString(), end: window.end.toISOString() } });
+    await this.httpsText(`https://127.0.0.1:${RIG_PORTS.acmeManagement}/set-renewal-info/`, JSON.stringify({ Certificate: certPem, ARIResponse: ariResponse }));
+  }
+
+  private httpsText(url: string, body?: string): Promise<string> {
+    const ca = fs.readFileSync(this.info.caCert);
+    return new Promise((resolve, reject) => {
+      const req = https.request(url, { ca, method: body === undefined ? 'GET' : 'POST' }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => (res.statusCode && res.statusCode < 300 ? resolve(text) : reject(new AutoSslError('SANDBOX_FAILED', `pebble ${url} answered ${res.statusCode}: ${text.slice(0, 300)}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
   }
 
   /** pebble's current issuing root (new at every pebble start). */

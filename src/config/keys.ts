@@ -144,7 +144,7 @@ export const ConfigSchema = Type.Object({
   challengeDir: Path('nginx', { default: '/var/lib/autossl/acme-challenge', defaultText: '<stateDir>/acme-challenge', description: `The webroot for sites whose vhost has no usable document root; ${NGINX_PATH}.` }),
   defaults: DefaultsSchema,
   renewal: Section({
-    windowFraction: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 1 / 3, defaultText: '1/3', expected: 'a number between 0 and 1 (1/3 renews in the last third of the lifetime)', description: 'The renewal window: the last this-fraction of a certificate\'s lifetime (1/3: the last 30 of 90 days).' }),
+    windowFraction: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1, default: 1 / 3, defaultText: '1/3', expected: 'a number between 0 and 1 (1/3 renews in the last third of the lifetime)', description: 'The renewal window: the last this-fraction of a certificate\'s lifetime (1/3: the last 30 of 90 days); at least half of it for lifetimes under 10 days (3 of 6 days).' }),
   }, 'When certificates are renewed.'),
   preflight: PreflightSchema,
   dns01: Section({

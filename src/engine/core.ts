@@ -23,7 +23,8 @@ import { certbotIssuer } from '../issuer/certbot.js';
 import { loadIssuer, readLineageFiles } from '../issuer/issuer.js';
 import { UndoService } from '../undo.js';
 import type { BatchGate } from '../pipeline/batch.js';
-import * as renewal from '../renewal/renewal.js';
+import { applyDnsUndo } from '../renewal/dns-hook.js';
+import { trackNotifyDeliveries } from '../renewal/outbox.js';
 import type { CreateOptions, EngineCore, IssueOptions } from './types.js';
 
 /** What the engine's services share beyond EngineCore: the stores, the editor, the listeners. */
@@ -190,7 +191,7 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
   for (const spec of config.plugins) userPlugins.push({ plugin: await loadPlugin(spec, config.configDir), options: spec.options });
   for (const plugin of opts.plugins ?? []) userPlugins.push({ plugin, options: {} });
   for (const plugin of BUILTIN_PLUGINS) await plugin.apply(hooks, pluginApi(plugin, config, {}, undo, log));
-  renewal.applyDnsUndo(undo, () => kernel);
+  applyDnsUndo(undo, () => kernel);
   for (const { plugin, options: pluginOptions } of userPlugins) {
     try {
       await plugin.apply(hooks, pluginApi(plugin, config, pluginOptions, undo, log));
@@ -199,6 +200,6 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
       throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${plugin.name}" failed to apply: ${message}`, { cause: error, details: { plugin: plugin.name } });
     }
   }
-  renewal.trackNotifyDeliveries(hooks);
+  trackNotifyDeliveries(hooks);
   return kernel;
 }

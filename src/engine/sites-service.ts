@@ -5,7 +5,7 @@
 import { normalizeDomain } from '../domain.js';
 import { AutoSslError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import * as renewal from '../renewal/renewal.js';
+import { dnsProgress } from '../renewal/dns-hook.js';
 import { certificateOf } from '../renewal/certificate.js';
 import { installUpload, uninstall } from '../manage.js';
 import { panelSite, type Kernel } from './core.js';
@@ -69,7 +69,7 @@ export function sitesService(k: Kernel): SitesService {
     },
     async dnsProgress(domain) {
       try {
-        return await renewal.dnsProgress(k.readState(), domain.replace(/^\*\./, ''));
+        return await dnsProgress(k.readState(), domain.replace(/^\*\./, ''));
       } catch {
         return null;
       }

@@ -11,11 +11,14 @@ import type { Plugin } from '../pipeline/plugin.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import type { JobRow } from '../store/store.js';
 import type { UndoRunReport } from '../undo.js';
-import type * as renewal from '../renewal/renewal.js';
+import type { DnsPhase } from '../renewal/dns-hook.js';
 import type { DomainCertificate } from '../renewal/certificate.js';
 import type { UninstallResult } from '../manage.js';
 import type { Upload } from '../certbot/custom.js';
-import type { StatusReport, RenewReport, DeployResult, DeliveryReport } from '../renewal/renewal.js';
+import type { StatusReport } from '../renewal/status-report.js';
+import type { RenewReport } from '../renewal/renew.js';
+import type { DeployResult } from '../renewal/deploy-hook.js';
+import type { DeliveryReport } from '../renewal/outbox.js';
 
 export interface IssueOptions {
   dryRun?: boolean;
@@ -113,7 +116,7 @@ export interface AutoSsl {
   /** Installs an uploaded certificate: checked before anything is written, installed like any other, never renewed. */
   installCertificate(domain: string, upload: Upload): Promise<DomainResult>;
   /** What certbot's DNS-01 hooks (processes of their own) last reported for a name, for progress displays. */
-  dnsProgress(domain: string): Promise<{ phase: renewal.DnsPhase; message: string; at: number } | null>;
+  dnsProgress(domain: string): Promise<{ phase: DnsPhase; message: string; at: number } | null>;
   /** Which DNS-01 provider (plugin) would answer for a domain if it used DNS-01; null when none would. */
   dnsProvider(domain: string): Promise<string | null>;
   close(): Promise<void>;

@@ -5,7 +5,7 @@
  * file needs to know that layout to obtain, find or renew one.
  *
  * `certbot renew` of every lineage (with certbot's own deploy hook) stays the renewal path of this issuer: see
- * src/renewal/renewal.ts. `renew` here renews one lineage, for callers that go through the seam.
+ * src/renewal/renew.ts. `renew` here renews one lineage, for callers that go through the seam.
  */
 import path from 'node:path';
 import fs from 'node:fs';

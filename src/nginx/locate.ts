@@ -3,6 +3,7 @@
  * serve and ambiguous matches; what certificate a block serves; the names a wildcard installs on.
  */
 import path from 'node:path';
+import { domainToASCII } from 'node:url';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives } from './parse.js';
@@ -103,7 +104,10 @@ export function locateServers(tree: NginxTree, names: readonly string[], options
         // the name may well be in a file autossl could not read: never guess, say where the syntax breaks
         throw new AutoSslError('NGINX_PARSE_ERROR', `${name} was not found, and autossl cannot read ${tree.errors.map((e) => e.message).join('; ')}.`, { details: tree.errors[0]!.details });
       }
-      throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`);
+      const unicode = unicodeSpelling(tree, name);
+      throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`, unicode ? {
+        hint: `${serverLabel(unicode.server)} has server_name ${JSON.stringify(unicode.written)}, the same name written in Unicode: browsers send ${name} (Host and SNI) and nginx compares bytes, so that block never answers them. Write ${name} in its server_name, then run again.`,
+      } : {});
     }
     http.set(name, pick(name, found.http, 'on port 80'));
     https.set(name, pick(name, found.https, 'over TLS'));
@@ -119,4 +123,22 @@ export function ensureBlockEditable(tree: NginxTree, server: ServerBlock): void 
 /** A path (a root, a certificate) read from a file as the path it names (see value.ts). */
 export function fileRoot(root: string | undefined): string | undefined {
   return root === undefined ? undefined : valueFromFile(root);
+}
+
+/**
+ * A server_name written in Unicode (UTF-8 bytes in the file, read as latin1 like every file here) whose ASCII
+ * (punycode) form is `name`: nginx never matches it against what browsers send, but it is what the admin meant.
+ */
+function unicodeSpelling(tree: NginxTree, name: string): { server: ServerBlock; written: string } | null {
+  for (const server of tree.servers) {
+    for (const raw of server.names) {
+      if (!/[^\x21-\x7e]/.test(raw)) continue;
+      // UTF-8 in the file (the usual), else the bytes as latin1 (a file saved in ISO-8859-1)
+      const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
+      for (const written of utf8.includes('\ufffd') ? [raw] : [utf8, raw]) {
+        if (domainToASCII(written.replace(/\.$/, '')) === name) return { server, written };
+      }
+    }
+  }
+  return null;
 }

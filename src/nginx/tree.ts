@@ -353,7 +353,8 @@ export class NginxTree {
       }
       if (server && node.name === 'server_name') {
         // regexes keep their case: \D is not \d (the matcher is case-insensitive anyway)
-        server.names.push(...argValues(node).map((n) => (n.startsWith('~') ? n : n.toLowerCase())));
+        // nginx lowercases ASCII only (ngx_strlow): bytes >= 0x80 (read as latin1) stay as they are
+        server.names.push(...argValues(node).map((n) => (n.startsWith('~') ? n : n.replace(/[A-Z]+/g, (c) => c.toLowerCase()))));
         continue;
       }
       if (!node.block || node.block.verbatim !== undefined) continue;

@@ -10,7 +10,9 @@ import { AutoSslError, toAutoSslError } from '../errors.js';
 import { lineageFiles, type Lineage } from '../issuer/issuer.js';
 import { ownerStamp } from '../lock.js';
 import type { RenewEvent } from '../pipeline/context.js';
-import { deliverOutbox, deployLineage, enqueue, enqueueDue, notification, recordRenewals, runRenewHook, type RenewOutcome, type RenewReport } from './renewal.js';
+import { deliverOutbox, enqueue, enqueueDue, notification } from './outbox.js';
+import { deployLineage } from './deploy-hook.js';
+import { recordRenewals, runRenewHook, type RenewOutcome, type RenewReport } from './renew.js';
 import { renewalWindowStart } from './status.js';
 
 export async function renewThroughIssuer(core: EngineCore, options: { certName?: string; force?: boolean }): Promise<RenewReport> {

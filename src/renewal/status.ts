@@ -5,7 +5,8 @@
  *   mismatch a configured name is not served with a certificate that covers it (the block nginx picks for it over
  *            TLS points at another certificate, or at an old copy of its lineage), or nothing serves it over TLS
  *   failing  the last renewal (or issue) attempt failed
- *   due      inside the renewal window (the last third of its lifetime by default) and not renewed
+ *   due      inside the renewal window (the last third of its lifetime by default, the last half under 10 days; or
+ *            inside the CA's ARI window) and not renewed
  *   missing  a vhost points at a certificate file that does not exist (or a lineage lost its cert.pem)
  *   ok       none of the above
  * The window is a fraction of each certificate's own lifetime, so 90-, 45- and 6-day certificates are all judged
@@ -14,6 +15,7 @@
 import { normalizeSerial } from '../certbot/der.js';
 import type { CertificateRow } from '../store/store.js';
 import type { VhostCertificateRef } from './scan.js';
+import { renewalWindowStart } from './due.js';
 
 export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
 
@@ -36,9 +38,8 @@ export interface StatusRow {
   probe?: { address: string; serial: string | null; ok: boolean; error?: string };
 }
 
-export function renewalWindowStart(notBefore: number, notAfter: number, windowFraction: number): number {
-  return notAfter - (notAfter - notBefore) * windowFraction;
-}
+// the window is relative to each certificate's lifetime (half of it under 10 days): see due.ts
+export { renewalWindowStart } from './due.js';
 
 export function classify(cert: Pick<CertificateRow, 'notBefore' | 'notAfter' | 'lastOutcome' | 'consecutiveFailures'>, now: number, windowFraction: number): CertState {
   if (cert.notAfter === null || cert.notBefore === null) return 'missing';

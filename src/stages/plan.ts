@@ -17,6 +17,7 @@ import { sharedCertificateHint, sharedCertificateProblem } from '../nginx/shared
 import { answeredNames, covers } from '../nginx/names.js';
 import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
 import { lineColumn } from '../nginx/parse.js';
+import { routeEnv, routeRequest } from '../nginx/routing.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';
 import { STAGE } from '../pipeline/hooks.js';
@@ -148,8 +149,33 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     const shared = sharedCertificateProblem(block, fullchain, `server ${block.names[0] ?? ''} (${label(block)})`);
     if (shared) throw new AutoSslError('VHOST_UNSUPPORTED', shared, { hint: sharedCertificateHint(fullchain) });
   }
+  notes.push(...redirectTargetNotes(tree, names, config.sites.flatMap((s) => [s.domain, ...s.aliases])));
   if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
+}
+
+/**
+ * `issue www.example.com` where www's port-80 block redirects to example.com: the new TLS block redirects there over
+ * HTTPS too, so a visitor of https://www.example.com lands on https://example.com, which must have a certificate
+ * of its own (unless a configured site names it). Said while planning (the run still goes on: the redirect is the user's), naming what to issue.
+ */
+function redirectTargetNotes(tree: NginxTree, names: readonly string[], configured: readonly string[]): string[] {
+  const notes: string[] = [];
+  for (const n of names) {
+    if (n.startsWith('*.')) continue;
+    const plain = tree.findServers(n).http[0];
+    if (!plain) continue;
+    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
+    if (route.kind !== 'redirect' || !route.to) continue;
+    const target = route.to.host.toLowerCase();
+    // a configured site gets its own certificate from autossl (in this run or its own)
+    if (target === n || covers(names, target) || configured.includes(target)) continue;
+    const tls = tree.findServers(target).https[0];
+    const served = tls ? servedCertificateNames(tree, tls) : null;
+    if (served && covers(served, target)) continue;
+    notes.push(`${n} redirects to ${target}, which nginx does not serve over HTTPS with a certificate for it: visitors of https://${n} will be sent to https://${target} and get a certificate error there; issue ${target} too (\`autossl issue ${target}\`, or ${n} as its alias)`);
+  }
+  return notes;
 }
 
 /**

@@ -286,6 +286,33 @@ export interface FleetStore {
   served(): Promise<FleetServedRow[]>;
 }
 
+/**
+ * The CA's ARI (RFC 9773) answer for a lineage's current certificate: its suggested renewal window, when to ask
+ * again (Retry-After, kept between 6 hours and a day) and the moment autossl picked inside the window.
+ */
+export interface AriWindowRecord {
+  /** The RFC 9773 certificate id the answer is for (a renewed certificate has another: asked anew). */
+  certId: string;
+  serial: string;
+  /** The suggested window (ms epoch); null when the CA has no renewalInfo or the answer failed. */
+  start: number | null;
+  end: number | null;
+  explanationUrl: string | null;
+  /** The random moment inside the window a renewal is due (RFC 9773 section 4.2). */
+  renewAt: number | null;
+  fetchedAt: number;
+  nextFetchAt: number;
+  /** Why the last fetch gave no window (no renewalInfo in the directory, HTTP error, malformed answer). */
+  error: string | null;
+}
+
+export interface AriWindowStore {
+  get(lineage: string): Promise<AriWindowRecord | null>;
+  list(): Promise<Array<AriWindowRecord & { lineage: string }>>;
+  set(lineage: string, record: AriWindowRecord): Promise<void>;
+  delete(lineage: string): Promise<void>;
+}
+
 export interface Store {
   /** "sqlite", or the name a custom store gives itself. */
   readonly kind: string;
@@ -303,6 +330,7 @@ export interface Store {
   readonly rateLimits: RateLimitStore;
   readonly renewRuns: RenewRunStore;
   readonly dnsProgress: DnsProgressStore;
+  readonly ariWindows: AriWindowStore;
   /** Locks per name, per block, per job: a store shared by several nodes brings locks they share. */
   readonly locker: Locker;
   /** The fleet's records (issue 24); absent in a store that has none (a fleet needs them). */

@@ -63,7 +63,7 @@ const www = (name: string) => `server {\n    listen 127.0.0.1:80;\n    server_na
 
 beforeAll(async () => {
   rig = await AcmeRig.start();
-  for (const name of ['example.test', 'pair.test', 'far.test']) {
+  for (const name of ['example.test', 'pair.test', 'far.test', 'lone.test']) {
     files[name] = rig.addSite(name, apex(name)).file;
     files[`www.${name}`] = rig.addSite(`www.${name}`, www(name)).file;
   }
@@ -84,6 +84,7 @@ describe('the www→apex redirect block', () => {
     const dry = await cli(['issue', 'www.example.test', '--dry-run']);
     expect(dry.exitCode, dry.stdout).toBe(0);
     expect(dry.stdout).toContain('port80: not fetched (a dry run writes no token)');
+    expect(dry.stdout).not.toContain('redirects to example.test'); // the apex is a configured site: it gets its own
     const run = await cli(['issue', 'example.test', 'www.example.test', '--json']);
     const report = parseJson(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([['example.test', true, undefined], ['www.example.test', true, undefined]]);
@@ -101,6 +102,12 @@ describe('the www→apex redirect block', () => {
     const st = await status([{ domain: 'example.test' }, { domain: 'www.example.test' }]);
     expect(st.stdout + st.stderr).not.toMatch(/REDIRECT_INVALID/);
     expect(st.exitCode, st.stdout).toBe(0);
+  });
+
+  it('www alone, its apex neither configured nor served over HTTPS: the plan says visitors would land on an apex without a certificate', async () => {
+    const dry = await cli(['issue', 'www.lone.test', '--dry-run']);
+    expect(dry.exitCode, dry.stdout + dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/note .*www\.lone\.test redirects to lone\.test, which nginx does not serve over HTTPS.*issue lone\.test too/);
   });
 
   it('the same names as one site (aliases): one certificate on both blocks, www answering 301 to the apex over HTTPS', async () => {

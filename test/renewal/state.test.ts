@@ -40,10 +40,18 @@ describe('state store', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-state-'));
     await new SqliteStore(dir).close();
     const again = new SqliteStore(dir);
-    expect(again.db.pragma('user_version', { simple: true })).toBe(6);
+    expect(again.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(await again.sites.list()).toEqual([]);
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(true);
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(false); // a replay
+    // the CA's ARI window per lineage, replaced as a whole when asked again
+    const w = { certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE', serial: '87654321', start: 1000, end: 2000, explanationUrl: null, renewAt: 1500, fetchedAt: 900, nextFetchAt: 22_500_900, error: null };
+    await again.ariWindows.set('a.test', w);
+    expect(await again.ariWindows.get('a.test')).toEqual(w);
+    await again.ariWindows.set('a.test', { ...w, start: null, end: null, renewAt: null, error: 'HTTP 503' });
+    expect(await again.ariWindows.list()).toEqual([{ lineage: 'a.test', ...w, start: null, end: null, renewAt: null, error: 'HTTP 503' }]);
+    await again.ariWindows.delete('a.test');
+    expect(await again.ariWindows.get('a.test')).toBeNull();
     // private: only root reads the database (nginx gets through the directory to acme-challenge/, never into it)
     expect(fs.statSync(path.join(dir, 'state.db')).mode & 0o077).toBe(0);
     await again.close();
@@ -63,7 +71,7 @@ describe('state store', () => {
     old.close();
     const store = new SqliteStore(dir);
     try {
-      expect(store.db.pragma('user_version', { simple: true })).toBe(6);
+      expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
       expect(store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'kv'").all()).toEqual([]);
       expect(await store.rateLimits.get('https://ca.test/dir')).toEqual({ until: 4_000_000_000_000, message: 'too many' });
       expect(await store.renewRuns.take('run-1')).toEqual([{ name: 'a.test', due: true, serial: '0a' }, { name: 'b.test', due: false, serial: null }]);

@@ -15,7 +15,9 @@ const CASES: Array<[string, number, number, string]> = [
   ['expired.status.test', 90, -1, 'expired'],
   ['five-of-90.status.test', 90, 5, 'due'],
   ['twenty-of-90.status.test', 90, 20, 'due'],
-  ['six-day-3-left.status.test', 6, 3, 'ok'],
+  // under 10 days of lifetime the window is the last half: a 6-day certificate is due with 3 days left
+  ['six-day-3.5-left.status.test', 6, 3.5, 'ok'],
+  ['six-day-2.5-left.status.test', 6, 2.5, 'due'],
   ['forty-five-day-20-left.status.test', 45, 20, 'ok'],
   ['fresh.status.test', 90, 80, 'ok'],
   ['six-day-1-left.status.test', 6, 1, 'due'],
@@ -33,7 +35,7 @@ describe('status classification', () => {
     const rows = statusRows(await scanLineages(path.join(dir, 'le'), store), [], Date.now(), 1 / 3);
     for (const [name, , , state] of CASES) expect(rows.find((r) => r.lineage === name)?.state, name).toBe(state);
     // most urgent first: expired, then due by days left, then ok
-    expect(rows.map((r) => r.lineage).slice(0, 4)).toEqual(['expired.status.test', 'six-day-1-left.status.test', 'five-of-90.status.test', 'twenty-of-90.status.test']);
+    expect(rows.map((r) => r.lineage).slice(0, 5)).toEqual(['expired.status.test', 'six-day-1-left.status.test', 'six-day-2.5-left.status.test', 'five-of-90.status.test', 'twenty-of-90.status.test']);
     await store.close();
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeDomain, normalizeDomains } from '../../src/domain.js';
 import { NginxTree } from '../../src/nginx/tree.js';
-import { newVhostEdit, planHttpsEdit } from '../../src/nginx/edit.js';
+import { locateServers, newVhostEdit, planHttpsEdit } from '../../src/nginx/edit.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
 import { HOSTILE_DOMAINS as HOSTILE } from '../helpers/hostile.js';
@@ -23,6 +23,26 @@ describe('domain validation', () => {
   it('accepts the longest legal names', () => {
     const label = 'a'.repeat(63);
     expect(normalizeDomain(`${label}.com`)).toBe(`${label}.com`);
+  });
+
+  it('an internationalized name is refused with its ASCII (punycode) form named, to use in the command and in server_name', () => {
+    const refused = (input: string) => {
+      try {
+        normalizeDomain(input, { allowWildcard: true });
+      } catch (error) {
+        return `${(error as Error).message} | ${(error as { hint?: string }).hint}`;
+      }
+      return 'accepted';
+    };
+    expect(refused('Bücher.test')).toMatch(/its ASCII \(punycode\) form is xn--bcher-kva\.test\. \| Use xn--bcher-kva\.test, and write that form in nginx's server_name/);
+    expect(refused('*.bücher.test')).toContain('form is *.xn--bcher-kva.test');
+    // no ASCII form (a bidi control): refused without a suggestion
+    expect(refused('b\u202eücher.test')).toMatch(/no ASCII \(punycode\) form/);
+  });
+
+  it('VHOST_NOT_FOUND for a name whose server_name is written in Unicode says so (nginx compares bytes; browsers send punycode)', async () => {
+    const tree = await makeTree('server {\n    listen 80;\n    server_name café.test;\n    root /var/www;\n}\n');
+    expect(() => locateServers(NginxTree.load(tree.main), ['xn--caf-dma.test'])).toThrow(expect.objectContaining({ code: 'VHOST_NOT_FOUND', hint: expect.stringMatching(/server_name "café\.test", the same name written in Unicode.*Write xn--caf-dma\.test in its server_name/) }));
   });
 
   it('the editor refuses hostile names too, before planning anything', async () => {

@@ -12,7 +12,7 @@ import { SqliteFleet } from './fleet.js';
 import { SqliteJobs } from './jobs.js';
 import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
-import { SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
+import { SqliteAriWindows, SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
 import { Sql } from './sql.js';
 
 export { stateBusyTimeoutMs } from './open.js';
@@ -32,6 +32,7 @@ export class SqliteStore implements Store {
   readonly rateLimits: SqliteRateLimits;
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
+  readonly ariWindows: SqliteAriWindows;
   readonly locker: FileLocker;
   readonly fleet: SqliteFleet;
 
@@ -55,6 +56,7 @@ export class SqliteStore implements Store {
     this.rateLimits = new SqliteRateLimits(sql);
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
+    this.ariWindows = new SqliteAriWindows(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
     this.fleet = new SqliteFleet(sql);
   }

@@ -183,7 +183,20 @@ export const MIGRATIONS: string[] = [
      FROM kv WHERE key LIKE 'revocation:%' AND json_valid(value) AND json_extract(value, '$.serial') IS NOT NULL AND json_extract(value, '$.state') IS NOT NULL;
    INSERT OR IGNORE INTO jobs_requeued (job_id, at) SELECT substr(key, 16), at FROM kv WHERE key LIKE 'agent:requeued:%';
    DROP TABLE kv;`,
-  // 6: a fleet of nodes sharing this store (issue 24): heartbeats, challenge tokens and acks, lineages, what each serves
+  // 6: the CA's ARI window per lineage (RFC 9773)
+  `CREATE TABLE ari_windows (
+     lineage TEXT PRIMARY KEY,
+     cert_id TEXT NOT NULL,         -- the RFC 9773 certificate id the window is for
+     serial TEXT NOT NULL,
+     start_at INTEGER,
+     end_at INTEGER,
+     explanation_url TEXT,
+     renew_at INTEGER,              -- the random moment inside the window picked for the renewal
+     fetched_at INTEGER NOT NULL,
+     next_fetch_at INTEGER NOT NULL,
+     error TEXT
+   );`,
+  // 7: a fleet of nodes sharing this store (issue 24): heartbeats, challenge tokens and acks, lineages, what each serves
   `CREATE TABLE fleet_nodes (
      node TEXT PRIMARY KEY,
      seen_at INTEGER NOT NULL

@@ -1,5 +1,5 @@
-/** The small records: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress. */
-import type { DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
+/** The small records: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress, ARI windows. */
+import type { AriWindowRecord, AriWindowStore, DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
 import type { Sql } from './sql.js';
 
 export class SqliteSites implements SiteStore {
@@ -74,5 +74,44 @@ export class SqliteDnsProgress implements DnsProgressStore {
 
   async set(domain: string, record: DnsProgressRecord): Promise<void> {
     this.sql.st('INSERT INTO dns_progress (domain, phase, message, at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at').run(domain, record.phase, record.message, record.at);
+  }
+}
+
+interface AriRow {
+  lineage: string;
+  cert_id: string;
+  serial: string;
+  start_at: number | null;
+  end_at: number | null;
+  explanation_url: string | null;
+  renew_at: number | null;
+  fetched_at: number;
+  next_fetch_at: number;
+  error: string | null;
+}
+
+const ariRecord = (r: AriRow): AriWindowRecord => ({ certId: r.cert_id, serial: r.serial, start: r.start_at, end: r.end_at, explanationUrl: r.explanation_url, renewAt: r.renew_at, fetchedAt: r.fetched_at, nextFetchAt: r.next_fetch_at, error: r.error });
+
+export class SqliteAriWindows implements AriWindowStore {
+  constructor(private readonly sql: Sql) {}
+
+  async get(lineage: string): Promise<AriWindowRecord | null> {
+    const r = this.sql.st('SELECT * FROM ari_windows WHERE lineage = ?').get(lineage) as AriRow | undefined;
+    return r ? ariRecord(r) : null;
+  }
+
+  async list(): Promise<Array<AriWindowRecord & { lineage: string }>> {
+    return (this.sql.st('SELECT * FROM ari_windows ORDER BY lineage').all() as AriRow[]).map((r) => ({ lineage: r.lineage, ...ariRecord(r) }));
+  }
+
+  async set(lineage: string, w: AriWindowRecord): Promise<void> {
+    this.sql.st(`INSERT INTO ari_windows (lineage, cert_id, serial, start_at, end_at, explanation_url, renew_at, fetched_at, next_fetch_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(lineage) DO UPDATE SET cert_id = excluded.cert_id, serial = excluded.serial, start_at = excluded.start_at, end_at = excluded.end_at, explanation_url = excluded.explanation_url,
+      renew_at = excluded.renew_at, fetched_at = excluded.fetched_at, next_fetch_at = excluded.next_fetch_at, error = excluded.error`)
+      .run(lineage, w.certId, w.serial, w.start, w.end, w.explanationUrl, w.renewAt, w.fetchedAt, w.nextFetchAt, w.error);
+  }
+
+  async delete(lineage: string): Promise<void> {
+    this.sql.st('DELETE FROM ari_windows WHERE lineage = ?').run(lineage);
   }
 }
