@@ -2,14 +2,12 @@
 import type { AutoSslConfig } from '../config/schema.js';
 import { createAutoSsl, engineCore, engineState, type AutoSsl } from '../engine.js';
 import { AutoSslError } from '../errors.js';
-import { storeOpener } from '../store/open.js';
 import { fleetOf, fleetStore, type FleetSettings } from './config.js';
-import { publishChallenge, withdrawChallenge } from './challenge.js';
 import { FleetNode } from './node.js';
+export { fleetHook } from './hook.js';
 import { fleetStatus, formatFleetStatus, type FleetStatus } from './status.js';
 
 
-import { FLEET_WEBROOT_ENV } from './env.js';
 
 export function requireFleet(config: AutoSslConfig): FleetSettings {
   const settings = fleetOf(config);
@@ -26,29 +24,6 @@ export async function fleetReport(engine: AutoSsl): Promise<FleetStatus | null> 
 }
 
 export { formatFleetStatus };
-
-/** certbot's --manual-auth-hook / --manual-cleanup-hook for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION). */
-export async function fleetHook(config: AutoSslConfig, phase: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const settings = requireFleet(config);
-  const token = env.CERTBOT_TOKEN ?? '';
-  const content = env.CERTBOT_VALIDATION ?? '';
-  if (phase !== 'auth' && phase !== 'cleanup') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl fleet hook auth|cleanup (run by certbot)');
-  if (!token || (phase === 'auth' && !content)) throw new AutoSslError('HOOK_INPUT_INVALID', 'CERTBOT_TOKEN and CERTBOT_VALIDATION are not set: certbot runs this hook for HTTP-01.');
-  const webroot = env[FLEET_WEBROOT_ENV];
-  const webroots = webroot && webroot.startsWith('/') ? [webroot] : [];
-  const store = (await storeOpener(config))();
-  try {
-    const fleet = fleetStore(store);
-    if (phase === 'cleanup') {
-      await withdrawChallenge(config, fleet, token, webroots);
-      return `withdrew ${token}`;
-    }
-    const done = await publishChallenge(config, fleet, settings, token, content, webroots);
-    return `${env.CERTBOT_DOMAIN ?? ''}: token served by ${done.nodes.join(', ')} (${done.ms} ms)`;
-  } finally {
-    await store.close();
-  }
-}
 
 /** The node loop until SIGTERM/SIGINT. */
 export async function fleetRun(config: AutoSslConfig, log: (line: string) => void): Promise<void> {

@@ -35,16 +35,33 @@ export class FleetNode {
 
   constructor(private readonly core: EngineCore, private readonly fleet: FleetStore, private readonly settings: FleetSettings, private readonly events: FleetNodeEvents) {}
 
-  /** Runs until stop(); a failing round (the store unreachable) is logged and retried, nothing served changes. */
+  /**
+   * Runs until stop(). Two loops: heartbeat and challenge tokens (fast: an order waits on them), and lineages with
+   * the served report (an install takes seconds: it must not hold back a token, or the heartbeat that says this
+   * node is alive). A failing round (the store unreachable) is logged and retried; nothing served changes.
+   */
   async run(): Promise<void> {
+    await Promise.all([
+      this.loop('challenges', async () => {
+        await this.fleet.heartbeat(this.settings.node);
+        await this.syncChallenges();
+      }),
+      this.loop('certificates', async () => {
+        const installed = await this.syncLineages();
+        if (installed || Date.now() - this.lastReport > 5000) await this.report();
+      }),
+    ]);
+  }
+
+  private async loop(what: string, round: () => Promise<void>): Promise<void> {
     let failing = false;
     while (!this.stopped) {
       try {
-        await this.round();
-        if (failing) this.events.log('the store answers again');
+        await round();
+        if (failing) this.events.log(`${what}: the store answers again`);
         failing = false;
       } catch (error) {
-        if (!failing) this.events.log(`fleet round failed (what is served stays as it is): ${(error as Error).message}`);
+        if (!failing) this.events.log(`${what}: round failed (what is served stays as it is): ${(error as Error).message}`);
         failing = true;
       }
       await new Promise((r) => setTimeout(r, this.settings.pollMs));
@@ -55,7 +72,7 @@ export class FleetNode {
     this.stopped = true;
   }
 
-  /** One pass: heartbeat, challenges, lineages, and (every few seconds, or after an install) the served report. */
+  /** One pass of both loops (tests). */
   async round(): Promise<void> {
     await this.fleet.heartbeat(this.settings.node);
     await this.syncChallenges();
@@ -85,14 +102,18 @@ export class FleetNode {
   /** Installs what is newer in the store; returns how many lineages it installed. */
   async syncLineages(): Promise<number> {
     const serials = await this.fleet.lineageSerials();
-    const todo = serials.filter((s) => !this.failed.has(s.serial) && localSerial(this.core.config, s.id) !== s.serial);
+    const issuer = this.core.services.issuer;
+    const todo: typeof serials = [];
+    for (const s of serials) if (!this.failed.has(s.serial) && (await localSerial(issuer, s.id)) !== s.serial) todo.push(s);
     if (!todo.length) return 0;
     let installed = 0;
     await mapBounded(todo, 8, async ({ id, serial }) => {
       const row = await this.fleet.lineage(id);
       if (!row || row.serial !== serial) return;
       try {
-        const files = await writeLineage(this.core.config, this.settings, row);
+        const here = await issuer.find(id).catch(() => null);
+        if (here && here.notAfter.getTime() > row.notAfter) return; // this node holds a newer one (it publishes it)
+        const files = await writeLineage(this.core.config, issuer, this.settings, row);
         const { ctx, abort } = this.core.context(row.names[0]!, 'install', { lineage: files, plan: { names: row.names, certName: row.id, notes: [] } });
         ctx.needsReload = true; // the live links point at new files
         const result = await this.core.run(ctx, abort);
@@ -130,7 +151,7 @@ export class FleetNode {
   private endpoint(name: string): { host: string; port: number } {
     const installer = this.core.services.installer;
     const block = installer.locate(installer.load(), [name]).https.get(name);
-    const socket = block?.sockets[0]?.split(' ')[0] ?? String(this.core.config.nginx.httpsPort);
+    const socket = block?.sockets.find((x) => x.endsWith(' ssl'))?.split(' ')[0] ?? String(this.core.config.nginx.httpsPort);
     const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(socket);
     const port = Number(m ? m[3] : /^\d+$/.test(socket) ? socket : this.core.config.nginx.httpsPort);
     const host = m ? (m[1] ?? m[2]!) : '127.0.0.1';

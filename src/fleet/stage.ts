@@ -3,12 +3,11 @@
  * first (then reused: no second order), and a lineage this node obtained, reused or renewed is published before
  * the lock goes. The deploy run of a renewal (certbot's deploy hook) publishes too: every node installs it.
  */
-import type { Lineage as LineageFiles } from '../certbot/lineage.js';
 import type { DomainContext } from '../pipeline/context.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { fleetOf, fleetStore } from './config.js';
-import { localSerial, publishLineage, writeLineage } from './lineage.js';
+import { localSerial, publishLineage, writeLineage, type LineageFiles } from './lineage.js';
 
 const sameNames = (a: readonly string[], b: readonly string[]): boolean => [...a].sort().join(',') === [...b].sort().join(',');
 
@@ -19,10 +18,10 @@ export async function adoptFromFleet(ctx: DomainContext): Promise<void> {
   const fleet = fleetStore(ctx.services.state());
   const row = await fleet.lineage(ctx.plan.certName);
   if (!row || !sameNames(row.names, ctx.plan.names)) return;
-  if (localSerial(ctx.services.config, row.id) === row.serial) return;
+  if ((await localSerial(ctx.services.issuer, row.id)) === row.serial) return;
   const here = await ctx.services.issuer.find(row.id).catch(() => null);
   if (here && here.notAfter.getTime() >= row.notAfter) return;
-  await writeLineage(ctx.services.config, settings, row);
+  await writeLineage(ctx.services.config, ctx.services.issuer, settings, row);
   ctx.needsReload = true;
   ctx.emit({ stage: 'issue', plugin: 'fleet', status: 'info', message: `certificate ${row.id} (serial ${row.serial}) was obtained by node ${row.node}: written here from the store` });
 }
@@ -32,7 +31,7 @@ export async function publishToFleet(ctx: DomainContext, files: LineageFiles): P
   const settings = fleetOf(ctx.services.config);
   if (!settings || ctx.dryRun) return;
   const fleet = fleetStore(ctx.services.state());
-  const serial = localSerial(ctx.services.config, files.name);
+  const serial = await localSerial(ctx.services.issuer, files.name);
   const stored = (await fleet.lineageSerials()).find((l) => l.id === files.name);
   if (stored && stored.serial === serial) return;
   const row = await publishLineage(fleet, settings, files);

@@ -20,7 +20,8 @@ import { AutoSslError } from '../errors.js';
 import { revocationOf } from '../renewal/revocation.js';
 import type { Store } from '../store/store.js';
 import { fleetOf } from '../fleet/config.js';
-import { FLEET_WEBROOT_ENV } from '../fleet/env.js';
+import { keepCertbotLineage } from './certbot-keep.js';
+import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
@@ -68,8 +69,8 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     const dir = path.join(config.stateDir, 'hooks');
     const note = 'Installed by autossl: certbot runs this for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION): every node serves the token.';
     return {
-      authHook: writeHookScript(path.join(dir, 'fleet-auth'), ['fleet', 'hook', 'auth'], config.filepath, note),
-      cleanupHook: writeHookScript(path.join(dir, 'fleet-cleanup'), ['fleet', 'hook', 'cleanup'], config.filepath, note),
+      authHook: writeHookScript(path.join(dir, 'fleet-auth'), ['auth'], config.filepath, note, FLEET_HOOK_ENTRY),
+      cleanupHook: writeHookScript(path.join(dir, 'fleet-cleanup'), ['cleanup'], config.filepath, note, FLEET_HOOK_ENTRY),
     };
   }
 
@@ -170,6 +171,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       } catch {
         return false;
       }
+    },
+    async keep(id, pems) {
+      return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
     },
     lineageOfPath(file) {
       const full = path.resolve(file);
