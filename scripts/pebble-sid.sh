@@ -22,7 +22,30 @@ tmp="$(mktemp -d "$(dirname "$CACHE")/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 url="$MIRROR/pool/main/p/pebble/pebble_${VERSION}_amd64.deb"
 echo "[pebble-sid] fetching $url" >&2
-curl -fsS --retry 3 -m 300 -o "$tmp/pebble.deb" "$url" || { echo "[pebble-sid] FAILED: cannot fetch $url" >&2; exit 1; }
+if ! curl -fsS --retry 3 -m 300 -o "$tmp/pebble.deb" "$url"; then
+  # sid's pool keeps only current versions: once the pinned one is superseded, take sid's pebble of today, its
+  # hash read from the archive's signed index (InRelease checked with gpgv against debian-archive-keyring, as apt
+  # does), so the package is still verified end to end; CI says which version it took
+  echo "[pebble-sid] $url is gone from the archive; taking sid's current pebble through the signed index" >&2
+  keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [ -r "$keyring" ] || { echo "[pebble-sid] FAILED: $keyring missing (package debian-archive-keyring)" >&2; exit 1; }
+  curl -fsS --retry 3 -m 120 -o "$tmp/InRelease" "$MIRROR/dists/sid/InRelease" || { echo "[pebble-sid] FAILED: cannot fetch sid's InRelease" >&2; exit 1; }
+  gpgv --keyring "$keyring" --output "$tmp/Release" "$tmp/InRelease" 2>/dev/null || { echo "[pebble-sid] FAILED: sid's InRelease signature does not verify" >&2; exit 1; }
+  index_sha="$(awk '/^SHA256:/{s=1;next} /^[^ ]/{s=0} s && $3=="main/binary-amd64/Packages.xz"{print $1}' "$tmp/Release")"
+  curl -fsS --retry 3 -m 300 -o "$tmp/Packages.xz" "$MIRROR/dists/sid/main/binary-amd64/Packages.xz" || { echo "[pebble-sid] FAILED: cannot fetch sid's Packages.xz" >&2; exit 1; }
+  [ -n "$index_sha" ] && [ "$(sha256sum "$tmp/Packages.xz" | cut -d' ' -f1)" = "$index_sha" ] || { echo "[pebble-sid] FAILED: sid's Packages.xz does not match its signed index" >&2; exit 1; }
+  stanza="$(xz -dc "$tmp/Packages.xz" | awk 'BEGIN{RS=""} !found && /(^|\n)Package: pebble\n/{print; found=1}')"
+  VERSION="$(printf '%s\n' "$stanza" | sed -n 's/^Version: //p')"
+  SHA256="$(printf '%s\n' "$stanza" | sed -n 's/^SHA256: //p')"
+  file="$(printf '%s\n' "$stanza" | sed -n 's/^Filename: //p')"
+  [ -n "$VERSION" ] && [ -n "$SHA256" ] && [ -n "$file" ] || { echo "[pebble-sid] FAILED: no pebble package in sid's index" >&2; exit 1; }
+  CACHE="${AUTOSSL_CI_CACHE:-/var/cache/autossl-ci}/pebble/$VERSION"
+  BIN="$CACHE/usr/bin/pebble"
+  if [ -x "$BIN" ] && [ -x "$CACHE/usr/bin/pebble-challtestsrv" ]; then echo "$BIN"; exit 0; fi
+  url="$MIRROR/$file"
+  echo "[pebble-sid] fetching $url (sid's pebble $VERSION; the pin was ${PIN%%:*})" >&2
+  curl -fsS --retry 3 -m 300 -o "$tmp/pebble.deb" "$url" || { echo "[pebble-sid] FAILED: cannot fetch $url" >&2; exit 1; }
+fi
 got="$(sha256sum "$tmp/pebble.deb" | cut -d' ' -f1)"
 if [ "$got" != "$SHA256" ]; then
   echo "[pebble-sid] FAILED: $url has SHA-256 $got, expected $SHA256" >&2

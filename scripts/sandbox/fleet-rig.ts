@@ -262,6 +262,24 @@ ${upstreams}
     fs.appendFileSync(path.join(node.sitesDir, file), `server {\n    listen ${node.ip}:80;\n    server_name ${domain};\n    root ${root};\n    location ^~ /.well-known/acme-challenge/ { root ${node.challengeDir}; }\n}\n`);
   }
 
+  /** A node's machine dies: every process in its namespace (nginx, autossl, certbot, hooks) gets SIGKILL. */
+  async killNode(node: FleetNodeInfo): Promise<void> {
+    const pids = String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '').split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    for (let i = 0; i < 100 && String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '').trim(); i++) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** Starts a node's nginx again (after killNode). */
+  async startNginx(node: FleetNodeInfo): Promise<void> {
+    await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', node.nginxPrefix, '-e', path.join(node.nginxPrefix, 'error.log'), '-c', node.nginxConf]);
+  }
+
   async reload(node: FleetNodeInfo): Promise<void> {
     await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', node.nginxPrefix, '-e', path.join(node.nginxPrefix, 'error.log'), '-c', node.nginxConf, '-s', 'reload']);
   }

@@ -70,4 +70,42 @@ describe('a fleet of three nginx nodes behind a round-robin balancer', () => {
       return s.fleet.certificates.filter((c: { nodes: Array<{ state: string }> }) => c.nodes.every((x) => x.state === 'ok')).length;
     }, { timeout: 30_000, interval: 500 }).toBe(20);
   }, 300_000);
+
+  it('autossl renew --force on node 1: all three nodes serve the new serial', async () => {
+    const name = DOMAINS[0]!;
+    const before = (await rig.served(n1, [name]))[name];
+    const hooks = await rig.cli(n1, ['install-hooks']);
+    expect(hooks.exitCode, hooks.all).toBe(0);
+    const renew = await rig.cli(n1, ['renew', '--cert-name', name, '--force', '--json']);
+    expect(renew.exitCode, String(renew.all).slice(-3000)).toBe(0);
+    const after = (await rig.served(n1, [name]))[name];
+    expect(after).toMatch(/^[0-9A-F]+$/);
+    expect(after).not.toBe(before);
+    for (const n of [n2, n3]) await expect.poll(async () => (await rig.served(n, [name]))[name], { timeout: 60_000, interval: 500 }).toBe(after);
+  }, 300_000);
+
+  it('node 1 killed in the middle of a 10-domain batch: node 2 finishes it, both live nodes serve every domain; node 1 restarted catches up', async () => {
+    const batch = rig.cli(n1, ['issue', ...BATCH, '--json']);
+    // some certificates of the batch are out (published) when node 1's machine dies
+    await expect.poll(async () => {
+      const s = JSON.parse((await rig.cli(n2, ['fleet', 'status', '--json'])).stdout);
+      return s.certificates.filter((c: { lineage: string }) => BATCH.includes(c.lineage)).length;
+    }, { timeout: 240_000, interval: 300 }).toBeGreaterThanOrEqual(2);
+    await rig.killNode(n1);
+    agents.delete(n1.name);
+    const run = await batch;
+    expect(run.exitCode).not.toBe(0); // killed
+    const published = JSON.parse((await rig.cli(n2, ['fleet', 'status', '--json'])).stdout).certificates.map((c: { lineage: string }) => c.lineage).filter((l: string) => BATCH.includes(l));
+    const finish = await rig.cli(n2, ['issue', ...BATCH, '--json']);
+    expect(finish.exitCode, String(finish.all).slice(-3000)).toBe(0);
+    // what node 1 had published is not ordered again
+    for (const d of published) expect(rig.ordersOf(d), d).toBe(1);
+    const want = await rig.served(n2, BATCH);
+    for (const d of BATCH) expect(want[d], d).toMatch(/^[0-9A-F]+$/);
+    await expect.poll(() => rig.served(n3, BATCH), { timeout: 90_000, interval: 500 }).toEqual(want);
+    // node 1 comes back: its nginx, then its fleet loop, which catches up from the store
+    await rig.startNginx(n1);
+    startAgent(n1);
+    await expect.poll(() => rig.served(n1, BATCH), { timeout: 120_000, interval: 500 }).toEqual(want);
+  }, 600_000);
 });
