@@ -95,6 +95,8 @@ export class FleetRig {
   readonly lbPrefix: string;
   private readonly children: ChildProcess[] = [];
   private readonly namespaces: string[] = [];
+  /** false: the nodes' configs have no fleet key (one plain node, the benchmark's baseline). */
+  private fleet = true;
 
   private constructor(readonly dir: string, readonly prefix: string, readonly storeConfig: unknown) {
     this.lbNetns = `${prefix}-lb`;
@@ -107,13 +109,14 @@ export class FleetRig {
    * `store`: the store every node's config gets (a value for the config's `store` key); default: the built-in
    * SQLite store in one directory all nodes share (the shared-store module below).
    */
-  static async start(options: { nodes?: number; prefix?: string; store?: unknown } = {}): Promise<FleetRig> {
+  static async start(options: { nodes?: number; prefix?: string; store?: unknown; fleet?: boolean } = {}): Promise<FleetRig> {
     await checkPackages();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-'));
     fs.chmodSync(dir, 0o755);
     const prefix = options.prefix ?? `${process.env.AUTOSSL_FLEET_NETNS_PREFIX ?? 'autossl-fleet'}-${crypto.randomBytes(3).toString('hex')}`;
     const store = options.store ?? FleetRig.sharedSqlite(dir);
     const rig = new FleetRig(dir, prefix, store);
+    rig.fleet = options.fleet !== false;
     try {
       await rig.network(options.nodes ?? 3);
       await rig.certificates();
@@ -247,8 +250,7 @@ ${upstreams}
       stateDir: path.join(dir, 'state'),
       challengeDir: node.challengeDir,
       preflight: { resolvers: [`${FLEET_VIP}:8053`], timeoutMs: 3000 },
-      store: this.storeConfig,
-      fleet: { node: name, pollMs: 100, liveMs: 15_000, ackTimeoutMs: 30_000 },
+      ...(this.fleet ? { store: this.storeConfig, fleet: { node: name, pollMs: 100, liveMs: 15_000, ackTimeoutMs: 30_000 } } : {}),
     }, null, 2));
     await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', node.nginxConf]);
     this.nodes.push(node);

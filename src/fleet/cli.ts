@@ -31,9 +31,10 @@ export async function fleetRun(config: AutoSslConfig, log: (line: string) => voi
   const engine = await createAutoSsl(config);
   const core = engineCore(engine)!;
   const state = engineState(engine)!;
-  await core.recoverFirst();
-  const node = new FleetNode(core, fleetStore(state()), settings, { log: (m) => log(`${settings.node}: ${m}`) });
-  log(`${settings.node}: fleet node running (store ${state().kind} ${state().location})`);
+  // a killed install is finished first (restored files); an unreachable store is retried by the loop, not fatal
+  await core.recoverFirst().catch((error: unknown) => log(`${settings.node}: recovery: ${(error as Error).message}`));
+  const node = new FleetNode(core, () => fleetStore(state()), settings, { log: (m) => log(`${settings.node}: ${m}`) });
+  log(`${settings.node}: fleet node running`);
   const stop = (): void => node.stop();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -20,6 +20,7 @@ import type { FleetStore, FleetServedRow } from '../store/store.js';
 import { validToken } from './challenge.js';
 import type { FleetSettings } from './config.js';
 import { localSerial, writeLineage } from './lineage.js';
+import { lineageFiles } from '../issuer/issuer.js';
 
 export interface FleetNodeEvents {
   log(message: string): void;
@@ -30,10 +31,19 @@ export class FleetNode {
   private readonly written = new Set<string>();
   /** serial → the error of its last install here: not tried again in a loop (a restart, or a newer one, retries). */
   private readonly failed = new Map<string, string>();
+  /** Serials this node was seen to serve (installed here, or found served at start). */
+  private readonly verified = new Set<string>();
   private lastReport = 0;
+  /** The first pass (the catch-up at start) is done. */
+  private caughtUp = false;
   private stopped = false;
 
-  constructor(private readonly core: EngineCore, private readonly fleet: FleetStore, private readonly settings: FleetSettings, private readonly events: FleetNodeEvents) {}
+  /** `store`: opened on each use (an unreachable store at start is a failing round, retried, not an exit). */
+  constructor(private readonly core: EngineCore, private readonly store: () => FleetStore, private readonly settings: FleetSettings, private readonly events: FleetNodeEvents) {}
+
+  private get fleet(): FleetStore {
+    return this.store();
+  }
 
   /**
    * Runs until stop(). Two loops: heartbeat and challenge tokens (fast: an order waits on them), and lineages with
@@ -88,7 +98,13 @@ export class FleetNode {
       if (!validToken(row.token)) continue;
       current.add(row.token);
       if (this.written.has(row.token)) continue;
-      await writeServed(path.join(dir, row.token), row.content);
+      try {
+        await writeServed(path.join(dir, row.token), row.content);
+      } catch (error) {
+        // withdrawn meanwhile (on the ordering node its own hook removes the file it wrote here): not acknowledged
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw error;
+      }
       this.written.add(row.token);
       await this.fleet.ack(row.token, this.settings.node);
     }
@@ -103,22 +119,33 @@ export class FleetNode {
   async syncLineages(): Promise<number> {
     const serials = await this.fleet.lineageSerials();
     const issuer = this.core.services.issuer;
-    const todo: typeof serials = [];
-    for (const s of serials) if (!this.failed.has(s.serial) && (await localSerial(issuer, s.id)) !== s.serial) todo.push(s);
+    const todo: Array<{ id: string; serial: string; written?: boolean }> = [];
+    for (const s of serials) {
+      if (this.failed.has(s.serial) || this.verified.has(s.serial)) continue;
+      if ((await localSerial(issuer, s.id)) !== s.serial) todo.push(s);
+      // the files are here, but a node killed before its install (or whose vhost was edited since) may not serve
+      // them: what nginx serves decides, once per serial
+      // after the catch-up at start, what this node published itself is installed by the run that obtained it
+      else if (this.caughtUp && (await this.fleet.lineage(s.id))?.node === this.settings.node) this.verified.add(s.serial);
+      else if ((await this.servedHere(s.id).catch(() => null)) === s.serial) this.verified.add(s.serial);
+      else todo.push({ ...s, written: true });
+    }
+    this.caughtUp = true;
     if (!todo.length) return 0;
     let installed = 0;
-    await mapBounded(todo, 8, async ({ id, serial }) => {
+    await mapBounded(todo, 8, async ({ id, serial, written }) => {
       const row = await this.fleet.lineage(id);
       if (!row || row.serial !== serial) return;
       try {
         const here = await issuer.find(id).catch(() => null);
         if (here && here.notAfter.getTime() > row.notAfter) return; // this node holds a newer one (it publishes it)
-        const files = await writeLineage(this.core.config, issuer, this.settings, row);
+        const files = written ? lineageFiles((await issuer.find(id))!) : await writeLineage(this.core.config, issuer, this.settings, row);
         const { ctx, abort } = this.core.context(row.names[0]!, 'install', { lineage: files, plan: { names: row.names, certName: row.id, notes: [] } });
         ctx.needsReload = true; // the live links point at new files
         const result = await this.core.run(ctx, abort);
         if (!result.ok) throw result.error ?? new Error('install failed');
         installed++;
+        this.verified.add(row.serial);
         this.events.log(`installed ${row.id} (serial ${row.serial}, published by ${row.node})`);
       } catch (error) {
         const message = (error as Error).message;
@@ -145,6 +172,15 @@ export class FleetNode {
       }
     });
     if (rows.length) await this.fleet.reportServed(rows);
+  }
+
+  /** The serial this node serves for a lineage (its first name). */
+  private async servedHere(id: string): Promise<string> {
+    const row = await this.fleet.lineage(id);
+    const name = row?.names.find((n) => !n.startsWith('*.'));
+    if (!name) throw new Error('no name to ask for');
+    const endpoint = this.endpoint(name);
+    return servedSerial(endpoint.host, endpoint.port, name);
   }
 
   /** This node's TLS listener for a name: the first socket of the block serving it over TLS (loopback for a wildcard address). */

@@ -82,7 +82,7 @@ describe('a fleet of three nginx nodes behind a round-robin balancer', () => {
     expect(after).toMatch(/^[0-9A-F]+$/);
     expect(after).not.toBe(before);
     for (const n of [n2, n3]) await expect.poll(async () => (await rig.served(n, [name]))[name], { timeout: 60_000, interval: 500 }).toBe(after);
-  }, 300_000);
+  }, 600_000);
 
   it('node 1 killed in the middle of a 10-domain batch: node 2 finishes it, both live nodes serve every domain; node 1 restarted catches up', async () => {
     const batch = rig.cli(n1, ['issue', ...BATCH, '--json']);
