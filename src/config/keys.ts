@@ -133,6 +133,7 @@ export const SiteSchema = Type.Object(SiteProperties, { additionalProperties: fa
 
 const PluginOptions = Type.Record(Type.String(), Type.Unknown());
 const STORE_MODULE = "a store module's path or package name";
+const POSTGRES_URL = 'a PostgreSQL connection string ("postgresql://autossl@db.example/autossl")';
 const ISSUER_MODULE = 'the path of an issuer module ("./my-issuer.mjs", relative to the config file)';
 const Plugin = Type.Union([Text(), Type.Tuple([Type.String()]), Type.Tuple([Type.String(), PluginOptions])], { expected: 'a plugin name or path, or [name, options]' });
 
@@ -160,7 +161,7 @@ export const ConfigSchema = Type.Object({
     installWindowMs: Int(0, 60_000, { default: 2_000, description: 'How long the HTTPS edits of a batch wait for more domains to join one nginx -t and reload.' }),
   }, 'Many domains at once.'),
   plugins: Type.Array(Plugin, { default: [], expected: 'a list of plugin names, paths, or [name, options]', description: 'Package names or file paths (relative to the config file), or [name, options].' }),
-  store: Type.Optional(Type.Union([Text({ expected: STORE_MODULE }), Type.Object({ module: Text({ expected: STORE_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"sqlite", ${STORE_MODULE}, or { "module": ..., "options": {...} }`, defaultText: '"sqlite"', description: 'Where autossl keeps its state: "sqlite" (state.db under stateDir), or a store module (a path beside the config or a package name, found as plugins are) whose default export is a StoreFactory; { "module", "options" } passes it options.' })),
+  store: Type.Optional(Type.Union([Text({ expected: STORE_MODULE }), Type.Object({ module: Text({ expected: STORE_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false }), Type.Object({ postgres: Text({ expected: POSTGRES_URL }) }, { additionalProperties: false })], { expected: `"sqlite", "postgres", ${STORE_MODULE}, { "postgres": ${POSTGRES_URL} } or { "module": ..., "options": {...} }`, defaultText: '"sqlite"', description: 'Where autossl keeps its state: "sqlite" (state.db under stateDir, one machine); { "postgres": "postgresql://user@host/db" } (a database several nodes share, its locks advisory locks; the password may come from PGPASSWORD or ~/.pgpass), or "postgres" to read that connection string from AUTOSSL_STORE_POSTGRES; or a store module (a path beside the config or a package name, found as plugins are) whose default export is a StoreFactory; { "module", "options" } passes it options.' })),
   issuer: Type.Optional(Type.Union([Type.Literal('certbot'), Type.Object({ module: Text({ pattern: '^[./]', expected: ISSUER_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"certbot" or { "module": ${ISSUER_MODULE}, "options": {...} }`, defaultText: '"certbot"', description: 'Who obtains certificates: "certbot", or an issuer module (a path relative to the config file) whose default export is { name, find, list, obtain, renew } or a function (options, api) returning it; see src/issuer/issuer.ts.' })),
   sites: Type.Array(SiteSchema, { default: [], expected: 'a list of sites', description: 'The sites autossl keeps (names it finds in nginx need no entry).' }),
   agent: AgentSchema,

@@ -21,8 +21,11 @@ export interface PluginSpec {
   options: Record<string, unknown>;
 }
 
-/** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
-export type StoreSpec = 'sqlite' | PluginSpec;
+/**
+ * Where autossl keeps its state: "sqlite" (state.db under stateDir), PostgreSQL (a connection string, or "$AUTOSSL_STORE_POSTGRES" to read
+ * AUTOSSL_STORE_POSTGRES when the store opens), or a module whose default export is a StoreFactory.
+ */
+export type StoreSpec = 'sqlite' | { postgres: string } | PluginSpec;
 
 export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store' | 'issuer'> & {
   /** The file the config was read from, if any. */
@@ -126,7 +129,9 @@ function jsonType(value: unknown): string {
  * names store.pool), else the union's own (what it takes, in its `expected`).
  */
 function unionBranch(errors: ErrorObject[], union: ErrorObject): ErrorObject {
-  const branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  let branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  // several object branches ({ module, options } or { postgres }): the one that knows a key of the value
+  if (branches.length > 1 && isObject(union.data)) branches = branches.filter(({ b }) => Object.keys(union.data as Json).some((k) => b.properties?.[k] !== undefined));
   if (branches.length !== 1) return union;
   const prefix = `${union.schemaPath}/${branches[0]!.i}/`;
   const inner = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
@@ -245,6 +250,8 @@ function checkAgent(agent: RawConfig['agent'], source: string): void {
 /** `store`: "sqlite", a module's path or package name, or { module, options } (loaded as plugins are). */
 function storeOf(value: RawConfig['store'], baseDir: string): StoreSpec {
   if (value === undefined || value === 'sqlite') return 'sqlite';
+  if (value === 'postgres') return { postgres: '$AUTOSSL_STORE_POSTGRES' };
+  if (typeof value === 'object' && 'postgres' in value) return { postgres: value.postgres };
   if (typeof value === 'string') return { module: resolvePluginPath(value, baseDir), options: {} };
   return value.module === 'sqlite' && value.options === undefined ? 'sqlite' : { module: resolvePluginPath(value.module, baseDir), options: value.options ?? {} };
 }

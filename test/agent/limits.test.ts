@@ -6,6 +6,7 @@
  * beyond the in-flight budget are refused (503 AGENT_BUSY), not buffered.
  */
 import fs from 'node:fs';
+import type http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +53,23 @@ function connect(port: number, from = '127.0.0.1'): Promise<{ socket: net.Socket
     socket.once('connect', () => resolve({ socket, received: () => text, closed }));
     socket.once('error', reject);
   });
+}
+
+/**
+ * A wait for the agent's body reader to hold every byte a raw connection sent: the request's body is being read (a
+ * data listener) and nothing sent is left unread, so those bytes count against agent.limits.bodyBytesInFlight. A body
+ * refused meanwhile has no reader left, and the wait fails.
+ */
+function bodyHeld(a: RunningAgent): (client: net.Socket) => Promise<void> {
+  const requests = new Map<number, http.IncomingMessage>();
+  a.app.server.on('request', (req: http.IncomingMessage) => requests.set(req.socket.remotePort!, req));
+  return async (client) => {
+    const held = (): boolean => {
+      const req = requests.get(client.localPort!);
+      return !!req && req.listenerCount('data') > 0 && req.readableLength === 0 && req.socket.bytesRead >= client.bytesWritten;
+    };
+    await expect.poll(held, { timeout: 5000, interval: 20, message: 'the agent reads the whole body sent so far' }).toBe(true);
+  };
 }
 
 async function signedStatus(from = '127.0.0.1'): Promise<{ status: number; ms: number }> {
@@ -132,10 +150,11 @@ describe('agent limits', () => {
 
   it('bodies being received beyond agent.limits.bodyBytesInFlight are refused (503 AGENT_BUSY), not buffered', async () => {
     const a = await start({ bodyBytesInFlight: 4096, bodyTimeoutMs: 5000 });
+    const held = bodyHeld(a);
     const forged = HEAD(`X-Timestamp: ${rfc3339()}\r\nX-Signature: ${'a'.repeat(64)}\r\n`);
     const first = await connect(a.port, '127.0.0.3');
     first.socket.write(forged + 'x'.repeat(3000));
-    await new Promise((r) => setTimeout(r, 200));
+    await held(first.socket);
     const second = await connect(a.port, '127.0.0.3');
     second.socket.write(forged + 'x'.repeat(3000));
     await second.closed;
@@ -147,7 +166,7 @@ describe('agent limits', () => {
     // the first client went mid-body: its bytes left the budget at once (not at the body timeout), so a third fits
     const third = await connect(a.port, '127.0.0.3');
     third.socket.write(forged + 'x'.repeat(3000));
-    await new Promise((r) => setTimeout(r, 500));
+    await held(third.socket);
     expect(third.received()).toBe('');
   });
 

@@ -109,7 +109,8 @@ describe('review findings', () => {
     await store.jobs.finish('killed-1', 'failed');
     await store.close();
     await e.start();
-    await new Promise((r) => setTimeout(r, 300)); // requeueInterrupted runs after listen
+    // requeueInterrupted runs after listen: the killed job's domain is queued again (the 60 s batch window holds it)
+    await expect.poll(() => agent!.ctx.intake.jobOf('a.test'), { timeout: 10_000 }).not.toBeNull();
     const s = await post('/ssl/status', { domain: 'a.test' });
     expect(s.json, JSON.stringify(s.json)).toMatchObject({ state: 'ok', exists: true }); 
   }, 60_000);
@@ -126,8 +127,10 @@ describe('review findings', () => {
       s.on('close', () => resolve());
       s.write(`GET /v1/events HTTP/1.1\r\nHost: x\r\nX-Timestamp: ${ts}\r\nX-Signature: ${sign(TOKEN, ts, 'GET', '/v1/events', '')}\r\n\r\n`);
     });
+    const connections = (): Promise<number> => new Promise((resolve, reject) => agent!.app.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
     const heap = async (): Promise<number> => {
-      await new Promise((r) => setTimeout(r, 200));
+      // every closed stream is gone from the server before the heap is weighed
+      await expect.poll(connections, { timeout: 10_000 }).toBe(0);
       gc();
       gc();
       return process.memoryUsage().heapUsed;

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dns from 'node:dns';
 import net from 'node:net';
 import util from 'node:util';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CloudflareClient } from '../../plugins/cloudflare/client.js';
 import { CloudflareStandin, makeToken } from '../helpers/cloudflare-standin.js';
 import { AutoSslError } from '../../src/errors.js';
@@ -337,12 +337,8 @@ describe('stand-in write-through to pebble-challtestsrv', () => {
 
   beforeAll(async () => {
     server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS_PORT}`, management: `127.0.0.1:${MGMT_PORT}` }), { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      const up = await new Promise<boolean>((r) => net.connect(MGMT_PORT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
-      if (up) break;
-      if (i === 99) throw new Error('challtestsrv did not start');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const up = (): Promise<boolean> => new Promise<boolean>((r) => net.connect(MGMT_PORT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+    await vi.waitUntil(up, { timeout: 10_000, interval: 50 }); // challtestsrv answers on its management port
     cf = await CloudflareStandin.start({ tokens: [TOKEN], zones: ['wild.test', 'shop.test'], challtestsrv: `http://127.0.0.1:${MGMT_PORT}`, edge: { ipv4: ['127.0.0.100'], ipv6: ['2001:db8:cf::100'] } });
     client = new CloudflareClient({ token: TOKEN, baseUrl: cf.url });
     zone = (await client.findZone('shop.test')).id;

@@ -28,14 +28,6 @@ export default (options) => ({
 });
 `;
 
-async function waitFor(file: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fs.existsSync(file)) {
-    if (Date.now() > deadline) throw new Error(`${file} never appeared`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('undo steps', () => {
   it('a step recorded before the process was SIGKILLed is run by autossl recover, once, and the vhost restored', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name undo.example.test;\n    location / {\n        proxy_pass http://127.0.0.1:9;\n    }\n}\n');
@@ -52,7 +44,7 @@ describe('undo steps', () => {
     }));
     const before = sha256(fs.readFileSync(t.site));
     const run = execa('node', [CLI, 'issue', 'undo.example.test', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config], { reject: false });
-    await waitFor(ready);
+    await expect.poll(() => fs.existsSync(ready), { timeout: 20_000, message: `${ready} never appeared` }).toBe(true);
     // the challenge stage had added its location (the app proxies everything): the run is mid-way
     expect(sha256(fs.readFileSync(t.site))).not.toBe(before);
     run.kill('SIGKILL');

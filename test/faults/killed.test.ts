@@ -85,8 +85,7 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
     // (nginx reloads asynchronously: the old workers may answer for a moment)
     const serial = (): Promise<string | null> => servedSerial('127.0.0.1', 443, DOMAIN, 1000).catch(() => null);
     const want = installed ? readCertificate(path.join(live, 'cert.pem')).serial : null;
-    for (let i = 0; i < 40 && (await serial()) !== want; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(await serial(), installed ? 'nginx does not serve the installed certificate' : 'nginx still serves the killed run\'s TLS edit').toBe(want);
+    await expect.poll(serial, { timeout: 5000, interval: 100, message: installed ? 'nginx does not serve the installed certificate' : 'nginx still serves the killed run\'s TLS edit' }).toBe(want);
 
     const issue = await cli(['issue', DOMAIN, '--json'], config);
     expect(issue.exitCode, issue.stdout + issue.stderr).toBe(0);

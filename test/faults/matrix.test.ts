@@ -56,9 +56,8 @@ async function expectServingAsBefore(domain: string): Promise<void> {
   const page = await httpGet(domain);
   expect(page.status).toBe(200);
   expect(page.body).toBe(`${domain} index\n`);
-  // nginx reloads asynchronously: give old workers a moment before concluding TLS is still served
-  for (let i = 0; i < 30 && (await tlsServed(domain)); i++) await new Promise((r) => setTimeout(r, 100));
-  expect(await tlsServed(domain), `${domain} is served over TLS: nginx runs an edit that was rolled back on disk`).toBe(false);
+  // nginx reloads asynchronously: old workers may answer for a moment before TLS is no longer served
+  await expect.poll(() => tlsServed(domain), { timeout: 5000, interval: 100, message: `${domain} is served over TLS: nginx runs an edit that was rolled back on disk` }).toBe(false);
   expect(journals(stateDir)).toEqual([]);
   expect(locks(stateDir)).toEqual([]);
   expect(tempFiles(rig.info.sitesDir)).toEqual([]);
@@ -213,7 +212,8 @@ exec ${BINARIES.certbot} "$@"
       setInterval(() => {}, 1000);
     `], { reject: false, cwd: path.resolve(import.meta.dirname, '../..') });
     try {
-      for (let i = 0; i < 200 && !fs.existsSync(ready); i++) await new Promise((r) => setTimeout(r, 25));
+      // until the holder has the lock, or has died (the next line then says why)
+      await expect.poll(() => fs.existsSync(ready) || holder.exitCode !== null, { timeout: 5000, interval: 25 }).toBe(true);
       expect(fs.existsSync(ready), String((await Promise.race([holder, Promise.resolve({ stderr: 'still running' })])).stderr)).toBe(true);
       const before = configFiles();
       const env = { AUTOSSL_STATE_BUSY_TIMEOUT_MS: '500' };

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import nodeDns from 'node:dns';
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { checkCaa, resolveName, waitForTxt } from '../../src/preflight/dns.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
@@ -24,12 +24,8 @@ async function dns(endpoint: string, body: Record<string, unknown>): Promise<voi
 
 beforeAll(async () => {
   server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS}`, management: `127.0.0.1:${MGMT}` }), { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise<boolean>((r) => net.connect(MGMT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
-    if (up) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('challtestsrv did not start');
+  const up = (): Promise<boolean> => new Promise<boolean>((r) => net.connect(MGMT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+  await vi.waitUntil(up, { timeout: 10_000, interval: 50 }); // challtestsrv answers on its management port
 });
 
 afterAll(() => {
@@ -153,6 +149,7 @@ describe('DNS-01 propagation wait (real DNS server)', () => {
         const probe = new Real();
         probe.setServers(opts.servers);
         await expect(probe.resolveTxt(fqdn)).rejects.toMatchObject({ code: expect.stringMatching(/^(ENODATA|ENOTFOUND)$/) });
+        // a sleep on purpose: the case is a record that appears late, after some polls of the wait have missed it
         await new Promise((r) => setTimeout(r, 2000));
         await dns('/set-txt', { host: `${fqdn}.`, value: 'late-value' });
         expect(await waiting).toEqual({ visible: true, seen: ['late-value'] });

@@ -1,0 +1,80 @@
+/** The renewal commands: `status`, `renew`, and the hooks certbot runs (`deploy-hook`, `renew-hook`, `dns-hook`). */
+import { isCertName } from '../config/schema.js';
+import { AutoSslError } from '../errors.js';
+import { engineFor, type Values } from './config.js';
+import { err, humanEvent, out } from './output.js';
+
+export async function cmdStatus(values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const report = await engine.status({ probe: values.probe === true });
+  const pending = await engine.pendingRecovery().catch(() => null);
+  await engine.close();
+  if (values.json === true) {
+    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
+  } else {
+    if (report.certificates.length === 0) out('no certificates');
+    else {
+      out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
+      for (const r of report.certificates) {
+        const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
+        out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
+      }
+    }
+    if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
+    if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
+  }
+  return report.attention ? 1 : 0;
+}
+
+export async function cmdRenew(values: Values): Promise<number> {
+  const certName = values['cert-name'] as string | undefined;
+  // before the engine: a hostile name must not even start recovery or create the state database
+  if (certName !== undefined && !isCertName(certName)) {
+    throw new AutoSslError('USAGE_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
+  }
+  const json = values.json === true;
+  const engine = await engineFor(values, json ? undefined : humanEvent);
+  const report = await engine.renew({ certName, force: values.force === true });
+  await engine.close();
+  const failed = report.results.some((o) => o.outcome === 'failed');
+  if (json) out(JSON.stringify({ ok: !failed, results: report.results, notifications: report.notifications, hookErrors: report.hookErrors }, null, 2));
+  else {
+    if (report.results.length === 0) out('no certificates to renew');
+    for (const o of report.results) out(`${o.outcome.padEnd(8)} ${o.lineage}${o.message ? `: ${o.message}` : ''}`);
+    for (const f of report.notifications.failed) out(`notification ${f.key} not delivered (${f.plugin}: ${f.message}); retried later`);
+    for (const h of report.hookErrors) out(`hook error: ${h}`);
+  }
+  return failed ? 1 : 0;
+}
+
+export async function cmdDeployHook(values: Values): Promise<number> {
+  const engine = await engineFor(values);
+  const result = await engine.deploy(process.env);
+  await engine.close();
+  if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), run: undefined }, null, 2));
+  else if (result.skipped) out(`${result.lineage}: run inside autossl's own certbot call; the issue installs it, nothing to do`);
+  else if (result.ok) out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
+  else err(`deploy of ${result.lineage} failed: ${result.error?.code}: ${result.error?.message}\n  hint: ${result.error?.hint}`);
+  return result.ok ? 0 : 1;
+}
+
+export async function cmdHook(command: string, positionals: string[], values: Values): Promise<number> {
+  const [phase] = positionals;
+  const engine = await engineFor(values, (e) => {
+    if (e.status === 'error' || e.status === 'warning') err(`${e.domain} ${e.stage}${e.plugin ? ` (${e.plugin})` : ''}: ${e.message ?? e.status}`);
+  });
+  try {
+    if (command === 'renew-hook') {
+      if (phase !== 'pre' && phase !== 'post') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl renew-hook pre|post (run by certbot)');
+      await engine.renewHook(phase, process.env);
+    } else {
+      if (phase !== 'auth' && phase !== 'cleanup') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl dns-hook auth|cleanup (run by certbot)');
+      await engine.dnsHook(phase, process.env);
+    }
+  } finally {
+    await engine.close();
+  }
+  out(`${command} ${phase}: done`);
+  return 0;
+}
