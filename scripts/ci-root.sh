@@ -44,6 +44,8 @@ fi
 # better-sqlite3 (libnode-dev: the headers npm's nodedir=/usr points at).
 PACKAGES="nginx certbot python3-certbot-nginx pebble libnginx-mod-http-lua openssl curl procps util-linux bsdutils"
 PACKAGES="$PACKAGES iproute2 patch ca-certificates nodejs npm libnode-dev python3 make g++ git"
+# postgresql: the PostgreSQL store's tests start private clusters (initdb, as the postgres user the package makes)
+PACKAGES="$PACKAGES postgresql"
 STAMP="$(echo "$SUITE $PACKAGES" | sha256sum | cut -c1-16)"
 
 log() { echo "[ci-root $SUITE] $*" >&2; }
@@ -56,6 +58,13 @@ build_root() {
   # a build that stopped after debootstrap goes on from there
   tmp="$ROOTS/.$SUITE.building"
   mkdir -p "$ROOTS"
+  if [ ! -f "$tmp/.debootstrap-done" ] && [ -f "$ROOT/.autossl-root" ]; then
+    # a root built for another package list: the packages are added to it (apt-get install below), no new debootstrap
+    log "the package list changed: adding the packages to the root"
+    rm -rf "$tmp"
+    mv "$ROOT" "$tmp"
+    touch "$tmp/.debootstrap-done"
+  fi
   if [ ! -f "$tmp/.debootstrap-done" ]; then
     rm -rf "$tmp"
     log "building root from $MIRROR (debootstrap, then apt-get install)"
