@@ -95,7 +95,9 @@ while [ ${#suite_of[@]} -gt 0 ]; do
 done
 
 # CPU time of everything this script started (the suites, the root builds, npm ci): user and system
-read -r cpu_user cpu_sys < <(times | tail -1 | awk '{ for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); printf "%d ", t[1] * 60 + t[2] } }')
+# (times in this shell, not in a subshell: a subshell's children are its own)
+times >"$LOGS/.times"
+read -r cpu_user cpu_sys < <(tail -1 "$LOGS/.times" | awk '{ for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); printf "%d ", t[1] * 60 + t[2] } print "" }')
 echo
 echo "platform matrix: $(($(date +%s) - t0)) s wall clock; CPU user $cpu_user s, sys $cpu_sys s; logs in $LOGS"
 for s in "${order[@]}"; do
