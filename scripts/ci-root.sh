@@ -122,7 +122,7 @@ in_root() {
     if [ -d /root/.npm/_cacache ]; then mkdir -p "$dir/root/.npm/_cacache"; mount --bind /root/.npm/_cacache "$dir/root/.npm/_cacache"; fi
     if [ "$net" = private ]; then ip link set lo up; fi
     exec chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      LANG=C.UTF-8 CI="${CI:-}" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$@"
+      LANG=C.UTF-8 CI="${CI:-}" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt AUTOSSL_PEBBLE="${AUTOSSL_ROOT_PEBBLE:-}" "$@"
   ' sh "$dir" "$net" "$@"
 }
 
@@ -163,6 +163,15 @@ root_abi="$(in_root "$ROOT" host node -p process.versions.modules)"
 addon_cache="$ROOT/var/cache/autossl-ci/better_sqlite3.$lock.abi$root_abi.node"
 build_addon
 if [ "$BUILD_ONLY" = 1 ]; then exit 0; fi
+# The test CA: every rig runs Debian sid's pebble 2.10 (ARI, profiles; Debian 13's 2.6 has neither), on every
+# platform as on the machine. The suite's global setup fetches it (scripts/pebble-sid.sh) unless AUTOSSL_PEBBLE names
+# one, which a root without network cannot: the machine's copy (AUTOSSL_PEBBLE, or fetched here) goes in.
+if [ -f "$CHECKOUT/scripts/pebble-sid.sh" ]; then
+  pebble="${AUTOSSL_PEBBLE:-$(bash "$CHECKOUT/scripts/pebble-sid.sh")}" || { log "FAILED: no pebble for the test rig"; exit 1; }
+  mkdir -p "$ROOT/opt/autossl-pebble"
+  cp "$pebble" "$(dirname "$pebble")/pebble-challtestsrv" "$ROOT/opt/autossl-pebble/"
+  export AUTOSSL_ROOT_PEBBLE=/opt/autossl-pebble/pebble
+fi
 if [ "$EXEC" = 1 ]; then
   # shellcheck disable=SC2016
   exec_cmd='cd /work/autossl && "$@"'
