@@ -40,7 +40,7 @@ export const ERROR_CODES = {
   ISSUER_FAILED: 'The configured issuer could not obtain or renew the certificate; the message says why.',
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
-  STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl.',
+  STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl. With store.postgres: make the database reachable from this host with the role and password of the connection string.',
   JOURNAL_CONFLICT: 'A file autossl had edited was changed since; compare it with the backup named in the message, fix it by hand, then run "autossl recover --discard <journal>".',
   JOURNAL_DAMAGED: 'A journal of an interrupted run cannot be read; its backups are kept beside it. Check the named files by hand, then run "autossl recover --discard <journal>".',
   WILDCARD_NEEDS_DNS01: 'A wildcard name can only be validated over DNS: give the site "challenge": "dns-01" and configure a DNS provider plugin.',

@@ -16,6 +16,7 @@ import { normalizeSerial } from '../certbot/der.js';
 import type { CertificateRow } from '../store/store.js';
 import type { VhostCertificateRef } from './scan.js';
 import { renewalWindowStart } from './due.js';
+import type { AriStatus } from './ari-pass.js';
 
 export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
 
@@ -34,6 +35,8 @@ export interface StatusRow {
   consecutiveFailures: number;
   vhosts: string[];
   serial: string | null;
+  /** The CA's ARI window for the current certificate, when asked (see ari-pass.ts). */
+  ari?: AriStatus;
   /** With `status --probe`: what a TLS connection with the name as SNI was served. */
   probe?: { address: string; serial: string | null; ok: boolean; error?: string };
 }
