@@ -10,6 +10,7 @@ import { PgJobs } from './jobs.js';
 import { PgLocker } from './locker.js';
 import { Presence } from './presence.js';
 import { PgOutbox, PgUndo } from './queues.js';
+import { PgBackoff } from './backoff.js';
 import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
@@ -34,6 +35,7 @@ export class PgStore implements Store {
   readonly renewRuns: PgRenewRuns;
   readonly dnsProgress: PgDnsProgress;
   readonly ariWindows: PgAriWindows;
+  readonly backoff: PgBackoff;
   readonly locker: PgLocker;
   /** This process's presence in the fleet (its owner stamps are alive for the other nodes while it is held). */
   readonly presence: Presence;
@@ -53,6 +55,7 @@ export class PgStore implements Store {
     this.renewRuns = new PgRenewRuns(this.db);
     this.dnsProgress = new PgDnsProgress(this.db);
     this.ariWindows = new PgAriWindows(this.db);
+    this.backoff = new PgBackoff(this.db);
     this.locker = new PgLocker(url);
   }
 
