@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { AutoSslError } from './errors.js';
 
@@ -52,6 +53,10 @@ export function adoptOwnerStamp(stamp: string): void {
 
 /** Whether the process that wrote `stamp` (see ownerStamp) is still running. */
 export function ownerAlive(stamp: string): boolean {
+  // "<pid> <start> @host": a process of another node of a fleet (src/store/postgres/presence.ts), whose pid means
+  // nothing here; only the store it wrote to can tell, so it counts as alive (nothing of it is taken over)
+  const host = /\s@(\S+)$/.exec(stamp.trim())?.[1];
+  if (host !== undefined && host !== os.hostname()) return true;
   const [pidText, start] = stamp.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return false;
