@@ -37,8 +37,9 @@ Usage:
   autossl upload <domain> --cert FILE --key FILE [--json]    install a certificate bought elsewhere (never renewed)
   autossl agent                                              the signed HTTP API for a hosting panel (README "Agent")
   autossl agent call METHOD PATH [BODY] [--url URL]          send one signed request to the agent, print the answer
+  autossl fleet run | status [--json]                        a node of a fleet: tokens, certificates, what it serves (README "Several nodes")
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
-  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
+  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup | fleet hook auth|cleanup)
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
@@ -56,6 +57,7 @@ const COMMANDS: Record<string, (rest: string[], values: Values) => Promise<numbe
   'deploy-hook': (_, values) => cmdDeployHook(values),
   'renew-hook': (rest, values) => cmdHook('renew-hook', rest, values),
   'dns-hook': (rest, values) => cmdHook('dns-hook', rest, values),
+  fleet: async (rest, values) => (await import('./cli/fleet.js')).cmdFleet(rest, values),
   'install-hooks': async (_, values) => {
     const engine = await engineFor(values);
     const hooks = await engine.installHooks();

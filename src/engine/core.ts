@@ -4,6 +4,7 @@
  * this folder (issue, preview, recovery, sites) and the renewal functions work through it.
  */
 import crypto from 'node:crypto';
+import { siteProfile } from '../issuer/profile.js';
 import os from 'node:os';
 import type { AutoSslConfig } from '../config/schema.js';
 import { siteFor, validateConfig, type SiteConfig } from '../config/schema.js';
@@ -115,6 +116,7 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
       challenge: site.challenge ?? config.defaults.challenge,
       redirect: site.redirect ?? config.defaults.redirect,
       hsts: site.hsts ?? config.defaults.hsts,
+      profile: siteProfile(site, config.defaults),
       notes: [],
       optionalNames: [],
       ...options.plan,

@@ -19,6 +19,7 @@ import { AutoSslError, quote } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import type { ChallengeSetup } from '../pipeline/context.js';
 import type { Lineage as LineageFiles } from '../certbot/lineage.js';
+import type { Profile } from './profile.js';
 
 /** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
 export interface Lineage {
@@ -42,6 +43,15 @@ export interface Lineage {
   renewalConf?: string;
 }
 
+/** A certificate obtained elsewhere, as PEM texts, for Issuer.keep. `note` says where it came from. */
+export interface KeptPems {
+  cert: string;
+  chain: string;
+  fullchain: string;
+  key: string;
+  note: string;
+}
+
 /** What `obtain` is asked for. */
 export interface ObtainRequest {
   /** The lineage the certificate goes into (a new one, or the existing lineage of these names). */
@@ -53,6 +63,8 @@ export interface ObtainRequest {
   force: boolean;
   /** The ARI id of the certificate this one replaces (an existing lineage), for CAs that take ACME's `replaces`. */
   replaces?: string;
+  /** The ACME certificate profile to ask for (planning checked the CA lists it and the issuer can ask). */
+  profile?: Profile;
   /** Progress for the run's event stream. */
   log(message: string): void;
 }
@@ -72,6 +84,11 @@ export interface Issuer {
   revoke?(lineage: Lineage): Promise<void>;
   /** The lineage a certificate path nginx names belongs to, if it is one of this issuer's (status, served checks). */
   lineageOfPath?(file: string): string | undefined;
+  /**
+   * Keeps a certificate obtained elsewhere (another node of a fleet) as the next version of lineage `id`, where
+   * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
+   */
+  keep?(id: string, pems: KeptPems): Promise<Lineage>;
   /** The paths a new lineage would get, for dry-run diffs; absent: placeholders under the state directory. */
   plannedPaths?(id: string): Pick<Lineage, 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>;
 }

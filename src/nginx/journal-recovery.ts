@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
-import { ownerAlive } from '../lock.js';
+import { ownerAlive, ownerStamp } from '../lock.js';
 import { atomicWrite, readRegular, sha256 } from './atomic-write.js';
 import { revertEntry, type JournalEntry, type Manifest } from './transaction.js';
 
@@ -95,11 +95,13 @@ async function loadJournals(journalDir: string): Promise<{ journals: LoadedJourn
       damaged.push({ journal: manifestFile, reason: 'the manifest cannot be read (not autossl journal JSON); its backups are kept beside it' });
       continue;
     }
-    if (ownerAlive(manifest.owner) && !manifest.owner.startsWith(`${process.pid} `)) {
+    // this process's pid as its stamp has it (the agent's batch process works under the agent's)
+    const own = manifest.owner.startsWith(`${ownerStamp().split(' ')[0]} `);
+    if (ownerAlive(manifest.owner) && !own) {
       active++;
       continue;
     }
-    if (manifest.owner.startsWith(`${process.pid} `)) continue; // this process's own, still open
+    if (own) continue; // this process's own, still open
     journals.push({ dir, manifest });
   }
   return { journals, damaged, active };

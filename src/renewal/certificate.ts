@@ -14,7 +14,7 @@ import { serverView } from '../nginx/view.js';
 import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
 import { ariStatus, type AriStatus } from './ari-pass.js';
-import { normalizeSerial } from '../certbot/der.js';
+import { sameSerial } from './ari.js';
 
 export interface DomainCertificate {
   domain: string;
@@ -82,7 +82,7 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   else out.state = 'ok';
   // the CA's window for this very certificate (a renewed one has none until the next pass asks)
   const ari = out.lineage && out.lineage !== 'custom' && store ? await store.ariWindows.get(out.lineage).catch(() => null) : null;
-  if (ari && out.serial && normalizeSerial(ari.serial) === normalizeSerial(out.serial)) {
+  if (ari && out.serial && sameSerial(ari.serial, out.serial)) {
     out.ari = ariStatus(ari, out.serial, now);
     if (out.state === 'ok' && (out.ari.state === 'open' || out.ari.state === 'past')) out.state = 'due';
   }

@@ -226,6 +226,66 @@ export interface DnsProgressStore {
   set(domain: string, record: DnsProgressRecord): Promise<void>;
 }
 
+/** A node of a fleet (issue 24), as its last heartbeat left it. */
+export interface FleetNodeRow {
+  node: string;
+  seenAt: number;
+}
+
+/** An HTTP-01 token (or a pre-flight probe) every node of the fleet serves under /.well-known/acme-challenge/. */
+export interface FleetChallengeRow {
+  token: string;
+  content: string;
+  node: string;
+  at: number;
+}
+
+/** A lineage as the node that obtained it published it: every node installs it. `key` may be encrypted (enc:v1:...). */
+export interface FleetLineageRow {
+  id: string;
+  names: string[];
+  serial: string;
+  notAfter: number;
+  cert: string;
+  chain: string;
+  fullchain: string;
+  key: string;
+  node: string;
+  at: number;
+}
+
+/** What a node serves for a lineage (its first name over SNI), as it last looked. */
+export interface FleetServedRow {
+  node: string;
+  lineage: string;
+  serial: string | null;
+  error: string | null;
+  at: number;
+}
+
+/**
+ * The fleet's shared records (issue 24): nodes' heartbeats, published challenge tokens and each node's
+ * acknowledgement, the lineages every node installs, and what each node serves. Every method is one statement or
+ * one small transaction: a store over the network implements each as such.
+ */
+export interface FleetStore {
+  heartbeat(node: string, at?: number): Promise<void>;
+  nodes(): Promise<FleetNodeRow[]>;
+  publishChallenge(row: FleetChallengeRow): Promise<void>;
+  /** Removes the token and its acknowledgements. */
+  withdrawChallenge(token: string): Promise<void>;
+  challenges(): Promise<FleetChallengeRow[]>;
+  ack(token: string, node: string): Promise<void>;
+  acks(token: string): Promise<string[]>;
+  /** Keeps the newer of two publications of one lineage (by notAfter, then at). */
+  putLineage(row: FleetLineageRow): Promise<void>;
+  /** Each lineage's id and serial, for a cheap poll. */
+  lineageSerials(): Promise<Array<{ id: string; serial: string }>>;
+  lineage(id: string): Promise<FleetLineageRow | null>;
+  reportServed(rows: readonly FleetServedRow[]): Promise<void>;
+  served(): Promise<FleetServedRow[]>;
+}
+
 /**
  * The CA's ARI (RFC 9773) answer for a lineage's current certificate: its suggested renewal window, when to ask
  * again (Retry-After, kept between 6 hours and a day) and the moment autossl picked inside the window.
@@ -253,6 +313,29 @@ export interface AriWindowStore {
   delete(lineage: string): Promise<void>;
 }
 
+/**
+ * Consecutive failed authorizations of one name with one ACME account (src/renewal/backoff.ts): past a threshold no
+ * order is placed before `until`, so the CA never pauses the name. A success removes the record.
+ */
+export interface BackoffRecord {
+  /** Consecutive failed authorizations (autossl's orders and certbot's renewals), since the last success. */
+  failures: number;
+  lastError: string;
+  lastAt: number;
+  /** No order for the name before this (ms epoch); null below the threshold. */
+  until: number | null;
+  /** The CA paused the account for the name: the page that lifts it (Let's Encrypt's self-service portal). */
+  unpauseUrl: string | null;
+}
+
+export interface BackoffStore {
+  /** `account`: the CA's directory URL (one certbot account per CA), or "letsencrypt". */
+  get(account: string, name: string): Promise<BackoffRecord | null>;
+  list(): Promise<Array<BackoffRecord & { account: string; name: string }>>;
+  set(account: string, name: string, record: BackoffRecord): Promise<void>;
+  clear(account: string, name: string): Promise<void>;
+}
+
 export interface Store {
   /** "sqlite", or the name a custom store gives itself. */
   readonly kind: string;
@@ -271,8 +354,11 @@ export interface Store {
   readonly renewRuns: RenewRunStore;
   readonly dnsProgress: DnsProgressStore;
   readonly ariWindows: AriWindowStore;
+  readonly backoff: BackoffStore;
   /** Locks per name, per block, per job: a store shared by several nodes brings locks they share. */
   readonly locker: Locker;
+  /** The fleet's records (issue 24); absent in a store that has none (a fleet needs them). */
+  readonly fleet?: FleetStore;
   close(): Promise<void>;
 }
 

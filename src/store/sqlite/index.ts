@@ -8,11 +8,13 @@ import type Database from 'better-sqlite3';
 import { FileLocker } from '../locker.js';
 import type { Store } from '../store.js';
 import { SqliteAttempts, SqliteCertificates } from './certificates.js';
+import { SqliteFleet } from './fleet.js';
 import { SqliteJobs } from './jobs.js';
 import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
 import { SqliteAriWindows, SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
 import { Sql } from './sql.js';
+import { SqliteBackoff } from './backoff.js';
 
 export { stateBusyTimeoutMs } from './open.js';
 
@@ -32,7 +34,9 @@ export class SqliteStore implements Store {
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
   readonly ariWindows: SqliteAriWindows;
+  readonly backoff: SqliteBackoff;
   readonly locker: FileLocker;
+  readonly fleet: SqliteFleet;
 
   /**
    * Opens (creating) `<dir>/state.db`. With `readOnly`, a state directory autossl cannot write to (or that does
@@ -55,7 +59,9 @@ export class SqliteStore implements Store {
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
     this.ariWindows = new SqliteAriWindows(sql);
+    this.backoff = new SqliteBackoff(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
+    this.fleet = new SqliteFleet(sql);
   }
 
   async close(): Promise<void> {

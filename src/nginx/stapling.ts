@@ -10,9 +10,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { argValues, childDirectives, lineColumn, type Directive } from '../nginx/parse.js';
-import { expandInclude, type NginxTree } from '../nginx/tree.js';
-import { serverView } from '../nginx/view.js';
+import { argValues, childDirectives, lineColumn, type Directive } from './parse.js';
+import { expandInclude, type NginxTree } from './tree.js';
+import { serverView } from './view.js';
 import { memoByStat } from '../fsutil.js';
 
 export interface StaplingWarning {
