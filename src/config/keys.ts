@@ -35,6 +35,18 @@ export const Choice = <const T extends readonly string[]>(values: T, options: Op
 const Path = (kind: 'path' | 'nginx' | 'command', options: Options = {}) => Text({ pathKind: kind, ...options });
 const Section = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: false, default: {}, description });
 
+/**
+ * An ACME certificate profile (Let's Encrypt: classic, tlsserver, shortlived): a name, or { name, required }.
+ * certbot gets `--preferred-profile NAME` (the CA's default when it lacks it), or `--required-profile NAME`.
+ */
+export const ProfileSchema = Type.Union([
+  Text({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', expected: 'a profile name such as "shortlived" (letters, digits, ".", "-", "_")' }),
+  Type.Object({
+    name: Text({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', expected: 'a profile name such as "shortlived" (letters, digits, ".", "-", "_")' }),
+    required: Type.Optional(Bool({ description: 'true: --required-profile (the order fails rather than fall back to the CA\'s default profile).' })),
+  }, { additionalProperties: false }),
+], { expected: 'a profile name ("classic", "tlsserver", "shortlived", or one the CA lists) or { "name": ..., "required": true }', description: 'The ACME certificate profile (certbot 4.0 or newer): classic, tlsserver, shortlived, or any the CA\'s directory lists; { "name", "required": true } refuses the CA\'s default.' });
+
 const NGINX_PATH = 'it ends up in nginx\'s files: a "$" (a variable there, even quoted), whitespace, a quote or a control character is refused';
 
 export const CertbotSchema = Section({
@@ -71,6 +83,7 @@ export const DefaultsSchema = Section({
   domainTimeoutMs: Int(1000, 3_600_000, { default: 30_000, description: 'A domain taking longer is reported with the stage it is stuck in.' }),
   deadlineMs: Int(1000, 86_400_000, { default: 600_000, description: 'A domain taking longer fails with TIMEOUT (naming the stage and plugin) and is rolled back.' }),
   verifyTimeoutMs: Int(100, 600_000, { default: 5_000, description: 'How long after reload the TLS check keeps trying to see the new certificate.' }),
+  profile: Type.Optional(ProfileSchema),
 }, 'What every site has unless it says otherwise.');
 
 export const PreflightSchema = Section({
@@ -81,6 +94,8 @@ export const PreflightSchema = Section({
   cloudflareRanges: Type.Optional(Type.Array(Text({ format: 'cidr', expected: 'a CIDR range like 104.16.0.0/13' }), { description: "Cloudflare's proxy ranges; the shipped list when absent." })),
   maxFailedValidations: Int(1, 100, { default: 3, description: "Refuse a name after this many failed ACME validations within the window (Let's Encrypt's limit is 5 an hour)." }),
   failedValidationWindowMinutes: Int(1, 10_080, { default: 60, description: 'The window of maxFailedValidations.' }),
+  backoffAfter: Int(1, 1000, { default: 3, description: "After this many failed authorizations of a name in a row (with this ACME account), no order for it for 1 hour, doubling with each further failure: Let's Encrypt pauses a name after a long run of them." }),
+  backoffMaxHours: Int(1, 8760, { default: 168, description: 'The longest back-off, in hours (a week by default).' }),
 }, 'Pre-flight: what Let\'s Encrypt will see, checked before ordering.');
 
 export const AgentLimitsSchema = Section({
@@ -127,6 +142,7 @@ export const SiteProperties = {
   redirect: Type.Optional(Bool({ description: 'defaults.redirect when absent.' })),
   hsts: Type.Optional(Bool({ description: 'defaults.hsts when absent.' })),
   certName: Type.Optional(Text({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._-]{0,199}$', expected: 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', description: "certbot's --cert-name; the domain when absent." })),
+  profile: Type.Optional(ProfileSchema),
   blockNames: Type.Optional(Choice(['keep', 'cover'] as const, { description: 'The other names of the server block: `keep` (default) leaves them out of the certificate; `cover` adds those whose own pre-flight passes.' })),
 };
 export const SiteSchema = Type.Object(SiteProperties, { additionalProperties: false });

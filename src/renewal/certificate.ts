@@ -3,9 +3,9 @@
  * (`/ssl/status`), so it reads only what that one answer needs: the block nginx picks for the name over TLS, the
  * certificate it points at (parsed once per file version), and the lineage's last attempt from the state store.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
+import { memoByStat } from '../fsutil.js';
 import { readCertificateQuick, type CertificateInfo } from '../certbot/lineage.js';
 import { covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -38,28 +38,7 @@ export interface DomainCertificate {
   ari: AriStatus | null;
 }
 
-const cache = new Map<string, { key: string; info: CertificateInfo | null }>();
-
-function info(file: string): CertificateInfo | null {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch {
-    return null;
-  }
-  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const known = cache.get(file);
-  if (known?.key === key) return known.info;
-  let parsed: CertificateInfo | null;
-  try {
-    parsed = readCertificateQuick(file);
-  } catch {
-    parsed = null;
-  }
-  if (cache.size > 50_000) cache.clear();
-  cache.set(file, { key, info: parsed });
-  return parsed;
-}
+const info = memoByStat<CertificateInfo>((file) => readCertificateQuick(file));
 
 const DAY = 86_400_000;
 

@@ -3,6 +3,7 @@
  * renewed first, each lineage's outcome read from certbot's summary and serials, recorded and notified.
  */
 import crypto from 'node:crypto';
+import { recordRenewalBackoff } from './backoff.js';
 import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { readLineage } from '../certbot/lineage.js';
 import type { EngineCore } from '../engine.js';
@@ -148,6 +149,8 @@ export async function recordRenewals(core: EngineCore, store: Store, outcomes: r
     const row = rows.find((r) => r.lineage === o.lineage);
     await enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
   }
+  // consecutive failed authorizations per name: the back-off before the CA's pause (backoff.ts)
+  await recordRenewalBackoff(core.config, store, outcomes);
 }
 
 /**

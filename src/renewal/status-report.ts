@@ -3,6 +3,7 @@
  * vhost serves, what nginx serves per configured name, revocations, and the notifications still queued.
  */
 import { readLineage } from '../certbot/lineage.js';
+import { markBackingOff } from './backoff-status.js';
 import type { EngineCore } from '../engine.js';
 import type { Store } from '../store/store.js';
 import type { NginxTree } from '../nginx/tree.js';
@@ -66,6 +67,7 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
     const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
     rows = [...rows, ...served.mismatches, ...unloaded].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
   }
+  rows = await markBackingOff(config, store, rows, now);
   let pendingNotifications = 0;
   try {
     // with no notify plugin nothing will ever deliver them: not "queued" (they wait for a plugin to be configured)

@@ -22,7 +22,7 @@ import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
 
-export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget'] as const;
+export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget', 'backoff'] as const;
 
 function resolverOptions(ctx: DomainContext): ResolverOptions {
   const p = ctx.services.config.preflight;

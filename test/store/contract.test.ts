@@ -184,7 +184,7 @@ describe.each(backends)('the Store contract on $name', (backend) => {
     });
   });
 
-  it('sites, replays, rate limits, renew runs, DNS-01 progress, ARI windows', async () => {
+  it('sites, replays, rate limits, renew runs, DNS-01 progress, ARI windows, back-offs', async () => {
     await withStore(async (store) => {
       await store.sites.upsert('b.test', { domain: 'b.test', documentRoot: '/srv/b' }, 'agent');
       await store.sites.upsert('a.test', { domain: 'a.test' }, 'agent');
@@ -220,6 +220,16 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       expect((await store.ariWindows.list()).map((r) => [r.lineage, r.error])).toEqual([['a.test', null], ['b.test', 'no renewalInfo']]);
       await store.ariWindows.delete('a.test');
       expect(await store.ariWindows.get('a.test')).toBeNull();
+
+      expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
+      const b = { failures: 3, lastError: 'connection: refused', lastAt: 4_000_000_000_000, until: 4_000_003_600_000, unpauseUrl: null };
+      await store.backoff.set('letsencrypt', 'b.test', { ...b, unpauseUrl: 'https://ca.test/unpause?jwt=x' });
+      await store.backoff.set('letsencrypt', 'a.test', { ...b, failures: 2, until: null });
+      await store.backoff.set('letsencrypt', 'a.test', b);
+      expect(await store.backoff.get('letsencrypt', 'a.test')).toEqual(b);
+      expect((await store.backoff.list()).map((r) => [r.name, r.unpauseUrl])).toEqual([['a.test', null], ['b.test', 'https://ca.test/unpause?jwt=x']]);
+      await store.backoff.clear('letsencrypt', 'a.test');
+      expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
     });
   });
 });

@@ -166,6 +166,17 @@ export const MIGRATIONS: string[] = [
      next_fetch_at BIGINT NOT NULL,
      error TEXT
    );`,
+  // 3: consecutive failed authorizations per name and ACME account, as the SQLite store's 7
+  `CREATE TABLE backoff (
+     account TEXT NOT NULL,
+     name TEXT NOT NULL,
+     failures INTEGER NOT NULL,
+     last_error TEXT NOT NULL,
+     last_at BIGINT NOT NULL,
+     until_at BIGINT,
+     unpause_url TEXT,
+     PRIMARY KEY (account, name)
+   );`,
 ];
 
 /** A 64-bit advisory lock key for a name (the locker's keys and the migration lock share this space, "autossl:" first). */

@@ -13,6 +13,7 @@ import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
 import { SqliteAriWindows, SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
 import { Sql } from './sql.js';
+import { SqliteBackoff } from './backoff.js';
 
 export { stateBusyTimeoutMs } from './open.js';
 
@@ -32,6 +33,7 @@ export class SqliteStore implements Store {
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
   readonly ariWindows: SqliteAriWindows;
+  readonly backoff: SqliteBackoff;
   readonly locker: FileLocker;
 
   /**
@@ -55,6 +57,7 @@ export class SqliteStore implements Store {
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
     this.ariWindows = new SqliteAriWindows(sql);
+    this.backoff = new SqliteBackoff(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
   }
 
