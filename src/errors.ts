@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   PLUGIN_LOAD_FAILED: 'Check the plugin path or package name in the config; it must export { name, apply }.',
   ISSUER_LOAD_FAILED: 'Check the issuer module path in the config ("issuer": { "module": "./x.mjs" }); it must export { name, find, list, obtain, renew } or a function returning it.',
   ISSUER_FAILED: 'The configured issuer could not obtain or renew the certificate; the message says why.',
+  FLEET_ACK_TIMEOUT: 'A node of the fleet did not serve the challenge token in time: check that "autossl fleet run" runs on it and reaches the store (README "Several nodes").',
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
   STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl. With store.postgres: make the database reachable from this host with the role and password of the connection string.',
