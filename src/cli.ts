@@ -37,8 +37,9 @@ Usage:
   autossl upload <domain> --cert FILE --key FILE [--json]    install a certificate bought elsewhere (never renewed)
   autossl agent                                              the signed HTTP API for a hosting panel (README "Agent")
   autossl agent call METHOD PATH [BODY] [--url URL]          send one signed request to the agent, print the answer
+  autossl fleet run | status [--json]                        a node of a fleet: tokens, certificates, what it serves (README "Several nodes")
   autossl demo [--keep]                                      a self-contained demo on 127.0.0.1
-  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup)
+  (run by certbot: autossl deploy-hook | renew-hook pre|post | dns-hook auth|cleanup | fleet hook auth|cleanup)
 
 Options:
   --config FILE        config file (default: found by cosmiconfig, module name "autossl")
@@ -118,6 +119,8 @@ async function main(argv: string[]): Promise<number> {
       case 'renew-hook':
       case 'dns-hook':
         return await cmdHook(command, rest, values);
+      case 'fleet':
+        return await (await import('./cli/fleet.js')).cmdFleet(rest, values);
       case 'install-hooks': {
         const engine = await engineFor(values);
         const hooks = await engine.installHooks();

@@ -24,7 +24,7 @@ import { issueService, type IssueService } from './engine/issue-service.js';
 import { previewService } from './engine/preview-service.js';
 import { recoveryService } from './engine/recovery-service.js';
 import { sitesService } from './engine/sites-service.js';
-import type { AutoSsl, CreateOptions } from './engine/types.js';
+import type { AutoSsl, CreateOptions, EngineCore } from './engine/types.js';
 
 export type { DomainResult } from './pipeline/pipeline.js';
 export type { AutoSsl, BlockRef, CheckResult, CreateOptions, EngineCore, IssueOptions, PreviewResult, RecoverReport } from './engine/types.js';
@@ -38,6 +38,14 @@ export function engineState(engine: AutoSsl): (() => Store) | null {
   return (engine as AutoSsl & { [STATE]?: () => Store })[STATE] ?? null;
 }
 
+/** Internal: the engine's kernel, for the fleet node (src/fleet/node.ts), which installs lineages through the pipeline. */
+const CORE = Symbol('autossl.core');
+
+/** The kernel of an engine createAutoSsl made; null for any other object. */
+export function engineCore(engine: AutoSsl): EngineCore | null {
+  return (engine as AutoSsl & { [CORE]?: EngineCore })[CORE] ?? null;
+}
+
 export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOptions | readonly Plugin[] = {}): Promise<AutoSsl> {
   const opts: CreateOptions = Array.isArray(options) ? { plugins: options as readonly Plugin[] } : (options as CreateOptions);
   const k = await createKernel(fileConfig, opts);
@@ -48,7 +56,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
   const preview = previewService(k);
   const sites = sitesService(k);
 
-  const engine: AutoSsl & { [STATE]: () => Store } = {
+  const engine: AutoSsl & { [STATE]: () => Store; [CORE]: EngineCore } = {
     config: k.config,
     hooks: k.hooks,
     on(listener) {
@@ -84,6 +92,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     dnsProgress: sites.dnsProgress,
     close: () => k.close(),
     [STATE]: k.state,
+    [CORE]: k,
   };
   return engine;
 }

@@ -263,6 +263,15 @@ export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { a
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
+/**
+ * `certbot certonly --manual --preferred-challenges http` with autossl's fleet hooks (README "Several nodes"): the
+ * auth hook returns once every live node serves the token. `env` reaches the hooks (the webroot of this node's vhost).
+ */
+export async function certonlyFleet(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string; env: Record<string, string> }): Promise<Lineage> {
+  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'http', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { ...req.env, [CERTONLY_PARENT_ENV]: String(process.pid) });
+  return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
+}
+
 /** "Certificate is saved at: /etc/letsencrypt/live/x/fullchain.pem" names the lineage; else the --cert-name. */
 export function lineageFromOutput(configDir: string, output: string, certName: string): Lineage {
   const saved = /Certificate is saved at:\s*(\S+)/.exec(output)?.[1];

@@ -43,15 +43,15 @@ export function cliEntry(): string {
 }
 
 /** The command line of a hook, e.g. `exec '/usr/bin/node' '/opt/autossl/dist/src/cli.js' deploy-hook --config '/etc/autossl/autossl.config.yaml'`. */
-export function hookCommand(args: readonly string[], configFile: string | undefined): string {
-  const parts = [process.execPath, cliEntry(), ...args, ...(configFile ? ['--config', path.resolve(configFile)] : [])];
+export function hookCommand(args: readonly string[], configFile: string | undefined, entry = cliEntry()): string {
+  const parts = [process.execPath, entry, ...args, ...(configFile ? ['--config', path.resolve(configFile)] : [])];
   return parts.map(shellQuote).join(' ');
 }
 
 /** Writes an executable hook script atomically (mode 0755). */
-export function writeHookScript(file: string, args: readonly string[], configFile: string | undefined, comment: string): string {
+export function writeHookScript(file: string, args: readonly string[], configFile: string | undefined, comment: string, entry?: string): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const script = `#!/bin/sh\n# ${comment.replace(/\n/g, '\n# ')}\nexec ${hookCommand(args, configFile)}\n`;
+  const script = `#!/bin/sh\n# ${comment.replace(/\n/g, '\n# ')}\nexec ${hookCommand(args, configFile, entry)}\n`;
   const temp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(temp, script, { mode: 0o755 });
   fs.renameSync(temp, file);

@@ -16,10 +16,12 @@ export async function cmdStatus(values: Values): Promise<number> {
   const engine = await engineFor(values);
   const report = await engine.status({ probe: values.probe === true });
   const pending = await engine.pendingRecovery().catch(() => null);
-  await engine.close();
+  const { fleetReport, formatFleetStatus } = await import('../fleet/cli.js');
+  const fleet = await fleetReport(engine).finally(() => engine.close());
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, timerWarnings: report.timerWarnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null }, null, 2));
+    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, timerWarnings: report.timerWarnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
   } else {
+    if (fleet) for (const line of formatFleetStatus(fleet)) out(line);
     if (report.certificates.length === 0) out('no certificates');
     else {
       out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
@@ -35,7 +37,7 @@ export async function cmdStatus(values: Values): Promise<number> {
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
     if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }
-  return report.attention ? 1 : 0;
+  return report.attention || fleet?.mismatches ? 1 : 0;
 }
 
 export async function cmdRenew(values: Values): Promise<number> {

@@ -181,6 +181,13 @@ export const ConfigSchema = Type.Object({
   issuer: Type.Optional(Type.Union([Type.Literal('certbot'), Type.Object({ module: Text({ pattern: '^[./]', expected: ISSUER_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"certbot" or { "module": ${ISSUER_MODULE}, "options": {...} }`, defaultText: '"certbot"', description: 'Who obtains certificates: "certbot", or an issuer module (a path relative to the config file) whose default export is { name, find, list, obtain, renew } or a function (options, api) returning it; see src/issuer/issuer.ts.' })),
   sites: Type.Array(SiteSchema, { default: [], expected: 'a list of sites', description: 'The sites autossl keeps (names it finds in nginx need no entry).' }),
   agent: AgentSchema,
+  fleet: Type.Optional(Type.Object({
+    node: Text({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$', expected: 'a node name (letters, digits, ".", "-", "_"; at most 63)', description: 'This node\'s name in the fleet (unique per node; shown by autossl status).' }),
+    keyFile: Type.Optional(Path('path', { description: 'A file whose bytes encrypt private keys in the store (AES-256-GCM, key = SHA-256 of the file); the same file on every node. Absent: keys are stored as PEM.' })),
+    liveMs: Int(1000, 3_600_000, { default: 15_000, description: 'A node whose last heartbeat is older is not waited for (challenge acknowledgements).' }),
+    ackTimeoutMs: Int(1000, 3_600_000, { default: 30_000, description: 'How long a published challenge waits for every live node to serve it.' }),
+    pollMs: Int(20, 60_000, { default: 250, description: 'How often `autossl fleet run` looks at the store (tokens, lineages, heartbeat).' }),
+  }, { additionalProperties: false, description: 'Several nginx nodes behind one name sharing one store (README "Several nodes"): tokens and certificates go through the store to every node.' })),
 }, { additionalProperties: false });
 
 export type RawConfig = Static<typeof ConfigSchema>;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { AutoSslConfig } from '../config/schema.js';
-import { certonlyDns, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
+import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
 import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
 import type { Semaphore } from '../bounded.js';
 import { writeHookScript } from '../certbot/hooks.js';
@@ -19,6 +19,9 @@ import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js
 import { AutoSslError } from '../errors.js';
 import { revocationOf } from '../renewal/revocation.js';
 import type { Store } from '../store/store.js';
+import { fleetOf } from '../fleet/config.js';
+import { keepCertbotLineage } from './certbot-keep.js';
+import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 import { keptForRenewal } from './profile.js';
 
@@ -57,6 +60,18 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     return {
       authHook: writeHookScript(path.join(dir, 'dns-auth'), ['dns-hook', 'auth'], config.filepath, note),
       cleanupHook: writeHookScript(path.join(dir, 'dns-cleanup'), ['dns-hook', 'cleanup'], config.filepath, note),
+    };
+  }
+
+  /** The manual HTTP-01 hooks of a fleet node (kept in the lineage's renewal config: certbot's renewals use them too); null outside a fleet. */
+  function fleetHooks(): { authHook: string; cleanupHook: string } | null {
+    if (!fleetOf(config)) return null;
+    if (!config.filepath) throw new AutoSslError('CONFIG_INVALID', 'A fleet node needs its config in a file: certbot runs the fleet hooks in processes of their own that must load it.', { hint: 'Put the config in a file and pass --config FILE.' });
+    const dir = path.join(config.stateDir, 'hooks');
+    const note = 'Installed by autossl: certbot runs this for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION): every node serves the token.';
+    return {
+      authHook: writeHookScript(path.join(dir, 'fleet-auth'), ['auth'], config.filepath, note, FLEET_HOOK_ENTRY),
+      cleanupHook: writeHookScript(path.join(dir, 'fleet-cleanup'), ['cleanup'], config.filepath, note, FLEET_HOOK_ENTRY),
     };
   }
 
@@ -124,7 +139,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       } else {
         const webroot = request.challenge.webroot;
         if (!webroot) throw new AutoSslError('INTERNAL', 'No webroot for the HTTP-01 challenge: the challenge stage did not run.');
-        order = (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
+        // in a fleet the token must be on every node before the CA looks (the balancer sends it anywhere)
+        const fleet = fleetHooks();
+        order = fleet ? (s) => certonlyFleet(s, { ...certbotRequest, ...fleet, env: { [FLEET_WEBROOT_ENV]: webroot } }) : (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
       }
       const existing = readLineage(config.certbot.configDir, request.id);
       // a new lineage is ordered beside the others, in its own directories; an existing one in the main directory
@@ -157,6 +174,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       } catch {
         return false;
       }
+    },
+    async keep(id, pems) {
+      return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
     },
     lineageOfPath(file) {
       const full = path.resolve(file);

@@ -43,6 +43,15 @@ export interface Lineage {
   renewalConf?: string;
 }
 
+/** A certificate obtained elsewhere, as PEM texts, for Issuer.keep. `note` says where it came from. */
+export interface KeptPems {
+  cert: string;
+  chain: string;
+  fullchain: string;
+  key: string;
+  note: string;
+}
+
 /** What `obtain` is asked for. */
 export interface ObtainRequest {
   /** The lineage the certificate goes into (a new one, or the existing lineage of these names). */
@@ -75,6 +84,11 @@ export interface Issuer {
   revoke?(lineage: Lineage): Promise<void>;
   /** The lineage a certificate path nginx names belongs to, if it is one of this issuer's (status, served checks). */
   lineageOfPath?(file: string): string | undefined;
+  /**
+   * Keeps a certificate obtained elsewhere (another node of a fleet) as the next version of lineage `id`, where
+   * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
+   */
+  keep?(id: string, pems: KeptPems): Promise<Lineage>;
   /** The paths a new lineage would get, for dry-run diffs; absent: placeholders under the state directory. */
   plannedPaths?(id: string): Pick<Lineage, 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>;
 }

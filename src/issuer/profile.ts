@@ -13,7 +13,7 @@ import https from 'node:https';
 import http from 'node:http';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
-import { certbotVersion, type CertbotVersion } from '../certbot/version.js';
+import { certbotVersion, type CertbotVersion } from './certbot-version.js';
 
 export interface Profile {
   name: string;

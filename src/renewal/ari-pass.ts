@@ -11,10 +11,9 @@
  */
 import type { EngineCore } from '../engine.js';
 import { certbotSettings } from '../issuer/certbot.js';
-import { certbotDoesAri, certbotVersion, type CertbotVersion } from '../certbot/version.js';
-import { normalizeSerial } from '../certbot/der.js';
+import { certbotDoesAri, certbotVersion, type CertbotVersion } from '../issuer/certbot-version.js';
 import type { AriWindowRecord, CertificateRow, Store } from '../store/store.js';
-import { DEFAULT_PASS_INTERVAL_MS, MISSED_GRACE_MS, refreshAriWindows, renewsNow, windowState } from './ari.js';
+import { DEFAULT_PASS_INTERVAL_MS, MISSED_GRACE_MS, refreshAriWindows, renewsNow, sameSerial, windowState } from './ari.js';
 import type { StatusRow } from './status.js';
 
 export interface AriPassResult {
@@ -33,7 +32,7 @@ export async function ariPass(core: EngineCore, store: Store, certs: readonly Ce
   if (config.issuer !== 'certbot') return { windows: new Map(), renewNow: [], certbot: null, certbotDoesAri: false };
   const settings = certbotSettings(config);
   const version = await certbotVersion({ binary: settings.binary, env: settings.env });
-  const windows = await refreshAriWindows(config, store, certs, now);
+  const windows = await refreshAriWindows(config, store, certs, (id) => core.services.issuer.find(id), now);
   const own = certbotDoesAri(version);
   const renewNow = own ? [] : [...windows].filter(([, w]) => renewsNow(w, now, now + (options.passIntervalMs ?? DEFAULT_PASS_INTERVAL_MS))).map(([lineage]) => lineage);
   return { windows, renewNow, certbot: version, certbotDoesAri: own };
@@ -59,7 +58,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 export function ariStatus(w: AriWindowRecord, serial: string | null, now: number): AriStatus {
   const state = windowState(w, now);
-  const current = serial !== null && normalizeSerial(serial) === normalizeSerial(w.serial);
+  const current = serial !== null && sameSerial(serial, w.serial);
   const missed = current && w.end !== null && now > w.end + MISSED_GRACE_MS;
   return {
     state,
@@ -79,7 +78,7 @@ export function applyAriToRows(rows: StatusRow[], records: ReadonlyArray<AriWind
   const byLineage = new Map(records.map((r) => [r.lineage, r]));
   for (const row of rows) {
     const w = row.lineage ? byLineage.get(row.lineage) : undefined;
-    if (!w || !row.serial || normalizeSerial(row.serial) !== normalizeSerial(w.serial)) continue;
+    if (!w || !row.serial || !sameSerial(row.serial, w.serial)) continue;
     row.ari = ariStatus(w, row.serial, now);
     // the CA says renew now: due, whatever the lifetime fraction says
     if (row.state === 'ok' && (row.ari.state === 'open' || row.ari.state === 'past')) row.state = 'due';

@@ -3,9 +3,9 @@
  * (`/ssl/status`), so it reads only what that one answer needs: the block nginx picks for the name over TLS, the
  * certificate it points at (parsed once per file version), and the lineage's last attempt from the state store.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
+import { memoByStat } from '../fsutil.js';
 import { readCertificateQuick, type CertificateInfo } from '../certbot/lineage.js';
 import { covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -14,7 +14,7 @@ import { serverView } from '../nginx/view.js';
 import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
 import { ariStatus, type AriStatus } from './ari-pass.js';
-import { normalizeSerial } from '../certbot/der.js';
+import { sameSerial } from './ari.js';
 
 export interface DomainCertificate {
   domain: string;
@@ -38,28 +38,7 @@ export interface DomainCertificate {
   ari: AriStatus | null;
 }
 
-const cache = new Map<string, { key: string; info: CertificateInfo | null }>();
-
-function info(file: string): CertificateInfo | null {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch {
-    return null;
-  }
-  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const known = cache.get(file);
-  if (known?.key === key) return known.info;
-  let parsed: CertificateInfo | null;
-  try {
-    parsed = readCertificateQuick(file);
-  } catch {
-    parsed = null;
-  }
-  if (cache.size > 50_000) cache.clear();
-  cache.set(file, { key, info: parsed });
-  return parsed;
-}
+const info = memoByStat<CertificateInfo>((file) => readCertificateQuick(file));
 
 const DAY = 86_400_000;
 
@@ -103,7 +82,7 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   else out.state = 'ok';
   // the CA's window for this very certificate (a renewed one has none until the next pass asks)
   const ari = out.lineage && out.lineage !== 'custom' && store ? await store.ariWindows.get(out.lineage).catch(() => null) : null;
-  if (ari && out.serial && normalizeSerial(ari.serial) === normalizeSerial(out.serial)) {
+  if (ari && out.serial && sameSerial(ari.serial, out.serial)) {
     out.ari = ariStatus(ari, out.serial, now);
     if (out.state === 'ok' && (out.ari.state === 'open' || out.ari.state === 'past')) out.state = 'due';
   }

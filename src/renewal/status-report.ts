@@ -15,7 +15,7 @@ import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
 import { applyAriToRows } from './ari-pass.js';
-import { staplingWithoutOcsp, type StaplingWarning } from './stapling.js';
+import { staplingWithoutOcsp, type StaplingWarning } from '../nginx/stapling.js';
 
 export interface StatusReport {
   certificates: StatusRow[];

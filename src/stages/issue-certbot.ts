@@ -14,6 +14,7 @@ import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { renewalWindowStart } from '../renewal/status.js';
+import { adoptFromFleet, publishToFleet } from '../fleet/stage.js';
 
 export const PLUGIN_NAME = 'issue-certbot';
 
@@ -61,6 +62,8 @@ export const issueCertbotPlugin: Plugin = {
       // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
       // (the store's lock: a store several nodes share makes it one order across them)
       return withLocked(ctx.services.state().locker, `order-${ctx.plan.certName}`, config.certbot.timeoutMs * 3, `The order of ${ctx.plan.certName}`, async () => {
+        // a fleet: another node may have obtained it (it publishes before releasing this lock)
+        if (!ctx.force) await adoptFromFleet(ctx);
         const existing = await issuer.find(ctx.plan.certName);
         // a revoked certificate the issuer would keep (not due): ordered anew, as with --force
         const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
@@ -68,6 +71,7 @@ export const issueCertbotPlugin: Plugin = {
         if (!ctx.force && existing && !replace && reusable(ctx, existing)) {
           ctx.reusedLineage = true;
           ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.id} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
+          await publishToFleet(ctx, lineageFiles(existing));
           return lineageFiles(existing);
         }
         if (!ctx.challenge) throw new AutoSslError('INTERNAL', 'No challenge was set up: the challenge stage did not run.');
@@ -86,6 +90,7 @@ export const issueCertbotPlugin: Plugin = {
         });
         // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
         ctx.needsReload = true;
+        await publishToFleet(ctx, lineageFiles(lineage));
         return lineageFiles(lineage);
       });
     });

@@ -21,6 +21,8 @@ import { challengeDir, writeServed } from './webroot-dirs.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
+import { fleetOf, fleetStore } from '../fleet/config.js';
+import { publishChallenge, withdrawChallenge } from '../fleet/challenge.js';
 
 export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget', 'backoff'] as const;
 
@@ -122,7 +124,10 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
   const body = crypto.randomBytes(24).toString('base64url');
   const dir = await challengeDir(webroot);
   const file = path.join(dir, token);
-  await writeServed(file, body);
+  // a fleet: the balancer may send the probe to any node, as it will the CA's requests
+  const fleet = fleetOf(ctx.services.config);
+  if (fleet) await publishChallenge(ctx.services.config, fleetStore(ctx.services.state()), fleet, token, body, [webroot]);
+  else await writeServed(file, body);
   const timeoutMs = ctx.services.config.preflight.timeoutMs;
   const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
   // a redirect to another host (www -> apex) is followed as the CA follows it: resolved, then probed here when it is here
@@ -174,6 +179,7 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
     }));
   } finally {
     await fs.rm(file, { force: true });
+    if (fleet) await withdrawChallenge(ctx.services.config, fleetStore(ctx.services.state()), token, [webroot]);
   }
 }
 

@@ -51,6 +51,10 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
 async function postgresOpener(spec: string): Promise<OpenStore> {
   const url = spec === '$AUTOSSL_STORE_POSTGRES' ? process.env.AUTOSSL_STORE_POSTGRES?.trim() : spec;
   if (!url) throw new AutoSslError('CONFIG_INVALID', 'store: "postgres" reads its connection string from AUTOSSL_STORE_POSTGRES, which is not set.', { hint: 'Set AUTOSSL_STORE_POSTGRES=postgresql://user@host/database in the environment of every autossl process (the service, cron, certbot\'s hooks), or write the connection string into the config: "store": { "postgres": "..." }.' });
+  if (!isPostgresUrl(url)) {
+    // not quoted back: a connection string carries a password
+    throw new AutoSslError('CONFIG_INVALID', `store: the PostgreSQL connection string${spec === '$AUTOSSL_STORE_POSTGRES' ? ' in AUTOSSL_STORE_POSTGRES' : ''} is not a postgresql:// URL.`, { hint: 'Write it as postgresql://user[:password]@host[:port]/database[?sslmode=verify-full] (percent-encode special characters of the password, or leave the password to PGPASSWORD or ~/.pgpass).' });
+  }
   const probe = new PgStore(url);
   try {
     await probe.open();
@@ -58,4 +62,14 @@ async function postgresOpener(spec: string): Promise<OpenStore> {
     await probe.close();
   }
   return () => new PgStore(url);
+}
+
+function isPostgresUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    // no host: a unix socket directory in ?host=
+    return (u.protocol === 'postgresql:' || u.protocol === 'postgres:') && (u.hostname !== '' || u.searchParams.has('host'));
+  } catch {
+    return false;
+  }
 }

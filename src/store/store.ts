@@ -226,6 +226,66 @@ export interface DnsProgressStore {
   set(domain: string, record: DnsProgressRecord): Promise<void>;
 }
 
+/** A node of a fleet (issue 24), as its last heartbeat left it. */
+export interface FleetNodeRow {
+  node: string;
+  seenAt: number;
+}
+
+/** An HTTP-01 token (or a pre-flight probe) every node of the fleet serves under /.well-known/acme-challenge/. */
+export interface FleetChallengeRow {
+  token: string;
+  content: string;
+  node: string;
+  at: number;
+}
+
+/** A lineage as the node that obtained it published it: every node installs it. `key` may be encrypted (enc:v1:...). */
+export interface FleetLineageRow {
+  id: string;
+  names: string[];
+  serial: string;
+  notAfter: number;
+  cert: string;
+  chain: string;
+  fullchain: string;
+  key: string;
+  node: string;
+  at: number;
+}
+
+/** What a node serves for a lineage (its first name over SNI), as it last looked. */
+export interface FleetServedRow {
+  node: string;
+  lineage: string;
+  serial: string | null;
+  error: string | null;
+  at: number;
+}
+
+/**
+ * The fleet's shared records (issue 24): nodes' heartbeats, published challenge tokens and each node's
+ * acknowledgement, the lineages every node installs, and what each node serves. Every method is one statement or
+ * one small transaction: a store over the network implements each as such.
+ */
+export interface FleetStore {
+  heartbeat(node: string, at?: number): Promise<void>;
+  nodes(): Promise<FleetNodeRow[]>;
+  publishChallenge(row: FleetChallengeRow): Promise<void>;
+  /** Removes the token and its acknowledgements. */
+  withdrawChallenge(token: string): Promise<void>;
+  challenges(): Promise<FleetChallengeRow[]>;
+  ack(token: string, node: string): Promise<void>;
+  acks(token: string): Promise<string[]>;
+  /** Keeps the newer of two publications of one lineage (by notAfter, then at). */
+  putLineage(row: FleetLineageRow): Promise<void>;
+  /** Each lineage's id and serial, for a cheap poll. */
+  lineageSerials(): Promise<Array<{ id: string; serial: string }>>;
+  lineage(id: string): Promise<FleetLineageRow | null>;
+  reportServed(rows: readonly FleetServedRow[]): Promise<void>;
+  served(): Promise<FleetServedRow[]>;
+}
+
 /**
  * The CA's ARI (RFC 9773) answer for a lineage's current certificate: its suggested renewal window, when to ask
  * again (Retry-After, kept between 6 hours and a day) and the moment autossl picked inside the window.
@@ -297,6 +357,8 @@ export interface Store {
   readonly backoff: BackoffStore;
   /** Locks per name, per block, per job: a store shared by several nodes brings locks they share. */
   readonly locker: Locker;
+  /** The fleet's records (issue 24); absent in a store that has none (a fleet needs them). */
+  readonly fleet?: FleetStore;
   close(): Promise<void>;
 }
 

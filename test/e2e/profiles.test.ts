@@ -14,7 +14,7 @@ import tls from 'node:tls';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
-import { certbotVersion } from '../../src/certbot/version.js';
+import { certbotVersion } from '../../src/issuer/certbot-version.js';
 import { supportsProfiles } from '../../src/issuer/profile.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { parseJson } from '../helpers/json.js';

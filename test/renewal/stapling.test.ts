@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { NginxTree } from '../../src/nginx/tree.js';
-import { staplingWithoutOcsp, hasOcspUrl } from '../../src/renewal/stapling.js';
+import { staplingWithoutOcsp, hasOcspUrl } from '../../src/nginx/stapling.js';
 import { parseJson } from '../helpers/json.js';
 import { FIXTURES, loadFixture, makeTree, runIssueEdits } from '../helpers/nginx-fixture.js';
 

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgStore } from '../../src/store/postgres/index.js';
 import { PgLocker } from '../../src/store/postgres/locker.js';
 import { PG_PASSWORD, startPostgres, type PgCluster } from '../helpers/postgres.js';
 
@@ -95,5 +96,32 @@ describe('PgLocker (PostgreSQL advisory locks)', () => {
       await (await second).release();
     }
     expect(locker.location).not.toContain(PG_PASSWORD);
+  });
+});
+
+describe('presence: which process of the fleet is alive', () => {
+  it('a job another node runs is not orphaned while that node lives, and is once it is SIGKILLed', async () => {
+    const store = new PgStore(url);
+    try {
+      // node B: another host (a UTS namespace of its own), recording a job and staying alive
+      const script = `
+        import { PgStore } from ${JSON.stringify(path.resolve('dist/src/store/postgres/index.js'))};
+        const store = new PgStore(process.argv[1]);
+        await store.jobs.create({ id: 'job-node-b', kind: 'issue', source: 'agent', domains: ['b.test'] });
+        process.stdout.write('created\\n');
+        setInterval(() => {}, 1000);
+      `;
+      const child = execa('unshare', ['--uts', 'sh', '-c', 'hostname node-b && exec node --input-type=module -e "$0" "$1"', script, url], { reject: false });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => d.toString().includes('created') && resolve());
+        void child.then((r) => reject(new Error(`node B ended first: ${r.stderr}`)));
+      });
+      expect((await store.jobs.get('job-node-b'))!.owner).toMatch(/^\d+ \S+ @node-b$/);
+      expect((await store.jobs.orphaned()).map((j) => j.id)).toEqual([]); // its pid means nothing here: its session says alive
+      child.kill('SIGKILL');
+      await expect.poll(async () => (await store.jobs.orphaned()).map((j) => j.id), { timeout: 10_000 }).toEqual(['job-node-b']);
+    } finally {
+      await store.close();
+    }
   });
 });

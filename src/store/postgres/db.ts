@@ -43,7 +43,7 @@ export function unavailable(error: unknown, location: string, secret?: string): 
   const raw = ((error as Error)?.message ?? String(error)).split('\n')[0]!;
   const why = secret ? raw.split(secret).join('***') : raw;
   return new AutoSslError('STATE_UNAVAILABLE', `Cannot use autossl's state database ${location}: ${why}.`, {
-    hint: `Check that PostgreSQL is running and reachable from this host at ${location}, and that the role, its password (in the connection string, PGPASSWORD or ~/.pgpass) and the database are right (store.postgres in the config, or AUTOSSL_STORE_POSTGRES), then run again. Nothing was ordered meanwhile.`,
+    hint: `Check that PostgreSQL is running and reachable from this host at ${location}, and that the role, its password (in the connection string, PGPASSWORD or ~/.pgpass) and the database are right (store.postgres in the config, or AUTOSSL_STORE_POSTGRES), then run again. autossl orders nothing while its state database is unreachable.`,
     details: { store: location, code: (error as { code?: string })?.code },
   });
 }
@@ -63,7 +63,7 @@ export class Db {
     } catch {
       this.secret = /password\s*=\s*'?([^'\s]+)/i.exec(url)?.[1];
     }
-    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs(), idleTimeoutMillis: 10_000, application_name: 'autossl', types });
+    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs(), idleTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'autossl', types });
     // a pooled connection the server drops while idle: the next query opens another (or fails, STATE_UNAVAILABLE)
     this.pool.on('error', () => {});
   }

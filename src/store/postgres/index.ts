@@ -8,11 +8,13 @@ import { PgAttempts, PgCertificates } from './certificates.js';
 import { Db } from './db.js';
 import { PgJobs } from './jobs.js';
 import { PgLocker } from './locker.js';
+import { Presence } from './presence.js';
 import { PgOutbox, PgUndo } from './queues.js';
 import { PgBackoff } from './backoff.js';
 import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
+export { fleetStamp } from './presence.js';
 export { advisoryKey, MIGRATIONS } from './migrations.js';
 
 export class PgStore implements Store {
@@ -35,16 +37,19 @@ export class PgStore implements Store {
   readonly ariWindows: PgAriWindows;
   readonly backoff: PgBackoff;
   readonly locker: PgLocker;
+  /** This process's presence in the fleet (its owner stamps are alive for the other nodes while it is held). */
+  readonly presence: Presence;
 
   constructor(url: string) {
     this.db = new Db(url);
     this.location = this.db.location;
-    this.jobs = new PgJobs(this.db);
+    this.presence = new Presence(this.db);
+    this.jobs = new PgJobs(this.db, this.presence);
     this.attempts = new PgAttempts(this.db);
     this.certificates = new PgCertificates(this.db);
     this.sites = new PgSites(this.db);
-    this.outbox = new PgOutbox(this.db);
-    this.undo = new PgUndo(this.db);
+    this.outbox = new PgOutbox(this.db, this.presence);
+    this.undo = new PgUndo(this.db, this.presence);
     this.replay = new PgReplays(this.db);
     this.rateLimits = new PgRateLimits(this.db);
     this.renewRuns = new PgRenewRuns(this.db);
@@ -60,6 +65,7 @@ export class PgStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.presence.close();
     await this.db.close();
   }
 }

@@ -1,15 +1,16 @@
 /** Jobs (a batch of domains) and each domain's progress in them, in PostgreSQL (same rows as src/store/sqlite/jobs.ts). */
-import { ownerAlive, ownerStamp } from '../../lock.js';
 import type { JobDomainState, JobDomainUpdate, JobRow, JobStore } from '../store.js';
 import type { Db } from './db.js';
+import { fleetStamp, type Presence } from './presence.js';
 
 export class PgJobs implements JobStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly presence: Presence) {}
 
   async create(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): Promise<void> {
     const now = Date.now();
+    await this.presence.ensure(); // the job names this process: alive for the other nodes while it runs
     await this.db.tx(async (q) => {
-      await q('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING', [job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {})]);
+      await q('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING', [job.id, job.kind, fleetStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {})]);
       // the job's row locked: two callers adding domains to one job number them one after the other
       await q('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
       let next = Number((await q<{ n: number }>('SELECT COALESCE(MAX(position) + 1, 0) AS n FROM job_domains WHERE job_id = $1', [job.id])).rows[0]!.n);
@@ -49,7 +50,9 @@ export class PgJobs implements JobStore {
 
   async orphaned(): Promise<JobRow[]> {
     const rows = (await this.db.query(`SELECT * FROM jobs WHERE state = 'running' ORDER BY seq`)).rows;
-    return this.jobsOf(rows.filter((r) => !ownerAlive(r.owner as string)));
+    const dead: Array<Record<string, unknown>> = [];
+    for (const r of rows) if (!(await this.presence.alive(r.owner as string, this.db.query))) dead.push(r);
+    return this.jobsOf(dead);
   }
 
   async markRequeued(jobId: string): Promise<boolean> {

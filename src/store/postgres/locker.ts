@@ -79,7 +79,7 @@ async function holderOf(client: pg.Client, id: string): Promise<string | null> {
   await client.query('RESET lock_timeout');
   const r = await client.query<{ who: string }>(
     `SELECT a.application_name || COALESCE(' from ' || host(a.client_addr), '') AS who FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.classid::text::bigint = (($1::bigint >> 32) & 4294967295) AND l.objid::text::bigint = ($1::bigint & 4294967295) LIMIT 1`,
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid::text::bigint = (($1::bigint >> 32) & 4294967295) AND l.objid::text::bigint = ($1::bigint & 4294967295) LIMIT 1`,
     [id],
   );
   return r.rows[0]?.who ?? null;

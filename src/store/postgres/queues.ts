@@ -1,10 +1,10 @@
 /** The two queues several processes (and nodes) work off at once, in PostgreSQL: the notification outbox and undo steps. */
-import { ownerAlive, ownerStamp } from '../../lock.js';
 import type { OutboxEntry, OutboxRow, OutboxStore, UndoStepRow, UndoStore } from '../store.js';
 import type { Db } from './db.js';
+import { fleetStamp, type Presence } from './presence.js';
 
 export class PgOutbox implements OutboxStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly presence: Presence) {}
 
   async enqueue(key: string, kind: string, payload: string, at = Date.now()): Promise<boolean> {
     return (await this.db.query('INSERT INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING', [key, kind, payload, at])).rowCount === 1;
@@ -12,13 +12,14 @@ export class PgOutbox implements OutboxStore {
 
   /** Rows locked while claimed (another deliverer skips them): two processes never send one twice. */
   async claim(now = Date.now(), limit = 100): Promise<OutboxRow[]> {
+    await this.presence.ensure();
     return this.db.tx(async (q) => {
       const rows = (await q('SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit])).rows;
       const claimed: OutboxRow[] = [];
       for (const r of rows) {
         const by = r.claimed_by as string | null;
-        if (by && by !== ownerStamp() && ownerAlive(by)) continue;
-        await q('UPDATE outbox SET claimed_by = $1, claimed_at = $2 WHERE id = $3', [ownerStamp(), now, r.id]);
+        if (by && by !== fleetStamp() && (await this.presence.alive(by, q))) continue;
+        await q('UPDATE outbox SET claimed_by = $1, claimed_at = $2 WHERE id = $3', [fleetStamp(), now, r.id]);
         const delivered = (await q<{ plugin: string }>('SELECT plugin FROM outbox_deliveries WHERE outbox_id = $1 ORDER BY at, plugin', [r.id])).rows.map((d) => d.plugin);
         claimed.push({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: delivered });
       }
@@ -42,10 +43,11 @@ export class PgOutbox implements OutboxStore {
 }
 
 export class PgUndo implements UndoStore {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db, private readonly presence: Presence) {}
 
   async add(step: { runId: string; plugin: string; kind: string; payload: string; when: 'always' | 'failure'; owner?: string }): Promise<number> {
-    const r = await this.db.query<{ id: number }>(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id`, [step.runId, step.owner ?? ownerStamp(), step.plugin, step.kind, step.payload, step.when, Date.now()]);
+    if (step.owner === undefined) await this.presence.ensure();
+    const r = await this.db.query<{ id: number }>(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id`, [step.runId, step.owner ?? fleetStamp(), step.plugin, step.kind, step.payload, step.when, Date.now()]);
     return Number(r.rows[0]!.id);
   }
 
@@ -63,11 +65,12 @@ export class PgUndo implements UndoStore {
   }
 
   async claim(id: number): Promise<boolean> {
+    await this.presence.ensure();
     return this.db.tx(async (q) => {
       const row = (await q<{ state: string; owner: string }>('SELECT state, owner FROM undo_steps WHERE id = $1 FOR UPDATE', [id])).rows[0];
       if (!row || row.state === 'done') return false;
-      if (row.state === 'running' && ownerAlive(row.owner) && row.owner !== ownerStamp()) return false;
-      await q(`UPDATE undo_steps SET state = 'running', owner = $1, attempts = attempts + 1 WHERE id = $2`, [ownerStamp(), id]);
+      if (row.state === 'running' && row.owner !== fleetStamp() && (await this.presence.alive(row.owner, q))) return false;
+      await q(`UPDATE undo_steps SET state = 'running', owner = $1, attempts = attempts + 1 WHERE id = $2`, [fleetStamp(), id]);
       return true;
     });
   }

@@ -8,6 +8,7 @@ import type Database from 'better-sqlite3';
 import { FileLocker } from '../locker.js';
 import type { Store } from '../store.js';
 import { SqliteAttempts, SqliteCertificates } from './certificates.js';
+import { SqliteFleet } from './fleet.js';
 import { SqliteJobs } from './jobs.js';
 import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
@@ -35,6 +36,7 @@ export class SqliteStore implements Store {
   readonly ariWindows: SqliteAriWindows;
   readonly backoff: SqliteBackoff;
   readonly locker: FileLocker;
+  readonly fleet: SqliteFleet;
 
   /**
    * Opens (creating) `<dir>/state.db`. With `readOnly`, a state directory autossl cannot write to (or that does
@@ -59,6 +61,7 @@ export class SqliteStore implements Store {
     this.ariWindows = new SqliteAriWindows(sql);
     this.backoff = new SqliteBackoff(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
+    this.fleet = new SqliteFleet(sql);
   }
 
   async close(): Promise<void> {

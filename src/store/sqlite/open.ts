@@ -207,6 +207,43 @@ export const MIGRATIONS: string[] = [
      unpause_url TEXT,              -- the CA paused the name: where the admin lifts it
      PRIMARY KEY (account, name)
    );`,
+  // 8: a fleet of nodes sharing this store (issue 24): heartbeats, challenge tokens and acks, lineages, what each serves
+  `CREATE TABLE fleet_nodes (
+     node TEXT PRIMARY KEY,
+     seen_at INTEGER NOT NULL
+   );
+   CREATE TABLE fleet_challenges (
+     token TEXT PRIMARY KEY,        -- the file name under /.well-known/acme-challenge/
+     content TEXT NOT NULL,
+     node TEXT NOT NULL,            -- the node that published it
+     at INTEGER NOT NULL
+   );
+   CREATE TABLE fleet_acks (
+     token TEXT NOT NULL,
+     node TEXT NOT NULL,            -- this node serves the token now
+     at INTEGER NOT NULL,
+     PRIMARY KEY (token, node)
+   );
+   CREATE TABLE fleet_lineages (
+     id TEXT PRIMARY KEY,
+     names TEXT NOT NULL,           -- JSON array
+     serial TEXT NOT NULL,
+     not_after INTEGER NOT NULL,
+     cert TEXT NOT NULL,
+     chain TEXT NOT NULL,
+     fullchain TEXT NOT NULL,
+     key TEXT NOT NULL,             -- PEM, or enc:v1:... (fleet.keyFile)
+     node TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE TABLE fleet_served (
+     node TEXT NOT NULL,
+     lineage TEXT NOT NULL,
+     serial TEXT,
+     error TEXT,
+     at INTEGER NOT NULL,
+     PRIMARY KEY (node, lineage)
+   );`,
 ];
 
 /**
