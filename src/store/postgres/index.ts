@@ -11,6 +11,7 @@ import { PgLocker } from './locker.js';
 import { Presence } from './presence.js';
 import { PgOutbox, PgUndo } from './queues.js';
 import { PgBackoff } from './backoff.js';
+import { PgFleet } from './fleet.js';
 import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
@@ -36,6 +37,8 @@ export class PgStore implements Store {
   readonly dnsProgress: PgDnsProgress;
   readonly ariWindows: PgAriWindows;
   readonly backoff: PgBackoff;
+  /** The fleet's shared records: challenge tokens, lineages (with their keys), what each node serves. */
+  readonly fleet: PgFleet;
   readonly locker: PgLocker;
   /** This process's presence in the fleet (its owner stamps are alive for the other nodes while it is held). */
   readonly presence: Presence;
@@ -56,6 +59,7 @@ export class PgStore implements Store {
     this.dnsProgress = new PgDnsProgress(this.db);
     this.ariWindows = new PgAriWindows(this.db);
     this.backoff = new PgBackoff(this.db);
+    this.fleet = new PgFleet(this.db);
     this.locker = new PgLocker(url);
   }
 
