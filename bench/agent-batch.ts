@@ -17,6 +17,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { AcmeRig } from '../scripts/sandbox/rig.js';
 import { call } from '../src/agent/client.js';
+import { sampleBlocked } from './blocked-sampler.js';
 
 const count = Number(process.argv[2] ?? 200) || 200;
 const burnerCount = Number(process.argv[3] ?? os.cpus().length);
@@ -63,6 +64,27 @@ try {
   for (let i = 0; i < burnerCount; i++) children.push(spawn('node', ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
 
   agent.kill('SIGUSR2'); // the loop measurement starts with the batch
+  // what the agent's main thread is blocked in, sampled from here (the sampler's reads would stall the loop it measures)
+  const sampler = sampleBlocked(agent.pid!);
+  // where the batch runs: a process of its own under the agent (src/agent/batch-thread.ts), seen among its children
+  let batchProcess = false;
+  const children_ = setInterval(() => {
+    const kids = fs.readdirSync(`/proc/${agent.pid}/task`).flatMap((t) => {
+      try {
+        return fs.readFileSync(`/proc/${agent.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        return [];
+      }
+    });
+    for (const k of kids) {
+      try {
+        if (fs.readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('batch-thread-worker')) batchProcess = true;
+      } catch {
+        // gone meanwhile (a certbot run that ended)
+      }
+    }
+  }, 250);
+  const startedAt = Date.now();
   const started = performance.now();
   const jobs = new Set<string>();
   for (const domain of domains) {
@@ -83,7 +105,16 @@ try {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  const loop = JSON.parse(fs.readFileSync(stats, 'utf8')) as { samples: number; p50: number; p99: number; max: number; stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ at: number; ms: number; cpu: number; wait: number }> } };
+  const loop = JSON.parse(fs.readFileSync(stats, 'utf8')) as { samples: number; p50: number; p99: number; max: number; stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ at: number; end: number; ms: number; cpu: number; wait: number }> } };
+  sampler.stop();
+  clearInterval(children_);
+  // each long stall's time neither running nor waiting for a CPU, and what the thread slept in meanwhile
+  const blocked = {
+    periodMs: sampler.periodMs,
+    batch: sampler.between(startedAt, Date.now()),
+    longest: loop.stalls.longest.slice(0, 8).map((s) => ({ ...s, blocked: Math.max(0, s.ms - s.cpu - s.wait), in: sampler.between(s.end - s.ms - 10, s.end).slice(0, 2) })),
+  };
+  const named = (list: Array<{ in: string; ms: number }>): string => list.map((b) => `${b.in} ~${b.ms} ms`).join(', ') || 'nothing sampled';
   for (const c of children.splice(1)) c.kill('SIGKILL');
   let served = 0;
   for (const d of domains) if ((await servedNames(d)).includes(d)) served++;
@@ -95,11 +126,14 @@ try {
     `  agent event-loop delay during the batch: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms (${loop.samples} samples)`,
     // where the stalls' time went, from the kernel's accounting of the agent's main thread (bench/loop-monitor)
     `  stalls >= 40 ms: ${loop.stalls.count}, ${loop.stalls.ms} ms in all: ${loop.stalls.cpu} ms running on the agent's thread, ${loop.stalls.wait} ms ready but waiting for a CPU; longest (ms/cpu/wait): ${loop.stalls.longest.slice(0, 8).map((s) => `${s.ms}/${s.cpu}/${s.wait}`).join(' ')}`,
+    `  the batch ran in ${batchProcess ? 'a process of its own (the agent\'s child)' : 'the agent\'s own process'}`,
+    `  the agent's main thread blocked (neither running nor waiting for a CPU; sampled every ${sampler.periodMs} ms from outside) during the batch in: ${named(blocked.batch.slice(0, 6))}`,
+    ...blocked.longest.filter((s) => s.blocked >= 20).map((s) => `  stall ${s.ms} ms at ${(s.at / 1000).toFixed(1)} s: ${s.blocked} ms blocked, in: ${named(s.in)}`),
     `  bars: ${count}/${count} served: ${served === count ? 'met' : 'NOT met'}; p99 < 50 ms: ${loop.p99 < 50 ? 'met' : 'NOT met'}; max < 200 ms: ${loop.max < 200 ? 'met' : 'NOT met'}`,
   ];
   process.stdout.write(out.join('\n') + '\n');
   // the numbers as JSON for a test (test/agent/loop-delay.test.ts)
-  if (process.env.AUTOSSL_BENCH_JSON) fs.writeFileSync(process.env.AUTOSSL_BENCH_JSON, JSON.stringify({ count, served, failed: failed.length, seconds, loop }));
+  if (process.env.AUTOSSL_BENCH_JSON) fs.writeFileSync(process.env.AUTOSSL_BENCH_JSON, JSON.stringify({ count, served, failed: failed.length, seconds, loop, blocked, batchProcess }));
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
   children.length = 0;

@@ -68,13 +68,15 @@ for key in $BENCHES; do
   [ -n "${SCRIPT[$key]:-}" ] || { echo "unknown bench '$key' (issue batch vhost status)" >&2; exit 2; }
   [ "${TABLE_ONLY:-0}" = 1 ] && continue
   for ((r = 1; r <= ROUNDS; r++)); do
-    run "$key" before "$BEFORE" "$r"
-    run "$key" after "$AFTER" "$r"
+    # a failed run leaves its cell empty ("-"); the others still run
+    run "$key" before "$BEFORE" "$r" || true
+    run "$key" after "$AFTER" "$r" || true
   done
 done
 
-figure() { # figure LOG PATTERN FIELD
-  grep -E -m1 "$2" "$1" | awk -v f="$3" '{ print $f }'
+figure() { # figure LOG PATTERN FIELD (nothing when the log or the line is missing)
+  [ -f "$1" ] || return 0
+  grep -E -m1 "$2" "$1" | awk -v f="$3" '{ print $f }' || true
 }
 median() { # the median of its arguments (the mean of the middle two for an even count)
   printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'

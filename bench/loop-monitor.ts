@@ -6,7 +6,8 @@
  * Each stall of 40 ms or more is also split into where the time went, from the kernel's own accounting of the
  * process's main thread (/proc/self/task/PID/schedstat: ns on a CPU, ns waiting in the run queue): `cpu` is the
  * thread running (autossl's code, the GC), `wait` the thread ready but given no CPU (the machine's load). The
- * 20 longest are in the JSON as `stalls`, with the totals over all of them.
+ * 20 longest are in the JSON as `stalls`, with the totals over all of them. What remains of a stall (neither) is
+ * the thread blocked in the kernel: bench/agent-batch samples what in (wchan, syscall) from outside and names it.
  * A bench helper, not part of autossl.
  */
 import fs from 'node:fs';
@@ -28,7 +29,9 @@ if (file) {
     }
   };
   interface Stall {
+    /** ms since the measurement started, and the wall clock (Date.now) when the stall ended */
     at: number;
+    end: number;
     ms: number;
     cpu: number;
     wait: number;
@@ -45,6 +48,7 @@ if (file) {
     if (late >= 40 && s && lastSched) {
       const stall = {
         at: Math.round(Date.now() - since),
+        end: Date.now(),
         ms: Math.round(late),
         cpu: Math.round((s[0] - lastSched[0]) / 1e6),
         wait: Math.round((s[1] - lastSched[1]) / 1e6),

@@ -41,7 +41,7 @@ export const ERROR_CODES = {
   FLEET_ACK_TIMEOUT: 'A node of the fleet did not serve the challenge token in time: check that "autossl fleet run" runs on it and reaches the store (README "Several nodes").',
   PLUGIN_ERROR: 'A plugin failed; the message names it. Check its options or disable it in the config.',
   SANDBOX_FAILED: 'The demo sandbox could not start; the message names the service. Run as root on Debian/Ubuntu.',
-  STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl.',
+  STATE_UNAVAILABLE: 'autossl cannot use its state directory (stateDir in the config): make it a writable directory owned by the user running autossl. With store.postgres: make the database reachable from this host with the role and password of the connection string.',
   JOURNAL_CONFLICT: 'A file autossl had edited was changed since; compare it with the backup named in the message, fix it by hand, then run "autossl recover --discard <journal>".',
   JOURNAL_DAMAGED: 'A journal of an interrupted run cannot be read; its backups are kept beside it. Check the named files by hand, then run "autossl recover --discard <journal>".',
   WILDCARD_NEEDS_DNS01: 'A wildcard name can only be validated over DNS: give the site "challenge": "dns-01" and configure a DNS provider plugin.',
@@ -52,6 +52,10 @@ export const ERROR_CODES = {
   VHOST_CERT_CONFLICT: 'One server block serves these names but can hold one certificate: put them on one certificate (aliases of one site; for a wildcard server_name, the DNS-01 challenge so the wildcard is ordered), or give them separate server blocks. Nothing was ordered or written.',
   LINEAGE_CONFLICT: 'Another process created a certificate lineage of that name meanwhile; autossl never overwrites one. Check "certbot certificates", then run again (the existing lineage is reused when it covers the names).',
   RATE_LIMITED: 'Let\'s Encrypt refuses new orders for this account until the time given; autossl places none before then. Fix what used the limit (repeated orders for one set of names, failed validations), then run again after that time.',
+  PROFILE_UNSUPPORTED: 'The certbot autossl runs cannot ask the CA for a certificate profile: --preferred-profile/--required-profile came with certbot 4.0. Install certbot 4.0 or newer (pip, snap, or Debian 13), or remove "profile" from the site and defaults.',
+  PROFILE_UNKNOWN: 'Use a profile the CA\'s directory lists (meta.profiles; `autossl check` shows them), or remove "profile" from the site and defaults.',
+  BACKING_OFF: 'Fix what the last error says (the name must answer the CA\'s challenge), then run again after the time given, or sooner with --skip-check backoff; a success clears the back-off.',
+  ACME_PAUSED: 'The CA paused this account for the name after too many failed validations: fix the cause, then open the unpause URL the message gives in a browser (a page of the CA) before asking again; until then autossl asks once a day at most.',
   INTERRUPTED: 'The run was killed before this domain finished; nothing of it was left half-done. Run autossl issue again for it.',
   INTERNAL: 'This is a bug in autossl; please report it with the command you ran.',
   CLOUDFLARE_AUTH_FAILED: 'Check the Cloudflare API token named in the config: it must be active, allowed from this server\'s address, and have Zone:Zone:Read and Zone:DNS:Edit on the zone.',
@@ -88,8 +92,8 @@ export type ErrorCode = keyof typeof ERROR_CODES;
  */
 export type ErrorKind = 'input' | 'conflict' | 'unavailable' | 'failed' | 'internal';
 
-const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'ISSUER_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE'];
-const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'CERT_RECENTLY_ISSUED', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED'];
+const INPUT: readonly ErrorCode[] = ['USAGE_INVALID', 'JOB_NOT_FOUND', 'UPLOAD_INVALID', 'AGENT_AUTH_FAILED', 'AGENT_BAD_REQUEST', 'AGENT_NOT_FOUND', 'CONFIG_NOT_FOUND', 'CONFIG_INVALID', 'DOMAIN_INVALID', 'HOOK_INPUT_INVALID', 'WILDCARD_NEEDS_DNS01', 'PLUGIN_LOAD_FAILED', 'ISSUER_LOAD_FAILED', 'NGINX_PARSE_ERROR', 'VHOST_NOT_FOUND', 'VHOST_AMBIGUOUS', 'DNS_PROVIDER_MISSING', 'CLOUDFLARE_AUTH_FAILED', 'CLOUDFLARE_RECORD_INVALID', 'CLOUDFLARE_ZONE_NOT_FOUND', 'FILE_UNSAFE', 'PROFILE_UNSUPPORTED', 'PROFILE_UNKNOWN'];
+const CONFLICT: readonly ErrorCode[] = ['CERT_CUSTOM', 'CERT_RECENTLY_ISSUED', 'JOB_RUNNING', 'AGENT_REPLAYED', 'AGENT_RATE_LIMITED', 'VHOST_CHANGED', 'JOURNAL_CONFLICT', 'VHOST_CERT_CONFLICT', 'LOCK_TIMEOUT', 'VALIDATION_BUDGET_EXHAUSTED', 'CLOUDFLARE_RECORD_NOT_FOUND', 'LINEAGE_CONFLICT', 'RATE_LIMITED', 'BACKING_OFF', 'ACME_PAUSED'];
 const UNAVAILABLE: readonly ErrorCode[] = ['AGENT_STOPPING', 'AGENT_QUEUE_FULL', 'AGENT_BUSY', 'STATE_UNAVAILABLE', 'NGINX_NOT_FOUND', 'CERTBOT_NOT_FOUND', 'SANDBOX_FAILED', 'JOURNAL_DAMAGED', 'CLOUDFLARE_RATE_LIMITED', 'CLOUDFLARE_UNAVAILABLE'];
 
 export function errorKind(code: ErrorCode): ErrorKind {

@@ -100,3 +100,31 @@ export function firstInSmallFiles<T>(dir: string, maxBytes: number, pick: (file:
   }
   return null;
 }
+
+/**
+ * `read` of a file, remembered per path while the file stays the same (inode, size, mtime): thousands of vhosts
+ * point at a few hundred certificate files, read once each. null when the file is missing or `read` throws.
+ */
+export function memoByStat<T>(read: (file: string, st: fs.Stats) => T | null): (file: string) => T | null {
+  const cache = new Map<string, { key: string; value: T | null }>();
+  return (file) => {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(file);
+    } catch {
+      return null;
+    }
+    const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
+    const known = cache.get(file);
+    if (known?.key === key) return known.value;
+    let value: T | null;
+    try {
+      value = read(file, st);
+    } catch {
+      value = null;
+    }
+    if (cache.size > 50_000) cache.clear();
+    cache.set(file, { key, value });
+    return value;
+  };
+}

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { AutoSslError } from './errors.js';
 
@@ -33,14 +34,29 @@ function procStat(pid: number): string[] | null {
 }
 
 const OWN_START = processStartTime(process.pid);
+let adopted: string | null = null;
 
 /** The identity written into lock files and journals: "<pid> <start time>". */
 export function ownerStamp(): string {
-  return `${process.pid} ${OWN_START ?? '-'}`;
+  return adopted ?? `${process.pid} ${OWN_START ?? '-'}`;
+}
+
+/**
+ * The agent's batch process (src/agent/batch-thread.ts) works as the agent itself: its locks, journals and jobs
+ * are owned by the agent's stamp, so they are the agent's as when the batch ran in a thread of the agent (the next
+ * start's recovery finds them as the agent left them; the batch process dies with the agent). Called once, before
+ * anything is locked; given by message, never by environment (certbot's hooks, autossl processes too, inherit it).
+ */
+export function adoptOwnerStamp(stamp: string): void {
+  adopted = stamp;
 }
 
 /** Whether the process that wrote `stamp` (see ownerStamp) is still running. */
 export function ownerAlive(stamp: string): boolean {
+  // "<pid> <start> @host": a process of another node of a fleet (src/store/postgres/presence.ts), whose pid means
+  // nothing here; only the store it wrote to can tell, so it counts as alive (nothing of it is taken over)
+  const host = /\s@(\S+)$/.exec(stamp.trim())?.[1];
+  if (host !== undefined && host !== os.hostname()) return true;
   const [pidText, start] = stamp.trim().split(/\s+/);
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return false;

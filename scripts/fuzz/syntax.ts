@@ -13,7 +13,8 @@
  */
 import fc from 'fast-check';
 import { AutoSslError } from '../../src/errors.js';
-import { fingerprint, parseConfig, printConfig, walkDirectives, type Directive, type Node, type ParsedConfig } from '../../src/nginx/parse.js';
+import { parseConfig, walkDirectives, type Directive, type Node, type ParsedConfig } from '../../src/nginx/parse.js';
+import { fingerprint, printConfig } from '../../src/nginx/fingerprint.js';
 import { applySplices, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, spliceAndVerify, type NewStatement, type Splice } from '../../src/nginx/splice.js';
 import { bareWord, expectedShape, genFile, quotedWord, render, type GenFile, type Shape, type Tok } from './gen.js';
 

@@ -365,7 +365,7 @@ export class AcmeRig {
   private httpsText(url: string, body?: string): Promise<string> {
     const ca = fs.readFileSync(this.info.caCert);
     return new Promise((resolve, reject) => {
-      const req = https.request(url, { ca, method: body === undefined ? 'GET' : 'POST' }, (res) => {
+      const req = https.request(url, { ca, method: body === undefined ? 'GET' : 'POST', headers: { 'user-agent': 'autossl-test-rig' } }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));

@@ -1,39 +1,48 @@
 /**
- * The agent's batches run in a thread of their own (issue 20, item 7): the agent's event loop answers HTTP and
+ * The agent's batches run in a process of their own (issue 20, item 7): the agent's event loop answers HTTP and
  * nothing else of a batch runs on it.
  *
- * Why a thread for the whole batch rather than each slow part made incremental: a profiled 200-domain batch on a
+ * Why the whole batch elsewhere rather than each slow part made incremental: a profiled 200-domain batch on a
  * loaded machine stalled the agent's loop in a dozen places at once (x509 parsing in @peculiar/x509, tree loads and
  * their stats, SQLite writes per stage, DNS pre-flight, hashing, TLS checks, and the garbage collector sweeping the
- * heap all of that filled: one 300 ms pause alone). Making each of them incremental would touch every stage and
- * leave the GC pauses; one Worker with an engine of its own takes all of them off the loop, the heap included,
- * and keeps the engine's code as it is. A child process would do the same, but a Worker shares the process: its
- * memory is the agent's own (what the RSS bars measure), it dies with the agent (kill -9 included, so the next
- * start's recovery finds the runs it left exactly as before: the owner of their journals, locks and jobs is this
- * pid), and nothing new has to be installed or supervised.
+ * heap all of that filled: one 300 ms pause alone). One engine of its own elsewhere takes all of them off the loop,
+ * the heap included, and keeps the engine's code as it is.
  *
- * What is shared with the thread: the state database (SQLite in WAL mode: each thread has its own connection,
- * writers wait on each other for a write's length), the lock files (they hold across threads as across processes),
- * the nginx config and certbot's directories (under those locks). What is sent to it per batch: the domains, the
- * options that are data, and the sites the agent knows now (a panel's registerSite happens on the agent's thread).
- * What comes back: stage events (only when the caller listens), each domain's result as it finishes, then the
- * order of the results. Errors cross as data and are made AutoSslErrors again here.
+ * Why a process and not a worker thread (what this first was): a thread shares the process's locks with the
+ * agent's loop, and on a loaded machine a lock's holder waits for a CPU while holding it. Traced with perf
+ * (sched_switch, the agent's main thread's stacks) during bench/agent-batch at 200 domains with both cores busy,
+ * the loop stalled for up to 0.7 s at a time blocked, not running, in: libuv's thread-pool queue mutex (every
+ * fs call of the loop; the batch's fs calls hold it), the mm's mmap lock (page faults while the batch thread forked
+ * certbot/nginx or V8 mapped pages: `rwsem_down_read_slowpath`), glibc's malloc arena locks (freeing what the other
+ * thread allocated), the MessagePort mutex and V8's shared platform task queue (GC tasks). A process shares none of
+ * them: its messages arrive on a pipe the loop polls.
+ *
+ * What makes it still work as the agent's own: it runs under the agent's owner stamp (src/lock.ts
+ * adoptOwnerStamp): the locks, journals and jobs it holds are the agent's, as they were from a thread; it dies
+ * with the agent (its IPC channel closes: kill -9 included), so the next start's recovery finds the runs it left
+ * exactly as before. What is shared with it: the state database (SQLite in WAL mode: each process has its own
+ * connection, writers wait on each other for a write's length), the lock files, the nginx config and certbot's
+ * directories (under those locks). What is sent to it per batch: the domains, the options that are data, and the
+ * sites the agent knows now (a panel's registerSite happens in the agent). What comes back: stage events (only
+ * when the caller listens), each domain's result as it finishes, then the order of the results. Errors cross as
+ * data and are made AutoSslErrors again here. Its memory is its own process's (the agent's RSS is the agent's).
  *
  * Only `issue` moves: the agent's other calls are one domain each (status reads, an upload, a delete) and stay
- * on its engine. The thread starts with the first batch and ends after IDLE_MS without one (its isolate and engine
- * hold tens of MB that an idle agent has no use for).
+ * on its engine. The process starts with the first batch and ends after IDLE_MS without one (its engine holds
+ * tens of MB that an idle agent has no use for).
  *
- * Under the TypeScript sources (vitest running src/) there is no compiled worker file to start: batches run on the
- * agent's thread as before. The built agent (dist, what `autossl agent` runs) always uses the thread; the agent
+ * Under the TypeScript sources (vitest running src/) there is no compiled file to start: batches run on the
+ * agent's loop as before. The built agent (dist, what `autossl agent` runs) always uses the process; the agent
  * tests that start `dist/src/cli.js` and bench/agent-batch run it.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { AutoSsl, DomainResult, IssueOptions } from '../engine.js';
 import { AutoSslError, type ErrorCode } from '../errors.js';
 import type { StageEvent } from '../pipeline/context.js';
+import { ownerStamp } from '../lock.js';
 import { AgentJobs } from './jobs.js';
 
 export interface WireError {
@@ -48,15 +57,16 @@ export type WireResult = Omit<DomainResult, 'error'> & { error?: WireError };
 /** The options of `issue` that are data (the callbacks stay here). */
 type WireOptions = Omit<IssueOptions, 'onEvent' | 'onResult'>;
 
-export type ToThread = { type: 'issue'; id: number; domains: string[]; options: WireOptions; events: boolean; sites: SiteConfig[] } | { type: 'close' };
+export type ToThread = { type: 'start'; config: AutoSslConfig; owner: string } | { type: 'issue'; id: number; domains: string[]; options: WireOptions; events: boolean; sites: SiteConfig[] } | { type: 'close' };
 
 export type FromThread =
   | { type: 'event'; id: number; event: StageEvent }
   | { type: 'result'; id: number; result: WireResult }
   | { type: 'done'; id: number; order: Array<{ seq: number; jobId?: string; result?: WireResult }> }
-  | { type: 'failed'; id: number; error: WireError };
+  | { type: 'failed'; id: number; error: WireError }
+  | { type: 'ready' };
 
-/** An idle thread ends after this long. */
+/** An idle batch process ends after this long. */
 const IDLE_MS = 60_000;
 
 interface Call {
@@ -75,7 +85,7 @@ function resultFromWire(r: WireResult): DomainResult {
   return { ...r, error: r.error ? fromWire(r.error) : undefined };
 }
 
-/** The compiled worker beside this file, or null under the TypeScript sources. */
+/** The compiled batch process's script beside this file, or null under the TypeScript sources. */
 function workerFile(): URL | null {
   if (!import.meta.url.endsWith('.js')) return null;
   const url = new URL('./batch-thread-worker.js', import.meta.url);
@@ -83,26 +93,33 @@ function workerFile(): URL | null {
 }
 
 /**
- * The agent's engine with `issue` run in the batch thread (the engine itself is unchanged and answers the rest).
- * `config` is the config the engine was made from: the thread makes its own engine from it.
+ * The agent's engine with `issue` run in the batch process (the engine itself is unchanged and answers the rest).
+ * `config` is the config the engine was made from: the process makes its own engine from it.
  */
 export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl {
   const jobs = new AgentJobs(engine);
   const file = workerFile();
   if (!file) return engine;
-  let worker: Worker | null = null;
+  let worker: ChildProcess | null = null;
+  /** The messages for a batch process that has not said it is ready yet. */
+  const ready = new WeakMap<ChildProcess, ToThread[]>();
+  const send = (w: ChildProcess, m: ToThread): void => {
+    const held = ready.get(w);
+    if (held) held.push(m);
+    else if (w.connected) w.send(m);
+  };
   let nextId = 1;
   const calls = new Map<number, Call>();
   let idleTimer: NodeJS.Timeout | null = null;
 
-  /** The thread ended (it never should while working): each call still waiting fails, its job recorded failed. */
-  const lost = (w: Worker, why: string): void => {
+  /** The process ended (it never should while working): each call still waiting fails, its job recorded failed. */
+  const lost = (w: ChildProcess, why: string): void => {
     if (worker !== w) return;
     worker = null;
     for (const [id, call] of calls) {
       calls.delete(id);
       const done = new Set(call.received.map((r) => r.domain));
-      const error = new AutoSslError('INTERNAL', `The agent's batch thread ended: ${why}.`.slice(0, 2000));
+      const error = new AutoSslError('INTERNAL', `The agent's batch process ended: ${why}.`.slice(0, 2000));
       const failed = call.domains
         .filter((d) => !done.has(d))
         .map((d): DomainResult => ({
@@ -122,7 +139,7 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       if (call.options.jobId) {
         for (const r of failed) {
           // the job record is a report
-          void jobs.cancelDomain(call.options.jobId, r.domain, `not finished: the agent's batch thread ended (${why})`).catch(() => undefined);
+          void jobs.cancelDomain(call.options.jobId, r.domain, `not finished: the agent's batch process ended (${why})`).catch(() => undefined);
         }
         void jobs.finish(call.options.jobId, 'failed').catch(() => undefined); // as above
       }
@@ -137,14 +154,24 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
     }
   };
 
-  const start = (): Worker => {
+  const start = (): ChildProcess => {
     if (idleTimer) {
       clearTimeout(idleTimer);
       idleTimer = null;
     }
     if (worker) return worker;
-    const w = new Worker(file, { workerData: { config } });
+    // no execArgv of the agent's (a --import preloaded into the agent, a profiler, an inspector port are the
+    // agent's); structured clone as a Worker had (the config and results as they are)
+    const w = fork(fileURLToPath(file), [], { execArgv: [], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // what is sent before the process listens would be lost: held until it says it is ready
+    const held: ToThread[] = [{ type: 'start', config, owner: ownerStamp() }];
+    ready.set(w, held);
     w.on('message', (m: FromThread) => {
+      if (m.type === 'ready') {
+        ready.delete(w);
+        for (const h of held) w.send(h);
+        return;
+      }
       const call = calls.get(m.id);
       if (!call) return;
       if (m.type === 'event') {
@@ -169,14 +196,15 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       }
     });
     w.on('error', (error) => lost(w, error.message));
-    w.on('exit', (code) => lost(w, `exit code ${code}`));
+    w.on('exit', (code, signal) => lost(w, signal ? `signal ${signal}` : `exit code ${code}`));
     worker = w;
     return w;
   };
 
-  /** No batch running: the thread does not keep the process up, and ends after IDLE_MS. */
-  const idle = (w: Worker): void => {
+  /** No batch running: the batch process does not keep the agent up, and ends after IDLE_MS. */
+  const idle = (w: ChildProcess): void => {
     w.unref();
+    w.channel?.unref();
     idleTimer = setTimeout(() => {
       idleTimer = null;
       if (calls.size || worker !== w) return;
@@ -185,13 +213,16 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
     }, IDLE_MS).unref();
   };
 
-  /** Its engine closes its database, then the thread ends (terminated if it does not within a few seconds). */
-  const stop = (w: Worker): Promise<void> =>
+  /** Its engine closes its database, then the batch process ends (killed if it does not within a few seconds). */
+  const stop = (w: ChildProcess): Promise<void> =>
     new Promise<void>((resolve) => {
-      w.ref(); // an idle thread is unreferenced: waiting for its exit must keep the process up
-      const timer = setTimeout(() => void w.terminate(), 5_000).unref();
+      if (w.exitCode !== null || w.signalCode !== null) return resolve();
+      w.ref(); // an idle batch process is unreferenced: waiting for its exit must keep the agent up
+      w.channel?.ref();
+      const timer = setTimeout(() => void w.kill('SIGKILL'), 5_000).unref();
       w.once('exit', () => (clearTimeout(timer), resolve()));
-      w.postMessage({ type: 'close' } satisfies ToThread);
+      if (w.connected) send(w, { type: 'close' });
+      else w.kill('SIGKILL');
     });
 
   return {
@@ -201,10 +232,11 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       void onResult;
       const w = start();
       w.ref();
+      w.channel?.ref();
       const id = nextId++;
       return new Promise<DomainResult[]>((resolve, reject) => {
         calls.set(id, { domains: [...domains], options, received: [], resolve, reject });
-        w.postMessage({
+        send(w, {
           type: 'issue',
           id,
           domains: [...domains],

@@ -61,7 +61,7 @@ export const nativeHandlers: Record<string, Handler> = {
 
   async 'v1.certificates'(_req, _reply, ctx) {
     const report = await ctx.engine.status();
-    return { attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications };
+    return { attention: report.attention, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings };
   },
 
   async 'v1.events'(req, reply, ctx) {

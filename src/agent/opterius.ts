@@ -50,6 +50,7 @@ export async function statusOf(ctx: AgentContext, domain: string): Promise<Recor
     serial: c.serial,
     custom: c.lineage === 'custom',
     last_error: lastError,
+    ari: c.ari,
     job: jobId ? { id: jobId, state: 'running' } : null,
   };
 }

@@ -48,6 +48,21 @@ const CERTIFICATE: Schema = {
     custom: { type: 'boolean', description: 'An uploaded certificate (never renewed).' },
     last_error: { type: ['object', 'null'], properties: { code: { type: ['string', 'null'] }, message: { type: ['string', 'null'] }, at: { type: ['string', 'null'] } } },
     job: { type: ['object', 'null'], properties: { id: { type: 'string' }, state: { type: 'string' } }, description: 'A queued or running issuance of the domain.' },
+    ari: {
+      type: ['object', 'null'],
+      description: 'The CA\'s ACME Renewal Information window for the served certificate (RFC 9773), as the last renewal pass asked it; null: none known.',
+      properties: {
+        state: { type: 'string', enum: ['none', 'future', 'open', 'past'] },
+        start: { type: ['string', 'null'], format: 'date-time' },
+        end: { type: ['string', 'null'], format: 'date-time' },
+        renewAt: { type: ['string', 'null'], format: 'date-time', description: 'The moment picked inside the window (autossl renews then when certbot does not do ARI itself).' },
+        explanationUrl: { type: ['string', 'null'] },
+        fetchedAt: { type: 'string', format: 'date-time' },
+        nextFetchAt: { type: 'string', format: 'date-time' },
+        error: { type: ['string', 'null'] },
+        warning: { type: ['string', 'null'] },
+      },
+    },
   },
 };
 
@@ -250,7 +265,7 @@ export const ROUTES: RouteSpec[] = [
     description: 'What `autossl status --json` says.',
     signed: true,
     mutating: false,
-    responses: { 200: { description: 'The report.', schema: obj({ attention: { type: 'boolean' }, certificates: { type: 'array', items: { type: 'object' } } }, ['attention', 'certificates']) }, ...SIGNED_ERRORS },
+    responses: { 200: { description: 'The report.', schema: obj({ attention: { type: 'boolean' }, certificates: { type: 'array', items: { type: 'object' } }, warnings: { type: 'array', items: { type: 'object' }, description: 'Configuration nginx warns about on every reload: STAPLING_WITHOUT_OCSP (ssl_stapling on for a certificate without an OCSP URL).' } }, ['attention', 'certificates']) }, ...SIGNED_ERRORS },
   },
   {
     id: 'v1.events',

@@ -270,7 +270,7 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
   // what short commands load on first use would stall the loop in the middle of the first batch (150 ms each)
   preloadX509();
   await import('execa');
-  // batches run in a thread of their own (batch-thread.ts); an engine given by a test stays as it is
+  // batches run in a process of their own (batch-thread.ts); an engine given by a test stays as it is
   const engine = options.engine ?? withBatchThread(await createAutoSsl(config), config);
   await engine.recover();
   const store = (await storeOpener(config))();

@@ -14,6 +14,8 @@ import { spawnOffLoop } from '../spawn.js';
 import { AutoSslError } from '../errors.js';
 import { readLineage, type Lineage } from './lineage.js';
 import { CERTONLY_PARENT_ENV } from './hooks.js';
+import { profileArgs, type Profile } from '../issuer/profile.js';
+import { parsePaused } from '../renewal/backoff.js';
 
 export interface CertbotSettings {
   binary: string;
@@ -142,6 +144,8 @@ export interface CertonlyRequest {
   certName: string;
   names: string[];
   force?: boolean;
+  /** --preferred-profile / --required-profile (certbot 4.0 and newer; planning refused older ones). */
+  profile?: Profile;
 }
 
 export interface CertbotRun {
@@ -218,6 +222,11 @@ export function rateLimitOf(run: { stdout: string; stderr: string; problems: rea
 export async function runCertbot(s: CertbotSettings, args: string[], extraEnv: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
   const run = await execCertbot(s, args, extraEnv);
   if (run.exitCode !== 0) {
+    // the CA paused the account for names (a rateLimited problem too): per name, not the whole account's limit
+    const paused = parsePaused(`${run.problems.map((p) => p.detail).join('\n')}\n${run.stdout}\n${run.stderr}`);
+    if (paused) {
+      throw new AutoSslError('ACME_PAUSED', `The CA paused this account for ${paused.names.join(', ') || 'these names'} after too many failed validations; lift the pause at ${paused.url}`, { details: { names: paused.names, unpauseUrl: paused.url, problems: run.problems, server: s.server ?? 'letsencrypt' } });
+    }
     const limit = rateLimitOf(run);
     if (limit) {
       throw new AutoSslError('RATE_LIMITED', `The CA refused the order: rate limited until ${new Date(limit.until).toISOString()} (${limit.message}).`, { details: { until: new Date(limit.until).toISOString(), problems: run.problems, server: s.server ?? 'letsencrypt' } });
@@ -234,6 +243,7 @@ function certonlyArgs(s: CertbotSettings, req: CertonlyRequest, authenticator: s
   args.push(...(s.email ? ['-m', s.email] : ['--register-unsafely-without-email']));
   // --force-renewal also re-orders a lineage that is not due; names added to a lineage need a new order anyway
   args.push(req.force ? '--force-renewal' : '--keep-until-expiring');
+  args.push(...profileArgs(req.profile));
   return args;
 }
 

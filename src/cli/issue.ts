@@ -1,5 +1,6 @@
 /** `autossl issue` and `autossl check` (the pre-flight of an issue alone). */
 import { unifiedDiff } from '../diff.js';
+import { caProfiles, profilesLine } from '../issuer/profile.js';
 import { createAutoSsl } from '../engine.js';
 import type { StageEvent } from '../pipeline/context.js';
 import { config, domainsOf, skipChecks, type Values } from './config.js';
@@ -48,11 +49,15 @@ export async function cmdCheck(positionals: string[], values: Values): Promise<n
   const cfg = await config(values);
   const domains = domainsOf(positionals, values, cfg, 'check');
   const engine = await createAutoSsl(cfg);
+  // the CA's certificate profiles (its directory's meta.profiles), read beside the checks
+  const profiles = caProfiles(cfg).then((p) => ({ profiles: p }), (e: unknown) => ({ profiles: null, profilesError: e instanceof Error ? e.message : String(e) }));
   const results = await engine.check(domains, { skipChecks: skips });
   await engine.close();
+  const ca = await profiles;
   if (json) {
-    out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => ({ ...r, ms: Math.round(r.ms) })) }, null, 2));
+    out(JSON.stringify({ ok: results.every((r) => r.ok), results: results.map((r) => ({ ...r, ms: Math.round(r.ms) })), ...ca }, null, 2));
   } else {
+    out(profilesLine(cfg, ca));
     for (const r of results) {
       out(`${r.ok ? 'ok  ' : 'FAIL'} ${r.domain}${r.names.length > 1 ? ` (${r.names.slice(1).join(', ')})` : ''}  ${fmtMs(r.ms)}`);
       for (const f of r.findings) {

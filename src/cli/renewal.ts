@@ -1,8 +1,16 @@
 /** The renewal commands: `status`, `renew`, and the hooks certbot runs (`deploy-hook`, `renew-hook`, `dns-hook`). */
 import { isCertName } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
+import type { AriStatus } from '../renewal/ari-pass.js';
 import { engineFor, type Values } from './config.js';
 import { err, humanEvent, out } from './output.js';
+
+/** A row's ARI window in one line: when, where autossl renews in it, or why there is none. */
+function ariLine(a: AriStatus): string {
+  if (a.state === 'none') return `ARI: no window (${a.error ?? 'not asked yet'}); asked again ${a.nextFetchAt.slice(0, 16)}`;
+  const when = `ARI window ${a.start!.slice(0, 16)} .. ${a.end!.slice(0, 16)} (${a.state === 'past' ? 'in the past: renew now' : a.state}), renewal picked ${a.renewAt?.slice(0, 16) ?? '-'}`;
+  return a.warning ? `${when}; warning: ${a.warning}` : when;
+}
 
 export async function cmdStatus(values: Values): Promise<number> {
   const engine = await engineFor(values);
@@ -11,7 +19,7 @@ export async function cmdStatus(values: Values): Promise<number> {
   const { fleetReport, formatFleetStatus } = await import('../fleet/cli.js');
   const fleet = await fleetReport(engine).finally(() => engine.close());
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
+    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
   } else {
     if (fleet) for (const line of formatFleetStatus(fleet)) out(line);
     if (report.certificates.length === 0) out('no certificates');
@@ -20,9 +28,11 @@ export async function cmdStatus(values: Values): Promise<number> {
       for (const r of report.certificates) {
         const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
         out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        if (r.ari) out(`${''.padEnd(32)} ${ariLine(r.ari)}`);
         if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
       }
     }
+    for (const w of report.warnings) out(`warning ${w.code}: ${w.file}:${w.line} (${w.serverNames[0] ?? '_'}): ${w.message}`);
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
     if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }

@@ -52,9 +52,12 @@ export const FORMATS: Record<string, { validate: (value: string) => boolean; exp
   listen: { validate: (v) => parseListenAddress(v) !== null, expected: 'host:port, such as "127.0.0.1:7443" or "[::1]:7443"' },
 };
 
+/** The formats as Ajv takes them (the config's precompiled validator calls these too). */
+export const AJV_FORMATS = Object.fromEntries(Object.entries(FORMATS).map(([name, f]) => [name, { type: 'string' as const, validate: f.validate }]));
+
 /** Teaches an Ajv the formats and the annotation keywords (which check nothing). */
 export function addFormats(ajv: Ajv, annotations: readonly string[]): Ajv {
-  for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.validate });
+  for (const [name, f] of Object.entries(AJV_FORMATS)) ajv.addFormat(name, f);
   for (const keyword of annotations) if (!ajv.getKeyword(keyword)) ajv.addKeyword({ keyword, schemaType: ['string', 'number'] });
   return ajv;
 }

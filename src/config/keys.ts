@@ -35,6 +35,18 @@ export const Choice = <const T extends readonly string[]>(values: T, options: Op
 const Path = (kind: 'path' | 'nginx' | 'command', options: Options = {}) => Text({ pathKind: kind, ...options });
 const Section = <T extends Parameters<typeof Type.Object>[0]>(properties: T, description: string) => Type.Object(properties, { additionalProperties: false, default: {}, description });
 
+/**
+ * An ACME certificate profile (Let's Encrypt: classic, tlsserver, shortlived): a name, or { name, required }.
+ * certbot gets `--preferred-profile NAME` (the CA's default when it lacks it), or `--required-profile NAME`.
+ */
+export const ProfileSchema = Type.Union([
+  Text({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', expected: 'a profile name such as "shortlived" (letters, digits, ".", "-", "_")' }),
+  Type.Object({
+    name: Text({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', expected: 'a profile name such as "shortlived" (letters, digits, ".", "-", "_")' }),
+    required: Type.Optional(Bool({ description: 'true: --required-profile (the order fails rather than fall back to the CA\'s default profile).' })),
+  }, { additionalProperties: false }),
+], { expected: 'a profile name ("classic", "tlsserver", "shortlived", or one the CA lists) or { "name": ..., "required": true }', description: 'The ACME certificate profile (certbot 4.0 or newer): classic, tlsserver, shortlived, or any the CA\'s directory lists; { "name", "required": true } refuses the CA\'s default.' });
+
 const NGINX_PATH = 'it ends up in nginx\'s files: a "$" (a variable there, even quoted), whitespace, a quote or a control character is refused';
 
 export const CertbotSchema = Section({
@@ -71,6 +83,7 @@ export const DefaultsSchema = Section({
   domainTimeoutMs: Int(1000, 3_600_000, { default: 30_000, description: 'A domain taking longer is reported with the stage it is stuck in.' }),
   deadlineMs: Int(1000, 86_400_000, { default: 600_000, description: 'A domain taking longer fails with TIMEOUT (naming the stage and plugin) and is rolled back.' }),
   verifyTimeoutMs: Int(100, 600_000, { default: 5_000, description: 'How long after reload the TLS check keeps trying to see the new certificate.' }),
+  profile: Type.Optional(ProfileSchema),
 }, 'What every site has unless it says otherwise.');
 
 export const PreflightSchema = Section({
@@ -81,6 +94,8 @@ export const PreflightSchema = Section({
   cloudflareRanges: Type.Optional(Type.Array(Text({ format: 'cidr', expected: 'a CIDR range like 104.16.0.0/13' }), { description: "Cloudflare's proxy ranges; the shipped list when absent." })),
   maxFailedValidations: Int(1, 100, { default: 3, description: "Refuse a name after this many failed ACME validations within the window (Let's Encrypt's limit is 5 an hour)." }),
   failedValidationWindowMinutes: Int(1, 10_080, { default: 60, description: 'The window of maxFailedValidations.' }),
+  backoffAfter: Int(1, 1000, { default: 3, description: "After this many failed authorizations of a name in a row (with this ACME account), no order for it for 1 hour, doubling with each further failure: Let's Encrypt pauses a name after a long run of them." }),
+  backoffMaxHours: Int(1, 8760, { default: 168, description: 'The longest back-off, in hours (a week by default).' }),
 }, 'Pre-flight: what Let\'s Encrypt will see, checked before ordering.');
 
 export const AgentLimitsSchema = Section({
@@ -127,12 +142,14 @@ export const SiteProperties = {
   redirect: Type.Optional(Bool({ description: 'defaults.redirect when absent.' })),
   hsts: Type.Optional(Bool({ description: 'defaults.hsts when absent.' })),
   certName: Type.Optional(Text({ pattern: '^(?!.*\\.\\.)[A-Za-z0-9][A-Za-z0-9._-]{0,199}$', expected: 'a certbot certificate name (letters, digits, ".", "-", "_"; no "..")', description: "certbot's --cert-name; the domain when absent." })),
+  profile: Type.Optional(ProfileSchema),
   blockNames: Type.Optional(Choice(['keep', 'cover'] as const, { description: 'The other names of the server block: `keep` (default) leaves them out of the certificate; `cover` adds those whose own pre-flight passes.' })),
 };
 export const SiteSchema = Type.Object(SiteProperties, { additionalProperties: false });
 
 const PluginOptions = Type.Record(Type.String(), Type.Unknown());
 const STORE_MODULE = "a store module's path or package name";
+const POSTGRES_URL = 'a PostgreSQL connection string ("postgresql://autossl@db.example/autossl")';
 const ISSUER_MODULE = 'the path of an issuer module ("./my-issuer.mjs", relative to the config file)';
 const Plugin = Type.Union([Text(), Type.Tuple([Type.String()]), Type.Tuple([Type.String(), PluginOptions])], { expected: 'a plugin name or path, or [name, options]' });
 
@@ -160,7 +177,7 @@ export const ConfigSchema = Type.Object({
     installWindowMs: Int(0, 60_000, { default: 2_000, description: 'How long the HTTPS edits of a batch wait for more domains to join one nginx -t and reload.' }),
   }, 'Many domains at once.'),
   plugins: Type.Array(Plugin, { default: [], expected: 'a list of plugin names, paths, or [name, options]', description: 'Package names or file paths (relative to the config file), or [name, options].' }),
-  store: Type.Optional(Type.Union([Text({ expected: STORE_MODULE }), Type.Object({ module: Text({ expected: STORE_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"sqlite", ${STORE_MODULE}, or { "module": ..., "options": {...} }`, defaultText: '"sqlite"', description: 'Where autossl keeps its state: "sqlite" (state.db under stateDir), or a store module (a path beside the config or a package name, found as plugins are) whose default export is a StoreFactory; { "module", "options" } passes it options.' })),
+  store: Type.Optional(Type.Union([Text({ expected: STORE_MODULE }), Type.Object({ module: Text({ expected: STORE_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false }), Type.Object({ postgres: Text({ expected: POSTGRES_URL }) }, { additionalProperties: false })], { expected: `"sqlite", "postgres", ${STORE_MODULE}, { "postgres": ${POSTGRES_URL} } or { "module": ..., "options": {...} }`, defaultText: '"sqlite"', description: 'Where autossl keeps its state: "sqlite" (state.db under stateDir, one machine); { "postgres": "postgresql://user@host/db" } (a database several nodes share, its locks advisory locks; the password may come from PGPASSWORD or ~/.pgpass), or "postgres" to read that connection string from AUTOSSL_STORE_POSTGRES; or a store module (a path beside the config or a package name, found as plugins are) whose default export is a StoreFactory; { "module", "options" } passes it options.' })),
   issuer: Type.Optional(Type.Union([Type.Literal('certbot'), Type.Object({ module: Text({ pattern: '^[./]', expected: ISSUER_MODULE }), options: Type.Optional(PluginOptions) }, { additionalProperties: false })], { expected: `"certbot" or { "module": ${ISSUER_MODULE}, "options": {...} }`, defaultText: '"certbot"', description: 'Who obtains certificates: "certbot", or an issuer module (a path relative to the config file) whose default export is { name, find, list, obtain, renew } or a function (options, api) returning it; see src/issuer/issuer.ts.' })),
   sites: Type.Array(SiteSchema, { default: [], expected: 'a list of sites', description: 'The sites autossl keeps (names it finds in nginx need no entry).' }),
   agent: AgentSchema,

@@ -4,13 +4,14 @@
  * a non-loopback agent only over TLS). Every error is CONFIG_INVALID naming the key and what it takes.
  */
 import path from 'node:path';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import type { TSchema } from '@sinclair/typebox';
 import { AutoSslError, quote } from '../errors.js';
 import { normalizeDomain, normalizeDomains } from '../domain.js';
 import { nginxValueProblem } from '../nginx/value.js';
-import { ANNOTATIONS, ConfigSchema, RUNTIME_DEFAULT, annotations, type RawConfig, type SiteConfig } from './keys.js';
-import { FORMATS, addFormats, parseListenAddress } from './formats.js';
+import { ConfigSchema, RUNTIME_DEFAULT, annotations, type RawConfig, type SiteConfig } from './keys.js';
+import { FORMATS, parseListenAddress } from './formats.js';
+import generatedValidator from './validate-config.generated.js';
 
 export type { SiteConfig, AgentConfig, AgentLimits } from './keys.js';
 export { parseListenAddress };
@@ -21,8 +22,11 @@ export interface PluginSpec {
   options: Record<string, unknown>;
 }
 
-/** Where autossl keeps its state: "sqlite" (state.db under stateDir) or a module whose default export is a StoreFactory. */
-export type StoreSpec = 'sqlite' | PluginSpec;
+/**
+ * Where autossl keeps its state: "sqlite" (state.db under stateDir), PostgreSQL (a connection string, or "$AUTOSSL_STORE_POSTGRES" to read
+ * AUTOSSL_STORE_POSTGRES when the store opens), or a module whose default export is a StoreFactory.
+ */
+export type StoreSpec = 'sqlite' | { postgres: string } | PluginSpec;
 
 export type AutoSslConfig = Omit<RawConfig, 'plugins' | 'store' | 'issuer'> & {
   /** The file the config was read from, if any. */
@@ -70,11 +74,13 @@ function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-let compiled: ReturnType<Ajv['compile']> | undefined;
-function validator(): ReturnType<Ajv['compile']> {
-  // verbose: each error carries the schema node it failed in and the value (what the message names)
-  compiled ??= addFormats(new Ajv({ allErrors: false, verbose: true, strict: true, allowUnionTypes: true }), ANNOTATIONS).compile(ConfigSchema);
-  return compiled;
+/**
+ * Ajv's code for ConfigSchema, generated ahead (npm run config:validator; compiling it at each start cost a CLI run
+ * ~0.15 s of CPU). Options: verbose, so each error carries the schema node it failed in and the value (what the
+ * message names); strict; allowUnionTypes; allErrors off.
+ */
+function validator(): ValidateFunction {
+  return generatedValidator as unknown as ValidateFunction;
 }
 
 /** "sites[0].aliases[1]" for the instance path /sites/0/aliases/1 of `root`. */
@@ -126,7 +132,9 @@ function jsonType(value: unknown): string {
  * names store.pool), else the union's own (what it takes, in its `expected`).
  */
 function unionBranch(errors: ErrorObject[], union: ErrorObject): ErrorObject {
-  const branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  let branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  // several object branches ({ module, options } or { postgres }): the one that knows a key of the value
+  if (branches.length > 1 && isObject(union.data)) branches = branches.filter(({ b }) => Object.keys(union.data as Json).some((k) => b.properties?.[k] !== undefined));
   if (branches.length !== 1) return union;
   const prefix = `${union.schemaPath}/${branches[0]!.i}/`;
   const inner = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
@@ -245,6 +253,8 @@ function checkAgent(agent: RawConfig['agent'], source: string): void {
 /** `store`: "sqlite", a module's path or package name, or { module, options } (loaded as plugins are). */
 function storeOf(value: RawConfig['store'], baseDir: string): StoreSpec {
   if (value === undefined || value === 'sqlite') return 'sqlite';
+  if (value === 'postgres') return { postgres: '$AUTOSSL_STORE_POSTGRES' };
+  if (typeof value === 'object' && 'postgres' in value) return { postgres: value.postgres };
   if (typeof value === 'string') return { module: resolvePluginPath(value, baseDir), options: {} };
   return value.module === 'sqlite' && value.options === undefined ? 'sqlite' : { module: resolvePluginPath(value.module, baseDir), options: value.options ?? {} };
 }

@@ -4,6 +4,7 @@
  * this folder (issue, preview, recovery, sites) and the renewal functions work through it.
  */
 import crypto from 'node:crypto';
+import { siteProfile } from '../issuer/profile.js';
 import os from 'node:os';
 import type { AutoSslConfig } from '../config/schema.js';
 import { siteFor, validateConfig, type SiteConfig } from '../config/schema.js';
@@ -11,7 +12,8 @@ import { AutoSslError } from '../errors.js';
 import { createHooks } from '../pipeline/hooks.js';
 import type { DomainContext, DomainPlan, RunMode, Services, StageEvent } from '../pipeline/context.js';
 import { loadPlugin, pluginApi, type Plugin } from '../pipeline/plugin.js';
-import { instrumentHooks, runDomain, type DomainResult } from '../pipeline/pipeline.js';
+import { runDomain, type DomainResult } from '../pipeline/pipeline.js';
+import { instrumentHooks } from '../pipeline/instrument.js';
 import { BUILTIN_PLUGINS, BUILTIN_TAPS } from '../stages/index.js';
 import { storeOpener } from '../store/open.js';
 import type { Store } from '../store/store.js';
@@ -114,6 +116,7 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
       challenge: site.challenge ?? config.defaults.challenge,
       redirect: site.redirect ?? config.defaults.redirect,
       hsts: site.hsts ?? config.defaults.hsts,
+      profile: siteProfile(site, config.defaults),
       notes: [],
       optionalNames: [],
       ...options.plan,

@@ -11,7 +11,8 @@
 import type { DomainContext } from '../pipeline/context.js';
 import type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit } from '../nginx/edit.js';
 import type { DirectiveView, ServerView } from '../nginx/view.js';
-import type { EditTransaction, RecoveryReport } from '../nginx/transaction.js';
+import type { EditTransaction } from '../nginx/transaction.js';
+import type { RecoveryReport } from '../nginx/journal-recovery.js';
 import type { HeldLock, Locker } from '../store/locker.js';
 
 export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport };

@@ -23,6 +23,7 @@ import { fleetOf } from '../fleet/config.js';
 import { keepCertbotLineage } from './certbot-keep.js';
 import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
+import { keptForRenewal } from './profile.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
 export function certbotSettings(config: AutoSslConfig): CertbotSettings {
@@ -130,7 +131,7 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       if (limited && Date.now() < limited.until) {
         throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
       }
-      const certbotRequest = { certName: request.id, names: request.names, force: request.force };
+      const certbotRequest = { certName: request.id, names: request.names, force: request.force, profile: request.profile };
       let order: (s: CertbotSettings) => Promise<LineageFiles>;
       if (request.challenge.type === 'dns-01') {
         const hooksPaths = dnsHooks(request.names[0] ?? request.id);
@@ -154,6 +155,8 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         }
         throw error;
       }
+      // certbot's own renewals ask for the profile only when its renewal config keeps it (upstream 4.0.0 did not)
+      if (request.profile && !keptForRenewal(files.renewalConf, request.profile)) request.log(`warning: certbot did not keep profile ${request.profile.name} in ${files.renewalConf}: its renewals will get the CA's default profile (certbot 4.1 keeps it)`);
       return certbotLineage(files);
     },
     async renew(lineage, options) {

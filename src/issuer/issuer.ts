@@ -19,6 +19,7 @@ import { AutoSslError, quote } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import type { ChallengeSetup } from '../pipeline/context.js';
 import type { Lineage as LineageFiles } from '../certbot/lineage.js';
+import type { Profile } from './profile.js';
 
 /** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
 export interface Lineage {
@@ -62,6 +63,8 @@ export interface ObtainRequest {
   force: boolean;
   /** The ARI id of the certificate this one replaces (an existing lineage), for CAs that take ACME's `replaces`. */
   replaces?: string;
+  /** The ACME certificate profile to ask for (planning checked the CA lists it and the issuer can ask). */
+  profile?: Profile;
   /** Progress for the run's event stream. */
   log(message: string): void;
 }

@@ -10,86 +10,16 @@
  * When an answer is uncertain (a condition on a variable autossl cannot know, a rewrite that changes the URI), it
  * says so rather than guessing: the editor then adds an explicit location or refuses before anything is ordered.
  */
-import path from 'node:path';
-import { argValues, childDirectives, lineColumn, walkDirectives, type Directive, type Node } from './parse.js';
-import { expandInclude, readConfigFile, type ServerBlock } from './tree.js';
-import { testRegexBounded } from './listen.js';
+import { argValues, childDirectives, lineColumn, type Directive } from './parse.js';
+import type { ServerBlock } from './tree.js';
+import { findLocation, parseLocation, regexTest } from './location-match.js';
+import { children, effectiveParent, type RouteEnv } from './route-env.js';
+
+// what routing's callers name here (the location search and the tree's maps and includes are files of their own)
+export { parseLocation } from './location-match.js';
+export { effectiveParent, mapsOf, routeEnv, type MapIndex, type RouteEnv } from './route-env.js';
 
 export const ACME_PREFIX = '/.well-known/acme-challenge/';
-
-interface LocationSpec {
-  directive: Directive;
-  modifier: '=' | '^~' | '~' | '~*' | '';
-  path: string;
-}
-
-export function parseLocation(directive: Directive): LocationSpec | null {
-  const args = argValues(directive);
-  if (args.length === 0) return null;
-  let modifier: LocationSpec['modifier'] = '';
-  let path: string;
-  if (args.length >= 2 && ['=', '^~', '~', '~*'].includes(args[0]!)) {
-    modifier = args[0] as LocationSpec['modifier'];
-    path = args[1]!;
-  } else {
-    // [\s\S], not ".": a quoted path may hold a newline (`location "/a\n b"`), which nginx accepts
-    const m = /^(=|\^~|~\*|~)?([\s\S]*)$/.exec(args[0]!)!;
-    modifier = (m[1] ?? '') as LocationSpec['modifier'];
-    path = m[2]!;
-  }
-  if (path.startsWith('@')) return null; // named location: never matched by a URI
-  return { directive, modifier, path };
-}
-
-/**
- * Tests a PCRE pattern of the user's config, bounded (a catastrophic pattern cannot hang planning); null when it
- * cannot tell (a PCRE feature JavaScript lacks, or out of time): the caller stays cautious.
- */
-function regexTest(pattern: string, caseInsensitive: boolean, input: string): boolean | null {
-  return testRegexBounded(pattern, input, caseInsensitive);
-}
-
-/**
- * nginx's location search with nested locations (ngx_http_core_find_location): the longest prefix of a level is
- * searched for nested matches before that level's regexes; a nested exact or regex match ends the search, a nested
- * prefix (even `^~`) does not, so the level's regexes still run unless its own longest prefix is `^~`; a regex
- * match is searched for nested locations in turn. Returns the chain of locations from the outermost to the one
- * chosen (`ok`: the search ended in an exact or regex match), or the regex autossl could not evaluate.
- */
-function findLocation(locations: readonly Directive[], uri: string, env: RouteEnv): { chain: Directive[]; ok: boolean; uncertain?: Directive } {
-  let longest: LocationSpec | null = null;
-  const regexes: LocationSpec[] = [];
-  for (const d of locations) {
-    const spec = parseLocation(d);
-    if (!spec) continue;
-    if (spec.modifier === '=') {
-      if (spec.path === uri) return { chain: [d], ok: true };
-      continue;
-    }
-    if (spec.modifier === '~' || spec.modifier === '~*') regexes.push(spec);
-    else if (uri.startsWith(spec.path) && (!longest || spec.path.length > longest.path.length)) longest = spec;
-  }
-  let chain: Directive[] = longest ? [longest.directive] : [];
-  if (longest) {
-    const nested = children(longest.directive, env, 'location');
-    if (nested.length) {
-      const inner = findLocation(nested, uri, env);
-      chain = [...chain, ...inner.chain];
-      if (inner.uncertain || inner.ok) return { ...inner, chain };
-    }
-  }
-  if (longest?.modifier !== '^~') {
-    for (const spec of regexes) {
-      const hit = regexTest(spec.path, spec.modifier === '~*', uri);
-      if (hit === false) continue;
-      if (hit === null) return { chain: [spec.directive], ok: false, uncertain: spec.directive }; // assume it catches the request
-      const nested = children(spec.directive, env, 'location');
-      const inner = nested.length ? findLocation(nested, uri, env) : { chain: [], ok: true };
-      return { ...inner, chain: [spec.directive, ...inner.chain], ok: true };
-    }
-  }
-  return { chain, ok: false };
-}
 
 /** Directives that hand a request to something other than the static file handler. */
 const NOT_STATIC = new Set([
@@ -138,78 +68,6 @@ const CA_REQUEST: Record<string, string> = {
   content_type: '',
 };
 
-/** The `map` blocks of the config, by the variable they set. */
-export type MapIndex = ReadonlyMap<string, Directive>;
-
-/** What routing needs from the whole tree: its maps, and the prefix relative `include` paths start from. */
-export interface RouteEnv {
-  maps: MapIndex;
-  prefix?: string;
-}
-
-/** Where a directive read from an included file was included (its parent as nginx sees it). */
-const includedAt = new WeakMap<Directive, Directive>();
-
-/** The block a directive belongs to as nginx sees it: its parent, or the block whose `include` brought it in. */
-export function effectiveParent(d: Directive): Directive | null {
-  return includedAt.get(d) ?? d.parent;
-}
-
-/**
- * A block's directives as nginx sees them: an `include` inside a server or location stands for the directives of
- * the files it names (a `location ~ /\. { deny all; }` in a snippet routes the challenge as much as one written in
- * place). Includes are followed three levels deep; a file that cannot be read is skipped (the tree reports it).
- */
-function children(block: Directive, env: RouteEnv, name?: string, depth = 0): Directive[] {
-  const out: Directive[] = [];
-  for (const d of childDirectives(block)) {
-    if (d.name === 'include' && env.prefix !== undefined && depth < 3) {
-      const target = argValues(d)[0];
-      if (target === undefined) continue;
-      for (const file of expandInclude(path.isAbsolute(target) ? target : path.join(env.prefix, target))) {
-        let parsed;
-        try {
-          parsed = readConfigFile(file).config;
-        } catch {
-          parsed = null;
-        }
-        for (const inner of parsed?.children ?? []) {
-          if (inner.kind !== 'directive') continue;
-          includedAt.set(inner, block);
-          if (inner.name === 'include') {
-            out.push(...children({ ...block, block: { open: 0, close: 0, children: [inner] } }, env, name, depth + 1).map((x) => (includedAt.set(x, block), x)));
-          } else if (name === undefined || inner.name === name) out.push(inner);
-        }
-      }
-      continue;
-    }
-    if (name === undefined || d.name === name) out.push(d);
-  }
-  return out;
-}
-
-const mapIndexes = new WeakMap<object, Map<string, Directive>>();
-
-/** Routing's view of a tree: its maps and its prefix. */
-export function routeEnv(tree: { files: ReadonlyMap<string, { children: readonly Node[] }>; prefix: string }): RouteEnv {
-  return { maps: mapsOf(tree), prefix: tree.prefix };
-}
-
-/** Every `map` of the tree's files, by variable name (cached per tree). */
-export function mapsOf(tree: { files: ReadonlyMap<string, { children: readonly Node[] }> }): MapIndex {
-  let index = mapIndexes.get(tree);
-  if (!index) {
-    index = new Map();
-    for (const config of tree.files.values()) {
-      for (const d of walkDirectives(config.children)) {
-        const target = argValues(d)[1];
-        if (d.name === 'map' && d.block && target?.startsWith('$')) index.set(target.slice(1), d);
-      }
-    }
-    mapIndexes.set(tree, index);
-  }
-  return index;
-}
 
 /**
  * One request through one server block's rewrite rules: what the variables hold (nginx's own, the CA's request,

@@ -6,7 +6,8 @@
  * edit before a byte is written.
  */
 import { AutoSslError } from '../errors.js';
-import { fingerprint, parseConfig, type Directive, type ParsedConfig } from './parse.js';
+import { parseConfig, type Directive, type ParsedConfig } from './parse.js';
+import { fingerprint } from './fingerprint.js';
 import { encodingProblem } from './value.js';
 
 export interface Splice {

@@ -13,94 +13,18 @@
  * the file and the backup's path.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
-import { ownerAlive, ownerStamp } from '../lock.js';
+import { ownerStamp } from '../lock.js';
 import { revertEdit } from './merge.js';
 import { fileBytes } from './value.js';
+import { atomicWrite, defaultWriter, readRegular, sha256, type FileWriter } from './atomic-write.js';
 
-export const sha256 = (data: string | Buffer): string => crypto.createHash('sha256').update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data).digest('hex');
+// the journal's own checks and tests name these here
+export { sha256, type FileWriter };
 
-/** Writes bytes to a path and fsyncs them. Replaceable in tests to inject a failure half-way through. */
-export type FileWriter = (file: string, data: Buffer) => Promise<void>;
-
-export const defaultWriter: FileWriter = async (file, data) => {
-  const handle = await fsp.open(file, 'wx', 0o600);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-};
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename is still atomic
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Writes `data` to `file` atomically: a temp file in the same directory, fsync, rename, fsync the directory.
- * A symlink is written through, never replaced: Debian's `sites-enabled/x -> ../sites-available/x` stays a link and
- * the edit lands in the file it points at (the one the admin edits), as nginx reads it.
- */
-export async function atomicWrite(link: string, data: Buffer, writer: FileWriter = defaultWriter, like?: fs.Stats): Promise<void> {
-  const file = await writeTarget(link);
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.autossl-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
-  try {
-    await writer(temp, data);
-    if (like) {
-      await fsp.chmod(temp, like.mode & 0o7777);
-      if (process.getuid?.() === 0) await fsp.chown(temp, like.uid, like.gid);
-    }
-    await fsp.rename(temp, file);
-  } catch (error) {
-    await fsp.rm(temp, { force: true });
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: ${code ? `${code}: ` : ''}${(error as Error).message.replace(/^[A-Z]+: /, '')}. The file was left as it was.`, { cause: error, details: { file } });
-  }
-  await fsyncDir(dir);
-}
-
-/** The file a write to `file` must replace: `file` itself, or the file its symlinks lead to. */
-async function writeTarget(file: string): Promise<string> {
-  const st = await fsp.lstat(file).catch(() => null);
-  if (!st?.isSymbolicLink()) return file;
-  try {
-    return await fsp.realpath(file);
-  } catch (error) {
-    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: it is a symlink that leads nowhere (${(error as NodeJS.ErrnoException).code ?? 'unresolvable'}). The link was left as it was.`, { cause: error, details: { file } });
-  }
-}
-
-/** Reads a file that must be a regular file (never a FIFO or device: those would block or never end). */
-async function readRegular(file: string): Promise<Buffer | null> {
-  let handle: fsp.FileHandle;
-  try {
-    handle = await fsp.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-  try {
-    const st = await handle.stat();
-    if (!st.isFile()) throw new AutoSslError('WRITE_FAILED', `${file} is not a regular file; autossl edits only regular files.`, { details: { file } });
-    return await handle.readFile();
-  } finally {
-    await handle.close();
-  }
-}
-
-interface JournalEntry {
+export interface JournalEntry {
   /** Global order of writes (newest reverted first). */
   seq: number;
   file: string;
@@ -111,7 +35,7 @@ interface JournalEntry {
   postSha: string;
 }
 
-interface Manifest {
+export interface Manifest {
   version: 2;
   /** "<pid> <process start time>" of the writer: a journal of a live process is never recovered. */
   owner: string;
@@ -275,7 +199,7 @@ export class EditTransaction {
 }
 
 /** Reverts one write. Returns whether the file changed. */
-async function revertEntry(entry: JournalEntry, owner: EditTransaction | null): Promise<boolean> {
+export async function revertEntry(entry: JournalEntry, owner: EditTransaction | null): Promise<boolean> {
   const pre = await fsp.readFile(entry.pre);
   if (sha256(pre) !== entry.preSha) {
     throw new AutoSslError('JOURNAL_DAMAGED', `The journal copy of ${entry.file} is damaged (${entry.pre}); ${entry.file} was left as it is.`, { details: { file: entry.file, backup: entry.pre } });
@@ -323,163 +247,4 @@ async function fixLaterEntries(reverted: JournalEntry, post: string, pre: string
     }
     await tx.persist();
   }
-}
-
-// --------------------------------------------------------------------------------------------- recovery
-
-export interface JournalConflict {
-  file: string;
-  /** The bytes before autossl's edit. */
-  backup: string;
-  journal: string;
-  reason: string;
-}
-
-export interface RecoveryReport {
-  /** Files put back as they were before a run that died. */
-  restored: string[];
-  /** Files changed since autossl wrote them: left alone, journal kept. */
-  conflicts: JournalConflict[];
-  /** Journals that cannot be read: kept, with the reason. */
-  damaged: Array<{ journal: string; reason: string }>;
-  /** Journals of runs still in progress (another live process). */
-  active: number;
-}
-
-interface LoadedJournal {
-  dir: string;
-  manifest: Manifest;
-}
-
-/** Version 1 journals (one backup per file per transaction) are read as one entry each. */
-function upgradeManifest(raw: unknown, dir: string): Manifest | null {
-  if (typeof raw !== 'object' || raw === null) return null;
-  const m = raw as Record<string, unknown>;
-  if (m.version === 2 && typeof m.owner === 'string' && Array.isArray(m.entries)) {
-    const ok = (m.entries as unknown[]).every((e) => {
-      const x = e as Record<string, unknown>;
-      return typeof x === 'object' && x !== null && typeof x.seq === 'number' && typeof x.file === 'string' && path.isAbsolute(x.file) && typeof x.pre === 'string' && typeof x.post === 'string' && typeof x.preSha === 'string' && typeof x.postSha === 'string' && path.dirname(x.pre as string) === dir;
-    });
-    return ok ? (m as unknown as Manifest) : null;
-  }
-  if (typeof m.pid === 'number' && Array.isArray(m.entries)) {
-    const entries: JournalEntry[] = [];
-    for (const [i, e] of (m.entries as Array<Record<string, unknown>>).entries()) {
-      if (typeof e?.file !== 'string' || typeof e.backup !== 'string' || typeof e.before !== 'string' || typeof e.after !== 'string' || path.dirname(e.backup) !== dir) return null;
-      entries.push({ seq: i, file: e.file, pre: e.backup, post: '', preSha: e.before, postSha: e.after });
-    }
-    return { version: 2, owner: `${m.pid} -`, started: String(m.started ?? ''), label: '', entries };
-  }
-  return null;
-}
-
-async function loadJournals(journalDir: string): Promise<{ journals: LoadedJournal[]; damaged: RecoveryReport['damaged']; active: number }> {
-  const journals: LoadedJournal[] = [];
-  const damaged: RecoveryReport['damaged'] = [];
-  let active = 0;
-  let names: string[];
-  try {
-    names = await fsp.readdir(journalDir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { journals, damaged, active };
-    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot read the journal directory ${journalDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { details: { path: journalDir } });
-  }
-  for (const name of names.sort()) {
-    if (name === 'locks') continue;
-    const dir = path.join(journalDir, name);
-    const st = await fsp.lstat(dir).catch(() => null);
-    if (!st?.isDirectory()) continue;
-    const manifestFile = path.join(dir, 'manifest.json');
-    let text: string | null;
-    try {
-      text = await fsp.readFile(manifestFile, 'utf8');
-    } catch {
-      text = null;
-    }
-    if (text === null) {
-      // created and never used (died before its first manifest): nothing to undo
-      const files = await fsp.readdir(dir).catch(() => ['?']);
-      if (files.length === 0 && Date.now() - st.mtimeMs > 60_000) await fsp.rm(dir, { recursive: true, force: true });
-      continue;
-    }
-    let manifest: Manifest | null = null;
-    try {
-      manifest = upgradeManifest(JSON.parse(text), dir);
-    } catch {
-      manifest = null;
-    }
-    if (!manifest) {
-      damaged.push({ journal: manifestFile, reason: 'the manifest cannot be read (not autossl journal JSON); its backups are kept beside it' });
-      continue;
-    }
-    if (ownerAlive(manifest.owner) && !manifest.owner.startsWith(`${process.pid} `)) {
-      active++;
-      continue;
-    }
-    if (manifest.owner.startsWith(`${process.pid} `)) continue; // this process's own, still open
-    journals.push({ dir, manifest });
-  }
-  return { journals, damaged, active };
-}
-
-/**
- * What a recovery would do, without doing it (for commands that never write: status, check, --dry-run, vhost
- * show): journals left by runs that died, and which of their files could be restored.
- */
-export async function pendingRecovery(journalDir: string): Promise<RecoveryReport & { restorable: string[] }> {
-  const { journals, damaged, active } = await loadJournals(journalDir);
-  const report = { restored: [] as string[], restorable: [] as string[], conflicts: [] as JournalConflict[], damaged, active };
-  const expected = new Map<string, string>();
-  for (const { dir, manifest } of journals) {
-    for (const e of [...manifest.entries].sort((a, b) => b.seq - a.seq)) {
-      const sha = expected.get(e.file) ?? (await readRegular(e.file).then((b) => (b ? sha256(b) : ''), () => ''));
-      if (sha === e.postSha) {
-        report.restorable.push(e.file);
-        expected.set(e.file, e.preSha);
-      } else if (sha !== e.preSha) report.conflicts.push({ file: e.file, backup: e.pre, journal: dir, reason: 'changed after autossl wrote it' });
-    }
-  }
-  report.restorable = [...new Set(report.restorable)];
-  return report;
-}
-
-/**
- * Undoes the writes of runs that died before they committed or rolled back, newest first, each only where the
- * file still holds exactly the bytes autossl wrote. Journals of live processes are left alone.
- */
-export async function recoverJournals(journalDir: string): Promise<RecoveryReport> {
-  const { journals, damaged, active } = await loadJournals(journalDir);
-  const report: RecoveryReport = { restored: [], conflicts: [], damaged, active };
-  const all = journals.flatMap((j) => j.manifest.entries.map((entry) => ({ entry, journal: j })));
-  all.sort((a, b) => b.entry.seq - a.entry.seq);
-  const blocked = new Set<string>();
-  const done = new Set<JournalEntry>();
-  for (const { entry, journal } of all) {
-    if (blocked.has(entry.file)) continue;
-    try {
-      if (await revertEntry(entry, null)) report.restored.push(entry.file);
-      done.add(entry);
-    } catch (error) {
-      blocked.add(entry.file);
-      const e = error as AutoSslError;
-      if (e.code === 'JOURNAL_DAMAGED') damaged.push({ journal: journal.dir, reason: e.message });
-      else report.conflicts.push({ file: entry.file, backup: entry.pre, journal: journal.dir, reason: e.message });
-    }
-  }
-  for (const { dir, manifest } of journals) {
-    const left = manifest.entries.filter((e) => !done.has(e));
-    if (left.length === 0) await fsp.rm(dir, { recursive: true, force: true });
-    else if (left.length !== manifest.entries.length) await atomicWrite(path.join(dir, 'manifest.json'), Buffer.from(JSON.stringify({ ...manifest, entries: left }, null, 2)));
-  }
-  report.restored = [...new Set(report.restored)];
-  return report;
-}
-
-/** Drops a journal the admin has resolved by hand (`autossl recover --discard DIR`). */
-export async function discardJournal(journalDir: string, dir: string): Promise<void> {
-  const resolved = path.resolve(dir);
-  if (path.dirname(resolved) !== path.resolve(journalDir) || !fs.existsSync(path.join(resolved, 'manifest.json'))) {
-    throw new AutoSslError('USAGE_INVALID', `${dir} is not a journal in ${journalDir}.`, { hint: 'autossl recover lists the journals it keeps.' });
-  }
-  await fsp.rm(resolved, { recursive: true, force: true });
 }

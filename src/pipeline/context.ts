@@ -5,6 +5,7 @@
  * use by design.
  */
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
+import type { Profile } from '../issuer/profile.js';
 import type { AutoSslError } from '../errors.js';
 import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
 import type { Issuer } from '../issuer/issuer.js';
@@ -42,6 +43,8 @@ export interface DomainPlan {
   challenge: ChallengeType;
   redirect: boolean;
   hsts: boolean;
+  /** The ACME certificate profile asked for (site, else defaults); checked while planning (src/issuer/profile.ts). */
+  profile?: Profile;
   /** Decisions made while planning that the user should see (shown by --dry-run and vhost show). */
   notes: string[];
   /**
@@ -127,7 +130,7 @@ export type UndoWhen = 'always' | 'failure';
 export interface Notification {
   /** Stable per event: a tap may be called again for the same key after a failed delivery, never after success. */
   key: string;
-  kind: 'renewal-failed' | 'renewal-due' | 'expired' | 'renewed' | 'deploy-failed';
+  kind: 'renewal-failed' | 'renewal-due' | 'expired' | 'renewed' | 'deploy-failed' | 'backing-off';
   lineage: string;
   names: string[];
   notAfter: string | null;

@@ -16,9 +16,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AutoSslConfig } from '../config/schema.js';
-import { normalizeSerial } from '../certbot/der.js';
-import { readLineage } from '../certbot/lineage.js';
-import { readLineageFiles } from '../issuer/issuer.js';
+import type { Lineage } from '../issuer/issuer.js';
 import type { AriWindowRecord, CertificateRow, Store } from '../store/store.js';
 
 const HOUR = 3_600_000;
@@ -38,6 +36,11 @@ export interface SuggestedWindow {
   end: number;
   explanationUrl: string | null;
 }
+
+/** What a CA's text may not bring into a terminal (status prints it): control characters and bidi overrides. */
+// eslint-disable-next-line no-control-regex
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+export const printable = (text: string): string => text.replace(UNSAFE, '?');
 
 /** Retry-After (RFC 9110: delay-seconds or an HTTP date) in ms from now; null when absent or unreadable. */
 export function retryAfterMs(header: string | undefined, now = Date.now()): number | null {
@@ -69,7 +72,7 @@ export function parseRenewalInfo(body: string): SuggestedWindow {
   // "a window whose end is not after its start is invalid" (RFC 9773 section 4.2)
   if (end <= start) throw new Error('the renewalInfo window ends before it starts');
   const explanation = (json as { explanationURL?: unknown }).explanationURL;
-  return { start, end, explanationUrl: typeof explanation === 'string' && /^https?:\/\//.test(explanation) ? explanation.slice(0, 2000) : null };
+  return { start, end, explanationUrl: typeof explanation === 'string' && /^https?:\/\/\S+$/.test(explanation) && printable(explanation) === explanation ? explanation.slice(0, 2000) : null };
 }
 
 /** A uniformly random moment inside the window (RFC 9773 section 4.2: spreads the CA's load). */
@@ -158,24 +161,18 @@ export async function askWindow(server: string, certId: string, serial: string, 
     if (!base) return { ...record, nextFetchAt: now + ARI_MAX_POLL_MS, error: `the CA's directory ${server} has no renewalInfo (no ARI)` };
     const answer = await get(`${base}/${certId}`, options.ca, options.timeoutMs);
     record.nextFetchAt = now + pollDelayMs(retryAfterMs(answer.retryAfter, now));
-    if (answer.status !== 200) return { ...record, error: `renewalInfo answered HTTP ${answer.status}${answer.body ? `: ${answer.body.replace(/\s+/g, ' ').slice(0, 200)}` : ''}` };
+    if (answer.status !== 200) return { ...record, error: `renewalInfo answered HTTP ${answer.status}${answer.body ? `: ${printable(answer.body.replace(/\s+/g, ' ')).slice(0, 200)}` : ''}` };
     const w = parseRenewalInfo(answer.body);
     return { ...record, start: w.start, end: w.end, explanationUrl: w.explanationUrl, renewAt: pickRenewAt(w, options.random) };
   } catch (error) {
-    return { ...record, error: (error as Error).message || String(error) };
+    return { ...record, error: printable((error as Error).message || String(error)).slice(0, 500) };
   }
 }
 
-/** The ARI id of a certbot lineage's current certificate (parsed from cert.pem); null without one. */
-function certbotCertId(configDir: string, name: string): { certId: string; serial: string; renewalConf: string } | null {
-  const files = readLineage(configDir, name);
-  if (!files) return null;
-  try {
-    const l = readLineageFiles({ id: name, certPath: files.cert, chainPath: files.chain, fullchainPath: files.fullchain, keyPath: files.privkey, renewalConf: files.renewalConf });
-    return l.ariCertId ? { certId: l.ariCertId, serial: l.serial, renewalConf: files.renewalConf } : null;
-  } catch {
-    return null;
-  }
+/** The same serial, however it was written (case, leading zero bytes of an older row). */
+export function sameSerial(a: string, b: string): boolean {
+  const norm = (x: string) => x.replace(/[^0-9a-fA-F]/g, '').replace(/^0+/, '').toUpperCase();
+  return norm(a) === norm(b);
 }
 
 /**
@@ -183,7 +180,7 @@ function certbotCertId(configDir: string, name: string): { certId: string; seria
  * stale (asked again after nextFetchAt) or was for another certificate (renewed since). Windows of lineages that
  * are gone are dropped. Returns every lineage's current record.
  */
-export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: Store, certs: readonly CertificateRow[], now = Date.now(), random = Math.random): Promise<Map<string, AriWindowRecord>> {
+export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: Store, certs: readonly CertificateRow[], find: (lineage: string) => Promise<Lineage | null>, now = Date.now(), random = Math.random): Promise<Map<string, AriWindowRecord>> {
   const out = new Map<string, AriWindowRecord>();
   const bundle = config.certbot.env.REQUESTS_CA_BUNDLE;
   let ca: Buffer | undefined;
@@ -197,7 +194,7 @@ export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: 
   for (const gone of stored.keys()) if (!certs.some((c) => c.lineage === gone)) await store.ariWindows.delete(gone);
   const stale = live.filter((c) => {
     const s = stored.get(c.lineage);
-    if (s && s.serial === normalizeSerial(c.serial!) && now < s.nextFetchAt) {
+    if (s && sameSerial(s.serial, c.serial!) && now < s.nextFetchAt) {
       out.set(c.lineage, s);
       return false;
     }
@@ -206,9 +203,10 @@ export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: 
   // a few at a time: the CA sees a pass of thousands as a trickle, and one slow answer does not hold the rest
   for (let i = 0; i < stale.length; i += 8) {
     await Promise.all(stale.slice(i, i + 8).map(async (c) => {
-      const id = certbotCertId(config.certbot.configDir, c.lineage);
-      if (!id) return; // no Authority Key Identifier: no ARI for this certificate
-      const record = await askWindow(lineageServer(config, id.renewalConf), id.certId, normalizeSerial(id.serial), { ca, timeoutMs: config.preflight.timeoutMs, now, random });
+      // the issuer's Lineage value carries the ARI id; none without an Authority Key Identifier: no ARI for it
+      const lineage = await find(c.lineage).catch(() => null);
+      if (!lineage?.ariCertId) return;
+      const record = await askWindow(lineage.renewalConf ? lineageServer(config, lineage.renewalConf) : (config.certbot.server ?? LETS_ENCRYPT_DIRECTORY), lineage.ariCertId, lineage.serial, { ca, timeoutMs: config.preflight.timeoutMs, now, random });
       // the same window as before keeps its picked moment (a pass every 6 hours must not re-roll it each time)
       const before = stored.get(c.lineage);
       if (before && before.certId === record.certId && before.start === record.start && before.end === record.end && record.start !== null) record.renewAt = before.renewAt;

@@ -3,9 +3,9 @@
  * (`/ssl/status`), so it reads only what that one answer needs: the block nginx picks for the name over TLS, the
  * certificate it points at (parsed once per file version), and the lineage's last attempt from the state store.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
+import { memoByStat } from '../fsutil.js';
 import { readCertificateQuick, type CertificateInfo } from '../certbot/lineage.js';
 import { covers } from '../nginx/names.js';
 import { lineColumn } from '../nginx/parse.js';
@@ -13,6 +13,8 @@ import type { NginxTree } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';
 import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
+import { ariStatus, type AriStatus } from './ari-pass.js';
+import { sameSerial } from './ari.js';
 
 export interface DomainCertificate {
   domain: string;
@@ -32,30 +34,11 @@ export interface DomainCertificate {
   /** Where nginx serves it from: the block's file:line. */
   servedBy: string | null;
   lastError: { code: string | null; message: string | null; at: string | null } | null;
+  /** The CA's ARI window for the served certificate, as the last renewal pass asked it (null: none known). */
+  ari: AriStatus | null;
 }
 
-const cache = new Map<string, { key: string; info: CertificateInfo | null }>();
-
-function info(file: string): CertificateInfo | null {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch {
-    return null;
-  }
-  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const known = cache.get(file);
-  if (known?.key === key) return known.info;
-  let parsed: CertificateInfo | null;
-  try {
-    parsed = readCertificateQuick(file);
-  } catch {
-    parsed = null;
-  }
-  if (cache.size > 50_000) cache.clear();
-  cache.set(file, { key, info: parsed });
-  return parsed;
-}
+const info = memoByStat<CertificateInfo>((file) => readCertificateQuick(file));
 
 const DAY = 86_400_000;
 
@@ -63,7 +46,7 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
   const found = tree.findServers(sample);
   const block = found.https[0];
-  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null };
+  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null, ari: null };
   if (!block) return out;
   out.servedBy = `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
@@ -97,6 +80,12 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   else if (row?.lastOutcome === 'failed' && row.consecutiveFailures > 0) out.state = 'failing';
   else if (out.lineage !== 'custom' && now >= renewalWindowStart(cert.info.notBefore.getTime(), cert.info.notAfter.getTime(), config.renewal.windowFraction)) out.state = 'due';
   else out.state = 'ok';
+  // the CA's window for this very certificate (a renewed one has none until the next pass asks)
+  const ari = out.lineage && out.lineage !== 'custom' && store ? await store.ariWindows.get(out.lineage).catch(() => null) : null;
+  if (ari && out.serial && sameSerial(ari.serial, out.serial)) {
+    out.ari = ariStatus(ari, out.serial, now);
+    if (out.state === 'ok' && (out.ari.state === 'open' || out.ari.state === 'past')) out.state = 'due';
+  }
   out.exists = chosen !== null && out.state !== 'expired';
   return out;
 }

@@ -3,6 +3,7 @@
  * renewed first, each lineage's outcome read from certbot's summary and serials, recorded and notified.
  */
 import crypto from 'node:crypto';
+import { recordRenewalBackoff } from './backoff.js';
 import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { readLineage } from '../certbot/lineage.js';
 import type { EngineCore } from '../engine.js';
@@ -13,6 +14,8 @@ import type { CertificateRow, Store } from '../store/store.js';
 import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages } from './scan.js';
 import { revocationOf } from './revocation.js';
+import { ariPass } from './ari-pass.js';
+import { withLocked } from '../store/locker.js';
 import { renewalWindowStart, statusRows } from './status.js';
 import { deliverOutbox, enqueue, enqueueDue, notification, type DeliveryReport } from './outbox.js';
 
@@ -22,6 +25,8 @@ export interface RenewOutcome {
   outcome: 'renewed' | 'not-due' | 'failed';
   problems: AcmeProblem[];
   message?: string;
+  /** Why autossl renewed it though certbot would not have: the CA revoked it, or its ARI window says so. */
+  reason?: 'revoked' | 'ari';
 }
 
 export interface RenewReport {
@@ -85,14 +90,26 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
   // certbot renews by date only (or by its CA's ARI, certbot 5): a revoked certificate not yet due is renewed
   // here with --force-renewal, lineage by lineage, before the run of all
   const forcedFailures = new Map<string, RenewOutcome>();
+  const reasons = new Map<string, 'revoked' | 'ari'>();
   try {
     const revoked = options.force ? [] : (await revokedLineages(core, store, before)).filter((l) => !options.certName || l === options.certName);
-    for (const name of revoked) {
-      const forced = await execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+    for (const name of revoked) reasons.set(name, 'revoked');
+    // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
+    if (!options.force) for (const name of await ariLineages(core, store, before)) if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
+    for (const [name, reason] of reasons) {
+      // two passes at once (the timer and an admin) must not both replace the certificate: the second, once it
+      // holds the lineage's lock, finds the serial changed and leaves it
+      const forced = await withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {
+        const now = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
+        if (!now || now.serial !== before.find((c) => c.lineage === name)?.serial) return null;
+        return execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      });
+      if (!forced) continue;
       const cert = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
       if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
       const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);
-      forcedFailures.set(name, { lineage: name, names: cert.names, outcome: 'failed', problems, message: `the CA revoked it; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}` });
+      const why = reason === 'revoked' ? 'the CA revoked it' : 'the CA\'s ARI window for it is open';
+      forcedFailures.set(name, { lineage: name, names: cert.names, outcome: 'failed', problems, message: `${why}; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}`, reason });
     }
     run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
@@ -112,7 +129,8 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
     const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
     const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
-    outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message });
+    const reason = outcome === 'renewed' ? reasons.get(cert.lineage) : undefined;
+    outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message, ...(reason ? { reason } : {}) });
   }
   await recordRenewals(core, store, outcomes);
   await enqueueDue(core, store);
@@ -130,6 +148,21 @@ export async function recordRenewals(core: EngineCore, store: Store, outcomes: r
     if (o.outcome !== 'failed') continue;
     const row = rows.find((r) => r.lineage === o.lineage);
     await enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
+  }
+  // consecutive failed authorizations per name: the back-off before the CA's pause (backoff.ts)
+  await recordRenewalBackoff(core.config, store, outcomes);
+}
+
+/**
+ * Lineages the CA's ARI windows say autossl renews in this pass (ari-pass.ts); a failure to ask is a warning of the
+ * run, never a failed renewal (certbot's own date-based renewal goes on).
+ */
+async function ariLineages(core: EngineCore, store: Store, certs: readonly CertificateRow[]): Promise<string[]> {
+  try {
+    return (await ariPass(core, store, certs)).renewNow;
+  } catch (error) {
+    core.emit({ domain: '*', stage: 'ari', status: 'warning', message: `ACME Renewal Information was not asked: ${toAutoSslError(error).message}` });
+    return [];
   }
 }
 

@@ -3,6 +3,7 @@
  * vhost serves, what nginx serves per configured name, revocations, and the notifications still queued.
  */
 import { readLineage } from '../certbot/lineage.js';
+import { markBackingOff } from './backoff-status.js';
 import type { EngineCore } from '../engine.js';
 import type { Store } from '../store/store.js';
 import type { NginxTree } from '../nginx/tree.js';
@@ -12,6 +13,8 @@ import { needsAttention, statusRows, URGENCY, type StatusRow } from './status.js
 import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
+import { applyAriToRows } from './ari-pass.js';
+import { staplingWithoutOcsp, type StaplingWarning } from '../nginx/stapling.js';
 
 export interface StatusReport {
   certificates: StatusRow[];
@@ -19,6 +22,8 @@ export interface StatusReport {
   attention: boolean;
   /** Notifications queued but not yet delivered. */
   pendingNotifications: number;
+  /** Configuration nginx warns about on every reload (ssl_stapling for certificates without an OCSP URL). */
+  warnings: StaplingWarning[];
 }
 
 export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
@@ -37,7 +42,19 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   const certs = certbot ? await scanLineages(config.certbot.configDir, store, refs) : await issuedLineageRows(await issuer.list(), store, refs);
   // uploads a vhost serves are listed too (statusRows knows the issuer's lineages only)
   let rows = [...statusRows(certs, refs, now, config.renewal.windowFraction), ...uploadRows(config, refs, now)];
+  // the CA's ARI windows, as the last pass asked them (status only reads: `autossl renew` asks)
+  try {
+    applyAriToRows(rows, await store.ariWindows.list(), now);
+  } catch {
+    // a store that cannot answer (read-only copy of an older schema): no windows shown
+  }
   await markRevoked(core, store, rows);
+  let warnings: StaplingWarning[] = [];
+  try {
+    warnings = tree ? staplingWithoutOcsp(tree) : [];
+  } catch {
+    warnings = []; // a tree that cannot be walked for it: the certificates still report
+  }
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
     const served = await servedRows(config, tree, now, probe);
@@ -50,6 +67,7 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
     const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
     rows = [...rows, ...served.mismatches, ...unloaded].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
   }
+  rows = await markBackingOff(config, store, rows, now);
   let pendingNotifications = 0;
   try {
     // with no notify plugin nothing will ever deliver them: not "queued" (they wait for a plugin to be configured)
@@ -57,7 +75,7 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   } catch {
     pendingNotifications = 0;
   }
-  return { certificates: rows, attention: needsAttention(rows), pendingNotifications };
+  return { certificates: rows, attention: needsAttention(rows), pendingNotifications, warnings };
 }
 
 /** Rows whose certificate the CA revoked become `revoked` (asked a few at a time; answers are kept in the store). */

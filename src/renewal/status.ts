@@ -5,6 +5,7 @@
  *   mismatch a configured name is not served with a certificate that covers it (the block nginx picks for it over
  *            TLS points at another certificate, or at an old copy of its lineage), or nothing serves it over TLS
  *   failing  the last renewal (or issue) attempt failed
+ *   backing-off  a name's authorizations failed too often in a row: no order before a time (see backoff.ts)
  *   due      inside the renewal window (the last third of its lifetime by default, the last half under 10 days; or
  *            inside the CA's ARI window) and not renewed
  *   missing  a vhost points at a certificate file that does not exist (or a lineage lost its cert.pem)
@@ -16,10 +17,11 @@ import { normalizeSerial } from '../certbot/der.js';
 import type { CertificateRow } from '../store/store.js';
 import type { VhostCertificateRef } from './scan.js';
 import { renewalWindowStart } from './due.js';
+import type { AriStatus } from './ari-pass.js';
 
-export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'due' | 'missing' | 'ok';
+export type CertState = 'expired' | 'revoked' | 'mismatch' | 'failing' | 'backing-off' | 'due' | 'missing' | 'ok';
 
-export const URGENCY: Record<CertState, number> = { expired: 0, revoked: 0, mismatch: 1, missing: 2, failing: 3, due: 4, ok: 5 };
+export const URGENCY: Record<CertState, number> = { expired: 0, revoked: 0, mismatch: 1, missing: 2, failing: 3, 'backing-off': 3, due: 4, ok: 5 };
 
 export interface StatusRow {
   lineage: string;
@@ -34,6 +36,8 @@ export interface StatusRow {
   consecutiveFailures: number;
   vhosts: string[];
   serial: string | null;
+  /** The CA's ARI window for the current certificate, when asked (see ari-pass.ts). */
+  ari?: AriStatus;
   /** With `status --probe`: what a TLS connection with the name as SNI was served. */
   probe?: { address: string; serial: string | null; ok: boolean; error?: string };
 }

@@ -81,6 +81,7 @@ export const issueCertbotPlugin: Plugin = {
           challenge: ctx.challenge,
           force: ctx.force || replace,
           replaces: existing?.ariCertId,
+          profile: ctx.plan.profile,
           log: (message) => ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `${issuer.name}: ${message}` }),
         }, ctx.signal).catch((error: unknown) => {
           // an issuer module's own error is named after it, with the stable code a caller can test

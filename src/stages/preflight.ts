@@ -24,7 +24,7 @@ import { reusableLineage } from './issue-certbot.js';
 import { fleetOf, fleetStore } from '../fleet/config.js';
 import { publishChallenge, withdrawChallenge } from '../fleet/challenge.js';
 
-export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget'] as const;
+export const CHECKS = ['dns', 'caa', 'cloudflare', 'port80', 'budget', 'backoff'] as const;
 
 function resolverOptions(ctx: DomainContext): ResolverOptions {
   const p = ctx.services.config.preflight;

@@ -1,11 +1,13 @@
 /**
- * Which Store a config uses: the built-in SQLite one, or a module named by `store` (a path beside the config or a
+ * Which Store a config uses: the built-in SQLite one, the built-in PostgreSQL one (`store: { postgres }`, for a
+ * fleet: src/store/postgres/), or a module named by `store` (a path beside the config or a
  * package name, found as plugins are) whose default export (or `createStore`) is a StoreFactory. The module is
  * imported once per engine; the factory opens a store each time one is needed (a writable one, a read-only one).
  */
 import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { locate } from '../pipeline/plugin.js';
+import { PgStore } from './postgres/index.js';
 import { SqliteStore } from './sqlite/index.js';
 import type { Store, StoreFactory } from './store.js';
 
@@ -16,6 +18,7 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
   const sqlite = (readOnly: boolean): Store => new SqliteStore(config.stateDir, { readOnly });
   const spec = config.store;
   if (spec === undefined || spec === 'sqlite') return (o) => sqlite(o?.readOnly === true);
+  if ('postgres' in spec) return postgresOpener(spec.postgres);
   let factory: unknown;
   try {
     const mod = (await import(locate(spec.module, config.configDir))) as Record<string, unknown>;
@@ -39,4 +42,34 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
     }
     return store;
   };
+}
+
+/**
+ * The PostgreSQL store: connected and migrated once here, so an unreachable database is STATE_UNAVAILABLE before the
+ * engine plans or orders anything; each store opened after is a pool of its own on the same database.
+ */
+async function postgresOpener(spec: string): Promise<OpenStore> {
+  const url = spec === '$AUTOSSL_STORE_POSTGRES' ? process.env.AUTOSSL_STORE_POSTGRES?.trim() : spec;
+  if (!url) throw new AutoSslError('CONFIG_INVALID', 'store: "postgres" reads its connection string from AUTOSSL_STORE_POSTGRES, which is not set.', { hint: 'Set AUTOSSL_STORE_POSTGRES=postgresql://user@host/database in the environment of every autossl process (the service, cron, certbot\'s hooks), or write the connection string into the config: "store": { "postgres": "..." }.' });
+  if (!isPostgresUrl(url)) {
+    // not quoted back: a connection string carries a password
+    throw new AutoSslError('CONFIG_INVALID', `store: the PostgreSQL connection string${spec === '$AUTOSSL_STORE_POSTGRES' ? ' in AUTOSSL_STORE_POSTGRES' : ''} is not a postgresql:// URL.`, { hint: 'Write it as postgresql://user[:password]@host[:port]/database[?sslmode=verify-full] (percent-encode special characters of the password, or leave the password to PGPASSWORD or ~/.pgpass).' });
+  }
+  const probe = new PgStore(url);
+  try {
+    await probe.open();
+  } finally {
+    await probe.close();
+  }
+  return () => new PgStore(url);
+}
+
+function isPostgresUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    // no host: a unix socket directory in ?host=
+    return (u.protocol === 'postgresql:' || u.protocol === 'postgres:') && (u.hostname !== '' || u.searchParams.has('host'));
+  } catch {
+    return false;
+  }
 }

@@ -313,6 +313,29 @@ export interface AriWindowStore {
   delete(lineage: string): Promise<void>;
 }
 
+/**
+ * Consecutive failed authorizations of one name with one ACME account (src/renewal/backoff.ts): past a threshold no
+ * order is placed before `until`, so the CA never pauses the name. A success removes the record.
+ */
+export interface BackoffRecord {
+  /** Consecutive failed authorizations (autossl's orders and certbot's renewals), since the last success. */
+  failures: number;
+  lastError: string;
+  lastAt: number;
+  /** No order for the name before this (ms epoch); null below the threshold. */
+  until: number | null;
+  /** The CA paused the account for the name: the page that lifts it (Let's Encrypt's self-service portal). */
+  unpauseUrl: string | null;
+}
+
+export interface BackoffStore {
+  /** `account`: the CA's directory URL (one certbot account per CA), or "letsencrypt". */
+  get(account: string, name: string): Promise<BackoffRecord | null>;
+  list(): Promise<Array<BackoffRecord & { account: string; name: string }>>;
+  set(account: string, name: string, record: BackoffRecord): Promise<void>;
+  clear(account: string, name: string): Promise<void>;
+}
+
 export interface Store {
   /** "sqlite", or the name a custom store gives itself. */
   readonly kind: string;
@@ -331,6 +354,7 @@ export interface Store {
   readonly renewRuns: RenewRunStore;
   readonly dnsProgress: DnsProgressStore;
   readonly ariWindows: AriWindowStore;
+  readonly backoff: BackoffStore;
   /** Locks per name, per block, per job: a store shared by several nodes brings locks they share. */
   readonly locker: Locker;
   /** The fleet's records (issue 24); absent in a store that has none (a fleet needs them). */

@@ -119,7 +119,8 @@ describe('the journal of a killed run', () => {
 
 describe('a vhost reached through a symlink (Debian: sites-enabled/x -> ../sites-available/x)', () => {
   it('write, revert and recovery go through the link to its file; the link stays a link', async () => {
-    const { EditTransaction, recoverJournals } = await import('../../src/nginx/transaction.js');
+    const { EditTransaction } = await import('../../src/nginx/transaction.js');
+    const { recoverJournals } = await import('../../src/nginx/journal-recovery.js');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-link-'));
     for (const d of ['sites-available', 'sites-enabled', 'journal']) fs.mkdirSync(path.join(dir, d));
     const target = path.join(dir, 'sites-available', 'x');

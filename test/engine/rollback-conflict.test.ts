@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
-import { pendingRecovery } from '../../src/nginx/transaction.js';
+import { pendingRecovery } from '../../src/nginx/journal-recovery.js';
 import type { Hooks } from '../../src/pipeline/hooks.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeSignedCertificate } from '../helpers/certs.js';

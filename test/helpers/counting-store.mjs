@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 
-const TABLES = ['jobs', 'attempts', 'certificates', 'sites', 'outbox', 'undo', 'replay', 'rateLimits', 'renewRuns', 'dnsProgress', 'ariWindows'];
+const TABLES = ['jobs', 'attempts', 'certificates', 'sites', 'outbox', 'undo', 'replay', 'rateLimits', 'renewRuns', 'dnsProgress', 'ariWindows', 'backoff'];
 
 /** @type {import('../../src/store/store.js').StoreFactory} */
 export default function countingStore({ options, sqlite }) {

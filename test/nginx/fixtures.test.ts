@@ -10,7 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseConfig, printConfig } from '../../src/nginx/parse.js';
+import { parseConfig } from '../../src/nginx/parse.js';
+import { printConfig } from '../../src/nginx/fingerprint.js';
 import { expectedFileFor, FIXTURES, loadFixture, runIssueEdits } from '../helpers/nginx-fixture.js';
 import { usesHttp2Directive } from '../../src/nginx/edit.js';
 import { linesOutsideTargets } from '../helpers/confined.js';

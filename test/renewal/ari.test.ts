@@ -12,8 +12,14 @@ import * as x509 from '@peculiar/x509';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AutoSslConfig } from '../../src/config/schema.js';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
-import { ARI_MAX_POLL_MS, ARI_MIN_POLL_MS, parseRenewalInfo, pickRenewAt, pollDelayMs, refreshAriWindows, renewsNow, retryAfterMs, windowState } from '../../src/renewal/ari.js';
+import { certbotLineage } from '../../src/issuer/certbot.js';
+import { readLineage } from '../../src/certbot/lineage.js';
+import { ARI_MAX_POLL_MS, ARI_MIN_POLL_MS, parseRenewalInfo, pickRenewAt, pollDelayMs, printable, refreshAriWindows, renewsNow, retryAfterMs, windowState } from '../../src/renewal/ari.js';
 import { scanLineages } from '../../src/renewal/scan.js';
+import { applyAriToRows, ariPass, ariStatus } from '../../src/renewal/ari-pass.js';
+import { parseCertbotVersion } from '../../src/issuer/certbot-version.js';
+import type { EngineCore } from '../../src/engine.js';
+import type { StatusRow } from '../../src/renewal/status.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { writeLineage } from '../helpers/certs.js';
 
@@ -42,6 +48,10 @@ describe('the suggested window', () => {
     expect(() => parseRenewalInfo('{"suggestedWindow":{"start":"x","end":"y"}}')).toThrow(/RFC 3339/);
     expect(() => parseRenewalInfo('<html>')).toThrow(/not JSON/);
     expect(parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-01T00:00:00Z","end":"2026-12-02T00:00:00Z"},"explanationURL":"javascript:alert(1)"}').explanationUrl).toBeNull();
+    // status prints what the CA says: no terminal escapes, no bidi overrides, no line breaks
+    expect(parseRenewalInfo(JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/\u202egnp.exe' })).explanationUrl).toBeNull();
+    expect(parseRenewalInfo(JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/x\n\u001b[2J' })).explanationUrl).toBeNull();
+    expect(printable('HTTP 500: \u001b[31mred\u2066x')).toBe('HTTP 500: ?[31mred?x');
   });
 
   it('picks a moment inside the window', () => {
@@ -94,6 +104,11 @@ describe('the window per lineage, from the CA', () => {
   let dir = '';
   let config: AutoSslConfig;
   let store: SqliteStore;
+  // the certbot issuer's Lineage value (what core.services.issuer.find answers)
+  const find = async (id: string) => {
+    const files = readLineage(config.certbot.configDir, id);
+    return files ? certbotLineage(files) : null;
+  };
 
   beforeAll(async () => {
     server = http.createServer((req, res) => {
@@ -129,32 +144,32 @@ describe('the window per lineage, from the CA', () => {
     const certs = await scanLineages(config.certbot.configDir, store);
     const id = readLineageFiles({ id: 'a', certPath: path.join(config.certbot.configDir, 'live', 'a.ari.test', 'cert.pem'), chainPath: '', fullchainPath: '', keyPath: '' }).ariCertId!;
     const t0 = Date.now();
-    const first = await refreshAriWindows(config, store, certs, t0, () => 0.5);
+    const first = await refreshAriWindows(config, store, certs, find, t0, () => 0.5);
     expect(asked).toEqual([id]); // the certificate without AKI has no ARI id: never asked
     expect(first.get('a.ari.test')).toMatchObject({ certId: id, start: Date.parse(window.start), end: Date.parse(window.end), renewAt: Date.parse('2027-01-21T00:00:00Z'), nextFetchAt: t0 + 6 * HOUR, error: null });
     expect(first.has('no-aki.ari.test')).toBe(false);
     expect(await store.ariWindows.get('a.ari.test')).toEqual(first.get('a.ari.test'));
 
     // Retry-After: 60 s is raised to 6 hours: passes before that ask nothing
-    await refreshAriWindows(config, store, certs, t0 + HOUR);
-    await refreshAriWindows(config, store, certs, t0 + 6 * HOUR - 1);
+    await refreshAriWindows(config, store, certs, find, t0 + HOUR);
+    await refreshAriWindows(config, store, certs, find, t0 + 6 * HOUR - 1);
     expect(asked).toHaveLength(1);
     // the CA's own longer interval (10 h) is kept; the same window keeps its picked moment
     retryAfter = '36000';
-    const second = await refreshAriWindows(config, store, certs, t0 + 6 * HOUR, () => 0.9);
+    const second = await refreshAriWindows(config, store, certs, find, t0 + 6 * HOUR, () => 0.9);
     expect(asked).toHaveLength(2);
     expect(second.get('a.ari.test')).toMatchObject({ nextFetchAt: t0 + 16 * HOUR, renewAt: Date.parse('2027-01-21T00:00:00Z') });
-    await refreshAriWindows(config, store, certs, t0 + 16 * HOUR - 1);
+    await refreshAriWindows(config, store, certs, find, t0 + 16 * HOUR - 1);
     expect(asked).toHaveLength(2);
     // a Retry-After of 5 days is lowered to a day; a moved window gets a new moment
     retryAfter = String(5 * 86_400);
     window = { start: '2026-11-01T00:00:00Z', end: '2026-11-01T01:00:00Z' };
-    const third = await refreshAriWindows(config, store, certs, t0 + 16 * HOUR, () => 0);
+    const third = await refreshAriWindows(config, store, certs, find, t0 + 16 * HOUR, () => 0);
     expect(asked).toHaveLength(3);
     expect(third.get('a.ari.test')).toMatchObject({ start: Date.parse('2026-11-01T00:00:00Z'), renewAt: Date.parse('2026-11-01T00:00:00Z'), nextFetchAt: t0 + 40 * HOUR });
     // no Retry-After at all: 6 hours
     retryAfter = undefined;
-    await refreshAriWindows(config, store, certs, t0 + 40 * HOUR);
+    await refreshAriWindows(config, store, certs, find, t0 + 40 * HOUR);
     expect((await store.ariWindows.get('a.ari.test'))!.nextFetchAt).toBe(t0 + 46 * HOUR);
     expect(asked).toHaveLength(4);
 
@@ -162,16 +177,47 @@ describe('the window per lineage, from the CA', () => {
     const cert = fs.realpathSync(path.join(config.certbot.configDir, 'live', 'a.ari.test', 'cert.pem'));
     fs.writeFileSync(cert, await certWithAki('a.ari.test', new Date(), new Date(Date.now() + 90 * DAY)));
     const renewed = await scanLineages(config.certbot.configDir, store);
-    await refreshAriWindows(config, store, renewed, t0 + 41 * HOUR);
+    await refreshAriWindows(config, store, renewed, find, t0 + 41 * HOUR);
     expect(asked).toHaveLength(5);
     expect(asked[4]).not.toBe(id);
+  });
+
+  it('a past window: renewed by autossl with certbot < 4.1, left to certbot >= 4.1 (status warns once it is over with the certificate in place)', async () => {
+    const certs = await scanLineages(config.certbot.configDir, store);
+    await store.ariWindows.delete('a.ari.test');
+    window = { start: new Date(Date.now() - 2 * HOUR).toISOString(), end: new Date(Date.now() - 90 * 60_000).toISOString() };
+    const fakeCertbot = (version: string) => {
+      const bin = path.join(dir, `certbot-${version}`);
+      fs.writeFileSync(bin, `#!/bin/sh\necho "certbot ${version}"\n`, { mode: 0o755 });
+      return { services: { issuer: { find } }, config: { ...config, issuer: 'certbot', stateDir: dir, certbot: { ...config.certbot, binary: bin, workDir: dir, logsDir: dir, keyType: 'ecdsa', extraArgs: [], timeoutMs: 10_000 } } } as unknown as EngineCore;
+    };
+    expect(parseCertbotVersion('certbot 2.1.0')).toMatchObject({ major: 2, minor: 1 });
+    const old = await ariPass(fakeCertbot('2.1.0'), store, certs);
+    expect(old).toMatchObject({ certbotDoesAri: false, renewNow: ['a.ari.test'] });
+    const own = await ariPass(fakeCertbot('4.1.0'), store, certs);
+    expect(own).toMatchObject({ certbotDoesAri: true, renewNow: [] });
+    expect((await ariPass(fakeCertbot('5.0.0'), store, certs)).renewNow).toEqual([]);
+
+    // status: an ok certificate whose window is over is due, with a warning naming the window's end
+    const w = (await store.ariWindows.get('a.ari.test'))!;
+    const row = { lineage: 'a.ari.test', serial: w.serial, state: 'ok' } as unknown as StatusRow;
+    applyAriToRows([row], [{ lineage: 'a.ari.test', ...w }], Date.now());
+    expect(row.state).toBe('due');
+    expect(row.ari).toMatchObject({ state: 'past', warning: expect.stringContaining('was not renewed') });
+    // a renewed certificate (another serial) is not judged by the old one's window
+    const renewedRow = { lineage: 'a.ari.test', serial: 'ABCDEF', state: 'ok' } as unknown as StatusRow;
+    applyAriToRows([renewedRow], [{ lineage: 'a.ari.test', ...w }], Date.now());
+    expect(renewedRow).toMatchObject({ state: 'ok' });
+    expect(renewedRow.ari).toBeUndefined();
+    // an open window that has not ended: due, no warning
+    expect(ariStatus({ ...w, end: Date.now() + HOUR }, w.serial, Date.now())).toMatchObject({ state: 'open', warning: null });
   });
 
   it('a CA without renewalInfo, or an answer that is not a window, is kept as an error (asked again later), never a window', async () => {
     const certs = await scanLineages(config.certbot.configDir, store);
     await store.ariWindows.delete('a.ari.test');
     window = { start: '2027-01-22T00:00:00Z', end: '2027-01-20T00:00:00Z' };
-    const bad = (await refreshAriWindows(config, store, certs, Date.now())).get('a.ari.test')!;
+    const bad = (await refreshAriWindows(config, store, certs, find, Date.now())).get('a.ari.test')!;
     expect(bad).toMatchObject({ start: null, end: null, renewAt: null, error: expect.stringMatching(/ends before/) });
     expect(renewsNow(bad, Date.now(), Date.now() + 12 * HOUR)).toBe(false);
   });

@@ -12,10 +12,12 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { NginxTree } from '../../src/nginx/tree.js';
-import { staplingWithoutOcsp, hasOcspUrl } from '../../src/renewal/stapling.js';
+import { staplingWithoutOcsp, hasOcspUrl } from '../../src/nginx/stapling.js';
+import { parseJson } from '../helpers/json.js';
 import { FIXTURES, loadFixture, makeTree, runIssueEdits } from '../helpers/nginx-fixture.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 
 function pem(label: string, der: ArrayBuffer): string {
@@ -83,6 +85,15 @@ describe('ssl_stapling on for a certificate without an OCSP URL', () => {
     expect(run.exitCode, run.stderr).toBe(0);
     const warned = [...run.stderr.matchAll(/"ssl_stapling" ignored, no OCSP responder URL in the certificate "([^"]+)"/g)].map((m) => m[1]).sort();
     expect(warned).toEqual([inherits.fullchain, own.fullchain].sort());
+
+    // autossl status: in --json (warnings) and in its text, with the block's file and line
+    const configFile = path.join(t.dir, 'autossl.config.json');
+    fs.writeFileSync(configFile, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
+    const json = await execa('node', [CLI, 'status', '--json', '--config', configFile], { reject: false });
+    const warnings = (parseJson(json.stdout) as { warnings: Array<{ code: string; certificate: string; file: string; line: number }> }).warnings;
+    expect(warnings.map((w) => [w.code, w.certificate]).sort()).toEqual([['STAPLING_WITHOUT_OCSP', inherits.fullchain], ['STAPLING_WITHOUT_OCSP', own.fullchain]].sort());
+    const text = await execa('node', [CLI, 'status', '--config', configFile], { reject: false });
+    expect(text.stdout).toContain(`warning STAPLING_WITHOUT_OCSP: ${path.join(t.dir, 'sites', 'own.conf')}:1 (own.stapling.test)`);
   });
 
   const fixtures = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'site.conf'))).sort();

@@ -23,8 +23,9 @@ describe('config', () => {
     [{ preflight: { resolvers: ['8.8.8.8;x'] } }, 'preflight.resolvers[0]', 'an IP address'],
     [{ renewal: { windowFraction: 2 } }, 'renewal.windowFraction', 'a number between 0 and 1'],
     [{ cerbot: {} }, 'cerbot', 'one of the known keys'],
-    [{ store: 5 }, 'store', '"sqlite", a store module\'s path or package name'],
-    [{ store: '' }, 'store', '"sqlite", a store module\'s path or package name'],
+    [{ store: 5 }, 'store', '"sqlite", "postgres", a store module\'s path or package name'],
+    [{ store: '' }, 'store', '"sqlite", "postgres", a store module\'s path or package name'],
+    [{ store: { postgres: 'postgresql://db/a', pool: 3 } }, 'store.pool', 'one of the known keys (postgres)'],
     [{ store: { module: './s.mjs', pool: 3 } }, 'store.pool', 'one of the known keys'],
     [{ store: { options: {} } }, 'store.module', 'a store module\'s path or package name'],
   ])('refuses %j naming the key and what was expected', (raw, key, expected) => {
@@ -67,6 +68,12 @@ describe('config', () => {
     expect(validateConfig({ store: 'sqlite' }, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
     expect(validateConfig({ store: './s.mjs' }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: '/srv/x/s.mjs', options: {} });
     expect(validateConfig({ store: { module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } });
+  });
+
+  it('store: PostgreSQL by its connection string, or "postgres" reading it from AUTOSSL_STORE_POSTGRES when it opens', () => {
+    expect(validateConfig({ store: { postgres: 'postgresql://autossl@db/autossl' } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ postgres: 'postgresql://autossl@db/autossl' });
+    expect(validateConfig({ store: 'postgres' }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ postgres: '$AUTOSSL_STORE_POSTGRES' });
+    expect(() => validateConfig({ store: { postgres: '' } }, '/srv/x/autossl.config.json', '/srv/x')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
   it('resolves paths against the config file and fills defaults', () => {

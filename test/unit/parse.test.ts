@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { argValues, parseConfig, printConfig, walkDirectives } from '../../src/nginx/parse.js';
+import { argValues, parseConfig, walkDirectives } from '../../src/nginx/parse.js';
+import { printConfig } from '../../src/nginx/fingerprint.js';
 
 const names = (src: string) => [...walkDirectives(parseConfig(src).children)].map((d) => d.name);
 

@@ -14,6 +14,7 @@ import { openDatabase } from './open.js';
 import { SqliteOutbox, SqliteUndo } from './queues.js';
 import { SqliteAriWindows, SqliteDnsProgress, SqliteRateLimits, SqliteRenewRuns, SqliteReplays, SqliteSites } from './records.js';
 import { Sql } from './sql.js';
+import { SqliteBackoff } from './backoff.js';
 
 export { stateBusyTimeoutMs } from './open.js';
 
@@ -33,6 +34,7 @@ export class SqliteStore implements Store {
   readonly renewRuns: SqliteRenewRuns;
   readonly dnsProgress: SqliteDnsProgress;
   readonly ariWindows: SqliteAriWindows;
+  readonly backoff: SqliteBackoff;
   readonly locker: FileLocker;
   readonly fleet: SqliteFleet;
 
@@ -57,6 +59,7 @@ export class SqliteStore implements Store {
     this.renewRuns = new SqliteRenewRuns(sql);
     this.dnsProgress = new SqliteDnsProgress(sql);
     this.ariWindows = new SqliteAriWindows(sql);
+    this.backoff = new SqliteBackoff(sql);
     this.locker = new FileLocker(path.join(location, 'locks'));
     this.fleet = new SqliteFleet(sql);
   }

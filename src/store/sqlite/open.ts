@@ -196,7 +196,18 @@ export const MIGRATIONS: string[] = [
      next_fetch_at INTEGER NOT NULL,
      error TEXT
    );`,
-  // 7: a fleet of nodes sharing this store (issue 24): heartbeats, challenge tokens and acks, lineages, what each serves
+  // 7: consecutive failed authorizations per name and ACME account (the back-off before a CA's pause)
+  `CREATE TABLE backoff (
+     account TEXT NOT NULL,         -- the CA's directory URL, or "letsencrypt"
+     name TEXT NOT NULL,
+     failures INTEGER NOT NULL,
+     last_error TEXT NOT NULL,
+     last_at INTEGER NOT NULL,
+     until_at INTEGER,              -- no order before this
+     unpause_url TEXT,              -- the CA paused the name: where the admin lifts it
+     PRIMARY KEY (account, name)
+   );`,
+  // 8: a fleet of nodes sharing this store (issue 24): heartbeats, challenge tokens and acks, lineages, what each serves
   `CREATE TABLE fleet_nodes (
      node TEXT PRIMARY KEY,
      seen_at INTEGER NOT NULL

@@ -10,9 +10,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { argValues, childDirectives, lineColumn, type Directive } from '../nginx/parse.js';
-import { expandInclude, type NginxTree } from '../nginx/tree.js';
-import { serverView } from '../nginx/view.js';
+import { argValues, childDirectives, lineColumn, type Directive } from './parse.js';
+import { expandInclude, type NginxTree } from './tree.js';
+import { serverView } from './view.js';
+import { memoByStat } from '../fsutil.js';
 
 export interface StaplingWarning {
   code: 'STAPLING_WITHOUT_OCSP';
@@ -29,32 +30,12 @@ export interface StaplingWarning {
 /** id-ad-ocsp (1.3.6.1.5.5.7.48.1) as DER: only an Authority Information Access OCSP entry carries it. */
 const ID_AD_OCSP = Buffer.from([0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01]);
 
-const cache = new Map<string, { key: string; ocsp: boolean | null }>();
-
 /** Whether the first certificate in a PEM file names an OCSP responder; null when it cannot be read. */
-export function hasOcspUrl(file: string): boolean | null {
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(file);
-  } catch {
-    return null;
-  }
-  const key = `${st.ino}:${st.size}:${st.mtimeMs}`;
-  const known = cache.get(file);
-  if (known?.key === key) return known.ocsp;
-  let ocsp: boolean | null = null;
-  try {
-    if (st.size <= 1024 * 1024) {
-      const b64 = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(fs.readFileSync(file, 'latin1'))?.[1];
-      ocsp = b64 ? Buffer.from(b64.replace(/\s+/g, ''), 'base64').includes(ID_AD_OCSP) : null;
-    }
-  } catch {
-    ocsp = null;
-  }
-  if (cache.size > 50_000) cache.clear();
-  cache.set(file, { key, ocsp });
-  return ocsp;
-}
+export const hasOcspUrl = memoByStat<boolean>((file, st) => {
+  if (st.size > 1024 * 1024) return null;
+  const b64 = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(fs.readFileSync(file, 'latin1'))?.[1];
+  return b64 ? Buffer.from(b64.replace(/\s+/g, ''), 'base64').includes(ID_AD_OCSP) : null;
+});
 
 function where(file: string, source: string, d: Directive): string {
   return `${file}:${lineColumn(source, d.start).line}`;
