@@ -3,6 +3,7 @@
  * as the SQLite one in a database several nodes share, and a Locker on advisory locks (src/store/postgres/locker.ts)
  * so that locks hold across the fleet. Opening connects nothing; the first call connects and migrates (open()).
  */
+import { PgFleet } from './fleet.js';
 import type { Store } from '../store.js';
 import { PgAttempts, PgCertificates } from './certificates.js';
 import { Db } from './db.js';
@@ -35,6 +36,7 @@ export class PgStore implements Store {
   readonly renewRuns: PgRenewRuns;
   readonly dnsProgress: PgDnsProgress;
   readonly ariWindows: PgAriWindows;
+  readonly fleet: PgFleet;
   readonly backoff: PgBackoff;
   readonly locker: PgLocker;
   /** This process's presence in the fleet (its owner stamps are alive for the other nodes while it is held). */
@@ -45,6 +47,7 @@ export class PgStore implements Store {
     this.location = this.db.location;
     this.presence = new Presence(this.db);
     this.jobs = new PgJobs(this.db, this.presence);
+    this.fleet = new PgFleet(this.db);
     this.attempts = new PgAttempts(this.db);
     this.certificates = new PgCertificates(this.db);
     this.sites = new PgSites(this.db);
