@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Store } from '../../src/store/store.js';
+import { PgStore } from '../../src/store/postgres/index.js';
+import { startPostgres, type PgCluster } from '../helpers/postgres.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { openKey, sealKey } from '../../src/fleet/keys.js';
 import { fleetStatus } from '../../src/fleet/status.js';
@@ -10,11 +13,31 @@ import { AutoSslError } from '../../src/errors.js';
 const settings = { node: 'n1', liveMs: 15_000, ackTimeoutMs: 1000, pollMs: 50 };
 const row = (serial: string, notAfter: number, at = 1) => ({ id: 'a.test', names: ['a.test'], serial, notAfter, cert: 'C', chain: 'CH', fullchain: 'FC', key: 'K', node: 'n1', at });
 
-describe('fleet records (SQLite)', () => {
-  it('keeps tokens with their acks, the newer of two lineages, and each node\'s served serial; status says mismatch', async () => {
+let cluster: PgCluster;
+beforeAll(async () => {
+  cluster = await startPostgres();
+}, 120_000);
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+/** Two handles on one store (two nodes, or two processes of one machine), and how to let it go. */
+const STORES: Array<[string, () => Promise<{ store: Store; other: Store; done(): void }>]> = [
+  ['SQLite', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-'));
-    const store = new SqliteStore(dir);
-    const other = new SqliteStore(dir); // another process of the same machine
+    return { store: new SqliteStore(dir), other: new SqliteStore(dir), done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  }],
+  ['PostgreSQL', async () => {
+    const url = await cluster.createDatabase(`fleet_${process.pid}`);
+    return { store: new PgStore(url), other: new PgStore(url), done: () => undefined };
+  }],
+];
+
+describe.each(STORES)('fleet records (%s)', (_kind, open) => {
+  it('keeps tokens with their acks, the newer of two lineages, and each node\'s served serial; status says mismatch', async () => {
+    const { store: s0, other: o0, done } = await open();
+    const store = s0 as Store & { fleet: NonNullable<Store['fleet']> };
+    const other = o0 as Store & { fleet: NonNullable<Store['fleet']> };
     try {
       await store.fleet.publishChallenge({ token: 'tok', content: 'tok.abc', node: 'n1', at: 1 });
       await other.fleet.ack('tok', 'n2');
@@ -42,9 +65,12 @@ describe('fleet records (SQLite)', () => {
     } finally {
       await store.close();
       await other.close();
-      fs.rmSync(dir, { recursive: true, force: true });
+      done();
     }
-  });
+  }, 60_000);
+});
+
+describe('private keys at rest', () => {
 
   it('encrypts private keys with the key file, and refuses another key file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-key-'));
