@@ -12,7 +12,7 @@
 # (better-sqlite3 is compiled there), then `npm run demo` and the tests run. Without TEST_FILE the whole suite runs.
 # Exit status: non-zero when the root cannot be built (no archive is a failure, not a skip), the demo or a test fails.
 set -euo pipefail
-
+ARGS=("$@")
 SUITE="${1:-}"
 case "$SUITE" in
   trixie | sid | bookworm) ;;
@@ -26,14 +26,26 @@ if [ "${1:-}" = "--exec" ]; then EXEC=1; shift; fi
 
 cd "$(dirname "$0")/.."
 CHECKOUT="$(pwd)"
+# shellcheck source=scripts/ci-lib.sh
+. scripts/ci-lib.sh
 ROOTS="${AUTOSSL_CI_ROOTS:-/var/cache/autossl-ci/roots}"
 MIRROR="${AUTOSSL_CI_MIRROR:-http://deb.debian.org/debian}"
 ROOT="$ROOTS/$SUITE"
+
+# One run per root at a time: ci-matrix.sh starts `--build-only` early and the run itself later (it waits here for
+# the build instead of building the same root twice), and two CI runs on one machine share the cache. flock -o: the
+# processes the suite starts do not inherit the lock.
+if [ -z "${AUTOSSL_CI_ROOT_LOCKED:-}" ]; then
+  mkdir -p "$ROOTS"
+  AUTOSSL_CI_ROOT_LOCKED=1 exec flock -o "$ROOTS/.$SUITE.lock" "$CHECKOUT/scripts/ci-root.sh" "${ARGS[@]}"
+fi
 
 # What the product and its tests use (as .ci/run installs on the machine), plus Node, npm and a compiler for
 # better-sqlite3 (libnode-dev: the headers npm's nodedir=/usr points at).
 PACKAGES="nginx certbot python3-certbot-nginx pebble libnginx-mod-http-lua openssl curl procps util-linux bsdutils"
 PACKAGES="$PACKAGES iproute2 patch ca-certificates nodejs npm libnode-dev python3 make g++ git"
+# postgresql: the PostgreSQL store's tests start private clusters (initdb, as the postgres user the package makes)
+PACKAGES="$PACKAGES postgresql"
 STAMP="$(echo "$SUITE $PACKAGES" | sha256sum | cut -c1-16)"
 
 log() { echo "[ci-root $SUITE] $*" >&2; }
@@ -46,6 +58,13 @@ build_root() {
   # a build that stopped after debootstrap goes on from there
   tmp="$ROOTS/.$SUITE.building"
   mkdir -p "$ROOTS"
+  if [ ! -f "$tmp/.debootstrap-done" ] && [ -f "$ROOT/.autossl-root" ]; then
+    # a root built for another package list: the packages are added to it (apt-get install below), no new debootstrap
+    log "the package list changed: adding the packages to the root"
+    rm -rf "$tmp"
+    mv "$ROOT" "$tmp"
+    touch "$tmp/.debootstrap-done"
+  fi
   if [ ! -f "$tmp/.debootstrap-done" ]; then
     rm -rf "$tmp"
     log "building root from $MIRROR (debootstrap, then apt-get install)"
@@ -103,7 +122,7 @@ in_root() {
     if [ -d /root/.npm/_cacache ]; then mkdir -p "$dir/root/.npm/_cacache"; mount --bind /root/.npm/_cacache "$dir/root/.npm/_cacache"; fi
     if [ "$net" = private ]; then ip link set lo up; fi
     exec chroot "$dir" /usr/bin/env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-      LANG=C.UTF-8 CI="${CI:-}" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt "$@"
+      LANG=C.UTF-8 CI="${CI:-}" NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt AUTOSSL_PEBBLE="${AUTOSSL_ROOT_PEBBLE:-}" "$@"
   ' sh "$dir" "$net" "$@"
 }
 
@@ -144,6 +163,15 @@ root_abi="$(in_root "$ROOT" host node -p process.versions.modules)"
 addon_cache="$ROOT/var/cache/autossl-ci/better_sqlite3.$lock.abi$root_abi.node"
 build_addon
 if [ "$BUILD_ONLY" = 1 ]; then exit 0; fi
+# The test CA: every rig runs Debian sid's pebble 2.10 (ARI, profiles; Debian 13's 2.6 has neither), on every
+# platform as on the machine. The suite's global setup fetches it (scripts/pebble-sid.sh) unless AUTOSSL_PEBBLE names
+# one, which a root without network cannot: the machine's copy (AUTOSSL_PEBBLE, or fetched here) goes in.
+if [ -f "$CHECKOUT/scripts/pebble-sid.sh" ]; then
+  pebble="${AUTOSSL_PEBBLE:-$(bash "$CHECKOUT/scripts/pebble-sid.sh")}" || { log "FAILED: no pebble for the test rig"; exit 1; }
+  mkdir -p "$ROOT/opt/autossl-pebble"
+  cp "$pebble" "$(dirname "$pebble")/pebble-challtestsrv" "$ROOT/opt/autossl-pebble/"
+  export AUTOSSL_ROOT_PEBBLE=/opt/autossl-pebble/pebble
+fi
 if [ "$EXEC" = 1 ]; then
   # shellcheck disable=SC2016
   exec_cmd='cd /work/autossl && "$@"'
@@ -168,7 +196,9 @@ started=$(date +%s)
 # node_modules (a run by hand before npm ci), npm ci runs in the root.
 addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
 if [ -f "$CHECKOUT/node_modules/.package-lock.json" ] && [ -z "${AUTOSSL_CI_FRESH_NPM:-}" ]; then
-  cp -a "$CHECKOUT/node_modules" "$ROOT/work/autossl/node_modules"
+  # tar, not cp -a: the machine's suite may run meanwhile and write its caches there (eslint's, vite's)
+  mkdir -p "$ROOT/work/autossl/node_modules"
+  tar -C "$CHECKOUT/node_modules" --exclude=./.cache --exclude=./.vite --exclude=./.vitest -cf - . | tar -C "$ROOT/work/autossl/node_modules" -xf -
   if [ "$host_abi" = "$root_abi" ]; then
     log "node_modules copied from the machine (Node ABI $root_abi, as the machine's)"
   else
@@ -185,7 +215,7 @@ in_root "$ROOT" host sh -c 'cd /work/autossl && node -e "new (require(\"better-s
   exit 1
 }
 
-versions="$(in_root "$ROOT" host sh -c 'echo "certbot $(certbot --version 2>&1 | cut -d" " -f2), nginx $(nginx -v 2>&1 | cut -d/ -f2), Node $(node -v | tr -d v)"')"
+versions="$(in_root "$ROOT" host sh -c "$VERSIONS_CMD")"
 log "$SUITE: $versions"
 
 corpus_env=""
@@ -207,7 +237,7 @@ run_vitest() {
   local net="$1"
   shift
   # shellcheck disable=SC2086
-  in_root "$ROOT" "$net" sh -c "cd /work/autossl && env $corpus_env npx vitest run \"\$@\"; rc=\$?; echo \"autossl-* left in /tmp: \$(ls -d /tmp/autossl-* 2>/dev/null | wc -l)\"; exit \$rc" sh "$@" 2>&1 | tee -a "$out" >&2
+  in_root "$ROOT" "$net" sh -c "cd /work/autossl && $VITEST_THEN_COUNT" sh env $corpus_env npx vitest run "$@" 2>&1 | tee -a "$out" >&2
   return "${PIPESTATUS[0]}"
 }
 : >"$out"
@@ -220,13 +250,9 @@ else
   run_vitest host test/package || vitest_rc=$?
 fi
 set -e
-count() { sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E "^ +$1 +" | grep -oE "[0-9]+ $2" | grep -oE '[0-9]+' | awk '{ s += $1 } END { print s + 0 }'; }
-passed="$(count Tests passed)"
-failed="$(count Tests failed)"
-files="$(count 'Test Files' failed) failed, $(count 'Test Files' passed) passed"
-left="$(grep -oE 'autossl-\* left in /tmp: [0-9]+' "$out" | grep -oE '[0-9]+$' | awk '{ s += $1; n++ } END { print n ? s : "?" }')"
+vitest_summary "$out"
 [ "$vitest_rc" = 0 ] || status=1
-[ "$left" = 0 ] || status=1
+[ "$LEFT_IN_TMP" = 0 ] || status=1
 log "tests took $(($(date +%s) - started)) s"
-echo "$SUITE ($versions): $demo; ${passed:-0} passed, ${failed:-0} failed (test files: $files); autossl-* left in /tmp: $left; vitest exit $vitest_rc"
+echo "$SUITE ($versions): $demo; $SUMMARY; vitest exit $vitest_rc"
 exit $status

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { errorKind, toAutoSslError } from './errors.js';
 import { CHECKS } from './stages/preflight.js';
-import { engineFor, setCommand } from './cli/config.js';
+import { engineFor, setCommand, type Values } from './cli/config.js';
 import { err, out, printError } from './cli/output.js';
 import { cmdCheck, cmdIssue } from './cli/issue.js';
 import { cmdDeployHook, cmdHook, cmdRenew, cmdStatus } from './cli/renewal.js';
@@ -47,6 +47,44 @@ Options:
   --json               machine-readable output (issue: one JSON event per line, then the summary)
   --verbose, -v        issue: every stage of every domain, not a progress line
 `;
+
+/** What runs each command (a name that is not a key here is an unknown command). */
+const COMMANDS: Record<string, (rest: string[], values: Values) => Promise<number>> = {
+  issue: cmdIssue,
+  check: cmdCheck,
+  status: (_, values) => cmdStatus(values),
+  renew: (_, values) => cmdRenew(values),
+  'deploy-hook': (_, values) => cmdDeployHook(values),
+  'renew-hook': (rest, values) => cmdHook('renew-hook', rest, values),
+  'dns-hook': (rest, values) => cmdHook('dns-hook', rest, values),
+  fleet: async (rest, values) => (await import('./cli/fleet.js')).cmdFleet(rest, values),
+  'install-hooks': async (_, values) => {
+    const engine = await engineFor(values);
+    const hooks = await engine.installHooks();
+    await engine.close();
+    out(`installed ${hooks.join(', ')}: every certbot renewal (certbot.timer, autossl renew, certbot by hand) now runs autossl's hooks`);
+    return 0;
+  },
+  vhost: cmdVhostShow,
+  jobs: cmdJobs,
+  recover: (_, values) => cmdRecover(values),
+  init: cmdInit,
+  setup: async (_, values) => {
+    const { runSetup } = await import('./setup/setup.js');
+    const engine = await engineFor(values);
+    const result = await runSetup(engine, { agent: values.agent === true, dryRun: values['dry-run'] === true, systemdDir: values['systemd-dir'] as string | undefined }).finally(() => engine.close());
+    if (values.json === true) out(JSON.stringify(result, null, 2));
+    else {
+      for (const d of result.done) out(`${values['dry-run'] === true ? 'plan' : 'done'}  ${d}`);
+      for (const t of result.todo) out(`todo  ${t}`);
+    }
+    return 0;
+  },
+  uninstall: cmdUninstall,
+  upload: cmdUpload,
+  agent: (rest, values) => (rest[0] === 'call' ? cmdAgentCall(rest.slice(1), values) : cmdAgent(rest, values)),
+  demo: (_, values) => runDemoFromCheckout(values.keep === true),
+};
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -105,63 +143,14 @@ async function main(argv: string[]): Promise<number> {
     return command || values.help ? 0 : 2;
   }
   try {
-    switch (command) {
-      case 'issue':
-        return await cmdIssue(rest, values);
-      case 'check':
-        return await cmdCheck(rest, values);
-      case 'status':
-        return await cmdStatus(values);
-      case 'renew':
-        return await cmdRenew(values);
-      case 'deploy-hook':
-        return await cmdDeployHook(values);
-      case 'renew-hook':
-      case 'dns-hook':
-        return await cmdHook(command, rest, values);
-      case 'fleet':
-        return await (await import('./cli/fleet.js')).cmdFleet(rest, values);
-      case 'install-hooks': {
-        const engine = await engineFor(values);
-        const hooks = await engine.installHooks();
-        await engine.close();
-        out(`installed ${hooks.join(', ')}: every certbot renewal (certbot.timer, autossl renew, certbot by hand) now runs autossl's hooks`);
-        return 0;
-      }
-      case 'vhost':
-        return await cmdVhostShow(rest, values);
-      case 'jobs':
-        return await cmdJobs(rest, values);
-      case 'recover':
-        return await cmdRecover(values);
-      case 'init':
-        return await cmdInit(rest, values);
-      case 'setup': {
-        const { runSetup } = await import('./setup/setup.js');
-        const engine = await engineFor(values);
-        const result = await runSetup(engine, { agent: values.agent === true, dryRun: values['dry-run'] === true, systemdDir: values['systemd-dir'] as string | undefined }).finally(() => engine.close());
-        if (values.json === true) out(JSON.stringify(result, null, 2));
-        else {
-          for (const d of result.done) out(`${values['dry-run'] === true ? 'plan' : 'done'}  ${d}`);
-          for (const t of result.todo) out(`todo  ${t}`);
-        }
-        return 0;
-      }
-      case 'uninstall':
-        return await cmdUninstall(rest, values);
-      case 'upload':
-        return await cmdUpload(rest, values);
-      case 'agent':
-        return rest[0] === 'call' ? await cmdAgentCall(rest.slice(1), values) : await cmdAgent(rest, values);
-      case 'demo':
-        return await runDemoFromCheckout(values.keep === true);
-      default: {
-        const near = closestCommand(command);
-        err(`error: unknown command ${JSON.stringify(command.slice(0, 40))}${near ? `; did you mean "${near}"?` : ''}`);
-        err('run "autossl --help" for the commands and their options');
-        return 2;
-      }
+    const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (!run) {
+      const near = closestCommand(command);
+      err(`error: unknown command ${JSON.stringify(command.slice(0, 40))}${near ? `; did you mean "${near}"?` : ''}`);
+      err('run "autossl --help" for the commands and their options');
+      return 2;
     }
+    return await run(rest, values);
   } catch (error) {
     const e = toAutoSslError(error);
     printError(e, values.json === true);

@@ -10,7 +10,10 @@ import { toAutoSslError } from '../errors.js';
 import { adoptOwnerStamp } from '../lock.js';
 import type { WireError, WireResult, ToThread, FromThread } from './batch-thread.js';
 
-const post = (m: FromThread): void => void process.send?.(m);
+// the agent gone, nothing is sent (this process is ending: see 'disconnect'); a send that fails meanwhile is dropped
+const post = (m: FromThread): void => {
+  if (process.connected) process.send?.(m, undefined, {}, () => undefined);
+};
 
 /** An error as data: the class does not cross processes (its code, hint and details would be lost). */
 export function wireError(error: unknown): WireError {

@@ -19,7 +19,7 @@ export async function cmdStatus(values: Values): Promise<number> {
   const { fleetReport, formatFleetStatus } = await import('../fleet/cli.js');
   const fleet = await fleetReport(engine).finally(() => engine.close());
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
+    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, timerWarnings: report.timerWarnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
   } else {
     if (fleet) for (const line of formatFleetStatus(fleet)) out(line);
     if (report.certificates.length === 0) out('no certificates');
@@ -33,6 +33,7 @@ export async function cmdStatus(values: Values): Promise<number> {
       }
     }
     for (const w of report.warnings) out(`warning ${w.code}: ${w.file}:${w.line} (${w.serverNames[0] ?? '_'}): ${w.message}`);
+    for (const w of report.timerWarnings) out(`warning TIMER_TOO_SELDOM: ${w}`);
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
     if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
   }

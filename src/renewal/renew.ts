@@ -3,7 +3,7 @@
  * renewed first, each lineage's outcome read from certbot's summary and serials, recorded and notified.
  */
 import crypto from 'node:crypto';
-import { recordRenewalBackoff } from './backoff.js';
+import { activeBackoffs, recordRenewalBackoff } from './backoff.js';
 import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
 import { readLineage } from '../certbot/lineage.js';
 import type { EngineCore } from '../engine.js';
@@ -96,7 +96,10 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     for (const name of revoked) reasons.set(name, 'revoked');
     // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
     if (!options.force) for (const name of await ariLineages(core, store, before)) if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
+    // a name backing off (failed authorizations) gets no order of autossl's own, ARI or revoked, until it ends
+    const backingOff = reasons.size ? await activeBackoffs(config, store).catch(() => new Map()) : new Map();
     for (const [name, reason] of reasons) {
+      if ((before.find((c) => c.lineage === name)?.names ?? []).some((n) => backingOff.has(n))) continue;
       // two passes at once (the timer and an admin) must not both replace the certificate: the second, once it
       // holds the lineage's lock, finds the serial changed and leaves it
       const forced = await withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {

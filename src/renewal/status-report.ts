@@ -3,6 +3,7 @@
  * vhost serves, what nginx serves per configured name, revocations, and the notifications still queued.
  */
 import { readLineage } from '../certbot/lineage.js';
+import { installedTimers, timerWarnings as timerWarnings_ } from '../setup/timer-check.js';
 import { markBackingOff } from './backoff-status.js';
 import type { EngineCore } from '../engine.js';
 import type { Store } from '../store/store.js';
@@ -24,6 +25,8 @@ export interface StatusReport {
   pendingNotifications: number;
   /** Configuration nginx warns about on every reload (ssl_stapling for certificates without an OCSP URL). */
   warnings: StaplingWarning[];
+  /** The installed renewal timer cannot meet a certificate's window (src/setup/timer-check.ts). */
+  timerWarnings: string[];
 }
 
 export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
@@ -75,7 +78,8 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   } catch {
     pendingNotifications = 0;
   }
-  return { certificates: rows, attention: needsAttention(rows), pendingNotifications, warnings };
+  const timerWarnings = installedTimers().flatMap((t) => timerWarnings_(t, rows));
+  return { certificates: rows, attention: needsAttention(rows), pendingNotifications, warnings, timerWarnings };
 }
 
 /** Rows whose certificate the CA revoked become `revoked` (asked a few at a time; answers are kept in the store). */

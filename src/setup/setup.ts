@@ -13,6 +13,7 @@ import type { AutoSsl } from '../engine.js';
 import { AutoSslError } from '../errors.js';
 import { agentNoFileLimit } from '../agent/limits.js';
 import { which } from './discover.js';
+import { installedTimers, scheduleFor, timerWarnings, type TimerSchedule } from './timer-check.js';
 
 export interface SetupOptions {
   agent?: boolean;
@@ -47,6 +48,11 @@ function unitFor(name: string, config: string): string {
   const cli = fs.realpathSync(process.argv[1]!);
   const command = `${process.execPath} ${cli}`;
   return unitSource(name).replace(/\/usr\/local\/bin\/autossl/g, command).replace(/--config \/etc\/autossl\/autossl\.config\.json/g, `--config ${config}`);
+}
+
+/** The timer unit with the schedule the nearest renewal window needs (the shipped unit runs twice a day). */
+export function withSchedule(unit: string, s: TimerSchedule): string {
+  return unit.replace(/^OnCalendar=.*$/m, `OnCalendar=${s.onCalendar}`).replace(/^RandomizedDelaySec=.*$/m, `RandomizedDelaySec=${s.randomizedDelaySec}`).replace(/^Description=.*$/m, `Description=Run autossl renew ${s.describe}`);
 }
 
 async function systemctl(args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -89,20 +95,26 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
   if (options.dryRun) result.done.push(`would install certbot hooks in ${engine.config.certbot.configDir}/renewal-hooks/{deploy,pre,post}/autossl`);
   else for (const hook of await engine.installHooks()) result.done.push(`installed certbot hook ${hook}`);
 
-  // 2. one renewal timer
+  // 2. one renewal timer, often enough for the nearest renewal window in use
+  const rows = await engine.status().then((r) => r.certificates, () => []);
+  const windows = rows.filter((r) => r.notAfter && r.renewFrom).map((r) => Date.parse(r.notAfter!) - Date.parse(r.renewFrom!)).filter((w) => w > 0);
+  const schedule = scheduleFor(windows.length ? Math.min(...windows) : null);
   const certbotTimer = systemd ? await systemctl(['is-active', '--quiet', 'certbot.timer']) : { ok: false, out: '' };
   const cron = systemd ? null : cronRenewal(options.cronDir);
   if (cron) result.done.push(`cron runs certbot renew already (${cron}): it runs autossl's hooks each time (no autossl-renew schedule added: never two)`);
-  else if (certbotTimer.ok) result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
+  else if (certbotTimer.ok) {
+    result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
+    for (const t of installedTimers().filter((x) => x.name === 'certbot.timer')) result.todo.push(...timerWarnings(t, rows));
+  }
   else {
     for (const unit of ['autossl-renew.service', 'autossl-renew.timer']) {
-      write(path.join(dir, unit), unitFor(unit, config));
+      write(path.join(dir, unit), unit.endsWith('.timer') ? withSchedule(unitFor(unit, config), schedule) : unitFor(unit, config));
       result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${path.join(dir, unit)}`);
     }
     if (!systemd) result.todo.push('systemd does not run this machine: run "autossl renew" twice a day from cron instead (e.g. "17 3,15 * * * root autossl renew")');
     else if (!options.dryRun) {
       const enabled = await systemctl(['daemon-reload']).then(() => systemctl(['enable', '--now', 'autossl-renew.timer']));
-      if (enabled.ok) result.done.push('enabled autossl-renew.timer (twice a day)');
+      if (enabled.ok) result.done.push(`enabled autossl-renew.timer (${schedule.describe})`);
       else result.todo.push(`systemctl enable --now autossl-renew.timer failed: ${enabled.out}`);
     }
   }

@@ -43,6 +43,7 @@ function standIn(real: AutoSsl, delayMs: number | null): AutoSsl {
     issue: (domains, options = {}) =>
       new Promise<DomainResult[]>((resolve) => {
         if (delayMs === null) return;
+        // late on purpose: the stand-in's batch takes the time a real one would
         setTimeout(() => {
           const results = domains.map((d) => ({ domain: String(d), names: [String(d)], ok: true, reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 1 }) as unknown as DomainResult);
           for (const r of results) options.onResult?.(r);

@@ -1,9 +1,10 @@
 /**
- * ARI end to end on this machine's certbot (Debian 12: 2.1, no ARI of its own), against pebble >= 2.10 (Debian
- * sid's, which .ci/run unpacks and names in AUTOSSL_PEBBLE): one scheduler pass (`autossl renew`, what the timer
- * runs) asks pebble each lineage's window; the lineage whose window pebble moved into the past is renewed in that
- * pass and nginx serves its new serial over SNI (the deploy hook installed it); the lineage whose window is ahead
- * is left alone and `status` shows its window, in text and JSON.
+ * ARI end to end on this machine's certbot against pebble >= 2.10 (Debian sid's, which .ci/run unpacks and names
+ * in AUTOSSL_PEBBLE): one scheduler pass (`autossl renew`, what the timer runs) asks pebble each lineage's window;
+ * the lineage whose window pebble moved into the past is renewed in that pass (by autossl with Debian 12's certbot
+ * 2.1; by certbot itself from 4.1, in the Debian 13 and sid roots) and nginx serves its new serial over SNI (the
+ * deploy hook installed it); the lineage whose window is ahead is left alone and `status` and the agent show its
+ * window. Two passes at once renew it once.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { startAgent } from '../../src/agent/server.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { validateConfig } from '../../src/config/schema.js';
+import { certbotDoesAri, parseCertbotVersion } from '../../src/issuer/certbot-version.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { parseJson } from '../helpers/json.js';
 import { servedEventually } from '../helpers/served.js';
@@ -24,6 +26,7 @@ const DAY = 86_400_000;
 
 let rig: AcmeRig;
 let configFile: string;
+let certbotRenewsByAri = false;
 const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false, env: { NODE_EXTRA_CA_CERTS: rig.info.caCert } });
 const live = (d: string, f = 'cert.pem') => path.join(rig.info.dir, 'certbot', 'config', 'live', d, f);
 
@@ -42,15 +45,18 @@ beforeAll(async () => {
   expect(issued.exitCode, issued.stdout + issued.stderr).toBe(0);
   const hooks = await cli(['install-hooks']);
   expect(hooks.exitCode, hooks.stderr).toBe(0);
-  const version = await execa(BINARIES.certbot, ['--version'], { reject: false, all: true });
-  expect(String(version.all)).toMatch(/certbot [0-3]\.|certbot 4\.0\./); // the machine's certbot does no ARI itself
+  const version = parseCertbotVersion(String((await execa(BINARIES.certbot, ['--version'], { reject: false, all: true })).all));
+  expect(version).not.toBeNull();
+  // Debian 12's 2.1 does no ARI: autossl renews; certbot >= 4.1 (the Debian 13 and sid roots of the CI matrix)
+  // renews inside the window itself, in the `certbot renew` autossl runs, and autossl renews nothing of its own
+  certbotRenewsByAri = certbotDoesAri(version);
 }, 180_000);
 
 afterAll(async () => {
   await rig?.stop();
 });
 
-describe('ARI with a certbot that does not do it (2.1)', () => {
+describe('ARI: autossl renews inside the window with certbot < 4.1, certbot >= 4.1 does it itself', () => {
   it('one pass renews the lineage whose window pebble moved into the past, leaves the one ahead, and status shows the window', async () => {
     const pastSerial = readCertificate(live(PAST)).serial;
     const futureSerial = readCertificate(live(FUTURE)).serial;
@@ -61,7 +67,10 @@ describe('ARI with a certbot that does not do it (2.1)', () => {
     const pass = await cli(['renew', '--json']);
     expect(pass.exitCode, pass.stdout + pass.stderr).toBe(0);
     const report = parseJson(pass.stdout) as { results: Array<{ lineage: string; outcome: string; reason?: string }> };
-    expect(report.results.find((r) => r.lineage === PAST)).toMatchObject({ outcome: 'renewed', reason: 'ari' });
+    const past = report.results.find((r) => r.lineage === PAST);
+    expect(past).toMatchObject({ outcome: 'renewed' });
+    // who renewed it: autossl's forced renewal (reason "ari"), or certbot's own renewal by ARI (no reason)
+    expect(past?.reason).toBe(certbotRenewsByAri ? undefined : 'ari');
     expect(report.results.find((r) => r.lineage === FUTURE)).toMatchObject({ outcome: 'not-due' });
 
     const renewed = readCertificate(live(PAST)).serial;

@@ -34,7 +34,6 @@ const live = (name: string): string => path.join(rig.certbotDirs().configDir, 'l
 const ordersOf = (name: string): number => fs.readFileSync(rig.info.pebbleLog, 'utf8').split(`Value:"${name}"`).length - 1;
 const record = (id: string): Record<string, unknown> => cf.listRecords().find((r) => r.id === id)!;
 const patches = (id: string): unknown[] => cf.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/${id}`) && r.status === 200).map((r) => (r.body as { proxied?: boolean }).proxied);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function config(file: string, extra: Record<string, unknown> = {}): string {
   const full = path.join(rig.info.dir, file);
@@ -62,7 +61,7 @@ beforeAll(async () => {
     if (n === 'rl') list.push((await cf.addRecord('cf.test', { type: 'AAAA', name, content: '::1', proxied: true })).id as string);
     ids.set(n, list);
   }
-  // a certbot that takes its time: the run can be killed while it runs
+  // a certbot that takes its time (a sleep on purpose): the run can be killed while it runs
   const slow = path.join(rig.info.dir, 'slow-certbot');
   fs.writeFileSync(slow, `#!/bin/sh\nsleep 4\nexec ${BINARIES.certbot} "$@"\n`, { mode: 0o755 });
 });
@@ -104,14 +103,9 @@ describe('Cloudflare', () => {
       const [id] = ids.get(n)!;
       const child = spawn('node', [CLI, 'issue', `${n}.cf.test`, '--config', file], { stdio: 'ignore', detached: true });
       // wait for the grey-cloud, then for the (slow) certbot to start
-      for (let i = 0; i < 400 && patches(id!).length === 0; i++) await sleep(50);
-      expect(patches(id!)).toEqual([false]);
-      let certbotRunning = false;
-      for (let i = 0; i < 200 && !certbotRunning; i++) {
-        certbotRunning = (await execa('pgrep', ['-f', `slow-certbot.*${n}.cf.test`], { reject: false })).exitCode === 0;
-        if (!certbotRunning) await sleep(50);
-      }
-      expect(certbotRunning, 'certbot runs when the process is killed').toBe(true);
+      await expect.poll(() => patches(id!), { timeout: 20_000, interval: 50 }).toEqual([false]);
+      const certbotRunning = async (): Promise<boolean> => (await execa('pgrep', ['-f', `slow-certbot.*${n}.cf.test`], { reject: false })).exitCode === 0;
+      await expect.poll(certbotRunning, { timeout: 10_000, interval: 50, message: 'certbot runs when the process is killed' }).toBe(true);
       process.kill(-child.pid!, 'SIGKILL');
       await new Promise((r) => child.once('exit', r));
       expect(record(id!)).toMatchObject({ proxied: false });
@@ -190,8 +184,7 @@ describe('Cloudflare', () => {
     const slow = config('faults-slow.json', { plugins: [proxyPlugin({ maxRetryWaitMs: 5000, retries: 2 })], certbot: { ...(rig.autosslConfig() as { certbot: Record<string, unknown> }).certbot, binary: path.join(rig.info.dir, 'slow-certbot') } });
     const [err] = ids.get('err')!;
     const run = execa('node', [CLI, 'issue', 'err.cf.test', '--json', '--config', slow], { reject: false });
-    for (let i = 0; i < 400 && patches(err!).length === 0; i++) await sleep(50);
-    expect(patches(err!)).toEqual([false]);
+    await expect.poll(() => patches(err!), { timeout: 20_000, interval: 50 }).toEqual([false]);
     cf.failNext({ count: 3, method: 'PATCH', path: new RegExp(`/${err}$`), status: 502, body: 'bad gateway' });
     const done = await run;
     expect(done.stdout).toMatch(/UNDO_FAILED|could not undo/);

@@ -9,7 +9,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -109,14 +109,24 @@ describe('autossl demo', () => {
       expect(lineages).toEqual([['app.demo.test', 'ok'], ['php.demo.test', 'ok'], ['static.demo.test', 'ok']]);
     } finally {
       if (dir && fs.existsSync(path.join(dir, 'pids'))) {
-        for (const pid of fs.readFileSync(path.join(dir, 'pids'), 'utf8').split(/\s+/).filter(Boolean)) {
+        const pids = fs.readFileSync(path.join(dir, 'pids'), 'utf8').split(/\s+/).filter(Boolean).map(Number);
+        const alive = (pid: number): boolean => {
           try {
-            process.kill(Number(pid), 'SIGTERM');
+            process.kill(pid, 0);
+            return true;
+          } catch {
+            return false; // gone
+          }
+        };
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 'SIGTERM');
           } catch {
             // gone already
           }
         }
-        await new Promise((r) => setTimeout(r, 1500));
+        // the directory goes once they have exited (or after 10 s, whatever they do)
+        await vi.waitUntil(() => !pids.some(alive), { timeout: 10_000, interval: 50 }).catch(() => undefined);
         fs.rmSync(dir, { recursive: true, force: true });
       }
       const ns = /&& ip netns delete (\S+)$/m.exec(run.stdout)?.[1];

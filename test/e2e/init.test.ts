@@ -97,7 +97,8 @@ mount -t tmpfs tmpfs /run || exit 91
 mkdir -p /etc/nginx /etc/letsencrypt /etc/autossl /var/log/nginx /var/lib/nginx /var/lib/letsencrypt /var/log/letsencrypt
 mount --bind $T/etc-nginx /etc/nginx && mount --bind $T/etc-le /etc/letsencrypt && mount --bind $T/etc-autossl /etc/autossl || exit 92
 ${BINARIES.nginx} || exit 93
-trap '${BINARIES.nginx} -s quit; sleep 0.5' EXIT
+# on the way out nginx quits, and is waited for (its pid gone, 10 s at most) before the namespace's mounts go
+trap 'p=$(cat /run/nginx.pid); ${BINARIES.nginx} -s quit; for i in $(seq 200); do kill -0 $p 2>/dev/null || break; sleep 0.05; done' EXIT
 export REQUESTS_CA_BUNDLE=${rig.info.caCert}
 cd $T/work
 # init's scratch directories go here: none may be left
@@ -119,7 +120,9 @@ stat -c %a /etc/autossl/agent-tokens > $OUT/tokens.mode
 mv /etc/autossl/autossl.config.yaml $OUT/moved.yaml
 $CLI status --json > $OUT/status.json 2> $OUT/status.err; echo $? > $OUT/status.rc
 printf 'server {\\n\\tlisten 127.0.0.1:80;\\n\\tserver_name zero.init.test;\\n\\troot %s;\\n}\\n' ${www('zero')} > /etc/nginx/sites-available/zero
-ln -s /etc/nginx/sites-available/zero /etc/nginx/sites-enabled/zero && ${BINARIES.nginx} -s reload && sleep 0.5
+ln -s /etc/nginx/sites-available/zero /etc/nginx/sites-enabled/zero && ${BINARIES.nginx} -s reload
+# until the reloaded nginx serves the new site (10 s at most)
+for i in $(seq 200); do curl -s -H 'Host: zero.init.test' http://127.0.0.1/ | grep -q '<h1>zero</h1>' && break; sleep 0.05; done
 # no resolver to ask here but the system's: the DNS, CAA and port-80 checks are skipped (pebble resolves through challtestsrv)
 $CLI issue zero.init.test --skip-check dns --skip-check caa --skip-check port80 --json > $OUT/zero.json 2> $OUT/zero.err; echo $? > $OUT/zero.rc
 $CLI issue existing.init.test --json > $OUT/zero-existing.json 2> $OUT/zero-existing.err; echo $? > $OUT/zero-existing.rc

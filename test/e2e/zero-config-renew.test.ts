@@ -66,7 +66,8 @@ mkdir -p /etc/nginx /etc/letsencrypt /var/log/nginx /var/lib/nginx /var/lib/lets
 rm -f /etc/autossl/autossl.config.yaml /etc/autossl/autossl.config.json
 mount --bind $T/etc-nginx /etc/nginx && mount --bind $T/etc-le /etc/letsencrypt || exit 92
 ${BINARIES.nginx} || exit 93
-trap '${BINARIES.nginx} -s quit; sleep 0.5' EXIT
+# on the way out nginx quits, and is waited for (its pid gone, 10 s at most) before the namespace's mounts go
+trap 'p=$(cat /run/nginx.pid); ${BINARIES.nginx} -s quit; for i in $(seq 200); do kill -0 $p 2>/dev/null || break; sleep 0.05; done' EXIT
 export REQUESTS_CA_BUNDLE=${rig.info.caCert}
 cd $T
 served() { echo | ${BINARIES.openssl} s_client -connect 127.0.0.1:443 -servername ${DOMAIN} 2>/dev/null | ${BINARIES.openssl} x509 -noout -serial | sed 's/^serial=//'; }
@@ -85,10 +86,11 @@ $CLI status --json > $OUT/status1.json 2> $OUT/status1.err; echo $? > $OUT/statu
 # the same renewal without the hook: nginx keeps the old certificate, and status (no config) says so
 rm /etc/letsencrypt/renewal-hooks/deploy/autossl
 renew renew2
+# a wait for nothing to happen: no reload comes, nginx keeps serving the old certificate
 sleep 1
 served > $OUT/stale.served; onfile > $OUT/stale.file
 $CLI status --json > $OUT/status2.json 2> $OUT/status2.err; echo $? > $OUT/status2.rc
-${BINARIES.nginx} -s reload; sleep 1
+${BINARIES.nginx} -s reload; settle reloaded
 $CLI status --json > $OUT/status3.json 2> $OUT/status3.err; echo $? > $OUT/status3.rc
 `;
   const run = await execa('unshare', ['-m', '--propagation', 'private', 'bash', '-c', script], { reject: false, timeout: 600_000 });

@@ -322,6 +322,7 @@ export class CloudflareStandin {
     this.requests.push(entry);
 
     const fault = this.takeFault(method, path);
+    // a fault asked for: the stand-in answers late on purpose (timeouts are tested with it)
     if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
     let answer: Answer;
     if (fault?.status !== undefined) {

@@ -232,6 +232,48 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
     });
   });
+
+  it('fleet records: tokens with their acks, the newer of two lineages, each node\'s served serial; back-off records', async () => {
+    const fresh = await backend.fresh();
+    const store = fresh.open();
+    const other = fresh.open(); // another process (another node) on the same store
+    try {
+      const row = (serial: string, notAfter: number, at = 1) => ({ id: 'a.test', names: ['a.test', 'www.a.test'], serial, notAfter, cert: 'C', chain: 'CH', fullchain: 'FC', key: 'K', node: 'n1', at });
+      await store.fleet!.publishChallenge({ token: 'tok', content: 'tok.abc', node: 'n1', at: 1 });
+      await other.fleet!.ack('tok', 'n2');
+      await other.fleet!.ack('tok', 'n2');
+      await other.fleet!.ack('nope', 'n2'); // a withdrawn (or never published) token is never acknowledged
+      expect(await store.fleet!.challenges()).toEqual([{ token: 'tok', content: 'tok.abc', node: 'n1', at: 1 }]);
+      expect(await store.fleet!.acks('tok')).toEqual(['n2']);
+      expect(await store.fleet!.acks('nope')).toEqual([]);
+      await store.fleet!.withdrawChallenge('tok');
+      expect(await store.fleet!.challenges()).toEqual([]);
+      expect(await store.fleet!.acks('tok')).toEqual([]);
+      await store.fleet!.putLineage(row('0A', 2000));
+      await other.fleet!.putLineage(row('0B', 1000, 5)); // an older certificate: not kept
+      expect(await store.fleet!.lineageSerials()).toEqual([{ id: 'a.test', serial: '0A' }]);
+      await other.fleet!.putLineage(row('0C', 3000, 6));
+      expect(await store.fleet!.lineage('a.test')).toEqual({ ...row('0C', 3000, 6) });
+      expect(await store.fleet!.lineage('b.test')).toBeNull();
+      await store.fleet!.heartbeat('n2', 10);
+      await store.fleet!.heartbeat('n1', 5);
+      await store.fleet!.heartbeat('n1', 20);
+      expect(await store.fleet!.nodes()).toEqual([{ node: 'n1', seenAt: 20 }, { node: 'n2', seenAt: 10 }]);
+      await store.fleet!.reportServed([{ node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 }, { node: 'n1', lineage: 'a.test', serial: null, error: 'refused', at: 1 }]);
+      await other.fleet!.reportServed([{ node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: 2 }]);
+      expect(await store.fleet!.served()).toEqual([{ node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: 2 }, { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 }]);
+
+      expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
+      await store.backoff.set('letsencrypt', 'a.test', { failures: 1, lastError: 'x', lastAt: 1, until: null, unpauseUrl: null });
+      await other.backoff.set('letsencrypt', 'a.test', { failures: 2, lastError: 'y', lastAt: 2, until: 9, unpauseUrl: 'https://portal' });
+      expect(await store.backoff.list()).toEqual([{ account: 'letsencrypt', name: 'a.test', failures: 2, lastError: 'y', lastAt: 2, until: 9, unpauseUrl: 'https://portal' }]);
+      await store.backoff.clear('letsencrypt', 'a.test');
+      expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
+    } finally {
+      await store.close();
+      await other.close();
+    }
+  });
 });
 
 describe('PostgreSQL migrations', () => {

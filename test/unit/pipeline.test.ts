@@ -45,6 +45,7 @@ describe('pipeline', () => {
         hooks.plan.tapPromise('spy', async (plan, ctx) => {
           seen.push(`${ctx.domain}:${plan.names.join(',')}`);
           if (seen.length === 2) bothIn();
+          // a bound, not a sleep: the wait ends as soon as both domains are in (a sequential runner never gets there)
           let bound: NodeJS.Timeout | undefined;
           await Promise.race([together, new Promise((r) => (bound = setTimeout(r, 5_000)))]);
           clearTimeout(bound);
@@ -64,6 +65,7 @@ describe('a slow domain', () => {
   it('tells the user which stage is stuck once it runs past defaults.domainTimeoutMs', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name slow.example.test;\n    root /var/www;\n}\n');
     const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), defaults: { domainTimeoutMs: 1000 } });
+    // slow on purpose: the domain has to run past defaults.domainTimeoutMs
     const sleepy: Plugin = { name: 'sleepy', apply: (hooks) => hooks.beforeIssue.tapPromise('sleepy', () => new Promise((r) => setTimeout(r, 1500))) };
     const [r] = await (await createAutoSsl(config, [sleepy])).issue(['slow.example.test'], { dryRun: true, skipChecks: ['dns', 'caa', 'port80'] });
     expect(r!.ok).toBe(true);

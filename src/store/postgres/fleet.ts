@@ -1,4 +1,4 @@
-/** The fleet's records (issue 24) on PostgreSQL: the same statements as the SQLite store's (src/store/sqlite/fleet.ts). */
+/** The fleet's records (issue 24) in PostgreSQL, the database the nodes share (same rows as src/store/sqlite/fleet.ts). */
 import type { FleetChallengeRow, FleetLineageRow, FleetNodeRow, FleetServedRow, FleetStore } from '../store.js';
 import type { Db } from './db.js';
 
@@ -25,7 +25,7 @@ export class PgFleet implements FleetStore {
   }
 
   async challenges(): Promise<FleetChallengeRow[]> {
-    return (await this.db.query<FleetChallengeRow>('SELECT token, content, node, at FROM fleet_challenges ORDER BY at')).rows;
+    return (await this.db.query<FleetChallengeRow>('SELECT token, content, node, at FROM fleet_challenges ORDER BY at, token COLLATE "C"')).rows;
   }
 
   async ack(token: string, node: string): Promise<void> {
@@ -49,12 +49,13 @@ export class PgFleet implements FleetStore {
   }
 
   async lineage(id: string): Promise<FleetLineageRow | null> {
-    const r = (await this.db.query<Record<string, unknown>>('SELECT * FROM fleet_lineages WHERE id = $1', [id])).rows[0];
+    const r = (await this.db.query('SELECT * FROM fleet_lineages WHERE id = $1', [id])).rows[0];
     if (!r) return null;
     return { id: r.id as string, names: JSON.parse(r.names as string) as string[], serial: r.serial as string, notAfter: r.not_after as number, cert: r.cert as string, chain: r.chain as string, fullchain: r.fullchain as string, key: r.key as string, node: r.node as string, at: r.at as number };
   }
 
   async reportServed(rows: readonly FleetServedRow[]): Promise<void> {
+    if (rows.length === 0) return;
     await this.db.tx(async (q) => {
       for (const r of rows) await q('INSERT INTO fleet_served (node, lineage, serial, error, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (node, lineage) DO UPDATE SET serial = excluded.serial, error = excluded.error, at = excluded.at', [r.node, r.lineage, r.serial, r.error, r.at]);
     });

@@ -3,7 +3,6 @@
  * as the SQLite one in a database several nodes share, and a Locker on advisory locks (src/store/postgres/locker.ts)
  * so that locks hold across the fleet. Opening connects nothing; the first call connects and migrates (open()).
  */
-import { PgFleet } from './fleet.js';
 import type { Store } from '../store.js';
 import { PgAttempts, PgCertificates } from './certificates.js';
 import { Db } from './db.js';
@@ -12,6 +11,7 @@ import { PgLocker } from './locker.js';
 import { Presence } from './presence.js';
 import { PgOutbox, PgUndo } from './queues.js';
 import { PgBackoff } from './backoff.js';
+import { PgFleet } from './fleet.js';
 import { PgAriWindows, PgDnsProgress, PgRateLimits, PgRenewRuns, PgReplays, PgSites } from './records.js';
 
 export { redact } from './db.js';
@@ -36,8 +36,9 @@ export class PgStore implements Store {
   readonly renewRuns: PgRenewRuns;
   readonly dnsProgress: PgDnsProgress;
   readonly ariWindows: PgAriWindows;
-  readonly fleet: PgFleet;
   readonly backoff: PgBackoff;
+  /** The fleet's shared records: challenge tokens, lineages (with their keys), what each node serves. */
+  readonly fleet: PgFleet;
   readonly locker: PgLocker;
   /** This process's presence in the fleet (its owner stamps are alive for the other nodes while it is held). */
   readonly presence: Presence;
@@ -47,7 +48,6 @@ export class PgStore implements Store {
     this.location = this.db.location;
     this.presence = new Presence(this.db);
     this.jobs = new PgJobs(this.db, this.presence);
-    this.fleet = new PgFleet(this.db);
     this.attempts = new PgAttempts(this.db);
     this.certificates = new PgCertificates(this.db);
     this.sites = new PgSites(this.db);
@@ -59,6 +59,7 @@ export class PgStore implements Store {
     this.dnsProgress = new PgDnsProgress(this.db);
     this.ariWindows = new PgAriWindows(this.db);
     this.backoff = new PgBackoff(this.db);
+    this.fleet = new PgFleet(this.db);
     this.locker = new PgLocker(url);
   }
 

@@ -177,13 +177,43 @@ export const MIGRATIONS: string[] = [
      unpause_url TEXT,
      PRIMARY KEY (account, name)
    );`,
-  // 4: the fleet's records (issue 24), as the SQLite store's 8
-  `CREATE TABLE fleet_nodes (node TEXT PRIMARY KEY, seen_at BIGINT NOT NULL);
-   CREATE TABLE fleet_challenges (token TEXT PRIMARY KEY, content TEXT NOT NULL, node TEXT NOT NULL, at BIGINT NOT NULL);
-   CREATE TABLE fleet_acks (token TEXT NOT NULL, node TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (token, node));
-   CREATE TABLE fleet_lineages (id TEXT PRIMARY KEY, names TEXT NOT NULL, serial TEXT NOT NULL, not_after BIGINT NOT NULL, cert TEXT NOT NULL,
-     chain TEXT NOT NULL, fullchain TEXT NOT NULL, key TEXT NOT NULL, node TEXT NOT NULL, at BIGINT NOT NULL);
-   CREATE TABLE fleet_served (node TEXT NOT NULL, lineage TEXT NOT NULL, serial TEXT, error TEXT, at BIGINT NOT NULL, PRIMARY KEY (node, lineage));`,
+  // 4: a fleet of nodes sharing this store (issue 24), as the SQLite store's 8
+  `CREATE TABLE fleet_nodes (
+     node TEXT PRIMARY KEY,
+     seen_at BIGINT NOT NULL
+   );
+   CREATE TABLE fleet_challenges (
+     token TEXT PRIMARY KEY,
+     content TEXT NOT NULL,
+     node TEXT NOT NULL,
+     at BIGINT NOT NULL
+   );
+   CREATE TABLE fleet_acks (
+     token TEXT NOT NULL,
+     node TEXT NOT NULL,
+     at BIGINT NOT NULL,
+     PRIMARY KEY (token, node)
+   );
+   CREATE TABLE fleet_lineages (
+     id TEXT PRIMARY KEY,
+     names TEXT NOT NULL,
+     serial TEXT NOT NULL,
+     not_after BIGINT NOT NULL,
+     cert TEXT NOT NULL,
+     chain TEXT NOT NULL,
+     fullchain TEXT NOT NULL,
+     key TEXT NOT NULL,
+     node TEXT NOT NULL,
+     at BIGINT NOT NULL
+   );
+   CREATE TABLE fleet_served (
+     node TEXT NOT NULL,
+     lineage TEXT NOT NULL,
+     serial TEXT,
+     error TEXT,
+     at BIGINT NOT NULL,
+     PRIMARY KEY (node, lineage)
+   );`,
 ];
 
 /** A 64-bit advisory lock key for a name (the locker's keys and the migration lock share this space, "autossl:" first). */
