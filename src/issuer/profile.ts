@@ -9,8 +9,7 @@
  * ask for the same profile; `verifyKeptForRenewal` tells when a certbot did not.
  */
 import fs from 'node:fs';
-import https from 'node:https';
-import http from 'node:http';
+import { acmeGet } from '../acme-get.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { certbotVersion, type CertbotVersion } from './certbot-version.js';
@@ -49,29 +48,14 @@ export function supportsProfiles(v: CertbotVersion | null): boolean {
   return !!v && (v.major > PROFILE_MIN_CERTBOT.major || (v.major === PROFILE_MIN_CERTBOT.major && v.minor >= PROFILE_MIN_CERTBOT.minor));
 }
 
-function getJson(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const secure = url.startsWith('https:');
-    const req = (secure ? https : http).get(url, { timeout: timeoutMs, headers: { accept: 'application/json', 'user-agent': 'autossl' }, ...(ca && secure ? { ca } : {}) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-        if (body.length > 256 * 1024) req.destroy(new Error('answer too large'));
-      });
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`HTTP ${res.statusCode}`));
-        try {
-          resolve(JSON.parse(body));
-        } catch {
-          reject(new Error('not JSON'));
-        }
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
+async function getJson(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<unknown> {
+  const answer = await acmeGet(url, ca, timeoutMs);
+  if (answer.status !== 200) throw new Error(`HTTP ${answer.status}`);
+  try {
+    return JSON.parse(answer.body);
+  } catch {
+    throw new Error('not JSON');
+  }
 }
 
 /** Directory reads per URL in this process (a batch of thousands of sites asks once). */

@@ -13,8 +13,7 @@
  *     picked moment is reached or falls before the next pass, and at once when the window is in the past.
  */
 import fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
+import { acmeGet } from '../acme-get.js';
 import type { AutoSslConfig } from '../config/schema.js';
 import type { Lineage } from '../issuer/issuer.js';
 import type { AriWindowRecord, CertificateRow, Store } from '../store/store.js';
@@ -96,30 +95,6 @@ export function windowState(w: Pick<AriWindowRecord, 'start' | 'end'> | null, no
   return now < w.start ? 'future' : now < w.end ? 'open' : 'past';
 }
 
-interface Answer {
-  status: number;
-  body: string;
-  retryAfter: string | undefined;
-}
-
-function get(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const secure = url.startsWith('https:');
-    const req = (secure ? https : http).get(url, { timeout: timeoutMs, headers: { accept: 'application/json', 'user-agent': 'autossl' }, ...(ca && secure ? { ca } : {}) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-        if (body.length > 256 * 1024) req.destroy(new Error('answer too large'));
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
-}
-
 /** Directories read in this process (thousands of lineages share one CA). */
 const directories = new Map<string, Promise<string | null>>();
 
@@ -127,7 +102,7 @@ const directories = new Map<string, Promise<string | null>>();
 export function renewalInfoUrl(directoryUrl: string, ca: Buffer | undefined, timeoutMs: number): Promise<string | null> {
   let pending = directories.get(directoryUrl);
   if (!pending) {
-    pending = get(directoryUrl, ca, timeoutMs).then((a) => {
+    pending = acmeGet(directoryUrl, ca, timeoutMs).then((a) => {
       if (a.status !== 200) throw new Error(`the ACME directory ${directoryUrl} answered HTTP ${a.status}`);
       const url = (JSON.parse(a.body) as { renewalInfo?: unknown }).renewalInfo;
       return typeof url === 'string' && /^https?:\/\//.test(url) ? url.replace(/\/+$/, '') : null;
@@ -159,7 +134,7 @@ export async function askWindow(server: string, certId: string, serial: string, 
   try {
     const base = await renewalInfoUrl(server, options.ca, options.timeoutMs);
     if (!base) return { ...record, nextFetchAt: now + ARI_MAX_POLL_MS, error: `the CA's directory ${server} has no renewalInfo (no ARI)` };
-    const answer = await get(`${base}/${certId}`, options.ca, options.timeoutMs);
+    const answer = await acmeGet(`${base}/${certId}`, options.ca, options.timeoutMs);
     record.nextFetchAt = now + pollDelayMs(retryAfterMs(answer.retryAfter, now));
     if (answer.status !== 200) return { ...record, error: `renewalInfo answered HTTP ${answer.status}${answer.body ? `: ${printable(answer.body.replace(/\s+/g, ' ')).slice(0, 200)}` : ''}` };
     const w = parseRenewalInfo(answer.body);
