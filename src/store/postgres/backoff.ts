@@ -1,18 +1,8 @@
 /** The back-off records of the PostgreSQL store (migration 3), as the SQLite store's. */
 import type { BackoffRecord, BackoffStore } from '../store.js';
+import { backoffRecord as record, type BackoffRow } from '../rows.js';
 import type { Db } from './db.js';
 
-interface BackoffRow {
-  account: string;
-  name: string;
-  failures: number;
-  last_error: string;
-  last_at: number;
-  until_at: number | null;
-  unpause_url: string | null;
-}
-
-const record = (r: BackoffRow): BackoffRecord => ({ failures: r.failures, lastError: r.last_error, lastAt: r.last_at, until: r.until_at, unpauseUrl: r.unpause_url });
 
 export class PgBackoff implements BackoffStore {
   constructor(private readonly db: Db) {}

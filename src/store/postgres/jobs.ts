@@ -1,5 +1,6 @@
 /** Jobs (a batch of domains) and each domain's progress in them, in PostgreSQL (same rows as src/store/sqlite/jobs.ts). */
-import type { JobDomainState, JobDomainUpdate, JobRow, JobStore } from '../store.js';
+import type { JobDomainUpdate, JobRow, JobStore } from '../store.js';
+import { rowToJobDomain } from '../rows.js';
 import type { Db } from './db.js';
 import { fleetStamp, type Presence } from './presence.js';
 
@@ -67,18 +68,7 @@ export class PgJobs implements JobStore {
     for (const d of all) {
       const list = byJob.get(d.job_id as string) ?? [];
       byJob.set(d.job_id as string, list);
-      list.push({
-        domain: d.domain as string,
-        state: d.state as JobDomainState,
-        code: (d.code as string) ?? null,
-        message: (d.message as string) ?? null,
-        acme: d.acme ? (JSON.parse(d.acme as string) as unknown) : null,
-        lineage: (d.lineage as string) ?? null,
-        stages: JSON.parse((d.stages as string) ?? '[]') as Array<{ stage: string; ms: number }>,
-        startedAt: (d.started_at as number) ?? null,
-        updatedAt: d.updated_at as number,
-        finishedAt: (d.finished_at as number) ?? null,
-      });
+      list.push(rowToJobDomain(d));
     }
     return rows.map((r) => ({ id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains: byJob.get(r.id as string) ?? [] }));
   }

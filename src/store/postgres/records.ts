@@ -1,5 +1,6 @@
 /** The small records in PostgreSQL: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress, ARI windows. */
 import type { AriWindowRecord, AriWindowStore, DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
+import { ariRecord, type AriRow } from '../rows.js';
 import type { Db } from './db.js';
 
 export class PgSites implements SiteStore {
@@ -75,20 +76,6 @@ export class PgDnsProgress implements DnsProgressStore {
   }
 }
 
-interface AriRow {
-  lineage: string;
-  cert_id: string;
-  serial: string;
-  start_at: number | null;
-  end_at: number | null;
-  explanation_url: string | null;
-  renew_at: number | null;
-  fetched_at: number;
-  next_fetch_at: number;
-  error: string | null;
-}
-
-const ariRecord = (r: AriRow): AriWindowRecord => ({ certId: r.cert_id, serial: r.serial, start: r.start_at, end: r.end_at, explanationUrl: r.explanation_url, renewAt: r.renew_at, fetchedAt: r.fetched_at, nextFetchAt: r.next_fetch_at, error: r.error });
 
 export class PgAriWindows implements AriWindowStore {
   constructor(private readonly db: Db) {}

@@ -1,5 +1,6 @@
 /** Certificates (what a scan of the lineages found, with their last outcome), attempts and validation failures. */
 import type { AttemptRecord, AttemptStore, CertificateFacts, CertificateRow, CertificateStore, RevocationRecord } from '../store.js';
+import { rowToCertificate } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteCertificates implements CertificateStore {
@@ -86,25 +87,3 @@ export class SqliteAttempts implements AttemptStore {
   }
 }
 
-function rowToCertificate(r: Record<string, unknown>): CertificateRow {
-  return {
-    lineage: r.lineage as string,
-    names: JSON.parse(r.names as string) as string[],
-    certPath: r.cert_path as string,
-    fileKey: (r.file_key as string) ?? null,
-    notBefore: (r.not_before as number) ?? null,
-    notAfter: (r.not_after as number) ?? null,
-    serial: (r.serial as string) ?? null,
-    issuer: (r.issuer as string) ?? null,
-    keyType: (r.key_type as string) ?? null,
-    vhosts: JSON.parse((r.vhosts as string) ?? '[]') as string[],
-    lastAttemptAt: (r.last_attempt_at as number) ?? null,
-    lastAttemptKind: (r.last_attempt_kind as string) ?? null,
-    lastOutcome: (r.last_outcome as string) ?? null,
-    lastErrorCode: (r.last_error_code as string) ?? null,
-    lastErrorMessage: (r.last_error_message as string) ?? null,
-    lastErrorAt: (r.last_error_at as number) ?? null,
-    consecutiveFailures: (r.consecutive_failures as number) ?? 0,
-    renewedAt: (r.renewed_at as number) ?? null,
-  };
-}

@@ -1,6 +1,7 @@
 /** Jobs (a batch of domains) and each domain's progress in them, in SQLite. */
 import { ownerAlive, ownerStamp } from '../../lock.js';
-import type { JobDomainState, JobDomainUpdate, JobRow, JobStore } from '../store.js';
+import type { JobDomainUpdate, JobRow, JobStore } from '../store.js';
+import { rowToJobDomain } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteJobs implements JobStore {
@@ -71,18 +72,7 @@ export class SqliteJobs implements JobStore {
   }
 
   private jobOf(r: Record<string, unknown>): JobRow {
-    const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map((d) => ({
-      domain: d.domain as string,
-      state: d.state as JobDomainState,
-      code: (d.code as string) ?? null,
-      message: (d.message as string) ?? null,
-      acme: d.acme ? (JSON.parse(d.acme as string) as unknown) : null,
-      lineage: (d.lineage as string) ?? null,
-      stages: JSON.parse((d.stages as string) ?? '[]') as Array<{ stage: string; ms: number }>,
-      startedAt: (d.started_at as number) ?? null,
-      updatedAt: d.updated_at as number,
-      finishedAt: (d.finished_at as number) ?? null,
-    }));
+    const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map(rowToJobDomain);
     return { id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains };
   }
 }
