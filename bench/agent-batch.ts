@@ -50,10 +50,20 @@ try {
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
   const config = path.join(rig.info.dir, 'agent.json');
   // the rate limit is raised: this measures the batch, not the limiter
-  fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({ agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', rateLimit: { perSecond: 1_000_000, burst: 1_000_000 } } })));
+  fs.writeFileSync(
+    config,
+    JSON.stringify(
+      rig.autosslConfig({
+        agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', rateLimit: { perSecond: 1_000_000, burst: 1_000_000 } },
+      }),
+    ),
+  );
   const stats = path.join(rig.info.dir, 'loop.json');
   const prof = process.env.AUTOSSL_BENCH_CPU_PROF;
-  const agent = spawn('node', [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', MONITOR, CLI, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, AUTOSSL_LOOP_STATS: stats } });
+  const agent = spawn('node', [...(prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : []), '--import', MONITOR, CLI, 'agent', '--config', config], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, AUTOSSL_LOOP_STATS: stats },
+  });
   children.push(agent);
   for (let i = 0; ; i++) {
     const up = await new Promise<boolean>((r) => http.get(`${URL_}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)));
@@ -95,7 +105,10 @@ try {
   const states = new Map<string, { state: string; code?: string | null; message?: string | null }>();
   for (const id of jobs) {
     for (;;) {
-      const job = (await call('GET', `/v1/jobs/${id}`, '', { url: URL_, token: TOKEN })).json() as { state: string; domains: Array<{ domain: string; state: string; code?: string | null; message?: string | null }> };
+      const job = (await call('GET', `/v1/jobs/${id}`, '', { url: URL_, token: TOKEN })).json() as {
+        state: string;
+        domains: Array<{ domain: string; state: string; code?: string | null; message?: string | null }>;
+      };
       if (job.state !== 'running' && job.state !== 'queued') {
         for (const d of job.domains) states.set(d.domain, d);
         break;
@@ -105,14 +118,22 @@ try {
     }
   }
   const seconds = (performance.now() - started) / 1000;
-  const loop = JSON.parse(fs.readFileSync(stats, 'utf8')) as { samples: number; p50: number; p99: number; max: number; stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ at: number; end: number; ms: number; cpu: number; wait: number }> } };
+  const loop = JSON.parse(fs.readFileSync(stats, 'utf8')) as {
+    samples: number;
+    p50: number;
+    p99: number;
+    max: number;
+    stalls: { count: number; ms: number; cpu: number; wait: number; longest: Array<{ at: number; end: number; ms: number; cpu: number; wait: number }> };
+  };
   sampler.stop();
   clearInterval(children_);
   // each long stall's time neither running nor waiting for a CPU, and what the thread slept in meanwhile
   const blocked = {
     periodMs: sampler.periodMs,
     batch: sampler.between(startedAt, Date.now()),
-    longest: loop.stalls.longest.slice(0, 8).map((s) => ({ ...s, blocked: Math.max(0, s.ms - s.cpu - s.wait), in: sampler.between(s.end - s.ms - 10, s.end).slice(0, 2) })),
+    longest: loop.stalls.longest
+      .slice(0, 8)
+      .map((s) => ({ ...s, blocked: Math.max(0, s.ms - s.cpu - s.wait), in: sampler.between(s.end - s.ms - 10, s.end).slice(0, 2) })),
   };
   const named = (list: Array<{ in: string; ms: number }>): string => list.map((b) => `${b.in} ~${b.ms} ms`).join(', ') || 'nothing sampled';
   for (const c of children.splice(1)) c.kill('SIGKILL');
@@ -125,15 +146,21 @@ try {
     ...failed.slice(0, 10).map((d) => `  failed ${(d as { domain?: string }).domain}: ${d.code} ${d.message?.slice(0, 200)}`),
     `  agent event-loop delay during the batch: p50 ${loop.p50} ms, p99 ${loop.p99} ms, max ${loop.max} ms (${loop.samples} samples)`,
     // where the stalls' time went, from the kernel's accounting of the agent's main thread (bench/loop-monitor)
-    `  stalls >= 40 ms: ${loop.stalls.count}, ${loop.stalls.ms} ms in all: ${loop.stalls.cpu} ms running on the agent's thread, ${loop.stalls.wait} ms ready but waiting for a CPU; longest (ms/cpu/wait): ${loop.stalls.longest.slice(0, 8).map((s) => `${s.ms}/${s.cpu}/${s.wait}`).join(' ')}`,
-    `  the batch ran in ${batchProcess ? 'a process of its own (the agent\'s child)' : 'the agent\'s own process'}`,
+    `  stalls >= 40 ms: ${loop.stalls.count}, ${loop.stalls.ms} ms in all: ${loop.stalls.cpu} ms running on the agent's thread, ${loop.stalls.wait} ms ready but waiting for a CPU; longest (ms/cpu/wait): ${loop.stalls.longest
+      .slice(0, 8)
+      .map((s) => `${s.ms}/${s.cpu}/${s.wait}`)
+      .join(' ')}`,
+    `  the batch ran in ${batchProcess ? "a process of its own (the agent's child)" : "the agent's own process"}`,
     `  the agent's main thread blocked (neither running nor waiting for a CPU; sampled every ${sampler.periodMs} ms from outside) during the batch in: ${named(blocked.batch.slice(0, 6))}`,
-    ...blocked.longest.filter((s) => s.blocked >= 20).map((s) => `  stall ${s.ms} ms at ${(s.at / 1000).toFixed(1)} s: ${s.blocked} ms blocked, in: ${named(s.in)}`),
+    ...blocked.longest
+      .filter((s) => s.blocked >= 20)
+      .map((s) => `  stall ${s.ms} ms at ${(s.at / 1000).toFixed(1)} s: ${s.blocked} ms blocked, in: ${named(s.in)}`),
     `  bars: ${count}/${count} served: ${served === count ? 'met' : 'NOT met'}; p99 < 50 ms: ${loop.p99 < 50 ? 'met' : 'NOT met'}; max < 200 ms: ${loop.max < 200 ? 'met' : 'NOT met'}`,
   ];
   process.stdout.write(out.join('\n') + '\n');
   // the numbers as JSON for a test (test/agent/loop-delay.test.ts)
-  if (process.env.AUTOSSL_BENCH_JSON) fs.writeFileSync(process.env.AUTOSSL_BENCH_JSON, JSON.stringify({ count, served, failed: failed.length, seconds, loop, blocked, batchProcess }));
+  if (process.env.AUTOSSL_BENCH_JSON)
+    fs.writeFileSync(process.env.AUTOSSL_BENCH_JSON, JSON.stringify({ count, served, failed: failed.length, seconds, loop, blocked, batchProcess }));
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));
   children.length = 0;

@@ -61,7 +61,10 @@ let probeToken = TOKEN;
 
 /** The node options systemd/autossl-agent.service gives the agent. */
 export function unitNodeOptions(): string[] {
-  const unit = fs.readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/') ? '../../systemd' : '../systemd', 'autossl-agent.service'), 'utf8');
+  const unit = fs.readFileSync(
+    path.resolve(path.dirname(fileURLToPath(import.meta.url)), import.meta.url.includes('/dist/') ? '../../systemd' : '../systemd', 'autossl-agent.service'),
+    'utf8',
+  );
   return (/^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '').split(/\s+/).filter(Boolean);
 }
 
@@ -91,10 +94,27 @@ function signedStatus(port: number, timeoutMs = 5000): Promise<{ ok: boolean; ms
   const ts = rfc3339();
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, localAddress: '127.0.0.1', method: 'POST', path: '/ssl/status', agent: false, headers: { 'content-type': 'application/json', 'content-length': body.length, 'x-timestamp': ts, 'x-signature': sign(probeToken, ts, 'POST', '/ssl/status', body) }, timeout: timeoutMs }, (res) => {
-      res.resume();
-      res.on('end', () => resolve({ ok: res.statusCode === 200, ms: performance.now() - t0, why: `HTTP ${res.statusCode}` }));
-    });
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        localAddress: '127.0.0.1',
+        method: 'POST',
+        path: '/ssl/status',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'x-timestamp': ts,
+          'x-signature': sign(probeToken, ts, 'POST', '/ssl/status', body),
+        },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ok: res.statusCode === 200, ms: performance.now() - t0, why: `HTTP ${res.statusCode}` }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (e) => resolve({ ok: false, ms: performance.now() - t0, why: e.message }));
     req.end(body);
@@ -121,13 +141,36 @@ export async function runFlood(o: FloodOptions): Promise<FloodReport> {
     fs.writeFileSync(path.join(dir, 'tokens'), `${TOKEN}\n`, { mode: 0o600 });
     const port = await freePort();
     const config = path.join(dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({ nginx: { config: path.join(dir, 'nginx.conf') }, stateDir: path.join(dir, 'state'), certbot: { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') }, agent: { listen: `127.0.0.1:${port}`, tokensFile: path.join(dir, 'tokens'), logLevel: 'error' } }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        nginx: { config: path.join(dir, 'nginx.conf') },
+        stateDir: path.join(dir, 'state'),
+        certbot: { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') },
+        agent: { listen: `127.0.0.1:${port}`, tokensFile: path.join(dir, 'tokens'), logLevel: 'error' },
+      }),
+    );
     // the descriptors of a default shell (1024): the caps must keep the agent inside them; node's options as the
     // shipped unit sets them (its Environment=NODE_OPTIONS=...)
-    agent = spawn('prlimit', ['--nofile=1024:1024', process.execPath, ...unitNodeOptions(), ...(process.env.FLOOD_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean), o.cli, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
+    agent = spawn(
+      'prlimit',
+      [
+        '--nofile=1024:1024',
+        process.execPath,
+        ...unitNodeOptions(),
+        ...(process.env.FLOOD_AGENT_NODE_ARGS ?? '').split(' ').filter(Boolean),
+        o.cli,
+        'agent',
+        '--config',
+        config,
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit'] },
+    );
     const pid = agent.pid!;
     for (let i = 0; ; i++) {
-      const up = await new Promise<boolean>((r) => http.get(`http://127.0.0.1:${port}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)));
+      const up = await new Promise<boolean>((r) =>
+        http.get(`http://127.0.0.1:${port}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)),
+      );
       if (up) break;
       if (i > 150 || agent.exitCode !== null) throw new Error('the agent did not start');
       await new Promise((r) => setTimeout(r, 100));
@@ -159,7 +202,10 @@ export async function runFlood(o: FloodOptions): Promise<FloodReport> {
       }
     });
     const proberDone = new Promise((r) => prober.once('exit', r));
-    await Promise.race([new Promise((r) => prober.stdout!.once('data', r)), proberDone.then(() => Promise.reject(new Error('the prober process ended before its first call')))]);
+    await Promise.race([
+      new Promise((r) => prober.stdout!.once('data', r)),
+      proberDone.then(() => Promise.reject(new Error('the prober process ended before its first call'))),
+    ]);
 
     // the attackers (this process) run at the lowest priority: an attacker's CPU is its own machine's, not the
     // agent's; here they share one, and the agent and the prober keep the priority they were started with
@@ -203,7 +249,17 @@ export async function runFlood(o: FloodOptions): Promise<FloodReport> {
     const wallSeconds = (performance.now() - t0) / 1000;
     const last = await signedStatus(port);
     if (!last.ok) signed.failures.push(`after the flood: ${last.why}`);
-    return { baselineRssMb, peakRssMb, slowStillOpen, signed, attemptsMade, agentAlive: agent.exitCode === null && last.ok, peaks, agentCpuSeconds, wallSeconds };
+    return {
+      baselineRssMb,
+      peakRssMb,
+      slowStillOpen,
+      signed,
+      attemptsMade,
+      agentAlive: agent.exitCode === null && last.ok,
+      peaks,
+      agentCpuSeconds,
+      wallSeconds,
+    };
   } finally {
     for (const s of sockets) s.destroy();
     if (agent && agent.exitCode === null) {
@@ -217,7 +273,16 @@ export async function runFlood(o: FloodOptions): Promise<FloodReport> {
   }
 }
 
-export const DEFAULT_FLOOD: Omit<FloodOptions, 'cli'> = { slowBodies: 2000, attempts: 20_000, sources: 10, bodyBytes: 261_000, sentBytes: 128 * 1024, holdMs: 3000, wave: 2000, forgedEvery: 2 };
+export const DEFAULT_FLOOD: Omit<FloodOptions, 'cli'> = {
+  slowBodies: 2000,
+  attempts: 20_000,
+  sources: 10,
+  bodyBytes: 261_000,
+  sentBytes: 128 * 1024,
+  holdMs: 3000,
+  wave: 2000,
+  forgedEvery: 2,
+};
 
 /** --probe PORT TOKEN: a signed /ssl/status every 100 ms, one JSON line per answer, until SIGTERM. */
 async function probe(port: number): Promise<void> {
@@ -236,12 +301,20 @@ if (main && process.argv[2] === '--probe') {
 } else if (main) {
   const slowBodies = Number(process.argv[2] ?? DEFAULT_FLOOD.slowBodies) || DEFAULT_FLOOD.slowBodies;
   const attempts = Number(process.argv[3] ?? DEFAULT_FLOOD.attempts) || DEFAULT_FLOOD.attempts;
-  const r = await runFlood({ ...DEFAULT_FLOOD, forgedEvery: Number(process.env.FORGED_EVERY ?? DEFAULT_FLOOD.forgedEvery), slowBodies, attempts, cli: path.resolve(import.meta.dirname, '../src/cli.js') });
+  const r = await runFlood({
+    ...DEFAULT_FLOOD,
+    forgedEvery: Number(process.env.FORGED_EVERY ?? DEFAULT_FLOOD.forgedEvery),
+    slowBodies,
+    attempts,
+    cli: path.resolve(import.meta.dirname, '../src/cli.js'),
+  });
   process.stdout.write(
     [
       `agent flood (loopback, default agent.limits, agent descriptors 1024): ${slowBodies} slow-body connections from ${DEFAULT_FLOOD.sources} addresses held ${DEFAULT_FLOOD.holdMs} ms, then ${r.attemptsMade} connection attempts`,
       `  RSS ${r.baselineRssMb.toFixed(0)} MB at rest, peak ${r.peakRssMb.toFixed(0)} MB (bar < 150 MB: ${r.peakRssMb < 150 ? 'met' : 'NOT met'})`,
-      `  peak RSS by phase: ${Object.entries(r.peaks).map(([k, v]) => `${k} ${v.toFixed(0)} MB`).join(', ')}`,
+      `  peak RSS by phase: ${Object.entries(r.peaks)
+        .map(([k, v]) => `${k} ${v.toFixed(0)} MB`)
+        .join(', ')}`,
       `  slow connections still open at the end of the hold: ${r.slowStillOpen}`,
       `  signed POST /ssl/status meanwhile: ${r.signed.count}, slowest ${Math.round(r.signed.maxMs)} ms, failures ${r.signed.failures.length}${r.signed.failures.length ? ` (${r.signed.failures.slice(0, 5).join('; ')})` : ''} (bar: all 200 within 1 s: ${r.signed.failures.length ? 'NOT met' : 'met'})`,
       `  agent alive and answering after: ${r.agentAlive}; agent CPU ${r.agentCpuSeconds.toFixed(1)} s in ${r.wallSeconds.toFixed(1)} s`,

@@ -46,7 +46,14 @@ try {
   const tokens = path.join(rig.info.dir, 'tokens');
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
   const config = path.join(rig.info.dir, 'agent.json');
-  fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({ agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', rateLimit: { perSecond: 1_000_000, burst: 1_000_000 } } })));
+  fs.writeFileSync(
+    config,
+    JSON.stringify(
+      rig.autosslConfig({
+        agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', rateLimit: { perSecond: 1_000_000, burst: 1_000_000 } },
+      }),
+    ),
+  );
   const agent = spawn('node', [CLI, 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'inherit'] });
   agentPid = agent.pid ?? 0;
   for (let i = 0; ; i++) {
@@ -92,7 +99,11 @@ try {
         setupRequest: (req: Record<string, unknown>) => {
           const body = JSON.stringify({ domain: names[n++ % names.length] });
           const ts = rfc3339();
-          return { ...req, body, headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(TOKEN, ts, 'POST', '/ssl/status', body) } };
+          return {
+            ...req,
+            body,
+            headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(TOKEN, ts, 'POST', '/ssl/status', body) },
+          };
         },
       },
     ],

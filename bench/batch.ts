@@ -10,7 +10,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { AcmeRig, BINARIES } from '../scripts/sandbox/rig.js';
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0);
 const CLI = path.resolve(import.meta.dirname, '../src/cli.js');
 const block = (name: string, root: string) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root ${root};\n}\n`;
 
@@ -24,7 +27,19 @@ for (const n of sizes.length ? sizes : [20]) {
   const rig = await AcmeRig.start();
   try {
     const env = { REQUESTS_CA_BUNDLE: rig.info.caCert };
-    const base = (d: { configDir: string; workDir: string; logsDir: string }) => ['--server', rig.info.acmeDirectory, '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--agree-tos', '--register-unsafely-without-email', '--non-interactive'];
+    const base = (d: { configDir: string; workDir: string; logsDir: string }) => [
+      '--server',
+      rig.info.acmeDirectory,
+      '--config-dir',
+      d.configDir,
+      '--work-dir',
+      d.workDir,
+      '--logs-dir',
+      d.logsDir,
+      '--agree-tos',
+      '--register-unsafely-without-email',
+      '--non-interactive',
+    ];
     const groups = { a: [] as string[], w: [] as string[], n: [] as string[] };
     const roots: Record<string, string> = {};
     for (const g of Object.keys(groups) as Array<keyof typeof groups>) {
@@ -40,15 +55,37 @@ for (const n of sizes.length ? sizes : [20]) {
     const nd = rig.certbotDirs('certbot-nginx');
     let nginxOk = 0;
     const nginxPlugin = await timed(async () => {
-      for (const name of groups.n) if ((await execa(BINARIES.certbot, ['--nginx', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', name, ...base(nd)], { env, reject: false })).exitCode === 0) nginxOk++;
+      for (const name of groups.n)
+        if (
+          (
+            await execa(BINARIES.certbot, ['--nginx', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', name, ...base(nd)], {
+              env,
+              reject: false,
+            })
+          ).exitCode === 0
+        )
+          nginxOk++;
     });
     // autossl: one batch; its peak RSS from GNU time, its reloads counted by the reload command
     const reloads = path.join(rig.info.dir, 'reloads');
     const config = path.join(rig.info.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({
-      nginx: { binary: BINARIES.nginx, config: rig.info.nginxConf, extraArgs: rig.nginxArgs, reloadCommand: ['/bin/sh', '-c', `echo r >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`] },
-      sites: groups.a.map((domain) => ({ domain })),
-    }, 'autossl-certbot')));
+    fs.writeFileSync(
+      config,
+      JSON.stringify(
+        rig.autosslConfig(
+          {
+            nginx: {
+              binary: BINARIES.nginx,
+              config: rig.info.nginxConf,
+              extraArgs: rig.nginxArgs,
+              reloadCommand: ['/bin/sh', '-c', `echo r >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`],
+            },
+            sites: groups.a.map((domain) => ({ domain })),
+          },
+          'autossl-certbot',
+        ),
+      ),
+    );
     const rssFile = path.join(rig.info.dir, 'rss');
     let ok = 0;
     const autossl = await timed(async () => {
@@ -61,13 +98,17 @@ for (const n of sizes.length ? sizes : [20]) {
     const wd = rig.certbotDirs('certbot-webroot');
     let webrootOk = 0;
     const webroot = await timed(async () => {
-      for (const name of groups.w) if ((await execa(BINARIES.certbot, ['certonly', '--webroot', '-w', roots[name]!, '-d', name, ...base(wd)], { env, reject: false })).exitCode === 0) webrootOk++;
+      for (const name of groups.w)
+        if ((await execa(BINARIES.certbot, ['certonly', '--webroot', '-w', roots[name]!, '-d', name, ...base(wd)], { env, reject: false })).exitCode === 0)
+          webrootOk++;
     });
     console.log(`batch N=${n} (pebble with NOSLEEP, ${process.env.AUTOSSL_BENCH_NOTE ?? 'this machine'})`);
     console.log(`  autossl issue --all            ${autossl.toFixed(1)} s  (${ok}/${n} ok, peak RSS ${rssMb.toFixed(0)} MB, ${reloadCount} nginx reloads)`);
     console.log(`  sequential certonly --webroot  ${webroot.toFixed(1)} s  (${webrootOk}/${n} ok)`);
     console.log(`  sequential certbot --nginx     ${nginxPlugin.toFixed(1)} s  (${nginxOk}/${n} ok)`);
-    console.log(`  ratio autossl / certonly ${(autossl / webroot).toFixed(2)} (bar 0.25 at N=20), autossl / certbot --nginx ${(autossl / nginxPlugin).toFixed(2)}; RSS bar < 200 MB at N=100: ${rssMb < 200 ? 'met' : 'NOT met'}`);
+    console.log(
+      `  ratio autossl / certonly ${(autossl / webroot).toFixed(2)} (bar 0.25 at N=20), autossl / certbot --nginx ${(autossl / nginxPlugin).toFixed(2)}; RSS bar < 200 MB at N=100: ${rssMb < 200 ? 'met' : 'NOT met'}`,
+    );
   } finally {
     await rig.stop();
   }

@@ -63,4 +63,6 @@ async function fleet(): Promise<number> {
 
 const single = await one();
 const three = await fleet();
-console.log(`${n} domains: one node ${single.toFixed(1)} s; 3-node fleet (until all three serve all) ${three.toFixed(1)} s; ratio ${(three / single).toFixed(2)} (bar <= 1.5)`);
+console.log(
+  `${n} domains: one node ${single.toFixed(1)} s; 3-node fleet (until all three serve all) ${three.toFixed(1)} s; ratio ${(three / single).toFixed(2)} (bar <= 1.5)`,
+);

@@ -24,8 +24,17 @@ try {
   const site = (name: string) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root {root};\n}\n`;
   const env = { REQUESTS_CA_BUNDLE: rig.info.caCert };
   const certbotBase = (dirs: { configDir: string; workDir: string; logsDir: string }) => [
-    '--server', rig.info.acmeDirectory, '--config-dir', dirs.configDir, '--work-dir', dirs.workDir, '--logs-dir', dirs.logsDir,
-    '--agree-tos', '--register-unsafely-without-email', '--non-interactive',
+    '--server',
+    rig.info.acmeDirectory,
+    '--config-dir',
+    dirs.configDir,
+    '--work-dir',
+    dirs.workDir,
+    '--logs-dir',
+    dirs.logsDir,
+    '--agree-tos',
+    '--register-unsafely-without-email',
+    '--non-interactive',
   ];
   const cfgFile = path.join(rig.info.dir, 'autossl.config.json');
   fs.writeFileSync(cfgFile, JSON.stringify(rig.autosslConfig({}, 'autossl-certbot')));
@@ -36,14 +45,18 @@ try {
   for (const s of sites) for (const name of [s.a, s.n, s.w]) roots[name] = rig.addSite(name, site(name)).root;
   await rig.reloadNginx();
   for (const { a } of sites) {
-    results.autossl!.push(await time(async () => {
-      const r = await execa('node', [CLI, 'issue', a, '--config', cfgFile], { reject: false });
-      if (r.exitCode !== 0) throw new Error(`autossl failed: ${r.stdout}\n${r.stderr}`);
-    }));
+    results.autossl!.push(
+      await time(async () => {
+        const r = await execa('node', [CLI, 'issue', a, '--config', cfgFile], { reject: false });
+        if (r.exitCode !== 0) throw new Error(`autossl failed: ${r.stdout}\n${r.stderr}`);
+      }),
+    );
   }
   const wd = rig.certbotDirs('certbot-webroot');
   for (const { w } of sites) {
-    results['certbot --webroot']!.push(await time(() => execa(BINARIES.certbot, ['certonly', '--webroot', '-w', roots[w]!, '-d', w, ...certbotBase(wd)], { env })));
+    results['certbot --webroot']!.push(
+      await time(() => execa(BINARIES.certbot, ['certonly', '--webroot', '-w', roots[w]!, '-d', w, ...certbotBase(wd)], { env })),
+    );
   }
   // certbot --nginx fails its second run on the same sandbox nginx (its challenge include is left in a state the
   // next run's validation 404s on), so each of its runs gets a fresh sandbox; the sandbox start is not timed.
@@ -54,12 +67,20 @@ try {
     await rig.reloadNginx();
     const nd = rig.certbotDirs(`certbot-nginx-${i}`);
     const nginxEnv = { REQUESTS_CA_BUNDLE: rig.info.caCert };
-    results['certbot --nginx']!.push(await time(() => execa(BINARIES.certbot, ['--nginx', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', n, ...certbotBase(nd)], { env: nginxEnv })));
+    results['certbot --nginx']!.push(
+      await time(() =>
+        execa(BINARIES.certbot, ['--nginx', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', n, ...certbotBase(nd)], {
+          env: nginxEnv,
+        }),
+      ),
+    );
   }
   const base = median(results['certbot --nginx']!);
   console.log(`issue-one: ${runs} runs each, one fresh domain per run, pebble with NOSLEEP (certbot --nginx: a fresh sandbox per run)`);
   for (const [name, xs] of Object.entries(results)) {
-    console.log(`${name.padEnd(20)} median ${median(xs).toFixed(2)} s   (${xs.map((x) => x.toFixed(2)).join(', ')})   ratio to certbot --nginx ${(median(xs) / base).toFixed(2)}`);
+    console.log(
+      `${name.padEnd(20)} median ${median(xs).toFixed(2)} s   (${xs.map((x) => x.toFixed(2)).join(', ')})   ratio to certbot --nginx ${(median(xs) / base).toFixed(2)}`,
+    );
   }
   console.log(`bar: autossl <= 0.6 x certbot --nginx: ${median(results.autossl!) / base <= 0.6 ? 'met' : 'NOT met'}`);
 } finally {

@@ -24,7 +24,10 @@ const patterns: string[] = [];
 for (let i = 0; i < count; i++) {
   const regex = i % guardedEvery === 0 ? `~^(?!admin\\.)(\\w+\\.)?site${i}\\.regex\\.test$` : `~^(www\\.)?site${i}\\.regex\\.test$`;
   patterns.push(regex);
-  fs.writeFileSync(path.join(sites, `site${i}.conf`), `server {\n    listen 80;\n    server_name site${i}.scale.test ${regex};\n    root /var/www/site${i};\n}\n`);
+  fs.writeFileSync(
+    path.join(sites, `site${i}.conf`),
+    `server {\n    listen 80;\n    server_name site${i}.scale.test ${regex};\n    root /var/www/site${i};\n}\n`,
+  );
 }
 // one catastrophic name of each kind: linear engine, and guarded (a lookahead keeps it off the linear engine)
 const evilNames = process.env.AUTOSSL_BENCH_NO_EVIL !== '1';
@@ -63,5 +66,7 @@ console.log(`tree load (cold)                         ${load.toFixed(0)} ms`);
 console.log(`findServers exact host, first / warm  ${exactCold.toFixed(1)} / ${exactWarm.toFixed(1)} ms`);
 console.log(`findServers regex host, first / warm  ${regexCold.toFixed(1)} / ${regexWarm.toFixed(1)} ms`);
 if (evilNames) console.log(`findServers 63 a's (catastrophic)      ${evil.toFixed(1)} / ${evilWarm.toFixed(1)} ms   (unbounded before: never ends)`);
-console.log(`${count} regex tests, plain RegExp: compile + test ${baselineCold.toFixed(1)} ms, warm ${baselineWarm.toFixed(1)} ms; bounded, warm ${boundedWarm.toFixed(1)} ms`);
+console.log(
+  `${count} regex tests, plain RegExp: compile + test ${baselineCold.toFixed(1)} ms, warm ${baselineWarm.toFixed(1)} ms; bounded, warm ${boundedWarm.toFixed(1)} ms`,
+);
 fs.rmSync(dir, { recursive: true, force: true });

@@ -29,8 +29,18 @@ for (let i = 0; i < count; i++) {
   const left = (i % 90) - 5; // a spread of states: expired, due, ok
   const notAfter = new Date(Date.now() + left * DAY);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: `01${i.toString(16).padStart(8, '0')}`, name: `CN=${name}`, notBefore: new Date(notAfter.getTime() - 90 * DAY), notAfter, keys,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: name }, { type: 'dns', value: `www.${name}` }])],
+    serialNumber: `01${i.toString(16).padStart(8, '0')}`,
+    name: `CN=${name}`,
+    notBefore: new Date(notAfter.getTime() - 90 * DAY),
+    notAfter,
+    keys,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [
+      new x509.SubjectAlternativeNameExtension([
+        { type: 'dns', value: name },
+        { type: 'dns', value: `www.${name}` },
+      ]),
+    ],
   });
   const pem = cert.toString('pem') + '\n';
   const archive = path.join(le, 'archive', name);
@@ -41,12 +51,22 @@ for (let i = 0; i < count; i++) {
     fs.writeFileSync(path.join(archive, `${f}1.pem`), f === 'privkey' ? keyPem : pem);
     fs.symlinkSync(`../../archive/${name}/${f}1.pem`, path.join(live, `${f}.pem`));
   }
-  fs.writeFileSync(path.join(le, 'renewal', `${name}.conf`), `version = 2.1.0\narchive_dir = ${archive}\ncert = ${live}/cert.pem\nprivkey = ${live}/privkey.pem\nchain = ${live}/chain.pem\nfullchain = ${live}/fullchain.pem\n\n[renewalparams]\naccount = 0123456789abcdef\nauthenticator = webroot\nserver = https://127.0.0.1:14000/dir\nkey_type = ecdsa\n`);
+  fs.writeFileSync(
+    path.join(le, 'renewal', `${name}.conf`),
+    `version = 2.1.0\narchive_dir = ${archive}\ncert = ${live}/cert.pem\nprivkey = ${live}/privkey.pem\nchain = ${live}/chain.pem\nfullchain = ${live}/fullchain.pem\n\n[renewalparams]\naccount = 0123456789abcdef\nauthenticator = webroot\nserver = https://127.0.0.1:14000/dir\nkey_type = ecdsa\n`,
+  );
 }
 console.log(`generated ${count} lineages in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 fs.writeFileSync(path.join(dir, 'nginx.conf'), 'events {}\nhttp {}\n');
 const config = path.join(dir, 'autossl.config.json');
-fs.writeFileSync(config, JSON.stringify({ certbot: { configDir: le, workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') }, nginx: { config: path.join(dir, 'nginx.conf') }, stateDir: path.join(dir, 'state') }));
+fs.writeFileSync(
+  config,
+  JSON.stringify({
+    certbot: { configDir: le, workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') },
+    nginx: { config: path.join(dir, 'nginx.conf') },
+    stateDir: path.join(dir, 'state'),
+  }),
+);
 
 /** Times a command with its output discarded (as when it prints to a terminal nobody pipes): same for both tools. */
 async function timed(args: string[], bin = 'node'): Promise<{ s: number; code: number }> {
@@ -64,7 +84,8 @@ for (let i = 0; i < runs; i++) {
   fs.rmSync(path.join(dir, 'state'), { recursive: true, force: true }); // cold: a new state store, every certificate parsed
   colds.push((await timed([CLI, 'status', '--json', '--config', config])).s);
 }
-rows = (JSON.parse(String((await execa('node', [CLI, 'status', '--json', '--config', config], { reject: false })).stdout)) as { certificates: unknown[] }).certificates.length;
+rows = (JSON.parse(String((await execa('node', [CLI, 'status', '--json', '--config', config], { reject: false })).stdout)) as { certificates: unknown[] })
+  .certificates.length;
 const warms: number[] = [];
 for (let i = 0; i < runs; i++) warms.push((await timed([CLI, 'status', '--json', '--config', config])).s);
 const certbots: number[] = [];
@@ -81,6 +102,8 @@ console.log(`status-scale: ${count} lineages (${rows} rows reported), medians of
 console.log(`autossl status, cold        ${cold.s.toFixed(2)} s   (under 2 s: ${cold.s < 2 ? 'met' : 'NOT met'})`);
 console.log(`autossl status, warm        ${warm.s.toFixed(2)} s`);
 console.log(`certbot certificates        ${certbot.s.toFixed(2)} s   (exit ${certbot.code})`);
-console.log(`ratio certbot / autossl     cold ${(certbot.s / cold.s).toFixed(1)}x, warm ${(certbot.s / warm.s).toFixed(1)}x   (bar >= 10x: ${certbot.s / cold.s >= 10 ? 'met' : 'NOT met'})`);
+console.log(
+  `ratio certbot / autossl     cold ${(certbot.s / cold.s).toFixed(1)}x, warm ${(certbot.s / warm.s).toFixed(1)}x   (bar >= 10x: ${certbot.s / cold.s >= 10 ? 'met' : 'NOT met'})`,
+);
 if (!process.env.KEEP) fs.rmSync(dir, { recursive: true, force: true });
 else console.log(dir);

@@ -18,10 +18,15 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-scale-'));
 const sites = path.join(dir, 'sites');
 fs.mkdirSync(sites);
 fs.mkdirSync(path.join(dir, 'tmp'));
-fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxMainConfig(dir, sites).replace('server_names_hash_bucket_size 128;', 'server_names_hash_bucket_size 128;\n    server_names_hash_max_size 65536;'));
+fs.writeFileSync(
+  path.join(dir, 'nginx.conf'),
+  nginxMainConfig(dir, sites).replace('server_names_hash_bucket_size 128;', 'server_names_hash_bucket_size 128;\n    server_names_hash_max_size 65536;'),
+);
 for (let i = 0; i < count; i++) {
   const name = `site${i}.scale.test`;
-  fs.writeFileSync(path.join(sites, `${name}.conf`), `# vhost ${i}
+  fs.writeFileSync(
+    path.join(sites, `${name}.conf`),
+    `# vhost ${i}
 server {
     listen 127.0.0.1:80;
     listen [::1]:80;
@@ -53,11 +58,28 @@ server {
         expires 30d;
     }
 }
-`);
+`,
+  );
 }
 const cert = path.join(dir, 'fullchain.pem');
 const key = path.join(dir, 'privkey.pem');
-await execa(BINARIES.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=scale']);
+await execa(BINARIES.openssl, [
+  'req',
+  '-x509',
+  '-newkey',
+  'ec',
+  '-pkeyopt',
+  'ec_paramgen_curve:prime256v1',
+  '-nodes',
+  '-keyout',
+  key,
+  '-out',
+  cert,
+  '-days',
+  '2',
+  '-subj',
+  '/CN=scale',
+]);
 const control = new NginxControl({ binary: BINARIES.nginx, config: path.join(dir, 'nginx.conf'), extraArgs: ['-p', dir, '-e', path.join(dir, 'error.log')] });
 const version = await control.version();
 const target = `site${Math.floor(count / 2)}.scale.test`;
@@ -88,8 +110,36 @@ console.log(`autossl warm + nginx -t             ${withTest.toFixed(0)} ms`);
 // certbot's installer re-parses every file of the tree; on large trees it can take very long, so it gets a limit
 const limitS = Number(process.env.CERTBOT_LIMIT_S ?? 1800);
 t = performance.now();
-const cb = await execa(BINARIES.certbot, ['install', '--nginx', '--nginx-server-root', dir, '--nginx-ctl', BINARIES.nginx, '--cert-name', 'scale', '--cert-path', cert, '--key-path', key, '--fullchain-path', cert, '-d', target,
-  '--config-dir', path.join(dir, 'le'), '--work-dir', path.join(dir, 'le-work'), '--logs-dir', path.join(dir, 'le-logs'), '--non-interactive', '--no-redirect'], { reject: false, timeout: limitS * 1000 });
+const cb = await execa(
+  BINARIES.certbot,
+  [
+    'install',
+    '--nginx',
+    '--nginx-server-root',
+    dir,
+    '--nginx-ctl',
+    BINARIES.nginx,
+    '--cert-name',
+    'scale',
+    '--cert-path',
+    cert,
+    '--key-path',
+    key,
+    '--fullchain-path',
+    cert,
+    '-d',
+    target,
+    '--config-dir',
+    path.join(dir, 'le'),
+    '--work-dir',
+    path.join(dir, 'le-work'),
+    '--logs-dir',
+    path.join(dir, 'le-logs'),
+    '--non-interactive',
+    '--no-redirect',
+  ],
+  { reject: false, timeout: limitS * 1000 },
+);
 const certbotMs = performance.now() - t;
 // certbot starts nginx itself when none runs with this config (loopback listens only): stop it.
 await execa(BINARIES.nginx, ['-p', dir, '-e', path.join(dir, 'error.log'), '-c', path.join(dir, 'nginx.conf'), '-s', 'stop'], { reject: false });
@@ -97,7 +147,9 @@ if (cb.timedOut) {
   console.log(`certbot install --nginx             did not finish within ${limitS} s (stopped)`);
   console.log(`ratio cold / certbot                < ${(cold / certbotMs).toFixed(4)}  (bar <= 0.1: met)`);
 } else {
-  console.log(`certbot install --nginx             ${certbotMs.toFixed(0)} ms  (exit ${cb.exitCode}${cb.exitCode ? `: ${String(cb.stderr).trim().split('\n').pop()}` : ''})`);
+  console.log(
+    `certbot install --nginx             ${certbotMs.toFixed(0)} ms  (exit ${cb.exitCode}${cb.exitCode ? `: ${String(cb.stderr).trim().split('\n').pop()}` : ''})`,
+  );
   console.log(`ratio cold / certbot                ${(cold / certbotMs).toFixed(4)}  (bar <= 0.1: ${cold / certbotMs <= 0.1 ? 'met' : 'NOT met'})`);
 }
 fs.rmSync(dir, { recursive: true, force: true });

@@ -20,7 +20,9 @@ const KINDS = {
 /** docs/errors.md as it should read for the codes in src/errors.ts. */
 export function renderErrorsDoc(): string {
   const escape = (text: string): string => text.replace(/\|/g, '\\|');
-  const rows = (Object.entries(ERROR_CODES) as Array<[ErrorCode, string]>).map(([code, hint]) => `| \`${code}\` | ${errorKind(code)} | ${statusOf(code)} | ${escape(hint)} |`);
+  const rows = (Object.entries(ERROR_CODES) as Array<[ErrorCode, string]>).map(
+    ([code, hint]) => `| \`${code}\` | ${errorKind(code)} | ${statusOf(code)} | ${escape(hint)} |`,
+  );
   return [
     '# Error codes',
     '',

@@ -15,16 +15,20 @@ export interface AcmeAnswer {
 export function acmeGet(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<AcmeAnswer> {
   return new Promise((resolve, reject) => {
     const secure = url.startsWith('https:');
-    const req = (secure ? https : http).get(url, { timeout: timeoutMs, headers: { accept: 'application/json', 'user-agent': 'autossl' }, ...(ca && secure ? { ca } : {}) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        body += c;
-        if (body.length > 256 * 1024) req.destroy(new Error('answer too large'));
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] }));
-      res.on('error', reject);
-    });
+    const req = (secure ? https : http).get(
+      url,
+      { timeout: timeoutMs, headers: { accept: 'application/json', 'user-agent': 'autossl' }, ...(ca && secure ? { ca } : {}) },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          body += c;
+          if (body.length > 256 * 1024) req.destroy(new Error('answer too large'));
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, retryAfter: res.headers['retry-after'] }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', reject);
   });

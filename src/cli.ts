@@ -72,7 +72,11 @@ const COMMANDS: Record<string, (rest: string[], values: Values) => Promise<numbe
   setup: async (_, values) => {
     const { runSetup } = await import('./setup/setup.js');
     const engine = await engineFor(values);
-    const result = await runSetup(engine, { agent: values.agent === true, dryRun: values['dry-run'] === true, systemdDir: values['systemd-dir'] as string | undefined }).finally(() => engine.close());
+    const result = await runSetup(engine, {
+      agent: values.agent === true,
+      dryRun: values['dry-run'] === true,
+      systemdDir: values['systemd-dir'] as string | undefined,
+    }).finally(() => engine.close());
     if (values.json === true) out(JSON.stringify(result, null, 2));
     else {
       for (const d of result.done) out(`${values['dry-run'] === true ? 'plan' : 'done'}  ${d}`);
@@ -125,7 +129,11 @@ async function main(argv: string[]): Promise<number> {
     // Node's parser words it for programmers (and leaves a quote open): say it for the user, one line, then where help is
     const message = (error as Error).message;
     const unknown = /^Unknown option '([^']*)'/.exec(message);
-    err(unknown ? `error: unknown option ${JSON.stringify(unknown[1]).slice(0, 60)}${unknown[1]!.startsWith('--') ? '' : ' (a domain that starts with "-" goes after "--": autossl issue -- -x.example.com)'}` : `error: ${message.split('\n')[0]!.slice(0, 200)}`);
+    err(
+      unknown
+        ? `error: unknown option ${JSON.stringify(unknown[1]).slice(0, 60)}${unknown[1]!.startsWith('--') ? '' : ' (a domain that starts with "-" goes after "--": autossl issue -- -x.example.com)'}`
+        : `error: ${message.split('\n')[0]!.slice(0, 200)}`,
+    );
     err('run "autossl --help" for the commands and their options');
     return 2;
   }

@@ -33,12 +33,16 @@ const UNSHOWABLE_BYTE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/g;
 function headerName(file: string): string {
   const bytes = Buffer.from(file, 'utf8').toString('latin1');
   if (!/[\t\n\r"\\\u0000-\u001f\u007f]/.test(file) && !/[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]/u.test(file)) return bytes;
-  const escaped = [...file].map((ch) => {
-    const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '"': '\\"', '\\': '\\\\' };
-    if (named[ch]) return named[ch];
-    const utf8 = Buffer.from(ch, 'utf8').toString('latin1');
-    return /[\u0000-\u001f\u007f]/.test(ch) || /^[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]$/u.test(ch) ? [...utf8].map((b) => `\\${b.charCodeAt(0).toString(8).padStart(3, '0')}`).join('') : utf8;
-  }).join('');
+  const escaped = [...file]
+    .map((ch) => {
+      const named: Record<string, string> = { '\t': '\\t', '\n': '\\n', '\r': '\\r', '"': '\\"', '\\': '\\\\' };
+      if (named[ch]) return named[ch];
+      const utf8 = Buffer.from(ch, 'utf8').toString('latin1');
+      return /[\u0000-\u001f\u007f]/.test(ch) || /^[\p{Cf}\p{Zl}\p{Zp}\u0080-\u009f]$/u.test(ch)
+        ? [...utf8].map((b) => `\\${b.charCodeAt(0).toString(8).padStart(3, '0')}`).join('')
+        : utf8;
+    })
+    .join('');
   return `"${escaped}"`;
 }
 
@@ -72,7 +76,8 @@ function printLine(op: Op, line: string, seen: { escaped: boolean }): string {
 }
 
 /** The note a diff starts with when a line of it is printed escaped. */
-export const ESCAPED_NOTE = '# autossl: characters a terminal would not show as written are escaped below (\\xNN, \\uNNNN); hunks holding one do not apply with patch\n';
+export const ESCAPED_NOTE =
+  '# autossl: characters a terminal would not show as written are escaped below (\\xNN, \\uNNNN); hunks holding one do not apply with patch\n';
 
 /** A unified diff of two versions of `file`; empty when they are equal. */
 export function unifiedDiff(file: string, before: string, after: string, context = 3): string {

@@ -42,7 +42,12 @@ export function normalizeDomain(input: unknown, options: DomainOptions = {}): st
   if (/\s/.test(raw)) refuse(raw, 'it contains whitespace');
   if (/[^\x21-\x7e]/.test(raw)) {
     const ascii = asciiForm(raw, options);
-    if (ascii) refuse(raw, `it contains non-ASCII characters; its ASCII (punycode) form is ${ascii}`, `Use ${ascii}, and write that form in nginx's server_name too: browsers send it in Host and SNI, and nginx compares bytes (a server_name written in Unicode never matches them).`);
+    if (ascii)
+      refuse(
+        raw,
+        `it contains non-ASCII characters; its ASCII (punycode) form is ${ascii}`,
+        `Use ${ascii}, and write that form in nginx's server_name too: browsers send it in Host and SNI, and nginx compares bytes (a server_name written in Unicode never matches them).`,
+      );
     refuse(raw, 'it contains non-ASCII characters that have no ASCII (punycode) form');
   }
   let name = raw.toLowerCase();

@@ -124,7 +124,10 @@ function fullHint(code: string | undefined, where: string): string | undefined {
 
 async function takeFile(file: string, options: LockOptions, timeoutMs: number): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true, mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
-    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock directory ${path.dirname(file)}: ${error.code ?? error.message}.`, { hint: fullHint(error.code, path.dirname(file)), details: { path: path.dirname(file) } });
+    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock directory ${path.dirname(file)}: ${error.code ?? error.message}.`, {
+      hint: fullHint(error.code, path.dirname(file)),
+      details: { path: path.dirname(file) },
+    });
   });
   const deadline = Date.now() + Math.max(0, timeoutMs);
   let delay = 10;
@@ -135,7 +138,10 @@ async function takeFile(file: string, options: LockOptions, timeoutMs: number): 
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST') {
-        throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock file ${file}: ${code ?? (error as Error).message}.`, { hint: fullHint(code, path.dirname(file)), details: { path: file } });
+        throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the lock file ${file}: ${code ?? (error as Error).message}.`, {
+          hint: fullHint(code, path.dirname(file)),
+          details: { path: file },
+        });
       }
     }
     const stamp = await fsp.readFile(file, 'utf8').catch(() => '');
@@ -148,7 +154,11 @@ async function takeFile(file: string, options: LockOptions, timeoutMs: number): 
       continue;
     }
     if (Date.now() > deadline) {
-      throw new AutoSslError('LOCK_TIMEOUT', `${options.what} is locked by process ${stamp.split(/\s+/)[0] || '?'} (lock file ${file}); waited ${Math.round(timeoutMs / 1000)} s.`, { details: { path: file } });
+      throw new AutoSslError(
+        'LOCK_TIMEOUT',
+        `${options.what} is locked by process ${stamp.split(/\s+/)[0] || '?'} (lock file ${file}); waited ${Math.round(timeoutMs / 1000)} s.`,
+        { details: { path: file } },
+      );
     }
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 200);

@@ -123,7 +123,11 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
     const e = toAutoSslError(error);
     if (tx.files.length) {
       await services.editor.revert(tx).catch(() => undefined);
-      if (reloaded || e.code === 'NGINX_RELOAD_FAILED') await services.nginx.test().then(() => services.nginx.reload()).catch(() => undefined);
+      if (reloaded || e.code === 'NGINX_RELOAD_FAILED')
+        await services.nginx
+          .test()
+          .then(() => services.nginx.reload())
+          .catch(() => undefined);
     }
     await record(core, domain, undefined, e);
     return { ...result, files: [], error: e };
@@ -150,7 +154,9 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   }
   if (noVhost && lineages.size === 0 && uploads.size === 0) {
     // nothing here knows the name: a typo, or deleted twice. Not a silent success.
-    const error = new AutoSslError('VHOST_NOT_FOUND', `Nothing to uninstall for ${domain}: no server block answers it and it has no certificate here.`, { hint: `Check the spelling; "autossl status" lists the domains autossl knows. Nothing was changed.` });
+    const error = new AutoSslError('VHOST_NOT_FOUND', `Nothing to uninstall for ${domain}: no server block answers it and it has no certificate here.`, {
+      hint: `Check the spelling; "autossl status" lists the domains autossl knows. Nothing was changed.`,
+    });
     return { ...result, notes: [], error };
   }
   for (const name of lineages) {
@@ -187,7 +193,11 @@ async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslErr
   try {
     return await withLocked(core.services.state().locker, `order-${name}`, settings.timeoutMs * 3, `The order of ${name}`, async () => {
       const run = await execCertbot(settings, ['delete', '--cert-name', name]);
-      if (run.exitCode !== 0) return new AutoSslError('CERTBOT_FAILED', `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`);
+      if (run.exitCode !== 0)
+        return new AutoSslError(
+          'CERTBOT_FAILED',
+          `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`,
+        );
       try {
         await core.services.state().certificates.delete(name);
       } catch {
@@ -229,12 +239,22 @@ async function installUploadLocked(core: EngineCore, input: unknown, upload: Upl
   if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
   // the block's other names: those the upload covers come along; one served covered over HTTPS now (listed, or
   // answered by a wildcard or regex server_name) that it does not cover is a conflict
-  const { names, lost } = uploadCover(tree, block, domain, checked.info.names, config.sites.flatMap((s) => [s.domain, ...s.aliases]));
+  const { names, lost } = uploadCover(
+    tree,
+    block,
+    domain,
+    checked.info.names,
+    config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+  );
   if (lost.length) {
-    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`, {
-      hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
-      details: { names: lost, block: blockLabel(block) },
-    });
+    throw new AutoSslError(
+      'VHOST_CERT_CONFLICT',
+      `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`,
+      {
+        hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
+        details: { names: lost, block: blockLabel(block) },
+      },
+    );
   }
   await core.recoverFirst();
   const written = await writeUpload(config, checked);

@@ -178,7 +178,18 @@ export function spawnOffLoop(file: string, args: readonly string[], options: Spa
     requests.set(id, { resolvePid, resolve, onStdout: options.onStdout });
   });
   w.ref();
-  w.postMessage({ id, type: 'run', file, args: [...args], env: options.env ?? process.env, timeoutMs: options.timeoutMs ?? 0, stdin: options.stdin ?? 'ignore', stderr: options.stderr ?? 'pipe', stream: options.onStdout !== undefined, pidFile: options.pidFile });
+  w.postMessage({
+    id,
+    type: 'run',
+    file,
+    args: [...args],
+    env: options.env ?? process.env,
+    timeoutMs: options.timeoutMs ?? 0,
+    stdin: options.stdin ?? 'ignore',
+    stderr: options.stderr ?? 'pipe',
+    stream: options.onStdout !== undefined,
+    pidFile: options.pidFile,
+  });
   return {
     pid,
     result,

@@ -32,19 +32,28 @@ export class UndoService {
 
   handle(plugin: string, kind: string, handler: UndoHandler): void {
     const key = `${plugin}\u0000${kind}`;
-    if (this.handlers.has(key)) throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${plugin}" registers the undo kind "${kind}" twice.`, { details: { plugin } });
+    if (this.handlers.has(key))
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${plugin}" registers the undo kind "${kind}" twice.`, { details: { plugin } });
     this.handlers.set(key, handler);
   }
 
   /** Records a step for `runId` before the plugin acts. */
   async record(plugin: string, runId: string, kind: string, payload: JsonValue, when: UndoWhen = 'always', owner?: string): Promise<UndoHandle> {
     if (!this.handlers.has(`${plugin}\u0000${kind}`)) {
-      throw new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" records an undo step of kind "${kind}" without a handler for it (api.undo.handle("${kind}", ...) in apply).`, { details: { plugin } });
+      throw new AutoSslError(
+        'PLUGIN_ERROR',
+        `Plugin "${plugin}" records an undo step of kind "${kind}" without a handler for it (api.undo.handle("${kind}", ...) in apply).`,
+        { details: { plugin } },
+      );
     }
     const text = JSON.stringify(payload);
-    if (text === undefined || text.length > MAX_PAYLOAD) throw new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}": an undo payload must be JSON of at most ${MAX_PAYLOAD} bytes.`, { details: { plugin } });
+    if (text === undefined || text.length > MAX_PAYLOAD)
+      throw new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}": an undo payload must be JSON of at most ${MAX_PAYLOAD} bytes.`, { details: { plugin } });
     const state = this.state();
-    if (state.readOnly) throw new AutoSslError('STATE_UNAVAILABLE', `Cannot record an undo step: autossl's state (${state.location}) is read-only.`, { details: { path: state.location } });
+    if (state.readOnly)
+      throw new AutoSslError('STATE_UNAVAILABLE', `Cannot record an undo step: autossl's state (${state.location}) is read-only.`, {
+        details: { path: state.location },
+      });
     const id = await state.undo.add({ runId, plugin, kind, payload: text, when, owner });
     return {
       id,
@@ -60,7 +69,10 @@ export class UndoService {
     const state = this.state();
     const handler = this.handlers.get(`${row.plugin}\u0000${row.kind}`);
     if (!handler) {
-      return new AutoSslError('UNDO_FAILED', `An undo step of plugin "${row.plugin}" (${row.kind}) is pending, but that plugin is not loaded in this config.`, { hint: `Add the plugin "${row.plugin}" back to the config, then run "autossl recover".`, details: { plugin: row.plugin, step: row.id } });
+      return new AutoSslError('UNDO_FAILED', `An undo step of plugin "${row.plugin}" (${row.kind}) is pending, but that plugin is not loaded in this config.`, {
+        hint: `Add the plugin "${row.plugin}" back to the config, then run "autossl recover".`,
+        details: { plugin: row.plugin, step: row.id },
+      });
     }
     if (!(await state.undo.claim(row.id))) return null; // done meanwhile, or another live process runs it
     try {
@@ -70,7 +82,9 @@ export class UndoService {
     } catch (error) {
       const e = toAutoSslError(error);
       await state.undo.finish(row.id, `${e.code}: ${e.message}`);
-      return new AutoSslError('UNDO_FAILED', `Plugin "${row.plugin}" could not undo ${row.kind}: ${e.message}`, { details: { plugin: row.plugin, step: row.id, cause: e.code } });
+      return new AutoSslError('UNDO_FAILED', `Plugin "${row.plugin}" could not undo ${row.kind}: ${e.message}`, {
+        details: { plugin: row.plugin, step: row.id, cause: e.code },
+      });
     }
   }
 

@@ -17,7 +17,18 @@
  */
 import dns from 'node:dns';
 import os from 'node:os';
-import { AutoSslError, cloudflareMatcher, definePlugin, normalizeDomain, STAGE, type AutoSslConfig, type DomainContext, type JsonValue, type PluginApi, type RenewEvent } from 'autossl';
+import {
+  AutoSslError,
+  cloudflareMatcher,
+  definePlugin,
+  normalizeDomain,
+  STAGE,
+  type AutoSslConfig,
+  type DomainContext,
+  type JsonValue,
+  type PluginApi,
+  type RenewEvent,
+} from 'autossl';
 import type { CloudflareClient, DnsRecord as CfRecord } from '../cloudflare/client.js';
 import { cloudflareOptions, lazyClient, manages, type CloudflareOptions } from '../cloudflare/options.js';
 
@@ -38,7 +49,12 @@ interface Reproxy {
 }
 
 function ourAddresses(config: Readonly<AutoSslConfig>): Set<string> {
-  const list = config.serverAddresses.length ? config.serverAddresses : Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address);
+  const list = config.serverAddresses.length
+    ? config.serverAddresses
+    : Object.values(os.networkInterfaces())
+        .flat()
+        .filter((i) => i && !i.internal)
+        .map((i) => i!.address);
   return new Set(list.map((a) => a.toLowerCase().replace(/^::ffff:/, '')));
 }
 
@@ -62,7 +78,12 @@ async function greyCloud(api: PluginApi<ProxyOptions>, client: CloudflareClient,
 }
 
 /** Waits until DNS answers no Cloudflare address for the name; returns the answers and how long it took. */
-async function waitForOrigin(config: Readonly<AutoSslConfig>, name: string, timeoutMs: number, signal?: AbortSignal): Promise<{ addresses: string[]; ms: number }> {
+async function waitForOrigin(
+  config: Readonly<AutoSslConfig>,
+  name: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<{ addresses: string[]; ms: number }> {
   const isCloudflare = cloudflareMatcher(config.preflight.cloudflareRanges);
   const started = Date.now();
   let addresses: string[] = [];
@@ -70,9 +91,13 @@ async function waitForOrigin(config: Readonly<AutoSslConfig>, name: string, time
     addresses = await addressesOf(config, name);
     if (addresses.length && !addresses.some(isCloudflare)) return { addresses, ms: Date.now() - started };
     if (Date.now() - started >= timeoutMs || signal?.aborted) {
-      throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `${name} still resolves to ${addresses.join(', ') || 'nothing'} ${Math.round((Date.now() - started) / 1000)} s after its Cloudflare proxy was turned off (proxied records have a 300 s TTL).`, {
-        hint: 'Raise the plugin\'s "propagationTimeoutMs", or point preflight.resolvers at resolvers that do not cache (or set preflight.authoritative). The proxy was turned back on.',
-      });
+      throw new AutoSslError(
+        'DNS_PROPAGATION_TIMEOUT',
+        `${name} still resolves to ${addresses.join(', ') || 'nothing'} ${Math.round((Date.now() - started) / 1000)} s after its Cloudflare proxy was turned off (proxied records have a 300 s TTL).`,
+        {
+          hint: 'Raise the plugin\'s "propagationTimeoutMs", or point preflight.resolvers at resolvers that do not cache (or set preflight.authoritative). The proxy was turned back on.',
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -92,7 +117,9 @@ async function reproxy(api: PluginApi<ProxyOptions>, client: () => CloudflareCli
       throw error; // the step stays pending: recover and the next run try again
     }
     if (now.type !== saved.type || now.content !== saved.content) {
-      api.log(`${saved.type} ${payload.name} (record ${saved.id}) was changed meanwhile (now ${now.type} ${now.content}, was ${saved.content}): left as it is, not proxied again`);
+      api.log(
+        `${saved.type} ${payload.name} (record ${saved.id}) was changed meanwhile (now ${now.type} ${now.content}, was ${saved.content}): left as it is, not proxied again`,
+      );
       continue;
     }
     if (now.proxied) continue;
@@ -106,7 +133,8 @@ export default definePlugin<ProxyOptions>({
   options(raw) {
     const base = cloudflareOptions(PLUGIN_NAME, raw, ['propagationTimeoutMs']);
     const t = raw.propagationTimeoutMs ?? 330_000;
-    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 3_600_000) throw new AutoSslError('PLUGIN_LOAD_FAILED', `${PLUGIN_NAME}: "propagationTimeoutMs" must be an integer from 0 to 3600000.`);
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < 0 || t > 3_600_000)
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `${PLUGIN_NAME}: "propagationTimeoutMs" must be an integer from 0 to 3600000.`);
     return { ...base, propagationTimeoutMs: t };
   },
   apply(hooks, api) {
@@ -121,16 +149,30 @@ export default definePlugin<ProxyOptions>({
         const name = finding.name!;
         const changed = await greyCloud(api, client(), ctx, name);
         if (!changed) {
-          api.log(`${name} resolves to Cloudflare, but no proxied A/AAAA/CNAME record of that name is in zone ${(await client().findZone(name)).name} (a proxied wildcard record?): left to the finding`, ctx);
+          api.log(
+            `${name} resolves to Cloudflare, but no proxied A/AAAA/CNAME record of that name is in zone ${(await client().findZone(name)).name} (a proxied wildcard record?): left to the finding`,
+            ctx,
+          );
           continue;
         }
         api.log(`${name}: Cloudflare proxy turned off on ${changed.records.map((r) => r.type).join(', ')} (turned back on when the run ends)`, ctx);
         const { addresses, ms } = await waitForOrigin(api.config, name, api.options.propagationTimeoutMs, ctx.signal);
-        ctx.emit({ stage: 'findings', plugin: PLUGIN_NAME, status: 'info', message: `${name} resolves to ${addresses.join(', ')} ${(ms / 1000).toFixed(1)} s after the proxy was turned off` });
+        ctx.emit({
+          stage: 'findings',
+          plugin: PLUGIN_NAME,
+          status: 'info',
+          message: `${name} resolves to ${addresses.join(', ')} ${(ms / 1000).toFixed(1)} s after the proxy was turned off`,
+        });
         finding.resolved = true;
         const foreign = addresses.filter((a) => !ours.has(a.replace(/^::ffff:/, '')));
         if (foreign.length) {
-          ctx.findings.push({ check: 'dns', name, severity: 'error', code: 'DNS_MISMATCH', message: `${name} resolves to ${addresses.join(', ')} without Cloudflare's proxy, not to this server (${[...ours].join(', ')}).` });
+          ctx.findings.push({
+            check: 'dns',
+            name,
+            severity: 'error',
+            code: 'DNS_MISMATCH',
+            message: `${name} resolves to ${addresses.join(', ')} without Cloudflare's proxy, not to this server (${[...ours].join(', ')}).`,
+          });
         }
       }
     });

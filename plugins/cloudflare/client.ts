@@ -44,7 +44,14 @@ export const CF_CODES = {
   IDENTICAL_RECORD_EXISTS: 81058,
 } as const;
 
-const AUTH_CODES = new Set<number>([CF_CODES.INVALID_HEADERS, CF_CODES.INVALID_AUTH_HEADER_FORMAT, 9103, 9106, CF_CODES.INVALID_TOKEN, CF_CODES.AUTHENTICATION_ERROR]);
+const AUTH_CODES = new Set<number>([
+  CF_CODES.INVALID_HEADERS,
+  CF_CODES.INVALID_AUTH_HEADER_FORMAT,
+  9103,
+  9106,
+  CF_CODES.INVALID_TOKEN,
+  CF_CODES.AUTHENTICATION_ERROR,
+]);
 /** What certbot-dns-cloudflare (PR #10725) and lexicon treat as "the TXT record is already there". */
 const IDENTICAL_CODES = new Set<number>([CF_CODES.RECORD_EXISTS, CF_CODES.IDENTICAL_RECORD_EXISTS]);
 
@@ -179,7 +186,8 @@ export function dnsName(input: unknown, what = 'name'): string {
   if (labels.length < 2) invalid(`The ${what} ${show(input)} needs at least two labels, like example.com.`);
   labels.forEach((label, i) => {
     if (i === 0 && label === '*') return;
-    if (!LABEL.test(label)) invalid(`The ${what} ${show(input)} has an invalid label ${show(label)}: 1 to 63 letters, digits, "-" or "_", not starting or ending with "-".`);
+    if (!LABEL.test(label))
+      invalid(`The ${what} ${show(input)} has an invalid label ${show(label)}: 1 to 63 letters, digits, "-" or "_", not starting or ending with "-".`);
   });
   return name;
 }
@@ -219,11 +227,13 @@ function validateFields(fields: RecordPatch, typeForContent: string | undefined)
     body.proxied = fields.proxied;
   }
   if (fields.comment !== undefined) {
-    if (typeof fields.comment !== 'string' || CONTROL.test(fields.comment) || fields.comment.length > 500) invalid(`The comment ${show(fields.comment)} must be a string of at most 500 characters without control characters.`);
+    if (typeof fields.comment !== 'string' || CONTROL.test(fields.comment) || fields.comment.length > 500)
+      invalid(`The comment ${show(fields.comment)} must be a string of at most 500 characters without control characters.`);
     body.comment = fields.comment;
   }
   if (fields.tags !== undefined) {
-    if (!Array.isArray(fields.tags) || fields.tags.some((t) => typeof t !== 'string' || CONTROL.test(t) || t.length === 0 || t.length > 128)) invalid('"tags" must be a list of non-empty strings without control characters.');
+    if (!Array.isArray(fields.tags) || fields.tags.some((t) => typeof t !== 'string' || CONTROL.test(t) || t.length === 0 || t.length > 128))
+      invalid('"tags" must be a list of non-empty strings without control characters.');
     body.tags = [...fields.tags];
   }
   return body;
@@ -265,7 +275,10 @@ export class CloudflareClient {
     const token = options?.token;
     // The token itself is never quoted, not even in this message.
     if (typeof token !== 'string' || token.length === 0 || token.length > 512 || !/^[\x21-\x7e]+$/.test(token) || /["\\]/.test(token)) {
-      throw new AutoSslError('CLOUDFLARE_AUTH_FAILED', 'The Cloudflare API token is missing or malformed (it must be one line of printable characters, no spaces).');
+      throw new AutoSslError(
+        'CLOUDFLARE_AUTH_FAILED',
+        'The Cloudflare API token is missing or malformed (it must be one line of printable characters, no spaces).',
+      );
     }
     this.#token = token;
     const baseUrl = (options.baseUrl ?? CLOUDFLARE_API).replace(/\/+$/, '');
@@ -281,7 +294,8 @@ export class CloudflareClient {
     const num = (key: 'maxRetryWaitMs' | 'timeoutMs' | 'retries' | 'perPage', min: number, max: number): number => {
       const v = options[key];
       if (v === undefined) return DEFAULTS[key];
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) invalid(`Cloudflare client option "${key}" must be an integer from ${min} to ${max}, got ${show(v)}.`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+        invalid(`Cloudflare client option "${key}" must be an integer from ${min} to ${max}, got ${show(v)}.`);
       return v;
     };
     this.maxRetryWaitMs = num('maxRetryWaitMs', 0, 3_600_000);
@@ -319,7 +333,9 @@ export class CloudflareClient {
       for (const z of exact) inactive.push(`${z.name} (status ${show(z.status)})`);
     }
     const why = inactive.length > 0 ? ` Zones found but not active (their nameservers are not Cloudflare's yet): ${inactive.join(', ')}.` : '';
-    throw new AutoSslError('CLOUDFLARE_ZONE_NOT_FOUND', `No active Cloudflare zone holds ${fqdn}: tried ${tried.join(', ')}.${why}`, { details: { name: fqdn, tried } });
+    throw new AutoSslError('CLOUDFLARE_ZONE_NOT_FOUND', `No active Cloudflare zone holds ${fqdn}: tried ${tried.join(', ')}.${why}`, {
+      details: { name: fqdn, tried },
+    });
   }
 
   /** Every record matching the filter (exact name, case-insensitive), following pagination. */
@@ -355,7 +371,8 @@ export class CloudflareClient {
     const zone = recordId(zoneId, 'zone id');
     if (record?.type === undefined || record.name === undefined || record.content === undefined) invalid('A new record needs a type, a name and a content.');
     const body = validateFields(record, validateType(record.type));
-    return (await this.#request<DnsRecord>({ method: 'POST', path: `/zones/${zone}/dns_records`, body, what: `create ${body.type} record ${body.name}` })).result;
+    return (await this.#request<DnsRecord>({ method: 'POST', path: `/zones/${zone}/dns_records`, body, what: `create ${body.type} record ${body.name}` }))
+      .result;
   }
 
   /**
@@ -393,7 +410,12 @@ export class CloudflareClient {
     return this.#guard(() => this.#createTxt(zoneId, name, content, options));
   }
 
-  async #createTxt(zoneId: string, name: string, content: string, options: { ttl?: number; comment?: string }): Promise<{ record: DnsRecord; created: boolean }> {
+  async #createTxt(
+    zoneId: string,
+    name: string,
+    content: string,
+    options: { ttl?: number; comment?: string },
+  ): Promise<{ record: DnsRecord; created: boolean }> {
     const fqdn = dnsName(name);
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
@@ -407,7 +429,9 @@ export class CloudflareClient {
       if (existing) return { record: existing, created: false };
       // It was deleted between the two calls: create it once more.
     }
-    throw new AutoSslError('CLOUDFLARE_API_ERROR', `Cloudflare said a TXT record ${fqdn} with this value exists, but it is not listed; tried twice.`, { details: { name: fqdn } });
+    throw new AutoSslError('CLOUDFLARE_API_ERROR', `Cloudflare said a TXT record ${fqdn} with this value exists, but it is not listed; tried twice.`, {
+      details: { name: fqdn },
+    });
   }
 
   async #listAll<T>(spec: RequestSpec, perPage: number): Promise<T[]> {
@@ -441,13 +465,20 @@ export class CloudflareClient {
     if (error instanceof AutoSslError) {
       // A caller may pass the token as a value (content, name): validation messages quote values.
       if (!`${error.message}\n${JSON.stringify(error.details)}`.includes(this.#token)) return error;
-      return new AutoSslError(error.code, this.#scrub(error.message), { hint: error.hint, details: JSON.parse(this.#scrub(JSON.stringify(error.details))) as Record<string, unknown> });
+      return new AutoSslError(error.code, this.#scrub(error.message), {
+        hint: error.hint,
+        details: JSON.parse(this.#scrub(JSON.stringify(error.details))) as Record<string, unknown>,
+      });
     }
     return new AutoSslError('INTERNAL', `Cloudflare client: ${this.#scrub(String((error as Error)?.message ?? error)).slice(0, 500)}`);
   }
 
   #malformed(method: string, path: string, why: string, status?: number): AutoSslError {
-    return new AutoSslError('CLOUDFLARE_API_ERROR', `Cloudflare API ${method} ${path} answered something that is not Cloudflare's API v4 envelope (${why}); is the base URL ${show(this.baseUrl)} right?`, { details: { method, path, status } });
+    return new AutoSslError(
+      'CLOUDFLARE_API_ERROR',
+      `Cloudflare API ${method} ${path} answered something that is not Cloudflare's API v4 envelope (${why}); is the base URL ${show(this.baseUrl)} right?`,
+      { details: { method, path, status } },
+    );
   }
 
   async #request<T>(spec: RequestSpec): Promise<Envelope<T>> {
@@ -472,12 +503,18 @@ export class CloudflareClient {
       } catch (error) {
         const timedOut = (error as Error)?.name === 'TimeoutError' || (error as Error)?.name === 'AbortError';
         const cause = (error as { cause?: { code?: unknown; message?: unknown } })?.cause;
-        const reason = timedOut ? `no answer within ${this.timeoutMs} ms` : this.#scrub(String(cause?.code ?? cause?.message ?? (error as Error)?.message ?? error));
+        const reason = timedOut
+          ? `no answer within ${this.timeoutMs} ms`
+          : this.#scrub(String(cause?.code ?? cause?.message ?? (error as Error)?.message ?? error));
         if (failures++ < this.retries) {
           await sleep(backoff(failures));
           continue;
         }
-        throw new AutoSslError('CLOUDFLARE_UNAVAILABLE', `Cloudflare API did not answer ${where} (to ${spec.what}): ${show(reason)}, after ${failures} attempts.`, { details: { method, path, timedOut, attempts: failures } });
+        throw new AutoSslError(
+          'CLOUDFLARE_UNAVAILABLE',
+          `Cloudflare API did not answer ${where} (to ${spec.what}): ${show(reason)}, after ${failures} attempts.`,
+          { details: { method, path, timedOut, attempts: failures } },
+        );
       }
 
       if (status === 429) {
@@ -489,7 +526,11 @@ export class CloudflareClient {
           continue;
         }
         const asked = retryAfter === null ? 'without saying how long to wait' : `to wait ${Math.ceil(waitMs / 1000)} s (Retry-After)`;
-        throw new AutoSslError('CLOUDFLARE_RATE_LIMITED', `Cloudflare API rate limit hit on ${where} (to ${spec.what}): it asked ${asked}, beyond the ${Math.round(this.maxRetryWaitMs / 1000)} s this run may wait${rateLimitWaited > 0 ? ` (already waited ${Math.round(rateLimitWaited / 1000)} s)` : ''}.`, { details: { method, path, status, retryAfterMs: waitMs, waitedMs: rateLimitWaited } });
+        throw new AutoSslError(
+          'CLOUDFLARE_RATE_LIMITED',
+          `Cloudflare API rate limit hit on ${where} (to ${spec.what}): it asked ${asked}, beyond the ${Math.round(this.maxRetryWaitMs / 1000)} s this run may wait${rateLimitWaited > 0 ? ` (already waited ${Math.round(rateLimitWaited / 1000)} s)` : ''}.`,
+          { details: { method, path, status, retryAfterMs: waitMs, waitedMs: rateLimitWaited } },
+        );
       }
 
       let envelope: Envelope<T> | undefined;
@@ -506,7 +547,11 @@ export class CloudflareClient {
           continue;
         }
         const said = envelope ? this.#describe(envelope.errors) : '';
-        throw new AutoSslError('CLOUDFLARE_UNAVAILABLE', `Cloudflare API answered HTTP ${status} to ${where} (to ${spec.what})${said ? `: ${said}` : ''}, after ${failures} attempts.`, { details: { method, path, status, attempts: failures, cloudflareErrors: this.#errors(envelope) } });
+        throw new AutoSslError(
+          'CLOUDFLARE_UNAVAILABLE',
+          `Cloudflare API answered HTTP ${status} to ${where} (to ${spec.what})${said ? `: ${said}` : ''}, after ${failures} attempts.`,
+          { details: { method, path, status, attempts: failures, cloudflareErrors: this.#errors(envelope) } },
+        );
       }
       if (!envelope) throw this.#malformed(method, path, `HTTP ${status}, not JSON`, status);
       if (envelope.success && status >= 200 && status < 300) return envelope;
@@ -520,7 +565,9 @@ export class CloudflareClient {
   }
 
   #describe(errors: unknown): string {
-    return this.#errors({ errors } as Envelope<unknown>).map((e) => `${e.code} ${show(e.message)}`).join('; ');
+    return this.#errors({ errors } as Envelope<unknown>)
+      .map((e) => `${e.code} ${show(e.message)}`)
+      .join('; ');
   }
 
   #fail(status: number, envelope: Envelope<unknown>, where: string, what: string): AutoSslError {
@@ -535,8 +582,10 @@ export class CloudflareClient {
     const permission = status === 403 && errors.some((e) => /permission|not authori[sz]ed|unauthori[sz]ed/i.test(e.message));
     if (codes.some((c) => AUTH_CODES.has(c)) || status === 401 || permission) {
       code = 'CLOUDFLARE_AUTH_FAILED';
-      const why = codes.includes(CF_CODES.INVALID_TOKEN) ? 'the token is not valid (revoked, mistyped, expired, or not allowed from this address)'
-        : codes.includes(CF_CODES.INVALID_HEADERS) || codes.includes(CF_CODES.INVALID_AUTH_HEADER_FORMAT) ? 'the token is malformed (a Global API Key is not an API token)'
+      const why = codes.includes(CF_CODES.INVALID_TOKEN)
+        ? 'the token is not valid (revoked, mistyped, expired, or not allowed from this address)'
+        : codes.includes(CF_CODES.INVALID_HEADERS) || codes.includes(CF_CODES.INVALID_AUTH_HEADER_FORMAT)
+          ? 'the token is malformed (a Global API Key is not an API token)'
           : 'the token is not allowed to do this on this zone (it needs Zone:Zone:Read and Zone:DNS:Edit)';
       message = `Cloudflare rejected the API token on ${where} (to ${what}): ${why}. Cloudflare said: ${said}.`;
     } else if (codes.includes(CF_CODES.RECORD_NOT_FOUND)) {

@@ -20,7 +20,9 @@ export interface CloudflareOptions {
 }
 
 function refuse(plugin: string, message: string): never {
-  throw new AutoSslError('PLUGIN_LOAD_FAILED', `${plugin}: ${message}`, { hint: 'See README "Cloudflare": give exactly one of "token", "tokenFile" or "tokenEnv", and the token Zone:Zone:Read and Zone:DNS:Edit.' });
+  throw new AutoSslError('PLUGIN_LOAD_FAILED', `${plugin}: ${message}`, {
+    hint: 'See README "Cloudflare": give exactly one of "token", "tokenFile" or "tokenEnv", and the token Zone:Zone:Read and Zone:DNS:Edit.',
+  });
 }
 
 function readTokenFile(plugin: string, file: string): string {
@@ -28,10 +30,18 @@ function readTokenFile(plugin: string, file: string): string {
   try {
     st = fs.statSync(file);
   } catch (error) {
-    throw new AutoSslError('CLOUDFLARE_AUTH_FAILED', `${plugin}: the token file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`);
+    throw new AutoSslError(
+      'CLOUDFLARE_AUTH_FAILED',
+      `${plugin}: the token file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}).`,
+    );
   }
   if (!st.isFile() || st.size > 4096) throw new AutoSslError('CLOUDFLARE_AUTH_FAILED', `${plugin}: the token file ${file} is not a small regular file.`);
-  if (st.mode & 0o077) throw new AutoSslError('CLOUDFLARE_AUTH_FAILED', `${plugin}: the token file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); the plugin does not use a token others can read.`, { hint: `chmod 600 ${file}` });
+  if (st.mode & 0o077)
+    throw new AutoSslError(
+      'CLOUDFLARE_AUTH_FAILED',
+      `${plugin}: the token file ${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); the plugin does not use a token others can read.`,
+      { hint: `chmod 600 ${file}` },
+    );
   return fs.readFileSync(file, 'utf8').trim();
 }
 
@@ -40,7 +50,8 @@ export function cloudflareOptions(plugin: string, raw: Record<string, unknown>, 
   const known = ['token', 'tokenFile', 'tokenEnv', 'apiBase', 'maxRetryWaitMs', 'timeoutMs', 'retries', 'zones', ...extra];
   for (const k of Object.keys(raw)) if (!known.includes(k)) refuse(plugin, `unknown option ${JSON.stringify(k).slice(0, 60)} (known: ${known.join(', ')}).`);
   const sources = (['token', 'tokenFile', 'tokenEnv'] as const).filter((k) => raw[k] !== undefined);
-  if (sources.length !== 1) refuse(plugin, sources.length ? `give one of ${sources.join(' and ')}, not both.` : 'no API token: give "token", "tokenFile" or "tokenEnv".');
+  if (sources.length !== 1)
+    refuse(plugin, sources.length ? `give one of ${sources.join(' and ')}, not both.` : 'no API token: give "token", "tokenFile" or "tokenEnv".');
   const source = sources[0]!;
   const value = raw[source];
   if (typeof value !== 'string' || !value.trim()) refuse(plugin, `"${source}" must be a non-empty string.`);
@@ -48,7 +59,12 @@ export function cloudflareOptions(plugin: string, raw: Record<string, unknown>, 
   const token = (): string => {
     if (cached !== undefined) return cached;
     const t = source === 'token' ? value.trim() : source === 'tokenFile' ? readTokenFile(plugin, value) : (process.env[value] ?? '').trim();
-    if (!t) throw new AutoSslError('CLOUDFLARE_AUTH_FAILED', `${plugin}: ${source === 'tokenEnv' ? `the environment variable ${value} is not set` : 'the token is empty'}.`, { hint: 'Certbot\'s timer and hooks do not see your shell\'s variables: prefer "tokenFile".' });
+    if (!t)
+      throw new AutoSslError(
+        'CLOUDFLARE_AUTH_FAILED',
+        `${plugin}: ${source === 'tokenEnv' ? `the environment variable ${value} is not set` : 'the token is empty'}.`,
+        { hint: 'Certbot\'s timer and hooks do not see your shell\'s variables: prefer "tokenFile".' },
+      );
     cached = t;
     return t;
   };
@@ -60,7 +76,8 @@ export function cloudflareOptions(plugin: string, raw: Record<string, unknown>, 
   };
   const apiBase = raw.apiBase;
   if (apiBase !== undefined && (typeof apiBase !== 'string' || !/^https?:\/\/[^\s]+$/.test(apiBase))) refuse(plugin, '"apiBase" must be an http(s) URL.');
-  if (raw.zones !== undefined && (!Array.isArray(raw.zones) || raw.zones.some((z) => typeof z !== 'string'))) refuse(plugin, '"zones" must be a list of zone names.');
+  if (raw.zones !== undefined && (!Array.isArray(raw.zones) || raw.zones.some((z) => typeof z !== 'string')))
+    refuse(plugin, '"zones" must be a list of zone names.');
   const zones = ((raw.zones as string[] | undefined) ?? []).map((z) => {
     try {
       return normalizeDomain(z);
@@ -68,7 +85,14 @@ export function cloudflareOptions(plugin: string, raw: Record<string, unknown>, 
       return refuse(plugin, `"zones": ${(error as Error).message}`);
     }
   });
-  return { token, baseUrl: apiBase as string | undefined, maxRetryWaitMs: num('maxRetryWaitMs', 0, 3_600_000), timeoutMs: num('timeoutMs', 100, 600_000), retries: num('retries', 0, 10), zones };
+  return {
+    token,
+    baseUrl: apiBase as string | undefined,
+    maxRetryWaitMs: num('maxRetryWaitMs', 0, 3_600_000),
+    timeoutMs: num('timeoutMs', 100, 600_000),
+    retries: num('retries', 0, 10),
+    zones,
+  };
 }
 
 /** Whether the plugin acts for a name (its zones, or all when none are listed). */
@@ -80,5 +104,12 @@ export function manages(options: CloudflareOptions, name: string): boolean {
 /** One client per plugin instance, made when first needed. */
 export function lazyClient(options: CloudflareOptions): () => CloudflareClient {
   let client: CloudflareClient | undefined;
-  return () => (client ??= new CloudflareClient({ token: options.token(), baseUrl: options.baseUrl, maxRetryWaitMs: options.maxRetryWaitMs, timeoutMs: options.timeoutMs, retries: options.retries }));
+  return () =>
+    (client ??= new CloudflareClient({
+      token: options.token(),
+      baseUrl: options.baseUrl,
+      maxRetryWaitMs: options.maxRetryWaitMs,
+      timeoutMs: options.timeoutMs,
+      retries: options.retries,
+    }));
 }

@@ -31,17 +31,21 @@ export function sign(secret: string, timestamp: string, body: string): string {
 
 export function validate(options: Record<string, unknown>): WebhookOptions {
   const { url, secret } = options;
-  if (typeof url !== 'string' || !/^https?:\/\/[^\s]+$/.test(url)) throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "url" must be an http(s) URL, got ${JSON.stringify(url)?.slice(0, 100)}.`);
-  if (typeof secret !== 'string' || secret.length < 16) throw new AutoSslError('PLUGIN_LOAD_FAILED', 'webhook: "secret" must be a string of at least 16 characters (it signs every request).');
+  if (typeof url !== 'string' || !/^https?:\/\/[^\s]+$/.test(url))
+    throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "url" must be an http(s) URL, got ${JSON.stringify(url)?.slice(0, 100)}.`);
+  if (typeof secret !== 'string' || secret.length < 16)
+    throw new AutoSslError('PLUGIN_LOAD_FAILED', 'webhook: "secret" must be a string of at least 16 characters (it signs every request).');
   const num = (key: string, fallback: number, max: number): number => {
     const v = options[key];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "${key}" must be an integer from 0 to ${max}.`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max)
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "${key}" must be an integer from 0 to ${max}.`);
     return v;
   };
   let events = KINDS;
   if (options.events !== undefined) {
-    if (!Array.isArray(options.events) || !options.events.every((e) => KINDS.includes(e as Notification['kind']))) throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "events" must be a list of ${KINDS.join(', ')}.`);
+    if (!Array.isArray(options.events) || !options.events.every((e) => KINDS.includes(e as Notification['kind'])))
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `webhook: "events" must be a list of ${KINDS.join(', ')}.`);
     events = options.events as Notification['kind'][];
   }
   return { url, secret, retries: num('retries', 2, 20), backoffMs: num('backoffMs', 1000, 600_000), timeoutMs: num('timeoutMs', 10_000, 120_000), events };
@@ -56,7 +60,13 @@ export async function deliver(options: WebhookOptions, notification: Notificatio
     try {
       const res = await fetch(options.url, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'User-Agent': 'autossl-webhook', 'X-Autossl-Event': notification.kind, 'X-Autossl-Timestamp': timestamp, 'X-Autossl-Signature': sign(options.secret, timestamp, body) },
+        headers: {
+          'Content-Type': 'application/json',
+          'User-Agent': 'autossl-webhook',
+          'X-Autossl-Event': notification.kind,
+          'X-Autossl-Timestamp': timestamp,
+          'X-Autossl-Signature': sign(options.secret, timestamp, body),
+        },
         body,
         signal: AbortSignal.timeout(options.timeoutMs),
       });
@@ -67,7 +77,11 @@ export async function deliver(options: WebhookOptions, notification: Notificatio
       lastError = (error as Error).message;
     }
   }
-  throw new AutoSslError('PLUGIN_ERROR', `webhook: could not deliver "${notification.kind}" for ${notification.lineage} to ${options.url}: ${lastError}; it stays queued and is retried later.`, { details: { plugin: PLUGIN_NAME } });
+  throw new AutoSslError(
+    'PLUGIN_ERROR',
+    `webhook: could not deliver "${notification.kind}" for ${notification.lineage} to ${options.url}: ${lastError}; it stays queued and is retried later.`,
+    { details: { plugin: PLUGIN_NAME } },
+  );
 }
 
 export default definePlugin<WebhookOptions>({

@@ -92,7 +92,23 @@ export function quotedWord(eol: string): fc.Arbitrary<Tok> {
 
 export const word = (eol: string): fc.Arbitrary<Tok> => fc.oneof({ weight: 3, arbitrary: bareWord() }, quotedWord(eol));
 
-const NAMES = ['listen', 'server_name', 'root', 'index', 'add_header', 'set', 'return', 'rewrite', 'try_files', 'proxy_pass', 'include', 'charset', 'x_y', 'a', 'Z9'];
+const NAMES = [
+  'listen',
+  'server_name',
+  'root',
+  'index',
+  'add_header',
+  'set',
+  'return',
+  'rewrite',
+  'try_files',
+  'proxy_pass',
+  'include',
+  'charset',
+  'x_y',
+  'a',
+  'Z9',
+];
 const BLOCK_NAMES = ['server', 'location', 'if', 'map', 'upstream', 'http', 'events', 'types', 'limit_except', 'b'];
 const LUA_NAMES = ['content_by_lua_block', 'access_by_lua_block', 'init_by_lua_block', 'rewrite_by_lua_block', 'header_filter_by_lua_block'];
 
@@ -104,15 +120,23 @@ export const directiveName = fc.constantFrom(...NAMES).map((n) => ({ raw: n, val
 export const commentText = fc.array(fc.constantFrom(...`${SAFE} \t#{};"'\\$\u00e9\u00ff`.split('')), { maxLength: 12 }).map((c) => `#${c.join('')}`);
 
 /** Whitespace: at least `min` characters of spaces, tabs and line endings. */
-const ws = (eol: string, min: number): fc.Arbitrary<string> => fc.array(fc.constantFrom(' ', ' ', '\t', eol), { minLength: min, maxLength: 4 }).map((a) => a.join(''));
+const ws = (eol: string, min: number): fc.Arbitrary<string> =>
+  fc.array(fc.constantFrom(' ', ' ', '\t', eol), { minLength: min, maxLength: 4 }).map((a) => a.join(''));
 
 /** Between two words: whitespace, sometimes a comment (nginx allows one there) and more whitespace. */
 export const sep = (eol: string): fc.Arbitrary<string> =>
-  fc.oneof({ weight: 5, arbitrary: ws(eol, 1) }, fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`));
+  fc.oneof(
+    { weight: 5, arbitrary: ws(eol, 1) },
+    fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`),
+  );
 
 /** Before `;` or `{`: nothing, whitespace, or whitespace then a comment. */
 export const beforeTerm = (eol: string): fc.Arbitrary<string> =>
-  fc.oneof({ weight: 4, arbitrary: fc.constant('') }, { weight: 2, arbitrary: ws(eol, 1) }, fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`));
+  fc.oneof(
+    { weight: 4, arbitrary: fc.constant('') },
+    { weight: 2, arbitrary: ws(eol, 1) },
+    fc.tuple(ws(eol, 1), commentText, ws(eol, 0)).map(([a, c, b]) => `${a}${c}${eol}${b}`),
+  );
 
 /** Before a statement or a closing brace: any whitespace, often a line break and an indent. */
 export const gap = (eol: string): fc.Arbitrary<string> =>
@@ -125,7 +149,9 @@ const luaText = fc.array(fc.constantFrom(...'abc xyz{}()[]=.,;:#\'"'.split('')),
 
 export function luaBody(eol: string): fc.Arbitrary<string> {
   // no backslash-newline in a string: Lua allows it, but lua-nginx-module's block lexer ends the string there
-  const dq = fc.array(fc.oneof(fc.constantFrom(...'ab {}[]#;\''.split('')), fc.constantFrom('\\"', '\\\\', '\\n')), { maxLength: 6 }).map((a) => `"${a.join('')}"`);
+  const dq = fc
+    .array(fc.oneof(fc.constantFrom(..."ab {}[]#;'".split('')), fc.constantFrom('\\"', '\\\\', '\\n')), { maxLength: 6 })
+    .map((a) => `"${a.join('')}"`);
   const sq = fc.array(fc.oneof(fc.constantFrom(...'ab {}[]#;"'.split('')), fc.constantFrom("\\'", '\\\\')), { maxLength: 6 }).map((a) => `'${a.join('')}'`);
   const long = fc.tuple(fc.nat(2), luaText).map(([level, text]) => {
     const eq = '='.repeat(level);
@@ -139,37 +165,59 @@ export function luaBody(eol: string): fc.Arbitrary<string> {
     piece: fc.oneof({ depthSize: 'small', withCrossShrink: true }, code, dq, sq, long, lineComment, longComment, tie('table')),
     table: fc.array(tie('piece'), { maxLength: 3 }).map((items) => `{ ${items.join(', ')} }`),
   })).piece;
-  return fc.array(fc.tuple(piece, fc.constantFrom(' ', eol, `${eol}  `)), { maxLength: 5 }).map((a) => (a.length ? ` ${a.map(([p, w]) => p + w).join('')}` : ''));
+  return fc
+    .array(fc.tuple(piece, fc.constantFrom(' ', eol, `${eol}  `)), { maxLength: 5 })
+    .map((a) => (a.length ? ` ${a.map(([p, w]) => p + w).join('')}` : ''));
 }
 
 // -------------------------------------------------------------------------------------------------------------
 // files
 
 function directive(eol: string, depth: number, item: fc.Arbitrary<GenItem>): fc.Arbitrary<GenDirective> {
-  const simple = fc.tuple(directiveName, fc.array(word(eol), { maxLength: 4 })).chain(([name, args]) =>
-    fc.tuple(fc.array(sep(eol), { minLength: args.length, maxLength: args.length }), beforeTerm(eol)).map(([seps, bt]): GenDirective => ({ kind: 'directive', words: [name, ...args], seps, beforeTerm: bt })),
-  );
-  const block = fc.tuple(fc.constantFrom(...BLOCK_NAMES), fc.array(word(eol), { maxLength: 2 }), fc.array(item, { maxLength: depth < 2 ? 4 : 0 })).chain(([name, args, children]) =>
-    fc.tuple(fc.array(sep(eol), { minLength: args.length, maxLength: args.length }), beforeTerm(eol), fc.array(gap(eol), { minLength: children.length + 1, maxLength: children.length + 1 })).map(
-      ([seps, bt, gaps]): GenDirective => ({ kind: 'directive', words: [{ raw: name, value: name }, ...args], seps, beforeTerm: bt, children, gaps }),
-    ),
-  );
-  const lua = fc.tuple(fc.constantFrom(...LUA_NAMES), beforeTerm(eol), luaBody(eol)).map(([name, bt, body]): GenDirective => ({ kind: 'directive', words: [{ raw: name, value: name }], seps: [], beforeTerm: bt, lua: body }));
+  const simple = fc
+    .tuple(directiveName, fc.array(word(eol), { maxLength: 4 }))
+    .chain(([name, args]) =>
+      fc
+        .tuple(fc.array(sep(eol), { minLength: args.length, maxLength: args.length }), beforeTerm(eol))
+        .map(([seps, bt]): GenDirective => ({ kind: 'directive', words: [name, ...args], seps, beforeTerm: bt })),
+    );
+  const block = fc
+    .tuple(fc.constantFrom(...BLOCK_NAMES), fc.array(word(eol), { maxLength: 2 }), fc.array(item, { maxLength: depth < 2 ? 4 : 0 }))
+    .chain(([name, args, children]) =>
+      fc
+        .tuple(
+          fc.array(sep(eol), { minLength: args.length, maxLength: args.length }),
+          beforeTerm(eol),
+          fc.array(gap(eol), { minLength: children.length + 1, maxLength: children.length + 1 }),
+        )
+        .map(([seps, bt, gaps]): GenDirective => ({ kind: 'directive', words: [{ raw: name, value: name }, ...args], seps, beforeTerm: bt, children, gaps })),
+    );
+  const lua = fc
+    .tuple(fc.constantFrom(...LUA_NAMES), beforeTerm(eol), luaBody(eol))
+    .map(([name, bt, body]): GenDirective => ({ kind: 'directive', words: [{ raw: name, value: name }], seps: [], beforeTerm: bt, lua: body }));
   return fc.oneof({ weight: 6, arbitrary: simple }, { weight: 3, arbitrary: block }, { weight: 1, arbitrary: lua });
 }
 
 function items(eol: string): fc.Arbitrary<GenItem> {
   const at = (depth: number): fc.Arbitrary<GenItem> =>
-    fc.oneof({ weight: 5, arbitrary: directive(eol, depth, depth < 2 ? fc.constant(null).chain(() => at(depth + 1)) : fc.constant<GenItem>({ kind: 'comment', text: '#leaf' })) }, { weight: 1, arbitrary: commentText.map((text): GenComment => ({ kind: 'comment', text })) });
+    fc.oneof(
+      {
+        weight: 5,
+        arbitrary: directive(eol, depth, depth < 2 ? fc.constant(null).chain(() => at(depth + 1)) : fc.constant<GenItem>({ kind: 'comment', text: '#leaf' })),
+      },
+      { weight: 1, arbitrary: commentText.map((text): GenComment => ({ kind: 'comment', text })) },
+    );
   return at(0);
 }
 
 export function genFile(): fc.Arbitrary<GenFile> {
-  return fc.constantFrom<'\n' | '\r\n'>('\n', '\r\n').chain((eol) =>
-    fc.array(items(eol), { maxLength: 6 }).chain((list) =>
-      fc.array(gap(eol), { minLength: list.length + 1, maxLength: list.length + 1 }).map((gaps) => ({ eol, items: list, gaps })),
-    ),
-  );
+  return fc
+    .constantFrom<'\n' | '\r\n'>('\n', '\r\n')
+    .chain((eol) =>
+      fc
+        .array(items(eol), { maxLength: 6 })
+        .chain((list) => fc.array(gap(eol), { minLength: list.length + 1, maxLength: list.length + 1 }).map((gaps) => ({ eol, items: list, gaps }))),
+    );
 }
 
 // -------------------------------------------------------------------------------------------------------------

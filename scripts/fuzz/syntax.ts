@@ -15,7 +15,17 @@ import fc from 'fast-check';
 import { AutoSslError } from '../../src/errors.js';
 import { parseConfig, walkDirectives, type Directive, type Node, type ParsedConfig } from '../../src/nginx/parse.js';
 import { fingerprint, printConfig } from '../../src/nginx/fingerprint.js';
-import { applySplices, insertAfter, insertAtBlockStart, insertBlockAfter, removeStatement, replaceArgs, spliceAndVerify, type NewStatement, type Splice } from '../../src/nginx/splice.js';
+import {
+  applySplices,
+  insertAfter,
+  insertAtBlockStart,
+  insertBlockAfter,
+  removeStatement,
+  replaceArgs,
+  spliceAndVerify,
+  type NewStatement,
+  type Splice,
+} from '../../src/nginx/splice.js';
 import { bareWord, expectedShape, genFile, quotedWord, render, type GenFile, type Shape, type Tok } from './gen.js';
 
 export type OpKind = 'insertAfter' | 'insertAtBlockStart' | 'insertBlockAfter' | 'replaceArgs' | 'remove';
@@ -94,7 +104,10 @@ interface Entry {
 }
 
 function newEntries(list: readonly GenStatement[], depth: number): Entry[] {
-  return list.flatMap((s) => [{ depth, text: `${[s.name, ...s.args.map((a) => a.value)].join('\u0000')}${s.children ? '{' : ';'}` }, ...(s.children ? newEntries(s.children, depth + 1) : [])]);
+  return list.flatMap((s) => [
+    { depth, text: `${[s.name, ...s.args.map((a) => a.value)].join('\u0000')}${s.children ? '{' : ';'}` },
+    ...(s.children ? newEntries(s.children, depth + 1) : []),
+  ]);
 }
 
 function endOfLine(src: string, offset: number): number {
@@ -118,7 +131,9 @@ export function resolveOps(config: ParsedConfig, seeds: readonly OpSeed[]): Arra
     });
     if (candidates.length === 0) continue;
     const target = candidates[seed.target % candidates.length]!;
-    const clash = out.some((o) => o.target === target || ((o.seed.kind === 'remove' || seed.kind === 'remove') && (contains(o.target, target) || contains(target, o.target))));
+    const clash = out.some(
+      (o) => o.target === target || ((o.seed.kind === 'remove' || seed.kind === 'remove') && (contains(o.target, target) || contains(target, o.target))),
+    );
     if (!clash) out.push({ seed, target });
   }
   return out;
@@ -134,7 +149,11 @@ function spliceFor(config: ParsedConfig, seed: OpSeed, target: Directive): Splic
     case 'insertBlockAfter':
       return insertBlockAfter(config, target, stmts, 'fuzz');
     case 'replaceArgs':
-      return replaceArgs(target, seed.args.map((a) => a.raw), 'fuzz');
+      return replaceArgs(
+        target,
+        seed.args.map((a) => a.raw),
+        'fuzz',
+      );
     case 'remove':
       return removeStatement(config, target, 'fuzz');
   }
@@ -205,11 +224,22 @@ function expectedEntries(config: ParsedConfig, ops: ReadonlyArray<{ seed: OpSeed
 }
 
 /** For a refused edit: the explanation when its plain result was in fact what the edits mean. */
-function overcautious(config: ParsedConfig, ops: ReadonlyArray<{ seed: OpSeed; target: Directive; splice: Splice }>, why: string, encoding = false): string | undefined {
+function overcautious(
+  config: ParsedConfig,
+  ops: ReadonlyArray<{ seed: OpSeed; target: Directive; splice: Splice }>,
+  why: string,
+  encoding = false,
+): string | undefined {
   if (encoding) return undefined; // a new non-ASCII value into a file that is not UTF-8: refused by design (value.ts)
   let raw: ParsedConfig;
   try {
-    raw = parseConfig(applySplices(config.source, ops.map((o) => o.splice)), config.file);
+    raw = parseConfig(
+      applySplices(
+        config.source,
+        ops.map((o) => o.splice),
+      ),
+      config.file,
+    );
   } catch {
     return undefined;
   }
@@ -262,7 +292,8 @@ export function runSyntaxCase(c: SyntaxCase): CaseResult {
     after = spliceAndVerify(config, splices);
   } catch (error) {
     const described = `ops ${JSON.stringify(ops.map((o) => [o.seed.kind, o.target.name, o.target.start]))}`;
-    if (error instanceof AutoSslError && error.code !== 'INTERNAL') return { outcome: 'refused', code: error.code, overcautious: overcautious(config, ops, error.message, error.details.encoding === true) };
+    if (error instanceof AutoSslError && error.code !== 'INTERNAL')
+      return { outcome: 'refused', code: error.code, overcautious: overcautious(config, ops, error.message, error.details.encoding === true) };
     throw new FuzzFailure('refusals are coded', `${(error as Error).name}: ${(error as Error).message}; ${described}`, source);
   }
   checkUntouched(source, splices, after);
@@ -275,14 +306,25 @@ export function runSyntaxCase(c: SyntaxCase): CaseResult {
   if (printConfig(reparsed) !== after) throw new FuzzFailure('result round trip', 'printConfig differs', source);
   const expected = JSON.stringify(expectedEntries(config, ops));
   const actual = JSON.stringify(fingerprint(reparsed).map((f) => ({ depth: f.depth, text: f.text })));
-  if (expected !== actual) throw new FuzzFailure('statements as intended', `ops ${JSON.stringify(ops.map((o) => [o.seed.kind, o.target.name, o.target.start]))}\nexpected ${expected}\n     got ${actual}\n--- after (JSON) ---\n${JSON.stringify(after)}`, source);
+  if (expected !== actual)
+    throw new FuzzFailure(
+      'statements as intended',
+      `ops ${JSON.stringify(ops.map((o) => [o.seed.kind, o.target.name, o.target.start]))}\nexpected ${expected}\n     got ${actual}\n--- after (JSON) ---\n${JSON.stringify(after)}`,
+      source,
+    );
   // an argument change is idempotent: the same change on the result is no change
   for (const o of ops) {
     if (o.seed.kind !== 'replaceArgs') continue;
     const shifted = splices.filter((s) => s.end <= o.target.start).reduce((pos, s) => pos + s.text.length - (s.end - s.start), o.target.start);
     const again = [...walkDirectives(reparsed.children)].find((d) => d.start === shifted);
     if (!again) throw new FuzzFailure('replaceArgs idempotent', `no directive at ${shifted} after the edit`, source);
-    const twice = spliceAndVerify(reparsed, [replaceArgs(again, o.seed.args.map((a) => a.raw), 'fuzz again')]);
+    const twice = spliceAndVerify(reparsed, [
+      replaceArgs(
+        again,
+        o.seed.args.map((a) => a.raw),
+        'fuzz again',
+      ),
+    ]);
     if (twice !== after) throw new FuzzFailure('replaceArgs idempotent', `a second run changed the file:\n${JSON.stringify(twice)}`, source);
   }
   return { outcome: 'edited' };

@@ -67,11 +67,16 @@ export async function runDemo(options: DemoOptions): Promise<number> {
   const inside = process.env[NETNS_ENV];
   if (inside) return runSandbox(options, inside);
   await checkPackages();
-  if (process.getuid?.() !== 0) throw new AutoSslError('SANDBOX_FAILED', 'The demo runs nginx on port 80 of a network namespace of its own: it needs root.', { hint: 'Run it as root (sudo npm run demo).' });
+  if (process.getuid?.() !== 0)
+    throw new AutoSslError('SANDBOX_FAILED', 'The demo runs nginx on port 80 of a network namespace of its own: it needs root.', {
+      hint: 'Run it as root (sudo npm run demo).',
+    });
   const ns = await createNetns();
   if (ns.name === null) {
     // a container without the right to make namespaces: the host's loopback, only if its ports are free
-    options.log(`[sandbox] no network namespace of its own (ip netns add: ${ns.why}); running on this machine's loopback, which needs 127.0.0.1:80 and :443 free`);
+    options.log(
+      `[sandbox] no network namespace of its own (ip netns add: ${ns.why}); running on this machine's loopback, which needs 127.0.0.1:80 and :443 free`,
+    );
     return runSandbox(options, null);
   }
   try {
@@ -118,11 +123,7 @@ async function runSandbox(options: DemoOptions, netns: string | null): Promise<n
     for (const [name, body] of Object.entries(DEMO_SITES)) rig.addSite(name, body);
     await rig.reloadNginx();
     const raw = rig.autosslConfig({
-      sites: [
-        { domain: 'static.demo.test', aliases: ['www.static.demo.test'] },
-        { domain: 'php.demo.test' },
-        { domain: 'app.demo.test' },
-      ],
+      sites: [{ domain: 'static.demo.test', aliases: ['www.static.demo.test'] }, { domain: 'php.demo.test' }, { domain: 'app.demo.test' }],
     });
     // written out, so that with --keep every other command can be tried against the sandbox
     const configFile = path.join(rig.info.dir, 'autossl.config.json');
@@ -131,11 +132,19 @@ async function runSandbox(options: DemoOptions, netns: string | null): Promise<n
     const engine = await createAutoSsl(config);
     const onEvent = (e: StageEvent): void => {
       if (e.plugin) return;
-      if (e.status === 'done') log(`  ${e.domain.padEnd(22)} ${e.stage.padEnd(12)} ${Math.round(e.ms ?? 0).toString().padStart(6)} ms`);
+      if (e.status === 'done')
+        log(
+          `  ${e.domain.padEnd(22)} ${e.stage.padEnd(12)} ${Math.round(e.ms ?? 0)
+            .toString()
+            .padStart(6)} ms`,
+        );
       else if (e.status === 'info' && e.message) log(`  ${e.domain.padEnd(22)} ${''.padEnd(12)} ${''.padStart(9)}  ${e.message}`);
     };
-    log('issuing certificates from the local ACME CA (pebble) through autossl\'s pipeline:');
-    const results = await engine.issue(config.sites.map((s) => s.domain), { onEvent });
+    log("issuing certificates from the local ACME CA (pebble) through autossl's pipeline:");
+    const results = await engine.issue(
+      config.sites.map((s) => s.domain),
+      { onEvent },
+    );
     const rootFile = path.join(rig.info.dir, 'pebble-root.pem');
     fs.writeFileSync(rootFile, await rig.issuingRoot());
     log('');
@@ -148,7 +157,9 @@ async function runSandbox(options: DemoOptions, netns: string | null): Promise<n
     ok = results.every((r) => r.ok);
     if (options.keep) {
       log(`\nsandbox left running in ${rig.info.dir} (--keep); stop it with: kill $(cat ${rig.info.dir}/pids)${netns ? ` && ip netns delete ${netns}` : ''}`);
-      log(`its config, for the other commands: ${inNetns(netns, `node ${path.relative(process.cwd(), path.resolve(import.meta.dirname, '../../src/cli.js'))} status --config ${configFile}`)}`);
+      log(
+        `its config, for the other commands: ${inNetns(netns, `node ${path.relative(process.cwd(), path.resolve(import.meta.dirname, '../../src/cli.js'))} status --config ${configFile}`)}`,
+      );
       rig.detach();
     }
   } finally {

@@ -98,7 +98,11 @@ export class FleetRig {
   /** false: the nodes' configs have no fleet key (one plain node, the benchmark's baseline). */
   private fleet = true;
 
-  private constructor(readonly dir: string, readonly prefix: string, readonly storeConfig: unknown) {
+  private constructor(
+    readonly dir: string,
+    readonly prefix: string,
+    readonly storeConfig: unknown,
+  ) {
     this.lbNetns = `${prefix}-lb`;
     this.caCert = path.join(dir, 'ca', 'ca.pem');
     this.pebbleLog = path.join(dir, 'pebble.log');
@@ -135,7 +139,10 @@ export class FleetRig {
     fs.mkdirSync(shared, { recursive: true, mode: 0o700 });
     const sqlite = distFile('src/store/sqlite/index.js');
     const module = path.join(dir, 'shared-store.mjs');
-    fs.writeFileSync(module, `import { SqliteStore } from ${JSON.stringify(sqlite)};\nexport default ({ options, readOnly }) => new SqliteStore(options.dir, { readOnly });\n`);
+    fs.writeFileSync(
+      module,
+      `import { SqliteStore } from ${JSON.stringify(sqlite)};\nexport default ({ options, readOnly }) => new SqliteStore(options.dir, { readOnly });\n`,
+    );
     return { module, options: { dir: shared } };
   }
 
@@ -167,8 +174,27 @@ export class FleetRig {
     fs.writeFileSync(path.join(ca, 'ca.cnf'), CA_CONFIG);
     await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
     await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'pebble.key', '-out', 'pebble.csr', '-subj', '/CN=localhost']);
-    fs.writeFileSync(path.join(ca, 'san.ext'), `subjectAltName = DNS:localhost, IP:127.0.0.1, IP:${FLEET_VIP}\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid, issuer\n`);
-    await ssl(['x509', '-req', '-in', 'pebble.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'pebble.pem', '-days', '3', '-extfile', 'san.ext']);
+    fs.writeFileSync(
+      path.join(ca, 'san.ext'),
+      `subjectAltName = DNS:localhost, IP:127.0.0.1, IP:${FLEET_VIP}\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid, issuer\n`,
+    );
+    await ssl([
+      'x509',
+      '-req',
+      '-in',
+      'pebble.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'pebble.pem',
+      '-days',
+      '3',
+      '-extfile',
+      'san.ext',
+    ]);
   }
 
   /** Runs a service inside a namespace; its output goes to <dir>/<name>.log. */
@@ -184,7 +210,18 @@ export class FleetRig {
   async waitPort(netns: string, host: string, port: number, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const r = await execa('ip', ['netns', 'exec', netns, process.execPath, '-e', `const s=require('net').connect(${port},${JSON.stringify(host)},()=>process.exit(0));s.on('error',()=>process.exit(1))`], { reject: false });
+      const r = await execa(
+        'ip',
+        [
+          'netns',
+          'exec',
+          netns,
+          process.execPath,
+          '-e',
+          `const s=require('net').connect(${port},${JSON.stringify(host)},()=>process.exit(0));s.on('error',()=>process.exit(1))`,
+        ],
+        { reject: false },
+      );
       if (r.exitCode === 0) return;
       if (Date.now() > deadline) throw new AutoSslError('SANDBOX_FAILED', `Nothing answered on ${host}:${port} in ${netns}.`);
       await new Promise((r) => setTimeout(r, 100));
@@ -192,15 +229,38 @@ export class FleetRig {
   }
 
   private async startLb(count: number): Promise<void> {
-    this.spawnIn(this.lbNetns, 'challtestsrv', [BINARIES.challtestsrv, ...(await challtestsrvArgs({ dns: `${FLEET_VIP}:8053`, management: `${FLEET_VIP}:8055`, defaultIPv4: FLEET_VIP }))]);
+    this.spawnIn(this.lbNetns, 'challtestsrv', [
+      BINARIES.challtestsrv,
+      ...(await challtestsrvArgs({ dns: `${FLEET_VIP}:8053`, management: `${FLEET_VIP}:8055`, defaultIPv4: FLEET_VIP })),
+    ]);
     const ca = path.dirname(this.caCert);
     const cfg = path.join(this.dir, 'pebble.json');
-    fs.writeFileSync(cfg, JSON.stringify({ pebble: { listenAddress: `${FLEET_VIP}:14000`, managementListenAddress: `${FLEET_VIP}:15000`, certificate: path.join(ca, 'pebble.pem'), privateKey: path.join(ca, 'pebble.key'), httpPort: 80, tlsPort: 15001, ocspResponderURL: '', externalAccountBindingRequired: false } }));
-    this.spawnIn(this.lbNetns, 'pebble', [BINARIES.pebble, '-config', cfg, '-dnsserver', `${FLEET_VIP}:8053`], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' });
+    fs.writeFileSync(
+      cfg,
+      JSON.stringify({
+        pebble: {
+          listenAddress: `${FLEET_VIP}:14000`,
+          managementListenAddress: `${FLEET_VIP}:15000`,
+          certificate: path.join(ca, 'pebble.pem'),
+          privateKey: path.join(ca, 'pebble.key'),
+          httpPort: 80,
+          tlsPort: 15001,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+        },
+      }),
+    );
+    this.spawnIn(this.lbNetns, 'pebble', [BINARIES.pebble, '-config', cfg, '-dnsserver', `${FLEET_VIP}:8053`], {
+      PEBBLE_VA_NOSLEEP: '1',
+      PEBBLE_WFE_NONCEREJECT: '0',
+      PEBBLE_AUTHZREUSE: '0',
+    });
     // the balancer: round robin over the nodes' port 80 (a node that refuses is skipped, as a health-checking balancer would)
     fs.mkdirSync(path.join(this.lbPrefix, 'tmp'), { recursive: true });
     const upstreams = Array.from({ length: count }, (_, i) => `        server ${nodeIp(i + 1)}:80 max_fails=0;`).join('\n');
-    fs.writeFileSync(path.join(this.lbPrefix, 'nginx.conf'), `worker_processes 1;
+    fs.writeFileSync(
+      path.join(this.lbPrefix, 'nginx.conf'),
+      `worker_processes 1;
 pid ${this.lbPrefix}/nginx.pid;
 error_log ${this.lbPrefix}/error.log warn;
 events { worker_connections 512; }
@@ -220,8 +280,20 @@ ${upstreams}
         }
     }
 }
-`);
-    await execa('ip', ['netns', 'exec', this.lbNetns, BINARIES.nginx, '-p', this.lbPrefix, '-e', path.join(this.lbPrefix, 'error.log'), '-c', path.join(this.lbPrefix, 'nginx.conf')]);
+`,
+    );
+    await execa('ip', [
+      'netns',
+      'exec',
+      this.lbNetns,
+      BINARIES.nginx,
+      '-p',
+      this.lbPrefix,
+      '-e',
+      path.join(this.lbPrefix, 'error.log'),
+      '-c',
+      path.join(this.lbPrefix, 'nginx.conf'),
+    ]);
     await this.waitPort(this.lbNetns, FLEET_VIP, 8055);
     await this.waitPort(this.lbNetns, FLEET_VIP, 14000);
     await this.waitPort(this.lbNetns, FLEET_VIP, 15000);
@@ -232,26 +304,50 @@ ${upstreams}
     const dir = path.join(this.dir, name);
     const prefix = path.join(dir, 'nginx');
     const node: FleetNodeInfo = {
-      name, netns: `${this.prefix}-${name}`, ip: nodeIp(k), dir,
+      name,
+      netns: `${this.prefix}-${name}`,
+      ip: nodeIp(k),
+      dir,
       configFile: path.join(dir, 'autossl.config.json'),
-      nginxConf: path.join(prefix, 'nginx.conf'), nginxPrefix: prefix, sitesDir: path.join(prefix, 'sites'),
-      accessLog: path.join(prefix, 'access.log'), challengeDir: path.join(dir, 'challenges'), certbotConfigDir: path.join(dir, 'certbot', 'config'),
+      nginxConf: path.join(prefix, 'nginx.conf'),
+      nginxPrefix: prefix,
+      sitesDir: path.join(prefix, 'sites'),
+      accessLog: path.join(prefix, 'access.log'),
+      challengeDir: path.join(dir, 'challenges'),
+      certbotConfigDir: path.join(dir, 'certbot', 'config'),
     };
     for (const d of [path.join(prefix, 'tmp'), node.sitesDir, node.challengeDir, path.join(dir, 'www')]) fs.mkdirSync(d, { recursive: true, mode: 0o755 });
     fs.chmodSync(dir, 0o755);
     fs.writeFileSync(node.nginxConf, nodeNginxConfig({ prefix, sitesDir: node.sitesDir, accessLog: node.accessLog }));
-    fs.writeFileSync(path.join(node.sitesDir, '000-default.conf'), `server {\n    listen ${node.ip}:80 default_server;\n    server_name _;\n    location ^~ /.well-known/acme-challenge/ { root ${node.challengeDir}; }\n    location / { return 404; }\n}\n`);
+    fs.writeFileSync(
+      path.join(node.sitesDir, '000-default.conf'),
+      `server {\n    listen ${node.ip}:80 default_server;\n    server_name _;\n    location ^~ /.well-known/acme-challenge/ { root ${node.challengeDir}; }\n    location / { return 404; }\n}\n`,
+    );
     const certbot = { configDir: node.certbotConfigDir, workDir: path.join(dir, 'certbot', 'work'), logsDir: path.join(dir, 'certbot', 'logs') };
     for (const d of Object.values(certbot)) fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(node.configFile, JSON.stringify({
-      certbot: { binary: BINARIES.certbot, ...certbot, server: `https://${FLEET_VIP}:14000/dir`, env: { REQUESTS_CA_BUNDLE: this.caCert }, timeoutMs: 180_000, revocationStatusUrl: `https://${FLEET_VIP}:15000/cert-status-by-serial/{serial}` },
-      nginx: { binary: BINARIES.nginx, config: node.nginxConf, extraArgs: ['-p', prefix, '-e', path.join(prefix, 'error.log')] },
-      serverAddresses: [FLEET_VIP],
-      stateDir: path.join(dir, 'state'),
-      challengeDir: node.challengeDir,
-      preflight: { resolvers: [`${FLEET_VIP}:8053`], timeoutMs: 3000 },
-      ...(this.fleet ? { store: this.storeConfig, fleet: { node: name, pollMs: 100, liveMs: 15_000, ackTimeoutMs: 30_000 } } : {}),
-    }, null, 2));
+    fs.writeFileSync(
+      node.configFile,
+      JSON.stringify(
+        {
+          certbot: {
+            binary: BINARIES.certbot,
+            ...certbot,
+            server: `https://${FLEET_VIP}:14000/dir`,
+            env: { REQUESTS_CA_BUNDLE: this.caCert },
+            timeoutMs: 180_000,
+            revocationStatusUrl: `https://${FLEET_VIP}:15000/cert-status-by-serial/{serial}`,
+          },
+          nginx: { binary: BINARIES.nginx, config: node.nginxConf, extraArgs: ['-p', prefix, '-e', path.join(prefix, 'error.log')] },
+          serverAddresses: [FLEET_VIP],
+          stateDir: path.join(dir, 'state'),
+          challengeDir: node.challengeDir,
+          preflight: { resolvers: [`${FLEET_VIP}:8053`], timeoutMs: 3000 },
+          ...(this.fleet ? { store: this.storeConfig, fleet: { node: name, pollMs: 100, liveMs: 15_000, ackTimeoutMs: 30_000 } } : {}),
+        },
+        null,
+        2,
+      ),
+    );
     await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', node.nginxConf]);
     this.nodes.push(node);
   }
@@ -261,12 +357,19 @@ ${upstreams}
     const root = path.join(node.dir, 'www', domain);
     fs.mkdirSync(root, { recursive: true });
     fs.writeFileSync(path.join(root, 'index.html'), `<h1>${domain} on ${node.name}</h1>\n`);
-    fs.appendFileSync(path.join(node.sitesDir, file), `server {\n    listen ${node.ip}:80;\n    server_name ${domain};\n    root ${root};\n    location ^~ /.well-known/acme-challenge/ { root ${node.challengeDir}; }\n}\n`);
+    fs.appendFileSync(
+      path.join(node.sitesDir, file),
+      `server {\n    listen ${node.ip}:80;\n    server_name ${domain};\n    root ${root};\n    location ^~ /.well-known/acme-challenge/ { root ${node.challengeDir}; }\n}\n`,
+    );
   }
 
   /** A node's machine dies: every process in its namespace (nginx, autossl, certbot, hooks) gets SIGKILL. */
   async killNode(node: FleetNodeInfo): Promise<void> {
-    const pids = String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '').split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+    const pids = String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .filter((p) => p > 1 && p !== process.pid);
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -274,22 +377,51 @@ ${upstreams}
         // gone already
       }
     }
-    for (let i = 0; i < 100 && String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '').trim(); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && String((await execa('ip', ['netns', 'pids', node.netns], { reject: false })).stdout ?? '').trim(); i++)
+      await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Starts a node's nginx again (after killNode). */
   async startNginx(node: FleetNodeInfo): Promise<void> {
-    await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', node.nginxPrefix, '-e', path.join(node.nginxPrefix, 'error.log'), '-c', node.nginxConf]);
+    await execa('ip', [
+      'netns',
+      'exec',
+      node.netns,
+      BINARIES.nginx,
+      '-p',
+      node.nginxPrefix,
+      '-e',
+      path.join(node.nginxPrefix, 'error.log'),
+      '-c',
+      node.nginxConf,
+    ]);
   }
 
   async reload(node: FleetNodeInfo): Promise<void> {
-    await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', node.nginxPrefix, '-e', path.join(node.nginxPrefix, 'error.log'), '-c', node.nginxConf, '-s', 'reload']);
+    await execa('ip', [
+      'netns',
+      'exec',
+      node.netns,
+      BINARIES.nginx,
+      '-p',
+      node.nginxPrefix,
+      '-e',
+      path.join(node.nginxPrefix, 'error.log'),
+      '-c',
+      node.nginxConf,
+      '-s',
+      'reload',
+    ]);
   }
 
   /** The autossl CLI on a node (`autossl <args> --config <node's>`), inside its namespace. */
   cli(node: FleetNodeInfo, args: string[], options: { reject?: boolean; env?: Record<string, string> } = {}) {
     const cli = distFile('src/cli.js');
-    return execa('ip', ['netns', 'exec', node.netns, process.execPath, cli, ...args, '--config', node.configFile], { reject: options.reject ?? false, env: { ...process.env, ...options.env }, all: true });
+    return execa('ip', ['netns', 'exec', node.netns, process.execPath, cli, ...args, '--config', node.configFile], {
+      reject: options.reject ?? false,
+      env: { ...process.env, ...options.env },
+      all: true,
+    });
   }
 
   /** Starts `autossl fleet run` on a node (its output in <dir>/fleet-<node>.log). */

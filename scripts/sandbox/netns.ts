@@ -14,7 +14,14 @@ export const NETNS_ENV = 'AUTOSSL_DEMO_NETNS';
 export async function createNetns(): Promise<{ name: string } | { name: null; why: string }> {
   const name = `autossl-demo-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
   const add = await execa('ip', ['netns', 'add', name], { reject: false });
-  if (add.exitCode !== 0) return { name: null, why: String(add.stderr || add.message || 'failed').trim().split('\n')[0]!.slice(0, 300) };
+  if (add.exitCode !== 0)
+    return {
+      name: null,
+      why: String(add.stderr || add.message || 'failed')
+        .trim()
+        .split('\n')[0]!
+        .slice(0, 300),
+    };
   const up = await execa('ip', ['-n', name, 'link', 'set', 'lo', 'up'], { reject: false });
   if (up.exitCode !== 0) {
     await deleteNetns(name);
@@ -33,7 +40,12 @@ export async function deleteNetns(name: string): Promise<void> {
  * only processes in that namespace, which the demo started; SIGTERM, then SIGKILL after 3 s.
  */
 export async function stopNetnsProcesses(name: string): Promise<void> {
-  const pids = async (): Promise<number[]> => String((await execa('ip', ['netns', 'pids', name], { reject: false })).stdout ?? '').split(/\s+/).filter(Boolean).map(Number).filter((p) => p > 1 && p !== process.pid);
+  const pids = async (): Promise<number[]> =>
+    String((await execa('ip', ['netns', 'pids', name], { reject: false })).stdout ?? '')
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number)
+      .filter((p) => p > 1 && p !== process.pid);
   const signal = (list: number[], sig: NodeJS.Signals): void => {
     for (const pid of list) {
       try {

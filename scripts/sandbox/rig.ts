@@ -20,10 +20,19 @@ export const PACKAGES = ['nginx', 'certbot', 'python3-certbot-nginx', 'pebble', 
  * scripts/pebble-sid.sh unpacks (Debian 12's 2.4 has no renewalInfo and no profiles); .ci/run sets it.
  */
 const PEBBLE = process.env.AUTOSSL_PEBBLE || '/usr/bin/pebble';
-const CHALLTESTSRV = process.env.AUTOSSL_PEBBLE && fs.existsSync(path.join(path.dirname(PEBBLE), 'pebble-challtestsrv')) ? path.join(path.dirname(PEBBLE), 'pebble-challtestsrv') : '/usr/bin/pebble-challtestsrv';
+const CHALLTESTSRV =
+  process.env.AUTOSSL_PEBBLE && fs.existsSync(path.join(path.dirname(PEBBLE), 'pebble-challtestsrv'))
+    ? path.join(path.dirname(PEBBLE), 'pebble-challtestsrv')
+    : '/usr/bin/pebble-challtestsrv';
 export const BINARIES = { nginx: '/usr/sbin/nginx', certbot: '/usr/bin/certbot', pebble: PEBBLE, challtestsrv: CHALLTESTSRV, openssl: '/usr/bin/openssl' };
 /** The Debian package that ships each binary. */
-const BINARY_PACKAGES: Record<keyof typeof BINARIES, string> = { nginx: 'nginx', certbot: 'certbot', pebble: 'pebble', challtestsrv: 'pebble', openssl: 'openssl' };
+const BINARY_PACKAGES: Record<keyof typeof BINARIES, string> = {
+  nginx: 'nginx',
+  certbot: 'certbot',
+  pebble: 'pebble',
+  challtestsrv: 'pebble',
+  openssl: 'openssl',
+};
 
 /** A pebble (>= 2.10) certificate profile: its validity in seconds. */
 export interface PebbleProfile {
@@ -69,7 +78,9 @@ let challtestsrvFlags: Promise<Set<string>> | undefined;
 
 /** The flags this pebble-challtestsrv accepts, read from its usage text (its flags changed between releases). */
 async function acceptedChalltestsrvFlags(): Promise<Set<string>> {
-  challtestsrvFlags ??= execa(BINARIES.challtestsrv, ['-h'], { reject: false, all: true, timeout: 10_000 }).then((r) => new Set([...String(r.all ?? '').matchAll(/^\s+-([A-Za-z0-9_-]+)/gm)].map((m) => m[1]!)));
+  challtestsrvFlags ??= execa(BINARIES.challtestsrv, ['-h'], { reject: false, all: true, timeout: 10_000 }).then(
+    (r) => new Set([...String(r.all ?? '').matchAll(/^\s+-([A-Za-z0-9_-]+)/gm)].map((m) => m[1]!)),
+  );
   return challtestsrvFlags;
 }
 
@@ -86,7 +97,9 @@ export async function challtestsrvArgs(o: { dns: string; management: string; def
 }
 
 function missingBinaries(): string[] {
-  return Object.entries(BINARIES).filter(([, p]) => !fs.existsSync(p)).map(([n]) => n);
+  return Object.entries(BINARIES)
+    .filter(([, p]) => !fs.existsSync(p))
+    .map(([n]) => n);
 }
 
 /**
@@ -197,7 +210,10 @@ export class AcmeRig {
   /** pebble >= 2.10's certificate profiles (absent: its one default profile, 90 days). */
   private profiles: Record<string, PebbleProfile> | undefined;
 
-  private constructor(readonly info: RigInfo, private readonly log: (line: string) => void) {}
+  private constructor(
+    readonly info: RigInfo,
+    private readonly log: (line: string) => void,
+  ) {}
 
   /** The arguments every nginx call of the sandbox needs (private prefix and error log). */
   get nginxArgs(): string[] {
@@ -210,7 +226,11 @@ export class AcmeRig {
     for (const port of Object.values(RIG_PORTS)) {
       // a sandbox stopped a moment ago may still be releasing its ports
       for (let i = 0; i < 50 && !(await portFree(port)); i++) await new Promise((r) => setTimeout(r, 100));
-      if (!(await portFree(port))) throw new AutoSslError('SANDBOX_FAILED', `Port ${port} on 127.0.0.1 is in use; run the sandbox in a network namespace of its own (as autossl demo does: ip netns add NAME, then ip netns exec NAME ...) rather than stopping what holds it.`);
+      if (!(await portFree(port)))
+        throw new AutoSslError(
+          'SANDBOX_FAILED',
+          `Port ${port} on 127.0.0.1 is in use; run the sandbox in a network namespace of its own (as autossl demo does: ip netns add NAME, then ip netns exec NAME ...) rather than stopping what holds it.`,
+        );
     }
     const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-rig-'));
     fs.chmodSync(dir, 0o755);
@@ -251,7 +271,23 @@ export class AcmeRig {
     await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
     await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'localhost.key', '-out', 'localhost.csr', '-subj', '/CN=localhost']);
     fs.writeFileSync(path.join(ca, 'san.ext'), SANDBOX_LEAF_EXTENSIONS);
-    await ssl(['x509', '-req', '-in', 'localhost.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'localhost.pem', '-days', '3', '-extfile', 'san.ext']);
+    await ssl([
+      'x509',
+      '-req',
+      '-in',
+      'localhost.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'localhost.pem',
+      '-days',
+      '3',
+      '-extfile',
+      'san.ext',
+    ]);
   }
 
   private spawnService(name: string, command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
@@ -264,7 +300,11 @@ export class AcmeRig {
 
   private async startDns(): Promise<void> {
     this.log('starting pebble-challtestsrv (DNS on 127.0.0.1:8053)');
-    this.spawnService('challtestsrv', BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${RIG_PORTS.dns}`, management: `127.0.0.1:${RIG_PORTS.dnsManagement}`, defaultIPv4: '127.0.0.1' }));
+    this.spawnService(
+      'challtestsrv',
+      BINARIES.challtestsrv,
+      await challtestsrvArgs({ dns: `127.0.0.1:${RIG_PORTS.dns}`, management: `127.0.0.1:${RIG_PORTS.dnsManagement}`, defaultIPv4: '127.0.0.1' }),
+    );
     await waitForPort(RIG_PORTS.dnsManagement);
   }
 
@@ -272,22 +312,31 @@ export class AcmeRig {
     this.log('starting pebble (ACME on https://127.0.0.1:14000/dir)');
     const ca = path.dirname(this.info.caCert);
     const cfg = path.join(this.info.dir, 'pebble.json');
-    fs.writeFileSync(cfg, JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${RIG_PORTS.acme}`,
-        managementListenAddress: `127.0.0.1:${RIG_PORTS.acmeManagement}`,
-        certificate: path.join(ca, 'localhost.pem'),
-        privateKey: path.join(ca, 'localhost.key'),
-        httpPort: RIG_PORTS.http,
-        tlsPort: 15001,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-        // pebble gives an order that names no profile a RANDOM one of these: more than one only when a test asks
-        ...(this.profiles ? { profiles: this.profiles } : {}),
-      },
-    }, null, 2));
+    fs.writeFileSync(
+      cfg,
+      JSON.stringify(
+        {
+          pebble: {
+            listenAddress: `127.0.0.1:${RIG_PORTS.acme}`,
+            managementListenAddress: `127.0.0.1:${RIG_PORTS.acmeManagement}`,
+            certificate: path.join(ca, 'localhost.pem'),
+            privateKey: path.join(ca, 'localhost.key'),
+            httpPort: RIG_PORTS.http,
+            tlsPort: 15001,
+            ocspResponderURL: '',
+            externalAccountBindingRequired: false,
+            // pebble gives an order that names no profile a RANDOM one of these: more than one only when a test asks
+            ...(this.profiles ? { profiles: this.profiles } : {}),
+          },
+        },
+        null,
+        2,
+      ),
+    );
     this.spawnService('pebble', BINARIES.pebble, ['-config', cfg, '-dnsserver', `127.0.0.1:${RIG_PORTS.dns}`], {
-      PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0',
+      PEBBLE_VA_NOSLEEP: '1',
+      PEBBLE_WFE_NONCEREJECT: '0',
+      PEBBLE_AUTHZREUSE: '0',
     });
     await waitForPort(RIG_PORTS.acme);
     await waitForPort(RIG_PORTS.acmeManagement);
@@ -332,7 +381,14 @@ export class AcmeRig {
   /** An autossl config object for this sandbox. */
   autosslConfig(extra: Record<string, unknown> = {}, certbotName = 'certbot'): Record<string, unknown> {
     return {
-      certbot: { binary: BINARIES.certbot, ...this.certbotDirs(certbotName), server: this.info.acmeDirectory, env: { REQUESTS_CA_BUNDLE: this.info.caCert }, timeoutMs: 60_000, revocationStatusUrl: `https://127.0.0.1:${RIG_PORTS.acmeManagement}/cert-status-by-serial/{serial}` },
+      certbot: {
+        binary: BINARIES.certbot,
+        ...this.certbotDirs(certbotName),
+        server: this.info.acmeDirectory,
+        env: { REQUESTS_CA_BUNDLE: this.info.caCert },
+        timeoutMs: 60_000,
+        revocationStatusUrl: `https://127.0.0.1:${RIG_PORTS.acmeManagement}/cert-status-by-serial/{serial}`,
+      },
       nginx: { binary: BINARIES.nginx, config: this.info.nginxConf, extraArgs: this.nginxArgs },
       serverAddresses: ['127.0.0.1', '::1'],
       stateDir: path.join(this.info.dir, 'state'),
@@ -358,7 +414,8 @@ export class AcmeRig {
    * or a window an hour in the past for a revoked certificate).
    */
   async setRenewalInfo(certPem: string, window: { start: Date; end: Date } | string): Promise<void> {
-    const ariResponse = typeof window === 'string' ? window : JSON.stringify({ suggestedWindow: { start: window.start.toISOString(), end: window.end.toISOString() } });
+    const ariResponse =
+      typeof window === 'string' ? window : JSON.stringify({ suggestedWindow: { start: window.start.toISOString(), end: window.end.toISOString() } });
     await this.httpsText(`https://127.0.0.1:${RIG_PORTS.acmeManagement}/set-renewal-info/`, JSON.stringify({ Certificate: certPem, ARIResponse: ariResponse }));
   }
 
@@ -369,7 +426,11 @@ export class AcmeRig {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (text += c));
-        res.on('end', () => (res.statusCode && res.statusCode < 300 ? resolve(text) : reject(new AutoSslError('SANDBOX_FAILED', `pebble ${url} answered ${res.statusCode}: ${text.slice(0, 300)}`))));
+        res.on('end', () =>
+          res.statusCode && res.statusCode < 300
+            ? resolve(text)
+            : reject(new AutoSslError('SANDBOX_FAILED', `pebble ${url} answered ${res.statusCode}: ${text.slice(0, 300)}`)),
+        );
       });
       req.on('error', reject);
       req.end(body);
@@ -380,12 +441,14 @@ export class AcmeRig {
   async issuingRoot(): Promise<string> {
     const ca = fs.readFileSync(this.info.caCert);
     return new Promise((resolve, reject) => {
-      https.get(`https://127.0.0.1:${RIG_PORTS.acmeManagement}/roots/0`, { ca }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve(body));
-      }).on('error', reject);
+      https
+        .get(`https://127.0.0.1:${RIG_PORTS.acmeManagement}/roots/0`, { ca }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolve(body));
+        })
+        .on('error', reject);
     });
   }
 

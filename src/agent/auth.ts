@@ -50,20 +50,32 @@ export function loadTokens(file: string): TokenFile {
     read = readRegularFile(file, { maxBytes: 64 * 1024, code: 'CONFIG_INVALID', what: "agent's tokens file" });
   } catch (error) {
     if (error instanceof AutoSslError) throw error;
-    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, {
-      hint: `Create it with one secret per line, readable by root only: (umask 077; openssl rand -hex 32 > ${file}), and give the same secret to the panel.`,
-    });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `The agent's tokens file ${file} cannot be read: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+      {
+        hint: `Create it with one secret per line, readable by root only: (umask 077; openssl rand -hex 32 > ${file}), and give the same secret to the panel.`,
+      },
+    );
   }
   const st = read.stat;
   if ((st.mode & 0o077) !== 0) {
     const who = [st.mode & 0o070 ? 'its group' : '', st.mode & 0o007 ? 'others' : ''].filter(Boolean).join(' and ');
-    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} is readable by ${who} (mode ${(st.mode & 0o777).toString(8)}); the agent does not use secrets others can read.`, {
-      hint: `chmod 600 ${file} (and keep it owned by the user running the agent).`,
-    });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `The agent's tokens file ${file} is readable by ${who} (mode ${(st.mode & 0o777).toString(8)}); the agent does not use secrets others can read.`,
+      {
+        hint: `chmod 600 ${file} (and keep it owned by the user running the agent).`,
+      },
+    );
   }
   const euid = process.geteuid?.();
   if (euid !== undefined && st.uid !== euid) {
-    throw new AutoSslError('CONFIG_INVALID', `The agent's tokens file ${file} belongs to uid ${st.uid}, not to the user running the agent (uid ${euid}): whoever owns it can change the secrets.`, { hint: `chown ${euid} ${file}` });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `The agent's tokens file ${file} belongs to uid ${st.uid}, not to the user running the agent (uid ${euid}): whoever owns it can change the secrets.`,
+      { hint: `chown ${euid} ${file}` },
+    );
   }
   const text = read.data.toString('utf8');
   const tokens: Token[] = [];
@@ -228,12 +240,16 @@ function refuse(message: string): never {
  * 64 lowercase hex digits. Throws AGENT_AUTH_FAILED saying what is wrong.
  */
 export function checkSignatureHeaders(timestamp: string | undefined, signature: string | undefined, now = Date.now()): asserts timestamp is string {
-  if (timestamp === undefined || signature === undefined) refuse(`Missing ${timestamp === undefined ? 'X-Timestamp' : 'X-Signature'} header: every route but /health is signed.`);
+  if (timestamp === undefined || signature === undefined)
+    refuse(`Missing ${timestamp === undefined ? 'X-Timestamp' : 'X-Signature'} header: every route but /health is signed.`);
   if (timestamp.length > 40) refuse('X-Timestamp is not an RFC 3339 timestamp.');
   const at = parseRfc3339(timestamp);
   if (Number.isNaN(at)) refuse(`X-Timestamp ${JSON.stringify(timestamp)} is not an RFC 3339 timestamp (like 2026-05-01T12:00:00+00:00).`);
   const skew = now - at;
-  if (Math.abs(skew) > MAX_SKEW_SECONDS * 1000) refuse(`X-Timestamp is ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'old' : 'in the future'}; at most ${MAX_SKEW_SECONDS} s either way is accepted (check both clocks: NTP).`);
+  if (Math.abs(skew) > MAX_SKEW_SECONDS * 1000)
+    refuse(
+      `X-Timestamp is ${Math.round(Math.abs(skew) / 1000)} s ${skew > 0 ? 'old' : 'in the future'}; at most ${MAX_SKEW_SECONDS} s either way is accepted (check both clocks: NTP).`,
+    );
   // the length first, then the form: 64 lowercase hex digits, as PHP's hash_hmac writes it
   if (signature.length !== 64) refuse(`X-Signature must be 64 hex digits (HMAC-SHA256), got ${Math.min(signature.length, 999)} characters.`);
   if (!/^[0-9a-f]{64}$/.test(signature)) refuse('X-Signature must be lowercase hex digits.');
@@ -259,7 +275,10 @@ export function verifyRequest(req: SignedRequest, tokens: readonly Token[], now 
 /** A token bucket per token: `perSecond` sustained, `burst` at once. */
 export class RateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  constructor(private readonly perSecond: number, private readonly burst: number) {}
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {}
 
   /** Takes one request; returns 0 when allowed, else the seconds to wait. */
   take(id: string, now = Date.now()): number {
@@ -297,6 +316,8 @@ export class TokenBudgets {
   /** Why a call was refused, for the 429's message. */
   refusal(route: { mutating: boolean }, token: string): string {
     const l = this.limits;
-    return route.mutating ? `Too many requests with token ${token}: at most ${l.perSecond} a second (burst ${l.burst}).` : `Too many read-only requests with token ${token}: at most ${l.readPerSecond} a second (burst ${l.readBurst}).`;
+    return route.mutating
+      ? `Too many requests with token ${token}: at most ${l.perSecond} a second (burst ${l.burst}).`
+      : `Too many read-only requests with token ${token}: at most ${l.readPerSecond} a second (burst ${l.readBurst}).`;
   }
 }

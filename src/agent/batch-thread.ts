@@ -57,7 +57,10 @@ export type WireResult = Omit<DomainResult, 'error'> & { error?: WireError };
 /** The options of `issue` that are data (the callbacks stay here). */
 type WireOptions = Omit<IssueOptions, 'onEvent' | 'onResult'>;
 
-export type ToThread = { type: 'start'; config: AutoSslConfig; owner: string } | { type: 'issue'; id: number; domains: string[]; options: WireOptions; events: boolean; sites: SiteConfig[] } | { type: 'close' };
+export type ToThread =
+  | { type: 'start'; config: AutoSslConfig; owner: string }
+  | { type: 'issue'; id: number; domains: string[]; options: WireOptions; events: boolean; sites: SiteConfig[] }
+  | { type: 'close' };
 
 export type FromThread =
   | { type: 'event'; id: number; event: StageEvent }
@@ -248,9 +251,9 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
     },
     async close() {
       if (idleTimer) {
-      clearTimeout(idleTimer);
-      idleTimer = null;
-    }
+        clearTimeout(idleTimer);
+        idleTimer = null;
+      }
       const w = worker;
       worker = null; // what is still running is left to the next start's recovery, as before
       if (w) await stop(w);

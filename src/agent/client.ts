@@ -31,7 +31,11 @@ export interface CallOptions {
 /** The headers the panel sends for a request. */
 export function signedHeaders(token: string | Buffer, method: string, pathWithQuery: string, body: string | Buffer, now = new Date()): Record<string, string> {
   const timestamp = rfc3339(now);
-  return { 'X-Timestamp': timestamp, 'X-Signature': sign(token, timestamp, method.toUpperCase(), pathWithQuery.split('?')[0]!, body), 'Content-Type': 'application/json' };
+  return {
+    'X-Timestamp': timestamp,
+    'X-Signature': sign(token, timestamp, method.toUpperCase(), pathWithQuery.split('?')[0]!, body),
+    'Content-Type': 'application/json',
+  };
 }
 
 /** Sends one signed request (body: a string or bytes sent exactly as given). */
@@ -60,8 +64,18 @@ export function call(method: string, pathWithQuery: string, body: string | Buffe
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new AutoSslError('TIMEOUT', `The agent at ${options.url} did not answer within ${(options.timeoutMs ?? 130_000) / 1000} s.`)));
-    req.on('error', (error) => reject(error instanceof AutoSslError ? error : new AutoSslError('AGENT_NOT_FOUND', `Cannot reach the agent at ${options.url}: ${(error as Error).message}`, { hint: 'Start it (autossl agent, or systemctl start autossl-agent) and check agent.listen in the config.' })));
+    req.on('timeout', () =>
+      req.destroy(new AutoSslError('TIMEOUT', `The agent at ${options.url} did not answer within ${(options.timeoutMs ?? 130_000) / 1000} s.`)),
+    );
+    req.on('error', (error) =>
+      reject(
+        error instanceof AutoSslError
+          ? error
+          : new AutoSslError('AGENT_NOT_FOUND', `Cannot reach the agent at ${options.url}: ${(error as Error).message}`, {
+              hint: 'Start it (autossl agent, or systemctl start autossl-agent) and check agent.listen in the config.',
+            }),
+      ),
+    );
     req.end(data);
   });
 }

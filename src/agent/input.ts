@@ -39,8 +39,10 @@ export function panelUsername(value: unknown): string | undefined {
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') bad(`"username" must be a string, got ${quote(value)}.`);
   if (!ACCOUNT.test(value)) {
-    bad(`"username" ${quote(value)} is not a Unix account name: ASCII lower-case letters, digits, "_" and "-", starting with a letter or "_", at most 32.`,
-      'Send the hosting account\'s Unix user name as useradd created it (e.g. "alice", "web_1"); nothing was written.');
+    bad(
+      `"username" ${quote(value)} is not a Unix account name: ASCII lower-case letters, digits, "_" and "-", starting with a letter or "_", at most 32.`,
+      'Send the hosting account\'s Unix user name as useradd created it (e.g. "alice", "web_1"); nothing was written.',
+    );
   }
   return value;
 }

@@ -109,7 +109,10 @@ export class IssueIntake {
   }
 
   /** Runs domains as one job now (native /v1/issue, /ssl/renew, re-queued domains). */
-  run(domains: readonly string[], options: { force?: boolean; jobId?: string; existed?: ReadonlySet<string> } = {}): { jobId: string; results: Promise<DomainResult[]>; recorded: Promise<void> } {
+  run(
+    domains: readonly string[],
+    options: { force?: boolean; jobId?: string; existed?: ReadonlySet<string> } = {},
+  ): { jobId: string; results: Promise<DomainResult[]>; recorded: Promise<void> } {
     if (this.stopping) throw new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.');
     const jobId = options.jobId ?? crypto.randomUUID();
     for (const d of domains) this.existed.set(d, options.existed?.has(d) === true);
@@ -126,13 +129,22 @@ export class IssueIntake {
       source: 'agent',
       force,
       onEvent: (e: StageEvent) => {
-        if (!e.plugin && (e.status === 'start' || e.status === 'error' || e.status === 'info' || e.status === 'warning')) this.publish({ type: 'stage', job_id: jobId, at: at(), domain: e.domain, stage: e.stage, status: e.status, message: e.message });
+        if (!e.plugin && (e.status === 'start' || e.status === 'error' || e.status === 'info' || e.status === 'warning'))
+          this.publish({ type: 'stage', job_id: jobId, at: at(), domain: e.domain, stage: e.stage, status: e.status, message: e.message });
       },
       onResult: (r: DomainResult) => {
         pending.delete(r.domain);
         this.existed.delete(r.domain);
         this.wake(r.domain);
-        this.publish({ type: 'domain', job_id: jobId, at: at(), domain: r.domain, state: r.ok ? 'done' : 'failed', code: r.error?.code ?? null, message: r.error?.message ?? null });
+        this.publish({
+          type: 'domain',
+          job_id: jobId,
+          at: at(),
+          domain: r.domain,
+          state: r.ok ? 'done' : 'failed',
+          code: r.error?.code ?? null,
+          message: r.error?.message ?? null,
+        });
       },
     });
     const done = results

@@ -50,7 +50,10 @@ export function addressKey(address: string | undefined): string {
   const left = head ? head.split(':') : [];
   const right = address.includes('::') ? (tail ? tail.split(':') : []) : [];
   const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** The open connections, and which of them have carried a request whose signature checked out. */
@@ -125,7 +128,12 @@ export function capConnections(server: Server, limits: () => AgentLimits): Conne
 
 /** An error of the body reader: the HTTP status, the answer's code and hint. */
 export class BodyRefused extends Error {
-  constructor(message: string, readonly statusCode: number, readonly answerCode: 'AGENT_BAD_REQUEST' | 'AGENT_BUSY', readonly hint: string) {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+    readonly answerCode: 'AGENT_BAD_REQUEST' | 'AGENT_BUSY',
+    readonly hint: string,
+  ) {
     super(message);
   }
 }
@@ -134,7 +142,10 @@ export class BodyRefused extends Error {
  * The body parser: the raw bytes (what was signed), read within the body timeout, at most `maxBytes()`, and only
  * while all bodies being received stay within `limits().bodyBytesInFlight`.
  */
-export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (req: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: Buffer) => void) => void {
+export function bodyReader(
+  limits: () => AgentLimits,
+  maxBytes: () => number,
+): (req: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: Buffer) => void) => void {
   let inFlight = 0;
   return (req, payload, done) => {
     const max = maxBytes();
@@ -159,28 +170,43 @@ export function bodyReader(limits: () => AgentLimits, maxBytes: () => number): (
         if (err instanceof BodyRefused && err.statusCode === 408) payload.pause();
         else payload.resume();
         done(err);
-      }
-      else done(null, Buffer.concat(chunks, got));
+      } else done(null, Buffer.concat(chunks, got));
     };
     const onData = (chunk: Buffer): void => {
       got += chunk.length;
       inFlight += chunk.length;
       if (got > max) return finish(Object.assign(new Error('body too large'), { code: 'FST_ERR_CTP_BODY_TOO_LARGE', statusCode: 413 }));
       if (inFlight > bodyBytesInFlight) {
-        return finish(new BodyRefused(`The agent is receiving ${bodyBytesInFlight} bytes of request bodies already (agent.limits.bodyBytesInFlight); this one is refused unread.`, 503, 'AGENT_BUSY', 'Send the request again in a moment; if the panel sends many large uploads at once, raise agent.limits.bodyBytesInFlight.'));
+        return finish(
+          new BodyRefused(
+            `The agent is receiving ${bodyBytesInFlight} bytes of request bodies already (agent.limits.bodyBytesInFlight); this one is refused unread.`,
+            503,
+            'AGENT_BUSY',
+            'Send the request again in a moment; if the panel sends many large uploads at once, raise agent.limits.bodyBytesInFlight.',
+          ),
+        );
       }
       // a copy: a chunk is a slice of the socket's 64 KB read buffer, and keeping the slice keeps all of it
       // (held bodies would weigh several times what they count against the budget)
       chunks.push(Buffer.from(chunk));
     };
     const timer = setTimeout(() => {
-      finish(new BodyRefused(`The body did not arrive within ${bodyTimeoutMs} ms (agent.limits.bodyTimeoutMs).`, 408, 'AGENT_BAD_REQUEST', 'Send the whole body at once, right after the headers.'));
+      finish(
+        new BodyRefused(
+          `The body did not arrive within ${bodyTimeoutMs} ms (agent.limits.bodyTimeoutMs).`,
+          408,
+          'AGENT_BAD_REQUEST',
+          'Send the whole body at once, right after the headers.',
+        ),
+      );
     }, bodyTimeoutMs);
     timer.unref();
     payload.on('data', onData);
     payload.once('end', () => finish(null));
     payload.once('error', (e: Error) => finish(e));
     // a client gone mid-body: its bytes leave the budget now, not at the timeout
-    payload.once('close', () => finish(new BodyRefused('The client closed the connection before the body ended.', 400, 'AGENT_BAD_REQUEST', 'Send the whole body.')));
+    payload.once('close', () =>
+      finish(new BodyRefused('The client closed the connection before the body ended.', 400, 'AGENT_BAD_REQUEST', 'Send the whole body.')),
+    );
   };
 }

@@ -67,7 +67,12 @@ export const nativeHandlers: Record<string, Handler> = {
   async 'v1.events'(req, reply, ctx) {
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(': autossl agent events\n\n');
     const send = (e: AgentEvent): void => {
       res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);

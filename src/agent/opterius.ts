@@ -29,7 +29,12 @@ export async function statusOf(ctx: AgentContext, domain: string): Promise<Recor
   const c: DomainCertificate = await ctx.engine.certificate(domain);
   let state: string = c.state === 'mismatch' ? 'missing' : c.state;
   let lastError = c.lastError;
-  if (c.state === 'mismatch') lastError = { code: 'TLS_VERIFY_FAILED', message: `nginx serves a certificate for ${c.names.join(', ')} (${c.servedBy}), which does not cover ${domain}`, at: null };
+  if (c.state === 'mismatch')
+    lastError = {
+      code: 'TLS_VERIFY_FAILED',
+      message: `nginx serves a certificate for ${c.names.join(', ')} (${c.servedBy}), which does not cover ${domain}`,
+      at: null,
+    };
   // no certificate yet: why the last issue attempt for the domain failed (the panel otherwise waits forever)
   const last = await ctx.store.attempts.last(domain);
   if (!c.exists && last && !last.ok && (!c.notAfter || last.at > Date.now() - 86_400_000)) {
@@ -57,7 +62,10 @@ export async function statusOf(ctx: AgentContext, domain: string): Promise<Recor
 
 /** Refuses a domain no server block answers, before anything runs (a request never creates a vhost). */
 function needVhost(domain: string, c: DomainCertificate): void {
-  if (!c.vhost) throw new AutoSslError('VHOST_NOT_FOUND', `No server block in the nginx config answers ${domain}.`, { hint: `Create the domain's vhost (server_name ${domain}) first, then ask again. Nothing was done.` });
+  if (!c.vhost)
+    throw new AutoSslError('VHOST_NOT_FOUND', `No server block in the nginx config answers ${domain}.`, {
+      hint: `Create the domain's vhost (server_name ${domain}) first, then ask again. Nothing was done.`,
+    });
 }
 
 /** The site a panel request describes: the document root template filled, a wildcard kept as it was registered. */
@@ -72,7 +80,16 @@ async function registerSite(ctx: AgentContext, domain: string, username: string 
 export const opteriusHandlers: Record<string, Handler> = {
   async health(_req, _reply, ctx) {
     const { os: name, version } = osRelease();
-    return { status: 'ok', os: name, version, arch: os.arch(), hostname: os.hostname(), uptime: String(Math.round(os.uptime())), agent_version: `autossl ${ctx.version}`, queue: ctx.intake.queue };
+    return {
+      status: 'ok',
+      os: name,
+      version,
+      arch: os.arch(),
+      hostname: os.hostname(),
+      uptime: String(Math.round(os.uptime())),
+      agent_version: `autossl ${ctx.version}`,
+      queue: ctx.intake.queue,
+    };
   },
 
   async 'ssl.status'(req, _reply, ctx) {
@@ -93,7 +110,10 @@ export const opteriusHandlers: Record<string, Handler> = {
     }
     if (ctx.intake.jobOf(domain) === null && ctx.intake.queued >= ctx.config.agent.maxQueued) {
       reply.header('retry-after', '60');
-      throw new AutoSslError('AGENT_QUEUE_FULL', `The agent holds ${ctx.intake.queued} domains to issue (agent.maxQueued ${ctx.config.agent.maxQueued}); ${domain} was not queued.`);
+      throw new AutoSslError(
+        'AGENT_QUEUE_FULL',
+        `The agent holds ${ctx.intake.queued} domains to issue (agent.maxQueued ${ctx.config.agent.maxQueued}); ${domain} was not queued.`,
+      );
     }
     await registerSite(ctx, domain, username);
     const { jobId, recorded } = ctx.intake.add(domain, now.exists);
@@ -106,20 +126,29 @@ export const opteriusHandlers: Record<string, Handler> = {
     const now = await ctx.engine.certificate(domain, { fresh: true });
     needVhost(domain, now);
     if (now.lineage === 'custom') {
-      throw new AutoSslError('CERT_CUSTOM', `${domain} serves an uploaded certificate (${now.names.join(', ')}, until ${now.notAfter}), which autossl does not renew.`);
+      throw new AutoSslError(
+        'CERT_CUSTOM',
+        `${domain} serves an uploaded certificate (${now.names.join(', ')}, until ${now.notAfter}), which autossl does not renew.`,
+      );
     }
     if (ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}).`);
     // a certificate issued less than a day ago is served again, not ordered again (Let's Encrypt's duplicate limit)
     const fresh = now.exists && now.notBefore !== null && Date.now() - Date.parse(now.notBefore) < 86_400_000;
     const run = ctx.intake.run([domain], { force: !fresh, existed: new Set(now.exists ? [domain] : []) });
     await run.recorded;
-    const result = await Promise.race([run.results.then((r) => r[0]!), new Promise<null>((r) => setTimeout(() => r(null), ctx.config.agent.syncTimeoutMs).unref())]);
+    const result = await Promise.race([
+      run.results.then((r) => r[0]!),
+      new Promise<null>((r) => setTimeout(() => r(null), ctx.config.agent.syncTimeoutMs).unref()),
+    ]);
     if (!result) return reply.code(202).send({ status: 'running', job_id: run.jobId, domain });
     if (!result.ok) throw result.error!;
     if (fresh && result.reused) {
       // the panel shows "Renewed" for any 200: say why nothing was renewed, in the error it shows
       const hours = Math.max(0, Math.floor((Date.now() - Date.parse(now.notBefore!)) / 3_600_000));
-      throw new AutoSslError('CERT_RECENTLY_ISSUED', `Not renewed: the certificate of ${domain} was issued ${hours ? `${hours} h` : 'less than an hour'} ago (serial ${now.serial}, until ${now.notAfter}) and is served; a new one is not ordered within a day of the last.`);
+      throw new AutoSslError(
+        'CERT_RECENTLY_ISSUED',
+        `Not renewed: the certificate of ${domain} was issued ${hours ? `${hours} h` : 'less than an hour'} ago (serial ${now.serial}, until ${now.notAfter}) and is served; a new one is not ordered within a day of the last.`,
+      );
     }
     return { ...(await statusOf(ctx, domain)), renewed: !result.reused, job_id: run.jobId };
   },
@@ -133,8 +162,15 @@ export const opteriusHandlers: Record<string, Handler> = {
     ctx.intake.withdraw(domain);
     const running = ctx.intake.settled(domain);
     if (running) {
-      const ended = await Promise.race([running.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), ctx.config.agent.syncTimeoutMs).unref())]);
-      if (!ended || ctx.intake.jobOf(domain)) throw new AutoSslError('JOB_RUNNING', `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}) and did not finish within ${ctx.config.agent.syncTimeoutMs / 1000} s; send the delete again once it has.`);
+      const ended = await Promise.race([
+        running.then(() => true),
+        new Promise<false>((r) => setTimeout(() => r(false), ctx.config.agent.syncTimeoutMs).unref()),
+      ]);
+      if (!ended || ctx.intake.jobOf(domain))
+        throw new AutoSslError(
+          'JOB_RUNNING',
+          `${domain} is being issued now (job ${ctx.intake.jobOf(domain)}) and did not finish within ${ctx.config.agent.syncTimeoutMs / 1000} s; send the delete again once it has.`,
+        );
     }
     const result = await ctx.engine.uninstall(domain);
     if (!result.ok) throw result.error!;
@@ -160,13 +196,21 @@ export const opteriusHandlers: Record<string, Handler> = {
     needVhost(domain, await ctx.engine.certificate(domain, { fresh: true }));
     const provider = await ctx.engine.dnsProvider(domain);
     if (!provider) {
-      throw new AutoSslError('DNS_PROVIDER_MISSING', `A wildcard certificate for *.${domain} needs the DNS-01 challenge, and no DNS provider plugin is configured for ${domain}.`, {
-        hint: 'Add a DNS provider plugin to the config\'s "plugins" (autossl:cloudflare-dns for a zone on Cloudflare), restart the agent, then start again.',
-      });
+      throw new AutoSslError(
+        'DNS_PROVIDER_MISSING',
+        `A wildcard certificate for *.${domain} needs the DNS-01 challenge, and no DNS provider plugin is configured for ${domain}.`,
+        {
+          hint: 'Add a DNS provider plugin to the config\'s "plugins" (autossl:cloudflare-dns for a zone on Cloudflare), restart the agent, then start again.',
+        },
+      );
     }
     const fromFile = ctx.engine.config.sites.find((s) => s.domain === domain && ctx.fileSites.has(s.domain));
     if (fromFile && !(fromFile.aliases.includes(`*.${domain}`) && (fromFile.challenge ?? ctx.config.defaults.challenge) === 'dns-01')) {
-      throw new AutoSslError('CONFIG_INVALID', `${domain} is a site of the config file without "*.${domain}" and DNS-01; the agent does not override the file.`, { hint: `Add "*.${domain}" to its aliases and "challenge": "dns-01" in the config file, restart the agent, then start again.` });
+      throw new AutoSslError(
+        'CONFIG_INVALID',
+        `${domain} is a site of the config file without "*.${domain}" and DNS-01; the agent does not override the file.`,
+        { hint: `Add "*.${domain}" to its aliases and "challenge": "dns-01" in the config file, restart the agent, then start again.` },
+      );
     }
     const known = ctx.engine.config.sites.find((s) => s.domain === domain);
     await registerSite(ctx, domain, username, { aliases: [...new Set([`*.${domain}`, ...(known?.aliases ?? [])])], challenge: 'dns-01' });
@@ -186,7 +230,8 @@ export const opteriusHandlers: Record<string, Handler> = {
     if (live) return live;
     // not started by this agent process (a restart): say what is known
     const c = await ctx.engine.certificate(domain);
-    if (c.exists && c.names.includes(`*.${domain}`)) return { step: 'done', message: fit(`A wildcard certificate for ${c.names.join(', ')} is installed, until ${c.notAfter}`) };
+    if (c.exists && c.names.includes(`*.${domain}`))
+      return { step: 'done', message: fit(`A wildcard certificate for ${c.names.join(', ')} is installed, until ${c.notAfter}`) };
     const job = ctx.intake.jobOf(domain);
     if (job) return { step: 'starting', message: 'Resumed after an agent restart', job_id: job };
     const message = `No wildcard issuance of ${domain} is running (the agent may have restarted); start it again.`;

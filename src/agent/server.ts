@@ -163,7 +163,10 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     ...(tls ? { https: { ...tls, ...timeouts.server } } : { http: timeouts.server }),
     requestTimeout: timeouts.requestTimeout,
     keepAliveTimeout: timeouts.keepAliveTimeout,
-    logger: agent.logLevel === 'silent' ? false : { level: agent.logLevel, redact: { paths: ['req.headers["x-signature"]', 'req.headers.authorization'], remove: true } },
+    logger:
+      agent.logLevel === 'silent'
+        ? false
+        : { level: agent.logLevel, redact: { paths: ['req.headers["x-signature"]', 'req.headers.authorization'], remove: true } },
     bodyLimit: agent.maxBodyBytes,
     return503OnClosing: false,
     forceCloseConnections: true,
@@ -173,8 +176,14 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     clientErrorHandler: (error: Error & { code?: string }, socket: import('node:net').Socket) => {
       if (socket.destroyed || !socket.writable) return;
       const big = error.code === 'HPE_HEADER_OVERFLOW';
-      const body = JSON.stringify({ error: big ? 'The request headers are too large.' : 'The request is not valid HTTP.', code: 'AGENT_BAD_REQUEST', hint: 'Send a plain HTTP/1.1 request: the signed headers, a JSON body.' });
-      socket.end(`HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const body = JSON.stringify({
+        error: big ? 'The request headers are too large.' : 'The request is not valid HTTP.',
+        code: 'AGENT_BAD_REQUEST',
+        hint: 'Send a plain HTTP/1.1 request: the signed headers, a JSON body.',
+      });
+      socket.end(
+        `HTTP/1.1 ${big ? '431 Request Header Fields Too Large' : '400 Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
   }) as unknown as FastifyInstance;
@@ -187,7 +196,10 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
 
   // the raw bytes are what was signed: kept as they came, parsed only after the signature checks out
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', bodyReader(limits, () => ctx.config.agent.maxBodyBytes));
+  app.addContentTypeParser(
+    '*',
+    bodyReader(limits, () => ctx.config.agent.maxBodyBytes),
+  );
   const connections = capConnections(app.server as unknown as import('node:http').Server, limits);
   // an unknown route never has its body read
   app.addHook('onRequest', async (req, reply) => {
@@ -203,18 +215,33 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     }
     if (error.validation) {
       const where = error.validationContext ?? 'body';
-      return sendError(reply, new AutoSslError('AGENT_BAD_REQUEST', `Invalid ${where}: ${error.message.replace(/^(body|querystring|params)\/?/, `${where} `).slice(0, 300)}.`));
+      return sendError(
+        reply,
+        new AutoSslError('AGENT_BAD_REQUEST', `Invalid ${where}: ${error.message.replace(/^(body|querystring|params)\/?/, `${where} `).slice(0, 300)}.`),
+      );
     }
     if (error instanceof BodyRefused) {
       if (error.statusCode === 408) reply.header('connection', 'close');
       return reply.code(error.statusCode).send({ error: error.message, code: error.answerCode, hint: error.hint });
     }
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: `The body is larger than ${agent.maxBodyBytes} bytes (agent.maxBodyBytes).`, code: 'AGENT_BAD_REQUEST', hint: 'Send less; a certificate with its chain is a few KB.' });
-    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return reply.code(error.statusCode).send({ error: error.message.slice(0, 300), code: 'AGENT_BAD_REQUEST', hint: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).' });
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return reply.code(413).send({
+        error: `The body is larger than ${agent.maxBodyBytes} bytes (agent.maxBodyBytes).`,
+        code: 'AGENT_BAD_REQUEST',
+        hint: 'Send less; a certificate with its chain is a few KB.',
+      });
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)
+      return reply.code(error.statusCode).send({
+        error: error.message.slice(0, 300),
+        code: 'AGENT_BAD_REQUEST',
+        hint: 'Send a JSON object with the fields the route documents (GET /v1/openapi.json lists them).',
+      });
     req.log.error({ err: error }, 'unexpected error');
     return sendError(reply, new AutoSslError('INTERNAL', `The agent failed: ${error.message.slice(0, 300)}`));
   });
-  app.setNotFoundHandler((req, reply) => sendError(reply, new AutoSslError('AGENT_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`)));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new AutoSslError('AGENT_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}.`)),
+  );
 
   const handlers: Record<string, Handler> = { ...opteriusHandlers, ...nativeHandlers };
   for (const spec of ROUTES) {
@@ -223,9 +250,15 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
     app.route({
       method: spec.method,
       url: spec.url,
-      schema: { ...(spec.body ? { body: spec.body } : {}), ...(spec.query ? { querystring: spec.query } : {}), ...(spec.params ? { params: spec.params } : {}) },
+      schema: {
+        ...(spec.body ? { body: spec.body } : {}),
+        ...(spec.query ? { querystring: spec.query } : {}),
+        ...(spec.params ? { params: spec.params } : {}),
+      },
       // the signature's headers and timestamp before a byte of the body is read: an unsigned client is never buffered
-      ...(spec.signed ? { onRequest: async (req: FastifyRequest) => void checkSignatureHeaders(firstHeader(req, 'x-timestamp'), firstHeader(req, 'x-signature')) } : {}),
+      ...(spec.signed
+        ? { onRequest: async (req: FastifyRequest) => void checkSignatureHeaders(firstHeader(req, 'x-timestamp'), firstHeader(req, 'x-signature')) }
+        : {}),
       preValidation: async (req, reply) => {
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         if (spec.signed) {
@@ -233,11 +266,17 @@ export function buildApp(ctx: AgentContext, tokens: readonly Token[] | { readonl
             const v = req.headers[name];
             return Array.isArray(v) ? v[0] : v;
           };
-          const token = verifyRequest({ method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw }, tokensNow());
+          const token = verifyRequest(
+            { method: req.method, url: req.url, timestamp: header('x-timestamp'), signature: header('x-signature'), body: raw },
+            tokensNow(),
+          );
           connections.prove(req.raw.socket);
           const wait = limiter.take(spec, token.id);
           if (wait) return sendError(reply, new AutoSslError('AGENT_RATE_LIMITED', limiter.refusal(spec, token.id)), { 'retry-after': String(wait) });
-          if (spec.mutating && !(await ctx.store.replay.remember(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000))) {
+          if (
+            spec.mutating &&
+            !(await ctx.store.replay.remember(header('x-signature')!, parseRfc3339(header('x-timestamp')!) + (MAX_SKEW_SECONDS + 60) * 1000))
+          ) {
             return sendError(reply, new AutoSslError('AGENT_REPLAYED', 'This signed request was already received; it is not run twice.'));
           }
           if (spec.mutating && ctx.intake.stopping) return sendError(reply, new AutoSslError('AGENT_STOPPING', 'The agent is stopping and takes no new work.'));
@@ -283,7 +322,11 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
     engine,
     config,
     store,
-    intake: new IssueIntake(engine, { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500, maxQueued: config.agent.maxQueued }, publish),
+    intake: new IssueIntake(
+      engine,
+      { windowMs: config.agent.batchWindowMs, maxWindowMs: Math.max(config.agent.batchWindowMs * 4, 10_000), maxBatch: 500, maxQueued: config.agent.maxQueued },
+      publish,
+    ),
     wildcard: new WildcardJobs(engine, publish),
     events,
     version: packageVersion(),
@@ -294,7 +337,11 @@ export async function startAgent(config: AutoSslConfig, options: AgentOptions = 
       return () => stopFns.delete(fn);
     },
   };
-  const app = buildApp(ctx, { get current() { return tokens.current; } });
+  const app = buildApp(ctx, {
+    get current() {
+      return tokens.current;
+    },
+  });
   for (const why of tokens.ignored) app.log.warn(`tokens file ${config.agent.tokensFile}: ${why} (ignored)`);
   tokens.watch(tokenLog(app.log));
   requeueInterrupted(ctx, app.log);

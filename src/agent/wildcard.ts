@@ -39,7 +39,17 @@ export function fit(text: string, max = 255): string {
 
 const STEPS: readonly WildcardStep[] = ['starting', 'dns_challenge', 'dns_propagation', 'le_verify', 'installing', 'done'];
 
-const STAGE_STEP: Partial<Record<string, WildcardStep>> = { plan: 'starting', preflight: 'starting', challenge: 'dns_challenge', beforeIssue: 'dns_challenge', issue: 'dns_challenge', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing' };
+const STAGE_STEP: Partial<Record<string, WildcardStep>> = {
+  plan: 'starting',
+  preflight: 'starting',
+  challenge: 'dns_challenge',
+  beforeIssue: 'dns_challenge',
+  issue: 'dns_challenge',
+  vhost: 'installing',
+  validate: 'installing',
+  reload: 'installing',
+  verify: 'installing',
+};
 
 export class WildcardJobs {
   private readonly jobs = new Map<string, Tracked>();
@@ -54,7 +64,14 @@ export class WildcardJobs {
     const known = this.jobs.get(domain);
     if (known?.running && known.job_id) return known.job_id;
     const jobId = crypto.randomUUID();
-    const tracked: Tracked = { step: 'starting', message: 'Preparing wildcard certificate issuance', job_id: jobId, running: true, started: Date.now(), shown: 0 };
+    const tracked: Tracked = {
+      step: 'starting',
+      message: 'Preparing wildcard certificate issuance',
+      job_id: jobId,
+      running: true,
+      started: Date.now(),
+      shown: 0,
+    };
     this.jobs.set(domain, tracked);
     const at = (): string => new Date().toISOString();
     this.publish({ type: 'job', job_id: jobId, at: at(), state: 'running', domains: [domain], wildcard: true });
@@ -67,7 +84,12 @@ export class WildcardJobs {
           const step = STAGE_STEP[e.stage];
           if (step && step !== tracked.step) {
             tracked.step = step;
-            tracked.message = step === 'installing' ? 'Installing the certificate on the domain and its subdomains' : step === 'dns_challenge' ? 'Creating DNS TXT challenge record' : tracked.message;
+            tracked.message =
+              step === 'installing'
+                ? 'Installing the certificate on the domain and its subdomains'
+                : step === 'dns_challenge'
+                  ? 'Creating DNS TXT challenge record'
+                  : tracked.message;
           }
           this.publish({ type: 'stage', job_id: jobId, at: at(), domain, stage: e.stage, status: e.status, step: tracked.step });
         },
@@ -106,7 +128,8 @@ export class WildcardJobs {
       const dns = await this.engine.dnsProgress(domain);
       if (dns && dns.at >= t.started) {
         step = dns.phase;
-        message = dns.phase === 'dns_propagation' && !/not visible/.test(dns.message) ? `${dns.message} (${Math.round((Date.now() - dns.at) / 1000)} s)` : dns.message;
+        message =
+          dns.phase === 'dns_propagation' && !/not visible/.test(dns.message) ? `${dns.message} (${Math.round((Date.now() - dns.at) / 1000)} s)` : dns.message;
       }
     }
     // never a step back: the second name's TXT record shows under the step already reached

@@ -52,9 +52,11 @@ function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
   const previous = queues.get(key) ?? Promise.resolve();
   const next = previous.catch(() => undefined).then(fn);
   queues.set(key, next);
-  void next.finally(() => {
-    if (queues.get(key) === next) queues.delete(key);
-  }).catch(() => undefined);
+  void next
+    .finally(() => {
+      if (queues.get(key) === next) queues.delete(key);
+    })
+    .catch(() => undefined);
   return next;
 }
 
@@ -118,7 +120,12 @@ export function lineageSections(text: string): Map<string, string> {
  * log's first error was charged to every lineage); only when certbot's text has no sections at all and it handled
  * this one lineage alone is the whole text its own.
  */
-export function lineageProblems(run: { stdout: string; stderr: string }, logsDir: string, lineage: { name: string; names: readonly string[] }, alone: boolean): AcmeProblem[] {
+export function lineageProblems(
+  run: { stdout: string; stderr: string },
+  logsDir: string,
+  lineage: { name: string; names: readonly string[] },
+  alone: boolean,
+): AcmeProblem[] {
   const log = lastLoggedRun(logsDir);
   const output = `${run.stdout}\n${run.stderr}`;
   // the sections are in what certbot prints on stdout; its stderr has the summary of all lineages
@@ -127,7 +134,8 @@ export function lineageProblems(run: { stdout: string; stderr: string }, logsDir
   let problems: AcmeProblem[] = [];
   if (fromOutput.has(lineage.name)) problems = parseCertbotProblems(fromOutput.get(lineage.name)!);
   if (!problems.length && fromLog.has(lineage.name)) problems = problemsInLog(fromLog.get(lineage.name)!);
-  if (!problems.length && alone && !fromOutput.size && !fromLog.size) problems = parseCertbotProblems(output).length ? parseCertbotProblems(output) : problemsInLog(log);
+  if (!problems.length && alone && !fromOutput.size && !fromLog.size)
+    problems = parseCertbotProblems(output).length ? parseCertbotProblems(output) : problemsInLog(log);
   return problems.filter((p) => !p.domain || lineage.names.includes(p.domain));
 }
 
@@ -136,7 +144,12 @@ function problemsInLog(lastRun: string): AcmeProblem[] {
   const re = /"type":\s*"urn:ietf:params:acme:error:([^"]+)",\s*"detail":\s*"((?:[^"\\]|\\.)*)"/g;
   for (let m = re.exec(lastRun); m; m = re.exec(lastRun)) problems.push({ type: m[1], detail: JSON.parse(`"${m[2]}"`) as string });
   if (problems.length) return problems;
-  const errorLine = /^.*(?:Error|error):.*$/m.exec(lastRun.split('\n').filter((l) => /Error|error/.test(l) && !/DEBUG/.test(l)).pop() ?? '');
+  const errorLine = /^.*(?:Error|error):.*$/m.exec(
+    lastRun
+      .split('\n')
+      .filter((l) => /Error|error/.test(l) && !/DEBUG/.test(l))
+      .pop() ?? '',
+  );
   return errorLine ? [{ detail: errorLine[0].trim() }] : [];
 }
 
@@ -177,20 +190,24 @@ export async function execCertbot(s: CertbotSettings, args: string[], extraEnv: 
       // certbot started and was killed (OOM killer, a supervisor, an admin): not a missing binary, and not the CA's
       // verdict either (no failed validation is counted for it)
       throw new AutoSslError('CERTBOT_FAILED', `certbot was killed by ${result.signal} before it finished; the order was not completed.`, {
-        hint: 'Something outside autossl killed certbot (the kernel\'s OOM killer, a supervisor\'s timeout, an admin): check the system log (journalctl -k), then run again.',
+        hint: "Something outside autossl killed certbot (the kernel's OOM killer, a supervisor's timeout, an admin): check the system log (journalctl -k), then run again.",
         details: { signal: result.signal, problems: [], log: path.join(s.logsDir, 'letsencrypt.log') },
       });
     }
     const stdout = String(result.stdout);
     const stderr = String(result.stderr);
     if (result.timedOut) {
-      throw new AutoSslError('TIMEOUT', `certbot did not finish within ${s.timeoutMs / 1000} s.`, { hint: 'Check that the ACME server is reachable and that no other certbot holds its lock.', details: { stderr } });
+      throw new AutoSslError('TIMEOUT', `certbot did not finish within ${s.timeoutMs / 1000} s.`, {
+        hint: 'Check that the ACME server is reachable and that no other certbot holds its lock.',
+        details: { stderr },
+      });
     }
     let problems: AcmeProblem[] = [];
     if (result.exitCode !== 0) {
       problems = parseCertbotProblems(`${stdout}\n${stderr}`);
       if (problems.length === 0) problems = problemsFromLog(s.logsDir);
-      if (problems.length === 0 && /Another instance of Certbot is already running/.test(stderr)) problems.push({ detail: 'Another instance of Certbot is already running' });
+      if (problems.length === 0 && /Another instance of Certbot is already running/.test(stderr))
+        problems.push({ detail: 'Another instance of Certbot is already running' });
     }
     return { exitCode: result.exitCode ?? 1, stdout, stderr, problems };
   };
@@ -207,9 +224,16 @@ export function summarizeProblems(problems: readonly AcmeProblem[]): string {
  * An ACME rate-limit answer (HTTP 429, `urn:ietf:params:acme:error:rateLimited`, or certbot's "too many ..."):
  * until when, if it says, else an hour from now.
  */
-export function rateLimitOf(run: { stdout: string; stderr: string; problems: readonly AcmeProblem[] }, now = Date.now()): { until: number; message: string } | null {
+export function rateLimitOf(
+  run: { stdout: string; stderr: string; problems: readonly AcmeProblem[] },
+  now = Date.now(),
+): { until: number; message: string } | null {
   const text = `${run.problems.map((p) => `${p.type ?? ''} ${p.detail}`).join('\n')}\n${run.stdout}\n${run.stderr}`;
-  const limited = run.problems.find((p) => p.type === 'rateLimited') ?? (/\btoo many (certificates|failed authorizations|new orders|registrations|requests)\b|\brateLimited\b/i.test(text) ? { detail: /.*too many.*$/im.exec(text)?.[0]?.trim() ?? 'rate limited' } : null);
+  const limited =
+    run.problems.find((p) => p.type === 'rateLimited') ??
+    (/\btoo many (certificates|failed authorizations|new orders|registrations|requests)\b|\brateLimited\b/i.test(text)
+      ? { detail: /.*too many.*$/im.exec(text)?.[0]?.trim() ?? 'rate limited' }
+      : null);
   if (!limited) return null;
   let until = now + 3_600_000;
   const after = /retry after (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)(?:\s*UTC|Z)?/i.exec(text);
@@ -225,14 +249,22 @@ export async function runCertbot(s: CertbotSettings, args: string[], extraEnv: R
     // the CA paused the account for names (a rateLimited problem too): per name, not the whole account's limit
     const paused = parsePaused(`${run.problems.map((p) => p.detail).join('\n')}\n${run.stdout}\n${run.stderr}`);
     if (paused) {
-      throw new AutoSslError('ACME_PAUSED', `The CA paused this account for ${paused.names.join(', ') || 'these names'} after too many failed validations; lift the pause at ${paused.url}`, { details: { names: paused.names, unpauseUrl: paused.url, problems: run.problems, server: s.server ?? 'letsencrypt' } });
+      throw new AutoSslError(
+        'ACME_PAUSED',
+        `The CA paused this account for ${paused.names.join(', ') || 'these names'} after too many failed validations; lift the pause at ${paused.url}`,
+        { details: { names: paused.names, unpauseUrl: paused.url, problems: run.problems, server: s.server ?? 'letsencrypt' } },
+      );
     }
     const limit = rateLimitOf(run);
     if (limit) {
-      throw new AutoSslError('RATE_LIMITED', `The CA refused the order: rate limited until ${new Date(limit.until).toISOString()} (${limit.message}).`, { details: { until: new Date(limit.until).toISOString(), problems: run.problems, server: s.server ?? 'letsencrypt' } });
+      throw new AutoSslError('RATE_LIMITED', `The CA refused the order: rate limited until ${new Date(limit.until).toISOString()} (${limit.message}).`, {
+        details: { until: new Date(limit.until).toISOString(), problems: run.problems, server: s.server ?? 'letsencrypt' },
+      });
     }
-    const summary = run.problems.length ? summarizeProblems(run.problems) : run.stderr.trim().split('\n').pop() ?? 'certbot failed';
-    throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, { details: { exitCode: run.exitCode, problems: run.problems, stderr: run.stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') } });
+    const summary = run.problems.length ? summarizeProblems(run.problems) : (run.stderr.trim().split('\n').pop() ?? 'certbot failed');
+    throw new AutoSslError('CERTBOT_FAILED', `certbot failed: ${summary}`, {
+      details: { exitCode: run.exitCode, problems: run.problems, stderr: run.stderr.slice(-4000), log: path.join(s.logsDir, 'letsencrypt.log') },
+    });
   }
   return { stdout: run.stdout, stderr: run.stderr };
 }
@@ -259,7 +291,11 @@ export async function certonlyWebroot(s: CertbotSettings, req: CertonlyRequest &
  * its own renewals (certbot.timer) renew DNS-01 lineages too.
  */
 export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { [CERTONLY_PARENT_ENV]: String(process.pid) });
+  const { stdout, stderr } = await runCertbot(
+    s,
+    certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'dns', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]),
+    { [CERTONLY_PARENT_ENV]: String(process.pid) },
+  );
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
@@ -267,8 +303,15 @@ export async function certonlyDns(s: CertbotSettings, req: CertonlyRequest & { a
  * `certbot certonly --manual --preferred-challenges http` with autossl's fleet hooks (README "Several nodes"): the
  * auth hook returns once every live node serves the token. `env` reaches the hooks (the webroot of this node's vhost).
  */
-export async function certonlyFleet(s: CertbotSettings, req: CertonlyRequest & { authHook: string; cleanupHook: string; env: Record<string, string> }): Promise<Lineage> {
-  const { stdout, stderr } = await runCertbot(s, certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'http', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]), { ...req.env, [CERTONLY_PARENT_ENV]: String(process.pid) });
+export async function certonlyFleet(
+  s: CertbotSettings,
+  req: CertonlyRequest & { authHook: string; cleanupHook: string; env: Record<string, string> },
+): Promise<Lineage> {
+  const { stdout, stderr } = await runCertbot(
+    s,
+    certonlyArgs(s, req, ['--manual', '--preferred-challenges', 'http', '--manual-auth-hook', req.authHook, '--manual-cleanup-hook', req.cleanupHook]),
+    { ...req.env, [CERTONLY_PARENT_ENV]: String(process.pid) },
+  );
   return lineageFromOutput(s.configDir, `${stdout}\n${stderr}`, req.certName);
 }
 
@@ -283,6 +326,7 @@ export function lineageFromOutput(configDir: string, output: string, certName: s
     name = path.basename(dir);
   }
   const lineage = readLineage(configDir, name);
-  if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot reported success but ${path.join(configDir, 'renewal', `${name}.conf`)} does not exist.`);
+  if (!lineage)
+    throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot reported success but ${path.join(configDir, 'renewal', `${name}.conf`)} does not exist.`);
   return lineage;
 }

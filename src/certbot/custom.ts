@@ -48,7 +48,10 @@ const ATTRIBUTE_LINE = /^(Bag Attributes|Key Attributes|localKeyID:|friendlyName
  * lines dropped, and for the key the `EC PARAMETERS` block `openssl ecparam -genkey` puts before it.
  */
 function cleanPem(text: string, key = false): string {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !ATTRIBUTE_LINE.test(l));
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !ATTRIBUTE_LINE.test(l));
   const joined = lines.join('\n');
   return key ? joined.replace(/-----BEGIN EC PARAMETERS-----[\s\S]*?-----END EC PARAMETERS-----\n?/g, '').trim() : joined;
 }
@@ -63,18 +66,35 @@ function refuse(message: string, hint: string): never {
  */
 export function checkUpload(domain: string, upload: Upload, now = Date.now()): CheckedUpload {
   const { certificate, privateKey } = upload;
-  if (typeof certificate !== 'string' || !certificate.trim()) refuse('The certificate is missing or not text.', 'Send the certificate in PEM form ("-----BEGIN CERTIFICATE-----"...), the server certificate first, then its chain.');
-  if (typeof privateKey !== 'string' || !privateKey.trim()) refuse('The private key is missing or not text.', 'Send the private key in PEM form ("-----BEGIN PRIVATE KEY-----"...).');
-  if (certificate.length > MAX_PEM_CHARS || privateKey.length > MAX_PEM_CHARS) refuse(`The upload is larger than ${MAX_PEM_CHARS / 1024} KB.`, 'A certificate with its chain is a few KB: send only the PEM blocks.');
+  if (typeof certificate !== 'string' || !certificate.trim())
+    refuse(
+      'The certificate is missing or not text.',
+      'Send the certificate in PEM form ("-----BEGIN CERTIFICATE-----"...), the server certificate first, then its chain.',
+    );
+  if (typeof privateKey !== 'string' || !privateKey.trim())
+    refuse('The private key is missing or not text.', 'Send the private key in PEM form ("-----BEGIN PRIVATE KEY-----"...).');
+  if (certificate.length > MAX_PEM_CHARS || privateKey.length > MAX_PEM_CHARS)
+    refuse(`The upload is larger than ${MAX_PEM_CHARS / 1024} KB.`, 'A certificate with its chain is a few KB: send only the PEM blocks.');
   const certText = cleanPem(certificate);
   const blocks = certText.match(CERT_BLOCK) ?? [];
-  if (!blocks.length) refuse('The certificate holds no PEM certificate block.', 'Paste the certificate as PEM text, starting with "-----BEGIN CERTIFICATE-----".');
+  if (!blocks.length)
+    refuse('The certificate holds no PEM certificate block.', 'Paste the certificate as PEM text, starting with "-----BEGIN CERTIFICATE-----".');
   const outside = certText.replace(CERT_BLOCK, '').trim();
-  if (outside) refuse(`The certificate text holds something besides certificates (${JSON.stringify(outside.slice(0, 40))}).`, 'Send only "-----BEGIN CERTIFICATE-----" blocks in the certificate field; the key goes in private_key.');
-  if (blocks.length > 10) refuse(`The certificate holds ${blocks.length} certificates; a chain has a few.`, 'Send the server certificate and its intermediates only.');
+  if (outside)
+    refuse(
+      `The certificate text holds something besides certificates (${JSON.stringify(outside.slice(0, 40))}).`,
+      'Send only "-----BEGIN CERTIFICATE-----" blocks in the certificate field; the key goes in private_key.',
+    );
+  if (blocks.length > 10)
+    refuse(`The certificate holds ${blocks.length} certificates; a chain has a few.`, 'Send the server certificate and its intermediates only.');
   const keyText = cleanPem(privateKey, true);
-  if (/ENCRYPTED/.test(keyText)) refuse('The private key is encrypted with a passphrase; nginx would ask for it on every start.', 'Decrypt it first (openssl pkey -in key.pem -out plain.pem), then upload the plain key.');
-  if (!KEY_BLOCK.test(keyText)) refuse('The private key is not one PEM private key block.', 'Send exactly one "-----BEGIN PRIVATE KEY-----" (or RSA/EC PRIVATE KEY) block.');
+  if (/ENCRYPTED/.test(keyText))
+    refuse(
+      'The private key is encrypted with a passphrase; nginx would ask for it on every start.',
+      'Decrypt it first (openssl pkey -in key.pem -out plain.pem), then upload the plain key.',
+    );
+  if (!KEY_BLOCK.test(keyText))
+    refuse('The private key is not one PEM private key block.', 'Send exactly one "-----BEGIN PRIVATE KEY-----" (or RSA/EC PRIVATE KEY) block.');
   const pems = blocks.map((b) => `${b.replace(/\r\n/g, '\n')}\n`);
   let certs: crypto.X509Certificate[];
   try {
@@ -93,7 +113,11 @@ export function checkUpload(domain: string, upload: Upload, now = Date.now()): C
   const leaf = certs[0]!;
   const fingerprint = leaf.fingerprint256.replace(/:/g, '').toLowerCase();
   const info = certificateInfoFromPem(pems[0]!);
-  if (!covers(info.names, domain)) refuse(`The certificate is for ${info.names.join(', ') || '(no DNS names)'}, which does not cover ${domain}.`, `Upload a certificate whose names (subjectAltName) include ${domain} or *.${domain.split('.').slice(1).join('.')}.`);
+  if (!covers(info.names, domain))
+    refuse(
+      `The certificate is for ${info.names.join(', ') || '(no DNS names)'}, which does not cover ${domain}.`,
+      `Upload a certificate whose names (subjectAltName) include ${domain} or *.${domain.split('.').slice(1).join('.')}.`,
+    );
   const notes: string[] = [];
   if (certs.length === 1 && leaf.checkIssued(leaf)) notes.push(`the certificate for ${domain} is self-signed: browsers will warn`);
   else if (certs.length === 1) notes.push(`the upload has no intermediate certificates: some clients will fail to build the chain`);
@@ -107,13 +131,31 @@ export function checkUpload(domain: string, upload: Upload, now = Date.now()): C
  * finishUpload() leaves it, and recoverUploads() removes what it names unless nginx serves it (a key left under
  * state/custom/ for ever, otherwise).
  */
-export async function writeUpload(config: Pick<AutoSslConfig, 'stateDir'>, upload: CheckedUpload): Promise<{ lineage: Lineage; dir: string; created: boolean; marker?: string }> {
+export async function writeUpload(
+  config: Pick<AutoSslConfig, 'stateDir'>,
+  upload: CheckedUpload,
+): Promise<{ lineage: Lineage; dir: string; created: boolean; marker?: string }> {
   const base = path.join(customCertificatesDir(config), upload.domain);
   const id = upload.fingerprint.slice(0, 16);
   const dir = path.join(base, id);
-  const lineage: Lineage = { name: `custom:${upload.domain}`, cert: path.join(dir, 'cert.pem'), chain: path.join(dir, 'chain.pem'), fullchain: path.join(dir, 'fullchain.pem'), privkey: path.join(dir, 'privkey.pem'), renewalConf: '' };
-  const same = await fsp.readFile(lineage.fullchain, 'utf8').then((t) => t === upload.certificates.join(''), () => false);
-  const sameKey = same && (await fsp.readFile(lineage.privkey, 'utf8').then((t) => t === upload.key, () => false));
+  const lineage: Lineage = {
+    name: `custom:${upload.domain}`,
+    cert: path.join(dir, 'cert.pem'),
+    chain: path.join(dir, 'chain.pem'),
+    fullchain: path.join(dir, 'fullchain.pem'),
+    privkey: path.join(dir, 'privkey.pem'),
+    renewalConf: '',
+  };
+  const same = await fsp.readFile(lineage.fullchain, 'utf8').then(
+    (t) => t === upload.certificates.join(''),
+    () => false,
+  );
+  const sameKey =
+    same &&
+    (await fsp.readFile(lineage.privkey, 'utf8').then(
+      (t) => t === upload.key,
+      () => false,
+    ));
   if (sameKey) return { lineage, dir, created: false };
   await fsp.mkdir(base, { recursive: true, mode: 0o700 });
   const marker = path.join(base, `${PENDING}${id}`);
@@ -175,7 +217,13 @@ export async function recoverUploads(config: Pick<AutoSslConfig, 'stateDir'>, re
       }
       const dir = path.join(base, id);
       const served = [...referenced].some((p) => p.startsWith(dir + path.sep));
-      if (!served && (await fsp.stat(dir).then(() => true, () => false))) {
+      if (
+        !served &&
+        (await fsp.stat(dir).then(
+          () => true,
+          () => false,
+        ))
+      ) {
         await fsp.rm(dir, { recursive: true, force: true });
         removed.push(dir);
       }

@@ -33,7 +33,7 @@ function readTlv(buf: Buffer, at: number): Tlv | null {
 
 function children(buf: Buffer, tlv: Tlv): Tlv[] | null {
   const out: Tlv[] = [];
-  for (let at = tlv.start; at < tlv.end; ) {
+  for (let at = tlv.start; at < tlv.end;) {
     const c = readTlv(buf, at);
     if (!c || c.end > tlv.end) return null;
     out.push(c);
@@ -56,7 +56,12 @@ function parseTime(buf: Buffer, tlv: Tlv): Date | null {
 }
 
 const ATTRIBUTE_NAMES: Record<string, string> = {
-  '550403': 'CN', '550406': 'C', '550407': 'L', '550408': 'ST', '55040a': 'O', '55040b': 'OU',
+  '550403': 'CN',
+  '550406': 'C',
+  '550407': 'L',
+  '550408': 'ST',
+  '55040a': 'O',
+  '55040b': 'OU',
 };
 
 /** Issuer as @peculiar/x509 prints it ("CN=..., O=..."), for the common attribute types only. */
@@ -87,7 +92,10 @@ function parseName(buf: Buffer, tlv: Tlv): string | null {
  * leading zeros); this one form is what is compared and shown.
  */
 export function normalizeSerial(serial: string): string {
-  const hex = serial.toUpperCase().replace(/[^0-9A-F]/g, '').replace(/^0+/, '');
+  const hex = serial
+    .toUpperCase()
+    .replace(/[^0-9A-F]/g, '')
+    .replace(/^0+/, '');
   return hex.length % 2 ? `0${hex}` : hex || '00';
 }
 

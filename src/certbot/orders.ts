@@ -46,7 +46,11 @@ export async function ensureAccount(s: CertbotSettings): Promise<void> {
       const args = ['register', '--agree-tos', ...(s.email ? ['-m', s.email, '--no-eff-email'] : ['--register-unsafely-without-email'])];
       const run = await execCertbot({ ...s }, args);
       if (run.exitCode !== 0 && !hasAccount(dir)) {
-        throw new AutoSslError('CERTBOT_FAILED', `certbot could not register an ACME account: ${run.problems.map((p) => p.detail).join('; ') || run.stderr.trim().split('\n').pop()}`, { details: { stderr: run.stderr.slice(-2000) } });
+        throw new AutoSslError(
+          'CERTBOT_FAILED',
+          `certbot could not register an ACME account: ${run.problems.map((p) => p.detail).join('; ') || run.stderr.trim().split('\n').pop()}`,
+          { details: { stderr: run.stderr.slice(-2000) } },
+        );
       }
     })();
     registering.set(dir, pending);
@@ -105,11 +109,26 @@ export async function recoverPrivateOrders(main: CertbotSettings, stateDir: stri
     if (owner && ownerAlive(owner)) continue;
     // no owner yet: a run between mkdtemp and writing its owner file (two runs at once removed each other's order
     // being set up: ENOTEMPTY); one killed in that instant left nothing ordered, and goes once it is old
-    if (!owner && Date.now() - (await fsp.stat(root).then((st) => st.mtimeMs).catch(() => 0)) < OWNERLESS_GRACE_MS) continue;
+    if (
+      !owner &&
+      Date.now() -
+        (await fsp
+          .stat(root)
+          .then((st) => st.mtimeMs)
+          .catch(() => 0)) <
+        OWNERLESS_GRACE_MS
+    )
+      continue;
     const certbotPid = Number(await fsp.readFile(path.join(root, 'certbot.pid'), 'utf8').catch(() => '0'));
     const deadline = Date.now() + main.timeoutMs;
     while (certbotPid > 1 && pidAlive(certbotPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    const priv: CertbotSettings = { ...main, configDir: path.join(root, 'config'), workDir: path.join(root, 'work'), logsDir: path.join(root, 'logs'), lockDir: undefined };
+    const priv: CertbotSettings = {
+      ...main,
+      configDir: path.join(root, 'config'),
+      workDir: path.join(root, 'work'),
+      logsDir: path.join(root, 'logs'),
+      lockDir: undefined,
+    };
     const confs = await fsp.readdir(path.join(priv.configDir, 'renewal')).catch(() => [] as string[]);
     let keep = false;
     for (const conf of confs.filter((c) => c.endsWith('.conf'))) {
@@ -168,7 +187,11 @@ export async function withCertbotLock<T>(dir: string, timeoutMs: number, fn: () 
   void child.result.then((r) => answered(r.error ? `error ${r.error}` : text.trim() || 'exited'));
   if ((await answer) !== 'locked') {
     child.kill();
-    throw new AutoSslError('LOCK_TIMEOUT', `certbot's lock on ${dir} was not free within ${Math.round(timeoutMs / 1000)} s (${await answer}): another certbot is working there.`, { details: { path: path.join(dir, '.certbot.lock') } });
+    throw new AutoSslError(
+      'LOCK_TIMEOUT',
+      `certbot's lock on ${dir} was not free within ${Math.round(timeoutMs / 1000)} s (${await answer}): another certbot is working there.`,
+      { details: { path: path.join(dir, '.certbot.lock') } },
+    );
   }
   try {
     return await fn();
@@ -180,7 +203,15 @@ export async function withCertbotLock<T>(dir: string, timeoutMs: number, fn: () 
 
 function rewrite(text: string, from: CertbotSettings, to: CertbotSettings): string {
   // longest first: the config dir may be a prefix of the others' paths
-  const pairs = ([['configDir', from.configDir, to.configDir], ['workDir', from.workDir, to.workDir], ['logsDir', from.logsDir, to.logsDir]] as const).slice().sort((a, b) => b[1].length - a[1].length);
+  const pairs = (
+    [
+      ['configDir', from.configDir, to.configDir],
+      ['workDir', from.workDir, to.workDir],
+      ['logsDir', from.logsDir, to.logsDir],
+    ] as const
+  )
+    .slice()
+    .sort((a, b) => b[1].length - a[1].length);
   let out = text;
   for (const [, a, b] of pairs) out = out.split(a).join(b);
   return out;
@@ -202,7 +233,11 @@ export async function adopt(main: CertbotSettings, priv: CertbotSettings, name: 
       };
       const taken = Object.values(targets).filter((p) => fs.existsSync(p));
       if (taken.length) {
-        throw new AutoSslError('LINEAGE_CONFLICT', `The certificate ${name} was ordered, but ${taken.join(', ')} exists in ${main.configDir} now (another process made that lineage meanwhile); autossl does not overwrite it. The new certificate stays in ${priv.configDir}.`, { details: { name, taken, kept: priv.configDir } });
+        throw new AutoSslError(
+          'LINEAGE_CONFLICT',
+          `The certificate ${name} was ordered, but ${taken.join(', ')} exists in ${main.configDir} now (another process made that lineage meanwhile); autossl does not overwrite it. The new certificate stays in ${priv.configDir}.`,
+          { details: { name, taken, kept: priv.configDir } },
+        );
       }
       const conf = await fsp.readFile(path.join(priv.configDir, 'renewal', `${name}.conf`), 'utf8');
       const suffix = `.autossl-${process.pid}-${Date.now()}`;

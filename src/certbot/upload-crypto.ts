@@ -46,15 +46,26 @@ export function checkKeyStrength(key: crypto.KeyObject): void {
   const type = key.asymmetricKeyType;
   if (type === 'rsa') {
     const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (bits < 2048) refuse(`The private key is RSA-${bits}; at least RSA-2048 is required (browsers and nginx's OpenSSL refuse weaker keys).`, 'Make a new key and certificate request (openssl req -newkey rsa:2048, or ec:P-256), have the certificate issued again, then upload both.');
+    if (bits < 2048)
+      refuse(
+        `The private key is RSA-${bits}; at least RSA-2048 is required (browsers and nginx's OpenSSL refuse weaker keys).`,
+        'Make a new key and certificate request (openssl req -newkey rsa:2048, or ec:P-256), have the certificate issued again, then upload both.',
+      );
     return;
   }
   if (type === 'ec') {
     const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
-    if (!CURVES[curve]) refuse(`The private key is EC on ${curve || 'an unnamed curve'}; P-256, P-384 or P-521 is required.`, 'Make a new key on P-256 (openssl ecparam -name prime256v1 -genkey), have the certificate issued again, then upload both.');
+    if (!CURVES[curve])
+      refuse(
+        `The private key is EC on ${curve || 'an unnamed curve'}; P-256, P-384 or P-521 is required.`,
+        'Make a new key on P-256 (openssl ecparam -name prime256v1 -genkey), have the certificate issued again, then upload both.',
+      );
     return;
   }
-  refuse(`The private key is ${type ?? 'of an unknown type'}; an RSA (2048 bits or more) or EC (P-256, P-384, P-521) key is required.`, 'Upload an RSA or EC key with the certificate issued for it.');
+  refuse(
+    `The private key is ${type ?? 'of an unknown type'}; an RSA (2048 bits or more) or EC (P-256, P-384, P-521) key is required.`,
+    'Upload an RSA or EC key with the certificate issued for it.',
+  );
 }
 
 /**
@@ -67,29 +78,52 @@ export function checkUploadCrypto(certs: readonly crypto.X509Certificate[], key:
   if (!leaf.checkPrivateKey(key)) {
     const other = certs.findIndex((c) => c.checkPrivateKey(key));
     refuse(
-      other > 0 ? 'The private key belongs to a certificate further down the chain, not to the first one.' : 'The private key does not belong to this certificate.',
-      other > 0 ? 'Put the server certificate first, then its intermediates.' : 'Upload the key that was generated with this certificate\'s request (CSR).',
+      other > 0
+        ? 'The private key belongs to a certificate further down the chain, not to the first one.'
+        : 'The private key does not belong to this certificate.',
+      other > 0 ? 'Put the server certificate first, then its intermediates.' : "Upload the key that was generated with this certificate's request (CSR).",
     );
   }
   // after the key: a chain sent CA first says "out of order", not "a CA certificate"
-  if (leaf.ca) refuse(`${nameOf(leaf, 0)} is a CA certificate (basicConstraints CA:TRUE), not one for a server.`, 'Upload the certificate issued for your domain first, the CA certificates after it (a self-signed one made with openssl req -x509 needs -addext basicConstraints=critical,CA:FALSE).');
+  if (leaf.ca)
+    refuse(
+      `${nameOf(leaf, 0)} is a CA certificate (basicConstraints CA:TRUE), not one for a server.`,
+      'Upload the certificate issued for your domain first, the CA certificates after it (a self-signed one made with openssl req -x509 needs -addext basicConstraints=critical,CA:FALSE).',
+    );
   certs.forEach((cert, i) => {
     const from = Date.parse(cert.validFrom);
     const to = Date.parse(cert.validTo);
-    if (to <= now) refuse(`${nameOf(cert, i)} expired on ${new Date(to).toISOString()}.`, i === 0 ? 'Upload the renewed certificate.' : 'Get the current intermediate certificate from your CA (its repository or the email with the certificate) and upload the chain again.');
+    if (to <= now)
+      refuse(
+        `${nameOf(cert, i)} expired on ${new Date(to).toISOString()}.`,
+        i === 0
+          ? 'Upload the renewed certificate.'
+          : 'Get the current intermediate certificate from your CA (its repository or the email with the certificate) and upload the chain again.',
+      );
     // a day of clock skew between the CA and this server is tolerated
-    if (from > now + 86_400_000) refuse(`${nameOf(cert, i)} is not valid before ${new Date(from).toISOString()}.`, 'Upload it once it is valid, or check the server clock.');
+    if (from > now + 86_400_000)
+      refuse(`${nameOf(cert, i)} is not valid before ${new Date(from).toISOString()}.`, 'Upload it once it is valid, or check the server clock.');
     const selfSignedRoot = i > 0 && i === certs.length - 1 && cert.checkIssued(cert);
     const hash = signatureHash(cert);
     if (!selfSignedRoot && hash && /^(sha-?1|md5|md2)$/.test(hash.replace(/with.*$/, ''))) {
-      refuse(`${nameOf(cert, i)} is signed with ${hash.toUpperCase()}, which browsers and OpenSSL refuse.`, 'Have the certificate issued again with SHA-256 (every CA does this for free), then upload it.');
+      refuse(
+        `${nameOf(cert, i)} is signed with ${hash.toUpperCase()}, which browsers and OpenSSL refuse.`,
+        'Have the certificate issued again with SHA-256 (every CA does this for free), then upload it.',
+      );
     }
   });
   for (let i = 0; i + 1 < certs.length; i++) {
     const [child, parent] = [certs[i]!, certs[i + 1]!];
     if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      refuse(`Certificate ${i + 2} of the upload did not sign certificate ${i + 1}: the chain is out of order or incomplete.`, 'Send the server certificate first, then each intermediate in order (the one that signed the previous).');
+      refuse(
+        `Certificate ${i + 2} of the upload did not sign certificate ${i + 1}: the chain is out of order or incomplete.`,
+        'Send the server certificate first, then each intermediate in order (the one that signed the previous).',
+      );
     }
-    if (!parent.ca) refuse(`${nameOf(parent, i + 1)} signed certificate ${i + 1} but is not a CA certificate.`, 'Send the intermediates your CA gave with the certificate, in order.');
+    if (!parent.ca)
+      refuse(
+        `${nameOf(parent, i + 1)} signed certificate ${i + 1} but is not a CA certificate.`,
+        'Send the intermediates your CA gave with the certificate, in order.',
+      );
   }
 }

@@ -5,7 +5,11 @@ import { config, type Values } from './config.js';
 import { err, out } from './output.js';
 
 export async function cmdAgent(positionals: string[], values: Values): Promise<number> {
-  if (positionals.length) throw new AutoSslError('USAGE_INVALID', `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`);
+  if (positionals.length)
+    throw new AutoSslError(
+      'USAGE_INVALID',
+      `Usage: autossl agent, or autossl agent call METHOD PATH [BODY]; got ${JSON.stringify(positionals[0]).slice(0, 40)}.`,
+    );
   const { startAgent } = await import('../agent/server.js');
   const agent = await startAgent(await config(values), { loadConfig: () => config(values) });
   err(`autossl agent listening on ${agent.url}`);
@@ -29,7 +33,9 @@ export async function cmdAgent(positionals: string[], values: Values): Promise<n
 export async function cmdAgentCall(positionals: string[], values: Values): Promise<number> {
   const [method, target, body = '', ...extra] = positionals;
   if (!method || !target || extra.length || !/^(GET|POST)$/i.test(method) || !target.startsWith('/')) {
-    throw new AutoSslError('USAGE_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', { hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'` });
+    throw new AutoSslError('USAGE_INVALID', 'Usage: autossl agent call GET|POST /path [JSON-BODY] [--url URL] [--token-file FILE]', {
+      hint: `autossl agent call POST /ssl/status '{"domain":"example.com"}'`,
+    });
   }
   if (body) {
     try {

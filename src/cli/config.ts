@@ -27,7 +27,8 @@ export async function config(values: Values): Promise<AutoSslConfig> {
     if (!(error instanceof AutoSslError) || error.code !== 'CONFIG_NOT_FOUND' || values.config || !ZERO_CONFIG.has(command)) throw error;
     const { discover, discoveredConfig, describeDiscovery } = await import('../setup/discover.js');
     const found = await discover();
-    if (!announced) err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
+    if (!announced)
+      err(`autossl: no config file; using what this server has: ${describeDiscovery(found)}. "autossl init" writes it down (and lists your sites).`);
     announced = true;
     // certbot's deploy hook runs with no config either: it discovers the same (a zero-config issue installs it)
     return { ...validateConfig(discoveredConfig(found), '(discovered on this server)', process.cwd()), zeroConfig: true };
@@ -41,15 +42,24 @@ export async function engineFor(values: Values, onEvent?: (e: StageEvent) => voi
 export function skipChecks(values: Values): string[] {
   const skips = (values['skip-check'] as string[] | undefined) ?? [];
   for (const s of skips) {
-    if (!(CHECKS as readonly string[]).includes(s)) throw new AutoSslError('USAGE_INVALID', `--skip-check ${JSON.stringify(s).slice(0, 60)} is not a check.`, { hint: `The checks are: ${CHECKS.join(', ')}.` });
+    if (!(CHECKS as readonly string[]).includes(s))
+      throw new AutoSslError('USAGE_INVALID', `--skip-check ${JSON.stringify(s).slice(0, 60)} is not a check.`, {
+        hint: `The checks are: ${CHECKS.join(', ')}.`,
+      });
   }
   return skips;
 }
 
 export function domainsOf(positionals: string[], values: Values, cfg: AutoSslConfig, command: string): string[] {
   const domains = values.all ? cfg.sites.map((s) => s.domain) : positionals;
-  if (values.all && positionals.length) throw new AutoSslError('DOMAIN_INVALID', `--all and domains together: give one or the other.`, { hint: `autossl ${command} --all, or autossl ${command} example.com` });
-  if (domains.length === 0) throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', { hint: `autossl ${command} example.com, or autossl ${command} --all with sites in the config.` });
+  if (values.all && positionals.length)
+    throw new AutoSslError('DOMAIN_INVALID', `--all and domains together: give one or the other.`, {
+      hint: `autossl ${command} --all, or autossl ${command} example.com`,
+    });
+  if (domains.length === 0)
+    throw new AutoSslError('DOMAIN_INVALID', values.all ? 'The config has no sites.' : 'No domain given.', {
+      hint: `autossl ${command} example.com, or autossl ${command} --all with sites in the config.`,
+    });
   // Refuse any bad name before anything runs: one hostile argument stops the whole command.
   return domains.map((d) => {
     const name = normalizeDomain(d, { allowWildcard: true });

@@ -19,10 +19,15 @@ export async function cmdFleet(positionals: string[], values: Values): Promise<n
   if (sub === 'status') {
     const engine = await createAutoSsl(cfg);
     const report = await fleet.fleetReport(engine).finally(() => engine.close());
-    if (!report) throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', { hint: 'Add "fleet": { "node": "<name>" } (README "Several nodes").' });
+    if (!report)
+      throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', {
+        hint: 'Add "fleet": { "node": "<name>" } (README "Several nodes").',
+      });
     if (values.json === true) out(JSON.stringify(report, null, 2));
     else for (const line of fleet.formatFleetStatus(report)) out(line);
     return report.mismatches ? 1 : 0;
   }
-  throw new AutoSslError('USAGE_INVALID', 'Usage: autossl fleet run | status [--json] | hook auth|cleanup', { hint: 'autossl fleet run on every node (README "Several nodes").' });
+  throw new AutoSslError('USAGE_INVALID', 'Usage: autossl fleet run | status [--json] | hook auth|cleanup', {
+    hint: 'autossl fleet run on every node (README "Several nodes").',
+  });
 }

@@ -15,9 +15,12 @@ export async function cmdIssue(positionals: string[], values: Values): Promise<n
   const domains = domainsOf(positionals, values, cfg, 'issue');
   // --json: one JSON event per line as it happens (NDJSON), then the summary as the last line
   const progress = json ? null : new Progress(domains.length, values.verbose === true);
-  const onEvent = json ? (e: StageEvent) => out(JSON.stringify({ type: 'event', at: new Date().toISOString(), ...e, ms: e.ms === undefined ? undefined : Math.round(e.ms) })) : progress!.event;
+  const onEvent = json
+    ? (e: StageEvent) => out(JSON.stringify({ type: 'event', at: new Date().toISOString(), ...e, ms: e.ms === undefined ? undefined : Math.round(e.ms) }))
+    : progress!.event;
   const engine = await createAutoSsl(cfg, { onEvent });
-  if (!json) out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}${domains.length > 1 ? `: ${domains.length} domains` : ''}`);
+  if (!json)
+    out(`autossl issue${dryRun ? ' (dry run: nothing is written, certbot is not run)' : ''}${domains.length > 1 ? `: ${domains.length} domains` : ''}`);
   const results = await engine.issue(domains, { dryRun, force: values.force === true, skipChecks: skips, source: 'cli', onResult: (r) => progress?.done(r) });
   await engine.close();
   progress?.stop();
@@ -28,7 +31,11 @@ export async function cmdIssue(positionals: string[], values: Values): Promise<n
       if (dryRun) for (const f of r.files) printDiff(unifiedDiff(f.file, f.before, f.after));
       for (const note of r.notes) out(`note  ${r.domain}: ${note}`);
       if (r.ok) {
-        const what = dryRun ? 'would be served over HTTPS' : r.reused ? `HTTPS with existing certificate ${r.lineage?.name}` : `HTTPS with new certificate ${r.lineage?.name}`;
+        const what = dryRun
+          ? 'would be served over HTTPS'
+          : r.reused
+            ? `HTTPS with existing certificate ${r.lineage?.name}`
+            : `HTTPS with new certificate ${r.lineage?.name}`;
         const n = r.files.length;
         out(`ok    ${r.domain}: ${what}${n ? ` (${n} file${n > 1 ? 's' : ''} ${dryRun ? 'to change' : 'changed'})` : ' (no vhost change)'} in ${fmtMs(r.ms)}`);
       } else {
@@ -38,7 +45,10 @@ export async function cmdIssue(positionals: string[], values: Values): Promise<n
       }
     }
     const failed = results.filter((r) => !r.ok).length;
-    if (results.length > 1) out(`${results.length - failed} of ${results.length} ok${failed ? `, ${failed} failed` : ''}${results[0]?.jobId ? ` (job ${results[0].jobId}: autossl jobs ${results[0].jobId})` : ''}`);
+    if (results.length > 1)
+      out(
+        `${results.length - failed} of ${results.length} ok${failed ? `, ${failed} failed` : ''}${results[0]?.jobId ? ` (job ${results[0].jobId}: autossl jobs ${results[0].jobId})` : ''}`,
+      );
   }
   return exitFor(results.filter((r) => !r.ok).map((r) => r.error?.code));
 }
@@ -50,7 +60,10 @@ export async function cmdCheck(positionals: string[], values: Values): Promise<n
   const domains = domainsOf(positionals, values, cfg, 'check');
   const engine = await createAutoSsl(cfg);
   // the CA's certificate profiles (its directory's meta.profiles), read beside the checks
-  const profiles = caProfiles(cfg).then((p) => ({ profiles: p }), (e: unknown) => ({ profiles: null, profilesError: e instanceof Error ? e.message : String(e) }));
+  const profiles = caProfiles(cfg).then(
+    (p) => ({ profiles: p }),
+    (e: unknown) => ({ profiles: null, profilesError: e instanceof Error ? e.message : String(e) }),
+  );
   const results = await engine.check(domains, { skipChecks: skips });
   await engine.close();
   const ca = await profiles;

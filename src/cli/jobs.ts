@@ -12,7 +12,9 @@ export async function cmdJobs(positionals: string[], values: Values): Promise<nu
       if (!job) throw new AutoSslError('JOB_NOT_FOUND', `There is no job ${JSON.stringify(id).slice(0, 80)}.`, { hint: 'autossl jobs lists the recent ones.' });
       if (values.json === true) out(JSON.stringify(job, null, 2));
       else {
-        out(`job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`);
+        out(
+          `job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`,
+        );
         for (const d of job.domains) {
           const took = d.stages.map((x) => `${x.stage} ${fmtMs(x.ms)}`).join(', ');
           out(`  ${d.domain.padEnd(32)} ${d.state.padEnd(10)} ${d.code ? `${d.code}: ${(d.message ?? '').slice(0, 160)}` : took}`);
@@ -23,7 +25,11 @@ export async function cmdJobs(positionals: string[], values: Values): Promise<nu
     const jobs = await engine.jobs(Number(values.limit ?? 20) || 20);
     if (values.json === true) out(JSON.stringify({ jobs }, null, 2));
     else if (!jobs.length) out('no jobs');
-    else for (const j of jobs) out(`${j.id}  ${new Date(j.createdAt).toISOString()}  ${j.state.padEnd(11)} ${j.domains.filter((d) => d.state === 'done').length}/${j.domains.length} done${j.domains.some((d) => d.state === 'failed') ? `, ${j.domains.filter((d) => d.state === 'failed').length} failed` : ''}  (${j.source})`);
+    else
+      for (const j of jobs)
+        out(
+          `${j.id}  ${new Date(j.createdAt).toISOString()}  ${j.state.padEnd(11)} ${j.domains.filter((d) => d.state === 'done').length}/${j.domains.length} done${j.domains.some((d) => d.state === 'failed') ? `, ${j.domains.filter((d) => d.state === 'failed').length} failed` : ''}  (${j.source})`,
+        );
     return 0;
   } finally {
     await engine.close();
@@ -43,7 +49,22 @@ export async function cmdRecover(values: Values): Promise<number> {
   await engine.close();
   const j = report.journals;
   const problems = j.conflicts.length + j.damaged.length + report.undo.failed.length;
-  if (values.json === true) out(JSON.stringify({ ok: problems === 0, restored: j.restored, conflicts: j.conflicts.map((c) => ({ code: 'JOURNAL_CONFLICT', ...c })), damaged: j.damaged.map((d) => ({ code: 'JOURNAL_DAMAGED', ...d })), undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) }, finished, active: j.active + report.undo.active }, null, 2));
+  if (values.json === true)
+    out(
+      JSON.stringify(
+        {
+          ok: problems === 0,
+          restored: j.restored,
+          conflicts: j.conflicts.map((c) => ({ code: 'JOURNAL_CONFLICT', ...c })),
+          damaged: j.damaged.map((d) => ({ code: 'JOURNAL_DAMAGED', ...d })),
+          undo: { ran: report.undo.ran, failed: report.undo.failed.map((f) => ({ ...f, error: f.error.toJSON() })) },
+          finished,
+          active: j.active + report.undo.active,
+        },
+        null,
+        2,
+      ),
+    );
   else {
     if (j.restored.length) out(`restored: ${j.restored.join(', ')}`);
     for (const r of report.undo.ran) out(`undone: ${r.plugin} ${r.kind}`);

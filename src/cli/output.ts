@@ -39,8 +39,12 @@ export function humanEvent(event: StageEvent): void {
   if (event.plugin && event.status !== 'info' && event.status !== 'warning') return; // per-plugin timings go to --json
   const who = event.domain === '*' ? '' : event.domain;
   if (event.status === 'done') out(`  ${who.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}`);
-  else if (event.status === 'error') out(`  ${who.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}  FAILED${event.stage === 'rollback' || event.stage === 'undo' ? `: ${event.message}` : ''}`);
-  else if ((event.status === 'info' || event.status === 'warning') && event.message) out(`  ${who.padEnd(28)} ${''.padEnd(12)} ${''.padStart(9)}  ${event.status === 'warning' ? 'warning: ' : ''}${event.message}`);
+  else if (event.status === 'error')
+    out(
+      `  ${who.padEnd(28)} ${event.stage.padEnd(12)} ${fmtMs(event.ms).padStart(9)}  FAILED${event.stage === 'rollback' || event.stage === 'undo' ? `: ${event.message}` : ''}`,
+    );
+  else if ((event.status === 'info' || event.status === 'warning') && event.message)
+    out(`  ${who.padEnd(28)} ${''.padEnd(12)} ${''.padStart(9)}  ${event.status === 'warning' ? 'warning: ' : ''}${event.message}`);
 }
 
 export function resultJson(r: DomainResult, dryRun: boolean) {
@@ -57,7 +61,9 @@ export function resultJson(r: DomainResult, dryRun: boolean) {
     ...(dryRun ? { diffs: r.files.map((f) => unifiedDiff(f.file, f.before, f.after)) } : {}),
     rolledBack: r.rolledBack,
     ms: Math.round(r.ms),
-    stages: r.events.filter((e) => e.status === 'done' || e.status === 'error').map((e) => ({ stage: e.stage, plugin: e.plugin, status: e.status, ms: Math.round(e.ms ?? 0) })),
+    stages: r.events
+      .filter((e) => e.status === 'done' || e.status === 'error')
+      .map((e) => ({ stage: e.stage, plugin: e.plugin, status: e.status, ms: Math.round(e.ms ?? 0) })),
   };
 }
 

@@ -16,7 +16,10 @@ export class Progress {
   private readonly live: boolean;
   private shown = '';
 
-  constructor(private readonly total: number, private readonly verbose: boolean) {
+  constructor(
+    private readonly total: number,
+    private readonly verbose: boolean,
+  ) {
     this.live = !verbose && process.stdout.isTTY === true && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
     if (this.live) {
       this.draw();

@@ -19,7 +19,21 @@ export async function cmdStatus(values: Values): Promise<number> {
   const { fleetReport, formatFleetStatus } = await import('../fleet/cli.js');
   const fleet = await fleetReport(engine).finally(() => engine.close());
   if (values.json === true) {
-    out(JSON.stringify({ attention: report.attention || !!fleet?.mismatches, certificates: report.certificates, pendingNotifications: report.pendingNotifications, warnings: report.warnings, timerWarnings: report.timerWarnings, pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null, ...(fleet ? { fleet } : {}) }, null, 2));
+    out(
+      JSON.stringify(
+        {
+          attention: report.attention || !!fleet?.mismatches,
+          certificates: report.certificates,
+          pendingNotifications: report.pendingNotifications,
+          warnings: report.warnings,
+          timerWarnings: report.timerWarnings,
+          pendingRecovery: pending ? { restorable: pending.journals.restorable, conflicts: pending.journals.conflicts, undoSteps: pending.undo } : null,
+          ...(fleet ? { fleet } : {}),
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     if (fleet) for (const line of formatFleetStatus(fleet)) out(line);
     if (report.certificates.length === 0) out('no certificates');
@@ -27,15 +41,23 @@ export async function cmdStatus(values: Values): Promise<number> {
       out(`${'DOMAIN'.padEnd(32)} ${'EXPIRES'.padEnd(20)} ${'DAYS'.padStart(6)}  ${'STATE'.padEnd(8)} LAST ERROR`);
       for (const r of report.certificates) {
         const e = r.lastError ? `${r.lastError.code ?? ''}: ${r.lastError.message ?? ''}`.slice(0, 160) : '';
-        out(`${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`);
+        out(
+          `${r.domain.padEnd(32)} ${(r.notAfter ?? '-').slice(0, 19).padEnd(20)} ${(r.daysLeft === null ? '-' : r.daysLeft.toFixed(1)).padStart(6)}  ${r.state.padEnd(8)} ${e}`,
+        );
         if (r.ari) out(`${''.padEnd(32)} ${ariLine(r.ari)}`);
-        if (r.probe) out(`${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`);
+        if (r.probe)
+          out(
+            `${''.padEnd(32)} probe ${r.probe.address}: ${r.probe.serial ? `serves serial ${r.probe.serial}` : r.probe.error}${r.probe.ok ? '' : ' (NOT the expected certificate)'}`,
+          );
       }
     }
     for (const w of report.warnings) out(`warning ${w.code}: ${w.file}:${w.line} (${w.serverNames[0] ?? '_'}): ${w.message}`);
     for (const w of report.timerWarnings) out(`warning TIMER_TOO_SELDOM: ${w}`);
     if (report.pendingNotifications) out(`${report.pendingNotifications} notification(s) queued; the next autossl renew (or the renew timer) delivers them`);
-    if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo)) out(`a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`);
+    if (pending && (pending.journals.restorable.length || pending.journals.conflicts.length || pending.undo))
+      out(
+        `a killed run left work behind: run autossl recover (${[...pending.journals.restorable, ...pending.journals.conflicts.map((c) => c.file)].join(', ') || `${pending.undo} undo step(s)`})`,
+      );
   }
   return report.attention || fleet?.mismatches ? 1 : 0;
 }
@@ -44,7 +66,11 @@ export async function cmdRenew(values: Values): Promise<number> {
   const certName = values['cert-name'] as string | undefined;
   // before the engine: a hostile name must not even start recovery or create the state database
   if (certName !== undefined && !isCertName(certName)) {
-    throw new AutoSslError('USAGE_INVALID', `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`, { hint: 'autossl status lists the certificate names.' });
+    throw new AutoSslError(
+      'USAGE_INVALID',
+      `--cert-name ${JSON.stringify(certName).slice(0, 120)} is not a certbot certificate name (letters, digits, ".", "-", "_"; no "..").`,
+      { hint: 'autossl status lists the certificate names.' },
+    );
   }
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
@@ -67,7 +93,10 @@ export async function cmdDeployHook(values: Values): Promise<number> {
   await engine.close();
   if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), run: undefined }, null, 2));
   else if (result.skipped) out(`${result.lineage}: run inside autossl's own certbot call; the issue installs it, nothing to do`);
-  else if (result.ok) out(`deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`);
+  else if (result.ok)
+    out(
+      `deployed ${result.lineage} (serial ${result.serial}) for ${result.domains.join(', ')}${result.changedFiles.length ? `; updated ${result.changedFiles.join(', ')}` : ''}; nginx reloaded`,
+    );
   else err(`deploy of ${result.lineage} failed: ${result.error?.code}: ${result.error?.message}\n  hint: ${result.error?.hint}`);
   return result.ok ? 0 : 1;
 }

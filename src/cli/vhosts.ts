@@ -8,16 +8,39 @@ import { err, exitFor, humanEvent, out, printDiff, printError, resultJson } from
 export async function cmdVhostShow(positionals: string[], values: Values): Promise<number> {
   const json = values.json === true;
   const [sub, input, ...extra] = positionals;
-  if (sub !== 'show' || !input || extra.length) throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl vhost show <domain> [--diff]', { hint: 'autossl vhost show example.com --diff' });
+  if (sub !== 'show' || !input || extra.length)
+    throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl vhost show <domain> [--diff]', { hint: 'autossl vhost show example.com --diff' });
   const domain = normalizeDomain(input, { allowWildcard: true });
   const engine = await engineFor(values);
   const preview = await engine.preview(domain);
   await engine.close();
   const diffs = values.diff ? preview.files.map((f) => unifiedDiff(f.file, f.before, f.after)) : [];
-  if (json) out(JSON.stringify({ domain, names: preview.names, ok: preview.ok, error: preview.error?.toJSON(), http: preview.blocks.http, https: preview.blocks.https, notes: preview.notes, diff: values.diff ? diffs : undefined }, null, 2));
+  if (json)
+    out(
+      JSON.stringify(
+        {
+          domain,
+          names: preview.names,
+          ok: preview.ok,
+          error: preview.error?.toJSON(),
+          http: preview.blocks.http,
+          https: preview.blocks.https,
+          notes: preview.notes,
+          diff: values.diff ? diffs : undefined,
+        },
+        null,
+        2,
+      ),
+    );
   else {
-    for (const [label, list] of [['port 80', preview.blocks.http], ['TLS', preview.blocks.https]] as const) {
-      for (const entry of list) out(`${entry.name} (${label}): ${entry.file ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`);
+    for (const [label, list] of [
+      ['port 80', preview.blocks.http],
+      ['TLS', preview.blocks.https],
+    ] as const) {
+      for (const entry of list)
+        out(
+          `${entry.name} (${label}): ${entry.file ? `${entry.file}:${entry.line}  server_name ${(entry.serverNames ?? []).join(' ')}  listen ${(entry.listens ?? []).join(', ')}` : 'no server block'}`,
+        );
     }
     for (const note of preview.notes) out(`note: ${note}`);
     for (const d of diffs) printDiff(d);
@@ -39,7 +62,11 @@ export async function cmdUninstall(positionals: string[], values: Values): Promi
   await engine.close();
   if (values.json === true) out(JSON.stringify({ ...result, error: result.error?.toJSON(), files: result.files.map((f) => f.file) }, null, 2));
   else if (result.ok) {
-    out(result.files.length ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)` : `ok    ${domain}: no vhost change${result.deleted.length ? '' : ' and no certificate deleted'}`);
+    out(
+      result.files.length
+        ? `ok    ${domain}: HTTP only now (${result.files.map((f) => f.file).join(', ')} changed, nginx reloaded)`
+        : `ok    ${domain}: no vhost change${result.deleted.length ? '' : ' and no certificate deleted'}`,
+    );
     for (const d of result.deleted) out(`      deleted certificate ${d}`);
     for (const k of result.kept) out(`      kept certificate ${k.certificate}: ${k.reason}`);
     for (const n of result.notes) out(`note  ${n}`);
@@ -49,7 +76,10 @@ export async function cmdUninstall(positionals: string[], values: Values): Promi
 
 export async function cmdUpload(positionals: string[], values: Values): Promise<number> {
   const [input, ...extra] = positionals;
-  if (!input || extra.length || typeof values.cert !== 'string' || typeof values.key !== 'string') throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl upload <domain> --cert FULLCHAIN.pem --key KEY.pem', { hint: 'autossl upload shop.example.com --cert shop.crt --key shop.key' });
+  if (!input || extra.length || typeof values.cert !== 'string' || typeof values.key !== 'string')
+    throw new AutoSslError('DOMAIN_INVALID', 'Usage: autossl upload <domain> --cert FULLCHAIN.pem --key KEY.pem', {
+      hint: 'autossl upload shop.example.com --cert shop.crt --key shop.key',
+    });
   const domain = normalizeDomain(input);
   const { readRegularFile } = await import('../fsutil.js');
   const read = (file: string, what: string): string => readRegularFile(file, { maxBytes: 256 * 1024, code: 'UPLOAD_INVALID', what }).data.toString('utf8');
@@ -60,7 +90,9 @@ export async function cmdUpload(positionals: string[], values: Values): Promise<
   await engine.close();
   if (values.json === true) out(JSON.stringify(resultJson(result, false), null, 2));
   else if (result.ok) {
-    out(`ok    ${domain}: HTTPS with the uploaded certificate for ${result.certificate?.names.join(', ')} (until ${result.certificate?.notAfter.toISOString()}); autossl does not renew it`);
+    out(
+      `ok    ${domain}: HTTPS with the uploaded certificate for ${result.certificate?.names.join(', ')} (until ${result.certificate?.notAfter.toISOString()}); autossl does not renew it`,
+    );
     for (const n of result.notes) out(`note  ${n}`);
   } else printError(result.error!, false);
   return exitFor(result.ok ? [] : [result.error?.code]);

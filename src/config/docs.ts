@@ -11,14 +11,20 @@ type Node = TSchema & { properties?: Record<string, Node>; items?: Node | Node[]
 const cell = (text: string): string => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
 
 function typeOf(s: Node): string {
-  if (Array.isArray(s.enum)) return `${s.enum.length > 2 ? 'one of ' : ''}${s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(s.enum.length > 2 ? ', ' : ' or ')}`;
+  if (Array.isArray(s.enum))
+    return `${s.enum.length > 2 ? 'one of ' : ''}${s.enum.map((v) => `\`${JSON.stringify(v)}\``).join(s.enum.length > 2 ? ', ' : ' or ')}`;
   if (s.anyOf) return (annotations(s).expected ?? 'see meaning').replace(/^an? /, '');
   switch (s.type) {
-    case 'integer': return `integer ${s.minimum}–${s.maximum}`;
-    case 'number': return `number, ${s.exclusiveMinimum ?? s.minimum} < x < ${s.exclusiveMaximum ?? s.maximum}`;
-    case 'boolean': return 'boolean';
-    case 'array': return `list of ${Array.isArray(s.items) || !s.items ? 'values' : typeOf(s.items)}${s.minItems ? ` (at least ${s.minItems})` : ''}`;
-    case 'object': return s.patternProperties ? 'object of strings' : 'object';
+    case 'integer':
+      return `integer ${s.minimum}–${s.maximum}`;
+    case 'number':
+      return `number, ${s.exclusiveMinimum ?? s.minimum} < x < ${s.exclusiveMaximum ?? s.maximum}`;
+    case 'boolean':
+      return 'boolean';
+    case 'array':
+      return `list of ${Array.isArray(s.items) || !s.items ? 'values' : typeOf(s.items)}${s.minItems ? ` (at least ${s.minItems})` : ''}`;
+    case 'object':
+      return s.patternProperties ? 'object of strings' : 'object';
     default: {
       const kind = annotations(s).pathKind;
       if (kind) return kind === 'command' ? 'command' : 'path';
@@ -51,9 +57,11 @@ function rows(schema: Node, prefix: string, out: string[]): void {
     }
     // (a format's words are in the type column already)
     const described = (n: Node | undefined) => (n && !(typeof n.format === 'string' && n.format !== 'text') ? annotations(n).expected : undefined);
-    const expected = s.anyOf ? undefined : described(s) ?? described(item);
+    const expected = s.anyOf ? undefined : (described(s) ?? described(item));
     const meaning = [s.description, expected && !s.description?.includes(expected) ? `Takes ${expected}.` : ''].filter(Boolean).join(' ');
-    out.push(`| \`${name}\` | ${cell(typeOf(s))} | ${cell(defaultOf(s, schema.required?.includes(key) === true && s.default === undefined))} | ${cell(meaning)} |`);
+    out.push(
+      `| \`${name}\` | ${cell(typeOf(s))} | ${cell(defaultOf(s, schema.required?.includes(key) === true && s.default === undefined))} | ${cell(meaning)} |`,
+    );
   }
 }
 

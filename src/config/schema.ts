@@ -87,7 +87,10 @@ function validator(): ValidateFunction {
 function keyOf(root: unknown, instancePath: string, last?: string): string {
   let key = '';
   let node = root;
-  const parts = instancePath.split('/').slice(1).map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const parts = instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'));
   if (last !== undefined) parts.push(last);
   for (const part of parts) {
     key += Array.isArray(node) ? `[${part}]` : `${key ? '.' : ''}${part}`;
@@ -108,19 +111,27 @@ export function expectedOf(schema: Node, keyword = 'type'): string {
   if (a.expected && !(keyword === 'type' && schema.type === 'string')) return a.expected;
   if (Array.isArray(schema.enum)) return choices(schema.enum);
   switch (schema.type) {
-    case 'integer': return `an integer from ${schema.minimum} to ${schema.maximum}`;
-    case 'number': return `a number from ${schema.minimum ?? schema.exclusiveMinimum} to ${schema.maximum ?? schema.exclusiveMaximum}`;
-    case 'boolean': return 'true or false';
-    case 'string': return 'a non-empty string';
-    case 'array': return !Array.isArray(schema.items) && schema.items?.type === 'string' ? 'a list of strings' : 'a list';
-    default: return 'an object';
+    case 'integer':
+      return `an integer from ${schema.minimum} to ${schema.maximum}`;
+    case 'number':
+      return `a number from ${schema.minimum ?? schema.exclusiveMinimum} to ${schema.maximum ?? schema.exclusiveMaximum}`;
+    case 'boolean':
+      return 'true or false';
+    case 'string':
+      return 'a non-empty string';
+    case 'array':
+      return !Array.isArray(schema.items) && schema.items?.type === 'string' ? 'a list of strings' : 'a list';
+    default:
+      return 'an object';
   }
 }
 
 function fail(source: string, key: string, expected: string, got: unknown): never {
   // quote() never stringifies a whole object: a hostile value (an alias bomb) cannot blow up the message
   // a key is the file's text too ({"A\nB": ...}): escaped as JSON escapes it, so it cannot break the line
-  throw new AutoSslError('CONFIG_INVALID', `${source}: "${JSON.stringify(key).slice(1, -1)}" must be ${expected}, got ${quote(got, 80)}.`, { details: { key } });
+  throw new AutoSslError('CONFIG_INVALID', `${source}: "${JSON.stringify(key).slice(1, -1)}" must be ${expected}, got ${quote(got, 80)}.`, {
+    details: { key },
+  });
 }
 
 function jsonType(value: unknown): string {
@@ -132,9 +143,12 @@ function jsonType(value: unknown): string {
  * names store.pool), else the union's own (what it takes, in its `expected`).
  */
 function unionBranch(errors: ErrorObject[], union: ErrorObject): ErrorObject {
-  let branches = (union.schema as Node[]).map((b, i) => ({ b, i })).filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
+  let branches = (union.schema as Node[])
+    .map((b, i) => ({ b, i }))
+    .filter(({ b }) => b.type === jsonType(union.data) || (b.type === 'integer' && typeof union.data === 'number'));
   // several object branches ({ module, options } or { postgres }): the one that knows a key of the value
-  if (branches.length > 1 && isObject(union.data)) branches = branches.filter(({ b }) => Object.keys(union.data as Json).some((k) => b.properties?.[k] !== undefined));
+  if (branches.length > 1 && isObject(union.data))
+    branches = branches.filter(({ b }) => Object.keys(union.data as Json).some((k) => b.properties?.[k] !== undefined));
   if (branches.length !== 1) return union;
   const prefix = `${union.schemaPath}/${branches[0]!.i}/`;
   const inner = errors.filter((e) => e !== union && e.schemaPath.startsWith(prefix));
@@ -175,7 +189,11 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   // (a misspelt key, {"cerbot": ...}, is still named below: only keys no config would have, or many of them, are not)
   if (keys.length && !keys.some((k) => TOP.includes(k)) && (keys.length > 2 || keys.some((k) => !/^[A-Za-z][A-Za-z0-9_]*$/.test(k)))) {
     // not an autossl config at all (a wrong --config, /etc/shadow): its content is not echoed into terminals and logs
-    throw new AutoSslError('CONFIG_INVALID', `${source} is not an autossl config: none of its ${keys.length} top-level key${keys.length > 1 ? 's is' : ' is'} one autossl knows.`, { hint: `Point --config at the autossl config (autossl.config.json or .yaml; "autossl init" writes one). Known keys: ${TOP.join(', ')}.` });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `${source} is not an autossl config: none of its ${keys.length} top-level key${keys.length > 1 ? 's is' : ' is'} one autossl knows.`,
+      { hint: `Point --config at the autossl config (autossl.config.json or .yaml; "autossl init" writes one). Known keys: ${TOP.join(', ')}.` },
+    );
   }
   const filled = withDefaults(ConfigSchema, raw) as Json;
   const check = validator();
@@ -183,7 +201,9 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   const config = resolvePaths(ConfigSchema, filled, '', source, baseDir) as RawConfig;
   // the challenge directory follows a configured stateDir unless it is configured itself
   if (raw.challengeDir === undefined && raw.stateDir !== undefined) config.challengeDir = path.join(config.stateDir, 'acme-challenge');
-  const plugins = (filled.plugins as Array<string | [string, Json?]>).map((p): PluginSpec => (typeof p === 'string' ? { module: resolvePluginPath(p, baseDir), options: {} } : { module: resolvePluginPath(p[0], baseDir), options: p[1] ?? {} }));
+  const plugins = (filled.plugins as Array<string | [string, Json?]>).map((p): PluginSpec =>
+    typeof p === 'string' ? { module: resolvePluginPath(p, baseDir), options: {} } : { module: resolvePluginPath(p[0], baseDir), options: p[1] ?? {} },
+  );
   const sites = config.sites.map((s, i) => normalizeSite(s, `sites[${i}]`, source, config.defaults.challenge));
   const seen = new Map<string, string>();
   for (const s of sites) {
@@ -196,8 +216,17 @@ export function validateConfig(raw: unknown, source = 'config', baseDir = proces
   checkAgent(config.agent, source);
   const { store: rawStore, issuer: rawIssuer, ...rest } = config;
   const store = storeOf(rawStore, baseDir);
-  const issuer = rawIssuer === undefined || rawIssuer === 'certbot' ? 'certbot' : { module: path.resolve(baseDir, rawIssuer.module), options: rawIssuer.options ?? {} };
-  return { ...rest, filepath: path.isAbsolute(source) ? source : undefined, configDir: baseDir, plugins, ...(store === 'sqlite' ? {} : { store }), issuer, sites };
+  const issuer =
+    rawIssuer === undefined || rawIssuer === 'certbot' ? 'certbot' : { module: path.resolve(baseDir, rawIssuer.module), options: rawIssuer.options ?? {} };
+  return {
+    ...rest,
+    filepath: path.isAbsolute(source) ? source : undefined,
+    configDir: baseDir,
+    plugins,
+    ...(store === 'sqlite' ? {} : { store }),
+    issuer,
+    sites,
+  };
 }
 
 /** Every string whose schema has a pathKind, resolved against the config's directory; nginx's paths checked. */
@@ -209,12 +238,19 @@ function resolvePaths(schema: Node, value: unknown, key: string, source: string,
     // the value goes into nginx files: the writer's own rule, checked when the config loads, before any order
     // (nginx expands "$" even inside quotes, "/srv/$host" would be a path chosen by each request's Host header)
     const problem = kind === 'nginx' ? nginxValueProblem(resolved) : null;
-    if (problem) fail(source, key, `a path nginx reads as written (${problem}): no "$", whitespace, quotes, ";", "{", "}", "#", backslash, control or bidi characters`, value);
+    if (problem)
+      fail(
+        source,
+        key,
+        `a path nginx reads as written (${problem}): no "$", whitespace, quotes, ";", "{", "}", "#", backslash, control or bidi characters`,
+        value,
+      );
     return resolved;
   }
   if (schema.properties && isObject(value)) {
     const out: Json = { ...value };
-    for (const [k, sub] of Object.entries(schema.properties)) if (value[k] !== undefined) out[k] = resolvePaths(sub, value[k], key ? `${key}.${k}` : k, source, baseDir);
+    for (const [k, sub] of Object.entries(schema.properties))
+      if (value[k] !== undefined) out[k] = resolvePaths(sub, value[k], key ? `${key}.${k}` : k, source, baseDir);
     return out;
   }
   if (schema.items && !Array.isArray(schema.items) && Array.isArray(value)) {
@@ -236,13 +272,26 @@ function normalizeForConfig(value: unknown, key: string, source: string, allowWi
     return normalizeDomain(value, { allowWildcard });
   } catch (error) {
     const wildcard = typeof value === 'string' && value.startsWith('*.') && !allowWildcard;
-    return fail(source, key, wildcard ? 'a plain domain name: wildcards need "challenge": "dns-01" on the site (or in defaults)' : `a domain name (${(error as AutoSslError).message})`, value);
+    return fail(
+      source,
+      key,
+      wildcard
+        ? 'a plain domain name: wildcards need "challenge": "dns-01" on the site (or in defaults)'
+        : `a domain name (${(error as AutoSslError).message})`,
+      value,
+    );
   }
 }
 
 /** What the agent's keys mean together: TLS off loopback, the placeholders of the document root template. */
 function checkAgent(agent: RawConfig['agent'], source: string): void {
-  if (!parseListenAddress(agent.listen)!.loopback && !agent.tls) fail(source, 'agent.listen', 'a loopback address (127.0.0.1, [::1]) unless "agent.tls" is set: a panel on another host must reach the agent over HTTPS, or its signed requests (and certificate keys sent with /ssl/upload) cross the network in the clear', agent.listen);
+  if (!parseListenAddress(agent.listen)!.loopback && !agent.tls)
+    fail(
+      source,
+      'agent.listen',
+      'a loopback address (127.0.0.1, [::1]) unless "agent.tls" is set: a panel on another host must reach the agent over HTTPS, or its signed requests (and certificate keys sent with /ssl/upload) cross the network in the clear',
+      agent.listen,
+    );
   const template = agent.documentRoot;
   if (template === undefined) return;
   if (/\{(?!username\}|domain\})[^}]*\}/.test(template)) fail(source, 'agent.documentRoot', 'a path with only {username} and {domain} placeholders', template);
@@ -256,7 +305,9 @@ function storeOf(value: RawConfig['store'], baseDir: string): StoreSpec {
   if (value === 'postgres') return { postgres: '$AUTOSSL_STORE_POSTGRES' };
   if (typeof value === 'object' && 'postgres' in value) return { postgres: value.postgres };
   if (typeof value === 'string') return { module: resolvePluginPath(value, baseDir), options: {} };
-  return value.module === 'sqlite' && value.options === undefined ? 'sqlite' : { module: resolvePluginPath(value.module, baseDir), options: value.options ?? {} };
+  return value.module === 'sqlite' && value.options === undefined
+    ? 'sqlite'
+    : { module: resolvePluginPath(value.module, baseDir), options: value.options ?? {} };
 }
 
 function resolvePluginPath(spec: string, baseDir: string): string {
@@ -264,7 +315,12 @@ function resolvePluginPath(spec: string, baseDir: string): string {
 }
 
 /** Every default, as a config with no file gets them. */
-export const DEFAULT_CONFIG: AutoSslConfig = { ...(withDefaults(ConfigSchema, {}) as Omit<RawConfig, 'store' | 'issuer'>), configDir: process.cwd(), plugins: [], issuer: 'certbot' };
+export const DEFAULT_CONFIG: AutoSslConfig = {
+  ...(withDefaults(ConfigSchema, {}) as Omit<RawConfig, 'store' | 'issuer'>),
+  configDir: process.cwd(),
+  plugins: [],
+  issuer: 'certbot',
+};
 
 /** certbot's --cert-name as autossl accepts it (config, `renew --cert-name`): letters, digits, ".", "-", "_"; no "..". */
 export function isCertName(name: string): boolean {

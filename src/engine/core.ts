@@ -40,7 +40,11 @@ export interface Kernel extends EngineCore {
   state(): Store;
   /** For commands that only read: works with a read-only (or missing) state directory. */
   readState(): Store;
-  context(domain: string, mode: RunMode, options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate }): { ctx: DomainContext; abort: AbortController };
+  context(
+    domain: string,
+    mode: RunMode,
+    options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate },
+  ): { ctx: DomainContext; abort: AbortController };
   /** The config `certificate()` answers from, for a second (a panel asks for every domain on every page load). */
   statusTree: { tree: ReturnType<Services['loadTree']>; at: number } | null;
   /** Set by the recovery service (recovery needs the issue service, which needs the kernel). */
@@ -96,15 +100,34 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
   }
   const undo = new UndoService(state);
   const certbotSlots = new Semaphore(config.batch.concurrency);
-  const issuer = config.issuer === 'certbot' ? certbotIssuer({ config, state, slots: certbotSlots }) : await loadIssuer(config.issuer, { config, readLineage: readLineageFiles });
-  const services: Services = { config, hooks, installer, nginx, editor, loadTree, state: (o) => (o?.readOnly ? readState() : state()), undo, certbotSlots, issuer, preflightSlots: new Semaphore(config.preflight.concurrency) };
+  const issuer =
+    config.issuer === 'certbot'
+      ? certbotIssuer({ config, state, slots: certbotSlots })
+      : await loadIssuer(config.issuer, { config, readLineage: readLineageFiles });
+  const services: Services = {
+    config,
+    hooks,
+    installer,
+    nginx,
+    editor,
+    loadTree,
+    state: (o) => (o?.readOnly ? readState() : state()),
+    undo,
+    certbotSlots,
+    issuer,
+    preflightSlots: new Semaphore(config.preflight.concurrency),
+  };
 
   const log = (message: string, ctx?: DomainContext): void => {
     if (ctx) ctx.emit({ stage: 'log', status: 'info', message });
     else emit({ domain: '*', stage: 'log', status: 'info', message });
   };
 
-  function context(domain: string, mode: RunMode, options: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate } = {}): { ctx: DomainContext; abort: AbortController } {
+  function context(
+    domain: string,
+    mode: RunMode,
+    options: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate } = {},
+  ): { ctx: DomainContext; abort: AbortController } {
     const site = siteFor(config, domain);
     const events: StageEvent[] = [];
     const memos = new Map<string, Promise<unknown>>();
@@ -160,7 +183,13 @@ export async function createKernel(fileConfig: AutoSslConfig, opts: CreateOption
   }
 
   const run = (ctx: DomainContext, abort: AbortController): Promise<DomainResult> =>
-    runDomain(ctx, { slowAfterMs: config.defaults.domainTimeoutMs, deadlineMs: config.defaults.deadlineMs, abort, builtinTaps: BUILTIN_TAPS, lockBlocks: lockIssueBlocks });
+    runDomain(ctx, {
+      slowAfterMs: config.defaults.domainTimeoutMs,
+      deadlineMs: config.defaults.deadlineMs,
+      abort,
+      builtinTaps: BUILTIN_TAPS,
+      lockBlocks: lockIssueBlocks,
+    });
 
   /** An issue holds the locks of the blocks it edits for its whole run (uploads and uninstall take them themselves). */
   async function lockIssueBlocks(ctx: DomainContext): Promise<HeldLock | null> {

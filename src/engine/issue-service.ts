@@ -32,7 +32,20 @@ export function domainOf(k: Kernel, input: unknown): string {
 }
 
 function failedResult(input: unknown, mode: RunMode, error: unknown): DomainResult {
-  return { domain: String(input), mode, names: [], ok: false, error: toAutoSslError(error), reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 0 };
+  return {
+    domain: String(input),
+    mode,
+    names: [],
+    ok: false,
+    error: toAutoSslError(error),
+    reused: false,
+    edits: [],
+    files: [],
+    rolledBack: [],
+    notes: [],
+    events: [],
+    ms: 0,
+  };
 }
 
 /** A real run that obtained its certificate and was rolled back only because nginx did not answer the TLS check. */
@@ -61,7 +74,11 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
       if (verifyUnreachable(result)) {
         // nginx could not be reached in time (a loaded machine, this process's loop stalled): the certificate was
         // obtained and the vhost rolled back; run the domain once more, reusing the certificate (no new order)
-        ctx.emit({ stage: 'verify', status: 'info', message: `${result.error!.message} Rolled back; trying once more with the certificate obtained (no new order).` });
+        ctx.emit({
+          stage: 'verify',
+          status: 'info',
+          message: `${result.error!.message} Rolled back; trying once more with the certificate obtained (no new order).`,
+        });
         await new Promise((r) => setTimeout(r, VERIFY_RETRY_DELAY_MS));
         const again = k.context(domain, mode, { ...options, force: false, onEvent });
         const second = await k.run(again.ctx, again.abort);
@@ -88,12 +105,17 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
     if (!options.dryRun) await k.recoverFirst();
     else await reportPending(options);
     const unique = [...new Set(domains)];
-    const batch = unique.length > 1 && !options.dryRun ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+    const batch =
+      unique.length > 1 && !options.dryRun
+        ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs })
+        : undefined;
     // a real run is a job, recorded before any domain starts (a killed run is finished by the next start)
     let job: string | undefined;
     if (!options.dryRun) {
       job = options.jobId ?? crypto.randomUUID();
-      await k.state().jobs.create({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
+      await k
+        .state()
+        .jobs.create({ id: job, kind: 'issue', source: options.source ?? 'api', domains: unique.map(String), options: { force: options.force === true } });
     }
     // every domain runs at once: certbot processes are bounded by batch.concurrency, pre-flight by its own limit
     const results = await mapBounded(unique, options.concurrency ?? Math.max(unique.length, 1), (d) => issueOne(d, { ...options, batch, job }));
@@ -103,7 +125,12 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
       } catch (error) {
         // the job record is a report (as in jobTracker): a database locked past the wait must not turn the
         // domains' results, certificates served included, into an INTERNAL error of the command
-        k.emit({ domain: '*', stage: 'job', status: 'warning', message: `STATE_UNAVAILABLE: could not record the end of job ${job} (${toAutoSslError(error).message.slice(0, 300)}); the results stand` });
+        k.emit({
+          domain: '*',
+          stage: 'job',
+          status: 'warning',
+          message: `STATE_UNAVAILABLE: could not record the end of job ${job} (${toAutoSslError(error).message.slice(0, 300)}); the results stand`,
+        });
       }
     }
     k.statusTree = null;

@@ -7,7 +7,19 @@ import type { DomainResult } from '../pipeline/pipeline.js';
 import type { JobDomainState, Store } from '../store/store.js';
 
 /** The job-state a stage belongs to. */
-const JOB_STATE: Partial<Record<string, JobDomainState>> = { plan: 'checking', preflight: 'checking', findings: 'checking', challenge: 'challenge', beforeIssue: 'challenge', issue: 'issuing', vhost: 'installing', validate: 'installing', reload: 'installing', verify: 'installing', finally: 'installing' };
+const JOB_STATE: Partial<Record<string, JobDomainState>> = {
+  plan: 'checking',
+  preflight: 'checking',
+  findings: 'checking',
+  challenge: 'challenge',
+  beforeIssue: 'challenge',
+  issue: 'issuing',
+  vhost: 'installing',
+  validate: 'installing',
+  reload: 'installing',
+  verify: 'installing',
+  finally: 'installing',
+};
 
 /**
  * Follows a domain's stages into its job row (state changes only: a few writes per domain). A stage event is no

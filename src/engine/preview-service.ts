@@ -24,7 +24,9 @@ export interface PreviewService {
 }
 
 function blockRefs(located: Map<string, BlockInfo | null>): BlockRef[] {
-  return [...located.entries()].map(([name, s]) => (s ? { name, file: s.file, line: s.line, serverNames: s.serverNames, listens: s.sockets } : { name, file: null }));
+  return [...located.entries()].map(([name, s]) =>
+    s ? { name, file: s.file, line: s.line, serverNames: s.serverNames, listens: s.sockets } : { name, file: null },
+  );
 }
 
 export function previewService(k: Kernel): PreviewService {
@@ -36,7 +38,13 @@ export function previewService(k: Kernel): PreviewService {
     try {
       ctx.plan = await hooks.plan.promise(ctx.plan, ctx);
       for (const note of ctx.plan.notes) ctx.findings.push({ check: 'names', severity: 'info', message: note });
-      for (const message of leftOutNames(ctx.plan.names, ctx.plan.site.vhost)) ctx.findings.push({ check: 'names', severity: 'warning', message, hint: 'Add them as aliases, or give the site "blockNames": "cover", to put them on the certificate too.' });
+      for (const message of leftOutNames(ctx.plan.names, ctx.plan.site.vhost))
+        ctx.findings.push({
+          check: 'names',
+          severity: 'warning',
+          message,
+          hint: 'Add them as aliases, or give the site "blockNames": "cover", to put them on the certificate too.',
+        });
       await hooks.preflight.promise(ctx);
       await hooks.findings.promise(ctx);
       if (!ctx.skipChecks.has('port80') && ctx.plan.challenge === 'http-01') {
@@ -44,7 +52,11 @@ export function previewService(k: Kernel): PreviewService {
         let webroot = config.challengeDir;
         let planned: ChallengePlan | undefined;
         const edits = await applyEdits(ctx, (snapshot) => {
-          const plan = k.services.installer.planChallenge(snapshot, ctx.plan.names, { documentRoot: ctx.plan.site.documentRoot, fallbackWebroot: config.challengeDir, vhostFile: ctx.plan.site.vhost });
+          const plan = k.services.installer.planChallenge(snapshot, ctx.plan.names, {
+            documentRoot: ctx.plan.site.documentRoot,
+            fallbackWebroot: config.challengeDir,
+            vhostFile: ctx.plan.site.vhost,
+          });
           webroot = plan.webroot;
           planned = plan;
           return plan.edits;
@@ -54,9 +66,21 @@ export function previewService(k: Kernel): PreviewService {
       }
     } catch (error) {
       const e = toAutoSslError(error);
-      ctx.findings.push({ check: e.code.startsWith('VHOST') || e.code.startsWith('NGINX') ? 'port80' : 'plugin', severity: 'error', code: e.code, message: e.message, hint: e.hint });
+      ctx.findings.push({
+        check: e.code.startsWith('VHOST') || e.code.startsWith('NGINX') ? 'port80' : 'plugin',
+        severity: 'error',
+        code: e.code,
+        message: e.message,
+        hint: e.hint,
+      });
     }
-    return { domain, names: ctx.plan.names, ok: ctx.findings.every((f) => f.severity !== 'error' || f.resolved), findings: ctx.findings, ms: performance.now() - started };
+    return {
+      domain,
+      names: ctx.plan.names,
+      ok: ctx.findings.every((f) => f.severity !== 'error' || f.resolved),
+      findings: ctx.findings,
+      ms: performance.now() - started,
+    };
   }
 
   /** What `check` says about a block's other names: they keep answering over HTTP, without redirect or HSTS. */
@@ -74,7 +98,10 @@ export function previewService(k: Kernel): PreviewService {
       if (!block || seen.has(block)) continue;
       seen.add(block);
       const left = uncovered(answeredNames(tree, block, 'http'), names);
-      if (left.length) out.push(`${block.file}:${lineColumn(block.config.source, block.directive.start).line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`);
+      if (left.length)
+        out.push(
+          `${block.file}:${lineColumn(block.config.source, block.directive.start).line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`,
+        );
     }
     return out;
   }

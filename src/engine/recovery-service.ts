@@ -37,10 +37,18 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
     if (recovered) return;
     recovered = true;
     const report = await recoverEverything();
-    for (const file of report.journals.restored) emit({ domain: '*', stage: 'recover', status: 'info', message: `restored ${file}, left half-edited by a run that was killed` });
-    for (const c of report.journals.conflicts) emit({ domain: '*', stage: 'recover', status: 'warning', message: `${c.file} was changed after an interrupted run edited it; left as it is (backup ${c.backup}; resolve it, then autossl recover --discard ${c.journal})` });
+    for (const file of report.journals.restored)
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `restored ${file}, left half-edited by a run that was killed` });
+    for (const c of report.journals.conflicts)
+      emit({
+        domain: '*',
+        stage: 'recover',
+        status: 'warning',
+        message: `${c.file} was changed after an interrupted run edited it; left as it is (backup ${c.backup}; resolve it, then autossl recover --discard ${c.journal})`,
+      });
     for (const d of report.journals.damaged) emit({ domain: '*', stage: 'recover', status: 'warning', message: `journal ${d.journal}: ${d.reason}` });
-    for (const r of report.undo.ran) emit({ domain: '*', stage: 'recover', plugin: r.plugin, status: 'info', message: `undid ${r.kind} left pending by a run that was killed` });
+    for (const r of report.undo.ran)
+      emit({ domain: '*', stage: 'recover', plugin: r.plugin, status: 'info', message: `undid ${r.kind} left pending by a run that was killed` });
     for (const f of report.undo.failed) emit({ domain: '*', stage: 'recover', plugin: f.plugin, status: 'warning', message: f.error.message });
   }
 
@@ -48,7 +56,17 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
     const journals = await installer.recover();
     if (journals.restored.length) {
       // nginx may have loaded the half-done edit: make it load the restored files
-      await installer.test().then(() => installer.reload()).catch((error: unknown) => emit({ domain: '*', stage: 'recover', status: 'warning', message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}` }));
+      await installer
+        .test()
+        .then(() => installer.reload())
+        .catch((error: unknown) =>
+          emit({
+            domain: '*',
+            stage: 'recover',
+            status: 'warning',
+            message: `restored files, but nginx could not reload them: ${toAutoSslError(error).message}`,
+          }),
+        );
     }
     const undoReport = await undo.recover();
     await recoverKilledUploads();
@@ -66,7 +84,8 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
     } catch {
       return; // nginx's config cannot be read now: nothing is removed that it might name
     }
-    for (const dir of await recoverUploads(config, referenced)) emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
+    for (const dir of await recoverUploads(config, referenced))
+      emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
   /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
@@ -102,14 +121,26 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
       const site = siteFor(config, d.domain);
       const lineage = await k.services.issuer.find(site.certName ?? site.domain.replace(/^\*\./, '')).catch(() => null);
       // installed as it is, never ordered again here: a lineage already due is left to a new run
-      if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction)) installable.push(d);
+      if (lineage && Date.now() < renewalWindowStart(lineage.notBefore.getTime(), lineage.notAfter.getTime(), config.renewal.windowFraction))
+        installable.push(d);
     }
     for (const d of open.filter((x) => !installable.includes(x))) {
-      await store.jobs.updateDomain(job.id, d.domain, { state: 'failed', code: 'INTERRUPTED', message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`, finished: true });
+      await store.jobs.updateDomain(job.id, d.domain, {
+        state: 'failed',
+        code: 'INTERRUPTED',
+        message: `The run (job ${job.id}) was killed while ${d.domain} was ${d.state}; nothing of it was left half-done.`,
+        finished: true,
+      });
     }
     if (installable.length) {
-      emit({ domain: '*', stage: 'recover', status: 'info', message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})` });
-      const batch = installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
+      emit({
+        domain: '*',
+        stage: 'recover',
+        status: 'info',
+        message: `job ${job.id} was interrupted: installing the certificates it obtained (${installable.map((d) => d.domain).join(', ')})`,
+      });
+      const batch =
+        installable.length > 1 ? new BatchGate({ challenge: config.preflight.timeoutMs * 2 + 2000, vhost: config.batch.installWindowMs }) : undefined;
       await Promise.all(installable.map((d) => issue().issueOne(d.domain, { job: job.id, batch, source: 'cli' })));
     }
     const after = await store.jobs.get(job.id);

@@ -23,7 +23,10 @@ export function sitesService(k: Kernel): SitesService {
       if (fromFile) return fromFile;
       for (const name of [site.domain, ...site.aliases]) {
         const holder = config.sites.find((s) => s.domain !== site.domain && [s.domain, ...s.aliases].includes(name));
-        if (holder) throw new AutoSslError('CONFIG_INVALID', `${name} is a name of the site ${holder.domain} already.`, { hint: `Use ${holder.domain}, or take ${name} out of it first.` });
+        if (holder)
+          throw new AutoSslError('CONFIG_INVALID', `${name} is a name of the site ${holder.domain} already.`, {
+            hint: `Use ${holder.domain}, or take ${name} out of it first.`,
+          });
       }
       const i = config.sites.findIndex((s) => s.domain === site.domain);
       if (i >= 0) config.sites.splice(i, 1, site);
@@ -56,7 +59,10 @@ export function sitesService(k: Kernel): SitesService {
       if (result.ok && result.deleted.length && !result.kept.length) await sites.unregisterSite(result.domain);
       // the config file's site stays: "issue --all" (and the renewal of its names) would put HTTPS back unasked
       const kept = result.ok ? fileConfig.sites.find((s) => s.domain === result.domain || s.aliases.includes(result.domain)) : undefined;
-      if (kept) result.notes.push(`${result.domain} is still ${kept.domain === result.domain ? 'a site' : `a name of the site ${kept.domain}`} in ${fileConfig.filepath ?? 'the config'}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
+      if (kept)
+        result.notes.push(
+          `${result.domain} is still ${kept.domain === result.domain ? 'a site' : `a name of the site ${kept.domain}`} in ${fileConfig.filepath ?? 'the config'}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`,
+        );
       return result;
     },
     async installCertificate(domain, upload) {

@@ -130,7 +130,11 @@ export interface EngineCore {
   readonly host: string;
   emit(event: StageEvent): void;
   /** A context for one domain run. */
-  context(domain: string, mode: RunMode, options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage'] }): { ctx: DomainContext; abort: AbortController };
+  context(
+    domain: string,
+    mode: RunMode,
+    options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage'] },
+  ): { ctx: DomainContext; abort: AbortController };
   run(ctx: DomainContext, abort: AbortController): Promise<DomainResult>;
   /** Recovery before a command that changes things. */
   recoverFirst(): Promise<void>;
@@ -146,4 +150,3 @@ export interface CreateOptions {
    */
   recovered?: boolean;
 }
-

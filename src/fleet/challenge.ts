@@ -22,7 +22,14 @@ export async function liveNodes(fleet: FleetStore, settings: FleetSettings, now 
   return [...new Set([settings.node, ...nodes])].sort();
 }
 
-export async function publishChallenge(config: AutoSslConfig, fleet: FleetStore, settings: FleetSettings, token: string, content: string, webroots: readonly string[] = []): Promise<{ nodes: string[]; ms: number }> {
+export async function publishChallenge(
+  config: AutoSslConfig,
+  fleet: FleetStore,
+  settings: FleetSettings,
+  token: string,
+  content: string,
+  webroots: readonly string[] = [],
+): Promise<{ nodes: string[]; ms: number }> {
   if (!validToken(token)) throw new AutoSslError('HOOK_INPUT_INVALID', `The challenge token ${JSON.stringify(token).slice(0, 80)} is not a file name.`);
   const started = Date.now();
   for (const root of new Set([config.challengeDir, ...webroots])) await writeServed(path.join(await challengeDir(root), token), content);
@@ -35,10 +42,14 @@ export async function publishChallenge(config: AutoSslConfig, fleet: FleetStore,
     const missing = want.filter((n) => !acked.has(n));
     if (missing.length === 0) return { nodes: want, ms: Date.now() - started };
     if (Date.now() > deadline) {
-      throw new AutoSslError('FLEET_ACK_TIMEOUT', `Nodes ${missing.join(', ')} did not serve the challenge token within ${settings.ackTimeoutMs / 1000} s: the CA's request may reach them.`, {
-        hint: `Check that "autossl fleet run" runs on ${missing.join(', ')} and reaches the store; a node that is down stops being waited for ${settings.liveMs / 1000} s after its last heartbeat.`,
-        details: { missing, token },
-      });
+      throw new AutoSslError(
+        'FLEET_ACK_TIMEOUT',
+        `Nodes ${missing.join(', ')} did not serve the challenge token within ${settings.ackTimeoutMs / 1000} s: the CA's request may reach them.`,
+        {
+          hint: `Check that "autossl fleet run" runs on ${missing.join(', ')} and reaches the store; a node that is down stops being waited for ${settings.liveMs / 1000} s after its last heartbeat.`,
+          details: { missing, token },
+        },
+      );
     }
     await new Promise((r) => setTimeout(r, Math.min(100, settings.pollMs)));
   }

@@ -7,11 +7,12 @@ import { FleetNode } from './node.js';
 export { fleetHook } from './hook.js';
 import { fleetStatus, formatFleetStatus, type FleetStatus } from './status.js';
 
-
-
 export function requireFleet(config: AutoSslConfig): FleetSettings {
   const settings = fleetOf(config);
-  if (!settings) throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', { hint: 'Add "fleet": { "node": "<this node\'s name>" } to the config of every node (README "Several nodes").' });
+  if (!settings)
+    throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', {
+      hint: 'Add "fleet": { "node": "<this node\'s name>" } to the config of every node (README "Several nodes").',
+    });
   return settings;
 }
 

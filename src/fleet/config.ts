@@ -40,6 +40,11 @@ export function fleetOf(config: Readonly<AutoSslConfig>): FleetSettings | null {
 
 /** The store's fleet records, or a clear error when the store has none. */
 export function fleetStore(store: Store): FleetStore {
-  if (!store.fleet) throw new AutoSslError('CONFIG_INVALID', `The store ${store.kind} (${store.location}) keeps no fleet records: a fleet needs a store that does (sqlite, postgres).`, { hint: 'Use the built-in SQLite store (one machine) or PostgreSQL for a fleet, or remove the fleet key.' });
+  if (!store.fleet)
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `The store ${store.kind} (${store.location}) keeps no fleet records: a fleet needs a store that does (sqlite, postgres).`,
+      { hint: 'Use the built-in SQLite store (one machine) or PostgreSQL for a fleet, or remove the fleet key.' },
+    );
   return store.fleet;
 }

@@ -9,11 +9,15 @@ import { FLEET_WEBROOT_ENV } from './env.js';
 /** certbot's --manual-auth-hook / --manual-cleanup-hook for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION). */
 export async function fleetHook(config: AutoSslConfig, phase: string, env: NodeJS.ProcessEnv): Promise<string> {
   const settings = fleetOf(config);
-  if (!settings) throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', { hint: 'Add "fleet": { "node": "<name>" } to the config (README "Several nodes").' });
+  if (!settings)
+    throw new AutoSslError('CONFIG_INVALID', 'This node is not in a fleet: the config has no fleet.node.', {
+      hint: 'Add "fleet": { "node": "<name>" } to the config (README "Several nodes").',
+    });
   const token = env.CERTBOT_TOKEN ?? '';
   const content = env.CERTBOT_VALIDATION ?? '';
   if (phase !== 'auth' && phase !== 'cleanup') throw new AutoSslError('HOOK_INPUT_INVALID', 'Usage: autossl fleet hook auth|cleanup (run by certbot)');
-  if (!token || (phase === 'auth' && !content)) throw new AutoSslError('HOOK_INPUT_INVALID', 'CERTBOT_TOKEN and CERTBOT_VALIDATION are not set: certbot runs this hook for HTTP-01.');
+  if (!token || (phase === 'auth' && !content))
+    throw new AutoSslError('HOOK_INPUT_INVALID', 'CERTBOT_TOKEN and CERTBOT_VALIDATION are not set: certbot runs this hook for HTTP-01.');
   const webroot = env[FLEET_WEBROOT_ENV];
   const webroots = webroot && webroot.startsWith('/') ? [webroot] : [];
   const store = (await storeOpener(config))();
@@ -29,4 +33,3 @@ export async function fleetHook(config: AutoSslConfig, phase: string, env: NodeJ
     await store.close();
   }
 }
-

@@ -13,9 +13,15 @@ function keyOf(file: string): Buffer {
   try {
     bytes = fs.readFileSync(file);
   } catch (error) {
-    throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} cannot be read: ${(error as Error).message}`, { hint: 'Put the same key file on every node (e.g. 32 random bytes: head -c 32 /dev/urandom > FILE; chmod 600 FILE).', cause: error });
+    throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} cannot be read: ${(error as Error).message}`, {
+      hint: 'Put the same key file on every node (e.g. 32 random bytes: head -c 32 /dev/urandom > FILE; chmod 600 FILE).',
+      cause: error,
+    });
   }
-  if (bytes.length < 16) throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} holds ${bytes.length} bytes: at least 16 are needed.`, { hint: 'head -c 32 /dev/urandom > FILE; chmod 600 FILE' });
+  if (bytes.length < 16)
+    throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} holds ${bytes.length} bytes: at least 16 are needed.`, {
+      hint: 'head -c 32 /dev/urandom > FILE; chmod 600 FILE',
+    });
   return crypto.createHash('sha256').update(bytes).digest();
 }
 
@@ -29,7 +35,10 @@ export function sealKey(pem: string, keyFile: string | undefined): string {
 
 export function openKey(stored: string, keyFile: string | undefined): string {
   if (!stored.startsWith(PREFIX)) return stored;
-  if (!keyFile) throw new AutoSslError('CONFIG_INVALID', 'The store holds private keys encrypted with a key file, and this node has no fleet.keyFile.', { hint: 'Set fleet.keyFile to the same file the other nodes use.' });
+  if (!keyFile)
+    throw new AutoSslError('CONFIG_INVALID', 'The store holds private keys encrypted with a key file, and this node has no fleet.keyFile.', {
+      hint: 'Set fleet.keyFile to the same file the other nodes use.',
+    });
   const [iv, tag, body] = stored.slice(PREFIX.length).split(':');
   try {
     const decipher = crypto.createDecipheriv('aes-256-gcm', keyOf(keyFile), Buffer.from(iv ?? '', 'base64url'));
@@ -37,6 +46,9 @@ export function openKey(stored: string, keyFile: string | undefined): string {
     return Buffer.concat([decipher.update(Buffer.from(body ?? '', 'base64url')), decipher.final()]).toString('utf8');
   } catch (error) {
     if (error instanceof AutoSslError) throw error;
-    throw new AutoSslError('CONFIG_INVALID', `A private key in the store does not open with fleet.keyFile ${keyFile}: another key file encrypted it.`, { hint: 'Use the same fleet.keyFile on every node.', cause: error });
+    throw new AutoSslError('CONFIG_INVALID', `A private key in the store does not open with fleet.keyFile ${keyFile}: another key file encrypted it.`, {
+      hint: 'Use the same fleet.keyFile on every node.',
+      cause: error,
+    });
   }
 }

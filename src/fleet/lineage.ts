@@ -19,7 +19,18 @@ export type LineageFiles = NonNullable<DomainContext['lineage']>;
 export async function publishLineage(fleet: FleetStore, settings: FleetSettings, files: LineageFiles): Promise<FleetLineageRow> {
   const l = readLineageFiles({ id: files.name, certPath: files.cert, chainPath: files.chain, fullchainPath: files.fullchain, keyPath: files.privkey });
   const read = (f: string): string => fs.readFileSync(f, 'utf8');
-  const row: FleetLineageRow = { id: l.id, names: l.names, serial: l.serial, notAfter: l.notAfter.getTime(), cert: read(files.cert), chain: read(files.chain), fullchain: read(files.fullchain), key: sealKey(read(files.privkey), settings.keyFile), node: settings.node, at: Date.now() };
+  const row: FleetLineageRow = {
+    id: l.id,
+    names: l.names,
+    serial: l.serial,
+    notAfter: l.notAfter.getTime(),
+    cert: read(files.cert),
+    chain: read(files.chain),
+    fullchain: read(files.fullchain),
+    key: sealKey(read(files.privkey), settings.keyFile),
+    node: settings.node,
+    at: Date.now(),
+  };
   await fleet.putLineage(row);
   return row;
 }
@@ -31,8 +42,18 @@ export async function localSerial(issuer: Issuer, id: string): Promise<string | 
 
 /** Keeps a published lineage here (its key decrypted with fleet.keyFile). */
 export async function writeLineage(config: AutoSslConfig, issuer: Issuer, settings: FleetSettings, row: FleetLineageRow): Promise<LineageFiles> {
-  if (!issuer.keep) throw new AutoSslError('CONFIG_INVALID', `The issuer ${issuer.name} cannot keep a certificate another node obtained: a fleet needs one that can (certbot).`);
-  const kept = await issuer.keep(row.id, { cert: row.cert, chain: row.chain, fullchain: row.fullchain, key: openKey(row.key, settings.keyFile), note: `fleet node ${settings.node} keeps what node ${row.node} published (it renews it)` });
+  if (!issuer.keep)
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `The issuer ${issuer.name} cannot keep a certificate another node obtained: a fleet needs one that can (certbot).`,
+    );
+  const kept = await issuer.keep(row.id, {
+    cert: row.cert,
+    chain: row.chain,
+    fullchain: row.fullchain,
+    key: openKey(row.key, settings.keyFile),
+    note: `fleet node ${settings.node} keeps what node ${row.node} published (it renews it)`,
+  });
   void config;
   return lineageFiles(kept);
 }

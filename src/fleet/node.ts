@@ -39,7 +39,12 @@ export class FleetNode {
   private stopped = false;
 
   /** `store`: opened on each use (an unreachable store at start is a failing round, retried, not an exit). */
-  constructor(private readonly core: EngineCore, private readonly store: () => FleetStore, private readonly settings: FleetSettings, private readonly events: FleetNodeEvents) {}
+  constructor(
+    private readonly core: EngineCore,
+    private readonly store: () => FleetStore,
+    private readonly settings: FleetSettings,
+    private readonly events: FleetNodeEvents,
+  ) {}
 
   private get fleet(): FleetStore {
     return this.store();

@@ -23,7 +23,12 @@ export async function adoptFromFleet(ctx: DomainContext): Promise<void> {
   if (here && here.notAfter.getTime() >= row.notAfter) return;
   await writeLineage(ctx.services.config, ctx.services.issuer, settings, row);
   ctx.needsReload = true;
-  ctx.emit({ stage: 'issue', plugin: 'fleet', status: 'info', message: `certificate ${row.id} (serial ${row.serial}) was obtained by node ${row.node}: written here from the store` });
+  ctx.emit({
+    stage: 'issue',
+    plugin: 'fleet',
+    status: 'info',
+    message: `certificate ${row.id} (serial ${row.serial}) was obtained by node ${row.node}: written here from the store`,
+  });
 }
 
 /** Publishes this node's lineage when the store does not hold that serial. */

@@ -20,9 +20,19 @@ import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
 
 /** The nginx installer of a config: its nginx, its config lock (shared by every autossl process), its journals. */
 export function createNginxInstaller(config: AutoSslConfig): NginxInstaller {
-  const nginx = new NginxControl({ binary: config.nginx.binary, config: config.nginx.config, reloadCommand: config.nginx.reloadCommand, extraArgs: config.nginx.extraArgs });
+  const nginx = new NginxControl({
+    binary: config.nginx.binary,
+    config: config.nginx.config,
+    reloadCommand: config.nginx.reloadCommand,
+    extraArgs: config.nginx.extraArgs,
+  });
   const loadTree = (overlay?: ReadonlyMap<string, string>): NginxTree => NginxTree.load(config.nginx.config, overlay?.size ? { overlay } : {});
-  const editor = new ConfigEditor({ lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'), lockTimeoutMs: config.nginx.lockTimeoutMs, nginx, loadTree: () => loadTree() });
+  const editor = new ConfigEditor({
+    lockFile: path.join(config.stateDir, 'locks', 'nginx-config.lock'),
+    lockTimeoutMs: config.nginx.lockTimeoutMs,
+    nginx,
+    loadTree: () => loadTree(),
+  });
   nginx.setReloadLock((fn) => editor.locked(fn));
   return new NginxInstaller(config, nginx, editor, loadTree, path.join(config.stateDir, 'journal'));
 }
@@ -72,7 +82,19 @@ export class NginxInstaller implements Installer<NginxTree> {
   locate(tree: NginxTree, names: readonly string[], options: { vhostFile?: string } = {}): LocatedBlocks {
     const located = locateServers(tree, names, options);
     const views = (m: Map<string, ServerBlock | null>): Map<string, BlockInfo | null> =>
-      new Map([...m].map(([name, s]) => [name, s ? { file: s.file, line: lineColumn(s.config.source, s.directive.start).line, serverNames: s.names, sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`) } : null]));
+      new Map(
+        [...m].map(([name, s]) => [
+          name,
+          s
+            ? {
+                file: s.file,
+                line: lineColumn(s.config.source, s.directive.start).line,
+                serverNames: s.names,
+                sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`),
+              }
+            : null,
+        ]),
+      );
     return { http: views(located.http), https: views(located.https) };
   }
 
@@ -86,7 +108,8 @@ export class NginxInstaller implements Installer<NginxTree> {
     return vhostEditFor(ctx);
   }
 
-  planTls: Installer<NginxTree>['planTls'] = (tree, edit, options) => planHttpsEdit(tree, edit, { nginxVersion: options.serverVersion, httpsPort: options.httpsPort, keepCertificatesUnder: options.keepCertificatesUnder });
+  planTls: Installer<NginxTree>['planTls'] = (tree, edit, options) =>
+    planHttpsEdit(tree, edit, { nginxVersion: options.serverVersion, httpsPort: options.httpsPort, keepCertificatesUnder: options.keepCertificatesUnder });
 
   version(): Promise<[number, number, number]> {
     return this.nginx.version();

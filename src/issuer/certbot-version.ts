@@ -42,8 +42,8 @@ export function certbotVersion(settings: { binary: string; env?: Record<string, 
   const key = `${settings.binary}\0${stamp}`;
   let pending = known.get(key);
   if (!pending) {
-    pending = spawnOffLoop(settings.binary, ['--version'], { env: { ...process.env, ...settings.env }, timeoutMs: 30_000 }).result
-      .then((r) => parseCertbotVersion(`${r.stdout}\n${r.stderr}`))
+    pending = spawnOffLoop(settings.binary, ['--version'], { env: { ...process.env, ...settings.env }, timeoutMs: 30_000 })
+      .result.then((r) => parseCertbotVersion(`${r.stdout}\n${r.stderr}`))
       .catch(() => null);
     known.set(key, pending);
   }

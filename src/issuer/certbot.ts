@@ -32,7 +32,14 @@ export function certbotSettings(config: AutoSslConfig): CertbotSettings {
 
 /** A certbot lineage's files as a Lineage value. */
 export function certbotLineage(files: LineageFiles): Lineage {
-  return readLineageFiles({ id: files.name, certPath: files.cert, chainPath: files.chain, fullchainPath: files.fullchain, keyPath: files.privkey, renewalConf: files.renewalConf });
+  return readLineageFiles({
+    id: files.name,
+    certPath: files.cert,
+    chainPath: files.chain,
+    fullchainPath: files.fullchain,
+    keyPath: files.privkey,
+    renewalConf: files.renewalConf,
+  });
 }
 
 function filesOf(l: Lineage): LineageFiles {
@@ -53,7 +60,11 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
   /** The manual hook scripts certbot runs for DNS-01 (their paths end up in the lineage's renewal config). */
   function dnsHooks(domain: string): { authHook: string; cleanupHook: string } {
     if (!config.filepath) {
-      throw new AutoSslError('CONFIG_INVALID', `${domain} uses DNS-01, which needs the config in a file: certbot runs the DNS hooks (and later renewals) in processes of their own that must load it.`, { hint: 'Put the config in a file and pass --config FILE (or keep it where autossl finds it).' });
+      throw new AutoSslError(
+        'CONFIG_INVALID',
+        `${domain} uses DNS-01, which needs the config in a file: certbot runs the DNS hooks (and later renewals) in processes of their own that must load it.`,
+        { hint: 'Put the config in a file and pass --config FILE (or keep it where autossl finds it).' },
+      );
     }
     const dir = path.join(config.stateDir, 'hooks');
     const note = 'Installed by autossl: certbot runs this for DNS-01 challenges (CERTBOT_DOMAIN, CERTBOT_VALIDATION).';
@@ -66,7 +77,12 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
   /** The manual HTTP-01 hooks of a fleet node (kept in the lineage's renewal config: certbot's renewals use them too); null outside a fleet. */
   function fleetHooks(): { authHook: string; cleanupHook: string } | null {
     if (!fleetOf(config)) return null;
-    if (!config.filepath) throw new AutoSslError('CONFIG_INVALID', 'A fleet node needs its config in a file: certbot runs the fleet hooks in processes of their own that must load it.', { hint: 'Put the config in a file and pass --config FILE.' });
+    if (!config.filepath)
+      throw new AutoSslError(
+        'CONFIG_INVALID',
+        'A fleet node needs its config in a file: certbot runs the fleet hooks in processes of their own that must load it.',
+        { hint: 'Put the config in a file and pass --config FILE.' },
+      );
     const dir = path.join(config.stateDir, 'hooks');
     const note = 'Installed by autossl: certbot runs this for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION): every node serves the token.';
     return {
@@ -86,7 +102,10 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       // keep certbot's log where the admin looks for it; the rest of the private directories goes
       const log = path.join(priv.logsDir, 'letsencrypt.log');
       const kept = path.join(settings.logsDir, 'autossl-orders', `${certName}-${Date.now()}.log`);
-      await fsp.mkdir(path.dirname(kept), { recursive: true }).then(() => fsp.rename(log, kept)).catch(() => undefined);
+      await fsp
+        .mkdir(path.dirname(kept), { recursive: true })
+        .then(() => fsp.rename(log, kept))
+        .catch(() => undefined);
       if (error instanceof AutoSslError && error.details.log) (error.details as Record<string, unknown>).log = kept;
       await fsp.rm(priv.root, { recursive: true, force: true });
       throw error;
@@ -112,7 +131,10 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     async list() {
       let names: string[] = [];
       try {
-        names = fs.readdirSync(live).filter((n) => n !== 'README' && !n.startsWith('.')).sort();
+        names = fs
+          .readdirSync(live)
+          .filter((n) => n !== 'README' && !n.startsWith('.'))
+          .sort();
       } catch {
         names = [];
       }
@@ -129,7 +151,11 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
       const store = state();
       const limited = await store.rateLimits.get(limitServer);
       if (limited && Date.now() < limited.until) {
-        throw new AutoSslError('RATE_LIMITED', `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`, { details: { until: new Date(limited.until).toISOString() } });
+        throw new AutoSslError(
+          'RATE_LIMITED',
+          `Not ordered: the CA rate-limited this account until ${new Date(limited.until).toISOString()} (${limited.message}).`,
+          { details: { until: new Date(limited.until).toISOString() } },
+        );
       }
       const certbotRequest = { certName: request.id, names: request.names, force: request.force, profile: request.profile };
       let order: (s: CertbotSettings) => Promise<LineageFiles>;
@@ -141,7 +167,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         if (!webroot) throw new AutoSslError('INTERNAL', 'No webroot for the HTTP-01 challenge: the challenge stage did not run.');
         // in a fleet the token must be on every node before the CA looks (the balancer sends it anywhere)
         const fleet = fleetHooks();
-        order = fleet ? (s) => certonlyFleet(s, { ...certbotRequest, ...fleet, env: { [FLEET_WEBROOT_ENV]: webroot } }) : (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
+        order = fleet
+          ? (s) => certonlyFleet(s, { ...certbotRequest, ...fleet, env: { [FLEET_WEBROOT_ENV]: webroot } })
+          : (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
       }
       const existing = readLineage(config.certbot.configDir, request.id);
       // a new lineage is ordered beside the others, in its own directories; an existing one in the main directory
@@ -156,15 +184,26 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         throw error;
       }
       // certbot's own renewals ask for the profile only when its renewal config keeps it (upstream 4.0.0 did not)
-      if (request.profile && !keptForRenewal(files.renewalConf, request.profile)) request.log(`warning: certbot did not keep profile ${request.profile.name} in ${files.renewalConf}: its renewals will get the CA's default profile (certbot 4.1 keeps it)`);
+      if (request.profile && !keptForRenewal(files.renewalConf, request.profile))
+        request.log(
+          `warning: certbot did not keep profile ${request.profile.name} in ${files.renewalConf}: its renewals will get the CA's default profile (certbot 4.1 keeps it)`,
+        );
       return certbotLineage(files);
     },
     async renew(lineage, options) {
-      const run = await execCertbot(settings, ['renew', '--no-random-sleep-on-renew', '--cert-name', lineage.id, ...(options.force ? ['--force-renewal'] : [])], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+      const run = await execCertbot(
+        settings,
+        ['renew', '--no-random-sleep-on-renew', '--cert-name', lineage.id, ...(options.force ? ['--force-renewal'] : [])],
+        { AUTOSSL_RENEW_PARENT: String(process.pid) },
+      );
       const after = await find(lineage.id);
       if (run.exitCode !== 0 || !after) {
         const problems = lineageProblems(run, config.certbot.logsDir, { name: lineage.id, names: lineage.names }, true);
-        throw new AutoSslError('CERTBOT_FAILED', `certbot could not renew ${lineage.id}: ${summarizeProblems(problems) || run.stderr.trim().split('\n').pop() || 'certbot renew failed'}`, { details: { problems } });
+        throw new AutoSslError(
+          'CERTBOT_FAILED',
+          `certbot could not renew ${lineage.id}: ${summarizeProblems(problems) || run.stderr.trim().split('\n').pop() || 'certbot renew failed'}`,
+          { details: { problems } },
+        );
       }
       return after;
     },

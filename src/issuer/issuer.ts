@@ -161,7 +161,15 @@ export function lineageFiles(l: Lineage): LineageFiles {
 
 function isIssuer(x: unknown): x is Issuer {
   const i = x as Partial<Issuer> | null;
-  return !!i && typeof i === 'object' && typeof i.name === 'string' && typeof i.obtain === 'function' && typeof i.renew === 'function' && typeof i.find === 'function' && typeof i.list === 'function';
+  return (
+    !!i &&
+    typeof i === 'object' &&
+    typeof i.name === 'string' &&
+    typeof i.obtain === 'function' &&
+    typeof i.renew === 'function' &&
+    typeof i.find === 'function' &&
+    typeof i.list === 'function'
+  );
 }
 
 /**
@@ -170,7 +178,11 @@ function isIssuer(x: unknown): x is Issuer {
  */
 export async function loadIssuer(spec: Exclude<IssuerSpec, 'certbot'>, api: IssuerApi): Promise<Issuer> {
   const fail = (why: string, cause?: unknown): never => {
-    throw new AutoSslError('ISSUER_LOAD_FAILED', `Cannot use issuer ${quote(spec.module)}: ${why}`, { hint: 'The issuer module\'s default export is { name, find, list, obtain, renew } or a function (options, api) returning it.', cause, details: { issuer: spec.module } });
+    throw new AutoSslError('ISSUER_LOAD_FAILED', `Cannot use issuer ${quote(spec.module)}: ${why}`, {
+      hint: "The issuer module's default export is { name, find, list, obtain, renew } or a function (options, api) returning it.",
+      cause,
+      details: { issuer: spec.module },
+    });
   };
   if (!path.isAbsolute(spec.module)) fail('give its path (absolute, or relative to the config file).');
   let mod: Record<string, unknown> = {};

@@ -100,12 +100,20 @@ export async function checkProfile(config: Readonly<AutoSslConfig>, profile: Pro
   const server = config.certbot.server ?? LETS_ENCRYPT_DIRECTORY;
   if (listed && !Object.hasOwn(listed, profile.name)) {
     const names = Object.keys(listed).sort();
-    throw new AutoSslError('PROFILE_UNKNOWN', `${domain}: the CA (${server}) lists ${names.length ? `the profiles ${names.join(', ')}` : 'no profiles'}, not ${quote(profile.name)}. Nothing was ordered.`, { details: { profile: profile.name, profiles: names, server } });
+    throw new AutoSslError(
+      'PROFILE_UNKNOWN',
+      `${domain}: the CA (${server}) lists ${names.length ? `the profiles ${names.join(', ')}` : 'no profiles'}, not ${quote(profile.name)}. Nothing was ordered.`,
+      { details: { profile: profile.name, profiles: names, server } },
+    );
   }
   if (!certbot) return { warning }; // another issuer asks for the profile its own way
   const version = await certbotVersion(config.certbot);
   if (!supportsProfiles(version)) {
-    throw new AutoSslError('PROFILE_UNSUPPORTED', `${domain}: profile ${quote(profile.name)} needs certbot ${PROFILE_MIN_CERTBOT.text} or newer (--${profile.required ? 'required' : 'preferred'}-profile); ${config.certbot.binary} is ${version ? `certbot ${version.text}` : 'a certbot whose version could not be read'}. Nothing was ordered.`, { details: { profile: profile.name, certbot: version?.text ?? null, needed: PROFILE_MIN_CERTBOT.text } });
+    throw new AutoSslError(
+      'PROFILE_UNSUPPORTED',
+      `${domain}: profile ${quote(profile.name)} needs certbot ${PROFILE_MIN_CERTBOT.text} or newer (--${profile.required ? 'required' : 'preferred'}-profile); ${config.certbot.binary} is ${version ? `certbot ${version.text}` : 'a certbot whose version could not be read'}. Nothing was ordered.`,
+      { details: { profile: profile.name, certbot: version?.text ?? null, needed: PROFILE_MIN_CERTBOT.text } },
+    );
   }
   return { warning };
 }

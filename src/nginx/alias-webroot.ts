@@ -14,7 +14,9 @@ import { ACME_PREFIX, parseLocation } from './routing.js';
 /** Where an acme-challenge prefix location with `alias` puts the tokens (absolute, no trailing slash), or null. */
 export function aliasTokenDir(location: Directive): string | null {
   const spec = parseLocation(location);
-  const alias = childDirectives(location, 'alias').map((d) => argValues(d)[0]).pop();
+  const alias = childDirectives(location, 'alias')
+    .map((d) => argValues(d)[0])
+    .pop();
   if (!spec || spec.modifier === '~' || spec.modifier === '~*' || !alias || alias.includes('$') || !path.isAbsolute(alias)) return null;
   // alias replaces the location's path: the token at ACME_PREFIX + T is read from alias + (ACME_PREFIX minus the path) + T
   const rest = ACME_PREFIX.slice(spec.path.length);

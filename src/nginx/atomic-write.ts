@@ -5,7 +5,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 
-export const sha256 = (data: string | Buffer): string => crypto.createHash('sha256').update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data).digest('hex');
+export const sha256 = (data: string | Buffer): string =>
+  crypto
+    .createHash('sha256')
+    .update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data)
+    .digest('hex');
 
 /** Writes bytes to a path and fsyncs them. Replaceable in tests to inject a failure half-way through. */
 export type FileWriter = (file: string, data: Buffer) => Promise<void>;
@@ -50,7 +54,11 @@ export async function atomicWrite(link: string, data: Buffer, writer: FileWriter
   } catch (error) {
     await fsp.rm(temp, { force: true });
     const code = (error as NodeJS.ErrnoException).code;
-    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: ${code ? `${code}: ` : ''}${(error as Error).message.replace(/^[A-Z]+: /, '')}. The file was left as it was.`, { cause: error, details: { file } });
+    throw new AutoSslError(
+      'WRITE_FAILED',
+      `Could not write ${file}: ${code ? `${code}: ` : ''}${(error as Error).message.replace(/^[A-Z]+: /, '')}. The file was left as it was.`,
+      { cause: error, details: { file } },
+    );
   }
   await fsyncDir(dir);
 }
@@ -62,7 +70,11 @@ async function writeTarget(file: string): Promise<string> {
   try {
     return await fsp.realpath(file);
   } catch (error) {
-    throw new AutoSslError('WRITE_FAILED', `Could not write ${file}: it is a symlink that leads nowhere (${(error as NodeJS.ErrnoException).code ?? 'unresolvable'}). The link was left as it was.`, { cause: error, details: { file } });
+    throw new AutoSslError(
+      'WRITE_FAILED',
+      `Could not write ${file}: it is a symlink that leads nowhere (${(error as NodeJS.ErrnoException).code ?? 'unresolvable'}). The link was left as it was.`,
+      { cause: error, details: { file } },
+    );
   }
 }
 

@@ -78,9 +78,16 @@ export function lostCover(cover: BlockCover, certNames: readonly string[]): { na
  * block the upload covers come along; a name or wildcard served covered over HTTPS now that it does not cover is a
  * VHOST_CERT_CONFLICT. Returns the names to install for, the domain first, or the lost names.
  */
-export function uploadCover(tree: NginxTree, block: ServerBlock, domain: string, uploadNames: readonly string[], known: readonly string[] = []): { names: string[]; lost: string[] } {
+export function uploadCover(
+  tree: NginxTree,
+  block: ServerBlock,
+  domain: string,
+  uploadNames: readonly string[],
+  known: readonly string[] = [],
+): { names: string[]; lost: string[] } {
   const names = [domain];
-  for (const n of new Set([...answeredNames(tree, block, 'http').exact, ...answeredNames(tree, block, 'https').exact])) if (!names.includes(n) && covers(uploadNames, n)) names.push(n);
+  for (const n of new Set([...answeredNames(tree, block, 'http').exact, ...answeredNames(tree, block, 'https').exact]))
+    if (!names.includes(n) && covers(uploadNames, n)) names.push(n);
   const lost = lostCover(servedCover(tree, block, known), uploadNames);
   return { names, lost: [...lost.names, ...lost.patterns] };
 }

@@ -23,7 +23,11 @@ export function blockLockKey(block: ServerBlock): string {
   } catch {
     // a file that vanished: its name still tells the block apart
   }
-  const key = crypto.createHash('sha256').update(`${file}\0${[...new Set(block.names)].sort().join(' ')}`).digest('hex').slice(0, 20);
+  const key = crypto
+    .createHash('sha256')
+    .update(`${file}\0${[...new Set(block.names)].sort().join(' ')}`)
+    .digest('hex')
+    .slice(0, 20);
   return `block-${key}`;
 }
 
@@ -49,7 +53,10 @@ export async function lockBlocks(locker: Locker, config: AutoSslConfig, tree: Ng
   const keys = [...new Set(blocksOf(tree, names, vhostFile).map(blockLockKey))].sort();
   const held: HeldLock[] = [];
   try {
-    for (const key of keys) held.push(await locker.lock(key, config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, `A server block serving ${names.join(', ')} (another run edits it)`));
+    for (const key of keys)
+      held.push(
+        await locker.lock(key, config.certbot.timeoutMs * 3 + config.nginx.lockTimeoutMs, `A server block serving ${names.join(', ')} (another run edits it)`),
+      );
   } catch (error) {
     for (const h of held.reverse()) await h.release();
     throw error;

@@ -7,7 +7,14 @@ import { AutoSslError } from '../errors.js';
 import { spawnOffLoop } from '../spawn.js';
 
 /** What the signals nginx dies of mean, as a shell would say it (the worker gives only the name). */
-const SIGNAL_NAMES: Record<string, string> = { SIGSEGV: 'segmentation fault', SIGABRT: 'aborted', SIGBUS: 'bus error', SIGKILL: 'killed', SIGTERM: 'terminated', SIGILL: 'illegal instruction' };
+const SIGNAL_NAMES: Record<string, string> = {
+  SIGSEGV: 'segmentation fault',
+  SIGABRT: 'aborted',
+  SIGBUS: 'bus error',
+  SIGKILL: 'killed',
+  SIGTERM: 'terminated',
+  SIGILL: 'illegal instruction',
+};
 
 export interface NginxSettings {
   binary: string;
@@ -61,9 +68,15 @@ export class NginxControl {
     const r = await spawnOffLoop(this.settings.binary, args, { timeoutMs: timeout }).result;
     const signal = r.signal ?? undefined;
     return {
-      exitCode: r.error ? undefined : (r.exitCode ?? undefined), stdout: r.stdout, stderr: r.stderr, failed: r.error !== undefined || r.exitCode !== 0, code: r.errorCode,
+      exitCode: r.error ? undefined : (r.exitCode ?? undefined),
+      stdout: r.stdout,
+      stderr: r.stderr,
+      failed: r.error !== undefined || r.exitCode !== 0,
+      code: r.errorCode,
       message: r.error ?? (r.timedOut ? `timed out after ${timeout / 1000} s` : undefined),
-      signal, timedOut: r.timedOut, signalDescription: signal ? SIGNAL_NAMES[signal] : undefined,
+      signal,
+      timedOut: r.timedOut,
+      signalDescription: signal ? SIGNAL_NAMES[signal] : undefined,
     };
   }
 
@@ -72,13 +85,15 @@ export class NginxControl {
     const result = await this.run([...this.baseArgs(), '-t', '-q']);
     if (result.signal || result.timedOut) {
       // it ran and died (nginx 1.22 dies of SIGSEGV on an include loop): a broken config or nginx, not a missing one
-      const how = result.timedOut ? `took longer than 30 s and was stopped (${result.signal ?? 'SIGTERM'})` : `was killed by ${result.signal}${result.signalDescription ? ` (${result.signalDescription})` : ''}`;
+      const how = result.timedOut
+        ? `took longer than 30 s and was stopped (${result.signal ?? 'SIGTERM'})`
+        : `was killed by ${result.signal}${result.signalDescription ? ` (${result.signalDescription})` : ''}`;
       throw new AutoSslError('NGINX_TEST_FAILED', `nginx -t ${how}.`, {
         hint: 'nginx crashed or hung reading the config: run "nginx -t" by hand; an include loop or a broken module are the usual causes. The files were restored.',
         details: { signal: result.signal, stderr: String(result.stderr) },
       });
     }
-    if ((result as { code?: string }).code === 'ENOENT' || result.failed && result.exitCode === undefined) {
+    if ((result as { code?: string }).code === 'ENOENT' || (result.failed && result.exitCode === undefined)) {
       throw new AutoSslError('NGINX_NOT_FOUND', `Cannot run ${this.settings.binary}: ${result.message ?? 'not found'}`);
     }
     if (result.exitCode !== 0) {
@@ -92,7 +107,9 @@ export class NginxControl {
     const result = await this.underLock(() => spawnOffLoop(bin!, args, { timeoutMs: 30_000 }).result);
     if (result.error) throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: cannot run ${bin}: ${result.error}`);
     if (result.exitCode !== 0) {
-      throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${parseNginxError(String(result.stderr)).message}`, { details: { stderr: String(result.stderr) } });
+      throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${parseNginxError(String(result.stderr)).message}`, {
+        details: { stderr: String(result.stderr) },
+      });
     }
   }
 
@@ -114,7 +131,7 @@ export class NginxControl {
       }
     };
     const previous = this.reloading;
-    this.queued = (previous ? previous.catch(() => undefined).then(start) : start());
+    this.queued = previous ? previous.catch(() => undefined).then(start) : start();
     return this.queued;
   }
 

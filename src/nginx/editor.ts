@@ -168,10 +168,14 @@ export class ConfigEditor {
     await this.takeBack(left);
     const baseline = await this.test();
     if (baseline) {
-      const error = new AutoSslError('NGINX_TEST_FAILED', `nginx -t fails even without autossl's edits: ${baseline.message.replace(/^nginx -t failed: /, '')}`, {
-        hint: 'The nginx config was already broken before autossl touched it: fix what nginx reports, then run again.',
-        details: baseline.details,
-      });
+      const error = new AutoSslError(
+        'NGINX_TEST_FAILED',
+        `nginx -t fails even without autossl's edits: ${baseline.message.replace(/^nginx -t failed: /, '')}`,
+        {
+          hint: 'The nginx config was already broken before autossl touched it: fix what nginx reports, then run again.',
+          details: baseline.details,
+        },
+      );
       for (const a of left) a.pending.reject(error);
       return;
     }

@@ -18,9 +18,27 @@ import { PlanBuilder } from './plan-builder.js';
  * variable, a status code).
  */
 export const REPEATABLE_BY_KEY: readonly string[] = [
-  'add_header', 'add_trailer', 'more_set_headers', 'more_clear_headers', 'proxy_set_header', 'proxy_hide_header', 'proxy_pass_header',
-  'fastcgi_param', 'fastcgi_hide_header', 'uwsgi_param', 'scgi_param', 'grpc_set_header', 'set', 'map', 'include', 'error_page',
-  'ssl_conf_command', 'sub_filter', 'env', 'allow', 'deny',
+  'add_header',
+  'add_trailer',
+  'more_set_headers',
+  'more_clear_headers',
+  'proxy_set_header',
+  'proxy_hide_header',
+  'proxy_pass_header',
+  'fastcgi_param',
+  'fastcgi_hide_header',
+  'uwsgi_param',
+  'scgi_param',
+  'grpc_set_header',
+  'set',
+  'map',
+  'include',
+  'error_page',
+  'ssl_conf_command',
+  'sub_filter',
+  'env',
+  'allow',
+  'deny',
 ];
 
 /** The values nginx sees for raw argument text ("a" and a are the same argument). */
@@ -79,7 +97,15 @@ class Identities {
   of(name: string, args: readonly string[], existing?: Directive): string {
     if (name === 'location') {
       const values = valuesOf(args);
-      const spec = parseLocation({ kind: 'directive', name, words: [{ raw: name, value: name, start: 0, end: 0, quoted: false }, ...values.map((v) => ({ raw: v, value: v, start: 0, end: 0, quoted: false }))], start: 0, end: 0, innerComments: [], parent: null });
+      const spec = parseLocation({
+        kind: 'directive',
+        name,
+        words: [{ raw: name, value: name, start: 0, end: 0, quoted: false }, ...values.map((v) => ({ raw: v, value: v, start: 0, end: 0, quoted: false }))],
+        start: 0,
+        end: 0,
+        innerComments: [],
+        parent: null,
+      });
       return spec ? `location ${spec.modifier} ${spec.path}` : `location ${values.join(' ')}`;
     }
     if (name === 'ssl_certificate' || name === 'ssl_certificate_key') {
@@ -106,7 +132,10 @@ function anchorFor(server: Directive, names: readonly string[]): Directive | nul
 export function placeStatements(builder: PlanBuilder, server: ServerBlock, statements: NewStatement[], anchorNames: readonly string[], why: string): void {
   if (statements.length === 0) return;
   const anchor = anchorFor(server.directive, anchorNames);
-  builder.add(server.config, anchor ? insertAfter(server.config, anchor, statements, why) : insertAtBlockStart(server.config, server.directive, statements, why));
+  builder.add(
+    server.config,
+    anchor ? insertAfter(server.config, anchor, statements, why) : insertAtBlockStart(server.config, server.directive, statements, why),
+  );
 }
 
 export interface EnsureRules {
@@ -120,7 +149,11 @@ export function ensureStatements(builder: PlanBuilder, server: ServerBlock, stat
   const ids = new Identities(server, rules.identity ?? new Map(), rules.keyType, rules.prefix);
   const existing = new Map<string, Directive>();
   for (const d of childDirectives(server.directive)) {
-    const id = ids.of(d.name, d.words.slice(1).map((w) => w.raw), d);
+    const id = ids.of(
+      d.name,
+      d.words.slice(1).map((w) => w.raw),
+      d,
+    );
     if (!existing.has(id)) existing.set(id, d);
   }
   const missingLocations: NewStatement[] = [];
@@ -142,18 +175,38 @@ export function ensureStatements(builder: PlanBuilder, server: ServerBlock, stat
   for (const statement of [...missing]) {
     for (const inc of server.includes) {
       const { config } = readConfigFile(inc);
-      const shared = config?.children.find((n): n is Directive => n.kind === 'directive' && ids.of(n.name, n.words.slice(1).map((w) => w.raw)) === ids.of(statement.name, statement.args));
+      const shared = config?.children.find(
+        (n): n is Directive =>
+          n.kind === 'directive' &&
+          ids.of(
+            n.name,
+            n.words.slice(1).map((w) => w.raw),
+          ) === ids.of(statement.name, statement.args),
+      );
       if (!shared) continue;
-      const sharedArgs = shared.words.slice(1).map((w) => w.raw).join(' ');
+      const sharedArgs = shared.words
+        .slice(1)
+        .map((w) => w.raw)
+        .join(' ');
       if (valuesOf(shared.words.slice(1).map((w) => w.raw)).join('\u0000') !== valuesOf(statement.args).join('\u0000')) {
-        throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${statement.name}" is set in ${inc}, a file it includes (and other servers may too), to ${sharedArgs}.`, {
-          hint: `Move "${statement.name}" out of ${inc} into the server block, or point it at ${statement.args.join(' ')} yourself.`,
-        });
+        throw new AutoSslError(
+          'VHOST_UNSUPPORTED',
+          `${label}: "${statement.name}" is set in ${inc}, a file it includes (and other servers may too), to ${sharedArgs}.`,
+          {
+            hint: `Move "${statement.name}" out of ${inc} into the server block, or point it at ${statement.args.join(' ')} yourself.`,
+          },
+        );
       }
       missing.splice(missing.indexOf(statement), 1);
     }
   }
-  placeStatements(builder, server, missing, ['ssl_certificate_key', 'ssl_certificate', 'server_name', 'listen'], `${label}: add ${missing.map((s) => s.name).join(', ')}`);
+  placeStatements(
+    builder,
+    server,
+    missing,
+    ['ssl_certificate_key', 'ssl_certificate', 'server_name', 'listen'],
+    `${label}: add ${missing.map((s) => s.name).join(', ')}`,
+  );
   if (missingLocations.length) {
     const firstLocation = childDirectives(server.directive, 'location')[0];
     const why = `${label}: add ${missingLocations.map((s) => [s.name, ...s.args].join(' ')).join(', ')}`;
@@ -163,7 +216,10 @@ export function ensureStatements(builder: PlanBuilder, server: ServerBlock, stat
       // before the first location: after the statement preceding it, or at the start of the block
       const children = childDirectives(server.directive);
       const prev = children[children.indexOf(firstLocation) - 1];
-      builder.add(server.config, prev ? insertAfter(server.config, prev, missingLocations, why) : insertAtBlockStart(server.config, server.directive, missingLocations, why));
+      builder.add(
+        server.config,
+        prev ? insertAfter(server.config, prev, missingLocations, why) : insertAtBlockStart(server.config, server.directive, missingLocations, why),
+      );
     } else builder.add(server.config, insertAtBlockStart(server.config, server.directive, missingLocations, why));
   }
 }
@@ -177,9 +233,15 @@ export function applyRemovals(builder: PlanBuilder, server: ServerBlock, removal
     }
     for (const inc of server.includes) {
       const { config } = readConfigFile(inc);
-      const shared = config?.children.some((n) => n.kind === 'directive' && n.name === r.name && (r.firstArg === undefined || (argValues(n)[0] ?? '').toLowerCase() === r.firstArg.toLowerCase()));
+      const shared = config?.children.some(
+        (n) => n.kind === 'directive' && n.name === r.name && (r.firstArg === undefined || (argValues(n)[0] ?? '').toLowerCase() === r.firstArg.toLowerCase()),
+      );
       if (shared) {
-        throw new AutoSslError('VHOST_UNSUPPORTED', `${label}: "${r.name}" is set in ${inc}, a file it includes (other servers may too); autossl does not remove it there.`, { hint: `Remove "${r.name}" from ${inc} yourself, or move it into the server blocks that need it.` });
+        throw new AutoSslError(
+          'VHOST_UNSUPPORTED',
+          `${label}: "${r.name}" is set in ${inc}, a file it includes (other servers may too); autossl does not remove it there.`,
+          { hint: `Remove "${r.name}" from ${inc} yourself, or move it into the server blocks that need it.` },
+        );
       }
     }
   }

@@ -14,7 +14,12 @@ import { valuesOf } from './ensure.js';
  * same block gets the same maps on every run; blocks sharing a first name do not share them).
  */
 export function blockId(server: ServerBlock): string {
-  const name = (server.names.find((n) => !n.startsWith('~')) ?? 'server').replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '').toLowerCase().slice(0, 40) || 'server';
+  const name =
+    (server.names.find((n) => !n.startsWith('~')) ?? 'server')
+      .replace(/[^a-z0-9]+/gi, '_')
+      .replace(/^_|_$/g, '')
+      .toLowerCase()
+      .slice(0, 40) || 'server';
   return `${name}_${crypto.createHash('sha1').update(server.names.join(' ')).digest('hex').slice(0, 6)}`;
 }
 
@@ -43,10 +48,15 @@ export class BeforeBlocks {
         const have = childDirectives(existing).map((d) => [d.name, ...argValues(d)].join('\u0000'));
         const want = st.children!.map((c) => [valuesOf([c.name])[0] ?? c.name, ...valuesOf(c.args)].join('\u0000'));
         if (have.join('\n') !== want.join('\n') || valuesOf([st.args[0]!])[0] !== argValues(existing)[0]) {
-          for (const splice of replaceStatement(server.config, existing, [st], `${label(server)}: update map ${st.args[1]}`)) builder.add(server.config, splice);
+          for (const splice of replaceStatement(server.config, existing, [st], `${label(server)}: update map ${st.args[1]}`))
+            builder.add(server.config, splice);
         }
       }
-      if (missing.length) builder.add(server.config, insertBefore(server.config, server.directive, missing, `${label(server)}: add ${missing.map((m) => `map ${m.args[1]}`).join(', ')}`));
+      if (missing.length)
+        builder.add(
+          server.config,
+          insertBefore(server.config, server.directive, missing, `${label(server)}: add ${missing.map((m) => `map ${m.args[1]}`).join(', ')}`),
+        );
     }
   }
 }
@@ -65,5 +75,7 @@ function insertBefore(config: ParsedConfig, anchor: Directive, statements: reado
 
 /** Map entries for the certificate's names: exact ones as they are, `*.x` as a regex for one label. */
 export function hostEntries(certNames: readonly string[], value: string, prefix = ''): Array<[string, string]> {
-  return certNames.map((n): [string, string] => (n.startsWith('*.') ? [`"~^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^.]+${n.slice(1).replace(/\./g, '\\.')}$"`, value] : [`"${prefix}${n}"`, value]));
+  return certNames.map((n): [string, string] =>
+    n.startsWith('*.') ? [`"~^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^.]+${n.slice(1).replace(/\./g, '\\.')}$"`, value] : [`"${prefix}${n}"`, value],
+  );
 }

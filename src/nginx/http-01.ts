@@ -6,7 +6,17 @@ import path from 'node:path';
 import { AutoSslError } from '../errors.js';
 import { argValues, childDirectives, type Directive } from './parse.js';
 import { replaceStatement, type NewStatement } from './splice.js';
-import { ACME_PREFIX, challengeRouting, directiveLocation, effectiveParent, parseLocation, routeEnv, routeRequest, type Request, type Route } from './routing.js';
+import {
+  ACME_PREFIX,
+  challengeRouting,
+  directiveLocation,
+  effectiveParent,
+  parseLocation,
+  routeEnv,
+  routeRequest,
+  type Request,
+  type Route,
+} from './routing.js';
 import { aliasTokenDir, webrootForAlias } from './alias-webroot.js';
 import type { NginxTree, ServerBlock } from './tree.js';
 import { nginxValue } from './value.js';
@@ -23,7 +33,12 @@ export function acmeLocation(webroot: string, open = false): NewStatement {
       { name: 'root', args: [nginxValue(webroot, { what: 'challenge webroot' })] },
       { name: 'default_type', args: ['"text/plain"'] },
       { name: 'try_files', args: ['$uri', '=404'] },
-      ...(open ? [{ name: 'auth_basic', args: ['off'] }, { name: 'allow', args: ['all'] }] : []),
+      ...(open
+        ? [
+            { name: 'auth_basic', args: ['off'] },
+            { name: 'allow', args: ['all'] },
+          ]
+        : []),
     ],
   };
 }
@@ -76,7 +91,11 @@ function follow(tree: NginxTree, name: string, plain: ServerBlock): Reach {
  * or, for a server-level `return` in the way, that return moved into `location /` beside it. What cannot be made
  * to work (a server-level `if` autossl cannot evaluate) is refused before anything is ordered.
  */
-export function planChallengeEdit(tree: NginxTree, names: readonly string[], opts: { documentRoot?: string; fallbackWebroot: string; vhostFile?: string }): ChallengePlan {
+export function planChallengeEdit(
+  tree: NginxTree,
+  names: readonly string[],
+  opts: { documentRoot?: string; fallbackWebroot: string; vhostFile?: string },
+): ChallengePlan {
   const located = locateServers(tree, names, { vhostFile: opts.vhostFile });
   const builder = new PlanBuilder();
   const notes: string[] = [];
@@ -93,7 +112,15 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
   // One webroot per certificate: certbot's -w applies to every name that follows it.
   // roots read from files are bytes: the webroot is the path they name (certbot writes there, acmeLocation() encodes it)
   const servedRoot = reaches.map((r) => (r.route.kind === 'static' ? fileRoot(r.route.root) : undefined)).find((r) => r !== undefined);
-  const ownRoot = reaches.map((r) => fileRoot(childDirectives(r.plain.directive, 'root').map((d) => argValues(d)[0]).pop())).find((r) => r && r.startsWith('/') && !r.includes('$'));
+  const ownRoot = reaches
+    .map((r) =>
+      fileRoot(
+        childDirectives(r.plain.directive, 'root')
+          .map((d) => argValues(d)[0])
+          .pop(),
+      ),
+    )
+    .find((r) => r && r.startsWith('/') && !r.includes('$'));
   let webroot = opts.documentRoot ?? servedRoot ?? ownRoot ?? tlsRoot(tree, names) ?? opts.fallbackWebroot;
   let link: ChallengePlan['link'];
   const handled = new Set<ServerBlock>();
@@ -115,25 +142,45 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       });
     }
     const aliasDir = routing.existing ? aliasTokenDir(routing.existing) : null;
-    if (routing.existing && aliasDir && reaches.length === 1 && !opts.documentRoot && childDirectives(routing.existing).every((d) => ['alias', 'default_type', 'try_files', 'allow', 'auth_basic'].includes(d.name) && (d.name !== 'auth_basic' || argValues(d)[0] === 'off'))) {
+    if (
+      routing.existing &&
+      aliasDir &&
+      reaches.length === 1 &&
+      !opts.documentRoot &&
+      childDirectives(routing.existing).every(
+        (d) => ['alias', 'default_type', 'try_files', 'allow', 'auth_basic'].includes(d.name) && (d.name !== 'auth_basic' || argValues(d)[0] === 'off'),
+      )
+    ) {
       // the location is used as it stands: certbot writes where its alias reads
       const found = webrootForAlias(aliasDir, path.dirname(opts.fallbackWebroot));
       webroot = found.webroot;
       link = found.link;
-      notes.push(`${label}: challenge served by its own location from ${aliasDir} (alias)${found.link ? `; certbot writes there through ${found.link.path}` : ''}${through}`);
+      notes.push(
+        `${label}: challenge served by its own location from ${aliasDir} (alias)${found.link ? `; certbot writes there through ${found.link.path}` : ''}${through}`,
+      );
       continue;
     }
     if (routing.existing) {
-      const root = fileRoot(childDirectives(routing.existing, 'root').map((d) => argValues(d)[0]).pop());
-      const blocked = childDirectives(routing.existing).find((d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow');
+      const root = fileRoot(
+        childDirectives(routing.existing, 'root')
+          .map((d) => argValues(d)[0])
+          .pop(),
+      );
+      const blocked = childDirectives(routing.existing).find(
+        (d) => d.name !== 'root' && d.name !== 'default_type' && d.name !== 'try_files' && d.name !== 'allow',
+      );
       if (root && !blocked && reaches.length === 1 && !opts.documentRoot) {
         notes.push(`${label}: challenge served by its own location from ${root}${through}`);
         webroot = root;
         continue;
       }
-      throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} already has "location ${argValues(routing.existing).join(' ')}" and it does not serve files from ${webroot}${blocked ? ` (it uses "${blocked.name}")` : ''}.`, {
-        hint: `Make that location serve static files: "root ${webroot};" and no return/proxy_pass, then run again.`,
-      });
+      throw new AutoSslError(
+        'CHALLENGE_UNROUTABLE',
+        `${label} already has "location ${argValues(routing.existing).join(' ')}" and it does not serve files from ${webroot}${blocked ? ` (it uses "${blocked.name}")` : ''}.`,
+        {
+          hint: `Make that location serve static files: "root ${webroot};" and no return/proxy_pass, then run again.`,
+        },
+      );
     }
     // the server's rewrite phase decides before any location: a location cannot help, the return must move
     const serverLevel = route.kind !== 'static' && route.via && effectiveParent(route.via) === final.directive && route.via.name !== 'location';
@@ -142,25 +189,38 @@ export function planChallengeEdit(tree: NginxTree, names: readonly string[], opt
       const others = childDirectives(final.directive, 'location');
       const rewriting = childDirectives(final.directive).filter((d) => d !== ret && ['return', 'rewrite', 'if'].includes(d.name));
       if (others.length || rewriting.length) {
-        throw new AutoSslError('CHALLENGE_UNROUTABLE', `${label} answers every request with a server-level "${describeDirective(ret)}" (${directiveLocation(final, ret)}), before any location, and has other locations or rewrite rules autossl will not reorder.`, {
-          hint: `Exempt /.well-known/acme-challenge/ from it yourself (move the "return" into "location /" and add "location ^~ /.well-known/acme-challenge/ { root ${webroot}; }"), or use DNS-01.`,
-        });
+        throw new AutoSslError(
+          'CHALLENGE_UNROUTABLE',
+          `${label} answers every request with a server-level "${describeDirective(ret)}" (${directiveLocation(final, ret)}), before any location, and has other locations or rewrite rules autossl will not reorder.`,
+          {
+            hint: `Exempt /.well-known/acme-challenge/ from it yourself (move the "return" into "location /" and add "location ^~ /.well-known/acme-challenge/ { root ${webroot}; }"), or use DNS-01.`,
+          },
+        );
       }
       const locations = [acmeLocation(webroot), { name: 'location', args: ['/'], children: [{ name: 'return', args: ret.words.slice(1).map((w) => w.raw) }] }];
-      for (const splice of replaceStatement(final.config, ret, locations, `${label}: move server-level return into location / beside the ACME location`)) builder.add(final.config, splice);
+      for (const splice of replaceStatement(final.config, ret, locations, `${label}: move server-level return into location / beside the ACME location`))
+        builder.add(final.config, splice);
       notes.push(`${label}: server-level "${describeDirective(ret)}" moved into "location /" so the challenge gets through${through}`);
       continue;
     }
     if (serverLevel && (route.kind === 'uncertain' || route.kind === 'handled' || route.kind === 'redirect')) {
-      throw new AutoSslError('CHALLENGE_UNROUTABLE', `For ${reach.name}, ${label} decides at ${directiveLocation(final, route.via!)} before any location: ${route.reason}${route.kind === 'redirect' ? ' (to a place outside this nginx, or one autossl cannot work out)' : ''}; a challenge location could not be reached.`, {
-        hint: `Make that rule skip /.well-known/acme-challenge/ (or put it inside "location /"), or use DNS-01. Nothing was ordered.`,
-      });
+      throw new AutoSslError(
+        'CHALLENGE_UNROUTABLE',
+        `For ${reach.name}, ${label} decides at ${directiveLocation(final, route.via!)} before any location: ${route.reason}${route.kind === 'redirect' ? ' (to a place outside this nginx, or one autossl cannot work out)' : ''}; a challenge location could not be reached.`,
+        {
+          hint: `Make that rule skip /.well-known/acme-challenge/ (or put it inside "location /"), or use DNS-01. Nothing was ordered.`,
+        },
+      );
     }
     // a redirect decided in a location: a `location ^~ /.well-known/acme-challenge/` wins over it when that location
     // is a regex or a shorter prefix (`location / { return 301 https://... }` on a block with no TLS yet)
     const deciding = route.kind === 'redirect' && route.via ? effectiveParent(route.via) : null;
     const spec = deciding?.name === 'location' ? parseLocation(deciding) : null;
-    const outranked = spec !== null && (spec.modifier === '~' || spec.modifier === '~*' || (spec.modifier !== '=' && ACME_PREFIX.startsWith(spec.path) && spec.path.length < ACME_PREFIX.length));
+    const outranked =
+      spec !== null &&
+      (spec.modifier === '~' ||
+        spec.modifier === '~*' ||
+        (spec.modifier !== '=' && ACME_PREFIX.startsWith(spec.path) && spec.path.length < ACME_PREFIX.length));
     if (route.kind === 'redirect' && !outranked) {
       throw new AutoSslError('CHALLENGE_UNROUTABLE', `For ${reach.name}, ${label} redirects the challenge (${route.reason}) to a place outside this nginx.`, {
         hint: 'Serve /.well-known/acme-challenge/ before that redirect, or use DNS-01. Nothing was ordered.',
@@ -179,7 +239,13 @@ function describeDirective(d: Directive): string {
 function tlsRoot(tree: NginxTree, names: readonly string[]): string | undefined {
   for (const name of names) {
     const tls = tree.findServers(name).https[0];
-    const root = tls && fileRoot(childDirectives(tls.directive, 'root').map((d) => argValues(d)[0]).pop());
+    const root =
+      tls &&
+      fileRoot(
+        childDirectives(tls.directive, 'root')
+          .map((d) => argValues(d)[0])
+          .pop(),
+      );
     if (root && !root.includes('$')) return root;
   }
   return undefined;

@@ -20,7 +20,10 @@ function globToRegExp(segment: string): RegExp {
       const close = segment.indexOf(']', i + 1);
       if (close < 0) re += '\\[';
       else {
-        re += `[${segment.slice(i + 1, close).replace(/^!/, '^').replace(/\\/g, '\\\\')}]`;
+        re += `[${segment
+          .slice(i + 1, close)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\')}]`;
         i = close;
       }
     } else re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
@@ -102,15 +105,17 @@ export function expandInclude(pattern: string, listed?: IncludeInputs): string[]
   if (listed && (!plain || [...kinds.values()].some((e) => e.isSymbolicLink()))) listed.linked = true;
   if (plain) {
     // The common case (real files in real directories): the directory listing already says what is a file.
-    return bases.filter((b) => {
-      const entry = kinds.get(b.path);
-      if (entry) return entry.isFile();
-      try {
-        return fs.statSync(b.path).isFile();
-      } catch {
-        return false;
-      }
-    }).map((b) => b.path);
+    return bases
+      .filter((b) => {
+        const entry = kinds.get(b.path);
+        if (entry) return entry.isFile();
+        try {
+          return fs.statSync(b.path).isFile();
+        } catch {
+          return false;
+        }
+      })
+      .map((b) => b.path);
   }
   const seen = new Set<string>();
   const out: string[] = [];

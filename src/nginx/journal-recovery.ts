@@ -41,14 +41,32 @@ function upgradeManifest(raw: unknown, dir: string): Manifest | null {
   if (m.version === 2 && typeof m.owner === 'string' && Array.isArray(m.entries)) {
     const ok = (m.entries as unknown[]).every((e) => {
       const x = e as Record<string, unknown>;
-      return typeof x === 'object' && x !== null && typeof x.seq === 'number' && typeof x.file === 'string' && path.isAbsolute(x.file) && typeof x.pre === 'string' && typeof x.post === 'string' && typeof x.preSha === 'string' && typeof x.postSha === 'string' && path.dirname(x.pre as string) === dir;
+      return (
+        typeof x === 'object' &&
+        x !== null &&
+        typeof x.seq === 'number' &&
+        typeof x.file === 'string' &&
+        path.isAbsolute(x.file) &&
+        typeof x.pre === 'string' &&
+        typeof x.post === 'string' &&
+        typeof x.preSha === 'string' &&
+        typeof x.postSha === 'string' &&
+        path.dirname(x.pre as string) === dir
+      );
     });
     return ok ? (m as unknown as Manifest) : null;
   }
   if (typeof m.pid === 'number' && Array.isArray(m.entries)) {
     const entries: JournalEntry[] = [];
     for (const [i, e] of (m.entries as Array<Record<string, unknown>>).entries()) {
-      if (typeof e?.file !== 'string' || typeof e.backup !== 'string' || typeof e.before !== 'string' || typeof e.after !== 'string' || path.dirname(e.backup) !== dir) return null;
+      if (
+        typeof e?.file !== 'string' ||
+        typeof e.backup !== 'string' ||
+        typeof e.before !== 'string' ||
+        typeof e.after !== 'string' ||
+        path.dirname(e.backup) !== dir
+      )
+        return null;
       entries.push({ seq: i, file: e.file, pre: e.backup, post: '', preSha: e.before, postSha: e.after });
     }
     return { version: 2, owner: `${m.pid} -`, started: String(m.started ?? ''), label: '', entries };
@@ -65,7 +83,11 @@ async function loadJournals(journalDir: string): Promise<{ journals: LoadedJourn
     names = await fsp.readdir(journalDir);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { journals, damaged, active };
-    throw new AutoSslError('STATE_UNAVAILABLE', `Cannot read the journal directory ${journalDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { details: { path: journalDir } });
+    throw new AutoSslError(
+      'STATE_UNAVAILABLE',
+      `Cannot read the journal directory ${journalDir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+      { details: { path: journalDir } },
+    );
   }
   for (const name of names.sort()) {
     if (name === 'locks') continue;
@@ -117,7 +139,12 @@ export async function pendingRecovery(journalDir: string): Promise<RecoveryRepor
   const expected = new Map<string, string>();
   for (const { dir, manifest } of journals) {
     for (const e of [...manifest.entries].sort((a, b) => b.seq - a.seq)) {
-      const sha = expected.get(e.file) ?? (await readRegular(e.file).then((b) => (b ? sha256(b) : ''), () => ''));
+      const sha =
+        expected.get(e.file) ??
+        (await readRegular(e.file).then(
+          (b) => (b ? sha256(b) : ''),
+          () => '',
+        ));
       if (sha === e.postSha) {
         report.restorable.push(e.file);
         expected.set(e.file, e.preSha);
@@ -154,7 +181,8 @@ export async function recoverJournals(journalDir: string): Promise<RecoveryRepor
   for (const { dir, manifest } of journals) {
     const left = manifest.entries.filter((e) => !done.has(e));
     if (left.length === 0) await fsp.rm(dir, { recursive: true, force: true });
-    else if (left.length !== manifest.entries.length) await atomicWrite(path.join(dir, 'manifest.json'), Buffer.from(JSON.stringify({ ...manifest, entries: left }, null, 2)));
+    else if (left.length !== manifest.entries.length)
+      await atomicWrite(path.join(dir, 'manifest.json'), Buffer.from(JSON.stringify({ ...manifest, entries: left }, null, 2)));
   }
   report.restored = [...new Set(report.restored)];
   return report;

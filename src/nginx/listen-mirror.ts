@@ -24,12 +24,19 @@ export type PlannedListens = Map<string, string[]>;
 
 /** Is any listen on this socket, anywhere in the tree or added earlier in this plan, carrying a socket option / default_server? */
 function socketTaken(tree: NginxTree, planned: PlannedListens, socket: string, what: 'socket' | 'default'): boolean {
-  const has = (options: readonly string[]): boolean => options.some((o) => (what === 'default' ? o === 'default_server' || o === 'default' : SOCKET_OPTIONS.includes(optionName(o))));
+  const has = (options: readonly string[]): boolean =>
+    options.some((o) => (what === 'default' ? o === 'default_server' || o === 'default' : SOCKET_OPTIONS.includes(optionName(o))));
   return (tree.listensBySocket.get(socket) ?? []).some((l) => has(l.options)) || has(planned.get(socket) ?? []);
 }
 
 /** The `listen ... ssl` lines a plain-HTTP block needs, mirroring its own port-80 addresses (IPv6 included). */
-export function mirrorListens(tree: NginxTree, server: ServerBlock, port: number, http2Listen: boolean, planned: PlannedListens): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }>; sources: Listen[] } {
+export function mirrorListens(
+  tree: NginxTree,
+  server: ServerBlock,
+  port: number,
+  http2Listen: boolean,
+  planned: PlannedListens,
+): { add: NewStatement[]; upgrade: Array<{ listen: Listen; args: string[] }>; sources: Listen[] } {
   const add: NewStatement[] = [];
   const upgrade: Array<{ listen: Listen; args: string[] }> = [];
   const sources = server.listens.filter(isPlainHttp);
@@ -37,7 +44,18 @@ export function mirrorListens(tree: NginxTree, server: ServerBlock, port: number
   if (sources.some((l) => l.implicit)) add.push({ name: 'listen', args: ['80'] }); // keep the *:80 an explicit listen would otherwise drop
   for (const source of sources) {
     const address = listenAddress(source, port);
-    const socket = parseListen({ kind: 'directive', name: 'listen', words: [{ raw: 'listen', value: 'listen', start: 0, end: 0, quoted: false }, { raw: address, value: address, start: 0, end: 0, quoted: false }], start: 0, end: 0, innerComments: [], parent: null }).socket;
+    const socket = parseListen({
+      kind: 'directive',
+      name: 'listen',
+      words: [
+        { raw: 'listen', value: 'listen', start: 0, end: 0, quoted: false },
+        { raw: address, value: address, start: 0, end: 0, quoted: false },
+      ],
+      start: 0,
+      end: 0,
+      innerComments: [],
+      parent: null,
+    }).socket;
     if (mine.has(socket)) continue;
     mine.add(socket);
     const already = server.listens.find((l) => l.socket === socket);

@@ -24,7 +24,19 @@ export interface Listen {
 }
 
 /** Options nginx accepts on only one listen per address:port ("duplicate listen options" otherwise). */
-export const SOCKET_OPTIONS = ['ipv6only', 'reuseport', 'backlog', 'rcvbuf', 'sndbuf', 'fastopen', 'deferred', 'bind', 'accept_filter', 'so_keepalive', 'setfib'];
+export const SOCKET_OPTIONS = [
+  'ipv6only',
+  'reuseport',
+  'backlog',
+  'rcvbuf',
+  'sndbuf',
+  'fastopen',
+  'deferred',
+  'bind',
+  'accept_filter',
+  'so_keepalive',
+  'setfib',
+];
 
 export function optionName(option: string): string {
   return option.split('=')[0]!;

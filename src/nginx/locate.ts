@@ -76,7 +76,11 @@ export interface LocateOptions {
 }
 
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
-export function locateServers(tree: NginxTree, names: readonly string[], options: LocateOptions = {}): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
+export function locateServers(
+  tree: NginxTree,
+  names: readonly string[],
+  options: LocateOptions = {},
+): { http: Map<string, ServerBlock | null>; https: Map<string, ServerBlock | null> } {
   for (const n of names) normalizeDomain(n, { allowWildcard: true }); // a domain never reaches a config line unvalidated
   if (tree.loop) throw tree.loop; // nginx cannot load it: refused while planning, before any order or nginx -t
   const http = new Map<string, ServerBlock | null>();
@@ -87,13 +91,20 @@ export function locateServers(tree: NginxTree, names: readonly string[], options
     if (vhostFile && found.length) {
       candidates = found.filter((s) => path.resolve(s.file) === vhostFile);
       if (!candidates.length) {
-        throw new AutoSslError('VHOST_NOT_FOUND', `${name} is served ${where} by ${found.map(serverLabel).join(', ')}, not by a block in the site's configured vhost ${vhostFile}.`, {
-          hint: `Put ${name} in a server_name of ${vhostFile}, or fix the site's "vhost" in the config.`,
-        });
+        throw new AutoSslError(
+          'VHOST_NOT_FOUND',
+          `${name} is served ${where} by ${found.map(serverLabel).join(', ')}, not by a block in the site's configured vhost ${vhostFile}.`,
+          {
+            hint: `Put ${name} in a server_name of ${vhostFile}, or fix the site's "vhost" in the config.`,
+          },
+        );
       }
     }
     if (candidates.length > 1) {
-      throw new AutoSslError('VHOST_AMBIGUOUS', `${name} is served ${where} by ${candidates.length} server blocks equally: ${candidates.map(serverLabel).join(', ')}.`);
+      throw new AutoSslError(
+        'VHOST_AMBIGUOUS',
+        `${name} is served ${where} by ${candidates.length} server blocks equally: ${candidates.map(serverLabel).join(', ')}.`,
+      );
     }
     return candidates[0] ?? null;
   };
@@ -102,12 +113,20 @@ export function locateServers(tree: NginxTree, names: readonly string[], options
     if (found.http.length === 0 && found.https.length === 0) {
       if (tree.errors.length) {
         // the name may well be in a file autossl could not read: never guess, say where the syntax breaks
-        throw new AutoSslError('NGINX_PARSE_ERROR', `${name} was not found, and autossl cannot read ${tree.errors.map((e) => e.message).join('; ')}.`, { details: tree.errors[0]!.details });
+        throw new AutoSslError('NGINX_PARSE_ERROR', `${name} was not found, and autossl cannot read ${tree.errors.map((e) => e.message).join('; ')}.`, {
+          details: tree.errors[0]!.details,
+        });
       }
       const unicode = unicodeSpelling(tree, name);
-      throw new AutoSslError('VHOST_NOT_FOUND', `No server block in ${tree.mainFile} or its includes has server_name ${name}.`, unicode ? {
-        hint: `${serverLabel(unicode.server)} has server_name ${JSON.stringify(unicode.written)}, the same name written in Unicode: browsers send ${name} (Host and SNI) and nginx compares bytes, so that block never answers them. Write ${name} in its server_name, then run again.`,
-      } : {});
+      throw new AutoSslError(
+        'VHOST_NOT_FOUND',
+        `No server block in ${tree.mainFile} or its includes has server_name ${name}.`,
+        unicode
+          ? {
+              hint: `${serverLabel(unicode.server)} has server_name ${JSON.stringify(unicode.written)}, the same name written in Unicode: browsers send ${name} (Host and SNI) and nginx compares bytes, so that block never answers them. Write ${name} in its server_name, then run again.`,
+            }
+          : {},
+      );
     }
     http.set(name, pick(name, found.http, 'on port 80'));
     https.set(name, pick(name, found.https, 'over TLS'));

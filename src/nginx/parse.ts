@@ -149,7 +149,8 @@ class Parser {
     for (;;) {
       this.skipSpace();
       if (this.pos >= this.src.length) {
-        if (parent) this.fail(this.pos, `unexpected end of file, expecting "}" to close "${parent.name}" opened at line ${lineColumn(this.src, parent.start).line}`);
+        if (parent)
+          this.fail(this.pos, `unexpected end of file, expecting "}" to close "${parent.name}" opened at line ${lineColumn(this.src, parent.start).line}`);
         return children;
       }
       const ch = this.src[this.pos]!;
@@ -328,7 +329,7 @@ export function* walkDirectives(nodes: readonly Node[]): Generator<Directive> {
 }
 
 export function childDirectives(parent: Directive | ParsedConfig, name?: string): Directive[] {
-  const nodes = 'kind' in parent ? parent.block?.children ?? [] : parent.children;
+  const nodes = 'kind' in parent ? (parent.block?.children ?? []) : parent.children;
   return nodes.filter((n): n is Directive => n.kind === 'directive' && (name === undefined || n.name === name));
 }
 

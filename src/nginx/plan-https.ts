@@ -79,7 +79,8 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
     done.add(target);
     ensureBlockEditable(tree, target);
     const tlsLeftOut = uncovered(answeredNames(tree, target, 'https', tls === null), edit.names);
-    if (tlsLeftOut.length) notes.push(`${label(target)} also answers ${tlsLeftOut.join(', ')} over TLS, which the certificate does not cover: those get no HSTS`);
+    if (tlsLeftOut.length)
+      notes.push(`${label(target)} also answers ${tlsLeftOut.join(', ')} over TLS, which the certificate does not cover: those get no HSTS`);
     if (!tls && listenSpec) {
       const problem = tlsInstallProblem(tree, [name], port);
       if (problem) throw new AutoSslError('VHOST_UNSUPPORTED', problem, { hint: TLS_INSTALL_HINT });
@@ -92,9 +93,23 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       if (http2 && newHttp2) add.push({ name: 'http2', args: ['on'] });
       const names = targets.filter((n) => located.http.get(n) === target && !located.https.get(n));
       const site = tlsSiteStatements(target);
-      const block: NewStatement = { name: 'server', args: [], children: [...add, { name: 'server_name', args: names }, ...site.statements, ...httpsStatements.filter((st) => st.name !== 'listen')] };
-      builder.add(target.config, insertBlockAfter(target.config, target.directive, [block], `${label(target)}: add a TLS server beside it for ${names.join(', ')} (its port 80 only redirects to HTTPS)`));
-      notes.push(`${label(target)} answers port 80 only with a redirect to HTTPS: the certificate goes into a new TLS server block beside it, with the block's other lines`);
+      const block: NewStatement = {
+        name: 'server',
+        args: [],
+        children: [...add, { name: 'server_name', args: names }, ...site.statements, ...httpsStatements.filter((st) => st.name !== 'listen')],
+      };
+      builder.add(
+        target.config,
+        insertBlockAfter(
+          target.config,
+          target.directive,
+          [block],
+          `${label(target)}: add a TLS server beside it for ${names.join(', ')} (its port 80 only redirects to HTTPS)`,
+        ),
+      );
+      notes.push(
+        `${label(target)} answers port 80 only with a redirect to HTTPS: the certificate goes into a new TLS server block beside it, with the block's other lines`,
+      );
       addEndpoints(tlsEndpoints, target, name, port, true);
       continue;
     }
@@ -103,7 +118,12 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       const movable = sources.length === add.length && sources.every((l) => !l.implicit && l.directive.parent === target.directive);
       if (edit.redirect && movable && httpUncovered(target).length === 0 && !alreadyRedirects(tree, target, edit.names)) {
         // The port-80 listens move to a new redirect block (planRedirect); here they become the TLS ones.
-        sources.forEach((l, i) => builder.add(target.config, replaceArgs(l.directive, add[i]!.args, `${label(target)}: listen ${l.socket} -> ${add[i]!.args.join(' ')} (port 80 moves to a redirect block)`)));
+        sources.forEach((l, i) =>
+          builder.add(
+            target.config,
+            replaceArgs(l.directive, add[i]!.args, `${label(target)}: listen ${l.socket} -> ${add[i]!.args.join(' ')} (port 80 moves to a redirect block)`),
+          ),
+        );
         add.length = 0;
         movedListens.add(target);
       }
@@ -128,9 +148,19 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
       applyRemovals(builder, plain, httpRemovals, label(plain));
       if (!edit.redirect) continue;
       const leftOut = httpUncovered(plain);
-      if (leftOut.length) notes.push(`${label(plain)} also answers ${leftOut.join(', ')} on port 80, which the certificate does not cover: those keep answering over HTTP as before; only the certificate's names are redirected`);
+      if (leftOut.length)
+        notes.push(
+          `${label(plain)} also answers ${leftOut.join(', ')} on port 80, which the certificate does not cover: those keep answering over HTTP as before; only the certificate's names are redirected`,
+        );
       const tlsTarget = located.https.get(name) ?? plain;
-      planRedirect({ tree, builder, before, rules, certNames: edit.names, webroot: edit.webroot }, plain, tlsTarget, label, leftOut.length > 0, movedListens.has(plain));
+      planRedirect(
+        { tree, builder, before, rules, certNames: edit.names, webroot: edit.webroot },
+        plain,
+        tlsTarget,
+        label,
+        leftOut.length > 0,
+        movedListens.has(plain),
+      );
     }
   }
   before.flush(builder, label);
@@ -138,7 +168,9 @@ export function planHttpsEdit(tree: NginxTree, edit: VhostEdit, opts: HttpsOptio
 }
 
 function addEndpoints(out: EditPlan['tlsEndpoints'], server: ServerBlock, name: string, port: number, mirrored: boolean): void {
-  const sockets = mirrored ? server.listens.filter(isPlainHttp).map((l) => ({ host: l.host, port })) : server.listens.filter((l) => l.ssl && !l.unix).map((l) => ({ host: l.host, port: l.port ?? port }));
+  const sockets = mirrored
+    ? server.listens.filter(isPlainHttp).map((l) => ({ host: l.host, port }))
+    : server.listens.filter((l) => l.ssl && !l.unix).map((l) => ({ host: l.host, port: l.port ?? port }));
   // a wildcard name is checked with a name it covers (SNI cannot be "*.x")
   const servername = name.startsWith('*.') ? `autossl-check${name.slice(1)}` : name;
   for (const s of sockets) {

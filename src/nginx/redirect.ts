@@ -15,10 +15,13 @@ export const REDIRECT: NewStatement = { name: 'location', args: ['/'], children:
 /** Whether plain HTTP requests for these names already end in a redirect to HTTPS on the same host (certbot's shape). */
 export function alreadyRedirects(tree: NginxTree, plain: ServerBlock, names: readonly string[]): boolean {
   const mine = names.filter((n) => tree.findServers(n).http[0] === plain);
-  return mine.length > 0 && mine.every((n) => {
-    const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
-    return route.kind === 'redirect' && route.to?.scheme === 'https' && route.to.host === n;
-  });
+  return (
+    mine.length > 0 &&
+    mine.every((n) => {
+      const route = routeRequest(plain, { scheme: 'http', host: n, uri: '/' }, routeEnv(tree));
+      return route.kind === 'redirect' && route.to?.scheme === 'https' && route.to.host === n;
+    })
+  );
 }
 
 export interface RedirectContext {
@@ -41,7 +44,14 @@ export interface RedirectContext {
  *    are redirected; the challenge then arrives at the TLS block, which gets the challenge location if it does not
  *    serve the webroot already.
  */
-export function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: ServerBlock, label: (s: ServerBlock) => string, uncoveredNames: boolean, listensMoved: boolean): void {
+export function planRedirect(
+  c: RedirectContext,
+  plain: ServerBlock,
+  tlsTarget: ServerBlock,
+  label: (s: ServerBlock) => string,
+  uncoveredNames: boolean,
+  listensMoved: boolean,
+): void {
   const { tree, builder } = c;
   if (alreadyRedirects(tree, plain, c.certNames)) return;
   const routing = challengeRouting(plain, undefined, 'http', routeEnv(tree));
@@ -50,13 +60,28 @@ export function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: 
     const moved = plain.listens.filter((l) => isPlainHttp(l) && !l.implicit && l.directive.parent === plain.directive);
     const names = childDirectives(plain.directive, 'server_name').flatMap((d) => d.words.slice(1).map((w) => w.raw));
     const acme = routing.existing
-      ? { name: 'location', args: routing.existing.words.slice(1).map((w) => w.raw), children: childDirectives(routing.existing).map((d) => ({ name: d.name, args: d.words.slice(1).map((w) => w.raw) })) }
+      ? {
+          name: 'location',
+          args: routing.existing.words.slice(1).map((w) => w.raw),
+          children: childDirectives(routing.existing).map((d) => ({ name: d.name, args: d.words.slice(1).map((w) => w.raw) })),
+        }
       : acmeLocation(c.webroot ?? fileRoot(routing.webroot) ?? '/var/lib/autossl/acme-challenge');
-    const block: NewStatement = { name: 'server', args: [], children: [...moved.map((l) => ({ name: 'listen', args: l.directive.words.slice(1).map((w) => w.raw) })), { name: 'server_name', args: names }, acme, REDIRECT] };
+    const block: NewStatement = {
+      name: 'server',
+      args: [],
+      children: [
+        ...moved.map((l) => ({ name: 'listen', args: l.directive.words.slice(1).map((w) => w.raw) })),
+        { name: 'server_name', args: names },
+        acme,
+        REDIRECT,
+      ],
+    };
     builder.add(plain.config, insertBlockAfter(plain.config, plain.directive, [block], `${label(plain)}: add a port-80 server that redirects to HTTPS`));
     return;
   }
-  const servesNothing = childDirectives(plain.directive).every((d) => ['listen', 'server_name', 'location', 'return', 'access_log', 'error_log'].includes(d.name)) && childDirectives(plain.directive, 'location').every((d) => parseLocation(d)?.path === ACME_PREFIX || parseLocation(d)?.path === ACME_PREFIX.slice(0, -1));
+  const servesNothing =
+    childDirectives(plain.directive).every((d) => ['listen', 'server_name', 'location', 'return', 'access_log', 'error_log'].includes(d.name)) &&
+    childDirectives(plain.directive, 'location').every((d) => parseLocation(d)?.path === ACME_PREFIX || parseLocation(d)?.path === ACME_PREFIX.slice(0, -1));
   if (!uncoveredNames && tlsTarget !== plain && servesNothing) {
     // a separate port-80 block with nothing of its own: it becomes the redirect (the challenge location stays first)
     if (childDirectives(plain.directive).some((d) => d.name === 'return')) return; // made challenge-safe by the challenge stage
@@ -65,14 +90,25 @@ export function planRedirect(c: RedirectContext, plain: ServerBlock, tlsTarget: 
   }
   const variable = `$autossl_redirect_${blockId(plain)}`;
   c.before.add(plain, mapStatement('$scheme:$host', variable, [['default', '0'], ...hostEntries(c.certNames, '1', 'http:')]));
-  if (!childDirectives(plain.directive, 'if').some((d) => argValues(d).join(' ').replace(/[()\s]/g, '') === variable)) {
+  if (
+    !childDirectives(plain.directive, 'if').some(
+      (d) =>
+        argValues(d)
+          .join(' ')
+          .replace(/[()\s]/g, '') === variable,
+    )
+  ) {
     const statement: NewStatement = { name: 'if', args: [`(${variable})`], children: [{ name: 'return', args: ['301', 'https://$host$request_uri'] }] };
-    builder.add(plain.config, insertAtBlockStart(plain.config, plain.directive, [statement], `${label(plain)}: redirect the certificate's names to HTTPS (${variable})`));
+    builder.add(
+      plain.config,
+      insertAtBlockStart(plain.config, plain.directive, [statement], `${label(plain)}: redirect the certificate's names to HTTPS (${variable})`),
+    );
   }
   // the CA follows the redirect: the challenge must be served where it lands
   if (c.webroot && tlsTarget !== plain) {
     const name = c.certNames.find((n) => !n.startsWith('*.')) ?? c.certNames[0]!;
     const landing = challengeRouting(tlsTarget, name, 'https', routeEnv(tree));
-    if (!(landing.served && fileRoot(landing.webroot) === c.webroot) && !landing.existing) ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
+    if (!(landing.served && fileRoot(landing.webroot) === c.webroot) && !landing.existing)
+      ensureStatements(builder, tlsTarget, [acmeLocation(c.webroot)], label(tlsTarget), { prefix: tree.prefix });
   }
 }

@@ -46,7 +46,9 @@ export function children(block: Directive, env: RouteEnv, name?: string, depth =
           if (inner.kind !== 'directive') continue;
           includedAt.set(inner, block);
           if (inner.name === 'include') {
-            out.push(...children({ ...block, block: { open: 0, close: 0, children: [inner] } }, env, name, depth + 1).map((x) => (includedAt.set(x, block), x)));
+            out.push(
+              ...children({ ...block, block: { open: 0, close: 0, children: [inner] } }, env, name, depth + 1).map((x) => (includedAt.set(x, block), x)),
+            );
           } else if (name === undefined || inner.name === name) out.push(inner);
         }
       }

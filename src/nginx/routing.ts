@@ -23,9 +23,23 @@ export const ACME_PREFIX = '/.well-known/acme-challenge/';
 
 /** Directives that hand a request to something other than the static file handler. */
 const NOT_STATIC = new Set([
-  'proxy_pass', 'fastcgi_pass', 'uwsgi_pass', 'scgi_pass', 'grpc_pass', 'memcached_pass',
-  'deny', 'internal', 'alias', 'auth_request', 'content_by_lua', 'content_by_lua_block', 'content_by_lua_file',
-  'rewrite_by_lua_block', 'access_by_lua_block', 'error_page', 'auth_basic',
+  'proxy_pass',
+  'fastcgi_pass',
+  'uwsgi_pass',
+  'scgi_pass',
+  'grpc_pass',
+  'memcached_pass',
+  'deny',
+  'internal',
+  'alias',
+  'auth_request',
+  'content_by_lua',
+  'content_by_lua_block',
+  'content_by_lua_file',
+  'rewrite_by_lua_block',
+  'access_by_lua_block',
+  'error_page',
+  'auth_basic',
 ]);
 
 /** A request as the CA makes it. */
@@ -63,11 +77,10 @@ const CA_REQUEST: Record<string, string> = {
   is_args: '',
   http_cookie: '',
   http_referer: '',
-  http_user_agent: 'Mozilla/5.0 (compatible; Let\'s Encrypt validation server; +https://www.letsencrypt.org)',
+  http_user_agent: "Mozilla/5.0 (compatible; Let's Encrypt validation server; +https://www.letsencrypt.org)",
   content_length: '',
   content_type: '',
 };
-
 
 /**
  * One request through one server block's rewrite rules: what the variables hold (nginx's own, the CA's request,
@@ -230,7 +243,13 @@ class Evaluation {
           if (hit === false) continue;
           if (hit === null) return { kind: 'uncertain', via: d, reason: `"${describe(d)}" uses a regex autossl cannot evaluate` };
           if (flag === 'redirect' || flag === 'permanent' || /^(https?:\/\/|\$scheme)/.test(replacement)) {
-            return { kind: 'redirect', status: flag === 'permanent' ? 301 : 302, to: /\$\d/.test(replacement) ? null : this.target(replacement), via: d, reason: `"${describe(d)}" redirects` };
+            return {
+              kind: 'redirect',
+              status: flag === 'permanent' ? 301 : 302,
+              to: /\$\d/.test(replacement) ? null : this.target(replacement),
+              via: d,
+              reason: `"${describe(d)}" redirects`,
+            };
           }
           return { kind: 'uncertain', via: d, reason: `"${describe(d)}" rewrites the URI` };
         }
@@ -286,12 +305,16 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
   const serverLevel = children(server.directive, env);
   const early = evaluation.rewritePhase(serverLevel);
   if (early) return early;
-  let root = serverLevel.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
+  let root = serverLevel
+    .filter((d) => d.name === 'root')
+    .map((d) => argValues(d)[0])
+    .pop();
   const scope: Directive = server.directive;
   // the access phase runs after the rewrite phase: what each level sets is inherited unless a location sets its own
   let access = accessOf(serverLevel, { auth: undefined, rules: [] });
   const found = findLocation(children(scope, env, 'location'), req.uri, env);
-  if (found.uncertain) return { kind: 'uncertain', via: found.uncertain, reason: `location "${argValues(found.uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
+  if (found.uncertain)
+    return { kind: 'uncertain', via: found.uncertain, reason: `location "${argValues(found.uncertain).join(' ')}" uses a regex autossl cannot evaluate` };
   for (const chosen of found.chain) {
     const inside = children(chosen, env);
     const phase = evaluation.rewritePhase(inside);
@@ -303,11 +326,20 @@ export function routeRequest(server: ServerBlock, req: Request, env: RouteEnv = 
     if (tryFiles && !argValues(tryFiles)[0]?.startsWith('$uri')) {
       return { kind: 'handled', via: chosen, reason: `location "${argValues(chosen).join(' ')}" routes through try_files ${argValues(tryFiles).join(' ')}` };
     }
-    const locRoot = inside.filter((d) => d.name === 'root').map((d) => argValues(d)[0]).pop();
+    const locRoot = inside
+      .filter((d) => d.name === 'root')
+      .map((d) => argValues(d)[0])
+      .pop();
     if (locRoot) root = locRoot;
   }
   const closed = access.auth && argValues(access.auth)[0] !== 'off' ? access.auth : access.rules.find((d) => d.name === 'deny');
-  if (closed) return { kind: 'handled', via: null, access: true, reason: `"${describe(closed)}" (${effectiveParent(closed)?.name === 'location' ? 'in its location' : 'at server level'}) keeps the CA out: it sends no password and comes from any address` };
+  if (closed)
+    return {
+      kind: 'handled',
+      via: null,
+      access: true,
+      reason: `"${describe(closed)}" (${effectiveParent(closed)?.name === 'location' ? 'in its location' : 'at server level'}) keeps the CA out: it sends no password and comes from any address`,
+    };
   if (!root) return { kind: 'handled', via: null, reason: 'the server block has no "root"' };
   if (root.includes('$')) return { kind: 'handled', via: null, reason: `its root "${root}" depends on a variable` };
   return { kind: 'static', root, reason: `served as a static file from ${root}` };
@@ -324,7 +356,12 @@ export interface ChallengeRouting {
 }
 
 /** How this block answers the CA's HTTP-01 request for `host` (over plain HTTP unless said otherwise). */
-export function challengeRouting(server: ServerBlock, host = server.names.find((n) => !n.startsWith('~') && !n.includes('*')) ?? '', scheme: Request['scheme'] = 'http', env: RouteEnv = { maps: new Map() }): ChallengeRouting {
+export function challengeRouting(
+  server: ServerBlock,
+  host = server.names.find((n) => !n.startsWith('~') && !n.includes('*')) ?? '',
+  scheme: Request['scheme'] = 'http',
+  env: RouteEnv = { maps: new Map() },
+): ChallengeRouting {
   const existing = childDirectives(server.directive, 'location').find((d) => {
     const spec = parseLocation(d);
     return spec && spec.modifier !== '~' && spec.modifier !== '~*' && (spec.path === ACME_PREFIX || spec.path === ACME_PREFIX.slice(0, -1));

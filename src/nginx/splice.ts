@@ -88,7 +88,10 @@ export function insertAfter(config: ParsedConfig, anchor: Directive, statements:
   const parent = anchor.parent;
   const unit = indentUnit(config);
   // An anchor sharing its line with the block's `{` (a one-line block) is indented one level past the block.
-  const indent = parent?.block && lineStart(source, anchor.start) === lineStart(source, parent.block.open) ? indentOf(source, parent.start) + unit : indentOf(source, anchor.start);
+  const indent =
+    parent?.block && lineStart(source, anchor.start) === lineStart(source, parent.block.open)
+      ? indentOf(source, parent.start) + unit
+      : indentOf(source, anchor.start);
   const lines = renderStatements(statements, indent, unit, eol);
   const lineEnd = endOfLine(source, anchor.end);
   if (/^[ \t]*(#.*)?$/.test(source.slice(anchor.end, lineEnd))) {
@@ -212,7 +215,11 @@ export function applySplices(source: string, splices: readonly Splice[]): string
  */
 export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]): string {
   const text = applySplices(config.source, splices);
-  const encoding = encodingProblem(config.source, text, splices.map((s) => s.text));
+  const encoding = encodingProblem(
+    config.source,
+    text,
+    splices.map((s) => s.text),
+  );
   if (encoding) {
     throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: refusing the edit: ${encoding}; nothing was written.`, {
       details: { file: config.file, encoding: true },
@@ -223,7 +230,9 @@ export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]
   try {
     after = parseConfig(text, config.file);
   } catch (error) {
-    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: the edited file would not parse (${(error as Error).message}); nothing was written.`, { cause: error });
+    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${config.file}: the edited file would not parse (${(error as Error).message}); nothing was written.`, {
+      cause: error,
+    });
   }
   const sorted = [...splices].sort((a, b) => a.start - b.start || a.end - b.end);
   const shift = (pos: number): number => {
@@ -251,7 +260,10 @@ export function spliceAndVerify(config: ParsedConfig, splices: readonly Splice[]
     const removed = sorted.some((s) => s.kind === 'remove' && s.start <= fp.start && fp.end <= s.end);
     if (removed) continue;
     // an args splice of this directive: within it and before its block (`events{` gets its args right at the `{`)
-    const argsSplice = sorted.find((s) => s.kind === 'args' && fp.start <= s.start && s.end <= fp.end && fp.node.kind === 'directive' && s.end <= ((fp.node as Directive).block?.open ?? fp.end));
+    const argsSplice = sorted.find(
+      (s) =>
+        s.kind === 'args' && fp.start <= s.start && s.end <= fp.end && fp.node.kind === 'directive' && s.end <= ((fp.node as Directive).block?.open ?? fp.end),
+    );
     const name = fp.node.kind === 'directive' ? fp.node.name : '#';
     expected.push({ at: shift(fp.start), text: fp.text, depth: fp.depth, argsChanged: argsSplice !== undefined, name });
   }

@@ -85,10 +85,12 @@ export function tlsInstallProblem(tree: NginxTree, names: readonly string[], por
     }
     if (redirectsToItself(tree, plain, [n], port)) {
       const { left } = tlsSiteStatements(plain);
-      if (left.length) return `${label} only redirects ${n} to HTTPS, so the certificate needs a TLS server block of its own, and autossl cannot copy ${left.join('; ')} into it.`;
+      if (left.length)
+        return `${label} only redirects ${n} to HTTPS, so the certificate needs a TLS server block of its own, and autossl cannot copy ${left.join('; ')} into it.`;
     }
   }
   return null;
 }
 
-export const TLS_INSTALL_HINT = 'Write the redirect with a literal target (return 301 https://$host$request_uri;), or add a TLS server block for the name yourself (then autossl only points it at the certificate). Nothing was ordered.';
+export const TLS_INSTALL_HINT =
+  'Write the redirect with a literal target (return 301 https://$host$request_uri;), or add a TLS server block for the name yourself (then autossl only points it at the certificate). Nothing was ordered.';

@@ -96,7 +96,11 @@ export class EditTransaction {
     try {
       await fsp.mkdir(this.dir, { recursive: true, mode: 0o700 });
     } catch (error) {
-      throw new AutoSslError('STATE_UNAVAILABLE', `Cannot create the journal directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was written.`, { details: { path: this.dir } });
+      throw new AutoSslError(
+        'STATE_UNAVAILABLE',
+        `Cannot create the journal directory ${this.dir}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}; nothing was written.`,
+        { details: { path: this.dir } },
+      );
     }
     // the manifest exists before any backup, so a directory without one never holds anything worth keeping
     try {
@@ -104,7 +108,11 @@ export class EditTransaction {
     } catch (error) {
       await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => undefined); // nothing of the run is in it yet
       const e = error as AutoSslError;
-      throw new AutoSslError(e.code ?? 'WRITE_FAILED', `Cannot start the journal in ${this.dir} (${e.message}); no vhost was touched.`, { hint: e.hint, details: { path: this.dir }, cause: error });
+      throw new AutoSslError(e.code ?? 'WRITE_FAILED', `Cannot start the journal in ${this.dir} (${e.message}); no vhost was touched.`, {
+        hint: e.hint,
+        details: { path: this.dir },
+        cause: error,
+      });
     }
     this.started = true;
     open.add(this);
@@ -120,7 +128,14 @@ export class EditTransaction {
     const stat = await fsp.stat(file);
     await this.begin();
     const seq = nextSeq();
-    const entry: JournalEntry = { seq, file, pre: path.join(this.dir, `${seq}.pre`), post: path.join(this.dir, `${seq}.post`), preSha: sha256(current), postSha: sha256(after) };
+    const entry: JournalEntry = {
+      seq,
+      file,
+      pre: path.join(this.dir, `${seq}.pre`),
+      post: path.join(this.dir, `${seq}.post`),
+      preSha: sha256(current),
+      postSha: sha256(after),
+    };
     await atomicWrite(entry.pre, current);
     await atomicWrite(entry.post, bytes);
     this.entries.push(entry);
@@ -202,7 +217,9 @@ export class EditTransaction {
 export async function revertEntry(entry: JournalEntry, owner: EditTransaction | null): Promise<boolean> {
   const pre = await fsp.readFile(entry.pre);
   if (sha256(pre) !== entry.preSha) {
-    throw new AutoSslError('JOURNAL_DAMAGED', `The journal copy of ${entry.file} is damaged (${entry.pre}); ${entry.file} was left as it is.`, { details: { file: entry.file, backup: entry.pre } });
+    throw new AutoSslError('JOURNAL_DAMAGED', `The journal copy of ${entry.file} is damaged (${entry.pre}); ${entry.file} was left as it is.`, {
+      details: { file: entry.file, backup: entry.pre },
+    });
   }
   const current = await readRegular(entry.file);
   if (current !== null && sha256(current) === entry.preSha) return false; // already back
@@ -211,18 +228,27 @@ export async function revertEntry(entry: JournalEntry, owner: EditTransaction | 
     await atomicWrite(entry.file, pre, defaultWriter, stat);
   } else {
     if (!owner || current === null) {
-      throw new AutoSslError('JOURNAL_CONFLICT', `${entry.file} was changed after autossl wrote it, so autossl's edit cannot be undone automatically; the file was left as it is. The bytes before autossl's edit are in ${entry.pre}.`, { details: { file: entry.file, backup: entry.pre } });
+      throw new AutoSslError(
+        'JOURNAL_CONFLICT',
+        `${entry.file} was changed after autossl wrote it, so autossl's edit cannot be undone automatically; the file was left as it is. The bytes before autossl's edit are in ${entry.pre}.`,
+        { details: { file: entry.file, backup: entry.pre } },
+      );
     }
     const post = (await fsp.readFile(entry.post)).toString('latin1');
     const merged = revertEdit(current.toString('latin1'), post, pre.toString('latin1'));
     if (!merged.ok) {
-      throw new AutoSslError('JOURNAL_CONFLICT', `Cannot take autossl's edit out of ${entry.file}: ${merged.reason}. The file was left as it is; the bytes before autossl's edit are in ${entry.pre}.`, { details: { file: entry.file, backup: entry.pre } });
+      throw new AutoSslError(
+        'JOURNAL_CONFLICT',
+        `Cannot take autossl's edit out of ${entry.file}: ${merged.reason}. The file was left as it is; the bytes before autossl's edit are in ${entry.pre}.`,
+        { details: { file: entry.file, backup: entry.pre } },
+      );
     }
     await atomicWrite(entry.file, fileBytes(merged.text, entry.file), defaultWriter, stat);
     await fixLaterEntries(entry, post, pre.toString('latin1'), owner);
   }
   const check = await readRegular(entry.file);
-  if (check === null) throw new AutoSslError('WRITE_FAILED', `Could not restore ${entry.file}; its original is kept at ${entry.pre}.`, { details: { file: entry.file } });
+  if (check === null)
+    throw new AutoSslError('WRITE_FAILED', `Could not restore ${entry.file}; its original is kept at ${entry.pre}.`, { details: { file: entry.file } });
   return true;
 }
 

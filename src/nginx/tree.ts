@@ -69,7 +69,6 @@ export function clearConfigCache(): void {
   treeCache.clear();
 }
 
-
 /**
  * The last tree loaded from each main file, with what it was built from (every file read, every directory an
  * include glob listed, each with its stat key). A load whose inputs all stat the same returns it: a batch loads the
@@ -117,12 +116,18 @@ export class NginxTree {
   /** Every listen in the tree by socket (address:port), for the rules on options unique per socket. */
   readonly listensBySocket = new Map<string, Listen[]>();
 
-  private constructor(readonly mainFile: string, readonly prefix: string, private readonly overlay?: ReadonlyMap<string, string>) {}
+  private constructor(
+    readonly mainFile: string,
+    readonly prefix: string,
+    private readonly overlay?: ReadonlyMap<string, string>,
+  ) {}
 
   static load(mainFile: string, options: LoadOptions = {}): NginxTree {
     const main = path.resolve(mainFile);
     if (!fs.existsSync(main)) {
-      throw new AutoSslError('NGINX_NOT_FOUND', `nginx main config ${main} does not exist.`, { hint: 'Set nginx.config in the autossl config to the file nginx loads (nginx -V shows --conf-path).' });
+      throw new AutoSslError('NGINX_NOT_FOUND', `nginx main config ${main} does not exist.`, {
+        hint: 'Set nginx.config in the autossl config to the file nginx loads (nginx -V shows --conf-path).',
+      });
     }
     const prefix = options.prefix ?? path.dirname(main);
     const cacheKey = `${main}\0${prefix}`;
@@ -164,12 +169,18 @@ export class NginxTree {
     if (stack.has(id) || ++this.visits > MAX_FILE_VISITS) {
       const from = this.chain.findIndex((c) => c.id === id);
       const files = from >= 0 ? [...this.chain.slice(from).map((c) => c.file), file] : [file];
-      this.loop = new AutoSslError('NGINX_PARSE_ERROR', from >= 0
-        ? files.length === 2 ? `${files[0]}: includes itself (include loop)` : `include loop across files: ${files.join(' includes ')}`
-        : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`, {
-        hint: 'nginx cannot load a config whose includes loop: remove the include that leads back (nginx -t fails on it too). Nothing was changed.',
-        details: { file, files },
-      });
+      this.loop = new AutoSslError(
+        'NGINX_PARSE_ERROR',
+        from >= 0
+          ? files.length === 2
+            ? `${files[0]}: includes itself (include loop)`
+            : `include loop across files: ${files.join(' includes ')}`
+          : `${file}: the includes lead to more than ${MAX_FILE_VISITS} file loads (an include loop?)`,
+        {
+          hint: 'nginx cannot load a config whose includes loop: remove the include that leads back (nginx -t fails on it too). Nothing was changed.',
+          details: { file, files },
+        },
+      );
       this.errors.push(this.loop);
       return;
     }
@@ -225,7 +236,16 @@ export class NginxTree {
       }
       if (!node.block || node.block.verbatim !== undefined) continue;
       if (node.name === 'server' && context[context.length - 1] === 'http' && !server) {
-        const block: ServerBlock = { file: config.file, config, directive: node, order: this.servers.length, names: [], listens: [], includes: [], includeTargets: new Map() };
+        const block: ServerBlock = {
+          file: config.file,
+          config,
+          directive: node,
+          order: this.servers.length,
+          names: [],
+          listens: [],
+          includes: [],
+          includeTargets: new Map(),
+        };
         this.servers.push(block);
         this.visitNodes(config, node.block.children, [...context, 'server'], stack, block);
         if (block.listens.length === 0) {

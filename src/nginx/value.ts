@@ -73,9 +73,10 @@ export function nginxValue(value: string, options: ValueOptions): string {
   const problem = nginxValueProblem(value, options);
   if (problem) {
     throw new AutoSslError(options.code ?? 'CONFIG_INVALID', `The ${options.what} ${quote(value, 200)} cannot be written into an nginx file: ${problem}.`, {
-      hint: options.kind === 'words'
-        ? 'Write the value with printable characters only; nothing was written.'
-        : 'Use a value without whitespace, quotes, ";", "{", "}", "#", "$", backslashes, control or bidi characters; nothing was written.',
+      hint:
+        options.kind === 'words'
+          ? 'Write the value with printable characters only; nothing was written.'
+          : 'Use a value without whitespace, quotes, ";", "{", "}", "#", "$", backslashes, control or bidi characters; nothing was written.',
     });
   }
   return toFileText(value);
@@ -126,7 +127,10 @@ export function fileBytes(text: string, file: string): Buffer {
   // eslint-disable-next-line no-control-regex
   const wide = /[^\u0000-\u00ff]/.exec(text);
   if (wide) {
-    throw new AutoSslError('VHOST_EDIT_UNSAFE', `${file}: refusing to write ${describeChar(wide[0])} at offset ${wide.index}: it is not a byte of the file (a value that did not pass through nginxValue); nothing was written.`);
+    throw new AutoSslError(
+      'VHOST_EDIT_UNSAFE',
+      `${file}: refusing to write ${describeChar(wide[0])} at offset ${wide.index}: it is not a byte of the file (a value that did not pass through nginxValue); nothing was written.`,
+    );
   }
   return Buffer.from(text, 'latin1');
 }

@@ -64,13 +64,16 @@ export function newVhostEdit(names: string[], redirect = false): VhostEdit {
     removals,
     remove(where, name, firstArg) {
       if (where !== 'https' && where !== 'http') throw new AutoSslError('PLUGIN_ERROR', `edit.remove: "where" must be "https" or "http", got ${quote(where)}.`);
-      if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(name)) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: ${quote(name)} is not a directive name.`);
-      if (firstArg !== undefined && (typeof firstArg !== 'string' || /[\u0000-\u001f]/.test(firstArg))) throw new AutoSslError('PLUGIN_ERROR', `edit.remove: the first argument must be a plain string, got ${quote(firstArg)}.`);
+      if (typeof name !== 'string' || !/^[a-z_][a-z0-9_]*$/.test(name))
+        throw new AutoSslError('PLUGIN_ERROR', `edit.remove: ${quote(name)} is not a directive name.`);
+      if (firstArg !== undefined && (typeof firstArg !== 'string' || /[\u0000-\u001f]/.test(firstArg)))
+        throw new AutoSslError('PLUGIN_ERROR', `edit.remove: the first argument must be a plain string, got ${quote(firstArg)}.`);
       removals.push({ where, name, ...(firstArg === undefined ? {} : { firstArg }) });
     },
     identity,
     keyBy(name, rule) {
-      if (rule !== 'name' && rule !== 'first-arg') throw new AutoSslError('PLUGIN_ERROR', `edit.keyBy: the rule must be "name" or "first-arg", got ${quote(rule)}.`);
+      if (rule !== 'name' && rule !== 'first-arg')
+        throw new AutoSslError('PLUGIN_ERROR', `edit.keyBy: the rule must be "name" or "first-arg", got ${quote(rule)}.`);
       identity.set(name, rule);
     },
   };
@@ -96,7 +99,8 @@ export function vhostEditFor(ctx: DomainContext): VhostEdit {
   try {
     const tree = ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined);
     const located = locateServers(tree, installTargets(tree, edit.names), { vhostFile: edit.vhostFile });
-    const views = (m: Map<string, ServerBlock | null>): ServerView[] => [...new Set([...m.values()].filter((s): s is ServerBlock => s !== null))].map(serverView);
+    const views = (m: Map<string, ServerBlock | null>): ServerView[] =>
+      [...new Set([...m.values()].filter((s): s is ServerBlock => s !== null))].map(serverView);
     edit.current = { https: views(located.https), http: views(located.http) };
   } catch {
     // the edit itself reports what cannot be found, with the error it deserves
@@ -124,7 +128,10 @@ export function statementsOf(item: Directives, owner = 'vhost edit'): NewStateme
     if (parsed.children.length !== 1 || directive?.kind !== 'directive' || directive.block || !/^[a-z_][a-z0-9_]*$/.test(name)) {
       throw new AutoSslError('PLUGIN_ERROR', `${owner}: "${name} ${value}" must be exactly one directive (no ";", "{" or "}" in a value).`);
     }
-    const statement: NewStatement = { name, args: directive.words.slice(1).map((w) => nginxValue(w.raw, { what, kind: 'words', variables: true, code: 'PLUGIN_ERROR' })) };
+    const statement: NewStatement = {
+      name,
+      args: directive.words.slice(1).map((w) => nginxValue(w.raw, { what, kind: 'words', variables: true, code: 'PLUGIN_ERROR' })),
+    };
     if (block) statement.children = statementsOf(block, owner);
     out.push(statement);
   }

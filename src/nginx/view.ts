@@ -34,7 +34,9 @@ function viewOf(d: Directive, file: string, source: string): DirectiveView {
     args: Object.freeze(argValues(d)),
     file,
     line: lineColumn(source, d.start).line,
-    ...(d.block && d.block.verbatim === undefined ? { children: Object.freeze(d.block.children.filter((c): c is Directive => c.kind === 'directive').map((c) => viewOf(c, file, source))) } : {}),
+    ...(d.block && d.block.verbatim === undefined
+      ? { children: Object.freeze(d.block.children.filter((c): c is Directive => c.kind === 'directive').map((c) => viewOf(c, file, source))) }
+      : {}),
   };
   return Object.freeze(view);
 }

@@ -21,7 +21,8 @@ export interface DirectiveEntry {
 /** Words given as an array are one nginx word each, written as given (quote one yourself if it needs quotes). */
 type Value = string | readonly string[];
 
-const textOf = (value: Value | undefined): string => (value === undefined || value === null ? '' : typeof value === 'string' ? value : Array.isArray(value) ? value.join(' ') : String(value));
+const textOf = (value: Value | undefined): string =>
+  value === undefined || value === null ? '' : typeof value === 'string' ? value : Array.isArray(value) ? value.join(' ') : String(value);
 
 export class Directives {
   readonly #entries: Array<{ name: string; value: string; inner: Directives; isBlock: boolean }> = [];
@@ -48,7 +49,9 @@ export class Directives {
     const names: string[] = [];
     for (const e of this.#entries) if (!names.includes(e.name)) names.push(e.name);
     return names.flatMap((n) =>
-      this.#entries.filter((e) => e.name === n).map((e) => ({ name: e.name, value: e.value, block: e.isBlock || e.name === 'location' || e.inner.#entries.length > 0 ? e.inner : undefined })),
+      this.#entries
+        .filter((e) => e.name === n)
+        .map((e) => ({ name: e.name, value: e.value, block: e.isBlock || e.name === 'location' || e.inner.#entries.length > 0 ? e.inner : undefined })),
     );
   }
 

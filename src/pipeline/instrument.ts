@@ -28,7 +28,10 @@ export function instrumentHooks(hooks: Hooks): void {
             return e;
           }
           const message = error instanceof Error ? error.message : String(error);
-          return new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" failed in hook "${hookName}": ${message.slice(0, 2000)}`, { cause: error, details: { plugin, hook: hookName } });
+          return new AutoSslError('PLUGIN_ERROR', `Plugin "${plugin}" failed in hook "${hookName}": ${message.slice(0, 2000)}`, {
+            cause: error,
+            details: { plugin, hook: hookName },
+          });
         };
         const begin = (args: unknown[]): ((status: 'done' | 'error') => void) => {
           const ctx = contextOf(args);

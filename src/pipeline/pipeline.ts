@@ -88,7 +88,16 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
       const locking = options.lockBlocks(ctx);
       let contended: NodeJS.Timeout | undefined;
       const waited = new Promise<void>((resolve) => (contended = setTimeout(resolve, 250)));
-      if ((await Promise.race([locking.then(() => 'held', () => 'held'), waited.then(() => 'waiting')])) === 'waiting') ctx.batch?.leave(ctx);
+      if (
+        (await Promise.race([
+          locking.then(
+            () => 'held',
+            () => 'held',
+          ),
+          waited.then(() => 'waiting'),
+        ])) === 'waiting'
+      )
+        ctx.batch?.leave(ctx);
       clearTimeout(contended);
       held = await locking;
     }
@@ -99,17 +108,25 @@ export async function runDomain(ctx: DomainContext, options: RunOptions): Promis
   let current: string = 'plan';
   // Past the expected time the user is told which stage is stuck; past the deadline the domain fails.
   const slow = setTimeout(() => {
-    ctx.emit({ stage: current, status: 'info', message: `still in "${current}" after ${Math.round(options.slowAfterMs / 1000)} s: this normally takes a few seconds` });
+    ctx.emit({
+      stage: current,
+      status: 'info',
+      message: `still in "${current}" after ${Math.round(options.slowAfterMs / 1000)} s: this normally takes a few seconds`,
+    });
   }, options.slowAfterMs);
   slow.unref();
   let deadlineTimer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     deadlineTimer = setTimeout(() => {
       const tap = runningTap.get(ctx);
-      const error = new AutoSslError('TIMEOUT', `${ctx.domain}: stage "${current}" did not finish within ${Math.round(options.deadlineMs / 1000)} s${tap ? ` (plugin "${tap.plugin}" in hook "${tap.hook}" was still running)` : ''}.`, {
-        hint: tap && !options.builtinTaps.has(tap.plugin) ? `The plugin "${tap.plugin}" never finished: check it, or remove it from the config.` : undefined,
-        details: { stage: current, plugin: tap?.plugin, hook: tap?.hook },
-      });
+      const error = new AutoSslError(
+        'TIMEOUT',
+        `${ctx.domain}: stage "${current}" did not finish within ${Math.round(options.deadlineMs / 1000)} s${tap ? ` (plugin "${tap.plugin}" in hook "${tap.hook}" was still running)` : ''}.`,
+        {
+          hint: tap && !options.builtinTaps.has(tap.plugin) ? `The plugin "${tap.plugin}" never finished: check it, or remove it from the config.` : undefined,
+          details: { stage: current, plugin: tap?.plugin, hook: tap?.hook },
+        },
+      );
       options.abort.abort(error);
       reject(error);
     }, options.deadlineMs);
@@ -181,7 +198,13 @@ function deadlineAfter(ms: number, ctx: DomainContext): Promise<never> {
   return new Promise((_, reject) => {
     const t = setTimeout(() => {
       const tap = runningTap.get(ctx);
-      reject(new AutoSslError('TIMEOUT', `${ctx.domain}: stage "finally" did not finish within ${Math.round(ms / 1000)} s${tap ? ` (plugin "${tap.plugin}" was still running)` : ''}.`, { details: { stage: 'finally', plugin: tap?.plugin } }));
+      reject(
+        new AutoSslError(
+          'TIMEOUT',
+          `${ctx.domain}: stage "finally" did not finish within ${Math.round(ms / 1000)} s${tap ? ` (plugin "${tap.plugin}" was still running)` : ''}.`,
+          { details: { stage: 'finally', plugin: tap?.plugin } },
+        ),
+      );
     }, ms);
     t.unref();
   });
@@ -205,7 +228,8 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
     case 'challenge':
       ctx.challenge = await hooks.challenge.promise(ctx);
       if (!ctx.challenge) {
-        if (ctx.plan.challenge === 'dns-01') throw new AutoSslError('DNS_PROVIDER_MISSING', `${ctx.domain} uses the DNS-01 challenge, but no plugin in the config provides DNS records for it.`);
+        if (ctx.plan.challenge === 'dns-01')
+          throw new AutoSslError('DNS_PROVIDER_MISSING', `${ctx.domain} uses the DNS-01 challenge, but no plugin in the config provides DNS records for it.`);
         throw new AutoSslError('INTERNAL', `No plugin set up the ${ctx.plan.challenge} challenge for ${ctx.domain}.`);
       }
       return;
@@ -227,7 +251,11 @@ async function runStage(ctx: DomainContext, name: StageName): Promise<void> {
       let tlsEndpoints: DomainContext['tlsEndpoints'] = [];
       let notes: string[] = [];
       await applyEdits(ctx, (config) => {
-        const plan = installer.planTls(config, edit, { serverVersion, httpsPort: ctx.services.config.nginx.httpsPort, keepCertificatesUnder: [customCertificatesDir(ctx.services.config)] });
+        const plan = installer.planTls(config, edit, {
+          serverVersion,
+          httpsPort: ctx.services.config.nginx.httpsPort,
+          keepCertificatesUnder: [customCertificatesDir(ctx.services.config)],
+        });
         tlsEndpoints = plan.tlsEndpoints;
         notes = plan.notes;
         return plan.edits;
@@ -295,11 +323,15 @@ async function unmergedRollback(ctx: DomainContext, original: AutoSslError | und
   }
   const where = kept.map((k) => `${k.file} (its bytes before this run: ${k.backup})`).join(', ');
   const base = original ?? conflict;
-  return new AutoSslError(base.code, `${base.message} The rollback could not take this run's edit back out of ${where || (conflict.details.file as string | undefined) || 'a file'}: ${conflict.message} That file keeps the edit.`, {
-    hint: `Compare ${kept.map((k) => k.file).join(', ') || 'the file'} with the kept copy and fix it by hand if needed; ${base.hint}`,
-    details: { ...base.details, rollback: { code: conflict.code, message: conflict.message, kept } },
-    cause: base,
-  });
+  return new AutoSslError(
+    base.code,
+    `${base.message} The rollback could not take this run's edit back out of ${where || (conflict.details.file as string | undefined) || 'a file'}: ${conflict.message} That file keeps the edit.`,
+    {
+      hint: `Compare ${kept.map((k) => k.file).join(', ') || 'the file'} with the kept copy and fix it by hand if needed; ${base.hint}`,
+      details: { ...base.details, rollback: { code: conflict.code, message: conflict.message, kept } },
+      cause: base,
+    },
+  );
 }
 
 function resultOf(ctx: DomainContext, outcome: Outcome, ms: number): DomainResult {

@@ -68,7 +68,10 @@ export function definePlugin<Options = Record<string, unknown>>(definition: Plug
       options = definition.options ? definition.options(raw) : (raw as Options);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${definition.name}": invalid options: ${message}`, { cause: error, details: { plugin: definition.name } });
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin "${definition.name}": invalid options: ${message}`, {
+        cause: error,
+        details: { plugin: definition.name },
+      });
     }
     return {
       name: definition.name,
@@ -158,7 +161,11 @@ function shippedPlugin(name: string): string | null {
 export function locate(spec: string, configDir: string): string {
   if (spec.startsWith('autossl:')) {
     const shipped = shippedPlugin(spec);
-    if (!shipped) throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, { hint: 'Shipped plugins: autossl:webhook, autossl:cloudflare-proxy, autossl:cloudflare-dns. Check the name, or give a path or a package name.', details: { plugin: spec } });
+    if (!shipped)
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `There is no shipped plugin ${quote(spec)}.`, {
+        hint: 'Shipped plugins: autossl:webhook, autossl:cloudflare-proxy, autossl:cloudflare-dns. Check the name, or give a path or a package name.',
+        details: { plugin: spec },
+      });
     return shipped;
   }
   if (path.isAbsolute(spec)) {
@@ -167,7 +174,10 @@ export function locate(spec: string, configDir: string): string {
   }
   // anything else must be a package name: not a URL (data:, node:, https:) that the loader would run or fetch
   if (!PACKAGE_NAME.test(spec)) {
-    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec)} is neither a path, nor "autossl:<name>", nor a package name.`, { hint: 'Give the plugin\'s path (absolute, or relative to the config file: "./my-plugin.mjs"), a shipped plugin ("autossl:webhook"), or the name of a package installed beside the config.', details: { plugin: spec } });
+    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec)} is neither a path, nor "autossl:<name>", nor a package name.`, {
+      hint: 'Give the plugin\'s path (absolute, or relative to the config file: "./my-plugin.mjs"), a shipped plugin ("autossl:webhook"), or the name of a package installed beside the config.',
+      details: { plugin: spec },
+    });
   }
   const beside = resolvePackage(spec, configDir);
   if (beside) checkPluginFile(beside);
@@ -192,8 +202,16 @@ function checkPluginFile(file: string): void {
     return; // the loader reports a missing file with its own message
   }
   if (st.isDirectory()) return; // (the loader's "Directory import is not supported")
-  if (!st.isFile()) throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(file)} is not a regular file (a device, FIFO or socket); give the path of the plugin's module.`, { details: { plugin: file } });
-  if (st.size > MAX_PLUGIN_BYTES) throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(file)} is ${st.size} bytes; a plugin module is at most ${MAX_PLUGIN_BYTES} bytes.`, { details: { plugin: file } });
+  if (!st.isFile())
+    throw new AutoSslError(
+      'PLUGIN_LOAD_FAILED',
+      `Plugin ${quote(file)} is not a regular file (a device, FIFO or socket); give the path of the plugin's module.`,
+      { details: { plugin: file } },
+    );
+  if (st.size > MAX_PLUGIN_BYTES)
+    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(file)} is ${st.size} bytes; a plugin module is at most ${MAX_PLUGIN_BYTES} bytes.`, {
+      details: { plugin: file },
+    });
 }
 
 /** Imports a plugin module: its default export is a plugin object, or a factory taking the options. */
@@ -205,11 +223,17 @@ export async function loadPlugin(spec: PluginSpec, configDir: string): Promise<P
   } catch (error) {
     const message = (error as Error).message?.split('\n')[0] ?? String(error);
     const notFound = (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && target === spec.module;
-    throw new AutoSslError('PLUGIN_LOAD_FAILED', notFound ? `Cannot find plugin package ${quote(spec.module)} beside the config (${configDir}) or among autossl's own packages.` : `Cannot load plugin ${quote(spec.module)}: ${message}`, {
-      hint: notFound ? `Install it beside the config (cd ${configDir} && npm install ${spec.module}), or give its path.` : undefined,
-      cause: error,
-      details: { plugin: spec.module },
-    });
+    throw new AutoSslError(
+      'PLUGIN_LOAD_FAILED',
+      notFound
+        ? `Cannot find plugin package ${quote(spec.module)} beside the config (${configDir}) or among autossl's own packages.`
+        : `Cannot load plugin ${quote(spec.module)}: ${message}`,
+      {
+        hint: notFound ? `Install it beside the config (cd ${configDir} && npm install ${spec.module}), or give its path.` : undefined,
+        cause: error,
+        details: { plugin: spec.module },
+      },
+    );
   }
   let candidate = mod.default ?? mod.plugin;
   if (typeof candidate === 'function' && !isPlugin(candidate)) {
@@ -217,17 +241,30 @@ export async function loadPlugin(spec: PluginSpec, configDir: string): Promise<P
       candidate = await (candidate as PluginFactory)(spec.options);
     } catch (error) {
       if (error instanceof AutoSslError) throw error;
-      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec.module)} refused its options: ${(error as Error).message}`, { cause: error, details: { plugin: spec.module } });
+      throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec.module)} refused its options: ${(error as Error).message}`, {
+        cause: error,
+        details: { plugin: spec.module },
+      });
     }
   }
   if (!isPlugin(candidate)) {
-    throw new AutoSslError('PLUGIN_LOAD_FAILED', `Plugin ${quote(spec.module)} does not export { name, apply(hooks, api) } (as default, or a default function returning it).`, { details: { plugin: spec.module } });
+    throw new AutoSslError(
+      'PLUGIN_LOAD_FAILED',
+      `Plugin ${quote(spec.module)} does not export { name, apply(hooks, api) } (as default, or a default function returning it).`,
+      { details: { plugin: spec.module } },
+    );
   }
   return candidate;
 }
 
 /** The api a plugin's apply receives. */
-export function pluginApi<O>(plugin: Plugin<O>, config: AutoSslConfig, options: O, undo: UndoService, log: (message: string, ctx?: DomainContext) => void): PluginApi<O> {
+export function pluginApi<O>(
+  plugin: Plugin<O>,
+  config: AutoSslConfig,
+  options: O,
+  undo: UndoService,
+  log: (message: string, ctx?: DomainContext) => void,
+): PluginApi<O> {
   return {
     name: plugin.name,
     config,

@@ -118,7 +118,14 @@ export async function checkCaa(name: string, opts: ResolverOptions, caIdentity =
   const labels = name.split('.');
   const candidates = labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
   // every level is asked at once, so the whole climb costs one timeout at most
-  const answers = await Promise.all(candidates.map((c) => withTimeout(resolver.resolveCaa(c), opts.timeoutMs, `CAA ${c}`).then((records) => ({ records }), (error: unknown) => ({ error }))));
+  const answers = await Promise.all(
+    candidates.map((c) =>
+      withTimeout(resolver.resolveCaa(c), opts.timeoutMs, `CAA ${c}`).then(
+        (records) => ({ records }),
+        (error: unknown) => ({ error }),
+      ),
+    ),
+  );
   for (const [i, answer] of answers.entries()) {
     if ('error' in answer) {
       const c = classify(answer.error);

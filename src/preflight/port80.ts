@@ -48,7 +48,9 @@ function get(url: URL, address: string, timeoutMs: number): Promise<Response> {
       res.on('data', (chunk: string) => {
         if (body.length < 8192) body += chunk;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body, server: String(res.headers.server ?? '') || undefined }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location, body, server: String(res.headers.server ?? '') || undefined }),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
@@ -60,7 +62,14 @@ function get(url: URL, address: string, timeoutMs: number): Promise<Response> {
 /** Where the CA would go for a redirect to another host: this server's address to probe, or why not. */
 export type CrossHost = (from: string, host: string, current: string) => Promise<{ address: string } | { message: string; hint?: string }>;
 
-export async function probeChallenge(name: string, address: string, token: string, expected: string, timeoutMs: number, crossHost?: CrossHost): Promise<ProbeResult> {
+export async function probeChallenge(
+  name: string,
+  address: string,
+  token: string,
+  expected: string,
+  timeoutMs: number,
+  crossHost?: CrossHost,
+): Promise<ProbeResult> {
   const deadline = Date.now() + timeoutMs;
   const hostPart = net.isIPv6(address) ? `[${address}]` : address;
   let url = new URL(`http://${name}/.well-known/acme-challenge/${token}`);
@@ -71,8 +80,18 @@ export async function probeChallenge(name: string, address: string, token: strin
       res = await get(url, target, Math.max(1, deadline - Date.now()));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      const why = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ETIMEDOUT' ? `no answer within ${timeoutMs} ms (a firewall dropping port ${url.port || (url.protocol === 'https:' ? 443 : 80)}?)` : (error as Error).message;
-      return { address, ok: false, code: 'PORT80_UNREACHABLE', message: `${url.protocol === 'https:' ? 'https' : 'http'}://${hostPart}:${url.port || (url.protocol === 'https:' ? 443 : 80)} for ${url.host}: ${why}` };
+      const why =
+        code === 'ECONNREFUSED'
+          ? 'connection refused'
+          : code === 'ETIMEDOUT'
+            ? `no answer within ${timeoutMs} ms (a firewall dropping port ${url.port || (url.protocol === 'https:' ? 443 : 80)}?)`
+            : (error as Error).message;
+      return {
+        address,
+        ok: false,
+        code: 'PORT80_UNREACHABLE',
+        message: `${url.protocol === 'https:' ? 'https' : 'http'}://${hostPart}:${url.port || (url.protocol === 'https:' ? 443 : 80)} for ${url.host}: ${why}`,
+      };
     }
     if (res.status >= 300 && res.status < 400 && res.location) {
       let next: URL;
@@ -81,11 +100,24 @@ export async function probeChallenge(name: string, address: string, token: strin
       } catch {
         return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to an invalid URL ${JSON.stringify(res.location)}` };
       }
-      if (next.protocol !== 'http:' && next.protocol !== 'https:') return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to ${next.protocol} (Let's Encrypt follows only http and https)` };
-      if (next.port && next.port !== '80' && next.port !== '443') return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to port ${next.port} (${next.href}); Let's Encrypt follows redirects only to ports 80 and 443` };
+      if (next.protocol !== 'http:' && next.protocol !== 'https:')
+        return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to ${next.protocol} (Let's Encrypt follows only http and https)` };
+      if (next.port && next.port !== '80' && next.port !== '443')
+        return {
+          address,
+          ok: false,
+          code: 'REDIRECT_INVALID',
+          message: `redirect to port ${next.port} (${next.href}); Let's Encrypt follows redirects only to ports 80 and 443`,
+        };
       if (next.hostname !== url.hostname && !net.isIP(next.hostname)) {
         // another host: the CA resolves it and goes there; so does this check, when told how
-        if (!crossHost) return { address, ok: false, code: 'REDIRECT_INVALID', message: `redirect to another host ${next.host}; point the challenge path at this server instead` };
+        if (!crossHost)
+          return {
+            address,
+            ok: false,
+            code: 'REDIRECT_INVALID',
+            message: `redirect to another host ${next.host}; point the challenge path at this server instead`,
+          };
         const where = await crossHost(url.hostname, next.hostname, target);
         if ('message' in where) return { address, ok: false, code: 'REDIRECT_INVALID', message: where.message, hint: where.hint };
         target = where.address;
@@ -96,7 +128,8 @@ export async function probeChallenge(name: string, address: string, token: strin
     }
     if (res.status === 200 && res.body.trim() === expected) return { address, ok: true, message: `served from ${url.href}`, final: url.href };
     const answered = res.server ? ` (answered by ${res.server})` : '';
-    const what = res.status === 200 ? `the wrong content (${JSON.stringify(res.body.slice(0, 60))}): another server block or app answered` : `HTTP ${res.status}`;
+    const what =
+      res.status === 200 ? `the wrong content (${JSON.stringify(res.body.slice(0, 60))}): another server block or app answered` : `HTTP ${res.status}`;
     return { address, ok: false, code: 'CHALLENGE_NOT_SERVED', message: `${url.href} via ${hostPart} returned ${what}${answered}`, final: url.href };
   }
   return { address, ok: false, code: 'REDIRECT_INVALID', message: 'more than 10 redirects' };

@@ -28,16 +28,22 @@ export function literalResolution(host: string): Resolution | null {
 /** What a redirect from `from` to `host` leads the CA to, given the host's resolution and this server's addresses. */
 export function hostVerdict(from: string, host: string, r: Resolution, ours: ReadonlySet<string>): HostVerdict {
   const all = [...r.aaaa, ...r.a];
-  if (r.failure && all.length === 0) return { here: false, message: `${from} redirects the challenge to ${host}, whose DNS lookup failed (${r.failure.kind}); the CA would fail there too` };
-  if (all.length === 0) return { here: false, message: `${from} redirects the challenge to ${host}, which has no A or AAAA record; the CA could not follow it` };
+  if (r.failure && all.length === 0)
+    return { here: false, message: `${from} redirects the challenge to ${host}, whose DNS lookup failed (${r.failure.kind}); the CA would fail there too` };
+  if (all.length === 0)
+    return { here: false, message: `${from} redirects the challenge to ${host}, which has no A or AAAA record; the CA could not follow it` };
   const foreign = all.filter((a) => !ours.has(normalizeIp(a)));
   if (foreign.length) {
-    return { here: false, message: `${from} redirects the challenge to ${host}, which resolves to ${foreign.join(', ')}, not this server (${[...ours].join(', ') || 'none detected'}): the CA would fetch the token from ${foreign.join(', ')}` };
+    return {
+      here: false,
+      message: `${from} redirects the challenge to ${host}, which resolves to ${foreign.join(', ')}, not this server (${[...ours].join(', ') || 'none detected'}): the CA would fetch the token from ${foreign.join(', ')}`,
+    };
   }
   return { here: true, addresses: all };
 }
 
-export const ELSEWHERE_HINT = 'Point that host\'s DNS at this server, or serve /.well-known/acme-challenge/ for the name here before the redirect (or use DNS-01). Nothing was ordered.';
+export const ELSEWHERE_HINT =
+  "Point that host's DNS at this server, or serve /.well-known/acme-challenge/ for the name here before the redirect (or use DNS-01). Nothing was ordered.";
 
 /** One redirect to another host on the CA's way to the token, as this nginx's config routes it. */
 export interface CrossHostHop {

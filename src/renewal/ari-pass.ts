@@ -25,7 +25,12 @@ export interface AriPassResult {
   certbotDoesAri: boolean;
 }
 
-export async function ariPass(core: EngineCore, store: Store, certs: readonly CertificateRow[], options: { now?: number; passIntervalMs?: number } = {}): Promise<AriPassResult> {
+export async function ariPass(
+  core: EngineCore,
+  store: Store,
+  certs: readonly CertificateRow[],
+  options: { now?: number; passIntervalMs?: number } = {},
+): Promise<AriPassResult> {
   const now = options.now ?? Date.now();
   const { config } = core;
   // another issuer's lineages are renewed by autossl through the issuer seam (issuer-renew.ts), not here
@@ -34,7 +39,9 @@ export async function ariPass(core: EngineCore, store: Store, certs: readonly Ce
   const version = await certbotVersion({ binary: settings.binary, env: settings.env });
   const windows = await refreshAriWindows(config, store, certs, (id) => core.services.issuer.find(id), now);
   const own = certbotDoesAri(version);
-  const renewNow = own ? [] : [...windows].filter(([, w]) => renewsNow(w, now, now + (options.passIntervalMs ?? DEFAULT_PASS_INTERVAL_MS))).map(([lineage]) => lineage);
+  const renewNow = own
+    ? []
+    : [...windows].filter(([, w]) => renewsNow(w, now, now + (options.passIntervalMs ?? DEFAULT_PASS_INTERVAL_MS))).map(([lineage]) => lineage);
   return { windows, renewNow, certbot: version, certbotDoesAri: own };
 }
 
@@ -69,7 +76,9 @@ export function ariStatus(w: AriWindowRecord, serial: string | null, now: number
     fetchedAt: new Date(w.fetchedAt).toISOString(),
     nextFetchAt: new Date(w.nextFetchAt).toISOString(),
     error: w.error,
-    warning: missed ? `the CA's ARI window ended ${iso(w.end)} and certificate ${w.serial} was not renewed: certbot >= 4.1 renews inside the window itself, with an older certbot autossl renew (its timer) does; see autossl renew's output` : null,
+    warning: missed
+      ? `the CA's ARI window ended ${iso(w.end)} and certificate ${w.serial} was not renewed: certbot >= 4.1 renews inside the window itself, with an older certbot autossl renew (its timer) does; see autossl renew's output`
+      : null,
   };
 }
 

@@ -71,7 +71,12 @@ export function parseRenewalInfo(body: string): SuggestedWindow {
   // "a window whose end is not after its start is invalid" (RFC 9773 section 4.2)
   if (end <= start) throw new Error('the renewalInfo window ends before it starts');
   const explanation = (json as { explanationURL?: unknown }).explanationURL;
-  return { start, end, explanationUrl: typeof explanation === 'string' && /^https?:\/\/\S+$/.test(explanation) && printable(explanation) === explanation ? explanation.slice(0, 2000) : null };
+  return {
+    start,
+    end,
+    explanationUrl:
+      typeof explanation === 'string' && /^https?:\/\/\S+$/.test(explanation) && printable(explanation) === explanation ? explanation.slice(0, 2000) : null,
+  };
 }
 
 /** A uniformly random moment inside the window (RFC 9773 section 4.2: spreads the CA's load). */
@@ -128,15 +133,34 @@ export function lineageServer(config: Readonly<AutoSslConfig>, renewalConf: stri
 }
 
 /** Asks the CA for one certificate's window; the record to keep (with the error when there is no window). */
-export async function askWindow(server: string, certId: string, serial: string, options: { ca?: Buffer; timeoutMs: number; now?: number; random?: () => number }): Promise<AriWindowRecord> {
+export async function askWindow(
+  server: string,
+  certId: string,
+  serial: string,
+  options: { ca?: Buffer; timeoutMs: number; now?: number; random?: () => number },
+): Promise<AriWindowRecord> {
   const now = options.now ?? Date.now();
-  const record: AriWindowRecord = { certId, serial, start: null, end: null, explanationUrl: null, renewAt: null, fetchedAt: now, nextFetchAt: now + ARI_MIN_POLL_MS, error: null };
+  const record: AriWindowRecord = {
+    certId,
+    serial,
+    start: null,
+    end: null,
+    explanationUrl: null,
+    renewAt: null,
+    fetchedAt: now,
+    nextFetchAt: now + ARI_MIN_POLL_MS,
+    error: null,
+  };
   try {
     const base = await renewalInfoUrl(server, options.ca, options.timeoutMs);
     if (!base) return { ...record, nextFetchAt: now + ARI_MAX_POLL_MS, error: `the CA's directory ${server} has no renewalInfo (no ARI)` };
     const answer = await acmeGet(`${base}/${certId}`, options.ca, options.timeoutMs);
     record.nextFetchAt = now + pollDelayMs(retryAfterMs(answer.retryAfter, now));
-    if (answer.status !== 200) return { ...record, error: `renewalInfo answered HTTP ${answer.status}${answer.body ? `: ${printable(answer.body.replace(/\s+/g, ' ')).slice(0, 200)}` : ''}` };
+    if (answer.status !== 200)
+      return {
+        ...record,
+        error: `renewalInfo answered HTTP ${answer.status}${answer.body ? `: ${printable(answer.body.replace(/\s+/g, ' ')).slice(0, 200)}` : ''}`,
+      };
     const w = parseRenewalInfo(answer.body);
     return { ...record, start: w.start, end: w.end, explanationUrl: w.explanationUrl, renewAt: pickRenewAt(w, options.random) };
   } catch (error) {
@@ -146,7 +170,11 @@ export async function askWindow(server: string, certId: string, serial: string, 
 
 /** The same serial, however it was written (case, leading zero bytes of an older row). */
 export function sameSerial(a: string, b: string): boolean {
-  const norm = (x: string) => x.replace(/[^0-9a-fA-F]/g, '').replace(/^0+/, '').toUpperCase();
+  const norm = (x: string) =>
+    x
+      .replace(/[^0-9a-fA-F]/g, '')
+      .replace(/^0+/, '')
+      .toUpperCase();
   return norm(a) === norm(b);
 }
 
@@ -155,7 +183,14 @@ export function sameSerial(a: string, b: string): boolean {
  * stale (asked again after nextFetchAt) or was for another certificate (renewed since). Windows of lineages that
  * are gone are dropped. Returns every lineage's current record.
  */
-export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: Store, certs: readonly CertificateRow[], find: (lineage: string) => Promise<Lineage | null>, now = Date.now(), random = Math.random): Promise<Map<string, AriWindowRecord>> {
+export async function refreshAriWindows(
+  config: Readonly<AutoSslConfig>,
+  store: Store,
+  certs: readonly CertificateRow[],
+  find: (lineage: string) => Promise<Lineage | null>,
+  now = Date.now(),
+  random = Math.random,
+): Promise<Map<string, AriWindowRecord>> {
   const out = new Map<string, AriWindowRecord>();
   const bundle = config.certbot.env.REQUESTS_CA_BUNDLE;
   let ca: Buffer | undefined;
@@ -177,17 +212,25 @@ export async function refreshAriWindows(config: Readonly<AutoSslConfig>, store: 
   });
   // a few at a time: the CA sees a pass of thousands as a trickle, and one slow answer does not hold the rest
   for (let i = 0; i < stale.length; i += 8) {
-    await Promise.all(stale.slice(i, i + 8).map(async (c) => {
-      // the issuer's Lineage value carries the ARI id; none without an Authority Key Identifier: no ARI for it
-      const lineage = await find(c.lineage).catch(() => null);
-      if (!lineage?.ariCertId) return;
-      const record = await askWindow(lineage.renewalConf ? lineageServer(config, lineage.renewalConf) : (config.certbot.server ?? LETS_ENCRYPT_DIRECTORY), lineage.ariCertId, lineage.serial, { ca, timeoutMs: config.preflight.timeoutMs, now, random });
-      // the same window as before keeps its picked moment (a pass every 6 hours must not re-roll it each time)
-      const before = stored.get(c.lineage);
-      if (before && before.certId === record.certId && before.start === record.start && before.end === record.end && record.start !== null) record.renewAt = before.renewAt;
-      out.set(c.lineage, record);
-      await store.ariWindows.set(c.lineage, record);
-    }));
+    await Promise.all(
+      stale.slice(i, i + 8).map(async (c) => {
+        // the issuer's Lineage value carries the ARI id; none without an Authority Key Identifier: no ARI for it
+        const lineage = await find(c.lineage).catch(() => null);
+        if (!lineage?.ariCertId) return;
+        const record = await askWindow(
+          lineage.renewalConf ? lineageServer(config, lineage.renewalConf) : (config.certbot.server ?? LETS_ENCRYPT_DIRECTORY),
+          lineage.ariCertId,
+          lineage.serial,
+          { ca, timeoutMs: config.preflight.timeoutMs, now, random },
+        );
+        // the same window as before keeps its picked moment (a pass every 6 hours must not re-roll it each time)
+        const before = stored.get(c.lineage);
+        if (before && before.certId === record.certId && before.start === record.start && before.end === record.end && record.start !== null)
+          record.renewAt = before.renewAt;
+        out.set(c.lineage, record);
+        await store.ariWindows.set(c.lineage, record);
+      }),
+    );
   }
   return out;
 }

@@ -31,7 +31,21 @@ export async function markBackingOff(config: Readonly<AutoSslConfig>, store: Sto
   const added: StatusRow[] = [];
   for (const [name, r] of backoffs) {
     if (seen.has(name)) continue;
-    added.push({ lineage: '', domain: name, names: [name], state: 'backing-off', notAfter: null, daysLeft: null, renewFrom: null, lastError: { code: r.unpauseUrl ? 'ACME_PAUSED' : 'BACKING_OFF', message: describeBackoff(name, r), at: new Date(r.lastAt).toISOString() }, consecutiveFailures: r.failures, vhosts: [], serial: null });
+    added.push({
+      lineage: '',
+      domain: name,
+      names: [name],
+      state: 'backing-off',
+      notAfter: null,
+      daysLeft: null,
+      renewFrom: null,
+      lastError: { code: r.unpauseUrl ? 'ACME_PAUSED' : 'BACKING_OFF', message: describeBackoff(name, r), at: new Date(r.lastAt).toISOString() },
+      consecutiveFailures: r.failures,
+      vhosts: [],
+      serial: null,
+    });
   }
-  return [...rows, ...added].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+  return [...rows, ...added].sort(
+    (a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain),
+  );
 }

@@ -45,7 +45,10 @@ export function parsePaused(text: string): PausedError | null {
   const m = /temporarily prevented from requesting certificates for ([^\n]*?) and possibly others\.?\s*Please visit:?\s*(https:\/\/[^\s"'<>]+)/i.exec(text);
   if (!m) return null;
   const url = m[2]!.replace(/[.,;)]+$/, '');
-  const names = m[1]!.split(/,\s*/).map((n) => n.trim().toLowerCase()).filter((n) => /^[a-z0-9*._-]+$/.test(n));
+  const names = m[1]!
+    .split(/,\s*/)
+    .map((n) => n.trim().toLowerCase())
+    .filter((n) => /^[a-z0-9*._-]+$/.test(n));
   return { names, url };
 }
 
@@ -57,13 +60,27 @@ export interface BackoffChange {
 }
 
 /** One more failed authorization of `name` (or the CA's pause of it): the record as kept. */
-export async function recordFailure(config: Readonly<AutoSslConfig>, store: Store, name: string, error: string, options: { unpauseUrl?: string; now?: number } = {}): Promise<BackoffChange> {
+export async function recordFailure(
+  config: Readonly<AutoSslConfig>,
+  store: Store,
+  name: string,
+  error: string,
+  options: { unpauseUrl?: string; now?: number } = {},
+): Promise<BackoffChange> {
   const now = options.now ?? Date.now();
   const account = backoffAccount(config);
   const before = await store.backoff.get(account, name);
   const failures = (before?.failures ?? 0) + (options.unpauseUrl ? 0 : 1);
-  const delay = options.unpauseUrl ? PAUSED_RETRY_MS : backoffDelayMs(failures, { after: config.preflight.backoffAfter, maxHours: config.preflight.backoffMaxHours });
-  const record: BackoffRecord = { failures: Math.max(failures, before?.failures ?? 0), lastError: error.slice(0, 2000), lastAt: now, until: delay ? now + delay : null, unpauseUrl: options.unpauseUrl ?? before?.unpauseUrl ?? null };
+  const delay = options.unpauseUrl
+    ? PAUSED_RETRY_MS
+    : backoffDelayMs(failures, { after: config.preflight.backoffAfter, maxHours: config.preflight.backoffMaxHours });
+  const record: BackoffRecord = {
+    failures: Math.max(failures, before?.failures ?? 0),
+    lastError: error.slice(0, 2000),
+    lastAt: now,
+    until: delay ? now + delay : null,
+    unpauseUrl: options.unpauseUrl ?? before?.unpauseUrl ?? null,
+  };
   await store.backoff.set(account, name, record);
   return { name, record, backingOff: delay > 0 };
 }
@@ -91,7 +108,8 @@ export async function activeBackoffs(config: Readonly<AutoSslConfig>, store: Sto
 /** What the admin reads about a back-off: how many failures, until when, the last error, the unpause URL. */
 export function describeBackoff(name: string, r: BackoffRecord): string {
   const until = r.until ? new Date(r.until).toISOString() : 'now';
-  if (r.unpauseUrl) return `${name}: the CA paused this account for the name; lift it at ${r.unpauseUrl} (asked again after ${until}). Last error: ${r.lastError}`;
+  if (r.unpauseUrl)
+    return `${name}: the CA paused this account for the name; lift it at ${r.unpauseUrl} (asked again after ${until}). Last error: ${r.lastError}`;
   return `${name}: ${r.failures} failed authorizations in a row; no order before ${until} (the back-off keeps the CA from pausing the name). Last error: ${r.lastError}`;
 }
 
@@ -118,7 +136,10 @@ export async function notifyBackoff(store: Store, lineage: string, changes: read
 const VALIDATION_TYPES = new Set(['unauthorized', 'connection', 'dns', 'caa', 'incorrectResponse', 'tls', 'rejectedIdentifier']);
 
 /** The names ACME problems blame (validation verdicts only), with what the CA said; every name when none is named. */
-export function failedAuthorizations(names: readonly string[], problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>): Array<{ name: string; error: string }> {
+export function failedAuthorizations(
+  names: readonly string[],
+  problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>,
+): Array<{ name: string; error: string }> {
   const verdicts = problems.filter((p) => !p.type || VALIDATION_TYPES.has(p.type));
   const named = verdicts.filter((p) => p.domain && names.includes(p.domain));
   if (named.length) return named.map((p) => ({ name: p.domain!, error: `${p.type ?? 'error'}: ${p.detail}` }));
@@ -130,7 +151,17 @@ export function failedAuthorizations(names: readonly string[], problems: Readonl
  * What certbot's renewals report (autossl renew, or certbot's own timer through the post hook): a renewed lineage
  * clears its names, a failed one counts its failed authorizations (and a pause) and may start a back-off.
  */
-export async function recordRenewalBackoff(config: Readonly<AutoSslConfig>, store: Store, outcomes: ReadonlyArray<{ lineage: string; names: string[]; outcome: string; problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>; message?: string }>): Promise<void> {
+export async function recordRenewalBackoff(
+  config: Readonly<AutoSslConfig>,
+  store: Store,
+  outcomes: ReadonlyArray<{
+    lineage: string;
+    names: string[];
+    outcome: string;
+    problems: ReadonlyArray<{ domain?: string; type?: string; detail: string }>;
+    message?: string;
+  }>,
+): Promise<void> {
   for (const o of outcomes) {
     if (o.outcome === 'renewed') await recordSuccess(config, store, o.names);
     if (o.outcome !== 'failed') continue;
@@ -138,7 +169,8 @@ export async function recordRenewalBackoff(config: Readonly<AutoSslConfig>, stor
     const changes: BackoffChange[] = [];
     if (paused) {
       const names = paused.names.filter((n) => o.names.includes(n));
-      for (const name of names.length ? names : o.names) changes.push(await recordFailure(config, store, name, o.message ?? 'paused by the CA', { unpauseUrl: paused.url }));
+      for (const name of names.length ? names : o.names)
+        changes.push(await recordFailure(config, store, name, o.message ?? 'paused by the CA', { unpauseUrl: paused.url }));
     } else {
       for (const f of failedAuthorizations(o.names, o.problems)) changes.push(await recordFailure(config, store, f.name, f.error));
     }

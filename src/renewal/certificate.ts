@@ -46,7 +46,22 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
   const found = tree.findServers(sample);
   const block = found.https[0];
-  const out: DomainCertificate = { domain, exists: false, vhost: found.http.length + found.https.length > 0, state: 'missing', names: [], notAfter: null, notBefore: null, daysLeft: null, serial: null, issuer: null, lineage: null, servedBy: null, lastError: null, ari: null };
+  const out: DomainCertificate = {
+    domain,
+    exists: false,
+    vhost: found.http.length + found.https.length > 0,
+    state: 'missing',
+    names: [],
+    notAfter: null,
+    notBefore: null,
+    daysLeft: null,
+    serial: null,
+    issuer: null,
+    lineage: null,
+    servedBy: null,
+    lastError: null,
+    ari: null,
+  };
   if (!block) return out;
   out.servedBy = `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
@@ -74,11 +89,13 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
   out.issuer = cert.info.issuer;
   out.lineage = cert.path.startsWith(live) ? cert.path.slice(live.length).split(path.sep)[0]! : cert.path.startsWith(custom) ? 'custom' : null;
   const row = out.lineage && out.lineage !== 'custom' && store ? await store.certificates.get(out.lineage) : null;
-  if (row?.lastErrorCode || row?.lastErrorMessage) out.lastError = { code: row.lastErrorCode, message: row.lastErrorMessage, at: row.lastErrorAt ? new Date(row.lastErrorAt).toISOString() : null };
+  if (row?.lastErrorCode || row?.lastErrorMessage)
+    out.lastError = { code: row.lastErrorCode, message: row.lastErrorMessage, at: row.lastErrorAt ? new Date(row.lastErrorAt).toISOString() : null };
   if (!chosen) out.state = 'mismatch';
   else if (now >= cert.info.notAfter.getTime()) out.state = 'expired';
   else if (row?.lastOutcome === 'failed' && row.consecutiveFailures > 0) out.state = 'failing';
-  else if (out.lineage !== 'custom' && now >= renewalWindowStart(cert.info.notBefore.getTime(), cert.info.notAfter.getTime(), config.renewal.windowFraction)) out.state = 'due';
+  else if (out.lineage !== 'custom' && now >= renewalWindowStart(cert.info.notBefore.getTime(), cert.info.notAfter.getTime(), config.renewal.windowFraction))
+    out.state = 'due';
   else out.state = 'ok';
   // the CA's window for this very certificate (a renewed one has none until the next pass asks)
   const ari = out.lineage && out.lineage !== 'custom' && store ? await store.ariWindows.get(out.lineage).catch(() => null) : null;

@@ -44,14 +44,17 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
   const lineage = env.RENEWED_LINEAGE;
   const domainsRaw = env.RENEWED_DOMAINS;
   const refuse = (why: string): never => {
-    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the deploy hook: ${why}. Nothing was touched.`, { hint: 'autossl deploy-hook is meant to be run by certbot after a renewal (see autossl install-hooks).' });
+    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the deploy hook: ${why}. Nothing was touched.`, {
+      hint: 'autossl deploy-hook is meant to be run by certbot after a renewal (see autossl install-hooks).',
+    });
   };
   if (!lineage) refuse('RENEWED_LINEAGE is not set');
   if (domainsRaw === undefined || domainsRaw.trim() === '') refuse('RENEWED_DOMAINS is not set');
   // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(lineage!)) refuse('RENEWED_LINEAGE contains control characters');
   if (lineage!.length > 4096 || domainsRaw!.length > 100_000) refuse('RENEWED_LINEAGE or RENEWED_DOMAINS is far too long');
-  if (!path.isAbsolute(lineage!) || lineage!.split('/').includes('..') || lineage!.split('/').includes('.')) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a plain absolute path`);
+  if (!path.isAbsolute(lineage!) || lineage!.split('/').includes('..') || lineage!.split('/').includes('.'))
+    refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a plain absolute path`);
   const live = path.resolve(configDir, 'live');
   if (path.dirname(path.resolve(lineage!)) !== live) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a lineage directory inside ${live}`);
   const name = path.basename(lineage!);
@@ -111,7 +114,14 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
 function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
   const block = tree.findServers(name).https[0];
   if (!block) return false;
-  const lost = lostCover(servedCover(tree, block, config.sites.flatMap((s) => [s.domain, ...s.aliases])), certNames);
+  const lost = lostCover(
+    servedCover(
+      tree,
+      block,
+      config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+    ),
+    certNames,
+  );
   return lost.names.length + lost.patterns.length > 0;
 }
 
@@ -119,13 +129,21 @@ function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: str
  * A renewed lineage into nginx: the names nginx already serves over TLS go through the pipeline from `issue` on
  * (vhost re-pointed, nginx -t, reload, TLS check, plugins); with none, nginx reloads to load the new files.
  */
-export async function deployLineage(core: EngineCore, lineage: Lineage, certNames: readonly string[], domains: readonly string[], serial: string): Promise<DeployResult> {
+export async function deployLineage(
+  core: EngineCore,
+  lineage: Lineage,
+  certNames: readonly string[],
+  domains: readonly string[],
+  serial: string,
+): Promise<DeployResult> {
   const { config } = core;
   const name = lineage.name;
   const store = core.services.state();
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
   const tree = core.services.loadTree();
-  const tlsNames = domains.filter((d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames));
+  const tlsNames = domains.filter(
+    (d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames),
+  );
   const result: DeployResult = { lineage: name, domains: [...domains], ok: true, changedFiles: [], serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
@@ -136,14 +154,26 @@ export async function deployLineage(core: EngineCore, lineage: Lineage, certName
     } catch (error) {
       result.ok = false;
       result.error = toAutoSslError(error);
-      await store.attempts.record({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: false, code: result.error.code, message: result.error.message });
+      await store.attempts.record({
+        kind: 'deploy',
+        domain: domains[0] ?? name,
+        lineage: name,
+        ok: false,
+        code: result.error.code,
+        message: result.error.message,
+      });
     }
   } else {
     const site = tlsNames.map((n) => siteOfName(config, n)).find((s) => s !== undefined);
     const { ctx, abort } = core.context(tlsNames[0]!, 'deploy', {
       lineage,
       // a lineage autossl does not manage keeps its vhost as it is: no redirect or HSTS it was not asked for
-      plan: { names: tlsNames, certName: name, redirect: site ? site.redirect ?? config.defaults.redirect : false, hsts: site ? site.hsts ?? config.defaults.hsts : false },
+      plan: {
+        names: tlsNames,
+        certName: name,
+        redirect: site ? (site.redirect ?? config.defaults.redirect) : false,
+        hsts: site ? (site.hsts ?? config.defaults.hsts) : false,
+      },
     });
     ctx.needsReload = true; // the certificate files behind the vhost's paths changed
     const run = await core.run(ctx, abort);
@@ -172,7 +202,10 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const rows = statusRows(await scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
   const kind = result.ok ? 'renewed' : 'deploy-failed';
-  await enqueue(store, notification(core, kind, `${kind}:${name}:${info.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
+  await enqueue(
+    store,
+    notification(core, kind, `${kind}:${name}:${info.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined),
+  );
   await deliverOutbox(core);
   return result;
 }

@@ -36,11 +36,15 @@ export function validateDnsEnv(env: NodeJS.ProcessEnv): { domain: string; value:
 /** The DNS-01 solver the site of `domain` uses: its plan and challenge hooks, run as for an issue. */
 async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
   const site = siteOfName(core.config, domain) ?? siteOfName(core.config, `*.${domain}`);
-  if (!site) throw new AutoSslError('HOOK_INPUT_INVALID', `No site in the config has the name ${domain} (or *.${domain}); certbot asked for its DNS record.`, { hint: 'Add the site back to the config, or delete the lineage (certbot delete --cert-name ...).' });
+  if (!site)
+    throw new AutoSslError('HOOK_INPUT_INVALID', `No site in the config has the name ${domain} (or *.${domain}); certbot asked for its DNS record.`, {
+      hint: 'Add the site back to the config, or delete the lineage (certbot delete --cert-name ...).',
+    });
   const { ctx, abort } = core.context(site.domain, 'dns-hook');
   const run = await core.run(ctx, abort);
   if (!run.ok) throw run.error ?? new AutoSslError('INTERNAL', 'The challenge stage failed.');
-  if (ctx.challenge?.type !== 'dns-01' || !ctx.challenge.solver) throw new AutoSslError('DNS_PROVIDER_MISSING', `${site.domain} has no DNS provider: no plugin answered its dns-01 challenge.`);
+  if (ctx.challenge?.type !== 'dns-01' || !ctx.challenge.solver)
+    throw new AutoSslError('DNS_PROVIDER_MISSING', `${site.domain} has no DNS provider: no plugin answered its dns-01 challenge.`);
   return ctx.challenge.solver;
 }
 
@@ -48,9 +52,16 @@ async function solverFor(core: EngineCore, domain: string): Promise<DnsSolver> {
 async function waitForPropagation(core: EngineCore, record: DnsRecord): Promise<void> {
   const { dns01, preflight } = core.config;
   const servers = dns01.resolvers.length ? dns01.resolvers : preflight.resolvers;
-  const { visible, seen } = await waitForTxt(record.fqdn, record.value, { servers, queryTimeoutMs: preflight.timeoutMs, timeoutMs: dns01.propagationTimeoutMs });
+  const { visible, seen } = await waitForTxt(record.fqdn, record.value, {
+    servers,
+    queryTimeoutMs: preflight.timeoutMs,
+    timeoutMs: dns01.propagationTimeoutMs,
+  });
   if (visible) return;
-  throw new AutoSslError('DNS_PROPAGATION_TIMEOUT', `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`);
+  throw new AutoSslError(
+    'DNS_PROPAGATION_TIMEOUT',
+    `The TXT record ${record.fqdn} = ${JSON.stringify(record.value)} was not visible ${servers.length ? `at ${servers.join(', ')}` : 'to the system resolver'} within ${Math.round(dns01.propagationTimeoutMs / 1000)} s${seen.length ? ` (it answers ${seen.map((v) => JSON.stringify(v)).join(', ')})` : ''}.`,
+  );
 }
 
 const DNS_UNDO = { plugin: 'dns-01', kind: 'txt' };

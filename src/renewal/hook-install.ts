@@ -6,7 +6,8 @@ import { writeHookScript } from '../certbot/hooks.js';
 import type { EngineCore } from '../engine.js';
 import { toAutoSslError } from '../errors.js';
 
-const DEPLOY_HOOK_COMMENT = 'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.';
+const DEPLOY_HOOK_COMMENT =
+  'Installed by "autossl install-hooks": after every certbot renewal, the renewed lineage goes through autossl\'s\npipeline (vhost re-pointed, nginx -t, reload, TLS check, plugins). certbot sets RENEWED_LINEAGE and RENEWED_DOMAINS.';
 
 /** autossl's deploy-hook command in a script or a renewal config: the word as hookCommand writes it (shell-quoted) or bare. */
 const DEPLOY_HOOK_WORD = /(?:^|[\s'"])deploy-hook(?=['"\s]|$)/m;
@@ -14,7 +15,9 @@ const DEPLOY_HOOK_WORD = /(?:^|[\s'"])deploy-hook(?=['"\s]|$)/m;
 /** autossl's deploy hook among certbot's (renewal-hooks/deploy/), if one is there. */
 export function installedDeployHook(configDir: string): string | null {
   // certbot runs only executable files there
-  return firstInSmallFiles(path.join(configDir, 'renewal-hooks', 'deploy'), 64 * 1024, (file, text, st) => (st.mode & 0o111 && DEPLOY_HOOK_WORD.test(text) ? file : null));
+  return firstInSmallFiles(path.join(configDir, 'renewal-hooks', 'deploy'), 64 * 1024, (file, text, st) =>
+    st.mode & 0o111 && DEPLOY_HOOK_WORD.test(text) ? file : null,
+  );
 }
 
 /** Whether a lineage's renewal config names autossl's deploy hook (certbot stores --deploy-hook as renew_hook). */
@@ -39,14 +42,23 @@ export function ensureDeployHook(core: EngineCore, lineages: readonly string[]):
   const config = core.config.filepath;
   if (!config && !core.config.zeroConfig) {
     // an engine made from a config object: no command line could find that config again
-    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: there is no deploy hook in ${path.dirname(file)}, and this config has no file for one to use ("autossl setup --config FILE" installs it)` };
+    return {
+      warning: true,
+      message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: there is no deploy hook in ${path.dirname(file)}, and this config has no file for one to use ("autossl setup --config FILE" installs it)`,
+    };
   }
   try {
     writeHookScript(file, ['deploy-hook'], config, DEPLOY_HOOK_COMMENT);
   } catch (error) {
-    return { warning: true, message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: installing the deploy hook ${file} failed (${toAutoSslError(error).message}); run "autossl setup"` };
+    return {
+      warning: true,
+      message: `certbot renew would write renewed certificates of ${lineages.join(', ')} that nginx never loads: installing the deploy hook ${file} failed (${toAutoSslError(error).message}); run "autossl setup"`,
+    };
   }
-  return { warning: false, message: `installed certbot's deploy hook ${file}${config ? ` (with ${config})` : ' (no config file: it discovers this server as this run did)'}: every certbot renew, by its timer, cron or by hand, now installs the renewed certificate and reloads nginx ("autossl setup" adds the pre/post hooks and a timer)` };
+  return {
+    warning: false,
+    message: `installed certbot's deploy hook ${file}${config ? ` (with ${config})` : ' (no config file: it discovers this server as this run did)'}: every certbot renew, by its timer, cron or by hand, now installs the renewed certificate and reloads nginx ("autossl setup" adds the pre/post hooks and a timer)`,
+  };
 }
 
 /**
@@ -59,7 +71,17 @@ export function installHooks(core: EngineCore): string[] {
   const config = core.config.filepath;
   return [
     writeHookScript(path.join(base, 'deploy', 'autossl'), ['deploy-hook'], config, DEPLOY_HOOK_COMMENT),
-    writeHookScript(path.join(base, 'pre', 'autossl'), ['renew-hook', 'pre'], config, 'Installed by "autossl install-hooks": runs the beforeRenew hook before certbot renews anything.'),
-    writeHookScript(path.join(base, 'post', 'autossl'), ['renew-hook', 'post'], config, 'Installed by "autossl install-hooks": runs the afterRenew hook after certbot\'s renewal attempts, records\nfailed renewals and delivers notifications.'),
+    writeHookScript(
+      path.join(base, 'pre', 'autossl'),
+      ['renew-hook', 'pre'],
+      config,
+      'Installed by "autossl install-hooks": runs the beforeRenew hook before certbot renews anything.',
+    ),
+    writeHookScript(
+      path.join(base, 'post', 'autossl'),
+      ['renew-hook', 'post'],
+      config,
+      'Installed by "autossl install-hooks": runs the afterRenew hook after certbot\'s renewal attempts, records\nfailed renewals and delivers notifications.',
+    ),
   ];
 }

@@ -28,5 +28,10 @@ export function certbotRun(): { runId: string; owner: string; forced: boolean; c
   const start = processStartTime(ppid) ?? '-';
   const i = args.indexOf('--cert-name');
   const certName = i >= 0 ? args[i + 1] : args.find((a) => a.startsWith('--cert-name='))?.slice('--cert-name='.length);
-  return { runId: `certbot-${ppid}-${start}`, owner: `${ppid} ${start}`, forced: args.includes('--force-renewal') || args.includes('--renew-by-default'), certName: certName && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) ? certName : undefined };
+  return {
+    runId: `certbot-${ppid}-${start}`,
+    owner: `${ppid} ${start}`,
+    forced: args.includes('--force-renewal') || args.includes('--renew-by-default'),
+    certName: certName && /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(certName) ? certName : undefined,
+  };
 }

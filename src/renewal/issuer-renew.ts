@@ -21,7 +21,9 @@ export async function renewThroughIssuer(core: EngineCore, options: { certName?:
   const store = core.services.state();
   const all = await issuer.list();
   if (options.certName !== undefined && !all.some((l) => l.id === options.certName)) {
-    throw new AutoSslError('CONFIG_INVALID', `The issuer ${issuer.name} has no certificate named ${JSON.stringify(options.certName)}.`, { hint: 'autossl status lists the certificate names.' });
+    throw new AutoSslError('CONFIG_INVALID', `The issuer ${issuer.name} has no certificate named ${JSON.stringify(options.certName)}.`, {
+      hint: 'autossl status lists the certificate names.',
+    });
   }
   const chosen = all.filter((l) => options.certName === undefined || l.id === options.certName);
   const now = Date.now();
@@ -31,7 +33,11 @@ export async function renewThroughIssuer(core: EngineCore, options: { certName?:
     due.set(l.id, options.force === true || byDate || (await issuer.revoked?.(l).catch(() => false)) === true);
   }
   const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };
-  const event = (phase: RenewEvent['phase']): RenewEvent => ({ ...base, phase, lineages: chosen.map((l) => ({ name: l.id, names: l.names, due: due.get(l.id)! })) });
+  const event = (phase: RenewEvent['phase']): RenewEvent => ({
+    ...base,
+    phase,
+    lineages: chosen.map((l) => ({ name: l.id, names: l.names, due: due.get(l.id)! })),
+  });
   const hookErrors: string[] = [];
   await runRenewHook(core, event('before'), hookErrors);
   const outcomes: RenewOutcome[] = [];
@@ -60,7 +66,10 @@ export async function renewThroughIssuer(core: EngineCore, options: { certName?:
     outcomes.push({ lineage: l.id, names: l.names, outcome: result.ok ? 'renewed' : 'failed', problems: [], message: result.error?.message });
     const kind = result.ok ? 'renewed' : 'deploy-failed';
     const row = { lineage: l.id, names: l.names, notAfter: l.notAfter.toISOString(), daysLeft: Math.floor((l.notAfter.getTime() - Date.now()) / 86_400_000) };
-    await enqueue(store, notification(core, kind, `${kind}:${l.id}:${l.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined));
+    await enqueue(
+      store,
+      notification(core, kind, `${kind}:${l.id}:${l.serial}`, row, result.error ? { code: result.error.code, message: result.error.message } : undefined),
+    );
   }
   outcomes.sort((a, b) => a.lineage.localeCompare(b.lineage));
   await recordRenewals(core, store, outcomes);

@@ -27,7 +27,11 @@ const SLACK_MS = 2000;
 /** The pid file nginx writes: the main config's `pid`, else Debian's and the usual compiled default. */
 function pidFile(tree: NginxTree): string {
   const main = tree.files.get(tree.mainFile);
-  const pid = main ? childDirectives(main, 'pid').map((d) => argValues(d)[0]).find(Boolean) : undefined;
+  const pid = main
+    ? childDirectives(main, 'pid')
+        .map((d) => argValues(d)[0])
+        .find(Boolean)
+    : undefined;
   if (pid) return path.isAbsolute(pid) ? pid : path.join(tree.prefix, pid);
   return '/run/nginx.pid';
 }
@@ -115,24 +119,42 @@ export async function markUnloaded(config: AutoSslConfig, tree: NginxTree, rows:
   const list = [...candidates.values()];
   // a few handshakes at a time: a server with thousands of lineages renewed by hand is asked in bounded steps
   for (let i = 0; i < list.length; i += 16) {
-    await Promise.all(list.slice(i, i + 16).map(async (c) => {
-      const cert = current.get(c.lineage)!;
-      const tls = c.block.listens.find((l) => l.ssl && !l.unix && !isPlainHttp(l))!;
-      const address = tls.host === '*' ? '127.0.0.1' : tls.host === '[::]' ? '::1' : tls.host.replace(/^\[|\]$/g, '');
-      const port = tls.port ?? config.nginx.httpsPort;
-      let got: string | null;
-      try {
-        got = await servedSerial(address, port, c.name, 3000);
-      } catch {
-        return; // no TLS answer at all: served.ts's probe and the verify stage say why; nothing to compare here
-      }
-      if (got === cert.serial) return;
-      const message = `${address}:${port} presents serial ${got} for ${c.name}, but lineage ${c.lineage}'s certificate is serial ${cert.serial} (written ${new Date(cert.written).toISOString()}), which ${c.at} points at: nginx has not loaded it. Reload nginx; "autossl setup" installs certbot's deploy hook, which does after each renewal`;
-      const own = rows.find((r) => r.lineage === c.lineage && r.names.length);
-      const fields = { state: 'mismatch' as const, serial: cert.serial, lastError: { code: 'CERT_NOT_LOADED', message, at: null }, probe: { address: `${address}:${port}`, serial: got, ok: false } };
-      if (own) Object.assign(own, fields);
-      else added.push({ lineage: c.lineage, domain: c.name, names: cert.names, notAfter: new Date(cert.notAfter).toISOString(), daysLeft: null, renewFrom: null, consecutiveFailures: 0, vhosts: [c.at], ...fields });
-    }));
+    await Promise.all(
+      list.slice(i, i + 16).map(async (c) => {
+        const cert = current.get(c.lineage)!;
+        const tls = c.block.listens.find((l) => l.ssl && !l.unix && !isPlainHttp(l))!;
+        const address = tls.host === '*' ? '127.0.0.1' : tls.host === '[::]' ? '::1' : tls.host.replace(/^\[|\]$/g, '');
+        const port = tls.port ?? config.nginx.httpsPort;
+        let got: string | null;
+        try {
+          got = await servedSerial(address, port, c.name, 3000);
+        } catch {
+          return; // no TLS answer at all: served.ts's probe and the verify stage say why; nothing to compare here
+        }
+        if (got === cert.serial) return;
+        const message = `${address}:${port} presents serial ${got} for ${c.name}, but lineage ${c.lineage}'s certificate is serial ${cert.serial} (written ${new Date(cert.written).toISOString()}), which ${c.at} points at: nginx has not loaded it. Reload nginx; "autossl setup" installs certbot's deploy hook, which does after each renewal`;
+        const own = rows.find((r) => r.lineage === c.lineage && r.names.length);
+        const fields = {
+          state: 'mismatch' as const,
+          serial: cert.serial,
+          lastError: { code: 'CERT_NOT_LOADED', message, at: null },
+          probe: { address: `${address}:${port}`, serial: got, ok: false },
+        };
+        if (own) Object.assign(own, fields);
+        else
+          added.push({
+            lineage: c.lineage,
+            domain: c.name,
+            names: cert.names,
+            notAfter: new Date(cert.notAfter).toISOString(),
+            daysLeft: null,
+            renewFrom: null,
+            consecutiveFailures: 0,
+            vhosts: [c.at],
+            ...fields,
+          });
+      }),
+    );
   }
   return added;
 }

@@ -10,8 +10,24 @@ import type { Hooks } from '../pipeline/hooks.js';
 import type { Store } from '../store/store.js';
 import { statusRows, type StatusRow } from './status.js';
 
-export function notification(core: EngineCore, kind: Notification['kind'], key: string, row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>, error?: Notification['error']): Notification {
-  return { key, kind, lineage: row.lineage, names: row.names, notAfter: row.notAfter, daysLeft: row.daysLeft, error, at: new Date().toISOString(), host: core.host };
+export function notification(
+  core: EngineCore,
+  kind: Notification['kind'],
+  key: string,
+  row: Pick<StatusRow, 'lineage' | 'names' | 'notAfter' | 'daysLeft'>,
+  error?: Notification['error'],
+): Notification {
+  return {
+    key,
+    kind,
+    lineage: row.lineage,
+    names: row.names,
+    notAfter: row.notAfter,
+    daysLeft: row.daysLeft,
+    error,
+    at: new Date().toISOString(),
+    host: core.host,
+  };
 }
 
 export async function enqueue(store: Store, n: Notification): Promise<void> {

@@ -24,7 +24,10 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
     const event = await renewEvent(core, store, 'before', base, certs);
     // the post hook (another process) compares serials with these to tell which renewals failed; every lineage,
     // not only those due by autossl's window: certbot 5 also renews what its CA's ARI asks for (a revoked one)
-    await store.renewRuns.put(run.runId, event.lineages.map((l) => ({ name: l.name, due: l.due, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null })));
+    await store.renewRuns.put(
+      run.runId,
+      event.lineages.map((l) => ({ name: l.name, due: l.due, serial: certs.find((c) => c.lineage === l.name)?.serial ?? null })),
+    );
     await runRenewHook(core, event, errors);
   } else {
     await runRenewHook(core, await renewEvent(core, store, 'after', base), errors);
@@ -41,11 +44,23 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
       const failedHere = /Failed to renew certificate /.test(sections.get(a.name) ?? '');
       if (!renewed && !failedHere && (sections.size > 0 || a.due === false)) continue; // not tried (not due)
       // certbot's log of this run, the part about this lineage (its output is not ours to read)
-      const own = renewed ? [] : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
-      outcomes.push({ lineage: a.name, names: cert.names, outcome: renewed ? 'renewed' : 'failed', problems: renewed ? [] : own, message: renewed ? undefined : summarizeProblems(own) || 'certbot did not renew it (see certbot\'s log)' });
+      const own = renewed
+        ? []
+        : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
+      outcomes.push({
+        lineage: a.name,
+        names: cert.names,
+        outcome: renewed ? 'renewed' : 'failed',
+        problems: renewed ? [] : own,
+        message: renewed ? undefined : summarizeProblems(own) || "certbot did not renew it (see certbot's log)",
+      });
     }
     // a renewed lineage is recorded by its deploy hook; only failures are new here
-    await recordRenewals(core, store, outcomes.filter((o) => o.outcome === 'failed'));
+    await recordRenewals(
+      core,
+      store,
+      outcomes.filter((o) => o.outcome === 'failed'),
+    );
     await enqueueDue(core, store);
     await deliverOutbox(core);
   }

@@ -44,13 +44,21 @@ export function parseRenewSummary(output: string): Map<string, 'success' | 'fail
   return out;
 }
 
-export async function renewEvent(core: EngineCore, store: Store, phase: RenewEvent['phase'], base: Omit<RenewEvent, 'phase' | 'lineages'>, scanned?: readonly CertificateRow[]): Promise<RenewEvent> {
+export async function renewEvent(
+  core: EngineCore,
+  store: Store,
+  phase: RenewEvent['phase'],
+  base: Omit<RenewEvent, 'phase' | 'lineages'>,
+  scanned?: readonly CertificateRow[],
+): Promise<RenewEvent> {
   const certs = scanned ?? (await scanLineages(core.config.certbot.configDir, store));
   const now = Date.now();
   const lineages = certs.map((c) => ({
     name: c.lineage,
     names: c.names,
-    due: base.forced ? !base.certName || base.certName === c.lineage : c.notAfter === null || c.notBefore === null || now >= renewalWindowStart(c.notBefore, c.notAfter, core.config.renewal.windowFraction),
+    due: base.forced
+      ? !base.certName || base.certName === c.lineage
+      : c.notAfter === null || c.notBefore === null || now >= renewalWindowStart(c.notBefore, c.notAfter, core.config.renewal.windowFraction),
   }));
   return { ...base, phase, lineages: base.certName ? lineages.filter((l) => l.name === base.certName) : lineages };
 }
@@ -70,7 +78,9 @@ export function checkCertName(config: EngineCore['config'], certName: string | u
   // another issuer's lineages are asked for by renewThroughIssuer (they are the issuer's, not certbot's)
   if (config.issuer !== 'certbot') return;
   if (certName !== undefined && !readLineage(config.certbot.configDir, certName)) {
-    throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, { hint: 'autossl status lists the certificate names.' });
+    throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, {
+      hint: 'autossl status lists the certificate names.',
+    });
   }
 }
 
@@ -95,7 +105,9 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const revoked = options.force ? [] : (await revokedLineages(core, store, before)).filter((l) => !options.certName || l === options.certName);
     for (const name of revoked) reasons.set(name, 'revoked');
     // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
-    if (!options.force) for (const name of await ariLineages(core, store, before)) if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
+    if (!options.force)
+      for (const name of await ariLineages(core, store, before))
+        if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
     // a name backing off (failed authorizations) gets no order of autossl's own, ARI or revoked, until it ends
     const backingOff = reasons.size ? await activeBackoffs(config, store).catch(() => new Map()) : new Map();
     for (const [name, reason] of reasons) {
@@ -105,14 +117,23 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
       const forced = await withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {
         const now = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
         if (!now || now.serial !== before.find((c) => c.lineage === name)?.serial) return null;
-        return execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], { AUTOSSL_RENEW_PARENT: String(process.pid) });
+        return execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], {
+          AUTOSSL_RENEW_PARENT: String(process.pid),
+        });
       });
       if (!forced) continue;
       const cert = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
       if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
       const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);
-      const why = reason === 'revoked' ? 'the CA revoked it' : 'the CA\'s ARI window for it is open';
-      forcedFailures.set(name, { lineage: name, names: cert.names, outcome: 'failed', problems, message: `${why}; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}`, reason });
+      const why = reason === 'revoked' ? 'the CA revoked it' : "the CA's ARI window for it is open";
+      forcedFailures.set(name, {
+        lineage: name,
+        names: cert.names,
+        outcome: 'failed',
+        problems,
+        message: `${why}; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}`,
+        reason,
+      });
     }
     run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
@@ -128,10 +149,17 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     const said = summary.get(cert.lineage);
     const changed = prior?.serial !== cert.serial;
     // certbot's summary says it; a changed serial confirms it even when certbot's output was cut short
-    const outcome: RenewOutcome['outcome'] = said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
-    const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(`${run.stdout}\n${run.stderr}`)?.[1];
-    const problems = outcome === 'failed' ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1) : [];
-    const message = outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
+    const outcome: RenewOutcome['outcome'] =
+      said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
+    const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(
+      `${run.stdout}\n${run.stderr}`,
+    )?.[1];
+    const problems =
+      outcome === 'failed'
+        ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1)
+        : [];
+    const message =
+      outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     const reason = outcome === 'renewed' ? reasons.get(cert.lineage) : undefined;
     outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message, ...(reason ? { reason } : {}) });
   }
@@ -147,10 +175,26 @@ export async function recordRenewals(core: EngineCore, store: Store, outcomes: r
   const day = new Date().toISOString().slice(0, 10);
   for (const o of outcomes) {
     if (o.outcome === 'not-due') continue;
-    await store.attempts.record({ kind: 'renew', domain: o.names[0] ?? o.lineage, lineage: o.lineage, ok: o.outcome === 'renewed', code: o.outcome === 'failed' ? 'CERTBOT_FAILED' : undefined, message: o.message });
+    await store.attempts.record({
+      kind: 'renew',
+      domain: o.names[0] ?? o.lineage,
+      lineage: o.lineage,
+      ok: o.outcome === 'renewed',
+      code: o.outcome === 'failed' ? 'CERTBOT_FAILED' : undefined,
+      message: o.message,
+    });
     if (o.outcome !== 'failed') continue;
     const row = rows.find((r) => r.lineage === o.lineage);
-    await enqueue(store, notification(core, 'renewal-failed', `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`, { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null }, { code: 'CERTBOT_FAILED', message: o.message ?? null }));
+    await enqueue(
+      store,
+      notification(
+        core,
+        'renewal-failed',
+        `renewal-failed:${o.lineage}:${row?.serial ?? ''}:${day}`,
+        { lineage: o.lineage, names: o.names, notAfter: row?.notAfter ?? null, daysLeft: row?.daysLeft ?? null },
+        { code: 'CERTBOT_FAILED', message: o.message ?? null },
+      ),
+    );
   }
   // consecutive failed authorizations per name: the back-off before the CA's pause (backoff.ts)
   await recordRenewalBackoff(core.config, store, outcomes);

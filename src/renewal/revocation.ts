@@ -79,7 +79,9 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
       return /^revoked$/i.test(status) ? 'revoked' : /^(valid|good)$/i.test(status) ? 'good' : 'unknown';
     }
     const points = cert.getExtension(x509.CRLDistributionPointsExtension);
-    const urls = (points?.distributionPoints ?? []).flatMap((p) => (p.distributionPoint?.fullName ?? []).map((n) => n.uniformResourceIdentifier)).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u));
+    const urls = (points?.distributionPoints ?? [])
+      .flatMap((p) => (p.distributionPoint?.fullName ?? []).map((n) => n.uniformResourceIdentifier))
+      .filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u));
     if (!urls.length) return 'none';
     let issuer: x509.X509Certificate | null = null;
     try {
@@ -102,7 +104,13 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
  * The revocation state of a lineage's current certificate, from the store when known (a revoked serial stays
  * revoked; "good" is asked again after GOOD_FOR_MS), else from the CA. `fresh` asks the CA unless it is known revoked.
  */
-export async function revocationOf(config: Readonly<AutoSslConfig>, store: Store, lineage: Pick<Lineage, 'name' | 'cert' | 'chain'>, serial: string, options: { fresh?: boolean } = {}): Promise<Revocation> {
+export async function revocationOf(
+  config: Readonly<AutoSslConfig>,
+  store: Store,
+  lineage: Pick<Lineage, 'name' | 'cert' | 'chain'>,
+  serial: string,
+  options: { fresh?: boolean } = {},
+): Promise<Revocation> {
   let known: RevocationRecord | null;
   try {
     known = await store.certificates.revocation(lineage.name);

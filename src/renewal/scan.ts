@@ -77,7 +77,13 @@ export async function scanLineages(configDir: string, store: Store, vhostRefs: r
         unreadable = `${certPath} cannot be read as a certificate: ${(error as Error).message.split('\n')[0]}`;
       }
     } else unreadable = `${certPath} does not exist (or cannot be opened)`;
-    const row = certificateRow(name, certPath, info ? { ...info, notBefore: info.notBefore.getTime(), notAfter: info.notAfter.getTime(), key } : null, prior, vhosts);
+    const row = certificateRow(
+      name,
+      certPath,
+      info ? { ...info, notBefore: info.notBefore.getTime(), notAfter: info.notAfter.getTime(), key } : null,
+      prior,
+      vhosts,
+    );
     updates.push(row);
     rows.push(unreadable ? Object.assign(row, { unreadable }) : row);
   }
@@ -98,7 +104,7 @@ type RowFields = Pick<CertificateRow, 'names' | 'notBefore' | 'notAfter' | 'seri
 function certificateRow(lineage: string, certPath: string, info: RowFields | null, prior: CertificateRow | undefined, vhosts: string[]): CertificateRow {
   return {
     lineage,
-    names: info ? info.names : prior?.names ?? [],
+    names: info ? info.names : (prior?.names ?? []),
     certPath,
     // only a certificate that was read is cached: an unreadable one is looked at again (and said why) every time
     fileKey: info ? info.key : null,
@@ -125,11 +131,20 @@ function certificateRow(lineage: string, certPath: string, info: RowFields | nul
  */
 export async function issuedLineageRows(lineages: readonly Lineage[], store: Store, vhostRefs: readonly VhostCertificateRef[] = []): Promise<CertificateRow[]> {
   const known = new Map((await store.certificates.list()).map((c) => [c.lineage, c]));
-  const rows = [...lineages].sort((a, b) => a.id.localeCompare(b.id)).map((l) => {
-    const vhosts = [...new Set(vhostRefs.filter((r) => r.lineage === l.id).map((r) => r.file))].sort();
-    const fields = { names: l.names, notBefore: l.notBefore.getTime(), notAfter: l.notAfter.getTime(), serial: l.serial, issuer: null, key: fileKey(l.certPath) };
-    return certificateRow(l.id, l.certPath, fields, known.get(l.id), vhosts);
-  });
+  const rows = [...lineages]
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((l) => {
+      const vhosts = [...new Set(vhostRefs.filter((r) => r.lineage === l.id).map((r) => r.file))].sort();
+      const fields = {
+        names: l.names,
+        notBefore: l.notBefore.getTime(),
+        notAfter: l.notAfter.getTime(),
+        serial: l.serial,
+        issuer: null,
+        key: fileKey(l.certPath),
+      };
+      return certificateRow(l.id, l.certPath, fields, known.get(l.id), vhosts);
+    });
   if (store.readOnly) return rows;
   if (rows.length) await store.certificates.upsert(rows);
   await store.certificates.deleteExcept(rows.map((r) => r.lineage));

@@ -38,7 +38,12 @@ interface ServedCert {
   current: boolean;
 }
 
-function certificatesOf(tree: NginxTree, block: ServerBlock, live: string, archive: string): Array<ServedCert | { error: string; file: string; line: number; path: string }> {
+function certificatesOf(
+  tree: NginxTree,
+  block: ServerBlock,
+  live: string,
+  archive: string,
+): Array<ServedCert | { error: string; file: string; line: number; path: string }> {
   const out: Array<ServedCert | { error: string; file: string; line: number; path: string }> = [];
   for (const d of serverView(block).directives) {
     if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$') || d.args[0].startsWith('data:')) continue;
@@ -47,9 +52,23 @@ function certificatesOf(tree: NginxTree, block: ServerBlock, live: string, archi
       const info = readCertificateQuick(p);
       const inLive = p.startsWith(live) ? p.slice(live.length).split(path.sep)[0] : undefined;
       const inArchive = p.startsWith(archive) ? p.slice(archive.length).split(path.sep)[0] : undefined;
-      out.push({ file: d.file, line: d.line, path: p, names: info.names, serial: normalizeSerial(info.serial), notAfter: info.notAfter.getTime(), lineage: inLive ?? inArchive, current: !inArchive });
+      out.push({
+        file: d.file,
+        line: d.line,
+        path: p,
+        names: info.names,
+        serial: normalizeSerial(info.serial),
+        notAfter: info.notAfter.getTime(),
+        lineage: inLive ?? inArchive,
+        current: !inArchive,
+      });
     } catch (error) {
-      out.push({ error: fs.existsSync(p) ? `cannot be read (${(error as Error).message.split('\n')[0]})` : 'does not exist', file: d.file, line: d.line, path: p });
+      out.push({
+        error: fs.existsSync(p) ? `cannot be read (${(error as Error).message.split('\n')[0]})` : 'does not exist',
+        file: d.file,
+        line: d.line,
+        path: p,
+      });
     }
   }
   return out;
@@ -73,7 +92,12 @@ function row(name: string, fields: Partial<StatusRow> & Pick<StatusRow, 'state'>
 }
 
 /** A `mismatch` row for every configured name that is not served with a certificate covering it. */
-export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: number, probe: boolean): Promise<{ mismatches: StatusRow[]; probes: Map<string, StatusRow['probe']> }> {
+export async function servedRows(
+  config: AutoSslConfig,
+  tree: NginxTree,
+  now: number,
+  probe: boolean,
+): Promise<{ mismatches: StatusRow[]; probes: Map<string, StatusRow['probe']> }> {
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
   const mismatches: StatusRow[] = [];
@@ -83,7 +107,20 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
   if (broken) {
     for (const site of config.sites) {
       for (const name of [site.domain, ...site.aliases]) {
-        mismatches.push(row(name, { state: 'mismatch', lastError: { code: 'NGINX_PARSE_ERROR', message: `what nginx serves for ${name} is unknown: the config cannot be read (${broken.message}); fix it, then run status again`, at: null } }, now));
+        mismatches.push(
+          row(
+            name,
+            {
+              state: 'mismatch',
+              lastError: {
+                code: 'NGINX_PARSE_ERROR',
+                message: `what nginx serves for ${name} is unknown: the config cannot be read (${broken.message}); fix it, then run status again`,
+                at: null,
+              },
+            },
+            now,
+          ),
+        );
       }
     }
     return { mismatches, probes };
@@ -92,7 +129,16 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
     for (const name of [site.domain, ...site.aliases]) {
       const block = tree.findServers(sampleOf(name)).https[0];
       if (!block) {
-        mismatches.push(row(name, { state: 'mismatch', lastError: { code: 'NOT_SERVED', message: `no server block serves ${name} over TLS (autossl issue ${site.domain} installs it)`, at: null } }, now));
+        mismatches.push(
+          row(
+            name,
+            {
+              state: 'mismatch',
+              lastError: { code: 'NOT_SERVED', message: `no server block serves ${name} over TLS (autossl issue ${site.domain} installs it)`, at: null },
+            },
+            now,
+          ),
+        );
         continue;
       }
       const certs = certificatesOf(tree, block, live, archive);
@@ -103,8 +149,12 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
       if (!certs.length) problem = `${at} serves ${name} over TLS without an ssl_certificate of its own`;
       else if (!coverer) {
         const c = certs[0]!;
-        problem = 'error' in c ? `${at} points at ${c.path} (${c.file}:${c.line}), which ${c.error}` : `${at} serves ${name} with ${c.path} (${c.file}:${c.line}), which covers ${c.names.join(', ')}, not ${name}`;
-      } else if (!coverer.current) problem = `${at} points at ${coverer.path} (${coverer.file}:${coverer.line}), an old copy of lineage ${coverer.lineage}, not its current certificate in live/${coverer.lineage}/`;
+        problem =
+          'error' in c
+            ? `${at} points at ${c.path} (${c.file}:${c.line}), which ${c.error}`
+            : `${at} serves ${name} with ${c.path} (${c.file}:${c.line}), which covers ${c.names.join(', ')}, not ${name}`;
+      } else if (!coverer.current)
+        problem = `${at} points at ${coverer.path} (${coverer.file}:${coverer.line}), an old copy of lineage ${coverer.lineage}, not its current certificate in live/${coverer.lineage}/`;
       let served: StatusRow['probe'];
       if (probe) {
         const tls = block.listens.filter((l) => l.ssl && !l.unix && !isPlainHttp(l));
@@ -120,10 +170,26 @@ export async function servedRows(config: AutoSslConfig, tree: NginxTree, now: nu
         probes.set(name, served);
       }
       if (!problem && served && !served.ok) {
-        problem = served.serial ? `${served.address} presents serial ${served.serial} for ${name}, but ${at} points at ${coverer!.path} (serial ${coverer!.serial}): nginx has not loaded it (reload it)` : `no TLS answer for ${name} at ${served.address}: ${served.error}`;
+        problem = served.serial
+          ? `${served.address} presents serial ${served.serial} for ${name}, but ${at} points at ${coverer!.path} (serial ${coverer!.serial}): nginx has not loaded it (reload it)`
+          : `no TLS answer for ${name} at ${served.address}: ${served.error}`;
       }
       if (problem) {
-        mismatches.push(row(name, { state: 'mismatch', lineage: coverer?.lineage ?? (readable[0]?.lineage ?? ''), vhosts: [at], serial: coverer?.serial ?? null, notAfter: coverer ? new Date(coverer.notAfter).toISOString() : null, lastError: { code: served && !served.ok && !served.serial ? 'TLS_PROBE_FAILED' : 'CERT_MISMATCH', message: problem, at: null }, ...(served ? { probe: served } : {}) }, now));
+        mismatches.push(
+          row(
+            name,
+            {
+              state: 'mismatch',
+              lineage: coverer?.lineage ?? readable[0]?.lineage ?? '',
+              vhosts: [at],
+              serial: coverer?.serial ?? null,
+              notAfter: coverer ? new Date(coverer.notAfter).toISOString() : null,
+              lastError: { code: served && !served.ok && !served.serial ? 'TLS_PROBE_FAILED' : 'CERT_MISMATCH', message: problem, at: null },
+              ...(served ? { probe: served } : {}),
+            },
+            now,
+          ),
+        );
       }
     }
   }
@@ -148,7 +214,11 @@ export function markUnservedLineages(config: AutoSslConfig, tree: NginxTree, row
       const certs = certificatesOf(tree, block, live, archive).filter((c): c is ServedCert => 'serial' in c);
       if (certs.some((c) => covers(c.names, name))) continue;
       r.state = 'mismatch';
-      r.lastError = { code: 'CERT_MISMATCH', message: `${where(block)} serves ${name} ${certs.length ? `with ${certs[0]!.path}, which covers ${certs[0]!.names.join(', ')}, not ${name}` : 'over TLS without a readable certificate'}`, at: null };
+      r.lastError = {
+        code: 'CERT_MISMATCH',
+        message: `${where(block)} serves ${name} ${certs.length ? `with ${certs[0]!.path}, which covers ${certs[0]!.names.join(', ')}, not ${name}` : 'over TLS without a readable certificate'}`,
+        at: null,
+      };
       r.vhosts = [...new Set([...r.vhosts, where(block)])];
       break;
     }

@@ -68,7 +68,9 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
     }
     // every lineage a vhost serves, config or not: renewed on disk (certbot renew alone) but not loaded by nginx
     const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
-    rows = [...rows, ...served.mismatches, ...unloaded].sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
+    rows = [...rows, ...served.mismatches, ...unloaded].sort(
+      (a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain),
+    );
   }
   rows = await markBackingOff(config, store, rows, now);
   let pendingNotifications = 0;
@@ -86,20 +88,22 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
 async function markRevoked(core: EngineCore, store: Store, rows: StatusRow[]): Promise<void> {
   const candidates = rows.filter((r) => r.lineage && r.serial && r.state !== 'expired' && r.state !== 'missing');
   for (let i = 0; i < candidates.length; i += 16) {
-    await Promise.all(candidates.slice(i, i + 16).map(async (r) => {
-      if (core.config.issuer !== 'certbot') {
-        // another issuer says itself whether the CA revoked its certificate (asked now; none: never known)
-        const issued = core.services.issuer.revoked ? await core.services.issuer.find(r.lineage).catch(() => null) : null;
-        if (!issued || !(await core.services.issuer.revoked!(issued).catch(() => false))) return;
+    await Promise.all(
+      candidates.slice(i, i + 16).map(async (r) => {
+        if (core.config.issuer !== 'certbot') {
+          // another issuer says itself whether the CA revoked its certificate (asked now; none: never known)
+          const issued = core.services.issuer.revoked ? await core.services.issuer.find(r.lineage).catch(() => null) : null;
+          if (!issued || !(await core.services.issuer.revoked!(issued).catch(() => false))) return;
+          r.state = 'revoked';
+          r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
+          return;
+        }
+        const lineage = readLineage(core.config.certbot.configDir, r.lineage);
+        if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
         r.state = 'revoked';
         r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
-        return;
-      }
-      const lineage = readLineage(core.config.certbot.configDir, r.lineage);
-      if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
-      r.state = 'revoked';
-      r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
-    }));
+      }),
+    );
   }
   rows.sort((a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain));
 }

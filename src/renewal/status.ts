@@ -45,7 +45,11 @@ export interface StatusRow {
 // the window is relative to each certificate's lifetime (half of it under 10 days): see due.ts
 export { renewalWindowStart } from './due.js';
 
-export function classify(cert: Pick<CertificateRow, 'notBefore' | 'notAfter' | 'lastOutcome' | 'consecutiveFailures'>, now: number, windowFraction: number): CertState {
+export function classify(
+  cert: Pick<CertificateRow, 'notBefore' | 'notAfter' | 'lastOutcome' | 'consecutiveFailures'>,
+  now: number,
+  windowFraction: number,
+): CertState {
   if (cert.notAfter === null || cert.notBefore === null) return 'missing';
   if (now >= cert.notAfter) return 'expired';
   if (cert.lastOutcome === 'failed' && cert.consecutiveFailures > 0) return 'failing';
@@ -66,7 +70,9 @@ export function statusRows(certs: readonly CertificateRow[], refs: readonly Vhos
     renewFrom: c.notAfter === null || c.notBefore === null ? null : new Date(renewalWindowStart(c.notBefore, c.notAfter, windowFraction)).toISOString(),
     lastError: (c as { unreadable?: string }).unreadable
       ? { code: 'CERT_UNREADABLE', message: (c as { unreadable?: string }).unreadable!, at: null }
-      : c.lastErrorCode || c.lastErrorMessage ? { code: c.lastErrorCode, message: c.lastErrorMessage, at: c.lastErrorAt ? new Date(c.lastErrorAt).toISOString() : null } : null,
+      : c.lastErrorCode || c.lastErrorMessage
+        ? { code: c.lastErrorCode, message: c.lastErrorMessage, at: c.lastErrorAt ? new Date(c.lastErrorAt).toISOString() : null }
+        : null,
     consecutiveFailures: c.consecutiveFailures,
     vhosts: c.vhosts,
     serial: c.serial === null ? null : normalizeSerial(c.serial), // a row stored before serials were kept as openssl prints them
@@ -84,7 +90,11 @@ export function statusRows(certs: readonly CertificateRow[], refs: readonly Vhos
       notAfter: ref.notAfter ? new Date(ref.notAfter).toISOString() : null,
       daysLeft: ref.notAfter ? Math.floor(((ref.notAfter - now) / DAY) * 10) / 10 : null,
       renewFrom: null,
-      lastError: { code: ref.missing ? 'CERT_FILE_MISSING' : 'CERT_FILE_EXPIRED', message: `ssl_certificate ${ref.path} ${ref.missing ? 'does not exist' : 'has expired'}`, at: null },
+      lastError: {
+        code: ref.missing ? 'CERT_FILE_MISSING' : 'CERT_FILE_EXPIRED',
+        message: `ssl_certificate ${ref.path} ${ref.missing ? 'does not exist' : 'has expired'}`,
+        at: null,
+      },
       consecutiveFailures: 0,
       vhosts: [ref.file],
       serial: null,

@@ -15,7 +15,8 @@ const DAY = 86_400_000;
 export function uploadRows(config: AutoSslConfig, refs: readonly VhostCertificateRef[], now: number): StatusRow[] {
   const byFile = new Map<string, VhostCertificateRef[]>();
   for (const ref of refs) {
-    if (ref.lineage || ref.missing || (ref.notAfter !== undefined && ref.notAfter <= now) || !path.isAbsolute(ref.path) || !uploadDirOf(config, ref.path)) continue;
+    if (ref.lineage || ref.missing || (ref.notAfter !== undefined && ref.notAfter <= now) || !path.isAbsolute(ref.path) || !uploadDirOf(config, ref.path))
+      continue;
     byFile.set(path.resolve(ref.path), [...(byFile.get(path.resolve(ref.path)) ?? []), ref]);
   }
   const rows: StatusRow[] = [];
@@ -38,7 +39,13 @@ export function uploadRows(config: AutoSslConfig, refs: readonly VhostCertificat
       notAfter: new Date(notAfter).toISOString(),
       daysLeft: Math.floor(((notAfter - now) / DAY) * 10) / 10,
       renewFrom: new Date(renewFrom).toISOString(),
-      lastError: due ? { code: 'CERT_CUSTOM', message: `an uploaded certificate (${file}), which autossl does not renew: upload the renewed one before ${new Date(notAfter).toISOString()}`, at: null } : null,
+      lastError: due
+        ? {
+            code: 'CERT_CUSTOM',
+            message: `an uploaded certificate (${file}), which autossl does not renew: upload the renewed one before ${new Date(notAfter).toISOString()}`,
+            at: null,
+          }
+        : null,
       consecutiveFailures: 0,
       vhosts: [...new Set(users.map((u) => `${u.file}:${u.line}`))],
       serial: normalizeSerial(info.serial),

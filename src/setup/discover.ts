@@ -51,7 +51,11 @@ async function nginxInfo(): Promise<Discovery['nginx']> {
   const text = `${String(run.stdout)}\n${String(run.stderr)}`;
   const prefix = /--prefix=(\S+)/.exec(text)?.[1];
   const confPath = /--conf-path=(\S+)/.exec(text)?.[1];
-  const config = confPath ? (path.isAbsolute(confPath) ? confPath : path.join(prefix ?? '/usr/local/nginx', confPath)) : path.join(prefix ?? '/usr/local/nginx', 'conf/nginx.conf');
+  const config = confPath
+    ? path.isAbsolute(confPath)
+      ? confPath
+      : path.join(prefix ?? '/usr/local/nginx', confPath)
+    : path.join(prefix ?? '/usr/local/nginx', 'conf/nginx.conf');
   const version = /nginx version: nginx\/(\S+)/.exec(text)?.[1] ?? null;
   // systemd's unit when it runs nginx: a reload through it keeps systemd's view of the service right
   const systemctl = which('systemctl');
@@ -165,7 +169,8 @@ export async function discover(): Promise<Discovery> {
   const notes: string[] = [];
   if (!nginx.found) notes.push('nginx was not found (apt-get install nginx)');
   if (!certbot.found) notes.push('certbot was not found (apt-get install certbot)');
-  if (serverAddresses.every((a) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|f[cd])/.test(a))) notes.push('this machine has only private addresses: behind NAT, put the public ones in serverAddresses');
+  if (serverAddresses.every((a) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|f[cd])/.test(a)))
+    notes.push('this machine has only private addresses: behind NAT, put the public ones in serverAddresses');
   return { nginx, certbot, serverAddresses, notes };
 }
 
@@ -173,7 +178,15 @@ export async function discover(): Promise<Discovery> {
 export function discoveredConfig(d: Discovery, extra: { resolvers?: string[]; stateDir?: string } = {}): Record<string, unknown> {
   return {
     nginx: { binary: d.nginx.binary, config: d.nginx.config, ...(d.nginx.reloadCommand ? { reloadCommand: d.nginx.reloadCommand } : {}) },
-    certbot: { binary: d.certbot.binary, configDir: d.certbot.configDir, workDir: d.certbot.workDir, logsDir: d.certbot.logsDir, ...(d.certbot.server ? { server: d.certbot.server } : {}), ...(d.certbot.email ? { email: d.certbot.email } : {}), ...(d.certbot.keyType ? { keyType: d.certbot.keyType } : {}) },
+    certbot: {
+      binary: d.certbot.binary,
+      configDir: d.certbot.configDir,
+      workDir: d.certbot.workDir,
+      logsDir: d.certbot.logsDir,
+      ...(d.certbot.server ? { server: d.certbot.server } : {}),
+      ...(d.certbot.email ? { email: d.certbot.email } : {}),
+      ...(d.certbot.keyType ? { keyType: d.certbot.keyType } : {}),
+    },
     serverAddresses: d.serverAddresses,
     stateDir: extra.stateDir ?? '/var/lib/autossl',
     ...(extra.resolvers?.length ? { preflight: { resolvers: extra.resolvers } } : {}),

@@ -65,7 +65,9 @@ function plainName(raw: string): string | null {
 }
 
 function rootOf(block: ServerBlock): string | undefined {
-  const root = childDirectives(block.directive, 'root').map((d) => argValues(d)[0]).pop();
+  const root = childDirectives(block.directive, 'root')
+    .map((d) => argValues(d)[0])
+    .pop();
   return root && root.startsWith('/') && !root.includes('$') ? root : undefined;
 }
 
@@ -83,7 +85,15 @@ export function findSites(config: AutoSslConfig, tree: NginxTree, now = Date.now
       seen.add(name);
       const site = sites.get(block);
       if (site) site.aliases.push(name);
-      else sites.set(block, { domain: name, aliases: [], file: block.file, line: lineColumn(block.config.source, block.directive.start).line, root: rootOf(block) ?? rootOf(server), uncovered: [] });
+      else
+        sites.set(block, {
+          domain: name,
+          aliases: [],
+          file: block.file,
+          line: lineColumn(block.config.source, block.directive.start).line,
+          root: rootOf(block) ?? rootOf(server),
+          uncovered: [],
+        });
     }
   }
   for (const [block, site] of sites) {
@@ -96,7 +106,14 @@ export function findSites(config: AutoSslConfig, tree: NginxTree, now = Date.now
       continue;
     }
     const lineage = path.resolve(file).startsWith(live) ? path.resolve(file).slice(live.length).split(path.sep)[0] : undefined;
-    site.certificate = { lineage, path: file, issuer: info.issuer, notAfter: info.notAfter.toISOString(), daysLeft: Math.floor((info.notAfter.getTime() - now) / 86_400_000), names: info.names };
+    site.certificate = {
+      lineage,
+      path: file,
+      issuer: info.issuer,
+      notAfter: info.notAfter.toISOString(),
+      daysLeft: Math.floor((info.notAfter.getTime() - now) / 86_400_000),
+      names: info.names,
+    };
     // keep what is served: the site's names are the certificate's (so `issue` reuses the lineage, ordering nothing)
     if (lineage && covers(info.names, site.domain)) {
       const answered = new Set([...answeredNames(tree, block, 'https').exact, ...answeredNames(tree, block, 'http').exact]);
@@ -133,7 +150,7 @@ export function renderConfig(d: Discovery, sites: readonly FoundSite[], options:
     `  configDir: ${q(c.configDir)}${c.sources['config-dir'] ? '    # from cli.ini' : ''}`,
     `  workDir: ${q(c.workDir)}`,
     `  logsDir: ${q(c.logsDir)}`,
-    ...(c.server ? [`  server: ${q(c.server)}    # from ${c.sources.server}`] : ['  # server: Let\'s Encrypt (certbot\'s default)']),
+    ...(c.server ? [`  server: ${q(c.server)}    # from ${c.sources.server}`] : ["  # server: Let's Encrypt (certbot's default)"]),
     ...(c.email ? [`  email: ${q(c.email)}    # from ${c.sources.email}`] : ['  # email: none found (certbot registers without one)']),
     ...(c.keyType ? [`  keyType: ${q(c.keyType)}    # from cli.ini`] : []),
     ...c.accounts.map((a) => `  # ACME account ${a.id} at ${a.server}${a.email ? ` (${a.email})` : ''}: reused, never registered again`),
@@ -145,7 +162,10 @@ export function renderConfig(d: Discovery, sites: readonly FoundSite[], options:
   ];
   for (const s of sites) {
     out.push(`  # ${s.file}:${s.line}${s.root ? `  root ${s.root}` : ''}`);
-    if (s.certificate) out.push(`  # served now with ${s.certificate.lineage ? `certbot lineage ${s.certificate.lineage}` : s.certificate.path} (${s.certificate.issuer}; ${s.certificate.daysLeft} days left)`);
+    if (s.certificate)
+      out.push(
+        `  # served now with ${s.certificate.lineage ? `certbot lineage ${s.certificate.lineage}` : s.certificate.path} (${s.certificate.issuer}; ${s.certificate.daysLeft} days left)`,
+      );
     else out.push('  # no certificate yet');
     if (s.uncovered.length) out.push(`  # also answers ${s.uncovered.join(', ')}, not on that certificate: add them to aliases to cover them`);
     if (s.check) out.push(`  # pre-flight: ${s.check.ok ? 'passes' : s.check.problems.join('; ').replace(/\n/g, ' ').slice(0, 300)}`);
@@ -160,7 +180,21 @@ export function renderConfig(d: Discovery, sites: readonly FoundSite[], options:
 async function accountEmail(d: Discovery): Promise<void> {
   if (d.certbot.email || !d.certbot.found || !d.certbot.accounts.length) return;
   const c = d.certbot;
-  const run = await execa(c.binary, ['show_account', '--non-interactive', '--config-dir', c.configDir, '--work-dir', c.workDir, '--logs-dir', c.logsDir, ...(c.server ? ['--server', c.server] : [])], { reject: false, timeout: 30_000 });
+  const run = await execa(
+    c.binary,
+    [
+      'show_account',
+      '--non-interactive',
+      '--config-dir',
+      c.configDir,
+      '--work-dir',
+      c.workDir,
+      '--logs-dir',
+      c.logsDir,
+      ...(c.server ? ['--server', c.server] : []),
+    ],
+    { reject: false, timeout: 30_000 },
+  );
   const email = /Email contact:\s*(\S+@\S+)/.exec(`${String(run.stdout)}\n${String(run.stderr)}`)?.[1];
   if (email) {
     c.email = email.replace(/,$/, '');
@@ -171,7 +205,9 @@ async function accountEmail(d: Discovery): Promise<void> {
 export async function runInit(options: InitOptions = {}): Promise<InitResult> {
   const file = options.out ? path.resolve(options.out) : DEFAULT_INIT_FILE;
   if (!options.dryRun && !options.force && fs.existsSync(file)) {
-    throw new AutoSslError('CONFIG_INVALID', `${file} exists already; autossl init does not overwrite a config.`, { hint: `Compare with "autossl init --dry-run", or write it elsewhere (--out FILE), or replace it with --force.` });
+    throw new AutoSslError('CONFIG_INVALID', `${file} exists already; autossl init does not overwrite a config.`, {
+      hint: `Compare with "autossl init --dry-run", or write it elsewhere (--out FILE), or replace it with --force.`,
+    });
   }
   const d = await discover();
   if (options.addresses?.length) {
@@ -197,8 +233,14 @@ export async function runInit(options: InitOptions = {}): Promise<InitResult> {
     try {
       const engine = await createAutoSsl({ ...config, stateDir: scratch });
       try {
-        const results = await engine.check(sites.map((s) => s.domain), { skipChecks: ['port80'] });
-        results.forEach((r, i) => (sites[i]!.check = { ok: r.ok, problems: r.findings.filter((f) => f.severity === 'error').map((f) => `${f.code ?? f.check}: ${f.message}`) }));
+        const results = await engine.check(
+          sites.map((s) => s.domain),
+          { skipChecks: ['port80'] },
+        );
+        results.forEach(
+          (r, i) =>
+            (sites[i]!.check = { ok: r.ok, problems: r.findings.filter((f) => f.severity === 'error').map((f) => `${f.code ?? f.check}: ${f.message}`) }),
+        );
       } finally {
         await engine.close();
       }

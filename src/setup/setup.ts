@@ -47,12 +47,17 @@ function unitSource(name: string): string {
 function unitFor(name: string, config: string): string {
   const cli = fs.realpathSync(process.argv[1]!);
   const command = `${process.execPath} ${cli}`;
-  return unitSource(name).replace(/\/usr\/local\/bin\/autossl/g, command).replace(/--config \/etc\/autossl\/autossl\.config\.json/g, `--config ${config}`);
+  return unitSource(name)
+    .replace(/\/usr\/local\/bin\/autossl/g, command)
+    .replace(/--config \/etc\/autossl\/autossl\.config\.json/g, `--config ${config}`);
 }
 
 /** The timer unit with the schedule the nearest renewal window needs (the shipped unit runs twice a day). */
 export function withSchedule(unit: string, s: TimerSchedule): string {
-  return unit.replace(/^OnCalendar=.*$/m, `OnCalendar=${s.onCalendar}`).replace(/^RandomizedDelaySec=.*$/m, `RandomizedDelaySec=${s.randomizedDelaySec}`).replace(/^Description=.*$/m, `Description=Run autossl renew ${s.describe}`);
+  return unit
+    .replace(/^OnCalendar=.*$/m, `OnCalendar=${s.onCalendar}`)
+    .replace(/^RandomizedDelaySec=.*$/m, `RandomizedDelaySec=${s.randomizedDelaySec}`)
+    .replace(/^Description=.*$/m, `Description=Run autossl renew ${s.describe}`);
 }
 
 async function systemctl(args: string[]): Promise<{ ok: boolean; out: string }> {
@@ -80,7 +85,10 @@ export function cronRenewal(cronDir = '/etc/cron.d'): string | null {
 
 export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Promise<SetupResult> {
   const config = engine.config.filepath;
-  if (!config) throw new AutoSslError('CONFIG_NOT_FOUND', 'autossl setup needs a config file: the units and hooks it installs run with it.', { hint: 'Run "autossl init" first (it writes /etc/autossl/autossl.config.yaml), then "autossl setup".' });
+  if (!config)
+    throw new AutoSslError('CONFIG_NOT_FOUND', 'autossl setup needs a config file: the units and hooks it installs run with it.', {
+      hint: 'Run "autossl init" first (it writes /etc/autossl/autossl.config.yaml), then "autossl setup".',
+    });
   const result: SetupResult = { done: [], todo: [] };
   const dir = options.systemdDir ?? '/etc/systemd/system';
   const systemd = options.systemd ?? systemdRunning();
@@ -96,22 +104,28 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
   else for (const hook of await engine.installHooks()) result.done.push(`installed certbot hook ${hook}`);
 
   // 2. one renewal timer, often enough for the nearest renewal window in use
-  const rows = await engine.status().then((r) => r.certificates, () => []);
-  const windows = rows.filter((r) => r.notAfter && r.renewFrom).map((r) => Date.parse(r.notAfter!) - Date.parse(r.renewFrom!)).filter((w) => w > 0);
+  const rows = await engine.status().then(
+    (r) => r.certificates,
+    () => [],
+  );
+  const windows = rows
+    .filter((r) => r.notAfter && r.renewFrom)
+    .map((r) => Date.parse(r.notAfter!) - Date.parse(r.renewFrom!))
+    .filter((w) => w > 0);
   const schedule = scheduleFor(windows.length ? Math.min(...windows) : null);
   const certbotTimer = systemd ? await systemctl(['is-active', '--quiet', 'certbot.timer']) : { ok: false, out: '' };
   const cron = systemd ? null : cronRenewal(options.cronDir);
   if (cron) result.done.push(`cron runs certbot renew already (${cron}): it runs autossl's hooks each time (no autossl-renew schedule added: never two)`);
   else if (certbotTimer.ok) {
-    result.done.push('certbot.timer is active: it renews, and runs autossl\'s hooks each time (autossl-renew.timer not enabled: never both)');
+    result.done.push("certbot.timer is active: it renews, and runs autossl's hooks each time (autossl-renew.timer not enabled: never both)");
     for (const t of installedTimers().filter((x) => x.name === 'certbot.timer')) result.todo.push(...timerWarnings(t, rows));
-  }
-  else {
+  } else {
     for (const unit of ['autossl-renew.service', 'autossl-renew.timer']) {
       write(path.join(dir, unit), unit.endsWith('.timer') ? withSchedule(unitFor(unit, config), schedule) : unitFor(unit, config));
       result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${path.join(dir, unit)}`);
     }
-    if (!systemd) result.todo.push('systemd does not run this machine: run "autossl renew" twice a day from cron instead (e.g. "17 3,15 * * * root autossl renew")');
+    if (!systemd)
+      result.todo.push('systemd does not run this machine: run "autossl renew" twice a day from cron instead (e.g. "17 3,15 * * * root autossl renew")');
     else if (!options.dryRun) {
       const enabled = await systemctl(['daemon-reload']).then(() => systemctl(['enable', '--now', 'autossl-renew.timer']));
       if (enabled.ok) result.done.push(`enabled autossl-renew.timer (${schedule.describe})`);
@@ -128,7 +142,10 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
     } else result.done.push(`kept the existing tokens file ${tokens}`);
     const unit = path.join(dir, 'autossl-agent.service');
     // descriptors well above the connection cap, so sockets can never take the ones nginx -t and certbot need
-    write(unit, unitFor('autossl-agent.service', config).replace(/^LimitNOFILE=\d+$/m, `LimitNOFILE=${agentNoFileLimit(engine.config.agent.limits.connections)}`));
+    write(
+      unit,
+      unitFor('autossl-agent.service', config).replace(/^LimitNOFILE=\d+$/m, `LimitNOFILE=${agentNoFileLimit(engine.config.agent.limits.connections)}`),
+    );
     result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${unit} (listening on ${engine.config.agent.listen})`);
     if (!systemd) result.todo.push(`systemd does not run this machine: start the agent with "autossl agent --config ${config}" under your supervisor`);
     else if (!options.dryRun) {

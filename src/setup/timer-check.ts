@@ -33,7 +33,8 @@ export const TWICE_DAILY: TimerSchedule = { onCalendar: '*-*-* 00,12:00:00', ran
 export function scheduleFor(shortestWindowMs: number | null): TimerSchedule {
   if (shortestWindowMs === null || worstGapMs(TWICE_DAILY) <= maxGapFor(shortestWindowMs)) return TWICE_DAILY;
   // every hour, at a random minute (the CA asks for no renewals on the hour); hourly + 10 min random: at most 70 min apart
-  if (worstGapMs({ onCalendar: 'hourly', randomizedDelaySec: 600 }) <= maxGapFor(shortestWindowMs)) return { onCalendar: 'hourly', randomizedDelaySec: 600, describe: 'every hour' };
+  if (worstGapMs({ onCalendar: 'hourly', randomizedDelaySec: 600 }) <= maxGapFor(shortestWindowMs))
+    return { onCalendar: 'hourly', randomizedDelaySec: 600, describe: 'every hour' };
   return { onCalendar: '*:0/10', randomizedDelaySec: 60, describe: 'every 10 minutes' };
 }
 
@@ -67,7 +68,7 @@ export function calendarGapMs(expr: string): number {
 }
 
 /** A timer unit's schedule: the shortest gap over its OnCalendar lines (several lines: the runs merge), its random delay. */
-export function parseTimerUnit(text: string): Pick<TimerSchedule, 'onCalendar' | 'randomizedDelaySec'> & { gapMs: number } | null {
+export function parseTimerUnit(text: string): (Pick<TimerSchedule, 'onCalendar' | 'randomizedDelaySec'> & { gapMs: number }) | null {
   const calendars = [...text.matchAll(/^\s*OnCalendar\s*=\s*(.+?)\s*$/gm)].map((m) => m[1]!).filter((c) => c !== '');
   if (!calendars.length) return null;
   const delay = /^\s*RandomizedDelaySec\s*=\s*(\d+)\s*(s|sec|m|min|h)?\s*$/m.exec(text);
@@ -78,7 +79,9 @@ export function parseTimerUnit(text: string): Pick<TimerSchedule, 'onCalendar' |
 }
 
 /** The renewal timers installed here, as systemd would run them (drop-ins in <unit>.d/ override the unit's lines). */
-export function installedTimers(dirs: readonly string[] = ['/etc/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system']): Array<{ name: string; file: string; text: string }> {
+export function installedTimers(
+  dirs: readonly string[] = ['/etc/systemd/system', '/lib/systemd/system', '/usr/lib/systemd/system'],
+): Array<{ name: string; file: string; text: string }> {
   const out: Array<{ name: string; file: string; text: string }> = [];
   for (const name of ['autossl-renew.timer', 'certbot.timer']) {
     const file = dirs.map((d) => path.join(d, name)).find((f) => fs.existsSync(f));
@@ -88,7 +91,10 @@ export function installedTimers(dirs: readonly string[] = ['/etc/systemd/system'
       const dropins = path.join(d, `${name}.d`);
       let confs: string[] = [];
       try {
-        confs = fs.readdirSync(dropins).filter((f) => f.endsWith('.conf')).sort();
+        confs = fs
+          .readdirSync(dropins)
+          .filter((f) => f.endsWith('.conf'))
+          .sort();
       } catch {
         confs = [];
       }
@@ -104,7 +110,10 @@ export function installedTimers(dirs: readonly string[] = ['/etc/systemd/system'
 }
 
 /** Warnings for certificates whose renewal window the timer cannot meet (too few runs inside it). */
-export function timerWarnings(timer: { name: string; text: string }, rows: ReadonlyArray<{ lineage: string; notAfter: string | null; renewFrom: string | null }>): string[] {
+export function timerWarnings(
+  timer: { name: string; text: string },
+  rows: ReadonlyArray<{ lineage: string; notAfter: string | null; renewFrom: string | null }>,
+): string[] {
   const parsed = parseTimerUnit(timer.text);
   if (!parsed) return [];
   const out: string[] = [];
@@ -112,11 +121,17 @@ export function timerWarnings(timer: { name: string; text: string }, rows: Reado
     if (!r.notAfter || !r.renewFrom) continue;
     const windowMs = Date.parse(r.notAfter) - Date.parse(r.renewFrom);
     if (!(windowMs > 0) || parsed.gapMs <= maxGapFor(windowMs)) continue;
-    out.push(`${timer.name} runs up to ${hours(parsed.gapMs)} apart; ${r.lineage}'s renewal window is ${hours(windowMs)}, room for fewer than ${RUNS_PER_WINDOW} runs: run \`autossl setup\` again (it schedules autossl-renew.timer by the nearest window) or give the timer an OnCalendar at least every ${hours(maxGapFor(windowMs))}`);
+    out.push(
+      `${timer.name} runs up to ${hours(parsed.gapMs)} apart; ${r.lineage}'s renewal window is ${hours(windowMs)}, room for fewer than ${RUNS_PER_WINDOW} runs: run \`autossl setup\` again (it schedules autossl-renew.timer by the nearest window) or give the timer an OnCalendar at least every ${hours(maxGapFor(windowMs))}`,
+    );
   }
   return out;
 }
 
 function hours(ms: number): string {
-  return ms >= 2 * DAY ? `${Math.round((ms / DAY) * 10) / 10} days` : ms >= 2 * HOUR ? `${Math.round((ms / HOUR) * 10) / 10} h` : `${Math.round(ms / 60_000)} min`;
+  return ms >= 2 * DAY
+    ? `${Math.round((ms / DAY) * 10) / 10} days`
+    : ms >= 2 * HOUR
+      ? `${Math.round((ms / HOUR) * 10) / 10} h`
+      : `${Math.round(ms / 60_000)} min`;
 }

@@ -38,7 +38,8 @@ async function record(ctx: DomainContext, outcome: Outcome): Promise<void> {
   if (error?.code === 'ACME_PAUSED') {
     const paused = (error.details.names as string[] | undefined)?.filter((n) => ctx.plan.names.includes(n)) ?? [];
     const changes: BackoffChange[] = [];
-    for (const name of paused.length ? paused : ctx.plan.names) changes.push(await recordFailure(config, store, name, error.message, { unpauseUrl: String(error.details.unpauseUrl) }));
+    for (const name of paused.length ? paused : ctx.plan.names)
+      changes.push(await recordFailure(config, store, name, error.message, { unpauseUrl: String(error.details.unpauseUrl) }));
     await notifyBackoff(store, ctx.plan.certName, changes);
     return;
   }
@@ -62,7 +63,12 @@ export const backoffPlugin: Plugin = {
       try {
         await record(ctx, outcome);
       } catch (error) {
-        ctx.emit({ stage: 'finally', plugin: PLUGIN_NAME, status: 'warning', message: `STATE_UNAVAILABLE: could not record the back-off of ${ctx.plan.names.join(', ')} (${toAutoSslError(error).message.slice(0, 300)})` });
+        ctx.emit({
+          stage: 'finally',
+          plugin: PLUGIN_NAME,
+          status: 'warning',
+          message: `STATE_UNAVAILABLE: could not record the back-off of ${ctx.plan.names.join(', ')} (${toAutoSslError(error).message.slice(0, 300)})`,
+        });
       }
     });
   },

@@ -43,7 +43,9 @@ function reusable(ctx: DomainContext, lineage: Lineage): boolean {
 export const issueCertbotPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
-    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) => (ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.lineage : undefined));
+    hooks.issue.tapPromise({ name: 'issue-renewed', stage: STAGE.FIRST }, async (ctx) =>
+      ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.lineage : undefined,
+    );
     hooks.issue.tapPromise({ name: PLUGIN_NAME, stage: STAGE.LAST }, async (ctx) => {
       const { issuer, config } = ctx.services;
       if (ctx.dryRun) {
@@ -56,43 +58,76 @@ export const issueCertbotPlugin: Plugin = {
         const existing = await issuer.find(ctx.plan.certName).catch(() => null);
         if (existing) return lineageFiles(existing);
         const dir = path.join(config.stateDir, 'issuer', issuer.name, ctx.plan.certName);
-        const planned = issuer.plannedPaths?.(ctx.plan.certName) ?? { certPath: `${dir}/cert.pem`, chainPath: `${dir}/chain.pem`, fullchainPath: `${dir}/fullchain.pem`, keyPath: `${dir}/privkey.pem` };
-        return { name: ctx.plan.certName, cert: planned.certPath, chain: planned.chainPath, fullchain: planned.fullchainPath, privkey: planned.keyPath, renewalConf: '' };
+        const planned = issuer.plannedPaths?.(ctx.plan.certName) ?? {
+          certPath: `${dir}/cert.pem`,
+          chainPath: `${dir}/chain.pem`,
+          fullchainPath: `${dir}/fullchain.pem`,
+          keyPath: `${dir}/privkey.pem`,
+        };
+        return {
+          name: ctx.plan.certName,
+          cert: planned.certPath,
+          chain: planned.chainPath,
+          fullchain: planned.fullchainPath,
+          privkey: planned.keyPath,
+          renewalConf: '',
+        };
       }
       // one order per lineage at a time, across processes: a second run for the same names waits, then reuses
       // (the store's lock: a store several nodes share makes it one order across them)
-      return withLocked(ctx.services.state().locker, `order-${ctx.plan.certName}`, config.certbot.timeoutMs * 3, `The order of ${ctx.plan.certName}`, async () => {
-        // a fleet: another node may have obtained it (it publishes before releasing this lock)
-        if (!ctx.force) await adoptFromFleet(ctx);
-        const existing = await issuer.find(ctx.plan.certName);
-        // a revoked certificate the issuer would keep (not due): ordered anew, as with --force
-        const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
-        if (replace) ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing!.id} was revoked by the CA; ordering a new one` });
-        if (!ctx.force && existing && !replace && reusable(ctx, existing)) {
-          ctx.reusedLineage = true;
-          ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing.id} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA` });
-          await publishToFleet(ctx, lineageFiles(existing));
-          return lineageFiles(existing);
-        }
-        if (!ctx.challenge) throw new AutoSslError('INTERNAL', 'No challenge was set up: the challenge stage did not run.');
-        const lineage = await issuer.obtain({
-          id: ctx.plan.certName,
-          names: ctx.plan.names,
-          challenge: ctx.challenge,
-          force: ctx.force || replace,
-          replaces: existing?.ariCertId,
-          profile: ctx.plan.profile,
-          log: (message) => ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `${issuer.name}: ${message}` }),
-        }, ctx.signal).catch((error: unknown) => {
-          // an issuer module's own error is named after it, with the stable code a caller can test
-          if (error instanceof AutoSslError) throw error;
-          throw new AutoSslError('ISSUER_FAILED', `The issuer ${issuer.name} could not obtain a certificate for ${ctx.plan.names.join(', ')}: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { issuer: issuer.name } });
-        });
-        // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
-        ctx.needsReload = true;
-        await publishToFleet(ctx, lineageFiles(lineage));
-        return lineageFiles(lineage);
-      });
+      return withLocked(
+        ctx.services.state().locker,
+        `order-${ctx.plan.certName}`,
+        config.certbot.timeoutMs * 3,
+        `The order of ${ctx.plan.certName}`,
+        async () => {
+          // a fleet: another node may have obtained it (it publishes before releasing this lock)
+          if (!ctx.force) await adoptFromFleet(ctx);
+          const existing = await issuer.find(ctx.plan.certName);
+          // a revoked certificate the issuer would keep (not due): ordered anew, as with --force
+          const replace = !ctx.force && existing !== null && reusable(ctx, existing) && (await revoked(ctx, existing));
+          if (replace)
+            ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `certificate ${existing!.id} was revoked by the CA; ordering a new one` });
+          if (!ctx.force && existing && !replace && reusable(ctx, existing)) {
+            ctx.reusedLineage = true;
+            ctx.emit({
+              stage: 'issue',
+              plugin: PLUGIN_NAME,
+              status: 'info',
+              message: `certificate ${existing.id} already covers ${ctx.plan.names.join(', ')} and is not due; not asking the CA`,
+            });
+            await publishToFleet(ctx, lineageFiles(existing));
+            return lineageFiles(existing);
+          }
+          if (!ctx.challenge) throw new AutoSslError('INTERNAL', 'No challenge was set up: the challenge stage did not run.');
+          const lineage = await issuer
+            .obtain(
+              {
+                id: ctx.plan.certName,
+                names: ctx.plan.names,
+                challenge: ctx.challenge,
+                force: ctx.force || replace,
+                replaces: existing?.ariCertId,
+                profile: ctx.plan.profile,
+                log: (message) => ctx.emit({ stage: 'issue', plugin: PLUGIN_NAME, status: 'info', message: `${issuer.name}: ${message}` }),
+              },
+              ctx.signal,
+            )
+            .catch((error: unknown) => {
+              // an issuer module's own error is named after it, with the stable code a caller can test
+              if (error instanceof AutoSslError) throw error;
+              throw new AutoSslError(
+                'ISSUER_FAILED',
+                `The issuer ${issuer.name} could not obtain a certificate for ${ctx.plan.names.join(', ')}: ${error instanceof Error ? error.message : String(error)}`,
+                { cause: error, details: { issuer: issuer.name } },
+              );
+            });
+          // new certificate files, maybe behind a path nginx already serves: it must reload to serve them
+          ctx.needsReload = true;
+          await publishToFleet(ctx, lineageFiles(lineage));
+          return lineageFiles(lineage);
+        },
+      );
     });
   },
 };

@@ -57,7 +57,12 @@ export function servedCertificateNames(tree: NginxTree, block: ServerBlock): str
  * The certbot lineage a block serves now, when it covers every planned name and the block answers every name on it
  * (the certificate `certbot --nginx` installed): its name and names, the planned domain first.
  */
-function servedLineage(config: AutoSslConfig, tree: NginxTree, blocks: ReadonlySet<ServerBlock>, planned: readonly string[]): { name: string; names: string[] } | null {
+function servedLineage(
+  config: AutoSslConfig,
+  tree: NginxTree,
+  blocks: ReadonlySet<ServerBlock>,
+  planned: readonly string[],
+): { name: string; names: string[] } | null {
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   for (const block of blocks) {
     if (!block.listens.some((l) => l.ssl)) continue;
@@ -79,10 +84,14 @@ function servedLineage(config: AutoSslConfig, tree: NginxTree, blocks: ReadonlyS
 
 /** Configured sites (other than `site`) whose names land on one of `blocks`. */
 export function sitesSharing(config: AutoSslConfig, tree: NginxTree, site: SiteConfig, blocks: ReadonlySet<ServerBlock>): SiteConfig[] {
-  return config.sites.filter((s) => s.domain !== site.domain && [s.domain, ...s.aliases].some((n) => {
-    const b = certificateBlock(tree, n, s.vhost);
-    return b !== null && blocks.has(b);
-  }));
+  return config.sites.filter(
+    (s) =>
+      s.domain !== site.domain &&
+      [s.domain, ...s.aliases].some((n) => {
+        const b = certificateBlock(tree, n, s.vhost);
+        return b !== null && blocks.has(b);
+      }),
+  );
 }
 
 function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
@@ -105,7 +114,8 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
   // a domain no config names, served already with a certbot lineage (certbot --nginx set it up): that lineage, as it is
   const adopted = config.sites.some((s) => s.domain === plan.site.domain) ? null : servedLineage(config, tree, blocks, names);
   if (adopted) {
-    if (adopted.names.join(' ') !== names.join(' ') || adopted.name !== certName) notes.push(`${plan.site.domain} is served with certbot's lineage ${adopted.name} (${adopted.names.join(', ')}): kept as it is`);
+    if (adopted.names.join(' ') !== names.join(' ') || adopted.name !== certName)
+      notes.push(`${plan.site.domain} is served with certbot's lineage ${adopted.name} (${adopted.names.join(', ')}): kept as it is`);
     names = adopted.names;
     certName = adopted.name;
   }
@@ -116,7 +126,9 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     for (const s of sharing) for (const n of [s.domain, ...s.aliases]) if (!names.includes(n)) names.push(n);
     const first = group[0]!;
     certName = first.certName ?? first.domain.replace(/^\*\./, '');
-    notes.push(`${group.map((s) => s.domain).join(' and ')} are served by the same server block (${[...blocks].map(label).join(', ')}), which holds one certificate: one certificate (lineage ${certName}) covers ${names.join(', ')}`);
+    notes.push(
+      `${group.map((s) => s.domain).join(' and ')} are served by the same server block (${[...blocks].map(label).join(', ')}), which holds one certificate: one certificate (lineage ${certName}) covers ${names.join(', ')}`,
+    );
   }
   // names the block answers for that are not in the certificate yet
   const optional: string[] = [];
@@ -133,10 +145,14 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     }
   }
   if (mustKeep.length) {
-    throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(label).join(', ')} serves ${mustKeep.join(', ')} over HTTPS today with a certificate that covers ${mustKeep.length > 1 ? 'them' : 'it'}; a certificate for ${names.join(', ')} alone would take ${mustKeep.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was ordered.`, {
-      hint: `Add ${mustKeep.join(', ')} to the site's aliases, or give the site "blockNames": "cover" (names whose pre-flight fails are then left out), or move ${mustKeep.length > 1 ? 'them' : 'it'} to a server block of ${mustKeep.length > 1 ? 'their' : 'its'} own.`,
-      details: { names: mustKeep, blocks: [...blocks].map(label) },
-    });
+    throw new AutoSslError(
+      'VHOST_CERT_CONFLICT',
+      `The server block ${[...blocks].map(label).join(', ')} serves ${mustKeep.join(', ')} over HTTPS today with a certificate that covers ${mustKeep.length > 1 ? 'them' : 'it'}; a certificate for ${names.join(', ')} alone would take ${mustKeep.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was ordered.`,
+      {
+        hint: `Add ${mustKeep.join(', ')} to the site's aliases, or give the site "blockNames": "cover" (names whose pre-flight fails are then left out), or move ${mustKeep.length > 1 ? 'them' : 'it'} to a server block of ${mustKeep.length > 1 ? 'their' : 'its'} own.`,
+        details: { names: mustKeep, blocks: [...blocks].map(label) },
+      },
+    );
   }
   for (const n of optional) if (!names.includes(n)) names.push(n);
   names = keepBlockCover(config, tree, plan, blocks, names, notes);
@@ -149,8 +165,15 @@ function planNames(ctx: DomainContext, plan: DomainPlan): DomainPlan {
     const shared = sharedCertificateProblem(block, fullchain, `server ${block.names[0] ?? ''} (${label(block)})`);
     if (shared) throw new AutoSslError('VHOST_UNSUPPORTED', shared, { hint: sharedCertificateHint(fullchain) });
   }
-  notes.push(...redirectTargetNotes(tree, names, config.sites.flatMap((s) => [s.domain, ...s.aliases])));
-  if (optional.length) notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
+  notes.push(
+    ...redirectTargetNotes(
+      tree,
+      names,
+      config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+    ),
+  );
+  if (optional.length)
+    notes.push(`blockNames "cover": adding ${optional.join(', ')} (the block's other names) to the certificate, each only if its own pre-flight passes`);
   return { ...plan, names, certName, notes, optionalNames: [...plan.optionalNames, ...optional.filter((n) => !plan.optionalNames.includes(n))] };
 }
 
@@ -173,7 +196,9 @@ function redirectTargetNotes(tree: NginxTree, names: readonly string[], configur
     const tls = tree.findServers(target).https[0];
     const served = tls ? servedCertificateNames(tree, tls) : null;
     if (served && covers(served, target)) continue;
-    notes.push(`${n} redirects to ${target}, which nginx does not serve over HTTPS with a certificate for it: visitors of https://${n} will be sent to https://${target} and get a certificate error there; issue ${target} too (\`autossl issue ${target}\`, or ${n} as its alias)`);
+    notes.push(
+      `${n} redirects to ${target}, which nginx does not serve over HTTPS with a certificate for it: visitors of https://${n} will be sent to https://${target} and get a certificate error there; issue ${target} too (\`autossl issue ${target}\`, or ${n} as its alias)`,
+    );
   }
   return notes;
 }
@@ -184,7 +209,14 @@ function redirectTargetNotes(tree: NginxTree, names: readonly string[], configur
  * new names. A wildcard the block serves covered (`*.x`, an upload or an earlier wildcard order) can only stay
  * covered by a wildcard: ordered over DNS-01 when the site has a DNS provider, else refused before any order.
  */
-function keepBlockCover(config: AutoSslConfig, tree: NginxTree, plan: DomainPlan, blocks: ReadonlySet<ServerBlock>, planned: string[], notes: string[]): string[] {
+function keepBlockCover(
+  config: AutoSslConfig,
+  tree: NginxTree,
+  plan: DomainPlan,
+  blocks: ReadonlySet<ServerBlock>,
+  planned: string[],
+  notes: string[],
+): string[] {
   const names = [...planned];
   const known = config.sites.flatMap((s) => [s.domain, ...s.aliases]);
   const patterns: string[] = [];
@@ -193,50 +225,73 @@ function keepBlockCover(config: AutoSslConfig, tree: NginxTree, plan: DomainPlan
     const listed = new Set([...answeredNames(tree, block, 'http').exact, ...answeredNames(tree, block, 'https').exact]);
     const lost = lostCover(servedCover(tree, block, known), names);
     // names listed in server_name are the blockNames rule's (above); the others only a pattern answers
-    for (const n of lost.names) if (!listed.has(n) && !names.includes(n)) {
-      names.push(n);
-      kept.push(n);
-    }
+    for (const n of lost.names)
+      if (!listed.has(n) && !names.includes(n)) {
+        names.push(n);
+        kept.push(n);
+      }
     for (const p of lost.patterns) if (!patterns.includes(p)) patterns.push(p);
   }
-  if (kept.length) notes.push(`${kept.join(', ')} ${kept.length > 1 ? 'are' : 'is'} served over HTTPS by the same server block (${[...blocks].map(blockLabel).join(', ')}) now: kept on the certificate`);
+  if (kept.length)
+    notes.push(
+      `${kept.join(', ')} ${kept.length > 1 ? 'are' : 'is'} served over HTTPS by the same server block (${[...blocks].map(blockLabel).join(', ')}) now: kept on the certificate`,
+    );
   if (!patterns.length) return tooMany(plan, blocks, names);
   if (plan.challenge === 'dns-01') {
     // a name one label under the wildcard is redundant with it: Let's Encrypt refuses such an order
     const kept = [...patterns, ...names.filter((n) => !patterns.includes(n) && !covers(patterns, n))];
-    notes.push(`the server block serves ${patterns.join(', ')} over HTTPS now: ordered over DNS-01 with the wildcard (${kept.join(', ')}), so every name it answers stays covered`);
+    notes.push(
+      `the server block serves ${patterns.join(', ')} over HTTPS now: ordered over DNS-01 with the wildcard (${kept.join(', ')}), so every name it answers stays covered`,
+    );
     return tooMany(plan, blocks, kept);
   }
-  throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${patterns.join(', ')} over HTTPS today with a wildcard certificate; a certificate for ${names.join(', ')} would take every other name it answers off HTTPS, and a wildcard can only be ordered over DNS-01. Nothing was ordered.`, {
-    hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin ("challenge": "dns-01"), so autossl orders ${patterns.join(', ')} with it, or upload a certificate covering ${[...patterns, ...names].join(', ')}, or move ${plan.site.domain} to a server block of its own.`,
-    details: { names: patterns, blocks: [...blocks].map(blockLabel) },
-  });
+  throw new AutoSslError(
+    'VHOST_CERT_CONFLICT',
+    `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${patterns.join(', ')} over HTTPS today with a wildcard certificate; a certificate for ${names.join(', ')} would take every other name it answers off HTTPS, and a wildcard can only be ordered over DNS-01. Nothing was ordered.`,
+    {
+      hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin ("challenge": "dns-01"), so autossl orders ${patterns.join(', ')} with it, or upload a certificate covering ${[...patterns, ...names].join(', ')}, or move ${plan.site.domain} to a server block of its own.`,
+      details: { names: patterns, blocks: [...blocks].map(blockLabel) },
+    },
+  );
 }
 
 /** Let's Encrypt puts at most 100 names on a certificate: a block whose names outgrow that needs a wildcard. */
 function tooMany(plan: DomainPlan, blocks: ReadonlySet<ServerBlock>, names: string[]): string[] {
   if (names.length <= 100) return names;
-  throw new AutoSslError('VHOST_CERT_CONFLICT', `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${names.length} names over HTTPS that one certificate must cover, more than the 100 a Let's Encrypt certificate holds. Nothing was ordered.`, {
-    hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin and order the block's wildcard, or split the block.`,
-    details: { names: names.length, blocks: [...blocks].map(blockLabel) },
-  });
+  throw new AutoSslError(
+    'VHOST_CERT_CONFLICT',
+    `The server block ${[...blocks].map(blockLabel).join(', ')} serves ${names.length} names over HTTPS that one certificate must cover, more than the 100 a Let's Encrypt certificate holds. Nothing was ordered.`,
+    {
+      hint: `Give ${plan.site.domain} the DNS-01 challenge with a DNS provider plugin and order the block's wildcard, or split the block.`,
+      details: { names: names.length, blocks: [...blocks].map(blockLabel) },
+    },
+  );
 }
 
 /** Leaves out the optional names (blockNames "cover") whose checks failed, instead of failing the domain. */
 function dropFailedOptional(ctx: DomainContext): void {
   if (!ctx.plan.optionalNames.length) return;
-  const failed = new Set(ctx.findings.filter((f) => f.severity === 'error' && !f.resolved && f.name && ctx.plan.optionalNames.includes(f.name)).map((f) => f.name!));
+  const failed = new Set(
+    ctx.findings.filter((f) => f.severity === 'error' && !f.resolved && f.name && ctx.plan.optionalNames.includes(f.name)).map((f) => f.name!),
+  );
   if (!failed.size) return;
   for (const f of ctx.findings) if (f.name && failed.has(f.name) && f.severity === 'error') f.resolved = true;
   const why = [...failed].map((n) => `${n} (${ctx.findings.find((f) => f.name === n && f.severity === 'error')?.code ?? 'check failed'})`).join(', ');
-  ctx.plan = { ...ctx.plan, names: ctx.plan.names.filter((n) => !failed.has(n)), optionalNames: ctx.plan.optionalNames.filter((n) => !failed.has(n)), notes: [...ctx.plan.notes, `left out of the certificate, their pre-flight failed: ${why}`] };
+  ctx.plan = {
+    ...ctx.plan,
+    names: ctx.plan.names.filter((n) => !failed.has(n)),
+    optionalNames: ctx.plan.optionalNames.filter((n) => !failed.has(n)),
+    notes: [...ctx.plan.notes, `left out of the certificate, their pre-flight failed: ${why}`],
+  };
   ctx.emit({ stage: 'findings', plugin: PLUGIN_NAME, status: 'info', message: `left out: ${why}` });
 }
 
 export const planNamesPlugin: Plugin = {
   name: PLUGIN_NAME,
   apply(hooks) {
-    hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (plan, ctx) => (ctx.mode === 'deploy' || ctx.mode === 'dns-hook' || ctx.mode === 'install' ? plan : planNames(ctx, plan)));
+    hooks.plan.tapPromise({ name: PLUGIN_NAME, stage: STAGE.BUILTIN }, async (plan, ctx) =>
+      ctx.mode === 'deploy' || ctx.mode === 'dns-hook' || ctx.mode === 'install' ? plan : planNames(ctx, plan),
+    );
     hooks.findings.tapPromise({ name: 'plan-names-findings', stage: STAGE.LAST }, async (ctx) => dropFailedOptional(ctx));
     hooks.beforeIssue.tapPromise({ name: 'plan-names-self-check', stage: STAGE.LAST + 1 }, async (ctx) => dropFailedOptional(ctx));
   },

@@ -34,7 +34,10 @@ function resolverOptions(ctx: DomainContext): ResolverOptions {
 /** This server's addresses: configured, or every non-loopback address of its interfaces. */
 export function serverAddresses(configured: readonly string[]): string[] {
   if (configured.length) return [...configured];
-  return Object.values(os.networkInterfaces()).flat().filter((i) => i && !i.internal).map((i) => i!.address.toLowerCase());
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .filter((i) => i && !i.internal)
+    .map((i) => i!.address.toLowerCase());
 }
 
 export function resolution(ctx: DomainContext, name: string): Promise<Resolution> {
@@ -54,51 +57,102 @@ async function dnsCheck(ctx: DomainContext): Promise<void> {
   }
   const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
   const isCloudflare = cloudflareMatcher(ctx.services.config.preflight.cloudflareRanges);
-  await Promise.all(ctx.plan.names.map(async (name) => {
-    const r = await resolution(ctx, name);
-    const via = r.cnames.length ? ` (via CNAME ${r.cnames.join(' -> ')})` : '';
-    if (r.failure && r.a.length === 0 && r.aaaa.length === 0) {
-      const code = r.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL';
-      add(ctx, { check: 'dns', name, severity: 'error', code, message: `${name}: DNS ${r.failure.kind === 'SERVFAIL' ? 'answered SERVFAIL' : r.failure.kind === 'TIMEOUT' ? 'did not answer in time' : `failed (${r.failure.message})`}.` });
-      return;
-    }
-    if (r.a.length === 0 && r.aaaa.length === 0) {
-      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_NO_RECORDS', message: `${name} has no A or AAAA record${via}; Let's Encrypt cannot reach it.` });
-      return;
-    }
-    const all = [...r.a, ...r.aaaa];
-    const proxied = all.filter((a) => isCloudflare(a));
-    if (proxied.length && !ctx.skipChecks.has('cloudflare')) {
-      add(ctx, { check: 'cloudflare', name, severity: 'error', code: 'CLOUDFLARE_PROXIED', message: `${name} resolves to Cloudflare's proxy (${proxied.join(', ')})${via}: the CA's request would reach Cloudflare, not this server.` });
-      return;
-    }
-    const foreignA = r.a.filter((a) => !ours.has(normalizeIp(a)));
-    const foreignAaaa = r.aaaa.filter((a) => !ours.has(normalizeIp(a)));
-    const expected = [...ours].join(', ') || '(none detected: set serverAddresses)';
-    if (foreignA.length) {
-      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_MISMATCH', message: `${name} resolves to ${r.a.join(', ')}${via}, not to this server (${expected}).` });
-      return;
-    }
-    if (foreignAaaa.length) {
-      add(ctx, { check: 'dns', name, severity: 'error', code: 'DNS_AAAA_MISMATCH', message: `${name} has AAAA ${r.aaaa.join(', ')}${via}, not this server (${expected}); Let's Encrypt tries IPv6 first.` });
-      return;
-    }
-    add(ctx, { check: 'dns', name, severity: 'info', message: `${name} -> ${all.join(', ')}${via}` });
-  }));
+  await Promise.all(
+    ctx.plan.names.map(async (name) => {
+      const r = await resolution(ctx, name);
+      const via = r.cnames.length ? ` (via CNAME ${r.cnames.join(' -> ')})` : '';
+      if (r.failure && r.a.length === 0 && r.aaaa.length === 0) {
+        const code = r.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL';
+        add(ctx, {
+          check: 'dns',
+          name,
+          severity: 'error',
+          code,
+          message: `${name}: DNS ${r.failure.kind === 'SERVFAIL' ? 'answered SERVFAIL' : r.failure.kind === 'TIMEOUT' ? 'did not answer in time' : `failed (${r.failure.message})`}.`,
+        });
+        return;
+      }
+      if (r.a.length === 0 && r.aaaa.length === 0) {
+        add(ctx, {
+          check: 'dns',
+          name,
+          severity: 'error',
+          code: 'DNS_NO_RECORDS',
+          message: `${name} has no A or AAAA record${via}; Let's Encrypt cannot reach it.`,
+        });
+        return;
+      }
+      const all = [...r.a, ...r.aaaa];
+      const proxied = all.filter((a) => isCloudflare(a));
+      if (proxied.length && !ctx.skipChecks.has('cloudflare')) {
+        add(ctx, {
+          check: 'cloudflare',
+          name,
+          severity: 'error',
+          code: 'CLOUDFLARE_PROXIED',
+          message: `${name} resolves to Cloudflare's proxy (${proxied.join(', ')})${via}: the CA's request would reach Cloudflare, not this server.`,
+        });
+        return;
+      }
+      const foreignA = r.a.filter((a) => !ours.has(normalizeIp(a)));
+      const foreignAaaa = r.aaaa.filter((a) => !ours.has(normalizeIp(a)));
+      const expected = [...ours].join(', ') || '(none detected: set serverAddresses)';
+      if (foreignA.length) {
+        add(ctx, {
+          check: 'dns',
+          name,
+          severity: 'error',
+          code: 'DNS_MISMATCH',
+          message: `${name} resolves to ${r.a.join(', ')}${via}, not to this server (${expected}).`,
+        });
+        return;
+      }
+      if (foreignAaaa.length) {
+        add(ctx, {
+          check: 'dns',
+          name,
+          severity: 'error',
+          code: 'DNS_AAAA_MISMATCH',
+          message: `${name} has AAAA ${r.aaaa.join(', ')}${via}, not this server (${expected}); Let's Encrypt tries IPv6 first.`,
+        });
+        return;
+      }
+      add(ctx, { check: 'dns', name, severity: 'info', message: `${name} -> ${all.join(', ')}${via}` });
+    }),
+  );
 }
 
 async function caaCheck(ctx: DomainContext): Promise<void> {
-  await Promise.all(ctx.plan.names.map(async (name) => {
-    const wildcard = name.startsWith('*.');
-    const caa = await checkCaa(wildcard ? name.slice(2) : name, resolverOptions(ctx), 'letsencrypt.org', wildcard);
-    if (caa.failure) {
-      add(ctx, { check: 'caa', name, severity: 'error', code: caa.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL', message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.` });
-    } else if (!caa.allowsLetsEncrypt) {
-      add(ctx, { check: 'caa', name, severity: 'error', code: 'CAA_FORBIDS', message: `${name}: CAA records at ${caa.at} allow only ${caa.issuers.map((i) => JSON.stringify(i)).join(', ')}, not letsencrypt.org.` });
-    } else {
-      add(ctx, { check: 'caa', name, severity: 'info', message: caa.at ? `${name}: CAA at ${caa.at} allows letsencrypt.org` : `${name}: no CAA records (any CA may issue)` });
-    }
-  }));
+  await Promise.all(
+    ctx.plan.names.map(async (name) => {
+      const wildcard = name.startsWith('*.');
+      const caa = await checkCaa(wildcard ? name.slice(2) : name, resolverOptions(ctx), 'letsencrypt.org', wildcard);
+      if (caa.failure) {
+        add(ctx, {
+          check: 'caa',
+          name,
+          severity: 'error',
+          code: caa.failure.kind === 'TIMEOUT' ? 'DNS_TIMEOUT' : 'DNS_SERVFAIL',
+          message: `${name}: the CAA lookup failed (${caa.failure.kind}); Let's Encrypt refuses to issue when it cannot read CAA.`,
+        });
+      } else if (!caa.allowsLetsEncrypt) {
+        add(ctx, {
+          check: 'caa',
+          name,
+          severity: 'error',
+          code: 'CAA_FORBIDS',
+          message: `${name}: CAA records at ${caa.at} allow only ${caa.issuers.map((i) => JSON.stringify(i)).join(', ')}, not letsencrypt.org.`,
+        });
+      } else {
+        add(ctx, {
+          check: 'caa',
+          name,
+          severity: 'info',
+          message: caa.at ? `${name}: CAA at ${caa.at} allows letsencrypt.org` : `${name}: no CAA records (any CA may issue)`,
+        });
+      }
+    }),
+  );
 }
 
 async function budgetCheck(ctx: DomainContext): Promise<void> {
@@ -109,7 +163,13 @@ async function budgetCheck(ctx: DomainContext): Promise<void> {
     const failures = await ctx.services.state({ readOnly: ctx.dryRun }).attempts.validationFailures(name, now - windowMs);
     if (failures.length >= max) {
       const next = new Date(failures[failures.length - max]!.at + windowMs);
-      add(ctx, { check: 'budget', name, severity: 'error', code: 'VALIDATION_BUDGET_EXHAUSTED', message: `${name} failed validation ${failures.length} times in the last ${minutes} minutes (last: ${failures[failures.length - 1]!.detail}); next try allowed at ${next.toISOString()}.` });
+      add(ctx, {
+        check: 'budget',
+        name,
+        severity: 'error',
+        code: 'VALIDATION_BUDGET_EXHAUSTED',
+        message: `${name} failed validation ${failures.length} times in the last ${minutes} minutes (last: ${failures[failures.length - 1]!.detail}); next try allowed at ${next.toISOString()}.`,
+      });
     }
   }
 }
@@ -138,45 +198,54 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
     return { address: verdict.addresses.find((a) => net.isIPv6(a) === net.isIPv6(current)) ?? verdict.addresses[0]! };
   };
   try {
-    await Promise.all(ctx.plan.names.map(async (name) => {
-      // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work. With the dns check skipped,
-      // nothing is resolved: the probe goes to this server's own addresses.
-      let addresses: string[];
-      if (ctx.skipChecks.has('dns')) addresses = serverAddresses(ctx.services.config.serverAddresses);
-      else {
-        // a plugin that resolved a finding about this name changed the world for it (a CDN proxy turned off): look again
-        const changed = ctx.findings.some((f) => f.name === name && f.resolved);
-        const r = changed ? await resolveName(name, resolverOptions(ctx)) : await resolution(ctx, name);
-        addresses = [...r.aaaa, ...r.a];
-      }
-      if (addresses.length === 0) return; // the dns check already reported it
-      // nginx applies a reload asynchronously (old workers finish first): a probe that reaches the old
-      // configuration is tried again for a short while. Not only after this run's own reload: in an issue run
-      // the challenge location is in the file, maybe written a moment ago by another run (another process asking
-      // for the same block) whose reload nginx has not applied yet. A check run (`check`) answers at once.
-      const settleMs = ctx.reloadedWithChanges ? 3000 : ctx.mode === 'issue' ? 5000 : 0;
-      const settleUntil = Date.now() + settleMs;
-      const probe = async (a: string) => {
-        for (;;) {
-          const res = await probeChallenge(name, a, token, body, timeoutMs, crossHost);
-          // any failure while nginx may still be loading the challenge location: the old config may also redirect
-          // the probe elsewhere (to an HTTPS port nothing listens on yet), not only answer without the token
-          if (res.ok || Date.now() > settleUntil) return res;
-          await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(
+      ctx.plan.names.map(async (name) => {
+        // Let's Encrypt tries IPv6 first and falls back to IPv4; each must work. With the dns check skipped,
+        // nothing is resolved: the probe goes to this server's own addresses.
+        let addresses: string[];
+        if (ctx.skipChecks.has('dns')) addresses = serverAddresses(ctx.services.config.serverAddresses);
+        else {
+          // a plugin that resolved a finding about this name changed the world for it (a CDN proxy turned off): look again
+          const changed = ctx.findings.some((f) => f.name === name && f.resolved);
+          const r = changed ? await resolveName(name, resolverOptions(ctx)) : await resolution(ctx, name);
+          addresses = [...r.aaaa, ...r.a];
         }
-      };
-      const results = await Promise.all(addresses.map(probe));
-      for (const res of results) {
-        if (res.ok) {
-          add(ctx, { check: 'port80', name, severity: 'info', message: `${name} via ${res.address}: ${res.message}` });
-          continue;
+        if (addresses.length === 0) return; // the dns check already reported it
+        // nginx applies a reload asynchronously (old workers finish first): a probe that reaches the old
+        // configuration is tried again for a short while. Not only after this run's own reload: in an issue run
+        // the challenge location is in the file, maybe written a moment ago by another run (another process asking
+        // for the same block) whose reload nginx has not applied yet. A check run (`check`) answers at once.
+        const settleMs = ctx.reloadedWithChanges ? 3000 : ctx.mode === 'issue' ? 5000 : 0;
+        const settleUntil = Date.now() + settleMs;
+        const probe = async (a: string) => {
+          for (;;) {
+            const res = await probeChallenge(name, a, token, body, timeoutMs, crossHost);
+            // any failure while nginx may still be loading the challenge location: the old config may also redirect
+            // the probe elsewhere (to an HTTPS port nothing listens on yet), not only answer without the token
+            if (res.ok || Date.now() > settleUntil) return res;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        };
+        const results = await Promise.all(addresses.map(probe));
+        for (const res of results) {
+          if (res.ok) {
+            add(ctx, { check: 'port80', name, severity: 'info', message: `${name} via ${res.address}: ${res.message}` });
+            continue;
+          }
+          let message = `${name} via ${res.address}: ${res.message}.`;
+          if (res.code === 'CHALLENGE_NOT_SERVED') message += ` ${whoAnswers(ctx, name)}`;
+          const soft = pendingEdit && res.code === 'CHALLENGE_NOT_SERVED';
+          add(ctx, {
+            check: 'port80',
+            name,
+            severity: soft ? 'warning' : 'error',
+            code: res.code,
+            message: soft ? `${message} autossl issue will add the challenge location first.` : message,
+            ...(res.hint ? { hint: res.hint } : {}),
+          });
         }
-        let message = `${name} via ${res.address}: ${res.message}.`;
-        if (res.code === 'CHALLENGE_NOT_SERVED') message += ` ${whoAnswers(ctx, name)}`;
-        const soft = pendingEdit && res.code === 'CHALLENGE_NOT_SERVED';
-        add(ctx, { check: 'port80', name, severity: soft ? 'warning' : 'error', code: res.code, message: soft ? `${message} autossl issue will add the challenge location first.` : message, ...(res.hint ? { hint: res.hint } : {}) });
-      }
-    }));
+      }),
+    );
   } finally {
     await fs.rm(file, { force: true });
     if (fleet) await withdrawChallenge(ctx.services.config, fleetStore(ctx.services.state()), token, [webroot]);
@@ -227,7 +296,13 @@ function whoAnswers(ctx: DomainContext, name: string): string {
  */
 async function noOrder(ctx: DomainContext): Promise<boolean> {
   if (ctx.mode !== 'issue' || !(await reusableLineage(ctx))) return false;
-  await ctx.memo('preflight-skipped-note', async () => ctx.emit({ stage: 'preflight', status: 'info', message: `certificate ${ctx.plan.certName} already covers ${ctx.plan.names.join(', ')} and is not due: nothing is ordered, so pre-flight is skipped` }));
+  await ctx.memo('preflight-skipped-note', async () =>
+    ctx.emit({
+      stage: 'preflight',
+      status: 'info',
+      message: `certificate ${ctx.plan.certName} already covers ${ctx.plan.names.join(', ')} and is not due: nothing is ordered, so pre-flight is skipped`,
+    }),
+  );
   return true;
 }
 
@@ -256,7 +331,7 @@ export const preflightPlugin: Plugin = {
       const complete = await redirectHostsCheck(ctx);
       if (ctx.findings.some((f) => f.check === 'port80' && f.severity === 'error')) return;
       if (ctx.dryRun) {
-        const note = `port80: not fetched (a dry run writes no token)${complete ? '; the challenge\'s redirects were followed through the config and DNS' : '; the challenge leaves what this config says (a redirect autossl cannot follow offline): only the real run can tell where it lands'}`;
+        const note = `port80: not fetched (a dry run writes no token)${complete ? "; the challenge's redirects were followed through the config and DNS" : '; the challenge leaves what this config says (a redirect autossl cannot follow offline): only the real run can tell where it lands'}`;
         ctx.plan.notes.push(note);
         ctx.emit({ stage: 'beforeIssue', status: 'info', message: note });
         return;

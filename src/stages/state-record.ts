@@ -22,7 +22,12 @@ export const stateRecordPlugin: Plugin = {
       } catch (error) {
         // bookkeeping must not turn a served certificate into a failure (nor a failure into another one): another
         // process holding the database past the wait, a full disk... the run's outcome stands, and says so
-        ctx.emit({ stage: 'finally', plugin: PLUGIN_NAME, status: 'warning', message: `STATE_UNAVAILABLE: could not record this attempt in autossl's state (${toAutoSslError(error).message.slice(0, 300)}); its outcome stands, the history misses it` });
+        ctx.emit({
+          stage: 'finally',
+          plugin: PLUGIN_NAME,
+          status: 'warning',
+          message: `STATE_UNAVAILABLE: could not record this attempt in autossl's state (${toAutoSslError(error).message.slice(0, 300)}); its outcome stands, the history misses it`,
+        });
       }
     });
   },
@@ -32,7 +37,15 @@ export const stateRecordPlugin: Plugin = {
 async function record(ctx: DomainContext, outcome: Outcome): Promise<void> {
   const state = ctx.services.state();
   if (state.readOnly) return;
-  await state.attempts.record({ kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue', domain: ctx.domain, lineage: ctx.lineage?.name, ok: outcome.ok, code: outcome.error?.code, message: outcome.error?.message, ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : e.ms ?? 0), 0)) });
+  await state.attempts.record({
+    kind: ctx.mode === 'deploy' || ctx.mode === 'install' ? ctx.mode : 'issue',
+    domain: ctx.domain,
+    lineage: ctx.lineage?.name,
+    ok: outcome.ok,
+    code: outcome.error?.code,
+    message: outcome.error?.message,
+    ms: Math.round(ctx.events.reduce((s, e) => s + (e.plugin ? 0 : (e.ms ?? 0)), 0)),
+  });
   if (outcome.error?.code !== 'CERTBOT_FAILED') return;
   // only the CA's validation verdicts count towards Let's Encrypt's failed-validation limit
   const problems = ((outcome.error.details.problems as AcmeProblem[] | undefined) ?? []).filter((p) => !p.type || VALIDATION_TYPES.has(p.type));

@@ -20,7 +20,9 @@ export { servedSerial };
 
 /** What most likely explains a wrong certificate: which block nginx picks for the name over TLS, and what changed. */
 function explain(ctx: DomainContext, name: string): string {
-  const changed = ctx.edits.length ? `autossl changed ${[...new Set(ctx.edits.map((e) => e.file))].join(', ')} and reloaded nginx` : 'autossl changed no vhost file (the certificate files changed) and reloaded nginx';
+  const changed = ctx.edits.length
+    ? `autossl changed ${[...new Set(ctx.edits.map((e) => e.file))].join(', ')} and reloaded nginx`
+    : 'autossl changed no vhost file (the certificate files changed) and reloaded nginx';
   try {
     const tlsBlocks = ctx.services.loadTree().findServers(name).https;
     const where = tlsBlocks.map((b) => `${b.file}:${lineColumn(b.config.source, b.directive.start).line}`).join(', ');
@@ -62,16 +64,26 @@ export const verifyTlsPlugin: Plugin = {
             reason = 'unreachable';
           }
           if ((Date.now() > deadline && attempt >= MIN_VERIFY_ATTEMPTS) || ctx.signal.aborted) {
-            throw new AutoSslError('TLS_VERIFY_FAILED', `https://${endpoint.servername} at ${endpoint.host}:${endpoint.port} does not serve the new certificate: ${last} (${attempt} attempts).`, {
-              hint: explain(ctx, endpoint.servername),
-              details: { endpoint, expected: want, reason, attempts: attempt },
-            });
+            throw new AutoSslError(
+              'TLS_VERIFY_FAILED',
+              `https://${endpoint.servername} at ${endpoint.host}:${endpoint.port} does not serve the new certificate: ${last} (${attempt} attempts).`,
+              {
+                hint: explain(ctx, endpoint.servername),
+                details: { endpoint, expected: want, reason, attempts: attempt },
+              },
+            );
           }
           await new Promise((r) => setTimeout(r, wait));
           wait = Math.min(wait * 2, 2000);
         }
       }
-      if (ctx.tlsEndpoints.length) ctx.emit({ stage: 'verify', plugin: PLUGIN_NAME, status: 'info', message: `serial ${want} served at ${ctx.tlsEndpoints.map((e) => `${e.host}:${e.port}`).join(', ')}` });
+      if (ctx.tlsEndpoints.length)
+        ctx.emit({
+          stage: 'verify',
+          plugin: PLUGIN_NAME,
+          status: 'info',
+          message: `serial ${want} served at ${ctx.tlsEndpoints.map((e) => `${e.host}:${e.port}`).join(', ')}`,
+        });
     });
   },
 };

@@ -24,10 +24,20 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
     const mod = (await import(locate(spec.module, config.configDir))) as Record<string, unknown>;
     factory = mod.default ?? mod.createStore;
   } catch (error) {
-    if (error instanceof AutoSslError) throw new AutoSslError('CONFIG_INVALID', `store: ${error.message}`, { hint: error.hint, cause: error, details: { store: spec.module } });
-    throw new AutoSslError('CONFIG_INVALID', `store: cannot load the store module ${quote(spec.module)}: ${((error as Error).message ?? String(error)).split('\n')[0]}`, { cause: error, details: { store: spec.module } });
+    if (error instanceof AutoSslError)
+      throw new AutoSslError('CONFIG_INVALID', `store: ${error.message}`, { hint: error.hint, cause: error, details: { store: spec.module } });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `store: cannot load the store module ${quote(spec.module)}: ${((error as Error).message ?? String(error)).split('\n')[0]}`,
+      { cause: error, details: { store: spec.module } },
+    );
   }
-  if (typeof factory !== 'function') throw new AutoSslError('CONFIG_INVALID', `store: the module ${quote(spec.module)} does not export a store factory (a default function taking { config, options, readOnly, sqlite } and returning a Store).`, { details: { store: spec.module } });
+  if (typeof factory !== 'function')
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `store: the module ${quote(spec.module)} does not export a store factory (a default function taking { config, options, readOnly, sqlite } and returning a Store).`,
+      { details: { store: spec.module } },
+    );
   return (o) => {
     const readOnly = o?.readOnly === true;
     let store: Store;
@@ -35,10 +45,22 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
       store = (factory as StoreFactory)({ config, options: spec.options, readOnly, sqlite: () => sqlite(readOnly) });
     } catch (error) {
       if (error instanceof AutoSslError) throw error;
-      throw new AutoSslError('STATE_UNAVAILABLE', `The store ${quote(spec.module)} could not be opened: ${((error as Error).message ?? String(error)).split('\n')[0]}`, { hint: 'Check the store\'s settings (store.options in the config) and that what it keeps its data in is reachable, then run again.', cause: error, details: { store: spec.module } });
+      throw new AutoSslError(
+        'STATE_UNAVAILABLE',
+        `The store ${quote(spec.module)} could not be opened: ${((error as Error).message ?? String(error)).split('\n')[0]}`,
+        {
+          hint: "Check the store's settings (store.options in the config) and that what it keeps its data in is reachable, then run again.",
+          cause: error,
+          details: { store: spec.module },
+        },
+      );
     }
     if (!store || typeof store !== 'object' || !store.jobs || !store.certificates || !store.locker) {
-      throw new AutoSslError('CONFIG_INVALID', `store: the factory of ${quote(spec.module)} returned no Store (jobs, attempts, certificates, ... and a locker).`, { details: { store: spec.module } });
+      throw new AutoSslError(
+        'CONFIG_INVALID',
+        `store: the factory of ${quote(spec.module)} returned no Store (jobs, attempts, certificates, ... and a locker).`,
+        { details: { store: spec.module } },
+      );
     }
     return store;
   };
@@ -50,10 +72,19 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
  */
 async function postgresOpener(spec: string): Promise<OpenStore> {
   const url = spec === '$AUTOSSL_STORE_POSTGRES' ? process.env.AUTOSSL_STORE_POSTGRES?.trim() : spec;
-  if (!url) throw new AutoSslError('CONFIG_INVALID', 'store: "postgres" reads its connection string from AUTOSSL_STORE_POSTGRES, which is not set.', { hint: 'Set AUTOSSL_STORE_POSTGRES=postgresql://user@host/database in the environment of every autossl process (the service, cron, certbot\'s hooks), or write the connection string into the config: "store": { "postgres": "..." }.' });
+  if (!url)
+    throw new AutoSslError('CONFIG_INVALID', 'store: "postgres" reads its connection string from AUTOSSL_STORE_POSTGRES, which is not set.', {
+      hint: 'Set AUTOSSL_STORE_POSTGRES=postgresql://user@host/database in the environment of every autossl process (the service, cron, certbot\'s hooks), or write the connection string into the config: "store": { "postgres": "..." }.',
+    });
   if (!isPostgresUrl(url)) {
     // not quoted back: a connection string carries a password
-    throw new AutoSslError('CONFIG_INVALID', `store: the PostgreSQL connection string${spec === '$AUTOSSL_STORE_POSTGRES' ? ' in AUTOSSL_STORE_POSTGRES' : ''} is not a postgresql:// URL.`, { hint: 'Write it as postgresql://user[:password]@host[:port]/database[?sslmode=verify-full] (percent-encode special characters of the password, or leave the password to PGPASSWORD or ~/.pgpass).' });
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `store: the PostgreSQL connection string${spec === '$AUTOSSL_STORE_POSTGRES' ? ' in AUTOSSL_STORE_POSTGRES' : ''} is not a postgresql:// URL.`,
+      {
+        hint: 'Write it as postgresql://user[:password]@host[:port]/database[?sslmode=verify-full] (percent-encode special characters of the password, or leave the password to PGPASSWORD or ~/.pgpass).',
+      },
+    );
   }
   const probe = new PgStore(url);
   try {

@@ -56,7 +56,17 @@ export interface AriRow {
   error: string | null;
 }
 
-export const ariRecord = (r: AriRow): AriWindowRecord => ({ certId: r.cert_id, serial: r.serial, start: r.start_at, end: r.end_at, explanationUrl: r.explanation_url, renewAt: r.renew_at, fetchedAt: r.fetched_at, nextFetchAt: r.next_fetch_at, error: r.error });
+export const ariRecord = (r: AriRow): AriWindowRecord => ({
+  certId: r.cert_id,
+  serial: r.serial,
+  start: r.start_at,
+  end: r.end_at,
+  explanationUrl: r.explanation_url,
+  renewAt: r.renew_at,
+  fetchedAt: r.fetched_at,
+  nextFetchAt: r.next_fetch_at,
+  error: r.error,
+});
 
 export interface BackoffRow {
   account: string;
@@ -68,4 +78,10 @@ export interface BackoffRow {
   unpause_url: string | null;
 }
 
-export const backoffRecord = (r: BackoffRow): BackoffRecord => ({ failures: r.failures, lastError: r.last_error, lastAt: r.last_at, until: r.until_at, unpauseUrl: r.unpause_url });
+export const backoffRecord = (r: BackoffRow): BackoffRecord => ({
+  failures: r.failures,
+  lastError: r.last_error,
+  lastAt: r.last_at,
+  until: r.until_at,
+  unpauseUrl: r.unpause_url,
+});

@@ -77,7 +77,10 @@ export interface CertificateRow {
 }
 
 /** What a scan of the certificate files knows (the attempt columns are kept by attempts.record). */
-export type CertificateFacts = Omit<CertificateRow, 'lastAttemptAt' | 'lastAttemptKind' | 'lastOutcome' | 'lastErrorCode' | 'lastErrorMessage' | 'lastErrorAt' | 'consecutiveFailures' | 'renewedAt'>;
+export type CertificateFacts = Omit<
+  CertificateRow,
+  'lastAttemptAt' | 'lastAttemptKind' | 'lastOutcome' | 'lastErrorCode' | 'lastErrorMessage' | 'lastErrorAt' | 'consecutiveFailures' | 'renewedAt'
+>;
 
 /** The last revocation answer for a lineage's certificate (a CRL or OCSP check is slow: it is kept). */
 export interface RevocationRecord {

@@ -13,12 +13,22 @@ const TOKEN = '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'
 const TS = '2026-05-01T12:00:00+00:00';
 const AT = Date.parse('2026-05-01T12:00:00Z');
 
-describe('the panel\'s signature', () => {
+describe("the panel's signature", () => {
   it.each([
-    ['POST', '/ssl/issue-async', '{"domain":"example.com","email":"admin@example.com","username":"alice"}', 'c7742230095dc8c53c0529644b1c71987ac65b8e5961eac0d5d8dc276f77e5e1'],
+    [
+      'POST',
+      '/ssl/issue-async',
+      '{"domain":"example.com","email":"admin@example.com","username":"alice"}',
+      'c7742230095dc8c53c0529644b1c71987ac65b8e5961eac0d5d8dc276f77e5e1',
+    ],
     ['POST', '/ssl/status', '{"domain":"shop.example.com"}', '561e49b3001afd16b942e3d906212b062190ddab5ab0cd023e841d9f4cdbb96c'],
     ['GET', '/ssl/wildcard/progress?domain=example.com', '', 'c3637d69e5c6f33c2aec04787b2f895ea6a15cc1dccefeec404f82e7e407f7d3'],
-    ['POST', '/ssl/upload', '{"domain":"example.com","username":"alice","certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\/k+Q=\\n-----END CERTIFICATE-----","private_key":"-----BEGIN PRIVATE KEY-----\\nMC4C\\/x==\\n-----END PRIVATE KEY-----"}', '5fab8b9f7e5442f23a809b224d57596ea355d3ddc249fd22db155cd3b382a4df'],
+    [
+      'POST',
+      '/ssl/upload',
+      '{"domain":"example.com","username":"alice","certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\/k+Q=\\n-----END CERTIFICATE-----","private_key":"-----BEGIN PRIVATE KEY-----\\nMC4C\\/x==\\n-----END PRIVATE KEY-----"}',
+      '5fab8b9f7e5442f23a809b224d57596ea355d3ddc249fd22db155cd3b382a4df',
+    ],
     ['POST', '/ssl/status', '{"domain":"caf\\u00e9.example"}', '0bcf6605b86f7cff3501a843eb5a6af2aa431304d58e8100c3b24404aa76e1a5'],
   ])('%s %s verifies as the panel signed it', (method, url, body, signature) => {
     expect(sign(TOKEN, TS, method, url.split('?')[0]!, body)).toBe(signature);
@@ -27,14 +37,30 @@ describe('the panel\'s signature', () => {
   });
 
   it('hashes the raw bytes: the same JSON re-serialised ("\\/" as "/") does not verify', () => {
-    const raw = '{"domain":"example.com","username":"alice","certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\/k+Q=\\n-----END CERTIFICATE-----","private_key":"-----BEGIN PRIVATE KEY-----\\nMC4C\\/x==\\n-----END PRIVATE KEY-----"}';
+    const raw =
+      '{"domain":"example.com","username":"alice","certificate":"-----BEGIN CERTIFICATE-----\\nMIIB\\/k+Q=\\n-----END CERTIFICATE-----","private_key":"-----BEGIN PRIVATE KEY-----\\nMC4C\\/x==\\n-----END PRIVATE KEY-----"}';
     const reserialised = JSON.stringify(JSON.parse(raw));
     expect(reserialised).not.toBe(raw);
     const tokens: Token[] = [{ id: 'x', key: Buffer.from(TOKEN) }];
-    expect(() => verifyRequest({ method: 'POST', url: '/ssl/upload', timestamp: TS, signature: '5fab8b9f7e5442f23a809b224d57596ea355d3ddc249fd22db155cd3b382a4df', body: Buffer.from(reserialised) }, tokens, AT)).toThrow(expect.objectContaining({ code: 'AGENT_AUTH_FAILED' }));
+    expect(() =>
+      verifyRequest(
+        {
+          method: 'POST',
+          url: '/ssl/upload',
+          timestamp: TS,
+          signature: '5fab8b9f7e5442f23a809b224d57596ea355d3ddc249fd22db155cd3b382a4df',
+          body: Buffer.from(reserialised),
+        },
+        tokens,
+        AT,
+      ),
+    ).toThrow(expect.objectContaining({ code: 'AGENT_AUTH_FAILED' }));
   });
 
-  const tokens: Token[] = [{ id: 'a', key: Buffer.from('x'.repeat(32)) }, { id: 'b', key: Buffer.from(TOKEN) }];
+  const tokens: Token[] = [
+    { id: 'a', key: Buffer.from('x'.repeat(32)) },
+    { id: 'b', key: Buffer.from(TOKEN) },
+  ];
   const good = sign(TOKEN, TS, 'POST', '/ssl/status', '{}');
   const req = { method: 'POST', url: '/ssl/status', timestamp: TS, signature: good, body: Buffer.from('{}') };
   it.each([
@@ -53,7 +79,9 @@ describe('the panel\'s signature', () => {
     ['odd characters', { signature: 'g' + good.slice(1) }, /lowercase hex/],
   ])('refuses %s', (_name, change, message) => {
     const { now = AT, ...fields } = change as Record<string, unknown> & { now?: number };
-    expect(() => verifyRequest({ ...req, ...fields } as typeof req, tokens, now)).toThrow(expect.objectContaining({ code: 'AGENT_AUTH_FAILED', message: expect.stringMatching(message) }));
+    expect(() => verifyRequest({ ...req, ...fields } as typeof req, tokens, now)).toThrow(
+      expect.objectContaining({ code: 'AGENT_AUTH_FAILED', message: expect.stringMatching(message) }),
+    );
   });
 
   it('accepts every configured token (rotation), and 300 s of skew either way', () => {
@@ -76,7 +104,9 @@ describe('the tokens file', () => {
   };
 
   it('refuses a file group or others can read, naming the fix', () => {
-    expect(() => loadTokens(write(`${TOKEN}\n`, 0o644))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('mode 644'), hint: expect.stringContaining('chmod 600') }));
+    expect(() => loadTokens(write(`${TOKEN}\n`, 0o644))).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('mode 644'), hint: expect.stringContaining('chmod 600') }),
+    );
     expect(() => loadTokens(write(`${TOKEN}\n`, 0o640))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 
@@ -84,7 +114,9 @@ describe('the tokens file', () => {
     const file = loadTokens(write(`# panel\n\n   \nshort\n${TOKEN}\n${TOKEN}\n`));
     expect(file.tokens.map((t) => t.key.toString())).toEqual([TOKEN]);
     expect(file.ignored).toEqual(['line 4: shorter than 16 characters']);
-    expect(() => loadTokens(write('\n# nothing\nshort\n'))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('no usable token') }));
+    expect(() => loadTokens(write('\n# nothing\nshort\n'))).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining('no usable token') }),
+    );
     expect(() => loadTokens(path.join(dir, 'missing'))).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
   });
 

@@ -24,7 +24,12 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-agent-cli-'));
   tokens = path.join(dir, 'tokens');
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
-  const raw = { nginx: { config: tree.main }, stateDir: path.join(dir, 'state'), certbot: { configDir: path.join(dir, 'le') }, agent: { listen: '127.0.0.1:7443', tokensFile: tokens, logLevel: 'silent' } };
+  const raw = {
+    nginx: { config: tree.main },
+    stateDir: path.join(dir, 'state'),
+    certbot: { configDir: path.join(dir, 'le') },
+    agent: { listen: '127.0.0.1:7443', tokensFile: tokens, logLevel: 'silent' },
+  };
   configFile = path.join(dir, 'autossl.config.json');
   fs.writeFileSync(configFile, JSON.stringify(raw));
   agent = await startAgent(validateConfig(raw, configFile, dir), { port: 0 });
@@ -36,23 +41,32 @@ afterAll(async () => {
 
 describe('agent call and the README recipe', () => {
   it('autossl agent call POST /ssl/status signs with the configured token and prints the JSON answer', async () => {
-    const run = await execa('node', [CLI, 'agent', 'call', 'POST', '/ssl/status', '{"domain":"recipe.test"}', '--url', agent.url, '--config', configFile], { reject: false });
+    const run = await execa('node', [CLI, 'agent', 'call', 'POST', '/ssl/status', '{"domain":"recipe.test"}', '--url', agent.url, '--config', configFile], {
+      reject: false,
+    });
     expect(run.exitCode, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ domain: 'recipe.test', exists: false, state: 'missing' });
     // another token: refused, exit 1, the refusal printed
     const other = path.join(dir, 'other-tokens');
     fs.writeFileSync(other, `${'c'.repeat(64)}\n`, { mode: 0o600 });
-    const bad = await execa('node', [CLI, 'agent', 'call', 'POST', '/ssl/status', '{"domain":"recipe.test"}', '--url', agent.url, '--token-file', other, '--config', configFile], { reject: false });
+    const bad = await execa(
+      'node',
+      [CLI, 'agent', 'call', 'POST', '/ssl/status', '{"domain":"recipe.test"}', '--url', agent.url, '--token-file', other, '--config', configFile],
+      { reject: false },
+    );
     expect(bad.exitCode).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ code: 'AGENT_AUTH_FAILED' });
     expect(bad.stderr).toContain('HTTP 401');
   });
 
-  it('the README\'s shell recipe (openssl dgst -sha256 -hmac + curl) is accepted as written', async () => {
+  it("the README's shell recipe (openssl dgst -sha256 -hmac + curl) is accepted as written", async () => {
     const readme = fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/agent.md'), 'utf8');
     const recipe = /<!-- signing-recipe-shell -->\s*```sh\n([\s\S]+?)```/.exec(readme)?.[1];
     expect(recipe, 'docs/agent.md has the shell recipe').toBeTruthy();
-    const run = await execa('bash', ['-euo', 'pipefail', '-c', recipe!], { env: { ...process.env, AGENT: agent.url, TOKEN_FILE: tokens, DOMAIN: 'recipe.test' }, reject: false });
+    const run = await execa('bash', ['-euo', 'pipefail', '-c', recipe!], {
+      env: { ...process.env, AGENT: agent.url, TOKEN_FILE: tokens, DOMAIN: 'recipe.test' },
+      reject: false,
+    });
     expect(run.exitCode, run.stderr).toBe(0);
     expect(JSON.parse(run.stdout)).toMatchObject({ domain: 'recipe.test', exists: false });
   });

@@ -77,7 +77,9 @@ async function signedStatus(from = '127.0.0.1'): Promise<{ status: number; ms: n
   const ts = rfc3339();
   const t0 = Date.now();
   const c = await connect(agent!.port, from);
-  c.socket.write(`POST /ssl/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nX-Timestamp: ${ts}\r\nX-Signature: ${sign(TOKEN, ts, 'POST', '/ssl/status', body)}\r\nConnection: close\r\n\r\n${body}`);
+  c.socket.write(
+    `POST /ssl/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nX-Timestamp: ${ts}\r\nX-Signature: ${sign(TOKEN, ts, 'POST', '/ssl/status', body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   await c.closed;
   return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(c.received())?.[1] ?? 0), ms: Date.now() - t0 };
 }
@@ -93,7 +95,10 @@ describe('agent limits', () => {
     // 199,000 bytes of the body never came: node closes the connection at its request timeout (headers + body)
     expect(await c.closed).toBeLessThan(3000);
     // a stale timestamp or a malformed signature: the same, before the body
-    for (const extra of [`X-Timestamp: 2020-01-01T00:00:00+00:00\r\nX-Signature: ${'a'.repeat(64)}\r\n`, `X-Timestamp: ${rfc3339()}\r\nX-Signature: nothex\r\n`]) {
+    for (const extra of [
+      `X-Timestamp: 2020-01-01T00:00:00+00:00\r\nX-Signature: ${'a'.repeat(64)}\r\n`,
+      `X-Timestamp: ${rfc3339()}\r\nX-Signature: nothex\r\n`,
+    ]) {
       const d = await connect(a.port);
       d.socket.write(HEAD(extra) + 'x'.repeat(1000));
       await expect.poll(() => d.received(), { timeout: 2000 }).toMatch(/^HTTP\/1\.1 401 /);

@@ -45,7 +45,21 @@ function standIn(real: AutoSsl, delayMs: number | null): AutoSsl {
         if (delayMs === null) return;
         // late on purpose: the stand-in's batch takes the time a real one would
         setTimeout(() => {
-          const results = domains.map((d) => ({ domain: String(d), names: [String(d)], ok: true, reused: false, edits: [], files: [], rolledBack: [], notes: [], events: [], ms: 1 }) as unknown as DomainResult);
+          const results = domains.map(
+            (d) =>
+              ({
+                domain: String(d),
+                names: [String(d)],
+                ok: true,
+                reused: false,
+                edits: [],
+                files: [],
+                rolledBack: [],
+                notes: [],
+                events: [],
+                ms: 1,
+              }) as unknown as DomainResult,
+          );
           for (const r of results) options.onResult?.(r);
           if (options.jobId) new AgentJobs(real).finish(options.jobId, 'done');
           resolve(results);
@@ -54,15 +68,29 @@ function standIn(real: AutoSsl, delayMs: number | null): AutoSsl {
   };
 }
 
-async function agentFor(agentConfig: Record<string, unknown>, delayMs: number | null): Promise<{ agent: RunningAgent; post: (p: string, body: unknown) => Promise<{ status: number; headers: http.IncomingHttpHeaders; json: Record<string, unknown> }>; get: (p: string) => Promise<Record<string, unknown>> }> {
+async function agentFor(
+  agentConfig: Record<string, unknown>,
+  delayMs: number | null,
+): Promise<{
+  agent: RunningAgent;
+  post: (p: string, body: unknown) => Promise<{ status: number; headers: http.IncomingHttpHeaders; json: Record<string, unknown> }>;
+  get: (p: string) => Promise<Record<string, unknown>>;
+}> {
   const cert = await makeCertificatePem(['*.served.panel.test'], new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
   const blocks: string[] = [];
   for (let i = 0; i < N; i++) blocks.push(`server {\n    listen 80;\n    server_name ${fresh(i)};\n    root /var/www/${fresh(i)};\n}\n`);
-  blocks.push(`server {\n    listen 443 ssl;\n    server_name ${Array.from({ length: N }, (_, i) => served(i)).join(' ')};\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n    root /var/www/served;\n}\n`);
+  blocks.push(
+    `server {\n    listen 443 ssl;\n    server_name ${Array.from({ length: N }, (_, i) => served(i)).join(' ')};\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n    root /var/www/served;\n}\n`,
+  );
   const t = await makeTree(blocks.join(''), { 'served/fullchain.pem': cert, 'served/privkey.pem': 'not read by status\n' });
   const tokens = path.join(t.dir, 'agent-tokens');
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
-  const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), agent: { listen: '127.0.0.1:7443', tokensFile: tokens, logLevel: 'silent', batchWindowMs: 200, ...agentConfig } });
+  const config = validateConfig({
+    nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')] },
+    certbot: { configDir: path.join(t.dir, 'le') },
+    stateDir: path.join(t.dir, 'state'),
+    agent: { listen: '127.0.0.1:7443', tokensFile: tokens, logLevel: 'silent', batchWindowMs: 200, ...agentConfig },
+  });
   const real = await createAutoSsl(config);
   const agent = await startAgent(config, { engine: standIn(real, delayMs), port: 0 });
   running.push(agent);
@@ -78,9 +106,11 @@ async function agentFor(agentConfig: Record<string, unknown>, delayMs: number | 
 /** Runs `fn` for 0..n-1 in `loops` sequential loops at once. */
 async function loops(n: number, count: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: count }, async () => {
-    while (next < n) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: count }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
 }
 
 describe('the default limits fit a panel of 10,000 domains', () => {
@@ -106,8 +136,8 @@ describe('the default limits fit a panel of 10,000 domains', () => {
   });
 });
 
-describe('the panel\'s re-check loop with the default limits', () => {
-  it('1,000 × (status, issue-async) as fast as the client can: no refusal, every domain\'s job recorded; 1,000 status calls on served domains: all exist', async () => {
+describe("the panel's re-check loop with the default limits", () => {
+  it("1,000 × (status, issue-async) as fast as the client can: no refusal, every domain's job recorded; 1,000 status calls on served domains: all exist", async () => {
     const { agent, post, get } = await agentFor({}, 50);
     const statuses = new Map<number, number>();
     const jobs = new Map<string, string>();
@@ -126,7 +156,10 @@ describe('the panel\'s re-check loop with the default limits', () => {
     // every domain is in the job its answer named (recorded before the 202 went out)
     for (const [domain, id] of jobs) {
       const job = await agent.ctx.engine.job(id);
-      expect(job?.domains.map((d) => d.domain), domain).toContain(domain);
+      expect(
+        job?.domains.map((d) => d.domain),
+        domain,
+      ).toContain(domain);
     }
     await expect.poll(() => agent.ctx.intake.queued, { timeout: 30_000 }).toBe(0);
     expect(((await get('/health')) as { queue: unknown }).queue).toEqual({ queued: 0, max: 20_000 });
@@ -145,7 +178,7 @@ describe('the panel\'s re-check loop with the default limits', () => {
   }, 300_000);
 });
 
-describe('the queue\'s bound', () => {
+describe("the queue's bound", () => {
   it('past agent.maxQueued an issue-async is 503 AGENT_QUEUE_FULL with Retry-After (never 429); /health and /v1/jobs report it; other changes keep their rate limit', async () => {
     const { post, get } = await agentFor({ maxQueued: 5, rateLimit: { perSecond: 1, burst: 2 } }, null);
     for (let i = 0; i < 5; i++) {

@@ -24,7 +24,11 @@ afterAll(() => {
 async function status(port: number, token: string): Promise<number> {
   const body = JSON.stringify({ domain: 'rot.test' });
   const ts = rfc3339();
-  const res = await fetch(`http://127.0.0.1:${port}/ssl/status`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(token, ts, 'POST', '/ssl/status', body) } });
+  const res = await fetch(`http://127.0.0.1:${port}/ssl/status`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(token, ts, 'POST', '/ssl/status', body) },
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -38,7 +42,13 @@ describe('token rotation and SIGHUP', () => {
     const tokens = path.join(dir, 'tokens');
     fs.writeFileSync(tokens, `# the panel\n${OLD}\n`, { mode: 0o600 });
     const port = await freePort();
-    const raw = (tokensFile: string): string => JSON.stringify({ nginx: { config: path.join(dir, 'nginx.conf') }, stateDir: path.join(dir, 'state'), certbot: { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') }, agent: { listen: `127.0.0.1:${port}`, tokensFile, logLevel: 'info' } });
+    const raw = (tokensFile: string): string =>
+      JSON.stringify({
+        nginx: { config: path.join(dir, 'nginx.conf') },
+        stateDir: path.join(dir, 'state'),
+        certbot: { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') },
+        agent: { listen: `127.0.0.1:${port}`, tokensFile, logLevel: 'info' },
+      });
     const config = path.join(dir, 'autossl.config.json');
     fs.writeFileSync(config, raw(tokens));
     agent = spawn(process.execPath, [CLI, 'agent', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });

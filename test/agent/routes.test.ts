@@ -12,7 +12,10 @@ import { Username } from '../../src/agent/fields.js';
 import { panelUsername } from '../../src/agent/input.js';
 import { buildApp, packageVersion, routesOf, type AgentContext } from '../../src/agent/server.js';
 
-const committed = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/openapi.json'), 'utf8')) as { openapi: string; paths: Record<string, Record<string, unknown>> };
+const committed = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/openapi.json'), 'utf8')) as {
+  openapi: string;
+  paths: Record<string, Record<string, unknown>>;
+};
 
 describe('the OpenAPI document', () => {
   it('is up to date (npm run openapi writes it)', () => {
@@ -24,8 +27,12 @@ describe('the OpenAPI document', () => {
     const config = validateConfig({ agent: { logLevel: 'silent' } });
     const app = buildApp({ config } as unknown as AgentContext, []);
     await app.ready();
-    const running = routesOf(app).map((r) => `${r.method} ${r.url.replace(/:([A-Za-z]+)/g, '{$1}')}`).sort();
-    const documented = Object.entries(committed.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
+    const running = routesOf(app)
+      .map((r) => `${r.method} ${r.url.replace(/:([A-Za-z]+)/g, '{$1}')}`)
+      .sort();
+    const documented = Object.entries(committed.paths)
+      .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`))
+      .sort();
     expect(running).toEqual(documented);
     expect(running).toHaveLength(ROUTES.length);
     await app.close();

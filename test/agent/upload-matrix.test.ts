@@ -29,13 +29,28 @@ const DOMAIN = 'up.test';
 
 type Keys = CryptoKeyPair;
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const rsa = (bits: number, hash = 'SHA-256'): RsaHashedKeyGenParams => ({ name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash });
-const keys = async (alg: EcKeyGenParams | RsaHashedKeyGenParams): Promise<Keys> => (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as Keys;
-const signing = (k: Keys): Algorithm & { hash?: string } => (k.privateKey.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' });
+const rsa = (bits: number, hash = 'SHA-256'): RsaHashedKeyGenParams => ({
+  name: 'RSASSA-PKCS1-v1_5',
+  modulusLength: bits,
+  publicExponent: new Uint8Array([1, 0, 1]),
+  hash,
+});
+const keys = async (alg: EcKeyGenParams | RsaHashedKeyGenParams): Promise<Keys> =>
+  (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as Keys;
+const signing = (k: Keys): Algorithm & { hash?: string } =>
+  k.privateKey.algorithm.name === 'ECDSA' ? { name: 'ECDSA', hash: 'SHA-256' } : { name: 'RSASSA-PKCS1-v1_5' };
 
-interface Issued { cert: x509.X509Certificate; keys: Keys }
+interface Issued {
+  cert: x509.X509Certificate;
+  keys: Keys;
+}
 
-async function issue(subject: string, own: Keys, issuer: Issued | null, o: { ca?: boolean; names?: string[]; notBefore?: Date; notAfter?: Date } = {}): Promise<Issued> {
+async function issue(
+  subject: string,
+  own: Keys,
+  issuer: Issued | null,
+  o: { ca?: boolean; names?: string[]; notBefore?: Date; notAfter?: Date } = {},
+): Promise<Issued> {
   const signer = issuer?.keys ?? own;
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: `01${crypto.randomBytes(8).toString('hex')}`,
@@ -104,15 +119,27 @@ beforeAll(async () => {
   cases.push(['a SHA-1-signed leaf', { certificate: pem(sha1Leaf, sha1Ca), private_key: await keyPem(sha1Leaf.keys) }, /signed with SHA-1/]);
   const caLeaf = await issue(DOMAIN, await keys(EC), inter, { names: [DOMAIN], ca: true });
   cases.push(['a CA:TRUE leaf', { certificate: pem(caLeaf, inter), private_key: await keyPem(caLeaf.keys) }, /is a CA certificate/]);
-  const expiredInter = await issue('matrix expired intermediate', await keys(EC), root, { ca: true, notBefore: new Date(Date.now() - 400 * DAY), notAfter: new Date(Date.now() - DAY) });
+  const expiredInter = await issue('matrix expired intermediate', await keys(EC), root, {
+    ca: true,
+    notBefore: new Date(Date.now() - 400 * DAY),
+    notAfter: new Date(Date.now() - DAY),
+  });
   const underExpired = await issue(DOMAIN, await keys(EC), expiredInter, { names: [DOMAIN] });
-  cases.push(['a chain with an expired intermediate', { certificate: pem(underExpired, expiredInter), private_key: await keyPem(underExpired.keys) }, /certificate 2 "matrix expired intermediate" expired/]);
+  cases.push([
+    'a chain with an expired intermediate',
+    { certificate: pem(underExpired, expiredInter), private_key: await keyPem(underExpired.keys) },
+    /certificate 2 "matrix expired intermediate" expired/,
+  ]);
   cases.push(['a chain in the wrong order', { certificate: pem(leaf, root, inter), private_key: good.key }, /out of order/]);
   cases.push(['the intermediate first', { certificate: pem(inter, leaf), private_key: good.key }, /(is a CA certificate|further down the chain)/]);
   const other = await issue(DOMAIN, await keys(EC), inter, { names: [DOMAIN] });
   cases.push(['a key of another certificate', { certificate: good.chain, private_key: await keyPem(other.keys) }, /does not belong/]);
   const elsewhere = await issue('elsewhere.test', await keys(EC), inter, { names: ['elsewhere.test', '*.sub.up.test'] });
-  cases.push(['names that do not cover the domain', { certificate: pem(elsewhere, inter), private_key: await keyPem(elsewhere.keys) }, /does not cover up\.test/]);
+  cases.push([
+    'names that do not cover the domain',
+    { certificate: pem(elsewhere, inter), private_key: await keyPem(elsewhere.keys) },
+    /does not cover up\.test/,
+  ]);
   agent = await startAgent(validateConfig(raw, path.join(dir, 'x.json'), dir), { port: 0 });
 });
 
@@ -123,7 +150,11 @@ afterAll(async () => {
 async function upload(body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }> {
   const text = JSON.stringify({ domain: DOMAIN, username: '', ...body });
   const ts = rfc3339();
-  const res = await fetch(`${agent!.url}/ssl/upload`, { method: 'POST', body: text, headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(TOKEN, ts, 'POST', '/ssl/upload', text) } });
+  const res = await fetch(`${agent!.url}/ssl/upload`, {
+    method: 'POST',
+    body: text,
+    headers: { 'content-type': 'application/json', 'x-timestamp': ts, 'x-signature': sign(TOKEN, ts, 'POST', '/ssl/upload', text) },
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -148,9 +179,16 @@ describe('upload matrix', () => {
     fs.writeFileSync(path.join(dir, 'weak.crt'), body.certificate);
     fs.writeFileSync(path.join(dir, 'weak.key'), body.private_key, { mode: 0o600 });
     const before = treeHash(path.join(dir, 'state'), tree.dir);
-    const run = await execa('node', [CLI, '--config', config, 'upload', DOMAIN, '--cert', path.join(dir, 'weak.crt'), '--key', path.join(dir, 'weak.key'), '--json'], { reject: false });
+    const run = await execa(
+      'node',
+      [CLI, '--config', config, 'upload', DOMAIN, '--cert', path.join(dir, 'weak.crt'), '--key', path.join(dir, 'weak.key'), '--json'],
+      { reject: false },
+    );
     expect(run.exitCode, run.stderr).toBe(2);
-    expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { code: 'UPLOAD_INVALID', message: expect.stringMatching(message), hint: expect.any(String) } });
+    expect(JSON.parse(run.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'UPLOAD_INVALID', message: expect.stringMatching(message), hint: expect.any(String) },
+    });
     expect(treeHash(path.join(dir, 'state'), tree.dir)).toEqual(before);
   });
 });
@@ -166,9 +204,15 @@ describe('a killed upload', () => {
     fs.writeFileSync(path.join(dir, 'good.key'), good.key, { mode: 0o600 });
     const site = fs.readFileSync(tree.site);
     const marker = path.join(dir, `hung-${at}`);
-    const child = execa('node', [CLI, '--config', config, 'upload', DOMAIN, '--cert', path.join(dir, 'good.crt'), '--key', path.join(dir, 'good.key')], { reject: false, env: { AUTOSSL_TEST_HANG_AT: at, AUTOSSL_TEST_HANG_MARKER: marker } });
+    const child = execa('node', [CLI, '--config', config, 'upload', DOMAIN, '--cert', path.join(dir, 'good.crt'), '--key', path.join(dir, 'good.key')], {
+      reject: false,
+      env: { AUTOSSL_TEST_HANG_AT: at, AUTOSSL_TEST_HANG_MARKER: marker },
+    });
     await expect.poll(() => fs.existsSync(marker), { timeout: 30_000, interval: 100 }).toBe(true);
-    const keysNow = (): string[] => (fs.existsSync(path.join(dir, 'state', 'custom')) ? (fs.readdirSync(path.join(dir, 'state', 'custom'), { recursive: true }) as string[]).filter((f) => f.endsWith('privkey.pem')) : []);
+    const keysNow = (): string[] =>
+      fs.existsSync(path.join(dir, 'state', 'custom'))
+        ? (fs.readdirSync(path.join(dir, 'state', 'custom'), { recursive: true }) as string[]).filter((f) => f.endsWith('privkey.pem'))
+        : [];
     expect(keysNow()).toHaveLength(1); // written before the hook: what a kill leaves
     child.kill('SIGKILL');
     await child;

@@ -31,7 +31,14 @@ async function rejection(promise: Promise<unknown>): Promise<AutoSslError> {
 /** Every way an error can end up in a log: JSON, inspect (hidden fields, causes), stack, message. */
 function everyRendering(error: unknown): string {
   const e = error as Error & { cause?: unknown };
-  return [JSON.stringify(error), util.inspect(error, { depth: Infinity, showHidden: true }), e.stack ?? '', e.message, String(e.cause ?? ''), util.format('%o', error)].join('\n');
+  return [
+    JSON.stringify(error),
+    util.inspect(error, { depth: Infinity, showHidden: true }),
+    e.stack ?? '',
+    e.message,
+    String(e.cause ?? ''),
+    util.format('%o', error),
+  ].join('\n');
 }
 
 describe('CloudflareClient against the stand-in', () => {
@@ -96,11 +103,37 @@ describe('CloudflareClient against the stand-in', () => {
   });
 
   it('PATCH sends and changes only the given fields', async () => {
-    const created = await client.createRecord(zone, { type: 'A', name: 'www.example.com', content: '192.0.2.10', proxied: true, ttl: 300, comment: 'keep me', tags: ['team:web'] });
-    expect(created).toMatchObject({ name: 'www.example.com', content: '192.0.2.10', proxied: true, proxiable: true, ttl: 1, comment: 'keep me', tags: ['team:web'] });
+    const created = await client.createRecord(zone, {
+      type: 'A',
+      name: 'www.example.com',
+      content: '192.0.2.10',
+      proxied: true,
+      ttl: 300,
+      comment: 'keep me',
+      tags: ['team:web'],
+    });
+    expect(created).toMatchObject({
+      name: 'www.example.com',
+      content: '192.0.2.10',
+      proxied: true,
+      proxiable: true,
+      ttl: 1,
+      comment: 'keep me',
+      tags: ['team:web'],
+    });
     const off = await client.patchRecord(zone, created.id, { proxied: false });
     expect(cf.requests.at(-1)).toMatchObject({ method: 'PATCH', path: `/zones/${zone}/dns_records/${created.id}`, body: { proxied: false }, status: 200 });
-    expect(off).toMatchObject({ id: created.id, name: 'www.example.com', type: 'A', content: '192.0.2.10', proxied: false, ttl: 1, comment: 'keep me', tags: ['team:web'], created_on: created.created_on });
+    expect(off).toMatchObject({
+      id: created.id,
+      name: 'www.example.com',
+      type: 'A',
+      content: '192.0.2.10',
+      proxied: false,
+      ttl: 1,
+      comment: 'keep me',
+      tags: ['team:web'],
+      created_on: created.created_on,
+    });
     const moved = await client.patchRecord(zone, created.id, { type: 'A', content: '192.0.2.11' });
     expect(cf.requests.at(-1)!.body).toEqual({ type: 'A', content: '192.0.2.11' });
     expect(moved).toMatchObject({ content: '192.0.2.11', proxied: false, comment: 'keep me', tags: ['team:web'] });
@@ -116,14 +149,22 @@ describe('CloudflareClient against the stand-in', () => {
     const again = await client.createTxt(zone, name, 'token-value-one', { ttl: 120 });
     expect(again).toEqual({ created: false, record: first.record });
     // The POST was refused with Cloudflare's 81058, then the record was looked up.
-    expect(cf.requests.slice(-2).map((r) => [r.method, r.status])).toEqual([['POST', 400], ['GET', 200]]);
+    expect(cf.requests.slice(-2).map((r) => [r.method, r.status])).toEqual([
+      ['POST', 400],
+      ['GET', 200],
+    ]);
     // A record stored with quotes still counts as the same value.
     await cf.addRecord('example.com', { type: 'TXT', name: '_acme-challenge.quoted', content: '"quoted-value"' });
     expect((await client.createTxt(zone, '_acme-challenge.quoted.example.com', 'quoted-value')).created).toBe(false);
     // Apex + wildcard in one order: two different values on the same name.
     const second = await client.createTxt(zone, name, 'token-value-two');
     expect(second.created).toBe(true);
-    expect(cf.listRecords({ name, type: 'TXT' }).map((r) => r.content).sort()).toEqual(['token-value-one', 'token-value-two']);
+    expect(
+      cf
+        .listRecords({ name, type: 'TXT' })
+        .map((r) => r.content)
+        .sort(),
+    ).toEqual(['token-value-one', 'token-value-two']);
   });
 
   it('an invalid, malformed or read-only token is a coded error and changes nothing', async () => {
@@ -150,10 +191,26 @@ describe('CloudflareClient against the stand-in', () => {
     expect(e5.code).toBe('CLOUDFLARE_AUTH_FAILED');
 
     // A token without Zone:Read is told so by name, not by one of the codes.
-    cf.failNext({ status: 403, body: { success: false, errors: [{ code: 0, message: "Actor 'com.cloudflare.api.token' requires permission 'com.cloudflare.api.account.zone.list' to list zones" }], messages: [], result: null } });
+    cf.failNext({
+      status: 403,
+      body: {
+        success: false,
+        errors: [{ code: 0, message: "Actor 'com.cloudflare.api.token' requires permission 'com.cloudflare.api.account.zone.list' to list zones" }],
+        messages: [],
+        result: null,
+      },
+    });
     expect((await rejection(client.findZone('example.com'))).code).toBe('CLOUDFLARE_AUTH_FAILED');
     // A 403 about something else is not a token problem.
-    cf.failNext({ status: 403, body: { success: false, errors: [{ code: 1038, message: 'You cannot use this API for domains with a .cf, .ga, .gq, .ml, or .tk TLD (top-level domain).' }], messages: [], result: null } });
+    cf.failNext({
+      status: 403,
+      body: {
+        success: false,
+        errors: [{ code: 1038, message: 'You cannot use this API for domains with a .cf, .ga, .gq, .ml, or .tk TLD (top-level domain).' }],
+        messages: [],
+        result: null,
+      },
+    });
     expect((await rejection(client.findZone('example.com'))).code).toBe('CLOUDFLARE_API_ERROR');
 
     expect(cf.listRecords()).toEqual(before);
@@ -189,7 +246,12 @@ describe('CloudflareClient against the stand-in', () => {
   });
 
   it('the stand-in enforces its own per-token rate limit with Retry-After, and the client waits it out', async () => {
-    const limited = await CloudflareStandin.start({ tokens: [TOKEN], zones: ['example.com'], challtestsrv: null, rateLimit: { requests: 3, windowSeconds: 1 } });
+    const limited = await CloudflareStandin.start({
+      tokens: [TOKEN],
+      zones: ['example.com'],
+      challtestsrv: null,
+      rateLimit: { requests: 3, windowSeconds: 1 },
+    });
     try {
       const c = new CloudflareClient({ token: TOKEN, baseUrl: limited.url });
       for (let i = 0; i < 4; i++) await c.findZone('example.com');
@@ -235,11 +297,14 @@ describe('CloudflareClient against the stand-in', () => {
     expect(down.message).toContain('ECONNREFUSED');
   });
 
-  it('maps 81044 to CLOUDFLARE_RECORD_NOT_FOUND and other refusals to CLOUDFLARE_API_ERROR with Cloudflare\'s code', async () => {
+  it("maps 81044 to CLOUDFLARE_RECORD_NOT_FOUND and other refusals to CLOUDFLARE_API_ERROR with Cloudflare's code", async () => {
     const a = await client.createRecord(zone, { type: 'A', name: 'gone.example.com', content: '192.0.2.40' });
     await cf.removeRecord(a.id);
     for (const call of [() => client.getRecord(zone, a.id), () => client.patchRecord(zone, a.id, { proxied: true }), () => client.deleteRecord(zone, a.id)]) {
-      expect(await rejection(call())).toMatchObject({ code: 'CLOUDFLARE_RECORD_NOT_FOUND', details: { status: 404, cloudflareErrors: [{ code: 81044, message: 'Record does not exist.' }] } });
+      expect(await rejection(call())).toMatchObject({
+        code: 'CLOUDFLARE_RECORD_NOT_FOUND',
+        details: { status: 404, cloudflareErrors: [{ code: 81044, message: 'Record does not exist.' }] },
+      });
     }
     await client.createRecord(zone, { type: 'A', name: 'both.example.com', content: '192.0.2.41' });
     const conflict = await rejection(client.createRecord(zone, { type: 'CNAME', name: 'both.example.com', content: 'elsewhere.example.net' }));
@@ -337,9 +402,23 @@ describe('stand-in write-through to pebble-challtestsrv', () => {
 
   beforeAll(async () => {
     server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS_PORT}`, management: `127.0.0.1:${MGMT_PORT}` }), { stdio: 'ignore' });
-    const up = (): Promise<boolean> => new Promise<boolean>((r) => net.connect(MGMT_PORT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+    const up = (): Promise<boolean> =>
+      new Promise<boolean>((r) =>
+        net
+          .connect(MGMT_PORT, '127.0.0.1')
+          .on('connect', function (this: net.Socket) {
+            this.destroy();
+            r(true);
+          })
+          .on('error', () => r(false)),
+      );
     await vi.waitUntil(up, { timeout: 10_000, interval: 50 }); // challtestsrv answers on its management port
-    cf = await CloudflareStandin.start({ tokens: [TOKEN], zones: ['wild.test', 'shop.test'], challtestsrv: `http://127.0.0.1:${MGMT_PORT}`, edge: { ipv4: ['127.0.0.100'], ipv6: ['2001:db8:cf::100'] } });
+    cf = await CloudflareStandin.start({
+      tokens: [TOKEN],
+      zones: ['wild.test', 'shop.test'],
+      challtestsrv: `http://127.0.0.1:${MGMT_PORT}`,
+      edge: { ipv4: ['127.0.0.100'], ipv6: ['2001:db8:cf::100'] },
+    });
     client = new CloudflareClient({ token: TOKEN, baseUrl: cf.url });
     zone = (await client.findZone('shop.test')).id;
   });

@@ -14,8 +14,12 @@ const TOKEN = 'T'.repeat(40);
 describe('Cloudflare plugin options', () => {
   it('takes exactly one of token, tokenFile, tokenEnv', () => {
     expect(() => cloudflareOptions('p', {})).toThrow(expect.objectContaining({ code: 'PLUGIN_LOAD_FAILED', message: expect.stringContaining('no API token') }));
-    expect(() => cloudflareOptions('p', { token: TOKEN, tokenEnv: 'X' })).toThrow(expect.objectContaining({ code: 'PLUGIN_LOAD_FAILED', message: expect.stringContaining('not both') }));
-    expect(() => cloudflareOptions('p', { token: TOKEN, zone: 'x' })).toThrow(expect.objectContaining({ message: expect.stringContaining('unknown option "zone"') }));
+    expect(() => cloudflareOptions('p', { token: TOKEN, tokenEnv: 'X' })).toThrow(
+      expect.objectContaining({ code: 'PLUGIN_LOAD_FAILED', message: expect.stringContaining('not both') }),
+    );
+    expect(() => cloudflareOptions('p', { token: TOKEN, zone: 'x' })).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('unknown option "zone"') }),
+    );
     expect(() => cloudflareOptions('p', { token: TOKEN, zones: ['a..b'] })).toThrow(expect.objectContaining({ code: 'PLUGIN_LOAD_FAILED' }));
     expect(() => cloudflareOptions('p', { token: TOKEN, apiBase: 'ftp://x' })).toThrow(expect.objectContaining({ code: 'PLUGIN_LOAD_FAILED' }));
     expect(cloudflareOptions('p', { token: TOKEN }).token()).toBe(TOKEN);
@@ -40,7 +44,9 @@ describe('Cloudflare plugin options', () => {
 
   it('an environment variable: read at first use, a clear error when it is not set', () => {
     const o = cloudflareOptions('p', { tokenEnv: 'AUTOSSL_TEST_CF_TOKEN_UNSET' });
-    expect(() => o.token()).toThrow(expect.objectContaining({ code: 'CLOUDFLARE_AUTH_FAILED', message: expect.stringContaining('AUTOSSL_TEST_CF_TOKEN_UNSET is not set') }));
+    expect(() => o.token()).toThrow(
+      expect.objectContaining({ code: 'CLOUDFLARE_AUTH_FAILED', message: expect.stringContaining('AUTOSSL_TEST_CF_TOKEN_UNSET is not set') }),
+    );
     process.env.AUTOSSL_TEST_CF_TOKEN_SET = TOKEN;
     expect(cloudflareOptions('p', { tokenEnv: 'AUTOSSL_TEST_CF_TOKEN_SET' }).token()).toBe(TOKEN);
   });

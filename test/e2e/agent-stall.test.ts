@@ -58,16 +58,22 @@ beforeAll(async () => {
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
   fs.writeFileSync(path.join(rig.info.dir, 'faults.mjs'), FAULTS);
   const config = path.join(rig.info.dir, 'agent.json');
-  fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({
-    plugins: ['./faults.mjs'],
-    defaults: { verifyTimeoutMs: 1000 },
-    agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', batchWindowMs: 1500 },
-  })));
+  fs.writeFileSync(
+    config,
+    JSON.stringify(
+      rig.autosslConfig({
+        plugins: ['./faults.mjs'],
+        defaults: { verifyTimeoutMs: 1000 },
+        agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, logLevel: 'warn', batchWindowMs: 1500 },
+      }),
+    ),
+  );
   agent = spawn('node', [CLI, 'agent', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
   agent.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   agent.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const up = (): Promise<boolean> => new Promise<boolean>((r) => http.get(`${URL_}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)));
-  for (const deadline = Date.now() + 30_000; !(await up()); ) {
+  const up = (): Promise<boolean> =>
+    new Promise<boolean>((r) => http.get(`${URL_}/health`, (res) => (res.resume(), r(res.statusCode === 200))).on('error', () => r(false)));
+  for (const deadline = Date.now() + 30_000; !(await up());) {
     if (agent.exitCode !== null || Date.now() > deadline) throw new Error(`the agent did not start:\n${log.slice(-3000)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -109,7 +115,10 @@ describe('a batch through the agent with a stalled loop or an unreachable nginx'
       expect(d?.state, `${name}: ${d?.code} ${d?.message}\n${log.slice(-2000)}`).toBe('done');
       // one order each: the lineage holds one certificate, the one nginx serves
       const archive = path.join(rig.certbotDirs().configDir, 'archive', name);
-      expect(fs.readdirSync(archive).filter((f) => f.startsWith('cert')), name).toEqual(['cert1.pem']);
+      expect(
+        fs.readdirSync(archive).filter((f) => f.startsWith('cert')),
+        name,
+      ).toEqual(['cert1.pem']);
       const serial = readCertificate(path.join(archive, 'cert1.pem')).serial;
       expect(await servedEventually(name, serial), name).toBe(serial);
       const runs = d!.stages.filter((s) => s.stage === 'issue').length;

@@ -43,16 +43,20 @@ let agentLog = '';
 
 /** PHP's json_encode with default flags: "/" as "\/", non-ASCII as \uXXXX (what the panel signs and sends). */
 function php(value: unknown): string {
-  return JSON.stringify(value).replace(/\//g, '\\/').replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(value)
+    .replace(/\//g, '\\/')
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-const post = (p: string, body: unknown, extra: { token?: string; headers?: Record<string, string> } = {}): Promise<AgentResponse> => call('POST', p, typeof body === 'string' ? body : php(body), { url: URL_, token: extra.token ?? TOKEN, headers: extra.headers });
+const post = (p: string, body: unknown, extra: { token?: string; headers?: Record<string, string> } = {}): Promise<AgentResponse> =>
+  call('POST', p, typeof body === 'string' ? body : php(body), { url: URL_, token: extra.token ?? TOKEN, headers: extra.headers });
 const get = (p: string): Promise<AgentResponse> => call('GET', p, '', { url: URL_, token: TOKEN });
 const json = <T = Record<string, unknown>>(r: AgentResponse): T => r.json() as T;
 const live = (name: string): string => path.join(rig.certbotDirs().configDir, 'live', name);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-const block = (name: string, user = 'alice'): string => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root ${home}/${user}/${name};\n    index index.html;\n}\n`;
+const block = (name: string, user = 'alice'): string =>
+  `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root ${home}/${user}/${name};\n    index index.html;\n}\n`;
 
 function addSite(name: string): string {
   fs.mkdirSync(path.join(home, 'alice', name), { recursive: true });
@@ -70,7 +74,9 @@ async function startAgent(): Promise<ChildProcess> {
   child.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const up = await new Promise<boolean>((resolve) => http.get(`${URL_}/health`, (res) => (res.resume(), resolve(res.statusCode === 200))).on('error', () => resolve(false)));
+    const up = await new Promise<boolean>((resolve) =>
+      http.get(`${URL_}/health`, (res) => (res.resume(), resolve(res.statusCode === 200))).on('error', () => resolve(false)),
+    );
     if (up) return child;
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the agent did not start:\n${agentLog.slice(-3000)}`);
     await sleep(200);
@@ -85,19 +91,38 @@ function exited(child: ChildProcess): Promise<number | null> {
 /** The pids of nginx's workers: a reload replaces them. */
 function nginxWorkers(): number[] {
   const master = fs.readFileSync(path.join(rig.info.nginxPrefix, 'nginx.pid'), 'utf8').trim();
-  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return fs.readFileSync(`/proc/${p}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1] === master;
-    } catch {
-      return false;
-    }
-  }).map(Number).sort((a, b) => a - b);
+  return fs
+    .readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return (
+          fs
+            .readFileSync(`/proc/${p}/stat`, 'utf8')
+            .replace(/^.*\) /s, '')
+            .split(' ')[1] === master
+        );
+      } catch {
+        return false;
+      }
+    })
+    .map(Number)
+    .sort((a, b) => a - b);
 }
 
 async function world(): Promise<Record<string, unknown>> {
   const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
   try {
-    const files = fs.readdirSync(rig.info.sitesDir).sort().map((f) => [f, crypto.createHash('sha256').update(fs.readFileSync(path.join(rig.info.sitesDir, f))).digest('hex')]);
+    const files = fs
+      .readdirSync(rig.info.sitesDir)
+      .sort()
+      .map((f) => [
+        f,
+        crypto
+          .createHash('sha256')
+          .update(fs.readFileSync(path.join(rig.info.sitesDir, f)))
+          .digest('hex'),
+      ]);
     const liveDir = path.join(rig.certbotDirs().configDir, 'live');
     return {
       jobs: (await store.jobs.list(500)).map((j) => `${j.id}:${j.state}:${j.domains.length}`),
@@ -106,7 +131,12 @@ async function world(): Promise<Record<string, unknown>> {
       orders: fs.readFileSync(rig.info.pebbleLog, 'utf8').split('POST /order-plz').length,
       files: Object.fromEntries(files),
       live: fs.existsSync(liveDir) ? fs.readdirSync(liveDir).sort() : [],
-      custom: fs.existsSync(path.join(rig.info.dir, 'state', 'custom')) ? fs.readdirSync(path.join(rig.info.dir, 'state', 'custom'), { recursive: true }).map(String).sort() : [],
+      custom: fs.existsSync(path.join(rig.info.dir, 'state', 'custom'))
+        ? fs
+            .readdirSync(path.join(rig.info.dir, 'state', 'custom'), { recursive: true })
+            .map(String)
+            .sort()
+        : [],
     };
   } finally {
     await store.close();
@@ -146,7 +176,21 @@ async function servedNow(name: string, want: string | null): Promise<string | nu
 
 const P = Array.from({ length: 10 }, (_, i) => `p${i + 1}.agent.test`);
 const K = Array.from({ length: 10 }, (_, i) => `k${i + 1}.agent.test`);
-const OTHERS = ['del.agent.test', 'up.agent.test', 'wild.agent.test', 'a.wild.agent.test', 'b.wild.agent.test', 'c.wild.agent.test', 'never.agent.test', 'plain.agent.test', 'nowild.agent.test', 'n1.agent.test', 'n2.agent.test', 'term1.agent.test', 'term2.agent.test'];
+const OTHERS = [
+  'del.agent.test',
+  'up.agent.test',
+  'wild.agent.test',
+  'a.wild.agent.test',
+  'b.wild.agent.test',
+  'c.wild.agent.test',
+  'never.agent.test',
+  'plain.agent.test',
+  'nowild.agent.test',
+  'n1.agent.test',
+  'n2.agent.test',
+  'term1.agent.test',
+  'term2.agent.test',
+];
 
 beforeAll(async () => {
   rig = await AcmeRig.start();
@@ -158,11 +202,25 @@ beforeAll(async () => {
   fs.writeFileSync(tokens, `# the panel's token\n\nshort\n${TOKEN}\n`, { mode: 0o600 });
   fs.writeFileSync(path.join(rig.info.dir, 'dns-provider.mjs'), dnsPluginSource(['wild.agent.test']));
   configFile = path.join(rig.info.dir, 'agent.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    plugins: ['./dns-provider.mjs'],
-    dns01: { resolvers: ['127.0.0.1:8053'], propagationTimeoutMs: 30_000 },
-    agent: { listen: `127.0.0.1:${PORT}`, tokensFile: tokens, documentRoot: `${home}/{username}/{domain}`, batchWindowMs: 1500, logLevel: 'warn', stopTimeoutMs: 60_000 },
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        plugins: ['./dns-provider.mjs'],
+        dns01: { resolvers: ['127.0.0.1:8053'], propagationTimeoutMs: 30_000 },
+        agent: {
+          listen: `127.0.0.1:${PORT}`,
+          tokensFile: tokens,
+          documentRoot: `${home}/{username}/{domain}`,
+          batchWindowMs: 1500,
+          logLevel: 'warn',
+          stopTimeoutMs: 60_000,
+        },
+      }),
+      null,
+      2,
+    ),
+  );
   agent = await startAgent();
 });
 
@@ -173,16 +231,27 @@ afterAll(async () => {
 
 describe('the agent', () => {
   it('GET /health is unsigned and says what the panel stores (os, version)', async () => {
-    const res = await new Promise<AgentResponse>((resolve, reject) => http.get(`${URL_}/health`, (r) => {
-      let body = '';
-      r.on('data', (c: Buffer) => (body += c.toString()));
-      r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body, json: () => JSON.parse(body) as unknown }));
-    }).on('error', reject));
+    const res = await new Promise<AgentResponse>((resolve, reject) =>
+      http
+        .get(`${URL_}/health`, (r) => {
+          let body = '';
+          r.on('data', (c: Buffer) => (body += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body, json: () => JSON.parse(body) as unknown }));
+        })
+        .on('error', reject),
+    );
     expect(res.status).toBe(200);
-    expect(json(res)).toMatchObject({ status: 'ok', os: expect.any(String), version: expect.any(String), arch: expect.any(String), hostname: expect.any(String), uptime: expect.stringMatching(/^\d+$/) });
+    expect(json(res)).toMatchObject({
+      status: 'ok',
+      os: expect.any(String),
+      version: expect.any(String),
+      arch: expect.any(String),
+      hostname: expect.any(String),
+      uptime: expect.stringMatching(/^\d+$/),
+    });
   });
 
-  it('the panel\'s flow: one /ssl/issue-async per domain for ten domains runs as one batch; /ssl/status until exists; all ten served over HTTPS', async () => {
+  it("the panel's flow: one /ssl/issue-async per domain for ten domains runs as one batch; /ssl/status until exists; all ten served over HTTPS", async () => {
     const jobIds = new Set<string>();
     for (const domain of P) {
       // as SslOverviewController::recheckMissing sends them: one request each, in order, the domain as stored (mixed case)
@@ -199,8 +268,17 @@ describe('the agent', () => {
         const body = json<{ exists: boolean; state: string }>(r);
         return body.exists ? body : null;
       });
-      expect(status).toMatchObject({ exists: true, state: 'ok', names: [domain], custom: false, days_left: expect.any(Number), expires_at: expect.any(String) });
-      expect(await servedNow(domain, readCertificate(path.join(live(domain), 'cert.pem')).serial), domain).toBe(readCertificate(path.join(live(domain), 'cert.pem')).serial);
+      expect(status).toMatchObject({
+        exists: true,
+        state: 'ok',
+        names: [domain],
+        custom: false,
+        days_left: expect.any(Number),
+        expires_at: expect.any(String),
+      });
+      expect(await servedNow(domain, readCertificate(path.join(live(domain), 'cert.pem')).serial), domain).toBe(
+        readCertificate(path.join(live(domain), 'cert.pem')).serial,
+      );
     }
     // the job record shows one batch of ten, done, from the agent
     const job = json<{ state: string; source: string; domains: Array<{ domain: string; state: string }> }>(await get(`/v1/jobs/${jobId}`));
@@ -229,10 +307,31 @@ describe('the agent', () => {
       ['no X-Timestamp', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': undefined }) })],
       ['tampered body', () => post('/ssl/issue-async', body.replace('never', 'nevex'), { headers: headers({}) })],
       ['tampered path', () => post('/ssl/delete', body, { headers: headers({}) })],
-      ['wrong method (signed as GET)', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Signature': sign(TOKEN, ts, 'GET', '/ssl/issue-async', body) }) })],
-      ['timestamp +301 s', () => { const t = shifted(301); return post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': t, 'X-Signature': sign(TOKEN, t, 'POST', '/ssl/issue-async', body) }) }); }],
-      ['timestamp -301 s', () => { const t = shifted(-301); return post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': t, 'X-Signature': sign(TOKEN, t, 'POST', '/ssl/issue-async', body) }) }); }],
-      ['malformed timestamp', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': 'yesterday', 'X-Signature': sign(TOKEN, 'yesterday', 'POST', '/ssl/issue-async', body) }) })],
+      [
+        'wrong method (signed as GET)',
+        () => post('/ssl/issue-async', body, { headers: headers({ 'X-Signature': sign(TOKEN, ts, 'GET', '/ssl/issue-async', body) }) }),
+      ],
+      [
+        'timestamp +301 s',
+        () => {
+          const t = shifted(301);
+          return post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': t, 'X-Signature': sign(TOKEN, t, 'POST', '/ssl/issue-async', body) }) });
+        },
+      ],
+      [
+        'timestamp -301 s',
+        () => {
+          const t = shifted(-301);
+          return post('/ssl/issue-async', body, { headers: headers({ 'X-Timestamp': t, 'X-Signature': sign(TOKEN, t, 'POST', '/ssl/issue-async', body) }) });
+        },
+      ],
+      [
+        'malformed timestamp',
+        () =>
+          post('/ssl/issue-async', body, {
+            headers: headers({ 'X-Timestamp': 'yesterday', 'X-Signature': sign(TOKEN, 'yesterday', 'POST', '/ssl/issue-async', body) }),
+          }),
+      ],
       ['signature of the wrong length', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Signature': good.slice(0, 40) }) })],
       ['upper-case hex', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Signature': good.toUpperCase() }) })],
       ['odd hex', () => post('/ssl/issue-async', body, { headers: headers({ 'X-Signature': `z${good.slice(1)}` }) })],
@@ -274,9 +373,11 @@ describe('the agent', () => {
       ['nested __proto__', '{"domain": "never.agent.test", "x": {"__proto__": {"y": 1}}}'],
       ['no domain', '{"email": "a@b.test"}'],
     ];
-    for (const d of HOSTILE_DOMAINS) bodies.push([`hostile domain ${JSON.stringify(d).slice(0, 30)}`, php({ domain: d, email: 'a@b.test', username: 'alice' })]);
+    for (const d of HOSTILE_DOMAINS)
+      bodies.push([`hostile domain ${JSON.stringify(d).slice(0, 30)}`, php({ domain: d, email: 'a@b.test', username: 'alice' })]);
     // Unicode above U+00FF, fullwidth and bidi controls in a domain: refused, or punycode nothing serves (404)
-    for (const u of HOSTILE_UNICODE) bodies.push([`unicode domain ${JSON.stringify(u)}`, php({ domain: `x${u}y.agent.test`, email: 'a@b.test', username: 'alice' })]);
+    for (const u of HOSTILE_UNICODE)
+      bodies.push([`unicode domain ${JSON.stringify(u)}`, php({ domain: `x${u}y.agent.test`, email: 'a@b.test', username: 'alice' })]);
     for (const u of HOSTILE_USERNAMES) bodies.push([`hostile user ${JSON.stringify(u)}`, php({ domain: 'never.agent.test', email: 'a@b.test', username: u })]);
     bodies.push(['hostile email', php({ domain: 'never.agent.test', email: 'a@b.test\nBcc: x@y', username: 'alice' })]);
     for (const route of ['/ssl/issue-async', '/ssl/delete', '/ssl/upload', '/ssl/renew', '/ssl/wildcard/start']) {
@@ -314,20 +415,32 @@ describe('the agent', () => {
       for (const route of ['/ssl/issue-async', '/ssl/wildcard/start']) {
         const res = await post(route, { domain: 'plain.agent.test', email: 'a@plain.agent.test', username });
         expect(res.status, `${route} ${JSON.stringify(username)}: ${res.body}`).toBe(400);
-        expect(json(res), JSON.stringify(username)).toMatchObject({ code: 'AGENT_BAD_REQUEST', error: expect.stringContaining('Unix account name'), hint: expect.any(String) });
+        expect(json(res), JSON.stringify(username)).toMatchObject({
+          code: 'AGENT_BAD_REQUEST',
+          error: expect.stringContaining('Unix account name'),
+          hint: expect.any(String),
+        });
       }
       const v1 = await post('/v1/issue', { sites: [{ domain: 'plain.agent.test', username }] });
       expect(v1.status, `/v1/issue ${JSON.stringify(username)}: ${v1.body}`).toBe(400);
     }
     // a document root in /v1/issue holding what those letters were narrowed to, or a bidi control: refused as well
     // (the letters themselves are a path nginx reads exactly, written as UTF-8: test/hardening/unicode-values.test.ts)
-    for (const documentRoot of [`/home/${Buffer.from(LOW_BYTE_INJECTION, 'latin1').toString('latin1')}/public_html`, '/home/x\u202e/public_html', '/home/x\u2028y']) {
+    for (const documentRoot of [
+      `/home/${Buffer.from(LOW_BYTE_INJECTION, 'latin1').toString('latin1')}/public_html`,
+      '/home/x\u202e/public_html',
+      '/home/x\u2028y',
+    ]) {
       const root = await post('/v1/issue', { sites: [{ domain: 'plain.agent.test', documentRoot }] });
       expect(root.status, root.body).toBe(400);
     }
     expect(await world()).toEqual(before); // no file, job, order or site
     expect(nginxWorkers()).toEqual(workers); // a reload starts new workers
-    const leak = await new Promise<number>((resolve) => http.get({ host: '127.0.0.1', port: 80, path: '/leak/passwd', headers: { host: 'plain.agent.test' } }, (r) => (r.resume(), resolve(r.statusCode ?? 0))).on('error', () => resolve(0)));
+    const leak = await new Promise<number>((resolve) =>
+      http
+        .get({ host: '127.0.0.1', port: 80, path: '/leak/passwd', headers: { host: 'plain.agent.test' } }, (r) => (r.resume(), resolve(r.statusCode ?? 0)))
+        .on('error', () => resolve(0)),
+    );
     expect(leak).not.toBe(200);
   });
 
@@ -346,11 +459,15 @@ describe('the agent', () => {
     await execa(BINARIES.nginx, [...rig.nginxArgs, '-c', rig.info.nginxConf, '-t']);
     expect(fs.existsSync(live('del.agent.test'))).toBe(false);
     expect(json(await post('/ssl/status', { domain: 'del.agent.test' }))).toMatchObject({ exists: false, state: 'missing' });
-    const page = await new Promise<string>((resolve, reject) => http.get({ host: '127.0.0.1', port: 80, path: '/', headers: { Host: 'del.agent.test' } }, (r) => {
-      let b = '';
-      r.on('data', (c: Buffer) => (b += c.toString()));
-      r.on('end', () => resolve(b));
-    }).on('error', reject));
+    const page = await new Promise<string>((resolve, reject) =>
+      http
+        .get({ host: '127.0.0.1', port: 80, path: '/', headers: { Host: 'del.agent.test' } }, (r) => {
+          let b = '';
+          r.on('data', (c: Buffer) => (b += c.toString()));
+          r.on('end', () => resolve(b));
+        })
+        .on('error', reject),
+    );
     expect(page).toContain('<h1>del.agent.test</h1>');
     // nginx reloads gracefully: an old worker may serve the deleted certificate for a moment
     await expect.poll(() => servedBy('del.agent.test'), { timeout: 5000, interval: 100 }).not.toBe(issuedSerial);
@@ -360,7 +477,12 @@ describe('the agent', () => {
     const now = Date.now();
     const good = await makeSignedCertificate(['up.agent.test', 'www.up.agent.test'], new Date(now - DAY), new Date(now + 90 * DAY));
     const file = path.join(rig.info.sitesDir, 'up.agent.test.conf');
-    const res = await post('/ssl/upload', { domain: 'up.agent.test', username: 'alice', certificate: good.chain.trim().replace(/\n/g, '\r\n'), private_key: good.key.trim() });
+    const res = await post('/ssl/upload', {
+      domain: 'up.agent.test',
+      username: 'alice',
+      certificate: good.chain.trim().replace(/\n/g, '\r\n'),
+      private_key: good.key.trim(),
+    });
     expect(res.status, res.body).toBe(200);
     expect(json(res)).toMatchObject({ status: 'installed', exists: true, custom: true, names: ['up.agent.test', 'www.up.agent.test'] });
     expect(await servedNow('up.agent.test', good.serial)).toBe(good.serial);
@@ -382,7 +504,11 @@ describe('the agent', () => {
       ['names that do not cover the domain', { certificate: wrongNames.chain, private_key: wrongNames.key }, /does not cover up\.agent\.test/],
       ['the chain in the wrong order', { certificate: good.ca + good.leaf, private_key: good.key }, /further down the chain|first/],
       ['not PEM', { certificate: 'hello', private_key: good.key }, /no PEM certificate/],
-      ['an encrypted key', { certificate: good.chain, private_key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----' }, /encrypted/],
+      [
+        'an encrypted key',
+        { certificate: good.chain, private_key: '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----' },
+        /encrypted/,
+      ],
       ['a config line in the certificate', { certificate: `${good.chain}\n}\nserver { listen 80; }`, private_key: good.key }, /besides certificates/],
     ];
     for (const [name, fields, message] of bad) {
@@ -401,23 +527,30 @@ describe('the agent', () => {
     expect(json(await post('/ssl/status', { domain: 'up.agent.test' }))).toMatchObject({ exists: false });
   });
 
-  it('wildcard: start, progress through the panel\'s steps to done; the domain and its subdomain blocks served (an upload kept); no provider: refused', async () => {
+  it("wildcard: start, progress through the panel's steps to done; the domain and its subdomain blocks served (an upload kept); no provider: refused", async () => {
     const now = Date.now();
     const upload = await makeSignedCertificate(['c.wild.agent.test'], new Date(now - DAY), new Date(now + 90 * DAY));
-    expect((await post('/ssl/upload', { domain: 'c.wild.agent.test', username: 'alice', certificate: upload.chain, private_key: upload.key })).status).toBe(200);
+    expect((await post('/ssl/upload', { domain: 'c.wild.agent.test', username: 'alice', certificate: upload.chain, private_key: upload.key })).status).toBe(
+      200,
+    );
 
     const start = await post('/ssl/wildcard/start', { domain: 'wild.agent.test', email: 'admin@wild.agent.test', username: 'alice' });
     expect(start.status, start.body).toBe(202);
     const steps: string[] = [];
-    const final = await waitFor('the wildcard to finish', async () => {
-      const r = await get('/ssl/wildcard/progress?domain=wild.agent.test');
-      expect(r.status).toBe(200);
-      const p = json<{ step: string; message: string; error?: string }>(r);
-      expect(p.step.length).toBeLessThanOrEqual(30);
-      expect(p.message.length).toBeLessThanOrEqual(255);
-      if (steps[steps.length - 1] !== p.step) steps.push(p.step);
-      return p.step === 'done' || p.step === 'error' ? p : null;
-    }, 150_000, 100);
+    const final = await waitFor(
+      'the wildcard to finish',
+      async () => {
+        const r = await get('/ssl/wildcard/progress?domain=wild.agent.test');
+        expect(r.status).toBe(200);
+        const p = json<{ step: string; message: string; error?: string }>(r);
+        expect(p.step.length).toBeLessThanOrEqual(30);
+        expect(p.message.length).toBeLessThanOrEqual(255);
+        if (steps[steps.length - 1] !== p.step) steps.push(p.step);
+        return p.step === 'done' || p.step === 'error' ? p : null;
+      },
+      150_000,
+      100,
+    );
     expect(final, JSON.stringify(final)).toMatchObject({ step: 'done' });
     const order = ['starting', 'dns_challenge', 'dns_propagation', 'le_verify', 'installing', 'done'];
     expect(steps.every((s) => order.includes(s))).toBe(true);
@@ -426,7 +559,10 @@ describe('the agent', () => {
     expect(serial.names.sort()).toEqual(['*.wild.agent.test', 'wild.agent.test']);
     for (const n of ['wild.agent.test', 'a.wild.agent.test', 'b.wild.agent.test']) expect(await servedNow(n, serial.serial), n).toBe(serial.serial);
     expect(await servedNow('c.wild.agent.test', upload.serial)).toBe(upload.serial);
-    expect(json(await post('/ssl/status', { domain: 'a.wild.agent.test' }))).toMatchObject({ exists: true, names: expect.arrayContaining(['*.wild.agent.test']) });
+    expect(json(await post('/ssl/status', { domain: 'a.wild.agent.test' }))).toMatchObject({
+      exists: true,
+      names: expect.arrayContaining(['*.wild.agent.test']),
+    });
     // the panel then auto-issues a subdomain: it is served by the wildcard already, nothing is ordered
     const orders = (await world()).orders;
     const sub = await post('/ssl/issue-async', { domain: 'b.wild.agent.test', email: 'a@b.test', username: 'alice' });
@@ -464,7 +600,12 @@ describe('the agent', () => {
         if (event && data) events.push({ event, data: JSON.parse(data) as Record<string, unknown> });
       }
     });
-    const res = await post('/v1/issue', { sites: [{ domain: 'n1.agent.test', username: 'alice' }, { domain: 'n2.agent.test', hsts: true }] });
+    const res = await post('/v1/issue', {
+      sites: [
+        { domain: 'n1.agent.test', username: 'alice' },
+        { domain: 'n2.agent.test', hsts: true },
+      ],
+    });
     expect(res.status, res.body).toBe(202);
     const { job_id: jobId } = json<{ job_id: string }>(res);
     const job = await waitFor('the native job', async () => {
@@ -475,10 +616,21 @@ describe('the agent', () => {
     await waitFor('the job event', async () => events.some((e) => e.event === 'job' && e.data.job_id === jobId && e.data.state === 'done'), 10_000, 100);
     stream.destroy();
     const mine = events.filter((e) => e.data.job_id === jobId);
-    expect(mine.filter((e) => e.event === 'domain').map((e) => [e.data.domain, e.data.state]).sort()).toEqual([['n1.agent.test', 'done'], ['n2.agent.test', 'done']]);
+    expect(
+      mine
+        .filter((e) => e.event === 'domain')
+        .map((e) => [e.data.domain, e.data.state])
+        .sort(),
+    ).toEqual([
+      ['n1.agent.test', 'done'],
+      ['n2.agent.test', 'done'],
+    ]);
     expect(mine.some((e) => e.event === 'stage' && e.data.stage === 'issue')).toBe(true);
     const hsts = await new Promise<string | undefined>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: 443, servername: 'n2.agent.test', headers: { Host: 'n2.agent.test' }, rejectUnauthorized: false }, (r) => (r.resume(), resolve(r.headers['strict-transport-security'] as string | undefined)));
+      const req = https.request(
+        { host: '127.0.0.1', port: 443, servername: 'n2.agent.test', headers: { Host: 'n2.agent.test' }, rejectUnauthorized: false },
+        (r) => (r.resume(), resolve(r.headers['strict-transport-security'] as string | undefined)),
+      );
       req.on('error', reject);
       req.end();
     });
@@ -510,10 +662,15 @@ describe('the agent', () => {
       jobId = json<{ job_id: string }>(res).job_id;
     }
     // kill once the batch reached certbot (orders at the CA in flight)
-    await waitFor('the batch to reach certbot', async () => {
-      const j = json<{ domains: Array<{ state: string }> }>(await get(`/v1/jobs/${jobId}`));
-      return j.domains.some((d) => d.state === 'issuing' || d.state === 'installing' || d.state === 'done');
-    }, 60_000, 50);
+    await waitFor(
+      'the batch to reach certbot',
+      async () => {
+        const j = json<{ domains: Array<{ state: string }> }>(await get(`/v1/jobs/${jobId}`));
+        return j.domains.some((d) => d.state === 'issuing' || d.state === 'installing' || d.state === 'done');
+      },
+      60_000,
+      50,
+    );
     process.kill(-agent!.pid!, 'SIGKILL');
     await exited(agent!);
     const store = new SqliteStore(path.join(rig.info.dir, 'state'), { readOnly: true });
@@ -523,10 +680,14 @@ describe('the agent', () => {
     expect(killed.domains.some((d) => d.state !== 'done')).toBe(true); // it was mid-batch
 
     agent = await startAgent();
-    const after = await waitFor('the killed job to end', async () => {
-      const j = json<{ state: string; domains: Array<{ domain: string; state: string; code: string | null }> }>(await get(`/v1/jobs/${jobId}`));
-      return j.state !== 'running' ? j : null;
-    }, 60_000);
+    const after = await waitFor(
+      'the killed job to end',
+      async () => {
+        const j = json<{ state: string; domains: Array<{ domain: string; state: string; code: string | null }> }>(await get(`/v1/jobs/${jobId}`));
+        return j.state !== 'running' ? j : null;
+      },
+      60_000,
+    );
     expect(['done', 'failed']).toContain(after.state);
     for (const d of after.domains) {
       expect(['done', 'failed'], d.domain).toContain(d.state);
@@ -538,7 +699,9 @@ describe('the agent', () => {
         expect(r.status).toBe(200);
         return json<{ exists: boolean }>(r).exists;
       });
-      expect(await servedNow(domain, readCertificate(path.join(live(domain), 'cert.pem')).serial), domain).toBe(readCertificate(path.join(live(domain), 'cert.pem')).serial);
+      expect(await servedNow(domain, readCertificate(path.join(live(domain), 'cert.pem')).serial), domain).toBe(
+        readCertificate(path.join(live(domain), 'cert.pem')).serial,
+      );
     }
     // nothing half-done left behind
     expect(fs.readdirSync(path.join(rig.info.dir, 'state', 'journal')).filter((f) => !f.startsWith('.'))).toEqual([]);
@@ -561,7 +724,8 @@ describe('the agent', () => {
     expect(await store.jobs.get(jobId)).toMatchObject({ state: 'done' });
     expect((await store.jobs.list(50)).some((j) => j.domains.some((d) => d.domain === 'term2.agent.test'))).toBe(false);
     await store.close();
-    expect(await servedNow('term1.agent.test', readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial);
+    expect(await servedNow('term1.agent.test', readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial)).toBe(
+      readCertificate(path.join(live('term1.agent.test'), 'cert.pem')).serial,
+    );
   });
 });
-

@@ -34,7 +34,10 @@ beforeAll(async () => {
   rig = await AcmeRig.start();
   const dir = await rig.directory();
   // not a skip: this test is about ARI, and a pebble without it (Debian 12's 2.4) cannot show it
-  if (typeof dir.renewalInfo !== 'string') throw new Error(`${BINARIES.pebble} has no renewalInfo in its directory (pebble < 2.10?): run with AUTOSSL_PEBBLE="$(scripts/pebble-sid.sh)", as .ci/run does`);
+  if (typeof dir.renewalInfo !== 'string')
+    throw new Error(
+      `${BINARIES.pebble} has no renewalInfo in its directory (pebble < 2.10?): run with AUTOSSL_PEBBLE="$(scripts/pebble-sid.sh)", as .ci/run does`,
+    );
   for (const d of [PAST, FUTURE]) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
@@ -81,7 +84,11 @@ describe('ARI: autossl renews inside the window with certbot < 4.1, certbot >= 4
 
     // status shows the window pebble gave the certificate ahead: 2/3 of its lifetime, +-1 day
     const status = await cli(['status', '--json']);
-    const rows = (parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string; ari?: { state: string; start: string; end: string; renewAt: string } }> }).certificates;
+    const rows = (
+      parseJson(status.stdout) as {
+        certificates: Array<{ lineage: string; state: string; ari?: { state: string; start: string; end: string; renewAt: string } }>;
+      }
+    ).certificates;
     const future = rows.find((r) => r.lineage === FUTURE)!;
     expect(future.state).toBe('ok');
     expect(future.ari?.state).toBe('future');

@@ -20,7 +20,8 @@ const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const HOUR = 3_600_000;
 const FAIL = 'fail.backoff.test';
 const PAUSED = 'paused.backoff.test';
-const UNPAUSE = 'https://portal.letsencrypt.org/sfe/v1/unpause?jwt=eyJhbGciOiJIUzI1NiJ9.eyJhY2N0IjoxMjM0NSwiaWRzIjpbInBhdXNlZC5iYWNrb2ZmLnRlc3QiXX0.c2lnbmF0dXJl';
+const UNPAUSE =
+  'https://portal.letsencrypt.org/sfe/v1/unpause?jwt=eyJhbGciOiJIUzI1NiJ9.eyJhY2N0IjoxMjM0NSwiaWRzIjpbInBhdXNlZC5iYWNrb2ZmLnRlc3QiXX0.c2lnbmF0dXJl';
 const SITE = (name: string) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root {root};\n}\n`;
 
 let rig: AcmeRig;
@@ -37,7 +38,12 @@ function ordersInPebbleLog(): number {
 }
 
 function certbotRuns(): number {
-  return fs.existsSync(certbotCalls) ? fs.readFileSync(certbotCalls, 'utf8').split('\n').filter((l) => / certonly /.test(` ${l} `)).length : 0;
+  return fs.existsSync(certbotCalls)
+    ? fs
+        .readFileSync(certbotCalls, 'utf8')
+        .split('\n')
+        .filter((l) => / certonly /.test(` ${l} `)).length
+    : 0;
 }
 
 async function withStore<T>(fn: (s: SqliteStore) => Promise<T>): Promise<T> {
@@ -64,7 +70,9 @@ beforeAll(async () => {
   // certbot, wrapped: every call logged; an order for PAUSED answered as Let's Encrypt answers a paused name
   certbotCalls = path.join(rig.info.dir, 'certbot-calls.log');
   const wrapper = path.join(rig.info.dir, 'certbot-wrapper');
-  fs.writeFileSync(wrapper, `#!/bin/sh
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/sh
 echo "$*" >> '${certbotCalls}'
 case " $* " in
   *" certonly "*"${PAUSED}"*)
@@ -73,9 +81,14 @@ case " $* " in
     exit 1 ;;
 esac
 exec ${BINARIES.certbot} "$@"
-`, { mode: 0o755 });
+`,
+    { mode: 0o755 },
+  );
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  const config = rig.autosslConfig({ sites: [{ domain: FAIL }, { domain: PAUSED }] }) as { certbot: Record<string, unknown>; preflight: Record<string, unknown> };
+  const config = rig.autosslConfig({ sites: [{ domain: FAIL }, { domain: PAUSED }] }) as {
+    certbot: Record<string, unknown>;
+    preflight: Record<string, unknown>;
+  };
   config.certbot.binary = wrapper;
   // the per-hour budget off (it would refuse first): the back-off alone is under test, from the 2nd failure on
   config.preflight = { ...config.preflight, maxFailedValidations: 100, backoffAfter: 2 };
@@ -121,7 +134,8 @@ describe('back-off of a name whose authorizations fail (pebble, certbot, nginx)'
     expect(sha256(fs.readFileSync(vhosts[FAIL]!))).toBe(bytes);
 
     const status = await cli(['status', '--json']);
-    const rows = (parseJson(status.stdout) as { certificates: Array<{ domain: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
+    const rows = (parseJson(status.stdout) as { certificates: Array<{ domain: string; state: string; lastError: { code: string; message: string } | null }> })
+      .certificates;
     const row = rows.find((r) => r.domain === FAIL);
     expect(row).toMatchObject({ state: 'backing-off', lastError: { code: 'BACKING_OFF' } });
     expect(row!.lastError!.message).toMatch(/Last error: .*(connection|127\.0\.0\.9)/);
@@ -158,7 +172,7 @@ describe('back-off of a name whose authorizations fail (pebble, certbot, nginx)'
     expect(rows.find((r) => r.domain === FAIL)?.state).toBe('ok');
   });
 
-  it('the CA\'s paused refusal is ACME_PAUSED with the unpause URL, in the run and in status; no order is tried before a day', async () => {
+  it("the CA's paused refusal is ACME_PAUSED with the unpause URL, in the run and in status; no order is tried before a day", async () => {
     const run = await cli(['issue', PAUSED, '--json']);
     const report = parseJson(run.stdout) as { results: Array<{ error: { code: string; message: string; details: { unpauseUrl: string } } }> };
     expect(report.results[0]!.error.code).toBe('ACME_PAUSED');
@@ -176,7 +190,11 @@ describe('back-off of a name whose authorizations fail (pebble, certbot, nginx)'
     expect(second.results[0]!.error.message).toContain(UNPAUSE);
     expect(certbotRuns()).toBe(calls);
 
-    const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ domain: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
+    const rows = (
+      parseJson((await cli(['status', '--json'])).stdout) as {
+        certificates: Array<{ domain: string; state: string; lastError: { code: string; message: string } | null }>;
+      }
+    ).certificates;
     const row = rows.find((x) => x.domain === PAUSED);
     expect(row).toMatchObject({ state: 'backing-off', lastError: { code: 'ACME_PAUSED' } });
     expect(row!.lastError!.message).toContain(UNPAUSE);

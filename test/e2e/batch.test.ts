@@ -22,11 +22,17 @@ let reloads: string;
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}.batch.test`);
 // an app on every name: each one needs a challenge edit
-const block = (name: string) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`;
+const block = (name: string) =>
+  `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`;
 
 function writeConfig(file: string, extra: Record<string, unknown>): string {
   const full = path.join(rig.info.dir, file);
-  const nginx = { binary: BINARIES.nginx, config: rig.info.nginxConf, extraArgs: rig.nginxArgs, reloadCommand: ['/bin/sh', '-c', `date +%s%3N >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`] };
+  const nginx = {
+    binary: BINARIES.nginx,
+    config: rig.info.nginxConf,
+    extraArgs: rig.nginxArgs,
+    reloadCommand: ['/bin/sh', '-c', `date +%s%3N >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`],
+  };
   fs.writeFileSync(full, JSON.stringify(rig.autosslConfig({ nginx, ...extra }), null, 2));
   return full;
 }
@@ -38,7 +44,23 @@ const ordersOf = (name: string): number => fs.readFileSync(rig.info.pebbleLog, '
 
 function certbot(args: string[]) {
   const d = rig.certbotDirs();
-  return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--server', rig.info.acmeDirectory], { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } });
+  return execa(
+    BINARIES.certbot,
+    [
+      ...args,
+      '--non-interactive',
+      '--no-random-sleep-on-renew',
+      '--config-dir',
+      d.configDir,
+      '--work-dir',
+      d.workDir,
+      '--logs-dir',
+      d.logsDir,
+      '--server',
+      rig.info.acmeDirectory,
+    ],
+    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
+  );
 }
 
 beforeAll(async () => {
@@ -65,7 +87,9 @@ describe('batches', () => {
     const config = writeConfig('a.json', { sites: all.map((domain) => ({ domain })) });
     const started = Date.now();
     const run = await cli(['issue', '--all', '--json'], config);
-    const summary = parseJson<{ ok: boolean; jobId: string; results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> }>(run.stdout);
+    const summary = parseJson<{ ok: boolean; jobId: string; results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> }>(
+      run.stdout,
+    );
     expect(summary.results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code, r.error?.message])).toEqual([]);
     expect(run.exitCode).toBe(0);
     // NDJSON: every line before the summary is an event
@@ -78,7 +102,10 @@ describe('batches', () => {
     expect(times.filter((t) => t >= firstIssue).length).toBeLessThanOrEqual(4); // the install phase
     const root = await rig.issuingRoot();
     void root;
-    for (const name of all) expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
+    for (const name of all)
+      expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(
+        readCertificate(path.join(live(name), 'cert.pem')).serial,
+      );
     // the job records it as one batch
     const job = parseJson<{ domains: Array<{ state: string }>; state: string }>((await cli(['jobs', summary.jobId, '--json'], config)).stdout);
     expect(job.state).toBe('done');
@@ -102,7 +129,9 @@ describe('batches', () => {
       const summary = parseJson<{ results: Array<{ ok: boolean; error?: { code: string } }> }>(run.stdout);
       expect(run.exitCode === 0 || (run.exitCode === 1 && summary.results[0]!.error?.code !== 'INTERNAL'), run.stdout.slice(-400)).toBe(true);
     }
-    const failed = runs.filter((r) => r.exitCode !== 0).map((r) => parseJson<{ results: Array<{ error?: { code: string; message: string } }> }>(r.stdout).results[0]!.error);
+    const failed = runs
+      .filter((r) => r.exitCode !== 0)
+      .map((r) => parseJson<{ results: Array<{ error?: { code: string; message: string } }> }>(r.stdout).results[0]!.error);
     // every later process joins the first one's certificate: none fails on the challenge location that run added
     // a moment ago and whose reload nginx had not applied yet (the self-check waits for it)
     expect(failed, JSON.stringify(failed).slice(0, 2000)).toEqual([]);
@@ -111,13 +140,21 @@ describe('batches', () => {
     expect(vhost.match(/ssl_certificate /g)).toHaveLength(1);
     expect(vhost.match(/location \^~ \/\.well-known\/acme-challenge\//g)).toHaveLength(1);
     await execa(BINARIES.nginx, [...rig.nginxArgs, '-c', rig.info.nginxConf, '-t']);
-    expect(await servedEventually('same.batch.test', readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial);
+    expect(await servedEventually('same.batch.test', readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial)).toBe(
+      readCertificate(path.join(live('same.batch.test'), 'cert.pem')).serial,
+    );
   });
 
   it('18 good domains, one whose DNS points elsewhere, one whose edit nginx refuses: 18 served, 2 failed with their own codes, nothing else touched', async () => {
-    fs.writeFileSync(path.join(rig.info.dir, 'breaker.mjs'), `export default { name: 'breaker', apply(hooks) { hooks.vhost.tapPromise('breaker', async (edit, ctx) => { if (ctx.domain === 'bad.batch.test') edit.https._add('no_such_directive', 'on'); return edit; }); } };\n`);
+    fs.writeFileSync(
+      path.join(rig.info.dir, 'breaker.mjs'),
+      `export default { name: 'breaker', apply(hooks) { hooks.vhost.tapPromise('breaker', async (edit, ctx) => { if (ctx.domain === 'bad.batch.test') edit.https._add('no_such_directive', 'on'); return edit; }); } };\n`,
+    );
     const good = [...names('m', 18)];
-    const config = writeConfig('m.json', { plugins: ['./breaker.mjs'], sites: [...good, 'elsewhere.batch.test', 'bad.batch.test'].map((domain) => ({ domain })) });
+    const config = writeConfig('m.json', {
+      plugins: ['./breaker.mjs'],
+      sites: [...good, 'elsewhere.batch.test', 'bad.batch.test'].map((domain) => ({ domain })),
+    });
     const files = fs.readdirSync(rig.info.sitesDir).map((f) => path.join(rig.info.sitesDir, f));
     const before = new Map(files.map((f) => [f, sha256(fs.readFileSync(f))]));
     const shared = path.join(rig.info.sitesDir, 'mixed-shared.conf');
@@ -125,9 +162,21 @@ describe('batches', () => {
     expect(run.exitCode).toBe(1);
     const results = parseJson<{ results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> }>(run.stdout).results;
     const failures = JSON.stringify(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code, r.error?.message.slice(0, 300)]));
-    expect(results.filter((r) => r.ok).map((r) => r.domain).sort(), failures).toEqual([...good].sort());
-    expect(Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code]))).toEqual({ 'elsewhere.batch.test': 'DNS_MISMATCH', 'bad.batch.test': 'NGINX_TEST_FAILED' });
-    for (const name of good) expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(readCertificate(path.join(live(name), 'cert.pem')).serial);
+    expect(
+      results
+        .filter((r) => r.ok)
+        .map((r) => r.domain)
+        .sort(),
+      failures,
+    ).toEqual([...good].sort());
+    expect(Object.fromEntries(results.filter((r) => !r.ok).map((r) => [r.domain, r.error?.code]))).toEqual({
+      'elsewhere.batch.test': 'DNS_MISMATCH',
+      'bad.batch.test': 'NGINX_TEST_FAILED',
+    });
+    for (const name of good)
+      expect(await servedEventually(name, readCertificate(path.join(live(name), 'cert.pem')).serial), name).toBe(
+        readCertificate(path.join(live(name), 'cert.pem')).serial,
+      );
     // files of domains that were not edited are byte-identical; the shared file holds the two good edits only
     for (const [file, sha] of before) {
       if (file === shared || good.some((g) => file.endsWith(`/${g}.conf`))) continue;
@@ -166,11 +215,19 @@ describe('batches', () => {
     expect(issued).toBeGreaterThanOrEqual(10);
     const recover = await cli(['recover', '--json'], config);
     expect(recover.exitCode, recover.stdout + recover.stderr).toBe(0);
-    const jobs = parseJson<{ jobs: Array<{ id: string; state: string; domains: Array<{ domain: string; state: string; code: string | null }> }> }>((await cli(['jobs', '--json'], config)).stdout).jobs;
+    const jobs = parseJson<{ jobs: Array<{ id: string; state: string; domains: Array<{ domain: string; state: string; code: string | null }> }> }>(
+      (await cli(['jobs', '--json'], config)).stdout,
+    ).jobs;
     const job = jobs[0]!;
     expect(['done', 'failed']).toContain(job.state);
-    expect(job.domains.every((d) => d.state === 'done' || (d.state === 'failed' && d.code === 'INTERRUPTED')), JSON.stringify(job.domains)).toBe(true);
-    for (const d of job.domains.filter((x) => x.state === 'done')) expect(await servedEventually(d.domain, readCertificate(path.join(live(d.domain), 'cert.pem')).serial), d.domain).toBe(readCertificate(path.join(live(d.domain), 'cert.pem')).serial);
+    expect(
+      job.domains.every((d) => d.state === 'done' || (d.state === 'failed' && d.code === 'INTERRUPTED')),
+      JSON.stringify(job.domains),
+    ).toBe(true);
+    for (const d of job.domains.filter((x) => x.state === 'done'))
+      expect(await servedEventually(d.domain, readCertificate(path.join(live(d.domain), 'cert.pem')).serial), d.domain).toBe(
+        readCertificate(path.join(live(d.domain), 'cert.pem')).serial,
+      );
     for (const name of all) expect(ordersOf(name), name).toBeLessThanOrEqual(1);
     const state = path.join(rig.info.dir, 'state');
     expect(fs.readdirSync(path.join(state, 'journal')).filter((n) => n !== 'locks')).toEqual([]);

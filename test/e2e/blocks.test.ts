@@ -43,7 +43,8 @@ function coveredNow(name: string): Promise<boolean> {
 
 /** Every name is served covered (nginx reloads gracefully: an old worker may answer for a moment). */
 async function expectCovered(names: readonly string[]): Promise<void> {
-  for (const name of names) await expect.poll(() => coveredNow(name), { timeout: 8000, interval: 200, message: `${name} is served a certificate that covers it` }).toBe(true);
+  for (const name of names)
+    await expect.poll(() => coveredNow(name), { timeout: 8000, interval: 200, message: `${name} is served a certificate that covers it` }).toBe(true);
 }
 
 /** `status` exits 0, and the engine (what the agent's /ssl/status reads) says each name exists. */
@@ -118,7 +119,7 @@ describe('names of one block never take it from each other', () => {
     });
   }
 
-  it('two issue processes at once for two names of one block: the second plans on the first\'s result; every name that exits 0 is served covered, status 0', async () => {
+  it("two issue processes at once for two names of one block: the second plans on the first's result; every name that exits 0 is served covered, status 0", async () => {
     const file = path.join(rig.info.sitesDir, 'sb.test.conf');
     const names = ['sb.test', 'other.test'];
     const runs = await Promise.all(names.map((n) => cli(['issue', n, '--json'])));
@@ -127,7 +128,9 @@ describe('names of one block never take it from each other', () => {
     for (const [i, run] of runs.entries()) {
       if (run.exitCode === 0) continue;
       // the other one was refused while planning: nothing ordered, nothing of it left in the journal
-      expect(parseJson<{ results: Array<{ error: { code: string; message: string } }> }>(run.stdout).results[0]!.error.code, run.stdout).toBe('VHOST_CERT_CONFLICT');
+      expect(parseJson<{ results: Array<{ error: { code: string; message: string } }> }>(run.stdout).results[0]!.error.code, run.stdout).toBe(
+        'VHOST_CERT_CONFLICT',
+      );
       expect(run.stdout).toContain(names[1 - i]!);
     }
     await expectCovered(ok);
@@ -140,9 +143,14 @@ describe('names of one block never take it from each other', () => {
 
   it('one batch with two names of one wildcard block: the second waits for the first and keeps it on its certificate; both served covered, no journal left', async () => {
     const run = await cli(['issue', 'a.wb.test', 'b.wb.test', '--json']);
-    const results = parseJson<{ results: Array<{ domain: string; ok: boolean; names: string[]; error?: { code: string; message: string } }> }>(run.stdout).results;
+    const results = parseJson<{ results: Array<{ domain: string; ok: boolean; names: string[]; error?: { code: string; message: string } }> }>(
+      run.stdout,
+    ).results;
     expect(results, run.stdout.slice(-2000) + run.stderr).toBeDefined();
-    expect(results.map((r) => [r.domain, r.ok, r.error?.message])).toEqual([['a.wb.test', true, undefined], ['b.wb.test', true, undefined]]);
+    expect(results.map((r) => [r.domain, r.ok, r.error?.message])).toEqual([
+      ['a.wb.test', true, undefined],
+      ['b.wb.test', true, undefined],
+    ]);
     expect(run.exitCode).toBe(0);
     // whichever ran second holds both names
     expect(results.map((r) => r.names.length).sort()).toEqual([1, 2]);
@@ -151,7 +159,7 @@ describe('names of one block never take it from each other', () => {
     expect(fs.readdirSync(path.join(rig.info.dir, 'state', 'journal')).filter((n) => n !== 'locks')).toEqual([]);
   });
 
-  it('status (and the agent\'s /v1/certificates) says mismatch, exit 1, when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand); exists is false for it', async () => {
+  it("status (and the agent's /v1/certificates) says mismatch, exit 1, when a name of a lineage is served a certificate that does not cover it (the block re-pointed by hand); exists is false for it", async () => {
     const file = path.join(rig.info.sitesDir, 'wild.test.conf');
     const text = fs.readFileSync(file, 'latin1');
     const live = path.join(rig.certbotDirs().configDir, 'live');

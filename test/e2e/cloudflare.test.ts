@@ -33,21 +33,53 @@ const block = (name: string): string => `server {\n    listen 127.0.0.1:80;\n   
 const live = (name: string): string => path.join(rig.certbotDirs().configDir, 'live', name);
 const ordersOf = (name: string): number => fs.readFileSync(rig.info.pebbleLog, 'utf8').split(`Value:"${name}"`).length - 1;
 const record = (id: string): Record<string, unknown> => cf.listRecords().find((r) => r.id === id)!;
-const patches = (id: string): unknown[] => cf.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/${id}`) && r.status === 200).map((r) => (r.body as { proxied?: boolean }).proxied);
+const patches = (id: string): unknown[] =>
+  cf.requests.filter((r) => r.method === 'PATCH' && r.path.endsWith(`/${id}`) && r.status === 200).map((r) => (r.body as { proxied?: boolean }).proxied);
 
 function config(file: string, extra: Record<string, unknown> = {}): string {
   const full = path.join(rig.info.dir, file);
   const base = rig.autosslConfig() as { preflight: Record<string, unknown> };
-  fs.writeFileSync(full, JSON.stringify({ ...base, preflight: { ...base.preflight, cloudflareRanges: ['127.0.0.100/32'] }, dns01: { resolvers: ['127.0.0.1:8053'], propagationTimeoutMs: 20_000 }, ...extra }, null, 2));
+  fs.writeFileSync(
+    full,
+    JSON.stringify(
+      {
+        ...base,
+        preflight: { ...base.preflight, cloudflareRanges: ['127.0.0.100/32'] },
+        dns01: { resolvers: ['127.0.0.1:8053'], propagationTimeoutMs: 20_000 },
+        ...extra,
+      },
+      null,
+      2,
+    ),
+  );
   return full;
 }
 
-const proxyPlugin = (options: Record<string, unknown> = {}) => ['autossl:cloudflare-proxy', { token: TOKEN, apiBase: cf.url, zones: ['cf.test'], propagationTimeoutMs: 20_000, ...options }];
+const proxyPlugin = (options: Record<string, unknown> = {}) => [
+  'autossl:cloudflare-proxy',
+  { token: TOKEN, apiBase: cf.url, zones: ['cf.test'], propagationTimeoutMs: 20_000, ...options },
+];
 const cli = (args: string[], file: string) => execa('node', [CLI, ...args, '--config', file], { reject: false });
 
 function certbot(args: string[]) {
   const d = rig.certbotDirs();
-  return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--server', rig.info.acmeDirectory], { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } });
+  return execa(
+    BINARIES.certbot,
+    [
+      ...args,
+      '--non-interactive',
+      '--no-random-sleep-on-renew',
+      '--config-dir',
+      d.configDir,
+      '--work-dir',
+      d.workDir,
+      '--logs-dir',
+      d.logsDir,
+      '--server',
+      rig.info.acmeDirectory,
+    ],
+    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
+  );
 }
 
 beforeAll(async () => {
@@ -87,7 +119,9 @@ describe('Cloudflare', () => {
     const [id] = ids.get('px')!;
     expect(patches(id!)).toEqual([false, true]);
     expect(record(id!)).toMatchObject({ proxied: true, content: '127.0.0.1' });
-    expect(await servedEventually('px.cf.test', readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial);
+    expect(await servedEventually('px.cf.test', readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial)).toBe(
+      readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial,
+    );
     // renewal: beforeRenew turns the proxy off for certbot, the undo after afterRenew turns it on again
     const before = readCertificate(path.join(live('px.cf.test'), 'cert.pem')).serial;
     const renew = await cli(['renew', '--cert-name', 'px.cf.test', '--force', '--json'], file);
@@ -98,7 +132,10 @@ describe('Cloudflare', () => {
   });
 
   it('killed while certbot runs: recover proxies it again, once; a record changed by hand meanwhile is left alone and reported', async () => {
-    const file = config('slow.json', { plugins: [proxyPlugin()], certbot: { ...(rig.autosslConfig() as { certbot: Record<string, unknown> }).certbot, binary: path.join(rig.info.dir, 'slow-certbot') } });
+    const file = config('slow.json', {
+      plugins: [proxyPlugin()],
+      certbot: { ...(rig.autosslConfig() as { certbot: Record<string, unknown> }).certbot, binary: path.join(rig.info.dir, 'slow-certbot') },
+    });
     for (const n of ['kill', 'hand']) {
       const [id] = ids.get(n)!;
       const child = spawn('node', [CLI, 'issue', `${n}.cf.test`, '--config', file], { stdio: 'ignore', detached: true });
@@ -181,7 +218,10 @@ describe('Cloudflare', () => {
     expect(ordersOf('rl.cf.test')).toBe(0);
 
     // 5xx on every try of the restore (1 + 2 retries): the undo stays pending, the next recover finishes it
-    const slow = config('faults-slow.json', { plugins: [proxyPlugin({ maxRetryWaitMs: 5000, retries: 2 })], certbot: { ...(rig.autosslConfig() as { certbot: Record<string, unknown> }).certbot, binary: path.join(rig.info.dir, 'slow-certbot') } });
+    const slow = config('faults-slow.json', {
+      plugins: [proxyPlugin({ maxRetryWaitMs: 5000, retries: 2 })],
+      certbot: { ...(rig.autosslConfig() as { certbot: Record<string, unknown> }).certbot, binary: path.join(rig.info.dir, 'slow-certbot') },
+    });
     const [err] = ids.get('err')!;
     const run = execa('node', [CLI, 'issue', 'err.cf.test', '--json', '--config', slow], { reject: false });
     await expect.poll(() => patches(err!), { timeout: 20_000, interval: 50 }).toEqual([false]);
@@ -192,6 +232,8 @@ describe('Cloudflare', () => {
     const recover = await cli(['recover'], slow);
     expect(recover.exitCode, recover.stdout).toBe(0);
     expect(record(err!)).toMatchObject({ proxied: true });
-    expect(await servedEventually('err.cf.test', readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial)).toBe(readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial);
+    expect(await servedEventually('err.cf.test', readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial)).toBe(
+      readCertificate(path.join(live('err.cf.test'), 'cert.pem')).serial,
+    );
   });
 });

@@ -25,7 +25,9 @@ let file: string;
 beforeAll(async () => {
   rig = await AcmeRig.start();
   // every block routes everything to an app: each needs its own challenge location
-  const blocks = NAMES.map((name) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`);
+  const blocks = NAMES.map(
+    (name) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`,
+  );
   file = path.join(rig.info.sitesDir, 'race.conf');
   fs.writeFileSync(file, blocks.join('\n'));
   await rig.reloadNginx();

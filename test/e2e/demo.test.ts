@@ -13,7 +13,11 @@ import { describe, expect, it, vi } from 'vitest';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
-const namespaces = async (): Promise<string[]> => (await execa('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith('autossl-demo-'));
+const namespaces = async (): Promise<string[]> =>
+  (await execa('ip', ['netns', 'list'])).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith('autossl-demo-'));
 
 describe('autossl demo', () => {
   it('runs in a network namespace of its own: a server already on 127.0.0.1:80 keeps answering, nothing is stopped', async () => {
@@ -27,7 +31,9 @@ describe('autossl demo', () => {
       expect(run.exitCode, run.stdout + run.stderr).toBe(0);
       expect(await answers()).toBe('the host nginx\n');
       // the curl lines reach the sandbox inside its namespace, which is gone afterwards
-      expect(run.stdout).toMatch(/^ {5}ip netns exec autossl-demo-\S+ curl --cacert \S+ --resolve static\.demo\.test:443:127\.0\.0\.1 https:\/\/static\.demo\.test\/$/m);
+      expect(run.stdout).toMatch(
+        /^ {5}ip netns exec autossl-demo-\S+ curl --cacert \S+ --resolve static\.demo\.test:443:127\.0\.0\.1 https:\/\/static\.demo\.test\/$/m,
+      );
       expect(await namespaces()).toEqual(before);
     } finally {
       server.close();
@@ -53,13 +59,16 @@ describe('autossl demo', () => {
     expect(done.exitCode).not.toBe(0);
     expect(await namespaces()).toEqual(before);
     // every process still in that namespace (found by its inode, the name is gone)
-    const ours = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-      try {
-        return fs.readlinkSync(`/proc/${p}/ns/net`) === `net:[${inode}]`;
-      } catch {
-        return false;
-      }
-    });
+    const ours = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readlinkSync(`/proc/${p}/ns/net`) === `net:[${inode}]`;
+        } catch {
+          return false;
+        }
+      });
     expect(ours).toEqual([]);
   }, 120_000);
 
@@ -67,11 +76,16 @@ describe('autossl demo', () => {
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-demo-bin-'));
     const marker = path.join(bin, 'ran');
     try {
-      for (const tool of ['apt-get', 'apt', 'systemctl', 'service']) fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${marker}\n`, { mode: 0o755 });
+      for (const tool of ['apt-get', 'apt', 'systemctl', 'service'])
+        fs.writeFileSync(path.join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${marker}\n`, { mode: 0o755 });
       // pebble hidden in a private mount namespace: /usr/bin as an overlay whose upper layer deletes it
       for (const d of ['upper', 'work']) fs.mkdirSync(path.join(bin, d));
       const script = `mknod ${bin}/upper/pebble c 0 0 && mount -t overlay overlay -o lowerdir=/usr/bin,upperdir=${bin}/upper,workdir=${bin}/work /usr/bin && test ! -e /usr/bin/pebble && exec ${process.execPath} ${CLI} demo`;
-      const run = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { reject: false, timeout: 60_000, env: { PATH: `${bin}:${process.env.PATH}`, AUTOSSL_PEBBLE: '' } }); // (the suite's own pebble is sid's: the demo runs Debian's)
+      const run = await execa('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], {
+        reject: false,
+        timeout: 60_000,
+        env: { PATH: `${bin}:${process.env.PATH}`, AUTOSSL_PEBBLE: '' },
+      }); // (the suite's own pebble is sid's: the demo runs Debian's)
       expect(run.exitCode).not.toBe(0);
       expect(run.stderr + run.stdout).toMatch(/apt-get install -y --no-upgrade [^\n]*pebble/);
       expect(fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '').toBe('');
@@ -85,7 +99,8 @@ describe('autossl demo', () => {
     const before = rigs();
     const run = await execa('node', [CLI, 'demo'], { reject: false, timeout: 180_000 });
     expect(run.exitCode, run.stdout + run.stderr).toBe(0);
-    for (const d of ['static.demo.test', 'php.demo.test', 'app.demo.test']) expect(run.stdout).toMatch(new RegExp(`^ok {3}${d.replace(/\./g, '\\.')} -> .*fullchain\\.pem`, 'm'));
+    for (const d of ['static.demo.test', 'php.demo.test', 'app.demo.test'])
+      expect(run.stdout).toMatch(new RegExp(`^ok {3}${d.replace(/\./g, '\\.')} -> .*fullchain\\.pem`, 'm'));
     expect(run.stdout).toContain('sandbox stopped and removed');
     expect([...rigs()].filter((d) => !before.has(d))).toEqual([]);
   }, 200_000);
@@ -101,12 +116,22 @@ describe('autossl demo', () => {
       const curl = /^ {5}(ip netns exec \S+ curl .*static\.demo\.test\/)$/m.exec(run.stdout)?.[1];
       expect(curl).toBeTruthy();
       expect((await execa('sh', ['-c', `${curl} --silent --show-error`])).stdout).toContain('<h1>static.demo.test</h1>');
-      const statusLine = new RegExp(`^its config, for the other commands: (ip netns exec \\S+ node \\S+ status --config ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})$`, 'm').exec(run.stdout)?.[1];
+      const statusLine = new RegExp(
+        `^its config, for the other commands: (ip netns exec \\S+ node \\S+ status --config ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})$`,
+        'm',
+      ).exec(run.stdout)?.[1];
       expect(statusLine).toBeTruthy();
       const status = await execa('sh', ['-c', `${statusLine} --json`], { reject: false });
       expect(status.exitCode, status.stdout + status.stderr).toBe(0);
-      const lineages = (JSON.parse(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates.filter((c) => c.lineage).map((c) => [c.lineage, c.state]).sort();
-      expect(lineages).toEqual([['app.demo.test', 'ok'], ['php.demo.test', 'ok'], ['static.demo.test', 'ok']]);
+      const lineages = (JSON.parse(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates
+        .filter((c) => c.lineage)
+        .map((c) => [c.lineage, c.state])
+        .sort();
+      expect(lineages).toEqual([
+        ['app.demo.test', 'ok'],
+        ['php.demo.test', 'ok'],
+        ['static.demo.test', 'ok'],
+      ]);
     } finally {
       if (dir && fs.existsSync(path.join(dir, 'pids'))) {
         const pids = fs.readFileSync(path.join(dir, 'pids'), 'utf8').split(/\s+/).filter(Boolean).map(Number);

@@ -63,7 +63,23 @@ function cli(args: string[], config = mainConfig) {
 
 function certbot(args: string[]) {
   const d = rig.certbotDirs();
-  return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--server', rig.info.acmeDirectory], { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } });
+  return execa(
+    BINARIES.certbot,
+    [
+      ...args,
+      '--non-interactive',
+      '--no-random-sleep-on-renew',
+      '--config-dir',
+      d.configDir,
+      '--work-dir',
+      d.workDir,
+      '--logs-dir',
+      d.logsDir,
+      '--server',
+      rig.info.acmeDirectory,
+    ],
+    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
+  );
 }
 
 function get(domain: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; authorized: boolean }> {
@@ -112,18 +128,33 @@ beforeAll(async () => {
     });
   });
   mainConfig = path.join(dir, 'autossl.config.json');
-  fs.writeFileSync(mainConfig, JSON.stringify(rig.autosslConfig({
-    plugins: [['./log-plugin.mjs', { file: logFile }], 'autossl-plugin-stamp', './dns-provider.mjs', ['autossl:webhook', { url: `http://127.0.0.1:${receiverPort}/hook`, secret: 'engine-test-secret-0123', retries: 0 }]],
-    notify: { retryBaseMs: 0 },
-    sites: [
-      { domain: 'preview.engine.test', hsts: true },
-      { domain: 'wild.engine.test', aliases: ['*.wild.engine.test'], challenge: 'dns-01' },
-      { domain: 'renew.engine.test' },
-      { domain: 'fail.engine.test' },
-    ],
-  }), null, 2));
+  fs.writeFileSync(
+    mainConfig,
+    JSON.stringify(
+      rig.autosslConfig({
+        plugins: [
+          ['./log-plugin.mjs', { file: logFile }],
+          'autossl-plugin-stamp',
+          './dns-provider.mjs',
+          ['autossl:webhook', { url: `http://127.0.0.1:${receiverPort}/hook`, secret: 'engine-test-secret-0123', retries: 0 }],
+        ],
+        notify: { retryBaseMs: 0 },
+        sites: [
+          { domain: 'preview.engine.test', hsts: true },
+          { domain: 'wild.engine.test', aliases: ['*.wild.engine.test'], challenge: 'dns-01' },
+          { domain: 'renew.engine.test' },
+          { domain: 'fail.engine.test' },
+        ],
+      }),
+      null,
+      2,
+    ),
+  );
   sharedConfig = path.join(dir, 'shared.config.json');
-  fs.writeFileSync(sharedConfig, JSON.stringify(rig.autosslConfig({ stateDir: path.join(dir, 'state-shared'), sites: SHARED.map((domain) => ({ domain })) }), null, 2));
+  fs.writeFileSync(
+    sharedConfig,
+    JSON.stringify(rig.autosslConfig({ stateDir: path.join(dir, 'state-shared'), sites: SHARED.map((domain) => ({ domain })) }), null, 2),
+  );
 });
 
 afterAll(async () => {
@@ -177,7 +208,7 @@ describe('the engine end to end', () => {
     expect(res.headers['strict-transport-security']).toBe('max-age=31536000');
   });
 
-  it('DNS-01: a wildcard and its apex through certbot\'s manual hooks, served for a subdomain, no TXT left, renewed by certbot alone', async () => {
+  it("DNS-01: a wildcard and its apex through certbot's manual hooks, served for a subdomain, no TXT left, renewed by certbot alone", async () => {
     const run = await cli(['issue', 'wild.engine.test', '--json']);
     const report = parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> };
     expect(report.results[0]!.error).toBeUndefined();

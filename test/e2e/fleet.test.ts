@@ -31,7 +31,9 @@ function killAgent(node: FleetNodeInfo): void {
 /** Challenge requests a node's nginx answered (200) for the names. */
 function challengeHits(node: FleetNodeInfo, names: readonly string[]): number {
   const log = fs.existsSync(node.accessLog) ? fs.readFileSync(node.accessLog, 'utf8') : '';
-  return log.split('\n').filter((l) => l.includes('/.well-known/acme-challenge/') && / 200 /.test(l) && names.some((n) => l.endsWith(` ${n}`)) && !l.includes('autossl-')).length;
+  return log
+    .split('\n')
+    .filter((l) => l.includes('/.well-known/acme-challenge/') && / 200 /.test(l) && names.some((n) => l.endsWith(` ${n}`)) && !l.includes('autossl-')).length;
 }
 
 beforeAll(async () => {
@@ -45,10 +47,13 @@ beforeAll(async () => {
   for (const n of rig.nodes) await rig.reload(n);
   for (const n of rig.nodes) startAgent(n);
   // every node's loop has written its heartbeat: the first order waits for all three
-  await vi.waitFor(async () => {
-    const live = JSON.parse((await rig.cli(n1, ['fleet', 'status', '--json'])).stdout).nodes.filter((x: { live: boolean }) => x.live).length;
-    if (live !== 3) throw new Error(`${live} live nodes`);
-  }, { timeout: 30_000, interval: 250 });
+  await vi.waitFor(
+    async () => {
+      const live = JSON.parse((await rig.cli(n1, ['fleet', 'status', '--json'])).stdout).nodes.filter((x: { live: boolean }) => x.live).length;
+      if (live !== 3) throw new Error(`${live} live nodes`);
+    },
+    { timeout: 30_000, interval: 250 },
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -67,10 +72,15 @@ describe('a fleet of three nginx nodes behind a round-robin balancer', () => {
     // the balancer spread the CA's requests: every node answered some
     for (const n of rig.nodes) expect(challengeHits(n, DOMAINS), n.name).toBeGreaterThan(0);
     // autossl status on any node: every node serves the published serial
-    await expect.poll(async () => {
-      const s = JSON.parse((await rig.cli(n3, ['status', '--json'])).stdout);
-      return s.fleet.certificates.filter((c: { nodes: Array<{ state: string }> }) => c.nodes.every((x) => x.state === 'ok')).length;
-    }, { timeout: 30_000, interval: 500 }).toBe(20);
+    await expect
+      .poll(
+        async () => {
+          const s = JSON.parse((await rig.cli(n3, ['status', '--json'])).stdout);
+          return s.fleet.certificates.filter((c: { nodes: Array<{ state: string }> }) => c.nodes.every((x) => x.state === 'ok')).length;
+        },
+        { timeout: 30_000, interval: 500 },
+      )
+      .toBe(20);
   }, 300_000);
 
   it('autossl renew --force on node 1: all three nodes serve the new serial', async () => {

@@ -77,7 +77,25 @@ beforeAll(async () => {
   }
   // certbot's state: an account at pebble (made by certbot itself), the lineage certbot --nginx left, cli.ini
   const etcLe = path.join(T, 'etc-le');
-  const register = await execa(BINARIES.certbot, ['register', '--non-interactive', '--agree-tos', '-m', 'admin@init.test', '--server', rig.info.acmeDirectory, '--config-dir', etcLe, '--work-dir', path.join(T, 'le-work'), '--logs-dir', path.join(T, 'le-logs')], { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false });
+  const register = await execa(
+    BINARIES.certbot,
+    [
+      'register',
+      '--non-interactive',
+      '--agree-tos',
+      '-m',
+      'admin@init.test',
+      '--server',
+      rig.info.acmeDirectory,
+      '--config-dir',
+      etcLe,
+      '--work-dir',
+      path.join(T, 'le-work'),
+      '--logs-dir',
+      path.join(T, 'le-logs'),
+    ],
+    { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
+  );
   expect(register.exitCode, register.stderr).toBe(0);
   await writeLineage(etcLe, 'existing.init.test', 90, 60);
   const conf = path.join(etcLe, 'renewal', 'existing.init.test.conf');
@@ -154,7 +172,11 @@ describe('init, zero-config runs and existing certbot installations', () => {
     expect(read('init2.rc').trim()).toBe('2');
     expect(read('init2.out')).toMatch(/CONFIG_INVALID: .*exists already/);
     // its pre-flight checks ran with a scratch state directory, removed after (one was left per run)
-    expect(read('tmp.ls').split('\n').filter((f) => f.startsWith('autossl-init-'))).toEqual([]);
+    expect(
+      read('tmp.ls')
+        .split('\n')
+        .filter((f) => f.startsWith('autossl-init-')),
+    ).toEqual([]);
   });
 
   it('issue --all with it: the four new sites issued (four orders), the existing one reused with no order and its vhost untouched', () => {
@@ -166,12 +188,20 @@ describe('init, zero-config runs and existing certbot installations', () => {
     expect(ordersOf('existing.init.test')).toBe(0);
     expect(read('existing.after')).toBe(read('existing.before'));
     // Debian's sites-enabled links stay links: every edit landed in the sites-available file they point at
-    expect(read('enabled.ls').trim().split('\n').filter((l) => !l.includes('/default ')).sort()).toEqual(SITES.map((d) => `/etc/nginx/sites-enabled/${d.replace('.init.test', '')} symbolic link`).sort());
+    expect(
+      read('enabled.ls')
+        .trim()
+        .split('\n')
+        .filter((l) => !l.includes('/default '))
+        .sort(),
+    ).toEqual(SITES.map((d) => `/etc/nginx/sites-enabled/${d.replace('.init.test', '')} symbolic link`).sort());
     expect(read('available.ssl').trim().split('\n').sort()).toEqual(SITES.map((d) => `/etc/nginx/sites-available/${d.replace('.init.test', '')}`).sort());
   });
 
   it('with no config: status lists the lineages, and issue <domain> works with what the server has, saying so', () => {
-    expect(read('status.err')).toMatch(/no config file; using what this server has: nginx \/etc\/nginx\/nginx\.conf .*certbot \/etc\/letsencrypt.*autossl init/);
+    expect(read('status.err')).toMatch(
+      /no config file; using what this server has: nginx \/etc\/nginx\/nginx\.conf .*certbot \/etc\/letsencrypt.*autossl init/,
+    );
     const status = JSON.parse(read('status.json')) as { certificates: Array<{ lineage: string | null; domain: string }> };
     expect(status.certificates.map((c) => c.lineage)).toEqual(expect.arrayContaining(['existing.init.test', 'static.init.test']));
     expect(read('zero.rc').trim(), read('zero.err') + read('zero.json').slice(-1500)).toBe('0');
@@ -179,14 +209,19 @@ describe('init, zero-config runs and existing certbot installations', () => {
     expect(ordersOf('zero.init.test')).toBe(1);
     // the certbot-managed domain, with no config: its lineage reused, nothing ordered, nothing edited
     expect(read('zero-existing.rc').trim(), read('zero-existing.json').slice(-1500)).toBe('0');
-    expect(parseJson<{ results: Array<{ reused: boolean; changes: unknown[] }> }>(read('zero-existing.json')).results[0]).toMatchObject({ reused: true, changes: [] });
+    expect(parseJson<{ results: Array<{ reused: boolean; changes: unknown[] }> }>(read('zero-existing.json')).results[0]).toMatchObject({
+      reused: true,
+      changes: [],
+    });
     expect(ordersOf('existing.init.test')).toBe(0);
   });
 
-  it('setup installs certbot\'s hooks and writes the agent\'s unit to run this autossl with this config; with no systemd, certbot\'s cron job renews (no second schedule)', () => {
+  it("setup installs certbot's hooks and writes the agent's unit to run this autossl with this config; with no systemd, certbot's cron job renews (no second schedule)", () => {
     expect(read('setup.rc').trim(), read('setup.out')).toBe('0');
     for (const phase of ['deploy', 'pre', 'post']) expect(fs.existsSync(path.join(T, 'etc-le', 'renewal-hooks', phase, 'autossl')), phase).toBe(true);
-    expect(fs.readFileSync(path.join(OUT, 'units', 'autossl-agent.service'), 'utf8')).toContain(`${fs.realpathSync(CLI)} agent --config /etc/autossl/autossl.config.yaml`);
+    expect(fs.readFileSync(path.join(OUT, 'units', 'autossl-agent.service'), 'utf8')).toContain(
+      `${fs.realpathSync(CLI)} agent --config /etc/autossl/autossl.config.yaml`,
+    );
     expect(fs.existsSync(path.join(OUT, 'units', 'autossl-renew.timer'))).toBe(false);
     expect(read('setup.out')).toMatch(/done  cron runs certbot renew already \(\/etc\/cron\.d\/certbot: 0 \*\/12 \* \* \* root .*certbot -q renew\)/);
     expect(read('setup.out')).not.toMatch(/twice a day from cron/);

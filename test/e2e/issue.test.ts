@@ -81,10 +81,17 @@ beforeAll(async () => {
   await rig.reloadNginx();
   fs.writeFileSync(path.join(rig.info.dir, 'header-plugin.mjs'), PLUGIN);
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    plugins: [['./header-plugin.mjs', { value: 'e2e' }]],
-    sites: Object.entries(SHAPES).map(([domain, s]) => ({ domain, aliases: s.names.slice(1) })),
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        plugins: [['./header-plugin.mjs', { value: 'e2e' }]],
+        sites: Object.entries(SHAPES).map(([domain, s]) => ({ domain, aliases: s.names.slice(1) })),
+      }),
+      null,
+      2,
+    ),
+  );
 });
 
 afterAll(async () => {
@@ -137,7 +144,9 @@ describe('autossl issue (pebble, certbot, nginx)', () => {
     // pre-flight would catch this (DNS_MISMATCH); skip it so that certbot itself fails at the CA
     const run = await cli(['issue', 'fail.e2e.test', '--json', '--skip-check', 'dns', '--skip-check', 'port80']);
     expect(run.exitCode).toBe(1);
-    const report = parseJson(run.stdout) as { results: Array<{ error: { code: string; message: string; details: { problems: Array<{ detail: string }> } }; rolledBack: string[] }> };
+    const report = parseJson(run.stdout) as {
+      results: Array<{ error: { code: string; message: string; details: { problems: Array<{ detail: string }> } }; rolledBack: string[] }>;
+    };
     const result = report.results[0]!;
     expect(result.error.code).toBe('CERTBOT_FAILED');
     expect(result.error.details.problems.length).toBeGreaterThan(0);

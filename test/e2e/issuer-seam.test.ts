@@ -28,12 +28,15 @@ let issuerDir: string;
 /** A GET over TLS with SNI, verified against the local CA only. */
 function get(name: string): Promise<{ status: number; authorized: boolean; serial: string }> {
   return new Promise((resolve, reject) => {
-    const req = https.request({ host: '127.0.0.1', port: 443, servername: name, path: '/', headers: { Host: name }, ca: fs.readFileSync(ca.cert), agent: false }, (res) => {
-      const socket = res.socket as import('node:tls').TLSSocket;
-      const out = { status: res.statusCode ?? 0, authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber.toUpperCase() };
-      res.resume();
-      res.on('end', () => resolve(out));
-    });
+    const req = https.request(
+      { host: '127.0.0.1', port: 443, servername: name, path: '/', headers: { Host: name }, ca: fs.readFileSync(ca.cert), agent: false },
+      (res) => {
+        const socket = res.socket as import('node:tls').TLSSocket;
+        const out = { status: res.statusCode ?? 0, authorized: socket.authorized, serial: socket.getPeerCertificate().serialNumber.toUpperCase() };
+        res.resume();
+        res.on('end', () => resolve(out));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -44,17 +47,47 @@ beforeAll(async () => {
   const caDir = path.join(rig.info.dir, 'local-ca');
   fs.mkdirSync(caDir);
   ca = { cert: path.join(caDir, 'ca.pem'), key: path.join(caDir, 'ca.key') };
-  await execa(BINARIES.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', ca.key, '-out', ca.cert, '-days', '3', '-subj', '/CN=autossl test local CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await execa(BINARIES.openssl, [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    ca.key,
+    '-out',
+    ca.cert,
+    '-days',
+    '3',
+    '-subj',
+    '/CN=autossl test local CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   issuerDir = path.join(rig.info.dir, 'local-ca-lineages');
   fs.mkdirSync(issuerDir);
   rig.addSite(DOMAIN, `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n}\n`);
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    // relative to the config file, as a user writes it
-    issuer: { module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`, options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key } },
-    sites: [{ domain: DOMAIN }],
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        // relative to the config file, as a user writes it
+        issuer: {
+          module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`,
+          options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key },
+        },
+        sites: [{ domain: DOMAIN }],
+      }),
+      null,
+      2,
+    ),
+  );
   engine = await createAutoSsl(await loadConfig({ file: configFile }));
 }, 60_000);
 
@@ -73,7 +106,13 @@ describe('an issuer named in the config (a local CA, no certbot)', () => {
     expect(r!.lineage!.fullchain).toBe(path.join(issuerDir, DOMAIN, 'fullchain.pem'));
     // certbot never ran: its directories hold no lineage
     expect(fs.existsSync(path.join(rig.certbotDirs().configDir, 'live'))).toBe(false);
-    const lineage = readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: r!.lineage!.fullchain, keyPath: r!.lineage!.privkey });
+    const lineage = readLineageFiles({
+      id: DOMAIN,
+      certPath: path.join(issuerDir, DOMAIN, 'cert.pem'),
+      chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'),
+      fullchainPath: r!.lineage!.fullchain,
+      keyPath: r!.lineage!.privkey,
+    });
     firstSerial = lineage.serial;
     expect(lineage.names).toEqual([DOMAIN]);
     expect(lineage.ariCertId).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
@@ -99,7 +138,13 @@ describe('an issuer named in the config (a local CA, no certbot)', () => {
   it('engine.renew renews through the issuer and nginx serves the new serial', async () => {
     const report = await engine.renew({ force: true });
     expect(report.results).toEqual([expect.objectContaining({ lineage: DOMAIN, outcome: 'renewed' })]);
-    const renewed = readLineageFiles({ id: DOMAIN, certPath: path.join(issuerDir, DOMAIN, 'cert.pem'), chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'), fullchainPath: path.join(issuerDir, DOMAIN, 'fullchain.pem'), keyPath: path.join(issuerDir, DOMAIN, 'privkey.pem') });
+    const renewed = readLineageFiles({
+      id: DOMAIN,
+      certPath: path.join(issuerDir, DOMAIN, 'cert.pem'),
+      chainPath: path.join(issuerDir, DOMAIN, 'chain.pem'),
+      fullchainPath: path.join(issuerDir, DOMAIN, 'fullchain.pem'),
+      keyPath: path.join(issuerDir, DOMAIN, 'privkey.pem'),
+    });
     expect(renewed.serial).not.toBe(firstSerial);
     expect(await servedEventually(DOMAIN, renewed.serial)).toBe(renewed.serial);
     expect((await get(DOMAIN)).authorized).toBe(true);

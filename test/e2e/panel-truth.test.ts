@@ -30,7 +30,8 @@ const post = async (p: string, body: unknown): Promise<{ status: number; json: R
   const r = await call('POST', p, JSON.stringify(body), { url: agent.url, token: TOKEN });
   return { status: r.status, json: r.json() as Record<string, unknown> };
 };
-const get = async (p: string): Promise<Record<string, unknown>> => (await call('GET', p, '', { url: agent.url, token: TOKEN })).json() as Record<string, unknown>;
+const get = async (p: string): Promise<Record<string, unknown>> =>
+  (await call('GET', p, '', { url: agent.url, token: TOKEN })).json() as Record<string, unknown>;
 const live = (name: string): string => path.join(rig.certbotDirs().configDir, 'live', name);
 const vhost = (name: string): string => path.join(rig.info.sitesDir, `${name}.conf`);
 
@@ -45,7 +46,11 @@ beforeAll(async () => {
   await rig.reloadNginx();
   const tokens = path.join(rig.info.dir, 'agent-tokens');
   fs.writeFileSync(tokens, `${TOKEN}\n`, { mode: 0o600 });
-  const config = validateConfig(rig.autosslConfig({ agent: { listen: '127.0.0.1:7443', tokensFile: tokens, batchWindowMs: 200, logLevel: 'silent' } }), path.join(rig.info.dir, 'agent.json'), rig.info.dir);
+  const config = validateConfig(
+    rig.autosslConfig({ agent: { listen: '127.0.0.1:7443', tokensFile: tokens, batchWindowMs: 200, logLevel: 'silent' } }),
+    path.join(rig.info.dir, 'agent.json'),
+    rig.info.dir,
+  );
   agent = await startAgent(config, { port: 0 });
 }, 120_000);
 
@@ -58,11 +63,17 @@ describe('what the panel sees', () => {
   it('/ssl/renew of a certificate issued a moment ago says why nothing was renewed, serial as openssl prints it', async () => {
     expect((await post('/ssl/issue-async', { domain: LT })).status).toBe(202);
     await expect.poll(async () => (await post('/ssl/status', { domain: LT })).json.exists, { timeout: 120_000, interval: 500 }).toBe(true);
-    const printed = (await execa(BINARIES.openssl, ['x509', '-in', path.join(live(LT), 'cert.pem'), '-noout', '-serial'])).stdout.replace(/^serial=/, '').trim();
+    const printed = (await execa(BINARIES.openssl, ['x509', '-in', path.join(live(LT), 'cert.pem'), '-noout', '-serial'])).stdout
+      .replace(/^serial=/, '')
+      .trim();
     expect((await post('/ssl/status', { domain: LT })).json.serial).toBe(printed);
     const renew = await post('/ssl/renew', { domain: LT });
     expect([renew.status, renew.json.code], JSON.stringify(renew.json)).toEqual([409, 'CERT_RECENTLY_ISSUED']);
-    expect(renew.json.error).toMatch(new RegExp(`^Not renewed: the certificate of ${LT.replace(/\./g, '\\.')} was issued less than an hour ago \\(serial ${printed}, until .+\\) and is served`));
+    expect(renew.json.error).toMatch(
+      new RegExp(
+        `^Not renewed: the certificate of ${LT.replace(/\./g, '\\.')} was issued less than an hour ago \\(serial ${printed}, until .+\\) and is served`,
+      ),
+    );
     expect(fs.readFileSync(path.join(live(LT), 'cert.pem'), 'utf8')).toContain('BEGIN CERTIFICATE'); // the same lineage, no new order
   }, 180_000);
 
@@ -70,13 +81,15 @@ describe('what the panel sees', () => {
     const bought = await makeSignedCertificate([LT], new Date(Date.now() - DAY), new Date(Date.now() + 200 * DAY));
     const up = await post('/ssl/upload', { domain: LT, certificate: bought.chain, private_key: bought.key });
     expect(up.status, JSON.stringify(up.json)).toBe(200);
-    const listed = (await get('/v1/certificates')) as { certificates: Array<{ lineage: string; names: string[]; state: string; notAfter: string; serial: string }> };
+    const listed = (await get('/v1/certificates')) as {
+      certificates: Array<{ lineage: string; names: string[]; state: string; notAfter: string; serial: string }>;
+    };
     const row = listed.certificates.find((c) => c.lineage === 'custom' && c.names.includes(LT));
     expect(row, JSON.stringify(listed.certificates)).toMatchObject({ state: 'ok', names: [LT], serial: bought.serial });
     expect(Math.abs(Date.parse(row!.notAfter) - (Date.now() + 200 * DAY))).toBeLessThan(DAY);
   });
 
-  it('a Let\'s Encrypt certificate, then an upload, then a delete: no lineage left to renew', async () => {
+  it("a Let's Encrypt certificate, then an upload, then a delete: no lineage left to renew", async () => {
     expect(fs.existsSync(live(LT))).toBe(true); // the upload replaced it in the vhost; certbot still has it
     const del = await post('/ssl/delete', { domain: LT });
     expect(del.status, JSON.stringify(del.json)).toBe(200);
@@ -86,7 +99,7 @@ describe('what the panel sees', () => {
     expect(fs.readFileSync(vhost(LT), 'utf8')).not.toContain('ssl_certificate');
   });
 
-  it('/ssl/delete while the domain\'s issue runs: the run ends, then the delete takes it off (not 409); not served after', async () => {
+  it("/ssl/delete while the domain's issue runs: the run ends, then the delete takes it off (not 409); not served after", async () => {
     expect((await post('/ssl/issue-async', { domain: RACE })).status).toBe(202);
     // its batch started: running, no longer withdrawable
     await expect.poll(() => agent.ctx.intake.settled(RACE) !== null, { timeout: 10_000, interval: 20 }).toBe(true);

@@ -60,13 +60,20 @@ beforeAll(async () => {
   for (const name of ['short.profile.test', 'unknown.profile.test']) vhosts[name] = rig.addSite(name, SITE(name)).file;
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    defaults: { profile: 'tlsserver' },
-    sites: [
-      { domain: 'short.profile.test', profile: 'shortlived' },
-      { domain: 'unknown.profile.test', profile: { name: 'sixday', required: true } },
-    ],
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        defaults: { profile: 'tlsserver' },
+        sites: [
+          { domain: 'short.profile.test', profile: 'shortlived' },
+          { domain: 'unknown.profile.test', profile: { name: 'sixday', required: true } },
+        ],
+      }),
+      null,
+      2,
+    ),
+  );
 });
 
 afterAll(async () => {
@@ -75,11 +82,11 @@ afterAll(async () => {
 
 describe('certificate profiles (pebble 2.10, certbot, nginx)', () => {
   it('the rig runs a pebble whose directory lists the three profiles (pebble 2.10: AUTOSSL_PEBBLE)', async () => {
-    const dir = await rig.directory() as { meta?: { profiles?: Record<string, string> } };
+    const dir = (await rig.directory()) as { meta?: { profiles?: Record<string, string> } };
     expect(Object.keys(dir.meta?.profiles ?? {}).sort()).toEqual(['classic', 'shortlived', 'tlsserver']);
   });
 
-  it('`check` lists the CA\'s profiles', async () => {
+  it("`check` lists the CA's profiles", async () => {
     const run = await cli(['check', 'short.profile.test', '--json']);
     const report = parseJson(run.stdout) as { profiles?: Record<string, string> };
     expect(report.profiles).toEqual({ classic: 'The classic profile', tlsserver: '45-day certificates', shortlived: 'A short-lived profile' });
@@ -102,7 +109,7 @@ describe('certificate profiles (pebble 2.10, certbot, nginx)', () => {
     expect(sha256(fs.readFileSync(vhosts['unknown.profile.test']!))).toBe(before);
   });
 
-  it('profile shortlived: refused before any order below certbot 4.0; from 4.0 the served certificate lives pebble\'s short-lived validity, kept for renewals', async () => {
+  it("profile shortlived: refused before any order below certbot 4.0; from 4.0 the served certificate lives pebble's short-lived validity, kept for renewals", async () => {
     const version = await certbotVersion({ binary: BINARIES.certbot });
     expect(version).not.toBeNull();
     const before = sha256(fs.readFileSync(vhosts['short.profile.test']!));

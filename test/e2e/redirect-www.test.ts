@@ -69,9 +69,22 @@ beforeAll(async () => {
   }
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    sites: [{ domain: 'example.test' }, { domain: 'www.example.test' }, { domain: 'pair.test', aliases: ['www.pair.test'] }, { domain: 'www.far.test' }, { domain: 'dflt.test', redirect: true }],
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        sites: [
+          { domain: 'example.test' },
+          { domain: 'www.example.test' },
+          { domain: 'pair.test', aliases: ['www.pair.test'] },
+          { domain: 'www.far.test' },
+          { domain: 'dflt.test', redirect: true },
+        ],
+      }),
+      null,
+      2,
+    ),
+  );
 });
 
 afterAll(async () => {
@@ -87,7 +100,10 @@ describe('the www→apex redirect block', () => {
     expect(dry.stdout).not.toContain('redirects to example.test'); // the apex is a configured site: it gets its own
     const run = await cli(['issue', 'example.test', 'www.example.test', '--json']);
     const report = parseJson(run.stdout) as { results: Array<{ domain: string; ok: boolean; error?: { code: string; message: string } }> };
-    expect(report.results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([['example.test', true, undefined], ['www.example.test', true, undefined]]);
+    expect(report.results.map((r) => [r.domain, r.ok, r.error?.code])).toEqual([
+      ['example.test', true, undefined],
+      ['www.example.test', true, undefined],
+    ]);
     expect(run.exitCode).toBe(0);
     const root = await rig.issuingRoot();
     for (const name of ['example.test', 'www.example.test']) {
@@ -149,7 +165,7 @@ describe('the www→apex redirect block', () => {
 });
 
 describe('the default server with redirect: true (issue 20, item 6)', () => {
-  it('redirects only the certificate\'s names: the bare IP and a parked name answer as before', async () => {
+  it("redirects only the certificate's names: the bare IP and a parked name answer as before", async () => {
     // the site is the default server of 127.0.0.1:80 (the rig's catch-all goes)
     fs.rmSync(path.join(rig.info.sitesDir, '000-default.conf'));
     const { file } = rig.addSite('dflt.test', 'server {\n    listen 127.0.0.1:80 default_server;\n    server_name dflt.test;\n    root {root};\n}\n');
@@ -172,4 +188,3 @@ describe('the default server with redirect: true (issue 20, item 6)', () => {
     expect(fs.readFileSync(file, 'utf8')).toMatch(/listen 127\.0\.0\.1:80 default_server;/); // port 80 stays the default here
   });
 });
-

@@ -30,7 +30,23 @@ const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
 const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false });
 const certbot = (args: string[]) => {
   const d = rig.certbotDirs();
-  return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--server', rig.info.acmeDirectory], { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } });
+  return execa(
+    BINARIES.certbot,
+    [
+      ...args,
+      '--non-interactive',
+      '--no-random-sleep-on-renew',
+      '--config-dir',
+      d.configDir,
+      '--work-dir',
+      d.workDir,
+      '--logs-dir',
+      d.logsDir,
+      '--server',
+      rig.info.acmeDirectory,
+    ],
+    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
+  );
 };
 const liveSerial = (d: string) => readCertificate(path.join(rig.info.dir, 'certbot', 'config', 'live', d, 'cert.pem')).serial;
 
@@ -49,9 +65,16 @@ beforeAll(async () => {
   for (const d of DOMAINS) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
   await rig.reloadNginx();
   configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify(rig.autosslConfig({
-    plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
-  }), null, 2));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify(
+      rig.autosslConfig({
+        plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
+      }),
+      null,
+      2,
+    ),
+  );
   const issued = await cli(['issue', ...DOMAINS]);
   expect(issued.exitCode, issued.stdout).toBe(0);
   const hooks = await cli(['install-hooks']);
@@ -103,11 +126,17 @@ describe('renewal', () => {
 
     const status = await cli(['status', '--json']);
     expect(status.exitCode).toBe(1); // something needs attention
-    const rows = (parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string; message: string } | null }> }).certificates;
+    const rows = (parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string; message: string } | null }> })
+      .certificates;
     expect(rows[0]!.lineage).toBe('r2.renew.test'); // most urgent first
     expect(rows[0]!.state).toBe('failing');
     expect(rows[0]!.lastError!.message).toContain('127.0.0.9');
-    expect(rows.filter((r) => r.state === 'ok').map((r) => r.lineage).sort()).toEqual(['r1.renew.test', 'r3.renew.test']);
+    expect(
+      rows
+        .filter((r) => r.state === 'ok')
+        .map((r) => r.lineage)
+        .sort(),
+    ).toEqual(['r1.renew.test', 'r3.renew.test']);
     const table = await cli(['status']);
     expect(table.stdout).toMatch(/r2\.renew\.test +\S+ +[\d.]+ +failing +CERTBOT_FAILED: /);
 
@@ -127,14 +156,20 @@ describe('renewal', () => {
     try {
       const run = await cli(['renew', '--force', '--json']);
       expect(run.exitCode).toBe(1);
-      const byName = Object.fromEntries((parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> }).results.map((r) => [r.lineage, r]));
+      const byName = Object.fromEntries(
+        (parseJson(run.stdout) as { results: Array<{ lineage: string; outcome: string; message?: string }> }).results.map((r) => [r.lineage, r]),
+      );
       expect(byName['r2.renew.test']!.outcome).toBe('renewed');
-      for (const [lineage, own, other] of [['r1.renew.test', '127.0.0.9:', '127.0.0.10:'], ['r3.renew.test', '127.0.0.10:', '127.0.0.9:']] as const) {
+      for (const [lineage, own, other] of [
+        ['r1.renew.test', '127.0.0.9:', '127.0.0.10:'],
+        ['r3.renew.test', '127.0.0.10:', '127.0.0.9:'],
+      ] as const) {
         expect(byName[lineage]!.outcome).toBe('failed');
         expect(byName[lineage]!.message).toContain(own);
         expect(byName[lineage]!.message).not.toContain(other);
       }
-      const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; lastError: { message: string } | null }> }).certificates;
+      const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; lastError: { message: string } | null }> })
+        .certificates;
       const lastError = (l: string) => rows.find((r) => r.lineage === l)!.lastError!.message;
       expect(lastError('r1.renew.test')).toContain('127.0.0.9:');
       expect(lastError('r1.renew.test')).not.toContain('127.0.0.10:');
@@ -151,7 +186,11 @@ describe('renewal', () => {
     const counts = async () => {
       const store = new SqliteStore(path.join(rig.info.dir, 'state'));
       try {
-        return { deploys: (await store.attempts.list(d)).filter((a) => a.kind === 'deploy').length, renewals: (await store.attempts.list(d)).filter((a) => a.kind === 'renew').length, notices: (await store.outbox.list()).filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length };
+        return {
+          deploys: (await store.attempts.list(d)).filter((a) => a.kind === 'deploy').length,
+          renewals: (await store.attempts.list(d)).filter((a) => a.kind === 'renew').length,
+          notices: (await store.outbox.list()).filter((n) => n.kind === 'renewed' || n.kind === 'renewal-failed').length,
+        };
       } finally {
         await store.close();
       }
@@ -179,7 +218,14 @@ describe('renewal', () => {
   });
 
   it('a revoked certificate is "revoked" in status, re-issued by issue, renewed by renew; a failed renewal certbot started is recorded', async () => {
-    const states = async () => Object.fromEntries((parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; state: string; lastError: { code: string | null } | null }> }).certificates.map((r) => [r.lineage, r]));
+    const states = async () =>
+      Object.fromEntries(
+        (
+          parseJson((await cli(['status', '--json'])).stdout) as {
+            certificates: Array<{ lineage: string; state: string; lastError: { code: string | null } | null }>;
+          }
+        ).certificates.map((r) => [r.lineage, r]),
+      );
     const revoke = async (d: string) => {
       const r = await certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
@@ -211,7 +257,9 @@ describe('renewal', () => {
     const r3 = liveSerial('r3.renew.test');
     const renewed = await cli(['renew', '--json']);
     expect(renewed.exitCode, renewed.stdout + renewed.stderr).toBe(0);
-    const outcomes = Object.fromEntries((parseJson(renewed.stdout) as { results: Array<{ lineage: string; outcome: string }> }).results.map((r) => [r.lineage, r.outcome]));
+    const outcomes = Object.fromEntries(
+      (parseJson(renewed.stdout) as { results: Array<{ lineage: string; outcome: string }> }).results.map((r) => [r.lineage, r.outcome]),
+    );
     expect(outcomes).toMatchObject({ 'r3.renew.test': 'renewed', 'r1.renew.test': 'not-due' });
     expect(liveSerial('r3.renew.test')).not.toBe(r3);
     expect((await states())['r3.renew.test']!.state).not.toBe('revoked');

@@ -34,14 +34,24 @@ function request(url: string, host: string, ca?: string): Promise<Answer> {
   const u = new URL(url);
   const secure = u.protocol === 'https:';
   return new Promise((resolve, reject) => {
-    const req = (secure ? https : http).request({ host: '127.0.0.1', port: secure ? 443 : 80, path: u.pathname, headers: { Host: host }, agent: false, ...(secure ? { servername: host, ca, rejectUnauthorized: false } : {}) }, (res) => {
-      // read before the body ends: the socket is let go afterwards
-      const authorized = secure ? (res.socket as import('node:tls').TLSSocket).authorized : undefined;
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body, headers: res.headers, authorized }));
-    });
+    const req = (secure ? https : http).request(
+      {
+        host: '127.0.0.1',
+        port: secure ? 443 : 80,
+        path: u.pathname,
+        headers: { Host: host },
+        agent: false,
+        ...(secure ? { servername: host, ca, rejectUnauthorized: false } : {}),
+      },
+      (res) => {
+        // read before the body ends: the socket is let go afterwards
+        const authorized = secure ? (res.socket as import('node:tls').TLSSocket).authorized : undefined;
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body, headers: res.headers, authorized }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -64,9 +74,17 @@ describe('what is served (autossl-managed blocks)', () => {
   let root: string;
   let reloads: string;
   const cli = makeCli(() => rig);
-  const site = (name: string, names: string) => rig.addSite(name, `server {\n    listen 127.0.0.1:80;\n    server_name ${names};\n    root {root};\n}\n`, { index: `<h1>${name}</h1>\n` });
+  const site = (name: string, names: string) =>
+    rig.addSite(name, `server {\n    listen 127.0.0.1:80;\n    server_name ${names};\n    root {root};\n}\n`, { index: `<h1>${name}</h1>\n` });
   // every reload of nginx, counted: the command the config names logs a line, then reloads for real
-  const counted = () => ({ nginx: { binary: BINARIES.nginx, config: rig.info.nginxConf, extraArgs: rig.nginxArgs, reloadCommand: ['/bin/sh', '-c', `echo reload >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`] } });
+  const counted = () => ({
+    nginx: {
+      binary: BINARIES.nginx,
+      config: rig.info.nginxConf,
+      extraArgs: rig.nginxArgs,
+      reloadCommand: ['/bin/sh', '-c', `echo reload >> ${reloads} && exec ${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`],
+    },
+  });
   const reloadCount = () => (fs.existsSync(reloads) ? fs.readFileSync(reloads, 'utf8').trim().split('\n').length : 0);
 
   beforeAll(async () => {
@@ -78,8 +96,16 @@ describe('what is served (autossl-managed blocks)', () => {
     site('e.alias.test', 'e.alias.test f.alias.test');
     site('ts.test', 'ts.test www.ts.test');
     // port 80 only redirects to HTTPS, and nothing serves TLS yet: server-level, and inside location /
-    rig.addSite('rs.redir.test', 'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n    return 301 https://$host$request_uri;\n}\n', { index: '<h1>rs</h1>\n' });
-    rig.addSite('rl.redir.test', 'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n\n    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n', { index: '<h1>rl</h1>\n' });
+    rig.addSite(
+      'rs.redir.test',
+      'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n    return 301 https://$host$request_uri;\n}\n',
+      { index: '<h1>rs</h1>\n' },
+    );
+    rig.addSite(
+      'rl.redir.test',
+      'server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n\n    location / {\n        return 301 https://$host$request_uri;\n    }\n}\n',
+      { index: '<h1>rl</h1>\n' },
+    );
     await rig.reloadNginx();
     root = await rig.issuingRoot();
   });
@@ -112,8 +138,14 @@ describe('what is served (autossl-managed blocks)', () => {
   it('port 80 that only redirects to HTTPS (server-level or in location /): the site is served over HTTPS with no redirect loop; uninstall takes it back', async () => {
     const config = writeConfig(rig, 'redir.json', { sites: [{ domain: 'rs.redir.test' }, { domain: 'rl.redir.test' }] });
     const run = await cli(['issue', '--all', '--json'], config);
-    expect(run.exitCode, JSON.stringify(parseJson<{ results: Array<{ domain: string; error?: unknown }> }>(run.stdout).results.map((r) => [r.domain, r.error]))).toBe(0);
-    for (const [name, body] of [['rs.redir.test', '<h1>rs</h1>'], ['rl.redir.test', '<h1>rl</h1>']] as const) {
+    expect(
+      run.exitCode,
+      JSON.stringify(parseJson<{ results: Array<{ domain: string; error?: unknown }> }>(run.stdout).results.map((r) => [r.domain, r.error])),
+    ).toBe(0);
+    for (const [name, body] of [
+      ['rs.redir.test', '<h1>rs</h1>'],
+      ['rl.redir.test', '<h1>rl</h1>'],
+    ] as const) {
       const plain = await request('http://x/', name);
       expect(plain.status, name).toBe(301);
       expect(plain.location).toBe(`https://${name}/`);
@@ -131,7 +163,7 @@ describe('what is served (autossl-managed blocks)', () => {
     expect((await request('http://x/', 'rs.redir.test')).status).toBe(301); // port 80 redirects as it did
   });
 
-  it('a block\'s other name keeps answering over HTTP exactly as before: redirect and HSTS for the covered name only', async () => {
+  it("a block's other name keeps answering over HTTP exactly as before: redirect and HSTS for the covered name only", async () => {
     const config = writeConfig(rig, 'two.json', { sites: [{ domain: 'a.two.test', redirect: true, hsts: true }] });
     const file = path.join(rig.info.sitesDir, 'a.two.test.conf');
     const bBefore = await request('http://b.two.test/', 'b.two.test');
@@ -227,15 +259,45 @@ describe('vhosts certbot --nginx already edited', () => {
   const cli = makeCli(() => rig);
   const certbotNginx = async (name: string) => {
     const d = rig.certbotDirs();
-    const run = await execa(BINARIES.certbot, ['--nginx', '--redirect', '--nginx-server-root', rig.info.nginxPrefix, '--nginx-ctl', BINARIES.nginx, '-d', name, '--server', rig.info.acmeDirectory, '--config-dir', d.configDir, '--work-dir', d.workDir, '--logs-dir', d.logsDir, '--agree-tos', '--register-unsafely-without-email', '--non-interactive'], { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false });
+    const run = await execa(
+      BINARIES.certbot,
+      [
+        '--nginx',
+        '--redirect',
+        '--nginx-server-root',
+        rig.info.nginxPrefix,
+        '--nginx-ctl',
+        BINARIES.nginx,
+        '-d',
+        name,
+        '--server',
+        rig.info.acmeDirectory,
+        '--config-dir',
+        d.configDir,
+        '--work-dir',
+        d.workDir,
+        '--logs-dir',
+        d.logsDir,
+        '--agree-tos',
+        '--register-unsafely-without-email',
+        '--non-interactive',
+      ],
+      { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
+    );
     expect(run.exitCode, run.stderr).toBe(0);
   };
 
   beforeAll(async () => {
     rig = await AcmeRig.start();
-    rig.addSite('cbr.served.test', `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n    index index.html;\n\n    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n`);
+    rig.addSite(
+      'cbr.served.test',
+      `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n    index index.html;\n\n    location / {\n        try_files $uri $uri/ =404;\n    }\n}\n`,
+    );
     // an app behind a proxy: the TLS block does not serve the webroot (nothing listens on 3999: 502 from nginx)
-    rig.addSite('cba.served.test', `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`);
+    rig.addSite(
+      'cba.served.test',
+      `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\n`,
+    );
     await rig.reloadNginx();
     root = await rig.issuingRoot();
     await certbotNginx('cbr.served.test');
@@ -246,7 +308,10 @@ describe('vhosts certbot --nginx already edited', () => {
     await rig?.stop();
   });
 
-  for (const [name, shape] of [['cbr.served.test', 'static'], ['cba.served.test', 'proxied app']] as const) {
+  for (const [name, shape] of [
+    ['cbr.served.test', 'static'],
+    ['cba.served.test', 'proxied app'],
+  ] as const) {
     it(`takes over certbot's redirect shape (${shape}): new serial served, exactly one redirect, no change on a second run`, async () => {
       const config = writeConfig(rig, `${name}.json`, { sites: [{ domain: name, redirect: true, hsts: true }] });
       const file = path.join(rig.info.sitesDir, `${name}.conf`);

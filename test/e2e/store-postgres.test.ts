@@ -76,7 +76,18 @@ describe('store: { postgres }', () => {
   it('an order lock held by another node: a forced issue of that name waits, then fails LOCK_TIMEOUT naming it', async () => {
     const held = await new PgLocker(url).lock(`order-${DOMAIN}`, 5_000, 'held by the test');
     try {
-      fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({ store: { postgres: url }, sites: [{ domain: DOMAIN }], certbot: { ...(rig.autosslConfig().certbot as object), timeoutMs: 1_000 } }), null, 2));
+      fs.writeFileSync(
+        config,
+        JSON.stringify(
+          rig.autosslConfig({
+            store: { postgres: url },
+            sites: [{ domain: DOMAIN }],
+            certbot: { ...(rig.autosslConfig().certbot as object), timeoutMs: 1_000 },
+          }),
+          null,
+          2,
+        ),
+      );
       const run = await cli(['issue', DOMAIN, '--force', '--json']);
       expect(run.exitCode).not.toBe(0);
       expect(run.stdout).toMatch(/LOCK_TIMEOUT/);

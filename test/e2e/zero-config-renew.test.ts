@@ -50,7 +50,25 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(T, 'www', 'index.html'), '<h1>zero</h1>\n');
   fs.writeFileSync(path.join(etcNginx, 'sites-enabled', 'zr'), `server {\n\tlisten 127.0.0.1:80;\n\tserver_name ${DOMAIN};\n\troot ${T}/www;\n}\n`);
   const etcLe = path.join(T, 'etc-le');
-  const register = await execa(BINARIES.certbot, ['register', '--non-interactive', '--agree-tos', '-m', 'admin@zero.test', '--server', rig.info.acmeDirectory, '--config-dir', etcLe, '--work-dir', path.join(T, 'le-work'), '--logs-dir', path.join(T, 'le-logs')], { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false });
+  const register = await execa(
+    BINARIES.certbot,
+    [
+      'register',
+      '--non-interactive',
+      '--agree-tos',
+      '-m',
+      'admin@zero.test',
+      '--server',
+      rig.info.acmeDirectory,
+      '--config-dir',
+      etcLe,
+      '--work-dir',
+      path.join(T, 'le-work'),
+      '--logs-dir',
+      path.join(T, 'le-logs'),
+    ],
+    { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
+  );
   expect(register.exitCode, register.stderr).toBe(0);
   fs.writeFileSync(path.join(etcLe, 'cli.ini'), `server = ${rig.info.acmeDirectory}\n`);
 
@@ -102,15 +120,23 @@ afterAll(async () => {
 });
 
 interface Status {
-  certificates: Array<{ lineage: string; domain: string; state: string; serial: string | null; lastError: { code: string | null; message: string | null } | null }>;
+  certificates: Array<{
+    lineage: string;
+    domain: string;
+    state: string;
+    serial: string | null;
+    lastError: { code: string | null; message: string | null } | null;
+  }>;
 }
 
 describe('zero-config issue, then certbot renew alone', () => {
-  it('the issue installs certbot\'s deploy hook and says so', () => {
+  it("the issue installs certbot's deploy hook and says so", () => {
     expect(rc('issue'), read('issue.out')).toBe('0');
     expect(read('hooks-before.ls')).not.toContain('autossl');
     expect(read('hooks.ls').trim()).toBe('autossl');
-    expect(read('issue.out')).toMatch(/installed certbot's deploy hook \/etc\/letsencrypt\/renewal-hooks\/deploy\/autossl \(no config file: it discovers this server as this run did\)/);
+    expect(read('issue.out')).toMatch(
+      /installed certbot's deploy hook \/etc\/letsencrypt\/renewal-hooks\/deploy\/autossl \(no config file: it discovers this server as this run did\)/,
+    );
     expect(read('issued.served').trim()).toBe(read('issued.file').trim());
   });
 

@@ -19,13 +19,22 @@ const SKIP = ['dns', 'caa', 'port80'];
 const DAY = 86_400_000;
 
 async function engineFor(block: string, served: string[], extra: Record<string, unknown> = {}) {
-  const t = await makeTree(`server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n`);
+  const t = await makeTree(
+    `server {\n    ${block}\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n`,
+  );
   // a pair nginx -t accepts: a dry run checks the config as it stands first
   const pair = await makeSignedCertificate(served, new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
   fs.mkdirSync(path.join(t.dir, 'served'));
   fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
   fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
-  const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), ...extra }));
+  const engine = await createAutoSsl(
+    validateConfig({
+      nginx: { binary: BINARIES.nginx, config: t.main },
+      certbot: { configDir: path.join(t.dir, 'le') },
+      stateDir: path.join(t.dir, 'state'),
+      ...extra,
+    }),
+  );
   return { t, engine };
 }
 
@@ -52,7 +61,9 @@ describe('a block that answers more names than it lists', () => {
   }
 
   it('a wildcard certificate on a wildcard block, with a DNS provider: the wildcard is ordered with the new name', async () => {
-    const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['*.wild.test'], { sites: [{ domain: 'b.wild.test', challenge: 'dns-01' }] });
+    const { engine } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['*.wild.test'], {
+      sites: [{ domain: 'b.wild.test', challenge: 'dns-01' }],
+    });
     const [r] = await engine.issue(['b.wild.test'], { dryRun: true, skipChecks: SKIP });
     // the plan keeps the wildcard; without a DNS plugin the run then stops at the challenge, before any order
     expect(r!.names).toEqual(['*.wild.test']); // b is one label under it: redundant, and refused by Let's Encrypt
@@ -65,7 +76,10 @@ describe('a block that answers more names than it lists', () => {
       const { t, engine } = await engineFor(wild, served);
       const before = fs.readFileSync(t.site);
       const c = await makeSignedCertificate(['b.wild.test'], new Date(Date.now() - DAY), new Date(Date.now() + 30 * DAY));
-      const error = await engine.installCertificate('b.wild.test', { certificate: c.chain, privateKey: c.key }).then(() => null, (e: Error & { code?: string }) => e);
+      const error = await engine.installCertificate('b.wild.test', { certificate: c.chain, privateKey: c.key }).then(
+        () => null,
+        (e: Error & { code?: string }) => e,
+      );
       expect(error?.code, error?.message).toBe('VHOST_CERT_CONFLICT');
       for (const n of served) expect(error!.message).toContain(n);
       expect(fs.readFileSync(t.site).equals(before)).toBe(true);
@@ -80,21 +94,31 @@ describe('a block that answers more names than it lists', () => {
       ['~^(?<sub>.+)\\.rx\\.test$', ['a.rx.test', 'b.rx.test'], 'b.rx.test', 'a.rx.test'],
     ] as const) {
       const { t } = await engineFor(`listen 80;\n    listen 443 ssl;\n    server_name ${serverName};`, [...served]);
-      expect(() => planUninstall(NginxTree.load(t.main), domain), serverName).toThrow(expect.objectContaining({ code: 'VHOST_CERT_CONFLICT', message: expect.stringContaining(lost) }));
+      expect(() => planUninstall(NginxTree.load(t.main), domain), serverName).toThrow(
+        expect.objectContaining({ code: 'VHOST_CERT_CONFLICT', message: expect.stringContaining(lost) }),
+      );
     }
     const { t } = await engineFor('listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;', ['a.wild.test']);
     expect(planUninstall(NginxTree.load(t.main), 'a.wild.test').edits.length).toBe(1);
   });
 
   it('a renewal of a lineage that covers fewer names than the block serves covered does not re-point the block', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n');
+    const t = await makeTree(
+      'server {\n    listen 80;\n    listen 443 ssl;\n    server_name *.wild.test;\n    root /var/www;\n    ssl_certificate {{DIR}}/served/fullchain.pem;\n    ssl_certificate_key {{DIR}}/served/privkey.pem;\n}\n',
+    );
     const pair = await makeSignedCertificate(['b.wild.test', 'a.wild.test'], new Date(Date.now() - DAY), new Date(Date.now() + 60 * DAY));
     fs.mkdirSync(path.join(t.dir, 'served'));
     fs.writeFileSync(path.join(t.dir, 'served', 'fullchain.pem'), pair.chain);
     fs.writeFileSync(path.join(t.dir, 'served', 'privkey.pem'), pair.key);
     const le = path.join(t.dir, 'le');
     await writeLineage(le, 'a.wild.test', 90, 89); // a's own lineage, left from before the union, renewed by certbot
-    const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] }, certbot: { configDir: le }, stateDir: path.join(t.dir, 'state') }));
+    const engine = await createAutoSsl(
+      validateConfig({
+        nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] },
+        certbot: { configDir: le },
+        stateDir: path.join(t.dir, 'state'),
+      }),
+    );
     const before = fs.readFileSync(t.site);
     const result = await engine.deploy({ RENEWED_LINEAGE: path.join(le, 'live', 'a.wild.test'), RENEWED_DOMAINS: 'a.wild.test' });
     await engine.close();

@@ -23,7 +23,17 @@ describe('recovering a killed job', () => {
     seeded.db.prepare('UPDATE jobs SET owner = ? WHERE id = ?').run('999999999 -', 'killed-job'); // its process is gone
     await seeded.close();
     const countsFile = path.join(t.dir, 'store-calls.log');
-    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, reloadCommand: ['/bin/true'] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir, challengeDir: path.join(t.dir, 'acme'), store: { module: STORE, options: { countsFile, delays: { 'jobs.orphaned': 300, 'jobs.get': 300 } } } }, 'test', t.dir);
+    const config = validateConfig(
+      {
+        nginx: { binary: BINARIES.nginx, config: t.main, reloadCommand: ['/bin/true'] },
+        certbot: { configDir: path.join(t.dir, 'le') },
+        stateDir,
+        challengeDir: path.join(t.dir, 'acme'),
+        store: { module: STORE, options: { countsFile, delays: { 'jobs.orphaned': 300, 'jobs.get': 300 } } },
+      },
+      'test',
+      t.dir,
+    );
     // both see the job orphaned and running (the answers come 300 ms late) before either has recovered it
     const [a, b] = await Promise.all([createAutoSsl(config), createAutoSsl(config)]);
     try {

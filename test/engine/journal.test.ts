@@ -33,7 +33,15 @@ process.kill(process.pid, 'SIGKILL');`;
 async function setup(): Promise<{ t: NginxSandboxTree; config: string; journalDir: string }> {
   const t = await makeTree('server {\n    listen 80;\n    server_name journal.example.test;\n    root /var/www/j;\n}\n');
   const config = path.join(t.dir, 'autossl.config.json');
-  fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'journal.example.test' }] }));
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] },
+      certbot: { configDir: path.join(t.dir, 'le') },
+      stateDir: path.join(t.dir, 'state'),
+      sites: [{ domain: 'journal.example.test' }],
+    }),
+  );
   return { t, config, journalDir: path.join(t.dir, 'state', 'journal') };
 }
 
@@ -49,7 +57,12 @@ describe('the journal of a killed run', () => {
     fs.writeFileSync(t.site, handEdited, 'latin1');
     const [journal] = journals(journalDir);
     expect(journal).toBeDefined();
-    for (const args of [['issue', 'journal.example.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'], ['vhost', 'show', 'journal.example.test', '--diff'], ['status'], ['check', 'journal.example.test', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80']]) {
+    for (const args of [
+      ['issue', 'journal.example.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'],
+      ['vhost', 'show', 'journal.example.test', '--diff'],
+      ['status'],
+      ['check', 'journal.example.test', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'],
+    ]) {
       const run = await cli(args, config);
       expect(fs.readFileSync(t.site, 'latin1'), args.join(' ')).toBe(handEdited);
       expect(journals(journalDir), args.join(' ')).toEqual([journal]);

@@ -30,7 +30,7 @@ describe('a site\'s "vhost"', () => {
     const wrong = await createAutoSsl(validateConfig({ ...base, sites: [{ domain: 'twice.example.test', vhost: path.join(t.dir, 'nginx.conf') }] }));
     const [w] = await wrong.issue(['twice.example.test'], { dryRun: true, skipChecks: SKIP });
     expect(w!.error?.code).toBe('VHOST_NOT_FOUND');
-    expect(w!.error?.message).toContain('not by a block in the site\'s configured vhost');
+    expect(w!.error?.message).toContain("not by a block in the site's configured vhost");
     expect(fs.readFileSync(other, 'latin1')).toContain('root /var/www/b;');
   });
 });
@@ -41,7 +41,9 @@ describe('reusing an existing certificate', () => {
     const le = path.join(t.dir, 'le');
     await writeLineage(le, 'reuse.example.test', 90, 20);
     const base = { nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: le }, stateDir: path.join(t.dir, 'state') };
-    const [narrow] = await (await createAutoSsl(validateConfig({ ...base, renewal: { windowFraction: 0.2 } }))).issue(['reuse.example.test'], { dryRun: true, skipChecks: SKIP });
+    const [narrow] = await (
+      await createAutoSsl(validateConfig({ ...base, renewal: { windowFraction: 0.2 } }))
+    ).issue(['reuse.example.test'], { dryRun: true, skipChecks: SKIP });
     expect(narrow!.reused).toBe(true);
     const [wide] = await (await createAutoSsl(validateConfig(base))).issue(['reuse.example.test'], { dryRun: true, skipChecks: SKIP });
     expect(wide!.ok).toBe(true);
@@ -49,11 +51,14 @@ describe('reusing an existing certificate', () => {
   });
 });
 
-describe('the vhost hook\'s payload', () => {
+describe("the vhost hook's payload", () => {
   it('shows plugins the block as it is (snippets included), and takes out what a plugin removes', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    listen 443 ssl;\n    server_name view.example.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n    add_header X-Old "1";\n    include {{DIR}}/snippets/extra.conf;\n}\n', {
-      'snippets/extra.conf': 'add_header X-From-Snippet "1";\n',
-    });
+    const t = await makeTree(
+      'server {\n    listen 80;\n    listen 443 ssl;\n    server_name view.example.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n    add_header X-Old "1";\n    include {{DIR}}/snippets/extra.conf;\n}\n',
+      {
+        'snippets/extra.conf': 'add_header X-From-Snippet "1";\n',
+      },
+    );
     let seen: Array<{ name: string; args: readonly string[]; file: string }> = [];
     const plugin = {
       name: 'viewer',
@@ -66,7 +71,11 @@ describe('the vhost hook\'s payload', () => {
         });
       },
     };
-    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') });
+    const config = validateConfig({
+      nginx: { binary: BINARIES.nginx, config: t.main },
+      certbot: { configDir: path.join(t.dir, 'le') },
+      stateDir: path.join(t.dir, 'state'),
+    });
     const [r] = await (await createAutoSsl(config, [plugin])).issue(['view.example.test'], { dryRun: true, skipChecks: SKIP });
     expect(r!.ok, r!.error?.message).toBe(true);
     expect(seen).toContainEqual({ name: 'add_header', args: ['X-Old', '1'], file: t.site });

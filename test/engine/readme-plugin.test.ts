@@ -29,6 +29,9 @@ describe('the README plugin example', () => {
     expect(r!.files[0]!.after).toContain('    add_header X-Served-By "web-1" always;\n');
     expect(logged).toContain('my-header: header added for readme.example.test');
     const bad = validateConfig({ ...base, plugins: [['./my-header.mjs', { value: 'x"; evil' }]] }, path.join(t.dir, 'autossl.config.json'), t.dir);
-    await expect(createAutoSsl(bad)).rejects.toMatchObject({ code: 'PLUGIN_LOAD_FAILED', message: expect.stringContaining('"value" must be a short plain string') });
+    await expect(createAutoSsl(bad)).rejects.toMatchObject({
+      code: 'PLUGIN_LOAD_FAILED',
+      message: expect.stringContaining('"value" must be a short plain string'),
+    });
   });
 });

@@ -33,13 +33,20 @@ describe('a rollback that cannot merge', () => {
       },
     };
     const stateDir = path.join(t.dir, 'state');
-    const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir }), { plugins: [meddler] });
+    const engine = await createAutoSsl(
+      validateConfig({
+        nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] },
+        certbot: { configDir: path.join(t.dir, 'le') },
+        stateDir,
+      }),
+      { plugins: [meddler] },
+    );
     const c = await makeSignedCertificate(['rb.test'], new Date(Date.now() - DAY), new Date(Date.now() + 30 * DAY));
     const result = await engine.installCertificate('rb.test', { certificate: c.chain, privateKey: c.key });
     await engine.close();
     expect(result.ok).toBe(false);
     expect(written).toContain('/elsewhere/key.pem');
-    expect(result.error!.message).toContain('The rollback could not take this run\'s edit back out of');
+    expect(result.error!.message).toContain("The rollback could not take this run's edit back out of");
     expect(result.error!.message).toContain(t.site);
     const kept = (result.error!.details.rollback as { kept: Array<{ file: string; backup: string }> }).kept;
     expect(kept).toEqual([{ file: t.site, backup: expect.stringContaining(path.join(stateDir, 'rollback-conflicts')) }]);

@@ -22,7 +22,14 @@ async function setup(stateDir: (dir: string) => string) {
   await writeLineage(le, 'state.example.test', 90, 60);
   const state = stateDir(t.dir);
   const config = path.join(t.dir, 'autossl.config.json');
-  fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main, reloadCommand: ['/bin/true'] }, certbot: { binary: '/bin/false', configDir: le }, stateDir: state }));
+  fs.writeFileSync(
+    config,
+    JSON.stringify({
+      nginx: { binary: BINARIES.nginx, config: t.main, reloadCommand: ['/bin/true'] },
+      certbot: { binary: '/bin/false', configDir: le },
+      stateDir: state,
+    }),
+  );
   return { t, config, state };
 }
 
@@ -56,7 +63,9 @@ describe('state faults', () => {
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
     const status = await execa('node', [CLI, 'status', '--json', '--config', config], { reject: false });
     expect(status.exitCode, status.stderr).toBe(0);
-    expect((parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates).toEqual([expect.objectContaining({ lineage: 'state.example.test', state: 'ok' })]);
+    expect((parseJson(status.stdout) as { certificates: Array<{ lineage: string; state: string }> }).certificates).toEqual([
+      expect.objectContaining({ lineage: 'state.example.test', state: 'ok' }),
+    ]);
   });
 
   it('a read-only state directory (a read-only mount): status answers from the database as it is', async () => {

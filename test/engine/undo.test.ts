@@ -30,20 +30,27 @@ export default (options) => ({
 
 describe('undo steps', () => {
   it('a step recorded before the process was SIGKILLed is run by autossl recover, once, and the vhost restored', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    server_name undo.example.test;\n    location / {\n        proxy_pass http://127.0.0.1:9;\n    }\n}\n');
+    const t = await makeTree(
+      'server {\n    listen 80;\n    server_name undo.example.test;\n    location / {\n        proxy_pass http://127.0.0.1:9;\n    }\n}\n',
+    );
     const ready = path.join(t.dir, 'ready');
     const undoLog = path.join(t.dir, 'undo.log');
     fs.writeFileSync(path.join(t.dir, 'world-changer.mjs'), PLUGIN);
     const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({
-      certbot: { binary: '/bin/false', configDir: path.join(t.dir, 'le') },
-      nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] },
-      stateDir: path.join(t.dir, 'state'),
-      challengeDir: path.join(t.dir, 'acme'),
-      plugins: [['./world-changer.mjs', { ready, undoLog }]],
-    }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        certbot: { binary: '/bin/false', configDir: path.join(t.dir, 'le') },
+        nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: ['-p', t.dir, '-e', path.join(t.dir, 'error.log')], reloadCommand: ['/bin/true'] },
+        stateDir: path.join(t.dir, 'state'),
+        challengeDir: path.join(t.dir, 'acme'),
+        plugins: [['./world-changer.mjs', { ready, undoLog }]],
+      }),
+    );
     const before = sha256(fs.readFileSync(t.site));
-    const run = execa('node', [CLI, 'issue', 'undo.example.test', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config], { reject: false });
+    const run = execa('node', [CLI, 'issue', 'undo.example.test', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config], {
+      reject: false,
+    });
     await expect.poll(() => fs.existsSync(ready), { timeout: 20_000, message: `${ready} never appeared` }).toBe(true);
     // the challenge stage had added its location (the app proxies everything): the run is mid-way
     expect(sha256(fs.readFileSync(t.site))).not.toBe(before);

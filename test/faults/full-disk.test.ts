@@ -72,7 +72,12 @@ async function expectServing(domain: string, stateDir: string): Promise<void> {
   const page = await httpGet(domain);
   expect(page.status).toBe(200);
   expect(page.body).toBe(`${domain} index\n`);
-  expect(await servedSerial('127.0.0.1', 443, domain, 1000).then(() => true, () => false)).toBe(false);
+  expect(
+    await servedSerial('127.0.0.1', 443, domain, 1000).then(
+      () => true,
+      () => false,
+    ),
+  ).toBe(false);
   expect(journals(stateDir)).toEqual([]);
   expect(locks(stateDir)).toEqual([]);
 }
@@ -96,7 +101,7 @@ function config(name: string, domain: string, stateDir: string): string {
 }
 
 describe('a full filesystem', () => {
-  it('the vhost\'s directory full: the HTTPS edit fails with WRITE_FAILED, the vhost untouched, no temp file', async () => {
+  it("the vhost's directory full: the HTTPS edit fails with WRITE_FAILED, the vhost untouched, no temp file", async () => {
     const domain = 'vhost-full.fault.test';
     const { dir, vhost, text } = await siteIn(domain, STATIC_SITE); // no challenge edit: the HTTPS edit is the first write
     await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: no order needed

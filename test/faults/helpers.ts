@@ -22,9 +22,19 @@ export interface CliRun {
 }
 
 /** Runs the CLI with `--config` and waits for it (never rejects). */
-export async function cli(args: readonly string[], config: string, options: { env?: Record<string, string>; extendEnv?: boolean; timeoutMs?: number } = {}): Promise<CliRun> {
+export async function cli(
+  args: readonly string[],
+  config: string,
+  options: { env?: Record<string, string>; extendEnv?: boolean; timeoutMs?: number } = {},
+): Promise<CliRun> {
   // --config first: after a "--" it would be a positional
-  const run = await execa('node', [CLI, '--config', config, ...args], { reject: false, env: options.env, extendEnv: options.extendEnv ?? true, timeout: options.timeoutMs ?? 60_000, stdin: 'ignore' });
+  const run = await execa('node', [CLI, '--config', config, ...args], {
+    reject: false,
+    env: options.env,
+    extendEnv: options.extendEnv ?? true,
+    timeout: options.timeoutMs ?? 60_000,
+    stdin: 'ignore',
+  });
   return { exitCode: run.exitCode, signal: run.signal ?? undefined, stdout: String(run.stdout), stderr: String(run.stderr) };
 }
 
@@ -42,7 +52,11 @@ export function answer(stdout: string): Record<string, unknown> {
   try {
     return JSON.parse(text) as Record<string, unknown>;
   } catch {
-    const last = text.split('\n').filter((l) => l.trim()).pop() ?? '';
+    const last =
+      text
+        .split('\n')
+        .filter((l) => l.trim())
+        .pop() ?? '';
     return JSON.parse(last) as Record<string, unknown>;
   }
 }
@@ -113,7 +127,12 @@ export function httpGet(host: string, port = 80, urlPath = '/'): Promise<{ statu
 export async function reloadAndServe(nginxArgs: readonly string[], host: string): Promise<void> {
   await execa(BINARIES.nginx, [...nginxArgs, '-s', 'reload']);
   const deadline = Date.now() + 5000;
-  while ((await httpGet(host).then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await httpGet(host).then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (Date.now() > deadline) throw new Error(`nginx does not serve ${host} after a reload`);
     await new Promise((r) => setTimeout(r, 20));
   }

@@ -50,7 +50,9 @@ beforeAll(async () => {
     fs.writeFileSync(file, `#!/bin/sh\necho "$@" >> ${path.join(dir, `${name}.calls`)}\n${then}\n`, { mode: 0o755 });
     return file;
   };
-  fs.writeFileSync(path.join(dir, 'dns-plugin.mjs'), `import fs from 'node:fs';
+  fs.writeFileSync(
+    path.join(dir, 'dns-plugin.mjs'),
+    `import fs from 'node:fs';
 // a DNS-01 provider that only records that it was asked
 export default {
   name: 'recording-dns',
@@ -61,10 +63,16 @@ export default {
       : undefined);
   },
 };
-`);
+`,
+  );
   base = {
     certbot: { binary: recorder('certbot', 'exit 1'), configDir: le, workDir: path.join(dir, 'le-work'), logsDir: path.join(dir, 'le-logs') },
-    nginx: { binary: recorder('nginx', `exec ${BINARIES.nginx} "$@"`), config: t.main, extraArgs: ['-p', dir, '-e', path.join(dir, 'error.log')], reloadCommand: [recorder('reload', 'exit 0')] },
+    nginx: {
+      binary: recorder('nginx', `exec ${BINARIES.nginx} "$@"`),
+      config: t.main,
+      extraArgs: ['-p', dir, '-e', path.join(dir, 'error.log')],
+      reloadCommand: [recorder('reload', 'exit 0')],
+    },
     serverAddresses: ['127.0.0.1'],
     stateDir,
     preflight: { resolvers: ['127.0.0.1:9'], timeoutMs: 200 },
@@ -100,9 +108,11 @@ function expectUntouched(label: string, options: { stateMayExist?: boolean } = {
 async function each<T>(items: readonly T[], fn: (item: T) => Promise<void>, limit = 4): Promise<void> {
   let next = 0;
   const failures: unknown[] = [];
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) await fn(items[next++]!).catch((error: unknown) => failures.push(error));
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++]!).catch((error: unknown) => failures.push(error));
+    }),
+  );
   if (failures.length) throw failures[0];
 }
 
@@ -161,7 +171,12 @@ describe('hostile input at the CLI', () => {
   it('recover --discard and --skip-check refuse what is not theirs', async () => {
     const config = writeConfig('base', base);
     const runs = [
-      ...['/etc', path.join(stateDir, 'journal', '..', '..'), '../../etc', path.join(stateDir, 'journal', 'nope'), `${stateDir}/journal/x\n`].map((j) => ['recover', '--json', '--discard', j]),
+      ...['/etc', path.join(stateDir, 'journal', '..', '..'), '../../etc', path.join(stateDir, 'journal', 'nope'), `${stateDir}/journal/x\n`].map((j) => [
+        'recover',
+        '--json',
+        '--discard',
+        j,
+      ]),
       ...['dns;', 'all', '$(id)', ''].map((c) => ['issue', OK, '--json', '--skip-check', c]),
     ];
     await each(runs, async (args) => {
@@ -191,12 +206,22 @@ describe('hostile values in the config', () => {
   it.each(cases)('%s: every hostile value is CONFIG_INVALID at load, naming the key', async (key, values, build) => {
     for (const value of values) {
       const file = writeConfig('hostile', build(value));
-      await expect(loadConfig({ file }), `${key} = ${JSON.stringify(value)}`).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(key.replace('[]', '[0]')) });
+      await expect(loadConfig({ file }), `${key} = ${JSON.stringify(value)}`).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining(key.replace('[]', '[0]')),
+      });
     }
   });
 
   // the config is loaded (and refused) the same way by every command: all of them for the first key, two for the others
-  const ALL_COMMANDS = [['issue', '--all', '--json'], ['check', '--all', '--json'], ['status', '--json'], ['vhost', 'show', OK, '--json'], ['renew', '--json'], ['recover', '--json']];
+  const ALL_COMMANDS = [
+    ['issue', '--all', '--json'],
+    ['check', '--all', '--json'],
+    ['status', '--json'],
+    ['vhost', 'show', OK, '--json'],
+    ['renew', '--json'],
+    ['recover', '--json'],
+  ];
   it.each(cases)('%s: the commands refuse the config with exit 2 and touch nothing', async (key, values, build) => {
     const file = writeConfig(`hostile-${key.replace(/\W/g, '')}`, build(values[0]));
     const commands = key === cases[0]![0] ? ALL_COMMANDS : [ALL_COMMANDS[0]!, ALL_COMMANDS[2]!];
@@ -208,7 +233,7 @@ describe('hostile values in the config', () => {
     expectUntouched(key);
   });
 
-  it('a vhost that is not a file of nginx\'s config is never read or written (a device, a FIFO, a directory, /etc/passwd)', async () => {
+  it("a vhost that is not a file of nginx's config is never read or written (a device, a FIFO, a directory, /etc/passwd)", async () => {
     const fifo = path.join(dir, 'vhost.fifo');
     if (!fs.existsSync(fifo)) await execa('mkfifo', [fifo]);
     const passwd = sha256(fs.readFileSync('/etc/passwd'));
@@ -225,7 +250,17 @@ describe('hostile values in the config', () => {
   it('plugins: a device, a FIFO, a data: URL, a builtin, a file that is not a module are PLUGIN_LOAD_FAILED, quickly', async () => {
     const fifo = path.join(dir, 'plugin.fifo');
     if (!fs.existsSync(fifo)) await execa('mkfifo', [fifo]);
-    const specs = ['/dev/zero', fifo, 'data:text/javascript,export default {name:"x",apply(){}}', 'node:child_process', '/etc/passwd', dir, '../../../../../etc/shadow', 'autossl:../../x', 'https://example.com/p.mjs'];
+    const specs = [
+      '/dev/zero',
+      fifo,
+      'data:text/javascript,export default {name:"x",apply(){}}',
+      'node:child_process',
+      '/etc/passwd',
+      dir,
+      '../../../../../etc/shadow',
+      'autossl:../../x',
+      'https://example.com/p.mjs',
+    ];
     await each(specs, async (spec) => {
       const file = writeConfig(`hostile-plugin-${specs.indexOf(spec)}`, { ...base, plugins: [spec] });
       const started = Date.now();
@@ -250,7 +285,10 @@ describe('hostile values in the config', () => {
     ];
     for (const options of bad) {
       const file = writeConfig('hostile-webhook', { ...base, plugins: [['autossl:webhook', options]] });
-      await expect(loadConfig({ file }).then((c) => createAutoSsl(c)), JSON.stringify(options)).rejects.toMatchObject({ code: 'PLUGIN_LOAD_FAILED' });
+      await expect(
+        loadConfig({ file }).then((c) => createAutoSsl(c)),
+        JSON.stringify(options),
+      ).rejects.toMatchObject({ code: 'PLUGIN_LOAD_FAILED' });
     }
     // and through the CLI: exit 2 before the command runs
     const run = await cli(['renew', '--json'], writeConfig('hostile-webhook', { ...base, plugins: [['autossl:webhook', bad[0]]] }));
@@ -262,7 +300,11 @@ describe('hostile values in the config', () => {
 
 describe('hostile values from certbot', () => {
   const hook = (args: string[], env: Record<string, string>, config: string) =>
-    execa('node', [CLI, ...args, '--json', '--config', config], { reject: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, extendEnv: false });
+    execa('node', [CLI, ...args, '--json', '--config', config], {
+      reject: false,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+      extendEnv: false,
+    });
 
   it('the deploy hook refuses every hostile RENEWED_DOMAINS and RENEWED_LINEAGE', async () => {
     const config = writeConfig('base', base);
@@ -303,10 +345,17 @@ describe('hostile values from certbot', () => {
     ];
     const engine = await createAutoSsl(await loadConfig({ file: config }));
     for (const env of envs) {
-      for (const phase of ['auth', 'cleanup'] as const) await expect(engine.dnsHook(phase, env), `${phase} ${JSON.stringify(env).slice(0, 200)}`).rejects.toMatchObject({ code: 'HOOK_INPUT_INVALID' });
+      for (const phase of ['auth', 'cleanup'] as const)
+        await expect(engine.dnsHook(phase, env), `${phase} ${JSON.stringify(env).slice(0, 200)}`).rejects.toMatchObject({ code: 'HOOK_INPUT_INVALID' });
     }
     await engine.close();
-    const sample: Array<readonly ['auth' | 'cleanup', Record<string, string>]> = [['auth', envs[1]!], ['auth', envs[7]!], ['auth', envs.at(-4)!], ['cleanup', envs.at(-3)!], ['auth', envs.at(-1)!]];
+    const sample: Array<readonly ['auth' | 'cleanup', Record<string, string>]> = [
+      ['auth', envs[1]!],
+      ['auth', envs[7]!],
+      ['auth', envs.at(-4)!],
+      ['cleanup', envs.at(-3)!],
+      ['auth', envs.at(-1)!],
+    ];
     await each(sample, async ([phase, env]) => {
       const r = await hook(['dns-hook', phase], env, config);
       const run = { exitCode: r.exitCode, signal: r.signal ?? undefined, stdout: String(r.stdout), stderr: String(r.stderr) };
@@ -329,15 +378,22 @@ describe('hostile values from certbot', () => {
     const fakeBin = path.join(dir, 'fake-certbot');
     fs.mkdirSync(fakeBin, { recursive: true });
     const events = path.join(dir, 'renew-events.jsonl');
-    fs.writeFileSync(path.join(dir, 'renew-plugin.mjs'), `import fs from 'node:fs';
+    fs.writeFileSync(
+      path.join(dir, 'renew-plugin.mjs'),
+      `import fs from 'node:fs';
 export default { name: 'renew-log', apply(hooks) { hooks.beforeRenew.tapPromise('renew-log', async (e) => fs.appendFileSync(${JSON.stringify(events)}, JSON.stringify({ certName: e.certName ?? null, lineages: e.lineages.map((l) => l.name) }) + '\\n')); } };
-`);
+`,
+    );
     const withLog = writeConfig('renew-log', { ...base, plugins: ['./renew-plugin.mjs'] });
     fs.writeFileSync(path.join(fakeBin, 'certbot'), `#!/bin/sh\nnode ${CLI} renew-hook pre --config ${withLog}\n`, { mode: 0o755 });
     const evil = path.join(dir, 'evil');
     const run = await execa(path.join(fakeBin, 'certbot'), ['renew', '--cert-name', `../../../..${evil}`], { reject: false });
     expect(run.exitCode, String(run.stdout) + String(run.stderr)).toBe(0);
-    const logged = fs.readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { certName: string | null; lineages: string[] });
+    const logged = fs
+      .readFileSync(events, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { certName: string | null; lineages: string[] });
     expect(logged).toEqual([{ certName: null, lineages: [OK] }]);
     expect(fs.existsSync(evil)).toBe(false);
     expect(sha256(fs.readFileSync(t.site))).toBe(siteSha);

@@ -72,7 +72,10 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
     const installed = after.includes(`ssl_certificate ${path.join(live, 'fullchain.pem')};`);
     if (stage === 'finally') expect(installed, 'the committed edit is kept').toBe(true);
     // what recovery finished is reported, not only the files it restored
-    else if (installed) expect(report.finished.join('\n'), 'recover reports the job it finished').toMatch(/^job \S+ was interrupted: installing the certificates it obtained \(killed\./m);
+    else if (installed)
+      expect(report.finished.join('\n'), 'recover reports the job it finished').toMatch(
+        /^job \S+ was interrupted: installing the certificates it obtained \(killed\./m,
+      );
     // ... or restored byte for byte
     if (!installed) expect(sha256(after), 'the vhost is restored byte for byte').toBe(sha256(original));
     expect(journals(stateDir), 'no journal left').toEqual([]);
@@ -85,7 +88,13 @@ describe('autossl SIGKILLed at each step boundary, then autossl recover', () => 
     // (nginx reloads asynchronously: the old workers may answer for a moment)
     const serial = (): Promise<string | null> => servedSerial('127.0.0.1', 443, DOMAIN, 1000).catch(() => null);
     const want = installed ? readCertificate(path.join(live, 'cert.pem')).serial : null;
-    await expect.poll(serial, { timeout: 5000, interval: 100, message: installed ? 'nginx does not serve the installed certificate' : 'nginx still serves the killed run\'s TLS edit' }).toBe(want);
+    await expect
+      .poll(serial, {
+        timeout: 5000,
+        interval: 100,
+        message: installed ? 'nginx does not serve the installed certificate' : "nginx still serves the killed run's TLS edit",
+      })
+      .toBe(want);
 
     const issue = await cli(['issue', DOMAIN, '--json'], config);
     expect(issue.exitCode, issue.stdout + issue.stderr).toBe(0);

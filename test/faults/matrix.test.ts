@@ -14,7 +14,20 @@ import { AcmeRig, BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { writeLineage } from '../helpers/certs.js';
-import { answer, cli, expectCoded, reloadAndServe, expectSameSnapshot, httpGet, journals, locks, PHP_SITE, snapshot, STATIC_SITE, tempFiles } from './helpers.js';
+import {
+  answer,
+  cli,
+  expectCoded,
+  reloadAndServe,
+  expectSameSnapshot,
+  httpGet,
+  journals,
+  locks,
+  PHP_SITE,
+  snapshot,
+  STATIC_SITE,
+  tempFiles,
+} from './helpers.js';
 
 let rig: AcmeRig;
 let nginx: NginxControl;
@@ -48,7 +61,11 @@ function config(name: string, extra: Record<string, unknown> = {}, files: Record
 }
 
 const configFiles = (): Map<string, string> => snapshot(rig.info.nginxConf, rig.info.sitesDir, path.join(rig.info.nginxPrefix, 'fastcgi_params'));
-const tlsServed = (domain: string): Promise<boolean> => servedSerial('127.0.0.1', 443, domain, 1000).then(() => true, () => false);
+const tlsServed = (domain: string): Promise<boolean> =>
+  servedSerial('127.0.0.1', 443, domain, 1000).then(
+    () => true,
+    () => false,
+  );
 
 /** What every case leaves: nginx -t passes, the site still served over HTTP, no TLS for it, nothing left in stateDir. */
 async function expectServingAsBefore(domain: string): Promise<void> {
@@ -57,7 +74,9 @@ async function expectServingAsBefore(domain: string): Promise<void> {
   expect(page.status).toBe(200);
   expect(page.body).toBe(`${domain} index\n`);
   // nginx reloads asynchronously: old workers may answer for a moment before TLS is no longer served
-  await expect.poll(() => tlsServed(domain), { timeout: 5000, interval: 100, message: `${domain} is served over TLS: nginx runs an edit that was rolled back on disk` }).toBe(false);
+  await expect
+    .poll(() => tlsServed(domain), { timeout: 5000, interval: 100, message: `${domain} is served over TLS: nginx runs an edit that was rolled back on disk` })
+    .toBe(false);
   expect(journals(stateDir)).toEqual([]);
   expect(locks(stateDir)).toEqual([]);
   expect(tempFiles(rig.info.sitesDir)).toEqual([]);
@@ -68,9 +87,13 @@ describe('fault matrix', () => {
     const domain = 'ngxt.fault.test';
     const file = await site(domain);
     await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: the run is about the edit
-    const cfg = config('ngxt', { plugins: ['./broken-plugin.mjs'], sites: [{ domain }] }, {
-      'broken-plugin.mjs': `export default { name: 'broken', apply(hooks) { hooks.vhost.tapPromise({ name: 'broken', stage: 100 }, async (edit) => (edit.https._add('no_such_directive', 'on'), edit)); } };\n`,
-    });
+    const cfg = config(
+      'ngxt',
+      { plugins: ['./broken-plugin.mjs'], sites: [{ domain }] },
+      {
+        'broken-plugin.mjs': `export default { name: 'broken', apply(hooks) { hooks.vhost.tapPromise({ name: 'broken', stage: 100 }, async (edit) => (edit.https._add('no_such_directive', 'on'), edit)); } };\n`,
+      },
+    );
     const before = configFiles();
     const run = await cli(['issue', domain, '--json'], cfg);
     const error = expectCoded(run, ['NGINX_TEST_FAILED'], 'nginx -t');
@@ -106,9 +129,13 @@ describe('fault matrix', () => {
   it('the reload command fails at the challenge: NGINX_RELOAD_FAILED, the challenge edit rolled back', async () => {
     const domain = 'reload-fails.fault.test';
     await site(domain);
-    const cfg = config('reload-fails', { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-fails.sh')] }, sites: [{ domain }] }, {
-      'reload-fails.sh': '#!/bin/sh\necho "nginx.service is not active, cannot reload." >&2\nexit 1\n',
-    });
+    const cfg = config(
+      'reload-fails',
+      { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-fails.sh')] }, sites: [{ domain }] },
+      {
+        'reload-fails.sh': '#!/bin/sh\necho "nginx.service is not active, cannot reload." >&2\nexit 1\n',
+      },
+    );
     const before = configFiles();
     const run = await cli(['issue', domain, '--json'], cfg);
     const error = expectCoded(run, ['NGINX_RELOAD_FAILED'], 'reload fails');
@@ -123,10 +150,14 @@ describe('fault matrix', () => {
     // a certificate that is reused (no order needed for this case)
     await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80);
     const reload = `${BINARIES.nginx} ${rig.nginxArgs.join(' ')} -c ${rig.info.nginxConf} -s reload`;
-    const cfg = config('reload-lies', { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-lies.sh')] }, sites: [{ domain }] }, {
-      // systemctl reload timing out after nginx took the signal looks like this
-      'reload-lies.sh': `#!/bin/sh\n${reload} || exit 1\necho "Job for nginx.service failed because a timeout was exceeded." >&2\nexit 1\n`,
-    });
+    const cfg = config(
+      'reload-lies',
+      { nginx: { reloadCommand: [path.join(rig.info.dir, 'reload-lies.sh')] }, sites: [{ domain }] },
+      {
+        // systemctl reload timing out after nginx took the signal looks like this
+        'reload-lies.sh': `#!/bin/sh\n${reload} || exit 1\necho "Job for nginx.service failed because a timeout was exceeded." >&2\nexit 1\n`,
+      },
+    );
     const before = configFiles();
     const run = await cli(['issue', domain, '--json'], cfg);
     expectCoded(run, ['NGINX_RELOAD_FAILED'], 'reload lies');
@@ -165,7 +196,11 @@ me=$$
   done ) &
 exec ${BINARIES.certbot} "$@"
 `;
-    const cfg = config('certbot-killed', { certbot: { binary: path.join(rig.info.dir, 'certbot-killer.sh') }, sites: [{ domain, documentRoot: webroot }] }, { 'certbot-killer.sh': wrapper });
+    const cfg = config(
+      'certbot-killed',
+      { certbot: { binary: path.join(rig.info.dir, 'certbot-killer.sh') }, sites: [{ domain, documentRoot: webroot }] },
+      { 'certbot-killer.sh': wrapper },
+    );
     const before = configFiles();
     const run = await cli(['issue', domain, '--json'], cfg);
     expect(fs.existsSync(killed), `certbot was not killed: ${run.stdout}`).toBe(true);
@@ -202,7 +237,12 @@ exec ${BINARIES.certbot} "$@"
     expect((await cli(['recover'], cfg)).exitCode).toBe(0); // the database exists
     const ready = path.join(rig.info.dir, 'db-locked.ready');
     // another process holds the write lock (BEGIN EXCLUSIVE) until it is killed
-    const holder = execa('node', ['--input-type=module', '-e', `
+    const holder = execa(
+      'node',
+      [
+        '--input-type=module',
+        '-e',
+        `
       import Database from 'better-sqlite3';
       import fs from 'node:fs';
       const db = new Database(${JSON.stringify(path.join(stateDir, 'state.db'))});
@@ -210,7 +250,10 @@ exec ${BINARIES.certbot} "$@"
       fs.writeFileSync(${JSON.stringify(ready)}, 'locked');
       globalThis.keep = db; // a collected connection would be closed, and its lock released
       setInterval(() => {}, 1000);
-    `], { reject: false, cwd: path.resolve(import.meta.dirname, '../..') });
+    `,
+      ],
+      { reject: false, cwd: path.resolve(import.meta.dirname, '../..') },
+    );
     try {
       // until the holder has the lock, or has died (the next line then says why)
       await expect.poll(() => fs.existsSync(ready) || holder.exitCode !== null, { timeout: 5000, interval: 25 }).toBe(true);
@@ -218,7 +261,10 @@ exec ${BINARIES.certbot} "$@"
       const before = configFiles();
       const env = { AUTOSSL_STATE_BUSY_TIMEOUT_MS: '500' };
       const started = Date.now();
-      for (const args of [['issue', domain, '--json'], ['renew', '--json']]) {
+      for (const args of [
+        ['issue', domain, '--json'],
+        ['renew', '--json'],
+      ]) {
         const run = await cli(args, cfg, { env, timeoutMs: 20_000 });
         const error = expectCoded(run, ['STATE_UNAVAILABLE', 'LOCK_TIMEOUT'], args[0]);
         expect(error.message).toMatch(/locked/);
@@ -243,8 +289,11 @@ exec ${BINARIES.certbot} "$@"
     await site(domain);
     await writeLineage(path.join(rig.info.dir, 'certbot', 'config'), domain, 90, 80); // reused: no order needed here
     // a plugin takes the database's write lock on its own connection once the new certificate is served
-    const cfg = config('db-locked-late', { plugins: ['./lock-late.mjs'], sites: [{ domain }] }, {
-      'lock-late.mjs': `import Database from ${JSON.stringify(path.resolve(import.meta.dirname, '../../node_modules/better-sqlite3/lib/index.js'))};
+    const cfg = config(
+      'db-locked-late',
+      { plugins: ['./lock-late.mjs'], sites: [{ domain }] },
+      {
+        'lock-late.mjs': `import Database from ${JSON.stringify(path.resolve(import.meta.dirname, '../../node_modules/better-sqlite3/lib/index.js'))};
 export default { name: 'lock-late', apply(hooks, api) {
   hooks.verify.tapPromise({ name: 'lock-late', stage: 1000 }, async () => {
     globalThis.lockLate = new Database(api.config.stateDir + '/state.db');
@@ -252,7 +301,8 @@ export default { name: 'lock-late', apply(hooks, api) {
   });
 } };
 `,
-    });
+      },
+    );
     // (the human output: it prints warnings as they happen)
     const run = await cli(['issue', domain], cfg, { env: { AUTOSSL_STATE_BUSY_TIMEOUT_MS: '300' }, timeoutMs: 30_000 });
     const all = run.stdout + run.stderr;

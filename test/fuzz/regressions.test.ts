@@ -47,18 +47,29 @@ describe('splicer regressions found by the fuzz', () => {
   it('insertBlockAfter puts the block after its anchor, not inside a block that opens later on the same line', async () => {
     const site = 'server { listen 127.0.0.1:80; server_name a.test; } server {\n    listen 127.0.0.1:80;\n    server_name b.test;\n}\n';
     const { config, d } = first(site);
-    const block = { name: 'server', args: [], children: [{ name: 'listen', args: ['127.0.0.1:8080'] }, { name: 'server_name', args: ['a.test'] }] };
+    const block = {
+      name: 'server',
+      args: [],
+      children: [
+        { name: 'listen', args: ['127.0.0.1:8080'] },
+        { name: 'server_name', args: ['a.test'] },
+      ],
+    };
     const after = spliceAndVerify(config, [insertBlockAfter(config, d, [block], 'redirect block')]);
-    expect(after).toBe('server { listen 127.0.0.1:80; server_name a.test; }\n\nserver {\n    listen 127.0.0.1:8080;\n    server_name a.test;\n}\nserver {\n    listen 127.0.0.1:80;\n    server_name b.test;\n}\n');
+    expect(after).toBe(
+      'server { listen 127.0.0.1:80; server_name a.test; }\n\nserver {\n    listen 127.0.0.1:8080;\n    server_name a.test;\n}\nserver {\n    listen 127.0.0.1:80;\n    server_name b.test;\n}\n',
+    );
     const t = await makeTree(site);
     fs.writeFileSync(t.site, after);
     await expect(t.control.test()).resolves.toBeUndefined(); // a server inside a server: nginx -t failed
   });
 
-  it('insertBlockAfter beside the removal of a statement that starts on the anchor\'s line is not an INTERNAL overlap', () => {
+  it("insertBlockAfter beside the removal of a statement that starts on the anchor's line is not an INTERNAL overlap", () => {
     const { config } = first('listen 1;\nlisten 2; listen\n 3;\n');
     const [, b, c] = config.children.filter((n): n is Directive => n.kind === 'directive');
     const block = { name: 'server', args: [], children: [{ name: 'listen', args: ['4'] }] };
-    expect(spliceAndVerify(config, [insertBlockAfter(config, b!, [block], 'block'), removeStatement(config, c!, 'remove')])).toBe('listen 1;\nlisten 2;\n\nserver {\n    listen 4;\n}\n\n');
+    expect(spliceAndVerify(config, [insertBlockAfter(config, b!, [block], 'block'), removeStatement(config, c!, 'remove')])).toBe(
+      'listen 1;\nlisten 2;\n\nserver {\n    listen 4;\n}\n\n',
+    );
   });
 });

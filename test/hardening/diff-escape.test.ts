@@ -47,14 +47,21 @@ describe('printed diffs cannot be forged', () => {
   });
 
   it('random files: every printed line starts with an op, a header, @@ or the markers, and holds nothing unshowable', () => {
-    const text = fc.array(fc.oneof(fc.string({ unit: 'binary', maxLength: 6 }), fc.constantFrom('\r', '\n', '\r\n', '\u001b', '\u202e', '\u2028', '\u0085', '\t')), { maxLength: 30 }).map((p) => bytes(p.join('')));
-    fc.assert(fc.property(text, text, (before, after) => {
-      const out = printed(unifiedDiff('/a.conf', before, after));
-      for (const line of out.split('\n').slice(0, -1)) {
-        expect(line).toMatch(/^([-+ @\\#]|$)/);
-        // eslint-disable-next-line no-control-regex
-        expect(line.replace(/\r$/, '')).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029\u200b-\u200f\ufeff]/);
-      }
-    }), { numRuns: 300 });
+    const text = fc
+      .array(fc.oneof(fc.string({ unit: 'binary', maxLength: 6 }), fc.constantFrom('\r', '\n', '\r\n', '\u001b', '\u202e', '\u2028', '\u0085', '\t')), {
+        maxLength: 30,
+      })
+      .map((p) => bytes(p.join('')));
+    fc.assert(
+      fc.property(text, text, (before, after) => {
+        const out = printed(unifiedDiff('/a.conf', before, after));
+        for (const line of out.split('\n').slice(0, -1)) {
+          expect(line).toMatch(/^([-+ @\\#]|$)/);
+          // eslint-disable-next-line no-control-regex
+          expect(line.replace(/\r$/, '')).not.toMatch(/[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u2028\u2029\u200b-\u200f\ufeff]/);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -24,9 +24,11 @@ async function applyWithPatch(before: string, after: string, name = `f${seq++}.c
     const file = path.join(dir, `${mode}-${name}`);
     fs.writeFileSync(file, before, 'latin1');
     const diff = Buffer.from(unifiedDiff(file, before, after), 'latin1'); // the files' own bytes (diffBytes)
-    const args = mode === 'file' ? ['--batch', '--reject-file=-', '--no-backup-if-mismatch', file] : ['--batch', '--reject-file=-', '--no-backup-if-mismatch', '-p0'];
+    const args =
+      mode === 'file' ? ['--batch', '--reject-file=-', '--no-backup-if-mismatch', file] : ['--batch', '--reject-file=-', '--no-backup-if-mismatch', '-p0'];
     const run = await execa('patch', args, { input: diff, cwd: '/', reject: false });
-    if (run.exitCode !== 0 || /fuzz|offset/i.test(run.stdout)) throw new Error(`patch (${mode}) exit ${run.exitCode}: ${run.stdout}${run.stderr}\n--- diff ---\n${diff.toString('latin1')}`);
+    if (run.exitCode !== 0 || /fuzz|offset/i.test(run.stdout))
+      throw new Error(`patch (${mode}) exit ${run.exitCode}: ${run.stdout}${run.stderr}\n--- diff ---\n${diff.toString('latin1')}`);
     results.push(fs.readFileSync(file, 'latin1'));
   }
   return results;
@@ -36,7 +38,10 @@ const lines = (n: number, eol: string, last = true) => Array.from({ length: n },
 
 describe('printed diffs apply with patch', () => {
   const cases: Array<[string, string, string]> = [];
-  for (const [eolName, eol] of [['LF', '\n'], ['CRLF', '\r\n']] as const) {
+  for (const [eolName, eol] of [
+    ['LF', '\n'],
+    ['CRLF', '\r\n'],
+  ] as const) {
     const base = lines(40, eol);
     const L = base.split(eol);
     const edit = (f: (l: string[]) => void): string => {
@@ -57,8 +62,16 @@ describe('printed diffs apply with patch', () => {
       [`${eolName}: everything deleted`, lines(3, eol), ''],
     );
   }
-  cases.push(['every line of 3,000 changed (past the edit-distance bound: one replacement hunk)', lines(3000, '\n'), lines(3000, '\n').replace(/line/g, 'LINE')]);
-  cases.push(['bytes beyond ASCII (UTF-8 and a raw 0xff) survive', '# caf\u00c3\u00a9 \u00ff\nlisten 80;\n', '# caf\u00c3\u00a9 \u00ff\nlisten 80;\nlisten 443 ssl;\n']);
+  cases.push([
+    'every line of 3,000 changed (past the edit-distance bound: one replacement hunk)',
+    lines(3000, '\n'),
+    lines(3000, '\n').replace(/line/g, 'LINE'),
+  ]);
+  cases.push([
+    'bytes beyond ASCII (UTF-8 and a raw 0xff) survive',
+    '# caf\u00c3\u00a9 \u00ff\nlisten 80;\n',
+    '# caf\u00c3\u00a9 \u00ff\nlisten 80;\nlisten 443 ssl;\n',
+  ]);
 
   it.each(cases)('%s', async (_name, before, after) => {
     expect(await applyWithPatch(before, after)).toEqual([after, after]);
@@ -95,19 +108,26 @@ describe('printed diffs apply with patch', () => {
   it('random files and edits: LF or CRLF, with or without a final newline, 60 cases', async () => {
     const line = fc.stringMatching(/^[ -~\t]{0,12}$/);
     await fc.assert(
-      fc.asyncProperty(fc.array(line, { maxLength: 30 }), fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.array(line, { maxLength: 3 })), { maxLength: 4 }), fc.boolean(), fc.boolean(), async (base, edits, crlf, finalNewline) => {
-        const eol = crlf ? '\r\n' : '\n';
-        const after = [...base];
-        for (const [at, remove, insert] of edits) after.splice(at % (after.length + 1), remove, ...insert);
-        const text = (l: string[]) => (l.length ? l.join(eol) + (finalNewline ? eol : '') : '');
-        expect(await applyWithPatch(text(base), text(after))).toEqual([text(after), text(after)]);
-      }),
+      fc.asyncProperty(
+        fc.array(line, { maxLength: 30 }),
+        fc.array(fc.tuple(fc.nat(), fc.nat(3), fc.array(line, { maxLength: 3 })), { maxLength: 4 }),
+        fc.boolean(),
+        fc.boolean(),
+        async (base, edits, crlf, finalNewline) => {
+          const eol = crlf ? '\r\n' : '\n';
+          const after = [...base];
+          for (const [at, remove, insert] of edits) after.splice(at % (after.length + 1), remove, ...insert);
+          const text = (l: string[]) => (l.length ? l.join(eol) + (finalNewline ? eol : '') : '');
+          expect(await applyWithPatch(text(base), text(after))).toEqual([text(after), text(after)]);
+        },
+      ),
       { numRuns: 60 },
     );
   });
 
   it('the diff of a real CRLF edit (challenge + HTTPS) applies with patch', async () => {
-    const site = 'server {\r\n    listen 80;\r\n    server_name crlf.test;\r\n    root {{DIR}}/www;\r\n\r\n    location / {\r\n        try_files $uri =404;\r\n    }\r\n}\r\n';
+    const site =
+      'server {\r\n    listen 80;\r\n    server_name crlf.test;\r\n    root {{DIR}}/www;\r\n\r\n    location / {\r\n        try_files $uri =404;\r\n    }\r\n}\r\n';
     const t = await makeTree(site);
     const original = fs.readFileSync(t.site, 'latin1');
     await runIssueEdits(t, { names: ['crlf.test'], redirect: true });

@@ -28,7 +28,11 @@ export interface Isolated<T> {
 export async function runIsolated<T>(body: string, timeoutMs = 15_000): Promise<Isolated<T>> {
   const started = performance.now();
   // ulimit -v: 2 GB of address space, so a read that never ends dies quickly instead of filling the machine
-  const run = await execa('sh', ['-c', 'ulimit -v 2000000; exec node --input-type=module -e "$0"', body], { reject: false, timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const run = await execa('sh', ['-c', 'ulimit -v 2000000; exec node --input-type=module -e "$0"', body], {
+    reject: false,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
   const ms = performance.now() - started;
   const last = String(run.stdout).trim().split('\n').pop() ?? '';
   let result: T | undefined;

@@ -20,15 +20,18 @@ const SITE = (location: string) => `server {
 `;
 
 describe('a quoted location path with a newline', () => {
-  it.each([['"/a\n b"'], ["'/.well-known/acme-challenge/\n'"], ['~ "^/x\ny$"'], ['"=/exact\n"']])('%j: challenge and HTTPS edits plan, nginx -t accepts the result, the location is kept', async (location) => {
-    const t = await makeTree(SITE(location));
-    await expect(t.control.test()).resolves.toBeUndefined(); // nginx accepts the input
-    const edits = await runIssueEdits(t, { names: ['nl.test'], redirect: true });
-    expect(edits.length).toBeGreaterThan(0);
-    const after = fs.readFileSync(t.site, 'latin1');
-    expect(after).toContain(`location ${location} {\n        return 404;\n    }`);
-    await expect(t.control.test()).resolves.toBeUndefined();
-  });
+  it.each([['"/a\n b"'], ["'/.well-known/acme-challenge/\n'"], ['~ "^/x\ny$"'], ['"=/exact\n"']])(
+    '%j: challenge and HTTPS edits plan, nginx -t accepts the result, the location is kept',
+    async (location) => {
+      const t = await makeTree(SITE(location));
+      await expect(t.control.test()).resolves.toBeUndefined(); // nginx accepts the input
+      const edits = await runIssueEdits(t, { names: ['nl.test'], redirect: true });
+      expect(edits.length).toBeGreaterThan(0);
+      const after = fs.readFileSync(t.site, 'latin1');
+      expect(after).toContain(`location ${location} {\n        return 404;\n    }`);
+      await expect(t.control.test()).resolves.toBeUndefined();
+    },
+  );
 
   it('parseLocation reads the modifier and the whole path across the newline', () => {
     const [d] = [...walkDirectives(parseConfig('location "~*/a\n b" { }').children)];

@@ -45,7 +45,9 @@ describe('special files in the nginx tree', () => {
     const dir = tempTree({ 'nginx.conf': MAIN('  include /dev/zero;\n  server { listen 80; server_name zero.test; }') });
     const run = await loadTree(path.join(dir, 'nginx.conf'));
     expect(run.timedOut).toBe(false);
-    expect(run.result?.errors).toEqual([expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/\/dev\/zero.*character device/) })]);
+    expect(run.result?.errors).toEqual([
+      expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/\/dev\/zero.*character device/) }),
+    ]);
     expect(run.result?.servers.map((s) => s.names)).toEqual([['zero.test']]);
     expect(run.ms).toBeLessThan(5_000);
   });
@@ -128,12 +130,17 @@ describe('globs through symlinked directory loops', () => {
     fs.symlinkSync('..', path.join(dir, 'd', 'up'));
     const run = await loadTree(path.join(dir, 'nginx.conf'));
     expect(run.timedOut).toBe(false);
-    expect(run.result?.errors).toEqual([expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: `${path.join(dir, 'nginx.conf')}: includes itself (include loop)` })]);
+    expect(run.result?.errors).toEqual([
+      expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: `${path.join(dir, 'nginx.conf')}: includes itself (include loop)` }),
+    ]);
     expect(run.result?.servers).toEqual([{ file: path.join(dir, 'nginx.conf'), names: ['up.test'] }]);
   });
 
   it('a file including itself through nine symlinks to ".." ends at once (it explored every order of them)', async () => {
-    const dir = tempTree({ 'nginx.conf': MAIN('  include d/*.conf;'), 'd/site.conf': 'include d/*/d/site.conf;\nserver { listen 80; server_name loop.test; }\n' });
+    const dir = tempTree({
+      'nginx.conf': MAIN('  include d/*.conf;'),
+      'd/site.conf': 'include d/*/d/site.conf;\nserver { listen 80; server_name loop.test; }\n',
+    });
     for (const l of 'abcdefghi') fs.symlinkSync('..', path.join(dir, 'd', l));
     const run = await loadTree(path.join(dir, 'nginx.conf'));
     expect(run.timedOut).toBe(false);
@@ -163,7 +170,10 @@ describe('globs through symlinked directory loops', () => {
   });
 
   it('an ordinary symlinked site directory still loads, named by its real path, one block however many links lead to it', async () => {
-    const dir = tempTree({ 'nginx.conf': MAIN('  include sites/*/*.conf;'), 'apps/shop/nginx/site.conf': 'server { listen 127.0.0.1:80; server_name shop.test; }\n' });
+    const dir = tempTree({
+      'nginx.conf': MAIN('  include sites/*/*.conf;'),
+      'apps/shop/nginx/site.conf': 'server { listen 127.0.0.1:80; server_name shop.test; }\n',
+    });
     fs.mkdirSync(path.join(dir, 'sites'));
     fs.symlinkSync('../apps/shop/nginx', path.join(dir, 'sites', 'shop'));
     fs.symlinkSync('../apps/shop/nginx', path.join(dir, 'sites', 'shop-again'));

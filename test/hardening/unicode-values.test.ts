@@ -68,7 +68,12 @@ function refusedWith(error: unknown, codes: string[]): void {
 }
 
 /** Strings mixing the characters of the issue (and fullwidth forms, bidi controls) with any Unicode. */
-const hostile = fc.array(fc.oneof(fc.constantFrom(...HOSTILE_UNICODE), fc.string({ unit: 'binary', maxLength: 3 }), fc.constantFrom('a', 'z', '_', '-', '0')), { minLength: 1, maxLength: 12 }).map((parts) => parts.join(''));
+const hostile = fc
+  .array(fc.oneof(fc.constantFrom(...HOSTILE_UNICODE), fc.string({ unit: 'binary', maxLength: 3 }), fc.constantFrom('a', 'z', '_', '-', '0')), {
+    minLength: 1,
+    maxLength: 12,
+  })
+  .map((parts) => parts.join(''));
 const runs = { numRuns: 150 };
 
 describe('a Unicode value is refused before any write, or written exactly', () => {
@@ -87,7 +92,10 @@ describe('a Unicode value is refused before any write, or written exactly', () =
     expect(() => panelUsername('xĢ;Ž location /leak{alias /etc/;#')).toThrow(expect.objectContaining({ code: 'AGENT_BAD_REQUEST' }));
     documentRootRoundTrip('/srv/ａｄｍｉｎ'); // fullwidth stays fullwidth (it was written as ADMIN)
     // a refusal names the value without reordering the message: the bidi control is shown escaped
-    for (const attempt of [() => panelUsername('adm\u202ein'), () => validateConfig({ sites: [{ domain: 'u.test', documentRoot: '/srv/a\u202eb' }] }, 'config', '/')]) {
+    for (const attempt of [
+      () => panelUsername('adm\u202ein'),
+      () => validateConfig({ sites: [{ domain: 'u.test', documentRoot: '/srv/a\u202eb' }] }, 'config', '/'),
+    ]) {
       let message = '';
       try {
         attempt();
@@ -100,61 +108,70 @@ describe('a Unicode value is refused before any write, or written exactly', () =
   });
 
   it('sites[].documentRoot in the config', () => {
-    fc.assert(fc.property(hostile, (value) => {
-      const documentRoot = `/srv/www/${value}`;
-      let config;
-      try {
-        config = validateConfig({ sites: [{ domain: 'u.test', documentRoot }] }, 'config', '/');
-      } catch (error) {
-        refusedWith(error, ['CONFIG_INVALID']);
-        return;
-      }
-      documentRootRoundTrip(config.sites[0]!.documentRoot!);
-    }), runs);
+    fc.assert(
+      fc.property(hostile, (value) => {
+        const documentRoot = `/srv/www/${value}`;
+        let config;
+        try {
+          config = validateConfig({ sites: [{ domain: 'u.test', documentRoot }] }, 'config', '/');
+        } catch (error) {
+          refusedWith(error, ['CONFIG_INVALID']);
+          return;
+        }
+        documentRootRoundTrip(config.sites[0]!.documentRoot!);
+      }),
+      runs,
+    );
   });
 
   it('an agent user name filling agent.documentRoot /home/{username}/public_html', () => {
-    fc.assert(fc.property(hostile, (value) => {
-      let username;
-      try {
-        username = panelUsername(value);
-      } catch (error) {
-        refusedWith(error, ['AGENT_BAD_REQUEST']);
-        return;
-      }
-      if (value === '') {
-        expect(username).toBeUndefined(); // "" is "not given"
-        return;
-      }
-      expect(username).toMatch(/^[a-z_][a-z0-9_-]{0,31}$/);
-      documentRootRoundTrip(documentRootFor('/home/{username}/public_html', username, 'u.test')!);
-    }), runs);
+    fc.assert(
+      fc.property(hostile, (value) => {
+        let username;
+        try {
+          username = panelUsername(value);
+        } catch (error) {
+          refusedWith(error, ['AGENT_BAD_REQUEST']);
+          return;
+        }
+        if (value === '') {
+          expect(username).toBeUndefined(); // "" is "not given"
+          return;
+        }
+        expect(username).toMatch(/^[a-z_][a-z0-9_-]{0,31}$/);
+        documentRootRoundTrip(documentRootFor('/home/{username}/public_html', username, 'u.test')!);
+      }),
+      runs,
+    );
   });
 
   it('a site of /v1/issue (its documentRoot, its username)', async () => {
-    await fc.assert(fc.asyncProperty(hostile, fc.boolean(), async (value, asUser) => {
-      const site = asUser ? { domain: 'u.test', username: value } : { domain: 'u.test', documentRoot: `/srv/${value}` };
-      const registered: Array<Record<string, unknown>> = [];
-      const ctx = {
-        config: { agent: { documentRoot: '/home/{username}/public_html' } },
-        validateSite: (s: Record<string, unknown>) => void validateConfig({ sites: [s] }, 'site', '/'),
-        intake: { jobOf: () => undefined, run: () => ({ jobId: 'j1' }) },
-        engine: { registerSite: (s: Record<string, unknown>) => registered.push(s) },
-      };
-      const reply = { code: () => ({ send: (x: unknown) => x }) };
-      try {
-        await nativeHandlers['v1.issue']!({ body: { sites: [site] } } as never, reply as never, ctx as never);
-      } catch (error) {
-        refusedWith(error, ['AGENT_BAD_REQUEST']);
-        expect(registered).toEqual([]); // nothing reached the engine
-        return;
-      }
-      if (asUser && value === '') {
-        expect(registered[0]!.documentRoot).toBeUndefined(); // no user name given, no root
-        return;
-      }
-      documentRootRoundTrip(registered[0]!.documentRoot as string);
-    }), runs);
+    await fc.assert(
+      fc.asyncProperty(hostile, fc.boolean(), async (value, asUser) => {
+        const site = asUser ? { domain: 'u.test', username: value } : { domain: 'u.test', documentRoot: `/srv/${value}` };
+        const registered: Array<Record<string, unknown>> = [];
+        const ctx = {
+          config: { agent: { documentRoot: '/home/{username}/public_html' } },
+          validateSite: (s: Record<string, unknown>) => void validateConfig({ sites: [s] }, 'site', '/'),
+          intake: { jobOf: () => undefined, run: () => ({ jobId: 'j1' }) },
+          engine: { registerSite: (s: Record<string, unknown>) => registered.push(s) },
+        };
+        const reply = { code: () => ({ send: (x: unknown) => x }) };
+        try {
+          await nativeHandlers['v1.issue']!({ body: { sites: [site] } } as never, reply as never, ctx as never);
+        } catch (error) {
+          refusedWith(error, ['AGENT_BAD_REQUEST']);
+          expect(registered).toEqual([]); // nothing reached the engine
+          return;
+        }
+        if (asUser && value === '') {
+          expect(registered[0]!.documentRoot).toBeUndefined(); // no user name given, no root
+          return;
+        }
+        documentRootRoundTrip(registered[0]!.documentRoot as string);
+      }),
+      runs,
+    );
   });
 
   it("a plugin's directive value (add_header X-Panel <value>)", () => {
@@ -168,21 +185,24 @@ describe('a Unicode value is refused before any write, or written exactly', () =
     };
     const plain = planWith('ok');
     const baseline = statements(plain.plan.edits.find((e) => e.file === plain.site)!.after);
-    fc.assert(fc.property(hostile, (value) => {
-      let plan, site;
-      try {
-        ({ plan, site } = planWith(value));
-      } catch (error) {
-        refusedWith(error, ['PLUGIN_ERROR']);
-        return;
-      }
-      const after = fileBytes(plan.edits.find((e) => e.file === site)!.after, site).toString('latin1');
-      const headers = [...walkDirectives(parseConfig(after, site).children)].filter((d) => d.name === 'add_header');
-      // what nginx reads is what the plugin's text says, word for word, and nothing more was added
-      const meant = parseConfig(`add_header X-Panel ${value};`, 'plugin').children as Directive[];
-      expect(headers.map((d) => d.words.map((w) => valueFromFile(w.value)))).toEqual(meant.map((d) => d.words.map((w) => w.value)));
-      expect(statements(after)).toBe(baseline);
-    }), runs);
+    fc.assert(
+      fc.property(hostile, (value) => {
+        let plan, site;
+        try {
+          ({ plan, site } = planWith(value));
+        } catch (error) {
+          refusedWith(error, ['PLUGIN_ERROR']);
+          return;
+        }
+        const after = fileBytes(plan.edits.find((e) => e.file === site)!.after, site).toString('latin1');
+        const headers = [...walkDirectives(parseConfig(after, site).children)].filter((d) => d.name === 'add_header');
+        // what nginx reads is what the plugin's text says, word for word, and nothing more was added
+        const meant = parseConfig(`add_header X-Panel ${value};`, 'plugin').children as Directive[];
+        expect(headers.map((d) => d.words.map((w) => valueFromFile(w.value)))).toEqual(meant.map((d) => d.words.map((w) => w.value)));
+        expect(statements(after)).toBe(baseline);
+      }),
+      runs,
+    );
   });
 });
 
@@ -200,7 +220,9 @@ describe('files keep the encoding they were read in; nothing is narrowed', () =>
     const latin1 = Buffer.from('server {\n    # caf\xe9\n    listen 80;\n    server_name u.test;\n}\n', 'latin1');
     fs.writeFileSync(site, latin1);
     clearConfigCache();
-    expect(() => planChallengeEdit(NginxTree.load(main), ['u.test'], { documentRoot: '/srv/café', fallbackWebroot: '/x' })).toThrow(expect.objectContaining({ code: 'VHOST_EDIT_UNSAFE', message: expect.stringContaining('not UTF-8') }));
+    expect(() => planChallengeEdit(NginxTree.load(main), ['u.test'], { documentRoot: '/srv/café', fallbackWebroot: '/x' })).toThrow(
+      expect.objectContaining({ code: 'VHOST_EDIT_UNSAFE', message: expect.stringContaining('not UTF-8') }),
+    );
     const plan = planChallengeEdit(NginxTree.load(main), ['u.test'], { documentRoot: '/srv/cafe', fallbackWebroot: '/x' });
     const bytes = fileBytes(plan.edits[0]!.after, site);
     expect(bytes.includes(Buffer.from('# caf\xe9\n', 'latin1'))).toBe(true);

@@ -45,7 +45,12 @@ export async function writeLineage(configDir: string, name: string, lifetimeDays
     fs.rmSync(path.join(live, `${f}.pem`), { force: true });
     fs.symlinkSync(`../../archive/${name}/${f}1.pem`, path.join(live, `${f}.pem`));
   }
-  fs.writeFileSync(path.join(configDir, 'renewal', `${name}.conf`), `version = 2.1.0\narchive_dir = ${archive}\n` + ['cert', 'privkey', 'chain', 'fullchain'].map((k) => `${k} = ${path.join(live, `${k}.pem`)}`).join('\n') + '\n\n[renewalparams]\nkey_type = ecdsa\n');
+  fs.writeFileSync(
+    path.join(configDir, 'renewal', `${name}.conf`),
+    `version = 2.1.0\narchive_dir = ${archive}\n` +
+      ['cert', 'privkey', 'chain', 'fullchain'].map((k) => `${k} = ${path.join(live, `${k}.pem`)}`).join('\n') +
+      '\n\n[renewalparams]\nkey_type = ecdsa\n',
+  );
 }
 
 function pemKey(pkcs8: ArrayBuffer): string {
@@ -57,7 +62,11 @@ function pemKey(pkcs8: ArrayBuffer): string {
  * A small CA and a server certificate it signed (with its own new key): what a customer uploads. The leaf and
  * the CA are PEM; `chain` is the leaf then the CA (an "intermediate" for the chain check).
  */
-export async function makeSignedCertificate(names: string[], notBefore: Date, notAfter: Date): Promise<{ leaf: string; ca: string; chain: string; key: string; serial: string }> {
+export async function makeSignedCertificate(
+  names: string[],
+  notBefore: Date,
+  notAfter: Date,
+): Promise<{ leaf: string; ca: string; chain: string; key: string; serial: string }> {
   const alg = { name: 'ECDSA', namedCurve: 'P-256' } as const;
   const caKeys = (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const leafKeys = (await crypto.webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
@@ -68,7 +77,10 @@ export async function makeSignedCertificate(names: string[], notBefore: Date, no
     notAfter: new Date(Date.now() + 400 * DAY),
     keys: caKeys,
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
-    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    extensions: [
+      new x509.BasicConstraintsExtension(true, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+    ],
   });
   const serial = `02${crypto.randomBytes(8).toString('hex')}`;
   const leaf = await x509.X509CertificateGenerator.create({
@@ -84,5 +96,11 @@ export async function makeSignedCertificate(names: string[], notBefore: Date, no
   });
   const leafPem = leaf.toString('pem') + '\n';
   const caPem = ca.toString('pem') + '\n';
-  return { leaf: leafPem, ca: caPem, chain: leafPem + caPem, key: pemKey(await crypto.webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey)), serial: normalizeSerial(serial) };
+  return {
+    leaf: leafPem,
+    ca: caPem,
+    chain: leafPem + caPem,
+    key: pemKey(await crypto.webcrypto.subtle.exportKey('pkcs8', leafKeys.privateKey)),
+    serial: normalizeSerial(serial),
+  };
 }

@@ -153,7 +153,10 @@ interface Answer {
 }
 
 class Refusal extends Error {
-  constructor(readonly status: number, readonly errors: Array<{ code: number; message: string; error_chain?: Array<{ code: number; message: string }> }>) {
+  constructor(
+    readonly status: number,
+    readonly errors: Array<{ code: number; message: string; error_chain?: Array<{ code: number; message: string }> }>,
+  ) {
     super(errors.map((e) => e.message).join('; '));
   }
 }
@@ -201,7 +204,8 @@ export class CloudflareStandin {
   private constructor(options: StandinOptions) {
     for (const t of options.tokens) {
       const token = typeof t === 'string' ? { token: t } : t;
-      if (!TOKEN_FORMAT.test(token.token)) throw new Error('stand-in tokens must look like Cloudflare tokens: 40 characters of [A-Za-z0-9_-] (use makeToken())');
+      if (!TOKEN_FORMAT.test(token.token))
+        throw new Error('stand-in tokens must look like Cloudflare tokens: 40 characters of [A-Za-z0-9_-] (use makeToken())');
       this.tokens.set(token.token, token);
     }
     for (const z of options.zones) {
@@ -250,7 +254,10 @@ export class CloudflareStandin {
   }
 
   /** Adds a record as a user would in the dashboard (no request logged); writes through. */
-  async addRecord(zoneName: string, record: { type: string; name: string; content: string; proxied?: boolean; ttl?: number; comment?: string }): Promise<Record<string, unknown>> {
+  async addRecord(
+    zoneName: string,
+    record: { type: string; name: string; content: string; proxied?: boolean; ttl?: number; comment?: string },
+  ): Promise<Record<string, unknown>> {
     const zone = this.zones.find((z) => z.name === zoneName.toLowerCase());
     if (!zone) throw new Error(`stand-in has no zone ${zoneName}`);
     const stored = this.create(zone, record);
@@ -337,7 +344,13 @@ export class CloudflareStandin {
       }
     }
     entry.status = answer.status;
-    const headers: Record<string, string> = { 'Content-Type': 'application/json', Server: 'cloudflare', 'CF-RAY': `${crypto.randomBytes(8).toString('hex')}-LHR`, ...this.rateLimitHeaders(req), ...answer.headers };
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      Server: 'cloudflare',
+      'CF-RAY': `${crypto.randomBytes(8).toString('hex')}-LHR`,
+      ...this.rateLimitHeaders(req),
+      ...answer.headers,
+    };
     const text = typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
     if (typeof answer.body === 'string' && !answer.headers?.['Content-Type']) headers['Content-Type'] = text.startsWith('<') ? 'text/html' : 'text/plain';
     res.writeHead(answer.status, headers);
@@ -345,8 +358,11 @@ export class CloudflareStandin {
   }
 
   private takeFault(method: string, path: string): Fault | undefined {
-    const i = this.faults.findIndex((f) => (f.method === undefined || f.method.toUpperCase() === method)
-      && (f.path === undefined || (typeof f.path === 'string' ? f.path === path : f.path.test(path))));
+    const i = this.faults.findIndex(
+      (f) =>
+        (f.method === undefined || f.method.toUpperCase() === method) &&
+        (f.path === undefined || (typeof f.path === 'string' ? f.path === path : f.path.test(path))),
+    );
     if (i < 0) return undefined;
     const fault = this.faults[i]!;
     if (--fault.left <= 0) this.faults.splice(i, 1);
@@ -374,7 +390,9 @@ export class CloudflareStandin {
     const header = req.headers.authorization;
     const token = this.bearer(req);
     if (!header || !token || !TOKEN_FORMAT.test(token)) {
-      throw new Refusal(400, [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }] }]);
+      throw new Refusal(400, [
+        { code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }] },
+      ]);
     }
     const grant = this.tokens.get(token);
     if (!grant) refuse(403, 9109, 'Invalid access token');
@@ -389,7 +407,17 @@ export class CloudflareStandin {
         return {
           status: 429,
           headers: { 'Retry-After': String(retryAfter) },
-          body: { success: false, errors: [{ code: 971, message: `More than ${this.rateLimit.requests} requests per ${this.rateLimit.windowSeconds} seconds reached. Please wait and consider throttling your request speed` }], messages: [], result: null },
+          body: {
+            success: false,
+            errors: [
+              {
+                code: 971,
+                message: `More than ${this.rateLimit.requests} requests per ${this.rateLimit.windowSeconds} seconds reached. Please wait and consider throttling your request speed`,
+              },
+            ],
+            messages: [],
+            result: null,
+          },
         };
       }
       used.push(t);
@@ -405,7 +433,12 @@ export class CloudflareStandin {
       const name = (query.get('name') ?? query.get('name.equal'))?.toLowerCase();
       const status = query.get('status');
       const zones = this.zones.filter((z) => visible(z) && (name === undefined || z.name === name) && (!status || z.status === status));
-      return this.page(zones.map((z) => this.zoneJson(z)), query, 20, 50);
+      return this.page(
+        zones.map((z) => this.zoneJson(z)),
+        query,
+        20,
+        50,
+      );
     }
 
     const zoneId = parts[1]!;
@@ -477,7 +510,10 @@ export class CloudflareStandin {
     return {
       status: 200,
       body: {
-        success: true, errors: [], messages: [], result: slice,
+        success: true,
+        errors: [],
+        messages: [],
+        result: slice,
         result_info: { page, per_page: perPage, count: slice.length, total_count: items.length, total_pages: Math.max(1, Math.ceil(items.length / perPage)) },
       },
     };
@@ -488,12 +524,20 @@ export class CloudflareStandin {
     const name = (query.get('name') ?? query.get('name.exact'))?.toLowerCase().replace(/\.$/, '');
     const content = query.get('content') ?? query.get('content.exact');
     const proxied = query.get('proxied');
-    const items = [...this.records.values()].filter((r) => r.zoneId === zone.id
-      && (!type || r.type === type)
-      && (name === undefined || r.name === name)
-      && (content === null || r.content === content)
-      && (proxied === null || String(r.proxied) === proxied));
-    return this.page(items.map((r) => this.recordJson(r)), query, 100, 5_000_000);
+    const items = [...this.records.values()].filter(
+      (r) =>
+        r.zoneId === zone.id &&
+        (!type || r.type === type) &&
+        (name === undefined || r.name === name) &&
+        (content === null || r.content === content) &&
+        (proxied === null || String(r.proxied) === proxied),
+    );
+    return this.page(
+      items.map((r) => this.recordJson(r)),
+      query,
+      100,
+      5_000_000,
+    );
   }
 
   // ---- records ----
@@ -521,7 +565,8 @@ export class CloudflareStandin {
     if (r.proxied && !PROXIABLE.has(r.type)) refuse(400, 9004, 'This record type cannot be proxied.');
     if (!Number.isInteger(r.ttl) || !(r.ttl === 1 || (r.ttl >= 60 && r.ttl <= 86_400))) refuse(400, 1004, 'DNS Validation Error');
     const others = [...this.records.values()].filter((o) => o.zoneId === zone.id && o.id !== self && o.name === r.name);
-    const same = (a: StoredRecord) => (a.type === 'TXT' ? unquoteTxt(a.content) === unquoteTxt(r.content) : a.content.toLowerCase() === r.content.toLowerCase());
+    const same = (a: StoredRecord) =>
+      a.type === 'TXT' ? unquoteTxt(a.content) === unquoteTxt(r.content) : a.content.toLowerCase() === r.content.toLowerCase();
     if (others.some((o) => o.type === r.type && same(o))) refuse(400, 81058, 'An identical record already exists.');
     if (r.type === 'CNAME' && others.some((o) => PROXIABLE.has(o.type))) refuse(400, 81053, 'An A, AAAA, or CNAME record with that host already exists.');
     if ((r.type === 'A' || r.type === 'AAAA') && others.some((o) => o.type === 'CNAME')) refuse(400, 81054, 'A CNAME record with that host already exists.');
@@ -530,7 +575,8 @@ export class CloudflareStandin {
   private create(zone: Zone, body: Record<string, unknown>): StoredRecord {
     const t = now();
     const record: StoredRecord = {
-      id: newId(), zoneId: zone.id,
+      id: newId(),
+      zoneId: zone.id,
       name: this.fullName(zone, body.name),
       type: typeof body.type === 'string' ? body.type.toUpperCase() : '',
       content: body.content as string,
@@ -539,7 +585,8 @@ export class CloudflareStandin {
       comment: typeof body.comment === 'string' ? body.comment : null,
       tags: Array.isArray(body.tags) ? body.tags.map(String) : [],
       settings: body.settings && typeof body.settings === 'object' ? (body.settings as Record<string, unknown>) : {},
-      created_on: t, modified_on: t,
+      created_on: t,
+      modified_on: t,
     };
     if (record.type === 'CNAME' && typeof record.content === 'string') record.content = record.content.toLowerCase().replace(/\.$/, '');
     this.validate(zone, record);
@@ -573,24 +620,57 @@ export class CloudflareStandin {
 
   private zoneJson(z: Zone): Record<string, unknown> {
     return {
-      id: z.id, name: z.name, status: z.status, paused: false, type: 'full', development_mode: 0,
-      name_servers: ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com'], original_name_servers: null, original_registrar: null, original_dnshost: null,
-      modified_on: z.created_on, created_on: z.created_on, activated_on: z.status === 'active' ? z.created_on : null,
+      id: z.id,
+      name: z.name,
+      status: z.status,
+      paused: false,
+      type: 'full',
+      development_mode: 0,
+      name_servers: ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com'],
+      original_name_servers: null,
+      original_registrar: null,
+      original_dnshost: null,
+      modified_on: z.created_on,
+      created_on: z.created_on,
+      activated_on: z.status === 'active' ? z.created_on : null,
       meta: { step: 2, custom_certificate_quota: 0, page_rule_quota: 3, phishing_detected: false },
       owner: { id: null, type: 'user', email: null },
       account: { id: '0123456789abcdef0123456789abcdef', name: 'autossl stand-in account' },
       permissions: ['#dns_records:edit', '#dns_records:read', '#zone:read'],
-      plan: { id: '0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee', name: 'Free Website', price: 0, currency: 'USD', frequency: '', is_subscribed: false, can_subscribe: false, legacy_id: 'free', legacy_discount: false, externally_managed: false },
+      plan: {
+        id: '0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee',
+        name: 'Free Website',
+        price: 0,
+        currency: 'USD',
+        frequency: '',
+        is_subscribed: false,
+        can_subscribe: false,
+        legacy_id: 'free',
+        legacy_discount: false,
+        externally_managed: false,
+      },
     };
   }
 
   private recordJson(r: StoredRecord): Record<string, unknown> {
     const zone = this.zones.find((z) => z.id === r.zoneId)!;
     return {
-      id: r.id, zone_id: r.zoneId, zone_name: zone.name, name: r.name, type: r.type, content: r.content,
-      proxiable: PROXIABLE.has(r.type), proxied: r.proxied, ttl: r.ttl, locked: false, settings: { ...r.settings },
+      id: r.id,
+      zone_id: r.zoneId,
+      zone_name: zone.name,
+      name: r.name,
+      type: r.type,
+      content: r.content,
+      proxiable: PROXIABLE.has(r.type),
+      proxied: r.proxied,
+      ttl: r.ttl,
+      locked: false,
+      settings: { ...r.settings },
       meta: { auto_added: false, managed_by_apps: false, managed_by_argo_tunnel: false },
-      comment: r.comment, tags: [...r.tags], created_on: r.created_on, modified_on: r.modified_on,
+      comment: r.comment,
+      tags: [...r.tags],
+      created_on: r.created_on,
+      modified_on: r.modified_on,
       ...(r.comment_modified_on ? { comment_modified_on: r.comment_modified_on } : {}),
       ...(r.tags_modified_on ? { tags_modified_on: r.tags_modified_on } : {}),
     };
@@ -618,7 +698,12 @@ export class CloudflareStandin {
     const want = {
       a: proxied ? [...this.edge.ipv4] : records.filter((r) => r.type === 'A').map((r) => r.content),
       aaaa: proxied ? [...this.edge.ipv6] : records.filter((r) => r.type === 'AAAA').map((r) => r.content),
-      cname: proxied ? [] : records.filter((r) => r.type === 'CNAME').map((r) => r.content).slice(0, 1),
+      cname: proxied
+        ? []
+        : records
+            .filter((r) => r.type === 'CNAME')
+            .map((r) => r.content)
+            .slice(0, 1),
       txt: records.filter((r) => r.type === 'TXT').map((r) => unquoteTxt(r.content)),
     };
     const have = this.synced.get(name) ?? { a: '[]', aaaa: '[]', cname: '[]', txt: '[]' };

@@ -12,5 +12,9 @@ export function parseJson<T = any>(stdout: string): T {
 
 /** The events an `issue --json` run streamed before its summary. */
 export function jsonEvents(stdout: string): Array<Record<string, unknown>> {
-  return stdout.trim().split('\n').slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
+  return stdout
+    .trim()
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }

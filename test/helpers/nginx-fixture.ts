@@ -73,7 +73,9 @@ export async function makeTree(siteSource: string, extraFiles: Record<string, st
   return { dir, main, site, control, live: path.join(dir, 'live', 'site') };
 }
 
-export async function loadFixture(name: string): Promise<{ tree: NginxSandboxTree; fixtureCase: FixtureCase; input: string; expected: string | null; expectedFile: string }> {
+export async function loadFixture(
+  name: string,
+): Promise<{ tree: NginxSandboxTree; fixtureCase: FixtureCase; input: string; expected: string | null; expectedFile: string }> {
   const fdir = path.join(FIXTURES, name);
   const input = fs.readFileSync(path.join(fdir, 'site.conf'), 'latin1');
   const extra: Record<string, string> = {};
@@ -117,7 +119,11 @@ export async function runIssueEdits(t: NginxSandboxTree, c: FixtureCase, nginxVe
 }
 
 function httpsEdits(t: NginxSandboxTree, c: FixtureCase, version: [number, number, number], webroot: string): FileEdit[] {
-  const edit = addHttpsDirectives(newVhostEdit(c.names, c.redirect === true), { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') }, { port: 443, http2: true });
+  const edit = addHttpsDirectives(
+    newVhostEdit(c.names, c.redirect === true),
+    { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') },
+    { port: 443, http2: true },
+  );
   edit.keyType = certificateKeyType(path.join(t.live, 'fullchain.pem')) ?? 'ecdsa';
   edit.webroot = webroot;
   if (c.hsts) edit.https._add('add_header', HSTS_HEADER);
@@ -135,4 +141,3 @@ export async function httpsListenLines(addresses: readonly string[]): Promise<{ 
   const on = usesHttp2Directive(version);
   return { listens: addresses.map((a) => `listen ${a} ssl${on ? '' : ' http2'};`), http2On: on };
 }
-

@@ -15,8 +15,13 @@ import pg from 'pg';
 /** The server's programs: Debian puts each major version's under /usr/lib/postgresql/<major>/bin (the newest is used). */
 function binDir(): string {
   if (process.env.AUTOSSL_PG_BIN) return process.env.AUTOSSL_PG_BIN;
-  const majors = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').filter((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`)).sort((a, b) => Number(b) - Number(a)) : [];
-  if (!majors[0]) throw new Error('PostgreSQL\'s server is not installed (Debian: apt-get install postgresql; .ci/run installs it)');
+  const majors = fs.existsSync('/usr/lib/postgresql')
+    ? fs
+        .readdirSync('/usr/lib/postgresql')
+        .filter((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!majors[0]) throw new Error("PostgreSQL's server is not installed (Debian: apt-get install postgresql; .ci/run installs it)");
   return `/usr/lib/postgresql/${majors[0]}/bin`;
 }
 export const PG_PASSWORD = 'pw-S3cret!';
@@ -50,7 +55,8 @@ export async function startPostgres(): Promise<PgCluster> {
   fs.mkdirSync(sockets);
   const asRoot = process.getuid?.() === 0;
   // the cluster's own user owns its files; as root that is `postgres`, which must reach them through TMPDIR
-  const run = (cmd: string, args: string[]) => (asRoot ? execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: root }) : execa(cmd, args, { cwd: root }));
+  const run = (cmd: string, args: string[]) =>
+    asRoot ? execa('runuser', ['-u', 'postgres', '--', cmd, ...args], { cwd: root }) : execa(cmd, args, { cwd: root });
   if (asRoot) {
     fs.chmodSync(root, 0o755);
     await execa('chown', ['postgres:postgres', root, sockets]);
@@ -58,7 +64,20 @@ export async function startPostgres(): Promise<PgCluster> {
   const pwfile = path.join(root, 'pw');
   fs.writeFileSync(pwfile, `${PG_PASSWORD}\n`, { mode: 0o600 });
   if (asRoot) await execa('chown', ['postgres:postgres', pwfile]);
-  await run(path.join(BIN, 'initdb'), ['-D', dir, '-U', 'autossl', '--pwfile', pwfile, '--auth-local=scram-sha-256', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C.UTF-8', '--no-sync']);
+  await run(path.join(BIN, 'initdb'), [
+    '-D',
+    dir,
+    '-U',
+    'autossl',
+    '--pwfile',
+    pwfile,
+    '--auth-local=scram-sha-256',
+    '--auth-host=scram-sha-256',
+    '-E',
+    'UTF8',
+    '--locale=C.UTF-8',
+    '--no-sync',
+  ]);
   fs.rmSync(pwfile);
   let port = 0;
   for (let attempt = 0; ; attempt++) {
@@ -68,7 +87,10 @@ export async function startPostgres(): Promise<PgCluster> {
       await run(path.join(BIN, 'pg_ctl'), ['start', '-w', '-t', '60', '-D', dir, '-l', path.join(root, 'log'), '-o', opts]);
       break;
     } catch (error) {
-      if (attempt >= 3) throw new Error(`the test cluster did not start: ${fs.existsSync(path.join(root, 'log')) ? fs.readFileSync(path.join(root, 'log'), 'utf8') : (error as Error).message}`);
+      if (attempt >= 3)
+        throw new Error(
+          `the test cluster did not start: ${fs.existsSync(path.join(root, 'log')) ? fs.readFileSync(path.join(root, 'log'), 'utf8') : (error as Error).message}`,
+        );
     }
   }
   const url = (database = 'postgres') => `postgresql://autossl:${encodeURIComponent(PG_PASSWORD)}@127.0.0.1:${port}/${database}`;

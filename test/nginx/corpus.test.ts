@@ -16,7 +16,13 @@ import { makeTree, runIssueEdits, testCertificate } from '../helpers/nginx-fixtu
 import { linesOutsideTargets } from '../helpers/confined.js';
 
 const corpus = process.env.AUTOSSL_CORPUS ?? ['../shared/nginx-corpus', '/work/shared/nginx-corpus'].map((p) => path.resolve(p)).find((p) => fs.existsSync(p));
-const files = corpus && fs.existsSync(corpus) ? fs.readdirSync(corpus).filter((f) => f.endsWith('.conf')).sort() : [];
+const files =
+  corpus && fs.existsSync(corpus)
+    ? fs
+        .readdirSync(corpus)
+        .filter((f) => f.endsWith('.conf'))
+        .sort()
+    : [];
 
 const REFUSALS = new Set(['NGINX_PARSE_ERROR', 'VHOST_UNSUPPORTED', 'VHOST_NOT_FOUND', 'CHALLENGE_UNROUTABLE', 'VHOST_AMBIGUOUS', 'VHOST_EDIT_UNSAFE']);
 
@@ -64,7 +70,10 @@ async function stubUntilAccepted(tree: Awaited<ReturnType<typeof makeTree>>, fil
   const stubs = path.join(tree.dir, 'sites', '000-stubs.conf');
   const { cert, key } = await testCertificate();
   for (let round = 0; round < 8; round++) {
-    const error = await tree.control.test().then(() => null, (e: Error) => e.message);
+    const error = await tree.control.test().then(
+      () => null,
+      (e: Error) => e.message,
+    );
     if (error === null) return true;
     let m: RegExpExecArray | null;
     if ((m = /unknown log format "([^"]+)"/.exec(error))) fs.appendFileSync(stubs, `log_format ${m[1]} '$remote_addr';\n`);
@@ -93,7 +102,9 @@ async function stubUntilAccepted(tree: Awaited<ReturnType<typeof makeTree>>, fil
 
 describe('nginx corpus', () => {
   afterAll(() => {
-    console.log(`corpus: ${tally.edited.length} names edited, ${tally.refused.length} refused (${tally.refused.join('; ')}), ${tally.rejectedByNginx.length} files nginx -t rejects as given`);
+    console.log(
+      `corpus: ${tally.edited.length} names edited, ${tally.refused.length} refused (${tally.refused.join('; ')}), ${tally.rejectedByNginx.length} files nginx -t rejects as given`,
+    );
   });
 
   it('is present (CI points AUTOSSL_CORPUS at shared/nginx-corpus)', () => {

@@ -42,10 +42,31 @@ async function existingLineage(dir: string, name: string): Promise<string> {
   const live = path.join(dir, 'le', 'live', name);
   fs.mkdirSync(live, { recursive: true });
   fs.mkdirSync(path.join(dir, 'le', 'renewal'), { recursive: true });
-  await execa(BINARIES.openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(live, 'privkey.pem'), '-out', path.join(live, 'cert.pem'), '-days', '90', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`]);
+  await execa(BINARIES.openssl, [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    path.join(live, 'privkey.pem'),
+    '-out',
+    path.join(live, 'cert.pem'),
+    '-days',
+    '90',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    `subjectAltName=DNS:${name}`,
+  ]);
   fs.copyFileSync(path.join(live, 'cert.pem'), path.join(live, 'fullchain.pem'));
   fs.copyFileSync(path.join(live, 'cert.pem'), path.join(live, 'chain.pem'));
-  fs.writeFileSync(path.join(dir, 'le', 'renewal', `${name}.conf`), ['cert', 'chain', 'fullchain', 'privkey'].map((k) => `${k} = ${path.join(live, `${k}.pem`)}`).join('\n') + '\n');
+  fs.writeFileSync(
+    path.join(dir, 'le', 'renewal', `${name}.conf`),
+    ['cert', 'chain', 'fullchain', 'privkey'].map((k) => `${k} = ${path.join(live, `${k}.pem`)}`).join('\n') + '\n',
+  );
   return path.join(dir, 'le');
 }
 
@@ -58,7 +79,10 @@ describe('faults', () => {
       stateDir: path.join(t.dir, 'state'),
     });
     // a plugin whose directive nginx does not know
-    const broken: Plugin = { name: 'broken', apply: (hooks) => hooks.vhost.tapPromise('broken', async (edit) => (edit.https._add('no_such_directive', 'on'), edit)) };
+    const broken: Plugin = {
+      name: 'broken',
+      apply: (hooks) => hooks.vhost.tapPromise('broken', async (edit) => (edit.https._add('no_such_directive', 'on'), edit)),
+    };
     const engine = await createAutoSsl(config, [broken]);
     const before = sha256(fs.readFileSync(t.site));
     // (pre-flight skipped: this test is about the editor's rollback, and must not ask a resolver off this machine)

@@ -16,7 +16,10 @@ import { expectedFileFor, FIXTURES, loadFixture, runIssueEdits } from '../helper
 import { usesHttp2Directive } from '../../src/nginx/edit.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
 
-const names = fs.readdirSync(FIXTURES).filter((n) => fs.existsSync(path.join(FIXTURES, n, 'site.conf'))).sort();
+const names = fs
+  .readdirSync(FIXTURES)
+  .filter((n) => fs.existsSync(path.join(FIXTURES, n, 'site.conf')))
+  .sort();
 
 describe('nginx fixtures', () => {
   it('has at least 25 shapes', () => {

@@ -27,7 +27,10 @@ describe('include loops and nginx -t killed by a signal', () => {
     const before = fs.readFileSync(t.site);
     clearConfigCache();
     const tree = NginxTree.load(t.main);
-    expect(tree.loop).toMatchObject({ code: 'NGINX_PARSE_ERROR', message: `include loop across files: ${a} includes ${b} includes ${path.join(t.dir, 'loop', 'a-link.conf')}` });
+    expect(tree.loop).toMatchObject({
+      code: 'NGINX_PARSE_ERROR',
+      message: `include loop across files: ${a} includes ${b} includes ${path.join(t.dir, 'loop', 'a-link.conf')}`,
+    });
     // the site itself is fine, and still its edit is refused: nginx cannot load this config at all
     let error: unknown;
     try {
@@ -35,7 +38,11 @@ describe('include loops and nginx -t killed by a signal', () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toMatchObject({ code: 'NGINX_PARSE_ERROR', message: expect.stringContaining(a), details: { files: [a, b, path.join(t.dir, 'loop', 'a-link.conf')] } });
+    expect(error).toMatchObject({
+      code: 'NGINX_PARSE_ERROR',
+      message: expect.stringContaining(a),
+      details: { files: [a, b, path.join(t.dir, 'loop', 'a-link.conf')] },
+    });
     expect((error as Error).message).toContain(b);
     expect(fs.readFileSync(t.site)).toEqual(before);
   });

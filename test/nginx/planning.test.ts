@@ -23,7 +23,15 @@ const SKIP = ['--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'por
 
 function configFor(t: { dir: string; main: string }, domain: string): string {
   const file = path.join(t.dir, 'autossl.config.json');
-  fs.writeFileSync(file, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain }] }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      nginx: { binary: BINARIES.nginx, config: t.main },
+      certbot: { configDir: path.join(t.dir, 'le') },
+      stateDir: path.join(t.dir, 'state'),
+      sites: [{ domain }],
+    }),
+  );
   return file;
 }
 
@@ -63,12 +71,17 @@ function challengeEdit(t: NginxSandboxTree, name: string): { webroot: string; no
 
 describe('found while planning, before any order', () => {
   it('a ssl_certificate set in a shared snippet is refused while planning (dry run and real run), certbot never runs', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    listen 443 ssl;\n    server_name snip.plan.test;\n    root /var/www/snip;\n    include {{DIR}}/snippets/tls.conf;\n}\n', { 'snippets/tls.conf': 'ssl_certificate old/fullchain.pem;\nssl_certificate_key old/privkey.pem;\n' });
+    const t = await makeTree(
+      'server {\n    listen 80;\n    listen 443 ssl;\n    server_name snip.plan.test;\n    root /var/www/snip;\n    include {{DIR}}/snippets/tls.conf;\n}\n',
+      { 'snippets/tls.conf': 'ssl_certificate old/fullchain.pem;\nssl_certificate_key old/privkey.pem;\n' },
+    );
     const config = configFor(t, 'snip.plan.test');
     const before = fs.readFileSync(t.site, 'latin1');
     for (const dry of [['--dry-run'], []]) {
       const r = await execa('node', [CLI, 'issue', 'snip.plan.test', '--json', ...dry, ...SKIP, '--config', config], { reject: false });
-      const x = parseJson<{ results: Array<{ error?: { code: string; message: string }; stages: Array<{ stage: string }> }> }>(r.stdout.trim().split('\n').pop()!).results[0]!;
+      const x = parseJson<{ results: Array<{ error?: { code: string; message: string }; stages: Array<{ stage: string }> }> }>(
+        r.stdout.trim().split('\n').pop()!,
+      ).results[0]!;
       expect(x.error?.code, dry.join('')).toBe('VHOST_UNSUPPORTED');
       expect(x.error?.message).toMatch(/ssl_certificate" is set in .*tls\.conf.*Nothing was ordered/);
       expect(x.stages.map((s) => s.stage)).not.toContain('challenge'); // refused in plan: no edit, no order
@@ -78,7 +91,10 @@ describe('found while planning, before any order', () => {
   });
 
   it('a server-level auth_basic or allow/deny no longer hides the challenge: the location autossl adds turns them off for itself', async () => {
-    const t = await makeTree('server {\n    listen 127.0.0.1:80;\n    server_name auth.plan.test;\n    root {{DIR}}/www;\n    auth_basic "Staff only";\n    auth_basic_user_file {{DIR}}/htpasswd;\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name acl.plan.test;\n    root {{DIR}}/www;\n    allow 10.9.9.9;\n    deny all;\n}\n', { htpasswd: 'staff:$apr1$x$y\n' });
+    const t = await makeTree(
+      'server {\n    listen 127.0.0.1:80;\n    server_name auth.plan.test;\n    root {{DIR}}/www;\n    auth_basic "Staff only";\n    auth_basic_user_file {{DIR}}/htpasswd;\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name acl.plan.test;\n    root {{DIR}}/www;\n    allow 10.9.9.9;\n    deny all;\n}\n',
+      { htpasswd: 'staff:$apr1$x$y\n' },
+    );
     const www = path.join(t.dir, 'www');
     expect((await fetchToken(t, 'auth.plan.test', www)).status).toBe(401);
     expect((await fetchToken(t, 'acl.plan.test', www)).status).toBe(403);
@@ -97,7 +113,9 @@ describe('found while planning, before any order', () => {
   });
 
   it('an existing acme-challenge location with alias is used as it stands: its directory gets the tokens (it was refused, CHALLENGE_UNROUTABLE)', async () => {
-    const t = await makeTree('server {\n    listen 127.0.0.1:80;\n    server_name alias.plan.test;\n    root {{DIR}}/www;\n    location /.well-known/acme-challenge/ {\n        alias {{DIR}}/acme-alias/;\n    }\n    location / {\n        try_files $uri /index.php;\n    }\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name wk.plan.test;\n    location /.well-known/acme-challenge {\n        alias {{DIR}}/le/.well-known/acme-challenge;\n    }\n}\n');
+    const t = await makeTree(
+      'server {\n    listen 127.0.0.1:80;\n    server_name alias.plan.test;\n    root {{DIR}}/www;\n    location /.well-known/acme-challenge/ {\n        alias {{DIR}}/acme-alias/;\n    }\n    location / {\n        try_files $uri /index.php;\n    }\n}\n\nserver {\n    listen 127.0.0.1:80;\n    server_name wk.plan.test;\n    location /.well-known/acme-challenge {\n        alias {{DIR}}/le/.well-known/acme-challenge;\n    }\n}\n',
+    );
     const before = fs.readFileSync(t.site, 'latin1');
     const plan = challengeEdit(t, 'alias.plan.test');
     expect(fs.readFileSync(t.site, 'latin1')).toBe(before); // nothing to edit
@@ -125,11 +143,19 @@ describe('found while planning, before any order', () => {
     const shapes: Record<string, string> = {
       'nested-regex': 'location / {\n        location ~ ^/\\.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
       'nested-caret': 'location / {\n        location ^~ /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
-      'nested-prefix': 'location / {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n        location ~ \\.x$ { return 404; }\n    }\n    location ~ /\\. { return 403; }',
-      'nested-under-wk': 'location /.well-known/ {\n        location ^~ /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ \\.php$ { return 403; }',
-      'outer-caret': 'location ^~ /.well-known/ {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
+      'nested-prefix':
+        'location / {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n        location ~ \\.x$ { return 404; }\n    }\n    location ~ /\\. { return 403; }',
+      'nested-under-wk':
+        'location /.well-known/ {\n        location ^~ /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ \\.php$ { return 403; }',
+      'outer-caret':
+        'location ^~ /.well-known/ {\n        location /.well-known/acme-challenge/ { root {{DIR}}/acme; }\n    }\n    location ~ /\\. { return 403; }',
     };
-    const site = Object.entries(shapes).map(([n, body]) => `server {\n    listen 127.0.0.1:443 ssl;\n    server_name ${n}.plan.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n    root {{DIR}}/www;\n    ${body}\n}\n`).join('\n');
+    const site = Object.entries(shapes)
+      .map(
+        ([n, body]) =>
+          `server {\n    listen 127.0.0.1:443 ssl;\n    server_name ${n}.plan.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n    root {{DIR}}/www;\n    ${body}\n}\n`,
+      )
+      .join('\n');
     const t = await makeTree(site);
     const acme = path.join(t.dir, 'acme', '.well-known', 'acme-challenge');
     fs.mkdirSync(acme, { recursive: true });
@@ -137,15 +163,19 @@ describe('found while planning, before any order', () => {
     for (let d = acme; d.startsWith(t.dir); d = path.dirname(d)) fs.chmodSync(d, 0o755);
     await expect(t.control.test()).resolves.toBeUndefined();
     await execa(BINARIES.nginx, ['-p', t.dir, '-e', path.join(t.dir, 'error.log'), '-c', t.main]);
-    const nginxServes = (host: string) => new Promise<boolean>((resolve, reject) => {
-      const req = https.request({ host: '127.0.0.1', port: 443, servername: host, path: '/.well-known/acme-challenge/tok-9', headers: { Host: host }, rejectUnauthorized: false }, (res) => {
-        let body = '';
-        res.on('data', (c) => (body += c));
-        res.on('end', () => resolve(res.statusCode === 200 && body === 'from-acme\n'));
+    const nginxServes = (host: string) =>
+      new Promise<boolean>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port: 443, servername: host, path: '/.well-known/acme-challenge/tok-9', headers: { Host: host }, rejectUnauthorized: false },
+          (res) => {
+            let body = '';
+            res.on('data', (c) => (body += c));
+            res.on('end', () => resolve(res.statusCode === 200 && body === 'from-acme\n'));
+          },
+        );
+        req.on('error', reject);
+        req.end();
       });
-      req.on('error', reject);
-      req.end();
-    });
     try {
       const tree = NginxTree.load(t.main);
       const verdicts: Record<string, [boolean, boolean]> = {};
@@ -162,4 +192,3 @@ describe('found while planning, before any order', () => {
     }
   });
 });
-

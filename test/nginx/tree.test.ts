@@ -21,14 +21,16 @@ describe('nginx config tree', () => {
     await expect(t.control.test()).resolves.toBeUndefined();
   });
 
-  it('picks servers by nginx\'s precedence: exact, longest leading wildcard, trailing wildcard, first regex', async () => {
-    const t = await makeTree([
-      'server { listen 80; server_name ~^(www\\.)?p\\.tree\\.test$; }',
-      'server { listen 80; server_name www.p.*; }',
-      'server { listen 80; server_name *.p.tree.test; }',
-      'server { listen 80; server_name .tree.test; }',
-      'server { listen 80; server_name www.p.tree.test; }',
-    ].join('\n') + '\n');
+  it("picks servers by nginx's precedence: exact, longest leading wildcard, trailing wildcard, first regex", async () => {
+    const t = await makeTree(
+      [
+        'server { listen 80; server_name ~^(www\\.)?p\\.tree\\.test$; }',
+        'server { listen 80; server_name www.p.*; }',
+        'server { listen 80; server_name *.p.tree.test; }',
+        'server { listen 80; server_name .tree.test; }',
+        'server { listen 80; server_name www.p.tree.test; }',
+      ].join('\n') + '\n',
+    );
     const tree = NginxTree.load(t.main);
     const line = (host: string) => tree.findServers(host).http.map((s) => s.config.source.slice(0, s.directive.start).split('\n').length);
     expect(line('www.p.tree.test')).toEqual([5]);
@@ -45,16 +47,23 @@ describe('nginx config tree', () => {
     clearConfigCache();
     const tree = NginxTree.load(t.main);
     expect(tree.errors[0]!.message).toMatch(/site\.conf:4:\d+: unterminated double-quoted string/);
-    expect(() => planChallengeEdit(tree, ['broken.tree.test'], { fallbackWebroot: '/tmp' })).toThrow(expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/site\.conf:4:\d+: unterminated/) }));
+    expect(() => planChallengeEdit(tree, ['broken.tree.test'], { fallbackWebroot: '/tmp' })).toThrow(
+      expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/site\.conf:4:\d+: unterminated/) }),
+    );
     const edit = newVhostEdit(['broken.tree.test']);
-    expect(() => planHttpsEdit(tree, edit, { nginxVersion: [1, 22, 1] })).toThrow(expect.objectContaining({ code: 'NGINX_PARSE_ERROR', details: expect.objectContaining({ line: 4 }) }));
+    expect(() => planHttpsEdit(tree, edit, { nginxVersion: [1, 22, 1] })).toThrow(
+      expect.objectContaining({ code: 'NGINX_PARSE_ERROR', details: expect.objectContaining({ line: 4 }) }),
+    );
     expect(sha256(fs.readFileSync(t.site))).toBe(sha256(broken));
   });
   it('follows includes inside a server block when judging the challenge: a snippet\'s "location ~ /\\. { deny all; }" hides it (issue 12, defect 8c)', async () => {
-    const t = await makeTree('server {\n    listen 80;\n    server_name snip.tree.test;\n    root /srv/snip;\n    include {{DIR}}/snippets/deny-dot.conf;\n}\n', {
-      'sites/plain.conf': 'server {\n    listen 80;\n    server_name plain.tree.test;\n    root /srv/plain;\n}\n',
-      'snippets/deny-dot.conf': 'location ~ /\\. {\n    deny all;\n}\n',
-    });
+    const t = await makeTree(
+      'server {\n    listen 80;\n    server_name snip.tree.test;\n    root /srv/snip;\n    include {{DIR}}/snippets/deny-dot.conf;\n}\n',
+      {
+        'sites/plain.conf': 'server {\n    listen 80;\n    server_name plain.tree.test;\n    root /srv/plain;\n}\n',
+        'snippets/deny-dot.conf': 'location ~ /\\. {\n    deny all;\n}\n',
+      },
+    );
     const tree = NginxTree.load(t.main);
     const hidden = planChallengeEdit(tree, ['snip.tree.test'], { fallbackWebroot: '/tmp/acme' });
     // the snippet's regex location would answer 403: a challenge location is added, in the site's own file

@@ -11,9 +11,18 @@ const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
 describe('autossl vhost show', () => {
   it('names the file and block serving a domain and prints the HTTPS diff, touching nothing', async () => {
-    const t = await makeTree('# first\nserver {\n    listen 80;\n    server_name other.example.test;\n}\n\nserver {\n    listen 80;\n    listen [::]:80;\n    server_name show.example.test www.show.example.test;\n    root /var/www/show;\n}\n');
+    const t = await makeTree(
+      '# first\nserver {\n    listen 80;\n    server_name other.example.test;\n}\n\nserver {\n    listen 80;\n    listen [::]:80;\n    server_name show.example.test www.show.example.test;\n    root /var/www/show;\n}\n',
+    );
     const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        nginx: { binary: BINARIES.nginx, config: t.main },
+        certbot: { configDir: path.join(t.dir, 'le') },
+        stateDir: path.join(t.dir, 'state'),
+      }),
+    );
     const before = sha256(fs.readFileSync(t.site));
     const run = await execa('node', [CLI, 'vhost', 'show', 'www.show.example.test', '--diff', '--config', config]);
     expect(run.stdout).toContain(`www.show.example.test (port 80): ${t.site}:7  server_name show.example.test www.show.example.test  listen *:80, [::]:80`);
@@ -23,15 +32,27 @@ describe('autossl vhost show', () => {
     if (https.http2On) expect(run.stdout).toContain('+    http2 on;');
     expect(run.stdout).toContain(`+    ssl_certificate ${path.join(t.dir, 'le')}/live/www.show.example.test/fullchain.pem;`);
     expect(sha256(fs.readFileSync(t.site))).toBe(before);
-    const json = parseJson((await execa('node', [CLI, 'vhost', 'show', 'show.example.test', '--json', '--config', config])).stdout) as { http: Array<{ file: string; line: number }> };
+    const json = parseJson((await execa('node', [CLI, 'vhost', 'show', 'show.example.test', '--json', '--config', config])).stdout) as {
+      http: Array<{ file: string; line: number }>;
+    };
     expect(json.http[0]).toMatchObject({ file: t.site, line: 7 });
   });
 
   it('on a config nginx -t rejects as it stands, vhost show --diff and issue --dry-run say it is broken before the edit (non-zero exit); VHOST_NOT_FOUND is exit 2 in every command', async () => {
     // parses fine for autossl, but nginx refuses it: an unknown directive in another block
-    const t = await makeTree('server {\n    listen 80;\n    server_name broken.example.test;\n    root /var/www/b;\n}\n\nserver {\n    listen 80;\n    server_name other.example.test;\n    no_such_directive on;\n}\n');
+    const t = await makeTree(
+      'server {\n    listen 80;\n    server_name broken.example.test;\n    root /var/www/b;\n}\n\nserver {\n    listen 80;\n    server_name other.example.test;\n    no_such_directive on;\n}\n',
+    );
     const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'broken.example.test' }] }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        nginx: { binary: BINARIES.nginx, config: t.main },
+        certbot: { configDir: path.join(t.dir, 'le') },
+        stateDir: path.join(t.dir, 'state'),
+        sites: [{ domain: 'broken.example.test' }],
+      }),
+    );
     const before = sha256(fs.readFileSync(t.site));
     const skip = ['--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'];
     const show = await execa('node', [CLI, 'vhost', 'show', 'broken.example.test', '--diff', '--config', config], { reject: false });
@@ -47,7 +68,12 @@ describe('autossl vhost show', () => {
 
     // a name no block serves: exit 2 from issue (real and dry run), vhost show and check alike
     fs.writeFileSync(t.site, fs.readFileSync(t.site, 'latin1').replace('    no_such_directive on;\n', ''), 'latin1');
-    for (const args of [['issue', 'nowhere.example.test', ...skip], ['issue', 'nowhere.example.test', '--dry-run', ...skip], ['vhost', 'show', 'nowhere.example.test'], ['check', 'nowhere.example.test', '--skip-check', 'dns', '--skip-check', 'caa']]) {
+    for (const args of [
+      ['issue', 'nowhere.example.test', ...skip],
+      ['issue', 'nowhere.example.test', '--dry-run', ...skip],
+      ['vhost', 'show', 'nowhere.example.test'],
+      ['check', 'nowhere.example.test', '--skip-check', 'dns', '--skip-check', 'caa'],
+    ]) {
       const run = await execa('node', [CLI, ...args, '--config', config], { reject: false });
       expect(run.stdout + run.stderr, args.join(' ')).toContain('VHOST_NOT_FOUND');
       expect(run.exitCode, args.join(' ')).toBe(2);

@@ -40,10 +40,20 @@ describe('layer boundaries', () => {
   it('a new file that imports the SQLite store outside src/store fails; src/store may', async () => {
     const seam = SEAMS.find((s) => s.rule === 'store-seam')!;
     // whichever holds the SQLite store on this branch (src/state today, src/store/sqlite after the Store seam)
-    const sqlite = seam.behind.flatMap((dir) => (fs.existsSync(path.join(ROOT, dir)) ? fs.readdirSync(path.join(ROOT, dir)).filter((f) => f.endsWith('.ts')).map((f) => `${dir}/${f}`) : []))[0]!;
+    const sqlite = seam.behind.flatMap((dir) =>
+      fs.existsSync(path.join(ROOT, dir))
+        ? fs
+            .readdirSync(path.join(ROOT, dir))
+            .filter((f) => f.endsWith('.ts'))
+            .map((f) => `${dir}/${f}`)
+        : [],
+    )[0]!;
     expect(sqlite).toBeDefined();
-    const importFrom = (file: string) => `import * as store from '${path.relative(path.dirname(path.join(ROOT, file)), path.join(ROOT, sqlite)).replace(/\.ts$/, '.js')}';\nexport const s = store;\n`;
-    expect(await rulesFor('src/renewal/new-part.ts', importFrom('src/renewal/new-part.ts'))).toEqual([expect.stringMatching(/^store-seam\/no-restricted-paths: /)]);
+    const importFrom = (file: string) =>
+      `import * as store from '${path.relative(path.dirname(path.join(ROOT, file)), path.join(ROOT, sqlite)).replace(/\.ts$/, '.js')}';\nexport const s = store;\n`;
+    expect(await rulesFor('src/renewal/new-part.ts', importFrom('src/renewal/new-part.ts'))).toEqual([
+      expect.stringMatching(/^store-seam\/no-restricted-paths: /),
+    ]);
     expect(await rulesFor('src/store/new-store.ts', importFrom('src/store/new-store.ts'))).toEqual([]);
   });
 

@@ -62,13 +62,20 @@ beforeAll(async () => {
   const typesNode = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/@types/node/package.json'), 'utf8')).version as string;
   // --ignore-scripts: importing needs no native build (the SQLite binding loads on first use)
   await execa('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-audit', '--no-fund', tarball, `@types/node@${typesNode}`], { cwd: consumer });
-  fs.writeFileSync(path.join(consumer, 'tsconfig.json'), JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: ['node'] } }));
+  fs.writeFileSync(
+    path.join(consumer, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: ['node'] } }),
+  );
 }, 180_000);
 
 describe('the published package', () => {
   it('installs globally from the tarball as the README says (npm 11: --allow-scripts for the SQLite binding), and the installed command runs', async () => {
     const prefix = path.join(packDir, 'global');
-    const install = await execa('npm', ['install', '-g', '--prefix', prefix, '--allow-scripts=better-sqlite3', '--prefer-offline', '--no-audit', '--no-fund', tarball], { reject: false });
+    const install = await execa(
+      'npm',
+      ['install', '-g', '--prefix', prefix, '--allow-scripts=better-sqlite3', '--prefer-offline', '--no-audit', '--no-fund', tarball],
+      { reject: false },
+    );
     expect(install.exitCode, install.stderr.slice(-2000)).toBe(0);
     expect(install.stderr).not.toContain('EBADENGINE'); // every dependency supports this Node
     const bin = path.join(prefix, 'bin', 'autossl');
@@ -79,12 +86,20 @@ describe('the published package', () => {
     const { writeLineage } = await import('../helpers/certs.js');
     await writeLineage(path.join(sandbox, 'le'), 'installed.example.test', 90, 50);
     fs.writeFileSync(path.join(sandbox, 'nginx.conf'), 'events {}\nhttp {}\n');
-    fs.writeFileSync(path.join(sandbox, 'autossl.config.json'), JSON.stringify({ nginx: { config: path.join(sandbox, 'nginx.conf') }, certbot: { configDir: path.join(sandbox, 'le') }, stateDir: path.join(sandbox, 'state') }));
+    fs.writeFileSync(
+      path.join(sandbox, 'autossl.config.json'),
+      JSON.stringify({
+        nginx: { config: path.join(sandbox, 'nginx.conf') },
+        certbot: { configDir: path.join(sandbox, 'le') },
+        stateDir: path.join(sandbox, 'state'),
+      }),
+    );
     const status = await execa(bin, ['status', '--json', '--config', path.join(sandbox, 'autossl.config.json')], { reject: false });
     expect(status.exitCode, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout).certificates).toEqual([expect.objectContaining({ lineage: 'installed.example.test', state: 'ok' })]);
     // the shipped plugins and the units come with it
-    for (const f of ['dist/plugins/cloudflare-proxy/index.js', 'dist/plugins/cloudflare-dns/index.js', 'systemd/autossl-agent.service', 'docs/openapi.json']) expect(fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'autossl', f)), f).toBe(true);
+    for (const f of ['dist/plugins/cloudflare-proxy/index.js', 'dist/plugins/cloudflare-dns/index.js', 'systemd/autossl-agent.service', 'docs/openapi.json'])
+      expect(fs.existsSync(path.join(prefix, 'lib', 'node_modules', 'autossl', f)), f).toBe(true);
   }, 300_000);
 
   it('imports from "autossl" in ESM: the engine factory, config loading, definePlugin, the hooks table and errors', async () => {
@@ -95,7 +110,13 @@ const plugin = a.definePlugin({ name: 'p', apply() {} })({});
 const config = a.validateConfig({});
 console.log(JSON.stringify({ missing, plugin: plugin.name, order: a.HOOK_ORDER.join(','), code: new a.AutoSslError('TIMEOUT', 'x').code, keyType: config.certbot.keyType }));`;
     const run = await execa('node', ['--input-type=module', '-e', script], { cwd: consumer });
-    expect(parseJson(run.stdout)).toEqual({ missing: [], plugin: 'p', order: 'plan,preflight,findings,challenge,beforeIssue,issue,vhost,validate,reload,verify,finally', code: 'TIMEOUT', keyType: 'ecdsa' });
+    expect(parseJson(run.stdout)).toEqual({
+      missing: [],
+      plugin: 'p',
+      order: 'plan,preflight,findings,challenge,beforeIssue,issue,vhost,validate,reload,verify,finally',
+      code: 'TIMEOUT',
+      keyType: 'ecdsa',
+    });
   });
 
   it('a consumer .ts file typechecks against the published types, and a wrong one does not', async () => {

@@ -24,7 +24,16 @@ async function dns(endpoint: string, body: Record<string, unknown>): Promise<voi
 
 beforeAll(async () => {
   server = spawn(BINARIES.challtestsrv, await challtestsrvArgs({ dns: `127.0.0.1:${DNS}`, management: `127.0.0.1:${MGMT}` }), { stdio: 'ignore' });
-  const up = (): Promise<boolean> => new Promise<boolean>((r) => net.connect(MGMT, '127.0.0.1').on('connect', function (this: net.Socket) { this.destroy(); r(true); }).on('error', () => r(false)));
+  const up = (): Promise<boolean> =>
+    new Promise<boolean>((r) =>
+      net
+        .connect(MGMT, '127.0.0.1')
+        .on('connect', function (this: net.Socket) {
+          this.destroy();
+          r(true);
+        })
+        .on('error', () => r(false)),
+    );
   await vi.waitUntil(up, { timeout: 10_000, interval: 50 }); // challtestsrv answers on its management port
 });
 
@@ -37,12 +46,15 @@ const opts = { servers: [`127.0.0.1:${DNS}`], timeoutMs: 2000 };
 /** Runs the pre-flight DNS/CAA/Cloudflare checks through the engine, as `autossl check` does. */
 async function check(name: string, plugins: Plugin[] = []) {
   const tree = await makeTree(`server {\n    listen 80;\n    server_name ${name};\n    root /var/www;\n}\n`);
-  const engine = await createAutoSsl(validateConfig({
-    nginx: { binary: BINARIES.nginx, config: tree.main },
-    serverAddresses: ['192.0.2.10', '2001:db8::10'],
-    stateDir: `${tree.dir}/state`,
-    preflight: { resolvers: [`127.0.0.1:${DNS}`], timeoutMs: 2000 },
-  }), plugins);
+  const engine = await createAutoSsl(
+    validateConfig({
+      nginx: { binary: BINARIES.nginx, config: tree.main },
+      serverAddresses: ['192.0.2.10', '2001:db8::10'],
+      stateDir: `${tree.dir}/state`,
+      preflight: { resolvers: [`127.0.0.1:${DNS}`], timeoutMs: 2000 },
+    }),
+    plugins,
+  );
   const [result] = await engine.check([name], { skipChecks: ['port80'] });
   return result!;
 }
@@ -80,13 +92,19 @@ describe('pre-flight DNS (real DNS server)', () => {
     expect(errorCodes(r)).toContain('DNS_SERVFAIL');
   });
 
-  it('CAA forbidding Let\'s Encrypt is CAA_FORBIDS; allowing passes; a parent\'s CAA applies', async () => {
+  it("CAA forbidding Let's Encrypt is CAA_FORBIDS; allowing passes; a parent's CAA applies", async () => {
     await dns('/add-a', { host: 'caa-no.pf.test', addresses: ['192.0.2.10'] });
     await dns('/add-caa', { host: 'caa-no.pf.test', policies: [{ tag: 'issue', value: 'otherca.example' }] });
     expect(errorCodes(await check('caa-no.pf.test'))).toEqual(['CAA_FORBIDS']);
 
     await dns('/add-a', { host: 'caa-yes.pf.test', addresses: ['192.0.2.10'] });
-    await dns('/add-caa', { host: 'caa-yes.pf.test', policies: [{ tag: 'issue', value: 'otherca.example' }, { tag: 'issue', value: 'letsencrypt.org' }] });
+    await dns('/add-caa', {
+      host: 'caa-yes.pf.test',
+      policies: [
+        { tag: 'issue', value: 'otherca.example' },
+        { tag: 'issue', value: 'letsencrypt.org' },
+      ],
+    });
     expect(errorCodes(await check('caa-yes.pf.test'))).toEqual([]);
 
     await dns('/add-caa', { host: 'parent.pf.test', policies: [{ tag: 'issue', value: 'otherca.example' }] });
@@ -101,9 +119,10 @@ describe('pre-flight DNS (real DNS server)', () => {
     // a plugin that can act on it (grey-clouding, DNS-01) marks it resolved on the `findings` hook
     const greyCloud: Plugin = {
       name: 'grey-cloud-stub',
-      apply: (hooks) => hooks.findings.tapPromise('grey-cloud-stub', async (ctx) => {
-        for (const f of ctx.findings) if (f.code === 'CLOUDFLARE_PROXIED') f.resolved = true;
-      }),
+      apply: (hooks) =>
+        hooks.findings.tapPromise('grey-cloud-stub', async (ctx) => {
+          for (const f of ctx.findings) if (f.code === 'CLOUDFLARE_PROXIED') f.resolved = true;
+        }),
     };
     expect((await check('cf.pf.test', [greyCloud])).ok).toBe(true);
   });
@@ -165,7 +184,10 @@ describe('DNS-01 propagation wait (real DNS server)', () => {
     const fqdn = '_acme-challenge.never.pf.test';
     await dns('/set-txt', { host: `${fqdn}.`, value: 'other-value' });
     const started = Date.now();
-    expect(await waitForTxt(fqdn, 'wanted', { servers: opts.servers, queryTimeoutMs: 2000, timeoutMs: 1000, intervalMs: 200 })).toEqual({ visible: false, seen: ['other-value'] });
+    expect(await waitForTxt(fqdn, 'wanted', { servers: opts.servers, queryTimeoutMs: 2000, timeoutMs: 1000, intervalMs: 200 })).toEqual({
+      visible: false,
+      seen: ['other-value'],
+    });
     expect(Date.now() - started).toBeLessThan(5000);
     await dns('/clear-txt', { host: `${fqdn}.` });
   });

@@ -80,7 +80,14 @@ describe('port-80 self-check (real nginx)', () => {
     expect(r).toMatchObject({ ok: false, code: 'CHALLENGE_NOT_SERVED' });
     expect(r.message).toContain('HTTP 404');
     // through `autossl check`: the finding says which vhost answered and why
-    const engine = await createAutoSsl(validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, serverAddresses: ['127.0.0.1'], stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'app.pf.test', documentRoot: path.join(t.dir, 'www') }] }));
+    const engine = await createAutoSsl(
+      validateConfig({
+        nginx: { binary: BINARIES.nginx, config: t.main },
+        serverAddresses: ['127.0.0.1'],
+        stateDir: path.join(t.dir, 'state'),
+        sites: [{ domain: 'app.pf.test', documentRoot: path.join(t.dir, 'www') }],
+      }),
+    );
     const ctxFindings = (await engine.check(['app.pf.test'], { skipChecks: ['dns', 'caa'] }))[0]!.findings;
     const finding = ctxFindings.find((f) => f.code === 'CHALLENGE_NOT_SERVED')!;
     expect(finding.message).toContain(`${t.site}:7`); // the app.pf.test block
@@ -96,7 +103,10 @@ describe('port-80 self-check (real nginx)', () => {
   });
 
   it('a redirect to https that serves the token passes', async () => {
-    expect(await probeChallenge('tls.pf.test', '127.0.0.1', TOKEN, BODY, 2000)).toMatchObject({ ok: true, final: `https://tls.pf.test/.well-known/acme-challenge/${TOKEN}` });
+    expect(await probeChallenge('tls.pf.test', '127.0.0.1', TOKEN, BODY, 2000)).toMatchObject({
+      ok: true,
+      final: `https://tls.pf.test/.well-known/acme-challenge/${TOKEN}`,
+    });
   });
 
   it('a redirect to a non-standard port is REDIRECT_INVALID', async () => {

@@ -31,12 +31,15 @@ describe('pre-flight timeouts', () => {
   it('50 domains whose probes all time out finish within about the configured timeout', async () => {
     const timeoutMs = 1000;
     const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({
-      nginx: { binary: BINARIES.nginx, config: t.main },
-      serverAddresses: ['127.0.0.1'],
-      stateDir: path.join(t.dir, 'state'),
-      preflight: { resolvers: [`127.0.0.1:${port}`], timeoutMs },
-    }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        nginx: { binary: BINARIES.nginx, config: t.main },
+        serverAddresses: ['127.0.0.1'],
+        stateDir: path.join(t.dir, 'state'),
+        preflight: { resolvers: [`127.0.0.1:${port}`], timeoutMs },
+      }),
+    );
     const names = Array.from({ length: 50 }, (_, i) => `d${i}.slow.test`);
     const started = performance.now();
     const run = await execa('node', [CLI, 'check', ...names, '--json', '--config', config], { reject: false });

@@ -14,7 +14,18 @@ import type { AutoSslConfig } from '../../src/config/schema.js';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
 import { certbotLineage } from '../../src/issuer/certbot.js';
 import { readLineage } from '../../src/certbot/lineage.js';
-import { ARI_MAX_POLL_MS, ARI_MIN_POLL_MS, parseRenewalInfo, pickRenewAt, pollDelayMs, printable, refreshAriWindows, renewsNow, retryAfterMs, windowState } from '../../src/renewal/ari.js';
+import {
+  ARI_MAX_POLL_MS,
+  ARI_MIN_POLL_MS,
+  parseRenewalInfo,
+  pickRenewAt,
+  pollDelayMs,
+  printable,
+  refreshAriWindows,
+  renewsNow,
+  retryAfterMs,
+  windowState,
+} from '../../src/renewal/ari.js';
 import { scanLineages } from '../../src/renewal/scan.js';
 import { applyAriToRows, ariPass, ariStatus } from '../../src/renewal/ari-pass.js';
 import { parseCertbotVersion } from '../../src/issuer/certbot-version.js';
@@ -43,14 +54,27 @@ describe('Retry-After and the polling interval', () => {
 
 describe('the suggested window', () => {
   it('accepts RFC 3339 start < end, refuses the rest', () => {
-    expect(parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-01T00:00:00Z","end":"2026-12-02T00:00:00Z"},"explanationURL":"https://ca.test/why"}')).toEqual({ start: Date.parse('2026-12-01T00:00:00Z'), end: Date.parse('2026-12-02T00:00:00Z'), explanationUrl: 'https://ca.test/why' });
+    expect(
+      parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-01T00:00:00Z","end":"2026-12-02T00:00:00Z"},"explanationURL":"https://ca.test/why"}'),
+    ).toEqual({ start: Date.parse('2026-12-01T00:00:00Z'), end: Date.parse('2026-12-02T00:00:00Z'), explanationUrl: 'https://ca.test/why' });
     expect(() => parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-02T00:00:00Z","end":"2026-12-01T00:00:00Z"}}')).toThrow(/ends before/);
     expect(() => parseRenewalInfo('{"suggestedWindow":{"start":"x","end":"y"}}')).toThrow(/RFC 3339/);
     expect(() => parseRenewalInfo('<html>')).toThrow(/not JSON/);
-    expect(parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-01T00:00:00Z","end":"2026-12-02T00:00:00Z"},"explanationURL":"javascript:alert(1)"}').explanationUrl).toBeNull();
+    expect(
+      parseRenewalInfo('{"suggestedWindow":{"start":"2026-12-01T00:00:00Z","end":"2026-12-02T00:00:00Z"},"explanationURL":"javascript:alert(1)"}')
+        .explanationUrl,
+    ).toBeNull();
     // status prints what the CA says: no terminal escapes, no bidi overrides, no line breaks
-    expect(parseRenewalInfo(JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/\u202egnp.exe' })).explanationUrl).toBeNull();
-    expect(parseRenewalInfo(JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/x\n\u001b[2J' })).explanationUrl).toBeNull();
+    expect(
+      parseRenewalInfo(
+        JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/\u202egnp.exe' }),
+      ).explanationUrl,
+    ).toBeNull();
+    expect(
+      parseRenewalInfo(
+        JSON.stringify({ suggestedWindow: { start: '2026-12-01T00:00:00Z', end: '2026-12-02T00:00:00Z' }, explanationURL: 'https://ca.test/x\n\u001b[2J' }),
+      ).explanationUrl,
+    ).toBeNull();
     expect(printable('HTTP 500: \u001b[31mred\u2066x')).toBe('HTTP 500: ?[31mred?x');
   });
 
@@ -128,7 +152,10 @@ describe('the window per lineage, from the CA', () => {
     await writeLineage(le, 'a.ari.test', 90, 80);
     await writeLineage(le, 'no-aki.ari.test', 90, 80);
     const notBefore = new Date(Date.now() - 10 * DAY);
-    fs.writeFileSync(fs.realpathSync(path.join(le, 'live', 'a.ari.test', 'cert.pem')), await certWithAki('a.ari.test', notBefore, new Date(notBefore.getTime() + 90 * DAY)));
+    fs.writeFileSync(
+      fs.realpathSync(path.join(le, 'live', 'a.ari.test', 'cert.pem')),
+      await certWithAki('a.ari.test', notBefore, new Date(notBefore.getTime() + 90 * DAY)),
+    );
     // certbot keeps the lineage's CA in its renewal config: that directory is asked, not the configured one
     fs.appendFileSync(path.join(le, 'renewal', 'a.ari.test.conf'), `server = ${base}/dir\n`);
     config = { certbot: { configDir: le, env: {}, server: 'https://wrong.ca.test/dir' }, preflight: { timeoutMs: 2000 } } as unknown as AutoSslConfig;
@@ -142,11 +169,24 @@ describe('the window per lineage, from the CA', () => {
 
   it('asks once per certificate, again after Retry-After kept within 6 h..1 day, and at once for a renewed certificate', async () => {
     const certs = await scanLineages(config.certbot.configDir, store);
-    const id = readLineageFiles({ id: 'a', certPath: path.join(config.certbot.configDir, 'live', 'a.ari.test', 'cert.pem'), chainPath: '', fullchainPath: '', keyPath: '' }).ariCertId!;
+    const id = readLineageFiles({
+      id: 'a',
+      certPath: path.join(config.certbot.configDir, 'live', 'a.ari.test', 'cert.pem'),
+      chainPath: '',
+      fullchainPath: '',
+      keyPath: '',
+    }).ariCertId!;
     const t0 = Date.now();
     const first = await refreshAriWindows(config, store, certs, find, t0, () => 0.5);
     expect(asked).toEqual([id]); // the certificate without AKI has no ARI id: never asked
-    expect(first.get('a.ari.test')).toMatchObject({ certId: id, start: Date.parse(window.start), end: Date.parse(window.end), renewAt: Date.parse('2027-01-21T00:00:00Z'), nextFetchAt: t0 + 6 * HOUR, error: null });
+    expect(first.get('a.ari.test')).toMatchObject({
+      certId: id,
+      start: Date.parse(window.start),
+      end: Date.parse(window.end),
+      renewAt: Date.parse('2027-01-21T00:00:00Z'),
+      nextFetchAt: t0 + 6 * HOUR,
+      error: null,
+    });
     expect(first.has('no-aki.ari.test')).toBe(false);
     expect(await store.ariWindows.get('a.ari.test')).toEqual(first.get('a.ari.test'));
 
@@ -166,7 +206,11 @@ describe('the window per lineage, from the CA', () => {
     window = { start: '2026-11-01T00:00:00Z', end: '2026-11-01T01:00:00Z' };
     const third = await refreshAriWindows(config, store, certs, find, t0 + 16 * HOUR, () => 0);
     expect(asked).toHaveLength(3);
-    expect(third.get('a.ari.test')).toMatchObject({ start: Date.parse('2026-11-01T00:00:00Z'), renewAt: Date.parse('2026-11-01T00:00:00Z'), nextFetchAt: t0 + 40 * HOUR });
+    expect(third.get('a.ari.test')).toMatchObject({
+      start: Date.parse('2026-11-01T00:00:00Z'),
+      renewAt: Date.parse('2026-11-01T00:00:00Z'),
+      nextFetchAt: t0 + 40 * HOUR,
+    });
     // no Retry-After at all: 6 hours
     retryAfter = undefined;
     await refreshAriWindows(config, store, certs, find, t0 + 40 * HOUR);
@@ -189,7 +233,15 @@ describe('the window per lineage, from the CA', () => {
     const fakeCertbot = (version: string) => {
       const bin = path.join(dir, `certbot-${version}`);
       fs.writeFileSync(bin, `#!/bin/sh\necho "certbot ${version}"\n`, { mode: 0o755 });
-      return { services: { issuer: { find } }, config: { ...config, issuer: 'certbot', stateDir: dir, certbot: { ...config.certbot, binary: bin, workDir: dir, logsDir: dir, keyType: 'ecdsa', extraArgs: [], timeoutMs: 10_000 } } } as unknown as EngineCore;
+      return {
+        services: { issuer: { find } },
+        config: {
+          ...config,
+          issuer: 'certbot',
+          stateDir: dir,
+          certbot: { ...config.certbot, binary: bin, workDir: dir, logsDir: dir, keyType: 'ecdsa', extraArgs: [], timeoutMs: 10_000 },
+        },
+      } as unknown as EngineCore;
     };
     expect(parseCertbotVersion('certbot 2.1.0')).toMatchObject({ major: 2, minor: 1 });
     const old = await ariPass(fakeCertbot('2.1.0'), store, certs);

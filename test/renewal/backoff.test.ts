@@ -49,10 +49,18 @@ describe('the back-off delay', () => {
 describe("the CA's paused refusal", () => {
   it("reads Let's Encrypt's wording: the names and the unpause URL", () => {
     expect(parsePaused(PAUSED_OUTPUT)).toEqual({ names: ['shop.example.com', 'www.shop.example.com'], url: URL });
-    expect(parsePaused(`Detail: Your account is temporarily prevented from requesting certificates for a.example and possibly others. Please visit: ${URL}.`)).toEqual({ names: ['a.example'], url: URL });
+    expect(
+      parsePaused(`Detail: Your account is temporarily prevented from requesting certificates for a.example and possibly others. Please visit: ${URL}.`),
+    ).toEqual({ names: ['a.example'], url: URL });
     // the per-hour limit and other rate limits are not a pause
-    expect(parsePaused('urn:ietf:params:acme:error:rateLimited :: too many failed authorizations (5) for "a.example" in the last 1h0m0s, retry after 2026-12-03 15:00:00 UTC')).toBeNull();
-    expect(parsePaused('Your account is temporarily prevented from requesting certificates for a.example and possibly others. Please visit: http://evil.example/')).toBeNull(); // https only
+    expect(
+      parsePaused(
+        'urn:ietf:params:acme:error:rateLimited :: too many failed authorizations (5) for "a.example" in the last 1h0m0s, retry after 2026-12-03 15:00:00 UTC',
+      ),
+    ).toBeNull();
+    expect(
+      parsePaused('Your account is temporarily prevented from requesting certificates for a.example and possibly others. Please visit: http://evil.example/'),
+    ).toBeNull(); // https only
   });
 
   it('is still a rate-limit answer to the old parser, which is why certbot runs check for a pause first', () => {
@@ -78,9 +86,21 @@ describe('the back-off record', () => {
 
   it("counts what certbot's renewals report: failed authorizations per named name, a pause with its URL, a renewal clears", async () => {
     const outcomes = [
-      { lineage: 'r.example', names: ['r.example', 'www.r.example'], outcome: 'failed', problems: [{ domain: 'www.r.example', type: 'connection', detail: '203.0.113.9: Connection refused' }], message: 'www.r.example: connection: 203.0.113.9: Connection refused' },
+      {
+        lineage: 'r.example',
+        names: ['r.example', 'www.r.example'],
+        outcome: 'failed',
+        problems: [{ domain: 'www.r.example', type: 'connection', detail: '203.0.113.9: Connection refused' }],
+        message: 'www.r.example: connection: 203.0.113.9: Connection refused',
+      },
       { lineage: 'shop.example.com', names: ['shop.example.com', 'www.shop.example.com'], outcome: 'failed', problems: [], message: PAUSED_OUTPUT },
-      { lineage: 'n.example', names: ['n.example'], outcome: 'failed', problems: [{ type: 'serverInternal', detail: 'the CA had a bad day' }], message: 'serverInternal' },
+      {
+        lineage: 'n.example',
+        names: ['n.example'],
+        outcome: 'failed',
+        problems: [{ type: 'serverInternal', detail: 'the CA had a bad day' }],
+        message: 'serverInternal',
+      },
     ];
     for (let i = 0; i < 3; i++) await recordRenewalBackoff(config, store, outcomes);
     const account = 'https://acme.test/dir';
@@ -88,12 +108,28 @@ describe('the back-off record', () => {
     expect(await store.backoff.get(account, 'www.r.example')).toMatchObject({ failures: 3 });
     expect(await store.backoff.get(account, 'n.example')).toBeNull(); // a CA's own error is no failed authorization
     expect(await store.backoff.get(account, 'www.shop.example.com')).toMatchObject({ unpauseUrl: URL });
-    const queued = (await store.outbox.list()).filter((o) => o.kind === 'backing-off').map((o) => JSON.parse(o.payload) as { names: string[]; error: { code: string; message: string } });
+    const queued = (await store.outbox.list())
+      .filter((o) => o.kind === 'backing-off')
+      .map((o) => JSON.parse(o.payload) as { names: string[]; error: { code: string; message: string } });
     expect(queued.some((n) => n.names[0] === 'www.r.example' && n.error.code === 'BACKING_OFF')).toBe(true);
     expect(queued.some((n) => n.names[0] === 'shop.example.com' && n.error.code === 'ACME_PAUSED' && n.error.message.includes(URL))).toBe(true);
 
     // status: the lineage's row is backing-off with the URL; a name with no certificate gets a row of its own
-    const rows = await markBackingOff(config, store, [{ lineage: 'shop.example.com', domain: 'shop.example.com', names: ['shop.example.com', 'www.shop.example.com'], state: 'ok', notAfter: '2027-01-01T00:00:00.000Z', daysLeft: 29, renewFrom: null, lastError: null, consecutiveFailures: 0, vhosts: [], serial: 'AA' }]);
+    const rows = await markBackingOff(config, store, [
+      {
+        lineage: 'shop.example.com',
+        domain: 'shop.example.com',
+        names: ['shop.example.com', 'www.shop.example.com'],
+        state: 'ok',
+        notAfter: '2027-01-01T00:00:00.000Z',
+        daysLeft: 29,
+        renewFrom: null,
+        lastError: null,
+        consecutiveFailures: 0,
+        vhosts: [],
+        serial: 'AA',
+      },
+    ]);
     expect(rows.find((r) => r.lineage === 'shop.example.com')).toMatchObject({ state: 'backing-off', lastError: { code: 'ACME_PAUSED' } });
     expect(rows.find((r) => r.lineage === 'shop.example.com')!.lastError!.message).toContain(URL);
     expect(rows.find((r) => r.domain === 'www.r.example')).toMatchObject({ lineage: '', state: 'backing-off', lastError: { code: 'BACKING_OFF' } });

@@ -20,7 +20,9 @@ let le: string;
 let configFile: string;
 
 beforeAll(async () => {
-  t = await makeTree(`server {\n    listen 127.0.0.1:80;\n    listen 127.0.0.1:443 ssl;\n    server_name hook.example.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n`);
+  t = await makeTree(
+    `server {\n    listen 127.0.0.1:80;\n    listen 127.0.0.1:443 ssl;\n    server_name hook.example.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n`,
+  );
   le = path.join(t.dir, 'le');
   await writeLineage(le, 'hook.example.test', 90, 89);
   // a lineage-looking directory that is a symlink to somewhere else, and one whose files lead outside
@@ -29,12 +31,24 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(le, 'live', 'evil-files.test'));
   for (const f of ['cert', 'chain', 'fullchain', 'privkey']) fs.symlinkSync('/etc/passwd', path.join(le, 'live', 'evil-files.test', `${f}.pem`));
   configFile = path.join(t.dir, 'autossl.config.json');
-  fs.writeFileSync(configFile, JSON.stringify({
-    certbot: { configDir: le, workDir: path.join(t.dir, 'le-work'), logsDir: path.join(t.dir, 'le-logs') },
-    // a real reload of the test's own nginx, counted
-    nginx: { binary: BINARIES.nginx, config: t.main, extraArgs: nginxArgs(), reloadCommand: ['/bin/sh', '-c', `echo reloaded >> ${path.join(t.dir, 'reloads')} && exec ${BINARIES.nginx} ${nginxArgs().join(' ')} -c ${t.main} -s reload`] },
-    stateDir: path.join(t.dir, 'state'),
-  }));
+  fs.writeFileSync(
+    configFile,
+    JSON.stringify({
+      certbot: { configDir: le, workDir: path.join(t.dir, 'le-work'), logsDir: path.join(t.dir, 'le-logs') },
+      // a real reload of the test's own nginx, counted
+      nginx: {
+        binary: BINARIES.nginx,
+        config: t.main,
+        extraArgs: nginxArgs(),
+        reloadCommand: [
+          '/bin/sh',
+          '-c',
+          `echo reloaded >> ${path.join(t.dir, 'reloads')} && exec ${BINARIES.nginx} ${nginxArgs().join(' ')} -c ${t.main} -s reload`,
+        ],
+      },
+      stateDir: path.join(t.dir, 'state'),
+    }),
+  );
   await execa(BINARIES.nginx, [...nginxArgs(), '-c', t.main]);
 });
 

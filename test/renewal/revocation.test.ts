@@ -26,8 +26,14 @@ async function lineage(name: string, ca: { cert: x509.X509Certificate; keys: Cry
   const leafKeys = await keys();
   const serial = `0a${crypto.randomBytes(8).toString('hex')}`;
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: serial, subject: `CN=${name}`, issuer: ca.cert.subject, notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 30 * 86_400_000),
-    signingAlgorithm: alg, publicKey: leafKeys.publicKey, signingKey: ca.keys.privateKey,
+    serialNumber: serial,
+    subject: `CN=${name}`,
+    issuer: ca.cert.subject,
+    notBefore: new Date(Date.now() - 3_600_000),
+    notAfter: new Date(Date.now() + 30 * 86_400_000),
+    signingAlgorithm: alg,
+    publicKey: leafKeys.publicKey,
+    signingKey: ca.keys.privateKey,
     extensions: crlUrl ? [new x509.CRLDistributionPointsExtension([crlUrl])] : [],
   });
   const d = path.join(dir, name);
@@ -39,12 +45,25 @@ async function lineage(name: string, ca: { cert: x509.X509Certificate; keys: Cry
 
 async function makeCa() {
   const k = await keys();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '01', name: 'CN=revocation test CA', keys: k, signingAlgorithm: alg, extensions: [new x509.BasicConstraintsExtension(true, undefined, true)] });
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=revocation test CA',
+    keys: k,
+    signingAlgorithm: alg,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+  });
   return { cert, keys: k };
 }
 
 async function publish(file: string, ca: { cert: x509.X509Certificate; keys: CryptoKeyPair }, revoked: string[]) {
-  const crl = await x509.X509CrlGenerator.create({ issuer: ca.cert.subject, thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000), signingAlgorithm: alg, signingKey: ca.keys.privateKey, entries: revoked.map((serialNumber) => ({ serialNumber, revocationDate: new Date() })) });
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: ca.cert.subject,
+    thisUpdate: new Date(),
+    nextUpdate: new Date(Date.now() + 86_400_000),
+    signingAlgorithm: alg,
+    signingKey: ca.keys.privateKey,
+    entries: revoked.map((serialNumber) => ({ serialNumber, revocationDate: new Date() })),
+  });
   crls.set(`/${file}`, Buffer.from(crl.rawData));
 }
 
@@ -65,7 +84,7 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-describe('revocation from the certificate\'s CRL', () => {
+describe("revocation from the certificate's CRL", () => {
   it('revoked when its CRL lists the serial, good when not, unknown without a CRL or with one another key signed', async () => {
     const ca = await makeCa();
     const revoked = await lineage('revoked.test', ca, `${base}/one.crl`);
@@ -94,7 +113,22 @@ describe('revocation from the certificate\'s CRL', () => {
       expect(await revocationOf(config, store, cert, cert.serial)).toBe('good');
       // (a CRL fetched in this process is kept a while too: the same serial, re-signed naming a new CRL URL)
       const moved = { ...cert };
-      fs.writeFileSync(moved.cert, (await x509.X509CertificateGenerator.create({ serialNumber: `0${cert.serial}`, subject: 'CN=kept-state.test', issuer: ca.cert.subject, notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 86_400_000), signingAlgorithm: alg, publicKey: ca.keys.publicKey, signingKey: ca.keys.privateKey, extensions: [new x509.CRLDistributionPointsExtension([`${base}/three.crl`])] })).toString('pem'));
+      fs.writeFileSync(
+        moved.cert,
+        (
+          await x509.X509CertificateGenerator.create({
+            serialNumber: `0${cert.serial}`,
+            subject: 'CN=kept-state.test',
+            issuer: ca.cert.subject,
+            notBefore: new Date(Date.now() - 3_600_000),
+            notAfter: new Date(Date.now() + 86_400_000),
+            signingAlgorithm: alg,
+            publicKey: ca.keys.publicKey,
+            signingKey: ca.keys.privateKey,
+            extensions: [new x509.CRLDistributionPointsExtension([`${base}/three.crl`])],
+          })
+        ).toString('pem'),
+      );
       await publish('three.crl', ca, [cert.serial]);
       expect(await revocationOf(config, store, moved, cert.serial, { fresh: true })).toBe('revoked');
       crls.delete('/three.crl');

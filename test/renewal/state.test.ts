@@ -45,7 +45,17 @@ describe('state store', () => {
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(true);
     expect(await again.replay.remember('a'.repeat(64), Date.now() + 1000)).toBe(false); // a replay
     // the CA's ARI window per lineage, replaced as a whole when asked again
-    const w = { certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE', serial: '87654321', start: 1000, end: 2000, explanationUrl: null, renewAt: 1500, fetchedAt: 900, nextFetchAt: 22_500_900, error: null };
+    const w = {
+      certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+      serial: '87654321',
+      start: 1000,
+      end: 2000,
+      explanationUrl: null,
+      renewAt: 1500,
+      fetchedAt: 900,
+      nextFetchAt: 22_500_900,
+      error: null,
+    };
     await again.ariWindows.set('a.test', w);
     expect(await again.ariWindows.get('a.test')).toEqual(w);
     await again.ariWindows.set('a.test', { ...w, start: null, end: null, renewAt: null, error: 'HTTP 503' });
@@ -64,7 +74,13 @@ describe('state store', () => {
     old.pragma('user_version = 4');
     const put = old.prepare('INSERT INTO kv (key, value, at) VALUES (?, ?, 1000)');
     put.run('ratelimit:https://ca.test/dir', JSON.stringify({ until: 4_000_000_000_000, message: 'too many' }));
-    put.run('renew:run-1', JSON.stringify([{ name: 'a.test', due: true, serial: '0a' }, { name: 'b.test', due: false, serial: null }]));
+    put.run(
+      'renew:run-1',
+      JSON.stringify([
+        { name: 'a.test', due: true, serial: '0a' },
+        { name: 'b.test', due: false, serial: null },
+      ]),
+    );
     put.run('dns-progress:w.test', JSON.stringify({ phase: 'le_verify', message: 'visible', at: 2000 }));
     put.run('revocation:a.test', JSON.stringify({ serial: '0a', state: 'revoked', at: 3000, source: 'crl' }));
     put.run('agent:requeued:job-1', '2026-01-01T00:00:00.000Z');
@@ -74,7 +90,10 @@ describe('state store', () => {
       expect(store.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
       expect(store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'kv'").all()).toEqual([]);
       expect(await store.rateLimits.get('https://ca.test/dir')).toEqual({ until: 4_000_000_000_000, message: 'too many' });
-      expect(await store.renewRuns.take('run-1')).toEqual([{ name: 'a.test', due: true, serial: '0a' }, { name: 'b.test', due: false, serial: null }]);
+      expect(await store.renewRuns.take('run-1')).toEqual([
+        { name: 'a.test', due: true, serial: '0a' },
+        { name: 'b.test', due: false, serial: null },
+      ]);
       expect(await store.renewRuns.take('run-1')).toEqual([]); // taken once
       expect(await store.dnsProgress.get('w.test')).toEqual({ phase: 'le_verify', message: 'visible', at: 2000 });
       expect(await store.certificates.revocation('a.test')).toEqual({ serial: '0a', state: 'revoked', at: 3000, source: 'crl' });

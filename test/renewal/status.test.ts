@@ -35,7 +35,13 @@ describe('status classification', () => {
     const rows = statusRows(await scanLineages(path.join(dir, 'le'), store), [], Date.now(), 1 / 3);
     for (const [name, , , state] of CASES) expect(rows.find((r) => r.lineage === name)?.state, name).toBe(state);
     // most urgent first: expired, then due by days left, then ok
-    expect(rows.map((r) => r.lineage).slice(0, 5)).toEqual(['expired.status.test', 'six-day-1-left.status.test', 'six-day-2.5-left.status.test', 'five-of-90.status.test', 'twenty-of-90.status.test']);
+    expect(rows.map((r) => r.lineage).slice(0, 5)).toEqual([
+      'expired.status.test',
+      'six-day-1-left.status.test',
+      'six-day-2.5-left.status.test',
+      'five-of-90.status.test',
+      'twenty-of-90.status.test',
+    ]);
     await store.close();
   });
 
@@ -75,8 +81,13 @@ describe('status: what the vhosts point at', () => {
     const { makeCertificatePem } = await import('../helpers/certs.js');
     const { NginxTree } = await import('../../src/nginx/tree.js');
     const { vhostCertificateRefs } = await import('../../src/renewal/scan.js');
-    const t = await makeTree('server {\n    listen 127.0.0.1:443 ssl;\n    server_name gone.status.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n\nserver {\n    listen 127.0.0.1:443 ssl;\n    server_name stale.status.test;\n    ssl_certificate {{DIR}}/stale.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n');
-    fs.writeFileSync(path.join(t.dir, 'stale.pem'), await makeCertificatePem(['stale.status.test'], new Date(Date.now() - 100 * 86_400_000), new Date(Date.now() - 10 * 86_400_000)));
+    const t = await makeTree(
+      'server {\n    listen 127.0.0.1:443 ssl;\n    server_name gone.status.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n\nserver {\n    listen 127.0.0.1:443 ssl;\n    server_name stale.status.test;\n    ssl_certificate {{DIR}}/stale.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n',
+    );
+    fs.writeFileSync(
+      path.join(t.dir, 'stale.pem'),
+      await makeCertificatePem(['stale.status.test'], new Date(Date.now() - 100 * 86_400_000), new Date(Date.now() - 10 * 86_400_000)),
+    );
     fs.rmSync(path.join(t.dir, 'old', 'fullchain.pem'));
     const refs = vhostCertificateRefs(NginxTree.load(t.main), path.join(t.dir, 'le'));
     const rows = statusRows([], refs, Date.now(), 1 / 3);
@@ -92,7 +103,10 @@ describe('a lineage whose certificate cannot be read', () => {
     const dir = tempDir();
     const le = path.join(dir, 'le');
     await writeLineage(le, 'broken.status.test', 90, 60);
-    fs.writeFileSync(fs.realpathSync(path.join(le, 'live', 'broken.status.test', 'cert.pem')), '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n');
+    fs.writeFileSync(
+      fs.realpathSync(path.join(le, 'live', 'broken.status.test', 'cert.pem')),
+      '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n',
+    );
     const store = new SqliteStore(path.join(dir, 'state'));
     for (let i = 0; i < 2; i++) {
       const [row] = statusRows(await scanLineages(le, store), [], Date.now(), 1 / 3);

@@ -59,7 +59,7 @@ describe.each(backends)('the Store contract on $name', (backend) => {
     }
   }
 
-  it('8 processes recording outcomes at once lose no record, each one\'s in order', async () => {
+  it("8 processes recording outcomes at once lose no record, each one's in order", async () => {
     const fresh = await backend.fresh();
     const script = `
       import { ${fresh.className} as S } from ${JSON.stringify(fresh.module)};
@@ -98,7 +98,11 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       const job = (await store.jobs.get('job-1'))!;
       expect(job).toMatchObject({ id: 'job-1', kind: 'issue', source: 'cli', state: 'failed', options: { force: true } });
       expect(job.finishedAt).toBeTypeOf('number');
-      expect(job.domains.map((d) => [d.domain, d.state])).toEqual([['a.test', 'failed'], ['b.test', 'queued'], ['c.test', 'queued']]);
+      expect(job.domains.map((d) => [d.domain, d.state])).toEqual([
+        ['a.test', 'failed'],
+        ['b.test', 'queued'],
+        ['c.test', 'queued'],
+      ]);
       const a = job.domains[0]!;
       expect(a).toMatchObject({ code: 'CERTBOT_FAILED', acme: [{ type: 'urn:x' }], stages: [{ stage: 'plan', ms: 3 }] });
       expect(a.message).toHaveLength(4000);
@@ -116,16 +120,52 @@ describe.each(backends)('the Store contract on $name', (backend) => {
 
   it('certificates: upserted by a scan, attempts keep their last-outcome columns, revocations, deletes', async () => {
     await withStore(async (store) => {
-      const facts = (lineage: string, serial: string) => ({ lineage, names: [lineage, `www.${lineage}`], certPath: `/etc/le/live/${lineage}/cert.pem`, fileKey: '1:2:3:4', notBefore: 1_700_000_000_000, notAfter: 1_900_000_000_000, serial, issuer: 'CN=Pebble', keyType: 'ecdsa', vhosts: ['/etc/nginx/x.conf'] });
+      const facts = (lineage: string, serial: string) => ({
+        lineage,
+        names: [lineage, `www.${lineage}`],
+        certPath: `/etc/le/live/${lineage}/cert.pem`,
+        fileKey: '1:2:3:4',
+        notBefore: 1_700_000_000_000,
+        notAfter: 1_900_000_000_000,
+        serial,
+        issuer: 'CN=Pebble',
+        keyType: 'ecdsa',
+        vhosts: ['/etc/nginx/x.conf'],
+      });
       await store.certificates.upsert([facts('b.test', '0b'), facts('a.test', '0a'), facts('a.test', '0a2')]);
-      expect((await store.certificates.list()).map((c) => [c.lineage, c.serial])).toEqual([['a.test', '0a2'], ['b.test', '0b']]);
+      expect((await store.certificates.list()).map((c) => [c.lineage, c.serial])).toEqual([
+        ['a.test', '0a2'],
+        ['b.test', '0b'],
+      ]);
       await store.attempts.record({ kind: 'renew', domain: 'a.test', lineage: 'a.test', ok: false, code: 'CERTBOT_FAILED', message: 'no' }, 5000);
       await store.attempts.record({ kind: 'renew', domain: 'a.test', lineage: 'a.test', ok: false, code: 'CERTBOT_FAILED', message: 'no' }, 6000);
-      expect(await store.certificates.get('a.test')).toMatchObject({ names: ['a.test', 'www.a.test'], notAfter: 1_900_000_000_000, lastOutcome: 'failed', lastErrorCode: 'CERTBOT_FAILED', lastErrorAt: 6000, consecutiveFailures: 2, renewedAt: null });
+      expect(await store.certificates.get('a.test')).toMatchObject({
+        names: ['a.test', 'www.a.test'],
+        notAfter: 1_900_000_000_000,
+        lastOutcome: 'failed',
+        lastErrorCode: 'CERTBOT_FAILED',
+        lastErrorAt: 6000,
+        consecutiveFailures: 2,
+        renewedAt: null,
+      });
       await store.attempts.record({ kind: 'renew', domain: 'a.test', lineage: 'a.test', ok: true }, 7000);
-      expect(await store.certificates.get('a.test')).toMatchObject({ lastOutcome: 'ok', lastAttemptAt: 7000, lastAttemptKind: 'renew', consecutiveFailures: 0, renewedAt: 7000 });
+      expect(await store.certificates.get('a.test')).toMatchObject({
+        lastOutcome: 'ok',
+        lastAttemptAt: 7000,
+        lastAttemptKind: 'renew',
+        consecutiveFailures: 0,
+        renewedAt: 7000,
+      });
       await store.attempts.record({ kind: 'issue', domain: 'z.test', lineage: 'z.test', ok: true }, 8000); // no such row: only the attempt
-      expect(await store.attempts.last('z.test')).toEqual({ at: 8000, kind: 'issue', domain: 'z.test', lineage: 'z.test', ok: true, code: undefined, message: undefined });
+      expect(await store.attempts.last('z.test')).toEqual({
+        at: 8000,
+        kind: 'issue',
+        domain: 'z.test',
+        lineage: 'z.test',
+        ok: true,
+        code: undefined,
+        message: undefined,
+      });
       expect(await store.attempts.last('none.test')).toBeNull();
       expect(await store.attempts.validationFailures('a.test', 0)).toEqual([]);
       await store.attempts.recordValidationFailure('a.test', 'old', 1000);
@@ -156,10 +196,16 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.outbox.markDeliveredTo(claimed[0]!.id, 'webhook');
       await store.outbox.settle(claimed[0]!.id, { delivered: false, error: 'HTTP 500', retryAt: 3000 });
       expect(await store.outbox.claim(2500)).toEqual([]);
-      expect((await store.outbox.claim(6000)).map((r) => [r.key, r.attempts, r.deliveredTo])).toEqual([['k1', 1, ['webhook']], ['k2', 0, []]]);
+      expect((await store.outbox.claim(6000)).map((r) => [r.key, r.attempts, r.deliveredTo])).toEqual([
+        ['k1', 1, ['webhook']],
+        ['k2', 0, []],
+      ]);
       await store.outbox.settle(claimed[0]!.id, { delivered: true });
       const list = await store.outbox.list();
-      expect(list.map((r) => [r.key, r.attempts, r.lastError, r.deliveredAt === null])).toEqual([['k1', 2, null, false], ['k2', 0, null, true]]);
+      expect(list.map((r) => [r.key, r.attempts, r.lastError, r.deliveredAt === null])).toEqual([
+        ['k1', 2, null, false],
+        ['k2', 0, null, true],
+      ]);
       expect(list[1]!.nextAttemptAt).toBe(5000);
     });
   });
@@ -170,7 +216,10 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       const b = await store.undo.add({ runId: 'r1', plugin: 'cf', kind: 'dns-delete', payload: '{"id":2}', when: 'failure', owner: '1 1' });
       await store.undo.add({ runId: 'r2', plugin: 'cf', kind: 'x', payload: '{}', when: 'always' });
       expect(b).toBeGreaterThan(a);
-      expect((await store.undo.list({ runId: 'r1' })).map((s) => [s.id, s.when, s.state, s.owner])).toEqual([[b, 'failure', 'pending', '1 1'], [a, 'always', 'pending', expect.stringMatching(new RegExp(`^${process.pid} `))]]);
+      expect((await store.undo.list({ runId: 'r1' })).map((s) => [s.id, s.when, s.state, s.owner])).toEqual([
+        [b, 'failure', 'pending', '1 1'],
+        [a, 'always', 'pending', expect.stringMatching(new RegExp(`^${process.pid} `))],
+      ]);
       expect(await store.undo.claim(a)).toBe(true);
       expect(await store.undo.claim(a)).toBe(true); // its own running step: this process may take it again
       expect(await store.undo.list({ state: 'pending' })).toHaveLength(2);
@@ -189,7 +238,10 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.sites.upsert('b.test', { domain: 'b.test', documentRoot: '/srv/b' }, 'agent');
       await store.sites.upsert('a.test', { domain: 'a.test' }, 'agent');
       await store.sites.upsert('a.test', { domain: 'a.test', aliases: ['ü.test'] }, 'api');
-      expect(await store.sites.list()).toEqual([{ domain: 'a.test', site: { domain: 'a.test', aliases: ['ü.test'] }, source: 'api' }, { domain: 'b.test', site: { domain: 'b.test', documentRoot: '/srv/b' }, source: 'agent' }]);
+      expect(await store.sites.list()).toEqual([
+        { domain: 'a.test', site: { domain: 'a.test', aliases: ['ü.test'] }, source: 'api' },
+        { domain: 'b.test', site: { domain: 'b.test', documentRoot: '/srv/b' }, source: 'agent' },
+      ]);
       await store.sites.delete('b.test');
       expect((await store.sites.list()).map((s) => s.domain)).toEqual(['a.test']);
 
@@ -202,8 +254,16 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.rateLimits.set('letsencrypt', { until: 4_000_000_000_001, message: 'still' });
       expect(await store.rateLimits.get('letsencrypt')).toEqual({ until: 4_000_000_000_001, message: 'still' });
 
-      await store.renewRuns.put('run-1', [{ name: 'b.test', due: true, serial: '0b' }, { name: 'a.test', serial: null }, { name: 'c.test', due: false, serial: '0c' }]);
-      expect(await store.renewRuns.take('run-1')).toEqual([{ name: 'b.test', due: true, serial: '0b' }, { name: 'a.test', serial: null }, { name: 'c.test', due: false, serial: '0c' }]);
+      await store.renewRuns.put('run-1', [
+        { name: 'b.test', due: true, serial: '0b' },
+        { name: 'a.test', serial: null },
+        { name: 'c.test', due: false, serial: '0c' },
+      ]);
+      expect(await store.renewRuns.take('run-1')).toEqual([
+        { name: 'b.test', due: true, serial: '0b' },
+        { name: 'a.test', serial: null },
+        { name: 'c.test', due: false, serial: '0c' },
+      ]);
       expect(await store.renewRuns.take('run-1')).toEqual([]);
 
       expect(await store.dnsProgress.get('w.test')).toBeNull();
@@ -212,12 +272,25 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       expect(await store.dnsProgress.get('w.test')).toEqual({ phase: 'le_verify', message: 'visible', at: 2 });
 
       expect(await store.ariWindows.get('a.test')).toBeNull();
-      const w = { certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE', serial: '0a', start: 1000, end: 2000, explanationUrl: null, renewAt: 1500, fetchedAt: 900, nextFetchAt: 999_000, error: null };
+      const w = {
+        certId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+        serial: '0a',
+        start: 1000,
+        end: 2000,
+        explanationUrl: null,
+        renewAt: 1500,
+        fetchedAt: 900,
+        nextFetchAt: 999_000,
+        error: null,
+      };
       await store.ariWindows.set('b.test', { ...w, start: null, end: null, renewAt: null, error: 'no renewalInfo' });
       await store.ariWindows.set('a.test', { ...w, renewAt: 1400 });
       await store.ariWindows.set('a.test', w);
       expect(await store.ariWindows.get('a.test')).toEqual(w);
-      expect((await store.ariWindows.list()).map((r) => [r.lineage, r.error])).toEqual([['a.test', null], ['b.test', 'no renewalInfo']]);
+      expect((await store.ariWindows.list()).map((r) => [r.lineage, r.error])).toEqual([
+        ['a.test', null],
+        ['b.test', 'no renewalInfo'],
+      ]);
       await store.ariWindows.delete('a.test');
       expect(await store.ariWindows.get('a.test')).toBeNull();
 
@@ -227,18 +300,32 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.backoff.set('letsencrypt', 'a.test', { ...b, failures: 2, until: null });
       await store.backoff.set('letsencrypt', 'a.test', b);
       expect(await store.backoff.get('letsencrypt', 'a.test')).toEqual(b);
-      expect((await store.backoff.list()).map((r) => [r.name, r.unpauseUrl])).toEqual([['a.test', null], ['b.test', 'https://ca.test/unpause?jwt=x']]);
+      expect((await store.backoff.list()).map((r) => [r.name, r.unpauseUrl])).toEqual([
+        ['a.test', null],
+        ['b.test', 'https://ca.test/unpause?jwt=x'],
+      ]);
       await store.backoff.clear('letsencrypt', 'a.test');
       expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
     });
   });
 
-  it('fleet records: tokens with their acks, the newer of two lineages, each node\'s served serial; back-off records', async () => {
+  it("fleet records: tokens with their acks, the newer of two lineages, each node's served serial; back-off records", async () => {
     const fresh = await backend.fresh();
     const store = fresh.open();
     const other = fresh.open(); // another process (another node) on the same store
     try {
-      const row = (serial: string, notAfter: number, at = 1) => ({ id: 'a.test', names: ['a.test', 'www.a.test'], serial, notAfter, cert: 'C', chain: 'CH', fullchain: 'FC', key: 'K', node: 'n1', at });
+      const row = (serial: string, notAfter: number, at = 1) => ({
+        id: 'a.test',
+        names: ['a.test', 'www.a.test'],
+        serial,
+        notAfter,
+        cert: 'C',
+        chain: 'CH',
+        fullchain: 'FC',
+        key: 'K',
+        node: 'n1',
+        at,
+      });
       await store.fleet!.publishChallenge({ token: 'tok', content: 'tok.abc', node: 'n1', at: 1 });
       await other.fleet!.ack('tok', 'n2');
       await other.fleet!.ack('tok', 'n2');
@@ -258,15 +345,26 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       await store.fleet!.heartbeat('n2', 10);
       await store.fleet!.heartbeat('n1', 5);
       await store.fleet!.heartbeat('n1', 20);
-      expect(await store.fleet!.nodes()).toEqual([{ node: 'n1', seenAt: 20 }, { node: 'n2', seenAt: 10 }]);
-      await store.fleet!.reportServed([{ node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 }, { node: 'n1', lineage: 'a.test', serial: null, error: 'refused', at: 1 }]);
+      expect(await store.fleet!.nodes()).toEqual([
+        { node: 'n1', seenAt: 20 },
+        { node: 'n2', seenAt: 10 },
+      ]);
+      await store.fleet!.reportServed([
+        { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 },
+        { node: 'n1', lineage: 'a.test', serial: null, error: 'refused', at: 1 },
+      ]);
       await other.fleet!.reportServed([{ node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: 2 }]);
-      expect(await store.fleet!.served()).toEqual([{ node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: 2 }, { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 }]);
+      expect(await store.fleet!.served()).toEqual([
+        { node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: 2 },
+        { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: 1 },
+      ]);
 
       expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
       await store.backoff.set('letsencrypt', 'a.test', { failures: 1, lastError: 'x', lastAt: 1, until: null, unpauseUrl: null });
       await other.backoff.set('letsencrypt', 'a.test', { failures: 2, lastError: 'y', lastAt: 2, until: 9, unpauseUrl: 'https://portal' });
-      expect(await store.backoff.list()).toEqual([{ account: 'letsencrypt', name: 'a.test', failures: 2, lastError: 'y', lastAt: 2, until: 9, unpauseUrl: 'https://portal' }]);
+      expect(await store.backoff.list()).toEqual([
+        { account: 'letsencrypt', name: 'a.test', failures: 2, lastError: 'y', lastAt: 2, until: 9, unpauseUrl: 'https://portal' },
+      ]);
       await store.backoff.clear('letsencrypt', 'a.test');
       expect(await store.backoff.get('letsencrypt', 'a.test')).toBeNull();
     } finally {

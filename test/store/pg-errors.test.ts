@@ -30,11 +30,21 @@ afterAll(async () => {
 
 function config(store: unknown): string {
   const file = path.join(dir, `c-${Math.random().toString(36).slice(2)}.json`);
-  fs.writeFileSync(file, JSON.stringify({ certbot: { binary: path.join(dir, 'certbot'), configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') }, nginx: { config: path.join(dir, 'nginx.conf') }, stateDir: path.join(dir, 'state'), store, sites: [{ domain: 'down.test' }] }));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      certbot: { binary: path.join(dir, 'certbot'), configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs') },
+      nginx: { config: path.join(dir, 'nginx.conf') },
+      stateDir: path.join(dir, 'state'),
+      store,
+      sites: [{ domain: 'down.test' }],
+    }),
+  );
   return file;
 }
 
-const cli = (args: string[], env: Record<string, string | undefined> = {}) => execa('node', [CLI, ...args], { reject: false, env: { AUTOSSL_STORE_CONNECT_TIMEOUT_MS: '5000', ...env }, extendEnv: true });
+const cli = (args: string[], env: Record<string, string | undefined> = {}) =>
+  execa('node', [CLI, ...args], { reject: false, env: { AUTOSSL_STORE_CONNECT_TIMEOUT_MS: '5000', ...env }, extendEnv: true });
 
 describe('the PostgreSQL store when the database cannot be used', () => {
   it('unreachable: issue is STATE_UNAVAILABLE naming the database without its password, and certbot never runs', async () => {
@@ -97,7 +107,11 @@ describe('the PostgreSQL store when the database goes away while open', () => {
       await store.sites.upsert('a.test', {}, 'agent');
       expect(await store.sites.list()).toHaveLength(1);
       await cluster.stop();
-      const failures = [await store.sites.list().catch((e: unknown) => e), await store.jobs.create({ id: 'j', kind: 'issue', source: 'cli', domains: ['a.test'] }).catch((e: unknown) => e), await store.locker.lock('order-a.test', 1000, 'The order of a.test').catch((e: unknown) => e)];
+      const failures = [
+        await store.sites.list().catch((e: unknown) => e),
+        await store.jobs.create({ id: 'j', kind: 'issue', source: 'cli', domains: ['a.test'] }).catch((e: unknown) => e),
+        await store.locker.lock('order-a.test', 1000, 'The order of a.test').catch((e: unknown) => e),
+      ];
       for (const e of failures) {
         expect(e).toMatchObject({ code: 'STATE_UNAVAILABLE' });
         expect((e as Error).message + String((e as { hint?: string }).hint)).not.toContain(PG_PASSWORD);

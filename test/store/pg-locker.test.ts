@@ -48,7 +48,10 @@ describe('PgLocker (PostgreSQL advisory locks)', () => {
     await node1.held;
     const locker = new PgLocker(url);
     // held by node 1: a short wait runs out, naming the holder's session
-    await expect(locker.lock(key, 300, 'The order of killed.test')).rejects.toMatchObject({ code: 'LOCK_TIMEOUT', message: expect.stringMatching(/^The order of killed\.test is locked by "autossl .* \d+.*"/) });
+    await expect(locker.lock(key, 300, 'The order of killed.test')).rejects.toMatchObject({
+      code: 'LOCK_TIMEOUT',
+      message: expect.stringMatching(/^The order of killed\.test is locked by "autossl .* \d+.*"/),
+    });
     const started = Date.now();
     const taking = locker.lock(key, 30_000, 'The order of killed.test');
     node1.child.kill('SIGKILL');

@@ -16,7 +16,27 @@ const AKI = '69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4';
 async function leaf(serial: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-ari-'));
   const ssl = (...args: string[]) => execa('openssl', args, { cwd: dir });
-  await ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=ari test CA', '-addext', `subjectKeyIdentifier=${AKI}`, '-addext', 'basicConstraints=critical,CA:TRUE');
+  await ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=ari test CA',
+    '-addext',
+    `subjectKeyIdentifier=${AKI}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+  );
   await ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=ari.test');
   fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=DNS:ari.test,DNS:www.ari.test\nauthorityKeyIdentifier=keyid\n');
   await ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', '2', '-out', 'cert.pem', '-extfile', 'ext');
@@ -24,7 +44,7 @@ async function leaf(serial: string): Promise<string> {
 }
 
 describe('Lineage value', () => {
-  it('has the ARI id of RFC 9773\'s example, names, serial and dates from the certificate', async () => {
+  it("has the ARI id of RFC 9773's example, names, serial and dates from the certificate", async () => {
     const cert = await leaf('0x87654321');
     const l = readLineageFiles({ id: 'ari.test', certPath: cert, chainPath: cert, fullchainPath: cert, keyPath: cert });
     expect(l.ariCertId).toBe('aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE');

@@ -13,7 +13,16 @@ function gate() {
     active--;
     return value;
   };
-  return { task, releases, get active() { return active; }, get peak() { return peak; } };
+  return {
+    task,
+    releases,
+    get active() {
+      return active;
+    },
+    get peak() {
+      return peak;
+    },
+  };
 }
 
 describe('bounded concurrency', () => {

@@ -26,7 +26,9 @@ Hint: The Certificate Authority failed to download the temporary challenge files
 
   it('finds the ACME error in letsencrypt.log when certbot printed only a traceback', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-log-'));
-    fs.writeFileSync(path.join(dir, 'letsencrypt.log'), `2026-11-26 10:00:00,000:DEBUG:certbot._internal.main:Root logging level set at 30
+    fs.writeFileSync(
+      path.join(dir, 'letsencrypt.log'),
+      `2026-11-26 10:00:00,000:DEBUG:certbot._internal.main:Root logging level set at 30
 2026-11-26 10:00:01,000:DEBUG:acme.client:Received response:
 HTTP 400
 {
@@ -43,21 +45,31 @@ HTTP 403
 }
 Traceback (most recent call last):
 AttributeError: can't set attribute
-`);
-    expect(parseCertbotProblems('An unexpected error occurred:\nAttributeError: can\'t set attribute')).toEqual([]);
+`,
+    );
+    expect(parseCertbotProblems("An unexpected error occurred:\nAttributeError: can't set attribute")).toEqual([]);
     expect(problemsFromLog(dir)).toEqual([{ type: 'accountDoesNotExist', detail: 'unable to find existing account for "key"' }]);
   });
 
   it('takes the lineage certbot reports, and refuses one outside its live dir', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-lineage-'));
     fs.mkdirSync(path.join(dir, 'renewal'));
-    fs.writeFileSync(path.join(dir, 'renewal', 'example.test-0001.conf'), ['cert', 'chain', 'fullchain', 'privkey'].map((k) => `${k} = ${dir}/live/example.test-0001/${k}.pem`).join('\n'));
-    const lineage = lineageFromOutput(dir, `Successfully received certificate.\nCertificate is saved at: ${dir}/live/example.test-0001/fullchain.pem\n`, 'example.test');
+    fs.writeFileSync(
+      path.join(dir, 'renewal', 'example.test-0001.conf'),
+      ['cert', 'chain', 'fullchain', 'privkey'].map((k) => `${k} = ${dir}/live/example.test-0001/${k}.pem`).join('\n'),
+    );
+    const lineage = lineageFromOutput(
+      dir,
+      `Successfully received certificate.\nCertificate is saved at: ${dir}/live/example.test-0001/fullchain.pem\n`,
+      'example.test',
+    );
     expect(lineage.name).toBe('example.test-0001');
-    expect(() => lineageFromOutput(dir, 'Certificate is saved at: /etc/passwd\n', 'example.test')).toThrow(expect.objectContaining({ code: 'CERTBOT_LINEAGE_UNKNOWN' }));
+    expect(() => lineageFromOutput(dir, 'Certificate is saved at: /etc/passwd\n', 'example.test')).toThrow(
+      expect.objectContaining({ code: 'CERTBOT_LINEAGE_UNKNOWN' }),
+    );
   });
 
-  it('reads certbot renew\'s summary per lineage', () => {
+  it("reads certbot renew's summary per lineage", () => {
     const summary = parseRenewSummary(`The following certificates are not due for renewal yet:
   /etc/letsencrypt/live/c.test/fullchain.pem expires on 2027-02-01 (skipped)
 The following renewals succeeded:
@@ -116,7 +128,11 @@ All renewals failed. The following certificates could not be renewed:
       const run = { stdout: renewOutput(label), stderr: renewStderr };
       expect(parseCertbotProblems(run.stdout).map((p) => p.domain)).toEqual(['a.cap.test', 'b.cap.test']);
       expect(lineageProblems(run, dir, { name: 'a.cap.test', names: ['a.cap.test'] }, false)).toEqual([
-        { domain: 'a.cap.test', type: 'connection', detail: 'Get "http://a.cap.test:80/.well-known/acme-challenge/dEjQ": dial tcp 127.0.0.9:80: connect: connection refused' },
+        {
+          domain: 'a.cap.test',
+          type: 'connection',
+          detail: 'Get "http://a.cap.test:80/.well-known/acme-challenge/dEjQ": dial tcp 127.0.0.9:80: connect: connection refused',
+        },
       ]);
       expect(lineageProblems(run, dir, { name: 'b.cap.test', names: ['b.cap.test'] }, false)).toEqual([
         { domain: 'b.cap.test', type: 'unauthorized', detail: '127.0.0.1: Invalid response from http://b.cap.test/.well-known/acme-challenge/FJtJ: 404' },
@@ -134,11 +150,13 @@ All renewals failed. The following certificates could not be renewed:
     fs.rmSync(dir, { recursive: true });
   });
 
-  it('a lineage whose section names no problem takes its own part of the log, never another lineage\'s error', () => {
+  it("a lineage whose section names no problem takes its own part of the log, never another lineage's error", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-renewlog-'));
     // certbot printed a traceback for both: the ACME errors are only in the log, one section per lineage
     const stdout = `${RULE}\nProcessing /etc/letsencrypt/renewal/a.cap.test.conf\n${RULE}\nAn unexpected error occurred:\nTraceback (most recent call last):\n${RULE}\nProcessing /etc/letsencrypt/renewal/b.cap.test.conf\n${RULE}\nRenewing an existing certificate for b.cap.test\n`;
-    fs.writeFileSync(path.join(dir, 'letsencrypt.log'), `2026-12-03 07:18:12,178:DEBUG:certbot._internal.log:Root logging level set at 30
+    fs.writeFileSync(
+      path.join(dir, 'letsencrypt.log'),
+      `2026-12-03 07:18:12,178:DEBUG:certbot._internal.log:Root logging level set at 30
 2026-12-03 07:18:12,180:DEBUG:certbot._internal.display.obj:Notifying user: Processing /etc/letsencrypt/renewal/a.cap.test.conf
 2026-12-03 07:18:13,000:DEBUG:acme.client:Received response:
 {
@@ -148,14 +166,21 @@ All renewals failed. The following certificates could not be renewed:
 2026-12-03 07:18:13,449:ERROR:certbot._internal.renewal:Failed to renew certificate a.cap.test with error: JWS has an invalid anti-replay nonce
 2026-12-03 07:18:13,453:DEBUG:certbot._internal.display.obj:Notifying user: Processing /etc/letsencrypt/renewal/b.cap.test.conf
 2026-12-03 07:18:14,546:ERROR:certbot._internal.renewal:Failed to renew certificate b.cap.test with error: Connection reset by peer
-`);
+`,
+    );
     const run = { stdout, stderr: '' };
-    expect(lineageProblems(run, dir, { name: 'a.cap.test', names: ['a.cap.test'] }, false)).toEqual([{ type: 'badNonce', detail: 'JWS has an invalid anti-replay nonce' }]);
+    expect(lineageProblems(run, dir, { name: 'a.cap.test', names: ['a.cap.test'] }, false)).toEqual([
+      { type: 'badNonce', detail: 'JWS has an invalid anti-replay nonce' },
+    ]);
     const b = lineageProblems(run, dir, { name: 'b.cap.test', names: ['b.cap.test'] }, false);
     expect(b.map((p) => p.detail).join()).toContain('Connection reset by peer');
     expect(JSON.stringify(b)).not.toContain('nonce');
     // the post hook reads only the log
-    expect(lineageProblems({ stdout: '', stderr: '' }, dir, { name: 'b.cap.test', names: ['b.cap.test'] }, false).map((p) => p.detail).join()).not.toContain('nonce');
+    expect(
+      lineageProblems({ stdout: '', stderr: '' }, dir, { name: 'b.cap.test', names: ['b.cap.test'] }, false)
+        .map((p) => p.detail)
+        .join(),
+    ).not.toContain('nonce');
     fs.rmSync(dir, { recursive: true });
   });
 

@@ -27,9 +27,11 @@ describe('config', () => {
     [{ store: '' }, 'store', '"sqlite", "postgres", a store module\'s path or package name'],
     [{ store: { postgres: 'postgresql://db/a', pool: 3 } }, 'store.pool', 'one of the known keys (postgres)'],
     [{ store: { module: './s.mjs', pool: 3 } }, 'store.pool', 'one of the known keys'],
-    [{ store: { options: {} } }, 'store.module', 'a store module\'s path or package name'],
+    [{ store: { options: {} } }, 'store.module', "a store module's path or package name"],
   ])('refuses %j naming the key and what was expected', (raw, key, expected) => {
-    expect(() => validateConfig(raw, '/etc/autossl/autossl.config.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`) }));
+    expect(() => validateConfig(raw, '/etc/autossl/autossl.config.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`) }),
+    );
   });
 
   // node:net decides what an address is: the old pattern took any four numbers of up to three digits, any prefix
@@ -47,18 +49,31 @@ describe('config', () => {
     [{ serverAddresses: ['１.１.１.１'] }, 'serverAddresses[0]', 'an IPv4 or IPv6 address', '１.１.１.１'],
     [{ certbot: { env: { 'A=B': 'x' } } }, 'certbot.env.A=B', 'an environment variable name', 'A=B'],
   ])('refuses the address in %j with its key path', (raw, key, expected, value) => {
-    expect(() => validateConfig(raw, 'c.json')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`), details: { key } }));
+    expect(() => validateConfig(raw, 'c.json')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(`"${key}" must be ${expected}`), details: { key } }),
+    );
     expect(() => validateConfig(raw, 'c.json')).toThrow(`got "${value}".`);
   });
 
   it('a key with a line break is named escaped, on one line', () => {
-    const e = (() => { try { validateConfig({ certbot: { env: { 'A\nB': 'x' } } }, 'c.json'); } catch (x) { return x as { message: string; details: { key: string } }; } return null; })();
+    const e = (() => {
+      try {
+        validateConfig({ certbot: { env: { 'A\nB': 'x' } } }, 'c.json');
+      } catch (x) {
+        return x as { message: string; details: { key: string } };
+      }
+      return null;
+    })();
     expect(e?.message).toBe('c.json: "certbot.env.A\\nB" must be an environment variable name (letters, digits, "_"; not starting with a digit), got "A\\nB".');
     expect(e?.details.key).toBe('certbot.env.A\nB');
   });
 
   it('takes the addresses node:net takes', () => {
-    const cfg = validateConfig({ serverAddresses: ['203.0.113.10', '2001:db8::10'], preflight: { resolvers: ['1.1.1.1', '127.0.0.1:8053', '[::1]:53', '::1'], cloudflareRanges: ['104.16.0.0/13', '2400:cb00::/32'] }, agent: { listen: '[::1]:7443' } });
+    const cfg = validateConfig({
+      serverAddresses: ['203.0.113.10', '2001:db8::10'],
+      preflight: { resolvers: ['1.1.1.1', '127.0.0.1:8053', '[::1]:53', '::1'], cloudflareRanges: ['104.16.0.0/13', '2400:cb00::/32'] },
+      agent: { listen: '[::1]:7443' },
+    });
     expect(cfg.preflight.resolvers).toHaveLength(4);
     expect(cfg.preflight.cloudflareRanges).toEqual(['104.16.0.0/13', '2400:cb00::/32']);
   });
@@ -67,17 +82,27 @@ describe('config', () => {
     expect(validateConfig({}, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
     expect(validateConfig({ store: 'sqlite' }, '/srv/x/autossl.config.json', '/srv/x').store).toBeUndefined();
     expect(validateConfig({ store: './s.mjs' }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: '/srv/x/s.mjs', options: {} });
-    expect(validateConfig({ store: { module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } });
+    expect(
+      validateConfig({ store: { module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } } }, '/srv/x/autossl.config.json', '/srv/x').store,
+    ).toEqual({ module: 'autossl-store-pg', options: { url: 'postgres://db/autossl' } });
   });
 
   it('store: PostgreSQL by its connection string, or "postgres" reading it from AUTOSSL_STORE_POSTGRES when it opens', () => {
-    expect(validateConfig({ store: { postgres: 'postgresql://autossl@db/autossl' } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ postgres: 'postgresql://autossl@db/autossl' });
+    expect(validateConfig({ store: { postgres: 'postgresql://autossl@db/autossl' } }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({
+      postgres: 'postgresql://autossl@db/autossl',
+    });
     expect(validateConfig({ store: 'postgres' }, '/srv/x/autossl.config.json', '/srv/x').store).toEqual({ postgres: '$AUTOSSL_STORE_POSTGRES' });
-    expect(() => validateConfig({ store: { postgres: '' } }, '/srv/x/autossl.config.json', '/srv/x')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }));
+    expect(() => validateConfig({ store: { postgres: '' } }, '/srv/x/autossl.config.json', '/srv/x')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    );
   });
 
   it('resolves paths against the config file and fills defaults', () => {
-    const cfg = validateConfig({ certbot: { configDir: 'le' }, sites: [{ domain: 'EXAMPLE.com.', aliases: ['www.example.com'] }] }, '/srv/x/autossl.config.json', '/srv/x');
+    const cfg = validateConfig(
+      { certbot: { configDir: 'le' }, sites: [{ domain: 'EXAMPLE.com.', aliases: ['www.example.com'] }] },
+      '/srv/x/autossl.config.json',
+      '/srv/x',
+    );
     expect(cfg.certbot.configDir).toBe('/srv/x/le');
     expect(cfg.certbot.keyType).toBe('ecdsa');
     expect(cfg.sites[0]).toMatchObject({ domain: 'example.com', aliases: ['www.example.com'] });
@@ -99,11 +124,14 @@ describe('config', () => {
   it('names the file of a syntax error, and a missing --config file', async () => {
     const d = tmp();
     fs.writeFileSync(path.join(d, 'autossl.config.json'), '{ "stateDir": ');
-    await expect(loadConfig({ cwd: d })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining(path.join(d, 'autossl.config.json')) });
+    await expect(loadConfig({ cwd: d })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining(path.join(d, 'autossl.config.json')),
+    });
     await expect(loadConfig({ file: path.join(d, 'nope.json') })).rejects.toMatchObject({ code: 'CONFIG_NOT_FOUND' });
   });
 
-  it('keeps the parser\'s own words about a syntax error, on one line, without the code frame', async () => {
+  it("keeps the parser's own words about a syntax error, on one line, without the code frame", async () => {
     const d = tmp();
     const bad = '{ "certbot": { "keyType": "ecdsa", }';
     fs.writeFileSync(path.join(d, 'c.json'), bad);
@@ -116,9 +144,15 @@ describe('config', () => {
       }
     })();
     expect(words).toContain('position 35');
-    await expect(loadConfig({ file: path.join(d, 'c.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: `JSON Error in ${path.join(d, 'c.json')}: ${words}` });
+    await expect(loadConfig({ file: path.join(d, 'c.json') })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: `JSON Error in ${path.join(d, 'c.json')}: ${words}`,
+    });
     fs.writeFileSync(path.join(d, 'c.yaml'), 'certbot:\n  keyType: [ecdsa\n');
-    await expect(loadConfig({ file: path.join(d, 'c.yaml') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^YAML Error in .*c\.yaml: unexpected end of the stream within a flow collection \(3:1\)$/) });
+    await expect(loadConfig({ file: path.join(d, 'c.yaml') })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/^YAML Error in .*c\.yaml: unexpected end of the stream within a flow collection \(3:1\)$/),
+    });
   });
 
   it('config bombs are refused at once with a code: a YAML alias bomb under a typed key, a 200,000-deep JSON array', async () => {
@@ -131,7 +165,10 @@ describe('config', () => {
     }
     fs.writeFileSync(path.join(d, 'bomb.yaml'), lines.join('\n') + '\n');
     const started = Date.now();
-    await expect(loadConfig({ file: path.join(d, 'bomb.yaml') })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('"certbot.extraArgs[0]" must be a non-empty string, got a list of 9') });
+    await expect(loadConfig({ file: path.join(d, 'bomb.yaml') })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('"certbot.extraArgs[0]" must be a non-empty string, got a list of 9'),
+    });
     fs.writeFileSync(path.join(d, 'deep.json'), `{"sites":${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
     await expect(loadConfig({ file: path.join(d, 'deep.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     fs.writeFileSync(path.join(d, 'deep2.json'), `{"preflight":{"resolvers":${'['.repeat(200_000)}${']'.repeat(200_000)}}}`);
@@ -141,11 +178,17 @@ describe('config', () => {
 
   it('refuses special files as config (a FIFO would block, /dev/zero never ends) and a config module that never settles', async () => {
     const d = tmp();
-    await expect(loadConfig({ file: '/dev/zero' })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: '/dev/zero is not a regular file; give the path of the config file itself.' });
+    await expect(loadConfig({ file: '/dev/zero' })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: '/dev/zero is not a regular file; give the path of the config file itself.',
+    });
     execFileSync('mkfifo', [path.join(d, 'fifo.json')]);
     await expect(loadConfig({ file: path.join(d, 'fifo.json') })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     fs.writeFileSync(path.join(d, 'pending.config.mjs'), 'export default new Promise(() => {});\n');
-    await expect(loadConfig({ file: path.join(d, 'pending.config.mjs'), timeoutMs: 500 })).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('did not finish loading within 0.5 s') });
+    await expect(loadConfig({ file: path.join(d, 'pending.config.mjs'), timeoutMs: 500 })).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('did not finish loading within 0.5 s'),
+    });
   });
   it('a file that is no autossl config at all (--config /etc/shadow) is refused without echoing its content', async () => {
     const d = tmp();

@@ -36,7 +36,7 @@ describe('the deploy hook a run installs', () => {
     expect(fs.existsSync(path.join(configDir, 'renewal-hooks', 'deploy', 'autossl'))).toBe(false);
   });
 
-  it('another program\'s hook that only mentions the word elsewhere is not taken for autossl\'s; one is installed', () => {
+  it("another program's hook that only mentions the word elsewhere is not taken for autossl's; one is installed", () => {
     const configDir = path.join(dir, 'c');
     const other = path.join(configDir, 'renewal-hooks', 'deploy', 'other');
     fs.mkdirSync(path.dirname(other), { recursive: true });

@@ -11,7 +11,7 @@ import { addHttpsDirectives } from '../../src/stages/vhost-https.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
 describe('the directive builder', () => {
-  it('add, add with words, block: read back as statements, a name\'s directives together in the order names came', () => {
+  it("add, add with words, block: read back as statements, a name's directives together in the order names came", () => {
     const d = new Directives()
       .add('add_header', 'X-A "1" always')
       .add('ssl_protocols', ['TLSv1.2', 'TLSv1.3'])
@@ -42,13 +42,19 @@ describe('the directive builder', () => {
     expect(() => statementsOf(new Directives().add('add_header', 'X-A 1; return 200'))).toThrow(expect.objectContaining({ code: 'PLUGIN_ERROR' }));
     expect(() => statementsOf(new Directives().add('add_header', ['X-A', '1 } server {']))).toThrow(expect.objectContaining({ code: 'PLUGIN_ERROR' }));
     expect(() => statementsOf(new Directives().add('bad name', 'on'))).toThrow(expect.objectContaining({ code: 'PLUGIN_ERROR' }));
-    expect(() => statementsOf(new Directives().block('location', '/x', (b) => b.add('return', '200 "a\u202Eb"')))).toThrow(expect.objectContaining({ code: 'PLUGIN_ERROR' }));
+    expect(() => statementsOf(new Directives().block('location', '/x', (b) => b.add('return', '200 "a\u202Eb"')))).toThrow(
+      expect.objectContaining({ code: 'PLUGIN_ERROR' }),
+    );
   });
 
   it('a block built with block() lands in the TLS server once; planning the result again changes nothing', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name b.builder.test;\n    root /var/www/b;\n}\n');
     const plan = (tree: NginxTree) => {
-      const edit = addHttpsDirectives(newVhostEdit(['b.builder.test']), { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') }, { port: 443, http2: false });
+      const edit = addHttpsDirectives(
+        newVhostEdit(['b.builder.test']),
+        { fullchain: path.join(t.live, 'fullchain.pem'), privkey: path.join(t.live, 'privkey.pem') },
+        { port: 443, http2: false },
+      );
       edit.https.block('location', '= /health', (b) => b.add('return', '204'));
       return planHttpsEdit(tree, edit, { nginxVersion: [1, 22, 1] });
     };

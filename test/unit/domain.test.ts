@@ -34,7 +34,9 @@ describe('domain validation', () => {
       }
       return 'accepted';
     };
-    expect(refused('Bücher.test')).toMatch(/its ASCII \(punycode\) form is xn--bcher-kva\.test\. \| Use xn--bcher-kva\.test, and write that form in nginx's server_name/);
+    expect(refused('Bücher.test')).toMatch(
+      /its ASCII \(punycode\) form is xn--bcher-kva\.test\. \| Use xn--bcher-kva\.test, and write that form in nginx's server_name/,
+    );
     expect(refused('*.bücher.test')).toContain('form is *.xn--bcher-kva.test');
     // no ASCII form (a bidi control): refused without a suggestion
     expect(refused('b\u202eücher.test')).toMatch(/no ASCII \(punycode\) form/);
@@ -42,14 +44,21 @@ describe('domain validation', () => {
 
   it('VHOST_NOT_FOUND for a name whose server_name is written in Unicode says so (nginx compares bytes; browsers send punycode)', async () => {
     const tree = await makeTree('server {\n    listen 80;\n    server_name café.test;\n    root /var/www;\n}\n');
-    expect(() => locateServers(NginxTree.load(tree.main), ['xn--caf-dma.test'])).toThrow(expect.objectContaining({ code: 'VHOST_NOT_FOUND', hint: expect.stringMatching(/server_name "café\.test", the same name written in Unicode.*Write xn--caf-dma\.test in its server_name/) }));
+    expect(() => locateServers(NginxTree.load(tree.main), ['xn--caf-dma.test'])).toThrow(
+      expect.objectContaining({
+        code: 'VHOST_NOT_FOUND',
+        hint: expect.stringMatching(/server_name "café\.test", the same name written in Unicode.*Write xn--caf-dma\.test in its server_name/),
+      }),
+    );
   });
 
   it('the editor refuses hostile names too, before planning anything', async () => {
     const tree = await makeTree('server {\n    listen 80;\n    server_name ok.example.test;\n    root /var/www;\n}\n');
     // (a wildcard is a name the editor takes: DNS-01 sites have them; the engine refuses it for HTTP-01 sites)
     for (const bad of HOSTILE.filter((h) => h !== '*.a.com')) {
-      expect(() => planHttpsEdit(NginxTree.load(tree.main), newVhostEdit([bad]), { nginxVersion: [1, 22, 1] })).toThrow(expect.objectContaining({ code: 'DOMAIN_INVALID' }));
+      expect(() => planHttpsEdit(NginxTree.load(tree.main), newVhostEdit([bad]), { nginxVersion: [1, 22, 1] })).toThrow(
+        expect.objectContaining({ code: 'DOMAIN_INVALID' }),
+      );
     }
   });
 });
@@ -68,4 +77,3 @@ describe('error messages quoting hostile input', () => {
     }
   });
 });
-

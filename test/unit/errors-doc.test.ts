@@ -17,6 +17,6 @@ describe('docs/errors.md', () => {
 
   it('has one row per code, with its hint', () => {
     const doc = renderErrorsDoc();
-    for (const [code, hint] of Object.entries(ERROR_CODES)) expect(doc).toContain(`| \`${code}\` |`), expect(doc).toContain(hint.replace(/\|/g, '\\|'));
+    for (const [code, hint] of Object.entries(ERROR_CODES)) (expect(doc).toContain(`| \`${code}\` |`), expect(doc).toContain(hint.replace(/\|/g, '\\|')));
   });
 });

@@ -22,10 +22,17 @@ describe('setup without systemd', () => {
   it('finds the cron job that already runs certbot renew and adds no second schedule; with none it advises one', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name cron.setup.test;\n    root /var/www;\n}\n');
     const file = path.join(t.dir, 'autossl.config.json');
-    const config = validateConfig({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') }, file, t.dir);
+    const config = validateConfig(
+      { nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state') },
+      file,
+      t.dir,
+    );
     const cronDir = path.join(t.dir, 'cron.d');
     fs.mkdirSync(cronDir);
-    fs.writeFileSync(path.join(cronDir, 'e2scrub_all'), '30 3 * * 0 root test -e /run/systemd/system || SERVICE_MODE=1 /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n');
+    fs.writeFileSync(
+      path.join(cronDir, 'e2scrub_all'),
+      '30 3 * * 0 root test -e /run/systemd/system || SERVICE_MODE=1 /usr/lib/x86_64-linux-gnu/e2fsprogs/e2scrub_all_cron\n',
+    );
     fs.writeFileSync(path.join(cronDir, 'commented'), '# 0 3 * * * root certbot renew\n');
     const engine = await createAutoSsl(config);
     try {
@@ -49,12 +56,24 @@ describe('uninstall of a site the config file lists', () => {
   it('says the next issue --all puts HTTPS back (the site stays in the file)', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name kept.un.test www.kept.un.test;\n    root /var/www/kept;\n}\n');
     const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(config, JSON.stringify({ nginx: { binary: BINARIES.nginx, config: t.main }, certbot: { configDir: path.join(t.dir, 'le') }, stateDir: path.join(t.dir, 'state'), sites: [{ domain: 'kept.un.test', aliases: ['www.kept.un.test'] }] }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({
+        nginx: { binary: BINARIES.nginx, config: t.main },
+        certbot: { configDir: path.join(t.dir, 'le') },
+        stateDir: path.join(t.dir, 'state'),
+        sites: [{ domain: 'kept.un.test', aliases: ['www.kept.un.test'] }],
+      }),
+    );
     const site = await execa('node', [CLI, 'uninstall', 'kept.un.test', '--config', config], { reject: false });
     expect(site.exitCode, site.stderr).toBe(0);
-    expect(site.stdout).toContain(`note  kept.un.test is still a site in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
+    expect(site.stdout).toContain(
+      `note  kept.un.test is still a site in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`,
+    );
     const alias = await execa('node', [CLI, 'uninstall', 'www.kept.un.test', '--config', config, '--json'], { reject: false });
-    expect((JSON.parse(alias.stdout) as { notes: string[] }).notes).toContain(`www.kept.un.test is still a name of the site kept.un.test in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`);
+    expect((JSON.parse(alias.stdout) as { notes: string[] }).notes).toContain(
+      `www.kept.un.test is still a name of the site kept.un.test in ${config}: the next "autossl issue --all" puts HTTPS back; take it out of the config to keep it HTTP-only`,
+    );
   });
 });
 

@@ -11,7 +11,18 @@ import { fleetStatus } from '../../src/fleet/status.js';
 import { AutoSslError } from '../../src/errors.js';
 
 const settings = { node: 'n1', liveMs: 15_000, ackTimeoutMs: 1000, pollMs: 50 };
-const row = (serial: string, notAfter: number, at = 1) => ({ id: 'a.test', names: ['a.test'], serial, notAfter, cert: 'C', chain: 'CH', fullchain: 'FC', key: 'K', node: 'n1', at });
+const row = (serial: string, notAfter: number, at = 1) => ({
+  id: 'a.test',
+  names: ['a.test'],
+  serial,
+  notAfter,
+  cert: 'C',
+  chain: 'CH',
+  fullchain: 'FC',
+  key: 'K',
+  node: 'n1',
+  at,
+});
 
 let cluster: PgCluster;
 beforeAll(async () => {
@@ -23,18 +34,24 @@ afterAll(async () => {
 
 /** Two handles on one store (two nodes, or two processes of one machine), and how to let it go. */
 const STORES: Array<[string, () => Promise<{ store: Store; other: Store; done(): void }>]> = [
-  ['SQLite', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-'));
-    return { store: new SqliteStore(dir), other: new SqliteStore(dir), done: () => fs.rmSync(dir, { recursive: true, force: true }) };
-  }],
-  ['PostgreSQL', async () => {
-    const url = await cluster.createDatabase(`fleet_${process.pid}`);
-    return { store: new PgStore(url), other: new PgStore(url), done: () => undefined };
-  }],
+  [
+    'SQLite',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-'));
+      return { store: new SqliteStore(dir), other: new SqliteStore(dir), done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    },
+  ],
+  [
+    'PostgreSQL',
+    async () => {
+      const url = await cluster.createDatabase(`fleet_${process.pid}`);
+      return { store: new PgStore(url), other: new PgStore(url), done: () => undefined };
+    },
+  ],
 ];
 
 describe.each(STORES)('fleet records (%s)', (_kind, open) => {
-  it('keeps tokens with their acks, the newer of two lineages, and each node\'s served serial; status says mismatch', async () => {
+  it("keeps tokens with their acks, the newer of two lineages, and each node's served serial; status says mismatch", async () => {
     const { store: s0, other: o0, done } = await open();
     const store = s0 as Store & { fleet: NonNullable<Store['fleet']> };
     const other = o0 as Store & { fleet: NonNullable<Store['fleet']> };
@@ -58,9 +75,16 @@ describe.each(STORES)('fleet records (%s)', (_kind, open) => {
       await store.fleet.heartbeat('n1', now);
       await store.fleet.heartbeat('n2', now);
       await store.fleet.heartbeat('n3', now - 60_000);
-      await store.fleet.reportServed([{ node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: now }, { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: now }]);
+      await store.fleet.reportServed([
+        { node: 'n1', lineage: 'a.test', serial: '0C', error: null, at: now },
+        { node: 'n2', lineage: 'a.test', serial: '0A', error: null, at: now },
+      ]);
       const s = await fleetStatus(store.fleet, settings, now);
-      expect(s.certificates[0]!.nodes.map((n) => [n.node, n.state])).toEqual([['n1', 'ok'], ['n2', 'mismatch'], ['n3', 'down']]);
+      expect(s.certificates[0]!.nodes.map((n) => [n.node, n.state])).toEqual([
+        ['n1', 'ok'],
+        ['n2', 'mismatch'],
+        ['n3', 'down'],
+      ]);
       expect(s.mismatches).toBe(1);
     } finally {
       await store.close();
@@ -71,7 +95,6 @@ describe.each(STORES)('fleet records (%s)', (_kind, open) => {
 });
 
 describe('private keys at rest', () => {
-
   it('encrypts private keys with the key file, and refuses another key file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-key-'));
     const keyFile = path.join(dir, 'k');

@@ -20,7 +20,8 @@ function applyHunks(a: string[], b: string[], hunks: ReturnType<typeof diffLines
 
 function lcsLength(a: string[], b: string[]): number {
   const dp = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) dp[i]![j] = a[i] === b[j] ? dp[i + 1]![j + 1]! + 1 : Math.max(dp[i + 1]![j]!, dp[i]![j + 1]!);
+  for (let i = a.length - 1; i >= 0; i--)
+    for (let j = b.length - 1; j >= 0; j--) dp[i]![j] = a[i] === b[j] ? dp[i + 1]![j + 1]! + 1 : Math.max(dp[i + 1]![j]!, dp[i]![j + 1]!);
   return dp[0]![0]!;
 }
 
@@ -52,7 +53,7 @@ describe('revertEdit', () => {
     expect(revertEdit(withA, withA, base)).toEqual({ ok: true, text: base });
   });
 
-  it('removes one domain\'s edit and keeps another\'s made after it', () => {
+  it("removes one domain's edit and keeps another's made after it", () => {
     const result = revertEdit(withAB, withA, base);
     expect(result).toEqual({ ok: true, text: base.replace('server_name b;\n', 'server_name b;\n    location /acme { root /y; }\n') });
   });

@@ -37,7 +37,12 @@ describe('owners', () => {
     for (const d of [fresh, old]) fs.mkdirSync(path.join(d, 'config'), { recursive: true });
     const longAgo = new Date(Date.now() - 3_600_000);
     fs.utimesSync(old, longAgo, longAgo);
-    const main = { configDir: path.join(dir, 'le'), workDir: path.join(dir, 'work'), logsDir: path.join(dir, 'logs'), timeoutMs: 1000 } as unknown as CertbotSettings;
+    const main = {
+      configDir: path.join(dir, 'le'),
+      workDir: path.join(dir, 'work'),
+      logsDir: path.join(dir, 'logs'),
+      timeoutMs: 1000,
+    } as unknown as CertbotSettings;
     expect(await recoverPrivateOrders(main, stateDir)).toEqual([]);
     expect(fs.existsSync(fresh)).toBe(true);
     expect(fs.existsSync(old)).toBe(false);

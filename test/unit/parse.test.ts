@@ -34,7 +34,9 @@ describe('nginx lexer (ngx_conf_read_token rules)', () => {
     ['a "b"c;', /after a quoted string/],
     [';', /unexpected ";"/],
   ])('refuses %j with NGINX_PARSE_ERROR and file:line:column', (src, message) => {
-    expect(() => parseConfig(src, 'x.conf')).toThrow(expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/^x\.conf:\d+:\d+: /) }));
+    expect(() => parseConfig(src, 'x.conf')).toThrow(
+      expect.objectContaining({ code: 'NGINX_PARSE_ERROR', message: expect.stringMatching(/^x\.conf:\d+:\d+: /) }),
+    );
     expect(() => parseConfig(src, 'x.conf')).toThrow(message);
   });
 

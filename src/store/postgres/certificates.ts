@@ -19,12 +19,30 @@ export class PgCertificates implements CertificateStore {
   async upsert(rows: readonly CertificateFacts[]): Promise<void> {
     if (rows.length === 0) return;
     const now = Date.now();
-    await this.db.query(`INSERT INTO certificates (lineage, names, cert_path, file_key, not_before, not_after, serial, issuer, key_type, vhosts, updated_at)
+    await this.db.query(
+      `INSERT INTO certificates (lineage, names, cert_path, file_key, not_before, not_after, serial, issuer, key_type, vhosts, updated_at)
       SELECT r.lineage, r.names, r."certPath", r."fileKey", r."notBefore", r."notAfter", r.serial, r.issuer, r."keyType", r.vhosts, $2
       FROM json_to_recordset($1::json) AS r(lineage TEXT, names TEXT, "certPath" TEXT, "fileKey" TEXT, "notBefore" BIGINT, "notAfter" BIGINT, serial TEXT, issuer TEXT, "keyType" TEXT, vhosts TEXT)
       ON CONFLICT (lineage) DO UPDATE SET names = excluded.names, cert_path = excluded.cert_path, file_key = excluded.file_key, not_before = excluded.not_before,
         not_after = excluded.not_after, serial = excluded.serial, issuer = excluded.issuer, key_type = excluded.key_type, vhosts = excluded.vhosts, updated_at = excluded.updated_at`,
-    [JSON.stringify(dedupe(rows).map((r) => ({ lineage: r.lineage, names: JSON.stringify(r.names), certPath: r.certPath, fileKey: r.fileKey, notBefore: r.notBefore, notAfter: r.notAfter, serial: r.serial, issuer: r.issuer, keyType: r.keyType, vhosts: JSON.stringify(r.vhosts) }))), now]);
+      [
+        JSON.stringify(
+          dedupe(rows).map((r) => ({
+            lineage: r.lineage,
+            names: JSON.stringify(r.names),
+            certPath: r.certPath,
+            fileKey: r.fileKey,
+            notBefore: r.notBefore,
+            notAfter: r.notAfter,
+            serial: r.serial,
+            issuer: r.issuer,
+            keyType: r.keyType,
+            vhosts: JSON.stringify(r.vhosts),
+          })),
+        ),
+        now,
+      ],
+    );
   }
 
   async delete(lineage: string): Promise<void> {
@@ -36,12 +54,20 @@ export class PgCertificates implements CertificateStore {
   }
 
   async revocation(lineage: string): Promise<RevocationRecord | null> {
-    const r = (await this.db.query<{ serial: string; state: RevocationRecord['state']; at: number; source: string | null }>('SELECT serial, state, at, source FROM revocations WHERE lineage = $1', [lineage])).rows[0];
+    const r = (
+      await this.db.query<{ serial: string; state: RevocationRecord['state']; at: number; source: string | null }>(
+        'SELECT serial, state, at, source FROM revocations WHERE lineage = $1',
+        [lineage],
+      )
+    ).rows[0];
     return r ? { serial: r.serial, state: r.state, at: r.at, ...(r.source === null ? {} : { source: r.source }) } : null;
   }
 
   async setRevocation(lineage: string, record: RevocationRecord): Promise<void> {
-    await this.db.query('INSERT INTO revocations (lineage, serial, state, at, source) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (lineage) DO UPDATE SET serial = excluded.serial, state = excluded.state, at = excluded.at, source = excluded.source', [lineage, record.serial, record.state, record.at, record.source ?? null]);
+    await this.db.query(
+      'INSERT INTO revocations (lineage, serial, state, at, source) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (lineage) DO UPDATE SET serial = excluded.serial, state = excluded.state, at = excluded.at, source = excluded.source',
+      [lineage, record.serial, record.state, record.at, record.source ?? null],
+    );
   }
 }
 
@@ -55,26 +81,63 @@ export class PgAttempts implements AttemptStore {
 
   async record(a: AttemptRecord, at = Date.now()): Promise<void> {
     await this.db.tx(async (q) => {
-      await q('INSERT INTO attempts (at, kind, domain, lineage, ok, code, message, ms, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [at, a.kind, a.domain, a.lineage ?? null, a.ok, a.code ?? null, a.message ?? null, a.ms ?? null, process.pid]);
+      await q('INSERT INTO attempts (at, kind, domain, lineage, ok, code, message, ms, pid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+        at,
+        a.kind,
+        a.domain,
+        a.lineage ?? null,
+        a.ok,
+        a.code ?? null,
+        a.message ?? null,
+        a.ms ?? null,
+        process.pid,
+      ]);
       if (!a.lineage) return;
       if (a.ok) {
-        await q(`UPDATE certificates SET last_attempt_at = $1, last_attempt_kind = $2, last_outcome = 'ok', consecutive_failures = 0,
-          renewed_at = CASE WHEN $2 IN ('renew', 'deploy') THEN $1 ELSE renewed_at END, updated_at = $1 WHERE lineage = $3`, [at, a.kind, a.lineage]);
+        await q(
+          `UPDATE certificates SET last_attempt_at = $1, last_attempt_kind = $2, last_outcome = 'ok', consecutive_failures = 0,
+          renewed_at = CASE WHEN $2 IN ('renew', 'deploy') THEN $1 ELSE renewed_at END, updated_at = $1 WHERE lineage = $3`,
+          [at, a.kind, a.lineage],
+        );
       } else {
-        await q(`UPDATE certificates SET last_attempt_at = $1, last_attempt_kind = $2, last_outcome = 'failed', last_error_code = $3, last_error_message = $4,
-          last_error_at = $1, consecutive_failures = consecutive_failures + 1, updated_at = $1 WHERE lineage = $5`, [at, a.kind, a.code ?? null, a.message ?? null, a.lineage]);
+        await q(
+          `UPDATE certificates SET last_attempt_at = $1, last_attempt_kind = $2, last_outcome = 'failed', last_error_code = $3, last_error_message = $4,
+          last_error_at = $1, consecutive_failures = consecutive_failures + 1, updated_at = $1 WHERE lineage = $5`,
+          [at, a.kind, a.code ?? null, a.message ?? null, a.lineage],
+        );
       }
     });
   }
 
   async last(domain: string): Promise<(AttemptRecord & { at: number }) | null> {
     const r = (await this.db.query('SELECT * FROM attempts WHERE domain = $1 ORDER BY id DESC LIMIT 1', [domain])).rows[0];
-    return r ? { at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === true, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined } : null;
+    return r
+      ? {
+          at: r.at as number,
+          kind: r.kind as AttemptRecord['kind'],
+          domain: r.domain as string,
+          lineage: (r.lineage as string) ?? undefined,
+          ok: r.ok === true,
+          code: (r.code as string) ?? undefined,
+          message: (r.message as string) ?? undefined,
+        }
+      : null;
   }
 
   async list(domain?: string): Promise<Array<AttemptRecord & { at: number }>> {
-    const rows = (domain ? await this.db.query('SELECT * FROM attempts WHERE domain = $1 ORDER BY id', [domain]) : await this.db.query('SELECT * FROM attempts ORDER BY id')).rows;
-    return rows.map((r) => ({ at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === true, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined, ms: (r.ms as number) ?? undefined }));
+    const rows = (
+      domain ? await this.db.query('SELECT * FROM attempts WHERE domain = $1 ORDER BY id', [domain]) : await this.db.query('SELECT * FROM attempts ORDER BY id')
+    ).rows;
+    return rows.map((r) => ({
+      at: r.at as number,
+      kind: r.kind as AttemptRecord['kind'],
+      domain: r.domain as string,
+      lineage: (r.lineage as string) ?? undefined,
+      ok: r.ok === true,
+      code: (r.code as string) ?? undefined,
+      message: (r.message as string) ?? undefined,
+      ms: (r.ms as number) ?? undefined,
+    }));
   }
 
   async recordValidationFailure(name: string, detail: string, at = Date.now()): Promise<void> {
@@ -82,7 +145,11 @@ export class PgAttempts implements AttemptStore {
   }
 
   async validationFailures(name: string, since: number): Promise<Array<{ at: number; detail: string }>> {
-    return (await this.db.query<{ at: number; detail: string }>('SELECT at, detail FROM validation_failures WHERE name = $1 AND at >= $2 ORDER BY at, id', [name, since])).rows;
+    return (
+      await this.db.query<{ at: number; detail: string }>('SELECT at, detail FROM validation_failures WHERE name = $1 AND at >= $2 ORDER BY at, id', [
+        name,
+        since,
+      ])
+    ).rows;
   }
 }
-

@@ -9,7 +9,10 @@ import { migrate } from './migrations.js';
 
 /** BIGINT columns (ms epochs, ids) as numbers: every value autossl keeps fits in 2^53. */
 const INT8 = 20;
-const types = { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser };
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
 
 /** How long connecting may take before the database counts as unreachable (AUTOSSL_STORE_CONNECT_TIMEOUT_MS). */
 export function connectTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
@@ -34,7 +37,8 @@ function isConnectionFailure(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | null;
   const code = e?.code ?? '';
   if (/^(08|28|3D|57P|53)/.test(code)) return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT', 'EACCES'].includes(code)) return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT', 'EACCES'].includes(code))
+    return true;
   return /timeout|terminated|Connection terminated|connect/i.test(e?.message ?? '') && !/^[0-9A-Z]{5}$/.test(code);
 }
 
@@ -63,7 +67,15 @@ export class Db {
     } catch {
       this.secret = /password\s*=\s*'?([^'\s]+)/i.exec(url)?.[1];
     }
-    this.pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: connectTimeoutMs(), idleTimeoutMillis: 10_000, allowExitOnIdle: true, application_name: 'autossl', types });
+    this.pool = new pg.Pool({
+      connectionString: url,
+      max: 4,
+      connectionTimeoutMillis: connectTimeoutMs(),
+      idleTimeoutMillis: 10_000,
+      allowExitOnIdle: true,
+      application_name: 'autossl',
+      types,
+    });
     // a pooled connection the server drops while idle: the next query opens another (or fails, STATE_UNAVAILABLE)
     this.pool.on('error', () => {});
   }

@@ -5,18 +5,39 @@ import type { Db } from './db.js';
 import { fleetStamp, type Presence } from './presence.js';
 
 export class PgJobs implements JobStore {
-  constructor(private readonly db: Db, private readonly presence: Presence) {}
+  constructor(
+    private readonly db: Db,
+    private readonly presence: Presence,
+  ) {}
 
   async create(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): Promise<void> {
     const now = Date.now();
     await this.presence.ensure(); // the job names this process: alive for the other nodes while it runs
     await this.db.tx(async (q) => {
-      await q('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING', [job.id, job.kind, fleetStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {})]);
+      await q('INSERT INTO jobs (id, kind, owner, state, source, created_at, options) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING', [
+        job.id,
+        job.kind,
+        fleetStamp(),
+        'running',
+        job.source,
+        now,
+        JSON.stringify(job.options ?? {}),
+      ]);
       // the job's row locked: two callers adding domains to one job number them one after the other
       await q('SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE', [job.id]);
       let next = Number((await q<{ n: number }>('SELECT COALESCE(MAX(position) + 1, 0) AS n FROM job_domains WHERE job_id = $1', [job.id])).rows[0]!.n);
       for (const d of job.domains) {
-        if ((await q(`INSERT INTO job_domains (job_id, domain, position, state, updated_at) VALUES ($1, $2, $3, 'queued', $4) ON CONFLICT DO NOTHING`, [job.id, d, next, now])).rowCount) next++;
+        if (
+          (
+            await q(`INSERT INTO job_domains (job_id, domain, position, state, updated_at) VALUES ($1, $2, $3, 'queued', $4) ON CONFLICT DO NOTHING`, [
+              job.id,
+              d,
+              next,
+              now,
+            ])
+          ).rowCount
+        )
+          next++;
       }
     });
   }
@@ -70,6 +91,16 @@ export class PgJobs implements JobStore {
       byJob.set(d.job_id as string, list);
       list.push(rowToJobDomain(d));
     }
-    return rows.map((r) => ({ id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains: byJob.get(r.id as string) ?? [] }));
+    return rows.map((r) => ({
+      id: r.id as string,
+      kind: r.kind as string,
+      owner: r.owner as string,
+      state: r.state as JobRow['state'],
+      source: r.source as string,
+      createdAt: r.created_at as number,
+      finishedAt: (r.finished_at as number) ?? null,
+      options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>,
+      domains: byJob.get(r.id as string) ?? [],
+    }));
   }
 }

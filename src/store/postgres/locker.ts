@@ -29,7 +29,12 @@ export class PgLocker implements Locker {
 
   async lock(key: string, ttlMs: number, what: string): Promise<HeldLock> {
     const id = advisoryKey(key);
-    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: connectTimeoutMs(), keepAlive: true, application_name: `autossl ${os.hostname()} ${process.pid}`.slice(0, 63) });
+    const client = new pg.Client({
+      connectionString: this.url,
+      connectionTimeoutMillis: connectTimeoutMs(),
+      keepAlive: true,
+      application_name: `autossl ${os.hostname()} ${process.pid}`.slice(0, 63),
+    });
     // the connection lost while held (the server restarted, the network cut): the lock is gone with it; nothing
     // to throw into here, the holder's next store call fails STATE_UNAVAILABLE
     client.on('error', () => {});
@@ -53,7 +58,11 @@ export class PgLocker implements Locker {
       const holder = (error as { code?: string }).code === LOCK_NOT_AVAILABLE ? await holderOf(client, id).catch(() => null) : null;
       await client.end().catch(() => {});
       if ((error as { code?: string }).code === LOCK_NOT_AVAILABLE) {
-        throw new AutoSslError('LOCK_TIMEOUT', `${what} is locked by ${holder ? quote(holder) : 'another autossl process'} (PostgreSQL advisory lock ${quote(key)} in ${this.location}); waited ${Math.round(Math.max(0, ttlMs) / 1000)} s.`, { details: { key, store: this.location } });
+        throw new AutoSslError(
+          'LOCK_TIMEOUT',
+          `${what} is locked by ${holder ? quote(holder) : 'another autossl process'} (PostgreSQL advisory lock ${quote(key)} in ${this.location}); waited ${Math.round(Math.max(0, ttlMs) / 1000)} s.`,
+          { details: { key, store: this.location } },
+        );
       }
       throw unavailable(error, this.location, this.secret);
     }

@@ -50,7 +50,12 @@ export class Presence {
   }
 
   private async connect(s: Session): Promise<void> {
-    const client = new pg.Client({ connectionString: this.db.url, connectionTimeoutMillis: connectTimeoutMs(), keepAlive: true, application_name: `autossl ${os.hostname()} ${process.pid}`.slice(0, 63) });
+    const client = new pg.Client({
+      connectionString: this.db.url,
+      connectionTimeoutMillis: connectTimeoutMs(),
+      keepAlive: true,
+      application_name: `autossl ${os.hostname()} ${process.pid}`.slice(0, 63),
+    });
     // lost (the server restarted, the network cut): the next ensure() opens another
     client.on('error', () => {
       if (s.client === client) {

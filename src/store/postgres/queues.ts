@@ -4,24 +4,47 @@ import type { Db } from './db.js';
 import { fleetStamp, type Presence } from './presence.js';
 
 export class PgOutbox implements OutboxStore {
-  constructor(private readonly db: Db, private readonly presence: Presence) {}
+  constructor(
+    private readonly db: Db,
+    private readonly presence: Presence,
+  ) {}
 
   async enqueue(key: string, kind: string, payload: string, at = Date.now()): Promise<boolean> {
-    return (await this.db.query('INSERT INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING', [key, kind, payload, at])).rowCount === 1;
+    return (
+      (
+        await this.db.query('INSERT INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (key) DO NOTHING', [
+          key,
+          kind,
+          payload,
+          at,
+        ])
+      ).rowCount === 1
+    );
   }
 
   /** Rows locked while claimed (another deliverer skips them): two processes never send one twice. */
   async claim(now = Date.now(), limit = 100): Promise<OutboxRow[]> {
     await this.presence.ensure();
     return this.db.tx(async (q) => {
-      const rows = (await q('SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit])).rows;
+      const rows = (
+        await q('SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED', [now, limit])
+      ).rows;
       const claimed: OutboxRow[] = [];
       for (const r of rows) {
         const by = r.claimed_by as string | null;
         if (by && by !== fleetStamp() && (await this.presence.alive(by, q))) continue;
         await q('UPDATE outbox SET claimed_by = $1, claimed_at = $2 WHERE id = $3', [fleetStamp(), now, r.id]);
-        const delivered = (await q<{ plugin: string }>('SELECT plugin FROM outbox_deliveries WHERE outbox_id = $1 ORDER BY at, plugin', [r.id])).rows.map((d) => d.plugin);
-        claimed.push({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: delivered });
+        const delivered = (await q<{ plugin: string }>('SELECT plugin FROM outbox_deliveries WHERE outbox_id = $1 ORDER BY at, plugin', [r.id])).rows.map(
+          (d) => d.plugin,
+        );
+        claimed.push({
+          id: r.id as number,
+          key: r.key as string,
+          kind: r.kind as string,
+          payload: r.payload as string,
+          attempts: r.attempts as number,
+          deliveredTo: delivered,
+        });
       }
       return claimed;
     });
@@ -32,22 +55,44 @@ export class PgOutbox implements OutboxStore {
   }
 
   async settle(id: number, result: { delivered: true } | { delivered: false; error: string; retryAt: number }): Promise<void> {
-    if (result.delivered) await this.db.query('UPDATE outbox SET delivered_at = $1, claimed_by = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $2', [Date.now(), id]);
-    else await this.db.query('UPDATE outbox SET claimed_by = NULL, attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3', [result.error.slice(0, 2000), result.retryAt, id]);
+    if (result.delivered)
+      await this.db.query('UPDATE outbox SET delivered_at = $1, claimed_by = NULL, attempts = attempts + 1, last_error = NULL WHERE id = $2', [Date.now(), id]);
+    else
+      await this.db.query('UPDATE outbox SET claimed_by = NULL, attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3', [
+        result.error.slice(0, 2000),
+        result.retryAt,
+        id,
+      ]);
   }
 
   async list(): Promise<OutboxEntry[]> {
     const rows = (await this.db.query('SELECT * FROM outbox ORDER BY id')).rows;
-    return rows.map((r) => ({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: [], deliveredAt: (r.delivered_at as number) ?? null, lastError: (r.last_error as string) ?? null, nextAttemptAt: r.next_attempt_at as number }));
+    return rows.map((r) => ({
+      id: r.id as number,
+      key: r.key as string,
+      kind: r.kind as string,
+      payload: r.payload as string,
+      attempts: r.attempts as number,
+      deliveredTo: [],
+      deliveredAt: (r.delivered_at as number) ?? null,
+      lastError: (r.last_error as string) ?? null,
+      nextAttemptAt: r.next_attempt_at as number,
+    }));
   }
 }
 
 export class PgUndo implements UndoStore {
-  constructor(private readonly db: Db, private readonly presence: Presence) {}
+  constructor(
+    private readonly db: Db,
+    private readonly presence: Presence,
+  ) {}
 
   async add(step: { runId: string; plugin: string; kind: string; payload: string; when: 'always' | 'failure'; owner?: string }): Promise<number> {
     if (step.owner === undefined) await this.presence.ensure();
-    const r = await this.db.query<{ id: number }>(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id`, [step.runId, step.owner ?? fleetStamp(), step.plugin, step.kind, step.payload, step.when, Date.now()]);
+    const r = await this.db.query<{ id: number }>(
+      `INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) RETURNING id`,
+      [step.runId, step.owner ?? fleetStamp(), step.plugin, step.kind, step.payload, step.when, Date.now()],
+    );
     return Number(r.rows[0]!.id);
   }
 
@@ -61,7 +106,19 @@ export class PgUndo implements UndoStore {
     if (filter.state === 'pending') where.push(`state = 'pending'`);
     if (filter.state === 'open') where.push(`state IN ('pending', 'running')`);
     const rows = (await this.db.query(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`, args)).rows;
-    return rows.map((r) => ({ id: r.id as number, runId: r.run_id as string, owner: r.owner as string, plugin: r.plugin as string, kind: r.kind as string, payload: r.payload as string, when: r.run_when as 'always' | 'failure', state: r.state as UndoStepRow['state'], attempts: r.attempts as number, lastError: (r.last_error as string) ?? null, createdAt: r.created_at as number }));
+    return rows.map((r) => ({
+      id: r.id as number,
+      runId: r.run_id as string,
+      owner: r.owner as string,
+      plugin: r.plugin as string,
+      kind: r.kind as string,
+      payload: r.payload as string,
+      when: r.run_when as 'always' | 'failure',
+      state: r.state as UndoStepRow['state'],
+      attempts: r.attempts as number,
+      lastError: (r.last_error as string) ?? null,
+      createdAt: r.created_at as number,
+    }));
   }
 
   async claim(id: number): Promise<boolean> {

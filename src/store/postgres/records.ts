@@ -1,5 +1,17 @@
 /** The small records in PostgreSQL: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress, ARI windows. */
-import type { AriWindowRecord, AriWindowStore, DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
+import type {
+  AriWindowRecord,
+  AriWindowStore,
+  DnsProgressRecord,
+  DnsProgressStore,
+  RateLimitRecord,
+  RateLimitStore,
+  RenewRunLineage,
+  RenewRunStore,
+  ReplayStore,
+  SiteRow,
+  SiteStore,
+} from '../store.js';
 import { ariRecord, type AriRow } from '../rows.js';
 import type { Db } from './db.js';
 
@@ -7,12 +19,16 @@ export class PgSites implements SiteStore {
   constructor(private readonly db: Db) {}
 
   async list(): Promise<SiteRow[]> {
-    const rows = (await this.db.query<{ domain: string; site: string; source: string }>('SELECT domain, site, source FROM sites ORDER BY domain COLLATE "C"')).rows;
+    const rows = (await this.db.query<{ domain: string; site: string; source: string }>('SELECT domain, site, source FROM sites ORDER BY domain COLLATE "C"'))
+      .rows;
     return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
   }
 
   async upsert(domain: string, site: Record<string, unknown>, source: string): Promise<void> {
-    await this.db.query('INSERT INTO sites (domain, site, source, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at', [domain, JSON.stringify(site), source, Date.now()]);
+    await this.db.query(
+      'INSERT INTO sites (domain, site, source, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at',
+      [domain, JSON.stringify(site), source, Date.now()],
+    );
   }
 
   async delete(domain: string): Promise<void> {
@@ -39,7 +55,10 @@ export class PgRateLimits implements RateLimitStore {
   }
 
   async set(server: string, record: RateLimitRecord): Promise<void> {
-    await this.db.query('INSERT INTO rate_limits (server, until_at, message) VALUES ($1, $2, $3) ON CONFLICT (server) DO UPDATE SET until_at = excluded.until_at, message = excluded.message', [server, record.until, record.message]);
+    await this.db.query(
+      'INSERT INTO rate_limits (server, until_at, message) VALUES ($1, $2, $3) ON CONFLICT (server) DO UPDATE SET until_at = excluded.until_at, message = excluded.message',
+      [server, record.until, record.message],
+    );
   }
 }
 
@@ -50,14 +69,22 @@ export class PgRenewRuns implements RenewRunStore {
     await this.db.tx(async (q) => {
       await q('DELETE FROM renew_run_lineages WHERE run_id = $1', [runId]);
       for (const l of lineages) {
-        await q('INSERT INTO renew_run_lineages (run_id, lineage, due, serial) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, lineage) DO UPDATE SET due = excluded.due, serial = excluded.serial', [runId, l.name, l.due === undefined ? null : l.due, l.serial]);
+        await q(
+          'INSERT INTO renew_run_lineages (run_id, lineage, due, serial) VALUES ($1, $2, $3, $4) ON CONFLICT (run_id, lineage) DO UPDATE SET due = excluded.due, serial = excluded.serial',
+          [runId, l.name, l.due === undefined ? null : l.due, l.serial],
+        );
       }
     });
   }
 
   async take(runId: string): Promise<RenewRunLineage[]> {
     return this.db.tx(async (q) => {
-      const rows = (await q<{ lineage: string; due: boolean | null; serial: string | null }>('SELECT lineage, due, serial FROM renew_run_lineages WHERE run_id = $1 ORDER BY seq FOR UPDATE', [runId])).rows;
+      const rows = (
+        await q<{ lineage: string; due: boolean | null; serial: string | null }>(
+          'SELECT lineage, due, serial FROM renew_run_lineages WHERE run_id = $1 ORDER BY seq FOR UPDATE',
+          [runId],
+        )
+      ).rows;
       await q('DELETE FROM renew_run_lineages WHERE run_id = $1', [runId]);
       return rows.map((r) => ({ name: r.lineage, ...(r.due === null ? {} : { due: r.due }), serial: r.serial }));
     });
@@ -68,14 +95,16 @@ export class PgDnsProgress implements DnsProgressStore {
   constructor(private readonly db: Db) {}
 
   async get(domain: string): Promise<DnsProgressRecord | null> {
-    return ((await this.db.query<DnsProgressRecord>('SELECT phase, message, at FROM dns_progress WHERE domain = $1', [domain])).rows[0]) ?? null;
+    return (await this.db.query<DnsProgressRecord>('SELECT phase, message, at FROM dns_progress WHERE domain = $1', [domain])).rows[0] ?? null;
   }
 
   async set(domain: string, record: DnsProgressRecord): Promise<void> {
-    await this.db.query('INSERT INTO dns_progress (domain, phase, message, at) VALUES ($1, $2, $3, $4) ON CONFLICT (domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at', [domain, record.phase, record.message, record.at]);
+    await this.db.query(
+      'INSERT INTO dns_progress (domain, phase, message, at) VALUES ($1, $2, $3, $4) ON CONFLICT (domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at',
+      [domain, record.phase, record.message, record.at],
+    );
   }
 }
-
 
 export class PgAriWindows implements AriWindowStore {
   constructor(private readonly db: Db) {}
@@ -90,10 +119,12 @@ export class PgAriWindows implements AriWindowStore {
   }
 
   async set(lineage: string, w: AriWindowRecord): Promise<void> {
-    await this.db.query(`INSERT INTO ari_windows (lineage, cert_id, serial, start_at, end_at, explanation_url, renew_at, fetched_at, next_fetch_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    await this.db.query(
+      `INSERT INTO ari_windows (lineage, cert_id, serial, start_at, end_at, explanation_url, renew_at, fetched_at, next_fetch_at, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
       ON CONFLICT (lineage) DO UPDATE SET cert_id = excluded.cert_id, serial = excluded.serial, start_at = excluded.start_at, end_at = excluded.end_at, explanation_url = excluded.explanation_url,
       renew_at = excluded.renew_at, fetched_at = excluded.fetched_at, next_fetch_at = excluded.next_fetch_at, error = excluded.error`,
-    [lineage, w.certId, w.serial, w.start, w.end, w.explanationUrl, w.renewAt, w.fetchedAt, w.nextFetchAt, w.error]);
+      [lineage, w.certId, w.serial, w.start, w.end, w.explanationUrl, w.renewAt, w.fetchedAt, w.nextFetchAt, w.error],
+    );
   }
 
   async delete(lineage: string): Promise<void> {

@@ -3,7 +3,6 @@ import type { BackoffRecord, BackoffStore } from '../store.js';
 import { backoffRecord as record, type BackoffRow } from '../rows.js';
 import type { Sql } from './sql.js';
 
-
 export class SqliteBackoff implements BackoffStore {
   constructor(private readonly sql: Sql) {}
 
@@ -17,8 +16,11 @@ export class SqliteBackoff implements BackoffStore {
   }
 
   async set(account: string, name: string, b: BackoffRecord): Promise<void> {
-    this.sql.st(`INSERT INTO backoff (account, name, failures, last_error, last_at, until_at, unpause_url) VALUES (?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT(account, name) DO UPDATE SET failures = excluded.failures, last_error = excluded.last_error, last_at = excluded.last_at, until_at = excluded.until_at, unpause_url = excluded.unpause_url`)
+    this.sql
+      .st(
+        `INSERT INTO backoff (account, name, failures, last_error, last_at, until_at, unpause_url) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT(account, name) DO UPDATE SET failures = excluded.failures, last_error = excluded.last_error, last_at = excluded.last_at, until_at = excluded.until_at, unpause_url = excluded.unpause_url`,
+      )
       .run(account, name, b.failures, b.lastError, b.lastAt, b.until, b.unpauseUrl);
   }
 

@@ -38,12 +38,16 @@ export class SqliteCertificates implements CertificateStore {
   }
 
   async revocation(lineage: string): Promise<RevocationRecord | null> {
-    const r = this.sql.st('SELECT serial, state, at, source FROM revocations WHERE lineage = ?').get(lineage) as { serial: string; state: RevocationRecord['state']; at: number; source: string | null } | undefined;
+    const r = this.sql.st('SELECT serial, state, at, source FROM revocations WHERE lineage = ?').get(lineage) as
+      { serial: string; state: RevocationRecord['state']; at: number; source: string | null } | undefined;
     return r ? { serial: r.serial, state: r.state, at: r.at, ...(r.source === null ? {} : { source: r.source }) } : null;
   }
 
   async setRevocation(lineage: string, record: RevocationRecord): Promise<void> {
-    this.sql.st('INSERT INTO revocations (lineage, serial, state, at, source) VALUES (?, ?, ?, ?, ?) ON CONFLICT(lineage) DO UPDATE SET serial = excluded.serial, state = excluded.state, at = excluded.at, source = excluded.source')
+    this.sql
+      .st(
+        'INSERT INTO revocations (lineage, serial, state, at, source) VALUES (?, ?, ?, ?, ?) ON CONFLICT(lineage) DO UPDATE SET serial = excluded.serial, state = excluded.state, at = excluded.at, source = excluded.source',
+      )
       .run(lineage, record.serial, record.state, record.at, record.source ?? null);
   }
 }
@@ -53,16 +57,26 @@ export class SqliteAttempts implements AttemptStore {
 
   async record(a: AttemptRecord, at = Date.now()): Promise<void> {
     this.sql.tx(() => {
-      this.sql.st('INSERT INTO attempts (at, kind, domain, lineage, ok, code, message, ms, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(at, a.kind, a.domain, a.lineage ?? null, a.ok ? 1 : 0, a.code ?? null, a.message ?? null, a.ms ?? null, process.pid);
+      this.sql
+        .st('INSERT INTO attempts (at, kind, domain, lineage, ok, code, message, ms, pid) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(at, a.kind, a.domain, a.lineage ?? null, a.ok ? 1 : 0, a.code ?? null, a.message ?? null, a.ms ?? null, process.pid);
       if (a.lineage) {
         const exists = this.sql.st('SELECT 1 FROM certificates WHERE lineage = ?').get(a.lineage);
         if (!exists) return;
         if (a.ok) {
-          this.sql.st(`UPDATE certificates SET last_attempt_at = ?, last_attempt_kind = ?, last_outcome = 'ok', consecutive_failures = 0,
-            renewed_at = CASE WHEN ? = 'renew' OR ? = 'deploy' THEN ? ELSE renewed_at END, updated_at = ? WHERE lineage = ?`).run(at, a.kind, a.kind, a.kind, at, at, a.lineage);
+          this.sql
+            .st(
+              `UPDATE certificates SET last_attempt_at = ?, last_attempt_kind = ?, last_outcome = 'ok', consecutive_failures = 0,
+            renewed_at = CASE WHEN ? = 'renew' OR ? = 'deploy' THEN ? ELSE renewed_at END, updated_at = ? WHERE lineage = ?`,
+            )
+            .run(at, a.kind, a.kind, a.kind, at, at, a.lineage);
         } else {
-          this.sql.st(`UPDATE certificates SET last_attempt_at = ?, last_attempt_kind = ?, last_outcome = 'failed', last_error_code = ?, last_error_message = ?,
-            last_error_at = ?, consecutive_failures = consecutive_failures + 1, updated_at = ? WHERE lineage = ?`).run(at, a.kind, a.code ?? null, a.message ?? null, at, at, a.lineage);
+          this.sql
+            .st(
+              `UPDATE certificates SET last_attempt_at = ?, last_attempt_kind = ?, last_outcome = 'failed', last_error_code = ?, last_error_message = ?,
+            last_error_at = ?, consecutive_failures = consecutive_failures + 1, updated_at = ? WHERE lineage = ?`,
+            )
+            .run(at, a.kind, a.code ?? null, a.message ?? null, at, at, a.lineage);
         }
       }
     });
@@ -70,12 +84,33 @@ export class SqliteAttempts implements AttemptStore {
 
   async last(domain: string): Promise<(AttemptRecord & { at: number }) | null> {
     const r = this.sql.st('SELECT * FROM attempts WHERE domain = ? ORDER BY id DESC LIMIT 1').get(domain) as Record<string, unknown> | undefined;
-    return r ? { at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined } : null;
+    return r
+      ? {
+          at: r.at as number,
+          kind: r.kind as AttemptRecord['kind'],
+          domain: r.domain as string,
+          lineage: (r.lineage as string) ?? undefined,
+          ok: r.ok === 1,
+          code: (r.code as string) ?? undefined,
+          message: (r.message as string) ?? undefined,
+        }
+      : null;
   }
 
   async list(domain?: string): Promise<Array<AttemptRecord & { at: number }>> {
-    const rows = (domain ? this.sql.st('SELECT * FROM attempts WHERE domain = ? ORDER BY id').all(domain) : this.sql.st('SELECT * FROM attempts ORDER BY id').all()) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({ at: r.at as number, kind: r.kind as AttemptRecord['kind'], domain: r.domain as string, lineage: (r.lineage as string) ?? undefined, ok: r.ok === 1, code: (r.code as string) ?? undefined, message: (r.message as string) ?? undefined, ms: (r.ms as number) ?? undefined }));
+    const rows = (
+      domain ? this.sql.st('SELECT * FROM attempts WHERE domain = ? ORDER BY id').all(domain) : this.sql.st('SELECT * FROM attempts ORDER BY id').all()
+    ) as Array<Record<string, unknown>>;
+    return rows.map((r) => ({
+      at: r.at as number,
+      kind: r.kind as AttemptRecord['kind'],
+      domain: r.domain as string,
+      lineage: (r.lineage as string) ?? undefined,
+      ok: r.ok === 1,
+      code: (r.code as string) ?? undefined,
+      message: (r.message as string) ?? undefined,
+      ms: (r.ms as number) ?? undefined,
+    }));
   }
 
   async recordValidationFailure(name: string, detail: string, at = Date.now()): Promise<void> {
@@ -83,7 +118,9 @@ export class SqliteAttempts implements AttemptStore {
   }
 
   async validationFailures(name: string, since: number): Promise<Array<{ at: number; detail: string }>> {
-    return this.sql.st('SELECT at, detail FROM validation_failures WHERE name = ? AND at >= ? ORDER BY at').all(name, since) as Array<{ at: number; detail: string }>;
+    return this.sql.st('SELECT at, detail FROM validation_failures WHERE name = ? AND at >= ? ORDER BY at').all(name, since) as Array<{
+      at: number;
+      detail: string;
+    }>;
   }
 }
-

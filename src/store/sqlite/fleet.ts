@@ -10,11 +10,18 @@ export class SqliteFleet implements FleetStore {
   }
 
   async nodes(): Promise<FleetNodeRow[]> {
-    return (this.sql.st('SELECT node, seen_at FROM fleet_nodes ORDER BY node').all() as Array<{ node: string; seen_at: number }>).map((r) => ({ node: r.node, seenAt: r.seen_at }));
+    return (this.sql.st('SELECT node, seen_at FROM fleet_nodes ORDER BY node').all() as Array<{ node: string; seen_at: number }>).map((r) => ({
+      node: r.node,
+      seenAt: r.seen_at,
+    }));
   }
 
   async publishChallenge(row: FleetChallengeRow): Promise<void> {
-    this.sql.st('INSERT INTO fleet_challenges (token, content, node, at) VALUES (?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET content = excluded.content, node = excluded.node, at = excluded.at').run(row.token, row.content, row.node, row.at);
+    this.sql
+      .st(
+        'INSERT INTO fleet_challenges (token, content, node, at) VALUES (?, ?, ?, ?) ON CONFLICT(token) DO UPDATE SET content = excluded.content, node = excluded.node, at = excluded.at',
+      )
+      .run(row.token, row.content, row.node, row.at);
   }
 
   async withdrawChallenge(token: string): Promise<void> {
@@ -37,11 +44,14 @@ export class SqliteFleet implements FleetStore {
   }
 
   async putLineage(row: FleetLineageRow): Promise<void> {
-    this.sql.st(`INSERT INTO fleet_lineages (id, names, serial, not_after, cert, chain, fullchain, key, node, at)
+    this.sql
+      .st(
+        `INSERT INTO fleet_lineages (id, names, serial, not_after, cert, chain, fullchain, key, node, at)
       VALUES (@id, @names, @serial, @notAfter, @cert, @chain, @fullchain, @key, @node, @at)
       ON CONFLICT(id) DO UPDATE SET names = excluded.names, serial = excluded.serial, not_after = excluded.not_after, cert = excluded.cert, chain = excluded.chain,
         fullchain = excluded.fullchain, key = excluded.key, node = excluded.node, at = excluded.at
-      WHERE excluded.serial <> fleet_lineages.serial AND (excluded.not_after > fleet_lineages.not_after OR (excluded.not_after = fleet_lineages.not_after AND excluded.at > fleet_lineages.at))`)
+      WHERE excluded.serial <> fleet_lineages.serial AND (excluded.not_after > fleet_lineages.not_after OR (excluded.not_after = fleet_lineages.not_after AND excluded.at > fleet_lineages.at))`,
+      )
       .run({ ...row, names: JSON.stringify(row.names) });
   }
 
@@ -52,11 +62,24 @@ export class SqliteFleet implements FleetStore {
   async lineage(id: string): Promise<FleetLineageRow | null> {
     const r = this.sql.st('SELECT * FROM fleet_lineages WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     if (!r) return null;
-    return { id: r.id as string, names: JSON.parse(r.names as string) as string[], serial: r.serial as string, notAfter: r.not_after as number, cert: r.cert as string, chain: r.chain as string, fullchain: r.fullchain as string, key: r.key as string, node: r.node as string, at: r.at as number };
+    return {
+      id: r.id as string,
+      names: JSON.parse(r.names as string) as string[],
+      serial: r.serial as string,
+      notAfter: r.not_after as number,
+      cert: r.cert as string,
+      chain: r.chain as string,
+      fullchain: r.fullchain as string,
+      key: r.key as string,
+      node: r.node as string,
+      at: r.at as number,
+    };
   }
 
   async reportServed(rows: readonly FleetServedRow[]): Promise<void> {
-    const st = this.sql.st('INSERT INTO fleet_served (node, lineage, serial, error, at) VALUES (@node, @lineage, @serial, @error, @at) ON CONFLICT(node, lineage) DO UPDATE SET serial = excluded.serial, error = excluded.error, at = excluded.at');
+    const st = this.sql.st(
+      'INSERT INTO fleet_served (node, lineage, serial, error, at) VALUES (@node, @lineage, @serial, @error, @at) ON CONFLICT(node, lineage) DO UPDATE SET serial = excluded.serial, error = excluded.error, at = excluded.at',
+    );
     this.sql.tx(() => {
       for (const r of rows) st.run(r);
     });

@@ -43,7 +43,10 @@ export class SqliteStore implements Store {
    * not exist) still serves the commands that only read: the database is opened read-only, or replaced by an
    * empty in-memory one. Every failure is STATE_UNAVAILABLE naming the path and the fix.
    */
-  constructor(readonly location: string, options: { readOnly?: boolean } = {}) {
+  constructor(
+    readonly location: string,
+    options: { readOnly?: boolean } = {},
+  ) {
     const opened = openDatabase(location, options);
     this.db = opened.db;
     this.readOnly = opened.readOnly;

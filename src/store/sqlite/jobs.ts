@@ -14,10 +14,16 @@ export class SqliteJobs implements JobStore {
   async create(job: { id: string; kind: string; source: string; domains: readonly string[]; options?: Record<string, unknown> }): Promise<void> {
     const now = Date.now();
     this.sql.tx(() => {
-      this.sql.st('INSERT OR IGNORE INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)').run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
+      this.sql
+        .st('INSERT OR IGNORE INTO jobs (id, kind, owner, state, source, created_at, options) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(job.id, job.kind, ownerStamp(), 'running', job.source, now, JSON.stringify(job.options ?? {}));
       let next = (this.sql.st('SELECT COALESCE(MAX(position) + 1, 0) AS n FROM job_domains WHERE job_id = ?').get(job.id) as { n: number }).n;
       for (const d of job.domains) {
-        if (this.sql.st(`INSERT OR IGNORE INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, next, now).changes) next++;
+        if (
+          this.sql.st(`INSERT OR IGNORE INTO job_domains (job_id, domain, position, state, updated_at) VALUES (?, ?, ?, 'queued', ?)`).run(job.id, d, next, now)
+            .changes
+        )
+          next++;
       }
     });
   }
@@ -72,7 +78,19 @@ export class SqliteJobs implements JobStore {
   }
 
   private jobOf(r: Record<string, unknown>): JobRow {
-    const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map(rowToJobDomain);
-    return { id: r.id as string, kind: r.kind as string, owner: r.owner as string, state: r.state as JobRow['state'], source: r.source as string, createdAt: r.created_at as number, finishedAt: (r.finished_at as number) ?? null, options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>, domains };
+    const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map(
+      rowToJobDomain,
+    );
+    return {
+      id: r.id as string,
+      kind: r.kind as string,
+      owner: r.owner as string,
+      state: r.state as JobRow['state'],
+      source: r.source as string,
+      createdAt: r.created_at as number,
+      finishedAt: (r.finished_at as number) ?? null,
+      options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>,
+      domains,
+    };
   }
 }

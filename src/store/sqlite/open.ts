@@ -277,8 +277,18 @@ export function openDatabase(dir: string, options: { readOnly?: boolean } = {}):
         details: { path: file },
       });
     }
-    const why = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? 'it is not a valid SQLite database (damaged, or another file is in its place)' : e.code === 'ENOTDIR' || e.code === 'EEXIST' ? `${dir} is not a directory` : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'SQLITE_READONLY' || e.code === 'SQLITE_CANTOPEN' ? 'it is not writable by this user' : e.message;
-    const hint = e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB' ? `Move ${file} aside (autossl starts a new one; the history of attempts and notifications in it is lost), then run again.` : `Make ${dir} a directory writable by the user running autossl (stateDir in the config), then run again.`;
+    const why =
+      e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB'
+        ? 'it is not a valid SQLite database (damaged, or another file is in its place)'
+        : e.code === 'ENOTDIR' || e.code === 'EEXIST'
+          ? `${dir} is not a directory`
+          : e.code === 'EACCES' || e.code === 'EPERM' || e.code === 'EROFS' || e.code === 'SQLITE_READONLY' || e.code === 'SQLITE_CANTOPEN'
+            ? 'it is not writable by this user'
+            : e.message;
+    const hint =
+      e.code === 'SQLITE_CORRUPT' || e.code === 'SQLITE_NOTADB'
+        ? `Move ${file} aside (autossl starts a new one; the history of attempts and notifications in it is lost), then run again.`
+        : `Make ${dir} a directory writable by the user running autossl (stateDir in the config), then run again.`;
     return new AutoSslError('STATE_UNAVAILABLE', `Cannot ${what} autossl's state ${file}: ${why}.`, { hint, cause: error, details: { path: file } });
   };
   let db: Database.Database | null = null;
@@ -288,7 +298,7 @@ export function openDatabase(dir: string, options: { readOnly?: boolean } = {}):
     const opened = new Database(file, { timeout: busyMs });
     try {
       // private: job history, registered sites, request signatures (the directory itself lets nginx through to acme-challenge/)
-      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f) && (fs.statSync(f).mode & 0o077)) fs.chmodSync(f, 0o600);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f) && fs.statSync(f).mode & 0o077) fs.chmodSync(f, 0o600);
       opened.pragma('journal_mode = WAL');
       opened.pragma('synchronous = NORMAL');
     } catch (error) {

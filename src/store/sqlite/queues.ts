@@ -7,7 +7,10 @@ export class SqliteOutbox implements OutboxStore {
   constructor(private readonly sql: Sql) {}
 
   async enqueue(key: string, kind: string, payload: string, at = Date.now()): Promise<boolean> {
-    return this.sql.st('INSERT OR IGNORE INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)').run(key, kind, payload, at, at).changes === 1;
+    return (
+      this.sql.st('INSERT OR IGNORE INTO outbox (key, kind, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)').run(key, kind, payload, at, at)
+        .changes === 1
+    );
   }
 
   /**
@@ -16,14 +19,23 @@ export class SqliteOutbox implements OutboxStore {
    */
   async claim(now = Date.now(), limit = 100): Promise<OutboxRow[]> {
     return this.sql.tx(() => {
-      const rows = this.sql.st(`SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?`).all(now, limit) as Array<Record<string, unknown>>;
+      const rows = this.sql.st(`SELECT * FROM outbox WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?`).all(now, limit) as Array<
+        Record<string, unknown>
+      >;
       const claimed: OutboxRow[] = [];
       for (const r of rows) {
         const by = r.claimed_by as string | null;
         if (by && by !== ownerStamp() && ownerAlive(by)) continue;
         this.sql.st('UPDATE outbox SET claimed_by = ?, claimed_at = ? WHERE id = ?').run(ownerStamp(), now, r.id);
         const delivered = (this.sql.st('SELECT plugin FROM outbox_deliveries WHERE outbox_id = ?').all(r.id) as Array<{ plugin: string }>).map((d) => d.plugin);
-        claimed.push({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: delivered });
+        claimed.push({
+          id: r.id as number,
+          key: r.key as string,
+          kind: r.kind as string,
+          payload: r.payload as string,
+          attempts: r.attempts as number,
+          deliveredTo: delivered,
+        });
       }
       return claimed;
     });
@@ -35,13 +47,27 @@ export class SqliteOutbox implements OutboxStore {
 
   /** Ends one delivery attempt: delivered to every tap, or to be retried after `retryAt`. */
   async settle(id: number, result: { delivered: true } | { delivered: false; error: string; retryAt: number }): Promise<void> {
-    if (result.delivered) this.sql.st('UPDATE outbox SET delivered_at = ?, claimed_by = NULL, attempts = attempts + 1, last_error = NULL WHERE id = ?').run(Date.now(), id);
-    else this.sql.st('UPDATE outbox SET claimed_by = NULL, attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(result.error.slice(0, 2000), result.retryAt, id);
+    if (result.delivered)
+      this.sql.st('UPDATE outbox SET delivered_at = ?, claimed_by = NULL, attempts = attempts + 1, last_error = NULL WHERE id = ?').run(Date.now(), id);
+    else
+      this.sql
+        .st('UPDATE outbox SET claimed_by = NULL, attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?')
+        .run(result.error.slice(0, 2000), result.retryAt, id);
   }
 
   async list(): Promise<OutboxEntry[]> {
     const rows = this.sql.st('SELECT * FROM outbox ORDER BY id').all() as Array<Record<string, unknown>>;
-    return rows.map((r) => ({ id: r.id as number, key: r.key as string, kind: r.kind as string, payload: r.payload as string, attempts: r.attempts as number, deliveredTo: [], deliveredAt: (r.delivered_at as number) ?? null, lastError: (r.last_error as string) ?? null, nextAttemptAt: r.next_attempt_at as number }));
+    return rows.map((r) => ({
+      id: r.id as number,
+      key: r.key as string,
+      kind: r.kind as string,
+      payload: r.payload as string,
+      attempts: r.attempts as number,
+      deliveredTo: [],
+      deliveredAt: (r.delivered_at as number) ?? null,
+      lastError: (r.last_error as string) ?? null,
+      nextAttemptAt: r.next_attempt_at as number,
+    }));
   }
 }
 
@@ -49,7 +75,8 @@ export class SqliteUndo implements UndoStore {
   constructor(private readonly sql: Sql) {}
 
   async add(step: { runId: string; plugin: string; kind: string; payload: string; when: 'always' | 'failure'; owner?: string }): Promise<number> {
-    const r = this.sql.st(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)`)
+    const r = this.sql
+      .st(`INSERT INTO undo_steps (run_id, owner, plugin, kind, payload, run_when, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)`)
       .run(step.runId, step.owner ?? ownerStamp(), step.plugin, step.kind, step.payload, step.when, Date.now());
     return Number(r.lastInsertRowid);
   }
@@ -63,8 +90,22 @@ export class SqliteUndo implements UndoStore {
     }
     if (filter.state === 'pending') where.push(`state = 'pending'`);
     if (filter.state === 'open') where.push(`state IN ('pending', 'running')`);
-    const rows = this.sql.st(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`).all(...args) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({ id: r.id as number, runId: r.run_id as string, owner: r.owner as string, plugin: r.plugin as string, kind: r.kind as string, payload: r.payload as string, when: r.run_when as 'always' | 'failure', state: r.state as UndoStepRow['state'], attempts: r.attempts as number, lastError: (r.last_error as string) ?? null, createdAt: r.created_at as number }));
+    const rows = this.sql.st(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`).all(...args) as Array<
+      Record<string, unknown>
+    >;
+    return rows.map((r) => ({
+      id: r.id as number,
+      runId: r.run_id as string,
+      owner: r.owner as string,
+      plugin: r.plugin as string,
+      kind: r.kind as string,
+      payload: r.payload as string,
+      when: r.run_when as 'always' | 'failure',
+      state: r.state as UndoStepRow['state'],
+      attempts: r.attempts as number,
+      lastError: (r.last_error as string) ?? null,
+      createdAt: r.created_at as number,
+    }));
   }
 
   async claim(id: number): Promise<boolean> {

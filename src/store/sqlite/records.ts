@@ -1,5 +1,17 @@
 /** The small records: panel sites, request signatures seen, a CA's rate limit, renew runs, DNS-01 progress, ARI windows. */
-import type { AriWindowRecord, AriWindowStore, DnsProgressRecord, DnsProgressStore, RateLimitRecord, RateLimitStore, RenewRunLineage, RenewRunStore, ReplayStore, SiteRow, SiteStore } from '../store.js';
+import type {
+  AriWindowRecord,
+  AriWindowStore,
+  DnsProgressRecord,
+  DnsProgressStore,
+  RateLimitRecord,
+  RateLimitStore,
+  RenewRunLineage,
+  RenewRunStore,
+  ReplayStore,
+  SiteRow,
+  SiteStore,
+} from '../store.js';
 import { ariRecord, type AriRow } from '../rows.js';
 import type { Sql } from './sql.js';
 
@@ -13,7 +25,11 @@ export class SqliteSites implements SiteStore {
   }
 
   async upsert(domain: string, site: Record<string, unknown>, source: string): Promise<void> {
-    this.sql.st('INSERT INTO sites (domain, site, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at').run(domain, JSON.stringify(site), source, Date.now());
+    this.sql
+      .st(
+        'INSERT INTO sites (domain, site, source, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET site = excluded.site, source = excluded.source, updated_at = excluded.updated_at',
+      )
+      .run(domain, JSON.stringify(site), source, Date.now());
   }
 
   async delete(domain: string): Promise<void> {
@@ -42,7 +58,11 @@ export class SqliteRateLimits implements RateLimitStore {
   }
 
   async set(server: string, record: RateLimitRecord): Promise<void> {
-    this.sql.st('INSERT INTO rate_limits (server, until_at, message) VALUES (?, ?, ?) ON CONFLICT(server) DO UPDATE SET until_at = excluded.until_at, message = excluded.message').run(server, record.until, record.message);
+    this.sql
+      .st(
+        'INSERT INTO rate_limits (server, until_at, message) VALUES (?, ?, ?) ON CONFLICT(server) DO UPDATE SET until_at = excluded.until_at, message = excluded.message',
+      )
+      .run(server, record.until, record.message);
   }
 }
 
@@ -59,7 +79,11 @@ export class SqliteRenewRuns implements RenewRunStore {
 
   async take(runId: string): Promise<RenewRunLineage[]> {
     return this.sql.tx(() => {
-      const rows = this.sql.st('SELECT lineage, due, serial FROM renew_run_lineages WHERE run_id = ? ORDER BY rowid').all(runId) as Array<{ lineage: string; due: number | null; serial: string | null }>;
+      const rows = this.sql.st('SELECT lineage, due, serial FROM renew_run_lineages WHERE run_id = ? ORDER BY rowid').all(runId) as Array<{
+        lineage: string;
+        due: number | null;
+        serial: string | null;
+      }>;
       this.sql.st('DELETE FROM renew_run_lineages WHERE run_id = ?').run(runId);
       return rows.map((r) => ({ name: r.lineage, ...(r.due === null ? {} : { due: r.due === 1 }), serial: r.serial }));
     });
@@ -74,10 +98,13 @@ export class SqliteDnsProgress implements DnsProgressStore {
   }
 
   async set(domain: string, record: DnsProgressRecord): Promise<void> {
-    this.sql.st('INSERT INTO dns_progress (domain, phase, message, at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at').run(domain, record.phase, record.message, record.at);
+    this.sql
+      .st(
+        'INSERT INTO dns_progress (domain, phase, message, at) VALUES (?, ?, ?, ?) ON CONFLICT(domain) DO UPDATE SET phase = excluded.phase, message = excluded.message, at = excluded.at',
+      )
+      .run(domain, record.phase, record.message, record.at);
   }
 }
-
 
 export class SqliteAriWindows implements AriWindowStore {
   constructor(private readonly sql: Sql) {}
@@ -92,9 +119,12 @@ export class SqliteAriWindows implements AriWindowStore {
   }
 
   async set(lineage: string, w: AriWindowRecord): Promise<void> {
-    this.sql.st(`INSERT INTO ari_windows (lineage, cert_id, serial, start_at, end_at, explanation_url, renew_at, fetched_at, next_fetch_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    this.sql
+      .st(
+        `INSERT INTO ari_windows (lineage, cert_id, serial, start_at, end_at, explanation_url, renew_at, fetched_at, next_fetch_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(lineage) DO UPDATE SET cert_id = excluded.cert_id, serial = excluded.serial, start_at = excluded.start_at, end_at = excluded.end_at, explanation_url = excluded.explanation_url,
-      renew_at = excluded.renew_at, fetched_at = excluded.fetched_at, next_fetch_at = excluded.next_fetch_at, error = excluded.error`)
+      renew_at = excluded.renew_at, fetched_at = excluded.fetched_at, next_fetch_at = excluded.next_fetch_at, error = excluded.error`,
+      )
       .run(lineage, w.certId, w.serial, w.start, w.end, w.explanationUrl, w.renewAt, w.fetchedAt, w.nextFetchAt, w.error);
   }
 
