@@ -3,21 +3,36 @@
  * file on every node, kept out of the database and its backups). "enc:v1:<iv>:<tag>:<ciphertext>" (base64url).
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import { AutoSslError } from '../errors.js';
+import { readRegularFile } from '../fsutil.js';
 
 const PREFIX = 'enc:v1:';
 
+/** The most a key file may hold: a key is 32 random bytes; anything near this is not a key file. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+const KEY_FILE_HINT = 'Put the same key file on every node (e.g. 32 random bytes: head -c 32 /dev/urandom > FILE; chmod 600 FILE).';
+
 function keyOf(file: string): Buffer {
   let bytes: Buffer;
+  let mode: number;
   try {
-    bytes = fs.readFileSync(file);
+    // a regular file only: /dev/zero would be read for ever, a FIFO would block every node's fleet run
+    const read = readRegularFile(file, { maxBytes: MAX_KEY_FILE_BYTES, code: 'CONFIG_INVALID', what: 'fleet.keyFile', hint: KEY_FILE_HINT });
+    bytes = read.data;
+    mode = read.stat.mode;
   } catch (error) {
-    throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} cannot be read: ${(error as Error).message}`, {
-      hint: 'Put the same key file on every node (e.g. 32 random bytes: head -c 32 /dev/urandom > FILE; chmod 600 FILE).',
-      cause: error,
-    });
+    if (error instanceof AutoSslError) throw error;
+    throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} cannot be read: ${(error as Error).message}`, { hint: KEY_FILE_HINT, cause: error });
   }
+  // the file is the key to every private key in the store: one others can read protects nothing (as ssh refuses)
+  if (mode & 0o077)
+    throw new AutoSslError(
+      'CONFIG_INVALID',
+      `fleet.keyFile ${file} can be read by others (mode ${(mode & 0o777).toString(8)}): it unlocks every private key in the store.`,
+      {
+        hint: `chmod 600 ${file}`,
+      },
+    );
   if (bytes.length < 16)
     throw new AutoSslError('CONFIG_INVALID', `fleet.keyFile ${file} holds ${bytes.length} bytes: at least 16 are needed.`, {
       hint: 'head -c 32 /dev/urandom > FILE; chmod 600 FILE',

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -98,7 +99,7 @@ describe('private keys at rest', () => {
   it('encrypts private keys with the key file, and refuses another key file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-key-'));
     const keyFile = path.join(dir, 'k');
-    fs.writeFileSync(keyFile, Buffer.alloc(32, 7));
+    fs.writeFileSync(keyFile, Buffer.alloc(32, 7), { mode: 0o600 });
     const sealed = sealKey('-----BEGIN PRIVATE KEY-----\nxyz\n', keyFile);
     expect(sealed.startsWith('enc:v1:')).toBe(true);
     expect(sealed).not.toContain('PRIVATE KEY');
@@ -108,5 +109,29 @@ describe('private keys at rest', () => {
     expect(() => openKey(sealed, undefined)).toThrow(/no fleet.keyFile/);
     expect(sealKey('PEM', undefined)).toBe('PEM');
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a key file that is not one: readable by others, a FIFO, /dev/zero, a directory (CONFIG_INVALID at once, never a hang)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fleet-key-'));
+    try {
+      const open = path.join(dir, 'open');
+      fs.writeFileSync(open, Buffer.alloc(32, 7), { mode: 0o644 });
+      fs.chmodSync(open, 0o644);
+      expect(() => sealKey('PEM', open)).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/can be read by others \(mode 644\)/), hint: `chmod 600 ${open}` }),
+      );
+      const fifo = path.join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      expect(() => sealKey('PEM', fifo)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/is a FIFO/) }));
+      expect(() => sealKey('PEM', '/dev/zero')).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/is a character device/) }),
+      );
+      expect(() => sealKey('PEM', dir)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/is a directory/) }));
+      expect(() => sealKey('PEM', path.join(dir, 'missing'))).toThrow(
+        expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringMatching(/cannot be read: ENOENT/) }),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
