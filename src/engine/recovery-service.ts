@@ -14,6 +14,7 @@ import { recoverPrivateOrders } from '../certbot/orders.js';
 import { certbotSettings } from '../issuer/certbot.js';
 import { referencedPaths } from '../manage.js';
 import { recoverUploads } from '../certbot/custom.js';
+import { fleetOf } from '../fleet/config.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
 import type { IssueService } from './issue-service.js';
@@ -100,6 +101,9 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
    * lineage is reused), the others fail with INTERRUPTED; then the job ends done or failed.
    */
   async function recoverJobs(): Promise<void> {
+    // in a fleet the nodes' `fleet run` loops finish a dead run's batch (src/fleet/handover.ts): a command here must
+    // neither run another node's batch before its own nor fail with INTERRUPTED the domains a live node finishes
+    if (fleetOf(config)) return;
     const store = k.state();
     for (const orphan of await store.jobs.orphaned()) {
       // one process recovers a job: two starting at once would both install its certificates

@@ -6,7 +6,8 @@
  * - every published lineage newer than this node's written into its certbot layout and installed into its own
  *   vhosts through the pipeline's install mode (vhost edit, nginx -t, reload, TLS check). At start this is the
  *   catch-up of a node that joined later or was down;
- * - what this node serves for each lineage (SNI on its own TLS listener) reported into the store.
+ * - what this node serves for each lineage (SNI on its own TLS listener) reported into the store;
+ * - every few seconds, a batch whose node died finished here (src/fleet/handover.ts), if no other node took it.
  * Nothing here talks to another node: a node cut from the others but reaching the store changes nothing served.
  */
 import fsp from 'node:fs/promises';
@@ -21,6 +22,7 @@ import { validToken } from './challenge.js';
 import type { FleetSettings } from './config.js';
 import { localSerial, writeLineage } from './lineage.js';
 import { lineageFiles } from '../issuer/issuer.js';
+import { HANDOVER_EVERY_MS, type JobHandover } from './handover.js';
 
 /** The first retry of a failed install, and the longest wait between retries. */
 const INSTALL_RETRY_MS = 5000;
@@ -52,6 +54,7 @@ export class FleetNode {
     private readonly store: () => FleetStore,
     private readonly settings: FleetSettings,
     private readonly events: FleetNodeEvents,
+    private readonly handover?: JobHandover,
   ) {}
 
   private get fleet(): FleetStore {
@@ -73,10 +76,12 @@ export class FleetNode {
         const installed = await this.syncLineages();
         if (installed || Date.now() - this.lastReport > 5000) await this.report();
       }),
+      // a third loop: a dead node's batch runs for minutes, the tokens and the installs go on meanwhile
+      this.handover && this.loop('jobs', async () => void (await this.handover!.round()), HANDOVER_EVERY_MS),
     ]);
   }
 
-  private async loop(what: string, round: () => Promise<void>): Promise<void> {
+  private async loop(what: string, round: () => Promise<void>, everyMs = this.settings.pollMs): Promise<void> {
     let failing = false;
     while (!this.stopped) {
       try {
@@ -87,8 +92,13 @@ export class FleetNode {
         if (!failing) this.events.log(`${what}: round failed (what is served stays as it is): ${(error as Error).message}`);
         failing = true;
       }
-      await new Promise((r) => setTimeout(r, this.settings.pollMs));
+      await this.pause(everyMs);
     }
+  }
+
+  /** Waits `ms`, or less when stop() comes meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    for (let left = ms; left > 0 && !this.stopped; left -= this.settings.pollMs) await new Promise((r) => setTimeout(r, Math.min(left, this.settings.pollMs)));
   }
 
   stop(): void {
