@@ -41,7 +41,8 @@ export type {
   UndoHandle,
   UndoWhen,
 } from './pipeline/context.js';
-export type { CertificateInfo, Lineage } from './certbot/lineage.js';
+export type { CertificateInfo } from './issuer/certificate.js';
+export type { LineageFiles as Lineage } from './issuer/issuer.js';
 export { REPEATABLE_BY_KEY } from './installer/installer.js';
 export type { IdentityRule, VhostEdit, DirectiveView, ServerView, Installer } from './installer/installer.js';
 export type { DeliveryReport } from './renewal/outbox.js';

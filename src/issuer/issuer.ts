@@ -18,7 +18,6 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import type { ChallengeSetup } from '../pipeline/context.js';
-import type { Lineage as LineageFiles } from '../certbot/lineage.js';
 import type { Profile } from './profile.js';
 
 /** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
@@ -41,6 +40,20 @@ export interface Lineage {
   keyPath: string;
   /** certbot only: the lineage's renewal config (its webroot is kept there). */
   renewalConf?: string;
+}
+
+/**
+ * A lineage's files under the names the pipeline's stages and plugins use (ctx.lineage, the `issue` hook's
+ * result): certbot's names for the same paths a Lineage value carries. `renewalConf` is empty for an issuer that
+ * keeps none.
+ */
+export interface LineageFiles {
+  name: string;
+  cert: string;
+  chain: string;
+  fullchain: string;
+  privkey: string;
+  renewalConf: string;
 }
 
 /** A certificate obtained elsewhere, as PEM texts, for Issuer.keep. `note` says where it came from. */

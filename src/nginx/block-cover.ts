@@ -6,7 +6,7 @@
  * block for that name (SNI).
  */
 import path from 'node:path';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { readCertificateQuick } from '../issuer/certificate.js';
 import { matchServerName } from './listen.js';
 import { answeredNames, covers, coversPattern } from './names.js';
 import { lineColumn } from './parse.js';

@@ -34,7 +34,7 @@ import {
 } from './edit.js';
 import { answeredNames, covers } from './names.js';
 import { servedCover } from './block-cover.js';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { readCertificateQuick } from '../issuer/certificate.js';
 
 export interface UninstallPlan {
   edits: FileEdit[];

@@ -7,8 +7,8 @@
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { Profile } from '../issuer/profile.js';
 import type { AutoSslError } from '../errors.js';
-import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
-import type { Issuer } from '../issuer/issuer.js';
+import type { CertificateInfo } from '../issuer/certificate.js';
+import type { Issuer, LineageFiles as Lineage } from '../issuer/issuer.js';
 import type { NginxControl } from '../nginx/control.js';
 import type { ConfigEditor } from '../nginx/editor.js';
 import type { EditTransaction } from '../nginx/transaction.js';

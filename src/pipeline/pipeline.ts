@@ -6,7 +6,7 @@
  * TIMEOUT naming the stage and the plugin, so a run can never end with a domain unaccounted for.
  */
 import { AutoSslError, ERROR_CODES, toAutoSslError, type ErrorCode } from '../errors.js';
-import { readCertificate } from '../certbot/lineage.js';
+import { readCertificate } from '../issuer/certificate.js';
 import type { FileEdit } from '../installer/installer.js';
 import { customCertificatesDir } from '../certbot/custom.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';

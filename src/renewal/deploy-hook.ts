@@ -5,7 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { insideAutosslCertonly } from '../certbot/hooks.js';
-import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
+import { readLineage } from '../certbot/lineage.js';
+import { readCertificate } from '../issuer/certificate.js';
+import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import { uploadDirOf } from '../certbot/custom.js';
 import { servedCertificatePath } from '../nginx/edit.js';
 import { covers } from '../nginx/names.js';

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
+import { readCertificateQuick as readCertificate } from '../issuer/certificate.js';
 import { argValues, walkDirectives } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
 import type { CertificateRow, Store } from '../store/store.js';

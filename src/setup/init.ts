@@ -12,7 +12,7 @@ import { loadConfig } from '../config/load.js';
 import { validateConfig, type AutoSslConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { readCertificateQuick } from '../issuer/certificate.js';
 import { servedCertificatePath } from '../nginx/edit.js';
 import { answeredNames, covers } from '../nginx/names.js';
 import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';

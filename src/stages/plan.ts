@@ -9,7 +9,7 @@
  *  - `blockNames: "cover"` adds the block's other names; one whose pre-flight fails is left out, and said so.
  */
 import path from 'node:path';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { readCertificateQuick } from '../issuer/certificate.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';

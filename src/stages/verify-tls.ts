@@ -6,7 +6,7 @@
  * once more by the engine (its certificate reused, no new order): see issueOne in engine.ts.
  */
 import { AutoSslError } from '../errors.js';
-import { normalizeSerial } from '../certbot/lineage.js';
+import { normalizeSerial } from '../issuer/certificate.js';
 import { lineColumn } from '../nginx/parse.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext } from '../pipeline/context.js';

@@ -88,7 +88,8 @@ describe('special files as certificates', () => {
     const cert = path.join(live, 'cert.pem');
     fs.writeFileSync(path.join(dir, 'nginx.conf'), MAIN(`  server { listen 443 ssl; server_name fifo.test; ssl_certificate ${cert}; }`));
     const run = await runIsolated<Record<string, { code?: string; message?: string; ok?: unknown }>>(`
-import { readCertificate, readCertificateQuick, readLineage } from ${dist('certbot/lineage.js')};
+import { readLineage } from ${dist('certbot/lineage.js')};
+import { readCertificate, readCertificateQuick } from ${dist('issuer/certificate.js')};
 import { vhostCertificateRefs } from ${dist('renewal/scan.js')};
 import { NginxTree } from ${dist('nginx/tree.js')};
 ${CATCH}
@@ -116,7 +117,7 @@ console.log(JSON.stringify({
     fs.writeFileSync(pem, '');
     fs.truncateSync(pem, 1024 * 1024 + 1);
     const run = await runIsolated<{ quick: { code?: string } }>(`
-import { readCertificateQuick } from ${dist('certbot/lineage.js')};
+import { readCertificateQuick } from ${dist('issuer/certificate.js')};
 ${CATCH}
 console.log(JSON.stringify({ quick: outcome(() => readCertificateQuick(${JSON.stringify(pem)})) }));
 `);

@@ -7,8 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { readCertificate, readCertificateQuick } from '../../src/certbot/lineage.js';
-import { firstPemCertificate, readCertificateFields } from '../../src/certbot/der.js';
+import { readCertificate, readCertificateQuick } from '../../src/issuer/certificate.js';
+import { firstPemCertificate, readCertificateFields } from '../../src/issuer/der.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeCertificatePem } from '../helpers/certs.js';
 
