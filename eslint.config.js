@@ -56,7 +56,6 @@ export const SEAMS = [
       'src/renewal/renew.ts': 'renewal runs certbot directly, not yet through the Issuer (split from renewal.ts)',
       'src/renewal/status-report.ts': 'status reads certbot lineages, not yet through the Lineage value (split from renewal.ts)',
       'src/renewal/uploads.ts': 'uploads write certbot lineages, not yet through the Issuer',
-      'src/stages/state-record.ts': 'records certbot lineages, not yet through the Lineage value',
     },
   },
   {

@@ -65,6 +65,13 @@ export interface KeptPems {
   note: string;
 }
 
+/** One of the CA's problem documents (RFC 8555 section 6.7): an issuer's failure carries them in `details.problems`. */
+export interface AcmeProblem {
+  domain?: string;
+  type?: string;
+  detail: string;
+}
+
 /** What `obtain` is asked for. */
 export interface ObtainRequest {
   /** The lineage the certificate goes into (a new one, or the existing lineage of these names). */
