@@ -21,7 +21,6 @@ export const SEAMS = [
     allowed: ['src/nginx/**', 'src/installer/**'],
     message: 'nginx is reached through the Installer (src/installer), never src/nginx directly.',
     exceptions: {
-      'src/certbot/custom.ts': 'the custom certbot command reads the nginx tree (moves behind the Installer)',
       'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
       'src/engine/preview-service.ts': 'check names the other names a block answers (certificateBlock, answeredNames), not yet through the Installer',
       'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',

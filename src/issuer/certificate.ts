@@ -70,4 +70,11 @@ export function certificateInfo(cert: X509Certificate): CertificateInfo {
   };
 }
 
+/** Whether a certificate with these names is valid for `name` (a `*.x` name covers exactly one label more). */
+export function covers(certNames: readonly string[], name: string): boolean {
+  if (certNames.includes(name)) return true;
+  const dot = name.indexOf('.');
+  return dot > 0 && certNames.includes(`*${name.slice(dot)}`);
+}
+
 export { normalizeSerial };

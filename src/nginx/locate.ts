@@ -7,7 +7,7 @@ import { domainToASCII } from 'node:url';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
 import { argValues, childDirectives } from './parse.js';
-import { covers } from './names.js';
+import { covers } from '../issuer/certificate.js';
 import type { NginxTree, ServerBlock } from './tree.js';
 import { valueFromFile } from './value.js';
 

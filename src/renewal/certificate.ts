@@ -6,8 +6,7 @@
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
 import { memoByStat } from '../fsutil.js';
-import { readCertificateQuick, type CertificateInfo } from '../issuer/certificate.js';
-import { covers } from '../nginx/names.js';
+import { covers, readCertificateQuick, type CertificateInfo } from '../issuer/certificate.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree } from '../nginx/tree.js';
 import { serverView } from '../nginx/view.js';

@@ -10,8 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { normalizeSerial, readCertificateQuick } from '../issuer/certificate.js';
-import { covers } from '../nginx/names.js';
+import { covers, normalizeSerial, readCertificateQuick } from '../issuer/certificate.js';
 import { isPlainHttp } from '../nginx/listen.js';
 import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';

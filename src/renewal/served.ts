@@ -6,8 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { readCertificateQuick, normalizeSerial } from '../issuer/certificate.js';
-import { covers } from '../nginx/names.js';
+import { covers, readCertificateQuick, normalizeSerial } from '../issuer/certificate.js';
 import { isPlainHttp } from '../nginx/listen.js';
 import { lineColumn } from '../nginx/parse.js';
 import type { NginxTree, ServerBlock } from '../nginx/tree.js';

@@ -9,12 +9,12 @@
  *  - `blockNames: "cover"` adds the block's other names; one whose pre-flight fails is left out, and said so.
  */
 import path from 'node:path';
-import { readCertificateQuick } from '../issuer/certificate.js';
+import { covers, readCertificateQuick } from '../issuer/certificate.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
 import { sharedCertificateHint, sharedCertificateProblem } from '../nginx/shared-snippets.js';
-import { answeredNames, covers } from '../nginx/names.js';
+import { answeredNames } from '../nginx/names.js';
 import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
 import { lineColumn } from '../nginx/parse.js';
 import { routeEnv, routeRequest } from '../nginx/routing.js';
