@@ -45,16 +45,12 @@ export const SEAMS = [
     message: 'certbot is reached through the Issuer (src/issuer), never src/certbot directly.',
     exceptions: {
       'src/engine/recovery-service.ts': 'recovery adopts killed private orders and reads lineages, not yet through the Issuer',
-      'src/engine/types.ts': 'the Upload type of installCertificate, not yet through the Issuer',
-      'src/index.ts': 'public types re-exported from src/certbot until the Issuer exports them',
       'src/manage.ts': 'manage commands read lineages directly, not yet through the Issuer',
-      'src/pipeline/pipeline.ts': 'the pipeline runs certbot directly, not yet through the Issuer',
       'src/renewal/deploy-hook.ts': 'the deploy hook reads certbot lineages, not yet through the Lineage value (split from renewal.ts)',
       'src/renewal/hook-install.ts': "writes certbot's renewal-hooks, not yet through the Issuer (split from renewal.ts)",
       'src/renewal/renew-hook.ts': "certbot's pre/post hooks read certbot's log, not yet through the Issuer (split from renewal.ts)",
       'src/renewal/renew.ts': 'renewal runs certbot directly, not yet through the Issuer (split from renewal.ts)',
       'src/renewal/status-report.ts': 'status reads certbot lineages, not yet through the Lineage value (split from renewal.ts)',
-      'src/renewal/uploads.ts': 'uploads write certbot lineages, not yet through the Issuer',
     },
   },
   {

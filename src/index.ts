@@ -11,7 +11,7 @@ export type { AutoSsl, BlockRef, CheckResult, CreateOptions, IssueOptions, Previ
 export type { DomainResult } from './pipeline/pipeline.js';
 export type { DomainCertificate } from './renewal/certificate.js';
 export type { UninstallResult } from './manage.js';
-export type { Upload } from './certbot/custom.js';
+export type { Upload } from './issuer/upload.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
 import { execCertbot, summarizeProblems } from './certbot/certbot.js';
-import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
+import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './issuer/upload.js';
 import { readLineage } from './certbot/lineage.js';
 import { readCertificate } from './issuer/certificate.js';
 import { siteFor } from './config/schema.js';

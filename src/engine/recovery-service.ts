@@ -13,7 +13,7 @@ import { renewalWindowStart } from '../renewal/status.js';
 import { recoverPrivateOrders } from '../certbot/orders.js';
 import { certbotSettings } from '../issuer/certbot.js';
 import { referencedPaths } from '../manage.js';
-import { recoverUploads } from '../certbot/custom.js';
+import { recoverUploads } from '../issuer/upload.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
 import type { IssueService } from './issue-service.js';

@@ -8,7 +8,7 @@
 import { AutoSslError, ERROR_CODES, toAutoSslError, type ErrorCode } from '../errors.js';
 import { readCertificate } from '../issuer/certificate.js';
 import type { FileEdit } from '../installer/installer.js';
-import { customCertificatesDir } from '../certbot/custom.js';
+import { customCertificatesDir } from '../issuer/upload.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';

@@ -8,7 +8,7 @@ import { insideAutosslCertonly } from '../certbot/hooks.js';
 import { readLineage } from '../certbot/lineage.js';
 import { covers, readCertificate } from '../issuer/certificate.js';
 import type { LineageFiles as Lineage } from '../issuer/issuer.js';
-import { uploadDirOf } from '../certbot/custom.js';
+import { uploadDirOf } from '../issuer/upload.js';
 import { servedCertificatePath } from '../nginx/edit.js';
 import { lostCover, servedCover } from '../nginx/block-cover.js';
 import type { NginxTree } from '../nginx/tree.js';
