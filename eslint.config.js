@@ -34,7 +34,6 @@ export const SEAMS = [
       'src/setup/init.ts': 'init reads the nginx tree directly, not yet through the Installer',
       'src/stages/plan.ts': 'planning locates blocks directly, not yet through the Installer',
       'src/stages/preflight.ts': 'preflight reads the nginx tree directly, not yet through the Installer',
-      'src/stages/verify-tls.ts': 'verification asks nginx directly, not yet through the Installer',
     },
   },
   {

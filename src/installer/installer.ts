@@ -64,6 +64,11 @@ export interface Installer<C = unknown> {
   load(overlay?: ReadonlyMap<string, string>): C;
   /** The blocks that answer the names; refuses names the server does not serve and ambiguous matches. */
   locate(config: C, names: readonly string[], options?: { vhostFile?: string }): LocatedBlocks;
+  /**
+   * The blocks the server picks for a name, on port 80 and over TLS, as it picks them (several: equally good
+   * matches; none: the default server answers). For messages that say which block answered; never refuses.
+   */
+  blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
   /** Plans the edit that makes the CA's HTTP-01 request for every name reach a webroot as a static file. */
   planChallenge(config: C, names: readonly string[], options: ChallengeOptions): ChallengePlan;
   /** What a challenge plan needs on disk before the CA asks (a link where an existing location reads tokens). */

@@ -81,21 +81,13 @@ export class NginxInstaller implements Installer<NginxTree> {
 
   locate(tree: NginxTree, names: readonly string[], options: { vhostFile?: string } = {}): LocatedBlocks {
     const located = locateServers(tree, names, options);
-    const views = (m: Map<string, ServerBlock | null>): Map<string, BlockInfo | null> =>
-      new Map(
-        [...m].map(([name, s]) => [
-          name,
-          s
-            ? {
-                file: s.file,
-                line: lineColumn(s.config.source, s.directive.start).line,
-                serverNames: s.names,
-                sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`),
-              }
-            : null,
-        ]),
-      );
+    const views = (m: Map<string, ServerBlock | null>): Map<string, BlockInfo | null> => new Map([...m].map(([name, s]) => [name, s ? blockInfo(s) : null]));
     return { http: views(located.http), https: views(located.https) };
+  }
+
+  blocksFor(tree: NginxTree, name: string): { http: BlockInfo[]; https: BlockInfo[] } {
+    const found = tree.findServers(name);
+    return { http: found.http.map(blockInfo), https: found.https.map(blockInfo) };
   }
 
   planChallenge: Installer<NginxTree>['planChallenge'] = (tree, names, options) => planChallengeEdit(tree, names, options);
@@ -145,4 +137,14 @@ export class NginxInstaller implements Installer<NginxTree> {
   served(endpoint: { host: string; port: number; servername: string }, timeoutMs?: number): Promise<string> {
     return servedSerial(endpoint.host, endpoint.port, endpoint.servername, timeoutMs);
   }
+}
+
+/** A server block as the Installer's callers see it: where it is, its names, its sockets. */
+function blockInfo(s: ServerBlock): BlockInfo {
+  return {
+    file: s.file,
+    line: lineColumn(s.config.source, s.directive.start).line,
+    serverNames: s.names,
+    sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`),
+  };
 }
