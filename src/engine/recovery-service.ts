@@ -10,8 +10,6 @@ import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
 import { renewalWindowStart } from '../renewal/status.js';
-import { recoverPrivateOrders } from '../certbot/orders.js';
-import { certbotSettings } from '../issuer/certbot.js';
 import { referencedPaths } from '../manage.js';
 import { recoverUploads } from '../issuer/upload.js';
 import type { Kernel } from './core.js';
@@ -88,9 +86,9 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
       emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
-  /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
+  /** The issuer's leftovers of killed runs (certbot's private orders: a finished lineage is adopted, never ordered again). */
   async function recoverOrders(): Promise<void> {
-    for (const adopted of await recoverPrivateOrders(certbotSettings(config), config.stateDir)) {
+    for (const adopted of (await k.services.issuer.recover?.()) ?? []) {
       emit({ domain: '*', stage: 'recover', status: 'info', message: `adopted certificate ${adopted}, obtained by a run that was killed` });
     }
   }

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { AutoSslConfig } from '../config/schema.js';
 import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
-import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
+import { adopt, ensureAccount, privateDirs, recoverPrivateOrders } from '../certbot/orders.js';
 import type { Semaphore } from '../bounded.js';
 import { writeHookScript } from '../certbot/hooks.js';
 import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
@@ -216,6 +216,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     },
     async keep(id, pems) {
       return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
+    },
+    recover() {
+      return recoverPrivateOrders(settings, config.stateDir);
     },
     lineageOfPath(file) {
       const full = path.resolve(file);

@@ -109,6 +109,11 @@ export interface Issuer {
    * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
    */
   keep?(id: string, pems: KeptPems): Promise<Lineage>;
+  /**
+   * Finishes what a killed run of this issuer left behind (certbot: a private order that finished is adopted, the
+   * rest of its directories goes); returns the ids of the lineages adopted. Absent: nothing to finish.
+   */
+  recover?(): Promise<string[]>;
   /** The paths a new lineage would get, for dry-run diffs; absent: placeholders under the state directory. */
   plannedPaths?(id: string): Pick<Lineage, 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>;
 }
