@@ -7,10 +7,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
-import { execCertbot, summarizeProblems } from './certbot/certbot.js';
 import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './issuer/upload.js';
-import { readLineage } from './certbot/lineage.js';
-import { readCertificate } from './issuer/certificate.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
 import { locateServers } from './nginx/edit.js';
@@ -135,24 +132,26 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   }
   // the certificates nothing serves any more go; a lineage or upload another block serves stays
   const still = referencedPaths(services.loadTree());
-  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const { issuer } = services;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
   // the domain's own lineage, if nothing serves it: not served over TLS (never installed, or its vhost went first),
   // or served with an upload that replaced it (certbot would renew it for ever with no vhost)
-  const own = site.certName ?? domain;
+  let ownLineage: string | null = null;
   try {
-    const lineage = readLineage(config.certbot.configDir, own);
-    if (lineage && (!served || readCertificate(lineage.cert).names.includes(domain))) certificates.push(path.join(live, own, 'fullchain.pem'));
+    const lineage = await issuer.find(site.certName ?? domain);
+    if (lineage && (!served || lineage.names.includes(domain))) ownLineage = lineage.id;
   } catch {
     // not a lineage name, or its certificate cannot be read
   }
   for (const c of certificates) {
     const full = path.resolve(c);
-    if (full.startsWith(live)) lineages.add(full.slice(live.length).split(path.sep)[0]!);
+    const lineage = issuer.lineageOfPath?.(full);
+    if (lineage) lineages.add(lineage);
     const upload = uploadDirOf(config, full);
     if (upload) uploads.add(upload);
   }
+  if (ownLineage) lineages.add(ownLineage);
   if (noVhost && lineages.size === 0 && uploads.size === 0) {
     // nothing here knows the name: a typo, or deleted twice. Not a silent success.
     const error = new AutoSslError('VHOST_NOT_FOUND', `Nothing to uninstall for ${domain}: no server block answers it and it has no certificate here.`, {
@@ -161,18 +160,19 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
     return { ...result, notes: [], error };
   }
   for (const name of lineages) {
-    const lineage = readLineage(config.certbot.configDir, name);
-    const dir = path.join(live, name) + path.sep;
-    const users = [...still].filter((p) => p.startsWith(dir) || (lineage && [lineage.fullchain, lineage.privkey, lineage.cert].includes(p)));
+    const lineage = await issuer.find(name).catch(() => null);
+    const users = [...still].filter(
+      (p) => issuer.lineageOfPath?.(p) === name || (lineage && [lineage.fullchainPath, lineage.keyPath, lineage.certPath].includes(p)),
+    );
     if (users.length) {
       result.kept.push({ certificate: name, reason: `other server blocks still serve it (${users.length} line${users.length > 1 ? 's' : ''})` });
       continue;
     }
-    if (!lineage) continue;
     const error = await deleteLineage(core, name);
+    if (error === 'absent') continue;
     if (error) {
       result.kept.push({ certificate: name, reason: error.message });
-      result.notes.push(`the vhost is HTTP-only, but certbot could not delete ${name}: ${error.message}`);
+      result.notes.push(`the vhost is HTTP-only, but ${issuer.name} could not delete ${name}: ${error.message}`);
     } else result.deleted.push(name);
   }
   for (const dir of uploads) {
@@ -188,17 +188,17 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   return result;
 }
 
-/** `certbot delete` under the lineage's order lock (an order of the same lineage never runs meanwhile). */
-async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null> {
+/**
+ * The issuer's delete (`certbot delete`) under the lineage's order lock (an order of the same lineage never runs
+ * meanwhile); 'absent': the issuer has no such lineage (or cannot delete its lineages), nothing was done.
+ */
+async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null | 'absent'> {
+  const { issuer } = core.services;
+  if (!issuer.remove) return 'absent';
   const settings = certbotSettings(core.config);
   try {
     return await withLocked(core.services.state().locker, `order-${name}`, settings.timeoutMs * 3, `The order of ${name}`, async () => {
-      const run = await execCertbot(settings, ['delete', '--cert-name', name]);
-      if (run.exitCode !== 0)
-        return new AutoSslError(
-          'CERTBOT_FAILED',
-          `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`,
-        );
+      if (!(await issuer.remove!(name))) return 'absent' as const;
       try {
         await core.services.state().certificates.delete(name);
       } catch {

@@ -217,6 +217,16 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     async keep(id, pems) {
       return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
     },
+    async remove(id) {
+      if (!readLineage(config.certbot.configDir, id)) return false;
+      const run = await execCertbot(settings, ['delete', '--cert-name', id]);
+      if (run.exitCode !== 0)
+        throw new AutoSslError(
+          'CERTBOT_FAILED',
+          `certbot delete --cert-name ${id} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`,
+        );
+      return true;
+    },
     recover() {
       return recoverPrivateOrders(settings, config.stateDir);
     },

@@ -110,6 +110,11 @@ export interface Issuer {
    */
   keep?(id: string, pems: KeptPems): Promise<Lineage>;
   /**
+   * Deletes lineage `id` (its certificates and key: nothing renews it any more); false when the issuer has no such
+   * lineage. Throws (ISSUER_FAILED, CERTBOT_FAILED) when it cannot. Absent: this issuer's lineages are never deleted.
+   */
+  remove?(id: string): Promise<boolean>;
+  /**
    * Finishes what a killed run of this issuer left behind (certbot: a private order that finished is adopted, the
    * rest of its directories goes); returns the ids of the lineages adopted. Absent: nothing to finish.
    */
