@@ -21,6 +21,7 @@ import { revocationOf } from '../renewal/revocation.js';
 import type { Store } from '../store/store.js';
 import { fleetOf } from '../fleet/config.js';
 import { keepCertbotLineage } from './certbot-keep.js';
+import { ensureDeployHook, installHooks } from './certbot-hooks.js';
 import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 import { keptForRenewal } from './profile.js';
@@ -217,6 +218,8 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     async keep(id, pems) {
       return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
     },
+    installHooks: () => installHooks({ config }),
+    ensureRenewalHooks: (ids) => ensureDeployHook({ config }, ids),
     async remove(id) {
       if (!readLineage(config.certbot.configDir, id)) return false;
       const run = await execCertbot(settings, ['delete', '--cert-name', id]);

@@ -109,6 +109,13 @@ export interface Issuer {
    * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
    */
   keep?(id: string, pems: KeptPems): Promise<Lineage>;
+  /** Installs what makes renewals run outside autossl (certbot's timer) reach the server; returns the files written. */
+  installHooks?(): string[];
+  /**
+   * After a run that created lineages `ids`: makes sure their renewals outside autossl reach the server; says what it
+   * did, or why it could not (`warning`); null: it was in place. Absent: the issuer renews only through autossl.
+   */
+  ensureRenewalHooks?(ids: readonly string[]): { message: string; warning: boolean } | null;
   /**
    * Deletes lineage `id` (its certificates and key: nothing renews it any more); false when the issuer has no such
    * lineage. Throws (ISSUER_FAILED, CERTBOT_FAILED) when it cannot. Absent: this issuer's lineages are never deleted.
