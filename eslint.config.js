@@ -24,7 +24,6 @@ export const SEAMS = [
       'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
       'src/engine/preview-service.ts': 'check names the other names a block answers (certificateBlock, answeredNames), not yet through the Installer',
       'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',
-      'src/preflight/redirect-hosts.ts': 'reads redirects from the nginx tree, not yet through the Installer',
       'src/renewal/certificate.ts': 'renewal locates blocks directly, not yet through the Installer',
       'src/renewal/deploy-hook.ts': 'the deploy hook reloads nginx directly, not yet through the Installer (split from renewal.ts)',
       'src/renewal/loaded.ts': 'renewal reads what nginx loaded, not yet through the Installer',
@@ -33,7 +32,6 @@ export const SEAMS = [
       'src/renewal/status-report.ts': 'status reads the nginx tree directly, not yet through the Installer (split from renewal.ts)',
       'src/setup/init.ts': 'init reads the nginx tree directly, not yet through the Installer',
       'src/stages/plan.ts': 'planning locates blocks directly, not yet through the Installer',
-      'src/stages/preflight.ts': 'preflight reads the nginx tree directly, not yet through the Installer',
     },
   },
   {

@@ -13,9 +13,10 @@ import type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit } from 
 import type { DirectiveView, ServerView } from '../nginx/view.js';
 import type { EditTransaction } from '../nginx/transaction.js';
 import type { RecoveryReport } from '../nginx/journal-recovery.js';
+import type { CrossHostHop } from '../nginx/redirect-hops.js';
 import type { HeldLock, Locker } from '../store/locker.js';
 
-export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport };
+export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport, CrossHostHop };
 /** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
 export { pathToken } from '../nginx/edit.js';
 /** Directives a block may hold once per key (their first argument): see "When is a directive already there". */
@@ -69,6 +70,16 @@ export interface Installer<C = unknown> {
    * matches; none: the default server answers). For messages that say which block answered; never refuses.
    */
   blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
+  /**
+   * How the server answers the CA's HTTP-01 request for a name: the block it picks on port 80 (null: none has the
+   * name, the default server answers), and whether that block serves the token (from `webroot`) or why not.
+   */
+  challengeRoute(config: C, name: string): { block: BlockInfo | null; served: boolean; webroot?: string; reason: string };
+  /**
+   * The redirects to other hosts the CA's request for `name` meets in the server's config (followed as the CA follows
+   * them), and whether the config could be followed to the end (`complete: false`: the real request will tell).
+   */
+  challengeRedirects(config: C, name: string): { hops: CrossHostHop[]; complete: boolean };
   /** Plans the edit that makes the CA's HTTP-01 request for every name reach a webroot as a static file. */
   planChallenge(config: C, names: readonly string[], options: ChallengeOptions): ChallengePlan;
   /** What a challenge plan needs on disk before the CA asks (a link where an existing location reads tokens). */

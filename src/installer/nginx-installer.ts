@@ -15,6 +15,8 @@ import { locateServers, planChallengeEdit, planHttpsEdit, vhostEditFor, type Fil
 import { ensureAliasLink } from '../nginx/alias-webroot.js';
 import { NginxTree, type ServerBlock } from '../nginx/tree.js';
 import { lineColumn } from '../nginx/parse.js';
+import { challengeRouting, routeEnv } from '../nginx/routing.js';
+import { crossHostHops } from '../nginx/redirect-hops.js';
 import { servedSerial } from './sni.js';
 import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
 
@@ -89,6 +91,15 @@ export class NginxInstaller implements Installer<NginxTree> {
     const found = tree.findServers(name);
     return { http: found.http.map(blockInfo), https: found.https.map(blockInfo) };
   }
+
+  challengeRoute(tree: NginxTree, name: string): ReturnType<Installer<NginxTree>['challengeRoute']> {
+    const server = tree.findServers(name).http[0];
+    if (!server) return { block: null, served: false, reason: '' };
+    const routing = challengeRouting(server, name, 'http', routeEnv(tree));
+    return { block: blockInfo(server), served: routing.served, webroot: routing.webroot, reason: routing.reason };
+  }
+
+  challengeRedirects: Installer<NginxTree>['challengeRedirects'] = (tree, name) => crossHostHops(tree, name);
 
   planChallenge: Installer<NginxTree>['planChallenge'] = (tree, names, options) => planChallengeEdit(tree, names, options);
 
