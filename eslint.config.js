@@ -22,7 +22,6 @@ export const SEAMS = [
     message: 'nginx is reached through the Installer (src/installer), never src/nginx directly.',
     exceptions: {
       'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
-      'src/engine/preview-service.ts': 'check names the other names a block answers (certificateBlock, answeredNames), not yet through the Installer',
       'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',
       'src/renewal/certificate.ts': 'renewal locates blocks directly, not yet through the Installer',
       'src/renewal/deploy-hook.ts': 'the deploy hook reloads nginx directly, not yet through the Installer (split from renewal.ts)',

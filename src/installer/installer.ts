@@ -71,6 +71,11 @@ export interface Installer<C = unknown> {
    */
   blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
   /**
+   * Per block that will hold the certificate for `names` (a name's TLS block, else its port-80 block), the names it
+   * answers over HTTP that the certificate leaves uncovered: they keep answering as before, without redirect or HSTS.
+   */
+  uncoveredNames(config: C, names: readonly string[], vhostFile?: string): Array<{ block: BlockInfo; names: string[] }>;
+  /**
    * How the server answers the CA's HTTP-01 request for a name: the block it picks on port 80 (null: none has the
    * name, the default server answers), and whether that block serves the token (from `webroot`) or why not.
    */

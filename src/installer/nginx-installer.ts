@@ -17,6 +17,8 @@ import { NginxTree, type ServerBlock } from '../nginx/tree.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
+import { certificateBlock } from '../nginx/locate.js';
+import { answeredNames, uncovered } from '../nginx/names.js';
 import { servedSerial } from './sni.js';
 import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
 
@@ -90,6 +92,19 @@ export class NginxInstaller implements Installer<NginxTree> {
   blocksFor(tree: NginxTree, name: string): { http: BlockInfo[]; https: BlockInfo[] } {
     const found = tree.findServers(name);
     return { http: found.http.map(blockInfo), https: found.https.map(blockInfo) };
+  }
+
+  uncoveredNames(tree: NginxTree, names: readonly string[], vhostFile?: string): Array<{ block: BlockInfo; names: string[] }> {
+    const out: Array<{ block: BlockInfo; names: string[] }> = [];
+    const seen = new Set<ServerBlock>();
+    for (const n of names) {
+      const block = certificateBlock(tree, n, vhostFile);
+      if (!block || seen.has(block)) continue;
+      seen.add(block);
+      const left = uncovered(answeredNames(tree, block, 'http'), names);
+      if (left.length) out.push({ block: blockInfo(block), names: left });
+    }
+    return out;
   }
 
   challengeRoute(tree: NginxTree, name: string): ReturnType<Installer<NginxTree>['challengeRoute']> {

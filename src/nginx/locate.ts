@@ -75,6 +75,16 @@ export interface LocateOptions {
   vhostFile?: string;
 }
 
+/** The block that holds (or will hold) the certificate for a name: its TLS block, else its port-80 block. */
+export function certificateBlock(tree: NginxTree, name: string, vhostFile?: string): ServerBlock | null {
+  try {
+    const located = locateServers(tree, [name], { vhostFile });
+    return located.https.get(name) ?? located.http.get(name) ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */
 export function locateServers(
   tree: NginxTree,

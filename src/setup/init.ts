@@ -17,7 +17,7 @@ import { servedCertificatePath } from '../nginx/edit.js';
 import { answeredNames } from '../nginx/names.js';
 import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
 import { NginxTree, type ServerBlock } from '../nginx/tree.js';
-import { certificateBlock } from '../stages/plan.js';
+import { certificateBlock } from '../nginx/locate.js';
 import { discover, discoveredConfig, type Discovery } from './discover.js';
 
 export const DEFAULT_INIT_FILE = '/etc/autossl/autossl.config.yaml';

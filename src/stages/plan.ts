@@ -12,7 +12,8 @@ import path from 'node:path';
 import { covers, readCertificateQuick } from '../issuer/certificate.js';
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
-import { locateServers, servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
+import { servedCertificatePath, tlsInstallProblem, TLS_INSTALL_HINT } from '../nginx/edit.js';
+import { certificateBlock } from '../nginx/locate.js';
 import { sharedCertificateHint, sharedCertificateProblem } from '../nginx/shared-snippets.js';
 import { answeredNames } from '../nginx/names.js';
 import { blockLabel, lostCover, servedCover } from '../nginx/block-cover.js';
@@ -28,16 +29,6 @@ export const PLUGIN_NAME = 'plan-names';
 
 function label(server: ServerBlock): string {
   return `${server.file}:${lineColumn(server.config.source, server.directive.start).line}`;
-}
-
-/** The block that holds (or will hold) the certificate for a name: its TLS block, else its port-80 block. */
-export function certificateBlock(tree: NginxTree, name: string, vhostFile?: string): ServerBlock | null {
-  try {
-    const located = locateServers(tree, [name], { vhostFile });
-    return located.https.get(name) ?? located.http.get(name) ?? null;
-  } catch {
-    return null;
-  }
 }
 
 /** The names of the certificate a TLS block serves now (the first pair that can be read), or null. */

@@ -25,4 +25,23 @@ describe('Installer.blocksFor', () => {
     expect(other.https).toEqual([{ file: t.site, line: 4, serverNames: ['.b.test'], sockets: ['*:443 ssl', '*:8443 ssl'] }]);
     expect(installer.blocksFor(tree, 'nothing.test')).toEqual({ http: [], https: [] });
   });
+
+  it('uncoveredNames: per block that will hold the certificate, the names it answers that the certificate leaves out', async () => {
+    const t = await makeTree(
+      [
+        'server { listen 80; server_name a.u.test www.a.u.test old.u.test; }',
+        'server { listen 80; server_name b.u.test; }',
+        'server { listen 80; server_name c.u.test; }',
+        'server { listen 443 ssl; server_name c.u.test *.c.u.test; ssl_certificate {{DIR}}/old/fullchain.pem; ssl_certificate_key {{DIR}}/old/privkey.pem; }',
+      ].join('\n') + '\n',
+    );
+    const installer = createNginxInstaller({ ...DEFAULT_CONFIG, stateDir: path.join(t.dir, 'state'), nginx: { ...DEFAULT_CONFIG.nginx, config: t.main } });
+    const tree = installer.load();
+    expect(installer.uncoveredNames(tree, ['a.u.test', 'www.a.u.test', 'b.u.test'])).toEqual([
+      { block: expect.objectContaining({ file: t.site, line: 1 }), names: ['old.u.test'] },
+    ]);
+    // the TLS block holds the certificate (not the port-80 one): its wildcard is what the certificate leaves out
+    expect(installer.uncoveredNames(tree, ['c.u.test'])).toEqual([{ block: expect.objectContaining({ line: 4 }), names: ['*.c.u.test'] }]);
+    expect(installer.uncoveredNames(tree, ['nothing.u.test'])).toEqual([]);
+  });
 });
