@@ -23,7 +23,6 @@ export const SEAMS = [
     exceptions: {
       'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
       'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',
-      'src/renewal/certificate.ts': 'renewal locates blocks directly, not yet through the Installer',
       'src/renewal/deploy-hook.ts': 'the deploy hook reloads nginx directly, not yet through the Installer (split from renewal.ts)',
       'src/renewal/loaded.ts': 'renewal reads what nginx loaded, not yet through the Installer',
       'src/renewal/scan.ts': 'renewal scans vhosts directly, not yet through the Installer',

@@ -50,7 +50,7 @@ export function sitesService(k: Kernel): SitesService {
       } catch {
         store = null;
       }
-      return certificateOf(config, k.statusTree.tree, store, domain);
+      return certificateOf(config, k.services.installer, k.statusTree.tree, store, domain);
     },
     async uninstall(domain) {
       k.statusTree = null;

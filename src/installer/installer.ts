@@ -71,6 +71,12 @@ export interface Installer<C = unknown> {
    */
   blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
   /**
+   * What the server answers a name with over TLS: the block it picks (null: none has the name over TLS), the
+   * certificate files that block names (resolved; a path with variables left out), in its order; `answered`: some
+   * block has the name, on port 80 or over TLS.
+   */
+  servedFiles(config: C, name: string): { answered: boolean; block: BlockInfo | null; certificates: string[] };
+  /**
    * Per block that will hold the certificate for `names` (a name's TLS block, else its port-80 block), the names it
    * answers over HTTP that the certificate leaves uncovered: they keep answering as before, without redirect or HSTS.
    */

@@ -19,6 +19,7 @@ import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
 import { certificateBlock } from '../nginx/locate.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
+import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
 import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
 
@@ -92,6 +93,17 @@ export class NginxInstaller implements Installer<NginxTree> {
   blocksFor(tree: NginxTree, name: string): { http: BlockInfo[]; https: BlockInfo[] } {
     const found = tree.findServers(name);
     return { http: found.http.map(blockInfo), https: found.https.map(blockInfo) };
+  }
+
+  servedFiles(tree: NginxTree, name: string): { answered: boolean; block: BlockInfo | null; certificates: string[] } {
+    const found = tree.findServers(name);
+    const block = found.https[0];
+    const certificates: string[] = [];
+    for (const d of block ? serverView(block).directives : []) {
+      if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
+      certificates.push(path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]));
+    }
+    return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, certificates };
   }
 
   uncoveredNames(tree: NginxTree, names: readonly string[], vhostFile?: string): Array<{ block: BlockInfo; names: string[] }> {

@@ -44,4 +44,24 @@ describe('Installer.blocksFor', () => {
     expect(installer.uncoveredNames(tree, ['c.u.test'])).toEqual([{ block: expect.objectContaining({ line: 4 }), names: ['*.c.u.test'] }]);
     expect(installer.uncoveredNames(tree, ['nothing.u.test'])).toEqual([]);
   });
+
+  it('servedFiles: the TLS block nginx picks for a name and the certificate files it names, resolved, variables left out', async () => {
+    const t = await makeTree(
+      [
+        'server { listen 80; server_name plain.s.test; }',
+        'server { listen 443 ssl; server_name tls.s.test; ssl_certificate old/fullchain.pem; ssl_certificate_key old/privkey.pem; ssl_certificate {{DIR}}/old-rsa/fullchain.pem; ssl_certificate_key {{DIR}}/old-rsa/privkey.pem; }',
+        'server { listen 443 ssl; server_name var.s.test; ssl_certificate {{DIR}}/$ssl_server_name.pem; ssl_certificate_key {{DIR}}/$ssl_server_name.key; }',
+      ].join('\n') + '\n',
+    );
+    const installer = createNginxInstaller({ ...DEFAULT_CONFIG, stateDir: path.join(t.dir, 'state'), nginx: { ...DEFAULT_CONFIG.nginx, config: t.main } });
+    const tree = installer.load();
+    expect(installer.servedFiles(tree, 'tls.s.test')).toEqual({
+      answered: true,
+      block: expect.objectContaining({ file: t.site, line: 2 }),
+      certificates: [path.join(t.dir, 'old/fullchain.pem'), path.join(t.dir, 'old-rsa/fullchain.pem')],
+    });
+    expect(installer.servedFiles(tree, 'plain.s.test')).toEqual({ answered: true, block: null, certificates: [] });
+    expect(installer.servedFiles(tree, 'var.s.test')).toEqual({ answered: true, block: expect.objectContaining({ line: 3 }), certificates: [] });
+    expect(installer.servedFiles(tree, 'none.s.test')).toEqual({ answered: false, block: null, certificates: [] });
+  });
 });
