@@ -36,6 +36,14 @@ export interface LocatedBlocks {
   https: Map<string, BlockInfo | null>;
 }
 
+/** A certificate path the server's config names: as written, resolved, and where it is written. */
+export interface CertificatePath {
+  file: string;
+  line: number;
+  path: string;
+  resolved: string;
+}
+
 /** Where to check over TLS that a certificate is served: host, port and the name sent as SNI. */
 export interface TlsEndpoint {
   host: string;
@@ -70,6 +78,11 @@ export interface Installer<C = unknown> {
    * matches; none: the default server answers). For messages that say which block answered; never refuses.
    */
   blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
+  /**
+   * Every certificate path the server's config names (nginx: each ssl_certificate line), in config order; paths with
+   * variables and inline (data:) certificates are left out. What status checks exists and how long it lasts.
+   */
+  certificatePaths(config: C): CertificatePath[];
   /**
    * What the server answers a name with over TLS: the block it picks (null: none has the name over TLS), the
    * certificate files that block names (resolved; a path with variables left out), in its order; `answered`: some

@@ -17,7 +17,7 @@ import { NginxTree, type ServerBlock } from '../nginx/tree.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
-import { certificateBlock } from '../nginx/locate.js';
+import { certificateBlock, sslCertificateLines } from '../nginx/locate.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
@@ -94,6 +94,8 @@ export class NginxInstaller implements Installer<NginxTree> {
     const found = tree.findServers(name);
     return { http: found.http.map(blockInfo), https: found.https.map(blockInfo) };
   }
+
+  certificatePaths: Installer<NginxTree>['certificatePaths'] = (tree) => sslCertificateLines(tree);
 
   servedFiles(tree: NginxTree, name: string): { answered: boolean; block: BlockInfo | null; certificates: string[] } {
     const found = tree.findServers(name);

@@ -199,7 +199,8 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const store = core.services.state();
   const info = readCertificate(lineage.cert);
   const result = await deployLineage(core, lineage, info.names, domains, info.serial);
-  const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
+  const { installer } = core.services;
+  const refs = vhostCertificateRefs(installer.certificatePaths(installer.load()), config.certbot.configDir);
   const rows = statusRows(await scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
   const kind = result.ok ? 'renewed' : 'deploy-failed';

@@ -38,7 +38,11 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   let tree: NginxTree | null = null;
   try {
     tree = core.services.loadTree();
-    refs = vhostCertificateRefs(tree, config.certbot.configDir, certbot ? undefined : (f) => issuer.lineageOfPath?.(f));
+    refs = vhostCertificateRefs(
+      core.services.installer.certificatePaths(tree),
+      config.certbot.configDir,
+      certbot ? undefined : (f) => issuer.lineageOfPath?.(f),
+    );
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }

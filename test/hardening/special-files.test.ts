@@ -31,6 +31,7 @@ interface TreeOutcome {
 async function loadTree(main: string) {
   return runIsolated<TreeOutcome>(`
 import { NginxTree } from ${dist('nginx/tree.js')};
+import { sslCertificateLines } from ${dist('nginx/locate.js')};
 const tree = NginxTree.load(${JSON.stringify(main)});
 console.log(JSON.stringify({ errors: tree.errors.slice(0, 5).map((e) => ({ code: e.code, message: e.message })), servers: tree.servers.map((s) => ({ file: s.file, names: s.names })) }));
 `);
@@ -98,7 +99,7 @@ console.log(JSON.stringify({
   quick: outcome(() => readCertificateQuick(${JSON.stringify(cert)})),
   zero: outcome(() => readCertificateQuick(${JSON.stringify(path.join(live, 'zero.pem'))})),
   lineage: outcome(() => readLineage(${JSON.stringify(path.join(dir, 'le'))}, 'fifo.test')),
-  refs: outcome(() => vhostCertificateRefs(NginxTree.load(${JSON.stringify(path.join(dir, 'nginx.conf'))}), ${JSON.stringify(path.join(dir, 'le'))}).map((r) => r.missing)),
+  refs: outcome(() => vhostCertificateRefs(sslCertificateLines(NginxTree.load(${JSON.stringify(path.join(dir, 'nginx.conf'))})), ${JSON.stringify(path.join(dir, 'le'))}).map((r) => r.missing)),
 }));
 `);
     expect(run.timedOut).toBe(false);
