@@ -44,6 +44,13 @@ export interface CertificatePath {
   resolved: string;
 }
 
+/** A certificate file a block names: the path resolved, and the line that names it (a snippet's, when included). */
+export interface CertificateRef {
+  path: string;
+  file: string;
+  line: number;
+}
+
 /** Where to check over TLS that a certificate is served: host, port and the name sent as SNI. */
 export interface TlsEndpoint {
   host: string;
@@ -84,11 +91,17 @@ export interface Installer<C = unknown> {
    */
   certificatePaths(config: C): CertificatePath[];
   /**
-   * What the server answers a name with over TLS: the block it picks (null: none has the name over TLS), the
-   * certificate files that block names (resolved; a path with variables left out), in its order; `answered`: some
-   * block has the name, on port 80 or over TLS.
+   * What the server answers a name with over TLS: the block it picks (null: none has the name over TLS), where to
+   * connect to it (its first TLS listen: null when it has none), the certificate files it names in its order (an
+   * inline `data:` one left out), and whether one of its certificate paths holds a variable (that one left out too);
+   * `answered`: some block has the name, on port 80 or over TLS.
    */
-  servedFiles(config: C, name: string): { answered: boolean; block: BlockInfo | null; certificates: string[] };
+  servedFiles(
+    config: C,
+    name: string,
+  ): { answered: boolean; block: BlockInfo | null; endpoint: { host: string; port: number } | null; certificates: CertificateRef[]; variable: boolean };
+  /** Why the server's config cannot be read as the server reads it (what is served is then unknown); null: it can. */
+  configError(config: C): string | null;
   /**
    * Per block that will hold the certificate for `names` (a name's TLS block, else its port-80 block), the names it
    * answers over HTTP that the certificate leaves uncovered: they keep answering as before, without redirect or HSTS.

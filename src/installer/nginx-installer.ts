@@ -21,7 +21,8 @@ import { certificateBlock, sslCertificateLines } from '../nginx/locate.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
-import type { BlockInfo, Installer, LocatedBlocks } from './installer.js';
+import { isPlainHttp } from '../nginx/listen.js';
+import type { BlockInfo, CertificateRef, Installer, LocatedBlocks } from './installer.js';
 
 /** The nginx installer of a config: its nginx, its config lock (shared by every autossl process), its journals. */
 export function createNginxInstaller(config: AutoSslConfig): NginxInstaller {
@@ -97,15 +98,27 @@ export class NginxInstaller implements Installer<NginxTree> {
 
   certificatePaths: Installer<NginxTree>['certificatePaths'] = (tree) => sslCertificateLines(tree);
 
-  servedFiles(tree: NginxTree, name: string): { answered: boolean; block: BlockInfo | null; certificates: string[] } {
+  servedFiles(tree: NginxTree, name: string): ReturnType<Installer<NginxTree>['servedFiles']> {
     const found = tree.findServers(name);
     const block = found.https[0];
-    const certificates: string[] = [];
+    const certificates: CertificateRef[] = [];
+    let variable = false;
     for (const d of block ? serverView(block).directives : []) {
-      if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
-      certificates.push(path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]));
+      if (d.name !== 'ssl_certificate' || !d.args[0]) continue;
+      if (d.args[0].includes('$')) variable = true;
+      else if (!d.args[0].startsWith('data:'))
+        certificates.push({ path: path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]), file: d.file, line: d.line });
     }
-    return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, certificates };
+    // a wildcard address is reached on loopback, [::] on ::1
+    const tls = block?.listens.find((l) => l.ssl && !l.unix && !isPlainHttp(l));
+    const endpoint = tls
+      ? { host: tls.host === '*' ? '127.0.0.1' : tls.host === '[::]' ? '::1' : tls.host.replace(/^\[|\]$/g, ''), port: tls.port ?? this.config.nginx.httpsPort }
+      : null;
+    return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, endpoint, certificates, variable };
+  }
+
+  configError(tree: NginxTree): string | null {
+    return tree.errors[0]?.message ?? null;
   }
 
   uncoveredNames(tree: NginxTree, names: readonly string[], vhostFile?: string): Array<{ block: BlockInfo; names: string[] }> {
@@ -181,9 +194,13 @@ export class NginxInstaller implements Installer<NginxTree> {
 
 /** A server block as the Installer's callers see it: where it is, its names, its sockets. */
 function blockInfo(s: ServerBlock): BlockInfo {
+  let line: number | undefined;
   return {
     file: s.file,
-    line: lineColumn(s.config.source, s.directive.start).line,
+    // counted when asked (status asks for thousands of blocks and names the line of a few)
+    get line(): number {
+      return (line ??= lineColumn(s.config.source, s.directive.start).line);
+    },
     serverNames: s.names,
     sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`),
   };

@@ -73,7 +73,7 @@ export async function certificateOf<C>(
   const custom = path.resolve(config.stateDir, 'custom') + path.sep;
   let chosen: { path: string; info: CertificateInfo } | null = null;
   let first: { path: string; info: CertificateInfo } | null = null;
-  for (const p of served.certificates) {
+  for (const { path: p } of served.certificates) {
     const i = info(p);
     if (!i) continue;
     first ??= { path: p, info: i };

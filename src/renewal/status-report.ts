@@ -64,8 +64,8 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   }
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
-    const served = await servedRows(config, tree, now, probe);
-    markUnservedLineages(config, tree, rows);
+    const served = await servedRows(config, core.services.installer, tree, now, probe);
+    markUnservedLineages(config, core.services.installer, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;

@@ -50,7 +50,7 @@ describe('Installer.blocksFor', () => {
       [
         'server { listen 80; server_name plain.s.test; }',
         'server { listen 443 ssl; server_name tls.s.test; ssl_certificate old/fullchain.pem; ssl_certificate_key old/privkey.pem; ssl_certificate {{DIR}}/old-rsa/fullchain.pem; ssl_certificate_key {{DIR}}/old-rsa/privkey.pem; }',
-        'server { listen 443 ssl; server_name var.s.test; ssl_certificate {{DIR}}/$ssl_server_name.pem; ssl_certificate_key {{DIR}}/$ssl_server_name.key; }',
+        'server { listen [::]:8443 ssl; server_name var.s.test; ssl_certificate {{DIR}}/$ssl_server_name.pem; ssl_certificate_key {{DIR}}/$ssl_server_name.key; }',
       ].join('\n') + '\n',
     );
     const installer = createNginxInstaller({ ...DEFAULT_CONFIG, stateDir: path.join(t.dir, 'state'), nginx: { ...DEFAULT_CONFIG.nginx, config: t.main } });
@@ -58,10 +58,23 @@ describe('Installer.blocksFor', () => {
     expect(installer.servedFiles(tree, 'tls.s.test')).toEqual({
       answered: true,
       block: expect.objectContaining({ file: t.site, line: 2 }),
-      certificates: [path.join(t.dir, 'old/fullchain.pem'), path.join(t.dir, 'old-rsa/fullchain.pem')],
+      endpoint: { host: '127.0.0.1', port: 443 },
+      certificates: [
+        { path: path.join(t.dir, 'old/fullchain.pem'), file: t.site, line: 2 },
+        { path: path.join(t.dir, 'old-rsa/fullchain.pem'), file: t.site, line: 2 },
+      ],
+      variable: false,
     });
-    expect(installer.servedFiles(tree, 'plain.s.test')).toEqual({ answered: true, block: null, certificates: [] });
-    expect(installer.servedFiles(tree, 'var.s.test')).toEqual({ answered: true, block: expect.objectContaining({ line: 3 }), certificates: [] });
-    expect(installer.servedFiles(tree, 'none.s.test')).toEqual({ answered: false, block: null, certificates: [] });
+    expect(installer.servedFiles(tree, 'plain.s.test')).toEqual({ answered: true, block: null, endpoint: null, certificates: [], variable: false });
+    const variable = installer.servedFiles(tree, 'var.s.test');
+    expect(variable).toEqual({
+      answered: true,
+      block: expect.objectContaining({ line: 3 }),
+      endpoint: { host: '::1', port: 8443 },
+      certificates: [],
+      variable: true,
+    });
+    expect(installer.servedFiles(tree, 'none.s.test')).toEqual({ answered: false, block: null, endpoint: null, certificates: [], variable: false });
+    expect(installer.configError(tree)).toBeNull();
   });
 });
