@@ -24,8 +24,6 @@ export const SEAMS = [
       'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
       'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',
       'src/renewal/deploy-hook.ts': 'the deploy hook reloads nginx directly, not yet through the Installer (split from renewal.ts)',
-      'src/renewal/loaded.ts': 'renewal reads what nginx loaded, not yet through the Installer',
-      'src/renewal/status-report.ts': 'status reads the nginx tree directly, not yet through the Installer (split from renewal.ts)',
       'src/setup/init.ts': 'init reads the nginx tree directly, not yet through the Installer',
       'src/stages/plan.ts': 'planning locates blocks directly, not yet through the Installer',
     },

@@ -14,9 +14,22 @@ import type { DirectiveView, ServerView } from '../nginx/view.js';
 import type { EditTransaction } from '../nginx/transaction.js';
 import type { RecoveryReport } from '../nginx/journal-recovery.js';
 import type { CrossHostHop } from '../nginx/redirect-hops.js';
+import type { StaplingWarning } from '../nginx/stapling.js';
 import type { HeldLock, Locker } from '../store/locker.js';
 
-export type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit, DirectiveView, ServerView, EditTransaction, RecoveryReport, CrossHostHop };
+export type {
+  ChallengePlan,
+  EditPlan,
+  FileEdit,
+  IdentityRule,
+  VhostEdit,
+  DirectiveView,
+  ServerView,
+  EditTransaction,
+  RecoveryReport,
+  CrossHostHop,
+  StaplingWarning,
+};
 /** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
 export { pathToken } from '../nginx/edit.js';
 /** Directives a block may hold once per key (their first argument): see "When is a directive already there". */
@@ -49,6 +62,13 @@ export interface CertificateRef {
   path: string;
   file: string;
   line: number;
+}
+
+/** A block with a TLS listen: where to connect to it, and the certificate files it names (a path with variables left out). */
+export interface TlsBlock {
+  block: BlockInfo;
+  endpoint: { host: string; port: number };
+  certificates: CertificateRef[];
 }
 
 /** Where to check over TLS that a certificate is served: host, port and the name sent as SNI. */
@@ -100,6 +120,12 @@ export interface Installer<C = unknown> {
     config: C,
     name: string,
   ): { answered: boolean; block: BlockInfo | null; endpoint: { host: string; port: number } | null; certificates: CertificateRef[]; variable: boolean };
+  /** Every block with a TLS listen, in config order. */
+  tlsBlocks(config: C): TlsBlock[];
+  /** When the running server last read its certificates (epoch ms): a file written after it is not served yet; null: unknown. */
+  loadedAt(config: C): number | null;
+  /** Configuration the server warns about on every reload (nginx: ssl_stapling for a certificate without an OCSP URL). */
+  configWarnings(config: C): StaplingWarning[];
   /** Why the server's config cannot be read as the server reads it (what is served is then unknown); null: it can. */
   configError(config: C): string | null;
   /**

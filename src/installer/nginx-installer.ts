@@ -21,8 +21,10 @@ import { certificateBlock, sslCertificateLines } from '../nginx/locate.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
-import { isPlainHttp } from '../nginx/listen.js';
-import type { BlockInfo, CertificateRef, Installer, LocatedBlocks } from './installer.js';
+import { isPlainHttp, type Listen } from '../nginx/listen.js';
+import { nginxLoadedAt } from '../nginx/loaded-at.js';
+import { staplingWithoutOcsp } from '../nginx/stapling.js';
+import type { BlockInfo, CertificateRef, Installer, LocatedBlocks, TlsBlock } from './installer.js';
 
 /** The nginx installer of a config: its nginx, its config lock (shared by every autossl process), its journals. */
 export function createNginxInstaller(config: AutoSslConfig): NginxInstaller {
@@ -109,12 +111,39 @@ export class NginxInstaller implements Installer<NginxTree> {
       else if (!d.args[0].startsWith('data:'))
         certificates.push({ path: path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]), file: d.file, line: d.line });
     }
-    // a wildcard address is reached on loopback, [::] on ::1
-    const tls = block?.listens.find((l) => l.ssl && !l.unix && !isPlainHttp(l));
-    const endpoint = tls
+    const endpoint = block ? this.endpointOf(block) : null;
+    return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, endpoint, certificates, variable };
+  }
+
+  tlsBlocks(tree: NginxTree): TlsBlock[] {
+    const out: TlsBlock[] = [];
+    for (const block of tree.servers) {
+      const endpoint = this.endpointOf(block);
+      if (!endpoint) continue;
+      const certificates: CertificateRef[] = [];
+      for (const d of serverView(block).directives) {
+        if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
+        certificates.push({ path: path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]), file: d.file, line: d.line });
+      }
+      out.push({ block: blockInfo(block), endpoint, certificates });
+    }
+    return out;
+  }
+
+  /** Where to connect to a block over TLS: its first TLS listen (a wildcard address on loopback, [::] on ::1); null: it has none. */
+  private endpointOf(block: ServerBlock): { host: string; port: number } | null {
+    const tls = block.listens.find((l: Listen) => l.ssl && !l.unix && !isPlainHttp(l));
+    return tls
       ? { host: tls.host === '*' ? '127.0.0.1' : tls.host === '[::]' ? '::1' : tls.host.replace(/^\[|\]$/g, ''), port: tls.port ?? this.config.nginx.httpsPort }
       : null;
-    return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, endpoint, certificates, variable };
+  }
+
+  loadedAt(tree: NginxTree): number | null {
+    return nginxLoadedAt(tree);
+  }
+
+  configWarnings(tree: NginxTree): ReturnType<typeof staplingWithoutOcsp> {
+    return staplingWithoutOcsp(tree);
   }
 
   configError(tree: NginxTree): string | null {
