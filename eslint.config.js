@@ -21,11 +21,16 @@ export const SEAMS = [
     allowed: ['src/nginx/**', 'src/installer/**'],
     message: 'nginx is reached through the Installer (src/installer), never src/nginx directly.',
     exceptions: {
-      'src/config/schema.ts': 'config defaults read nginx paths (i22-schema / i22-installer)',
-      'src/manage.ts': 'manage commands edit vhosts directly, not yet through the Installer',
-      'src/renewal/deploy-hook.ts': 'the deploy hook reloads nginx directly, not yet through the Installer (split from renewal.ts)',
-      'src/setup/init.ts': 'init reads the nginx tree directly, not yet through the Installer',
-      'src/stages/plan.ts': 'planning locates blocks directly, not yet through the Installer',
+      'src/config/schema.ts':
+        "a config path that goes into nginx files is checked by nginx's own value rule (nginx/value.ts) when the config loads, before any Installer exists",
+      'src/manage.ts':
+        'upload and uninstall plan their vhost edits from the nginx tree (uploadCover, planUninstall) and write them in a transaction of their own, not yet through Installer.apply',
+      'src/renewal/deploy-hook.ts':
+        "certbot's deploy hook asks the nginx tree which blocks another lineage serves and whether re-pointing one loses names (servedCover, lostCover), not yet through the Installer",
+      'src/setup/init.ts':
+        'init groups every name nginx answers by the block that would hold its certificate, from the nginx tree (findSites), not yet through the Installer',
+      'src/stages/plan.ts':
+        'planning reads the nginx tree itself (routing, shared certificate snippets, what a TLS block serves and would lose), not yet through the Installer',
     },
   },
   {
@@ -34,10 +39,13 @@ export const SEAMS = [
     allowed: ['src/certbot/**', 'src/issuer/**'],
     message: 'certbot is reached through the Issuer (src/issuer), never src/certbot directly.',
     exceptions: {
-      'src/renewal/deploy-hook.ts': 'the deploy hook reads certbot lineages, not yet through the Lineage value (split from renewal.ts)',
-      'src/renewal/renew-hook.ts': "certbot's pre/post hooks read certbot's log, not yet through the Issuer (split from renewal.ts)",
-      'src/renewal/renew.ts': 'renewal runs certbot directly, not yet through the Issuer (split from renewal.ts)',
-      'src/renewal/status-report.ts': 'status reads certbot lineages, not yet through the Lineage value (split from renewal.ts)',
+      'src/renewal/deploy-hook.ts':
+        "certbot's deploy hook: certbot runs it with RENEWED_LINEAGE (a directory of its live/) and it reads that lineage's renewal config",
+      'src/renewal/renew-hook.ts': "certbot's pre/post renewal hooks: certbot runs them, and the post hook reads certbot's log for what that run failed",
+      'src/renewal/renew.ts':
+        "`certbot renew` of the due lineages (the certbot issuer's renewal path, with its deploy hook) runs certbot itself; another issuer renews through Issuer.renew (renewal/issuer-renew.ts)",
+      'src/renewal/status-report.ts':
+        "status's revocation check reads each certbot lineage's renewal config for its chain path (Issuer.find would parse every certificate: seconds for 10,000)",
     },
   },
   {
