@@ -120,6 +120,17 @@ export interface Installer<C = unknown> {
     config: C,
     name: string,
   ): { answered: boolean; block: BlockInfo | null; endpoint: { host: string; port: number } | null; certificates: CertificateRef[]; variable: boolean };
+  /**
+   * The certificate path the TLS block the server picks for `name` names itself (its own first one, not one it
+   * inherits), resolved; null: no TLS block has the name, or it names none of its own.
+   */
+  ownCertificate(config: C, name: string): string | null;
+  /**
+   * What re-pointing the TLS block the server picks for `name` at a certificate for `certNames` would take off
+   * HTTPS: the names (its own, and those of `known` it answers) and wildcard patterns it serves covered now that
+   * `certNames` does not cover. Empty when no TLS block has the name.
+   */
+  lostCover(config: C, name: string, certNames: readonly string[], known: readonly string[]): { names: string[]; patterns: string[] };
   /** Every block with a TLS listen, in config order. */
   tlsBlocks(config: C): TlsBlock[];
   /** When the running server last read its certificates (epoch ms): a file written after it is not served yet; null: unknown. */

@@ -17,7 +17,8 @@ import { NginxTree, type ServerBlock } from '../nginx/tree.js';
 import { lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
-import { certificateBlock, sslCertificateLines } from '../nginx/locate.js';
+import { certificateBlock, servedCertificatePath, sslCertificateLines } from '../nginx/locate.js';
+import { lostCover, servedCover } from '../nginx/block-cover.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
@@ -113,6 +114,16 @@ export class NginxInstaller implements Installer<NginxTree> {
     }
     const endpoint = block ? this.endpointOf(block) : null;
     return { answered: found.http.length + found.https.length > 0, block: block ? blockInfo(block) : null, endpoint, certificates, variable };
+  }
+
+  ownCertificate(tree: NginxTree, name: string): string | null {
+    const block = tree.findServers(name).https[0];
+    return block ? servedCertificatePath(tree, block) : null;
+  }
+
+  lostCover(tree: NginxTree, name: string, certNames: readonly string[], known: readonly string[]): { names: string[]; patterns: string[] } {
+    const block = tree.findServers(name).https[0];
+    return block ? lostCover(servedCover(tree, block, known), certNames) : { names: [], patterns: [] };
   }
 
   tlsBlocks(tree: NginxTree): TlsBlock[] {

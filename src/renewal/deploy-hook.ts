@@ -9,9 +9,7 @@ import { readLineage } from '../certbot/lineage.js';
 import { covers, readCertificate } from '../issuer/certificate.js';
 import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import { uploadDirOf } from '../issuer/upload.js';
-import { servedCertificatePath } from '../nginx/edit.js';
-import { lostCover, servedCover } from '../nginx/block-cover.js';
-import type { NginxTree } from '../nginx/tree.js';
+import type { Installer } from '../installer/installer.js';
 import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
@@ -96,9 +94,8 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
  * Whether the name's TLS block serves a certificate other than this lineage that covers it: an upload (kept out of
  * renewal) or another lineage (a wildcard spread over subdomain blocks). A renewal never takes a block from it.
  */
-function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: string, lineage: string): boolean {
-  const block = tree.findServers(name).https[0];
-  const p = block ? servedCertificatePath(tree, block) : null;
+function servedByAnother<C>(config: EngineCore['config'], installer: Installer<C>, snapshot: C, name: string, lineage: string): boolean {
+  const p = installer.ownCertificate(snapshot, name);
   if (!p) return false;
   const full = path.resolve(p);
   if (uploadDirOf(config, full)) return true;
@@ -112,16 +109,12 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
 }
 
 /** Re-pointing the block serving `name` at a certificate for `certNames` would take another name (or wildcard) it serves covered off HTTPS. */
-function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
-  const block = tree.findServers(name).https[0];
-  if (!block) return false;
-  const lost = lostCover(
-    servedCover(
-      tree,
-      block,
-      config.sites.flatMap((s) => [s.domain, ...s.aliases]),
-    ),
+function uncoversOthers<C>(config: EngineCore['config'], installer: Installer<C>, snapshot: C, name: string, certNames: readonly string[]): boolean {
+  const lost = installer.lostCover(
+    snapshot,
+    name,
     certNames,
+    config.sites.flatMap((s) => [s.domain, ...s.aliases]),
   );
   return lost.names.length + lost.patterns.length > 0;
 }
@@ -141,9 +134,13 @@ export async function deployLineage(
   const name = lineage.name;
   const store = core.services.state();
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
-  const tree = core.services.loadTree();
+  const { installer } = core.services;
+  const snapshot = installer.load();
   const tlsNames = domains.filter(
-    (d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames),
+    (d) =>
+      installer.blocksFor(snapshot, d).https.length === 1 &&
+      !servedByAnother(config, installer, snapshot, d, name) &&
+      !uncoversOthers(config, installer, snapshot, d, certNames),
   );
   const result: DeployResult = { lineage: name, domains: [...domains], ok: true, changedFiles: [], serial, served: [] };
   if (!tlsNames.length) {
