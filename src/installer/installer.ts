@@ -71,6 +71,19 @@ export interface TlsBlock {
   certificates: CertificateRef[];
 }
 
+/** A block that would hold a certificate, with the names it would hold it for (Installer.sites). */
+export interface SiteBlock {
+  /** The names, in config order: the first is the site's domain. */
+  names: string[];
+  block: BlockInfo;
+  /** The document root the block (else the first block naming the name) serves, when a plain absolute path. */
+  root?: string;
+  /** The certificate path a TLS block names itself; null: not a TLS block, or none of its own. */
+  certificate: string | null;
+  /** The exact names (no patterns) the block answers, on port 80 and over TLS. */
+  answered(): string[];
+}
+
 /** Where to check over TLS that a certificate is served: host, port and the name sent as SNI. */
 export interface TlsEndpoint {
   host: string;
@@ -131,14 +144,19 @@ export interface Installer<C = unknown> {
    * `certNames` does not cover. Empty when no TLS block has the name.
    */
   lostCover(config: C, name: string, certNames: readonly string[], known: readonly string[]): { names: string[]; patterns: string[] };
+  /**
+   * Every name the server answers that `accept` takes (it returns the name as a domain, or null to leave it out),
+   * one entry per block that would hold its certificate (a name's TLS block, else its port-80 block), in config order.
+   */
+  sites(config: C, accept: (raw: string) => string | null): SiteBlock[];
   /** Every block with a TLS listen, in config order. */
   tlsBlocks(config: C): TlsBlock[];
   /** When the running server last read its certificates (epoch ms): a file written after it is not served yet; null: unknown. */
   loadedAt(config: C): number | null;
   /** Configuration the server warns about on every reload (nginx: ssl_stapling for a certificate without an OCSP URL). */
   configWarnings(config: C): StaplingWarning[];
-  /** Why the server's config cannot be read as the server reads it (what is served is then unknown); null: it can. */
-  configError(config: C): string | null;
+  /** Why the server's config cannot be read as the server reads it (what is served is then unknown); empty: it can. */
+  configErrors(config: C): string[];
   /**
    * Per block that will hold the certificate for `names` (a name's TLS block, else its port-80 block), the names it
    * answers over HTTP that the certificate leaves uncovered: they keep answering as before, without redirect or HSTS.

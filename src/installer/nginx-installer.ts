@@ -14,7 +14,7 @@ import type { HeldLock, Locker } from '../store/locker.js';
 import { locateServers, planChallengeEdit, planHttpsEdit, vhostEditFor, type FileEdit } from '../nginx/edit.js';
 import { ensureAliasLink } from '../nginx/alias-webroot.js';
 import { NginxTree, type ServerBlock } from '../nginx/tree.js';
-import { lineColumn } from '../nginx/parse.js';
+import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
 import { certificateBlock, servedCertificatePath, sslCertificateLines } from '../nginx/locate.js';
@@ -25,7 +25,7 @@ import { servedSerial } from './sni.js';
 import { isPlainHttp, type Listen } from '../nginx/listen.js';
 import { nginxLoadedAt } from '../nginx/loaded-at.js';
 import { staplingWithoutOcsp } from '../nginx/stapling.js';
-import type { BlockInfo, CertificateRef, Installer, LocatedBlocks, TlsBlock } from './installer.js';
+import type { BlockInfo, CertificateRef, Installer, LocatedBlocks, SiteBlock, TlsBlock } from './installer.js';
 
 /** The nginx installer of a config: its nginx, its config lock (shared by every autossl process), its journals. */
 export function createNginxInstaller(config: AutoSslConfig): NginxInstaller {
@@ -157,8 +157,33 @@ export class NginxInstaller implements Installer<NginxTree> {
     return staplingWithoutOcsp(tree);
   }
 
-  configError(tree: NginxTree): string | null {
-    return tree.errors[0]?.message ?? null;
+  configErrors(tree: NginxTree): string[] {
+    return tree.errors.map((e) => e.message);
+  }
+
+  sites(tree: NginxTree, accept: (raw: string) => string | null): SiteBlock[] {
+    const sites = new Map<ServerBlock, SiteBlock>();
+    const seen = new Set<string>();
+    for (const server of tree.servers) {
+      for (const raw of server.names) {
+        const name = accept(raw);
+        if (!name || seen.has(name)) continue;
+        const block = certificateBlock(tree, name);
+        if (!block) continue;
+        seen.add(name);
+        const site = sites.get(block);
+        if (site) site.names.push(name);
+        else
+          sites.set(block, {
+            names: [name],
+            block: blockInfo(block),
+            root: rootOf(block) ?? rootOf(server),
+            certificate: block.listens.some((l) => l.ssl) ? servedCertificatePath(tree, block) : null,
+            answered: () => [...answeredNames(tree, block, 'https').exact, ...answeredNames(tree, block, 'http').exact],
+          });
+      }
+    }
+    return [...sites.values()];
   }
 
   uncoveredNames(tree: NginxTree, names: readonly string[], vhostFile?: string): Array<{ block: BlockInfo; names: string[] }> {
@@ -244,4 +269,12 @@ function blockInfo(s: ServerBlock): BlockInfo {
     serverNames: s.names,
     sockets: s.listens.map((l) => `${l.socket}${l.ssl ? ' ssl' : ''}`),
   };
+}
+
+/** A block's own document root, when a plain absolute path. */
+function rootOf(block: ServerBlock): string | undefined {
+  const root = childDirectives(block.directive, 'root')
+    .map((d) => argValues(d)[0])
+    .pop();
+  return root && root.startsWith('/') && !root.includes('$') ? root : undefined;
 }

@@ -95,8 +95,8 @@ export async function servedRows<C>(
   const mismatches: StatusRow[] = [];
   const probes = new Map<string, StatusRow['probe']>();
   // a config nginx itself would refuse says nothing reliable about what is served: say that, not "not served"
-  const broken = installer.configError(snapshot);
-  if (broken !== null) {
+  const broken = installer.configErrors(snapshot)[0];
+  if (broken !== undefined) {
     for (const site of config.sites) {
       for (const name of [site.domain, ...site.aliases]) {
         mismatches.push(
@@ -194,7 +194,7 @@ export async function servedRows<C>(
  * certificate path holds a variable, say nothing here.
  */
 export function markUnservedLineages<C>(config: AutoSslConfig, installer: Installer<C>, snapshot: C, rows: StatusRow[]): void {
-  if (installer.configError(snapshot) !== null) return;
+  if (installer.configErrors(snapshot).length) return;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
   for (const r of rows) {

@@ -75,6 +75,24 @@ describe('Installer.blocksFor', () => {
       variable: true,
     });
     expect(installer.servedFiles(tree, 'none.s.test')).toEqual({ answered: false, block: null, endpoint: null, certificates: [], variable: false });
-    expect(installer.configError(tree)).toBeNull();
+    expect(installer.configErrors(tree)).toEqual([]);
+  });
+
+  it('sites: the names accept() takes, one entry per block that would hold their certificate, in config order', async () => {
+    const t = await makeTree(
+      [
+        'server { listen 80; server_name a.s2.test www.a.s2.test *.w.s2.test ~^re; root /srv/a; }',
+        'server { listen 80; server_name b.s2.test; root /srv/b; }',
+        'server { listen 443 ssl; server_name b.s2.test; ssl_certificate {{DIR}}/old/fullchain.pem; ssl_certificate_key {{DIR}}/old/privkey.pem; }',
+      ].join('\n') + '\n',
+    );
+    const installer = createNginxInstaller({ ...DEFAULT_CONFIG, stateDir: path.join(t.dir, 'state'), nginx: { ...DEFAULT_CONFIG.nginx, config: t.main } });
+    const sites = installer.sites(installer.load(), (raw) => (raw.includes('*') || raw.startsWith('~') ? null : raw));
+    expect(sites.map(({ names, block, root, certificate }) => ({ names, line: block.line, root, certificate }))).toEqual([
+      { names: ['a.s2.test', 'www.a.s2.test'], line: 1, root: '/srv/a', certificate: null },
+      // the TLS block holds b's certificate; its root is the port-80 block's, the first naming b
+      { names: ['b.s2.test'], line: 3, root: '/srv/b', certificate: path.join(t.dir, 'old/fullchain.pem') },
+    ]);
+    expect(sites[1]!.answered()).toEqual(['b.s2.test']); // over TLS; the TLS block answers nothing on port 80
   });
 });
