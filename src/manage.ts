@@ -10,13 +10,6 @@ import { normalizeDomain } from './domain.js';
 import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './issuer/upload.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
-import { locateServers } from './nginx/edit.js';
-import { blockLabel, uploadCover } from './nginx/block-cover.js';
-import { lockBlocks } from './nginx/block-lock.js';
-import { argValues, walkDirectives } from './nginx/parse.js';
-import { EditTransaction } from './nginx/transaction.js';
-import type { NginxTree } from './nginx/tree.js';
-import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
 import { withLocked } from './store/locker.js';
 import type { DomainResult } from './pipeline/pipeline.js';
@@ -34,19 +27,6 @@ export interface UninstallResult {
   notes: string[];
 }
 
-/** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
-export function referencedPaths(tree: NginxTree): Set<string> {
-  const out = new Set<string>();
-  for (const config of tree.files.values()) {
-    for (const d of walkDirectives(config.children)) {
-      if (d.name !== 'ssl_certificate' && d.name !== 'ssl_certificate_key') continue;
-      const p = argValues(d)[0];
-      if (p && !p.includes('$')) out.add(path.resolve(path.isAbsolute(p) ? p : path.join(tree.prefix, p)));
-    }
-  }
-  return out;
-}
-
 /**
  * Takes HTTPS off a domain: its blocks back to plain HTTP (validated, reloaded, rolled back on failure), then the
  * certificate it served is deleted when nothing else serves it (`certbot delete` for a lineage, the directory for
@@ -62,13 +42,8 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
  */
 async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Promise<T>): Promise<T> {
   const domain = normalizeDomain(input);
-  let tree: NginxTree;
-  try {
-    tree = core.services.loadTree();
-  } catch {
-    return fn(); // the command itself reports the broken config
-  }
-  const lock = await lockBlocks(core.services.state().locker, core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  const lock = await core.services.installer.lockBlocks(core.services.state().locker, [domain], siteFor(core.config, domain).vhost);
+  if (!lock) return fn(); // the config cannot be read: the command itself reports it
   try {
     return await fn();
   } finally {
@@ -82,30 +57,31 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   await core.recoverFirst();
   const result: UninstallResult = { domain, ok: false, files: [], deleted: [], kept: [], notes: [] };
   const site = siteFor(config, domain);
-  const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal'), label: `uninstall ${domain}` });
+  const { installer } = services;
+  const tx = installer.transaction(`uninstall ${domain}`);
   let certificates: string[] = [];
   let reloaded = false;
   let served = true;
   let noVhost = false;
   try {
-    const edits = await services.editor.apply({
-      tx,
-      label: domain,
-      plan: (tree) => {
-        let plan;
-        try {
-          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases, known: config.sites.flatMap((s) => [s.domain, ...s.aliases]) });
-        } catch (error) {
-          // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
-          if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
-          noVhost = true;
-          plan = { edits: [], certificates: [], notes: [(error as AutoSslError).message], served: false };
-        }
-        certificates = plan.certificates;
-        served = plan.served;
-        result.notes = plan.notes;
-        return plan.edits;
-      },
+    const edits = await installer.edit(tx, domain, (snapshot) => {
+      let plan;
+      try {
+        plan = installer.planUninstall(snapshot, domain, {
+          vhostFile: site.vhost,
+          aliases: site.aliases,
+          known: config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+        });
+      } catch (error) {
+        // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
+        if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
+        noVhost = true;
+        plan = { edits: [], certificates: [], notes: [(error as AutoSslError).message], served: false };
+      }
+      certificates = plan.certificates;
+      served = plan.served;
+      result.notes = plan.notes;
+      return plan.edits;
     });
     for (const e of edits) {
       const known = result.files.find((f) => f.file === e.file);
@@ -113,25 +89,25 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
       else result.files.push({ file: e.file, before: e.before, after: e.after });
     }
     if (edits.length) {
-      await services.nginx.reload();
+      await installer.reload();
       reloaded = true;
     }
     await tx.commit();
   } catch (error) {
     const e = toAutoSslError(error);
     if (tx.files.length) {
-      await services.editor.revert(tx).catch(() => undefined);
+      await installer.revertTransaction(tx).catch(() => undefined);
       if (reloaded || e.code === 'NGINX_RELOAD_FAILED')
-        await services.nginx
+        await installer
           .test()
-          .then(() => services.nginx.reload())
+          .then(() => installer.reload())
           .catch(() => undefined);
     }
     await record(core, domain, undefined, e);
     return { ...result, files: [], error: e };
   }
   // the certificates nothing serves any more go; a lineage or upload another block serves stays
-  const still = referencedPaths(services.loadTree());
+  const still = installer.referencedFiles(installer.load());
   const { issuer } = services;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
@@ -234,26 +210,21 @@ async function installUploadLocked(core: EngineCore, input: unknown, upload: Upl
   const domain = normalizeDomain(input);
   const checked = checkUpload(domain, upload);
   const site = siteFor(config, domain);
-  const tree = services.loadTree();
-  const located = locateServers(tree, [domain], { vhostFile: site.vhost });
-  const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
-  if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
+  const { installer } = services;
   // the block's other names: those the upload covers come along; one served covered over HTTPS now (listed, or
   // answered by a wildcard or regex server_name) that it does not cover is a conflict
-  const { names, lost } = uploadCover(
-    tree,
-    block,
-    domain,
-    checked.info.names,
-    config.sites.flatMap((s) => [s.domain, ...s.aliases]),
-  );
+  const { block, names, lost } = installer.uploadTarget(installer.load(), domain, checked.info.names, {
+    vhostFile: site.vhost,
+    known: config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+  });
+  const blockLabel = `${block.file}:${block.line}`;
   if (lost.length) {
     throw new AutoSslError(
       'VHOST_CERT_CONFLICT',
-      `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`,
+      `The server block serving ${domain} (${blockLabel}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`,
       {
         hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
-        details: { names: lost, block: blockLabel(block) },
+        details: { names: lost, block: blockLabel },
       },
     );
   }
@@ -280,7 +251,8 @@ async function pruneUploads(core: EngineCore, domain: string, keep: string): Pro
   } catch {
     return;
   }
-  const still = referencedPaths(core.services.loadTree());
+  const { installer } = core.services;
+  const still = installer.referencedFiles(installer.load());
   for (const e of entries) {
     const dir = path.join(base, e);
     if (dir === keep || e.startsWith('.')) continue; // an upload being written (.upload-*, .pending-*)

@@ -10,7 +10,6 @@ import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
 import { renewalWindowStart } from '../renewal/status.js';
-import { referencedPaths } from '../manage.js';
 import { recoverUploads } from '../issuer/upload.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
@@ -78,7 +77,7 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
   async function recoverKilledUploads(): Promise<void> {
     let referenced: Set<string>;
     try {
-      referenced = referencedPaths(k.services.loadTree());
+      referenced = k.services.installer.referencedFiles(k.services.installer.load());
     } catch {
       return; // nginx's config cannot be read now: nothing is removed that it might name
     }

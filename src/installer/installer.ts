@@ -15,6 +15,7 @@ import type { EditTransaction } from '../nginx/transaction.js';
 import type { RecoveryReport } from '../nginx/journal-recovery.js';
 import type { CrossHostHop } from '../nginx/redirect-hops.js';
 import type { StaplingWarning } from '../nginx/stapling.js';
+import type { UninstallPlan } from '../nginx/uninstall.js';
 import type { HeldLock, Locker } from '../store/locker.js';
 
 export type {
@@ -29,6 +30,7 @@ export type {
   RecoveryReport,
   CrossHostHop,
   StaplingWarning,
+  UninstallPlan,
 };
 /** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
 export { pathToken } from '../nginx/edit.js';
@@ -149,6 +151,29 @@ export interface Installer<C = unknown> {
    * one entry per block that would hold its certificate (a name's TLS block, else its port-80 block), in config order.
    */
   sites(config: C, accept: (raw: string) => string | null): SiteBlock[];
+  /** Every certificate and key path the server's config names (resolved): what may not be deleted. */
+  referencedFiles(config: C): Set<string>;
+  /**
+   * Plans taking HTTPS off a domain (its blocks back to plain HTTP, the inverse of the TLS edit): the edits, notes,
+   * the certificate files the blocks pointed at, and whether it was served over TLS at all. Throws VHOST_NOT_FOUND
+   * when no block answers it.
+   */
+  planUninstall(config: C, domain: string, options: { vhostFile?: string; aliases?: readonly string[]; known?: readonly string[] }): UninstallPlan;
+  /**
+   * The block an uploaded certificate for `domain` goes into (its TLS block, else its port-80 block), the names of
+   * it the certificate covers (the domain first) and those it serves covered over HTTPS now that `uploadNames` does
+   * not (installing would take them off HTTPS). Throws VHOST_NOT_FOUND when no block answers the domain.
+   */
+  uploadTarget(
+    config: C,
+    domain: string,
+    uploadNames: readonly string[],
+    options: { vhostFile?: string; known?: readonly string[] },
+  ): { block: BlockInfo; names: string[]; lost: string[] };
+  /** Applies edits outside a domain run (uninstall): planned, written through `tx` and validated under the config lock. */
+  edit(tx: EditTransaction, label: string, plan: (config: C) => FileEdit[]): Promise<FileEdit[]>;
+  /** Takes back every write of `tx` (under the config lock); returns the files restored. */
+  revertTransaction(tx: EditTransaction): Promise<string[]>;
   /** Every block with a TLS listen, in config order. */
   tlsBlocks(config: C): TlsBlock[];
   /** When the running server last read its certificates (epoch ms): a file written after it is not served yet; null: unknown. */

@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
+import { AutoSslError } from '../errors.js';
 import type { DomainContext } from '../pipeline/context.js';
 import { NginxControl } from '../nginx/control.js';
 import { ConfigEditor } from '../nginx/editor.js';
@@ -17,8 +18,9 @@ import { NginxTree, type ServerBlock } from '../nginx/tree.js';
 import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
 import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
-import { certificateBlock, servedCertificatePath, sslCertificateLines } from '../nginx/locate.js';
-import { lostCover, servedCover } from '../nginx/block-cover.js';
+import { certificateBlock, referencedPaths, servedCertificatePath, sslCertificateLines } from '../nginx/locate.js';
+import { planUninstall } from '../nginx/uninstall.js';
+import { lostCover, servedCover, uploadCover } from '../nginx/block-cover.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
 import { servedSerial } from './sni.js';
@@ -124,6 +126,32 @@ export class NginxInstaller implements Installer<NginxTree> {
   lostCover(tree: NginxTree, name: string, certNames: readonly string[], known: readonly string[]): { names: string[]; patterns: string[] } {
     const block = tree.findServers(name).https[0];
     return block ? lostCover(servedCover(tree, block, known), certNames) : { names: [], patterns: [] };
+  }
+
+  referencedFiles(tree: NginxTree): Set<string> {
+    return referencedPaths(tree);
+  }
+
+  planUninstall: Installer<NginxTree>['planUninstall'] = (tree, domain, options) => planUninstall(tree, domain, options);
+
+  uploadTarget(
+    tree: NginxTree,
+    domain: string,
+    uploadNames: readonly string[],
+    options: { vhostFile?: string; known?: readonly string[] },
+  ): { block: BlockInfo; names: string[]; lost: string[] } {
+    const located = locateServers(tree, [domain], { vhostFile: options.vhostFile });
+    const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
+    if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
+    return { block: blockInfo(block), ...uploadCover(tree, block, domain, uploadNames, options.known) };
+  }
+
+  edit(tx: EditTransaction, label: string, plan: (tree: NginxTree) => FileEdit[]): Promise<FileEdit[]> {
+    return this.editor.apply({ tx, label, plan });
+  }
+
+  revertTransaction(tx: EditTransaction): Promise<string[]> {
+    return this.editor.revert(tx);
   }
 
   tlsBlocks(tree: NginxTree): TlsBlock[] {

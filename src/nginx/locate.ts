@@ -94,6 +94,19 @@ export function sslCertificateLines(tree: NginxTree): Array<{ file: string; line
   return out;
 }
 
+/** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
+export function referencedPaths(tree: NginxTree): Set<string> {
+  const out = new Set<string>();
+  for (const config of tree.files.values()) {
+    for (const d of walkDirectives(config.children)) {
+      if (d.name !== 'ssl_certificate' && d.name !== 'ssl_certificate_key') continue;
+      const p = argValues(d)[0];
+      if (p && !p.includes('$')) out.add(path.resolve(path.isAbsolute(p) ? p : path.join(tree.prefix, p)));
+    }
+  }
+  return out;
+}
+
 /** The block that holds (or will hold) the certificate for a name: its TLS block, else its port-80 block. */
 export function certificateBlock(tree: NginxTree, name: string, vhostFile?: string): ServerBlock | null {
   try {
