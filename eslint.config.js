@@ -38,8 +38,6 @@ export const SEAMS = [
       'src/renewal/renew-hook.ts': "certbot's pre/post renewal hooks: certbot runs them, and the post hook reads certbot's log for what that run failed",
       'src/renewal/renew.ts':
         "`certbot renew` of the due lineages (the certbot issuer's renewal path, with its deploy hook) runs certbot itself; another issuer renews through Issuer.renew (renewal/issuer-renew.ts)",
-      'src/renewal/status-report.ts':
-        "status's revocation check reads each certbot lineage's renewal config for its chain path (Issuer.find would parse every certificate: seconds for 10,000)",
     },
   },
   {

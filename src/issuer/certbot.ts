@@ -220,6 +220,7 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     },
     installHooks: () => installHooks({ config }),
     ensureRenewalHooks: (ids) => ensureDeployHook({ config }, ids),
+    files: (id) => readLineage(config.certbot.configDir, id),
     async remove(id) {
       if (!readLineage(config.certbot.configDir, id)) return false;
       const run = await execCertbot(settings, ['delete', '--cert-name', id]);

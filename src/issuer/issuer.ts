@@ -94,6 +94,11 @@ export interface Issuer {
   readonly name: string;
   /** The lineage with this id, or null when the issuer has none. */
   find(id: string): Promise<Lineage | null>;
+  /**
+   * The files of lineage `id` without reading its certificate (status asks for thousands: find parses each one);
+   * null when the issuer has none. Absent: callers use find.
+   */
+  files?(id: string): LineageFiles | null;
   /** Every lineage the issuer keeps (status and renewal go over these). */
   list(): Promise<Lineage[]>;
   obtain(request: ObtainRequest, signal: AbortSignal): Promise<Lineage>;

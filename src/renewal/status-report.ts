@@ -2,7 +2,6 @@
  * `autossl status`: the certificates (certbot's lineages scanned in place, or another issuer's list), the uploads a
  * vhost serves, what nginx serves per configured name, revocations, and the notifications still queued.
  */
-import { readLineage } from '../certbot/lineage.js';
 import { installedTimers, timerWarnings as timerWarnings_ } from '../setup/timer-check.js';
 import { markBackingOff } from './backoff-status.js';
 import type { EngineCore } from '../engine.js';
@@ -97,7 +96,7 @@ async function markRevoked(core: EngineCore, store: Store, rows: StatusRow[]): P
           r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
           return;
         }
-        const lineage = readLineage(core.config.certbot.configDir, r.lineage);
+        const lineage = core.services.issuer.files?.(r.lineage) ?? null;
         if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
         r.state = 'revoked';
         r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
