@@ -122,7 +122,7 @@ export interface Installer<C = unknown> {
   blocksFor(config: C, name: string): { http: BlockInfo[]; https: BlockInfo[] };
   /**
    * Every certificate path the server's config names (nginx: each ssl_certificate line), in config order; paths with
-   * variables and inline (data:) certificates are left out. What status checks exists and how long it lasts.
+   * variables and inline (data:) certificates are left out. Status checks that each exists and how long it lasts.
    */
   certificatePaths(config: C): CertificatePath[];
   /**
