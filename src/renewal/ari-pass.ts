@@ -1,10 +1,12 @@
 /**
  * The ARI half of a scheduler pass (`autossl renew`, run by the renewal timer) and what status shows of it.
  *
- *   pass:   fetch the windows that are stale (ari.ts), then name the lineages autossl renews now: none with a
- *           certbot that does ARI itself (>= 4.1: its own renew does it, autossl only watches), else those whose
- *           window is open and whose picked moment has come (or comes before the next pass), and at once those
- *           whose window is in the past (the CA moved it there: a revocation, an incident).
+ *   pass:   fetch the windows that are stale (ari.ts), then name the lineages autossl renews now: at once those
+ *           whose window is in the past (the CA moved it there: a revocation, an incident), whatever certbot does;
+ *           and, with a certbot that does not do ARI itself (< 4.1), those whose window is open and whose picked
+ *           moment has come (or comes before the next pass). certbot >= 4.1 renews inside an open window itself,
+ *           but after each of its ARI checks it keeps the CA's Retry-After (ari_retry_after in the renewal config,
+ *           hours) and asks nothing until then: a window the CA moves into the past meanwhile would wait for it.
  *   status: each row gets its window; an open or past window makes an `ok` row `due`; a window over for more than
  *           an hour with the same certificate still in place is a warning (certbot, or autossl's timer, did not
  *           renew it in time).
@@ -39,9 +41,8 @@ export async function ariPass(
   const version = await certbotVersion({ binary: settings.binary, env: settings.env });
   const windows = await refreshAriWindows(config, store, certs, (id) => core.services.issuer.find(id), now);
   const own = certbotDoesAri(version);
-  const renewNow = own
-    ? []
-    : [...windows].filter(([, w]) => renewsNow(w, now, now + (options.passIntervalMs ?? DEFAULT_PASS_INTERVAL_MS))).map(([lineage]) => lineage);
+  const nextPassAt = now + (options.passIntervalMs ?? DEFAULT_PASS_INTERVAL_MS);
+  const renewNow = [...windows].filter(([, w]) => (own ? windowState(w, now) === 'past' : renewsNow(w, now, nextPassAt))).map(([lineage]) => lineage);
   return { windows, renewNow, certbot: version, certbotDoesAri: own };
 }
 

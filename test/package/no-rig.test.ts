@@ -14,7 +14,9 @@ let packed: string[];
 beforeAll(async () => {
   // --ignore-scripts: the list of what would be packed, from the dist already built (npm test builds first)
   const pack = await execa('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: ROOT });
-  packed = (JSON.parse(pack.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+  // npm <= 11 prints an array of packages, npm 12 (Debian sid) an object keyed by the package's name
+  const printed = JSON.parse(pack.stdout) as Record<string, { files: Array<{ path: string }> }> | Array<{ files: Array<{ path: string }> }>;
+  packed = (Array.isArray(printed) ? printed : Object.values(printed))[0]!.files.map((f) => f.path);
 }, 120_000);
 
 describe('the published package', () => {

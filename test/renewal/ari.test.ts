@@ -226,7 +226,7 @@ describe('the window per lineage, from the CA', () => {
     expect(asked[4]).not.toBe(id);
   });
 
-  it('a past window: renewed by autossl with certbot < 4.1, left to certbot >= 4.1 (status warns once it is over with the certificate in place)', async () => {
+  it('a past window: renewed at once by autossl whatever the certbot (>= 4.1 waits out its Retry-After); an open one left to certbot >= 4.1; status warns once it is over with the certificate in place', async () => {
     const certs = await scanLineages(config.certbot.configDir, store);
     await store.ariWindows.delete('a.ari.test');
     window = { start: new Date(Date.now() - 2 * HOUR).toISOString(), end: new Date(Date.now() - 90 * 60_000).toISOString() };
@@ -246,9 +246,18 @@ describe('the window per lineage, from the CA', () => {
     expect(parseCertbotVersion('certbot 2.1.0')).toMatchObject({ major: 2, minor: 1 });
     const old = await ariPass(fakeCertbot('2.1.0'), store, certs);
     expect(old).toMatchObject({ certbotDoesAri: false, renewNow: ['a.ari.test'] });
+    // certbot >= 4.1 asks ARI itself, but only after the Retry-After it kept from its last ask (hours)
     const own = await ariPass(fakeCertbot('4.1.0'), store, certs);
-    expect(own).toMatchObject({ certbotDoesAri: true, renewNow: [] });
+    expect(own).toMatchObject({ certbotDoesAri: true, renewNow: ['a.ari.test'] });
+    expect((await ariPass(fakeCertbot('5.0.0'), store, certs)).renewNow).toEqual(['a.ari.test']);
+    // an open window (its picked moment come): certbot >= 4.1 renews inside it itself, autossl does not
+    await store.ariWindows.delete('a.ari.test');
+    window = { start: new Date(Date.now() - 2 * HOUR).toISOString(), end: new Date(Date.now() + HOUR).toISOString() };
+    expect((await ariPass(fakeCertbot('2.1.0'), store, certs)).renewNow).toEqual(['a.ari.test']);
     expect((await ariPass(fakeCertbot('5.0.0'), store, certs)).renewNow).toEqual([]);
+    await store.ariWindows.delete('a.ari.test');
+    window = { start: new Date(Date.now() - 2 * HOUR).toISOString(), end: new Date(Date.now() - 90 * 60_000).toISOString() };
+    await ariPass(fakeCertbot('2.1.0'), store, certs);
 
     // status: an ok certificate whose window is over is due, with a warning naming the window's end
     const w = (await store.ariWindows.get('a.ari.test'))!;
