@@ -146,8 +146,8 @@ export async function deployLineage(
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
     try {
-      await core.services.nginx.test();
-      await core.services.nginx.reload();
+      await installer.test();
+      await installer.reload();
       await store.attempts.record({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: true });
     } catch (error) {
       result.ok = false;
