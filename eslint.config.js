@@ -23,8 +23,6 @@ export const SEAMS = [
     exceptions: {
       'src/config/schema.ts':
         "a config path that goes into nginx files is checked by nginx's own value rule (nginx/value.ts) when the config loads, before any Installer exists",
-      'src/stages/plan.ts':
-        'planning reads the nginx tree itself (routing, shared certificate snippets, what a TLS block serves and would lose), not yet through the Installer',
     },
   },
   {

@@ -8,7 +8,7 @@
  * A config snapshot (`C`) is the installer's own: the pipeline hands it back to the installer's planners, never
  * looks inside it.
  */
-import type { DomainContext } from '../pipeline/context.js';
+import type { DomainContext, DomainPlan } from '../pipeline/context.js';
 import type { ChallengePlan, EditPlan, FileEdit, IdentityRule, VhostEdit } from '../nginx/edit.js';
 import type { DirectiveView, ServerView } from '../nginx/view.js';
 import type { EditTransaction } from '../nginx/transaction.js';
@@ -16,6 +16,7 @@ import type { RecoveryReport } from '../nginx/journal-recovery.js';
 import type { CrossHostHop } from '../nginx/redirect-hops.js';
 import type { StaplingWarning } from '../nginx/stapling.js';
 import type { UninstallPlan } from '../nginx/uninstall.js';
+import type { PlanLineages } from '../nginx/plan-names.js';
 import type { HeldLock, Locker } from '../store/locker.js';
 
 export type {
@@ -31,6 +32,7 @@ export type {
   CrossHostHop,
   StaplingWarning,
   UninstallPlan,
+  PlanLineages,
 };
 /** A path as a `vhost` hook value: refused when the server would read it as anything but one literal word. */
 export { pathToken } from '../nginx/edit.js';
@@ -197,6 +199,13 @@ export interface Installer<C = unknown> {
    * them), and whether the config could be followed to the end (`complete: false`: the real request will tell).
    */
   challengeRedirects(config: C, name: string): { hops: CrossHostHop[]; complete: boolean };
+  /**
+   * What one certificate must cover, from the blocks the plan's names land on (a block holds one certificate): the
+   * names the block serves covered now (kept, or refused with VHOST_CERT_CONFLICT), the sites sharing the block (one
+   * certificate), a lineage `certbot --nginx` installed (adopted), and what the TLS edit would refuse
+   * (VHOST_UNSUPPORTED): all before any order. `lineages`: the lineage a served path is in, a lineage's fullchain.
+   */
+  planNames(config: C, plan: DomainPlan, lineages: PlanLineages): DomainPlan;
   /** Plans the edit that makes the CA's HTTP-01 request for every name reach a webroot as a static file. */
   planChallenge(config: C, names: readonly string[], options: ChallengeOptions): ChallengePlan;
   /** What a challenge plan needs on disk before the CA asks (a link where an existing location reads tokens). */

@@ -20,6 +20,7 @@ import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { crossHostHops } from '../nginx/redirect-hops.js';
 import { certificateBlock, referencedPaths, servedCertificatePath, sslCertificateLines } from '../nginx/locate.js';
 import { planUninstall } from '../nginx/uninstall.js';
+import { planNames } from '../nginx/plan-names.js';
 import { lostCover, servedCover, uploadCover } from '../nginx/block-cover.js';
 import { answeredNames, uncovered } from '../nginx/names.js';
 import { serverView } from '../nginx/view.js';
@@ -131,6 +132,8 @@ export class NginxInstaller implements Installer<NginxTree> {
   referencedFiles(tree: NginxTree): Set<string> {
     return referencedPaths(tree);
   }
+
+  planNames: Installer<NginxTree>['planNames'] = (tree, plan, lineages) => planNames(this.config, tree, plan, lineages);
 
   planUninstall: Installer<NginxTree>['planUninstall'] = (tree, domain, options) => planUninstall(tree, domain, options);
 
