@@ -25,14 +25,24 @@ interface Candidate {
   at: string;
 }
 
+/** The same block: where it is, its names and its sockets (two blocks on one line differ in those, or nginx ignores one). */
+function sameBlock(a: BlockInfo | undefined, b: BlockInfo): boolean {
+  return (
+    a !== undefined &&
+    a.file === b.file &&
+    a.line === b.line &&
+    a.serverNames.join(' ') === b.serverNames.join(' ') &&
+    a.sockets.join(' ') === b.sockets.join(' ')
+  );
+}
+
 /** A name of the block that nginx picks it for over TLS and the lineage covers (a wildcard as a sample name). */
 function probeName<C>(installer: Installer<C>, snapshot: C, block: BlockInfo, certNames: readonly string[]): string | null {
   for (const raw of block.serverNames) {
     if (raw.startsWith('~') || raw === '_' || raw === '' || raw.endsWith('.*') || raw.startsWith('.')) continue;
     const name = raw.startsWith('*.') ? `autossl-check${raw.slice(1)}` : raw.toLowerCase();
     if (!covers(certNames, name)) continue;
-    const picked = installer.blocksFor(snapshot, name).https[0];
-    if (picked && picked.file === block.file && picked.line === block.line) return name;
+    if (sameBlock(installer.blocksFor(snapshot, name).https[0], block)) return name;
   }
   return null;
 }
