@@ -88,8 +88,9 @@ while [ ${#suite_of[@]} -gt 0 ]; do
   log "${line_of[$s]}"
   if [ "$rc" != 0 ]; then
     status=1
-    # what failed, from vitest's report (the whole output stays in the log)
-    sed 's/\x1b\[[0-9;]*m//g' "$LOGS/$s.log" | awk '/^\/.*\.[jt]s$/ { file = $0; next } /^ +[0-9]+:[0-9]+ +error / { sub(/^ +/, ""); print file ":" $0; next } /^ FAIL |FAILED|error TS[0-9]+/' |
+    # what failed, from vitest's report (the whole output stays in the log); "FAILED:" and not FAILED alone: passing
+    # tests are named after the codes they check (NGINX_TEST_FAILED)
+    sed 's/\x1b\[[0-9;]*m//g' "$LOGS/$s.log" | awk '/^\/.*\.[jt]s$/ { file = $0; next } /^ +[0-9]+:[0-9]+ +error / { sub(/^ +/, ""); print file ":" $0; next } /^ FAIL |FAILED:|demo FAILED|error TS[0-9]+/' |
       awk '!seen[$0]++' | head -40 | sed "s/^/  $s: /"
   fi
 done

@@ -1,10 +1,15 @@
 /**
  * Running nginx: `nginx -t` against the real main config, reload, version. Always an argument array, started off
  * the event loop (see spawn.ts), never a shell. Reloads are coalesced: every request made while one is pending
- * shares it, so a batch of many domains reloads nginx once.
+ * shares it, so a batch of many domains reloads nginx once. A reload returns once nginx's old workers stopped
+ * accepting (reload-wait.ts).
  */
 import { AutoSslError } from '../errors.js';
 import { spawnOffLoop } from '../spawn.js';
+import { acceptingWorkers, pidFileOf, waitOldWorkersRetired } from './reload-wait.js';
+
+/** How long a reload may take to retire the old workers before autossl goes on (the verify stage still checks). */
+const RELOAD_SETTLE_MS = 10_000;
 
 /** What the signals nginx dies of mean, as a shell would say it (the worker gives only the name). */
 const SIGNAL_NAMES: Record<string, string> = {
@@ -104,7 +109,15 @@ export class NginxControl {
 
   private async reloadNow(): Promise<void> {
     const [bin, ...args] = this.settings.reloadCommand ?? [this.settings.binary, ...this.baseArgs(), '-s', 'reload'];
-    const result = await this.underLock(() => spawnOffLoop(bin!, args, { timeoutMs: 30_000 }).result);
+    const pidFile = pidFileOf(this.settings.config, this.settings.extraArgs);
+    // under the lock until the old workers stopped accepting: the master reads the config after the signal, and
+    // until then an old worker answers with the old config (reload-wait.ts)
+    const result = await this.underLock(async () => {
+      const before = pidFile ? acceptingWorkers(pidFile) : [];
+      const run = await spawnOffLoop(bin!, args, { timeoutMs: 30_000 }).result;
+      if (!run.error && run.exitCode === 0 && before.length) await waitOldWorkersRetired(before, RELOAD_SETTLE_MS);
+      return run;
+    });
     if (result.error) throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: cannot run ${bin}: ${result.error}`);
     if (result.exitCode !== 0) {
       throw new AutoSslError('NGINX_RELOAD_FAILED', `Reload failed: ${parseNginxError(String(result.stderr)).message}`, {

@@ -99,7 +99,9 @@ describe('batches', () => {
     const firstIssue = Math.min(...events.filter((e) => e.stage === 'issue' && e.status === 'start').map((e) => Date.parse(String(e.at))));
     const times = reloadTimes().filter((t) => t >= started);
     expect(times.filter((t) => t < firstIssue)).toHaveLength(1); // the challenge phase: one reload for 20 edits
-    expect(times.filter((t) => t >= firstIssue).length).toBeLessThanOrEqual(4); // the install phase
+    // the install phase: installs that finish while a reload is pending share it; how the 20 orders' ends spread
+    // in time decides how many (4 on a quiet machine, 5 seen under load): far fewer than one per domain
+    expect(times.filter((t) => t >= firstIssue).length).toBeLessThanOrEqual(6);
     const root = await rig.issuingRoot();
     void root;
     for (const name of all)
