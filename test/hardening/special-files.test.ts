@@ -31,7 +31,6 @@ interface TreeOutcome {
 async function loadTree(main: string) {
   return runIsolated<TreeOutcome>(`
 import { NginxTree } from ${dist('nginx/tree.js')};
-import { sslCertificateLines } from ${dist('nginx/locate.js')};
 const tree = NginxTree.load(${JSON.stringify(main)});
 console.log(JSON.stringify({ errors: tree.errors.slice(0, 5).map((e) => ({ code: e.code, message: e.message })), servers: tree.servers.map((s) => ({ file: s.file, names: s.names })) }));
 `);
@@ -93,6 +92,7 @@ import { readLineage } from ${dist('certbot/lineage.js')};
 import { readCertificate, readCertificateQuick } from ${dist('issuer/certificate.js')};
 import { vhostCertificateRefs } from ${dist('renewal/scan.js')};
 import { NginxTree } from ${dist('nginx/tree.js')};
+import { sslCertificateLines } from ${dist('nginx/locate.js')};
 ${CATCH}
 console.log(JSON.stringify({
   full: outcome(() => readCertificate(${JSON.stringify(cert)})),
