@@ -48,10 +48,10 @@ export function hookCommand(args: readonly string[], configFile: string | undefi
   return parts.map(shellQuote).join(' ');
 }
 
-/** Writes an executable hook script atomically (mode 0755). */
-export function writeHookScript(file: string, args: readonly string[], configFile: string | undefined, comment: string, entry?: string): string {
+/** Writes an executable hook script atomically (mode 0755); `prelude` (sh lines) runs before the exec. */
+export function writeHookScript(file: string, args: readonly string[], configFile: string | undefined, comment: string, entry?: string, prelude = ''): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const script = `#!/bin/sh\n# ${comment.replace(/\n/g, '\n# ')}\nexec ${hookCommand(args, configFile, entry)}\n`;
+  const script = `#!/bin/sh\n# ${comment.replace(/\n/g, '\n# ')}\n${prelude}exec ${hookCommand(args, configFile, entry)}\n`;
   const temp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(temp, script, { mode: 0o755 });
   fs.renameSync(temp, file);

@@ -14,12 +14,14 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
 import { adopt, ensureAccount, privateDirs, recoverPrivateOrders } from '../certbot/orders.js';
 import type { Semaphore } from '../bounded.js';
-import { writeHookScript } from '../certbot/hooks.js';
+import { CERTONLY_PARENT_ENV, writeHookScript } from '../certbot/hooks.js';
 import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
 import { AutoSslError } from '../errors.js';
 import { revocationOf } from '../renewal/revocation.js';
 import type { Store } from '../store/store.js';
-import { fleetOf } from '../fleet/config.js';
+import { publishChallenge, withdrawChallenge } from '../fleet/challenge.js';
+import { fleetOf, fleetStore } from '../fleet/config.js';
+import { HookSpool, spoolPrelude } from '../fleet/spool.js';
 import { keepCertbotLineage } from './certbot-keep.js';
 import { ensureDeployHook, installHooks } from './certbot-hooks.js';
 import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
@@ -87,9 +89,38 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     const dir = path.join(config.stateDir, 'hooks');
     const note = 'Installed by autossl: certbot runs this for HTTP-01 in a fleet (CERTBOT_TOKEN, CERTBOT_VALIDATION): every node serves the token.';
     return {
-      authHook: writeHookScript(path.join(dir, 'fleet-auth'), ['auth'], config.filepath, note, FLEET_HOOK_ENTRY),
-      cleanupHook: writeHookScript(path.join(dir, 'fleet-cleanup'), ['cleanup'], config.filepath, note, FLEET_HOOK_ENTRY),
+      authHook: writeHookScript(path.join(dir, 'fleet-auth'), ['auth'], config.filepath, note, FLEET_HOOK_ENTRY, spoolPrelude('auth', CERTONLY_PARENT_ENV)),
+      cleanupHook: writeHookScript(
+        path.join(dir, 'fleet-cleanup'),
+        ['cleanup'],
+        config.filepath,
+        note,
+        FLEET_HOOK_ENTRY,
+        spoolPrelude('cleanup', CERTONLY_PARENT_ENV),
+      ),
     };
+  }
+
+  /**
+   * A fleet order: certbot's hooks hand their challenges to this process through a spool (src/fleet/spool.ts), which
+   * publishes them with the store it holds open, instead of a Node process per hook.
+   */
+  async function fleetOrder(webroot: string, run: (env: Record<string, string>) => Promise<LineageFiles>): Promise<LineageFiles> {
+    const settings = fleetOf(config)!;
+    const spool = await HookSpool.open(path.join(config.stateDir, 'hooks'), async (phase, token, content) => {
+      const fleet = fleetStore(state());
+      if (phase === 'cleanup') {
+        await withdrawChallenge(config, fleet, token, [webroot]);
+        return `withdrew ${token}`;
+      }
+      const done = await publishChallenge(config, fleet, settings, token, content, [webroot]);
+      return `token served by ${done.nodes.join(', ')} (${done.ms} ms)`;
+    });
+    try {
+      return await run(spool.env);
+    } finally {
+      await spool.close();
+    }
   }
 
   /** Orders a new lineage in a private certbot directory set (parallel with others), then adopts it. */
@@ -169,7 +200,7 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         // in a fleet the token must be on every node before the CA looks (the balancer sends it anywhere)
         const fleet = fleetHooks();
         order = fleet
-          ? (s) => certonlyFleet(s, { ...certbotRequest, ...fleet, env: { [FLEET_WEBROOT_ENV]: webroot } })
+          ? (s) => fleetOrder(webroot, (env) => certonlyFleet(s, { ...certbotRequest, ...fleet, env: { [FLEET_WEBROOT_ENV]: webroot, ...env } }))
           : (s) => certonlyWebroot(s, { ...certbotRequest, webroot });
       }
       const existing = readLineage(config.certbot.configDir, request.id);
