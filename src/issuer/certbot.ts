@@ -27,6 +27,8 @@ import { ensureDeployHook, installHooks } from './certbot-hooks.js';
 import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 import { keptForRenewal } from './profile.js';
+import { certbotVersion } from './certbot-version.js';
+import { keepRenewBefore, renewBeforeFor } from './renew-before.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
 export function certbotSettings(config: AutoSslConfig): CertbotSettings {
@@ -220,7 +222,16 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         request.log(
           `warning: certbot did not keep profile ${request.profile.name} in ${files.renewalConf}: its renewals will get the CA's default profile (certbot 4.1 keeps it)`,
         );
-      return certbotLineage(files);
+      const lineage = certbotLineage(files);
+      // certbot < 4.1 renews whatever has less than 30 days left: a short-lived certificate on every run (renew-before.ts)
+      const version = await certbotVersion({ binary: settings.binary, env: settings.env });
+      const lifetime = lineage.notAfter.getTime() - lineage.notBefore.getTime();
+      const wrote = keepRenewBefore(files.renewalConf, renewBeforeFor(version, lifetime, config.renewal.windowFraction));
+      if (wrote)
+        request.log(
+          `certbot ${version?.text} would renew this ${Math.round(lifetime / 3_600_000)}-hour certificate on every run (30 days before expiry): "${wrote}" written into ${files.renewalConf}`,
+        );
+      return lineage;
     },
     async renew(lineage, options) {
       const run = await execCertbot(

@@ -5,7 +5,8 @@
  * - with a certbot older than 4.0 (Debian 12's 2.1) a listed profile is refused while planning (PROFILE_UNSUPPORTED,
  *   naming 4.0), nothing ordered; with certbot 4.0 or newer (the sid root: scripts/ci-root.sh sid
  *   test/e2e/profiles.test.ts) the served certificate lives exactly pebble's short-lived validity and the lineage's
- *   renewal config keeps the profile for certbot's own renewals.
+ *   renewal config keeps the profile for certbot's own renewals; inside an ARI window certbot >= 4.1 renews it
+ *   itself (autossl ordering nothing), certbot 4.0 through autossl's pass, once, served by the deploy hook.
  * Needs pebble 2.10 (AUTOSSL_PEBBLE, set by .ci/run; the sid root's own pebble is 2.10): the first test says so.
  */
 import fs from 'node:fs';
@@ -14,7 +15,7 @@ import tls from 'node:tls';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
-import { certbotVersion } from '../../src/issuer/certbot-version.js';
+import { certbotDoesAri, certbotVersion } from '../../src/issuer/certbot-version.js';
 import { supportsProfiles } from '../../src/issuer/profile.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { parseJson } from '../helpers/json.js';
@@ -135,5 +136,32 @@ describe('certificate profiles (pebble 2.10, certbot, nginx)', () => {
     expect((served.notAfter - served.notBefore) / 1000).toBeLessThanOrEqual(SHORT_SECONDS);
     const conf = fs.readFileSync(path.join(rig.info.dir, 'certbot', 'config', 'renewal', 'short.profile.test.conf'), 'utf8');
     expect(conf).toMatch(/^preferred_profile = shortlived$/m);
-  });
+    // certbot < 4.1 renews what has less than 30 days left (its default): this certificate on every run, so autossl
+    // writes its own renew_before_expiry, half of the 420 s (src/issuer/renew-before.ts); certbot >= 4.1 needs none
+    if (certbotDoesAri(version)) expect(conf).not.toMatch(/^renew_before_expiry/m);
+    else expect(conf).toMatch(/^renew_before_expiry = 2\d\d seconds$/m);
+
+    // its renewal inside the CA's ARI window: an open window (a day behind, a minute ahead) in one scheduler pass
+    // (`autossl renew`, what the timer runs). certbot >= 4.1 (sid) renews by ARI itself, inside the certbot renew
+    // the pass runs, and autossl orders nothing of its own; certbot 4.0 (Debian 13) has no ARI: autossl's pass
+    // renews it at its picked moment. Either way once, served by the deploy hook, still short-lived
+    const hooks = await cli(['install-hooks']);
+    expect(hooks.exitCode, hooks.stderr).toBe(0);
+    const live = path.join(rig.info.dir, 'certbot', 'config', 'live', 'short.profile.test', 'cert.pem');
+    const archive = path.join(rig.info.dir, 'certbot', 'config', 'archive', 'short.profile.test');
+    const certs = () => fs.readdirSync(archive).filter((f) => /^cert\d+\.pem$/.test(f)).length;
+    const issuedCerts = certs();
+    await rig.setRenewalInfo(fs.readFileSync(live, 'utf8'), { start: new Date(Date.now() - 86_400_000), end: new Date(Date.now() + 60_000) });
+    const pass = await cli(['renew', '--json']);
+    expect(pass.exitCode, pass.stdout + pass.stderr).toBe(0);
+    const result = (parseJson(pass.stdout) as { results: Array<{ lineage: string; outcome: string; reason?: string }> }).results.find(
+      (r) => r.lineage === 'short.profile.test',
+    );
+    expect(result).toMatchObject({ outcome: 'renewed' });
+    expect(result?.reason, 'who renewed it: certbot by ARI (no reason), or autossl (ari)').toBe(certbotDoesAri(version) ? undefined : 'ari');
+    expect(certs(), 'renewed once, not by both').toBe(issuedCerts + 1);
+    await expect.poll(async () => (await servedValidity('short.profile.test')).serial, { timeout: 30_000, interval: 250 }).not.toBe(served.serial);
+    const again = await servedValidity('short.profile.test');
+    expect((again.notAfter - again.notBefore) / 1000).toBeLessThanOrEqual(SHORT_SECONDS);
+  }, 240_000);
 });
