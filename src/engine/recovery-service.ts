@@ -10,10 +10,7 @@ import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
 import { renewalWindowStart } from '../renewal/status.js';
-import { recoverPrivateOrders } from '../certbot/orders.js';
-import { certbotSettings } from '../issuer/certbot.js';
-import { referencedPaths } from '../manage.js';
-import { recoverUploads } from '../certbot/custom.js';
+import { recoverUploads } from '../issuer/upload.js';
 import { fleetOf } from '../fleet/config.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
@@ -81,7 +78,7 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
   async function recoverKilledUploads(): Promise<void> {
     let referenced: Set<string>;
     try {
-      referenced = referencedPaths(k.services.loadTree());
+      referenced = k.services.installer.referencedFiles(k.services.installer.load());
     } catch {
       return; // nginx's config cannot be read now: nothing is removed that it might name
     }
@@ -89,9 +86,9 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
       emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
-  /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
+  /** The issuer's leftovers of killed runs (certbot's private orders: a finished lineage is adopted, never ordered again). */
   async function recoverOrders(): Promise<void> {
-    for (const adopted of await recoverPrivateOrders(certbotSettings(config), config.stateDir)) {
+    for (const adopted of (await k.services.issuer.recover?.()) ?? []) {
       emit({ domain: '*', stage: 'recover', status: 'info', message: `adopted certificate ${adopted}, obtained by a run that was killed` });
     }
   }

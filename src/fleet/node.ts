@@ -24,6 +24,10 @@ import { localSerial, writeLineage } from './lineage.js';
 import { lineageFiles } from '../issuer/issuer.js';
 import { HANDOVER_EVERY_MS, type JobHandover } from './handover.js';
 
+/** The first retry of a failed install, and the longest wait between retries. */
+const INSTALL_RETRY_MS = 5000;
+const INSTALL_RETRY_MAX_MS = 600_000;
+
 export interface FleetNodeEvents {
   log(message: string): void;
 }
@@ -31,8 +35,12 @@ export interface FleetNodeEvents {
 export class FleetNode {
   /** Tokens this node wrote (removed when the store no longer has them). */
   private readonly written = new Set<string>();
-  /** serial → the error of its last install here: not tried again in a loop (a restart, or a newer one, retries). */
-  private readonly failed = new Map<string, string>();
+  /**
+   * serial → the error of its last install here, and when to try again: not in every loop (an install that fails
+   * for good would reload nginx every round), but not never either: what failed at a start (the config lock of a
+   * killed run, a reload racing the recovery) succeeds a little later. 5 s, doubling up to 10 minutes.
+   */
+  private readonly failed = new Map<string, { error: string; retryAt: number; delayMs: number }>();
   /** Serials this node was seen to serve (installed here, or found served at start). */
   private readonly verified = new Set<string>();
   private lastReport = 0;
@@ -136,7 +144,7 @@ export class FleetNode {
     const issuer = this.core.services.issuer;
     const todo: Array<{ id: string; serial: string; written?: boolean }> = [];
     for (const s of serials) {
-      if (this.failed.has(s.serial) || this.verified.has(s.serial)) continue;
+      if ((this.failed.get(s.serial)?.retryAt ?? 0) > Date.now() || this.verified.has(s.serial)) continue;
       if ((await localSerial(issuer, s.id)) !== s.serial) todo.push(s);
       // the files are here, but a node killed before its install (or whose vhost was edited since) may not serve
       // them: what nginx serves decides, once per serial
@@ -161,10 +169,12 @@ export class FleetNode {
         if (!result.ok) throw result.error ?? new Error('install failed');
         installed++;
         this.verified.add(row.serial);
+        this.failed.delete(row.serial);
         this.events.log(`installed ${row.id} (serial ${row.serial}, published by ${row.node})`);
       } catch (error) {
         const message = (error as Error).message;
-        this.failed.set(serial, message);
+        const delayMs = Math.min((this.failed.get(serial)?.delayMs ?? INSTALL_RETRY_MS / 2) * 2, INSTALL_RETRY_MAX_MS);
+        this.failed.set(serial, { error: message, retryAt: Date.now() + delayMs, delayMs });
         this.events.log(`could not install ${id} (serial ${serial}): ${message}`);
       }
     });
@@ -183,7 +193,7 @@ export class FleetNode {
         const endpoint = this.endpoint(name);
         return { node: this.settings.node, lineage: id, serial: await servedSerial(endpoint.host, endpoint.port, name), error: null, at: Date.now() };
       } catch (error) {
-        return { node: this.settings.node, lineage: id, serial: null, error: this.failed.get(row!.serial) ?? (error as Error).message, at: Date.now() };
+        return { node: this.settings.node, lineage: id, serial: null, error: this.failed.get(row!.serial)?.error ?? (error as Error).message, at: Date.now() };
       }
     });
     if (rows.length) await this.fleet.reportServed(rows);

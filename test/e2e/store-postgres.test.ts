@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { PgLocker } from '../../src/store/postgres/locker.js';
 import { parseJson } from '../helpers/json.js';
 import { PG_PASSWORD, startPostgres, type PgCluster } from '../helpers/postgres.js';

@@ -48,6 +48,24 @@ export interface NginxSandboxTree {
   live: string;
 }
 
+/**
+ * An autossl config file beside a tree (its nginx, certbot's directory `le` and the state directory in the tree),
+ * with `extra` keys (sites, plugins) after those; returns its path.
+ */
+export function writeTreeConfig(t: { dir: string; main: string }, extra: Record<string, unknown> = {}): string {
+  const file = path.join(t.dir, 'autossl.config.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      nginx: { binary: BINARIES.nginx, config: t.main },
+      certbot: { configDir: path.join(t.dir, 'le') },
+      stateDir: path.join(t.dir, 'state'),
+      ...extra,
+    }),
+  );
+  return file;
+}
+
 export async function makeTree(siteSource: string, extraFiles: Record<string, string> = {}): Promise<NginxSandboxTree> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-fx-'));
   fs.chmodSync(dir, 0o755); // nginx's workers run as www-data, as Debian's do

@@ -7,10 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { readCertificate, readCertificateQuick } from '../../src/certbot/lineage.js';
-import { firstPemCertificate, readCertificateFields } from '../../src/certbot/der.js';
+import { readCertificate, readCertificateQuick } from '../../src/issuer/certificate.js';
+import { firstPemCertificate, readCertificateFields } from '../../src/issuer/der.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { makeCertificatePem } from '../helpers/certs.js';
+import { selfSignedEcdsa } from '../../scripts/sandbox/openssl.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-der-'));
 
@@ -82,25 +83,7 @@ describe('serials', () => {
   it('are printed as nginx and openssl x509 -serial print them: upper case, a leading zero kept', async () => {
     for (const set of ['0x0A1B2C3D4E', '0x8A1B2C3D', '0x01', '0x00FF00']) {
       const file = path.join(dir, `serial-${set}.pem`);
-      await execa(BINARIES.openssl, [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        `${file}.key`,
-        '-out',
-        file,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=serial.example.test',
-        '-set_serial',
-        set,
-      ]);
+      await selfSignedEcdsa({ key: `${file}.key`, cert: file, days: 1, subject: '/CN=serial.example.test', extra: ['-set_serial', set] });
       const printed = (await execa(BINARIES.openssl, ['x509', '-in', file, '-noout', '-serial'])).stdout.replace(/^serial=/, '').trim();
       expect(readCertificate(file).serial, set).toBe(printed);
       expect(readCertificateQuick(file).serial, set).toBe(printed);

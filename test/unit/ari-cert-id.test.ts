@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
+import { selfSignedEcdsa } from '../../scripts/sandbox/openssl.js';
 import { makeCertificatePem } from '../helpers/certs.js';
 
 const AKI = '69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4';
@@ -16,27 +17,14 @@ const AKI = '69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4';
 async function leaf(serial: string): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-ari-'));
   const ssl = (...args: string[]) => execa('openssl', args, { cwd: dir });
-  await ssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=ari test CA',
-    '-addext',
-    `subjectKeyIdentifier=${AKI}`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-  );
+  await selfSignedEcdsa({
+    key: 'ca.key',
+    cert: 'ca.pem',
+    days: 2,
+    subject: '/CN=ari test CA',
+    extra: ['-addext', `subjectKeyIdentifier=${AKI}`, '-addext', 'basicConstraints=critical,CA:TRUE'],
+    cwd: dir,
+  });
   await ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=ari.test');
   fs.writeFileSync(path.join(dir, 'ext'), 'subjectAltName=DNS:ari.test,DNS:www.ari.test\nauthorityKeyIdentifier=keyid\n');
   await ssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', '2', '-out', 'cert.pem', '-extfile', 'ext');

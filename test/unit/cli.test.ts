@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { BINARIES } from '../../scripts/sandbox/rig.js';
-import { httpsListenLines, makeTree } from '../helpers/nginx-fixture.js';
+import { httpsListenLines, makeTree, writeTreeConfig } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
@@ -15,16 +14,7 @@ describe('cli', () => {
     const t = await makeTree(
       'server {\n    listen 80;\n    server_name one.cli.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.cli.test www.two.cli.test;\n    root /var/www/two;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'one.cli.test' }, { domain: 'two.cli.test', aliases: ['www.two.cli.test'] }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'one.cli.test' }, { domain: 'two.cli.test', aliases: ['www.two.cli.test'] }] });
     const before = fs.readFileSync(t.site, 'latin1');
     const r = await run(['issue', '--all', '--dry-run', '--json', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);
     expect(r.exitCode).toBe(0);
@@ -64,16 +54,7 @@ describe('cli', () => {
   it('a command that can never finish (a plugin module awaiting forever) ends with exit 1 and says so, never a silent 0', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name stuck.cli.test;\n    root /var/www;\n}\n');
     fs.writeFileSync(path.join(t.dir, 'stuck.mjs'), 'await new Promise(() => {});\nexport default { name: "stuck", apply() {} };\n');
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        plugins: ['./stuck.mjs'],
-      }),
-    );
+    const config = writeTreeConfig(t, { plugins: ['./stuck.mjs'] });
     const r = await run(['status', '--config', config]);
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('the command stopped without finishing');
@@ -83,15 +64,7 @@ describe('cli', () => {
     const t = await makeTree(
       'server {\n    listen 80;\n    server_name one.p.test;\n    root /var/www/one;\n    location / {\n        proxy_pass http://127.0.0.1:3999;\n    }\n}\nserver {\n    listen 80;\n    server_name two.p.test;\n    root /var/www/two;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-      }),
-    );
+    const config = writeTreeConfig(t);
     const args = ['issue', 'one.p.test', 'two.p.test', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config];
     const plain = await run(args);
     expect(plain.exitCode).toBe(0);
@@ -112,16 +85,7 @@ describe('cli', () => {
     const t = await makeTree(
       'server {\n    listen 80;\n    server_name one.pipe.test;\n    root /var/www/one;\n}\nserver {\n    listen 80;\n    server_name two.pipe.test;\n    root /var/www/two;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'one.pipe.test' }, { domain: 'two.pipe.test' }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'one.pipe.test' }, { domain: 'two.pipe.test' }] });
     for (const args of [['issue', '--all', '--dry-run', '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'], ['status'], ['--help']]) {
       const alone = await run([...args, '--config', config]);
       for (const reader of ['true', 'head -c 1']) {
@@ -133,15 +97,7 @@ describe('cli', () => {
   });
   it('uninstall of a name nothing knows exits 2 (bad input) with VHOST_NOT_FOUND, never a silent 0', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name real.un.test;\n    root /var/www/real;\n}\n');
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-      }),
-    );
+    const config = writeTreeConfig(t);
     const before = fs.readFileSync(t.site, 'latin1');
     const none = await run(['uninstall', 'nosuch.un.test', '--config', config]);
     expect(none.exitCode).toBe(2);
@@ -158,16 +114,7 @@ describe('cli', () => {
 
   it('status with an nginx config that cannot be parsed names the parse error, not "not served" with a useless fix', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name brk.st.test;\n    root /var/www/brk;\n');
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'brk.st.test' }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'brk.st.test' }] });
     const r = await run(['status', '--json', '--config', config]);
     expect(r.exitCode).toBe(1);
     const rows = (JSON.parse(r.stdout) as { certificates: Array<{ domain: string; lastError: { code: string; message: string } | null }> }).certificates.filter(
@@ -181,16 +128,7 @@ describe('cli', () => {
     const t = await makeTree(
       'map $host $vt_target {\n    default https://$host;\n}\nserver {\n    listen 80;\n    server_name v1.loop.test;\n    root /var/www/v1;\n    set $t https://$host$request_uri;\n    return 301 $t;\n}\nserver {\n    listen 80;\n    server_name v2.loop.test;\n    root /var/www/v2;\n    return 301 $vt_target$request_uri;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'v1.loop.test' }, { domain: 'v2.loop.test' }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'v1.loop.test' }, { domain: 'v2.loop.test' }] });
     const before = fs.readFileSync(t.site, 'latin1');
     for (const dry of [['--dry-run'], []]) {
       const r = await run(['issue', '--all', '--json', ...dry, '--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80', '--config', config]);

@@ -11,7 +11,7 @@ import { validateConfig } from '../../src/config/schema.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { runSetup } from '../../src/setup/setup.js';
-import { makeTree } from '../helpers/nginx-fixture.js';
+import { makeTree, writeTreeConfig } from '../helpers/nginx-fixture.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 
@@ -55,16 +55,7 @@ describe('setup without systemd', () => {
 describe('uninstall of a site the config file lists', () => {
   it('says the next issue --all puts HTTPS back (the site stays in the file)', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name kept.un.test www.kept.un.test;\n    root /var/www/kept;\n}\n');
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'kept.un.test', aliases: ['www.kept.un.test'] }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'kept.un.test', aliases: ['www.kept.un.test'] }] });
     const site = await execa('node', [CLI, 'uninstall', 'kept.un.test', '--config', config], { reject: false });
     expect(site.exitCode, site.stderr).toBe(0);
     expect(site.stdout).toContain(

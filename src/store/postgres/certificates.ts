@@ -1,6 +1,6 @@
 /** Certificates, attempts and validation failures in PostgreSQL (same rows as src/store/sqlite/certificates.ts). */
 import type { AttemptRecord, AttemptStore, CertificateFacts, CertificateRow, CertificateStore, RevocationRecord } from '../store.js';
-import { rowToCertificate } from '../rows.js';
+import { certificateColumns, revocationRecord, rowToAttempt, rowToCertificate } from '../rows.js';
 import type { Db } from './db.js';
 
 export class PgCertificates implements CertificateStore {
@@ -25,23 +25,7 @@ export class PgCertificates implements CertificateStore {
       FROM json_to_recordset($1::json) AS r(lineage TEXT, names TEXT, "certPath" TEXT, "fileKey" TEXT, "notBefore" BIGINT, "notAfter" BIGINT, serial TEXT, issuer TEXT, "keyType" TEXT, vhosts TEXT)
       ON CONFLICT (lineage) DO UPDATE SET names = excluded.names, cert_path = excluded.cert_path, file_key = excluded.file_key, not_before = excluded.not_before,
         not_after = excluded.not_after, serial = excluded.serial, issuer = excluded.issuer, key_type = excluded.key_type, vhosts = excluded.vhosts, updated_at = excluded.updated_at`,
-      [
-        JSON.stringify(
-          dedupe(rows).map((r) => ({
-            lineage: r.lineage,
-            names: JSON.stringify(r.names),
-            certPath: r.certPath,
-            fileKey: r.fileKey,
-            notBefore: r.notBefore,
-            notAfter: r.notAfter,
-            serial: r.serial,
-            issuer: r.issuer,
-            keyType: r.keyType,
-            vhosts: JSON.stringify(r.vhosts),
-          })),
-        ),
-        now,
-      ],
+      [JSON.stringify(dedupe(rows).map(certificateColumns)), now],
     );
   }
 
@@ -60,7 +44,7 @@ export class PgCertificates implements CertificateStore {
         [lineage],
       )
     ).rows[0];
-    return r ? { serial: r.serial, state: r.state, at: r.at, ...(r.source === null ? {} : { source: r.source }) } : null;
+    return r ? revocationRecord(r) : null;
   }
 
   async setRevocation(lineage: string, record: RevocationRecord): Promise<void> {
@@ -111,33 +95,14 @@ export class PgAttempts implements AttemptStore {
 
   async last(domain: string): Promise<(AttemptRecord & { at: number }) | null> {
     const r = (await this.db.query('SELECT * FROM attempts WHERE domain = $1 ORDER BY id DESC LIMIT 1', [domain])).rows[0];
-    return r
-      ? {
-          at: r.at as number,
-          kind: r.kind as AttemptRecord['kind'],
-          domain: r.domain as string,
-          lineage: (r.lineage as string) ?? undefined,
-          ok: r.ok === true,
-          code: (r.code as string) ?? undefined,
-          message: (r.message as string) ?? undefined,
-        }
-      : null;
+    return r ? rowToAttempt(r) : null;
   }
 
   async list(domain?: string): Promise<Array<AttemptRecord & { at: number }>> {
     const rows = (
       domain ? await this.db.query('SELECT * FROM attempts WHERE domain = $1 ORDER BY id', [domain]) : await this.db.query('SELECT * FROM attempts ORDER BY id')
     ).rows;
-    return rows.map((r) => ({
-      at: r.at as number,
-      kind: r.kind as AttemptRecord['kind'],
-      domain: r.domain as string,
-      lineage: (r.lineage as string) ?? undefined,
-      ok: r.ok === true,
-      code: (r.code as string) ?? undefined,
-      message: (r.message as string) ?? undefined,
-      ms: (r.ms as number) ?? undefined,
-    }));
+    return rows.map((r) => ({ ...rowToAttempt(r), ms: (r.ms as number) ?? undefined }));
   }
 
   async recordValidationFailure(name: string, detail: string, at = Date.now()): Promise<void> {

@@ -1,5 +1,6 @@
 /** The fleet's records (issue 24) in PostgreSQL, the database the nodes share (same rows as src/store/sqlite/fleet.ts). */
 import type { FleetChallengeRow, FleetLineageRow, FleetNodeRow, FleetServedRow, FleetStore } from '../store.js';
+import { rowToFleetLineage } from '../rows.js';
 import type { Db } from './db.js';
 
 export class PgFleet implements FleetStore {
@@ -62,19 +63,7 @@ export class PgFleet implements FleetStore {
 
   async lineage(id: string): Promise<FleetLineageRow | null> {
     const r = (await this.db.query('SELECT * FROM fleet_lineages WHERE id = $1', [id])).rows[0];
-    if (!r) return null;
-    return {
-      id: r.id as string,
-      names: JSON.parse(r.names as string) as string[],
-      serial: r.serial as string,
-      notAfter: r.not_after as number,
-      cert: r.cert as string,
-      chain: r.chain as string,
-      fullchain: r.fullchain as string,
-      key: r.key as string,
-      node: r.node as string,
-      at: r.at as number,
-    };
+    return r ? rowToFleetLineage(r) : null;
   }
 
   async reportServed(rows: readonly FleetServedRow[]): Promise<void> {

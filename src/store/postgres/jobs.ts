@@ -1,6 +1,6 @@
 /** Jobs (a batch of domains) and each domain's progress in them, in PostgreSQL (same rows as src/store/sqlite/jobs.ts). */
 import type { JobDomainUpdate, JobRow, JobStore } from '../store.js';
-import { rowToJobDomain } from '../rows.js';
+import { rowToJob, rowToJobDomain } from '../rows.js';
 import type { Db } from './db.js';
 import { fleetStamp, type Presence } from './presence.js';
 
@@ -103,16 +103,6 @@ export class PgJobs implements JobStore {
       byJob.set(d.job_id as string, list);
       list.push(rowToJobDomain(d));
     }
-    return rows.map((r) => ({
-      id: r.id as string,
-      kind: r.kind as string,
-      owner: r.owner as string,
-      state: r.state as JobRow['state'],
-      source: r.source as string,
-      createdAt: r.created_at as number,
-      finishedAt: (r.finished_at as number) ?? null,
-      options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>,
-      domains: byJob.get(r.id as string) ?? [],
-    }));
+    return rows.map((r) => rowToJob(r, byJob.get(r.id as string) ?? []));
   }
 }

@@ -1,5 +1,6 @@
 /** The two queues several processes (and nodes) work off at once, in PostgreSQL: the notification outbox and undo steps. */
 import type { OutboxEntry, OutboxRow, OutboxStore, UndoStepRow, UndoStore } from '../store.js';
+import { rowToOutbox, rowToOutboxEntry, rowToUndoStep, undoFilter } from '../rows.js';
 import type { Db } from './db.js';
 import { fleetStamp, type Presence } from './presence.js';
 
@@ -37,14 +38,7 @@ export class PgOutbox implements OutboxStore {
         const delivered = (await q<{ plugin: string }>('SELECT plugin FROM outbox_deliveries WHERE outbox_id = $1 ORDER BY at, plugin', [r.id])).rows.map(
           (d) => d.plugin,
         );
-        claimed.push({
-          id: r.id as number,
-          key: r.key as string,
-          kind: r.kind as string,
-          payload: r.payload as string,
-          attempts: r.attempts as number,
-          deliveredTo: delivered,
-        });
+        claimed.push(rowToOutbox(r, delivered));
       }
       return claimed;
     });
@@ -67,17 +61,7 @@ export class PgOutbox implements OutboxStore {
 
   async list(): Promise<OutboxEntry[]> {
     const rows = (await this.db.query('SELECT * FROM outbox ORDER BY id')).rows;
-    return rows.map((r) => ({
-      id: r.id as number,
-      key: r.key as string,
-      kind: r.kind as string,
-      payload: r.payload as string,
-      attempts: r.attempts as number,
-      deliveredTo: [],
-      deliveredAt: (r.delivered_at as number) ?? null,
-      lastError: (r.last_error as string) ?? null,
-      nextAttemptAt: r.next_attempt_at as number,
-    }));
+    return rows.map(rowToOutboxEntry);
   }
 }
 
@@ -97,28 +81,9 @@ export class PgUndo implements UndoStore {
   }
 
   async list(filter: { runId?: string; state?: 'pending' | 'open' } = {}): Promise<UndoStepRow[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.runId) {
-      args.push(filter.runId);
-      where.push(`run_id = $${args.length}`);
-    }
-    if (filter.state === 'pending') where.push(`state = 'pending'`);
-    if (filter.state === 'open') where.push(`state IN ('pending', 'running')`);
-    const rows = (await this.db.query(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`, args)).rows;
-    return rows.map((r) => ({
-      id: r.id as number,
-      runId: r.run_id as string,
-      owner: r.owner as string,
-      plugin: r.plugin as string,
-      kind: r.kind as string,
-      payload: r.payload as string,
-      when: r.run_when as 'always' | 'failure',
-      state: r.state as UndoStepRow['state'],
-      attempts: r.attempts as number,
-      lastError: (r.last_error as string) ?? null,
-      createdAt: r.created_at as number,
-    }));
+    const { where, args } = undoFilter(filter, (n) => `$${n}`);
+    const rows = (await this.db.query(`SELECT * FROM undo_steps ${where} ORDER BY id DESC`, args)).rows;
+    return rows.map(rowToUndoStep);
   }
 
   async claim(id: number): Promise<boolean> {

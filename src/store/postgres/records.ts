@@ -12,7 +12,7 @@ import type {
   SiteRow,
   SiteStore,
 } from '../store.js';
-import { ariRecord, type AriRow } from '../rows.js';
+import { ariRecord, rowToRenewRunLineage, rowToSite, type AriRow } from '../rows.js';
 import type { Db } from './db.js';
 
 export class PgSites implements SiteStore {
@@ -21,7 +21,7 @@ export class PgSites implements SiteStore {
   async list(): Promise<SiteRow[]> {
     const rows = (await this.db.query<{ domain: string; site: string; source: string }>('SELECT domain, site, source FROM sites ORDER BY domain COLLATE "C"'))
       .rows;
-    return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
+    return rows.map(rowToSite);
   }
 
   async upsert(domain: string, site: Record<string, unknown>, source: string): Promise<void> {
@@ -86,7 +86,7 @@ export class PgRenewRuns implements RenewRunStore {
         )
       ).rows;
       await q('DELETE FROM renew_run_lineages WHERE run_id = $1', [runId]);
-      return rows.map((r) => ({ name: r.lineage, ...(r.due === null ? {} : { due: r.due }), serial: r.serial }));
+      return rows.map(rowToRenewRunLineage);
     });
   }
 }

@@ -1,6 +1,6 @@
 /** Certificates (what a scan of the lineages found, with their last outcome), attempts and validation failures. */
 import type { AttemptRecord, AttemptStore, CertificateFacts, CertificateRow, CertificateStore, RevocationRecord } from '../store.js';
-import { rowToCertificate } from '../rows.js';
+import { certificateColumns, revocationRecord, rowToAttempt, rowToCertificate } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteCertificates implements CertificateStore {
@@ -21,7 +21,7 @@ export class SqliteCertificates implements CertificateStore {
       ON CONFLICT(lineage) DO UPDATE SET names = excluded.names, cert_path = excluded.cert_path, file_key = excluded.file_key, not_before = excluded.not_before,
         not_after = excluded.not_after, serial = excluded.serial, issuer = excluded.issuer, key_type = excluded.key_type, vhosts = excluded.vhosts, updated_at = excluded.updated_at`);
     this.sql.tx(() => {
-      for (const row of rows) st.run({ ...row, names: JSON.stringify(row.names), vhosts: JSON.stringify(row.vhosts), now: Date.now() });
+      for (const row of rows) st.run({ ...certificateColumns(row), now: Date.now() });
     });
   }
 
@@ -40,7 +40,7 @@ export class SqliteCertificates implements CertificateStore {
   async revocation(lineage: string): Promise<RevocationRecord | null> {
     const r = this.sql.st('SELECT serial, state, at, source FROM revocations WHERE lineage = ?').get(lineage) as
       { serial: string; state: RevocationRecord['state']; at: number; source: string | null } | undefined;
-    return r ? { serial: r.serial, state: r.state, at: r.at, ...(r.source === null ? {} : { source: r.source }) } : null;
+    return r ? revocationRecord(r) : null;
   }
 
   async setRevocation(lineage: string, record: RevocationRecord): Promise<void> {
@@ -84,33 +84,14 @@ export class SqliteAttempts implements AttemptStore {
 
   async last(domain: string): Promise<(AttemptRecord & { at: number }) | null> {
     const r = this.sql.st('SELECT * FROM attempts WHERE domain = ? ORDER BY id DESC LIMIT 1').get(domain) as Record<string, unknown> | undefined;
-    return r
-      ? {
-          at: r.at as number,
-          kind: r.kind as AttemptRecord['kind'],
-          domain: r.domain as string,
-          lineage: (r.lineage as string) ?? undefined,
-          ok: r.ok === 1,
-          code: (r.code as string) ?? undefined,
-          message: (r.message as string) ?? undefined,
-        }
-      : null;
+    return r ? rowToAttempt(r) : null;
   }
 
   async list(domain?: string): Promise<Array<AttemptRecord & { at: number }>> {
     const rows = (
       domain ? this.sql.st('SELECT * FROM attempts WHERE domain = ? ORDER BY id').all(domain) : this.sql.st('SELECT * FROM attempts ORDER BY id').all()
     ) as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      at: r.at as number,
-      kind: r.kind as AttemptRecord['kind'],
-      domain: r.domain as string,
-      lineage: (r.lineage as string) ?? undefined,
-      ok: r.ok === 1,
-      code: (r.code as string) ?? undefined,
-      message: (r.message as string) ?? undefined,
-      ms: (r.ms as number) ?? undefined,
-    }));
+    return rows.map((r) => ({ ...rowToAttempt(r), ms: (r.ms as number) ?? undefined }));
   }
 
   async recordValidationFailure(name: string, detail: string, at = Date.now()): Promise<void> {

@@ -1,5 +1,6 @@
 /** The fleet's records (issue 24) on SQLite: a fleet of processes on one machine sharing one state.db (tests, dev). */
 import type { FleetChallengeRow, FleetLineageRow, FleetNodeRow, FleetServedRow, FleetStore } from '../store.js';
+import { rowToFleetLineage } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteFleet implements FleetStore {
@@ -61,19 +62,7 @@ export class SqliteFleet implements FleetStore {
 
   async lineage(id: string): Promise<FleetLineageRow | null> {
     const r = this.sql.st('SELECT * FROM fleet_lineages WHERE id = ?').get(id) as Record<string, unknown> | undefined;
-    if (!r) return null;
-    return {
-      id: r.id as string,
-      names: JSON.parse(r.names as string) as string[],
-      serial: r.serial as string,
-      notAfter: r.not_after as number,
-      cert: r.cert as string,
-      chain: r.chain as string,
-      fullchain: r.fullchain as string,
-      key: r.key as string,
-      node: r.node as string,
-      at: r.at as number,
-    };
+    return r ? rowToFleetLineage(r) : null;
   }
 
   async reportServed(rows: readonly FleetServedRow[]): Promise<void> {

@@ -1,7 +1,7 @@
 /** Jobs (a batch of domains) and each domain's progress in them, in SQLite. */
 import { ownerAlive, ownerStamp } from '../../lock.js';
 import type { JobDomainUpdate, JobRow, JobStore } from '../store.js';
-import { rowToJobDomain } from '../rows.js';
+import { rowToJob, rowToJobDomain } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteJobs implements JobStore {
@@ -96,16 +96,6 @@ export class SqliteJobs implements JobStore {
     const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map(
       rowToJobDomain,
     );
-    return {
-      id: r.id as string,
-      kind: r.kind as string,
-      owner: r.owner as string,
-      state: r.state as JobRow['state'],
-      source: r.source as string,
-      createdAt: r.created_at as number,
-      finishedAt: (r.finished_at as number) ?? null,
-      options: JSON.parse((r.options as string) ?? '{}') as Record<string, unknown>,
-      domains,
-    };
+    return rowToJob(r, domains);
   }
 }

@@ -1,6 +1,7 @@
 /** The two queues several processes work off at once: the notification outbox and plugins' undo steps. */
 import { ownerAlive, ownerStamp } from '../../lock.js';
 import type { OutboxEntry, OutboxRow, OutboxStore, UndoStepRow, UndoStore } from '../store.js';
+import { rowToOutbox, rowToOutboxEntry, rowToUndoStep, undoFilter } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteOutbox implements OutboxStore {
@@ -28,14 +29,7 @@ export class SqliteOutbox implements OutboxStore {
         if (by && by !== ownerStamp() && ownerAlive(by)) continue;
         this.sql.st('UPDATE outbox SET claimed_by = ?, claimed_at = ? WHERE id = ?').run(ownerStamp(), now, r.id);
         const delivered = (this.sql.st('SELECT plugin FROM outbox_deliveries WHERE outbox_id = ?').all(r.id) as Array<{ plugin: string }>).map((d) => d.plugin);
-        claimed.push({
-          id: r.id as number,
-          key: r.key as string,
-          kind: r.kind as string,
-          payload: r.payload as string,
-          attempts: r.attempts as number,
-          deliveredTo: delivered,
-        });
+        claimed.push(rowToOutbox(r, delivered));
       }
       return claimed;
     });
@@ -57,17 +51,7 @@ export class SqliteOutbox implements OutboxStore {
 
   async list(): Promise<OutboxEntry[]> {
     const rows = this.sql.st('SELECT * FROM outbox ORDER BY id').all() as Array<Record<string, unknown>>;
-    return rows.map((r) => ({
-      id: r.id as number,
-      key: r.key as string,
-      kind: r.kind as string,
-      payload: r.payload as string,
-      attempts: r.attempts as number,
-      deliveredTo: [],
-      deliveredAt: (r.delivered_at as number) ?? null,
-      lastError: (r.last_error as string) ?? null,
-      nextAttemptAt: r.next_attempt_at as number,
-    }));
+    return rows.map(rowToOutboxEntry);
   }
 }
 
@@ -82,30 +66,9 @@ export class SqliteUndo implements UndoStore {
   }
 
   async list(filter: { runId?: string; state?: 'pending' | 'open' } = {}): Promise<UndoStepRow[]> {
-    const where: string[] = [];
-    const args: unknown[] = [];
-    if (filter.runId) {
-      where.push('run_id = ?');
-      args.push(filter.runId);
-    }
-    if (filter.state === 'pending') where.push(`state = 'pending'`);
-    if (filter.state === 'open') where.push(`state IN ('pending', 'running')`);
-    const rows = this.sql.st(`SELECT * FROM undo_steps ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC`).all(...args) as Array<
-      Record<string, unknown>
-    >;
-    return rows.map((r) => ({
-      id: r.id as number,
-      runId: r.run_id as string,
-      owner: r.owner as string,
-      plugin: r.plugin as string,
-      kind: r.kind as string,
-      payload: r.payload as string,
-      when: r.run_when as 'always' | 'failure',
-      state: r.state as UndoStepRow['state'],
-      attempts: r.attempts as number,
-      lastError: (r.last_error as string) ?? null,
-      createdAt: r.created_at as number,
-    }));
+    const { where, args } = undoFilter(filter, () => '?');
+    const rows = this.sql.st(`SELECT * FROM undo_steps ${where} ORDER BY id DESC`).all(...args) as Array<Record<string, unknown>>;
+    return rows.map(rowToUndoStep);
   }
 
   async claim(id: number): Promise<boolean> {

@@ -12,7 +12,7 @@ import type {
   SiteRow,
   SiteStore,
 } from '../store.js';
-import { ariRecord, type AriRow } from '../rows.js';
+import { ariRecord, rowToRenewRunLineage, rowToSite, type AriRow } from '../rows.js';
 import type { Sql } from './sql.js';
 
 export class SqliteSites implements SiteStore {
@@ -21,7 +21,7 @@ export class SqliteSites implements SiteStore {
   /** Sites a panel described (not in the config file): kept so renewals, DNS hooks and recovery know them. */
   async list(): Promise<SiteRow[]> {
     const rows = this.sql.st('SELECT domain, site, source FROM sites ORDER BY domain').all() as Array<{ domain: string; site: string; source: string }>;
-    return rows.map((r) => ({ domain: r.domain, site: JSON.parse(r.site) as Record<string, unknown>, source: r.source }));
+    return rows.map(rowToSite);
   }
 
   async upsert(domain: string, site: Record<string, unknown>, source: string): Promise<void> {
@@ -85,7 +85,7 @@ export class SqliteRenewRuns implements RenewRunStore {
         serial: string | null;
       }>;
       this.sql.st('DELETE FROM renew_run_lineages WHERE run_id = ?').run(runId);
-      return rows.map((r) => ({ name: r.lineage, ...(r.due === null ? {} : { due: r.due === 1 }), serial: r.serial }));
+      return rows.map(rowToRenewRunLineage);
     });
   }
 }
