@@ -378,6 +378,23 @@ export class AcmeRig {
     return dirs;
   }
 
+  /** The flags that point certbot at this rig's pebble and at directories of its own (certbotDirs(), or others). */
+  certbotFlags(dirs: { configDir: string; workDir: string; logsDir: string } = this.certbotDirs()): string[] {
+    return ['--server', this.info.acmeDirectory, '--config-dir', dirs.configDir, '--work-dir', dirs.workDir, '--logs-dir', dirs.logsDir];
+  }
+
+  /**
+   * certbot itself, run against this rig (its pebble, trusting its CA), never interactive: how the tests see what
+   * certbot makes of the lineages autossl wrote (list, renew, revoke) or leave state as certbot would. Resolves with
+   * the run, whatever its exit code.
+   */
+  certbot(args: readonly string[], dirs?: { configDir: string; workDir: string; logsDir: string }) {
+    return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', ...this.certbotFlags(dirs)], {
+      reject: false,
+      env: { REQUESTS_CA_BUNDLE: this.info.caCert },
+    });
+  }
+
   /** An autossl config object for this sandbox. */
   autosslConfig(extra: Record<string, unknown> = {}, certbotName = 'certbot'): Record<string, unknown> {
     return {

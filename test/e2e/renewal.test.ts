@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/certbot/lineage.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
@@ -28,26 +28,6 @@ let receiver: http.Server;
 const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
 
 const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false });
-const certbot = (args: string[]) => {
-  const d = rig.certbotDirs();
-  return execa(
-    BINARIES.certbot,
-    [
-      ...args,
-      '--non-interactive',
-      '--no-random-sleep-on-renew',
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
-      '--server',
-      rig.info.acmeDirectory,
-    ],
-    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
-  );
-};
 const liveSerial = (d: string) => readCertificate(path.join(rig.info.dir, 'certbot', 'config', 'live', d, 'cert.pem')).serial;
 
 beforeAll(async () => {
@@ -227,7 +207,7 @@ describe('renewal', () => {
         ).certificates.map((r) => [r.lineage, r]),
       );
     const revoke = async (d: string) => {
-      const r = await certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
+      const r = await rig.certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     };
     // status: revoked, with the code that says so. Earlier status runs kept a "good" answer for this serial (kept
@@ -268,7 +248,7 @@ describe('renewal', () => {
     // autossl's window fails: the post hook records it all the same
     await rig.dns('/add-a', { host: 'r1.renew.test', addresses: ['127.0.0.9'] });
     try {
-      const run = await certbot(['renew', '--cert-name', 'r1.renew.test', '--force-renewal']);
+      const run = await rig.certbot(['renew', '--cert-name', 'r1.renew.test', '--force-renewal']);
       expect(run.exitCode).not.toBe(0);
       const row = (await states())['r1.renew.test'] as unknown as { state: string; lastError: { code: string; message: string } };
       expect(row.state).toBe('failing');
