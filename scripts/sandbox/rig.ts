@@ -414,6 +414,13 @@ export class AcmeRig {
     };
   }
 
+  /** autosslConfig(extra) written as a config file in the rig's directory (what `--config` names); returns its path. */
+  writeAutosslConfig(extra: Record<string, unknown> = {}, file = 'autossl.config.json'): string {
+    const full = path.join(this.info.dir, file);
+    fs.writeFileSync(full, JSON.stringify(this.autosslConfig(extra), null, 2));
+    return full;
+  }
+
   /** challtestsrv management API (POST JSON). */
   async dns(endpoint: string, body: Record<string, unknown>): Promise<void> {
     const res = await fetch(`http://127.0.0.1:${RIG_PORTS.dnsManagement}${endpoint}`, { method: 'POST', body: JSON.stringify(body) });

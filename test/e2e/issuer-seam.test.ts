@@ -59,21 +59,16 @@ beforeAll(async () => {
   fs.mkdirSync(issuerDir);
   rig.addSite(DOMAIN, `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n}\n`);
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        // relative to the config file, as a user writes it
-        issuer: {
-          module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`,
-          options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key },
-        },
-        sites: [{ domain: DOMAIN }],
-      }),
-      null,
-      2,
-    ),
+  configFile = rig.writeAutosslConfig(
+    {
+      // relative to the config file, as a user writes it
+      issuer: {
+        module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`,
+        options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key },
+      },
+      sites: [{ domain: DOMAIN }],
+    },
+    'autossl.json',
   );
   engine = await createAutoSsl(await loadConfig({ file: configFile }));
 }, 60_000);

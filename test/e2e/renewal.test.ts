@@ -5,7 +5,6 @@
  * it keeps serving its old certificate, and the webhook plugin delivers the failure, correctly signed.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -44,17 +43,9 @@ beforeAll(async () => {
   rig = await AcmeRig.start();
   for (const d of DOMAINS) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
-      }),
-      null,
-      2,
-    ),
-  );
+  configFile = rig.writeAutosslConfig({
+    plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
+  });
   const issued = await cli(['issue', ...DOMAINS]);
   expect(issued.exitCode, issued.stdout).toBe(0);
   const hooks = await cli(['install-hooks']);
