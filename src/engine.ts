@@ -16,7 +16,6 @@ import { checkCertName, renew } from './renewal/renew.js';
 import { deploy } from './renewal/deploy-hook.js';
 import { renewHook } from './renewal/renew-hook.js';
 import { dnsHook } from './renewal/dns-hook.js';
-import { installHooks } from './renewal/hook-install.js';
 import { deliverOutbox } from './renewal/outbox.js';
 import { renewThroughIssuer } from './renewal/issuer-renew.js';
 import { createKernel } from './engine/core.js';
@@ -82,7 +81,7 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     dnsHook: (phase, env) => dnsHook(k, phase, env),
     recover: recovery.recover,
     pendingRecovery: recovery.pendingRecovery,
-    installHooks: async () => installHooks(k),
+    installHooks: async () => k.services.issuer.installHooks?.() ?? [],
     deliverNotifications: () => deliverOutbox(k),
     registerSite: sites.registerSite,
     unregisterSite: sites.unregisterSite,

@@ -11,7 +11,7 @@ export type { AutoSsl, BlockRef, CheckResult, CreateOptions, IssueOptions, Previ
 export type { DomainResult } from './pipeline/pipeline.js';
 export type { DomainCertificate } from './renewal/certificate.js';
 export type { UninstallResult } from './manage.js';
-export type { Upload } from './certbot/custom.js';
+export type { Upload } from './issuer/upload.js';
 
 export { loadConfig } from './config/load.js';
 export { DEFAULT_CONFIG, validateConfig } from './config/schema.js';
@@ -41,7 +41,8 @@ export type {
   UndoHandle,
   UndoWhen,
 } from './pipeline/context.js';
-export type { CertificateInfo, Lineage } from './certbot/lineage.js';
+export type { CertificateInfo } from './issuer/certificate.js';
+export type { LineageFiles as Lineage } from './issuer/issuer.js';
 export { REPEATABLE_BY_KEY } from './installer/installer.js';
 export type { IdentityRule, VhostEdit, DirectiveView, ServerView, Installer } from './installer/installer.js';
 export type { DeliveryReport } from './renewal/outbox.js';

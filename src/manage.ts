@@ -7,18 +7,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { AutoSslError, toAutoSslError } from './errors.js';
 import { normalizeDomain } from './domain.js';
-import { execCertbot, summarizeProblems } from './certbot/certbot.js';
-import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './certbot/custom.js';
-import { readCertificate, readLineage } from './certbot/lineage.js';
+import { checkUpload, customCertificatesDir, finishUpload, uploadDirOf, writeUpload, type Upload } from './issuer/upload.js';
 import { siteFor } from './config/schema.js';
 import type { EngineCore } from './engine.js';
-import { locateServers } from './nginx/edit.js';
-import { blockLabel, uploadCover } from './nginx/block-cover.js';
-import { lockBlocks } from './nginx/block-lock.js';
-import { argValues, walkDirectives } from './nginx/parse.js';
-import { EditTransaction } from './nginx/transaction.js';
-import type { NginxTree } from './nginx/tree.js';
-import { planUninstall } from './nginx/uninstall.js';
 import { certbotSettings } from './stages/issue-certbot.js';
 import { withLocked } from './store/locker.js';
 import type { DomainResult } from './pipeline/pipeline.js';
@@ -36,19 +27,6 @@ export interface UninstallResult {
   notes: string[];
 }
 
-/** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
-export function referencedPaths(tree: NginxTree): Set<string> {
-  const out = new Set<string>();
-  for (const config of tree.files.values()) {
-    for (const d of walkDirectives(config.children)) {
-      if (d.name !== 'ssl_certificate' && d.name !== 'ssl_certificate_key') continue;
-      const p = argValues(d)[0];
-      if (p && !p.includes('$')) out.add(path.resolve(path.isAbsolute(p) ? p : path.join(tree.prefix, p)));
-    }
-  }
-  return out;
-}
-
 /**
  * Takes HTTPS off a domain: its blocks back to plain HTTP (validated, reloaded, rolled back on failure), then the
  * certificate it served is deleted when nothing else serves it (`certbot delete` for a lineage, the directory for
@@ -64,13 +42,8 @@ export async function uninstall(core: EngineCore, input: unknown): Promise<Unins
  */
 async function withBlockLock<T>(core: EngineCore, input: unknown, fn: () => Promise<T>): Promise<T> {
   const domain = normalizeDomain(input);
-  let tree: NginxTree;
-  try {
-    tree = core.services.loadTree();
-  } catch {
-    return fn(); // the command itself reports the broken config
-  }
-  const lock = await lockBlocks(core.services.state().locker, core.config, tree, [domain], siteFor(core.config, domain).vhost);
+  const lock = await core.services.installer.lockBlocks(core.services.state().locker, [domain], siteFor(core.config, domain).vhost);
+  if (!lock) return fn(); // the config cannot be read: the command itself reports it
   try {
     return await fn();
   } finally {
@@ -84,30 +57,31 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   await core.recoverFirst();
   const result: UninstallResult = { domain, ok: false, files: [], deleted: [], kept: [], notes: [] };
   const site = siteFor(config, domain);
-  const tx = new EditTransaction({ journalDir: path.join(config.stateDir, 'journal'), label: `uninstall ${domain}` });
+  const { installer } = services;
+  const tx = installer.transaction(`uninstall ${domain}`);
   let certificates: string[] = [];
   let reloaded = false;
   let served = true;
   let noVhost = false;
   try {
-    const edits = await services.editor.apply({
-      tx,
-      label: domain,
-      plan: (tree) => {
-        let plan;
-        try {
-          plan = planUninstall(tree, domain, { vhostFile: site.vhost, aliases: site.aliases, known: config.sites.flatMap((s) => [s.domain, ...s.aliases]) });
-        } catch (error) {
-          // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
-          if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
-          noVhost = true;
-          plan = { edits: [], certificates: [], notes: [(error as AutoSslError).message], served: false };
-        }
-        certificates = plan.certificates;
-        served = plan.served;
-        result.notes = plan.notes;
-        return plan.edits;
-      },
+    const edits = await installer.edit(tx, domain, (snapshot) => {
+      let plan;
+      try {
+        plan = installer.planUninstall(snapshot, domain, {
+          vhostFile: site.vhost,
+          aliases: site.aliases,
+          known: config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+        });
+      } catch (error) {
+        // no vhost answers it (the panel deleted the domain first): nothing to edit, its lineage may still go
+        if ((error as AutoSslError).code !== 'VHOST_NOT_FOUND') throw error;
+        noVhost = true;
+        plan = { edits: [], certificates: [], notes: [(error as AutoSslError).message], served: false };
+      }
+      certificates = plan.certificates;
+      served = plan.served;
+      result.notes = plan.notes;
+      return plan.edits;
     });
     for (const e of edits) {
       const known = result.files.find((f) => f.file === e.file);
@@ -115,43 +89,45 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
       else result.files.push({ file: e.file, before: e.before, after: e.after });
     }
     if (edits.length) {
-      await services.nginx.reload();
+      await installer.reload();
       reloaded = true;
     }
     await tx.commit();
   } catch (error) {
     const e = toAutoSslError(error);
     if (tx.files.length) {
-      await services.editor.revert(tx).catch(() => undefined);
+      await installer.revertTransaction(tx).catch(() => undefined);
       if (reloaded || e.code === 'NGINX_RELOAD_FAILED')
-        await services.nginx
+        await installer
           .test()
-          .then(() => services.nginx.reload())
+          .then(() => installer.reload())
           .catch(() => undefined);
     }
     await record(core, domain, undefined, e);
     return { ...result, files: [], error: e };
   }
   // the certificates nothing serves any more go; a lineage or upload another block serves stays
-  const still = referencedPaths(services.loadTree());
-  const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
+  const still = installer.referencedFiles(installer.load());
+  const { issuer } = services;
   const lineages = new Set<string>();
   const uploads = new Set<string>();
   // the domain's own lineage, if nothing serves it: not served over TLS (never installed, or its vhost went first),
   // or served with an upload that replaced it (certbot would renew it for ever with no vhost)
-  const own = site.certName ?? domain;
+  let ownLineage: string | null = null;
   try {
-    const lineage = readLineage(config.certbot.configDir, own);
-    if (lineage && (!served || readCertificate(lineage.cert).names.includes(domain))) certificates.push(path.join(live, own, 'fullchain.pem'));
+    const lineage = await issuer.find(site.certName ?? domain);
+    if (lineage && (!served || lineage.names.includes(domain))) ownLineage = lineage.id;
   } catch {
     // not a lineage name, or its certificate cannot be read
   }
   for (const c of certificates) {
     const full = path.resolve(c);
-    if (full.startsWith(live)) lineages.add(full.slice(live.length).split(path.sep)[0]!);
+    const lineage = issuer.lineageOfPath?.(full);
+    if (lineage) lineages.add(lineage);
     const upload = uploadDirOf(config, full);
     if (upload) uploads.add(upload);
   }
+  if (ownLineage) lineages.add(ownLineage);
   if (noVhost && lineages.size === 0 && uploads.size === 0) {
     // nothing here knows the name: a typo, or deleted twice. Not a silent success.
     const error = new AutoSslError('VHOST_NOT_FOUND', `Nothing to uninstall for ${domain}: no server block answers it and it has no certificate here.`, {
@@ -160,18 +136,19 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
     return { ...result, notes: [], error };
   }
   for (const name of lineages) {
-    const lineage = readLineage(config.certbot.configDir, name);
-    const dir = path.join(live, name) + path.sep;
-    const users = [...still].filter((p) => p.startsWith(dir) || (lineage && [lineage.fullchain, lineage.privkey, lineage.cert].includes(p)));
+    const lineage = await issuer.find(name).catch(() => null);
+    const users = [...still].filter(
+      (p) => issuer.lineageOfPath?.(p) === name || (lineage && [lineage.fullchainPath, lineage.keyPath, lineage.certPath].includes(p)),
+    );
     if (users.length) {
       result.kept.push({ certificate: name, reason: `other server blocks still serve it (${users.length} line${users.length > 1 ? 's' : ''})` });
       continue;
     }
-    if (!lineage) continue;
     const error = await deleteLineage(core, name);
+    if (error === 'absent') continue;
     if (error) {
       result.kept.push({ certificate: name, reason: error.message });
-      result.notes.push(`the vhost is HTTP-only, but certbot could not delete ${name}: ${error.message}`);
+      result.notes.push(`the vhost is HTTP-only, but ${issuer.name} could not delete ${name}: ${error.message}`);
     } else result.deleted.push(name);
   }
   for (const dir of uploads) {
@@ -187,17 +164,17 @@ async function uninstallLocked(core: EngineCore, input: unknown): Promise<Uninst
   return result;
 }
 
-/** `certbot delete` under the lineage's order lock (an order of the same lineage never runs meanwhile). */
-async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null> {
+/**
+ * The issuer's delete (`certbot delete`) under the lineage's order lock (an order of the same lineage never runs
+ * meanwhile); 'absent': the issuer has no such lineage (or cannot delete its lineages), nothing was done.
+ */
+async function deleteLineage(core: EngineCore, name: string): Promise<AutoSslError | null | 'absent'> {
+  const { issuer } = core.services;
+  if (!issuer.remove) return 'absent';
   const settings = certbotSettings(core.config);
   try {
     return await withLocked(core.services.state().locker, `order-${name}`, settings.timeoutMs * 3, `The order of ${name}`, async () => {
-      const run = await execCertbot(settings, ['delete', '--cert-name', name]);
-      if (run.exitCode !== 0)
-        return new AutoSslError(
-          'CERTBOT_FAILED',
-          `certbot delete --cert-name ${name} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`,
-        );
+      if (!(await issuer.remove!(name))) return 'absent' as const;
       try {
         await core.services.state().certificates.delete(name);
       } catch {
@@ -233,26 +210,21 @@ async function installUploadLocked(core: EngineCore, input: unknown, upload: Upl
   const domain = normalizeDomain(input);
   const checked = checkUpload(domain, upload);
   const site = siteFor(config, domain);
-  const tree = services.loadTree();
-  const located = locateServers(tree, [domain], { vhostFile: site.vhost });
-  const block = located.https.get(domain) ?? located.http.get(domain) ?? null;
-  if (!block) throw new AutoSslError('VHOST_NOT_FOUND', `No server block answers ${domain}.`);
+  const { installer } = services;
   // the block's other names: those the upload covers come along; one served covered over HTTPS now (listed, or
   // answered by a wildcard or regex server_name) that it does not cover is a conflict
-  const { names, lost } = uploadCover(
-    tree,
-    block,
-    domain,
-    checked.info.names,
-    config.sites.flatMap((s) => [s.domain, ...s.aliases]),
-  );
+  const { block, names, lost } = installer.uploadTarget(installer.load(), domain, checked.info.names, {
+    vhostFile: site.vhost,
+    known: config.sites.flatMap((s) => [s.domain, ...s.aliases]),
+  });
+  const blockLabel = `${block.file}:${block.line}`;
   if (lost.length) {
     throw new AutoSslError(
       'VHOST_CERT_CONFLICT',
-      `The server block serving ${domain} (${blockLabel(block)}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`,
+      `The server block serving ${domain} (${blockLabel}) also serves ${lost.join(', ')} over HTTPS, which the uploaded certificate (${checked.info.names.join(', ')}) does not cover; installing it would take ${lost.length > 1 ? 'them' : 'it'} off HTTPS. Nothing was written.`,
       {
         hint: `Upload a certificate that also covers ${lost.join(', ')}, or move ${lost.length > 1 ? 'them' : 'it'} to a server block of ${lost.length > 1 ? 'their' : 'its'} own.`,
-        details: { names: lost, block: blockLabel(block) },
+        details: { names: lost, block: blockLabel },
       },
     );
   }
@@ -279,7 +251,8 @@ async function pruneUploads(core: EngineCore, domain: string, keep: string): Pro
   } catch {
     return;
   }
-  const still = referencedPaths(core.services.loadTree());
+  const { installer } = core.services;
+  const still = installer.referencedFiles(installer.load());
   for (const e of entries) {
     const dir = path.join(base, e);
     if (dir === keep || e.startsWith('.')) continue; // an upload being written (.upload-*, .pending-*)

@@ -381,6 +381,20 @@ ${upstreams}
       await new Promise((r) => setTimeout(r, 50));
   }
 
+  /**
+   * A split: the node's link to the balancer's namespace (the balancer, pebble, the other nodes) goes down, from the
+   * balancer's side, so the balancer's connects to it fail at once and it sends the request to another node (as a
+   * health-checking balancer would). The node keeps what does not go over that link: its own nginx and addresses,
+   * and a database on a unix socket. heal() brings the link back.
+   */
+  async cut(node: FleetNodeInfo): Promise<void> {
+    await ip(['-n', this.lbNetns, 'link', 'set', `v${this.nodes.indexOf(node) + 1}`, 'down']);
+  }
+
+  async heal(node: FleetNodeInfo): Promise<void> {
+    await ip(['-n', this.lbNetns, 'link', 'set', `v${this.nodes.indexOf(node) + 1}`, 'up']);
+  }
+
   /** Starts a node's nginx again (after killNode). */
   async startNginx(node: FleetNodeInfo): Promise<void> {
     await execa('ip', [
@@ -435,6 +449,13 @@ ${upstreams}
     const script = `const tls=require('tls');const names=${JSON.stringify(names)};Promise.all(names.map(n=>new Promise(r=>{const s=tls.connect({host:${JSON.stringify(node.ip)},port:443,servername:n,rejectUnauthorized:false},()=>{const x=s.getPeerCertificate().serialNumber;s.end();r([n,x?x.toUpperCase().replace(/^(00)+(?=.)/,''):null])});s.on('error',()=>r([n,null]));s.setTimeout(3000,()=>{s.destroy();r([n,null])})}))).then(e=>{console.log(JSON.stringify(Object.fromEntries(e)))})`;
     const r = await execa('ip', ['netns', 'exec', node.netns, process.execPath, '-e', script]);
     return JSON.parse(r.stdout) as Record<string, string | null>;
+  }
+
+  /** An HTTP GET through the balancer (from its namespace, to the address every name resolves to): the status. */
+  async viaBalancer(host: string, urlPath: string): Promise<number> {
+    const script = `require('http').get({host:${JSON.stringify(FLEET_VIP)},port:80,path:${JSON.stringify(urlPath)},headers:{host:${JSON.stringify(host)}},timeout:10000},(r)=>{r.resume();console.log(r.statusCode)}).on('error',()=>console.log(0))`;
+    const r = await execa('ip', ['netns', 'exec', this.lbNetns, process.execPath, '-e', script]);
+    return Number(r.stdout.trim());
   }
 
   /** Orders pebble received for a name (its log names each order's identifiers). */

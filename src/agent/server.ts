@@ -20,7 +20,7 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { parseListenAddress, validateConfig } from '../config/schema.js';
 import { createAutoSsl, type AutoSsl } from '../engine.js';
 import { AutoSslError, errorKind, isAutoSslError, toAutoSslError, type ErrorCode } from '../errors.js';
-import { preloadX509 } from '../certbot/lineage.js';
+import { preloadX509 } from '../issuer/certificate.js';
 import { storeOpener } from '../store/open.js';
 import type { Store } from '../store/store.js';
 import { checkSignatureHeaders, MAX_SKEW_SECONDS, parseRfc3339, TokenBudgets, TokenSource, verifyRequest, type Token } from './auth.js';

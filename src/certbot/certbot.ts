@@ -16,6 +16,7 @@ import { readLineage, type Lineage } from './lineage.js';
 import { CERTONLY_PARENT_ENV } from './hooks.js';
 import { profileArgs, type Profile } from '../issuer/profile.js';
 import { parsePaused } from '../renewal/backoff.js';
+import type { AcmeProblem } from '../issuer/issuer.js';
 
 export interface CertbotSettings {
   binary: string;
@@ -40,11 +41,7 @@ export interface CertbotSettings {
   pidFile?: string;
 }
 
-export interface AcmeProblem {
-  domain?: string;
-  type?: string;
-  detail: string;
-}
+export type { AcmeProblem };
 
 const queues = new Map<string, Promise<unknown>>();
 

@@ -3,44 +3,13 @@
  * Paths always come from what certbot wrote (its renewal config), never built from a domain by hand:
  * a wildcard `*.x` is stored as `x`, a clash becomes `x-0001`.
  */
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { X509Certificate } from '@peculiar/x509';
 import { AutoSslError } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
-import { firstPemCertificate, normalizeSerial, readCertificateFields } from './der.js';
+import type { LineageFiles } from '../issuer/issuer.js';
 
-// @peculiar/x509 takes ~150 ms to load; commands that never need it (status on a healthy tree) do not pay for it.
-const require = createRequire(import.meta.url);
-let peculiar: typeof import('@peculiar/x509') | null = null;
-function x509(): typeof import('@peculiar/x509') {
-  peculiar ??= require('@peculiar/x509') as typeof import('@peculiar/x509');
-  return peculiar;
-}
-
-/** Loads @peculiar/x509 now: a long-running process (the agent) pays at start, not with a stall in a batch. */
-export function preloadX509(): void {
-  x509();
-}
-
-export interface Lineage {
-  name: string;
-  cert: string;
-  chain: string;
-  fullchain: string;
-  privkey: string;
-  renewalConf: string;
-}
-
-export interface CertificateInfo {
-  /** ecdsa / rsa (certbot's --key-type), from the public key's algorithm. */
-  keyType?: string;
-  names: string[];
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-  issuer: string;
-}
+/** certbot's files of a lineage: the Issuer's LineageFiles (the certificate's fields: src/issuer/certificate.ts). */
+export type Lineage = LineageFiles;
 
 /** Reads `renewal/<name>.conf` ("cert = /path" lines). Returns null when certbot has no such lineage. */
 export function readLineage(configDir: string, name: string): Lineage | null {
@@ -64,43 +33,3 @@ export function readLineage(configDir: string, name: string): Lineage | null {
   }
   return { name, cert, chain, fullchain, privkey, renewalConf };
 }
-
-/** Parses the first certificate of a PEM file with @peculiar/x509. */
-export function readCertificate(file: string): CertificateInfo {
-  const pem = readRegularFile(file, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('utf8');
-  const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
-  if (!block) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `${file} holds no certificate.`);
-  return certificateInfo(new (x509().X509Certificate)(block));
-}
-
-/** The fields of one PEM certificate given as text. */
-export function certificateInfoFromPem(pem: string): CertificateInfo {
-  return certificateInfo(new (x509().X509Certificate)(pem));
-}
-
-/**
- * The same fields, read in place from the DER (see der.ts) for scans of thousands of lineages; falls back to
- * @peculiar/x509 for anything the small reader does not expect.
- */
-export function readCertificateQuick(file: string): CertificateInfo {
-  const der = firstPemCertificate(readRegularFile(file, { maxBytes: MAX_PEM_BYTES, code: 'FILE_UNSAFE', what: 'certificate' }).data.toString('latin1'));
-  const fields = der && readCertificateFields(der);
-  return fields ?? readCertificate(file);
-}
-
-export function certificateInfo(cert: X509Certificate): CertificateInfo {
-  const names: string[] = [];
-  const san = cert.getExtension('2.5.29.17') as unknown as { names?: { items: Array<{ type: string; value: string }> } } | null;
-  for (const item of san?.names?.items ?? []) if (item.type === 'dns') names.push(item.value.toLowerCase());
-  const algorithm = cert.publicKey.algorithm.name;
-  return {
-    keyType: algorithm === 'ECDSA' ? 'ecdsa' : algorithm.startsWith('RSA') ? 'rsa' : 'other',
-    names,
-    serial: normalizeSerial(cert.serialNumber),
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    issuer: cert.issuer,
-  };
-}
-
-export { normalizeSerial };

@@ -15,6 +15,10 @@ export async function cmdJobs(positionals: string[], values: Values): Promise<nu
         out(
           `job ${job.id} (${job.kind}, from ${job.source}): ${job.state}, started ${new Date(job.createdAt).toISOString()}${job.finishedAt ? `, ended ${new Date(job.finishedAt).toISOString()}` : ''}`,
         );
+        // a fleet: the node that finished the batch of a node that died (src/fleet/handover.ts)
+        const handedOver = Array.isArray(job.options.handedOver) ? (job.options.handedOver as Array<{ node?: unknown; from?: unknown; at?: unknown }>) : [];
+        for (const h of handedOver)
+          out(`  taken over by node ${String(h.node)} at ${new Date(Number(h.at)).toISOString()}: the process that ran it (${String(h.from)}) was gone`);
         for (const d of job.domains) {
           const took = d.stages.map((x) => `${x.stage} ${fmtMs(x.ms)}`).join(', ');
           out(`  ${d.domain.padEnd(32)} ${d.state.padEnd(10)} ${d.code ? `${d.code}: ${(d.message ?? '').slice(0, 160)}` : took}`);

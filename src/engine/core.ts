@@ -46,7 +46,7 @@ export interface Kernel extends EngineCore {
     options?: IssueOptions & { plan?: Partial<DomainPlan>; lineage?: DomainContext['lineage']; batch?: BatchGate },
   ): { ctx: DomainContext; abort: AbortController };
   /** The config `certificate()` answers from, for a second (a panel asks for every domain on every page load). */
-  statusTree: { tree: ReturnType<Services['loadTree']>; at: number } | null;
+  statusTree: { tree: unknown; at: number } | null;
   /** Set by the recovery service (recovery needs the issue service, which needs the kernel). */
   recoverFirst(): Promise<void>;
   close(): Promise<void>;

@@ -11,7 +11,6 @@ import type { RunMode, StageEvent } from '../pipeline/context.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
 import { failedResult } from '../pipeline/failed-result.js';
 import { BatchGate } from '../pipeline/batch.js';
-import { ensureDeployHook } from '../renewal/hook-install.js';
 import { finishJobDomain, jobTracker } from './job-record.js';
 import { mapBounded } from '../bounded.js';
 import type { Kernel } from './core.js';
@@ -121,7 +120,7 @@ export function issueService(k: Kernel, reportPending: (options: IssueOptions) =
     if (!options.dryRun) {
       // a lineage this run created must get its renewals served: certbot renew alone would not reload nginx
       const created = results.filter((r) => r.lineage && !r.reused).map((r) => r.lineage!.name);
-      const said = ensureDeployHook(k, [...new Set(created)]);
+      const said = k.services.issuer.ensureRenewalHooks?.([...new Set(created)]) ?? null;
       if (said) {
         k.emit({ domain: '*', stage: 'renewal', status: said.warning ? 'warning' : 'info', message: said.message });
         for (const r of results) if (r.lineage && !r.reused) r.notes.push(said.message);

@@ -5,12 +5,8 @@
  */
 import { normalizeDomain } from '../domain.js';
 import { toAutoSslError } from '../errors.js';
-import { lineColumn } from '../nginx/parse.js';
-import { answeredNames, uncovered } from '../nginx/names.js';
-import type { NginxTree, ServerBlock } from '../nginx/tree.js';
 import type { BlockInfo, ChallengePlan } from '../installer/installer.js';
 import { port80Check } from '../stages/preflight.js';
-import { certificateBlock } from '../stages/plan.js';
 import { applyEdits } from '../pipeline/apply.js';
 import type { Kernel } from './core.js';
 import { domainOf } from './issue-service.js';
@@ -85,25 +81,19 @@ export function previewService(k: Kernel): PreviewService {
 
   /** What `check` says about a block's other names: they keep answering over HTTP, without redirect or HSTS. */
   function leftOutNames(names: readonly string[], vhostFile?: string): string[] {
-    let tree: NginxTree;
+    const { installer } = k.services;
+    let config: unknown;
     try {
-      tree = k.services.loadTree();
+      config = installer.load();
     } catch {
       return [];
     }
-    const out: string[] = [];
-    const seen = new Set<ServerBlock>();
-    for (const n of names) {
-      const block = certificateBlock(tree, n, vhostFile);
-      if (!block || seen.has(block)) continue;
-      seen.add(block);
-      const left = uncovered(answeredNames(tree, block, 'http'), names);
-      if (left.length)
-        out.push(
-          `${block.file}:${lineColumn(block.config.source, block.directive.start).line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`,
-        );
-    }
-    return out;
+    return installer
+      .uncoveredNames(config, names, vhostFile)
+      .map(
+        ({ block, names: left }) =>
+          `${block.file}:${block.line} also answers ${left.join(', ')}, which the certificate will not cover: they keep answering as before, without redirect or HSTS`,
+      );
   }
 
   return {

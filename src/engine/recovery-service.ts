@@ -10,10 +10,8 @@ import type { StageEvent } from '../pipeline/context.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { removeStaleLocks } from '../lock.js';
 import { renewalWindowStart } from '../renewal/status.js';
-import { recoverPrivateOrders } from '../certbot/orders.js';
-import { certbotSettings } from '../issuer/certbot.js';
-import { referencedPaths } from '../manage.js';
-import { recoverUploads } from '../certbot/custom.js';
+import { recoverUploads } from '../issuer/upload.js';
+import { fleetOf } from '../fleet/config.js';
 import type { Kernel } from './core.js';
 import type { JobRow, Store } from '../store/store.js';
 import type { IssueService } from './issue-service.js';
@@ -80,7 +78,7 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
   async function recoverKilledUploads(): Promise<void> {
     let referenced: Set<string>;
     try {
-      referenced = referencedPaths(k.services.loadTree());
+      referenced = k.services.installer.referencedFiles(k.services.installer.load());
     } catch {
       return; // nginx's config cannot be read now: nothing is removed that it might name
     }
@@ -88,9 +86,9 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
       emit({ domain: '*', stage: 'recover', status: 'info', message: `removed ${dir}, left by an upload that was killed` });
   }
 
-  /** Private order directories of killed runs: a finished lineage is adopted (never ordered again), the rest goes. */
+  /** The issuer's leftovers of killed runs (certbot's private orders: a finished lineage is adopted, never ordered again). */
   async function recoverOrders(): Promise<void> {
-    for (const adopted of await recoverPrivateOrders(certbotSettings(config), config.stateDir)) {
+    for (const adopted of (await k.services.issuer.recover?.()) ?? []) {
       emit({ domain: '*', stage: 'recover', status: 'info', message: `adopted certificate ${adopted}, obtained by a run that was killed` });
     }
   }
@@ -100,6 +98,9 @@ export function recoveryService(k: Kernel, issue: () => IssueService, alreadyRec
    * lineage is reused), the others fail with INTERRUPTED; then the job ends done or failed.
    */
   async function recoverJobs(): Promise<void> {
+    // in a fleet the nodes' `fleet run` loops finish a dead run's batch (src/fleet/handover.ts): a command here must
+    // neither run another node's batch before its own nor fail with INTERRUPTED the domains a live node finishes
+    if (fleetOf(config)) return;
     const store = k.state();
     for (const orphan of await store.jobs.orphaned()) {
       // one process recovers a job: two starting at once would both install its certificates

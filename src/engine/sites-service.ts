@@ -43,14 +43,14 @@ export function sitesService(k: Kernel): SitesService {
     async certificate(input, options = {}) {
       const domain = normalizeDomain(input, { allowWildcard: true });
       // a panel asks for every domain on every page load: one tree load serves a second of them (a change asks fresh)
-      if (options.fresh || !k.statusTree || Date.now() - k.statusTree.at > 1000) k.statusTree = { tree: k.services.loadTree(), at: Date.now() };
+      if (options.fresh || !k.statusTree || Date.now() - k.statusTree.at > 1000) k.statusTree = { tree: k.services.installer.load(), at: Date.now() };
       let store: Store | null = null;
       try {
         store = k.readState();
       } catch {
         store = null;
       }
-      return certificateOf(config, k.statusTree.tree, store, domain);
+      return certificateOf(config, k.services.installer, k.statusTree.tree, store, domain);
     },
     async uninstall(domain) {
       k.statusTree = null;

@@ -14,7 +14,7 @@ import type { UndoRunReport } from '../undo.js';
 import type { DnsPhase } from '../renewal/dns-hook.js';
 import type { DomainCertificate } from '../renewal/certificate.js';
 import type { UninstallResult } from '../manage.js';
-import type { Upload } from '../certbot/custom.js';
+import type { Upload } from '../issuer/upload.js';
 import type { StatusReport } from '../renewal/status-report.js';
 import type { RenewReport } from '../renewal/renew.js';
 import type { DeployResult } from '../renewal/deploy-hook.js';

@@ -4,6 +4,7 @@ import { createAutoSsl, engineCore, engineState, type AutoSsl } from '../engine.
 import { AutoSslError } from '../errors.js';
 import { fleetOf, fleetStore, type FleetSettings } from './config.js';
 import { FleetNode } from './node.js';
+import { JobHandover } from './handover.js';
 export { fleetHook } from './hook.js';
 import { fleetStatus, formatFleetStatus, type FleetStatus } from './status.js';
 
@@ -34,7 +35,8 @@ export async function fleetRun(config: AutoSslConfig, log: (line: string) => voi
   const state = engineState(engine)!;
   // a killed install is finished first (restored files); an unreachable store is retried by the loop, not fatal
   await core.recoverFirst().catch((error: unknown) => log(`${settings.node}: recovery: ${(error as Error).message}`));
-  const node = new FleetNode(core, () => fleetStore(state()), settings, { log: (m) => log(`${settings.node}: ${m}`) });
+  const say = (m: string): void => log(`${settings.node}: ${m}`);
+  const node = new FleetNode(core, () => fleetStore(state()), settings, { log: say }, new JobHandover(engine, state, settings, say));
   log(`${settings.node}: fleet node running`);
   const stop = (): void => node.stop();
   process.once('SIGTERM', stop);

@@ -6,7 +6,8 @@
  * - every published lineage newer than this node's written into its certbot layout and installed into its own
  *   vhosts through the pipeline's install mode (vhost edit, nginx -t, reload, TLS check). At start this is the
  *   catch-up of a node that joined later or was down;
- * - what this node serves for each lineage (SNI on its own TLS listener) reported into the store.
+ * - what this node serves for each lineage (SNI on its own TLS listener) reported into the store;
+ * - every few seconds, a batch whose node died finished here (src/fleet/handover.ts), if no other node took it.
  * Nothing here talks to another node: a node cut from the others but reaching the store changes nothing served.
  */
 import fsp from 'node:fs/promises';
@@ -21,6 +22,11 @@ import { validToken } from './challenge.js';
 import type { FleetSettings } from './config.js';
 import { localSerial, writeLineage } from './lineage.js';
 import { lineageFiles } from '../issuer/issuer.js';
+import { HANDOVER_EVERY_MS, type JobHandover } from './handover.js';
+
+/** The first retry of a failed install, and the longest wait between retries. */
+const INSTALL_RETRY_MS = 5000;
+const INSTALL_RETRY_MAX_MS = 600_000;
 
 export interface FleetNodeEvents {
   log(message: string): void;
@@ -29,8 +35,12 @@ export interface FleetNodeEvents {
 export class FleetNode {
   /** Tokens this node wrote (removed when the store no longer has them). */
   private readonly written = new Set<string>();
-  /** serial → the error of its last install here: not tried again in a loop (a restart, or a newer one, retries). */
-  private readonly failed = new Map<string, string>();
+  /**
+   * serial → the error of its last install here, and when to try again: not in every loop (an install that fails
+   * for good would reload nginx every round), but not never either: what failed at a start (the config lock of a
+   * killed run, a reload racing the recovery) succeeds a little later. 5 s, doubling up to 10 minutes.
+   */
+  private readonly failed = new Map<string, { error: string; retryAt: number; delayMs: number }>();
   /** Serials this node was seen to serve (installed here, or found served at start). */
   private readonly verified = new Set<string>();
   private lastReport = 0;
@@ -44,6 +54,7 @@ export class FleetNode {
     private readonly store: () => FleetStore,
     private readonly settings: FleetSettings,
     private readonly events: FleetNodeEvents,
+    private readonly handover?: JobHandover,
   ) {}
 
   private get fleet(): FleetStore {
@@ -65,10 +76,12 @@ export class FleetNode {
         const installed = await this.syncLineages();
         if (installed || Date.now() - this.lastReport > 5000) await this.report();
       }),
+      // a third loop: a dead node's batch runs for minutes, the tokens and the installs go on meanwhile
+      this.handover && this.loop('jobs', async () => void (await this.handover!.round()), HANDOVER_EVERY_MS),
     ]);
   }
 
-  private async loop(what: string, round: () => Promise<void>): Promise<void> {
+  private async loop(what: string, round: () => Promise<void>, everyMs = this.settings.pollMs): Promise<void> {
     let failing = false;
     while (!this.stopped) {
       try {
@@ -79,8 +92,13 @@ export class FleetNode {
         if (!failing) this.events.log(`${what}: round failed (what is served stays as it is): ${(error as Error).message}`);
         failing = true;
       }
-      await new Promise((r) => setTimeout(r, this.settings.pollMs));
+      await this.pause(everyMs);
     }
+  }
+
+  /** Waits `ms`, or less when stop() comes meanwhile. */
+  private async pause(ms: number): Promise<void> {
+    for (let left = ms; left > 0 && !this.stopped; left -= this.settings.pollMs) await new Promise((r) => setTimeout(r, Math.min(left, this.settings.pollMs)));
   }
 
   stop(): void {
@@ -126,7 +144,7 @@ export class FleetNode {
     const issuer = this.core.services.issuer;
     const todo: Array<{ id: string; serial: string; written?: boolean }> = [];
     for (const s of serials) {
-      if (this.failed.has(s.serial) || this.verified.has(s.serial)) continue;
+      if ((this.failed.get(s.serial)?.retryAt ?? 0) > Date.now() || this.verified.has(s.serial)) continue;
       if ((await localSerial(issuer, s.id)) !== s.serial) todo.push(s);
       // the files are here, but a node killed before its install (or whose vhost was edited since) may not serve
       // them: what nginx serves decides, once per serial
@@ -151,10 +169,12 @@ export class FleetNode {
         if (!result.ok) throw result.error ?? new Error('install failed');
         installed++;
         this.verified.add(row.serial);
+        this.failed.delete(row.serial);
         this.events.log(`installed ${row.id} (serial ${row.serial}, published by ${row.node})`);
       } catch (error) {
         const message = (error as Error).message;
-        this.failed.set(serial, message);
+        const delayMs = Math.min((this.failed.get(serial)?.delayMs ?? INSTALL_RETRY_MS / 2) * 2, INSTALL_RETRY_MAX_MS);
+        this.failed.set(serial, { error: message, retryAt: Date.now() + delayMs, delayMs });
         this.events.log(`could not install ${id} (serial ${serial}): ${message}`);
       }
     });
@@ -173,7 +193,7 @@ export class FleetNode {
         const endpoint = this.endpoint(name);
         return { node: this.settings.node, lineage: id, serial: await servedSerial(endpoint.host, endpoint.port, name), error: null, at: Date.now() };
       } catch (error) {
-        return { node: this.settings.node, lineage: id, serial: null, error: this.failed.get(row!.serial) ?? (error as Error).message, at: Date.now() };
+        return { node: this.settings.node, lineage: id, serial: null, error: this.failed.get(row!.serial)?.error ?? (error as Error).message, at: Date.now() };
       }
     });
     if (rows.length) await this.fleet.reportServed(rows);

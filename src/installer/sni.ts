@@ -1,6 +1,6 @@
 /** What a TLS server presents for a name (SNI): the truth the TLS check and status go by. */
 import tls from 'node:tls';
-import { normalizeSerial } from '../certbot/lineage.js';
+import { normalizeSerial } from '../issuer/certificate.js';
 
 let sharedContext: tls.SecureContext | undefined;
 

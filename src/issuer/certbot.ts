@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { AutoSslConfig } from '../config/schema.js';
 import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
-import { adopt, ensureAccount, privateDirs } from '../certbot/orders.js';
+import { adopt, ensureAccount, privateDirs, recoverPrivateOrders } from '../certbot/orders.js';
 import type { Semaphore } from '../bounded.js';
 import { CERTONLY_PARENT_ENV, writeHookScript } from '../certbot/hooks.js';
 import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
@@ -23,6 +23,7 @@ import { publishChallenge, withdrawChallenge } from '../fleet/challenge.js';
 import { fleetOf, fleetStore } from '../fleet/config.js';
 import { HookSpool, spoolPrelude } from '../fleet/spool.js';
 import { keepCertbotLineage } from './certbot-keep.js';
+import { ensureDeployHook, installHooks } from './certbot-hooks.js';
 import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 import { keptForRenewal } from './profile.js';
@@ -247,6 +248,22 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     },
     async keep(id, pems) {
       return certbotLineage(await keepCertbotLineage(config.certbot.configDir, id, pems));
+    },
+    installHooks: () => installHooks({ config }),
+    ensureRenewalHooks: (ids) => ensureDeployHook({ config }, ids),
+    files: (id) => readLineage(config.certbot.configDir, id),
+    async remove(id) {
+      if (!readLineage(config.certbot.configDir, id)) return false;
+      const run = await execCertbot(settings, ['delete', '--cert-name', id]);
+      if (run.exitCode !== 0)
+        throw new AutoSslError(
+          'CERTBOT_FAILED',
+          `certbot delete --cert-name ${id} failed: ${summarizeProblems(run.problems) || run.stderr.trim().split('\n').pop() || `exit ${run.exitCode}`}`,
+        );
+      return true;
+    },
+    recover() {
+      return recoverPrivateOrders(settings, config.stateDir);
     },
     lineageOfPath(file) {
       const full = path.resolve(file);

@@ -18,7 +18,6 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import type { ChallengeSetup } from '../pipeline/context.js';
-import type { Lineage as LineageFiles } from '../certbot/lineage.js';
 import type { Profile } from './profile.js';
 
 /** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
@@ -43,6 +42,20 @@ export interface Lineage {
   renewalConf?: string;
 }
 
+/**
+ * A lineage's files under the names the pipeline's stages and plugins use (ctx.lineage, the `issue` hook's
+ * result): certbot's names for the same paths a Lineage value carries. `renewalConf` is empty for an issuer that
+ * keeps none.
+ */
+export interface LineageFiles {
+  name: string;
+  cert: string;
+  chain: string;
+  fullchain: string;
+  privkey: string;
+  renewalConf: string;
+}
+
 /** A certificate obtained elsewhere, as PEM texts, for Issuer.keep. `note` says where it came from. */
 export interface KeptPems {
   cert: string;
@@ -50,6 +63,13 @@ export interface KeptPems {
   fullchain: string;
   key: string;
   note: string;
+}
+
+/** One of the CA's problem documents (RFC 8555 section 6.7): an issuer's failure carries them in `details.problems`. */
+export interface AcmeProblem {
+  domain?: string;
+  type?: string;
+  detail: string;
 }
 
 /** What `obtain` is asked for. */
@@ -74,6 +94,11 @@ export interface Issuer {
   readonly name: string;
   /** The lineage with this id, or null when the issuer has none. */
   find(id: string): Promise<Lineage | null>;
+  /**
+   * The files of lineage `id` without reading its certificate (status asks for thousands: find parses each one);
+   * null when the issuer has none. Absent: callers use find.
+   */
+  files?(id: string): LineageFiles | null;
   /** Every lineage the issuer keeps (status and renewal go over these). */
   list(): Promise<Lineage[]>;
   obtain(request: ObtainRequest, signal: AbortSignal): Promise<Lineage>;
@@ -89,6 +114,23 @@ export interface Issuer {
    * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
    */
   keep?(id: string, pems: KeptPems): Promise<Lineage>;
+  /** Installs what makes renewals run outside autossl (certbot's timer) reach the server; returns the files written. */
+  installHooks?(): string[];
+  /**
+   * After a run that created lineages `ids`: makes sure their renewals outside autossl reach the server; says what it
+   * did, or why it could not (`warning`); null: it was in place. Absent: the issuer renews only through autossl.
+   */
+  ensureRenewalHooks?(ids: readonly string[]): { message: string; warning: boolean } | null;
+  /**
+   * Deletes lineage `id` (its certificates and key: nothing renews it any more); false when the issuer has no such
+   * lineage. Throws (ISSUER_FAILED, CERTBOT_FAILED) when it cannot. Absent: this issuer's lineages are never deleted.
+   */
+  remove?(id: string): Promise<boolean>;
+  /**
+   * Finishes what a killed run of this issuer left behind (certbot: a private order that finished is adopted, the
+   * rest of its directories goes); returns the ids of the lineages adopted. Absent: nothing to finish.
+   */
+  recover?(): Promise<string[]>;
   /** The paths a new lineage would get, for dry-run diffs; absent: placeholders under the state directory. */
   plannedPaths?(id: string): Pick<Lineage, 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>;
 }

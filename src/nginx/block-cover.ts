@@ -6,9 +6,9 @@
  * block for that name (SNI).
  */
 import path from 'node:path';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { covers, readCertificateQuick } from '../issuer/certificate.js';
 import { matchServerName } from './listen.js';
-import { answeredNames, covers, coversPattern } from './names.js';
+import { answeredNames, coversPattern } from './names.js';
 import { lineColumn } from './parse.js';
 import type { NginxTree, ServerBlock } from './tree.js';
 import { serverView } from './view.js';

@@ -8,7 +8,7 @@ import { argValues, childDirectives, parseConfig, type Directive } from './parse
 import { insertAfter, insertAtBlockStart, removeStatement, replaceArgs, type NewStatement } from './splice.js';
 import { parseLocation } from './routing.js';
 import { readConfigFile, type ServerBlock } from './tree.js';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { readCertificateQuick } from '../issuer/certificate.js';
 import type { IdentityRule, VhostEdit } from './vhost-edit.js';
 import { fileRoot } from './locate.js';
 import { PlanBuilder } from './plan-builder.js';

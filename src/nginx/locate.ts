@@ -6,8 +6,8 @@ import path from 'node:path';
 import { domainToASCII } from 'node:url';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
-import { argValues, childDirectives } from './parse.js';
-import { covers } from './names.js';
+import { argValues, childDirectives, walkDirectives } from './parse.js';
+import { covers } from '../issuer/certificate.js';
 import type { NginxTree, ServerBlock } from './tree.js';
 import { valueFromFile } from './value.js';
 
@@ -73,6 +73,48 @@ function lineOf(source: string, offset: number): { line: number } {
 export interface LocateOptions {
   /** Only server blocks in this file (the site's configured "vhost") are candidates. */
   vhostFile?: string;
+}
+
+/**
+ * Every ssl_certificate line of the tree, in file order: the path as written, resolved against the prefix, and
+ * where it is written. A path with variables, and an inline (data:) certificate, name no file: left out.
+ */
+export function sslCertificateLines(tree: NginxTree): Array<{ file: string; line: number; path: string; resolved: string }> {
+  const out: Array<{ file: string; line: number; path: string; resolved: string }> = [];
+  for (const [file, config] of tree.files) {
+    for (const d of walkDirectives(config.children)) {
+      if (d.name !== 'ssl_certificate') continue;
+      const p = argValues(d)[0];
+      if (!p || p.includes('$') || p.startsWith('data:')) continue;
+      let line = 1;
+      for (let i = 0; i < d.start; i++) if (config.source.charCodeAt(i) === 10) line++;
+      out.push({ file, line, path: p, resolved: path.isAbsolute(p) ? p : path.join(tree.prefix, p) });
+    }
+  }
+  return out;
+}
+
+/** Every certificate path the tree's ssl_certificate / ssl_certificate_key lines name (absolute). */
+export function referencedPaths(tree: NginxTree): Set<string> {
+  const out = new Set<string>();
+  for (const config of tree.files.values()) {
+    for (const d of walkDirectives(config.children)) {
+      if (d.name !== 'ssl_certificate' && d.name !== 'ssl_certificate_key') continue;
+      const p = argValues(d)[0];
+      if (p && !p.includes('$')) out.add(path.resolve(path.isAbsolute(p) ? p : path.join(tree.prefix, p)));
+    }
+  }
+  return out;
+}
+
+/** The block that holds (or will hold) the certificate for a name: its TLS block, else its port-80 block. */
+export function certificateBlock(tree: NginxTree, name: string, vhostFile?: string): ServerBlock | null {
+  try {
+    const located = locateServers(tree, [name], { vhostFile });
+    return located.https.get(name) ?? located.http.get(name) ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** Finds the server blocks for the names; refuses names nginx does not serve and ambiguous matches. */

@@ -5,6 +5,7 @@
  */
 import { normalizeDomain } from '../domain.js';
 import type { NginxTree, ServerBlock } from './tree.js';
+import { covers } from '../issuer/certificate.js';
 
 export interface Answered {
   /** Exact names nginx sends to this block (no other block wins them). */
@@ -45,13 +46,6 @@ export function answeredNames(tree: NginxTree, block: ServerBlock, port: 'http' 
     if (found.length ? found[0] === block : becomingTls) exact.push(name);
   }
   return { exact, patterns };
-}
-
-/** Whether a certificate with these names is valid for `name` (a `*.x` name covers exactly one label more). */
-export function covers(certNames: readonly string[], name: string): boolean {
-  if (certNames.includes(name)) return true;
-  const dot = name.indexOf('.');
-  return dot > 0 && certNames.includes(`*${name.slice(dot)}`);
 }
 
 /** Whether every name a server_name pattern matches is covered (only `*.x` by a certificate holding `*.x`). */

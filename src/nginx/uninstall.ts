@@ -32,9 +32,9 @@ import {
   serverLabel,
   type FileEdit,
 } from './edit.js';
-import { answeredNames, covers } from './names.js';
+import { answeredNames } from './names.js';
 import { servedCover } from './block-cover.js';
-import { readCertificateQuick } from '../certbot/lineage.js';
+import { covers, readCertificateQuick } from '../issuer/certificate.js';
 
 export interface UninstallPlan {
   edits: FileEdit[];

@@ -7,18 +7,15 @@
 import type { AutoSslConfig, SiteConfig } from '../config/schema.js';
 import type { Profile } from '../issuer/profile.js';
 import type { AutoSslError } from '../errors.js';
-import type { CertificateInfo, Lineage } from '../certbot/lineage.js';
-import type { Issuer } from '../issuer/issuer.js';
-import type { NginxControl } from '../nginx/control.js';
-import type { ConfigEditor } from '../nginx/editor.js';
-import type { EditTransaction } from '../nginx/transaction.js';
-import type { NginxTree } from '../nginx/tree.js';
+import type { CertificateInfo } from '../issuer/certificate.js';
+import type { Issuer, LineageFiles as Lineage } from '../issuer/issuer.js';
 import type { Store } from '../store/store.js';
 import type { UndoService } from '../undo.js';
 import type { Semaphore } from '../bounded.js';
 import type { BatchGate } from './batch.js';
 import type { Hooks } from './hooks.js';
-import type { FileEdit, Installer } from '../installer/installer.js';
+import type { EditTransaction, FileEdit, Installer } from '../installer/installer.js';
+import type { NginxInstaller } from '../installer/nginx-installer.js';
 
 /**
  * How a domain passes the hooks:
@@ -168,11 +165,12 @@ export interface Services {
   hooks: Hooks;
   /** The web server's side (see installer/installer.ts): the pipeline and the stages go through it. */
   installer: Installer;
-  nginx: NginxControl;
+  /** nginx itself (the nginx installer's: kept here for plugins written before the Installer). */
+  nginx: NginxInstaller['nginx'];
   /** Plans, writes and validates config edits under the config lock (see nginx/editor.ts). */
-  editor: ConfigEditor;
+  editor: NginxInstaller['editor'];
   /** The config tree as nginx loads it now, or as the dry run's overlay would leave it. */
-  loadTree(overlay?: ReadonlyMap<string, string>): NginxTree;
+  loadTree: NginxInstaller['loadTree'];
   /**
    * The Store (the config's `store`; SQLite under stateDir by default), opened on first use. `readOnly` (dry runs, checks) never creates or
    * writes anything and works when the state directory is not writable.

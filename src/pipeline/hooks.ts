@@ -26,7 +26,7 @@
  */
 import { AsyncParallelHook, AsyncSeriesBailHook, AsyncSeriesHook, AsyncSeriesWaterfallHook } from 'tapable';
 import type { ChallengeSetup, DomainContext, DomainPlan, Notification, Outcome, RenewEvent } from './context.js';
-import type { Lineage } from '../certbot/lineage.js';
+import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import type { VhostEdit } from '../installer/installer.js';
 
 /**

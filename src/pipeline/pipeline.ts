@@ -6,9 +6,9 @@
  * TIMEOUT naming the stage and the plugin, so a run can never end with a domain unaccounted for.
  */
 import { AutoSslError, ERROR_CODES, toAutoSslError, type ErrorCode } from '../errors.js';
-import { readCertificate } from '../certbot/lineage.js';
+import { readCertificate } from '../issuer/certificate.js';
 import type { FileEdit } from '../installer/installer.js';
-import { customCertificatesDir } from '../certbot/custom.js';
+import { customCertificatesDir } from '../issuer/upload.js';
 import type { DomainContext, Outcome, RunMode, StageEvent } from './context.js';
 import { HOOK_ORDER, type StageName } from './hooks.js';
 import { applyEdits } from './apply.js';

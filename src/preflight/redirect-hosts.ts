@@ -8,8 +8,6 @@
 import net from 'node:net';
 import type { Resolution } from './dns.js';
 import { normalizeIp } from './ips.js';
-import { ACME_PREFIX, routeEnv, routeRequest, type Request } from '../nginx/routing.js';
-import type { NginxTree } from '../nginx/tree.js';
 
 export type HostVerdict =
   /** The host resolves to this server: these of its addresses (IPv6 first, as the CA tries them) are probed. */
@@ -44,31 +42,3 @@ export function hostVerdict(from: string, host: string, r: Resolution, ours: Rea
 
 export const ELSEWHERE_HINT =
   "Point that host's DNS at this server, or serve /.well-known/acme-challenge/ for the name here before the redirect (or use DNS-01). Nothing was ordered.";
-
-/** One redirect to another host on the CA's way to the token, as this nginx's config routes it. */
-export interface CrossHostHop {
-  from: string;
-  host: string;
-}
-
-/**
- * The redirects to other hosts the CA's request for `name` meets in this nginx (followed as the CA follows them),
- * and whether the config could be followed to the end: a hop to a host no block here answers, or a redirect
- * whose target autossl cannot work out, is left for the real request to tell (`complete: false`).
- */
-export function crossHostHops(tree: NginxTree, name: string): { hops: CrossHostHop[]; complete: boolean } {
-  const hops: CrossHostHop[] = [];
-  let server = tree.findServers(name).http[0];
-  let req: Request = { scheme: 'http', host: name, uri: `${ACME_PREFIX}autossl-probe-token` };
-  for (let hop = 0; server && hop < 10; hop++) {
-    const route = routeRequest(server, req, routeEnv(tree));
-    if (route.kind !== 'redirect') return { hops, complete: route.kind !== 'uncertain' };
-    const to = route.to;
-    if (!to) return { hops, complete: false };
-    if (!(to.scheme === 'http' && to.port === 80) && !(to.scheme === 'https' && to.port === 443)) return { hops, complete: true }; // the self-check names it
-    if (to.host !== req.host) hops.push({ from: req.host, host: to.host });
-    server = tree.findServers(to.host)[to.scheme][0];
-    req = { scheme: to.scheme, host: to.host, uri: to.uri };
-  }
-  return { hops, complete: server !== undefined };
-}

@@ -6,11 +6,8 @@
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
 import { memoByStat } from '../fsutil.js';
-import { readCertificateQuick, type CertificateInfo } from '../certbot/lineage.js';
-import { covers } from '../nginx/names.js';
-import { lineColumn } from '../nginx/parse.js';
-import type { NginxTree } from '../nginx/tree.js';
-import { serverView } from '../nginx/view.js';
+import { covers, readCertificateQuick, type CertificateInfo } from '../issuer/certificate.js';
+import type { Installer } from '../installer/installer.js';
 import type { Store } from '../store/store.js';
 import { renewalWindowStart, type CertState } from './status.js';
 import { ariStatus, type AriStatus } from './ari-pass.js';
@@ -42,14 +39,22 @@ const info = memoByStat<CertificateInfo>((file) => readCertificateQuick(file));
 
 const DAY = 86_400_000;
 
-export async function certificateOf(config: AutoSslConfig, tree: NginxTree, store: Store | null, domain: string, now = Date.now()): Promise<DomainCertificate> {
+/** `snapshot`: the installer's config as loaded (a panel's page load reuses one for a second). */
+export async function certificateOf<C>(
+  config: AutoSslConfig,
+  installer: Installer<C>,
+  snapshot: C,
+  store: Store | null,
+  domain: string,
+  now = Date.now(),
+): Promise<DomainCertificate> {
   const sample = domain.startsWith('*.') ? `autossl-check${domain.slice(1)}` : domain;
-  const found = tree.findServers(sample);
-  const block = found.https[0];
+  const served = installer.servedFiles(snapshot, sample);
+  const block = served.block;
   const out: DomainCertificate = {
     domain,
     exists: false,
-    vhost: found.http.length + found.https.length > 0,
+    vhost: served.answered,
     state: 'missing',
     names: [],
     notAfter: null,
@@ -63,14 +68,12 @@ export async function certificateOf(config: AutoSslConfig, tree: NginxTree, stor
     ari: null,
   };
   if (!block) return out;
-  out.servedBy = `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
+  out.servedBy = `${block.file}:${block.line}`;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const custom = path.resolve(config.stateDir, 'custom') + path.sep;
   let chosen: { path: string; info: CertificateInfo } | null = null;
   let first: { path: string; info: CertificateInfo } | null = null;
-  for (const d of serverView(block).directives) {
-    if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
-    const p = path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]);
+  for (const { path: p } of served.certificates) {
     const i = info(p);
     if (!i) continue;
     first ??= { path: p, info: i };

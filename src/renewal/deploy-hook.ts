@@ -5,12 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { insideAutosslCertonly } from '../certbot/hooks.js';
-import { readCertificate, readLineage, type Lineage } from '../certbot/lineage.js';
-import { uploadDirOf } from '../certbot/custom.js';
-import { servedCertificatePath } from '../nginx/edit.js';
-import { covers } from '../nginx/names.js';
-import { lostCover, servedCover } from '../nginx/block-cover.js';
-import type { NginxTree } from '../nginx/tree.js';
+import { readLineage } from '../certbot/lineage.js';
+import { covers, readCertificate } from '../issuer/certificate.js';
+import type { LineageFiles as Lineage } from '../issuer/issuer.js';
+import { uploadDirOf } from '../issuer/upload.js';
+import type { Installer } from '../installer/installer.js';
 import { siteOfName } from '../config/schema.js';
 import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
@@ -95,9 +94,8 @@ export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { 
  * Whether the name's TLS block serves a certificate other than this lineage that covers it: an upload (kept out of
  * renewal) or another lineage (a wildcard spread over subdomain blocks). A renewal never takes a block from it.
  */
-function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: string, lineage: string): boolean {
-  const block = tree.findServers(name).https[0];
-  const p = block ? servedCertificatePath(tree, block) : null;
+function servedByAnother<C>(config: EngineCore['config'], installer: Installer<C>, snapshot: C, name: string, lineage: string): boolean {
+  const p = installer.ownCertificate(snapshot, name);
   if (!p) return false;
   const full = path.resolve(p);
   if (uploadDirOf(config, full)) return true;
@@ -111,16 +109,12 @@ function servedByAnother(config: EngineCore['config'], tree: NginxTree, name: st
 }
 
 /** Re-pointing the block serving `name` at a certificate for `certNames` would take another name (or wildcard) it serves covered off HTTPS. */
-function uncoversOthers(config: EngineCore['config'], tree: NginxTree, name: string, certNames: readonly string[]): boolean {
-  const block = tree.findServers(name).https[0];
-  if (!block) return false;
-  const lost = lostCover(
-    servedCover(
-      tree,
-      block,
-      config.sites.flatMap((s) => [s.domain, ...s.aliases]),
-    ),
+function uncoversOthers<C>(config: EngineCore['config'], installer: Installer<C>, snapshot: C, name: string, certNames: readonly string[]): boolean {
+  const lost = installer.lostCover(
+    snapshot,
+    name,
     certNames,
+    config.sites.flatMap((s) => [s.domain, ...s.aliases]),
   );
   return lost.names.length + lost.patterns.length > 0;
 }
@@ -140,16 +134,20 @@ export async function deployLineage(
   const name = lineage.name;
   const store = core.services.state();
   // Only names nginx already serves over TLS are re-pointed; a name without a TLS server is left alone.
-  const tree = core.services.loadTree();
+  const { installer } = core.services;
+  const snapshot = installer.load();
   const tlsNames = domains.filter(
-    (d) => tree.findServers(d).https.length === 1 && !servedByAnother(config, tree, d, name) && !uncoversOthers(config, tree, d, certNames),
+    (d) =>
+      installer.blocksFor(snapshot, d).https.length === 1 &&
+      !servedByAnother(config, installer, snapshot, d, name) &&
+      !uncoversOthers(config, installer, snapshot, d, certNames),
   );
   const result: DeployResult = { lineage: name, domains: [...domains], ok: true, changedFiles: [], serial, served: [] };
   if (!tlsNames.length) {
     // nothing to re-point; nginx may still serve these files by a path of its own: reload to load them
     try {
-      await core.services.nginx.test();
-      await core.services.nginx.reload();
+      await installer.test();
+      await installer.reload();
       await store.attempts.record({ kind: 'deploy', domain: domains[0] ?? name, lineage: name, ok: true });
     } catch (error) {
       result.ok = false;
@@ -198,7 +196,8 @@ export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<
   const store = core.services.state();
   const info = readCertificate(lineage.cert);
   const result = await deployLineage(core, lineage, info.names, domains, info.serial);
-  const refs = vhostCertificateRefs(core.services.loadTree(), config.certbot.configDir);
+  const { installer } = core.services;
+  const refs = vhostCertificateRefs(installer.certificatePaths(installer.load()), config.certbot.configDir);
   const rows = statusRows(await scanLineages(config.certbot.configDir, store, refs), refs, Date.now(), config.renewal.windowFraction);
   const row = rows.find((r) => r.lineage === name) ?? { lineage: name, names: info.names, notAfter: info.notAfter.toISOString(), daysLeft: null };
   const kind = result.ok ? 'renewed' : 'deploy-failed';

@@ -10,73 +10,39 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { normalizeSerial, readCertificateQuick } from '../certbot/lineage.js';
-import { covers } from '../nginx/names.js';
-import { isPlainHttp } from '../nginx/listen.js';
-import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
-import type { NginxTree, ServerBlock } from '../nginx/tree.js';
-import { serverView } from '../nginx/view.js';
+import { covers, normalizeSerial, readCertificateQuick } from '../issuer/certificate.js';
+import type { BlockInfo, Installer, TlsBlock } from '../installer/installer.js';
 import { servedSerial } from '../stages/verify-tls.js';
 import type { StatusRow } from './status.js';
 
-/** Clock ticks per second of /proc/<pid>/stat's start time (USER_HZ: 100 on every Linux build that matters). */
-const USER_HZ = 100;
 /** /proc's start times are whole ticks after a boot time in whole seconds: closer than this is "not sure". */
 const SLACK_MS = 2000;
-
-/** The pid file nginx writes: the main config's `pid`, else Debian's and the usual compiled default. */
-function pidFile(tree: NginxTree): string {
-  const main = tree.files.get(tree.mainFile);
-  const pid = main
-    ? childDirectives(main, 'pid')
-        .map((d) => argValues(d)[0])
-        .find(Boolean)
-    : undefined;
-  if (pid) return path.isAbsolute(pid) ? pid : path.join(tree.prefix, pid);
-  return '/run/nginx.pid';
-}
-
-/** When the newest of nginx's worker processes started (epoch ms): every certificate it serves was read before. */
-export function nginxLoadedAt(tree: NginxTree): number | null {
-  try {
-    const master = Number(fs.readFileSync(pidFile(tree), 'utf8').trim());
-    if (!Number.isInteger(master) || master <= 1) return null;
-    const btime = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]);
-    if (!btime) return null;
-    let newest: number | null = null;
-    for (const entry of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      let stat: string;
-      try {
-        stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      } catch {
-        continue; // gone meanwhile
-      }
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so fields count from its last ")"
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) !== master) continue;
-      const started = (btime + Number(fields[19]) / USER_HZ) * 1000;
-      if (newest === null || started > newest) newest = started;
-    }
-    return newest;
-  } catch {
-    return null;
-  }
-}
 
 interface Candidate {
   lineage: string;
   name: string;
-  block: ServerBlock;
+  endpoint: TlsBlock['endpoint'];
   at: string;
 }
 
+/** The same block: where it is, its names and its sockets (two blocks on one line differ in those, or nginx ignores one). */
+function sameBlock(a: BlockInfo | undefined, b: BlockInfo): boolean {
+  return (
+    a !== undefined &&
+    a.file === b.file &&
+    a.line === b.line &&
+    a.serverNames.join(' ') === b.serverNames.join(' ') &&
+    a.sockets.join(' ') === b.sockets.join(' ')
+  );
+}
+
 /** A name of the block that nginx picks it for over TLS and the lineage covers (a wildcard as a sample name). */
-function probeName(tree: NginxTree, block: ServerBlock, certNames: readonly string[]): string | null {
-  for (const raw of block.names) {
+function probeName<C>(installer: Installer<C>, snapshot: C, block: BlockInfo, certNames: readonly string[]): string | null {
+  for (const raw of block.serverNames) {
     if (raw.startsWith('~') || raw === '_' || raw === '' || raw.endsWith('.*') || raw.startsWith('.')) continue;
     const name = raw.startsWith('*.') ? `autossl-check${raw.slice(1)}` : raw.toLowerCase();
-    if (covers(certNames, name) && tree.findServers(name).https[0] === block) return name;
+    if (!covers(certNames, name)) continue;
+    if (sameBlock(installer.blocksFor(snapshot, name).https[0], block)) return name;
   }
   return null;
 }
@@ -85,16 +51,19 @@ function probeName(tree: NginxTree, block: ServerBlock, certNames: readonly stri
  * Marks (or adds) a `mismatch` row for every lineage whose current certificate nginx does not serve. `rows` are
  * status's rows (a lineage's own row is the one marked); `skip` holds names already reported as not served.
  */
-export async function markUnloaded(config: AutoSslConfig, tree: NginxTree, rows: StatusRow[], skip: ReadonlySet<string>): Promise<StatusRow[]> {
+export async function markUnloaded<C>(
+  config: AutoSslConfig,
+  installer: Installer<C>,
+  snapshot: C,
+  rows: StatusRow[],
+  skip: ReadonlySet<string>,
+): Promise<StatusRow[]> {
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
-  const loadedAt = nginxLoadedAt(tree);
+  const loadedAt = installer.loadedAt(snapshot);
   const candidates = new Map<string, Candidate>();
   const current = new Map<string, { serial: string; names: string[]; notAfter: number; written: number }>();
-  for (const block of tree.servers) {
-    if (!block.listens.some((l) => l.ssl && !l.unix && !isPlainHttp(l))) continue;
-    for (const d of serverView(block).directives) {
-      if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$')) continue;
-      const p = path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]);
+  for (const { block, endpoint, certificates } of installer.tlsBlocks(snapshot)) {
+    for (const { path: p } of certificates) {
       if (!p.startsWith(live)) continue;
       const lineage = p.slice(live.length).split(path.sep)[0]!;
       if (candidates.has(lineage)) continue;
@@ -110,9 +79,9 @@ export async function markUnloaded(config: AutoSslConfig, tree: NginxTree, rows:
         }
       }
       if (loadedAt !== null && cert.written < loadedAt - SLACK_MS) continue; // read by the running workers
-      const name = probeName(tree, block, cert.names);
+      const name = probeName(installer, snapshot, block, cert.names);
       if (!name || skip.has(name)) continue;
-      candidates.set(lineage, { lineage, name, block, at: `${block.file}:${lineColumn(block.config.source, block.directive.start).line}` });
+      candidates.set(lineage, { lineage, name, endpoint, at: `${block.file}:${block.line}` });
     }
   }
   const added: StatusRow[] = [];
@@ -122,9 +91,7 @@ export async function markUnloaded(config: AutoSslConfig, tree: NginxTree, rows:
     await Promise.all(
       list.slice(i, i + 16).map(async (c) => {
         const cert = current.get(c.lineage)!;
-        const tls = c.block.listens.find((l) => l.ssl && !l.unix && !isPlainHttp(l))!;
-        const address = tls.host === '*' ? '127.0.0.1' : tls.host === '[::]' ? '::1' : tls.host.replace(/^\[|\]$/g, '');
-        const port = tls.port ?? config.nginx.httpsPort;
+        const { host: address, port } = c.endpoint;
         let got: string | null;
         try {
           got = await servedSerial(address, port, c.name, 3000);

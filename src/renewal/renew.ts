@@ -4,7 +4,8 @@
  */
 import crypto from 'node:crypto';
 import { activeBackoffs, recordRenewalBackoff } from './backoff.js';
-import { execCertbot, lineageProblems, summarizeProblems, type AcmeProblem } from '../certbot/certbot.js';
+import { execCertbot, lineageProblems, summarizeProblems } from '../certbot/certbot.js';
+import type { AcmeProblem } from '../issuer/issuer.js';
 import { readLineage } from '../certbot/lineage.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';

@@ -15,7 +15,8 @@ import http from 'node:http';
 import https from 'node:https';
 import * as x509 from '@peculiar/x509';
 import type { AutoSslConfig } from '../config/schema.js';
-import { normalizeSerial, type Lineage } from '../certbot/lineage.js';
+import { normalizeSerial } from '../issuer/certificate.js';
+import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import type { RevocationRecord, Store } from '../store/store.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);

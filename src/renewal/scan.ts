@@ -6,9 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { readCertificateQuick as readCertificate } from '../certbot/lineage.js';
-import { argValues, walkDirectives } from '../nginx/parse.js';
-import type { NginxTree } from '../nginx/tree.js';
+import { readCertificateQuick as readCertificate } from '../issuer/certificate.js';
+import type { CertificatePath } from '../installer/installer.js';
 import type { CertificateRow, Store } from '../store/store.js';
 import type { Lineage } from '../issuer/issuer.js';
 
@@ -151,32 +150,28 @@ export async function issuedLineageRows(lineages: readonly Lineage[], store: Sto
   return rows;
 }
 
-/** Every ssl_certificate in the nginx tree, resolved and checked. */
-export function vhostCertificateRefs(tree: NginxTree, configDir: string, lineageOfPath?: (file: string) => string | undefined): VhostCertificateRef[] {
+/** Every certificate path the server's config names (Installer.certificatePaths), checked. */
+export function vhostCertificateRefs(
+  lines: readonly CertificatePath[],
+  configDir: string,
+  lineageOfPath?: (file: string) => string | undefined,
+): VhostCertificateRef[] {
   const live = path.resolve(configDir, 'live') + path.sep;
   const refs: VhostCertificateRef[] = [];
   const cache = new Map<string, { missing: boolean; notAfter?: number }>();
-  for (const [file, config] of tree.files) {
-    for (const d of walkDirectives(config.children)) {
-      if (d.name !== 'ssl_certificate') continue;
-      const p = argValues(d)[0];
-      if (!p || p.includes('$') || p.startsWith('data:')) continue;
-      const full = path.isAbsolute(p) ? p : path.join(tree.prefix, p);
-      let info = cache.get(full);
-      if (!info) {
-        try {
-          info = { missing: false, notAfter: readCertificate(full).notAfter.getTime() };
-        } catch {
-          info = { missing: !fs.existsSync(full) };
-        }
-        cache.set(full, info);
+  for (const { file, line, path: p, resolved: full } of lines) {
+    let info = cache.get(full);
+    if (!info) {
+      try {
+        info = { missing: false, notAfter: readCertificate(full).notAfter.getTime() };
+      } catch {
+        info = { missing: !fs.existsSync(full) };
       }
-      // another issuer says which of its lineages a path is in; certbot's are live/<name>/
-      const lineage = lineageOfPath ? lineageOfPath(full) : full.startsWith(live) ? full.slice(live.length).split(path.sep)[0] : undefined;
-      let line = 1;
-      for (let i = 0; i < d.start; i++) if (config.source.charCodeAt(i) === 10) line++;
-      refs.push({ file, line, path: p, lineage, ...info });
+      cache.set(full, info);
     }
+    // another issuer says which of its lineages a path is in; certbot's are live/<name>/
+    const lineage = lineageOfPath ? lineageOfPath(full) : full.startsWith(live) ? full.slice(live.length).split(path.sep)[0] : undefined;
+    refs.push({ file, line, path: p, lineage, ...info });
   }
   return refs;
 }

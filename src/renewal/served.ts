@@ -6,20 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { readCertificateQuick, normalizeSerial } from '../certbot/lineage.js';
-import { covers } from '../nginx/names.js';
-import { isPlainHttp } from '../nginx/listen.js';
-import { lineColumn } from '../nginx/parse.js';
-import type { NginxTree, ServerBlock } from '../nginx/tree.js';
-import { serverView } from '../nginx/view.js';
+import { covers, readCertificateQuick, normalizeSerial } from '../issuer/certificate.js';
+import type { CertificateRef, Installer } from '../installer/installer.js';
 import { servedSerial } from '../stages/verify-tls.js';
 import type { StatusRow } from './status.js';
 
 const DAY = 86_400_000;
-
-function where(block: ServerBlock): string {
-  return `${block.file}:${lineColumn(block.config.source, block.directive.start).line}`;
-}
 
 /** A name nginx matches a wildcard with (SNI cannot be "*.x"). */
 function sampleOf(name: string): string {
@@ -38,16 +30,15 @@ interface ServedCert {
   current: boolean;
 }
 
+/** The certificate files a block names (Installer.servedFiles), read. */
 function certificatesOf(
-  tree: NginxTree,
-  block: ServerBlock,
+  refs: readonly CertificateRef[],
   live: string,
   archive: string,
 ): Array<ServedCert | { error: string; file: string; line: number; path: string }> {
   const out: Array<ServedCert | { error: string; file: string; line: number; path: string }> = [];
-  for (const d of serverView(block).directives) {
-    if (d.name !== 'ssl_certificate' || !d.args[0] || d.args[0].includes('$') || d.args[0].startsWith('data:')) continue;
-    const p = path.isAbsolute(d.args[0]) ? d.args[0] : path.join(tree.prefix, d.args[0]);
+  for (const d of refs) {
+    const p = d.path;
     try {
       const info = readCertificateQuick(p);
       const inLive = p.startsWith(live) ? p.slice(live.length).split(path.sep)[0] : undefined;
@@ -92,9 +83,10 @@ function row(name: string, fields: Partial<StatusRow> & Pick<StatusRow, 'state'>
 }
 
 /** A `mismatch` row for every configured name that is not served with a certificate covering it. */
-export async function servedRows(
+export async function servedRows<C>(
   config: AutoSslConfig,
-  tree: NginxTree,
+  installer: Installer<C>,
+  snapshot: C,
   now: number,
   probe: boolean,
 ): Promise<{ mismatches: StatusRow[]; probes: Map<string, StatusRow['probe']> }> {
@@ -103,8 +95,8 @@ export async function servedRows(
   const mismatches: StatusRow[] = [];
   const probes = new Map<string, StatusRow['probe']>();
   // a config nginx itself would refuse says nothing reliable about what is served: say that, not "not served"
-  const broken = tree.errors[0];
-  if (broken) {
+  const broken = installer.configErrors(snapshot)[0];
+  if (broken !== undefined) {
     for (const site of config.sites) {
       for (const name of [site.domain, ...site.aliases]) {
         mismatches.push(
@@ -114,7 +106,7 @@ export async function servedRows(
               state: 'mismatch',
               lastError: {
                 code: 'NGINX_PARSE_ERROR',
-                message: `what nginx serves for ${name} is unknown: the config cannot be read (${broken.message}); fix it, then run status again`,
+                message: `what nginx serves for ${name} is unknown: the config cannot be read (${broken}); fix it, then run status again`,
                 at: null,
               },
             },
@@ -127,7 +119,8 @@ export async function servedRows(
   }
   for (const site of config.sites) {
     for (const name of [site.domain, ...site.aliases]) {
-      const block = tree.findServers(sampleOf(name)).https[0];
+      const servedBy = installer.servedFiles(snapshot, sampleOf(name));
+      const block = servedBy.block;
       if (!block) {
         mismatches.push(
           row(
@@ -141,10 +134,10 @@ export async function servedRows(
         );
         continue;
       }
-      const certs = certificatesOf(tree, block, live, archive);
+      const certs = certificatesOf(servedBy.certificates, live, archive);
       const readable = certs.filter((c): c is ServedCert => 'serial' in c);
       const coverer = readable.find((c) => covers(c.names, name));
-      const at = where(block);
+      const at = `${block.file}:${block.line}`;
       let problem: string | null = null;
       if (!certs.length) problem = `${at} serves ${name} over TLS without an ssl_certificate of its own`;
       else if (!coverer) {
@@ -157,10 +150,8 @@ export async function servedRows(
         problem = `${at} points at ${coverer.path} (${coverer.file}:${coverer.line}), an old copy of lineage ${coverer.lineage}, not its current certificate in live/${coverer.lineage}/`;
       let served: StatusRow['probe'];
       if (probe) {
-        const tls = block.listens.filter((l) => l.ssl && !l.unix && !isPlainHttp(l));
-        const first = tls[0];
-        const address = !first ? '127.0.0.1' : first.host === '*' ? '127.0.0.1' : first.host === '[::]' ? '::1' : first.host.replace(/^\[|\]$/g, '');
-        const port = first?.port ?? config.nginx.httpsPort;
+        const address = servedBy.endpoint?.host ?? '127.0.0.1';
+        const port = servedBy.endpoint?.port ?? config.nginx.httpsPort;
         try {
           const got = await servedSerial(address, port, sampleOf(name), 3000);
           served = { address: `${address}:${port}`, serial: got, ok: coverer !== undefined && got === coverer.serial };
@@ -202,24 +193,25 @@ export async function servedRows(
  * issued names was) makes its row a mismatch, whatever its dates say. Names no TLS block serves, and blocks whose
  * certificate path holds a variable, say nothing here.
  */
-export function markUnservedLineages(config: AutoSslConfig, tree: NginxTree, rows: StatusRow[]): void {
-  if (tree.errors.length) return;
+export function markUnservedLineages<C>(config: AutoSslConfig, installer: Installer<C>, snapshot: C, rows: StatusRow[]): void {
+  if (installer.configErrors(snapshot).length) return;
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
   const archive = path.resolve(config.certbot.configDir, 'archive') + path.sep;
   for (const r of rows) {
     if (!r.lineage || r.state === 'expired' || r.state === 'mismatch' || r.state === 'missing') continue;
     for (const name of r.names) {
-      const block = tree.findServers(sampleOf(name)).https[0];
-      if (!block || serverView(block).directives.some((d) => d.name === 'ssl_certificate' && (d.args[0] ?? '').includes('$'))) continue;
-      const certs = certificatesOf(tree, block, live, archive).filter((c): c is ServedCert => 'serial' in c);
+      const servedBy = installer.servedFiles(snapshot, sampleOf(name));
+      const block = servedBy.block;
+      if (!block || servedBy.variable) continue;
+      const certs = certificatesOf(servedBy.certificates, live, archive).filter((c): c is ServedCert => 'serial' in c);
       if (certs.some((c) => covers(c.names, name))) continue;
       r.state = 'mismatch';
       r.lastError = {
         code: 'CERT_MISMATCH',
-        message: `${where(block)} serves ${name} ${certs.length ? `with ${certs[0]!.path}, which covers ${certs[0]!.names.join(', ')}, not ${name}` : 'over TLS without a readable certificate'}`,
+        message: `${`${block.file}:${block.line}`} serves ${name} ${certs.length ? `with ${certs[0]!.path}, which covers ${certs[0]!.names.join(', ')}, not ${name}` : 'over TLS without a readable certificate'}`,
         at: null,
       };
-      r.vhosts = [...new Set([...r.vhosts, where(block)])];
+      r.vhosts = [...new Set([...r.vhosts, `${block.file}:${block.line}`])];
       break;
     }
   }

@@ -2,12 +2,10 @@
  * `autossl status`: the certificates (certbot's lineages scanned in place, or another issuer's list), the uploads a
  * vhost serves, what nginx serves per configured name, revocations, and the notifications still queued.
  */
-import { readLineage } from '../certbot/lineage.js';
 import { installedTimers, timerWarnings as timerWarnings_ } from '../setup/timer-check.js';
 import { markBackingOff } from './backoff-status.js';
 import type { EngineCore } from '../engine.js';
 import type { Store } from '../store/store.js';
-import type { NginxTree } from '../nginx/tree.js';
 import { issuedLineageRows, scanLineages, vhostCertificateRefs } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { needsAttention, statusRows, URGENCY, type StatusRow } from './status.js';
@@ -15,7 +13,7 @@ import { markUnservedLineages, servedRows } from './served.js';
 import { markUnloaded } from './loaded.js';
 import { uploadRows } from './uploads.js';
 import { applyAriToRows } from './ari-pass.js';
-import { staplingWithoutOcsp, type StaplingWarning } from '../nginx/stapling.js';
+import type { StaplingWarning } from '../installer/installer.js';
 
 export interface StatusReport {
   certificates: StatusRow[];
@@ -31,14 +29,14 @@ export interface StatusReport {
 
 export async function status(core: EngineCore, store: Store, now = Date.now(), probe = false): Promise<StatusReport> {
   const { config } = core;
-  const { issuer } = core.services;
+  const { issuer, installer } = core.services;
   // certbot's lineages are scanned in place (cached per file: 10,000 in well under 2 s); another issuer lists its own
   const certbot = config.issuer === 'certbot';
   let refs: ReturnType<typeof vhostCertificateRefs> = [];
-  let tree: NginxTree | null = null;
+  let tree: unknown = null;
   try {
-    tree = core.services.loadTree();
-    refs = vhostCertificateRefs(tree, config.certbot.configDir, certbot ? undefined : (f) => issuer.lineageOfPath?.(f));
+    tree = installer.load();
+    refs = vhostCertificateRefs(installer.certificatePaths(tree), config.certbot.configDir, certbot ? undefined : (f) => issuer.lineageOfPath?.(f));
   } catch {
     refs = []; // no nginx config here: certificates are still tracked
   }
@@ -54,20 +52,20 @@ export async function status(core: EngineCore, store: Store, now = Date.now(), p
   await markRevoked(core, store, rows);
   let warnings: StaplingWarning[] = [];
   try {
-    warnings = tree ? staplingWithoutOcsp(tree) : [];
+    warnings = tree ? installer.configWarnings(tree) : [];
   } catch {
     warnings = []; // a tree that cannot be walked for it: the certificates still report
   }
   if (tree) {
     // what is served, per configured name: a mismatch is more urgent than anything but an expired certificate
-    const served = await servedRows(config, tree, now, probe);
-    markUnservedLineages(config, tree, rows);
+    const served = await servedRows(config, installer, tree, now, probe);
+    markUnservedLineages(config, installer, tree, rows);
     for (const r of rows) {
       const p = r.names.map((n) => served.probes.get(n)).find((x) => x !== undefined);
       if (p) r.probe = p;
     }
     // every lineage a vhost serves, config or not: renewed on disk (certbot renew alone) but not loaded by nginx
-    const unloaded = await markUnloaded(config, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
+    const unloaded = await markUnloaded(config, installer, tree, rows, new Set(served.mismatches.map((m) => m.domain)));
     rows = [...rows, ...served.mismatches, ...unloaded].sort(
       (a, b) => URGENCY[a.state] - URGENCY[b.state] || (a.daysLeft ?? -1e9) - (b.daysLeft ?? -1e9) || a.domain.localeCompare(b.domain),
     );
@@ -98,7 +96,7 @@ async function markRevoked(core: EngineCore, store: Store, rows: StatusRow[]): P
           r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };
           return;
         }
-        const lineage = readLineage(core.config.certbot.configDir, r.lineage);
+        const lineage = core.services.issuer.files?.(r.lineage) ?? null;
         if (!lineage || (await revocationOf(core.config, store, lineage, r.serial!)) !== 'revoked') return;
         r.state = 'revoked';
         r.lastError = { code: 'CERT_REVOKED', message: `The CA revoked certificate ${r.serial}; autossl issue or renew orders a new one.`, at: null };

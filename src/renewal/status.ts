@@ -13,7 +13,7 @@
  * The window is a fraction of each certificate's own lifetime, so 90-, 45- and 6-day certificates are all judged
  * by their own clocks.
  */
-import { normalizeSerial } from '../certbot/der.js';
+import { normalizeSerial } from '../issuer/der.js';
 import type { CertificateRow } from '../store/store.js';
 import type { VhostCertificateRef } from './scan.js';
 import { renewalWindowStart } from './due.js';

@@ -5,8 +5,8 @@
  */
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
-import { uploadDirOf } from '../certbot/custom.js';
-import { normalizeSerial, readCertificateQuick } from '../certbot/lineage.js';
+import { uploadDirOf } from '../issuer/upload.js';
+import { normalizeSerial, readCertificateQuick } from '../issuer/certificate.js';
 import type { VhostCertificateRef } from './scan.js';
 import { renewalWindowStart, type StatusRow } from './status.js';
 

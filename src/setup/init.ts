@@ -12,12 +12,9 @@ import { loadConfig } from '../config/load.js';
 import { validateConfig, type AutoSslConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
 import { normalizeDomain } from '../domain.js';
-import { readCertificateQuick } from '../certbot/lineage.js';
-import { servedCertificatePath } from '../nginx/edit.js';
-import { answeredNames, covers } from '../nginx/names.js';
-import { argValues, childDirectives, lineColumn } from '../nginx/parse.js';
-import { NginxTree, type ServerBlock } from '../nginx/tree.js';
-import { certificateBlock } from '../stages/plan.js';
+import { covers, readCertificateQuick } from '../issuer/certificate.js';
+import type { Installer } from '../installer/installer.js';
+import { createNginxInstaller } from '../installer/nginx-installer.js';
 import { discover, discoveredConfig, type Discovery } from './discover.js';
 
 export const DEFAULT_INIT_FILE = '/etc/autossl/autossl.config.yaml';
@@ -64,40 +61,20 @@ function plainName(raw: string): string | null {
   }
 }
 
-function rootOf(block: ServerBlock): string | undefined {
-  const root = childDirectives(block.directive, 'root')
-    .map((d) => argValues(d)[0])
-    .pop();
-  return root && root.startsWith('/') && !root.includes('$') ? root : undefined;
-}
-
-/** Every name the nginx tree answers, one site per server block that would hold its certificate. */
-export function findSites(config: AutoSslConfig, tree: NginxTree, now = Date.now()): FoundSite[] {
-  const sites = new Map<ServerBlock, FoundSite>();
-  const seen = new Set<string>();
+/** Every name the web server answers, one site per server block that would hold its certificate (Installer.sites). */
+export function findSites<C>(config: AutoSslConfig, installer: Installer<C>, snapshot: C, now = Date.now()): FoundSite[] {
   const live = path.resolve(config.certbot.configDir, 'live') + path.sep;
-  for (const server of tree.servers) {
-    for (const raw of server.names) {
-      const name = plainName(raw);
-      if (!name || seen.has(name)) continue;
-      const block = certificateBlock(tree, name);
-      if (!block) continue;
-      seen.add(name);
-      const site = sites.get(block);
-      if (site) site.aliases.push(name);
-      else
-        sites.set(block, {
-          domain: name,
-          aliases: [],
-          file: block.file,
-          line: lineColumn(block.config.source, block.directive.start).line,
-          root: rootOf(block) ?? rootOf(server),
-          uncovered: [],
-        });
-    }
-  }
-  for (const [block, site] of sites) {
-    const file = block.listens.some((l) => l.ssl) ? servedCertificatePath(tree, block) : null;
+  const found = installer.sites(snapshot, plainName);
+  const sites = found.map((s): FoundSite => ({
+    domain: s.names[0]!,
+    aliases: s.names.slice(1),
+    file: s.block.file,
+    line: s.block.line,
+    root: s.root,
+    uncovered: [],
+  }));
+  for (const [i, site] of sites.entries()) {
+    const file = found[i]!.certificate;
     if (!file) continue;
     let info;
     try {
@@ -116,7 +93,7 @@ export function findSites(config: AutoSslConfig, tree: NginxTree, now = Date.now
     };
     // keep what is served: the site's names are the certificate's (so `issue` reuses the lineage, ordering nothing)
     if (lineage && covers(info.names, site.domain)) {
-      const answered = new Set([...answeredNames(tree, block, 'https').exact, ...answeredNames(tree, block, 'http').exact]);
+      const answered = new Set(found[i]!.answered());
       if (info.names.every((n) => answered.has(n))) {
         const all = [site.domain, ...site.aliases];
         site.aliases = info.names.filter((n) => n !== site.domain);
@@ -125,7 +102,7 @@ export function findSites(config: AutoSslConfig, tree: NginxTree, now = Date.now
       }
     }
   }
-  return [...sites.values()];
+  return sites;
 }
 
 const q = (v: string): string => JSON.stringify(v);
@@ -219,9 +196,10 @@ export async function runInit(options: InitOptions = {}): Promise<InitResult> {
   const config = validateConfig(discoveredConfig(d, { resolvers: options.resolvers }), '(discovered)', '/');
   let sites: FoundSite[] = [];
   try {
-    const tree = NginxTree.load(config.nginx.config);
-    for (const e of tree.errors) notes.push(`nginx config: ${e.message}`);
-    sites = findSites(config, tree, options.now);
+    const installer = createNginxInstaller(config);
+    const tree = installer.load();
+    for (const e of installer.configErrors(tree)) notes.push(`nginx config: ${e}`);
+    sites = findSites(config, installer, tree, options.now);
   } catch (error) {
     notes.push(`the nginx config ${config.nginx.config} cannot be read: ${(error as Error).message}`);
   }

@@ -8,8 +8,7 @@
 import path from 'node:path';
 import { withLocked } from '../store/locker.js';
 import { AutoSslError } from '../errors.js';
-import type { Lineage as LineageFiles } from '../certbot/lineage.js';
-import { lineageFiles, type Lineage } from '../issuer/issuer.js';
+import { lineageFiles, type Lineage, type LineageFiles } from '../issuer/issuer.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';

@@ -11,15 +11,13 @@ import path from 'node:path';
 import { checkCaa, resolveName, type Resolution, type ResolverOptions } from '../preflight/dns.js';
 import { cloudflareMatcher } from '../preflight/cloudflare.js';
 import { probeChallenge, type CrossHost } from '../preflight/port80.js';
-import { crossHostHops, ELSEWHERE_HINT, hostVerdict, literalResolution } from '../preflight/redirect-hosts.js';
+import { ELSEWHERE_HINT, hostVerdict, literalResolution } from '../preflight/redirect-hosts.js';
 import { normalizeIp } from '../preflight/ips.js';
 import { ERROR_CODES } from '../errors.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext, Finding } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { challengeDir, writeServed } from './webroot-dirs.js';
-import { lineColumn } from '../nginx/parse.js';
-import { challengeRouting, routeEnv } from '../nginx/routing.js';
 import { reusableLineage } from './issue-certbot.js';
 import { fleetOf, fleetStore } from '../fleet/config.js';
 import { publishChallenge, withdrawChallenge } from '../fleet/challenge.js';
@@ -259,12 +257,13 @@ export async function port80Check(ctx: DomainContext, webroot: string, pendingEd
  */
 export async function redirectHostsCheck(ctx: DomainContext): Promise<boolean> {
   if (ctx.skipChecks.has('dns')) return false;
-  const tree = ctx.services.loadTree(ctx.dryRun ? ctx.overlay : undefined);
+  const { installer } = ctx.services;
+  const config = installer.load(ctx.dryRun ? ctx.overlay : undefined);
   const ours = new Set(serverAddresses(ctx.services.config.serverAddresses).map(normalizeIp));
   let complete = true;
   for (const name of ctx.plan.names) {
     if (name.startsWith('*.')) continue;
-    const walk = crossHostHops(tree, name);
+    const walk = installer.challengeRedirects(config, name);
     complete &&= walk.complete;
     for (const hop of walk.hops) {
       const verdict = hostVerdict(hop.from, hop.host, literalResolution(hop.host) ?? (await resolution(ctx, hop.host)), ours);
@@ -279,11 +278,10 @@ export async function redirectHostsCheck(ctx: DomainContext): Promise<boolean> {
 /** Names the server block nginx picks for the name here, and why it would not serve the token. */
 function whoAnswers(ctx: DomainContext, name: string): string {
   try {
-    const tree = ctx.services.loadTree();
-    const server = tree.findServers(name).http[0];
-    if (!server) return 'No server block here has this server_name on port 80, so the default server answered.';
-    const routing = challengeRouting(server, name, 'http', routeEnv(tree));
-    return `nginx here picks ${server.file}:${lineColumn(server.config.source, server.directive.start).line}${routing.served ? ` (it serves ${routing.webroot}: is another server or proxy in front?)` : ` (${routing.reason})`}.`;
+    const { installer } = ctx.services;
+    const routing = installer.challengeRoute(installer.load(), name);
+    if (!routing.block) return 'No server block here has this server_name on port 80, so the default server answered.';
+    return `nginx here picks ${routing.block.file}:${routing.block.line}${routing.served ? ` (it serves ${routing.webroot}: is another server or proxy in front?)` : ` (${routing.reason})`}.`;
   } catch {
     return '';
   }

@@ -4,7 +4,7 @@
  */
 import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
-import type { AcmeProblem } from '../certbot/certbot.js';
+import type { AcmeProblem } from '../issuer/issuer.js';
 import type { DomainContext, Outcome } from '../pipeline/context.js';
 import { recordOrWarn } from './bookkeeping.js';
 

@@ -6,8 +6,7 @@
  * once more by the engine (its certificate reused, no new order): see issueOne in engine.ts.
  */
 import { AutoSslError } from '../errors.js';
-import { normalizeSerial } from '../certbot/lineage.js';
-import { lineColumn } from '../nginx/parse.js';
+import { normalizeSerial } from '../issuer/certificate.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
@@ -24,8 +23,11 @@ function explain(ctx: DomainContext, name: string): string {
     ? `autossl changed ${[...new Set(ctx.edits.map((e) => e.file))].join(', ')} and reloaded nginx`
     : 'autossl changed no vhost file (the certificate files changed) and reloaded nginx';
   try {
-    const tlsBlocks = ctx.services.loadTree().findServers(name).https;
-    const where = tlsBlocks.map((b) => `${b.file}:${lineColumn(b.config.source, b.directive.start).line}`).join(', ');
+    const { installer } = ctx.services;
+    const where = installer
+      .blocksFor(installer.load(), name)
+      .https.map((b) => `${b.file}:${b.line}`)
+      .join(', ');
     return `${changed}; nginx picks ${where || 'no server block with this name'} for ${name} over TLS: if that block points at another certificate, or nginx did not reload (its error log says why), it serves the old one.`;
   } catch {
     return `${changed}.`;

@@ -8,6 +8,7 @@ import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { locate } from '../pipeline/plugin.js';
 import { PgStore } from './postgres/index.js';
+import { parsePgUrl } from './postgres/db.js';
 import { SqliteStore } from './sqlite/index.js';
 import type { Store, StoreFactory } from './store.js';
 
@@ -96,11 +97,9 @@ async function postgresOpener(spec: string): Promise<OpenStore> {
 }
 
 function isPostgresUrl(url: string): boolean {
-  try {
-    const u = new URL(url);
-    // no host: a unix socket directory in ?host=
-    return (u.protocol === 'postgresql:' || u.protocol === 'postgres:') && (u.hostname !== '' || u.searchParams.has('host'));
-  } catch {
-    return false;
-  }
+  const parsed = parsePgUrl(url);
+  if (!parsed) return false;
+  const u = parsed.url;
+  // no host: a unix socket directory in ?host=
+  return (u.protocol === 'postgresql:' || u.protocol === 'postgres:') && ((!parsed.socket && u.hostname !== '') || u.searchParams.has('host'));
 }

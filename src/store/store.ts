@@ -155,6 +155,11 @@ export interface JobStore {
   orphaned(): Promise<JobRow[]>;
   /** True once per job: the agent queues the domains of a job a killed agent left again, only once. */
   markRequeued(jobId: string): Promise<boolean>;
+  /**
+   * Makes this process the owner of a running job whose owner was `from` (a process found dead): true for exactly
+   * one caller however many race. `note` is appended to the job's options.handedOver (who took it, from whom).
+   */
+  takeOver(jobId: string, from: string, note: Record<string, unknown>): Promise<boolean>;
 }
 
 /** Outcomes of issue/renew/deploy/install/uninstall, and the CA's validation failures (the per-name budget). */

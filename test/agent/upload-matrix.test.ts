@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/schema.js';
 import { rfc3339, sign } from '../../src/agent/auth.js';
 import { startAgent, type RunningAgent } from '../../src/agent/server.js';
-import { recoverUploads } from '../../src/certbot/custom.js';
+import { recoverUploads } from '../../src/issuer/upload.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);

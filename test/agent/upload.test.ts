@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkUpload } from '../../src/certbot/custom.js';
+import { checkUpload } from '../../src/issuer/upload.js';
 import { makeSignedCertificate } from '../helpers/certs.js';
 
 const DAY = 86_400_000;

@@ -20,7 +20,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { call, signedHeaders, type AgentResponse } from '../../src/agent/client.js';

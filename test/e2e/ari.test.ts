@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { startAgent } from '../../src/agent/server.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { validateConfig } from '../../src/config/schema.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { parseJson } from '../helpers/json.js';

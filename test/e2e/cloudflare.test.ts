@@ -17,7 +17,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { CloudflareStandin, makeToken } from '../helpers/cloudflare-standin.js';
 import { parseJson } from '../helpers/json.js';
 import { servedEventually } from '../helpers/served.js';

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { linesOutsideTargets } from '../helpers/confined.js';
 import { parseJson } from '../helpers/json.js';

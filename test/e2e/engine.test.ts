@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { createAutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { parseJson } from '../helpers/json.js';

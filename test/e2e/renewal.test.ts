@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import { GOOD_FOR_MS } from '../../src/renewal/revocation.js';

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { parseJson } from '../helpers/json.js';

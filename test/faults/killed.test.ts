@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { HOOK_ORDER } from '../../src/pipeline/hooks.js';
-import { readCertificate } from '../../src/certbot/lineage.js';
+import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { sha256 } from '../../src/nginx/transaction.js';
 import { answer, cli, HANG_PLUGIN, reloadAndServe, httpGet, journals, locks, PHP_SITE, spawnCli, waitFor } from './helpers.js';

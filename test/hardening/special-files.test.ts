@@ -88,16 +88,18 @@ describe('special files as certificates', () => {
     const cert = path.join(live, 'cert.pem');
     fs.writeFileSync(path.join(dir, 'nginx.conf'), MAIN(`  server { listen 443 ssl; server_name fifo.test; ssl_certificate ${cert}; }`));
     const run = await runIsolated<Record<string, { code?: string; message?: string; ok?: unknown }>>(`
-import { readCertificate, readCertificateQuick, readLineage } from ${dist('certbot/lineage.js')};
+import { readLineage } from ${dist('certbot/lineage.js')};
+import { readCertificate, readCertificateQuick } from ${dist('issuer/certificate.js')};
 import { vhostCertificateRefs } from ${dist('renewal/scan.js')};
 import { NginxTree } from ${dist('nginx/tree.js')};
+import { sslCertificateLines } from ${dist('nginx/locate.js')};
 ${CATCH}
 console.log(JSON.stringify({
   full: outcome(() => readCertificate(${JSON.stringify(cert)})),
   quick: outcome(() => readCertificateQuick(${JSON.stringify(cert)})),
   zero: outcome(() => readCertificateQuick(${JSON.stringify(path.join(live, 'zero.pem'))})),
   lineage: outcome(() => readLineage(${JSON.stringify(path.join(dir, 'le'))}, 'fifo.test')),
-  refs: outcome(() => vhostCertificateRefs(NginxTree.load(${JSON.stringify(path.join(dir, 'nginx.conf'))}), ${JSON.stringify(path.join(dir, 'le'))}).map((r) => r.missing)),
+  refs: outcome(() => vhostCertificateRefs(sslCertificateLines(NginxTree.load(${JSON.stringify(path.join(dir, 'nginx.conf'))})), ${JSON.stringify(path.join(dir, 'le'))}).map((r) => r.missing)),
 }));
 `);
     expect(run.timedOut).toBe(false);
@@ -116,7 +118,7 @@ console.log(JSON.stringify({
     fs.writeFileSync(pem, '');
     fs.truncateSync(pem, 1024 * 1024 + 1);
     const run = await runIsolated<{ quick: { code?: string } }>(`
-import { readCertificateQuick } from ${dist('certbot/lineage.js')};
+import { readCertificateQuick } from ${dist('issuer/certificate.js')};
 ${CATCH}
 console.log(JSON.stringify({ quick: outcome(() => readCertificateQuick(${JSON.stringify(pem)})) }));
 `);

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { normalizeSerial } from '../../src/certbot/der.js';
+import { normalizeSerial } from '../../src/issuer/der.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 

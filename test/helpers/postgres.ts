@@ -31,6 +31,13 @@ export interface PgCluster {
   dir: string;
   /** A connection string for `database` (created by createDatabase), with the password. */
   url(database?: string): string;
+  /**
+   * The same over the cluster's unix socket (libpq's form, `postgresql://user:pw@/db?host=DIR&port=N`): a path
+   * reaches processes in other network namespaces (the fleet rig's nodes), which the host's loopback does not.
+   */
+  socketUrl(database?: string): string;
+  /** The directory of its unix socket. */
+  socketDir: string;
   /** A fresh, empty database of its own for one test. */
   createDatabase(name: string): Promise<string>;
   stop(): Promise<void>;
@@ -94,10 +101,14 @@ export async function startPostgres(): Promise<PgCluster> {
     }
   }
   const url = (database = 'postgres') => `postgresql://autossl:${encodeURIComponent(PG_PASSWORD)}@127.0.0.1:${port}/${database}`;
+  const socketUrl = (database = 'postgres') =>
+    `postgresql://autossl:${encodeURIComponent(PG_PASSWORD)}@/${database}?host=${encodeURIComponent(sockets)}&port=${port}`;
   return {
     port,
     dir,
     url,
+    socketUrl,
+    socketDir: sockets,
     async createDatabase(name: string) {
       const client = new pg.Client({ connectionString: url() });
       await client.connect();

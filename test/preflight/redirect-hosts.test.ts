@@ -4,7 +4,8 @@
  * DNS; and the redirects a config sends the challenge through, read from the config as nginx would route them.
  */
 import { describe, expect, it } from 'vitest';
-import { crossHostHops, hostVerdict, literalResolution } from '../../src/preflight/redirect-hosts.js';
+import { hostVerdict, literalResolution } from '../../src/preflight/redirect-hosts.js';
+import { crossHostHops } from '../../src/nginx/redirect-hops.js';
 import { NginxTree } from '../../src/nginx/tree.js';
 import { makeTree } from '../helpers/nginx-fixture.js';
 

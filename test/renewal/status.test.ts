@@ -80,6 +80,7 @@ describe('status: what the vhosts point at', () => {
     const { makeTree } = await import('../helpers/nginx-fixture.js');
     const { makeCertificatePem } = await import('../helpers/certs.js');
     const { NginxTree } = await import('../../src/nginx/tree.js');
+    const { sslCertificateLines } = await import('../../src/nginx/locate.js');
     const { vhostCertificateRefs } = await import('../../src/renewal/scan.js');
     const t = await makeTree(
       'server {\n    listen 127.0.0.1:443 ssl;\n    server_name gone.status.test;\n    ssl_certificate {{DIR}}/old/fullchain.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n\nserver {\n    listen 127.0.0.1:443 ssl;\n    server_name stale.status.test;\n    ssl_certificate {{DIR}}/stale.pem;\n    ssl_certificate_key {{DIR}}/old/privkey.pem;\n}\n',
@@ -89,7 +90,7 @@ describe('status: what the vhosts point at', () => {
       await makeCertificatePem(['stale.status.test'], new Date(Date.now() - 100 * 86_400_000), new Date(Date.now() - 10 * 86_400_000)),
     );
     fs.rmSync(path.join(t.dir, 'old', 'fullchain.pem'));
-    const refs = vhostCertificateRefs(NginxTree.load(t.main), path.join(t.dir, 'le'));
+    const refs = vhostCertificateRefs(sslCertificateLines(NginxTree.load(t.main)), path.join(t.dir, 'le'));
     const rows = statusRows([], refs, Date.now(), 1 / 3);
     expect(rows.map((r) => [r.domain, r.state, r.lastError?.code])).toEqual([
       [`${t.site}:11`, 'expired', 'CERT_FILE_EXPIRED'], // the ssl_certificate line

@@ -115,6 +115,17 @@ describe.each(backends)('the Store contract on $name', (backend) => {
       expect(await store.jobs.orphaned()).toEqual([]); // job-2's owner (this process) is alive
       expect(await store.jobs.markRequeued('job-2')).toBe(true);
       expect(await store.jobs.markRequeued('job-2')).toBe(false);
+      // a handover: a compare-and-set on the owner the taker found; its note kept beside the job's own options
+      const owner = (await store.jobs.get('job-2'))!.owner;
+      expect(await store.jobs.takeOver('job-2', 'someone else', { node: 'x' })).toBe(false);
+      expect(await store.jobs.takeOver('job-1', job.owner, { node: 'x' })).toBe(false); // no longer running
+      expect(await store.jobs.takeOver('job-2', owner, { node: 'n2', from: owner })).toBe(true);
+      await store.jobs.create({ id: 'job-3', kind: 'issue', source: 'cli', domains: ['e.test'], options: { force: false } });
+      const stamp = (await store.jobs.get('job-3'))!.owner;
+      expect(await store.jobs.takeOver('job-3', stamp, { node: 'n2' })).toBe(true);
+      expect(await store.jobs.takeOver('job-3', stamp, { node: 'n3' })).toBe(true); // the same stamp: this process took it
+      expect((await store.jobs.get('job-3'))!.options).toEqual({ force: false, handedOver: [{ node: 'n2' }, { node: 'n3' }] });
+      expect((await store.jobs.get('job-2'))!.options).toEqual({ handedOver: [{ node: 'n2', from: owner }] });
     });
   });
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { hookCommand, writeHookScript } from '../../src/certbot/hooks.js';
-import { ensureDeployHook, installedDeployHook } from '../../src/renewal/hook-install.js';
+import { ensureDeployHook, installedDeployHook } from '../../src/issuer/certbot-hooks.js';
 import type { EngineCore } from '../../src/engine.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-deployhook-'));

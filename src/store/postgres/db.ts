@@ -20,16 +20,51 @@ export function connectTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isInteger(ms) && ms > 0 && ms <= 600_000 ? ms : 10_000;
 }
 
+/** The host put into libpq's socket form for WHATWG URL's sake (a reserved name: never resolved, never connected to). */
+const SOCKET_HOST = 'unix-socket.invalid';
+
+/**
+ * A connection string as a URL, or null. libpq's unix-socket form with a user and no host
+ * (`postgresql://user:pw@/db?host=/run/postgresql`, what a node in another network namespace uses) is refused by
+ * WHATWG URL; node-postgres accepts it, so it is read here with a placeholder host (`socket`: true, no host).
+ */
+export function parsePgUrl(url: string): { url: URL; socket: boolean } | null {
+  try {
+    return { url: new URL(url), socket: false };
+  } catch {
+    const m = /^(postgres(?:ql)?:\/\/[^/?#]*@)([/?#].*)?$/i.exec(url);
+    if (!m) return null;
+    try {
+      return { url: new URL(`${m[1]}${SOCKET_HOST}${m[2] ?? ''}`), socket: true };
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** The password a connection string carries (in its user part), to keep it out of messages. */
+export function passwordOf(url: string): string | undefined {
+  const u = parsePgUrl(url)?.url;
+  if (u) {
+    if (!u.password) return undefined;
+    try {
+      return decodeURIComponent(u.password);
+    } catch {
+      return u.password;
+    }
+  }
+  return /password\s*=\s*'?([^'\s]+)/i.exec(url)?.[1];
+}
+
 /** A connection string without its password (URL or key=value form), for messages and `location`. */
 export function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '';
-    for (const k of [...u.searchParams.keys()]) if (/pass|secret|key/i.test(k)) u.searchParams.set(k, '***');
-    return u.toString().replace(/^(\w+:\/\/[^@/]*):@/, '$1@');
-  } catch {
-    return url.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1***');
-  }
+  const parsed = parsePgUrl(url);
+  if (!parsed) return url.replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)/gi, '$1***');
+  const u = parsed.url;
+  if (u.password) u.password = '';
+  for (const k of [...u.searchParams.keys()]) if (/pass|secret|key/i.test(k)) u.searchParams.set(k, '***');
+  const out = u.toString().replace(/^(\w+:\/\/[^@/]*):@/, '$1@');
+  return parsed.socket ? out.replace(`@${SOCKET_HOST}`, '@') : out;
 }
 
 /** The error codes of "the database is not there for us" (no server, refused, auth, no such database, shut down). */
@@ -62,11 +97,7 @@ export class Db {
 
   constructor(readonly url: string) {
     this.location = redact(url);
-    try {
-      this.secret = new URL(url).password || undefined;
-    } catch {
-      this.secret = /password\s*=\s*'?([^'\s]+)/i.exec(url)?.[1];
-    }
+    this.secret = passwordOf(url);
     this.pool = new pg.Pool({
       connectionString: url,
       max: 4,

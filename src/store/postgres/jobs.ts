@@ -81,6 +81,18 @@ export class PgJobs implements JobStore {
     return (await this.db.query('INSERT INTO jobs_requeued (job_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [jobId, Date.now()])).rowCount === 1;
   }
 
+  async takeOver(jobId: string, from: string, note: Record<string, unknown>): Promise<boolean> {
+    await this.presence.ensure(); // the job names this process: alive for the other nodes while it runs
+    // one statement: the row's lock makes a second taker wait, then find another owner and change nothing
+    const r = await this.db.query(
+      `UPDATE jobs SET owner = $1, options = jsonb_set(COALESCE(NULLIF(options, '')::jsonb, '{}'::jsonb), '{handedOver}',
+         COALESCE(NULLIF(options, '')::jsonb -> 'handedOver', '[]'::jsonb) || jsonb_build_array($2::jsonb))::text
+       WHERE id = $3 AND owner = $4 AND state = 'running'`,
+      [fleetStamp(), JSON.stringify(note), jobId, from],
+    );
+    return r.rowCount === 1;
+  }
+
   /** The jobs with their domains, in one query for the domains of all of them. */
   private async jobsOf(rows: Array<Record<string, unknown>>): Promise<JobRow[]> {
     if (rows.length === 0) return [];

@@ -8,7 +8,7 @@ import os from 'node:os';
 import pg from 'pg';
 import { AutoSslError, quote } from '../../errors.js';
 import type { HeldLock, Locker } from '../locker.js';
-import { connectTimeoutMs, redact, unavailable } from './db.js';
+import { connectTimeoutMs, passwordOf, redact, unavailable } from './db.js';
 import { advisoryKey } from './migrations.js';
 
 /** lock_timeout's SQLSTATE: the wait ran out. */
@@ -20,11 +20,7 @@ export class PgLocker implements Locker {
 
   constructor(private readonly url: string) {
     this.location = redact(url);
-    try {
-      this.secret = new URL(url).password || undefined;
-    } catch {
-      this.secret = undefined;
-    }
+    this.secret = passwordOf(url);
   }
 
   async lock(key: string, ttlMs: number, what: string): Promise<HeldLock> {

@@ -77,6 +77,21 @@ export class SqliteJobs implements JobStore {
     return this.sql.st('INSERT OR IGNORE INTO jobs_requeued (job_id, at) VALUES (?, ?)').run(jobId, Date.now()).changes === 1;
   }
 
+  async takeOver(jobId: string, from: string, note: Record<string, unknown>): Promise<boolean> {
+    return this.sql.tx(() => {
+      const r = this.sql.st(`SELECT options FROM jobs WHERE id = ? AND owner = ? AND state = 'running'`).get(jobId, from) as
+        { options: string | null } | undefined;
+      if (!r) return false;
+      const options = JSON.parse(r.options || '{}') as Record<string, unknown>;
+      options.handedOver = [...(Array.isArray(options.handedOver) ? options.handedOver : []), note];
+      return (
+        this.sql
+          .st(`UPDATE jobs SET owner = ?, options = ? WHERE id = ? AND owner = ? AND state = 'running'`)
+          .run(ownerStamp(), JSON.stringify(options), jobId, from).changes === 1
+      );
+    });
+  }
+
   private jobOf(r: Record<string, unknown>): JobRow {
     const domains = (this.sql.st('SELECT * FROM job_domains WHERE job_id = ? ORDER BY position').all(r.id) as Array<Record<string, unknown>>).map(
       rowToJobDomain,

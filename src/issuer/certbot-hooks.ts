@@ -1,9 +1,13 @@
-/** autossl's hooks in certbot's renewal-hooks directories: `autossl install-hooks`, and the deploy hook an issue makes sure of. */
+/**
+ * autossl's hooks in certbot's renewal-hooks directories: `autossl install-hooks`, and the deploy hook an issue makes
+ * sure of. The certbot issuer's side of renewal (Issuer.installHooks, Issuer.ensureRenewalHooks): `certbot renew`,
+ * by its timer or by hand, runs them.
+ */
 import fs from 'node:fs';
 import path from 'node:path';
 import { firstInSmallFiles } from '../fsutil.js';
 import { writeHookScript } from '../certbot/hooks.js';
-import type { EngineCore } from '../engine.js';
+import type { AutoSslConfig } from '../config/schema.js';
 import { toAutoSslError } from '../errors.js';
 
 const DEPLOY_HOOK_COMMENT =
@@ -35,7 +39,7 @@ function lineageNamesDeployHook(configDir: string, lineage: string): boolean {
  * `certbot renew` writes a new certificate nginx never loads, and nothing says so). Installs the deploy hook when
  * neither it nor the lineages' renewal configs have it; says what it did (null: it was in place).
  */
-export function ensureDeployHook(core: EngineCore, lineages: readonly string[]): { message: string; warning: boolean } | null {
+export function ensureDeployHook(core: { config: AutoSslConfig }, lineages: readonly string[]): { message: string; warning: boolean } | null {
   const { configDir } = core.config.certbot;
   if (!lineages.length || installedDeployHook(configDir) || lineages.every((l) => lineageNamesDeployHook(configDir, l))) return null;
   const file = path.join(configDir, 'renewal-hooks', 'deploy', 'autossl');
@@ -66,7 +70,7 @@ export function ensureDeployHook(core: EngineCore, lineages: readonly string[]):
  * timer, autossl renew, certbot by hand), runs the deploy hook per renewed lineage and the pre/post hooks around
  * the run.
  */
-export function installHooks(core: EngineCore): string[] {
+export function installHooks(core: { config: AutoSslConfig }): string[] {
   const base = path.join(core.config.certbot.configDir, 'renewal-hooks');
   const config = core.config.filepath;
   return [

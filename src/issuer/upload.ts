@@ -10,8 +10,8 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError } from '../errors.js';
-import { covers } from '../nginx/names.js';
-import { certificateInfoFromPem, type CertificateInfo, type Lineage } from './lineage.js';
+import type { LineageFiles as Lineage } from './issuer.js';
+import { covers, certificateInfoFromPem, type CertificateInfo } from './certificate.js';
 import { checkUploadCrypto } from './upload-crypto.js';
 
 /** Where uploads are kept. */

@@ -2,7 +2,7 @@
  * The cryptographic checks of an upload, before a byte of it is written (issue 19: an RSA-1024 key or a
  * SHA-1-signed leaf was written, then refused by `nginx -t`; a CA:TRUE leaf was loaded by nginx and refused only by
  * the TLS check; a chain with an expired intermediate was accepted). Each refusal is UPLOAD_INVALID naming the
- * certificate and the fix. The names an upload must cover are checked elsewhere (custom.ts, and the block's names
+ * certificate and the fix. The names an upload must cover are checked elsewhere (upload.ts, and the block's names
  * where it is installed); this file is only about the certificates and the key themselves.
  *
  *  - the key: RSA of at least 2048 bits, or EC on P-256, P-384 or P-521 (what browsers and nginx's OpenSSL take);
