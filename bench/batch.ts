@@ -28,14 +28,7 @@ for (const n of sizes.length ? sizes : [20]) {
   try {
     const env = { REQUESTS_CA_BUNDLE: rig.info.caCert };
     const base = (d: { configDir: string; workDir: string; logsDir: string }) => [
-      '--server',
-      rig.info.acmeDirectory,
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
+      ...rig.certbotFlags(d),
       '--agree-tos',
       '--register-unsafely-without-email',
       '--non-interactive',

@@ -24,14 +24,7 @@ try {
   const site = (name: string) => `server {\n    listen 127.0.0.1:80;\n    server_name ${name};\n    root {root};\n}\n`;
   const env = { REQUESTS_CA_BUNDLE: rig.info.caCert };
   const certbotBase = (dirs: { configDir: string; workDir: string; logsDir: string }) => [
-    '--server',
-    rig.info.acmeDirectory,
-    '--config-dir',
-    dirs.configDir,
-    '--work-dir',
-    dirs.workDir,
-    '--logs-dir',
-    dirs.logsDir,
+    ...rig.certbotFlags(dirs),
     '--agree-tos',
     '--register-unsafely-without-email',
     '--non-interactive',

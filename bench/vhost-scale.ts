@@ -12,6 +12,7 @@ import { NginxControl } from '../src/nginx/control.js';
 import { newVhostEdit, planHttpsEdit } from '../src/nginx/edit.js';
 import { clearConfigCache, NginxTree } from '../src/nginx/tree.js';
 import { BINARIES, nginxMainConfig } from '../scripts/sandbox/rig.js';
+import { selfSignedEcdsa } from '../scripts/sandbox/openssl.js';
 
 const count = Number(process.argv[2] ?? 10_000);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autossl-scale-'));
@@ -63,23 +64,7 @@ server {
 }
 const cert = path.join(dir, 'fullchain.pem');
 const key = path.join(dir, 'privkey.pem');
-await execa(BINARIES.openssl, [
-  'req',
-  '-x509',
-  '-newkey',
-  'ec',
-  '-pkeyopt',
-  'ec_paramgen_curve:prime256v1',
-  '-nodes',
-  '-keyout',
-  key,
-  '-out',
-  cert,
-  '-days',
-  '2',
-  '-subj',
-  '/CN=scale',
-]);
+await selfSignedEcdsa({ key, cert, days: 2, subject: '/CN=scale' });
 const control = new NginxControl({ binary: BINARIES.nginx, config: path.join(dir, 'nginx.conf'), extraArgs: ['-p', dir, '-e', path.join(dir, 'error.log')] });
 const version = await control.version();
 const target = `site${Math.floor(count / 2)}.scale.test`;

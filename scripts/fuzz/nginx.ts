@@ -30,6 +30,7 @@ import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { BINARIES, nginxMainConfig } from '../sandbox/rig.js';
 import { beforeTerm, commentText, gap, luaBody, render, sep, word, type GenDirective, type GenFile, type GenItem, type Tok } from './gen.js';
 import { FuzzFailure, type OpKind } from './syntax.js';
+import { selfSignedEcdsa } from '../sandbox/openssl.js';
 
 const DIR = '@DIR@';
 const t = (raw: string): Tok => ({ raw, value: raw });
@@ -279,23 +280,7 @@ export class NginxSandbox {
     fs.writeFileSync(path.join(dir, 'nginx.conf'), nginxMainConfig(dir, path.join(dir, 'sites')));
     const cert = path.join(dir, 'fullchain.pem');
     const key = path.join(dir, 'privkey.pem');
-    await execa(BINARIES.openssl, [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=fuzz',
-    ]);
+    await selfSignedEcdsa({ key, cert, days: 2, subject: '/CN=fuzz' });
     return new NginxSandbox(dir, cert, key);
   }
 

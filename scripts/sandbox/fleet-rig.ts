@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { AutoSslError } from '../../src/errors.js';
-import { BINARIES, challtestsrvArgs, checkPackages, stopNginx } from './rig.js';
+import { BINARIES, challtestsrvArgs, checkPackages, makeSandboxCertificates, privateNginxHttpSettings, stopNginx } from './rig.js';
 import { deleteNetns, stopNetnsProcesses } from './netns.js';
 
 export const FLEET_VIP = '10.77.0.1';
@@ -47,21 +47,14 @@ export interface FleetNodeInfo {
   certbotConfigDir: string;
 }
 
-const CA_CONFIG = `[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = autossl fleet sandbox CA
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid:always
-`;
-
 async function ip(args: string[]): Promise<void> {
   const r = await execa('ip', args, { reject: false });
   if (r.exitCode !== 0) throw new AutoSslError('SANDBOX_FAILED', `ip ${args.join(' ')}: ${String(r.stderr).trim()}`);
+}
+
+/** nginx inside a namespace, on its own prefix and error log: started, or signalled with `-s <signal>`. */
+async function nginxIn(netns: string, prefix: string, conf: string, ...signal: string[]): Promise<void> {
+  await execa('ip', ['netns', 'exec', netns, BINARIES.nginx, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', conf, ...signal]);
 }
 
 function nodeNginxConfig(n: { prefix: string; sitesDir: string; accessLog: string }): string {
@@ -75,14 +68,7 @@ http {
     log_format fleet '$remote_addr "$request" $status $host';
     access_log ${n.accessLog} fleet;
     types { text/html html; text/plain txt; }
-    default_type application/octet-stream;
-    client_body_temp_path ${tmp}/client;
-    proxy_temp_path ${tmp}/proxy;
-    fastcgi_temp_path ${tmp}/fastcgi;
-    uwsgi_temp_path ${tmp}/uwsgi;
-    scgi_temp_path ${tmp}/scgi;
-    server_names_hash_bucket_size 128;
-    include ${n.sitesDir}/*.conf;
+${privateNginxHttpSettings(tmp)}    include ${n.sitesDir}/*.conf;
 }
 `;
 }
@@ -168,33 +154,7 @@ export class FleetRig {
   }
 
   private async certificates(): Promise<void> {
-    const ca = path.dirname(this.caCert);
-    fs.mkdirSync(ca, { recursive: true });
-    const ssl = (args: string[]) => execa(BINARIES.openssl, args, { cwd: ca });
-    fs.writeFileSync(path.join(ca, 'ca.cnf'), CA_CONFIG);
-    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
-    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'pebble.key', '-out', 'pebble.csr', '-subj', '/CN=localhost']);
-    fs.writeFileSync(
-      path.join(ca, 'san.ext'),
-      `subjectAltName = DNS:localhost, IP:127.0.0.1, IP:${FLEET_VIP}\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature, keyEncipherment\nextendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid, issuer\n`,
-    );
-    await ssl([
-      'x509',
-      '-req',
-      '-in',
-      'pebble.csr',
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'pebble.pem',
-      '-days',
-      '3',
-      '-extfile',
-      'san.ext',
-    ]);
+    await makeSandboxCertificates(path.dirname(this.caCert), { caName: 'autossl fleet sandbox CA', leaf: 'pebble', ips: ['127.0.0.1', FLEET_VIP] });
   }
 
   /** Runs a service inside a namespace; its output goes to <dir>/<name>.log. */
@@ -282,18 +242,7 @@ ${upstreams}
 }
 `,
     );
-    await execa('ip', [
-      'netns',
-      'exec',
-      this.lbNetns,
-      BINARIES.nginx,
-      '-p',
-      this.lbPrefix,
-      '-e',
-      path.join(this.lbPrefix, 'error.log'),
-      '-c',
-      path.join(this.lbPrefix, 'nginx.conf'),
-    ]);
+    await nginxIn(this.lbNetns, this.lbPrefix, path.join(this.lbPrefix, 'nginx.conf'));
     await this.waitPort(this.lbNetns, FLEET_VIP, 8055);
     await this.waitPort(this.lbNetns, FLEET_VIP, 14000);
     await this.waitPort(this.lbNetns, FLEET_VIP, 15000);
@@ -348,7 +297,7 @@ ${upstreams}
         2,
       ),
     );
-    await execa('ip', ['netns', 'exec', node.netns, BINARIES.nginx, '-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', node.nginxConf]);
+    await nginxIn(node.netns, prefix, node.nginxConf);
     this.nodes.push(node);
   }
 
@@ -397,35 +346,11 @@ ${upstreams}
 
   /** Starts a node's nginx again (after killNode). */
   async startNginx(node: FleetNodeInfo): Promise<void> {
-    await execa('ip', [
-      'netns',
-      'exec',
-      node.netns,
-      BINARIES.nginx,
-      '-p',
-      node.nginxPrefix,
-      '-e',
-      path.join(node.nginxPrefix, 'error.log'),
-      '-c',
-      node.nginxConf,
-    ]);
+    await nginxIn(node.netns, node.nginxPrefix, node.nginxConf);
   }
 
   async reload(node: FleetNodeInfo): Promise<void> {
-    await execa('ip', [
-      'netns',
-      'exec',
-      node.netns,
-      BINARIES.nginx,
-      '-p',
-      node.nginxPrefix,
-      '-e',
-      path.join(node.nginxPrefix, 'error.log'),
-      '-c',
-      node.nginxConf,
-      '-s',
-      'reload',
-    ]);
+    await nginxIn(node.netns, node.nginxPrefix, node.nginxConf, '-s', 'reload');
   }
 
   /** The autossl CLI on a node (`autossl <args> --config <node's>`), inside its namespace. */

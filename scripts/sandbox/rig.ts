@@ -53,11 +53,11 @@ export interface RigInfo {
 }
 
 /** The sandbox CA: a CA certificate as RFC 5280 wants it (basicConstraints critical, keyUsage, key identifiers). */
-const SANDBOX_CA_CONFIG = `[req]
+const sandboxCaConfig = (name: string): string => `[req]
 distinguished_name = dn
 prompt = no
 [dn]
-CN = autossl sandbox CA
+CN = ${name}
 [ca]
 basicConstraints = critical, CA:TRUE
 keyUsage = critical, keyCertSign, cRLSign
@@ -66,13 +66,45 @@ authorityKeyIdentifier = keyid:always
 `;
 
 /** pebble's HTTPS certificate: a server leaf with the key identifiers a strict verifier (X509_STRICT) asks for. */
-const SANDBOX_LEAF_EXTENSIONS = `subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1
+const sandboxLeafExtensions = (ips: readonly string[]): string => `subjectAltName = DNS:localhost, ${ips.map((ip) => `IP:${ip}`).join(', ')}
 basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
 extendedKeyUsage = serverAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 `;
+
+/**
+ * A sandbox's CA (`ca.pem`, `ca.key` in `dir`) and the HTTPS certificate it signs for pebble (`<leaf>.pem`,
+ * `<leaf>.key`): localhost and the addresses pebble answers on.
+ */
+export async function makeSandboxCertificates(dir: string, o: { caName: string; leaf: string; ips: readonly string[] }): Promise<void> {
+  fs.mkdirSync(dir, { recursive: true });
+  const ssl = (args: string[]) => execa(BINARIES.openssl, args, { cwd: dir });
+  // The extensions a strict client checks (certbot on urllib3 2.8 refuses a CA without keyUsage): written out in
+  // a config of our own, not left to the distribution's openssl.cnf, which differs between releases.
+  fs.writeFileSync(path.join(dir, 'ca.cnf'), sandboxCaConfig(o.caName));
+  await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
+  await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${o.leaf}.key`, '-out', `${o.leaf}.csr`, '-subj', '/CN=localhost']);
+  fs.writeFileSync(path.join(dir, 'san.ext'), sandboxLeafExtensions(o.ips));
+  await ssl([
+    'x509',
+    '-req',
+    '-in',
+    `${o.leaf}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    `${o.leaf}.pem`,
+    '-days',
+    '3',
+    '-extfile',
+    'san.ext',
+  ]);
+}
 
 let challtestsrvFlags: Promise<Set<string>> | undefined;
 
@@ -150,6 +182,16 @@ function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
 /** Dynamic modules of Debian's packages that vhosts may use (Lua needs NDK loaded first). */
 const OPTIONAL_MODULES = ['/usr/lib/nginx/modules/ndk_http_module.so', '/usr/lib/nginx/modules/ngx_http_lua_module.so'];
 
+/** The http-level lines of every private nginx of the rigs: temp directories of its own, room for long server names. */
+export const privateNginxHttpSettings = (tmp: string): string => `    default_type application/octet-stream;
+    client_body_temp_path ${tmp}/client;
+    proxy_temp_path ${tmp}/proxy;
+    fastcgi_temp_path ${tmp}/fastcgi;
+    uwsgi_temp_path ${tmp}/uwsgi;
+    scgi_temp_path ${tmp}/scgi;
+    server_names_hash_bucket_size 128;
+`;
+
 export function nginxMainConfig(prefix: string, sitesDir: string): string {
   const tmp = path.join(prefix, 'tmp');
   const modules = OPTIONAL_MODULES.every((m) => fs.existsSync(m)) ? OPTIONAL_MODULES.map((m) => `load_module ${m};\n`).join('') : '';
@@ -162,14 +204,7 @@ events { worker_connections 256; }
 http {
     access_log off;
     types { text/html html; text/plain txt; application/json json; }
-    default_type application/octet-stream;
-    client_body_temp_path ${tmp}/client;
-    proxy_temp_path ${tmp}/proxy;
-    fastcgi_temp_path ${tmp}/fastcgi;
-    uwsgi_temp_path ${tmp}/uwsgi;
-    scgi_temp_path ${tmp}/scgi;
-    server_names_hash_bucket_size 128;
-    include ${sitesDir}/*.conf;
+${privateNginxHttpSettings(tmp)}    include ${sitesDir}/*.conf;
 }
 `;
 }
@@ -262,32 +297,7 @@ export class AcmeRig {
   }
 
   private async makeCertificates(): Promise<void> {
-    const ca = path.dirname(this.info.caCert);
-    fs.mkdirSync(ca, { recursive: true });
-    const ssl = (args: string[]) => execa(BINARIES.openssl, args, { cwd: ca });
-    // The extensions a strict client checks (certbot on urllib3 2.8 refuses a CA without keyUsage): written out in
-    // a config of our own, not left to the distribution's openssl.cnf, which differs between releases.
-    fs.writeFileSync(path.join(ca, 'ca.cnf'), SANDBOX_CA_CONFIG);
-    await ssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '3', '-config', 'ca.cnf', '-extensions', 'ca']);
-    await ssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'localhost.key', '-out', 'localhost.csr', '-subj', '/CN=localhost']);
-    fs.writeFileSync(path.join(ca, 'san.ext'), SANDBOX_LEAF_EXTENSIONS);
-    await ssl([
-      'x509',
-      '-req',
-      '-in',
-      'localhost.csr',
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'localhost.pem',
-      '-days',
-      '3',
-      '-extfile',
-      'san.ext',
-    ]);
+    await makeSandboxCertificates(path.dirname(this.info.caCert), { caName: 'autossl sandbox CA', leaf: 'localhost', ips: ['127.0.0.1', '::1'] });
   }
 
   private spawnService(name: string, command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
@@ -378,6 +388,23 @@ export class AcmeRig {
     return dirs;
   }
 
+  /** The flags that point certbot at this rig's pebble and at directories of its own (certbotDirs(), or others). */
+  certbotFlags(dirs: { configDir: string; workDir: string; logsDir: string } = this.certbotDirs()): string[] {
+    return ['--server', this.info.acmeDirectory, '--config-dir', dirs.configDir, '--work-dir', dirs.workDir, '--logs-dir', dirs.logsDir];
+  }
+
+  /**
+   * certbot itself, run against this rig (its pebble, trusting its CA), never interactive: how the tests see what
+   * certbot makes of the lineages autossl wrote (list, renew, revoke) or leave state as certbot would. Resolves with
+   * the run, whatever its exit code.
+   */
+  certbot(args: readonly string[], dirs?: { configDir: string; workDir: string; logsDir: string }) {
+    return execa(BINARIES.certbot, [...args, '--non-interactive', '--no-random-sleep-on-renew', ...this.certbotFlags(dirs)], {
+      reject: false,
+      env: { REQUESTS_CA_BUNDLE: this.info.caCert },
+    });
+  }
+
   /** An autossl config object for this sandbox. */
   autosslConfig(extra: Record<string, unknown> = {}, certbotName = 'certbot'): Record<string, unknown> {
     return {
@@ -395,6 +422,13 @@ export class AcmeRig {
       preflight: { resolvers: [`127.0.0.1:${RIG_PORTS.dns}`], timeoutMs: 2000 },
       ...extra,
     };
+  }
+
+  /** autosslConfig(extra) written as a config file in the rig's directory (what `--config` names); returns its path. */
+  writeAutosslConfig(extra: Record<string, unknown> = {}, file = 'autossl.config.json'): string {
+    const full = path.join(this.info.dir, file);
+    fs.writeFileSync(full, JSON.stringify(this.autosslConfig(extra), null, 2));
+    return full;
   }
 
   /** challtestsrv management API (POST JSON). */

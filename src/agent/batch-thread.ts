@@ -43,6 +43,7 @@ import type { AutoSsl, DomainResult, IssueOptions } from '../engine.js';
 import { AutoSslError, type ErrorCode } from '../errors.js';
 import type { StageEvent } from '../pipeline/context.js';
 import { ownerStamp } from '../lock.js';
+import { failedResult } from '../pipeline/failed-result.js';
 import { AgentJobs } from './jobs.js';
 
 export interface WireError {
@@ -123,22 +124,7 @@ export function withBatchThread(engine: AutoSsl, config: AutoSslConfig): AutoSsl
       calls.delete(id);
       const done = new Set(call.received.map((r) => r.domain));
       const error = new AutoSslError('INTERNAL', `The agent's batch process ended: ${why}.`.slice(0, 2000));
-      const failed = call.domains
-        .filter((d) => !done.has(d))
-        .map((d): DomainResult => ({
-          domain: d,
-          mode: call.options.dryRun ? 'dry-run' : 'issue',
-          names: [],
-          ok: false,
-          error,
-          reused: false,
-          edits: [],
-          files: [],
-          rolledBack: [],
-          notes: [],
-          events: [],
-          ms: 0,
-        }));
+      const failed = call.domains.filter((d) => !done.has(d)).map((d) => failedResult(d, call.options.dryRun ? 'dry-run' : 'issue', error));
       if (call.options.jobId) {
         for (const r of failed) {
           // the job record is a report

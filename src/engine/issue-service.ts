@@ -9,6 +9,7 @@ import { normalizeDomain } from '../domain.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';
 import type { RunMode, StageEvent } from '../pipeline/context.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
+import { failedResult } from '../pipeline/failed-result.js';
 import { BatchGate } from '../pipeline/batch.js';
 import { finishJobDomain, jobTracker } from './job-record.js';
 import { mapBounded } from '../bounded.js';
@@ -28,23 +29,6 @@ export function domainOf(k: Kernel, input: unknown): string {
     }
   }
   return domain;
-}
-
-function failedResult(input: unknown, mode: RunMode, error: unknown): DomainResult {
-  return {
-    domain: String(input),
-    mode,
-    names: [],
-    ok: false,
-    error: toAutoSslError(error),
-    reused: false,
-    edits: [],
-    files: [],
-    rolledBack: [],
-    notes: [],
-    events: [],
-    ms: 0,
-  };
 }
 
 /** A real run that obtained its certificate and was rolled back only because nginx did not answer the TLS check. */

@@ -5,7 +5,8 @@
  *  - after every real run: the CA's validation failures count per name, a certificate obtained clears them; a name
  *    entering a back-off queues a notification (the outbox delivers it to the notify taps).
  */
-import { ERROR_CODES, toAutoSslError } from '../errors.js';
+import { ERROR_CODES } from '../errors.js';
+import { recordOrWarn } from './bookkeeping.js';
 import { STAGE } from '../pipeline/hooks.js';
 import type { DomainContext, Outcome } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
@@ -60,16 +61,12 @@ export const backoffPlugin: Plugin = {
     });
     hooks.finally.tapPromise({ name: 'backoff-record', stage: STAGE.FIRST }, async (ctx, outcome) => {
       if (ctx.dryRun || ctx.mode === 'dns-hook' || ctx.mode === 'deploy' || ctx.mode === 'install') return;
-      try {
-        await record(ctx, outcome);
-      } catch (error) {
-        ctx.emit({
-          stage: 'finally',
-          plugin: PLUGIN_NAME,
-          status: 'warning',
-          message: `STATE_UNAVAILABLE: could not record the back-off of ${ctx.plan.names.join(', ')} (${toAutoSslError(error).message.slice(0, 300)})`,
-        });
-      }
+      await recordOrWarn(
+        ctx,
+        PLUGIN_NAME,
+        () => record(ctx, outcome),
+        (reason) => `could not record the back-off of ${ctx.plan.names.join(', ')} (${reason})`,
+      );
     });
   },
 };

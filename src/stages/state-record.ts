@@ -6,7 +6,7 @@ import { STAGE } from '../pipeline/hooks.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import type { AcmeProblem } from '../issuer/issuer.js';
 import type { DomainContext, Outcome } from '../pipeline/context.js';
-import { toAutoSslError } from '../errors.js';
+import { recordOrWarn } from './bookkeeping.js';
 
 export const PLUGIN_NAME = 'state-record';
 
@@ -17,18 +17,12 @@ export const stateRecordPlugin: Plugin = {
   apply(hooks) {
     hooks.finally.tapPromise({ name: PLUGIN_NAME, stage: STAGE.FIRST }, async (ctx, outcome) => {
       if (ctx.dryRun || ctx.mode === 'dns-hook') return;
-      try {
-        await record(ctx, outcome);
-      } catch (error) {
-        // bookkeeping must not turn a served certificate into a failure (nor a failure into another one): another
-        // process holding the database past the wait, a full disk... the run's outcome stands, and says so
-        ctx.emit({
-          stage: 'finally',
-          plugin: PLUGIN_NAME,
-          status: 'warning',
-          message: `STATE_UNAVAILABLE: could not record this attempt in autossl's state (${toAutoSslError(error).message.slice(0, 300)}); its outcome stands, the history misses it`,
-        });
-      }
+      await recordOrWarn(
+        ctx,
+        PLUGIN_NAME,
+        () => record(ctx, outcome),
+        (reason) => `could not record this attempt in autossl's state (${reason}); its outcome stands, the history misses it`,
+      );
     });
   },
 };

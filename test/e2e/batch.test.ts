@@ -42,27 +42,6 @@ const cli = (args: string[], config: string) => execa('node', [CLI, ...args, '--
 const live = (name: string) => path.join(rig.certbotDirs().configDir, 'live', name);
 const ordersOf = (name: string): number => fs.readFileSync(rig.info.pebbleLog, 'utf8').split(`Value:"${name}"`).length - 1;
 
-function certbot(args: string[]) {
-  const d = rig.certbotDirs();
-  return execa(
-    BINARIES.certbot,
-    [
-      ...args,
-      '--non-interactive',
-      '--no-random-sleep-on-renew',
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
-      '--server',
-      rig.info.acmeDirectory,
-    ],
-    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
-  );
-}
-
 beforeAll(async () => {
   rig = await AcmeRig.start();
   reloads = path.join(rig.info.dir, 'reloads.log');
@@ -113,11 +92,11 @@ describe('batches', () => {
     expect(job.state).toBe('done');
     expect(job.domains.map((d) => d.state)).toEqual(all.map(() => 'done'));
     // indistinguishable for certbot: listed, and renewed with the installed hooks
-    const listed = await certbot(['certificates']);
+    const listed = await rig.certbot(['certificates']);
     for (const name of all) expect(listed.stdout, name).toContain(`Certificate Name: ${name}`);
     expect((await cli(['install-hooks'], config)).exitCode).toBe(0);
     const before = readCertificate(path.join(live('a7.batch.test'), 'cert.pem')).serial;
-    const renewed = await certbot(['renew', '--force-renewal', '--cert-name', 'a7.batch.test']);
+    const renewed = await rig.certbot(['renew', '--force-renewal', '--cert-name', 'a7.batch.test']);
     expect(renewed.exitCode, renewed.stderr).toBe(0);
     const after = readCertificate(path.join(live('a7.batch.test'), 'cert.pem')).serial;
     expect(after).not.toBe(before);

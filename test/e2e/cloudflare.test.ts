@@ -61,27 +61,6 @@ const proxyPlugin = (options: Record<string, unknown> = {}) => [
 ];
 const cli = (args: string[], file: string) => execa('node', [CLI, ...args, '--config', file], { reject: false });
 
-function certbot(args: string[]) {
-  const d = rig.certbotDirs();
-  return execa(
-    BINARIES.certbot,
-    [
-      ...args,
-      '--non-interactive',
-      '--no-random-sleep-on-renew',
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
-      '--server',
-      rig.info.acmeDirectory,
-    ],
-    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
-  );
-}
-
 beforeAll(async () => {
   rig = await AcmeRig.start();
   cf = await CloudflareStandin.start({ tokens: [TOKEN], zones: ['cf.test'], edge: { ipv4: ['127.0.0.100'], ipv6: [] } });
@@ -178,7 +157,7 @@ describe('Cloudflare', () => {
     expect(cf.listRecords({ type: 'TXT' })).toEqual([]);
     // certbot's own renewal: the manual hooks call autossl, which uses the plugin
     expect((await cli(['install-hooks'], file)).exitCode).toBe(0);
-    const renewed = await certbot(['renew', '--force-renewal', '--cert-name', 'wild.cf.test']);
+    const renewed = await rig.certbot(['renew', '--force-renewal', '--cert-name', 'wild.cf.test']);
     expect(renewed.exitCode, renewed.stderr.slice(-1500)).toBe(0);
     const after = readCertificate(path.join(live('wild.cf.test'), 'cert.pem'));
     expect(after.serial).not.toBe(cert.serial);

@@ -11,7 +11,7 @@ import dns from 'node:dns';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { createAutoSsl } from '../../src/engine.js';
@@ -59,27 +59,6 @@ let receiverPort: number;
 
 function cli(args: string[], config = mainConfig) {
   return execa('node', [CLI, ...args, '--config', config], { reject: false });
-}
-
-function certbot(args: string[]) {
-  const d = rig.certbotDirs();
-  return execa(
-    BINARIES.certbot,
-    [
-      ...args,
-      '--non-interactive',
-      '--no-random-sleep-on-renew',
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
-      '--server',
-      rig.info.acmeDirectory,
-    ],
-    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
-  );
 }
 
 function get(domain: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; authorized: boolean }> {
@@ -223,7 +202,7 @@ describe('the engine end to end', () => {
     resolver.setServers(['127.0.0.1:8053']);
     await expect(resolver.resolveTxt('_acme-challenge.wild.engine.test')).rejects.toMatchObject({ code: expect.stringMatching(/ENODATA|ENOTFOUND/) });
     // certbot's own renewal (certbot.timer) renews it with the hooks stored in the lineage
-    const renewed = await certbot(['renew', '--force-renewal', '--cert-name', 'wild.engine.test']);
+    const renewed = await rig.certbot(['renew', '--force-renewal', '--cert-name', 'wild.engine.test']);
     expect(renewed.exitCode, renewed.stderr).toBe(0);
     expect(liveCert('wild.engine.test').serial).not.toBe(cert.serial);
     await expect(resolver.resolveTxt('_acme-challenge.wild.engine.test')).rejects.toMatchObject({ code: expect.stringMatching(/ENODATA|ENOTFOUND/) });
@@ -235,7 +214,7 @@ describe('the engine end to end', () => {
     expect(hooks.exitCode, hooks.stderr).toBe(0);
     const before = liveCert('renew.engine.test').serial;
     const mark = logLines().length;
-    const run = await certbot(['renew', '--force-renewal', '--cert-name', 'renew.engine.test']);
+    const run = await rig.certbot(['renew', '--force-renewal', '--cert-name', 'renew.engine.test']);
     expect(run.exitCode, run.stderr).toBe(0);
     const serial = liveCert('renew.engine.test').serial;
     expect(serial).not.toBe(before);

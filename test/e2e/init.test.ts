@@ -77,25 +77,11 @@ beforeAll(async () => {
   }
   // certbot's state: an account at pebble (made by certbot itself), the lineage certbot --nginx left, cli.ini
   const etcLe = path.join(T, 'etc-le');
-  const register = await execa(
-    BINARIES.certbot,
-    [
-      'register',
-      '--non-interactive',
-      '--agree-tos',
-      '-m',
-      'admin@init.test',
-      '--server',
-      rig.info.acmeDirectory,
-      '--config-dir',
-      etcLe,
-      '--work-dir',
-      path.join(T, 'le-work'),
-      '--logs-dir',
-      path.join(T, 'le-logs'),
-    ],
-    { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
-  );
+  const register = await rig.certbot(['register', '--agree-tos', '-m', 'admin@init.test'], {
+    configDir: etcLe,
+    workDir: path.join(T, 'le-work'),
+    logsDir: path.join(T, 'le-logs'),
+  });
   expect(register.exitCode, register.stderr).toBe(0);
   await writeLineage(etcLe, 'existing.init.test', 90, 60);
   const conf = path.join(etcLe, 'renewal', 'existing.init.test.conf');

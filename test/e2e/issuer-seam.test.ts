@@ -9,11 +9,12 @@ import https from 'node:https';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { createAutoSsl, type AutoSsl } from '../../src/engine.js';
 import { loadConfig } from '../../src/config/load.js';
 import { readLineageFiles } from '../../src/issuer/issuer.js';
 import { servedEventually } from '../helpers/served.js';
+import { selfSignedEcdsa } from '../../scripts/sandbox/openssl.js';
 
 const ISSUER = path.resolve(import.meta.dirname, '../helpers/local-ca-issuer.mjs');
 const DOMAIN = 'seam.issuer.test';
@@ -47,46 +48,27 @@ beforeAll(async () => {
   const caDir = path.join(rig.info.dir, 'local-ca');
   fs.mkdirSync(caDir);
   ca = { cert: path.join(caDir, 'ca.pem'), key: path.join(caDir, 'ca.key') };
-  await execa(BINARIES.openssl, [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    ca.key,
-    '-out',
-    ca.cert,
-    '-days',
-    '3',
-    '-subj',
-    '/CN=autossl test local CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
-  ]);
+  await selfSignedEcdsa({
+    key: ca.key,
+    cert: ca.cert,
+    days: 3,
+    subject: '/CN=autossl test local CA',
+    extra: ['-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+  });
   issuerDir = path.join(rig.info.dir, 'local-ca-lineages');
   fs.mkdirSync(issuerDir);
   rig.addSite(DOMAIN, `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n}\n`);
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        // relative to the config file, as a user writes it
-        issuer: {
-          module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`,
-          options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key },
-        },
-        sites: [{ domain: DOMAIN }],
-      }),
-      null,
-      2,
-    ),
+  configFile = rig.writeAutosslConfig(
+    {
+      // relative to the config file, as a user writes it
+      issuer: {
+        module: path.relative(rig.info.dir, ISSUER).startsWith('.') ? path.relative(rig.info.dir, ISSUER) : `./${path.relative(rig.info.dir, ISSUER)}`,
+        options: { dir: issuerDir, caCert: ca.cert, caKey: ca.key },
+      },
+      sites: [{ domain: DOMAIN }],
+    },
+    'autossl.json',
   );
   engine = await createAutoSsl(await loadConfig({ file: configFile }));
 }, 60_000);

@@ -60,21 +60,13 @@ beforeAll(async () => {
   rig = await AcmeRig.start({ profiles: PROFILES });
   for (const name of ['short.profile.test', 'unknown.profile.test']) vhosts[name] = rig.addSite(name, SITE(name)).file;
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        defaults: { profile: 'tlsserver' },
-        sites: [
-          { domain: 'short.profile.test', profile: 'shortlived' },
-          { domain: 'unknown.profile.test', profile: { name: 'sixday', required: true } },
-        ],
-      }),
-      null,
-      2,
-    ),
-  );
+  configFile = rig.writeAutosslConfig({
+    defaults: { profile: 'tlsserver' },
+    sites: [
+      { domain: 'short.profile.test', profile: 'shortlived' },
+      { domain: 'unknown.profile.test', profile: { name: 'sixday', required: true } },
+    ],
+  });
 });
 
 afterAll(async () => {

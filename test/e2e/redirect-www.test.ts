@@ -68,23 +68,15 @@ beforeAll(async () => {
     files[`www.${name}`] = rig.addSite(`www.${name}`, www(name)).file;
   }
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        sites: [
-          { domain: 'example.test' },
-          { domain: 'www.example.test' },
-          { domain: 'pair.test', aliases: ['www.pair.test'] },
-          { domain: 'www.far.test' },
-          { domain: 'dflt.test', redirect: true },
-        ],
-      }),
-      null,
-      2,
-    ),
-  );
+  configFile = rig.writeAutosslConfig({
+    sites: [
+      { domain: 'example.test' },
+      { domain: 'www.example.test' },
+      { domain: 'pair.test', aliases: ['www.pair.test'] },
+      { domain: 'www.far.test' },
+      { domain: 'dflt.test', redirect: true },
+    ],
+  });
 });
 
 afterAll(async () => {

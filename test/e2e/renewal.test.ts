@@ -5,12 +5,11 @@
  * it keeps serving its old certificate, and the webhook plugin delivers the failure, correctly signed.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
+import { AcmeRig } from '../../scripts/sandbox/rig.js';
 import { readCertificate } from '../../src/issuer/certificate.js';
 import { servedSerial } from '../../src/stages/verify-tls.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
@@ -28,26 +27,6 @@ let receiver: http.Server;
 const received: Array<{ headers: http.IncomingHttpHeaders; body: string }> = [];
 
 const cli = (args: string[]) => execa('node', [CLI, ...args, '--config', configFile], { reject: false });
-const certbot = (args: string[]) => {
-  const d = rig.certbotDirs();
-  return execa(
-    BINARIES.certbot,
-    [
-      ...args,
-      '--non-interactive',
-      '--no-random-sleep-on-renew',
-      '--config-dir',
-      d.configDir,
-      '--work-dir',
-      d.workDir,
-      '--logs-dir',
-      d.logsDir,
-      '--server',
-      rig.info.acmeDirectory,
-    ],
-    { reject: false, env: { REQUESTS_CA_BUNDLE: rig.info.caCert } },
-  );
-};
 const liveSerial = (d: string) => readCertificate(path.join(rig.info.dir, 'certbot', 'config', 'live', d, 'cert.pem')).serial;
 
 beforeAll(async () => {
@@ -64,17 +43,9 @@ beforeAll(async () => {
   rig = await AcmeRig.start();
   for (const d of DOMAINS) rig.addSite(d, `server {\n    listen 127.0.0.1:80;\n    server_name ${d};\n    root {root};\n}\n`);
   await rig.reloadNginx();
-  configFile = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(
-    configFile,
-    JSON.stringify(
-      rig.autosslConfig({
-        plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
-      }),
-      null,
-      2,
-    ),
-  );
+  configFile = rig.writeAutosslConfig({
+    plugins: [['autossl:webhook', { url: `http://127.0.0.1:${port}/hook`, secret: SECRET, retries: 2, backoffMs: 50 }]],
+  });
   const issued = await cli(['issue', ...DOMAINS]);
   expect(issued.exitCode, issued.stdout).toBe(0);
   const hooks = await cli(['install-hooks']);
@@ -227,7 +198,7 @@ describe('renewal', () => {
         ).certificates.map((r) => [r.lineage, r]),
       );
     const revoke = async (d: string) => {
-      const r = await certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
+      const r = await rig.certbot(['revoke', '--cert-name', d, '--no-delete-after-revoke', '--reason', 'superseded']);
       expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     };
     // status: revoked, with the code that says so. Earlier status runs kept a "good" answer for this serial (kept
@@ -268,7 +239,7 @@ describe('renewal', () => {
     // autossl's window fails: the post hook records it all the same
     await rig.dns('/add-a', { host: 'r1.renew.test', addresses: ['127.0.0.9'] });
     try {
-      const run = await certbot(['renew', '--cert-name', 'r1.renew.test', '--force-renewal']);
+      const run = await rig.certbot(['renew', '--cert-name', 'r1.renew.test', '--force-renewal']);
       expect(run.exitCode).not.toBe(0);
       const row = (await states())['r1.renew.test'] as unknown as { state: string; lastError: { code: string; message: string } };
       expect(row.state).toBe('failing');

@@ -258,32 +258,18 @@ describe('vhosts certbot --nginx already edited', () => {
   let root: string;
   const cli = makeCli(() => rig);
   const certbotNginx = async (name: string) => {
-    const d = rig.certbotDirs();
-    const run = await execa(
-      BINARIES.certbot,
-      [
-        '--nginx',
-        '--redirect',
-        '--nginx-server-root',
-        rig.info.nginxPrefix,
-        '--nginx-ctl',
-        BINARIES.nginx,
-        '-d',
-        name,
-        '--server',
-        rig.info.acmeDirectory,
-        '--config-dir',
-        d.configDir,
-        '--work-dir',
-        d.workDir,
-        '--logs-dir',
-        d.logsDir,
-        '--agree-tos',
-        '--register-unsafely-without-email',
-        '--non-interactive',
-      ],
-      { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
-    );
+    const run = await rig.certbot([
+      '--nginx',
+      '--redirect',
+      '--nginx-server-root',
+      rig.info.nginxPrefix,
+      '--nginx-ctl',
+      BINARIES.nginx,
+      '-d',
+      name,
+      '--agree-tos',
+      '--register-unsafely-without-email',
+    ]);
     expect(run.exitCode, run.stderr).toBe(0);
   };
 

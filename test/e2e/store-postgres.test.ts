@@ -9,11 +9,10 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/issuer/certificate.js';
 import { PgLocker } from '../../src/store/postgres/locker.js';
 import { parseJson } from '../helpers/json.js';
 import { PG_PASSWORD, startPostgres, type PgCluster } from '../helpers/postgres.js';
-import { servedEventually } from '../helpers/served.js';
+import { expectIssuedAndServed } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const DOMAIN = 'pg.store.test';
@@ -31,8 +30,7 @@ beforeAll(async () => {
   rig = await AcmeRig.start();
   rig.addSite(DOMAIN, `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n}\n`);
   await rig.reloadNginx();
-  config = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({ store: { postgres: url }, sites: [{ domain: DOMAIN }] }), null, 2));
+  config = rig.writeAutosslConfig({ store: { postgres: url }, sites: [{ domain: DOMAIN }] });
 });
 
 afterAll(async () => {
@@ -42,12 +40,7 @@ afterAll(async () => {
 
 describe('store: { postgres }', () => {
   it('issue → served → status end to end with every record in PostgreSQL, none in SQLite', async () => {
-    const run = await cli(['issue', DOMAIN, '--json']);
-    const result = (parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> }).results[0]!;
-    expect(result.error, run.stderr).toBeUndefined();
-    expect(run.exitCode).toBe(0);
-    const serial = readCertificate(path.join(rig.certbotDirs().configDir, 'live', DOMAIN, 'cert.pem')).serial;
-    expect(await servedEventually(DOMAIN, serial)).toBe(serial);
+    const { run, serial } = await expectIssuedAndServed(cli, rig.certbotDirs().configDir, DOMAIN);
 
     const status = await cli(['status', '--json']);
     expect(status.exitCode, status.stderr).toBe(0);

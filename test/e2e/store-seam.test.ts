@@ -9,9 +9,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig } from '../../scripts/sandbox/rig.js';
-import { readCertificate } from '../../src/issuer/certificate.js';
 import { parseJson } from '../helpers/json.js';
-import { servedEventually } from '../helpers/served.js';
+import { expectIssuedAndServed } from '../helpers/served.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const STORE = path.resolve(import.meta.dirname, '../helpers/counting-store.mjs');
@@ -38,8 +37,7 @@ beforeAll(async () => {
   rig.addSite(DOMAIN, `server {\n    listen 127.0.0.1:80;\n    server_name {name};\n    root {root};\n}\n`);
   await rig.reloadNginx();
   countsFile = path.join(rig.info.dir, 'store-calls.log');
-  config = path.join(rig.info.dir, 'autossl.config.json');
-  fs.writeFileSync(config, JSON.stringify(rig.autosslConfig({ store: { module: STORE, options: { countsFile } }, sites: [{ domain: DOMAIN }] }), null, 2));
+  config = rig.writeAutosslConfig({ store: { module: STORE, options: { countsFile } }, sites: [{ domain: DOMAIN }] });
 });
 
 afterAll(async () => {
@@ -48,12 +46,7 @@ afterAll(async () => {
 
 describe('a store plugged in through the config', () => {
   it('a counting store wrapping SQLite runs issue → served → status end to end; jobs, attempts, certificates and locks go through it', async () => {
-    const run = await cli(['issue', DOMAIN, '--json']);
-    const result = (parseJson(run.stdout) as { results: Array<{ ok: boolean; error?: { code: string; message: string } }> }).results[0]!;
-    expect(result.error, run.stderr).toBeUndefined();
-    expect(run.exitCode).toBe(0);
-    const serial = readCertificate(path.join(rig.certbotDirs().configDir, 'live', DOMAIN, 'cert.pem')).serial;
-    expect(await servedEventually(DOMAIN, serial)).toBe(serial);
+    const { serial } = await expectIssuedAndServed(cli, rig.certbotDirs().configDir, DOMAIN);
 
     const afterIssue = counts();
     // the run is a job, its domain's progress and end recorded; the attempt recorded; one order lock, block locks

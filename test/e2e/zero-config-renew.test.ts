@@ -50,25 +50,11 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(T, 'www', 'index.html'), '<h1>zero</h1>\n');
   fs.writeFileSync(path.join(etcNginx, 'sites-enabled', 'zr'), `server {\n\tlisten 127.0.0.1:80;\n\tserver_name ${DOMAIN};\n\troot ${T}/www;\n}\n`);
   const etcLe = path.join(T, 'etc-le');
-  const register = await execa(
-    BINARIES.certbot,
-    [
-      'register',
-      '--non-interactive',
-      '--agree-tos',
-      '-m',
-      'admin@zero.test',
-      '--server',
-      rig.info.acmeDirectory,
-      '--config-dir',
-      etcLe,
-      '--work-dir',
-      path.join(T, 'le-work'),
-      '--logs-dir',
-      path.join(T, 'le-logs'),
-    ],
-    { env: { REQUESTS_CA_BUNDLE: rig.info.caCert }, reject: false },
-  );
+  const register = await rig.certbot(['register', '--agree-tos', '-m', 'admin@zero.test'], {
+    configDir: etcLe,
+    workDir: path.join(T, 'le-work'),
+    logsDir: path.join(T, 'le-logs'),
+  });
   expect(register.exitCode, register.stderr).toBe(0);
   fs.writeFileSync(path.join(etcLe, 'cli.ini'), `server = ${rig.info.acmeDirectory}\n`);
 

@@ -13,6 +13,7 @@ import { recoverJournals } from '../../src/nginx/journal-recovery.js';
 import type { Plugin } from '../../src/pipeline/context.js';
 import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
 import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
+import { selfSignedEcdsa } from '../../scripts/sandbox/openssl.js';
 
 const PORT = 80; // HTTP-01 needs port 80; files run one at a time, so the e2e sandbox is not holding it
 const SITE = `server {\n    listen 127.0.0.1:${PORT};\n    server_name fault.example.test;\n    root {{DIR}}/www;\n}\n`;
@@ -42,25 +43,13 @@ async function existingLineage(dir: string, name: string): Promise<string> {
   const live = path.join(dir, 'le', 'live', name);
   fs.mkdirSync(live, { recursive: true });
   fs.mkdirSync(path.join(dir, 'le', 'renewal'), { recursive: true });
-  await execa(BINARIES.openssl, [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    path.join(live, 'privkey.pem'),
-    '-out',
-    path.join(live, 'cert.pem'),
-    '-days',
-    '90',
-    '-subj',
-    `/CN=${name}`,
-    '-addext',
-    `subjectAltName=DNS:${name}`,
-  ]);
+  await selfSignedEcdsa({
+    key: path.join(live, 'privkey.pem'),
+    cert: path.join(live, 'cert.pem'),
+    days: 90,
+    subject: `/CN=${name}`,
+    extra: ['-addext', `subjectAltName=DNS:${name}`],
+  });
   fs.copyFileSync(path.join(live, 'cert.pem'), path.join(live, 'fullchain.pem'));
   fs.copyFileSync(path.join(live, 'cert.pem'), path.join(live, 'chain.pem'));
   fs.writeFileSync(

@@ -15,24 +15,14 @@ import { clearConfigCache, NginxTree } from '../../src/nginx/tree.js';
 import { planChallengeEdit } from '../../src/nginx/edit.js';
 import { challengeRouting, routeEnv } from '../../src/nginx/routing.js';
 import { ensureAliasLink } from '../../src/nginx/alias-webroot.js';
-import { makeTree, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
+import { makeTree, writeTreeConfig, type NginxSandboxTree } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const SKIP = ['--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'];
 
 function configFor(t: { dir: string; main: string }, domain: string): string {
-  const file = path.join(t.dir, 'autossl.config.json');
-  fs.writeFileSync(
-    file,
-    JSON.stringify({
-      nginx: { binary: BINARIES.nginx, config: t.main },
-      certbot: { configDir: path.join(t.dir, 'le') },
-      stateDir: path.join(t.dir, 'state'),
-      sites: [{ domain }],
-    }),
-  );
-  return file;
+  return writeTreeConfig(t, { sites: [{ domain }] });
 }
 
 /**

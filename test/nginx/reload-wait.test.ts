@@ -11,6 +11,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARIES, stopNginx } from '../../scripts/sandbox/rig.js';
+import { selfSignedEcdsa } from '../../scripts/sandbox/openssl.js';
 import { NginxControl } from '../../src/nginx/control.js';
 import { acceptingWorkers, pidFileOf } from '../../src/nginx/reload-wait.js';
 import { servedSerial } from '../../src/installer/sni.js';
@@ -23,23 +24,7 @@ const pidFile = () => path.join(dir, 'nginx.pid');
 async function newCert(name: string): Promise<string> {
   const cert = path.join(dir, `${name}.pem`);
   const key = path.join(dir, `${name}.key`);
-  await execa(BINARIES.openssl, [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name}`,
-  ]);
+  await selfSignedEcdsa({ key, cert, days: 2, subject: `/CN=${name}` });
   const out = await execa(BINARIES.openssl, ['x509', '-in', cert, '-noout', '-serial']);
   return out.stdout
     .replace(/^serial=/, '')

@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { BINARIES } from '../../scripts/sandbox/rig.js';
 import { sha256 } from '../../src/nginx/transaction.js';
-import { httpsListenLines, makeTree } from '../helpers/nginx-fixture.js';
+import { httpsListenLines, makeTree, writeTreeConfig } from '../helpers/nginx-fixture.js';
 import { parseJson } from '../helpers/json.js';
 
 const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
@@ -14,15 +13,7 @@ describe('autossl vhost show', () => {
     const t = await makeTree(
       '# first\nserver {\n    listen 80;\n    server_name other.example.test;\n}\n\nserver {\n    listen 80;\n    listen [::]:80;\n    server_name show.example.test www.show.example.test;\n    root /var/www/show;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-      }),
-    );
+    const config = writeTreeConfig(t);
     const before = sha256(fs.readFileSync(t.site));
     const run = await execa('node', [CLI, 'vhost', 'show', 'www.show.example.test', '--diff', '--config', config]);
     expect(run.stdout).toContain(`www.show.example.test (port 80): ${t.site}:7  server_name show.example.test www.show.example.test  listen *:80, [::]:80`);
@@ -43,16 +34,7 @@ describe('autossl vhost show', () => {
     const t = await makeTree(
       'server {\n    listen 80;\n    server_name broken.example.test;\n    root /var/www/b;\n}\n\nserver {\n    listen 80;\n    server_name other.example.test;\n    no_such_directive on;\n}\n',
     );
-    const config = path.join(t.dir, 'autossl.config.json');
-    fs.writeFileSync(
-      config,
-      JSON.stringify({
-        nginx: { binary: BINARIES.nginx, config: t.main },
-        certbot: { configDir: path.join(t.dir, 'le') },
-        stateDir: path.join(t.dir, 'state'),
-        sites: [{ domain: 'broken.example.test' }],
-      }),
-    );
+    const config = writeTreeConfig(t, { sites: [{ domain: 'broken.example.test' }] });
     const before = sha256(fs.readFileSync(t.site));
     const skip = ['--skip-check', 'dns', '--skip-check', 'caa', '--skip-check', 'port80'];
     const show = await execa('node', [CLI, 'vhost', 'show', 'broken.example.test', '--diff', '--config', config], { reject: false });
