@@ -117,6 +117,10 @@ describe('a fleet of three nginx nodes behind a round-robin balancer', () => {
   }, 600_000);
 
   it('node 1 killed in the middle of a 10-domain batch: a live node finishes it with nobody re-running it, both live nodes serve every domain; node 1 restarted catches up', async () => {
+    // two orders at a time on node 1: with ten at once a fast machine (the sid root) published all ten within one
+    // poll of the store, and there was no middle of the batch left to die in
+    const n1Config = JSON.parse(fs.readFileSync(n1.configFile, 'utf8')) as { batch?: Record<string, unknown> };
+    fs.writeFileSync(n1.configFile, JSON.stringify({ ...n1Config, batch: { ...n1Config.batch, concurrency: 2 } }, null, 2));
     const batch = rig.cli(n1, ['issue', ...BATCH, '--json']);
     // some certificates of the batch are out (published) when node 1's machine dies
     // read from the store itself (a CLI call takes seconds on a loaded machine: the batch would be over)
