@@ -76,43 +76,51 @@ function reserveFor(connections: number): number {
  * Caps open connections per source, and in all; `limits()` is read at every connection (a SIGHUP may change it).
  * When `connections` are open, a new connection is refused unless its source sent a signed request in the last
  * 15 minutes (the panel): that one gets a slot of a small reserve above the cap, so a flood from many addresses
- * cannot keep the panel out. Past the reserve, node closes connections as it accepts them (server.maxConnections,
- * no Socket object made). Nothing is read from a refused connection.
+ * cannot keep the panel out. A refused connection is closed as node accepts it, before a Socket is made of it;
+ * nothing is read from it.
  */
 export function capConnections(server: Server, limits: () => AgentLimits): ConnectionCaps {
   const open = new Map<string, number>();
   // sources that carried a signed request within TRUST_MS: the panel's address(es)
   const trusted = new Map<string, number>();
   let total = 0;
-  const admit = (socket: net.Socket): boolean => {
+  // whether a connection from this source may be accepted now (counted only once node made its Socket, below)
+  const mayOpen = (address: string | undefined): boolean => {
     const { connections, connectionsPerAddress } = limits();
-    const key = addressKey(socket.remoteAddress);
-    const n = (open.get(key) ?? 0) + 1;
-    if (n > connectionsPerAddress) return false;
+    const key = addressKey(address);
+    if ((open.get(key) ?? 0) + 1 > connectionsPerAddress) return false;
     server.maxConnections = connections + reserveFor(connections);
-    if (total >= connections) {
-      // full: only a source that signed a request lately gets in, into the reserve
-      const until = trusted.get(key);
-      if (until === undefined || until < Date.now()) return false;
-    }
+    if (total < connections) return true;
+    // full: only a source that signed a request lately gets in, into the reserve
+    const until = trusted.get(key);
+    return until !== undefined && until >= Date.now();
+  };
+  const count = (socket: net.Socket): void => {
+    const key = addressKey(socket.remoteAddress);
     total++;
-    open.set(key, n);
+    open.set(key, (open.get(key) ?? 0) + 1);
     socket.once('close', () => {
       total--;
       const left = (open.get(key) ?? 1) - 1;
       if (left > 0) open.set(key, left);
       else open.delete(key);
     });
-    return true;
   };
-  // Decided before the HTTP (or TLS) server sees the socket: its own 'connection' listener would give a refused
-  // socket a parser, timers and a request object first (20,000 refused connections weighed ~90 MB of garbage).
+  // Refused at the accepted handle, before node makes a Socket of it: 20,000 refused connections made Sockets
+  // enough to grow the heap by ~30 MB before the collector caught up (test/agent/flood.test.ts, RSS < 150 MB).
+  server.on('listening', () => refuseAtHandle(server, mayOpen));
+  // What reaches 'connection' was admitted at the handle, unless node has no such handle (then it is decided here,
+  // still before the HTTP or TLS server's own listener gives a refused socket a parser, timers and a request).
   const emit = server.emit.bind(server) as (event: string | symbol, ...args: unknown[]) => boolean;
   server.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
-    if (event === 'connection' && !admit(args[0] as net.Socket)) {
-      // nothing is read or written: the cheapest refusal there is once the kernel accepted
-      (args[0] as net.Socket).destroy();
-      return false;
+    if (event === 'connection') {
+      const socket = args[0] as net.Socket;
+      if (!mayOpen(socket.remoteAddress)) {
+        // nothing is read or written: the cheapest refusal there is once a Socket exists
+        socket.destroy();
+        return false;
+      }
+      count(socket);
     }
     return emit(event, ...args);
   }) as Server['emit'];
@@ -123,6 +131,34 @@ export function capConnections(server: Server, limits: () => AgentLimits): Conne
       if (trusted.size > 10_000) trusted.clear(); // many tokens' holders, many addresses: start over
       trusted.set(addressKey(socket.remoteAddress), Date.now() + TRUST_MS);
     },
+  };
+}
+
+/** The accepted-connection handle node's TCP server hands its `onconnection` (node's own TCPWrap). */
+interface AcceptedHandle {
+  getpeername?(out: { address?: string }): number;
+  close(): void;
+}
+
+/**
+ * Wraps the listening handle's accept callback so a refused connection is closed as a bare handle, as node itself
+ * does past server.maxConnections. This is node's internal TCP handle (stable since node 0.x, used the same way by
+ * node's own net.js on 20 and 24); when it is not there, or has no getpeername, nothing is wrapped and refusals
+ * happen on the Socket instead.
+ */
+function refuseAtHandle(server: Server, mayOpen: (address: string | undefined) => boolean): void {
+  const handle = (server as unknown as { _handle?: { onconnection?: (err: number, client?: AcceptedHandle) => void } })._handle;
+  const accept = handle?.onconnection;
+  if (!handle || typeof accept !== 'function') return;
+  handle.onconnection = function (this: unknown, err: number, client?: AcceptedHandle): void {
+    if (!err && client && typeof client.getpeername === 'function') {
+      const peer: { address?: string } = {};
+      if (client.getpeername(peer) === 0 && !mayOpen(peer.address)) {
+        client.close();
+        return;
+      }
+    }
+    accept.call(this, err, client);
   };
 }
 

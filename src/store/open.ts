@@ -7,8 +7,6 @@
 import type { AutoSslConfig } from '../config/schema.js';
 import { AutoSslError, quote } from '../errors.js';
 import { locate } from '../pipeline/plugin.js';
-import { PgStore } from './postgres/index.js';
-import { parsePgUrl } from './postgres/db.js';
 import { SqliteStore } from './sqlite/index.js';
 import type { Store, StoreFactory } from './store.js';
 
@@ -72,12 +70,14 @@ export async function storeOpener(config: Readonly<AutoSslConfig>): Promise<Open
  * engine plans or orders anything; each store opened after is a pool of its own on the same database.
  */
 async function postgresOpener(spec: string): Promise<OpenStore> {
+  // loaded only here: the pg driver is ~15 MB of resident memory every SQLite agent would carry (test/agent/flood.test.ts)
+  const [{ PgStore }, { parsePgUrl }] = await Promise.all([import('./postgres/index.js'), import('./postgres/db.js')]);
   const url = spec === '$AUTOSSL_STORE_POSTGRES' ? process.env.AUTOSSL_STORE_POSTGRES?.trim() : spec;
   if (!url)
     throw new AutoSslError('CONFIG_INVALID', 'store: "postgres" reads its connection string from AUTOSSL_STORE_POSTGRES, which is not set.', {
       hint: 'Set AUTOSSL_STORE_POSTGRES=postgresql://user@host/database in the environment of every autossl process (the service, cron, certbot\'s hooks), or write the connection string into the config: "store": { "postgres": "..." }.',
     });
-  if (!isPostgresUrl(url)) {
+  if (!isPostgresUrl(url, parsePgUrl)) {
     // not quoted back: a connection string carries a password
     throw new AutoSslError(
       'CONFIG_INVALID',
@@ -96,7 +96,7 @@ async function postgresOpener(spec: string): Promise<OpenStore> {
   return () => new PgStore(url);
 }
 
-function isPostgresUrl(url: string): boolean {
+function isPostgresUrl(url: string, parsePgUrl: typeof import('./postgres/db.js').parsePgUrl): boolean {
   const parsed = parsePgUrl(url);
   if (!parsed) return false;
   const u = parsed.url;

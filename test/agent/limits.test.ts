@@ -84,6 +84,18 @@ async function signedStatus(from = '127.0.0.1'): Promise<{ status: number; ms: n
   return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(c.received())?.[1] ?? 0), ms: Date.now() - t0 };
 }
 
+/** How many Sockets node made of accepted connections from `from` (every one reaches the server's emit). */
+function socketsMade(a: RunningAgent, from: string): () => number {
+  let n = 0;
+  const server = a.app.server as unknown as { emit: (event: string | symbol, ...args: unknown[]) => boolean };
+  const emit = server.emit.bind(server);
+  server.emit = (event, ...args) => {
+    if (event === 'connection' && (args[0] as net.Socket).remoteAddress === from) n++;
+    return emit(event, ...args);
+  };
+  return () => n;
+}
+
 const HEAD = (extra = ''): string => `POST /ssl/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n${extra}\r\n`;
 
 describe('agent limits', () => {
@@ -132,12 +144,15 @@ describe('agent limits', () => {
     expect(ms).toBeLessThan(3000);
   });
 
-  it('a source over its connection cap is closed at accept; another source is served meanwhile', async () => {
+  it('a source over its connection cap is closed at accept, before node makes a Socket of it; another source is served meanwhile', async () => {
     const a = await start({ connectionsPerAddress: 3 });
+    const made = socketsMade(a, '127.0.0.2');
     const held = await Promise.all([1, 2, 3].map(() => connect(a.port, '127.0.0.2')));
     const fourth = await connect(a.port, '127.0.0.2');
     expect(await fourth.closed).toBeLessThan(1000);
     expect(fourth.received()).toBe('');
+    // closed as a bare handle: no Socket made of it, nothing for the collector (test/agent/flood.test.ts)
+    expect(made()).toBe(3);
     expect((await signedStatus('127.0.0.1')).status).toBe(200);
     // the first three were not touched
     for (const h of held) expect(h.socket.destroyed).toBe(false);
@@ -147,8 +162,10 @@ describe('agent limits', () => {
     const a = await start({ connections: 4, connectionsPerAddress: 10 });
     expect((await signedStatus('127.0.0.1')).status).toBe(200);
     const held = await Promise.all([1, 2, 3, 4].map(() => connect(a.port, '127.0.0.4')));
+    const made = socketsMade(a, '127.0.0.5');
     const stranger = await connect(a.port, '127.0.0.5');
     expect(await stranger.closed).toBeLessThan(1000);
+    expect(made()).toBe(0);
     expect((await signedStatus('127.0.0.1')).status).toBe(200);
     for (const h of held) expect(h.socket.destroyed).toBe(false);
   });
