@@ -30,6 +30,7 @@ Usage:
   autossl check <domain...>|--all [--json]                   pre-flight only: what Let's Encrypt would see
   autossl status [--probe] [--json]                          every certificate and configured name, most urgent first (exit 1: needs attention)
   autossl renew [--cert-name NAME] [--force] [--json]        certbot renew now, each lineage's outcome recorded
+  autossl renew --pass-only [--json]                         autossl's own pass only: back-off holds, revoked and ARI renewals (certbot.service runs it first)
   autossl install-hooks                                      make every certbot renewal run autossl's hooks
   autossl vhost show <domain> [--diff] [--json]              which file and block serve a domain, and the edit
   autossl recover [--discard JOURNAL] [--json]               finish what a killed run left behind
@@ -107,6 +108,7 @@ async function main(argv: string[]): Promise<number> {
         discard: { type: 'string' },
         'skip-check': { type: 'string', multiple: true },
         'cert-name': { type: 'string' },
+        'pass-only': { type: 'boolean' },
         probe: { type: 'boolean' },
         verbose: { type: 'boolean', short: 'v' },
         limit: { type: 'string' },

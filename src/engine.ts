@@ -73,7 +73,9 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
       checkCertName(k.config, options.certName); // before recovery or the state database
       await recovery.recoverFirst();
       // certbot renews its lineages itself (`certbot renew`, its deploy hook installs them); another issuer is driven by autossl
-      return k.config.issuer === 'certbot' ? renew(k, options) : renewThroughIssuer(k, options);
+      if (k.config.issuer === 'certbot') return renew(k, options);
+      // --pass-only runs before certbot's own renewals: another issuer has none, autossl renews its lineages
+      return options.passOnly ? { results: [], notifications: { delivered: 0, failed: [], pending: 0 }, hookErrors: [] } : renewThroughIssuer(k, options);
     },
     // the hooks validate certbot's environment before anything else (recovery included) touches anything
     deploy: (env) => deploy(k, env),

@@ -74,12 +74,12 @@ export async function cmdRenew(values: Values): Promise<number> {
   }
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
-  const report = await engine.renew({ certName, force: values.force === true });
+  const report = await engine.renew({ certName, force: values.force === true, passOnly: values['pass-only'] === true });
   await engine.close();
   const failed = report.results.some((o) => o.outcome === 'failed');
   if (json) out(JSON.stringify({ ok: !failed, results: report.results, notifications: report.notifications, hookErrors: report.hookErrors }, null, 2));
   else {
-    if (report.results.length === 0) out('no certificates to renew');
+    if (report.results.length === 0) out(values['pass-only'] === true ? 'nothing for autossl to renew before certbot' : 'no certificates to renew');
     for (const o of report.results) out(`${o.outcome.padEnd(8)} ${o.lineage}${o.message ? `: ${o.message}` : ''}`);
     for (const f of report.notifications.failed) out(`notification ${f.key} not delivered (${f.plugin}: ${f.message}); retried later`);
     for (const h of report.hookErrors) out(`hook error: ${h}`);

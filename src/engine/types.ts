@@ -16,7 +16,7 @@ import type { DomainCertificate } from '../renewal/certificate.js';
 import type { UninstallResult } from '../manage.js';
 import type { Upload } from '../issuer/upload.js';
 import type { StatusReport } from '../renewal/status-report.js';
-import type { RenewReport } from '../renewal/renew.js';
+import type { RenewOptions, RenewReport } from '../renewal/renew.js';
 import type { DeployResult } from '../renewal/deploy-hook.js';
 import type { DeliveryReport } from '../renewal/outbox.js';
 
@@ -83,7 +83,7 @@ export interface AutoSsl {
   /** Every certificate and its state, most urgent first; reads only. */
   status(options?: { now?: number; probe?: boolean }): Promise<StatusReport>;
   /** `certbot renew` now, with beforeRenew/afterRenew around it; each lineage's outcome recorded and notified. */
-  renew(options?: { certName?: string; force?: boolean }): Promise<RenewReport>;
+  renew(options?: RenewOptions): Promise<RenewReport>;
   /** certbot's deploy hook: the renewed lineage through the pipeline from `issue` on. */
   deploy(env: NodeJS.ProcessEnv): Promise<DeployResult>;
   /** certbot's pre/post renewal hooks: the beforeRenew / afterRenew hooks. */

@@ -29,6 +29,7 @@ import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from 
 import { keptForRenewal } from './profile.js';
 import { certbotVersion } from './certbot-version.js';
 import { keepRenewBefore, renewBeforeFor } from './renew-before.js';
+import { holdRenewal } from './renewal-hold.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
 export function certbotSettings(config: AutoSslConfig): CertbotSettings {
@@ -263,6 +264,10 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
     installHooks: () => installHooks({ config }),
     ensureRenewalHooks: (ids) => ensureDeployHook({ config }, ids),
     files: (id) => readLineage(config.certbot.configDir, id),
+    holdRenewals(id, until) {
+      const files = readLineage(config.certbot.configDir, id);
+      return files ? holdRenewal(files.renewalConf, until) : false;
+    },
     async remove(id) {
       if (!readLineage(config.certbot.configDir, id)) return false;
       const run = await execCertbot(settings, ['delete', '--cert-name', id]);

@@ -114,6 +114,12 @@ export interface Issuer {
    * find() and list() see it; absent: this issuer cannot (a fleet needs one that can).
    */
   keep?(id: string, pems: KeptPems): Promise<Lineage>;
+  /**
+   * Keeps renewals started outside autossl (certbot's timer) away from lineage `id` until `until`, while its names
+   * back off (src/renewal/backoff-hold.ts), or lets them in again (null). Returns whether anything changed. Absent:
+   * nothing renews the issuer's lineages but autossl, which checks the back-off itself.
+   */
+  holdRenewals?(id: string, until: number | null): boolean;
   /** Installs what makes renewals run outside autossl (certbot's timer) reach the server; returns the files written. */
   installHooks?(): string[];
   /**

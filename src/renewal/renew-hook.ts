@@ -10,6 +10,7 @@ import { scanLineages } from './scan.js';
 import { deliverOutbox, enqueueDue } from './outbox.js';
 import { recordRenewals, renewEvent, runRenewHook, type RenewOutcome } from './renew.js';
 import { certbotRun } from './hook-process.js';
+import { recordSuccess } from './backoff.js';
 
 export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void> {
   // autossl renew started this certbot and runs beforeRenew/afterRenew itself; an autossl issue is no renewal
@@ -61,6 +62,8 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
       store,
       outcomes.filter((o) => o.outcome === 'failed'),
     );
+    // ...and a renewal certbot made is a validated name: its failure count starts again (backoff.ts)
+    for (const o of outcomes) if (o.outcome === 'renewed') await recordSuccess(core.config, store, o.names);
     await enqueueDue(core, store);
     await deliverOutbox(core);
   }

@@ -4,6 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { activeBackoffs, recordRenewalBackoff } from './backoff.js';
+import { syncRenewalHolds } from './backoff-hold.js';
 import { execCertbot, lineageProblems, summarizeProblems } from '../certbot/certbot.js';
 import type { AcmeProblem } from '../issuer/issuer.js';
 import { readLineage } from '../certbot/lineage.js';
@@ -85,30 +86,40 @@ export function checkCertName(config: EngineCore['config'], certName: string | u
   }
 }
 
-export async function renew(core: EngineCore, options: { certName?: string; force?: boolean } = {}): Promise<RenewReport> {
+export interface RenewOptions {
+  certName?: string;
+  force?: boolean;
+  /**
+   * autossl's own pass only (back-off holds; revoked certificates and ARI windows renewed), not certbot's run of
+   * all: certbot.service runs it before its own `certbot renew` (autossl setup's drop-in).
+   */
+  passOnly?: boolean;
+}
+
+export async function renew(core: EngineCore, options: RenewOptions = {}): Promise<RenewReport> {
   const { config } = core;
   const store = core.services.state();
   checkCertName(config, options.certName);
   const before = await scanLineages(config.certbot.configDir, store);
+  // back-offs that ended are released before certbot reads its renewal configs, those in force held (backoff-hold.ts)
+  await syncRenewalHolds(core, store);
+  // certbot renews by date only (or by its CA's ARI, certbot >= 4.1): what autossl renews itself, with
+  // --force-renewal, lineage by lineage, before the run of all
+  const reasons = options.force ? new Map<string, 'revoked' | 'ari'>() : await forcedReasons(core, store, before, options.certName);
   const hookErrors: string[] = [];
+  if (options.passOnly && reasons.size === 0) {
+    await enqueueDue(core, store);
+    return { results: [], notifications: await deliverOutbox(core), hookErrors };
+  }
   const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };
   await runRenewHook(core, await renewEvent(core, store, 'before', base), hookErrors);
   const args = ['renew', '--no-random-sleep-on-renew'];
   if (options.certName) args.push('--cert-name', options.certName);
   if (options.force) args.push('--force-renewal');
   // certbot runs the installed pre/post hooks too: they see this and leave beforeRenew/afterRenew to us
-  let run;
-  // certbot renews by date only (or by its CA's ARI, certbot 5): a revoked certificate not yet due is renewed
-  // here with --force-renewal, lineage by lineage, before the run of all
+  let run: Awaited<ReturnType<typeof execCertbot>> | undefined;
   const forcedFailures = new Map<string, RenewOutcome>();
-  const reasons = new Map<string, 'revoked' | 'ari'>();
   try {
-    const revoked = options.force ? [] : (await revokedLineages(core, store, before)).filter((l) => !options.certName || l === options.certName);
-    for (const name of revoked) reasons.set(name, 'revoked');
-    // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
-    if (!options.force)
-      for (const name of await ariLineages(core, store, before))
-        if (!reasons.has(name) && (!options.certName || name === options.certName)) reasons.set(name, 'ari');
     // a name backing off (failed authorizations) gets no order of autossl's own, ARI or revoked, until it ends
     const backingOff = reasons.size ? await activeBackoffs(config, store).catch(() => new Map()) : new Map();
     for (const [name, reason] of reasons) {
@@ -136,16 +147,47 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
         reason,
       });
     }
-    run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
+    if (!options.passOnly) run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
   } finally {
     await runRenewHook(core, await renewEvent(core, store, 'after', base), hookErrors);
     await core.services.undo.finishRun(base.runId, true);
   }
+  const outcomes = run ? outcomesOfRun(core, run, before, await scanLineages(config.certbot.configDir, store), options.certName, reasons) : [];
+  const after = run ? [] : await scanLineages(config.certbot.configDir, store);
+  for (const name of run ? [] : reasons.keys()) {
+    const cert = after.find((c) => c.lineage === name);
+    if (!cert) continue;
+    const renewed = cert.serial !== before.find((c) => c.lineage === name)?.serial;
+    outcomes.push(
+      forcedFailures.get(name) ?? {
+        lineage: name,
+        names: cert.names,
+        outcome: renewed ? 'renewed' : 'not-due',
+        problems: [],
+        ...(renewed ? { reason: reasons.get(name)! } : {}),
+      },
+    );
+  }
+  for (const [i, o] of outcomes.entries()) outcomes[i] = forcedFailures.get(o.lineage) ?? o;
+  await recordRenewals(core, store, outcomes);
+  await enqueueDue(core, store);
+  const notifications = await deliverOutbox(core);
+  return { results: outcomes, notifications, hookErrors };
+}
+
+/** Each lineage's outcome of certbot's run of all, from its summary and the serials before and after. */
+function outcomesOfRun(
+  core: EngineCore,
+  run: Awaited<ReturnType<typeof execCertbot>>,
+  before: readonly CertificateRow[],
+  after: readonly CertificateRow[],
+  certName: string | undefined,
+  reasons: ReadonlyMap<string, 'revoked' | 'ari'>,
+): RenewOutcome[] {
   const summary = parseRenewSummary(`${run.stdout}\n${run.stderr}`);
-  const after = await scanLineages(config.certbot.configDir, store);
   const outcomes: RenewOutcome[] = [];
   for (const cert of after) {
-    if (options.certName && cert.lineage !== options.certName) continue;
+    if (certName && cert.lineage !== certName) continue;
     const prior = before.find((c) => c.lineage === cert.lineage);
     const said = summary.get(cert.lineage);
     const changed = prior?.serial !== cert.serial;
@@ -157,17 +199,14 @@ export async function renew(core: EngineCore, options: { certName?: string; forc
     )?.[1];
     const problems =
       outcome === 'failed'
-        ? lineageProblems(run, config.certbot.logsDir, { name: cert.lineage, names: cert.names }, options.certName !== undefined || after.length === 1)
+        ? lineageProblems(run, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, certName !== undefined || after.length === 1)
         : [];
     const message =
       outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
     const reason = outcome === 'renewed' ? reasons.get(cert.lineage) : undefined;
-    outcomes.push(forcedFailures.get(cert.lineage) ?? { lineage: cert.lineage, names: cert.names, outcome, problems, message, ...(reason ? { reason } : {}) });
+    outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message, ...(reason ? { reason } : {}) });
   }
-  await recordRenewals(core, store, outcomes);
-  await enqueueDue(core, store);
-  const notifications = await deliverOutbox(core);
-  return { results: outcomes, notifications, hookErrors };
+  return outcomes;
 }
 
 /** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
@@ -199,6 +238,23 @@ export async function recordRenewals(core: EngineCore, store: Store, outcomes: r
   }
   // consecutive failed authorizations per name: the back-off before the CA's pause (backoff.ts)
   await recordRenewalBackoff(core.config, store, outcomes);
+  // certbot's own timer must not try a lineage whose names now back off (backoff-hold.ts)
+  const tried = outcomes.filter((o) => o.outcome !== 'not-due').map((o) => o.lineage);
+  if (tried.length) await syncRenewalHolds(core, store, { only: tried });
+}
+
+/** The lineages autossl renews itself in this pass, and why: the CA revoked them, or their ARI window says so. */
+async function forcedReasons(
+  core: EngineCore,
+  store: Store,
+  certs: readonly CertificateRow[],
+  certName: string | undefined,
+): Promise<Map<string, 'revoked' | 'ari'>> {
+  const reasons = new Map<string, 'revoked' | 'ari'>();
+  for (const name of await revokedLineages(core, store, certs)) if (!certName || name === certName) reasons.set(name, 'revoked');
+  // the ARI half of the pass: windows asked, those open (or moved into the past) renewed when certbot does not do it
+  for (const name of await ariLineages(core, store, certs)) if (!reasons.has(name) && (!certName || name === certName)) reasons.set(name, 'ari');
+  return reasons;
 }
 
 /**

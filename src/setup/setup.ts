@@ -24,6 +24,8 @@ export interface SetupOptions {
   cronDir?: string;
   /** Whether systemd runs this machine (default: /run/systemd/system exists); for tests. */
   systemd?: boolean;
+  /** Whether certbot.timer is active (default: systemctl is asked); for tests. */
+  certbotTimer?: boolean;
 }
 
 export interface SetupResult {
@@ -113,11 +115,30 @@ export async function runSetup(engine: AutoSsl, options: SetupOptions = {}): Pro
     .map((r) => Date.parse(r.notAfter!) - Date.parse(r.renewFrom!))
     .filter((w) => w > 0);
   const schedule = scheduleFor(windows.length ? Math.min(...windows) : null);
-  const certbotTimer = systemd ? await systemctl(['is-active', '--quiet', 'certbot.timer']) : { ok: false, out: '' };
+  const certbotTimer =
+    options.certbotTimer !== undefined
+      ? { ok: options.certbotTimer, out: '' }
+      : systemd
+        ? await systemctl(['is-active', '--quiet', 'certbot.timer'])
+        : { ok: false, out: '' };
   const cron = systemd ? null : cronRenewal(options.cronDir);
-  if (cron) result.done.push(`cron runs certbot renew already (${cron}): it runs autossl's hooks each time (no autossl-renew schedule added: never two)`);
-  else if (certbotTimer.ok) {
+  if (cron) {
+    result.done.push(`cron runs certbot renew already (${cron}): it runs autossl's hooks each time (no autossl-renew schedule added: never two)`);
+    result.todo.push(
+      'put "autossl renew --pass-only &&" before certbot in that cron line (autossl\'s own pass: back-offs kept from certbot, revoked and ARI renewals): cron files are not edited by autossl',
+    );
+  } else if (certbotTimer.ok) {
     result.done.push("certbot.timer is active: it renews, and runs autossl's hooks each time (autossl-renew.timer not enabled: never both)");
+    // autossl's own pass before each of the timer's runs (systemd/certbot-autossl.conf)
+    if (engine.config.issuer === 'certbot') {
+      const dropIn = path.join(dir, 'certbot.service.d', 'autossl.conf');
+      write(dropIn, unitFor('certbot-autossl.conf', config));
+      result.done.push(`${options.dryRun ? 'would write' : 'wrote'} ${dropIn}: autossl renew --pass-only runs before each certbot renew of certbot.timer`);
+      if (systemd && !options.dryRun) {
+        const reloaded = await systemctl(['daemon-reload']);
+        if (!reloaded.ok) result.todo.push(`systemctl daemon-reload failed: ${reloaded.out}`);
+      }
+    }
     for (const t of installedTimers().filter((x) => x.name === 'certbot.timer')) result.todo.push(...timerWarnings(t, rows));
   } else {
     for (const unit of ['autossl-renew.service', 'autossl-renew.timer']) {

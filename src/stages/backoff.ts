@@ -12,6 +12,7 @@ import type { DomainContext, Outcome } from '../pipeline/context.js';
 import type { Plugin } from '../pipeline/plugin.js';
 import { activeBackoff, failedAuthorizations, describeBackoff, notifyBackoff, recordFailure, recordSuccess, type BackoffChange } from '../renewal/backoff.js';
 import { reusableLineage } from './issue-certbot.js';
+import { syncRenewalHolds } from '../renewal/backoff-hold.js';
 
 export const PLUGIN_NAME = 'backoff';
 
@@ -42,6 +43,7 @@ async function record(ctx: DomainContext, outcome: Outcome): Promise<void> {
     for (const name of paused.length ? paused : ctx.plan.names)
       changes.push(await recordFailure(config, store, name, error.message, { unpauseUrl: String(error.details.unpauseUrl) }));
     await notifyBackoff(store, ctx.plan.certName, changes);
+    await holdLineage(ctx, store, changes);
     return;
   }
   if (error?.code !== 'CERTBOT_FAILED') return;
@@ -49,6 +51,13 @@ async function record(ctx: DomainContext, outcome: Outcome): Promise<void> {
   const changes: BackoffChange[] = [];
   for (const f of failedAuthorizations(ctx.plan.names, problems)) changes.push(await recordFailure(config, store, f.name, f.error));
   await notifyBackoff(store, ctx.plan.certName, changes);
+  await holdLineage(ctx, store, changes);
+}
+
+/** A lineage of names that now back off is kept from certbot's own timer too (src/renewal/backoff-hold.ts). */
+async function holdLineage(ctx: DomainContext, store: ReturnType<DomainContext['services']['state']>, changes: readonly BackoffChange[]): Promise<void> {
+  if (!changes.some((c) => c.backingOff)) return;
+  await syncRenewalHolds({ config: ctx.services.config, services: ctx.services, emit: (e) => ctx.emit(e) }, store, { only: [ctx.plan.certName] });
 }
 
 export const backoffPlugin: Plugin = {

@@ -130,4 +130,32 @@ describe('ARI: autossl renews a window moved into the past at once, on every cer
     const now = readCertificate(live(PAST)).serial;
     expect(await servedEventually(PAST, now)).toBe(now);
   }, 240_000);
+
+  it("renew --pass-only (certbot.service's first step): the past window renewed in one certbot run of its own, no certbot renew of all", async () => {
+    const logs = path.join(rig.info.dir, 'certbot', 'logs');
+    // what certbot logged since `from` bytes (the rig keeps one log, appended to): a run of all processes every
+    // renewal config
+    const logged = (from = 0) => fs.readFileSync(path.join(logs, 'letsencrypt.log'), 'utf8').slice(from);
+    const forced = await cli(['renew', '--cert-name', PAST, '--force', '--json']);
+    expect(forced.exitCode, forced.stdout + forced.stderr).toBe(0);
+    const serial = readCertificate(live(PAST)).serial;
+    const futureSerial = readCertificate(live(FUTURE)).serial;
+    await rig.setRenewalInfo(fs.readFileSync(live(PAST), 'utf8'), { start: new Date(Date.now() - 2 * 3_600_000), end: new Date(Date.now() - 3_600_000) });
+    const start = logged().length;
+    const pass = await cli(['renew', '--pass-only', '--json']);
+    expect(pass.exitCode, pass.stdout + pass.stderr).toBe(0);
+    // only what autossl renewed itself is reported: certbot's run of all is certbot.service's own, after this
+    expect((parseJson(pass.stdout) as { results: unknown[] }).results).toEqual([expect.objectContaining({ lineage: PAST, outcome: 'renewed', reason: 'ari' })]);
+    const log = logged(start);
+    expect(log).toContain(`renewal/${PAST}.conf`); // certbot ran for the forced renewal of PAST, alone
+    expect(log).not.toContain(`renewal/${FUTURE}.conf`);
+    const renewed = readCertificate(live(PAST)).serial;
+    expect(renewed).not.toBe(serial);
+    expect(await servedEventually(PAST, renewed)).toBe(renewed);
+    expect(readCertificate(live(FUTURE)).serial).toBe(futureSerial);
+    // nothing left for autossl: the pass runs no certbot at all
+    const idle = await cli(['renew', '--pass-only', '--json']);
+    expect((parseJson(idle.stdout) as { results: unknown[] }).results).toEqual([]);
+    expect(logged(start)).toBe(log);
+  }, 240_000);
 });

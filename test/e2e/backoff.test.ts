@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AcmeRig, BINARIES } from '../../scripts/sandbox/rig.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
@@ -170,6 +170,56 @@ describe('back-off of a name whose authorizations fail (pebble, certbot, nginx)'
     expect(await withStore((s) => s.backoff.get(account(), FAIL))).toBeNull();
     const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ domain: string; state: string }> }).certificates;
     expect(rows.find((r) => r.domain === FAIL)?.state).toBe('ok');
+  });
+
+  it("certbot's own renewal (its timer) of a backing-off lineage: kept away by autorenew = False until the back-off ends, then let in again", async () => {
+    // the lineage the test above obtained; certbot's timer runs certbot renew with autossl's hooks installed
+    expect((await cli(['install-hooks'])).exitCode).toBe(0);
+    const conf = path.join(rig.certbotDirs().configDir, 'renewal', `${FAIL}.conf`);
+    // due for certbot now (an admin's key, as a short lifetime would make it)
+    fs.writeFileSync(conf, `renew_before_expiry = 36500 days\n${fs.readFileSync(conf, 'utf8')}`);
+    const original = fs.readFileSync(conf, 'utf8');
+    const serial = (): string =>
+      execaSync('openssl', ['x509', '-noout', '-serial', '-in', path.join(rig.certbotDirs().configDir, 'live', FAIL, 'cert.pem')]).stdout.trim();
+    const first = serial();
+    await rig.dns('/add-a', { host: FAIL, addresses: ['127.0.0.9'] });
+    for (let i = 1; i <= 2; i++) {
+      const orders = ordersInPebbleLog();
+      const run = await rig.certbot(['renew']);
+      expect(run.exitCode, `certbot renew ${i}: ${run.stderr}`).not.toBe(0);
+      expect(ordersInPebbleLog()).toBe(orders + 1);
+    }
+    // the post hook counted both failed authorizations: backing off, and certbot told to leave the lineage alone
+    const r = await withStore((s) => s.backoff.get(account(), FAIL));
+    expect(r).toMatchObject({ failures: 2 });
+    expect(r!.until).toBeGreaterThan(Date.now());
+    const held = fs.readFileSync(conf, 'utf8');
+    expect(held).toMatch(
+      new RegExp(`\\[renewalparams\\]\\n# autossl: back-off until ${new Date(r!.until!).toISOString().replaceAll('.', '\\.')} .*\\nautorenew = False\\n`),
+    );
+
+    // the timer's next run: certbot skips it; no order reaches the CA
+    let orders = ordersInPebbleLog();
+    const skipped = await rig.certbot(['renew']);
+    expect(skipped.exitCode, skipped.stderr).toBe(0);
+    expect(`${skipped.stdout}${skipped.stderr}`).toMatch(/not (yet )?due for renewal/i);
+    expect(ordersInPebbleLog()).toBe(orders);
+    // nor does autossl's pass (certbot.service runs it first): the back-off is still on
+    const pass = await cli(['renew', '--pass-only', '--json']);
+    expect(pass.exitCode, pass.stderr).toBe(0);
+    expect(fs.readFileSync(conf, 'utf8')).toBe(held);
+
+    // the back-off over and the name fixed: the pass lets certbot in again, the file as it was, and certbot renews
+    await endBackoff(FAIL, account());
+    await rig.dns('/clear-a', { host: FAIL });
+    expect((await cli(['renew', '--pass-only', '--json'])).exitCode).toBe(0);
+    expect(fs.readFileSync(conf, 'utf8')).toBe(original);
+    orders = ordersInPebbleLog();
+    const renewed = await rig.certbot(['renew']);
+    expect(renewed.exitCode, renewed.stderr).toBe(0);
+    expect(ordersInPebbleLog()).toBe(orders + 1);
+    expect(serial()).not.toBe(first);
+    expect(await withStore((s) => s.backoff.get(account(), FAIL))).toBeNull();
   });
 
   it("the CA's paused refusal is ACME_PAUSED with the unpause URL, in the run and in status; no order is tried before a day", async () => {

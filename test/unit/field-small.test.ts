@@ -19,7 +19,7 @@ const CLI = path.resolve(import.meta.dirname, '../../dist/src/cli.js');
 const DEBIAN_CRON = `# /etc/cron.d/certbot: crontab entries for the certbot package\nSHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n\n0 */12 * * * root test -x /usr/bin/certbot -a \\! -d /run/systemd/system && perl -e 'sleep int(rand(43200))' && certbot -q renew --no-random-sleep-on-renew\n`;
 
 describe('setup without systemd', () => {
-  it('finds the cron job that already runs certbot renew and adds no second schedule; with none it advises one', async () => {
+  it('finds the cron job that already runs certbot renew and adds no second schedule; with none it advises one; with certbot.timer its drop-in runs autossl renew --pass-only first', async () => {
     const t = await makeTree('server {\n    listen 80;\n    server_name cron.setup.test;\n    root /var/www;\n}\n');
     const file = path.join(t.dir, 'autossl.config.json');
     const config = validateConfig(
@@ -42,10 +42,21 @@ describe('setup without systemd', () => {
 
       fs.writeFileSync(path.join(cronDir, 'certbot'), DEBIAN_CRON);
       const found = await runSetup(engine, { systemd: false, cronDir, systemdDir: path.join(t.dir, 'units') });
-      expect(found.todo).toEqual([]);
+      // cron's line is the admin's: autossl's pass before it is advised, never edited in
+      expect(found.todo).toEqual([expect.stringContaining('put "autossl renew --pass-only &&" before certbot in that cron line')]);
       expect(found.done.join('\n')).toContain(`cron runs certbot renew already (${path.join(cronDir, 'certbot')}: 0 */12 * * * root`);
       expect(fs.existsSync(path.join(t.dir, 'units'))).toBe(false); // no autossl-renew units beside it
       for (const phase of ['deploy', 'pre', 'post']) expect(fs.existsSync(path.join(t.dir, 'le', 'renewal-hooks', phase, 'autossl')), phase).toBe(true);
+
+      // certbot.timer renews: a drop-in runs autossl's own pass before each of its certbot renew, no timer of autossl's
+      fs.rmSync(path.join(cronDir, 'certbot'));
+      const timer = await runSetup(engine, { systemd: false, certbotTimer: true, cronDir, systemdDir: path.join(t.dir, 'units-timer') });
+      expect(timer.done.join('\n')).toContain('autossl renew --pass-only runs before each certbot renew of certbot.timer');
+      expect(fs.readdirSync(path.join(t.dir, 'units-timer'))).toEqual(['certbot.service.d']);
+      const dropIn = fs.readFileSync(path.join(t.dir, 'units-timer', 'certbot.service.d', 'autossl.conf'), 'utf8');
+      const pre = dropIn.split('\n').filter((l) => l.startsWith('ExecStartPre='));
+      expect(pre).toEqual([`ExecStartPre=-${process.execPath} ${fs.realpathSync(process.argv[1]!)} renew --pass-only --config ${file}`]);
+      expect(dropIn).toMatch(/^\[Service\]$/m);
     } finally {
       await engine.close();
     }
