@@ -30,13 +30,9 @@ export const SEAMS = [
     behind: ['src/certbot'],
     allowed: ['src/certbot/**', 'src/issuer/**'],
     message: 'certbot is reached through the Issuer (src/issuer), never src/certbot directly.',
-    exceptions: {
-      'src/renewal/deploy-hook.ts':
-        "certbot's deploy hook: certbot runs it with RENEWED_LINEAGE (a directory of its live/) and it reads that lineage's renewal config",
-      'src/renewal/renew-hook.ts': "certbot's pre/post renewal hooks: certbot runs them, and the post hook reads certbot's log for what that run failed",
-      'src/renewal/renew.ts':
-        "`certbot renew` of the due lineages (the certbot issuer's renewal path, with its deploy hook) runs certbot itself; another issuer renews through Issuer.renew (renewal/issuer-renew.ts)",
-    },
+    // certbot's renewal of the due lineages, its deploy hook's RENEWED_LINEAGE and its post hook's log are the
+    // certbot issuer's (Issuer.renewDue, renewedLineage, lastRunFailures in src/issuer/certbot-renew.ts): none left
+    exceptions: {},
   },
   {
     rule: 'store-seam',

@@ -70,10 +70,11 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     dnsProvider: preview.dnsProvider,
     status: (options = {}) => status(k, k.readState(), options.now, options.probe === true),
     async renew(options = {}) {
-      checkCertName(k.config, options.certName); // before recovery or the state database
+      checkCertName(k, options.certName); // before recovery or the state database
       await recovery.recoverFirst();
-      // certbot renews its lineages itself (`certbot renew`, its deploy hook installs them); another issuer is driven by autossl
-      if (k.config.issuer === 'certbot') return renew(k, options);
+      // certbot renews its due lineages itself (Issuer.renewDue: `certbot renew`, its deploy hook installs them);
+      // another issuer is driven by autossl
+      if (k.services.issuer.renewDue) return renew(k, options);
       // --pass-only runs before certbot's own renewals: another issuer has none, autossl renews its lineages
       return options.passOnly ? { results: [], notifications: { delivered: 0, failed: [], pending: 0 }, hookErrors: [] } : renewThroughIssuer(k, options);
     },

@@ -4,17 +4,19 @@
  * ones. Its lineages are certbot's (`live/<name>/`, `renewal/<name>.conf`); nothing outside src/certbot and this
  * file needs to know that layout to obtain, find or renew one.
  *
- * `certbot renew` of every lineage (with certbot's own deploy hook) stays the renewal path of this issuer: see
- * src/renewal/renew.ts. `renew` here renews one lineage, for callers that go through the seam.
+ * `certbot renew` of every due lineage (with certbot's own deploy hook) is this issuer's renewal path (renewDue);
+ * `renew` renews one lineage (autossl's forced renewals: revoked, ARI); certbot's hooks ask it what certbot's run
+ * failed (lastRunFailures) and which lineage it renewed (renewedLineage): src/issuer/certbot-renew.ts and
+ * certbot-deploy-env.ts.
  */
 import path from 'node:path';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import type { AutoSslConfig } from '../config/schema.js';
-import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, lineageProblems, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
+import { certonlyDns, certonlyFleet, certonlyWebroot, execCertbot, summarizeProblems, type CertbotSettings } from '../certbot/certbot.js';
 import { adopt, ensureAccount, privateDirs, recoverPrivateOrders } from '../certbot/orders.js';
 import type { Semaphore } from '../bounded.js';
-import { CERTONLY_PARENT_ENV, writeHookScript } from '../certbot/hooks.js';
+import { CERTONLY_PARENT_ENV, insideAutosslCertonly, writeHookScript } from '../certbot/hooks.js';
 import { readLineage, type Lineage as LineageFiles } from '../certbot/lineage.js';
 import { AutoSslError } from '../errors.js';
 import { revocationOf } from '../renewal/revocation.js';
@@ -30,6 +32,8 @@ import { keptForRenewal } from './profile.js';
 import { certbotVersion } from './certbot-version.js';
 import { keepRenewBefore, renewBeforeFor } from './renew-before.js';
 import { holdRenewal } from './renewal-hold.js';
+import { lastRunFailuresOfCertbot, renewDueWithCertbot, renewWithCertbot } from './certbot-renew.js';
+import { validateDeployEnv } from './certbot-deploy-env.js';
 
 /** certbot's settings with the cross-process lock under autossl's state dir. */
 export function certbotSettings(config: AutoSslConfig): CertbotSettings {
@@ -234,22 +238,13 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         );
       return lineage;
     },
-    async renew(lineage, options) {
-      const run = await execCertbot(
-        settings,
-        ['renew', '--no-random-sleep-on-renew', '--cert-name', lineage.id, ...(options.force ? ['--force-renewal'] : [])],
-        { AUTOSSL_RENEW_PARENT: String(process.pid) },
-      );
-      const after = await find(lineage.id);
-      if (run.exitCode !== 0 || !after) {
-        const problems = lineageProblems(run, config.certbot.logsDir, { name: lineage.id, names: lineage.names }, true);
-        throw new AutoSslError(
-          'CERTBOT_FAILED',
-          `certbot could not renew ${lineage.id}: ${summarizeProblems(problems) || run.stderr.trim().split('\n').pop() || 'certbot renew failed'}`,
-          { details: { problems } },
-        );
-      }
-      return after;
+    renew: (lineage, options) => renewWithCertbot(settings, lineage, options.force, find),
+    renewDue: (request) => renewDueWithCertbot(settings, request),
+    lastRunFailures: (unrenewed, tried) => lastRunFailuresOfCertbot(config.certbot.logsDir, unrenewed, tried),
+    insideOwnOrder: insideAutosslCertonly,
+    renewedLineage(env) {
+      const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+      return { id: name, domains };
     },
     async revoked(lineage) {
       try {

@@ -89,6 +89,45 @@ export interface ObtainRequest {
   log(message: string): void;
 }
 
+/** One lineage's result of a renewal run: renewed, not due (left alone), or failed with the CA's problems and why. */
+export interface RenewalOutcome {
+  lineage: string;
+  names: string[];
+  outcome: 'renewed' | 'not-due' | 'failed';
+  problems: AcmeProblem[];
+  /** Why it failed, in one line (set for a failure only). */
+  message?: string;
+}
+
+/** A lineage as a renewal pass sees it (its serial null when its certificate cannot be read). */
+export interface LineageSerial {
+  lineage: string;
+  names: string[];
+  serial: string | null;
+}
+
+/** What `renewDue` is asked for. */
+export interface RenewDueRequest {
+  /** Only this lineage (`autossl renew --cert-name`). */
+  certName?: string;
+  /** Every lineage (or `certName`), due or not (`--force-renewal`). */
+  force: boolean;
+  /** The lineages as the caller saw them before: one whose serial changed since counts as renewed. */
+  before: readonly LineageSerial[];
+  /** The lineages as they are now (the caller's scan, which keeps parsed certificates), asked after the run. */
+  current(): Promise<readonly LineageSerial[]>;
+}
+
+/**
+ * A lineage certbot's renewals left to a hook that ran outside autossl (its post hook): not renewed (its serial
+ * is the one the pre hook saw), with whether it was due by autossl's window then.
+ */
+export interface UnrenewedLineage {
+  lineage: string;
+  names: string[];
+  due?: boolean;
+}
+
 export interface Issuer {
   /** Shown in events and status ("certbot", "local-ca"). */
   readonly name: string;
@@ -102,8 +141,37 @@ export interface Issuer {
   /** Every lineage the issuer keeps (status and renewal go over these). */
   list(): Promise<Lineage[]>;
   obtain(request: ObtainRequest, signal: AbortSignal): Promise<Lineage>;
-  /** A new certificate for the lineage's names, into the same lineage (same id). */
+  /**
+   * A new certificate for the lineage's names, into the same lineage (same id). A renewal the CA (or the issuer)
+   * refused throws an AutoSslError whose details carry the CA's `problems` and `reason`, why in one line without the
+   * lineage's name (what a renewal report shows after it).
+   */
   renew(lineage: Lineage, options: { force: boolean; log(message: string): void }, signal: AbortSignal): Promise<Lineage>;
+  /**
+   * Renews every due lineage (or `certName`; all with `force`) in one run of the issuer's own, which also installs
+   * each renewed one (certbot: `certbot renew`, whose deploy hook puts each renewed lineage through the pipeline),
+   * and says what became of each lineage. Throws only when the run itself could not happen (TIMEOUT, a missing
+   * binary). Absent: autossl renews the due lineages one by one through `renew` and installs them itself
+   * (src/renewal/issuer-renew.ts).
+   */
+  renewDue?(request: RenewDueRequest, signal: AbortSignal): Promise<RenewalOutcome[]>;
+  /**
+   * For a hook of the issuer's own renewals run outside autossl (certbot's post hook, after certbot's timer): the
+   * lineages of `unrenewed` that run tried and failed, with the CA's problems, from the run's own record (certbot's
+   * log); `tried` is how many lineages the run could have tried (the pre hook's count). Absent: none known.
+   */
+  lastRunFailures?(unrenewed: readonly UnrenewedLineage[], tried: number): RenewalOutcome[];
+  /**
+   * Whether a hook process runs inside an order autossl itself started (certbot runs its renewal hooks during
+   * `certonly` too): such a hook does nothing, the issue installs the certificate itself. Absent: never.
+   */
+  insideOwnOrder?(env: NodeJS.ProcessEnv): boolean;
+  /**
+   * The lineage a renewal outside autossl just renewed, from the environment the issuer runs its deploy hook in
+   * (certbot: RENEWED_LINEAGE and RENEWED_DOMAINS), checked before anything is touched: HOOK_INPUT_INVALID when it
+   * is not one of the issuer's lineages or a name is not a domain. Absent: the issuer runs no deploy hook.
+   */
+  renewedLineage?(env: NodeJS.ProcessEnv): { id: string; domains: string[] };
   /** Whether the CA revoked the lineage's current certificate (asked now); absent: never known. */
   revoked?(lineage: Lineage): Promise<boolean>;
   revoke?(lineage: Lineage): Promise<void>;

@@ -2,16 +2,12 @@
  * certbot's deploy hook: a renewed lineage goes through the pipeline from `issue` on, so every plugin's
  * vhost/validate/reload/verify/finally taps run on every renewal; then the renewal (or its failure) is notified.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { insideAutosslCertonly } from '../certbot/hooks.js';
-import { readLineage } from '../certbot/lineage.js';
 import { covers, readCertificate } from '../issuer/certificate.js';
 import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import { uploadDirOf } from '../issuer/upload.js';
 import type { Installer } from '../installer/installer.js';
 import { siteOfName } from '../config/schema.js';
-import { normalizeDomain } from '../domain.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';
 import type { DomainResult } from '../pipeline/pipeline.js';
@@ -31,63 +27,6 @@ export interface DeployResult {
   served: Array<{ host: string; port: number; servername: string }>;
   /** The pipeline run (absent when no vhost serves the lineage's names over TLS). */
   run?: DomainResult;
-}
-
-function isInside(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
-}
-
-/** Validates certbot's RENEWED_LINEAGE / RENEWED_DOMAINS before anything is touched. */
-export function validateDeployEnv(configDir: string, env: NodeJS.ProcessEnv): { name: string; domains: string[] } {
-  const lineage = env.RENEWED_LINEAGE;
-  const domainsRaw = env.RENEWED_DOMAINS;
-  const refuse = (why: string): never => {
-    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the deploy hook: ${why}. Nothing was touched.`, {
-      hint: 'autossl deploy-hook is meant to be run by certbot after a renewal (see autossl install-hooks).',
-    });
-  };
-  if (!lineage) refuse('RENEWED_LINEAGE is not set');
-  if (domainsRaw === undefined || domainsRaw.trim() === '') refuse('RENEWED_DOMAINS is not set');
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(lineage!)) refuse('RENEWED_LINEAGE contains control characters');
-  if (lineage!.length > 4096 || domainsRaw!.length > 100_000) refuse('RENEWED_LINEAGE or RENEWED_DOMAINS is far too long');
-  if (!path.isAbsolute(lineage!) || lineage!.split('/').includes('..') || lineage!.split('/').includes('.'))
-    refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a plain absolute path`);
-  const live = path.resolve(configDir, 'live');
-  if (path.dirname(path.resolve(lineage!)) !== live) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is not a lineage directory inside ${live}`);
-  const name = path.basename(lineage!);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) refuse(`the lineage name ${JSON.stringify(name)} is not a certbot certificate name`);
-  let realLive: string;
-  let realLineage: string;
-  let realConfig: string;
-  try {
-    realConfig = fs.realpathSync(configDir);
-    realLive = fs.realpathSync(live);
-    realLineage = fs.realpathSync(lineage!);
-  } catch {
-    return refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} does not exist`);
-  }
-  if (path.dirname(realLineage) !== realLive) refuse(`RENEWED_LINEAGE ${JSON.stringify(lineage)} is a symlink leading outside ${live}`);
-  for (const f of ['cert.pem', 'chain.pem', 'fullchain.pem', 'privkey.pem']) {
-    let real: string;
-    try {
-      real = fs.realpathSync(path.join(lineage!, f));
-    } catch {
-      return refuse(`${path.join(lineage!, f)} does not exist`);
-    }
-    if (!isInside(real, realConfig)) refuse(`${path.join(lineage!, f)} leads outside ${configDir} (to ${real})`);
-    if (!fs.statSync(real).isFile()) refuse(`${path.join(lineage!, f)} is not a regular file`);
-  }
-  const domains: string[] = [];
-  for (const d of domainsRaw!.split(/[ ]+/).filter(Boolean)) {
-    try {
-      domains.push(normalizeDomain(d, { allowWildcard: true }));
-    } catch (error) {
-      refuse(`RENEWED_DOMAINS holds an invalid domain: ${(error as Error).message}`);
-    }
-  }
-  return { name, domains };
 }
 
 /**
@@ -186,12 +125,19 @@ export async function deployLineage(
 
 export async function deploy(core: EngineCore, env: NodeJS.ProcessEnv): Promise<DeployResult> {
   const { config } = core;
-  const { name, domains } = validateDeployEnv(config.certbot.configDir, env);
+  const { issuer } = core.services;
+  // the issuer says which of its lineages was renewed (certbot: RENEWED_LINEAGE), checked before anything is touched
+  if (!issuer.renewedLineage) {
+    throw new AutoSslError('HOOK_INPUT_INVALID', `Refusing the deploy hook: the issuer ${issuer.name} runs none. Nothing was touched.`, {
+      hint: 'autossl renew renews and installs the lineages of this issuer itself.',
+    });
+  }
+  const { id: name, domains } = issuer.renewedLineage(env);
   // certbot 5 runs the deploy hook inside autossl's own certonly: the issue run installs it (once), and an issue
   // is no renewal to notify about
-  if (insideAutosslCertonly(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
+  if (issuer.insideOwnOrder?.(env)) return { lineage: name, domains, ok: true, skipped: true, changedFiles: [], serial: '', served: [] };
   await core.recoverFirst();
-  const lineage = readLineage(config.certbot.configDir, name);
+  const lineage = issuer.files?.(name) ?? null;
   if (!lineage) throw new AutoSslError('CERTBOT_LINEAGE_UNKNOWN', `certbot has no renewal config for ${name}.`);
   const store = core.services.state();
   const info = readCertificate(lineage.cert);

@@ -2,19 +2,18 @@
  * certbot's pre/post hooks (installed by `autossl install-hooks`): the beforeRenew/afterRenew hooks around a renewal
  * certbot started itself (its timer, cron, by hand), and the failures of that run recorded and notified.
  */
-import { lastLoggedRun, lineageProblems, lineageSections, summarizeProblems } from '../certbot/certbot.js';
-import { insideAutosslCertonly } from '../certbot/hooks.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError } from '../errors.js';
 import { scanLineages } from './scan.js';
 import { deliverOutbox, enqueueDue } from './outbox.js';
-import { recordRenewals, renewEvent, runRenewHook, type RenewOutcome } from './renew.js';
+import { recordRenewals, renewEvent, runRenewHook } from './renew.js';
 import { certbotRun } from './hook-process.js';
 import { recordSuccess } from './backoff.js';
+import type { UnrenewedLineage } from '../issuer/issuer.js';
 
 export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: NodeJS.ProcessEnv): Promise<void> {
   // autossl renew started this certbot and runs beforeRenew/afterRenew itself; an autossl issue is no renewal
-  if (env.AUTOSSL_RENEW_PARENT || insideAutosslCertonly(env)) return;
+  if (env.AUTOSSL_RENEW_PARENT || core.services.issuer.insideOwnOrder?.(env)) return;
   await core.recoverFirst();
   const store = core.services.state();
   const run = certbotRun();
@@ -35,35 +34,20 @@ export async function renewHook(core: EngineCore, phase: 'pre' | 'post', env: No
     await core.services.undo.finishRun(run.runId, true);
     const attempted = await store.renewRuns.take(run.runId);
     const now = await scanLineages(core.config.certbot.configDir, store);
-    // what certbot's log of this run says it tried and failed, whatever made it try
-    const sections = lineageSections(lastLoggedRun(core.config.certbot.logsDir));
-    const outcomes: RenewOutcome[] = [];
+    const renewed: string[][] = [];
+    const unrenewed: UnrenewedLineage[] = [];
     for (const a of attempted) {
       const cert = now.find((c) => c.lineage === a.name);
       if (!cert) continue;
-      const renewed = cert.serial !== a.serial;
-      const failedHere = /Failed to renew certificate /.test(sections.get(a.name) ?? '');
-      if (!renewed && !failedHere && (sections.size > 0 || a.due === false)) continue; // not tried (not due)
-      // certbot's log of this run, the part about this lineage (its output is not ours to read)
-      const own = renewed
-        ? []
-        : lineageProblems({ stdout: '', stderr: '' }, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, attempted.length === 1);
-      outcomes.push({
-        lineage: a.name,
-        names: cert.names,
-        outcome: renewed ? 'renewed' : 'failed',
-        problems: renewed ? [] : own,
-        message: renewed ? undefined : summarizeProblems(own) || "certbot did not renew it (see certbot's log)",
-      });
+      if (cert.serial !== a.serial) renewed.push(cert.names);
+      else unrenewed.push({ lineage: a.name, names: cert.names, due: a.due });
     }
+    // what the issuer's record of this run (certbot's log) says it tried and failed, whatever made it try
+    const failed = core.services.issuer.lastRunFailures?.(unrenewed, attempted.length) ?? [];
     // a renewed lineage is recorded by its deploy hook; only failures are new here
-    await recordRenewals(
-      core,
-      store,
-      outcomes.filter((o) => o.outcome === 'failed'),
-    );
+    await recordRenewals(core, store, failed);
     // ...and a renewal certbot made is a validated name: its failure count starts again (backoff.ts)
-    for (const o of outcomes) if (o.outcome === 'renewed') await recordSuccess(core.config, store, o.names);
+    for (const names of renewed) await recordSuccess(core.config, store, names);
     await enqueueDue(core, store);
     await deliverOutbox(core);
   }

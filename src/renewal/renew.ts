@@ -1,19 +1,18 @@
 /**
- * `autossl renew`: certbot renew run by autossl, with the beforeRenew/afterRenew hooks around it, revoked lineages
- * renewed first, each lineage's outcome read from certbot's summary and serials, recorded and notified.
+ * `autossl renew` with an issuer that renews its due lineages in a run of its own (Issuer.renewDue: certbot's
+ * `certbot renew`, whose deploy hook installs each renewed lineage): the beforeRenew/afterRenew hooks around it,
+ * revoked lineages and open ARI windows renewed first (Issuer.renew, forced), each lineage's outcome recorded and
+ * notified. What is certbot's (its arguments, its summary and log) is the certbot issuer's (src/issuer/certbot-renew.ts).
  */
 import crypto from 'node:crypto';
 import { activeBackoffs, recordRenewalBackoff } from './backoff.js';
 import { syncRenewalHolds } from './backoff-hold.js';
-import { execCertbot, lineageProblems, summarizeProblems } from '../certbot/certbot.js';
-import type { AcmeProblem } from '../issuer/issuer.js';
-import { readLineage } from '../certbot/lineage.js';
+import type { AcmeProblem, Issuer, RenewalOutcome } from '../issuer/issuer.js';
 import type { EngineCore } from '../engine.js';
 import { AutoSslError, toAutoSslError } from '../errors.js';
 import { ownerStamp } from '../lock.js';
 import type { RenewEvent } from '../pipeline/context.js';
 import type { CertificateRow, Store } from '../store/store.js';
-import { certbotSettings } from '../stages/issue-certbot.js';
 import { scanLineages } from './scan.js';
 import { revocationOf } from './revocation.js';
 import { ariPass } from './ari-pass.js';
@@ -21,12 +20,7 @@ import { withLocked } from '../store/locker.js';
 import { renewalWindowStart, statusRows } from './status.js';
 import { deliverOutbox, enqueue, enqueueDue, notification, type DeliveryReport } from './outbox.js';
 
-export interface RenewOutcome {
-  lineage: string;
-  names: string[];
-  outcome: 'renewed' | 'not-due' | 'failed';
-  problems: AcmeProblem[];
-  message?: string;
+export interface RenewOutcome extends RenewalOutcome {
   /** Why autossl renewed it though certbot would not have: the CA revoked it, or its ARI window says so. */
   reason?: 'revoked' | 'ari';
 }
@@ -36,14 +30,6 @@ export interface RenewReport {
   notifications: DeliveryReport;
   /** Errors of beforeRenew/afterRenew taps (the renewal went on). */
   hookErrors: string[];
-}
-
-/** certbot's end-of-run summary: "  /etc/letsencrypt/live/x/fullchain.pem (success|failure|skipped)". */
-export function parseRenewSummary(output: string): Map<string, 'success' | 'failure' | 'skipped'> {
-  const out = new Map<string, 'success' | 'failure' | 'skipped'>();
-  const re = /\/live\/([^/\s]+)\/fullchain\.pem\b.*\((success|failure|skipped)\)\s*$/gm;
-  for (let m = re.exec(output); m; m = re.exec(output)) out.set(m[1]!, m[2] as 'success' | 'failure' | 'skipped');
-  return out;
 }
 
 export async function renewEvent(
@@ -75,11 +61,12 @@ export async function runRenewHook(core: EngineCore, event: RenewEvent, errors: 
   }
 }
 
-/** A --cert-name certbot knows (a hostile one is refused by readLineage's name check). */
-export function checkCertName(config: EngineCore['config'], certName: string | undefined): void {
+/** A --cert-name certbot knows (a hostile one is refused by the issuer's name check: certbot's readLineage). */
+export function checkCertName(core: Pick<EngineCore, 'config' | 'services'>, certName: string | undefined): void {
+  const { config } = core;
   // another issuer's lineages are asked for by renewThroughIssuer (they are the issuer's, not certbot's)
   if (config.issuer !== 'certbot') return;
-  if (certName !== undefined && !readLineage(config.certbot.configDir, certName)) {
+  if (certName !== undefined && !core.services.issuer.files?.(certName)) {
     throw new AutoSslError('CONFIG_INVALID', `certbot has no certificate named ${JSON.stringify(certName)} in ${config.certbot.configDir}.`, {
       hint: 'autossl status lists the certificate names.',
     });
@@ -99,7 +86,10 @@ export interface RenewOptions {
 export async function renew(core: EngineCore, options: RenewOptions = {}): Promise<RenewReport> {
   const { config } = core;
   const store = core.services.state();
-  checkCertName(config, options.certName);
+  const { issuer } = core.services;
+  checkCertName(core, options.certName);
+  if (!issuer.renewDue)
+    throw new AutoSslError('INTERNAL', `The issuer ${issuer.name} renews no lineages of its own: autossl renews them (renewThroughIssuer).`);
   const before = await scanLineages(config.certbot.configDir, store);
   // back-offs that ended are released before certbot reads its renewal configs, those in force held (backoff-hold.ts)
   await syncRenewalHolds(core, store);
@@ -113,48 +103,46 @@ export async function renew(core: EngineCore, options: RenewOptions = {}): Promi
   }
   const base = { runId: crypto.randomUUID(), forced: options.force === true, certName: options.certName, startedBy: 'autossl' as const, owner: ownerStamp() };
   await runRenewHook(core, await renewEvent(core, store, 'before', base), hookErrors);
-  const args = ['renew', '--no-random-sleep-on-renew'];
-  if (options.certName) args.push('--cert-name', options.certName);
-  if (options.force) args.push('--force-renewal');
-  // certbot runs the installed pre/post hooks too: they see this and leave beforeRenew/afterRenew to us
-  let run: Awaited<ReturnType<typeof execCertbot>> | undefined;
+  const signal = (): AbortSignal => AbortSignal.timeout(config.certbot.timeoutMs * 3);
+  let outcomes: RenewOutcome[] | undefined;
   const forcedFailures = new Map<string, RenewOutcome>();
   try {
     // a name backing off (failed authorizations) gets no order of autossl's own, ARI or revoked, until it ends
     const backingOff = reasons.size ? await activeBackoffs(config, store).catch(() => new Map()) : new Map();
     for (const [name, reason] of reasons) {
       if ((before.find((c) => c.lineage === name)?.names ?? []).some((n) => backingOff.has(n))) continue;
-      // two passes at once (the timer and an admin) must not both replace the certificate: the second, once it
-      // holds the lineage's lock, finds the serial changed and leaves it
-      const forced = await withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {
-        const now = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
-        if (!now || now.serial !== before.find((c) => c.lineage === name)?.serial) return null;
-        return execCertbot(certbotSettings(config), ['renew', '--no-random-sleep-on-renew', '--cert-name', name, '--force-renewal'], {
-          AUTOSSL_RENEW_PARENT: String(process.pid),
-        });
-      });
-      if (!forced) continue;
+      const failure = await forcedRenewal(core, store, issuer, before, name, signal());
+      if (failure === undefined) continue;
       const cert = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
       if (!cert || cert.serial !== before.find((c) => c.lineage === name)?.serial) continue;
-      const problems = lineageProblems(forced, config.certbot.logsDir, { name, names: cert.names }, true);
       const why = reason === 'revoked' ? 'the CA revoked it' : "the CA's ARI window for it is open";
       forcedFailures.set(name, {
         lineage: name,
         names: cert.names,
         outcome: 'failed',
-        problems,
-        message: `${why}; renewing it failed: ${summarizeProblems(problems) || forced.stderr.trim().split('\n').pop() || 'certbot renew failed'}`,
+        problems: failure.problems,
+        message: `${why}; renewing it failed: ${failure.reason}`,
         reason,
       });
     }
-    if (!options.passOnly) run = await execCertbot(certbotSettings(config), args, { AUTOSSL_RENEW_PARENT: String(process.pid) });
+    // the run of all: the issuer renews what is due by its rules (certbot: by date, or by its CA's ARI from 4.1),
+    // and certbot's deploy hook installs each; certbot runs the installed pre/post hooks too, which leave
+    // beforeRenew/afterRenew to us
+    if (issuer.renewDue && !options.passOnly) {
+      const current = () => scanLineages(config.certbot.configDir, store);
+      outcomes = (await issuer.renewDue({ certName: options.certName, force: options.force === true, before, current }, signal())).map((o) => {
+        const reason = o.outcome === 'renewed' ? reasons.get(o.lineage) : undefined;
+        return { ...o, ...(reason ? { reason } : {}) };
+      });
+    }
   } finally {
     await runRenewHook(core, await renewEvent(core, store, 'after', base), hookErrors);
     await core.services.undo.finishRun(base.runId, true);
   }
-  const outcomes = run ? outcomesOfRun(core, run, before, await scanLineages(config.certbot.configDir, store), options.certName, reasons) : [];
-  const after = run ? [] : await scanLineages(config.certbot.configDir, store);
-  for (const name of run ? [] : reasons.keys()) {
+  const ran = outcomes !== undefined;
+  outcomes ??= [];
+  const after = ran ? [] : await scanLineages(config.certbot.configDir, store);
+  for (const name of ran ? [] : reasons.keys()) {
     const cert = after.find((c) => c.lineage === name);
     if (!cert) continue;
     const renewed = cert.serial !== before.find((c) => c.lineage === name)?.serial;
@@ -175,38 +163,37 @@ export async function renew(core: EngineCore, options: RenewOptions = {}): Promi
   return { results: outcomes, notifications, hookErrors };
 }
 
-/** Each lineage's outcome of certbot's run of all, from its summary and the serials before and after. */
-function outcomesOfRun(
+/**
+ * One lineage renewed by autossl though the issuer would not renew it yet (revoked, or its ARI window open), with
+ * `--force-renewal` (Issuer.renew, forced). Two passes at once (the timer and an admin) must not both replace the
+ * certificate: the second, once it holds the lineage's lock, finds the serial changed and leaves it. Returns
+ * undefined when it did not renew (left to the other pass) or the issuer renewed it, else the issuer's refusal.
+ */
+async function forcedRenewal(
   core: EngineCore,
-  run: Awaited<ReturnType<typeof execCertbot>>,
+  store: Store,
+  issuer: Issuer,
   before: readonly CertificateRow[],
-  after: readonly CertificateRow[],
-  certName: string | undefined,
-  reasons: ReadonlyMap<string, 'revoked' | 'ari'>,
-): RenewOutcome[] {
-  const summary = parseRenewSummary(`${run.stdout}\n${run.stderr}`);
-  const outcomes: RenewOutcome[] = [];
-  for (const cert of after) {
-    if (certName && cert.lineage !== certName) continue;
-    const prior = before.find((c) => c.lineage === cert.lineage);
-    const said = summary.get(cert.lineage);
-    const changed = prior?.serial !== cert.serial;
-    // certbot's summary says it; a changed serial confirms it even when certbot's output was cut short
-    const outcome: RenewOutcome['outcome'] =
-      said === 'failure' ? 'failed' : said === 'success' || changed ? 'renewed' : said === 'skipped' ? 'not-due' : run.exitCode === 0 ? 'not-due' : 'failed';
-    const failedLine = new RegExp(`Failed to renew certificate ${cert.lineage.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} with error: (.+)`).exec(
-      `${run.stdout}\n${run.stderr}`,
-    )?.[1];
-    const problems =
-      outcome === 'failed'
-        ? lineageProblems(run, core.config.certbot.logsDir, { name: cert.lineage, names: cert.names }, certName !== undefined || after.length === 1)
-        : [];
-    const message =
-      outcome === 'failed' ? summarizeProblems(problems) || failedLine || run.stderr.trim().split('\n').pop() || 'certbot renew failed' : undefined;
-    const reason = outcome === 'renewed' ? reasons.get(cert.lineage) : undefined;
-    outcomes.push({ lineage: cert.lineage, names: cert.names, outcome, problems, message, ...(reason ? { reason } : {}) });
-  }
-  return outcomes;
+  name: string,
+  signal: AbortSignal,
+): Promise<{ problems: AcmeProblem[]; reason: string } | undefined> {
+  const { config } = core;
+  return withLocked(store.locker, `forced-renew-${name}`, config.certbot.timeoutMs * 2, `The forced renewal of ${name}`, async () => {
+    const now = (await scanLineages(config.certbot.configDir, store)).find((c) => c.lineage === name);
+    if (!now || now.serial !== before.find((c) => c.lineage === name)?.serial) return undefined;
+    const lineage = await issuer.find(name);
+    if (!lineage) return undefined;
+    try {
+      const log = (message: string): void => core.emit({ domain: lineage.names[0] ?? name, stage: 'renew', plugin: issuer.name, status: 'info', message });
+      await issuer.renew(lineage, { force: true, log }, signal);
+      return undefined;
+    } catch (error) {
+      // the issuer's refusal carries the CA's problems and why; any other error (it could not run at all) stops the pass
+      const details = error instanceof AutoSslError ? error.details : {};
+      if (typeof details.reason !== 'string') throw error;
+      return { problems: Array.isArray(details.problems) ? (details.problems as AcmeProblem[]) : [], reason: details.reason };
+    }
+  });
 }
 
 /** Records each lineage's renewal outcome and queues a notification for each failure (once a day per certificate). */
@@ -274,7 +261,7 @@ async function ariLineages(core: EngineCore, store: Store, certs: readonly Certi
 async function revokedLineages(core: EngineCore, store: Store, certs: readonly CertificateRow[]): Promise<string[]> {
   const out: string[] = [];
   for (const c of certs) {
-    const lineage = c.serial && c.notAfter !== null && Date.now() < c.notAfter ? readLineage(core.config.certbot.configDir, c.lineage) : null;
+    const lineage = c.serial && c.notAfter !== null && Date.now() < c.notAfter ? (core.services.issuer.files?.(c.lineage) ?? null) : null;
     if (lineage && (await revocationOf(core.config, store, lineage, c.serial!, { fresh: true })) === 'revoked') out.push(c.lineage);
   }
   return out;

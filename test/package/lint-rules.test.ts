@@ -37,6 +37,13 @@ describe('layer boundaries', () => {
     expect(await rulesFor('src/issuer/new-issuer.ts', source)).toEqual([]);
   });
 
+  it('renewal reaches certbot only through the Issuer: certbot renew, its hooks and its log are no exception', async () => {
+    expect(SEAMS.find((s) => s.rule === 'certbot-seam')!.exceptions).toEqual({});
+    const source = `import { execCertbot } from '../certbot/certbot.js';\nexport const run = execCertbot;\n`;
+    for (const file of ['src/renewal/renew.ts', 'src/renewal/renew-hook.ts', 'src/renewal/deploy-hook.ts'])
+      expect(await rulesFor(file, source)).toEqual([expect.stringMatching(/^certbot-seam\/no-restricted-paths: .*through the Issuer/)]);
+  });
+
   it('a new file that imports the SQLite store outside src/store fails; src/store may', async () => {
     const seam = SEAMS.find((s) => s.rule === 'store-seam')!;
     // whichever holds the SQLite store on this branch (src/state today, src/store/sqlite after the Store seam)

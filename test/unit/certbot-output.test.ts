@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lineageFromOutput, lineageProblems, parseCertbotProblems, problemsFromLog } from '../../src/certbot/certbot.js';
-import { parseRenewSummary } from '../../src/renewal/renew.js';
+import { parseRenewSummary } from '../../src/issuer/certbot-renew.js';
 
 describe('certbot output', () => {
   it('reads the Domain/Type/Detail blocks', () => {
