@@ -72,9 +72,8 @@ export async function createAutoSsl(fileConfig: AutoSslConfig, options: CreateOp
     async renew(options = {}) {
       checkCertName(k, options.certName); // before recovery or the state database
       await recovery.recoverFirst();
-      // certbot renews its due lineages itself (Issuer.renewDue: `certbot renew`, its deploy hook installs them);
-      // another issuer is driven by autossl
-      if (k.services.issuer.renewDue) return renew(k, options);
+      // certbot renews its lineages itself (Issuer.renewDue: `certbot renew`, its deploy hook installs them); another issuer is driven by autossl
+      if (k.config.issuer === 'certbot') return renew(k, options);
       // --pass-only runs before certbot's own renewals: another issuer has none, autossl renews its lineages
       return options.passOnly ? { results: [], notifications: { delivered: 0, failed: [], pending: 0 }, hookErrors: [] } : renewThroughIssuer(k, options);
     },

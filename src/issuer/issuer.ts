@@ -151,8 +151,9 @@ export interface Issuer {
    * Renews every due lineage (or `certName`; all with `force`) in one run of the issuer's own, which also installs
    * each renewed one (certbot: `certbot renew`, whose deploy hook puts each renewed lineage through the pipeline),
    * and says what became of each lineage. Throws only when the run itself could not happen (TIMEOUT, a missing
-   * binary). Absent: autossl renews the due lineages one by one through `renew` and installs them itself
-   * (src/renewal/issuer-renew.ts).
+   * binary). Only the built-in certbot issuer's is used today (`autossl renew` still scans certbot's directories
+   * around it, src/renewal/renew.ts); a module issuer's due lineages are renewed one by one through `renew` and
+   * installed by autossl (src/renewal/issuer-renew.ts).
    */
   renewDue?(request: RenewDueRequest, signal: AbortSignal): Promise<RenewalOutcome[]>;
   /**
