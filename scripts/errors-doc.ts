@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { statusOf } from '../src/agent/server.js';
+import { statusOf } from '../src/agent/answers.js';
 import { ERROR_CODES, errorKind, type ErrorCode } from '../src/errors.js';
 
 const KINDS = {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { openapiDocument } from '../src/agent/routes.js';
-import { packageVersion } from '../src/agent/server.js';
+import { packageVersion } from '../src/agent/answers.js';
 
 const file = path.resolve(import.meta.dirname, '../../docs/openapi.json');
 const target = fs.existsSync(path.dirname(file)) ? file : path.resolve(import.meta.dirname, '../docs/openapi.json');

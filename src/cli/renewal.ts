@@ -72,6 +72,10 @@ export async function cmdRenew(values: Values): Promise<number> {
       { hint: 'autossl status lists the certificate names.' },
     );
   }
+  if (values['pass-only'] === true && values.force === true)
+    throw new AutoSslError('USAGE_INVALID', '--pass-only and --force cannot go together.', {
+      hint: "--pass-only is autossl's own pass (back-off holds, revoked and ARI renewals) before certbot's run; --force renews through certbot renew --force-renewal: run one of them.",
+    });
   const json = values.json === true;
   const engine = await engineFor(values, json ? undefined : humanEvent);
   const report = await engine.renew({ certName, force: values.force === true, passOnly: values['pass-only'] === true });

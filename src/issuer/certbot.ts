@@ -30,7 +30,7 @@ import { FLEET_HOOK_ENTRY, FLEET_WEBROOT_ENV } from '../fleet/env.js';
 import { readLineageFiles, type Issuer, type Lineage, type ObtainRequest } from './issuer.js';
 import { keptForRenewal } from './profile.js';
 import { certbotVersion } from './certbot-version.js';
-import { keepRenewBefore, renewBeforeFor } from './renew-before.js';
+import { keepRenewBefore, mayNeedRenewBefore, renewBeforeFor } from './renew-before.js';
 import { holdRenewal } from './renewal-hold.js';
 import { lastRunFailuresOfCertbot, renewDueWithCertbot, renewWithCertbot } from './certbot-renew.js';
 import { validateDeployEnv } from './certbot-deploy-env.js';
@@ -229,8 +229,9 @@ export function certbotIssuer({ config, state, slots }: CertbotIssuerDeps): Issu
         );
       const lineage = certbotLineage(files);
       // certbot < 4.1 renews whatever has less than 30 days left: a short-lived certificate on every run (renew-before.ts)
-      const version = await certbotVersion({ binary: settings.binary, env: settings.env });
       const lifetime = lineage.notAfter.getTime() - lineage.notBefore.getTime();
+      // `certbot --version` is a python start (~0.4 s of every issue when asked each time): only for short lives
+      const version = mayNeedRenewBefore(lifetime) ? await certbotVersion({ binary: settings.binary, env: settings.env }) : null;
       const wrote = keepRenewBefore(files.renewalConf, renewBeforeFor(version, lifetime, config.renewal.windowFraction));
       if (wrote)
         request.log(

@@ -3,6 +3,7 @@
  * names, serial and validity a Lineage value carries, read from the PEM. The serial has one form everywhere
  * (normalizeSerial: upper-case hex, whole bytes), so what nginx serves and what a lineage holds compare as text.
  */
+import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { X509Certificate } from '@peculiar/x509';
 import { AutoSslError } from '../errors.js';
@@ -12,8 +13,12 @@ import { firstPemCertificate, normalizeSerial, readCertificateFields } from './d
 // @peculiar/x509 takes ~150 ms to load; commands that never need it (status on a healthy tree) do not pay for it.
 const require = createRequire(import.meta.url);
 let peculiar: typeof import('@peculiar/x509') | null = null;
-function x509(): typeof import('@peculiar/x509') {
-  peculiar ??= require('@peculiar/x509') as typeof import('@peculiar/x509');
+/** @peculiar/x509, loaded on first use, with node's WebCrypto as its provider (signatures, key checks). */
+export function x509(): typeof import('@peculiar/x509') {
+  if (!peculiar) {
+    peculiar = require('@peculiar/x509') as typeof import('@peculiar/x509');
+    peculiar.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
+  }
   return peculiar;
 }
 

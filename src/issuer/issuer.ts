@@ -10,8 +10,6 @@
  * `Issuer` (Issue(ctx, csr) -> IssuedCertificate) with the storage side (find, list) an issuer brings for the
  * lineages it keeps: the rest of autossl (renewal, status, recovery) asks the issuer, never a directory layout.
  */
-import crypto from 'node:crypto';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import type { AutoSslConfig } from '../config/schema.js';
@@ -19,6 +17,8 @@ import { AutoSslError, quote } from '../errors.js';
 import { MAX_PEM_BYTES, readRegularFile } from '../fsutil.js';
 import type { ChallengeSetup } from '../pipeline/context.js';
 import type { Profile } from './profile.js';
+// @peculiar/x509 takes ~150 ms to load: only paid when a Lineage value is read
+import { x509 } from './certificate.js';
 
 /** A certificate an issuer obtained: values, not a directory layout. Paths are what nginx's ssl_certificate names. */
 export interface Lineage {
@@ -218,17 +218,6 @@ export interface IssuerApi {
   config: AutoSslConfig;
   /** Reads a lineage's files into a Lineage value (serial, dates, names and the ARI id from the certificate). */
   readLineage(files: Pick<Lineage, 'id' | 'certPath' | 'chainPath' | 'fullchainPath' | 'keyPath'>): Lineage;
-}
-
-// @peculiar/x509 takes ~150 ms to load: only paid when a Lineage value is read
-const require = createRequire(import.meta.url);
-let peculiar: typeof import('@peculiar/x509') | null = null;
-function x509(): typeof import('@peculiar/x509') {
-  if (!peculiar) {
-    peculiar = require('@peculiar/x509') as typeof import('@peculiar/x509');
-    peculiar.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
-  }
-  return peculiar;
 }
 
 function base64url(bytes: Uint8Array): string {

@@ -18,6 +18,11 @@ import { atLeast, type CertbotVersion } from './certbot-version.js';
 const DAY_S = 86_400;
 const CERTBOT_DEFAULT_S = 30 * DAY_S;
 
+/** Whether a certificate of this lifetime may need the line: only then is certbot's version asked (a python start). */
+export function mayNeedRenewBefore(lifetimeMs: number): boolean {
+  return lifetimeMs > 0 && lifetimeMs <= CERTBOT_DEFAULT_S * 1000;
+}
+
 /** The `renew_before_expiry` line autossl writes for a certificate of this lifetime, or null when none is needed. */
 export function renewBeforeFor(version: CertbotVersion | null, lifetimeMs: number, windowFraction: number): string | null {
   // longer lives: certbot renews earlier than autossl's window would (a 45-day certificate after 15 days), which

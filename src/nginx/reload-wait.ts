@@ -80,8 +80,11 @@ export function acceptingWorkers(pidFile: string): number[] {
  * too slow for the deadline). Polls /proc: nginx tells nobody when a worker has quit.
  */
 export async function waitOldWorkersRetired(before: readonly number[], timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (let wait = 10; ; wait = Math.min(wait * 2, 100)) {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  // every 10 ms for the first second: nginx retires the old workers ~100 ms after the reload, and each issue waits
+  // on two reloads (a poll doubling from 10 ms first looked at 150 ms); a master slower than that is polled less
+  for (let wait = 10; ; wait = Date.now() - started < 1000 ? 10 : Math.min(wait * 2, 100)) {
     if (before.every((pid) => title(pid) !== 'nginx: worker process')) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, wait));

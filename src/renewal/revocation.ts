@@ -9,18 +9,15 @@
  * An answer that cannot be had (no URL, no CRL point, network down) is "unknown": never taken for revoked.
  * Answers are kept in the state store: "revoked" for good (per serial), "good" for `GOOD_FOR_MS`.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import * as x509 from '@peculiar/x509';
+import type { X509Certificate, X509Crl } from '@peculiar/x509';
 import type { AutoSslConfig } from '../config/schema.js';
-import { normalizeSerial } from '../issuer/certificate.js';
+import { normalizeSerial, x509 } from '../issuer/certificate.js';
 import { firstPemCertificate } from '../issuer/der.js';
 import type { LineageFiles as Lineage } from '../issuer/issuer.js';
 import type { RevocationRecord, Store } from '../store/store.js';
-
-x509.cryptoProvider.set(crypto.webcrypto as unknown as Crypto);
 
 export type Revocation = 'revoked' | 'good' | 'unknown';
 
@@ -50,14 +47,14 @@ function get(url: string, ca: Buffer | undefined, timeoutMs: number): Promise<Bu
 }
 
 /** CRLs fetched in this process, per URL (thousands of lineages share a few CRLs). */
-const crls = new Map<string, Promise<x509.X509Crl | null>>();
+const crls = new Map<string, Promise<X509Crl | null>>();
 
-async function crlAt(url: string, issuer: x509.X509Certificate | null, timeoutMs: number): Promise<x509.X509Crl | null> {
+async function crlAt(url: string, issuer: X509Certificate | null, timeoutMs: number): Promise<X509Crl | null> {
   let pending = crls.get(url);
   if (!pending) {
     pending = (async () => {
       const body = await get(url, undefined, timeoutMs);
-      const crl = new x509.X509Crl(body.toString('latin1').includes('-----BEGIN') ? body.toString('latin1') : new Uint8Array(body));
+      const crl = new (x509().X509Crl)(body.toString('latin1').includes('-----BEGIN') ? body.toString('latin1') : new Uint8Array(body));
       // a CRL that its issuer did not sign says nothing
       if (issuer && !(await crl.verify({ publicKey: issuer.publicKey }))) return null;
       return crl;
@@ -80,7 +77,7 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
     // read-only store, where this answer cannot be kept: a full parse each was 13 s of its 17)
     const der = config.certbot.revocationStatusUrl ? null : firstPemCertificate(pem);
     if (der && !der.includes(CRL_POINTS_OID)) return 'none';
-    const cert = new x509.X509Certificate(pem);
+    const cert = new (x509().X509Certificate)(pem);
     const serial = normalizeSerial(cert.serialNumber);
     if (config.certbot.revocationStatusUrl) {
       const bundle = config.certbot.env.REQUESTS_CA_BUNDLE;
@@ -88,14 +85,14 @@ export async function checkRevocation(config: Readonly<AutoSslConfig>, lineage: 
       const status = String((JSON.parse(body.toString('utf8')) as { Status?: unknown; status?: unknown }).Status ?? '');
       return /^revoked$/i.test(status) ? 'revoked' : /^(valid|good)$/i.test(status) ? 'good' : 'unknown';
     }
-    const points = cert.getExtension(x509.CRLDistributionPointsExtension);
+    const points = cert.getExtension(x509().CRLDistributionPointsExtension);
     const urls = (points?.distributionPoints ?? [])
       .flatMap((p) => (p.distributionPoint?.fullName ?? []).map((n) => n.uniformResourceIdentifier))
       .filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u));
     if (!urls.length) return 'none';
-    let issuer: x509.X509Certificate | null = null;
+    let issuer: X509Certificate | null = null;
     try {
-      issuer = new x509.X509Certificate(fs.readFileSync(lineage.chain, 'latin1'));
+      issuer = new (x509().X509Certificate)(fs.readFileSync(lineage.chain, 'latin1'));
     } catch {
       issuer = null;
     }

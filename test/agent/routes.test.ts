@@ -10,7 +10,8 @@ import { openapiDocument, ROUTES } from '../../src/agent/routes.js';
 import { SiteProperties } from '../../src/config/keys.js';
 import { Username } from '../../src/agent/fields.js';
 import { panelUsername } from '../../src/agent/input.js';
-import { buildApp, packageVersion, routesOf, type AgentContext } from '../../src/agent/server.js';
+import { buildApp, routesOf, type AgentContext } from '../../src/agent/server.js';
+import { packageVersion } from '../../src/agent/answers.js';
 
 const committed = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../../docs/openapi.json'), 'utf8')) as {
   openapi: string;

@@ -144,6 +144,17 @@ describe('certificate profiles (pebble 2.10, certbot, nginx)', () => {
     const certs = () => fs.readdirSync(archive).filter((f) => /^cert\d+\.pem$/.test(f)).length;
     const issuedCerts = certs();
     await rig.setRenewalInfo(fs.readFileSync(live, 'utf8'), { start: new Date(Date.now() - 86_400_000), end: new Date(Date.now() + 60_000) });
+    if (certbotDoesAri(version)) {
+      // autossl's own pass (what certbot.service runs first) asks the window and leaves an open one to certbot:
+      // nothing renewed by autossl, and status shows the window on the certificate in place
+      const own = await cli(['renew', '--pass-only', '--json']);
+      expect(own.exitCode, own.stdout + own.stderr).toBe(0);
+      expect((parseJson(own.stdout) as { results: unknown[] }).results).toEqual([]);
+      expect(certs()).toBe(issuedCerts);
+      const rows = (parseJson((await cli(['status', '--json'])).stdout) as { certificates: Array<{ lineage: string; state: string; ari?: { state: string } }> })
+        .certificates;
+      expect(rows.find((r) => r.lineage === 'short.profile.test')).toMatchObject({ state: 'due', ari: { state: 'open' } });
+    }
     const pass = await cli(['renew', '--json']);
     expect(pass.exitCode, pass.stdout + pass.stderr).toBe(0);
     const result = (parseJson(pass.stdout) as { results: Array<{ lineage: string; outcome: string; reason?: string }> }).results.find(

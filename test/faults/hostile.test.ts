@@ -168,7 +168,7 @@ describe('hostile input at the CLI', () => {
     expectUntouched('--config');
   });
 
-  it('recover --discard and --skip-check refuse what is not theirs', async () => {
+  it('recover --discard, --skip-check and renew --pass-only --force refuse what is not theirs', async () => {
     const config = writeConfig('base', base);
     const runs = [
       ...['/etc', path.join(stateDir, 'journal', '..', '..'), '../../etc', path.join(stateDir, 'journal', 'nope'), `${stateDir}/journal/x\n`].map((j) => [
@@ -178,6 +178,8 @@ describe('hostile input at the CLI', () => {
         j,
       ]),
       ...['dns;', 'all', '$(id)', ''].map((c) => ['issue', OK, '--json', '--skip-check', c]),
+      // autossl's own pass and certbot's forced run of all are two different things
+      ['renew', '--pass-only', '--force', '--json'],
     ];
     await each(runs, async (args) => {
       const run = await cli(args, config);

@@ -8,12 +8,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCertbotVersion } from '../../src/issuer/certbot-version.js';
-import { keepRenewBefore, renewBeforeFor } from '../../src/issuer/renew-before.js';
+import { keepRenewBefore, mayNeedRenewBefore, renewBeforeFor } from '../../src/issuer/renew-before.js';
 
 const DAY = 86_400_000;
 const v = (s: string) => parseCertbotVersion(`certbot ${s}`);
 
 describe('renew_before_expiry for certbot < 4.1', () => {
+  it("asks certbot's version (a python start per issue) only for a certificate living 30 days or less", () => {
+    const DAY = 86_400_000;
+    expect(mayNeedRenewBefore(90 * DAY)).toBe(false);
+    expect(mayNeedRenewBefore(45 * DAY)).toBe(false);
+    expect(mayNeedRenewBefore(30 * DAY)).toBe(true);
+    expect(mayNeedRenewBefore(160 * 3_600_000)).toBe(true);
+    // every lifetime it says no to gets no line whatever the version: asking would change nothing
+    for (const days of [31, 45, 64, 90]) expect(renewBeforeFor(parseCertbotVersion('certbot 2.1.0'), days * DAY, 1 / 3)).toBeNull();
+  });
+
   it('by lifetime and certbot version: half of a short life, a third of one up to 30 days, nothing for longer lives or on certbot >= 4.1', () => {
     expect(renewBeforeFor(v('4.0.0'), 6 * DAY + 16 * 3_600_000, 1 / 3)).toBe(`renew_before_expiry = ${(160 * 3600) / 2} seconds`);
     expect(renewBeforeFor(v('2.1.0'), 420_000, 1 / 3)).toBe('renew_before_expiry = 210 seconds');
